@@ -1,0 +1,3 @@
+"""simulator: worlds with known ground truth, off-policy estimators and replay."""
+
+__all__: list[str] = []
