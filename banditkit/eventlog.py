@@ -1,0 +1,209 @@
+"""The decision log: Vowpal Wabbit dsjson, one joined event per line (DESIGN.md §3).
+
+Lines are appended to date partitions, ``<root>/dt=YYYY-MM-DD/events.dsjson``,
+a layout that object storage, Spark and ``vw --dsjson`` all read as is. Our own
+fields live under the single key ``_banditkit``, which VW ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from banditkit.errors import InvalidInputError
+from banditkit.types import Features
+
+__all__ = [
+    "EXTRA_KEY",
+    "EventLogWriter",
+    "JoinedEvent",
+    "dsjson_context",
+    "iso_timestamp",
+    "log_files",
+    "parse_event",
+    "read_events",
+]
+
+EXTRA_KEY = "_banditkit"
+PARTITION_FILE = "events.dsjson"
+
+
+def iso_timestamp(unix_seconds: float) -> str:
+    """UTC ISO-8601 with microseconds and a ``Z``, as Personalizer wrote it."""
+    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class JoinedEvent:
+    """One decision with its outcome, as read back from the log.
+
+    Attributes
+    ----------
+    context : Features
+        Shared features.
+    actions : list of Features, length n_actions
+        Features of each eligible action, in ``_multi`` order.
+    action_ids : list of str, length n_actions
+        Caller ids of the actions, aligned with ``actions``.
+    chosen_index : int
+        0-based index into ``actions`` of the action shown.
+    probability : float
+        Logging propensity of the chosen action.
+    pmf : tuple of float, length n_actions
+        Logging probability of every action, in ``_multi`` order.
+    reward : float
+        The joined reward (``-_label_cost``).
+    skip_learn : bool
+        True for deferred events that were never activated.
+    """
+
+    event_id: str
+    timestamp: str
+    context: Features
+    actions: list[Features]
+    action_ids: list[str]
+    chosen_index: int
+    probability: float
+    pmf: tuple[float, ...]
+    reward: float
+    skip_learn: bool
+    model_version: str
+    extra: dict = field(default_factory=dict)
+
+
+class EventLogWriter:
+    """Appends joined dsjson lines to date partitions under ``root``.
+
+    Parameters
+    ----------
+    root : path
+        Folder of the partitions; created on first write.
+    fsync : bool, default=True
+        Flush each batch to disk before :meth:`append` returns, so an event is
+        never marked joined in the store before its line is durable.
+    """
+
+    def __init__(self, *, root: Path, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+
+    def partition(self, timestamp: str) -> Path:
+        return Path(self.root) / f"dt={timestamp[:10]}" / PARTITION_FILE
+
+    def append(self, lines: Iterable[tuple[str, str]]) -> list[Path]:
+        """Append ``(timestamp, json_line)`` pairs; returns the files written."""
+        by_file: dict[Path, list[str]] = {}
+        for timestamp, line in lines:
+            by_file.setdefault(self.partition(timestamp), []).append(line)
+        for path, batch in by_file.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write("\n".join(batch) + "\n")
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        return list(by_file)
+
+    def event_ids_in(self, path: Path) -> set[str]:
+        """Event ids already in one partition file (to recover after a crash)."""
+        if not path.exists():
+            return set()
+        with open(path, encoding="utf-8") as handle:
+            return {json.loads(line)["EventId"] for line in handle if line.strip()}
+
+
+def dsjson_context(context: Features, actions: Sequence[Features]) -> dict:
+    """The dsjson ``c`` object: shared namespaces plus ``_multi``, one entry per action.
+
+    Features of the default namespace ``""`` sit at the top level, as VW's JSON
+    expects; :func:`parse_event` reverses this.
+    """
+    return {**_json_namespaces(context), "_multi": [_json_namespaces(a) for a in actions]}
+
+
+def _json_namespaces(features: Features) -> dict:
+    out: dict = {}
+    for namespace, group in features.items():
+        if namespace == "":
+            out.update(group)
+        else:
+            out[namespace] = group
+    return out
+
+
+def log_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (searched recursively for ``*.dsjson``) in sorted order."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.dsjson")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InvalidInputError(f"log path does not exist: {path}")
+    return files
+
+
+def read_events(paths: Iterable[str | os.PathLike]) -> Iterator[JoinedEvent]:
+    """Read joined single-slot events from dsjson files or folders.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file and line of the first line that is not a joined CB event;
+        nothing is skipped silently.
+    """
+    for path in log_files(paths):
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield parse_event(json.loads(line))
+                except (ValueError, KeyError, TypeError, IndexError) as error:
+                    raise InvalidInputError(f"{path}:{number}: not a joined dsjson event: "
+                                            f"{error}") from None
+
+
+def parse_event(record: dict) -> JoinedEvent:
+    """One joined dsjson object to a :class:`JoinedEvent`."""
+    shared = record["c"]
+    actions = [_namespaces(entry) for entry in shared["_multi"]]
+    pmf = [0.0] * len(actions)
+    for action, probability in zip(record["a"], record["p"], strict=True):
+        pmf[int(action) - 1] = float(probability)
+    extra = record.get(EXTRA_KEY, {})
+    ids = extra.get("actionIds") or [str(i + 1) for i in range(len(actions))]
+    chosen = int(record["_labelIndex"])
+    if not 0 <= chosen < len(actions):
+        raise ValueError(f"_labelIndex {chosen} outside the {len(actions)} actions")
+    return JoinedEvent(
+        event_id=str(record["EventId"]),
+        timestamp=str(record["Timestamp"]),
+        context=_namespaces({k: v for k, v in shared.items() if k != "_multi"}),
+        actions=actions,
+        action_ids=list(ids),
+        chosen_index=chosen,
+        probability=float(record["_label_probability"]),
+        pmf=tuple(pmf),
+        reward=-float(record["_label_cost"]),
+        skip_learn=bool(record.get("_skipLearn", False)),
+        model_version=str(record.get("VWState", {}).get("m", "")),
+        extra=extra,
+    )
+
+
+def _namespaces(obj: dict) -> Features:
+    features: Features = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            features[key] = dict(value)
+        else:
+            features.setdefault("", {})[key] = value
+    return features

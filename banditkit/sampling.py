@@ -1,0 +1,42 @@
+"""Reproducible sampling: the event id seeds the draw (DESIGN.md §4).
+
+The same event id with the same model gives the same choice, in any process, so
+a decision can be replayed exactly from the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import numpy as np
+
+__all__ = ["new_event_id", "rank_order", "sample_index", "uniform_from_event_id"]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def uniform_from_event_id(event_id: str) -> float:
+    """A number in [0, 1) determined by the event id (53 bits of its BLAKE2b hash)."""
+    digest = hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> 11) / float(1 << 53)
+
+
+def sample_index(pmf: np.ndarray, event_id: str) -> int:
+    """Draw an index from ``pmf`` (shape (n,), sums to 1) with the event id's uniform."""
+    cumulative = np.cumsum(pmf)
+    u = uniform_from_event_id(event_id) * cumulative[-1]
+    index = int(np.searchsorted(cumulative, u, side="right"))
+    # Guard the float edge: never land on a zero-probability action.
+    index = min(index, len(pmf) - 1)
+    while pmf[index] <= 0.0:
+        index -= 1
+    return index
+
+
+def rank_order(pmf: np.ndarray, chosen: int) -> list[int]:
+    """The chosen index first, then the others by decreasing probability (stable)."""
+    rest = [int(i) for i in np.argsort(-pmf, kind="stable") if i != chosen]
+    return [chosen, *rest]

@@ -1,0 +1,119 @@
+"""The loop settings of Personalizer's service configuration (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+from dataclasses import dataclass
+
+from banditkit.errors import InvalidInputError
+
+__all__ = ["AGGREGATIONS", "EXPLORATION_ALGORITHMS", "LEARNING_MODES", "LoopSettings"]
+
+AGGREGATIONS = ("earliest", "sum")
+LEARNING_MODES = ("online", "apprentice", "logging_only")
+# VW cb_explore_adf exploration flags other than epsilon-greedy.
+EXPLORATION_ALGORITHMS = ("--softmax", "--bag", "--squarecb", "--cover", "--first", "--regcb",
+                          "--regcbopt", "--synthcover", "--rnd")
+DEFAULT_POLICY_ARGS = "--cb_explore_adf --cb_type mtr -q :: --power_t 0 -l 0.01"
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How events are joined and learned.
+
+    Parameters
+    ----------
+    reward_wait_seconds : float, default=600.0
+        How long after a decision (after activation, when deferred) rewards count.
+    default_reward : float, default=0.0
+        Reward learned when none arrived in time.
+    reward_aggregation : {"earliest", "sum"}, default="earliest"
+        How several rewards of one event combine.
+    exploration_percentage : float, default=0.2
+        Epsilon of epsilon-greedy exploration; ignored by the other algorithms
+        (``--softmax``, ``--bag``, ``--squarecb``, ``--cover`` in ``policy_args``).
+    model_update_seconds : float, default=60.0
+        How often the learner publishes a model snapshot for ranking.
+    log_retention_days : int, default=90
+        Days joined decisions stay in the database (the dsjson log is kept).
+    learning_mode : {"online", "apprentice", "logging_only"}, default="online"
+        ``apprentice`` always returns the baseline (first action) and learns;
+        ``logging_only`` returns the baseline and only logs.
+    policy_args : str
+        Vowpal Wabbit ``cb_explore_adf`` arguments, readable and stored with each
+        model version.
+    """
+
+    reward_wait_seconds: float = 600.0
+    default_reward: float = 0.0
+    reward_aggregation: str = "earliest"
+    exploration_percentage: float = 0.2
+    model_update_seconds: float = 60.0
+    log_retention_days: int = 90
+    learning_mode: str = "online"
+    policy_args: str = DEFAULT_POLICY_ARGS
+
+    def __post_init__(self) -> None:
+        for name in ("reward_wait_seconds", "model_update_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.default_reward, int | float) or not math.isfinite(
+                self.default_reward):
+            raise InvalidInputError(f"default_reward must be finite, got {self.default_reward!r}")
+        if self.reward_aggregation not in AGGREGATIONS:
+            raise InvalidInputError(
+                f"reward_aggregation must be one of {AGGREGATIONS}, "
+                f"got {self.reward_aggregation!r}")
+        if not isinstance(self.exploration_percentage, int | float) or not (
+                0.0 <= self.exploration_percentage <= 1.0):
+            raise InvalidInputError(
+                f"exploration_percentage must be in [0, 1], got {self.exploration_percentage!r}")
+        if not isinstance(self.log_retention_days, int) or self.log_retention_days < 1:
+            raise InvalidInputError(
+                f"log_retention_days must be an integer >= 1, got {self.log_retention_days!r}")
+        if self.learning_mode not in LEARNING_MODES:
+            raise InvalidInputError(
+                f"learning_mode must be one of {LEARNING_MODES}, got {self.learning_mode!r}")
+        if not isinstance(self.policy_args, str) or "--cb_explore_adf" not in shlex.split(
+                self.policy_args):
+            raise InvalidInputError(
+                f"policy_args must contain --cb_explore_adf, got {self.policy_args!r}")
+
+    def replace(self, **changes: object) -> LoopSettings:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> LoopSettings:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InvalidInputError(f"unknown settings: {sorted(unknown)}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def learner_args(self) -> str:
+        """The VW arguments the learner runs with.
+
+        ``exploration_percentage`` becomes ``--epsilon`` unless another exploration
+        algorithm is named, so the service-level knob and the policy never disagree.
+        """
+        tokens = shlex.split(self.policy_args)
+        if any(flag in tokens for flag in EXPLORATION_ALGORITHMS):
+            return " ".join(tokens)
+        kept: list[str] = []
+        skip = False
+        for token in tokens:
+            if skip:
+                skip = False
+                continue
+            if token == "--epsilon":
+                skip = True
+                continue
+            kept.append(token)
+        return " ".join([*kept, "--epsilon", f"{self.exploration_percentage:g}"])

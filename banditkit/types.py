@@ -1,0 +1,137 @@
+"""The data types every part of banditkit speaks (DESIGN.md §3).
+
+Features are namespaced dicts, the Vowpal Wabbit and Personalizer convention:
+``{"Member": {"country": "BR", "hour": 21}, "Taste": {"comedy": 0.7}}``.
+Strings are categorical, numbers numeric, ``True`` a present flag. The empty
+namespace ``""`` holds features without a namespace (VW's default namespace).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from banditkit.errors import InvalidInputError
+
+__all__ = [
+    "Action",
+    "Decision",
+    "FeatureValue",
+    "Features",
+    "RankedAction",
+    "check_actions",
+    "check_features",
+]
+
+FeatureValue = str | float | int | bool
+Features = dict[str, dict[str, FeatureValue]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One candidate: an artwork variant or a row.
+
+    Parameters
+    ----------
+    id : str
+        Caller's identifier, unique within one decision.
+    features : Features
+        Action features, e.g. ``{"Artwork": {"theme": "romance", "brightness": 0.4}}``.
+    """
+
+    id: str
+    features: Features
+
+
+@dataclass(frozen=True)
+class RankedAction:
+    id: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to a rank call.
+
+    Attributes
+    ----------
+    event_id : str
+        Identifies the decision for rewards and activation.
+    ranking : tuple of RankedAction
+        Every action: the chosen one first, then by decreasing probability,
+        excluded actions last with probability 0.
+    reward_action_id : str
+        The action to show; rewards are credited to it.
+    model_version : str
+        The model snapshot that decided.
+    """
+
+    event_id: str
+    ranking: tuple[RankedAction, ...]
+    reward_action_id: str
+    model_version: str
+
+    @property
+    def probability(self) -> float:
+        """Probability with which the shown action was chosen (its propensity)."""
+        return self.ranking[0].probability
+
+
+def check_features(features: object, *, name: str = "features") -> Features:
+    """Validate namespaced features and return them unchanged.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the offending namespace or feature when the structure is not
+        ``{str: {str: str | number | bool}}`` or a number is NaN or infinite.
+    """
+    if not isinstance(features, Mapping):
+        raise InvalidInputError(
+            f"{name} must be an object of namespaces, got {type(features).__name__}")
+    for namespace, group in features.items():
+        if not isinstance(namespace, str) or namespace.startswith("_"):
+            raise InvalidInputError(
+                f"{name}: namespace names must be strings not starting with '_', "
+                f"got {namespace!r}")
+        if not isinstance(group, Mapping):
+            raise InvalidInputError(
+                f"{name}[{namespace!r}] must be an object of features, "
+                f"got {type(group).__name__}")
+        for feature, value in group.items():
+            if not isinstance(feature, str) or not feature or feature.startswith("_"):
+                raise InvalidInputError(
+                    f"{name}[{namespace!r}]: feature names must be non-empty strings "
+                    f"not starting with '_', got {feature!r}")
+            if isinstance(value, bool | str):
+                continue
+            if not isinstance(value, int | float):
+                raise InvalidInputError(
+                    f"{name}[{namespace!r}][{feature!r}] must be a string, number or "
+                    f"boolean, got {type(value).__name__}")
+            if not math.isfinite(value):
+                raise InvalidInputError(
+                    f"{name}[{namespace!r}][{feature!r}] must be finite, got {value}")
+    return features  # type: ignore[return-value]
+
+
+def check_actions(actions: object, *, max_actions: int | None = None) -> Sequence[Action]:
+    """Validate a non-empty list of actions with unique ids and valid features."""
+    if not isinstance(actions, Sequence) or isinstance(actions, str) or not actions:
+        raise InvalidInputError("actions must be a non-empty list of Action")
+    if max_actions is not None and len(actions) > max_actions:
+        raise InvalidInputError(
+            f"too many actions: at most {max_actions} per decision, got {len(actions)}")
+    seen: set[str] = set()
+    for position, action in enumerate(actions):
+        if not isinstance(action, Action):
+            raise InvalidInputError(
+                f"actions[{position}] must be an Action, got {type(action).__name__}")
+        if not isinstance(action.id, str) or not action.id:
+            raise InvalidInputError(f"actions[{position}].id must be a non-empty string")
+        if action.id in seen:
+            raise InvalidInputError(f"duplicate action id {action.id!r}")
+        seen.add(action.id)
+        check_features(action.features, name=f"actions[{position}].features")
+    return actions
