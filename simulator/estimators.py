@@ -1,0 +1,744 @@
+r"""Off-policy estimators: what a target policy would earn, from logs alone.
+
+Notation used in every docstring: round :math:`i = 1..n` has context
+:math:`x_i`, logged action :math:`a_i`, reward :math:`r_i` and logging
+propensity :math:`\pi_b(a_i \mid x_i)`; the target policy gives the logged
+action probability :math:`\pi_e(a_i \mid x_i)`, so the importance weight is
+:math:`w_i = \pi_e(a_i \mid x_i) / \pi_b(a_i \mid x_i)`. A reward model gives
+:math:`\hat q_i = \hat q(x_i, a_i)` and
+:math:`\hat v_i = \sum_a \pi_e(a \mid x_i)\, \hat q(x_i, a)` (see
+:class:`~simulator.rounds.TargetRounds`).
+
+Each estimator maps round :math:`i` to a small vector of terms :math:`t_i`
+(:meth:`OffPolicyEstimator._round_rewards`) and the estimate to a smooth
+function :math:`g(\bar t)` of their mean: :math:`g` is the identity for IPS,
+DR and their variants, a ratio for SNIPS, SNDR and Replay. This gives
+
+* the point estimate :math:`g(\bar t)` on all rounds (never a bootstrap mean);
+* intervals (``ci_method``):
+
+  - ``"clt"`` (default for every estimator): Gaussian interval
+    :math:`g(\bar t) \pm z_{1-\alpha/2} \sqrt{\nabla g^\top \hat\Sigma \nabla g / n}`,
+    the delta method for ratios; computed from mergeable moments, so it
+    streams;
+  - ``"bernstein"``: empirical Bernstein bound (Maurer and Pontil, 2009) for
+    mean-type estimators, with the observed range of the terms as plug-in
+    bound; wider, but valid in finite samples when that range is the true one;
+  - ``"bootstrap"``: percentile bootstrap of the rounds (vectorized; needs all
+    rounds in memory, so it does not stream);
+
+* diagnostics on the importance weights (:class:`WeightDiagnostics`).
+
+Streaming: ``statistics(rounds, target)`` on each chunk, ``a.merge(b)``, then
+``estimate_from_statistics``; :meth:`OffPolicyEstimator.estimate_chunks` does
+all three.
+
+References
+----------
+A. Maurer and M. Pontil. "Empirical Bernstein Bounds and Sample Variance
+Penalization." COLT, 2009.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import ClassVar
+
+import numpy as np
+
+from simulator._statistics import RoundStatistics, WeightStatistics
+from simulator._validation import (
+    check_confidence_level,
+    check_integer_at_least,
+    check_non_negative,
+    check_positive,
+)
+from simulator.rounds import LoggedRounds, TargetRounds
+
+__all__ = [
+    "CI_METHODS",
+    "DM",
+    "DR",
+    "DRos",
+    "ClippedIPS",
+    "Estimate",
+    "IPS",
+    "OffPolicyEstimator",
+    "Replay",
+    "SNDR",
+    "SNIPS",
+    "SwitchDR",
+    "WeightDiagnostics",
+    "all_estimators",
+]
+
+CI_METHODS = ("clt", "bernstein", "bootstrap")
+WEIGHT_QUANTILES = (0.5, 0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class WeightDiagnostics:
+    """How much the data support the target policy.
+
+    Attributes
+    ----------
+    effective_sample_size : float
+        Kish's :math:`(\\sum w_i)^2 / \\sum w_i^2`; compare with ``n_rounds``.
+    max_weight, mean_weight : float
+        Largest and mean importance weight (the mean should be near 1).
+    weight_quantiles : dict of float to float
+        Median, 90 % and 99 % quantiles of the weights (to one 2.3 % bin).
+    unsupported_share : float or None
+        Share of rounds where the target puts mass on actions the logging
+        policy never explores there; ``None`` when the logging distribution
+        was not given.
+    unsupported_mass : float or None
+        Mean of that mass over the rounds.
+    """
+
+    effective_sample_size: float
+    max_weight: float
+    mean_weight: float
+    weight_quantiles: dict[float, float]
+    unsupported_share: float | None
+    unsupported_mass: float | None
+
+    @classmethod
+    def from_statistics(cls, stats: WeightStatistics) -> WeightDiagnostics:
+        known = stats.n_support_known == stats.n and stats.n > 0
+        return cls(
+            effective_sample_size=stats.effective_sample_size,
+            max_weight=stats.max_weight, mean_weight=stats.sum_weight / stats.n,
+            weight_quantiles={q: stats.quantile(q) for q in WEIGHT_QUANTILES},
+            unsupported_share=stats.n_unsupported / stats.n if known else None,
+            unsupported_mass=stats.sum_unsupported_mass / stats.n if known else None)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's answer for one target policy.
+
+    Attributes
+    ----------
+    estimator : str
+        Short name (``"ips"``, ``"snips"``, ...).
+    value : float
+        Point estimate on all rounds.
+    ci : tuple of float
+        ``(low, high)`` interval at ``confidence_level``.
+    ci_method : str
+        ``"clt"``, ``"bernstein"`` or ``"bootstrap"``.
+    confidence_level : float
+    std_error : float
+        CLT / delta-method standard error (reported whatever the interval kind).
+    n_rounds : int
+    diagnostics : WeightDiagnostics
+    extra : dict of str to float
+        Estimator-specific figures (Replay's acceptance rate, ...).
+    """
+
+    estimator: str
+    value: float
+    ci: tuple[float, float]
+    ci_method: str
+    confidence_level: float
+    std_error: float
+    n_rounds: int
+    diagnostics: WeightDiagnostics
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready flat dict: ``{"value", "ci", "ess", ...}``."""
+        d = self.diagnostics
+        out: dict[str, object] = {
+            "value": _json_float(self.value),
+            "ci": [_json_float(self.ci[0]), _json_float(self.ci[1])],
+            "ci_method": self.ci_method, "confidence_level": self.confidence_level,
+            "std_error": _json_float(self.std_error), "n_rounds": self.n_rounds,
+            "ess": d.effective_sample_size, "max_weight": d.max_weight,
+            "mean_weight": d.mean_weight,
+            "weight_quantiles": {f"{q:g}": v for q, v in d.weight_quantiles.items()},
+            "unsupported_share": d.unsupported_share,
+            "unsupported_mass": d.unsupported_mass,
+        }
+        out.update({key: _json_float(value) for key, value in self.extra.items()})
+        return out
+
+    def to_row(self) -> dict[str, object]:
+        """A flat row for a pandas DataFrame."""
+        d = self.diagnostics
+        row: dict[str, object] = {
+            "estimator": self.estimator, "value": self.value, "ci_low": self.ci[0],
+            "ci_high": self.ci[1], "ci_method": self.ci_method, "std_error": self.std_error,
+            "n_rounds": self.n_rounds, "ess": d.effective_sample_size,
+            "max_weight": d.max_weight, "mean_weight": d.mean_weight,
+            "unsupported_share": d.unsupported_share,
+        }
+        row.update({f"weight_q{q:g}": v for q, v in d.weight_quantiles.items()})
+        row.update(self.extra)
+        return row
+
+
+def _json_float(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _as_target(rounds: LoggedRounds, target: TargetRounds | np.ndarray) -> TargetRounds:
+    if not isinstance(rounds, LoggedRounds):
+        raise TypeError(f"rounds must be a LoggedRounds, got {type(rounds).__name__}")
+    if not isinstance(target, TargetRounds):
+        target = TargetRounds(probability=target)
+    if len(target) != len(rounds):
+        raise ValueError(f"target must have length n_rounds={len(rounds)}, got {len(target)}")
+    return target
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffPolicyEstimator:
+    """Base of every estimator; see the module docstring for the shared machinery.
+
+    Parameters
+    ----------
+    confidence_level : float, default=0.95
+        Coverage of the interval.
+    ci_method : {"clt", "bernstein", "bootstrap"}, default="clt"
+        Interval kind (module docstring).
+    n_bootstrap : int, default=1000
+        Resamples when ``ci_method="bootstrap"``.
+    seed : int, default=0
+        Seeds the bootstrap (and Replay's rejection sampling).
+    """
+
+    confidence_level: float = 0.95
+    ci_method: str = "clt"
+    n_bootstrap: int = 1000
+    seed: int = 0
+
+    name: ClassVar[str] = ""
+    _needs_model: ClassVar[bool] = False
+    _is_ratio: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        check_confidence_level(self.confidence_level)
+        if self.ci_method not in CI_METHODS:
+            raise ValueError(f"ci_method must be one of {CI_METHODS}, got {self.ci_method!r}")
+        if self.ci_method == "bernstein" and self._is_ratio:
+            raise ValueError(f"ci_method='bernstein' is for mean-type estimators; "
+                             f"{type(self).__name__} is a ratio, use 'clt' or 'bootstrap'")
+        check_integer_at_least(self.n_bootstrap, 10, name="n_bootstrap")
+        check_integer_at_least(self.seed, 0, name="seed")
+
+    # -- the estimator-specific part --------------------------------------
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        """Per-round terms, shape (n_rounds, n_terms)."""
+        raise NotImplementedError
+
+    def _combine(self, mean: np.ndarray) -> float:
+        """The estimate as a function of the mean terms."""
+        return float(mean[0])
+
+    def _gradient(self, mean: np.ndarray) -> np.ndarray:
+        return np.array([1.0])
+
+    def _extra(self, stats: RoundStatistics) -> dict[str, float]:
+        return {}
+
+    # -- shared public API --------------------------------------------------
+
+    def statistics(self, rounds: LoggedRounds,
+                   target: TargetRounds | np.ndarray) -> RoundStatistics:
+        """Mergeable statistics of one chunk (see :class:`RoundStatistics`).
+
+        Parameters
+        ----------
+        rounds : LoggedRounds
+        target : TargetRounds or ndarray of shape (n_rounds,)
+            The target policy on these rounds; an array means
+            :math:`\\pi_e(a_i \\mid x_i)` only.
+        """
+        target = self._check_target(rounds, target)
+        return self._statistics(rounds=rounds, target=target)
+
+    def estimate(self, rounds: LoggedRounds, target: TargetRounds | np.ndarray) -> Estimate:
+        """Point value, interval and diagnostics on rounds held in memory."""
+        target = self._check_target(rounds, target)
+        terms = self._round_rewards(rounds, target)
+        stats = self._statistics(rounds=rounds, target=target, terms=terms)
+        interval = None
+        if self.ci_method == "bootstrap":
+            interval = self._bootstrap_interval(terms=terms)
+        return self._finish(stats=stats, interval=interval)
+
+    def estimate_from_statistics(self, stats: RoundStatistics) -> Estimate:
+        """Finish a streamed evaluation (``ci_method`` must be "clt" or "bernstein")."""
+        if not isinstance(stats, RoundStatistics):
+            raise TypeError(f"stats must be RoundStatistics, got {type(stats).__name__}")
+        if self.ci_method == "bootstrap":
+            raise ValueError("ci_method='bootstrap' needs every round in memory; "
+                             "use 'clt' (or 'bernstein') to stream chunks")
+        return self._finish(stats=stats, interval=None)
+
+    def estimate_chunks(
+        self, chunks: Iterable[tuple[LoggedRounds, TargetRounds | np.ndarray]]) -> Estimate:
+        """Evaluate a log chunk by chunk: memory is that of one chunk."""
+        total = None
+        for rounds, target in chunks:
+            stats = self.statistics(rounds, target)
+            total = stats if total is None else total.merge(stats)
+        if total is None:
+            raise ValueError("chunks must yield at least one (rounds, target) pair, got none")
+        return self.estimate_from_statistics(total)
+
+    def estimate_policy_value(self, rounds: LoggedRounds,
+                              target: TargetRounds | np.ndarray) -> float:
+        """The point estimate: :math:`g` of the mean of the round terms."""
+        target = self._check_target(rounds, target)
+        return self._combine(self._round_rewards(rounds, target).mean(axis=0))
+
+    def estimate_interval(self, rounds: LoggedRounds,
+                          target: TargetRounds | np.ndarray) -> tuple[float, float]:
+        """The ``confidence_level`` interval of kind ``ci_method``."""
+        return self.estimate(rounds, target).ci
+
+    # -- internals ------------------------------------------------------------
+
+    def _check_target(self, rounds: LoggedRounds,
+                      target: TargetRounds | np.ndarray) -> TargetRounds:
+        target = _as_target(rounds, target)
+        if self._needs_model and (target.model_reward is None or target.model_value is None):
+            raise ValueError(
+                f"{type(self).__name__} needs a reward model: target must be a TargetRounds "
+                f"with model_reward and model_value (see CrossFitRewardModel or "
+                f"TargetRounds.from_dense), got model_reward="
+                f"{'set' if target.model_reward is not None else 'None'}, model_value="
+                f"{'set' if target.model_value is not None else 'None'}")
+        return target
+
+    def _statistics(self, *, rounds: LoggedRounds, target: TargetRounds,
+                    terms: np.ndarray | None = None) -> RoundStatistics:
+        if terms is None:
+            terms = self._round_rewards(rounds, target)
+        weight = target.probability / rounds.probability
+        return RoundStatistics.from_terms(terms, weight, target.unsupported_mass,
+                                          extra=self._chunk_extra(rounds, target))
+
+    def _chunk_extra(self, rounds: LoggedRounds, target: TargetRounds) -> dict[str, float]:
+        return {}
+
+    def _finish(self, *, stats: RoundStatistics,
+                interval: tuple[float, float] | None) -> Estimate:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = self._combine(stats.mean)
+            gradient = self._gradient(stats.mean)
+            variance = float(gradient @ stats.covariance @ gradient) / stats.n
+        std_error = math.sqrt(max(variance, 0.0)) if math.isfinite(variance) else math.nan
+        if interval is None:
+            if self.ci_method == "bernstein":
+                interval = _bernstein_interval(stats, value, self.confidence_level)
+            else:
+                z = NormalDist().inv_cdf(0.5 + self.confidence_level / 2)
+                interval = (value - z * std_error, value + z * std_error)
+        return Estimate(estimator=self.name, value=value,
+                        ci=(float(interval[0]), float(interval[1])),
+                        ci_method=self.ci_method, confidence_level=self.confidence_level,
+                        std_error=std_error, n_rounds=stats.n,
+                        diagnostics=WeightDiagnostics.from_statistics(stats.weights),
+                        extra=self._extra(stats))
+
+    def _bootstrap_interval(self, *, terms: np.ndarray) -> tuple[float, float]:
+        means = bootstrap_means(terms, n_bootstrap=self.n_bootstrap, seed=self.seed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.array([self._combine(m) for m in means]) if self._is_ratio \
+                else means[:, 0]
+        alpha = 1 - self.confidence_level
+        low, high = np.nanquantile(values, [alpha / 2, 1 - alpha / 2])
+        return float(low), float(high)
+
+
+def bootstrap_means(terms: np.ndarray, *, n_bootstrap: int, seed: int,
+                    max_block: int = 1 << 22) -> np.ndarray:
+    """Means of ``n_bootstrap`` resamples of the rows of ``terms``, vectorized.
+
+    When the rows take few distinct values (binary rewards, a handful of
+    weights: the common case), the resample counts of each distinct row are
+    drawn from one multinomial per resample, O(n_bootstrap x n_distinct);
+    otherwise rows are gathered in blocks of at most ``max_block`` entries.
+
+    Parameters
+    ----------
+    terms : ndarray of shape (n_rounds, n_terms)
+    n_bootstrap : int
+    seed : int
+
+    Returns
+    -------
+    ndarray of shape (n_bootstrap, n_terms)
+    """
+    rng = np.random.default_rng(seed)
+    n = len(terms)
+    unique, counts = np.unique(terms, axis=0, return_counts=True)
+    if len(unique) <= 4096:
+        draws = rng.multinomial(n, counts / n, size=n_bootstrap)
+        return draws @ unique / n
+    per_block = max(1, max_block // n)
+    means = np.empty((n_bootstrap, terms.shape[1]))
+    for start in range(0, n_bootstrap, per_block):
+        stop = min(start + per_block, n_bootstrap)
+        index = rng.integers(n, size=(stop - start, n))
+        means[start:stop] = terms[index].mean(axis=1)
+    return means
+
+
+def _bernstein_interval(stats: RoundStatistics, value: float,
+                        level: float) -> tuple[float, float]:
+    # Maurer & Pontil (2009), Thm 4, applied to each side at delta/2:
+    # |mean - mu| <= sqrt(2 V ln(4/delta) / n) + 7 R ln(4/delta) / (3 (n - 1)).
+    n = stats.n
+    if n < 2:
+        return (-math.inf, math.inf)
+    log_term = math.log(4 / (1 - level))
+    variance = float(stats.covariance[0, 0])
+    spread = float(stats.maximum[0] - stats.minimum[0])
+    half = math.sqrt(2 * variance * log_term / n) + 7 * spread * log_term / (3 * (n - 1))
+    return (value - half, value + half)
+
+
+def _weight(rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+    return target.probability / rounds.probability
+
+
+@dataclass(frozen=True, kw_only=True)
+class IPS(OffPolicyEstimator):
+    r"""Inverse propensity scoring.
+
+    .. math:: \hat V_{IPS} = \frac1n \sum_{i=1}^n w_i r_i
+
+    Unbiased when the logging policy explores every action the target takes.
+    Default interval: CLT.
+
+    References
+    ----------
+    D. G. Horvitz and D. J. Thompson. "A Generalization of Sampling Without
+    Replacement from a Finite Universe." JASA, 1952.
+    """
+
+    name: ClassVar[str] = "ips"
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        return (_weight(rounds, target) * rounds.reward)[:, None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClippedIPS(OffPolicyEstimator):
+    r"""IPS with weights capped at ``max_weight`` (:math:`\lambda`).
+
+    .. math:: \hat V = \frac1n \sum_i \min(\lambda, w_i)\, r_i
+
+    Parameters
+    ----------
+    max_weight : float
+        Required (no default, so it never silently equals IPS); > 0.
+
+    Default interval: CLT.
+
+    References
+    ----------
+    L. Bottou et al. "Counterfactual Reasoning and Learning Systems." JMLR, 2013.
+    """
+
+    max_weight: float
+    name: ClassVar[str] = "clipped_ips"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self.max_weight, name="max_weight")
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        return (np.minimum(_weight(rounds, target), self.max_weight) * rounds.reward)[:, None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SNIPS(OffPolicyEstimator):
+    r"""Self-normalized IPS.
+
+    .. math:: \hat V_{SNIPS} = \frac{\sum_i w_i r_i}{\sum_i w_i}
+
+    Biased by O(1/n) but with bounded values and often far smaller variance.
+    Terms :math:`t_i = (w_i r_i, w_i)`; default interval: delta-method CLT.
+    ``nan`` when every weight is 0.
+
+    References
+    ----------
+    A. Swaminathan and T. Joachims. "The Self-Normalized Estimator for
+    Counterfactual Learning." NeurIPS, 2015.
+    """
+
+    name: ClassVar[str] = "snips"
+    _is_ratio: ClassVar[bool] = True
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        weight = _weight(rounds, target)
+        return np.column_stack([weight * rounds.reward, weight])
+
+    def _combine(self, mean: np.ndarray) -> float:
+        return mean[0] / mean[1] if mean[1] > 0 else math.nan
+
+    def _gradient(self, mean: np.ndarray) -> np.ndarray:
+        return np.array([1 / mean[1], -mean[0] / mean[1] ** 2])
+
+
+@dataclass(frozen=True, kw_only=True)
+class DM(OffPolicyEstimator):
+    r"""Direct method: the reward model's value of the target.
+
+    .. math:: \hat V_{DM} = \frac1n \sum_i \hat v_i,\quad
+              \hat v_i = \sum_a \pi_e(a \mid x_i)\, \hat q(x_i, a)
+
+    Low variance, biased as far as the model is. The CLT interval (default)
+    reflects only the spread over contexts, not the model's error.
+
+    References
+    ----------
+    A. Beygelzimer and J. Langford. "The Offset Tree for Learning with Partial
+    Labels." KDD, 2009.
+    """
+
+    name: ClassVar[str] = "dm"
+    _needs_model: ClassVar[bool] = True
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        return np.asarray(target.model_value)[:, None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DR(OffPolicyEstimator):
+    r"""Doubly robust: the direct method corrected by importance-weighted residuals.
+
+    .. math:: \hat V_{DR} = \frac1n \sum_i \left[\hat v_i + w_i (r_i - \hat q_i)\right]
+
+    Unbiased when the propensities are right, whatever the model. Default
+    interval: CLT.
+
+    References
+    ----------
+    M. Dudík, J. Langford and L. Li. "Doubly Robust Policy Evaluation and
+    Learning." ICML, 2011.
+    """
+
+    name: ClassVar[str] = "dr"
+    _needs_model: ClassVar[bool] = True
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        residual = rounds.reward - np.asarray(target.model_reward)
+        return (np.asarray(target.model_value) + _weight(rounds, target) * residual)[:, None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SNDR(OffPolicyEstimator):
+    r"""Self-normalized doubly robust.
+
+    .. math:: \hat V_{SNDR} = \frac1n \sum_i \hat v_i
+              + \frac{\sum_i w_i (r_i - \hat q_i)}{\sum_i w_i}
+
+    Terms :math:`t_i = (\hat v_i, w_i (r_i - \hat q_i), w_i)`; default
+    interval: delta-method CLT.
+
+    References
+    ----------
+    N. Kallus and M. Uehara. "Intrinsically Efficient, Stable, and Bounded
+    Off-Policy Evaluation for Reinforcement Learning." NeurIPS, 2019.
+    """
+
+    name: ClassVar[str] = "sndr"
+    _needs_model: ClassVar[bool] = True
+    _is_ratio: ClassVar[bool] = True
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        weight = _weight(rounds, target)
+        residual = rounds.reward - np.asarray(target.model_reward)
+        return np.column_stack([np.asarray(target.model_value), weight * residual, weight])
+
+    def _combine(self, mean: np.ndarray) -> float:
+        return mean[0] + (mean[1] / mean[2] if mean[2] > 0 else 0.0)
+
+    def _gradient(self, mean: np.ndarray) -> np.ndarray:
+        return np.array([1.0, 1 / mean[2], -mean[1] / mean[2] ** 2])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwitchDR(OffPolicyEstimator):
+    r"""Switch doubly robust: DR where weights are small, the model elsewhere.
+
+    .. math:: \hat V = \frac1n \sum_i \left[\hat v_i
+              + \mathbb 1\{w_i \le \tau\}\, w_i (r_i - \hat q_i)\right]
+
+    (the form of Su et al. 2020 and Open Bandit Pipeline; the switch acts on
+    the logged action's weight).
+
+    Parameters
+    ----------
+    tau : float
+        Required switch threshold :math:`\tau \ge 0` (0 is DM, ``inf`` is DR,
+        so it has no default).
+
+    Default interval: CLT.
+
+    References
+    ----------
+    Y.-X. Wang, A. Agarwal and M. Dudík. "Optimal and Adaptive Off-policy
+    Evaluation in Contextual Bandits." ICML, 2017.
+    """
+
+    tau: float
+    name: ClassVar[str] = "switch_dr"
+    _needs_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_non_negative(self.tau, name="tau")
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        weight = _weight(rounds, target)
+        residual = rounds.reward - np.asarray(target.model_reward)
+        keep = weight <= self.tau
+        return (np.asarray(target.model_value) + keep * weight * residual)[:, None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DRos(OffPolicyEstimator):
+    r"""Doubly robust with optimistic shrinkage.
+
+    .. math:: \hat V = \frac1n \sum_i \left[\hat v_i
+              + \hat w_i (r_i - \hat q_i)\right],\quad
+              \hat w_i = \frac{\lambda w_i}{w_i^2 + \lambda}
+
+    Parameters
+    ----------
+    shrinkage : float
+        Required :math:`\lambda > 0` (``inf`` recovers DR, 0 the DM, so no
+        default).
+
+    Default interval: CLT.
+
+    References
+    ----------
+    Y. Su, M. Dimakopoulou, A. Krishnamurthy and M. Dudík. "Doubly Robust
+    Off-policy Evaluation with Shrinkage." ICML, 2020.
+    """
+
+    shrinkage: float
+    name: ClassVar[str] = "dros"
+    _needs_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self.shrinkage, name="shrinkage")
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        weight = _weight(rounds, target)
+        if math.isinf(self.shrinkage):
+            shrunk = weight
+        else:
+            shrunk = self.shrinkage * weight / (weight ** 2 + self.shrinkage)
+        residual = rounds.reward - np.asarray(target.model_reward)
+        return (np.asarray(target.model_value) + shrunk * residual)[:, None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replay(OffPolicyEstimator):
+    r"""Replay with rejection sampling: keep a round with probability
+    :math:`w_i / M`, average the kept rewards.
+
+    .. math:: \hat V = \frac{\sum_i u_i r_i}{\sum_i u_i},\quad
+              u_i = \mathbb 1\{U_i < w_i / M\},\ U_i \sim \mathrm{Uniform}(0, 1)
+
+    With uniform logging and a deterministic target, :math:`M = K` keeps
+    exactly the rounds where the logged action is the target's: Li et al.'s
+    replay. Rejection sampling (Dudík et al. 2012) extends it to any logging
+    policy; rounds with :math:`w_i > M` are kept surely and counted as
+    ``n_capped`` (a bias warning). :math:`U_i` comes from a counter-based
+    stream keyed by ``seed`` at the round's position in the whole log
+    (``LoggedRounds.first_index``), so chunked and in-memory runs keep the same
+    rounds. Terms :math:`t_i = (u_i r_i, u_i)`; default interval: delta-method CLT.
+
+    Parameters
+    ----------
+    max_weight : float, default=None
+        :math:`M`. ``None`` uses the largest weight of the rounds passed to
+        :meth:`estimate`; streaming needs an explicit value.
+
+    References
+    ----------
+    L. Li, W. Chu, J. Langford and X. Wang. "Unbiased Offline Evaluation of
+    Contextual-bandit-based News Article Recommendation Algorithms." WSDM, 2011.
+    M. Dudík, D. Erhan, J. Langford and L. Li. "Sample-efficient Nonstationary
+    Policy Evaluation for Contextual Bandits." UAI, 2012.
+    """
+
+    max_weight: float | None = None
+    name: ClassVar[str] = "replay"
+    _is_ratio: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_weight is not None:
+            check_positive(self.max_weight, name="max_weight")
+
+    def statistics(self, rounds: LoggedRounds,
+                   target: TargetRounds | np.ndarray) -> RoundStatistics:
+        if self.max_weight is None:
+            raise ValueError("Replay(max_weight=None) cannot stream: the bound M must be the "
+                             "same for every chunk; pass max_weight (e.g. max pi_e/pi_b)")
+        return super().statistics(rounds, target)
+
+    def _bound(self, rounds: LoggedRounds, target: TargetRounds) -> float:
+        if self.max_weight is not None:
+            return float(self.max_weight)
+        bound = float(_weight(rounds, target).max())
+        return bound if bound > 0 else 1.0
+
+    def _accepted(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        uniform = _counter_uniforms(self.seed, rounds.first_index, len(rounds))
+        return uniform < _weight(rounds, target) / self._bound(rounds, target)
+
+    def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
+        accepted = self._accepted(rounds, target).astype(np.float64)
+        return np.column_stack([accepted * rounds.reward, accepted])
+
+    def _chunk_extra(self, rounds: LoggedRounds, target: TargetRounds) -> dict[str, float]:
+        weight = _weight(rounds, target)
+        return {"n_capped": float((weight > self._bound(rounds, target)).sum())}
+
+    def _combine(self, mean: np.ndarray) -> float:
+        return mean[0] / mean[1] if mean[1] > 0 else math.nan
+
+    def _gradient(self, mean: np.ndarray) -> np.ndarray:
+        return np.array([1 / mean[1], -mean[0] / mean[1] ** 2])
+
+    def _extra(self, stats: RoundStatistics) -> dict[str, float]:
+        return {"acceptance_rate": float(stats.mean[1]),
+                "accepted_rounds": float(round(stats.mean[1] * stats.n)),
+                "n_capped": stats.extra.get("n_capped", 0.0)}
+
+
+def _counter_uniforms(seed: int, start: int, n: int) -> np.ndarray:
+    """Uniforms number ``start .. start + n - 1`` of the stream keyed by ``seed``.
+
+    Philox is counter-based: ``advance`` jumps to any position, and each counter
+    step yields four 64-bit outputs, one per double.
+    """
+    bit_generator = np.random.Philox(key=seed)
+    bit_generator.advance(start // 4)
+    skip = start % 4
+    return np.random.Generator(bit_generator).random(skip + n)[skip:]
+
+
+def all_estimators() -> list[OffPolicyEstimator]:
+    """One instance of each estimator with documented example settings."""
+    return [Replay(), IPS(), ClippedIPS(max_weight=20.0), SNIPS(), DM(), DR(), SNDR(),
+            SwitchDR(tau=20.0), DRos(shrinkage=20.0)]
