@@ -93,6 +93,8 @@ class VWLearner(Learner):
             tokens = shlex.split(self.args)
             if "--cb_explore_adf" not in tokens:
                 raise InvalidInputError(f"args must contain --cb_explore_adf, got {self.args!r}")
+            if "--quiet" not in tokens:
+                tokens.append("--quiet")  # VW's diagnostics would flood a server's stderr
             try:
                 workspace = vw.Workspace(tokens, model_data=self.model_data)
             except Exception as error:  # VW raises its own types for bad arguments

@@ -1,0 +1,99 @@
+"""The reward join: Personalizer's rules as pure functions (DESIGN.md §4).
+
+A decision's rewards count inside its window: ``reward_wait_seconds`` from the
+decision, or from its activation when activation was deferred. Several rewards
+combine by ``earliest`` or ``sum``; with none, the default reward is learned.
+A deferred event never activated is logged with ``_skipLearn`` and not learned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from banditkit.eventlog import iso_timestamp
+from banditkit.settings import LoopSettings
+from banditkit.store import PendingEvent, RewardRecord
+
+__all__ = ["JoinOutcome", "join_event", "joined_line"]
+
+
+@dataclass(frozen=True)
+class JoinOutcome:
+    """The result of joining one event.
+
+    Attributes
+    ----------
+    reward : float
+        The reward to learn (aggregate, or the default when none counted).
+    skip_learn : bool
+        True when a deferred event was never activated.
+    counted : tuple of RewardRecord
+        Rewards inside the window.
+    ignored : tuple of RewardRecord
+        Rewards outside it (before activation or after the wait): kept in the
+        log for audit, not learned.
+    used_default : bool
+        True when no reward counted.
+    """
+
+    reward: float
+    skip_learn: bool
+    counted: tuple[RewardRecord, ...]
+    ignored: tuple[RewardRecord, ...]
+    used_default: bool
+
+
+def join_event(event: PendingEvent, rewards: Sequence[RewardRecord],
+               settings: LoopSettings) -> JoinOutcome:
+    """Apply the join rules to one event and its rewards (in arrival order)."""
+    start = event.activated_at if event.deferred else event.created_at
+    if start is None:  # deferred, never activated
+        return JoinOutcome(reward=settings.default_reward, skip_learn=True, counted=(),
+                           ignored=tuple(rewards), used_default=True)
+    end = start + settings.reward_wait_seconds
+    counted = tuple(r for r in rewards if start <= r.received_at <= end)
+    ignored = tuple(r for r in rewards if not start <= r.received_at <= end)
+    if not counted:
+        reward = settings.default_reward
+    elif settings.reward_aggregation == "sum":
+        reward = float(sum(r.value for r in counted))
+    else:
+        reward = counted[0].value
+    return JoinOutcome(reward=reward, skip_learn=False, counted=counted, ignored=ignored,
+                       used_default=not counted)
+
+
+def joined_line(event: PendingEvent, outcome: JoinOutcome) -> tuple[str, str]:
+    """The dsjson line of a joined event, as ``(timestamp, line)``.
+
+    Label fields come first, as VW's own writers put them: ``_label_cost`` is
+    minus the reward, ``_label_Action`` 1-based, ``_labelIndex`` 0-based.
+    """
+    decision = json.loads(event.decision)
+    chosen_action = decision["a"][0]
+    outcomes: list[dict] = []
+    if event.deferred and event.activated_at is not None:
+        outcomes.append({"EventId": event.event_id, "ActionTaken": True,
+                         "t": iso_timestamp(event.activated_at)})
+    outcomes.extend({"EventId": event.event_id, "v": r.value, "t": iso_timestamp(r.received_at)}
+                    for r in outcome.counted)
+    record = {
+        "_label_cost": -outcome.reward,
+        "_label_probability": decision["p"][0],
+        "_label_Action": chosen_action,
+        "_labelIndex": chosen_action - 1,
+        "o": outcomes,
+        **decision,
+    }
+    if event.deferred:
+        record["DeferredAction"] = True
+    if outcome.skip_learn:
+        record["_skipLearn"] = True
+    extra = record.setdefault("_banditkit", {})
+    extra["defaultReward"] = outcome.used_default
+    if outcome.ignored:
+        extra["ignoredRewards"] = [{"v": r.value, "t": iso_timestamp(r.received_at)}
+                                   for r in outcome.ignored]
+    return decision["Timestamp"], json.dumps(record, separators=(",", ":"))

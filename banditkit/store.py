@@ -1,0 +1,331 @@
+"""The embedded store: SQLite in WAL mode under the data directory (DESIGN.md §3).
+
+It holds pending decisions, rewards, activations, model snapshots and the loop
+settings. Several processes may rank and reward through it at once; one learner
+joins. Each public method is one transaction, committed before it returns, so an
+acknowledged decision or reward survives the process being killed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
+
+__all__ = ["JournalEntry", "ModelSnapshot", "PendingEvent", "RewardRecord", "Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id     TEXT PRIMARY KEY,
+    created_at   REAL NOT NULL,
+    deferred     INTEGER NOT NULL,
+    activated_at REAL,
+    decision     TEXT NOT NULL,   -- the dsjson object before the join
+    joined_at    REAL,
+    join_seq     INTEGER,         -- order of joining, for replay after a restart
+    joined_line  TEXT             -- the dsjson line written to the log
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (created_at) WHERE joined_at IS NULL;
+CREATE INDEX IF NOT EXISTS events_join_seq ON events (join_seq) WHERE join_seq IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rewards (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+    value       REAL NOT NULL,
+    received_at REAL NOT NULL,
+    late        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS rewards_event ON rewards (event_id);
+CREATE TABLE IF NOT EXISTS models (
+    version           INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at        REAL NOT NULL,
+    policy_args       TEXT NOT NULL,
+    banditkit_version TEXT NOT NULL,
+    through_seq       INTEGER NOT NULL,
+    n_updates         INTEGER NOT NULL,
+    data              BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS join_journal (
+    id     INTEGER PRIMARY KEY,
+    lines  TEXT NOT NULL            -- JSON list of [timestamp, line] not yet durable in the log
+);
+"""
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    event_id: str
+    created_at: float
+    deferred: bool
+    activated_at: float | None
+    decision: str
+
+
+@dataclass(frozen=True)
+class RewardRecord:
+    value: float
+    received_at: float
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    version: int
+    created_at: float
+    policy_args: str
+    banditkit_version: str
+    through_seq: int
+    n_updates: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    lines: list[tuple[str, str]]
+
+
+class Store:
+    """SQLite store of one data directory.
+
+    Parameters
+    ----------
+    path : path
+        The database file; its folder is created.
+    synchronous : {"NORMAL", "FULL"}, default="NORMAL"
+        SQLite's fsync policy. NORMAL in WAL mode survives a killed process;
+        FULL also survives power loss, at one fsync per decision.
+    """
+
+    def __init__(self, *, path: Path, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+
+    # -- connections ---------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        local = self.__dict__.setdefault("_local", threading.local())
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            if self.synchronous not in ("NORMAL", "FULL"):
+                raise InvalidInputError(
+                    f"synchronous must be NORMAL or FULL, got {self.synchronous!r}")
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                         check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            connection.execute("PRAGMA foreign_keys=ON")
+            with _lock(self):
+                connection.executescript(_SCHEMA)
+            local.connection = connection
+            self.__dict__.setdefault("_connections", []).append(connection)
+        return connection
+
+    def close(self) -> None:
+        for connection in self.__dict__.pop("_connections", []):
+            connection.close()
+        self.__dict__.pop("_local", None)
+
+    # -- decisions -----------------------------------------------------------
+
+    def insert_events(self, events: Sequence[PendingEvent]) -> None:
+        """Record decisions durably; all or none.
+
+        Raises
+        ------
+        DuplicateEventError
+            When an event id was used before.
+        """
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO events (event_id, created_at, deferred, decision) VALUES (?,?,?,?)",
+                [(e.event_id, e.created_at, int(e.deferred), e.decision) for e in events])
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            taken = [e.event_id for e in events if self._exists(e.event_id)]
+            ids = taken or [e.event_id for e in events]
+            raise DuplicateEventError(
+                f"event id {ids[0]!r} was already used; event ids are unique") from None
+
+    def _exists(self, event_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        return row is not None
+
+    def add_reward(self, event_id: str, value: float, received_at: float) -> bool:
+        """Record a reward; returns True when it came after the event was joined (late)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT joined_at FROM events WHERE event_id = ?",
+                             (event_id,)).fetchone()
+            if row is None:
+                raise UnknownEventError(f"unknown event id {event_id!r}")
+            late = row[0] is not None
+            db.execute("INSERT INTO rewards (event_id, value, received_at, late) VALUES (?,?,?,?)",
+                       (event_id, value, received_at, int(late)))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return late
+
+    def activate(self, event_id: str, at: float) -> bool:
+        """Record the activation (the first one counts); returns True if it came too late."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT joined_at, activated_at FROM events WHERE event_id = ?",
+                             (event_id,)).fetchone()
+            if row is None:
+                raise UnknownEventError(f"unknown event id {event_id!r}")
+            if row[1] is None:
+                db.execute("UPDATE events SET activated_at = ? WHERE event_id = ?",
+                           (at, event_id))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return row[0] is not None
+
+    # -- the join --------------------------------------------------------------
+
+    def join_due(self, *, now: float, wait_seconds: float, limit: int, join) -> list[str]:
+        """Join due events in one transaction.
+
+        ``join(events, rewards)`` receives the due :class:`PendingEvent` list (oldest
+        first) and a dict of their :class:`RewardRecord` lists, and returns one
+        ``(timestamp, joined_line)`` per event. The lines are journaled in the same
+        transaction that marks the events joined, so a reward arriving later is
+        recorded as late and a crash before the log write is repaired by
+        :meth:`journal`.
+
+        Returns the joined event ids.
+        """
+        db = self._db
+        cutoff = now - wait_seconds
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute(
+                "SELECT event_id, created_at, deferred, activated_at, decision FROM events "
+                "WHERE joined_at IS NULL AND ((deferred = 0 AND created_at <= :c) OR "
+                "(deferred = 1 AND COALESCE(activated_at, created_at) <= :c)) "
+                "ORDER BY created_at, rowid LIMIT :n",
+                {"c": cutoff, "n": limit}).fetchall()
+            if not rows:
+                db.execute("COMMIT")
+                return []
+            events = [PendingEvent(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+            rewards = self._rewards([e.event_id for e in events])
+            lines = join(events, rewards)
+            seq = db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
+            db.executemany(
+                "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? "
+                "WHERE event_id = ?",
+                [(now, seq + i + 1, line, e.event_id)
+                 for i, (e, (_, line)) in enumerate(zip(events, lines, strict=True))])
+            db.execute("INSERT INTO join_journal (lines) VALUES (?)", (json.dumps(lines),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return [e.event_id for e in events]
+
+    def _rewards(self, event_ids: list[str]) -> dict[str, list[RewardRecord]]:
+        out: dict[str, list[RewardRecord]] = {}
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, value, received_at in self._db.execute(
+                    f"SELECT event_id, value, received_at FROM rewards WHERE event_id IN "
+                    f"({marks}) ORDER BY received_at, id", chunk):
+                out.setdefault(event_id, []).append(RewardRecord(value, received_at))
+        return out
+
+    def journal(self) -> list[JournalEntry]:
+        """Joined lines not yet confirmed durable in the log, oldest first."""
+        return [JournalEntry(id_, [tuple(pair) for pair in json.loads(lines)])
+                for id_, lines in self._db.execute(
+                    "SELECT id, lines FROM join_journal ORDER BY id")]
+
+    def clear_journal(self, entry_id: int) -> None:
+        self._db.execute("DELETE FROM join_journal WHERE id = ?", (entry_id,))
+
+    def joined_lines_after(self, seq: int) -> Iterable[tuple[int, str]]:
+        """Joined lines with a join sequence above ``seq``, in join order (for replay)."""
+        return self._db.execute(
+            "SELECT join_seq, joined_line FROM events WHERE join_seq > ? ORDER BY join_seq",
+            (seq,))
+
+    def last_join_seq(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
+
+    def pending_count(self) -> int:
+        return self._db.execute(
+            "SELECT COUNT(*) FROM events WHERE joined_at IS NULL").fetchone()[0]
+
+    def event(self, event_id: str) -> dict | None:
+        """The stored state of one event (for inspection and tests)."""
+        row = self._db.execute(
+            "SELECT event_id, created_at, deferred, activated_at, decision, joined_at, "
+            "joined_line FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        if row is None:
+            return None
+        keys = ("event_id", "created_at", "deferred", "activated_at", "decision", "joined_at",
+                "joined_line")
+        record = dict(zip(keys, row, strict=True))
+        record["rewards"] = [
+            {"value": v, "received_at": t, "late": bool(late)}
+            for v, t, late in self._db.execute(
+                "SELECT value, received_at, late FROM rewards WHERE event_id = ? "
+                "ORDER BY received_at, id", (event_id,))]
+        return record
+
+    def delete_joined_before(self, cutoff: float, keep_after_seq: int) -> int:
+        """Drop joined events older than ``cutoff`` (their lines are in the log)."""
+        cursor = self._db.execute(
+            "DELETE FROM events WHERE joined_at IS NOT NULL AND joined_at < ? AND join_seq <= ?",
+            (cutoff, keep_after_seq))
+        return cursor.rowcount
+
+    # -- models --------------------------------------------------------------
+
+    def publish_model(self, *, created_at: float, policy_args: str, banditkit_version: str,
+                      through_seq: int, n_updates: int, data: bytes) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO models (created_at, policy_args, banditkit_version, through_seq, "
+            "n_updates, data) VALUES (?,?,?,?,?,?)",
+            (created_at, policy_args, banditkit_version, through_seq, n_updates, data))
+        return int(cursor.lastrowid)
+
+    def latest_model_version(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM models").fetchone()[0]
+
+    def latest_model(self) -> ModelSnapshot | None:
+        row = self._db.execute(
+            "SELECT version, created_at, policy_args, banditkit_version, through_seq, "
+            "n_updates, data FROM models ORDER BY version DESC LIMIT 1").fetchone()
+        return None if row is None else ModelSnapshot(*row)
+
+    # -- settings ------------------------------------------------------------
+
+    def get_setting(self, key: str) -> object | None:
+        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_setting(self, key: str, value: object) -> None:
+        self._db.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                         (key, json.dumps(value)))
+
+
+def _lock(store: Store) -> threading.Lock:
+    return store.__dict__.setdefault("_schema_lock", threading.Lock())
