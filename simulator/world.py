@@ -162,13 +162,17 @@ class ArtworkWorld:
         return f"title{title:03d}-art{variant}"
 
     def action_features(self, title: int) -> list[dict[str, dict[str, str | float]]]:
-        """Features of each artwork variant of a title, in variant order."""
+        """Features of each artwork variant of a title, in variant order.
+
+        ``Id`` lets a learner memorise a variant's own appeal, as a catalogue would.
+        """
         genres = {THEMES[g]: 1.0 for g in self.title_genres[title]}
         return [
             {"Artwork": {"theme": THEMES[self.variant_theme[title, v]],
                          "closeup": "yes" if self.variant_closeup[title, v] else "no",
                          "brightness": round(float(self.variant_brightness[title, v]), 3)},
-             "Genre": genres}
+             "Genre": genres,
+             "Id": {"variant": self.variant_id(title, v)}}
             for v in range(self.n_variants)
         ]
 
