@@ -64,3 +64,8 @@ def demo(data_dir: Path, n_events: int, seed: int, fresh: bool) -> None:
     click.echo(f"Learned policy vs best single variant: {learned / best - 1:+.1%} take rate.")
     click.echo(f"Decision log (dsjson): {result.log_dir}")
     click.echo(f"Model (Vowpal Wabbit): {result.model_path}")
+
+
+from serving._cli import keys as _keys_group  # noqa: E402
+
+main.add_command(_keys_group)

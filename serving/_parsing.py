@@ -1,0 +1,245 @@
+"""Request parsing: JSON bodies, typed fields and Personalizer feature lists.
+
+Route functions call these helpers so that every malformed request becomes an
+:class:`~serving.errors.ApiError` (400/415) naming the field, the expectation
+and what was received, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import request
+
+from serving.errors import ApiError
+
+__all__ = [
+    "EVENT_ID_MAX_LENGTH",
+    "check_event_id",
+    "json_body",
+    "optional_bool",
+    "optional_str",
+    "personalizer_features",
+    "require_finite_number",
+    "require_list",
+    "require_object",
+    "require_str",
+]
+
+#: The Personalizer limit on event and action ids.
+EVENT_ID_MAX_LENGTH = 256
+#: How deep a feature object may nest; deeper input is rejected, not recursed.
+MAX_FEATURE_DEPTH = 8
+_JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body() -> Any:
+    """Parse the request body as strict JSON.
+
+    ``NaN``/``Infinity`` literals, numbers that overflow a float and nesting
+    too deep for the parser are all rejected with 400; a non-JSON content type
+    with 415. The body size limit is enforced by Flask (``MAX_CONTENT_LENGTH``)
+    before this is called.
+
+    Returns
+    -------
+    object
+        The decoded JSON value.
+    """
+    mimetype = request.mimetype
+    if mimetype and not _JSON_TYPES.match(mimetype):
+        raise ApiError(
+            f"Content-Type must be application/json, got {request.content_type!r}.",
+            status=415,
+        )
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ApiError("The request body is empty; a JSON object was expected.")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ApiError("The request body is not valid UTF-8 JSON.") from None
+    except RecursionError:
+        raise ApiError("The request body nests too deeply.") from None
+    except ValueError as exc:
+        raise ApiError(f"The request body is not valid JSON: {exc}.") from None
+
+
+def require_object(value: Any, *, target: str) -> dict[str, Any]:
+    """Return ``value`` if it is a JSON object, else raise 400 naming ``target``."""
+    if not isinstance(value, dict):
+        where = target or "The request body"
+        raise ApiError(f"{where} must be a JSON object, got {_describe(value)}.", target=target)
+    return value
+
+
+def require_list(value: Any, *, target: str) -> list[Any]:
+    """Return ``value`` if it is a JSON array, else raise 400 naming ``target``."""
+    if not isinstance(value, list):
+        raise ApiError(f"{target} must be an array, got {_describe(value)}.", target=target)
+    return value
+
+
+def require_str(
+    value: Any, *, target: str, max_length: int | None = None, allow_empty: bool = False
+) -> str:
+    """Return ``value`` if it is a string within the length limits, else raise 400."""
+    if not isinstance(value, str):
+        raise ApiError(f"{target} must be a string, got {_describe(value)}.", target=target)
+    if not allow_empty and not value.strip():
+        raise ApiError(f"{target} must not be empty.", target=target)
+    if max_length is not None and len(value) > max_length:
+        raise ApiError(
+            f"{target} must be at most {max_length} characters, got {len(value)}.",
+            target=target,
+        )
+    return value
+
+
+def optional_str(body: Mapping[str, Any], key: str, *, max_length: int | None = None) -> str | None:
+    """``body[key]`` as a string, or None when absent or null."""
+    value = body.get(key)
+    if value is None:
+        return None
+    return require_str(value, target=key, max_length=max_length)
+
+
+def optional_bool(body: Mapping[str, Any], key: str, *, default: bool = False) -> bool:
+    """``body[key]`` as a boolean, ``default`` when absent or null."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ApiError(f"{key} must be true or false, got {_describe(value)}.", target=key)
+    return value
+
+
+def require_finite_number(value: Any, *, target: str) -> float:
+    """Return ``value`` as a finite float; strings, booleans, NaN and inf give 400."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(f"{target} must be a number, got {_describe(value)}.", target=target)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ApiError(f"{target} must be a finite number, got {value!r}.", target=target)
+    return number
+
+
+def check_event_id(event_id: str, *, target: str = "eventId") -> str:
+    """Validate an event id taken from the URL path or a body."""
+    return require_str(event_id, target=target, max_length=EVENT_ID_MAX_LENGTH)
+
+
+def _scalar(value: Any, *, target: str) -> str | float | int | bool:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        try:
+            if math.isfinite(float(value)):
+                return value
+        except OverflowError:
+            pass
+        raise ApiError(f"{target} is an integer too large for a feature.", target=target)
+    if isinstance(value, float):
+        return require_finite_number(value, target=target)
+    raise ApiError(f"{target} must be a string, number or boolean.", target=target)
+
+
+def _flatten(
+    value: Any,
+    name: str,
+    into: dict[str, str | float | int | bool],
+    *,
+    target: str,
+    depth: int,
+) -> None:
+    # Nested objects and arrays become dotted / indexed feature names in the
+    # enclosing namespace, so the whole structure keeps one stable name each.
+    if depth > MAX_FEATURE_DEPTH:
+        raise ApiError(
+            f"{target} nests deeper than {MAX_FEATURE_DEPTH} levels.", target=target
+        )
+    if value is None:
+        return
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(inner, f"{name}.{key}" if name else key, into,
+                     target=f"{target}.{key}", depth=depth + 1)
+        return
+    if isinstance(value, list):
+        for index, inner in enumerate(value):
+            _flatten(inner, f"{name}[{index}]", into,
+                     target=f"{target}[{index}]", depth=depth + 1)
+        return
+    into[name] = _scalar(value, target=target)
+
+
+def personalizer_features(
+    value: Any, *, target: str, default_namespace: str
+) -> dict[str, dict[str, str | float | int | bool]]:
+    """Turn a Personalizer feature list into banditkit's namespaced features.
+
+    Personalizer sends features as a list of JSON objects. Within each
+    object, a key whose value is an object names a namespace (Vowpal Wabbit's
+    JSON convention); a key with a scalar value is a feature of the
+    ``default_namespace``. Deeper objects and arrays are flattened into
+    ``outer.inner`` and ``name[i]`` feature names; nulls are dropped.
+
+    Parameters
+    ----------
+    value : list of dict or None
+        The ``contextFeatures`` or an action's ``features``. None means no features.
+    target : str
+        The JSON path used in error messages.
+    default_namespace : str
+        Namespace for top-level scalar features.
+
+    Returns
+    -------
+    dict of str to dict
+        ``{namespace: {feature: value}}``.
+    """
+    if value is None:
+        return {}
+    items = require_list(value, target=target)
+    features: dict[str, dict[str, str | float | int | bool]] = {}
+    for index, item in enumerate(items):
+        where = f"{target}[{index}]"
+        if item is None:
+            continue
+        require_object(item, target=where)
+        for key, inner in item.items():
+            if isinstance(inner, dict):
+                namespace = features.setdefault(key, {})
+                for name, leaf in inner.items():
+                    _flatten(leaf, name, namespace, target=f"{where}.{key}.{name}", depth=2)
+            else:
+                namespace = features.setdefault(default_namespace, {})
+                _flatten(inner, key, namespace, target=f"{where}.{key}", depth=1)
+    return {namespace: values for namespace, values in features.items() if values}

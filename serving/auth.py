@@ -1,0 +1,150 @@
+"""Who may do what: API keys with roles on every protected route.
+
+A key arrives in the ``Ocp-Apim-Subscription-Key`` header (Azure's, so the
+Personalizer SDKs work unchanged) or as ``Authorization: Bearer <key>``.
+A missing or unknown key gives 401; a valid key whose role may not use the
+route gives 403. ``admin`` may use every route.
+
+Config keys (``AUTH_`` namespace)
+---------------------------------
+AUTH_ENABLED : bool, default=True
+    False serves every route without keys (local experiments only).
+AUTH_CACHE_SECONDS : float, default=5.0
+    How long a verified key is trusted without asking the store again; also the
+    longest a revoked key keeps working in a running server.
+AUTH_KEYS_PATH : str, default=None
+    The SQLite file of the key store; defaults to ``serving.sqlite3`` in the data dir.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, request
+
+from serving.errors import ApiError
+from serving.keys import ROLES, ApiKey, KeyStore, default_path, hash_key
+
+__all__ = ["KEY_HEADER", "current_key", "get_key_store", "init_app", "require_roles"]
+
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+_EXTENSION = "banditkit.auth"
+_CACHE_LIMIT = 4096
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Auth:
+    """The key store plus a small cache of verified keys (per process)."""
+
+    def __init__(self, *, store: KeyStore, enabled: bool, cache_seconds: float) -> None:
+        self.store = store
+        self.enabled = enabled
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[ApiKey, float]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, key: str) -> ApiKey | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        record = self.store.lookup(key)
+        if record is not None and self.cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) >= _CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[digest] = (record, now + self.cache_seconds)
+        return record
+
+
+def init_app(app: Flask, *, data_dir: Path) -> None:
+    """Attach the key store to ``app`` (``AUTH_`` config keys).
+
+    Parameters
+    ----------
+    app : Flask
+        The application.
+    data_dir : Path
+        The data directory; the key store defaults to ``data_dir/serving.sqlite3``.
+    """
+    config = app.config.get_namespace("AUTH_")
+    path = config.get("keys_path") or default_path(data_dir)
+    app.extensions[_EXTENSION] = _Auth(
+        store=KeyStore(path=path),
+        enabled=bool(config.get("enabled", True)),
+        cache_seconds=float(config.get("cache_seconds", 5.0)),
+    )
+
+
+def get_key_store(app: Flask | None = None) -> KeyStore:
+    """The app's :class:`~serving.keys.KeyStore`."""
+    return (app or current_app).extensions[_EXTENSION].store
+
+
+def _presented_key() -> str | None:
+    key = request.headers.get(KEY_HEADER)
+    if key:
+        return key.strip()
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def current_key() -> ApiKey | None:
+    """The verified key of this request, or None (auth disabled or public route)."""
+    return g.get("banditkit_key")
+
+
+def require_roles(*roles: str) -> Callable[[F], F]:
+    """Decorate a view so only keys with one of ``roles`` (or ``admin``) may call it.
+
+    Parameters
+    ----------
+    *roles : str
+        Roles from :data:`~serving.keys.ROLES` allowed besides ``admin``.
+    """
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"roles must be among {ROLES}; got {sorted(unknown)}")
+    allowed = frozenset(roles) | {"admin"}
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            auth: _Auth = current_app.extensions[_EXTENSION]
+            if auth.enabled:
+                key = _presented_key()
+                if key is None:
+                    raise ApiError(
+                        f"Missing API key: send it in the {KEY_HEADER} header.",
+                        status=401,
+                        code="Unauthorized",
+                    )
+                record = auth.verify(key)
+                if record is None:
+                    raise ApiError(
+                        "Invalid or revoked API key.", status=401, code="Unauthorized"
+                    )
+                if record.role not in allowed:
+                    raise ApiError(
+                        f"A key with role {record.role!r} may not use this route; "
+                        f"it needs one of: {', '.join(sorted(allowed))}.",
+                        status=403,
+                        code="Forbidden",
+                    )
+                g.banditkit_key = record
+            return view(*args, **kwargs)
+
+        wrapper.banditkit_roles = tuple(sorted(allowed))  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

@@ -1,0 +1,76 @@
+"""ISO-8601 durations (Personalizer's ``rewardWaitTime``) to and from seconds.
+
+Personalizer's REST API writes time spans as ISO-8601 durations (``PT10M``,
+``P1D``); older clients and .NET's ``TimeSpan`` also write ``[d.]hh:mm:ss``.
+The engine works in seconds. Years and months are refused: their length in
+seconds depends on the calendar.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+
+import isodate
+
+__all__ = ["format_duration", "parse_duration"]
+
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in an ISO-8601 duration or ``[d.]hh:mm:ss`` time span.
+
+    Parameters
+    ----------
+    text : str
+        ``"PT5M"``, ``"P1DT2H"``, ``"PT0.5S"``, ``"00:05:00"``, ``"1.00:00:00"``.
+
+    Returns
+    -------
+    float
+        Non-negative number of seconds.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not such a duration, is negative, or uses years or months.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"expected an ISO-8601 duration string, got {type(text).__name__}")
+    stripped = text.strip()
+    match = _TIMESPAN.match(stripped)
+    if match:
+        days, hours, minutes, seconds = match.groups()
+        total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        return float(total)
+    if not re.search(r"\d", stripped):
+        raise ValueError(f"{text!r} is not an ISO-8601 duration such as 'PT10M'")
+    try:
+        value = isodate.parse_duration(stripped)
+    except (isodate.ISO8601Error, ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"{text!r} is not an ISO-8601 duration such as 'PT10M'") from exc
+    if isinstance(value, isodate.Duration):
+        raise ValueError(
+            f"{text!r} uses years or months, whose length varies; use days (P30D) instead"
+        )
+    seconds = value.total_seconds()
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{text!r} is negative; durations must be zero or more")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """ISO-8601 duration for ``seconds`` (``600.0`` -> ``"PT10M"``).
+
+    Parameters
+    ----------
+    seconds : float
+        Non-negative, finite number of seconds.
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds must be finite and non-negative, got {seconds!r}")
+    delta = dt.timedelta(seconds=seconds)
+    # isodate writes zero as "P0D"; Personalizer clients expect a time part.
+    return "PT0S" if delta == dt.timedelta(0) else isodate.duration_isoformat(delta)

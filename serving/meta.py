@@ -1,0 +1,58 @@
+"""Small named values the HTTP layer keeps beside the engine's settings.
+
+Personalizer's policy has a ``name`` next to its arguments; the engine's
+:class:`~banditkit.settings.LoopSettings` has no place for it (nor should it),
+so the server stores it here, in its own SQLite file, shared by all workers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+__all__ = ["MetaStore"]
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS service_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+class MetaStore:
+    """String values by key in a SQLite file (table ``service_meta``).
+
+    Parameters
+    ----------
+    path : path-like
+        The SQLite file; created with its table on first use.
+    """
+
+    def __init__(self, *, path: str | Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=10.0)
+        connection.execute(_SCHEMA)
+        return connection
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The value stored under ``key``, or ``default``."""
+        connection = self._connect()
+        try:
+            row = connection.execute(
+                "SELECT value FROM service_meta WHERE key = ?", (key,)
+            ).fetchone()
+        finally:
+            connection.close()
+        return row[0] if row else default
+
+    def set(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing any previous value."""
+        connection = self._connect()
+        try:
+            with connection:
+                connection.execute(
+                    "INSERT INTO service_meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+        finally:
+            connection.close()

@@ -1,0 +1,134 @@
+"""Prometheus metrics of the decision loop, served at ``/metrics``.
+
+Each app owns its own :class:`prometheus_client.CollectorRegistry`, so that
+several apps in one process (tests) do not collide. When
+``PROMETHEUS_MULTIPROC_DIR`` is set (gunicorn with several workers), ``/metrics``
+aggregates every worker's files through ``MultiProcessCollector`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, current_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics", "get_metrics", "init_app"]
+
+_EXTENSION = "banditkit.metrics"
+# Rank latency buckets in seconds: the targets are in milliseconds (DESIGN.md §8).
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The loop's counters, histograms and gauges, in one registry.
+
+    Parameters
+    ----------
+    registry : CollectorRegistry
+        Where the metrics are registered.
+    """
+
+    def __init__(self, *, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.rank_seconds = Histogram(
+            "banditkit_rank_seconds",
+            "Time spent in the engine's rank call, per request.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "banditkit_decisions", "Decisions made (rank calls that succeeded).",
+            ["route"], registry=registry,
+        )
+        self.rewards = Counter(
+            "banditkit_rewards",
+            "Rewards accepted; late=true when the event was already joined (not learned).",
+            ["route", "late"],
+            registry=registry,
+        )
+        self.activations = Counter(
+            "banditkit_activations", "Activations accepted.", ["route"], registry=registry
+        )
+        self.rejected = Counter(
+            "banditkit_rejected_requests",
+            "Requests answered with a 4xx status.",
+            ["status"],
+            registry=registry,
+        )
+        self.model_version = Gauge(
+            "banditkit_model_version_info",
+            "1 for the model version that made the latest decision in this process.",
+            ["version"],
+            registry=registry,
+        )
+        self.learner_events = Counter(
+            "banditkit_learner_events",
+            "Events the learner joined and learned from.",
+            registry=registry,
+        )
+        self.learner_errors = Counter(
+            "banditkit_learner_errors", "Learner steps that raised.", registry=registry
+        )
+        self.learner_last_run = Gauge(
+            "banditkit_learner_last_run_timestamp_seconds",
+            "Unix time of the learner's last completed step.",
+            registry=registry,
+        )
+        self.join_lag = Gauge(
+            "banditkit_learner_lag_seconds",
+            "Seconds since the learner last completed a step (join lag upper bound "
+            "beyond the reward wait time).",
+            registry=registry,
+        )
+        self.join_lag.set_function(self._lag)
+        self._last_version: str | None = None
+        self._last_run: float | None = None
+
+    def _lag(self) -> float:
+        return 0.0 if self._last_run is None else time.time() - self._last_run
+
+    def saw_model_version(self, version: str) -> None:
+        """Record the model version of a decision (cheap when unchanged)."""
+        if version == self._last_version:
+            return
+        if self._last_version is not None:
+            self.model_version.remove(self._last_version)
+        self.model_version.labels(version=version).set(1)
+        self._last_version = version
+
+    def learner_step(self, processed: int) -> None:
+        """Record one completed learner step that processed ``processed`` events."""
+        self.learner_events.inc(processed)
+        self._last_run = time.time()
+        self.learner_last_run.set(self._last_run)
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's metrics and count 4xx responses."""
+    metrics = Metrics(registry=CollectorRegistry())
+    app.extensions[_EXTENSION] = metrics
+
+    @app.after_request
+    def _count_rejections(response):  # type: ignore[no-untyped-def]
+        if 400 <= response.status_code < 500:
+            metrics.rejected.labels(status=str(response.status_code)).inc()
+        return response
+
+
+def get_metrics(app: Flask | None = None) -> Metrics:
+    """The app's :class:`Metrics`."""
+    return (app or current_app).extensions[_EXTENSION]
+
+
+def exposition_registry(app: Flask | None = None) -> CollectorRegistry:
+    """The registry ``/metrics`` serialises: the app's, or all workers' in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return get_metrics(app).registry

@@ -1,0 +1,412 @@
+"""Azure Personalizer-compatible routes, so a migrating team changes only its base URL.
+
+Two route families share the same handlers:
+
+* ``/personalizer/v1.0/...`` (the REST v1.0 API, used by
+  ``azure-cognitiveservices-personalizer``);
+* ``/personalizer/...?api-version=YYYY-MM-DD[-preview]`` (used by
+  ``azure-ai-personalizer``'s ``PersonalizerClient`` and
+  ``PersonalizerAdministrationClient``).
+
+Handlers parse and validate, call the engine, and serialise; the contract is
+written down in ``docs/personalizer-compat.md``.
+
+Config keys (``RANK_`` namespace)
+---------------------------------
+RANK_MAX_ACTIONS : int, default=50
+    Most actions one rank request may carry (Personalizer's own limit was 50).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, request
+
+from banditkit.errors import InvalidInputError
+from banditkit.settings import LoopSettings
+from banditkit.types import Action, Decision
+from serving import openapi
+from serving._parsing import (
+    EVENT_ID_MAX_LENGTH,
+    check_event_id,
+    json_body,
+    optional_bool,
+    optional_str,
+    personalizer_features,
+    require_finite_number,
+    require_list,
+    require_object,
+    require_str,
+)
+from serving.auth import require_roles
+from serving.durations import format_duration, parse_duration
+from serving.errors import ApiError
+from serving.meta import MetaStore
+from serving.metrics import get_metrics
+from serving.runtime import get_engine
+
+__all__ = [
+    "API_VERSION_PATTERN",
+    "DEFAULT_NAMESPACE",
+    "FOREVER_DAYS",
+    "decision_json",
+    "init_app",
+    "parse_rank_request",
+    "service_configuration_json",
+]
+
+#: Namespace of top-level scalar features (``[{"hour": 21}]``): VW's default
+#: namespace, where Personalizer put them too.
+DEFAULT_NAMESPACE = ""
+#: ``logRetentionDays: -1`` (keep forever) is stored as this many days.
+FOREVER_DAYS = 1_000_000
+API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"
+_API_VERSION = re.compile(API_VERSION_PATTERN)
+_META_EXTENSION = "banditkit.meta"
+_POLICY_NAME_KEY = "personalizer.policy_name"
+_DEFAULT_POLICY_NAME = "banditkit default"
+
+_LEARNING_MODES = {"online": "Online", "apprentice": "Apprentice", "logging_only": "LoggingOnly"}
+_LEARNING_MODES_IN = {value.lower(): key for key, value in _LEARNING_MODES.items()}
+
+v1 = Blueprint("personalizer_v1", __name__, url_prefix="/personalizer/v1.0")
+versioned = Blueprint("personalizer", __name__, url_prefix="/personalizer")
+
+
+@versioned.before_request
+def _require_api_version() -> None:
+    # Checked before auth: without a version the request means nothing here.
+    version = request.args.get("api-version")
+    if version is None:
+        raise ApiError(
+            "The api-version query parameter is required, e.g. ?api-version=2022-09-01-preview.",
+            target="api-version",
+        )
+    if not _API_VERSION.match(version):
+        raise ApiError(
+            f"api-version must look like 2022-09-01-preview, got {version!r}.",
+            target="api-version",
+        )
+
+
+# --------------------------------------------------------------------------- rank
+
+
+def parse_rank_request(
+    body: Any, *, max_actions: int
+) -> tuple[dict[str, dict[str, Any]], list[Action], dict[str, Any]]:
+    """Validate a Personalizer rank body and turn it into engine arguments.
+
+    Parameters
+    ----------
+    body : object
+        The decoded JSON body.
+    max_actions : int
+        Most actions allowed.
+
+    Returns
+    -------
+    context : dict
+        Namespaced context features.
+    actions : list of Action
+        In request order (the first is the baseline).
+    options : dict
+        ``event_id``, ``excluded`` and ``defer_activation`` keyword arguments.
+    """
+    body = require_object(body, target="")
+    if body.get("actions") is None:
+        raise ApiError("actions is required: an array of {id, features}.", target="actions")
+    raw_actions = require_list(body["actions"], target="actions")
+    if not raw_actions:
+        raise ApiError("actions must contain at least one action.", target="actions")
+    if len(raw_actions) > max_actions:
+        raise ApiError(
+            f"actions may contain at most {max_actions} actions, got {len(raw_actions)}.",
+            target="actions",
+        )
+    actions: list[Action] = []
+    for index, raw in enumerate(raw_actions):
+        where = f"actions[{index}]"
+        raw = require_object(raw, target=where)
+        if raw.get("id") is None:
+            raise ApiError(f"{where}.id is required.", target=f"{where}.id")
+        action_id = require_str(raw["id"], target=f"{where}.id", max_length=EVENT_ID_MAX_LENGTH)
+        features = personalizer_features(
+            raw.get("features"), target=f"{where}.features", default_namespace=DEFAULT_NAMESPACE
+        )
+        actions.append(Action(id=action_id, features=features))
+    context = personalizer_features(
+        body.get("contextFeatures"), target="contextFeatures", default_namespace=DEFAULT_NAMESPACE
+    )
+    excluded: list[str] = []
+    if body.get("excludedActions") is not None:
+        raw_excluded = require_list(body["excludedActions"], target="excludedActions")
+        for index, value in enumerate(raw_excluded):
+            where = f"excludedActions[{index}]"
+            excluded.append(require_str(value, target=where, max_length=EVENT_ID_MAX_LENGTH))
+    options = {
+        "event_id": optional_str(body, "eventId", max_length=EVENT_ID_MAX_LENGTH),
+        "excluded": tuple(excluded),
+        "defer_activation": optional_bool(body, "deferActivation"),
+    }
+    return context, actions, options
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """The Personalizer ``RankResponse`` for ``decision``."""
+    return {
+        "eventId": decision.event_id,
+        "ranking": [
+            {"id": ranked.id, "probability": float(ranked.probability)}
+            for ranked in decision.ranking
+        ],
+        "rewardActionId": decision.reward_action_id,
+    }
+
+
+@require_roles("client")
+def rank() -> tuple[dict[str, Any], int]:
+    """Rank the actions for a context: ``201`` with the decision."""
+    max_actions = int(current_app.config.get("RANK_MAX_ACTIONS", 50))
+    context, actions, options = parse_rank_request(json_body(), max_actions=max_actions)
+    metrics = get_metrics()
+    started = time.perf_counter()
+    decision = get_engine().rank(context, actions, **options)
+    metrics.rank_seconds.labels(route="personalizer").observe(time.perf_counter() - started)
+    metrics.decisions.labels(route="personalizer").inc()
+    metrics.saw_model_version(decision.model_version)
+    return decision_json(decision), 201
+
+
+# ------------------------------------------------------------------ reward / activate
+
+
+def parse_reward(body: Any) -> float:
+    """The finite ``value`` of a reward body ``{"value": number}``."""
+    body = require_object(body, target="")
+    if "value" not in body:
+        raise ApiError("value is required: the reward, a number.", target="value")
+    return require_finite_number(body["value"], target="value")
+
+
+@require_roles("client")
+def reward(eventId: str) -> tuple[str, int]:  # noqa: N803 - the URL's own spelling
+    """Report the reward of an event: ``204``."""
+    event_id = check_event_id(eventId)
+    value = parse_reward(json_body())
+    late = get_engine().reward(event_id, value)
+    get_metrics().rewards.labels(route="personalizer", late=str(bool(late)).lower()).inc()
+    return "", 204
+
+
+@require_roles("client")
+def activate(eventId: str) -> tuple[str, int]:  # noqa: N803
+    """Activate a deferred event: ``204``."""
+    event_id = check_event_id(eventId)
+    get_engine().activate(event_id)
+    get_metrics().activations.labels(route="personalizer").inc()
+    return "", 204
+
+
+# ------------------------------------------------------------------ configurations
+
+
+def service_configuration_json(settings: LoopSettings) -> dict[str, Any]:
+    """Personalizer's ``ServiceConfiguration`` for the engine's ``settings``."""
+    return {
+        "rewardWaitTime": format_duration(settings.reward_wait_seconds),
+        "defaultReward": float(settings.default_reward),
+        "rewardAggregation": settings.reward_aggregation,
+        "explorationPercentage": float(settings.exploration_percentage),
+        "modelExportFrequency": format_duration(settings.model_update_seconds),
+        "logRetentionDays": (
+            -1 if settings.log_retention_days >= FOREVER_DAYS else int(settings.log_retention_days)
+        ),
+        "modelRetrainDays": 0,
+        "learningMode": _LEARNING_MODES.get(settings.learning_mode, settings.learning_mode),
+        "logMirrorEnabled": False,
+        "isAutoOptimizationEnabled": False,
+    }
+
+
+def _duration_field(body: dict[str, Any], key: str) -> float:
+    value = require_str(body[key], target=key)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ApiError(f"{key}: {exc}.", target=key) from None
+
+
+def _int_field(body: dict[str, Any], key: str) -> int:
+    value = body[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ApiError(f"{key} must be an integer, got {value!r}.", target=key)
+    return int(value)
+
+
+_REQUIRED_SERVICE_FIELDS = (
+    "rewardWaitTime",
+    "defaultReward",
+    "rewardAggregation",
+    "explorationPercentage",
+    "modelExportFrequency",
+    "logRetentionDays",
+)
+
+
+def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSettings:
+    """New settings from a ``ServiceConfiguration`` body, keeping what it does not set.
+
+    Parameters
+    ----------
+    body : object
+        The decoded JSON body.
+    current : LoopSettings
+        The settings in force (for ``learningMode`` when absent, and the policy).
+    """
+    body = require_object(body, target="")
+    missing = [key for key in _REQUIRED_SERVICE_FIELDS if body.get(key) is None]
+    if missing:
+        raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
+    for key in ("logMirrorEnabled", "isAutoOptimizationEnabled"):
+        if body.get(key) is not None and optional_bool(body, key):
+            raise ApiError(f"{key}=true is not supported by banditkit.", target=key)
+    if body.get("modelRetrainDays") is not None:
+        _int_field(body, "modelRetrainDays")
+    changes: dict[str, Any] = {
+        "reward_wait_seconds": _duration_field(body, "rewardWaitTime"),
+        "default_reward": require_finite_number(body["defaultReward"], target="defaultReward"),
+        "reward_aggregation": require_str(
+            body["rewardAggregation"], target="rewardAggregation"
+        ).lower(),
+        "exploration_percentage": require_finite_number(
+            body["explorationPercentage"], target="explorationPercentage"
+        ),
+        "model_update_seconds": _duration_field(body, "modelExportFrequency"),
+        "log_retention_days": _int_field(body, "logRetentionDays"),
+    }
+    if changes["log_retention_days"] == -1:
+        changes["log_retention_days"] = FOREVER_DAYS
+    if body.get("learningMode") is not None:
+        mode = require_str(body["learningMode"], target="learningMode")
+        if mode.lower() not in _LEARNING_MODES_IN:
+            raise ApiError(
+                "learningMode must be one of Online, Apprentice, LoggingOnly; "
+                f"got {mode!r}.",
+                target="learningMode",
+            )
+        changes["learning_mode"] = _LEARNING_MODES_IN[mode.lower()]
+    return _replace_settings(current, changes)
+
+
+def _replace_settings(current: LoopSettings, changes: dict[str, Any]) -> LoopSettings:
+    try:
+        return dataclasses.replace(current, **changes)
+    except (InvalidInputError, ValueError, TypeError) as exc:
+        raise ApiError(f"Invalid settings: {exc}") from None
+
+
+def _update_settings(settings: LoopSettings) -> None:
+    try:
+        get_engine().update_settings(settings)
+    except (InvalidInputError, ValueError, TypeError) as exc:
+        raise ApiError(f"Invalid settings: {exc}") from None
+
+
+@require_roles("analyst")
+def get_service_configuration() -> tuple[dict[str, Any], int]:
+    """The loop settings as a Personalizer ``ServiceConfiguration``."""
+    return service_configuration_json(get_engine().settings), 200
+
+
+@require_roles()
+def update_service_configuration() -> tuple[dict[str, Any], int]:
+    """Replace the loop settings (admin only); returns the configuration in force."""
+    engine = get_engine()
+    settings = parse_service_configuration(json_body(), engine.settings)
+    _update_settings(settings)
+    return service_configuration_json(engine.settings), 200
+
+
+def _meta() -> MetaStore:
+    return current_app.extensions[_META_EXTENSION]
+
+
+def _policy_json(settings: LoopSettings) -> dict[str, Any]:
+    name = _meta().get(_POLICY_NAME_KEY, _DEFAULT_POLICY_NAME)
+    return {"name": name, "arguments": settings.policy_args}
+
+
+@require_roles("analyst")
+def get_policy() -> tuple[dict[str, Any], int]:
+    """The learning policy: ``{"name", "arguments"}`` (Vowpal Wabbit arguments)."""
+    return _policy_json(get_engine().settings), 200
+
+
+@require_roles()
+def update_policy() -> tuple[dict[str, Any], int]:
+    """Replace the learning policy (admin only); returns the policy in force."""
+    body = require_object(json_body(), target="")
+    missing = [key for key in ("name", "arguments") if body.get(key) is None]
+    if missing:
+        raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
+    name = require_str(body["name"], target="name", max_length=256)
+    arguments = require_str(body["arguments"], target="arguments", max_length=4096)
+    engine = get_engine()
+    _update_settings(_replace_settings(engine.settings, {"policy_args": arguments}))
+    _meta().set(_POLICY_NAME_KEY, name)
+    return _policy_json(engine.settings), 200
+
+
+@require_roles()
+def reset_policy() -> tuple[dict[str, Any], int]:
+    """Restore the default learning policy (admin only); returns it."""
+    engine = get_engine()
+    default = LoopSettings().policy_args
+    _update_settings(_replace_settings(engine.settings, {"policy_args": default}))
+    _meta().set(_POLICY_NAME_KEY, _DEFAULT_POLICY_NAME)
+    return _policy_json(engine.settings), 200
+
+
+# ------------------------------------------------------------------ registration
+
+_ROUTES: tuple[tuple[str, str, Callable[..., Any]], ...] = (
+    ("/rank", "POST", rank),
+    ("/events/<eventId>/reward", "POST", reward),
+    ("/events/<eventId>/activate", "POST", activate),
+    ("/configurations/service", "GET", get_service_configuration),
+    ("/configurations/service", "PUT", update_service_configuration),
+    ("/configurations/policy", "GET", get_policy),
+    ("/configurations/policy", "PUT", update_policy),
+    ("/configurations/policy", "DELETE", reset_policy),
+)
+
+for _blueprint in (v1, versioned):
+    for _rule, _method, _view in _ROUTES:
+        _blueprint.add_url_rule(_rule, view_func=_view, methods=[_method],
+                                endpoint=f"{_view.__name__}")
+
+
+def init_app(app: Flask, *, meta: MetaStore) -> None:
+    """Register both route families and their OpenAPI description on ``app``.
+
+    Parameters
+    ----------
+    app : Flask
+        The application.
+    meta : MetaStore
+        Where the policy name is kept.
+    """
+    app.extensions[_META_EXTENSION] = meta
+    app.register_blueprint(v1)
+    app.register_blueprint(versioned)
+    max_actions = int(app.config.get("RANK_MAX_ACTIONS", 50))
+    paths = {}
+    for prefix, versioned_family in (("/personalizer/v1.0", False), ("/personalizer", True)):
+        paths.update(openapi.personalizer_paths(prefix, versioned=versioned_family))
+    openapi.add_paths(app, paths, openapi.personalizer_schemas(max_actions=max_actions))
