@@ -29,6 +29,8 @@ def _show(value: Any) -> str:
         if value.size <= 6:
             return repr(value.tolist())
         return f"array of shape {value.shape}, dtype {value.dtype}"
+    if isinstance(value, np.generic):
+        return repr(value.item())
     return repr(value)
 
 
@@ -96,7 +98,7 @@ def check_finite(array: np.ndarray, *, name: str) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         first = int(np.flatnonzero(bad.ravel())[0])
-        raise ValueError(f"{name} must be finite, got {array.ravel()[first]!r} "
+        raise ValueError(f"{name} must be finite, got {float(array.ravel()[first])!r} "
                          f"at position {first} ({int(bad.sum())} bad values)")
     return array
 
@@ -107,7 +109,7 @@ def check_in_open_closed_unit(array: np.ndarray, *, name: str) -> np.ndarray:
     bad = (array <= 0) | (array > 1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must be in (0, 1], got {array[first]!r} at position "
+        raise ValueError(f"{name} must be in (0, 1], got {float(array[first])!r} at position "
                          f"{first} ({int(bad.sum())} bad values)")
     return array
 
@@ -118,7 +120,7 @@ def check_probability_vector(array: np.ndarray, *, name: str) -> np.ndarray:
     bad = (array < 0) | (array > 1 + 1e-12)
     if bad.any():
         first = int(np.flatnonzero(bad.ravel())[0])
-        raise ValueError(f"{name} must be in [0, 1], got {array.ravel()[first]!r} at "
+        raise ValueError(f"{name} must be in [0, 1], got {float(array.ravel()[first])!r} at "
                          f"position {first} ({int(bad.sum())} bad values)")
     return array
 

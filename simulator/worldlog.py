@@ -1,0 +1,156 @@
+"""Logs drawn from an :class:`~simulator.world.ArtworkWorld`, with their ground truth.
+
+A policy on the world is an array of shape ``(n_members, n_titles, n_variants)``
+of probabilities (``ArtworkWorld.uniform_policy()`` and friends). Requests are
+(member, title) pairs drawn uniformly, so ``world.policy_value(policy)`` is the
+exact value that an off-policy estimate on a :class:`WorldLog` aims at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator._validation import check_integer_at_least, check_non_negative
+from simulator.rounds import LoggedRounds, TargetRounds
+from simulator.world import ArtworkWorld
+
+__all__ = ["WorldLog", "check_policy", "epsilon_greedy", "sample_log", "taste_policy"]
+
+
+def check_policy(world: ArtworkWorld, policy: np.ndarray, *, name: str = "policy") -> np.ndarray:
+    """Require a probability array of the world's shape whose last axis sums to 1."""
+    policy = np.asarray(policy, dtype=np.float64)
+    if policy.shape != world.take_probability.shape:
+        raise ValueError(f"{name} must have shape {world.take_probability.shape}, "
+                         f"got {policy.shape}")
+    if not np.all(np.isfinite(policy)) or (policy < 0).any():
+        raise ValueError(f"{name} must hold finite probabilities >= 0")
+    if not np.allclose(policy.sum(axis=2), 1.0, atol=1e-6):
+        raise ValueError(f"{name} must sum to 1 over variants for every member and title")
+    return policy
+
+
+def taste_policy(world: ArtworkWorld, *, sharpness: float = 8.0,
+                 epsilon: float = 0.1) -> np.ndarray:
+    """A personalized policy from what a bandit can see: the observed taste.
+
+    Softmax of ``sharpness`` x the member's observed taste for each variant's
+    theme, mixed with uniform exploration of weight ``epsilon``.
+
+    Parameters
+    ----------
+    world : ArtworkWorld
+    sharpness : float, default=8.0
+        Inverse temperature; 0 gives the uniform policy.
+    epsilon : float, default=0.1
+        Uniform share in [0, 1]; > 0 keeps every variant's propensity positive.
+
+    Returns
+    -------
+    ndarray of shape (n_members, n_titles, n_variants)
+    """
+    check_non_negative(sharpness, name="sharpness")
+    epsilon = check_non_negative(epsilon, name="epsilon")
+    if epsilon > 1:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    logit = sharpness * world.observed_taste[:, world.variant_theme]
+    logit -= logit.max(axis=2, keepdims=True)
+    softmax = np.exp(logit)
+    softmax /= softmax.sum(axis=2, keepdims=True)
+    return (1 - epsilon) * softmax + epsilon / world.n_variants
+
+
+def epsilon_greedy(policy: np.ndarray, *, epsilon: float) -> np.ndarray:
+    """Mix a policy with the uniform distribution: ``(1 - epsilon) pi + epsilon / K``."""
+    epsilon = check_non_negative(epsilon, name="epsilon")
+    if epsilon > 1:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    policy = np.asarray(policy, dtype=np.float64)
+    return (1 - epsilon) * policy + epsilon / policy.shape[-1]
+
+
+@dataclass(frozen=True, eq=False)
+class WorldLog:
+    """A log drawn from a world under a known logging policy.
+
+    Attributes
+    ----------
+    world : ArtworkWorld
+    logging_policy : ndarray of shape (n_members, n_titles, n_variants)
+    requests : ndarray of shape (n_rounds, 2)
+        (member, title) of each round.
+    rounds : LoggedRounds
+        Logged action = variant index; reward = take (0/1).
+    """
+
+    world: ArtworkWorld
+    logging_policy: np.ndarray
+    requests: np.ndarray
+    rounds: LoggedRounds
+
+    def target(self, policy: np.ndarray, *,
+               model_predictions: np.ndarray | None = None) -> TargetRounds:
+        """The target policy on the logged rounds, with the support diagnostic.
+
+        Parameters
+        ----------
+        policy : ndarray of shape (n_members, n_titles, n_variants)
+        model_predictions : ndarray of shape (n_rounds, n_variants) or \
+(n_members, n_titles, n_variants), default=None
+            Reward model; a world-shaped array is looked up per request.
+        """
+        policy = check_policy(self.world, policy, name="policy")
+        member, title = self.requests[:, 0], self.requests[:, 1]
+        dist = policy[member, title]
+        q = None
+        if model_predictions is not None:
+            q = np.asarray(model_predictions, dtype=np.float64)
+            if q.shape == self.world.take_probability.shape:
+                q = q[member, title]
+        return TargetRounds.from_dense(self.rounds, dist, model_predictions=q,
+                                       logging_dist=self.logging_policy[member, title])
+
+    def true_value(self, policy: np.ndarray) -> float:
+        """Exact value of ``policy`` on the request distribution (uniform pairs)."""
+        return self.world.policy_value(check_policy(self.world, policy))
+
+    def take(self, index: slice) -> WorldLog:
+        """The rounds at ``index`` (e.g. one repetition of a stacked sample)."""
+        return WorldLog(world=self.world, logging_policy=self.logging_policy,
+                        requests=self.requests[index], rounds=self.rounds.take(index))
+
+
+def sample_log(world: ArtworkWorld, logging_policy: np.ndarray, *, n_rounds: int,
+               seed: int) -> WorldLog:
+    """Draw ``n_rounds`` logged impressions: uniform requests, logged variant, take.
+
+    Parameters
+    ----------
+    world : ArtworkWorld
+    logging_policy : ndarray of shape (n_members, n_titles, n_variants)
+    n_rounds : int
+    seed : int
+        Seeds requests, choices and takes.
+
+    Returns
+    -------
+    WorldLog
+    """
+    logging_policy = check_policy(world, logging_policy, name="logging_policy")
+    check_integer_at_least(n_rounds, 1, name="n_rounds")
+    rng = np.random.default_rng(seed)
+    member = rng.integers(world.n_members, size=n_rounds)
+    title = rng.integers(world.n_titles, size=n_rounds)
+    dist = logging_policy[member, title]
+    cumulative = np.cumsum(dist, axis=1)
+    action = (rng.random(n_rounds)[:, None] * cumulative[:, -1:] >= cumulative).sum(axis=1)
+    action = np.minimum(action, world.n_variants - 1)
+    take = world.take_probability[member, title, action]
+    reward = (rng.random(n_rounds) < take).astype(np.float64)
+    rounds = LoggedRounds(reward=reward, action=action,
+                          probability=dist[np.arange(n_rounds), action],
+                          n_actions=world.n_variants)
+    return WorldLog(world=world, logging_policy=logging_policy,
+                    requests=np.column_stack([member, title]), rounds=rounds)
