@@ -486,7 +486,7 @@ class SNIPS(OffPolicyEstimator):
         return np.column_stack([weight * rounds.reward, weight])
 
     def _combine(self, mean: np.ndarray) -> float:
-        return mean[0] / mean[1] if mean[1] > 0 else math.nan
+        return float(mean[0] / mean[1]) if mean[1] > 0 else math.nan
 
     def _gradient(self, mean: np.ndarray) -> np.ndarray:
         return np.array([1 / mean[1], -mean[0] / mean[1] ** 2])
@@ -564,7 +564,7 @@ class SNDR(OffPolicyEstimator):
         return np.column_stack([np.asarray(target.model_value), weight * residual, weight])
 
     def _combine(self, mean: np.ndarray) -> float:
-        return mean[0] + (mean[1] / mean[2] if mean[2] > 0 else 0.0)
+        return float(mean[0] + (mean[1] / mean[2] if mean[2] > 0 else 0.0))
 
     def _gradient(self, mean: np.ndarray) -> np.ndarray:
         return np.array([1.0, 1 / mean[2], -mean[1] / mean[2] ** 2])
@@ -715,7 +715,7 @@ class Replay(OffPolicyEstimator):
         return {"n_capped": float((weight > self._bound(rounds, target)).sum())}
 
     def _combine(self, mean: np.ndarray) -> float:
-        return mean[0] / mean[1] if mean[1] > 0 else math.nan
+        return float(mean[0] / mean[1]) if mean[1] > 0 else math.nan
 
     def _gradient(self, mean: np.ndarray) -> np.ndarray:
         return np.array([1 / mean[1], -mean[0] / mean[1] ** 2])
