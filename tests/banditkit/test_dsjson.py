@@ -1,0 +1,97 @@
+"""The decision log is VW dsjson that Vowpal Wabbit's own parser reads as is."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import vowpal_wabbit_next as vw
+
+from banditkit.engine import Engine
+from banditkit.eventlog import dsjson_context, read_events
+from banditkit.settings import LoopSettings
+from banditkit.types import Action
+from banditkit.vw import VWLearner
+
+CONTEXT = {"Member": {"country": "BR", "device": "tv", "hour": 21, "kids": True, "off": False},
+           "Taste": {"comedy": 0.7, "drama": 0.25}, "": {"time": "evening"}}
+ACTIONS = [Action(id=f"poster-{i}", features={"Artwork": {"theme": theme, "brightness": b},
+                                               "Id": {"variant": f"poster-{i}"}})
+           for i, (theme, b) in enumerate([("comedy", 0.8), ("drama", 0.3), ("action", 0.5)])]
+
+
+def _one_joined_line(tmp_path, clock, *, reward: float) -> tuple[str, object]:
+    engine = Engine.open(tmp_path, settings=LoopSettings(reward_wait_seconds=5), clock=clock)
+    decision = engine.rank(CONTEXT, ACTIONS, event_id="event-1")
+    engine.reward("event-1", reward)
+    clock.advance(6)
+    assert engine.process_due() == 1
+    (path,) = (tmp_path / "logs").rglob("*.dsjson")
+    return path.read_text().strip(), decision
+
+
+def test_joined_line_parses_with_vw_and_carries_the_label(tmp_path, clock):
+    line, decision = _one_joined_line(tmp_path, clock, reward=0.75)
+    examples = vw.DSJsonFormatParser(vw.Workspace(["--cb_explore_adf", "--quiet"])).parse_json(
+        line)
+    assert len(examples) == 1 + len(ACTIONS)  # shared + one per action
+    chosen = [a.id for a in ACTIONS].index(decision.reward_action_id)
+    labelled = [(i, ex.get_label().label) for i, ex in enumerate(examples[1:])
+                if ex.get_label().label is not None]
+    assert labelled == [(chosen, (chosen + 1, -0.75, pytest.approx(decision.probability)))]
+    record = json.loads(line)
+    assert record["_labelIndex"] == chosen and record["_label_Action"] == chosen + 1
+    assert record["a"][0] == chosen + 1
+    assert record["p"][0] == pytest.approx(decision.probability)
+    assert record["_banditkit"]["actionIds"] == [a.id for a in ACTIONS]
+
+
+def test_reader_round_trips_the_log(tmp_path, clock):
+    line, decision = _one_joined_line(tmp_path, clock, reward=1.0)
+    (event,) = read_events([tmp_path / "logs"])
+    assert event.event_id == "event-1"
+    assert event.context == {k: v for k, v in CONTEXT.items()}
+    assert event.actions == [a.features for a in ACTIONS]
+    assert event.action_ids[event.chosen_index] == decision.reward_action_id
+    assert event.reward == 1.0 and not event.skip_learn
+    assert sum(event.pmf) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("args", [
+    "--cb_explore_adf --epsilon 0.1 -q MA",
+    "--cb_explore_adf --bag 3 -q ::",
+    "--cb_explore_adf --squarecb -b 20",
+])
+def test_direct_examples_hash_exactly_as_vw_parses_the_log(args):
+    """Online learning and `vw --dsjson` on the log must see the same features."""
+    learner = VWLearner(args=args)
+    features = [a.features for a in ACTIONS]
+    direct = learner._examples(CONTEXT, features)
+    workspace = vw.Workspace([*args.split(), "--quiet"])
+    line = json.dumps({"c": dsjson_context(CONTEXT, features)})
+    parsed = vw.DSJsonFormatParser(workspace).parse_json(line)
+
+    def groups(example):
+        return sorted((g.feat_group_index, sorted(zip(g.indices, g.values, strict=True)))
+                      for g in example if len(g))
+
+    assert [groups(e) for e in direct] == [groups(e) for e in parsed]
+
+
+def test_learning_online_equals_learning_from_the_log():
+    online = VWLearner(args="--cb_explore_adf --epsilon 0.1 -q MA")
+    offline = VWLearner(args="--cb_explore_adf --epsilon 0.1 -q MA")
+    features = [a.features for a in ACTIONS]
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        chosen, reward = int(rng.integers(3)), float(rng.random())
+        online.learn_one(CONTEXT, features, chosen=chosen, reward=reward, probability=1 / 3)
+        line = json.dumps({"_label_cost": -reward, "_label_probability": 1 / 3,
+                           "_label_Action": chosen + 1, "_labelIndex": chosen,
+                           "a": [chosen + 1], "p": [1 / 3],
+                           "c": dsjson_context(CONTEXT, features)})
+        offline.learn_dsjson(line)
+    np.testing.assert_allclose(online.predict_one(CONTEXT, features),
+                               offline.predict_one(CONTEXT, features))
+    np.testing.assert_allclose(online._vw.weights(), offline._vw.weights())

@@ -1,0 +1,126 @@
+"""Personalizer's join rules, one test per rule, through the real engine and log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from banditkit.engine import Engine
+from banditkit.errors import InvalidInputError, UnknownEventError
+from banditkit.eventlog import read_events
+from banditkit.settings import LoopSettings
+from banditkit.types import Action
+
+CONTEXT = {"Member": {"country": "FR"}}
+ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(3)]
+WAIT = 100.0
+
+
+def _engine(tmp_path, clock, **settings) -> Engine:
+    return Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+        reward_wait_seconds=WAIT, default_reward=-0.5, model_update_seconds=0, **settings))
+
+
+def _joined(engine: Engine, tmp_path, clock) -> dict:
+    clock.advance(WAIT + 1)
+    engine.process_due()
+    return {e.event_id: e for e in read_events([tmp_path / "logs"])}
+
+
+def _learned(engine: Engine) -> int:
+    return engine._trainer.__dict__.get("_n_updates", 0)
+
+
+def test_no_defer_reward_within_wait_is_learned(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e")
+    clock.advance(10)
+    engine.reward("e", 1.0)
+    clock.advance(WAIT - 20)
+    assert engine.process_due() == 0  # not due yet: rewards may still come
+    events = _joined(engine, tmp_path, clock)
+    assert events["e"].reward == 1.0 and not events["e"].skip_learn
+    assert _learned(engine) == 1
+
+
+def test_defer_activate_reward_counts_from_activation(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e", defer_activation=True)
+    clock.advance(WAIT - 10)
+    engine.activate("e")
+    clock.advance(50)  # past created + wait, inside activated + wait
+    engine.reward("e", 2.0)
+    assert engine.process_due() == 0
+    events = _joined(engine, tmp_path, clock)
+    assert events["e"].reward == 2.0 and not events["e"].skip_learn
+    line = (next((tmp_path / "logs").rglob("*.dsjson"))).read_text()
+    assert json.loads(line)["DeferredAction"] is True
+    assert _learned(engine) == 1
+
+
+def test_defer_never_activated_is_logged_with_skip_learn_and_not_learned(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e", defer_activation=True)
+    engine.reward("e", 1.0)
+    events = _joined(engine, tmp_path, clock)
+    assert events["e"].skip_learn
+    assert _learned(engine) == 0
+    record = json.loads(next((tmp_path / "logs").rglob("*.dsjson")).read_text())
+    assert record["_skipLearn"] is True
+    assert record["_banditkit"]["ignoredRewards"][0]["v"] == 1.0  # kept, not dropped
+
+
+def test_defer_activate_without_reward_learns_the_default(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e", defer_activation=True)
+    engine.activate("e")
+    events = _joined(engine, tmp_path, clock)
+    assert events["e"].reward == -0.5 and not events["e"].skip_learn
+    assert events["e"].extra["defaultReward"] is True
+    assert _learned(engine) == 1
+
+
+@pytest.mark.parametrize("aggregation, expected", [("earliest", 0.25), ("sum", 1.75)])
+def test_several_rewards_aggregate(tmp_path, clock, aggregation, expected):
+    engine = _engine(tmp_path, clock, reward_aggregation=aggregation)
+    engine.rank(CONTEXT, ACTIONS, event_id="e")
+    for value in (0.25, 1.0, 0.5):
+        clock.advance(5)
+        engine.reward("e", value)
+    assert _joined(engine, tmp_path, clock)["e"].reward == expected
+
+
+def test_late_reward_is_recorded_but_not_learned(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e")
+    assert _joined(engine, tmp_path, clock)["e"].reward == -0.5
+    assert engine.reward("e", 1.0) is True  # late
+    assert engine.store.event("e")["rewards"] == [
+        {"value": 1.0, "received_at": clock.now, "late": True}]
+    engine.process_due()
+    assert _learned(engine) == 1  # the default reward only, once
+    assert len(list(read_events([tmp_path / "logs"]))) == 1
+
+
+def test_reward_after_wait_but_before_the_learner_ran_is_not_counted(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e")
+    clock.advance(WAIT + 30)  # the learner is lagging
+    engine.reward("e", 1.0)
+    events = _joined(engine, tmp_path, clock)
+    assert events["e"].reward == -0.5
+    assert events["e"].extra["ignoredRewards"][0]["v"] == 1.0
+
+
+def test_unknown_event_and_bad_values_are_rejected(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    with pytest.raises(UnknownEventError, match="unknown event id 'ghost'"):
+        engine.reward("ghost", 1.0)
+    with pytest.raises(UnknownEventError, match="unknown event id 'ghost'"):
+        engine.activate("ghost")
+    engine.rank(CONTEXT, ACTIONS, event_id="e")
+    for bad in (float("nan"), float("inf"), "1.0", None, True):
+        with pytest.raises(InvalidInputError, match="finite number"):
+            engine.reward("e", bad)
+    assert engine.store.event("e")["rewards"] == []

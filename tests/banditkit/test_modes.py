@@ -1,0 +1,83 @@
+"""Apprentice and logging-only modes, and the loop settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from banditkit.engine import Engine
+from banditkit.errors import InvalidInputError
+from banditkit.settings import LoopSettings
+from banditkit.types import Action
+
+CONTEXT = {"Member": {"device": "tv"}}
+ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(3)]
+
+
+def test_apprentice_returns_the_baseline_learns_it_and_reports_agreement(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+        learning_mode="apprentice", reward_wait_seconds=1, model_update_seconds=0,
+        policy_args="--cb_explore_adf --cb_type mtr -q MA"))
+    liked, disliked = {"Member": {"device": "tv"}}, {"Member": {"device": "mobile"}}
+    for i in range(60):
+        context = liked if i % 2 else disliked
+        decision = engine.rank(context, ACTIONS, event_id=f"{i}",
+                               excluded=["v0"] if i == 0 else ())
+        assert decision.reward_action_id == ("v1" if i == 0 else "v0")  # the baseline
+        assert decision.probability == 1.0
+        # On TVs members play the baseline; on phones it costs (negative reward).
+        engine.reward(decision.event_id, 1.0 if context is liked else -1.0)
+        clock.advance(2)
+        engine.process_due(force_publish=True)
+    lines = [json.loads(line) for path in sorted((tmp_path / "logs").rglob("*.dsjson"))
+             for line in path.read_text().splitlines()]
+    agrees = {line["EventId"]: line["_banditkit"]["modelAgreesWithBaseline"] for line in lines}
+    assert engine.apprentice_agreement() == pytest.approx(sum(agrees.values()) / len(agrees))
+    # After a few events the model has learned when the baseline is right.
+    assert all(agrees[str(i)] for i in range(21, 60, 2))
+    assert not any(agrees[str(i)] for i in range(20, 60, 2))
+    assert 0.4 < engine.apprentice_agreement() < 0.7
+
+
+def test_logging_only_logs_the_baseline_and_learns_nothing(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+        learning_mode="logging_only", reward_wait_seconds=1, model_update_seconds=0))
+    for i in range(10):
+        assert engine.rank(CONTEXT, ACTIONS, event_id=f"{i}").reward_action_id == "v0"
+    clock.advance(2)
+    assert engine.process_due(force_publish=True) == 10
+    assert engine._trainer.__dict__.get("_n_updates", 0) == 0
+
+
+def test_exploration_percentage_sets_epsilon_unless_another_algorithm_is_chosen():
+    settings = LoopSettings(exploration_percentage=0.05,
+                            policy_args="--cb_explore_adf --epsilon 0.3 -q MA")
+    assert settings.learner_args() == "--cb_explore_adf -q MA --epsilon 0.05"
+    assert LoopSettings(policy_args="--cb_explore_adf --bag 5").learner_args() == (
+        "--cb_explore_adf --bag 5")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("reward_aggregation", "max", "reward_aggregation must be one of"),
+    ("learning_mode", "Online", "learning_mode must be one of"),
+    ("exploration_percentage", 1.5, r"exploration_percentage must be in \[0, 1\]"),
+    ("reward_wait_seconds", -1, "reward_wait_seconds must be a finite number"),
+    ("policy_args", "--cb_adf", "must contain --cb_explore_adf"),
+])
+def test_bad_settings_are_rejected(field, value, message):
+    with pytest.raises(InvalidInputError, match=message):
+        LoopSettings(**{field: value})
+
+
+def test_invalid_vw_arguments_are_rejected_and_settings_unchanged(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock)
+    before = engine.settings
+    with pytest.raises(InvalidInputError, match="invalid VW arguments"):
+        engine.update_settings(before.replace(policy_args="--cb_explore_adf --no_such_flag"))
+    assert engine.settings == before
+
+
+def test_settings_persist_across_restarts(tmp_path, clock):
+    Engine.open(tmp_path, clock=clock, settings=LoopSettings(default_reward=0.25)).close()
+    assert Engine.open(tmp_path, clock=clock).settings.default_reward == 0.25

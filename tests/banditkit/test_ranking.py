@@ -1,0 +1,128 @@
+"""Probabilities, the exploration floor, seeded sampling and event-id rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from banditkit.engine import Engine, RankRequest
+from banditkit.errors import DuplicateEventError, InvalidInputError
+from banditkit.sampling import sample_index
+from banditkit.settings import LoopSettings
+from banditkit.types import Action
+
+CONTEXT = {"Member": {"country": "US", "device": "mobile"}}
+ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(4)]
+
+
+@pytest.fixture
+def trained_engine(tmp_path, clock):
+    """An engine whose model prefers v2 after learning that v2 gets played."""
+    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+        reward_wait_seconds=1, exploration_percentage=0.2, model_update_seconds=0))
+    for i in range(200):
+        decision = engine.rank(CONTEXT, ACTIONS, event_id=f"train-{i}")
+        if decision.reward_action_id == "v2":
+            engine.reward(decision.event_id, 1.0)
+    clock.advance(2)
+    engine.process_due(force_publish=True)
+    yield engine
+    engine.close()
+
+
+def test_probabilities_sum_to_one_and_respect_the_epsilon_floor(trained_engine):
+    decision = trained_engine.rank(CONTEXT, ACTIONS, event_id="probe")
+    probabilities = np.array([r.probability for r in decision.ranking])
+    assert probabilities.sum() == pytest.approx(1.0)
+    # epsilon-greedy gives every action at least epsilon / K
+    assert probabilities.min() >= 0.2 / len(ACTIONS) - 1e-6
+    assert decision.ranking[0].id == decision.reward_action_id
+    best = max(decision.ranking, key=lambda r: r.probability)
+    assert best.id == "v2" and best.probability == pytest.approx(1 - 0.2 + 0.2 / 4, abs=1e-6)
+
+
+def test_choice_frequencies_match_the_probabilities(trained_engine):
+    """Over many event ids the chosen action follows the pmf (binomial tolerance)."""
+    n = 4000
+    pmf = {r.id: r.probability for r in trained_engine.rank(CONTEXT, ACTIONS).ranking}
+    decisions = trained_engine.rank_many(
+        [RankRequest(
+            context=CONTEXT, actions=ACTIONS, event_id=f"freq-{i}") for i in range(n)])
+    counts = {a.id: 0 for a in ACTIONS}
+    for decision in decisions:
+        counts[decision.reward_action_id] += 1
+    for action_id, p in pmf.items():
+        # 4.5 binomial standard deviations: all four pass together with prob > 0.9999
+        tolerance = 4.5 * np.sqrt(n * p * (1 - p))
+        assert abs(counts[action_id] - n * p) <= tolerance, (action_id, counts, pmf)
+
+
+def test_same_event_id_and_model_give_the_same_choice(tmp_path, clock, trained_engine):
+    first = trained_engine.rank(CONTEXT, ACTIONS, event_id="replay-me")
+    other = Engine.open(trained_engine.store.path.parent, clock=clock)
+    # A second process with the same snapshot reproduces the draw for the same id.
+    assert other.model_version == first.model_version
+    pmf = np.array([{r.id: r.probability for r in first.ranking}[a.id] for a in ACTIONS])
+    assert ACTIONS[sample_index(pmf, "replay-me")].id == first.reward_action_id
+    choices = {other._decide(
+        RankRequest(
+            context=CONTEXT, actions=ACTIONS, event_id="replay-me"),
+        other.settings, "t")[0].reward_action_id for _ in range(5)}
+    assert choices == {first.reward_action_id}
+
+
+def test_duplicate_event_id_is_rejected_and_nothing_changes(trained_engine):
+    trained_engine.rank(CONTEXT, ACTIONS, event_id="once")
+    before = trained_engine.store.event("once")
+    with pytest.raises(DuplicateEventError, match="'once' was already used"):
+        trained_engine.rank(CONTEXT, ACTIONS, event_id="once")
+    assert trained_engine.store.event("once") == before
+
+
+def test_excluded_actions_get_zero_and_are_never_chosen(trained_engine):
+    for i in range(300):
+        decision = trained_engine.rank(CONTEXT, ACTIONS, event_id=f"ex-{i}", excluded=["v2", "v0"])
+        assert decision.reward_action_id in {"v1", "v3"}
+        assert [r.id for r in decision.ranking[-2:]] == ["v0", "v2"]
+        assert all(r.probability == 0 for r in decision.ranking[-2:])
+        assert sum(r.probability for r in decision.ranking) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"excluded": ["nope"]}, "not among the actions"),
+    ({"excluded": ["v0", "v1", "v2", "v3"]}, "every action is excluded"),
+    ({"event_id": ""}, "event id must be"),
+    ({"context": {"Member": {"country": None}}}, r"context\['Member'\]\['country'\]"),
+    ({"context": {"Member": {"hour": float("nan")}}}, "must be finite"),
+    ({"context": ["not", "a", "dict"]}, "context must be an object"),
+    ({"actions": []}, "non-empty list"),
+    ({"actions": [ACTIONS[0], ACTIONS[0]]}, "duplicate action id 'v0'"),
+])
+def test_bad_rank_input_names_the_problem(trained_engine, bad, message):
+    arguments = {"context": CONTEXT, "actions": ACTIONS, **bad}
+    with pytest.raises(InvalidInputError, match=message):
+        trained_engine.rank(arguments.pop("context"), arguments.pop("actions"), **arguments)
+
+
+def test_too_many_actions_is_rejected(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, max_actions=3)
+    with pytest.raises(InvalidInputError, match="at most 3"):
+        engine.rank(CONTEXT, ACTIONS)
+
+
+@pytest.mark.parametrize("policy", ["--cb_explore_adf --softmax --lambda 5",
+                                    "--cb_explore_adf --bag 4",
+                                    "--cb_explore_adf --squarecb",
+                                    "--cb_explore_adf --cover 3"])
+def test_every_exploration_algorithm_ranks_and_learns(tmp_path, clock, policy):
+    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+        policy_args=policy, reward_wait_seconds=0, model_update_seconds=0))
+    assert engine.settings.learner_args() == policy  # no epsilon forced onto another algorithm
+    for i in range(50):
+        decision = engine.rank(CONTEXT, ACTIONS, event_id=f"{i}")
+        engine.reward(decision.event_id, float(decision.reward_action_id == "v1"))
+    clock.advance(1)
+    assert engine.process_due(force_publish=True) == 50
+    decision = engine.rank(CONTEXT, ACTIONS)
+    assert decision.model_version != "0"
+    assert sum(r.probability for r in decision.ranking) == pytest.approx(1.0)
