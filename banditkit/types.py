@@ -100,20 +100,28 @@ def check_features(features: object, *, name: str = "features") -> Features:
                 f"{name}[{namespace!r}] must be an object of features, "
                 f"got {type(group).__name__}")
         for feature, value in group.items():
-            if not isinstance(feature, str) or not feature or feature.startswith("_"):
-                raise InvalidInputError(
-                    f"{name}[{namespace!r}]: feature names must be non-empty strings "
-                    f"not starting with '_', got {feature!r}")
-            if isinstance(value, bool | str):
-                continue
-            if not isinstance(value, int | float):
-                raise InvalidInputError(
-                    f"{name}[{namespace!r}][{feature!r}] must be a string, number or "
-                    f"boolean, got {type(value).__name__}")
-            if not math.isfinite(value):
-                raise InvalidInputError(
-                    f"{name}[{namespace!r}][{feature!r}] must be finite, got {value}")
+            kind = type(value)
+            if (type(feature) is str and feature and feature[0] != "_"
+                    and (kind is str or kind is bool or kind is int
+                         or (kind is float and value - value == 0.0))):
+                continue  # the common case, checked cheaply: rank calls this per feature
+            _raise_feature_error(name, namespace, feature, value)
     return features  # type: ignore[return-value]
+
+
+def _raise_feature_error(name: str, namespace: str, feature: object, value: object) -> None:
+    if not isinstance(feature, str) or not feature or feature.startswith("_"):
+        raise InvalidInputError(
+            f"{name}[{namespace!r}]: feature names must be non-empty strings "
+            f"not starting with '_', got {feature!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise InvalidInputError(
+                f"{name}[{namespace!r}][{feature!r}] must be finite, got {value}")
+        return  # a numeric subclass (numpy scalar): accepted
+    raise InvalidInputError(
+        f"{name}[{namespace!r}][{feature!r}] must be a string, number or "
+        f"boolean, got {type(value).__name__}")
 
 
 def check_actions(actions: object, *, max_actions: int | None = None) -> Sequence[Action]:

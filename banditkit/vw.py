@@ -36,8 +36,10 @@ class _FeatureHasher:
         self._parser = vw.DSJsonFormatParser(workspace)
         self._cache: dict[tuple[str, str, str | None], tuple[int, int]] = {}
 
-    def encode(self, features: Features) -> list[tuple[int, int, float]]:
-        encoded = []
+    def encode(self, features: Features) -> list[tuple[int, list[tuple[int, float]]]]:
+        """Features grouped by VW feature group: ``[(group, [(index, value), ...]), ...]``."""
+        groups: dict[int, list[tuple[int, float]]] = {}
+        cache = self._cache
         for namespace, group in features.items():
             for name, value in group.items():
                 if value is False or (not isinstance(value, str) and value == 0):
@@ -46,11 +48,9 @@ class _FeatureHasher:
                     key, weight = (namespace, name, value), 1.0
                 else:
                     key, weight = (namespace, name, None), float(value)
-                slot = self._cache.get(key)
-                if slot is None:
-                    slot = self._hash(*key)
-                encoded.append((slot[0], slot[1], weight))
-        return encoded
+                slot = cache.get(key) or self._hash(*key)
+                groups.setdefault(slot[0], []).append((slot[1], weight))
+        return list(groups.items())
 
     def _hash(self, namespace: str, name: str, value: str | None) -> tuple[int, int]:
         probe = {namespace: {name: 1 if value is None else value}}
@@ -129,8 +129,10 @@ class VWLearner(Learner):
 
     def _example(self, features: Features) -> vw.Example:
         example = vw.Example(_label_type=self._label_type)
-        for group, index, value in self._hasher.encode(features):
-            example[group].push_feature(index, value)
+        for group, pairs in self._hasher.encode(features):
+            feature_group = example[group]
+            for index, value in pairs:
+                feature_group.push_feature(index, value)
         return example
 
     def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:

@@ -1,0 +1,154 @@
+"""Decisions/s and learned events/s through banditkit's loop vs raw vw-next.
+
+Baselines, measured in the same run on the same simulated contexts:
+- raw vw-next: text-format lines parsed by ``TextFormatParser`` then
+  ``predict_one`` / ``learn_one`` (what a team calling VW directly would write);
+- example construction: text parsing vs banditkit's direct construction.
+
+Ours: ``Engine.rank`` (validation, prediction, seeded sampling, durable SQLite
+insert) and ``Engine.process_due`` (join, dsjson append, learning).
+
+Prints JSON lines; the goal of issue 2 is ratio >= 0.5 for both.
+
+    python benchmarks/bench_loop.py [--events 5000] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import vowpal_wabbit_next as vw
+
+from banditkit import __version__
+from banditkit.engine import Engine
+from banditkit.settings import LoopSettings
+from banditkit.types import Action
+from banditkit.vw import VWLearner
+from simulator.demo import DEMO_POLICY_ARGS
+from simulator.world import ArtworkWorld
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.events = 300
+    return args
+
+
+def _text_lines(context: dict, actions: list[dict], label: tuple[int, float, float] | None
+                ) -> list[str]:
+    def features(ns: dict) -> str:
+        parts = []
+        for namespace, group in ns.items():
+            items = [f"{k}{v}" if isinstance(v, str) else f"{k}:{v}" for k, v in group.items()]
+            parts.append(f"|{namespace} " + " ".join(items))
+        return " ".join(parts)
+
+    lines = ["shared " + features(context)]
+    for i, action in enumerate(actions):
+        prefix = f"0:{label[1]}:{label[2]} " if label and label[0] == i else ""
+        lines.append(prefix + features(action))
+    return lines
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    world = ArtworkWorld.generate(seed=args.seed)
+    requests = world.sample_requests(args.events, seed=args.seed + 1)
+    contexts = [world.context(m) for m, _ in requests]
+    action_features = [world.action_features(t) for _, t in requests]
+    args_list = [*DEMO_POLICY_ARGS.split(), "--epsilon", "0.2", "--quiet"]
+    rng = np.random.default_rng(args.seed)
+    labels = [(int(rng.integers(world.n_variants)), -float(rng.random() < 0.2), 0.25)
+              for _ in requests]
+
+    # Raw vw-next: parse text, predict; parse text with label, learn.
+    raw = vw.Workspace(args_list)
+    parser = vw.TextFormatParser(raw)
+    texts = [_text_lines(c, a, None) for c, a in zip(contexts, action_features, strict=True)]
+    labelled = [_text_lines(c, a, lab)
+                for c, a, lab in zip(contexts, action_features, labels, strict=True)]
+    start = time.perf_counter()
+    parsed = [[parser.parse_line(line) for line in t] for t in texts]
+    text_parse_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for t in labelled:
+        raw.learn_one([parser.parse_line(line) for line in t])
+    raw_learn_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for t in texts:
+        raw.predict_one([parser.parse_line(line) for line in t])
+    raw_predict_s = time.perf_counter() - start
+    del parsed
+
+    # Direct construction through banditkit's hasher (warm cache after the first pass).
+    ours = VWLearner(args=" ".join(args_list))
+    for c, a in zip(contexts[:50], action_features[:50], strict=True):
+        ours.predict_one(c, a)  # warm-up: fills the feature hash cache
+    start = time.perf_counter()
+    for c, a in zip(contexts, action_features, strict=True):
+        ours._examples(c, a)
+    direct_build_s = time.perf_counter() - start
+
+    # Our loop.
+    with tempfile.TemporaryDirectory() as folder:
+        fake_now = [1_767_225_600.0]
+        engine = Engine.open(Path(folder), clock=lambda: fake_now[0], settings=LoopSettings(
+            reward_wait_seconds=0, model_update_seconds=1e9, policy_args=DEMO_POLICY_ARGS))
+        actions = [[Action(id=world.variant_id(t, v), features=f) for v, f in enumerate(fs)]
+                   for (_, t), fs in zip(requests, action_features, strict=True)]
+        engine.rank(contexts[0], actions[0], event_id="warm-up")
+        latencies = []
+        start = time.perf_counter()
+        for i, (c, a) in enumerate(zip(contexts, actions, strict=True)):
+            t0 = time.perf_counter()
+            decision = engine.rank(c, a, event_id=f"e{i}")
+            latencies.append(time.perf_counter() - t0)
+            if labels[i][1] < 0:
+                engine.reward(decision.event_id, 1.0)
+        rank_s = time.perf_counter() - start
+        fake_now[0] += 1
+        start = time.perf_counter()
+        learned = engine.process_due()
+        learn_s = time.perf_counter() - start
+        engine.close()
+
+    n = args.events
+    common = {"events": n, "banditkit": __version__, "vowpal_wabbit_next": vw.__version__
+              if hasattr(vw, "__version__") else vw.VW_VERSION, "python": platform.python_version()}
+    results = [
+        {"name": "example_construction", "text_parse_per_s": _rate(n, text_parse_s),
+         "direct_per_s": _rate(n, direct_build_s), "ratio_direct_vs_text": text_parse_s /
+         direct_build_s},
+        {"name": "decisions", "ours_per_s": _rate(n, rank_s),
+         "raw_vw_predict_per_s": _rate(n, raw_predict_s),
+         "ratio": raw_predict_s / rank_s,
+         "rank_p50_ms": 1e3 * statistics.median(latencies),
+         "rank_p95_ms": 1e3 * float(np.quantile(latencies, 0.95)), "goal": ">= 0.5"},
+        {"name": "learning", "ours_per_s": _rate(learned, learn_s),
+         "raw_vw_learn_per_s": _rate(n, raw_learn_s),
+         "ratio": (raw_learn_s / n) / (learn_s / learned), "goal": ">= 0.5"},
+    ]
+    for result in results:
+        print(json.dumps({**result, **common}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
