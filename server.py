@@ -98,7 +98,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         The app, with its engine open and (unless disabled) its learner thread
         running. Call :func:`close_app` to stop both.
     """
-    app = Flask("banditkit")
+    # No app-wide static folder: the web page will bring its own blueprint.
+    app = Flask(__name__, static_folder=None)
     app.config.from_mapping(_defaults())
     if config is None:
         app.config.from_prefixed_env("BANDITKIT")

@@ -54,6 +54,7 @@ __all__ = [
     "API_VERSION_PATTERN",
     "DEFAULT_NAMESPACE",
     "FOREVER_DAYS",
+    "MODEL_VERSION_HEADER",
     "decision_json",
     "init_app",
     "parse_rank_request",
@@ -63,6 +64,8 @@ __all__ = [
 #: Namespace of top-level scalar features (``[{"hour": 21}]``): VW's default
 #: namespace, where Personalizer put them too.
 DEFAULT_NAMESPACE = ""
+#: Response header of rank naming the model version that decided.
+MODEL_VERSION_HEADER = "X-Banditkit-Model-Version"
 #: ``logRetentionDays: -1`` (keep forever) is stored as this many days.
 FOREVER_DAYS = 1_000_000
 API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"
@@ -170,8 +173,12 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 
 
 @require_roles("client")
-def rank() -> tuple[dict[str, Any], int]:
-    """Rank the actions for a context: ``201`` with the decision."""
+def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Rank the actions for a context: ``201`` with the decision.
+
+    The ``X-Banditkit-Model-Version`` response header names the model snapshot
+    that decided (Personalizer clients ignore it).
+    """
     max_actions = int(current_app.config.get("RANK_MAX_ACTIONS", 50))
     context, actions, options = parse_rank_request(json_body(), max_actions=max_actions)
     metrics = get_metrics()
@@ -180,7 +187,7 @@ def rank() -> tuple[dict[str, Any], int]:
     metrics.rank_seconds.labels(route="personalizer").observe(time.perf_counter() - started)
     metrics.decisions.labels(route="personalizer").inc()
     metrics.saw_model_version(decision.model_version)
-    return decision_json(decision), 201
+    return decision_json(decision), 201, {MODEL_VERSION_HEADER: decision.model_version}
 
 
 # ------------------------------------------------------------------ reward / activate

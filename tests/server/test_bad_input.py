@@ -1,0 +1,199 @@
+"""Every malformed request gets a 4xx JSON body naming the problem, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.server.conftest import auth
+
+RANK = "/personalizer/v1.0/rank"
+OK_ACTIONS = [{"id": "a", "features": [{"x": 1}]}, {"id": "b", "features": []}]
+
+
+def _post(client, path, key, *, json=None, data=None, content_type="application/json"):
+    if json is not None:
+        return client.post(path, headers=auth(key), json=json)
+    return client.post(path, headers=auth(key), data=data, content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"", 400, "empty"),
+        (b"\xff\xfe", 400, "JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (b'{"actions": NaN}', 400, "NaN"),
+        (b'{"actions": [{"id": "a", "features": [{"x": Infinity}]}]}', 400, "Infinity"),
+        (b'{"actions": [{"id": "a", "features": [{"x": 1e999}]}]}', 400, "finite"),
+        (b"[" * 20_000 + b"]" * 20_000, 400, "nests too deeply"),
+        (b"{}", 400, "actions is required"),
+        (b'{"actions": []}', 400, "at least one"),
+        (b'{"actions": {"id": "a"}}', 400, "actions must be an array"),
+        (b'{"actions": ["a"]}', 400, "actions[0] must be a JSON object"),
+        (b'{"actions": [{"features": []}]}', 400, "actions[0].id is required"),
+        (b'{"actions": [{"id": 5, "features": []}]}', 400, "actions[0].id must be a string"),
+        (b'{"actions": [{"id": "", "features": []}]}', 400, "must not be empty"),
+        (b'{"actions": [{"id": "a", "features": {"x": 1}}]}', 400, "features must be an array"),
+        (b'{"actions": [{"id": "a", "features": [{"x": [1, {"y": null}, [true]]}]}], '
+         b'"contextFeatures": "BR"}', 400, "contextFeatures must be an array"),
+        (b'{"actions": [{"id": "a", "features": []}, {"id": "a", "features": []}]}', 400,
+         "duplicate action id"),
+        (b'{"actions": [{"id": "a", "features": [{"_hidden": 1}]}]}', 400, "_hidden"),
+        (b'{"actions": [{"id": "a", "features": []}], "excludedActions": ["a"]}', 400,
+         "every action is excluded"),
+        (b'{"actions": [{"id": "a", "features": []}], "excludedActions": ["zz"]}', 400, "zz"),
+        (b'{"actions": [{"id": "a", "features": []}], "excludedActions": "a"}', 400,
+         "excludedActions must be an array"),
+        (b'{"actions": [{"id": "a", "features": []}], "eventId": 7}', 400,
+         "eventId must be a string"),
+        (b'{"actions": [{"id": "a", "features": []}], "eventId": "' + b"e" * 257 + b'"}', 400,
+         "at most 256"),
+        (b'{"actions": [{"id": "a", "features": []}], "deferActivation": "yes"}', 400,
+         "deferActivation must be true or false"),
+        (b'{"actions": [' + b",".join(b'{"id": "a%d", "features": []}' % i for i in range(11))
+         + b"]}", 400, "at most 10 actions"),
+    ],
+    ids=lambda value: value[:40].decode("latin-1") if isinstance(value, bytes) else None,
+)
+def test_bad_rank_bodies(client, keys, body: bytes, status: int, needle: str) -> None:
+    response = _post(client, RANK, keys["client"], data=body)
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert needle in error["message"]
+    assert error["code"] == "BadRequest"
+
+
+def test_wrong_content_type_is_415(client, keys) -> None:
+    response = _post(client, RANK, keys["client"], data=b"actions=a",
+                     content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["error"]["message"]
+
+
+def test_oversized_body_is_413(client, keys) -> None:
+    body = b'{"actions": [{"id": "a", "features": [{"x": "' + b"y" * 70_000 + b'"}]}]}'
+    response = _post(client, RANK, keys["client"], data=body)
+    assert response.status_code == 413
+    assert "SERVER_MAX_BODY_BYTES" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ('"1"', "value must be a number, got a string"),
+        ("true", "got a boolean"),
+        ("null", "got null"),
+        ("NaN", "NaN"),
+        ("Infinity", "Infinity"),
+        ("-1e400", "finite"),
+        ("[1]", "got an array"),
+    ],
+)
+@pytest.mark.parametrize("prefix", ["/personalizer/v1.0/events", "/v1/events"])
+def test_bad_reward_values(client, keys, prefix: str, value: str, needle: str) -> None:
+    event_id = _post(client, RANK, keys["client"], json={"actions": OK_ACTIONS}).get_json()[
+        "eventId"]
+    response = _post(client, f"{prefix}/{event_id}/reward", keys["client"],
+                     data=b'{"value": ' + value.encode() + b"}")
+    assert response.status_code == 400
+    assert needle in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("prefix", ["/personalizer/v1.0/events", "/v1/events"])
+def test_reward_without_value(client, keys, prefix: str) -> None:
+    response = _post(client, f"{prefix}/e1/reward", keys["client"], json={"reward": 1})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["target"] == "value"
+
+
+@pytest.mark.parametrize("prefix", ["/personalizer/v1.0/events", "/v1/events"])
+@pytest.mark.parametrize("action", ["reward", "activate"])
+def test_unknown_event_is_404(client, keys, prefix: str, action: str) -> None:
+    response = _post(client, f"{prefix}/never-ranked/{action}", keys["client"],
+                     json={"value": 1.0})
+    assert response.status_code == 404
+    error = response.get_json()["error"]
+    assert error["code"] == "ResourceNotFound"
+    assert "never-ranked" in error["message"]
+
+
+def test_event_id_too_long_in_path(client, keys) -> None:
+    response = _post(client, f"/v1/events/{'e' * 300}/activate", keys["client"], json={})
+    assert response.status_code == 400
+    assert "at most 256" in response.get_json()["error"]["message"]
+
+
+def test_duplicate_event_id_is_409(client, keys) -> None:
+    body = {"actions": OK_ACTIONS, "eventId": "once"}
+    assert _post(client, RANK, keys["client"], json=body).status_code == 201
+    response = _post(client, RANK, keys["client"], json=body)
+    assert response.status_code == 409
+    assert "once" in response.get_json()["error"]["message"]
+
+
+SERVICE = "/personalizer/v1.0/configurations/service"
+GOOD_CONFIG = {"rewardWaitTime": "PT10M", "defaultReward": 0.0, "rewardAggregation": "earliest",
+               "explorationPercentage": 0.2, "modelExportFrequency": "PT1M",
+               "logRetentionDays": 90}
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"rewardWaitTime": None}, "Missing required fields: rewardWaitTime"),
+        ({"rewardWaitTime": "10 minutes"}, "rewardWaitTime"),
+        ({"rewardWaitTime": "P1M"}, "months"),
+        ({"rewardWaitTime": 600}, "rewardWaitTime must be a string"),
+        ({"modelExportFrequency": "-PT1M"}, "negative"),
+        ({"defaultReward": "0"}, "defaultReward must be a number"),
+        ({"rewardAggregation": "average"}, "reward_aggregation"),
+        ({"explorationPercentage": 1.5}, "exploration_percentage"),
+        ({"logRetentionDays": 0}, "log_retention_days"),
+        ({"logRetentionDays": 1.5}, "logRetentionDays must be an integer"),
+        ({"learningMode": "Offline"}, "learningMode must be one of"),
+        ({"logMirrorEnabled": True}, "not supported"),
+        ({"isAutoOptimizationEnabled": "no"}, "true or false"),
+    ],
+)
+def test_bad_service_configuration(app, client, keys, changes: dict, needle: str) -> None:
+    from serving.runtime import get_engine
+
+    before = get_engine(app).settings
+    body = {**GOOD_CONFIG, **changes}
+    body = {key: value for key, value in body.items() if value is not None}
+    response = client.put(SERVICE, headers=auth(keys["admin"]), json=body)
+    assert response.status_code == 400, response.get_json()
+    assert needle in response.get_json()["error"]["message"]
+    assert get_engine(app).settings == before
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"name": "x"}, "Missing required fields: arguments"),
+        ({"arguments": "--cb_explore_adf"}, "Missing required fields: name"),
+        ({"name": "x", "arguments": 5}, "arguments must be a string"),
+        ({"name": "x", "arguments": "--cb_adf"}, "--cb_explore_adf"),
+    ],
+)
+def test_bad_policy(client, keys, body: dict, needle: str) -> None:
+    response = client.put("/personalizer/v1.0/configurations/policy",
+                          headers=auth(keys["admin"]), json=body)
+    assert response.status_code == 400
+    assert needle in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/personalizer/v1.0/rank", 405),
+        ("POST", "/personalizer/v1.0/nothing", 404),
+        ("POST", "/v1/events//reward", 404),
+        ("DELETE", "/personalizer/v1.0/configurations/service", 405),
+    ],
+)
+def test_unknown_routes_and_methods_are_json(client, method: str, path: str, status: int) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.get_json()["error"]["message"]

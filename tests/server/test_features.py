@@ -1,0 +1,66 @@
+"""Personalizer feature lists -> banditkit's namespaced features."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving._parsing import MAX_FEATURE_DEPTH, personalizer_features
+from serving.errors import ApiError
+
+
+def convert(value):
+    return personalizer_features(value, target="contextFeatures", default_namespace="")
+
+
+def test_namespaces_and_default_namespace() -> None:
+    features = convert([
+        {"user": {"country": "BR", "age": 31}},
+        {"hour": 21, "weekend": True},
+        {"user": {"device": "tv"}},  # the same namespace again merges
+    ])
+    assert features == {
+        "user": {"country": "BR", "age": 31, "device": "tv"},
+        "": {"hour": 21, "weekend": True},
+    }
+
+
+def test_nested_objects_and_arrays_flatten_into_names() -> None:
+    features = convert(
+        [{"taste": {"genres": {"comedy": 0.7}, "vector": [0.1, 0.2], "tags": ["a"]}}]
+    )
+    assert features == {
+        "taste": {"genres.comedy": 0.7, "vector[0]": 0.1, "vector[1]": 0.2, "tags[0]": "a"}
+    }
+
+
+def test_nulls_and_empty_namespaces_are_dropped() -> None:
+    assert convert([{"user": {"country": None}}, None, {"x": None}]) == {}
+    assert convert(None) == {}
+    assert convert([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [
+        ({"user": {}}, "contextFeatures"),  # an object, not a list
+        ("user", "contextFeatures"),
+        ([1], "contextFeatures[0]"),
+        ([["a"]], "contextFeatures[0]"),
+        ([{"user": {"big": 10**400}}], "contextFeatures[0].user.big"),
+        ([{"user": {"inf": float("inf")}}], "contextFeatures[0].user.inf"),
+        ([{"x": float("nan")}], "contextFeatures[0].x"),
+    ],
+)
+def test_rejects_with_target(value, target: str) -> None:
+    with pytest.raises(ApiError) as error:
+        convert(value)
+    assert error.value.status == 400
+    assert error.value.target == target
+
+
+def test_rejects_deep_nesting() -> None:
+    deep: dict = {"leaf": 1}
+    for _ in range(MAX_FEATURE_DEPTH + 2):
+        deep = {"n": deep}
+    with pytest.raises(ApiError, match="nests deeper"):
+        convert([{"ns": deep}])

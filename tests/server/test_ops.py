@@ -1,0 +1,137 @@
+"""Operator routes, the OpenAPI document, the learner thread and the keys command."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from server import close_app, create_app
+from serving.openapi import openapi_path
+from serving.runtime import get_learner
+from tests.server.conftest import auth
+
+ACTIONS = [{"id": "a", "features": [{"x": 1}]}, {"id": "b", "features": [{"x": 2}]}]
+
+
+def test_healthz(client) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_its_checks(client) -> None:
+    body = client.get("/readyz").get_json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"engine": "ok", "keys": "ok"}  # learner disabled here
+
+
+def test_readyz_is_503_when_the_learner_died(tmp_path) -> None:
+    app = create_app({"ENGINE_DATA_DIR": str(tmp_path), "LEARNER_INTERVAL_SECONDS": 0.05})
+    try:
+        assert app.test_client().get("/readyz").status_code == 200
+        get_learner(app).stop()
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["learner"].startswith("failed")
+    finally:
+        close_app(app)
+
+
+def test_metrics_count_decisions_rewards_and_latency(client, keys) -> None:
+    headers = auth(keys["client"])
+    for _ in range(3):
+        event_id = client.post("/personalizer/v1.0/rank", headers=headers,
+                               json={"actions": ACTIONS}).get_json()["eventId"]
+    client.post(f"/v1/events/{event_id}/reward", headers=headers, json={"value": 1})
+    client.post("/v1/events/nope/reward", headers=headers, json={"value": 1})
+    response = client.get("/metrics")
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'banditkit_decisions_total{route="personalizer"} 3.0' in text
+    assert 'banditkit_rewards_total{late="false",route="v1"} 1.0' in text
+    assert 'banditkit_rank_seconds_count{route="personalizer"} 3.0' in text
+    assert 'banditkit_rejected_requests_total{status="404"} 1.0' in text
+    assert "banditkit_model_version_info{version=" in text
+
+
+def test_openapi_documents_every_route(app) -> None:
+    spec = app.test_client().get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method) for path, item in spec["paths"].items() for method in item}
+    for rule in app.url_map.iter_rules():
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (openapi_path(rule.rule), method.lower()) in documented, rule.rule
+    assert len(documented) == sum(
+        len(rule.methods - {"HEAD", "OPTIONS"}) for rule in app.url_map.iter_rules())
+
+
+def test_openapi_roles_match_the_routes(app) -> None:
+    # x-banditkit-roles in the document is what the decorators enforce.
+    spec = app.test_client().get("/openapi.json").get_json()
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        roles = getattr(view, "banditkit_roles", None)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            operation = spec["paths"][openapi_path(rule.rule)][method.lower()]
+            assert operation.get("x-banditkit-roles") == (list(roles) if roles else None), (
+                rule.rule, method)
+
+
+def test_background_learner_steps_and_stops(tmp_path) -> None:
+    app = create_app({"ENGINE_DATA_DIR": str(tmp_path), "LEARNER_INTERVAL_SECONDS": 0.02})
+    learner = get_learner(app)
+    deadline = time.monotonic() + 5
+    while "banditkit_learner_last_run_timestamp_seconds 0.0" in _metrics(app):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    close_app(app)
+    assert not learner.alive
+    close_app(app)  # idempotent
+
+
+def _metrics(app) -> str:
+    return app.test_client().get("/metrics").get_data(as_text=True)
+
+
+def test_flask_learn_command(runner) -> None:
+    result = runner.invoke(args=["learn"])
+    assert result.exit_code == 0, result.output
+    assert "processed 0 events" in result.output
+
+
+def test_keys_command_create_list_revoke(tmp_path) -> None:
+    from banditkit.cli import main
+
+    cli = CliRunner()
+    data_dir = str(tmp_path)
+    created = cli.invoke(main, ["keys", "create", "--role", "client", "--name", "web",
+                                "--data-dir", data_dir])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip()
+    assert key.startswith("bk_")
+    listed = cli.invoke(main, ["keys", "list", "--data-dir", data_dir])
+    key_id, role, _, state, name = listed.stdout.strip().split("\t")
+    assert (role, state, name) == ("client", "active", "web")
+    assert key not in listed.stdout
+
+    app = create_app({"ENGINE_DATA_DIR": data_dir, "LEARNER_ENABLED": False})
+    response = app.test_client().post("/personalizer/v1.0/rank", headers=auth(key),
+                                      json={"actions": ACTIONS})
+    assert response.status_code == 201
+    close_app(app)
+
+    revoked = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir])
+    assert revoked.exit_code == 0
+    assert "revoked" in cli.invoke(main, ["keys", "list", "--data-dir", data_dir]).stdout
+    again = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir])
+    assert again.exit_code != 0
+
+
+@pytest.mark.parametrize("role", ["root", ""])
+def test_keys_command_rejects_unknown_roles(tmp_path, role: str) -> None:
+    from banditkit.cli import main
+
+    result = CliRunner().invoke(main, ["keys", "create", "--role", role,
+                                       "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "client" in result.output
