@@ -1,11 +1,13 @@
 """Vowpal Wabbit behind banditkit's learner interface.
 
 This is the only module that imports ``vowpal_wabbit_next`` (pinned, experimental),
-so another engine could replace it. Examples are built directly from namespaced
-features: each distinct (namespace, feature[, string value]) is hashed once by
-VW's own DSJSON parser and cached, so online examples carry exactly the feature
-indices that ``vw --dsjson`` would compute from the decision log
-(``benchmarks/bench_loop.py`` measures this against text parsing).
+so another engine could replace it. Examples are built by VW's own DSJSON parser
+from the same ``c`` object the decision log stores, so online learning and
+``vw --dsjson`` on the log see identical features, and any feature name works
+(spaces, colons, unicode). ``benchmarks/bench_loop.py`` measures this against
+VW's text format and against pushing hashed features one by one from Python:
+the text parser is slightly faster but cannot escape names; Python-side
+construction was the slowest (one pybind call per feature).
 """
 
 from __future__ import annotations
@@ -23,45 +25,6 @@ from banditkit.learner import Learner
 from banditkit.types import Features
 
 __all__ = ["VWLearner"]
-
-# A workspace holds a cache of every hashed feature; a cap bounds it when callers
-# send high-cardinality values (ids, timestamps) despite DESIGN.md §3.
-_MAX_CACHED_FEATURES = 1_000_000
-
-
-class _FeatureHasher:
-    """Maps a feature to (feature group, VW index, value), hashing each name once."""
-
-    def __init__(self, workspace: vw.Workspace) -> None:
-        self._parser = vw.DSJsonFormatParser(workspace)
-        self._cache: dict[tuple[str, str, str | None], tuple[int, int]] = {}
-
-    def encode(self, features: Features) -> list[tuple[int, list[tuple[int, float]]]]:
-        """Features grouped by VW feature group: ``[(group, [(index, value), ...]), ...]``."""
-        groups: dict[int, list[tuple[int, float]]] = {}
-        cache = self._cache
-        for namespace, group in features.items():
-            for name, value in group.items():
-                if value is False or (not isinstance(value, str) and value == 0):
-                    continue  # VW drops absent flags and zero values
-                if isinstance(value, str):
-                    key, weight = (namespace, name, value), 1.0
-                else:
-                    key, weight = (namespace, name, None), float(value)
-                slot = cache.get(key) or self._hash(*key)
-                groups.setdefault(slot[0], []).append((slot[1], weight))
-        return list(groups.items())
-
-    def _hash(self, namespace: str, name: str, value: str | None) -> tuple[int, int]:
-        probe = {namespace: {name: 1 if value is None else value}}
-        examples = self._parser.parse_json(json.dumps({"c": dsjson_context(probe, [])}))
-        group = next(iter(examples[0]))
-        slot = (group.feat_group_index, int(group.indices[0]))
-        if len(self._cache) >= _MAX_CACHED_FEATURES:
-            self._cache.clear()
-        self._cache[(namespace, name, value)] = slot
-        return slot
-
 
 class VWLearner(Learner):
     """A ``cb_explore_adf`` contextual bandit in Vowpal Wabbit.
@@ -100,9 +63,7 @@ class VWLearner(Learner):
             except Exception as error:  # VW raises its own types for bad arguments
                 raise InvalidInputError(f"invalid VW arguments {self.args!r}: {error}") from None
             self._workspace = workspace
-            self._hasher = _FeatureHasher(workspace)
             self._dsjson_parser = vw.DSJsonFormatParser(workspace)
-            self._label_type = workspace.label_type
         return workspace
 
     @property
@@ -114,26 +75,19 @@ class VWLearner(Learner):
 
     def _examples(self, context: Features, actions: Sequence[Features],
                   label: tuple[int, float, float] | None = None) -> list[vw.Example]:
-        _ = self._vw  # builds the workspace and its hasher on first use
-        shared = self._example(context)
-        shared.set_label(vw.CBLabel(shared=True))
-        examples = [shared]
-        for position, features in enumerate(actions):
-            example = self._example(features)
-            if label is not None and position == label[0]:
-                example.set_label(vw.CBLabel(label=(position + 1, label[1], label[2])))
-            else:
-                example.set_label(vw.CBLabel())
-            examples.append(example)
-        return examples
+        """Shared example plus one per action; ``label`` is (index, cost, probability)."""
+        record: dict = {}
+        if label is not None:
+            index, cost, probability = label
+            record = {"_label_cost": cost, "_label_probability": probability,
+                      "_label_Action": index + 1, "_labelIndex": index,
+                      "a": [index + 1], "p": [probability]}
+        record["c"] = dsjson_context(context, actions)
+        return self._parse(json.dumps(record, separators=(",", ":")))
 
-    def _example(self, features: Features) -> vw.Example:
-        example = vw.Example(_label_type=self._label_type)
-        for group, pairs in self._hasher.encode(features):
-            feature_group = example[group]
-            for index, value in pairs:
-                feature_group.push_feature(index, value)
-        return example
+    def _parse(self, line: str) -> list[vw.Example]:
+        _ = self._vw  # builds the workspace and its parser on first use
+        return self._dsjson_parser.parse_json(line)
 
     def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
         scores = self._vw.predict_one(self._examples(context, actions))
@@ -154,8 +108,8 @@ class VWLearner(Learner):
         """
         if json.loads(line).get("_skipLearn"):
             return False
-        workspace = self._vw
-        workspace.learn_one(self._dsjson_parser.parse_json(line))
+        examples = self._parse(line)
+        self._vw.learn_one(examples)
         self._n_updates = self.__dict__.get("_n_updates", 0) + 1
         return True
 

@@ -58,25 +58,21 @@ def test_reader_round_trips_the_log(tmp_path, clock):
     assert sum(event.pmf) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("args", [
-    "--cb_explore_adf --epsilon 0.1 -q MA",
-    "--cb_explore_adf --bag 3 -q ::",
-    "--cb_explore_adf --squarecb -b 20",
-])
-def test_direct_examples_hash_exactly_as_vw_parses_the_log(args):
-    """Online learning and `vw --dsjson` on the log must see the same features."""
-    learner = VWLearner(args=args)
+@pytest.mark.parametrize("name", ["with space", "a:b", "pipe|bar", "ünïcode", "quote\"s"])
+def test_any_feature_name_is_a_distinct_feature(name):
+    """Names VW's text format cannot carry still reach the model, and stay distinct."""
+    learner = VWLearner(args="--cb_explore_adf --epsilon 0 -q MA")
+    context = {"Member": {name: "x"}}
+    other = {"Member": {"plain": "x"}}
     features = [a.features for a in ACTIONS]
-    direct = learner._examples(CONTEXT, features)
-    workspace = vw.Workspace([*args.split(), "--quiet"])
-    line = json.dumps({"c": dsjson_context(CONTEXT, features)})
-    parsed = vw.DSJsonFormatParser(workspace).parse_json(line)
-
-    def groups(example):
-        return sorted((g.feat_group_index, sorted(zip(g.indices, g.values, strict=True)))
-                      for g in example if len(g))
-
-    assert [groups(e) for e in direct] == [groups(e) for e in parsed]
+    for _ in range(40):  # poster 1 pleases `name`, poster 0 pleases `plain`
+        for chosen in (0, 1):
+            learner.learn_one(context, features, chosen=chosen, reward=float(chosen == 1),
+                              probability=1 / 3)
+            learner.learn_one(other, features, chosen=chosen, reward=float(chosen == 0),
+                              probability=1 / 3)
+    assert learner.predict_one(context, features).argmax() == 1
+    assert learner.predict_one(other, features).argmax() == 0
 
 
 def test_learning_online_equals_learning_from_the_log():
