@@ -1,0 +1,325 @@
+"""One call per image: every feature, the boxes, the hashes and the warnings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from artwork.detectors import (
+    Detectors,
+    Face,
+    Region,
+    _fit,
+    detect_faces,
+    detect_people,
+    detect_text,
+)
+from artwork.features import (
+    BLUR_THRESHOLD,
+    Features,
+    _color,
+    _face_namespace,
+    composition_features,
+    geometry_features,
+    noise_sigma,
+    people_features,
+    sharpness,
+    text_features,
+)
+from artwork.identity import Fingerprint, fingerprint, is_near_duplicate
+from artwork.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+
+__all__ = ["WORK_SIDE", "Analysis", "ArtworkWarning", "analyze", "analyze_image"]
+
+#: Longer side of the working copy that colour, composition and detectors see.
+WORK_SIDE = 512
+
+
+@dataclass(frozen=True)
+class ArtworkWarning:
+    """A problem a marketer can act on.
+
+    Attributes
+    ----------
+    code : str
+        Stable identifier: ``too_dark``, ``too_bright``, ``low_contrast``,
+        ``blurry``, ``no_face``, ``tiny_face``, ``text_too_small``,
+        ``text_over_subject``, ``near_duplicate``, ``wrong_aspect``.
+    message : str
+        One sentence for a person.
+    """
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything measured on one image.
+
+    Attributes
+    ----------
+    width, height : int
+        Pixels as displayed (after EXIF rotation).
+    features : dict
+        Namespaced features (see :meth:`to_namespaces`).
+    faces : list of Face
+        Largest first, boxes in original pixel coordinates.
+    people, text : list of Region
+        Boxes in original pixel coordinates.
+    palette : list of ((r, g, b), share)
+        Dominant colours, largest first.
+    sharpness, noise, colorfulness : float
+        The raw measures behind the scaled features (Laplacian variance,
+        Immerkær sigma, Hasler-Süsstrunk M).
+    fingerprint : Fingerprint
+    content_hash : str
+        SHA-256 of the bytes (or array) analysed: the storage key.
+    warnings : list of ArtworkWarning
+    notes : list of str
+        What loading did (EXIF rotation, first GIF frame, CMYK...).
+    """
+
+    width: int
+    height: int
+    features: Features
+    faces: list[Face]
+    people: list[Region]
+    text: list[Region]
+    palette: list[tuple[tuple[int, int, int], float]]
+    sharpness: float
+    noise: float
+    colorfulness: float
+    fingerprint: Fingerprint
+    content_hash: str
+    warnings: list[ArtworkWarning] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_namespaces(self) -> Features:
+        """The action features of this artwork variant, namespaced for the learner.
+
+        Returns
+        -------
+        dict
+            ``{"Img": ..., "Color": ..., "Quality": ..., "Layout": ...,
+            "Face": ..., "People": ..., "Text": ...}``; a fresh copy.
+        """
+        return {ns: dict(values) for ns, values in self.features.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (boxes as ``[x, y, w, h]``, hashes as hex)."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "faces": [list(face.box) for face in self.faces],
+            "face_confidence": [round(face.confidence, 4) for face in self.faces],
+            "people": [list(r.box) for r in self.people],
+            "text": [list(r.box) for r in self.text],
+            "palette": [{"rgb": list(rgb), "share": round(share, 4)}
+                        for rgb, share in self.palette],
+            "features": self.to_namespaces(),
+            "hashes": self.fingerprint.to_dict(),
+            "content_hash": self.content_hash,
+            "warnings": [{"code": w.code, "message": w.message} for w in self.warnings],
+            "notes": list(self.notes),
+        }
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection area over the area of ``b``."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter / max(1, b[2] * b[3])
+
+
+def _warnings(
+    *,
+    features: Features,
+    faces: list[Face],
+    text: list[Region],
+    sharp: float,
+    width: int,
+    height: int,
+    expected_aspect: float | None,
+    duplicates: list[str],
+    expect_face: bool,
+) -> list[ArtworkWarning]:
+    color = features["Color"]
+    out = []
+    if color["brightness"] < 0.18:
+        out.append(ArtworkWarning("too_dark", f"The artwork is very dark (mean brightness "
+                                  f"{color['brightness']:.0%}); it will vanish on a dark page."))
+    elif color["brightness"] > 0.85:
+        out.append(ArtworkWarning("too_bright", f"The artwork is very bright (mean brightness "
+                                  f"{color['brightness']:.0%}); details are washed out."))
+    if color["contrast"] < 0.1:
+        out.append(ArtworkWarning("low_contrast", f"Low contrast (RMS {color['contrast']:.2f}); "
+                                  "the subject does not stand out at thumbnail size."))
+    if sharp < BLUR_THRESHOLD:
+        out.append(ArtworkWarning("blurry", f"The image looks blurry (sharpness {sharp:.0f}, "
+                                  f"under {BLUR_THRESHOLD:.0f})."))
+    if expect_face and not faces:
+        out.append(ArtworkWarning("no_face", "No face found; artwork with a visible face "
+                                  "usually draws more attention."))
+    if faces and faces[0].box[3] / height < 0.08:
+        out.append(ArtworkWarning("tiny_face", f"The largest face is only "
+                                  f"{faces[0].box[3] / height:.0%} of the height; it will be a "
+                                  "few pixels on a phone."))
+    if text and min(r.box[3] for r in text) / height < 0.02:
+        out.append(ArtworkWarning("text_too_small", "Some text is under 2% of the height; it "
+                                  "will be unreadable at thumbnail size."))
+    if any(_overlap(r.box, face.box) > 0.1 for r in text for face in faces):
+        out.append(ArtworkWarning("text_over_subject", "Text covers a face."))
+    if expected_aspect is not None:
+        aspect = width / height
+        if abs(np.log(aspect / expected_aspect)) > 0.03:
+            out.append(ArtworkWarning("wrong_aspect", f"Aspect ratio {aspect:.3f} "
+                                      f"({width}x{height}) does not fit the slot's "
+                                      f"{expected_aspect:.3f}; it will be cropped or padded."))
+    for name in duplicates:
+        out.append(ArtworkWarning("near_duplicate", f"Near-duplicate of variant {name}."))
+    return out
+
+
+def analyze_image(
+    loaded: LoadedImage,
+    *,
+    detectors: Detectors,
+    expected_aspect: float | None = None,
+    variants: Mapping[str, Fingerprint] | None = None,
+    expect_face: bool = True,
+    seed: int = 0,
+) -> Analysis:
+    """Analyse an image already loaded by :func:`artwork.load_image`.
+
+    Parameters
+    ----------
+    loaded : LoadedImage
+    detectors : Detectors
+        From :func:`artwork.load_detectors`, built once per process.
+    expected_aspect : float, optional
+        Width / height of the slot the artwork is for (2/3 for a portrait
+        poster, 16/9 for a billboard); a mismatch over 3% is warned about.
+    variants : mapping of str to Fingerprint, optional
+        Fingerprints of the title's other variants by id; near-duplicates
+        are warned about.
+    expect_face : bool, default=True
+        Warn when no face is found.
+    seed : int, default=0
+        Seeds the palette's k-means.
+
+    Returns
+    -------
+    Analysis
+    """
+    image = loaded.image
+    height, width = image.shape[:2]
+    work, scale = _fit(image, WORK_SIDE)
+
+    def back(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        x, y, w, h = (round(v / scale) for v in box)
+        return (x, y, min(w, width - x), min(h, height - y))
+
+    faces_work = detect_faces(work, detectors=detectors)
+    faces = [Face(box=back(f.box), confidence=f.confidence, smile=f.smile) for f in faces_work]
+    people_work = detect_people(work, detectors=detectors)
+    people = [Region(box=back(r.box), confidence=r.confidence) for r in people_work]
+    text_work = detect_text(work)
+    text = [Region(box=back(r.box), confidence=r.confidence) for r in text_work]
+
+    features: Features = {}
+    features.update(geometry_features(image))
+    color, colorfulness_m, palette = _color(work, n_colors=5, seed=seed)
+    features.update(color)
+    sharp = sharpness(work)
+    noise = noise_sigma(image)
+    features["Quality"] = {
+        "sharpness": float(min(1.0, np.log10(1.0 + sharp) / 4.0)),
+        "noise": float(min(1.0, noise / 25.0)),
+        "blurry": "yes" if sharp < BLUR_THRESHOLD else "no",
+    }
+    features.update(composition_features(work, detectors=detectors, faces=faces_work))
+    features.update(_face_namespace(faces, image.shape))
+    features.update(people_features(work, detectors=detectors, people=people_work))
+    features.update(text_features(work, regions=text_work))
+
+    fp = fingerprint(work)
+    duplicates = [
+        name for name, other in (variants or {}).items() if is_near_duplicate(fp, other)
+    ]
+    return Analysis(
+        width=width,
+        height=height,
+        features=features,
+        faces=faces,
+        people=people,
+        text=text,
+        palette=palette,
+        sharpness=sharp,
+        noise=noise,
+        colorfulness=colorfulness_m,
+        fingerprint=fp,
+        content_hash=loaded.content_hash,
+        warnings=_warnings(
+            features=features, faces=faces, text=text, sharp=sharp, width=width,
+            height=height, expected_aspect=expected_aspect, duplicates=duplicates,
+            expect_face=expect_face,
+        ),
+        notes=list(loaded.notes),
+    )
+
+
+def analyze(
+    source: str | os.PathLike | bytes | np.ndarray,
+    *,
+    detectors: Detectors,
+    expected_aspect: float | None = None,
+    variants: Mapping[str, Fingerprint] | None = None,
+    expect_face: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    seed: int = 0,
+) -> Analysis:
+    """Load and analyse one poster or frame: the call for files, uploads and arrays.
+
+    Parameters
+    ----------
+    source : path, bytes or ndarray of shape (height, width, 3), dtype uint8
+        A file, an upload's bytes, or an RGB array.
+    detectors : Detectors
+        From :func:`artwork.load_detectors`, built once per process.
+    expected_aspect : float, optional
+        Width / height of the slot (see :func:`analyze_image`).
+    variants : mapping of str to Fingerprint, optional
+        The title's other variants, for near-duplicate warnings.
+    expect_face : bool, default=True
+    max_pixels : int, default=DEFAULT_MAX_PIXELS
+        Decompression-bomb guard, checked on the header before decoding.
+    seed : int, default=0
+
+    Returns
+    -------
+    Analysis
+
+    Raises
+    ------
+    ArtworkInputError
+        For any input that is not a decodable image within limits.
+
+    Examples
+    --------
+    >>> detectors = load_detectors()                      # doctest: +SKIP
+    >>> result = analyze(upload_bytes, detectors=detectors)  # doctest: +SKIP
+    >>> result.to_namespaces()["Face"]["count_bucket"]      # doctest: +SKIP
+    '1'
+    """
+    loaded = load_image(source, max_pixels=max_pixels)
+    return analyze_image(
+        loaded, detectors=detectors, expected_aspect=expected_aspect, variants=variants,
+        expect_face=expect_face, seed=seed,
+    )
+

@@ -1,0 +1,383 @@
+"""Detectors for faces, smiles, people, saliency and text regions.
+
+The cascades and the HOG people detector ship inside the
+``opencv-contrib-python-headless`` wheel (``cv2.data.haarcascades``); nothing
+is downloaded. They are built once by :func:`load_detectors` and passed to
+every function that needs them (STYLE.md: no globals). The choice of
+``haarcascade_frontalface_alt2`` over ``frontalface_default`` and dlib's HOG
+detector was measured (docs/artwork.md, benchmarks/bench_artwork_faces.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from artwork._errors import ArtworkInputError
+from artwork.io import check_image
+
+__all__ = [
+    "FACE_MODELS",
+    "Detectors",
+    "Face",
+    "Region",
+    "detect_faces",
+    "detect_people",
+    "detect_text",
+    "load_detectors",
+    "saliency_map",
+]
+
+#: Face cascades selectable by name; all ship in the OpenCV wheel.
+FACE_MODELS = {
+    "alt2": "haarcascade_frontalface_alt2.xml",
+    "default": "haarcascade_frontalface_default.xml",
+    "alt": "haarcascade_frontalface_alt.xml",
+}
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    Attributes
+    ----------
+    box : tuple of 4 int
+        ``(x, y, width, height)`` in the pixel coordinates of the image passed.
+    confidence : float
+        In [0, 1]: ``1 - exp(-n / 4)`` of the number ``n`` of raw cascade
+        windows merged into this box (more agreeing windows, surer face).
+    smile : bool or None
+        Whether the smile cascade fired in the lower half of the face;
+        ``None`` when the face is too small to tell (under 48 pixels wide).
+    """
+
+    box: Box
+    confidence: float
+    smile: bool | None = None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A detected person or text region.
+
+    Attributes
+    ----------
+    box : tuple of 4 int
+        ``(x, y, width, height)`` in the pixel coordinates of the image passed.
+    confidence : float
+        Detector score mapped to [0, 1].
+    """
+
+    box: Box
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Detectors:
+    """The costly detectors, built once by :func:`load_detectors`.
+
+    Attributes
+    ----------
+    face : cv2.CascadeClassifier
+    face_model : str
+        Key of :data:`FACE_MODELS` used.
+    smile : cv2.CascadeClassifier or None
+    people : cv2.HOGDescriptor or None
+    saliency : cv2.saliency.StaticSaliencySpectralResidual
+    """
+
+    face: cv2.CascadeClassifier
+    face_model: str
+    smile: cv2.CascadeClassifier | None
+    people: cv2.HOGDescriptor | None
+    saliency: object
+
+
+def _cascade(filename: str) -> cv2.CascadeClassifier:
+    path = os.path.join(cv2.data.haarcascades, filename)
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():  # pragma: no cover - only with a broken OpenCV install
+        raise RuntimeError(f"OpenCV could not load its bundled cascade {path!r}")
+    return cascade
+
+
+def load_detectors(
+    *, face_model: str = "alt2", smile: bool = True, people: bool = True
+) -> Detectors:
+    """Build the detectors once; pass the result to :func:`artwork.analyze`.
+
+    Parameters
+    ----------
+    face_model : {"alt2", "default", "alt"}, default="alt2"
+        Which bundled frontal-face cascade to use.
+    smile : bool, default=True
+        Load the smile cascade.
+    people : bool, default=True
+        Load the HOG people (pedestrian) detector.
+
+    Returns
+    -------
+    Detectors
+    """
+    if face_model not in FACE_MODELS:
+        raise ArtworkInputError(
+            "bad_argument",
+            f"face_model must be one of {sorted(FACE_MODELS)}, got {face_model!r}",
+        )
+    hog = None
+    if people:
+        hog = cv2.HOGDescriptor()
+        hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    return Detectors(
+        face=_cascade(FACE_MODELS[face_model]),
+        face_model=face_model,
+        smile=_cascade("haarcascade_smile.xml") if smile else None,
+        people=hog,
+        saliency=cv2.saliency.StaticSaliencySpectralResidual_create(),
+    )
+
+
+def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Downscale so the longer side is at most ``max_side``; return the scale.
+
+    Large reductions first average exact integer blocks (OpenCV's fast
+    ``INTER_AREA`` path, after trimming at most ``k - 1`` edge pixels), then
+    finish with ``INTER_AREA`` on the small copy: the same result as one area
+    resize to within rounding, at a tenth of the cost.
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    k = int(1.0 / scale)
+    if k >= 2:
+        trimmed = image[: height - height % k, : width - width % k]
+        image = cv2.resize(trimmed, (trimmed.shape[1] // k, trimmed.shape[0] // k),
+                           interpolation=cv2.INTER_AREA)
+    if (image.shape[1], image.shape[0]) != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _scale_box(box, scale: float, shape: tuple[int, ...]) -> Box:
+    x, y, w, h = (float(v) / scale for v in box)
+    height, width = shape[:2]
+    x0, y0 = max(0, round(x)), max(0, round(y))
+    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
+    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+def _smiles(gray: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
+    x, y, w, h = box
+    if w < 48:
+        return None
+    mouth = gray[y + h // 2 : y + h, x : x + w]
+    mouth = cv2.resize(mouth, (96, max(1, round(96 * mouth.shape[0] / max(1, mouth.shape[1])))))
+    mouth = cv2.equalizeHist(mouth)
+    found = cascade.detectMultiScale(mouth, scaleFactor=1.1, minNeighbors=18, minSize=(24, 12))
+    return len(found) > 0
+
+
+def detect_faces(
+    image: np.ndarray, *, detectors: Detectors, max_side: int = 480, min_size: int = 20
+) -> list[Face]:
+    """Frontal faces, largest first, in the pixel coordinates of ``image``.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    detectors : Detectors
+        From :func:`load_detectors`.
+    max_side : int, default=480
+        The search runs on a copy whose longer side is at most this, so cost
+        does not grow with resolution; boxes are scaled back. 480 finds a face
+        8% of a poster's height that 320 misses (docs/artwork.md).
+    min_size : int, default=20
+        Smallest face side searched, in pixels of that copy (20 px at 480 is
+        about 4% of the longer side).
+
+    Returns
+    -------
+    list of Face
+    """
+    check_image(image)
+    work, scale = _fit(image, max_side)
+    gray = cv2.equalizeHist(_gray(work))
+    boxes, counts = detectors.face.detectMultiScale2(
+        gray, scaleFactor=1.25, minNeighbors=4, minSize=(min_size, min_size)
+    )
+    full_gray = None
+    faces = []
+    for box, count in zip(boxes, counts, strict=False):
+        original = _scale_box(box, scale, image.shape)
+        smile = None
+        if detectors.smile is not None:
+            if full_gray is None:
+                full_gray = _gray(image)
+            smile = _smiles(full_gray, original, detectors.smile)
+        confidence = float(1.0 - np.exp(-float(count) / 4.0))
+        faces.append(Face(box=original, confidence=confidence, smile=smile))
+    faces.sort(key=lambda face: face.box[2] * face.box[3], reverse=True)
+    return faces
+
+
+def detect_people(
+    image: np.ndarray, *, detectors: Detectors, max_side: int = 256
+) -> list[Region]:
+    """Standing people (HOG + linear SVM, Dalal & Triggs 2005), largest first.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    detectors : Detectors
+        With ``people`` loaded; otherwise the result is empty.
+    max_side : int, default=256
+        Search copy's longer side; a person must be at least 128 px tall in it,
+        so half the longer side (posters show people large).
+
+    Returns
+    -------
+    list of Region
+        Boxes in the pixel coordinates of ``image``.
+    """
+    check_image(image)
+    if detectors.people is None:
+        return []
+    work, scale = _fit(image, max_side)
+    if min(work.shape[:2]) < 128:
+        work, scale = _fit(image, max_side * 2)
+        if min(work.shape[:2]) < 128:
+            return []
+    boxes, weights = detectors.people.detectMultiScale(
+        work, winStride=(8, 8), padding=(8, 8), scale=1.1
+    )
+    if len(boxes) == 0:
+        return []
+    weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+    keep = cv2.dnn.NMSBoxes([list(map(int, b)) for b in boxes], weights.tolist(), 0.5, 0.4)
+    regions = [
+        Region(
+            box=_scale_box(boxes[i], scale, image.shape),
+            confidence=float(1.0 / (1.0 + np.exp(-weights[i]))),
+        )
+        for i in np.asarray(keep).reshape(-1)
+    ]
+    regions.sort(key=lambda r: r.box[2] * r.box[3], reverse=True)
+    return regions
+
+
+def saliency_map(image: np.ndarray, *, detectors: Detectors, size: int = 128) -> np.ndarray:
+    """Spectral-residual saliency (Hou & Zhang 2007), summing to 1.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    detectors : Detectors
+    size : int, default=128
+        Longer side of the map.
+
+    Returns
+    -------
+    ndarray of shape (map_height, map_width), dtype float64
+        Non-negative, sums to 1 (uniform when the image is flat).
+    """
+    check_image(image)
+    work, _ = _fit(image, size)
+    ok, sal = detectors.saliency.computeSaliency(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
+    sal = np.asarray(sal, dtype=np.float64) if ok else np.zeros(work.shape[:2])
+    sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)
+    sal = np.clip(sal, 0.0, None)
+    total = sal.sum()
+    if total <= 1e-12:
+        return np.full(work.shape[:2], 1.0 / (work.shape[0] * work.shape[1]))
+    return sal / total
+
+
+def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
+    """Text lines (title treatments, taglines, credits) found as rows of letters.
+
+    Letters are connected components of the thresholded morphological gradient
+    whose size and shape fit a glyph; neighbours of similar height whose
+    vertical extents overlap and whose gap is under one letter height are
+    chained into lines, and a line needs at least four letters. No model is
+    needed, so nothing is downloaded.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    max_side : int, default=512
+        The search runs on a copy whose longer side is at most this.
+
+    Returns
+    -------
+    list of Region
+        Line boxes in the pixel coordinates of ``image``, largest first;
+        ``confidence`` grows with the number of letters (4 -> 0.5, 8+ -> 1).
+    """
+    check_image(image)
+    work, scale = _fit(image, max_side)
+    gray = _gray(work)
+    height, width = gray.shape
+    grad = cv2.morphologyEx(
+        gray, cv2.MORPH_GRADIENT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    )
+    _, binary = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    if (binary > 0).mean() > 0.5:  # noise or fine texture everywhere: no letters to find
+        return []
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
+    glyph = (
+        (h >= 6) & (h <= 0.3 * height) & (w >= 0.1 * h) & (w <= 3.0 * h)
+        & (area >= 0.12 * w * h) & (area <= 0.9 * w * h)
+    )
+    idx = np.flatnonzero(glyph)
+    if idx.size < 3:
+        return []
+    idx = idx[np.argsort(x[idx])]
+    parent = {int(i): int(i) for i in idx}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for pos, i in enumerate(idx):
+        right_i = x[i] + w[i]
+        for j in idx[pos + 1 :]:
+            if x[j] - right_i > h[i]:
+                break
+            if not 0.6 <= h[j] / h[i] <= 1.6:
+                continue
+            overlap = min(y[i] + h[i], y[j] + h[j]) - max(y[i], y[j])
+            if overlap >= 0.6 * min(h[i], h[j]):
+                parent[find(int(j))] = find(int(i))
+    groups: dict[int, list[int]] = {}
+    for i in idx:
+        groups.setdefault(find(int(i)), []).append(int(i))
+    regions = []
+    for members in groups.values():
+        m = np.asarray(members)
+        letters = int(np.maximum(1, np.rint(w[m] / (0.7 * h[m]))).sum())
+        if len(members) < 2 or letters < 4:
+            continue
+        x0, y0 = x[m].min(), y[m].min()
+        x1, y1 = (x[m] + w[m]).max(), (y[m] + h[m]).max()
+        if x1 - x0 < 1.5 * (y1 - y0):
+            continue
+        confidence = float(min(1.0, letters / 8.0))
+        regions.append(Region(box=_scale_box((x0, y0, x1 - x0, y1 - y0), scale, image.shape),
+                              confidence=confidence))
+    regions.sort(key=lambda r: r.box[2] * r.box[3], reverse=True)
+    return regions

@@ -1,0 +1,464 @@
+"""Extractors: pure functions from an RGB ``uint8`` image to one namespace.
+
+Each returns ``{"Namespace": {feature: value}}`` (DESIGN.md §3): numbers are
+numeric features scaled to about [0, 1], strings are categorical. Namespace
+and feature names are the contract with the learner; renaming one is a
+breaking change. Namespaces start with distinct letters (``I``, ``C``, ``Q``,
+``L``, ``F``, ``P``, ``T``) because Vowpal Wabbit's ``-q`` interactions name
+namespaces by their first character.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+
+from artwork.detectors import Detectors, Face, Region, _fit, _gray, saliency_map
+from artwork.io import check_image
+
+__all__ = [
+    "BLUR_THRESHOLD",
+    "CLOSEUP_HEIGHT",
+    "Features",
+    "color_features",
+    "colorfulness",
+    "composition_features",
+    "dominant_colors",
+    "face_features",
+    "geometry_features",
+    "noise_sigma",
+    "people_features",
+    "quality_features",
+    "sharpness",
+    "text_features",
+]
+
+Features = dict[str, dict[str, float | str]]
+
+_THIRDS = np.array([(a, b) for a in (1 / 3, 2 / 3) for b in (1 / 3, 2 / 3)])
+_THIRDS_MAX = float(np.hypot(1 / 3, 1 / 3))  # farthest any point is from its nearest third
+
+
+def _count_bucket(n: int) -> str:
+    return "3+" if n >= 3 else str(n)
+
+
+def geometry_features(image: np.ndarray) -> Features:
+    """Size and shape of the image as displayed (after EXIF rotation).
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+
+    Returns
+    -------
+    dict
+        ``{"Img": {"width", "height", "aspect", "orientation", "aspect_class"}}``:
+        ``width``/``height`` in thousands of pixels, ``aspect`` = width /
+        height, ``orientation`` in {portrait, landscape, square},
+        ``aspect_class`` the nearest slot shape in {2:3, 3:4, 1:1, 4:3, 16:9,
+        2:1, other}.
+    """
+    height, width = check_image(image).shape[:2]
+    aspect = width / height
+    if abs(aspect - 1.0) < 0.02:
+        orientation = "square"
+    else:
+        orientation = "portrait" if aspect < 1 else "landscape"
+    shapes = {"2:3": 2 / 3, "3:4": 3 / 4, "1:1": 1.0, "4:3": 4 / 3, "16:9": 16 / 9, "2:1": 2.0}
+    name, ratio = min(shapes.items(), key=lambda kv: abs(np.log(aspect / kv[1])))
+    aspect_class = name if abs(np.log(aspect / ratio)) < 0.05 else "other"
+    return {
+        "Img": {
+            "width": width / 1000.0,
+            "height": height / 1000.0,
+            "aspect": float(aspect),
+            "orientation": orientation,
+            "aspect_class": aspect_class,
+        }
+    }
+
+
+def _hue_name(rgb: np.ndarray) -> str:
+    """Name a colour: neutral ones by lightness, the rest by hue sector."""
+    hsv = cv2.cvtColor(np.uint8(rgb).reshape(1, 1, 3), cv2.COLOR_RGB2HSV)[0, 0]
+    hue, sat, val = int(hsv[0]) * 2, hsv[1] / 255.0, hsv[2] / 255.0
+    if val < 0.2:
+        return "black"
+    if sat < 0.2:
+        return "white" if val > 0.8 else "grey"
+    for name, upper in (("red", 15), ("orange", 40), ("yellow", 70), ("green", 160),
+                        ("cyan", 200), ("blue", 255), ("purple", 290), ("pink", 340)):
+        if hue < upper:
+            return name
+    return "red"
+
+
+def dominant_colors(
+    image: np.ndarray, *, n_colors: int = 5, seed: int = 0
+) -> list[tuple[tuple[int, int, int], float]]:
+    """A small palette by k-means in CIELAB on a 32 x 32 thumbnail.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    n_colors : int, default=5
+        Number of clusters (fewer when the image has fewer distinct colours).
+    seed : int, default=0
+        Seeds the k-means initialisation.
+
+    Returns
+    -------
+    list of ((r, g, b), share)
+        Colours with their pixel shares, largest share first; shares sum to 1.
+    """
+    check_image(image)
+    if not isinstance(n_colors, int) or isinstance(n_colors, bool) or n_colors < 1:
+        raise ValueError(f"n_colors must be a positive int, got {n_colors!r}")
+    thumb = cv2.resize(_fit(image, 128)[0], (32, 32), interpolation=cv2.INTER_AREA)
+    lab8 = cv2.cvtColor(thumb, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+    packed = (lab8[:, 0].astype(np.int32) << 16) | (lab8[:, 1].astype(np.int32) << 8) | lab8[:, 2]
+    k = min(n_colors, len(np.unique(packed)))
+    lab = lab8.astype(np.float32)
+    # one thread: on 1,024 points OpenMP start-up costs ten times the clustering
+    with threadpool_limits(limits=1, user_api="openmp"):
+        km = KMeans(n_clusters=k, n_init=1, max_iter=50, random_state=seed).fit(lab)
+    counts = np.bincount(km.labels_, minlength=k).astype(np.float64)
+    centers = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8).reshape(1, -1, 3)
+    rgb = cv2.cvtColor(centers, cv2.COLOR_LAB2RGB).reshape(-1, 3)
+    order = np.argsort(-counts)
+    total = counts.sum()
+    return [(tuple(int(v) for v in rgb[i]), float(counts[i] / total)) for i in order]
+
+
+def colorfulness(image: np.ndarray) -> float:
+    """Hasler & Süsstrunk (2003) colourfulness ``M`` on the 0-255 scale.
+
+    .. math:: M = \\sqrt{\\sigma_{rg}^2 + \\sigma_{yb}^2}
+              + 0.3 \\sqrt{\\mu_{rg}^2 + \\mu_{yb}^2},\\quad
+              rg = R - G,\\ yb = (R + G) / 2 - B
+
+    0 for greyscale; their scale calls 33 "moderately" and 82 "highly" colourful.
+
+    References
+    ----------
+    D. Hasler and S. Süsstrunk. "Measuring colourfulness in natural images."
+    Proc. SPIE 5007, Human Vision and Electronic Imaging VIII, 2003.
+    """
+    rgb = check_image(image).astype(np.float64)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def color_features(image: np.ndarray, *, n_colors: int = 5, seed: int = 0) -> Features:
+    """Colour and light of an artwork.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    n_colors : int, default=5
+        Palette size for ``dominant_hue`` / ``dominant_share``.
+    seed : int, default=0
+
+    Returns
+    -------
+    dict
+        ``{"Color": {...}}`` with ``brightness`` (mean Rec.601 luma),
+        ``contrast`` (RMS contrast, the luma standard deviation),
+        ``colorfulness`` (Hasler-Süsstrunk M / 150, clipped to 1),
+        ``saturation`` (mean HSV saturation), ``warmth`` (0.5 + mean(R - B) / 2),
+        ``black_clip`` / ``white_clip`` (shares of luma <= 5 and >= 250), all
+        in [0, 1], plus categorical ``dominant_hue`` and numeric
+        ``dominant_share`` of the largest palette colour.
+    """
+    namespace, _, _ = _color(image, n_colors=n_colors, seed=seed)
+    return namespace
+
+
+def _color(image: np.ndarray, *, n_colors: int, seed: int):
+    """Colour namespace, raw colourfulness M and palette in one pass."""
+    check_image(image)
+    work, _ = _fit(image, 256)
+    luma = _gray(work).astype(np.float64)
+    rgb = work.astype(np.float64) / 255.0
+    hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
+    palette = dominant_colors(work, n_colors=n_colors, seed=seed)
+    m = colorfulness(work)
+    namespace = {
+        "Color": {
+            "brightness": float(luma.mean() / 255.0),
+            "contrast": float(luma.std() / 255.0),
+            "colorfulness": float(min(1.0, m / 150.0)),
+            "saturation": float(hsv[..., 1].mean() / 255.0),
+            "warmth": float(0.5 + (rgb[..., 0] - rgb[..., 2]).mean() / 2.0),
+            "black_clip": float((luma <= 5).mean()),
+            "white_clip": float((luma >= 250).mean()),
+            "dominant_hue": _hue_name(np.array(palette[0][0])),
+            "dominant_share": palette[0][1],
+        }
+    }
+    return namespace, m, palette
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian on a copy whose longer side is 512 pixels.
+
+    The rescale makes the value independent of resolution: the same poster
+    at 600 or 3000 pixels wide scores about the same. Smaller images are
+    measured as they are (not upscaled).
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+
+    Returns
+    -------
+    float
+        Non-negative; about 100 separates blurry from sharp (Pech-Pacheco
+        et al. 2000).
+    """
+    work, _ = _fit(check_image(image), 512)
+    return float(cv2.Laplacian(_gray(work), cv2.CV_64F, ksize=1).var())
+
+
+def noise_sigma(image: np.ndarray) -> float:
+    """Immerkær's (1996) fast noise estimate, sigma on the 0-255 scale.
+
+    Measured on a native-resolution centre crop of at most 320 x 320 pixels
+    (downscaling would average the noise away).
+
+    References
+    ----------
+    J. Immerkær. "Fast Noise Variance Estimation." Computer Vision and Image
+    Understanding 64(2), 1996.
+    """
+    height, width = check_image(image).shape[:2]
+    top, left = max(0, (height - 320) // 2), max(0, (width - 320) // 2)
+    gray = _gray(np.ascontiguousarray(image[top : top + 320, left : left + 320]))
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+    response = cv2.filter2D(gray.astype(np.float64), -1, kernel)[1:-1, 1:-1]
+    h, w = gray.shape
+    return float(np.sqrt(np.pi / 2.0) * np.abs(response).sum() / (6.0 * (w - 2) * (h - 2)))
+
+
+#: Variance of the Laplacian under which an image is flagged blurry.
+BLUR_THRESHOLD = 100.0
+
+
+def quality_features(image: np.ndarray) -> Features:
+    """Sharpness, noise and a blur flag.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+
+    Returns
+    -------
+    dict
+        ``{"Quality": {"sharpness", "noise", "blurry"}}``: ``sharpness`` is
+        ``log10(1 + var Laplacian) / 4`` clipped to [0, 1], ``noise`` is the
+        Immerkær sigma / 25 clipped to [0, 1], ``blurry`` is "yes" or "no"
+        (variance under ``BLUR_THRESHOLD``).
+    """
+    sharp = sharpness(image)
+    return {
+        "Quality": {
+            "sharpness": float(min(1.0, np.log10(1.0 + sharp) / 4.0)),
+            "noise": float(min(1.0, noise_sigma(image) / 25.0)),
+            "blurry": "yes" if sharp < BLUR_THRESHOLD else "no",
+        }
+    }
+
+
+def composition_features(
+    image: np.ndarray, *, detectors: Detectors, faces: list[Face] | None = None
+) -> Features:
+    """Where the eye goes: saliency, thirds, symmetry, clutter, empty space.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    detectors : Detectors
+        For the saliency model.
+    faces : list of Face, optional
+        Faces in ``image`` coordinates; the largest one is the subject for the
+        rule-of-thirds score (else the saliency centre of mass).
+
+    Returns
+    -------
+    dict
+        ``{"Layout": {...}}`` all in [0, 1]: ``center_x``/``center_y`` (the
+        saliency centre of mass), ``spread`` (its RMS distance / diagonal x 2),
+        ``thirds`` (1 at a thirds point, 0 at a corner), ``symmetry_lr`` and
+        ``symmetry_tb`` (1 - mean abs difference with the mirror image),
+        ``edge_density`` (share of Canny edge pixels: clutter),
+        ``negative_space`` (share of the frame far from any edge).
+    """
+    check_image(image)
+    height, width = image.shape[:2]
+    sal = saliency_map(image, detectors=detectors)
+    mh, mw = sal.shape
+    ys, xs = (np.arange(mh) + 0.5) / mh, (np.arange(mw) + 0.5) / mw
+    cy, cx = float(sal.sum(axis=1) @ ys), float(sal.sum(axis=0) @ xs)
+    dy2 = (ys - cy)[:, None] ** 2
+    dx2 = (xs - cx)[None, :] ** 2
+    spread = float(np.sqrt((sal * (dx2 + dy2)).sum()) / np.sqrt(2.0) * 2.0)
+    if faces:
+        x, y, w, h = faces[0].box
+        subject = np.array([(x + w / 2) / width, (y + h / 2) / height])
+    else:
+        subject = np.array([cx, cy])
+    nearest = float(np.min(np.hypot(*(_THIRDS - subject).T)))
+    thirds = max(0.0, 1.0 - nearest / _THIRDS_MAX)
+    small, _ = _fit(image, 256)
+    gray = _gray(small)
+    g = gray.astype(np.float64)
+    sym_lr = 1.0 - float(np.abs(g - g[:, ::-1]).mean() / 255.0)
+    sym_tb = 1.0 - float(np.abs(g - g[::-1, :]).mean() / 255.0)
+    edges = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 50, 150)
+    near_edge = cv2.dilate(edges, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 15)))
+    return {
+        "Layout": {
+            "center_x": cx,
+            "center_y": cy,
+            "spread": min(1.0, spread),
+            "thirds": float(thirds),
+            "symmetry_lr": sym_lr,
+            "symmetry_tb": sym_tb,
+            "edge_density": float((edges > 0).mean()),
+            "negative_space": float((near_edge == 0).mean()),
+        }
+    }
+
+
+def _face_namespace(faces: list[Face], shape: tuple[int, ...]) -> Features:
+    height, width = shape[:2]
+    feats: dict[str, float | str] = {
+        "count": float(len(faces)),
+        "count_bucket": _count_bucket(len(faces)),
+        "largest_share": 0.0,
+        "largest_height": 0.0,
+        "largest_x": 0.0,
+        "largest_y": 0.0,
+        "closeup": "no",
+        "smile": "none",
+    }
+    if faces:
+        x, y, w, h = faces[0].box
+        feats.update(
+            largest_share=w * h / (width * height),
+            largest_height=h / height,
+            largest_x=(x + w / 2) / width,
+            largest_y=(y + h / 2) / height,
+            closeup="yes" if h / height >= CLOSEUP_HEIGHT else "no",
+        )
+        smiles = [face.smile for face in faces if face.smile is not None]
+        feats["smile"] = ("yes" if any(smiles) else "no") if smiles else "unknown"
+    return {"Face": feats}
+
+
+#: A face at least this share of the image height makes a close-up.
+CLOSEUP_HEIGHT = 0.2
+
+
+def face_features(
+    image: np.ndarray, *, detectors: Detectors, faces: list[Face] | None = None
+) -> Features:
+    """Faces: how many, how big, where, close-up, smiling.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    detectors : Detectors
+    faces : list of Face, optional
+        Already detected in ``image`` (largest first); detected here otherwise.
+
+    Returns
+    -------
+    dict
+        ``{"Face": {...}}``: ``count``, ``count_bucket`` in {0, 1, 2, 3+},
+        ``largest_share`` (box area / image area), ``largest_height`` (box
+        height / image height), ``largest_x``/``largest_y`` (box centre in
+        [0, 1], 0 when there is no face), ``closeup`` in {yes, no} (largest
+        face at least ``CLOSEUP_HEIGHT`` of the height), ``smile`` in {yes,
+        no, unknown, none}.
+    """
+    from artwork.detectors import detect_faces
+
+    check_image(image)
+    if faces is None:
+        faces = detect_faces(image, detectors=detectors)
+    return _face_namespace(faces, image.shape)
+
+
+def people_features(
+    image: np.ndarray, *, detectors: Detectors, people: list[Region] | None = None
+) -> Features:
+    """Standing people found by HOG.
+
+    Returns
+    -------
+    dict
+        ``{"People": {"count", "count_bucket", "largest_share"}}``.
+    """
+    from artwork.detectors import detect_people
+
+    check_image(image)
+    if people is None:
+        people = detect_people(image, detectors=detectors)
+    height, width = image.shape[:2]
+    largest = people[0].box[2] * people[0].box[3] / (width * height) if people else 0.0
+    return {
+        "People": {
+            "count": float(len(people)),
+            "count_bucket": _count_bucket(len(people)),
+            "largest_share": float(largest),
+        }
+    }
+
+
+def text_features(image: np.ndarray, *, regions: list[Region] | None = None) -> Features:
+    """How much of the artwork is text, and where.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    regions : list of Region, optional
+        Already found by :func:`artwork.detectors.detect_text`.
+
+    Returns
+    -------
+    dict
+        ``{"Text": {"share", "lines", "present", "position", "smallest_height"}}``:
+        ``share`` is the area share of text lines (union, clipped to 1),
+        ``lines`` the line count / 10 clipped to 1, ``present`` in {yes, no},
+        ``position`` of the largest line in {top, middle, bottom, none},
+        ``smallest_height`` the smallest line height / image height.
+    """
+    from artwork.detectors import detect_text
+
+    check_image(image)
+    if regions is None:
+        regions = detect_text(image)
+    height, width = image.shape[:2]
+    mask = np.zeros((height // 4 + 1, width // 4 + 1), dtype=bool)
+    for region in regions:
+        x, y, w, h = region.box
+        mask[y // 4 : (y + h) // 4 + 1, x // 4 : (x + w) // 4 + 1] = True
+    position = "none"
+    if regions:
+        _, y, _, h = regions[0].box
+        centre = (y + h / 2) / height
+        position = "top" if centre < 1 / 3 else ("middle" if centre < 2 / 3 else "bottom")
+    return {
+        "Text": {
+            "share": float(mask.mean()) if regions else 0.0,
+            "lines": float(min(1.0, len(regions) / 10.0)),
+            "present": "yes" if regions else "no",
+            "position": position,
+            "smallest_height": float(min(r.box[3] for r in regions) / height) if regions else 0.0,
+        }
+    }

@@ -1,0 +1,330 @@
+"""Candidate artwork frames mined from a trailer.
+
+One decoding pass over the video does everything cheap per frame: a shot
+cut is declared where the mean absolute HSV difference between consecutive
+160 x 90 thumbnails exceeds ``threshold`` (the measure of PySceneDetect's
+``ContentDetector``, default 27), and each frame gets a cheap pre-score
+(native-resolution sharpness of the centre, stillness, exposure). Dark, flat,
+blurry and transition frames (the first and last frames of a shot, where
+fades and dissolves live) are dropped. Each shot keeps its best few frames at
+full resolution; only the best frame of the most promising shots is then
+fully analysed (faces, composition), scored, and the top ``top_k`` are chosen
+greedily while skipping near-duplicates, so the picks come from different
+shots and look different.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from artwork._errors import ArtworkInputError
+from artwork.analysis import Analysis, analyze_image
+from artwork.detectors import Detectors
+from artwork.identity import is_near_duplicate
+from artwork.io import LoadedImage, check_image
+
+__all__ = ["FrameCandidate", "FrameMining", "Shot", "contact_sheet", "mine_frames"]
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A run of frames between two cuts.
+
+    Attributes
+    ----------
+    start, end : int
+        First frame index and one past the last.
+    start_time, end_time : float
+        The same in seconds.
+    """
+
+    start: int
+    end: int
+    start_time: float
+    end_time: float
+
+
+@dataclass(frozen=True)
+class FrameCandidate:
+    """A frame proposed as artwork.
+
+    Attributes
+    ----------
+    frame_index : int
+    timestamp : float
+        Seconds from the start.
+    shot_index : int
+        Index into ``FrameMining.shots``.
+    score : float
+        In [0, 1]; see :func:`mine_frames` for the formula.
+    image : ndarray of shape (height, width, 3), dtype uint8
+        The frame, RGB, full resolution.
+    analysis : Analysis
+        Its full artwork analysis (features, faces, warnings).
+    """
+
+    frame_index: int
+    timestamp: float
+    shot_index: int
+    score: float
+    image: np.ndarray = field(repr=False)
+    analysis: Analysis = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FrameMining:
+    """The outcome of :func:`mine_frames`.
+
+    Attributes
+    ----------
+    candidates : list of FrameCandidate
+        Best first, at most ``top_k``.
+    shots : list of Shot
+    n_frames : int
+        Frames decoded.
+    fps : float
+        Frame rate the container declares (25 when it declares none).
+    width, height : int
+    """
+
+    candidates: list[FrameCandidate]
+    shots: list[Shot]
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+
+
+def _open(path: str | os.PathLike) -> cv2.VideoCapture:
+    p = Path(path)
+    if not p.is_file():
+        raise ArtworkInputError("not_found", f"no such video file: {str(p)!r}")
+    if p.stat().st_size == 0:
+        raise ArtworkInputError("empty", f"{p.name}: the file is empty (0 bytes), expected a video")
+    with open(p, "rb") as handle:
+        head = handle.read(64).lstrip().lower()
+    if head.startswith((b"<", b"{", b"[")):
+        raise ArtworkInputError("not_a_video", f"{p.name}: the file is text, not a video")
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        cap.release()
+        raise ArtworkInputError(
+            "not_a_video", f"{p.name}: OpenCV (FFmpeg) cannot open it as a video"
+        )
+    return cap
+
+
+def _cheap_frame(frame_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """HSV thumbnail, brightness, contrast and centre sharpness of a BGR frame."""
+    thumb = cv2.resize(frame_bgr, (160, 90), interpolation=cv2.INTER_LINEAR)
+    hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
+    value = hsv[..., 2]
+    height, width = frame_bgr.shape[:2]
+    side = min(256, height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    centre = cv2.cvtColor(frame_bgr[top : top + side, left : left + side], cv2.COLOR_BGR2GRAY)
+    sharp = float(cv2.Laplacian(centre, cv2.CV_32F, ksize=1).var())
+    return hsv, float(value.mean() / 255.0), float(value.std() / 255.0), sharp
+
+
+def mine_frames(
+    path: str | os.PathLike,
+    *,
+    detectors: Detectors,
+    top_k: int = 8,
+    threshold: float = 27.0,
+    min_shot_frames: int = 10,
+    keep_per_shot: int = 3,
+    max_frames: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> FrameMining:
+    """Find the ``top_k`` best, mutually different frames of a video.
+
+    The final score of a candidate, in [0, 1], is
+    ``0.30 sharpness + 0.20 stillness + 0.15 contrast + 0.10 thirds + 0.25 face``
+    with ``sharpness`` the ``Quality`` feature, ``stillness = 1 - min(1,
+    motion / threshold)`` (motion is the HSV difference to the previous
+    frame), ``contrast = min(1, RMS contrast / 0.25)``, ``thirds`` the
+    ``Layout`` feature and ``face`` 1 for a face at least 10% of the height,
+    0.5 for a smaller one, 0 for none.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A video file OpenCV can read (FFmpeg backend).
+    detectors : Detectors
+        From :func:`artwork.load_detectors`.
+    top_k : int, default=8
+        How many candidates to return at most.
+    threshold : float, default=27.0
+        Cut threshold on the mean absolute HSV difference (0-255 scale).
+    min_shot_frames : int, default=10
+        A cut closer than this to the previous one is ignored (flashes).
+    keep_per_shot : int, default=3
+        Full-resolution frames kept per shot while decoding.
+    max_frames : int, optional
+        Stop after this many frames.
+    progress : callable, optional
+        Called with the number of frames decoded since the last call.
+
+    Returns
+    -------
+    FrameMining
+
+    Raises
+    ------
+    ArtworkInputError
+        ``not_found``, ``empty``, ``not_a_video`` or ``no_frames``.
+    """
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ArtworkInputError("bad_argument", f"top_k must be a positive int, got {top_k!r}")
+    if not threshold > 0:
+        raise ArtworkInputError("bad_argument", f"threshold must be > 0, got {threshold!r}")
+    cap = _open(path)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not np.isfinite(fps) or fps <= 0 or fps > 1000:
+            fps = 25.0
+        shots_bounds: list[tuple[int, int]] = []
+        kept: list[list[tuple[float, int, float, np.ndarray]]] = []  # per shot
+        current: list[tuple[float, int, float, np.ndarray]] = []
+        shot_start = 0
+        prev_hsv = None
+        index = 0
+        pending = 0
+        width = height = 0
+
+        def close_shot(end: int) -> None:
+            length = end - shot_start
+            edge = max(2, length // 10)
+            good = [c for c in current if shot_start + edge <= c[1] < end - edge]
+            if not good and length < 2 * edge + 1:
+                good = list(current)
+            shots_bounds.append((shot_start, end))
+            kept.append(sorted(good, key=lambda c: -c[0]))
+
+        while max_frames is None or index < max_frames:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            if index == 0:
+                height, width = frame.shape[:2]
+            hsv, brightness, contrast, sharp = _cheap_frame(frame)
+            motion = 0.0
+            if prev_hsv is not None:
+                motion = float(cv2.absdiff(hsv, prev_hsv).mean())
+                if motion > threshold and index - shot_start >= min_shot_frames:
+                    close_shot(index)
+                    current = []
+                    shot_start = index
+                    motion = 0.0
+            prev_hsv = hsv
+            if brightness >= 0.1 and contrast >= 0.04 and sharp >= 20.0:
+                stillness = 1.0 - min(1.0, motion / threshold)
+                cheap = float(np.log1p(sharp) / np.log1p(2000.0)) * (0.5 + 0.5 * stillness)
+                if len(current) < keep_per_shot or cheap > current[-1][0]:
+                    current.append((cheap, index, stillness, frame.copy()))
+                    current.sort(key=lambda c: -c[0])
+                    del current[keep_per_shot:]
+            index += 1
+            pending += 1
+            if progress is not None and pending >= 50:
+                progress(pending)
+                pending = 0
+        if progress is not None and pending:
+            progress(pending)
+        if index == 0:
+            raise ArtworkInputError(
+                "no_frames", f"{Path(path).name}: the video has no decodable frames"
+            )
+        close_shot(index)
+    finally:
+        cap.release()
+
+    shots = [Shot(s, e, s / fps, e / fps) for s, e in shots_bounds]
+    best = [(frames[0], i) for i, frames in enumerate(kept) if frames]
+    best.sort(key=lambda item: -item[0][0])
+    scored: list[FrameCandidate] = []
+    for (_, frame_index, stillness, frame), shot_index in best[: max(3 * top_k, top_k + 5)]:
+        rgb = check_image(np.ascontiguousarray(frame[..., ::-1]))
+        loaded = LoadedImage(image=rgb, format="video", source_mode="BGR",
+                             content_hash=f"{Path(path).name}#{frame_index}")
+        analysis = analyze_image(loaded, detectors=detectors, expect_face=False)
+        scored.append(FrameCandidate(
+            frame_index=frame_index,
+            timestamp=frame_index / fps,
+            shot_index=shot_index,
+            score=_score(analysis, stillness),
+            image=rgb,
+            analysis=analysis,
+        ))
+    scored.sort(key=lambda c: -c.score)
+    chosen: list[FrameCandidate] = []
+    for candidate in scored:
+        fp = candidate.analysis.fingerprint
+        if any(is_near_duplicate(fp, c.analysis.fingerprint) for c in chosen):
+            continue
+        chosen.append(candidate)
+        if len(chosen) == top_k:
+            break
+    return FrameMining(candidates=chosen, shots=shots, n_frames=index, fps=fps,
+                       width=width, height=height)
+
+
+def _score(analysis: Analysis, stillness: float) -> float:
+    features = analysis.features
+    faces = analysis.faces
+    face = 0.0
+    if faces:
+        face = 1.0 if faces[0].box[3] / analysis.height >= 0.1 else 0.5
+    contrast = min(1.0, float(features["Color"]["contrast"]) / 0.25)
+    score = (0.30 * float(features["Quality"]["sharpness"]) + 0.20 * stillness
+             + 0.15 * contrast + 0.10 * float(features["Layout"]["thirds"]) + 0.25 * face)
+    return float(score)
+
+
+def contact_sheet(
+    candidates: list[FrameCandidate], *, columns: int = 4, thumb_width: int = 320
+) -> np.ndarray:
+    """One picture of the picks, each labelled with rank, time and score.
+
+    Parameters
+    ----------
+    candidates : list of FrameCandidate
+    columns : int, default=4
+    thumb_width : int, default=320
+
+    Returns
+    -------
+    ndarray of shape (height, width, 3), dtype uint8
+        RGB; save it with Pillow or ``cv2.imwrite`` after RGB->BGR.
+    """
+    if not candidates:
+        raise ArtworkInputError("bad_argument", "no candidates to put on a contact sheet")
+    thumbs = []
+    for rank, cand in enumerate(candidates, start=1):
+        h, w = cand.image.shape[:2]
+        th = max(1, round(h * thumb_width / w))
+        thumb = cv2.resize(cand.image, (thumb_width, th), interpolation=cv2.INTER_AREA)
+        label = np.zeros((28, thumb_width, 3), dtype=np.uint8)
+        minutes, seconds = divmod(cand.timestamp, 60)
+        text = f"#{rank} {int(minutes)}:{seconds:05.2f} score {cand.score:.2f}"
+        cv2.putText(label, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        thumbs.append(np.vstack([thumb, label]))
+    cell_h = max(t.shape[0] for t in thumbs)
+    columns = max(1, min(columns, len(thumbs)))
+    rows = -(-len(thumbs) // columns)
+    sheet = np.full((rows * (cell_h + 8) + 8, columns * (thumb_width + 8) + 8, 3), 24,
+                    dtype=np.uint8)
+    for i, thumb in enumerate(thumbs):
+        r, c = divmod(i, columns)
+        y, x = 8 + r * (cell_h + 8), 8 + c * (thumb_width + 8)
+        sheet[y : y + thumb.shape[0], x : x + thumb_width] = thumb
+    return sheet
