@@ -14,8 +14,11 @@ import re
 
 import isodate
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["MAX_SECONDS", "format_duration", "parse_duration"]
 
+#: Longest duration accepted (10 years): longer is surely a mistake, and it
+#: keeps every value representable as a ``datetime.timedelta``.
+MAX_SECONDS = 3650 * 86400.0
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
 
 
@@ -35,7 +38,8 @@ def parse_duration(text: str) -> float:
     Raises
     ------
     ValueError
-        If ``text`` is not such a duration, is negative, or uses years or months.
+        If ``text`` is not such a duration, is negative, longer than
+        :data:`MAX_SECONDS`, or uses years or months.
     """
     if not isinstance(text, str):
         raise ValueError(f"expected an ISO-8601 duration string, got {type(text).__name__}")
@@ -44,7 +48,7 @@ def parse_duration(text: str) -> float:
     if match:
         days, hours, minutes, seconds = match.groups()
         total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        return float(total)
+        return _check_range(float(total), text)
     if not re.search(r"\d", stripped):
         raise ValueError(f"{text!r} is not an ISO-8601 duration such as 'PT10M'")
     try:
@@ -55,9 +59,14 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"{text!r} uses years or months, whose length varies; use days (P30D) instead"
         )
-    seconds = value.total_seconds()
+    return _check_range(value.total_seconds(), text)
+
+
+def _check_range(seconds: float, text: str) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{text!r} is negative; durations must be zero or more")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than the maximum of 10 years (P3650D)")
     return seconds
 
 

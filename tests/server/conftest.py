@@ -107,10 +107,13 @@ def start_server(data_dir: Path, **env: str) -> LiveServer:
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-c", _RUNNER], cwd=ROOT, env=environment,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # The server's log (tracebacks of any 500) lands beside its data dir.
+    with open(data_dir.parent / "server.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _RUNNER], cwd=ROOT, env=environment,
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.strip():

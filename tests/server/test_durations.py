@@ -25,7 +25,11 @@ def test_parse(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "P", "PT", "10 minutes", "P1M", "P1Y", "-PT5M", "PTXS"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "P", "PT", "10 minutes", "P1M", "P1Y", "-PT5M", "PTXS", "P3651D", "99999999999.00:00:00",
+     "P99999999999999999999D"],
+)
 def test_parse_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=repr(text).strip("'") or "duration"):
         parse_duration(text)
