@@ -227,7 +227,8 @@ class Engine:
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
-            model_pmf = ranker.predict_one(request.context, [a.features for a in eligible])
+            model_pmf = ranker.predict_one(request.context, [a.features for a in eligible],
+                                           check_input=False)  # validated above
         extra = {"actionIds": [a.id for a in eligible], **request.extra}
         if excluded:
             extra["excludedActionIds"] = [a.id for a in actions if a.id in excluded]

@@ -87,15 +87,15 @@ def check_features(features: object, *, name: str = "features") -> Features:
         Naming the offending namespace or feature when the structure is not
         ``{str: {str: str | number | bool}}`` or a number is NaN or infinite.
     """
-    if not isinstance(features, Mapping):
+    if type(features) is not dict and not isinstance(features, Mapping):
         raise InvalidInputError(
             f"{name} must be an object of namespaces, got {type(features).__name__}")
     for namespace, group in features.items():
-        if not isinstance(namespace, str) or namespace.startswith("_"):
+        if type(namespace) is not str or namespace[:1] == "_":
             raise InvalidInputError(
                 f"{name}: namespace names must be strings not starting with '_', "
                 f"got {namespace!r}")
-        if not isinstance(group, Mapping):
+        if type(group) is not dict and not isinstance(group, Mapping):
             raise InvalidInputError(
                 f"{name}[{namespace!r}] must be an object of features, "
                 f"got {type(group).__name__}")
