@@ -31,6 +31,7 @@ __all__ = ["HISTOGRAM_EDGES", "RoundStatistics", "WeightStatistics"]
 #: log10 edges of the weight histogram: 0.01 decade (2.3 %) bins over [1e-6, 1e6].
 HISTOGRAM_EDGES = np.linspace(-6.0, 6.0, 1201)
 _N_BINS = len(HISTOGRAM_EDGES) + 2  # [zero, underflow, 1200 bins, overflow]
+_INV_STEP = 100.0  # 1 / bin width in decades
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,8 +73,10 @@ class WeightStatistics:
         bins = np.zeros(_N_BINS, dtype=np.int64)
         bins[0] = len(weight) - len(positive)
         if len(positive):
-            index = np.searchsorted(HISTOGRAM_EDGES, np.log10(positive), side="right")
-            bins[1:] += np.bincount(index, minlength=_N_BINS - 1)
+            # bin k holds edges[k-1] <= log10(w) < edges[k] (k = 0: below, 1201: above)
+            scaled = (np.log10(positive) - HISTOGRAM_EDGES[0]) * _INV_STEP
+            index = np.clip(np.floor(scaled), -1, len(HISTOGRAM_EDGES) - 1).astype(np.int64)
+            bins[1:] += np.bincount(index + 1, minlength=_N_BINS - 1)
         known = 0 if unsupported_mass is None else len(unsupported_mass)
         return cls(
             n=len(weight), sum_weight=float(weight.sum()),
@@ -155,10 +158,11 @@ class RoundStatistics:
     def from_terms(cls, terms: np.ndarray, weight: np.ndarray,
                    unsupported_mass: np.ndarray | None,
                    extra: dict[str, float] | None = None) -> RoundStatistics:
-        mean = terms.mean(axis=0)
-        centred = terms - mean
-        return cls(n=len(terms), mean=mean, m2=centred.T @ centred,
-                   minimum=terms.min(axis=0), maximum=terms.max(axis=0),
+        columns = np.ascontiguousarray(terms.T)  # (n_terms, n): fast reductions
+        mean = columns.mean(axis=1)
+        centred = columns - mean[:, None]
+        return cls(n=len(terms), mean=mean, m2=centred @ centred.T,
+                   minimum=columns.min(axis=1), maximum=columns.max(axis=1),
                    weights=WeightStatistics.from_weights(weight, unsupported_mass),
                    extra=dict(extra or {}))
 

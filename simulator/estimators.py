@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import ClassVar
 
@@ -76,6 +76,7 @@ __all__ = [
 ]
 
 CI_METHODS = ("clt", "bernstein", "bootstrap")
+_BLOCK = 1 << 16
 WEIGHT_QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -262,17 +263,21 @@ class OffPolicyEstimator:
             :math:`\\pi_e(a_i \\mid x_i)` only.
         """
         target = self._check_target(rounds, target)
-        return self._statistics(rounds=rounds, target=target)
+        return self._blocked_statistics(rounds=rounds, target=target)
 
     def estimate(self, rounds: LoggedRounds, target: TargetRounds | np.ndarray) -> Estimate:
-        """Point value, interval and diagnostics on rounds held in memory."""
+        """Point value, interval and diagnostics on rounds held in memory.
+
+        Beyond its inputs, this needs O(min(n_rounds, 65536)) memory, except
+        for ``ci_method="bootstrap"``, which holds every round's terms.
+        """
         target = self._check_target(rounds, target)
+        if self.ci_method != "bootstrap":
+            return self._finish(stats=self._blocked_statistics(rounds=rounds, target=target),
+                                interval=None)
         terms = self._round_rewards(rounds, target)
         stats = self._statistics(rounds=rounds, target=target, terms=terms)
-        interval = None
-        if self.ci_method == "bootstrap":
-            interval = self._bootstrap_interval(terms=terms)
-        return self._finish(stats=stats, interval=interval)
+        return self._finish(stats=stats, interval=self._bootstrap_interval(terms=terms))
 
     def estimate_from_statistics(self, stats: RoundStatistics) -> Estimate:
         """Finish a streamed evaluation (``ci_method`` must be "clt" or "bernstein")."""
@@ -318,6 +323,18 @@ class OffPolicyEstimator:
                 f"{'set' if target.model_reward is not None else 'None'}, model_value="
                 f"{'set' if target.model_value is not None else 'None'}")
         return target
+
+    def _blocked_statistics(self, *, rounds: LoggedRounds,
+                            target: TargetRounds) -> RoundStatistics:
+        # Blocks of 65536 rounds keep temporaries small and in cache; merging
+        # them is exact (Chan et al.), so blocking does not change the result.
+        total = None
+        for start in range(0, len(rounds), _BLOCK):
+            stop = min(start + _BLOCK, len(rounds))
+            stats = self._statistics(rounds=rounds._view(start, stop),
+                                     target=target._view(start, stop))
+            total = stats if total is None else total.merge(stats)
+        return total
 
     def _statistics(self, *, rounds: LoggedRounds, target: TargetRounds,
                     terms: np.ndarray | None = None) -> RoundStatistics:
@@ -381,16 +398,21 @@ def bootstrap_means(terms: np.ndarray, *, n_bootstrap: int, seed: int,
     """
     rng = np.random.default_rng(seed)
     n = len(terms)
-    unique, counts = np.unique(terms, axis=0, return_counts=True)
-    if len(unique) <= 4096:
-        draws = rng.multinomial(n, counts / n, size=n_bootstrap)
-        return draws @ unique / n
+    # Cheap test first: many distinct rows among the first 20000 means no shortcut.
+    if len(np.unique(terms[:20_000], axis=0)) <= 4096:
+        unique, counts = np.unique(terms, axis=0, return_counts=True)
+        if len(unique) <= 4096:
+            draws = rng.multinomial(n, counts / n, size=n_bootstrap)
+            return draws @ unique / n
+    columns = np.ascontiguousarray(terms.T)
+    index_type = np.int32 if n < 2**31 else np.int64
     per_block = max(1, max_block // n)
     means = np.empty((n_bootstrap, terms.shape[1]))
     for start in range(0, n_bootstrap, per_block):
         stop = min(start + per_block, n_bootstrap)
-        index = rng.integers(n, size=(stop - start, n))
-        means[start:stop] = terms[index].mean(axis=1)
+        index = rng.integers(n, size=(stop - start, n), dtype=index_type)
+        for j, column in enumerate(columns):
+            means[start:stop, j] = column[index].mean(axis=1)
     return means
 
 
@@ -696,6 +718,14 @@ class Replay(OffPolicyEstimator):
                              "same for every chunk; pass max_weight (e.g. max pi_e/pi_b)")
         return super().statistics(rounds, target)
 
+    def estimate(self, rounds: LoggedRounds, target: TargetRounds | np.ndarray) -> Estimate:
+        """As the base method; ``max_weight=None`` resolves M over all ``rounds`` first."""
+        if self.max_weight is not None:
+            return super().estimate(rounds, target)
+        target = self._check_target(rounds, target)
+        resolved = replace(self, max_weight=self._bound(rounds, target))
+        return OffPolicyEstimator.estimate(resolved, rounds, target)
+
     def _bound(self, rounds: LoggedRounds, target: TargetRounds) -> float:
         if self.max_weight is not None:
             return float(self.max_weight)
@@ -723,7 +753,8 @@ class Replay(OffPolicyEstimator):
     def _extra(self, stats: RoundStatistics) -> dict[str, float]:
         return {"acceptance_rate": float(stats.mean[1]),
                 "accepted_rounds": float(round(stats.mean[1] * stats.n)),
-                "n_capped": stats.extra.get("n_capped", 0.0)}
+                "n_capped": stats.extra.get("n_capped", 0.0),
+                "rejection_bound": float(self.max_weight) if self.max_weight else math.nan}
 
 
 def _counter_uniforms(seed: int, start: int, n: int) -> np.ndarray:

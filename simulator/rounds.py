@@ -140,6 +140,17 @@ class LoggedRounds:
             context=None if self.context is None else self.context[index],
             first_index=first)
 
+    def _view(self, start: int, stop: int) -> LoggedRounds:
+        """Rounds ``start:stop`` as views, without re-validation (internal blocking)."""
+        view = object.__new__(LoggedRounds)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = value[start:stop]
+            object.__setattr__(view, f.name, value)
+        object.__setattr__(view, "first_index", self.first_index + start)
+        return view
+
     def chunks(self, size: int) -> Iterator[LoggedRounds]:
         """Consecutive pieces of at most ``size`` rounds, each knowing its position."""
         check_integer_at_least(size, 1, name="size")
@@ -214,6 +225,14 @@ class TargetRounds:
         """The rounds at ``index``."""
         return TargetRounds(**{f.name: None if getattr(self, f.name) is None
                                else getattr(self, f.name)[index] for f in fields(self)})
+
+    def _view(self, start: int, stop: int) -> TargetRounds:
+        """Rounds ``start:stop`` as views, without re-validation (internal blocking)."""
+        view = object.__new__(TargetRounds)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            object.__setattr__(view, f.name, None if value is None else value[start:stop])
+        return view
 
     @classmethod
     def concatenate(cls, parts: Sequence[TargetRounds]) -> TargetRounds:
