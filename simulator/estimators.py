@@ -275,8 +275,8 @@ class OffPolicyEstimator:
         if self.ci_method != "bootstrap":
             return self._finish(stats=self._blocked_statistics(rounds=rounds, target=target),
                                 interval=None)
+        stats = self._blocked_statistics(rounds=rounds, target=target)
         terms = self._round_rewards(rounds, target)
-        stats = self._statistics(rounds=rounds, target=target, terms=terms)
         return self._finish(stats=stats, interval=self._bootstrap_interval(terms=terms))
 
     def estimate_from_statistics(self, stats: RoundStatistics) -> Estimate:
@@ -303,7 +303,7 @@ class OffPolicyEstimator:
                               target: TargetRounds | np.ndarray) -> float:
         """The point estimate: :math:`g` of the mean of the round terms."""
         target = self._check_target(rounds, target)
-        return self._combine(self._round_rewards(rounds, target).mean(axis=0))
+        return self._combine(self._blocked_statistics(rounds=rounds, target=target).mean)
 
     def estimate_interval(self, rounds: LoggedRounds,
                           target: TargetRounds | np.ndarray) -> tuple[float, float]:
@@ -720,11 +720,18 @@ class Replay(OffPolicyEstimator):
 
     def estimate(self, rounds: LoggedRounds, target: TargetRounds | np.ndarray) -> Estimate:
         """As the base method; ``max_weight=None`` resolves M over all ``rounds`` first."""
+        return OffPolicyEstimator.estimate(self._resolved(rounds, target), rounds, target)
+
+    def estimate_policy_value(self, rounds: LoggedRounds,
+                              target: TargetRounds | np.ndarray) -> float:
+        """As the base method; ``max_weight=None`` resolves M over all ``rounds`` first."""
+        return OffPolicyEstimator.estimate_policy_value(self._resolved(rounds, target),
+                                                        rounds, target)
+
+    def _resolved(self, rounds: LoggedRounds, target: TargetRounds | np.ndarray) -> Replay:
         if self.max_weight is not None:
-            return super().estimate(rounds, target)
-        target = self._check_target(rounds, target)
-        resolved = replace(self, max_weight=self._bound(rounds, target))
-        return OffPolicyEstimator.estimate(resolved, rounds, target)
+            return self
+        return replace(self, max_weight=self._bound(rounds, self._check_target(rounds, target)))
 
     def _bound(self, rounds: LoggedRounds, target: TargetRounds) -> float:
         if self.max_weight is not None:

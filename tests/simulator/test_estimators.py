@@ -129,6 +129,24 @@ def test_replay_on_uniform_log_with_deterministic_target_is_li_et_al():
     assert result.extra["n_capped"] == 0
 
 
+def test_replay_resolves_its_bound_over_the_whole_log_not_per_block():
+    # 200k rounds span several internal blocks of 65536; the largest weight
+    # (20) sits in the last block only, so a per-block bound would differ.
+    n = 200_000
+    probability = np.full(n, 0.5)
+    probability[-1] = 0.05
+    rng = np.random.default_rng(0)
+    rounds = LoggedRounds(reward=rng.random(n), action=np.zeros(n, dtype=int),
+                          probability=probability, n_actions=2)
+    target = np.ones(n)
+    result = Replay(seed=1).estimate(rounds, target)
+    assert result.extra["rejection_bound"] == 20.0
+    # acceptance is w / M = 2 / 20 on all but one round
+    assert result.extra["acceptance_rate"] == pytest.approx(0.1, abs=0.003)
+    assert Replay(seed=1).estimate_policy_value(rounds, target) == result.value
+    assert Replay(seed=1, max_weight=20.0).estimate(rounds, target).value == result.value
+
+
 def test_replay_counts_capped_rounds():
     rounds = LoggedRounds(reward=[1.0, 0.0], action=[0, 0], probability=[0.25, 0.5],
                           n_actions=4)
