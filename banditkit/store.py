@@ -8,10 +8,11 @@ acknowledged decision or reward survives the process being killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,18 @@ class Store:
             self.__dict__.setdefault("_connections", []).append(connection)
         return connection
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once so concurrent writers queue, not deadlock."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def close(self) -> None:
         for connection in self.__dict__.pop("_connections", []):
             connection.close()
@@ -142,15 +155,13 @@ class Store:
         DuplicateEventError
             When an event id was used before.
         """
-        db = self._db
         try:
-            db.execute("BEGIN")
-            db.executemany(
-                "INSERT INTO events (event_id, created_at, deferred, decision) VALUES (?,?,?,?)",
-                [(e.event_id, e.created_at, int(e.deferred), e.decision) for e in events])
-            db.execute("COMMIT")
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT INTO events (event_id, created_at, deferred, decision) "
+                    "VALUES (?,?,?,?)",
+                    [(e.event_id, e.created_at, int(e.deferred), e.decision) for e in events])
         except sqlite3.IntegrityError:
-            db.execute("ROLLBACK")
             taken = [e.event_id for e in events if self._exists(e.event_id)]
             ids = taken or [e.event_id for e in events]
             raise DuplicateEventError(
@@ -162,9 +173,7 @@ class Store:
 
     def add_reward(self, event_id: str, value: float, received_at: float) -> bool:
         """Record a reward; returns True when it came after the event was joined (late)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             row = db.execute("SELECT joined_at FROM events WHERE event_id = ?",
                              (event_id,)).fetchone()
             if row is None:
@@ -172,17 +181,11 @@ class Store:
             late = row[0] is not None
             db.execute("INSERT INTO rewards (event_id, value, received_at, late) VALUES (?,?,?,?)",
                        (event_id, value, received_at, int(late)))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return late
 
     def activate(self, event_id: str, at: float) -> bool:
         """Record the activation (the first one counts); returns True if it came too late."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             row = db.execute("SELECT joined_at, activated_at FROM events WHERE event_id = ?",
                              (event_id,)).fetchone()
             if row is None:
@@ -190,10 +193,6 @@ class Store:
             if row[1] is None:
                 db.execute("UPDATE events SET activated_at = ? WHERE event_id = ?",
                            (at, event_id))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return row[0] is not None
 
     # -- the join --------------------------------------------------------------
@@ -210,10 +209,8 @@ class Store:
 
         Returns the joined event ids.
         """
-        db = self._db
         cutoff = now - wait_seconds
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT event_id, created_at, deferred, activated_at, decision FROM events "
                 "WHERE joined_at IS NULL AND ((deferred = 0 AND created_at <= :c) OR "
@@ -221,11 +218,9 @@ class Store:
                 "ORDER BY created_at, rowid LIMIT :n",
                 {"c": cutoff, "n": limit}).fetchall()
             if not rows:
-                db.execute("COMMIT")
                 return []
             events = [PendingEvent(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
-            rewards = self._rewards([e.event_id for e in events])
-            lines = join(events, rewards)
+            lines = join(events, self._rewards([e.event_id for e in events]))
             seq = db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
             db.executemany(
                 "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? "
@@ -233,10 +228,6 @@ class Store:
                 [(now, seq + i + 1, line, e.event_id)
                  for i, (e, (_, line)) in enumerate(zip(events, lines, strict=True))])
             db.execute("INSERT INTO join_journal (lines) VALUES (?)", (json.dumps(lines),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return [e.event_id for e in events]
 
     def _rewards(self, event_ids: list[str]) -> dict[str, list[RewardRecord]]:
