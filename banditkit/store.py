@@ -280,6 +280,16 @@ class Store:
                 "ORDER BY received_at, id", (event_id,))]
         return record
 
+    def events_since(self, created_after: float) -> Iterator[tuple[str, float, str, str | None]]:
+        """``(event_id, created_at, decision, joined_line or None)`` of events made after a time.
+
+        Reporting (per-variant impressions and takes) reads through this; joined
+        events older than the retention period are only in the dsjson log.
+        """
+        yield from self._db.execute(
+            "SELECT event_id, created_at, decision, joined_line FROM events "
+            "WHERE created_at > ? ORDER BY created_at", (created_after,))
+
     def delete_joined_before(self, cutoff: float, keep_after_seq: int) -> int:
         """Drop joined events older than ``cutoff`` (their lines are in the log)."""
         cursor = self._db.execute(
