@@ -1,0 +1,318 @@
+"""Compare several target policies with several estimators: the data scientist's entry point.
+
+:func:`evaluate` runs on rounds in memory; :func:`evaluate_stream` on chunks
+(any iterable of a :class:`~simulator.rounds.LoggedRounds` and one
+:class:`~simulator.rounds.TargetRounds` per policy), merging per-chunk
+statistics so that memory is that of one chunk. Both return an
+:class:`EvaluationReport`, which turns into a pandas DataFrame
+(:meth:`EvaluationReport.to_frame`) or the JSON of ``banditkit evaluate --json``
+(:meth:`EvaluationReport.to_dict`).
+
+:func:`read_table` loads a CSV or Parquet log with a column map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.estimators import (
+    DM,
+    DR,
+    IPS,
+    SNDR,
+    SNIPS,
+    ClippedIPS,
+    DRos,
+    Estimate,
+    OffPolicyEstimator,
+    Replay,
+    SwitchDR,
+)
+from simulator.rounds import LoggedRounds, TargetRounds
+
+__all__ = [
+    "DEFAULT_ESTIMATORS",
+    "ESTIMATOR_NAMES",
+    "EvaluationReport",
+    "TableLog",
+    "evaluate",
+    "evaluate_stream",
+    "make_estimators",
+    "read_table",
+]
+
+#: Names accepted by :func:`make_estimators` (and ``--estimators``).
+ESTIMATOR_NAMES = ("replay", "ips", "clipped_ips", "snips", "dm", "dr", "sndr", "switch_dr",
+                   "dros")
+#: What ``banditkit evaluate`` runs when no estimator is named.
+DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
+_CLASSES: dict[str, type[OffPolicyEstimator]] = {
+    "replay": Replay, "ips": IPS, "clipped_ips": ClippedIPS, "snips": SNIPS, "dm": DM,
+    "dr": DR, "sndr": SNDR, "switch_dr": SwitchDR, "dros": DRos}
+_THRESHOLD_PARAMETER = {"clipped_ips": "max_weight", "switch_dr": "tau", "dros": "shrinkage"}
+
+
+def make_estimators(names: Sequence[str], *, max_weight: float = 100.0,
+                    confidence_level: float = 0.95, ci_method: str = "clt",
+                    seed: int = 0) -> list[OffPolicyEstimator]:
+    """Estimators by name, with the thresholds stated explicitly.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Any of :data:`ESTIMATOR_NAMES`.
+    max_weight : float, default=100.0
+        The weight threshold shared by ``clipped_ips`` (cap :math:`\\lambda`),
+        ``switch_dr`` (:math:`\\tau`) and ``dros`` (shrinkage :math:`\\lambda`).
+        Replay's rejection bound is always the largest weight in the log.
+    confidence_level : float, default=0.95
+    ci_method : {"clt", "bernstein", "bootstrap"}, default="clt"
+        ``"bernstein"`` applies to mean-type estimators only; ratio estimators
+        (replay, snips, sndr) then keep "clt".
+    seed : int, default=0
+    """
+    common = {"confidence_level": confidence_level, "seed": seed}
+    out: list[OffPolicyEstimator] = []
+    for name in names:
+        if name not in ESTIMATOR_NAMES:
+            raise ValueError(f"estimator names must be among {ESTIMATOR_NAMES}, got {name!r}")
+        ratio = name in ("replay", "snips", "sndr")
+        method = "clt" if (ci_method == "bernstein" and ratio) else ci_method
+        kw = {**common, "ci_method": method}
+        if name in _THRESHOLD_PARAMETER:
+            kw[_THRESHOLD_PARAMETER[name]] = max_weight
+        out.append(_CLASSES[name](**kw))
+    return out
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Estimates for several policies.
+
+    Attributes
+    ----------
+    n_rounds : int
+        Rounds evaluated.
+    estimates : dict of str to dict of str to Estimate
+        ``estimates[policy][estimator]``, policies in the order given.
+    true_values : dict of str to float
+        Known ground truth per policy (simulations only); empty otherwise.
+    notes : dict of str to object
+        Anything the reader should know (skipped events, the reward model).
+    """
+
+    n_rounds: int
+    estimates: dict[str, dict[str, Estimate]]
+    true_values: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (policy, estimator): value, ci_low, ci_high, ess, weight quantiles, ..."""
+        rows = []
+        for policy, by_estimator in self.estimates.items():
+            for estimate in by_estimator.values():
+                row = {"policy": policy, **estimate.to_row()}
+                if policy in self.true_values:
+                    row["true_value"] = self.true_values[policy]
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``--json`` shape: ``{"n_rounds", "estimates", "policies"}``.
+
+        ``estimates`` holds the first policy's results, exactly
+        ``{"ips": {"value", "ci", "ess", ...}, ...}``; ``policies`` maps every
+        policy (the first included) to ``{"estimates": ...}`` and, when known,
+        ``"true_value"``.
+        """
+        policies: dict[str, object] = {}
+        for policy, by_estimator in self.estimates.items():
+            entry: dict[str, object] = {
+                "estimates": {name: e.to_dict() for name, e in by_estimator.items()}}
+            if policy in self.true_values:
+                entry["true_value"] = self.true_values[policy]
+            policies[policy] = entry
+        first = next(iter(policies.values()), {"estimates": {}})
+        out: dict[str, object] = {"n_rounds": self.n_rounds,
+                                  "estimates": first["estimates"],  # type: ignore[index]
+                                  "policies": policies}
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
+
+def _check_inputs(targets: Mapping[str, object],
+                  estimators: Sequence[OffPolicyEstimator] | None
+                  ) -> list[OffPolicyEstimator]:
+    if not targets:
+        raise ValueError("targets must name at least one policy, got none")
+    estimators = make_estimators(DEFAULT_ESTIMATORS) if estimators is None else list(estimators)
+    if not estimators:
+        raise ValueError("estimators must hold at least one estimator, got none")
+    for estimator in estimators:
+        if not isinstance(estimator, OffPolicyEstimator):
+            raise TypeError(f"estimators must be OffPolicyEstimator instances, got "
+                            f"{type(estimator).__name__}")
+    names = [e.name for e in estimators]
+    if len(set(names)) != len(names):
+        raise ValueError(f"estimators must have distinct names, got {names}")
+    return estimators
+
+
+def evaluate(rounds: LoggedRounds, targets: Mapping[str, TargetRounds | np.ndarray], *,
+             estimators: Sequence[OffPolicyEstimator] | None = None,
+             true_values: Mapping[str, float] | None = None) -> EvaluationReport:
+    """Every estimator on every target policy, on rounds held in memory.
+
+    Parameters
+    ----------
+    rounds : LoggedRounds
+    targets : mapping of str to TargetRounds or ndarray of shape (n_rounds,)
+        Policy name to its behaviour on the rounds.
+    estimators : sequence of OffPolicyEstimator, default=None
+        ``None`` means IPS, SNIPS and DR (:data:`DEFAULT_ESTIMATORS`).
+    true_values : mapping of str to float, default=None
+        Ground truth to show next to the estimates (simulations).
+
+    Returns
+    -------
+    EvaluationReport
+    """
+    estimators = _check_inputs(targets, estimators)
+    estimates = {policy: {e.name: e.estimate(rounds, target) for e in estimators}
+                 for policy, target in targets.items()}
+    return EvaluationReport(n_rounds=len(rounds), estimates=estimates,
+                            true_values=dict(true_values or {}))
+
+
+def evaluate_stream(chunks: Iterable[tuple[LoggedRounds, Mapping[str, TargetRounds]]], *,
+                    estimators: Sequence[OffPolicyEstimator] | None = None,
+                    true_values: Mapping[str, float] | None = None,
+                    notes: Mapping[str, object] | None = None) -> EvaluationReport:
+    """Like :func:`evaluate`, chunk by chunk (every chunk must name the same policies).
+
+    Estimators must stream: ``ci_method`` "clt" or "bernstein", and Replay
+    with an explicit ``max_weight``.
+    """
+    estimators = _check_inputs({"_": None}, estimators)
+    totals: dict[str, dict[str, object]] = {}
+    policies: list[str] | None = None
+    n_rounds = 0
+    for rounds, targets in chunks:
+        if policies is None:
+            policies = list(targets)
+            totals = {p: {} for p in policies}
+        elif list(targets) != policies:
+            raise ValueError(f"every chunk must give the policies {policies}, "
+                             f"got {list(targets)}")
+        n_rounds += len(rounds)
+        for policy, target in targets.items():
+            for estimator in estimators:
+                stats = estimator.statistics(rounds, target)
+                previous = totals[policy].get(estimator.name)
+                totals[policy][estimator.name] = stats if previous is None \
+                    else previous.merge(stats)  # type: ignore[attr-defined]
+    if policies is None:
+        raise ValueError("chunks must yield at least one chunk, got none")
+    estimates = {policy: {e.name: e.estimate_from_statistics(totals[policy][e.name])
+                          for e in estimators} for policy in policies}
+    return EvaluationReport(n_rounds=n_rounds, estimates=estimates,
+                            true_values=dict(true_values or {}), notes=dict(notes or {}))
+
+
+@dataclass(frozen=True, eq=False)
+class TableLog:
+    """A CSV/Parquet log read through a column map.
+
+    Attributes
+    ----------
+    rounds : LoggedRounds
+    targets : dict of str to TargetRounds
+        One per target-probability column (named after it), plus ``"logged"``
+        when asked for.
+    """
+
+    rounds: LoggedRounds
+    targets: dict[str, TargetRounds]
+
+
+def read_table(paths: Sequence[str | Path], *, reward_col: str, propensity_col: str,
+               action_col: str | None = None, n_actions_col: str | None = None,
+               target_prob_cols: Sequence[str] = (), model_reward_col: str | None = None,
+               model_value_col: str | None = None,
+               include_logged: bool = False) -> TableLog:
+    """Read CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``) files into rounds.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Files, concatenated in order.
+    reward_col, propensity_col : str
+        Reward and logging propensity of the logged action.
+    action_col : str, default=None
+        Logged action: a non-negative integer index, or any other values,
+        coded 0..K-1 in order of appearance.
+    n_actions_col : str, default=None
+        Actions offered per round; default: the number of distinct actions.
+    target_prob_cols : sequence of str, default=()
+        Each column holds one target policy's probability of the logged action.
+    model_reward_col, model_value_col : str, default=None
+        Reward model's prediction for the logged action and its expectation
+        under the target (needed by DM and the DR family; shared by all targets).
+    include_logged : bool, default=False
+        Add the logged policy itself (target probability = propensity).
+    """
+    if not paths:
+        raise ValueError("paths must name at least one file, got none")
+    frames = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise ValueError(f"log file does not exist: {path}")
+        name = path.name.lower()
+        if name.endswith(".parquet") or name.endswith(".pq"):
+            frames.append(pd.read_parquet(path))
+        elif name.endswith(".csv") or name.endswith(".csv.gz") or name.endswith(".tsv"):
+            frames.append(pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ","))
+        else:
+            raise ValueError(f"log files must be .dsjson, .csv or .parquet, got {path}")
+    table = pd.concat(frames, ignore_index=True)
+    wanted = [reward_col, propensity_col, action_col, n_actions_col, model_reward_col,
+              model_value_col, *target_prob_cols]
+    missing = [c for c in wanted if c is not None and c not in table.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table; it has "
+                         f"{list(table.columns)}")
+    action = np.zeros(len(table), dtype=np.int64)
+    n_actions: np.ndarray | int = 1
+    if action_col is not None:
+        column = table[action_col]
+        if pd.api.types.is_integer_dtype(column) and (column >= 0).all():
+            action = column.to_numpy(dtype=np.int64)  # already an index
+            n_actions = int(action.max()) + 1 if len(action) else 1
+        else:
+            codes, uniques = pd.factorize(column)
+            action = codes.astype(np.int64)
+            n_actions = max(len(uniques), 1)
+    if n_actions_col is not None:
+        n_actions = table[n_actions_col].to_numpy()
+    rounds = LoggedRounds(reward=table[reward_col].to_numpy(dtype=float), action=action,
+                          probability=table[propensity_col].to_numpy(dtype=float),
+                          n_actions=n_actions)
+    model_reward = None if model_reward_col is None \
+        else table[model_reward_col].to_numpy(dtype=float)
+    model_value = None if model_value_col is None \
+        else table[model_value_col].to_numpy(dtype=float)
+    targets: dict[str, TargetRounds] = {}
+    if include_logged:
+        targets["logged"] = TargetRounds(probability=rounds.probability,
+                                         model_reward=model_reward, model_value=model_value)
+    for column in target_prob_cols:
+        targets[column] = TargetRounds(probability=table[column].to_numpy(dtype=float),
+                                       model_reward=model_reward, model_value=model_value)
+    return TableLog(rounds=rounds, targets=targets)
