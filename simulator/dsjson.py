@@ -192,7 +192,7 @@ def _tokens(features: dict[str, dict[str, Any]]) -> dict[str, float]:
         for key, value in group.items():
             if isinstance(value, str):
                 out[f"{namespace}^{key}={value}"] = 1.0
-            elif isinstance(value, bool) or isinstance(value, (int, float)):
+            elif isinstance(value, (bool, int, float)):
                 out[f"{namespace}^{key}"] = float(value)
     return out
 
