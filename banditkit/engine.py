@@ -91,6 +91,7 @@ class Engine:
         self._through_seq = 0
         self._published_at = 0.0
         self._learned_since_publish = 0
+        self._journal_checked = False
 
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
@@ -320,7 +321,7 @@ class Engine:
         """Write journaled lines to the log; after a crash, only those not yet there."""
         for entry in self.store.journal():
             lines = entry.lines
-            if self.__dict__.get("_journal_checked") is None:  # first flush of this process
+            if not self._journal_checked:  # first flush of this process: maybe after a crash
                 present: set[str] = set()
                 for timestamp in {t for t, _ in lines}:
                     present |= self.log.event_ids_in(self.log.partition(timestamp))
