@@ -69,3 +69,8 @@ def demo(data_dir: Path, n_events: int, seed: int, fresh: bool) -> None:
 from serving._cli import keys as _keys_group  # noqa: E402
 
 main.add_command(_keys_group)
+
+from simulator._cli import evaluate as _evaluate, simulate as _simulate  # noqa: E402, I001
+
+main.add_command(_evaluate)
+main.add_command(_simulate)

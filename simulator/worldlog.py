@@ -16,7 +16,16 @@ from simulator._validation import check_integer_at_least, check_non_negative
 from simulator.rounds import LoggedRounds, TargetRounds
 from simulator.world import ArtworkWorld
 
-__all__ = ["WorldLog", "check_policy", "epsilon_greedy", "sample_log", "taste_policy"]
+__all__ = [
+    "WorldLog",
+    "check_policy",
+    "epsilon_greedy",
+    "evaluate_world_log",
+    "reference_policies",
+    "sample_log",
+    "taste_policy",
+    "world_features",
+]
 
 
 def check_policy(world: ArtworkWorld, policy: np.ndarray, *, name: str = "policy") -> np.ndarray:
@@ -154,3 +163,57 @@ def sample_log(world: ArtworkWorld, logging_policy: np.ndarray, *, n_rounds: int
                           n_actions=world.n_variants)
     return WorldLog(world=world, logging_policy=logging_policy,
                     requests=np.column_stack([member, title]), rounds=rounds)
+
+
+def world_features(world: ArtworkWorld, requests: np.ndarray) -> np.ndarray:
+    """Numeric context a reward model may use: observed taste, device and country one-hots.
+
+    Returns
+    -------
+    ndarray of shape (n_rounds, n_themes + 3 + 5)
+    """
+    member = np.asarray(requests)[:, 0]
+    device = (world.device[member][:, None] == np.arange(3)).astype(np.float64)
+    country = (world.country[member][:, None] == np.arange(5)).astype(np.float64)
+    return np.hstack([world.observed_taste[member], device, country])
+
+
+def reference_policies(world: ArtworkWorld, logging_policy: np.ndarray) -> dict[str, np.ndarray]:
+    """The policies ``banditkit simulate`` reports: logged, baseline, uniform, oracle, best single.
+
+    ``baseline`` always shows the first variant, as the dsjson baseline does.
+    """
+    baseline = np.zeros(world.take_probability.shape)
+    baseline[..., 0] = 1.0
+    return {"logged": np.asarray(logging_policy, dtype=np.float64), "baseline": baseline,
+            "uniform": world.uniform_policy(), "oracle": world.oracle_policy(),
+            "best_single_variant": world.best_single_variant_policy()}
+
+
+def evaluate_world_log(log: WorldLog, policies: dict[str, np.ndarray], *,
+                       estimators: list, reward_model: object | None = None) -> object:
+    """Estimates for each policy next to its exact value.
+
+    Parameters
+    ----------
+    log : WorldLog
+    policies : dict of str to ndarray of shape (n_members, n_titles, n_variants)
+    estimators : list of OffPolicyEstimator
+    reward_model : CrossFitRewardModel, default=None
+        Fitted on :func:`world_features` (cross-fitted); needed by DM/DR.
+
+    Returns
+    -------
+    EvaluationReport
+    """
+    from simulator.evaluation import evaluate
+
+    predictions = None
+    if reward_model is not None:
+        predictions = reward_model.predict(  # type: ignore[attr-defined]
+            log.rounds, world_features(log.world, log.requests))
+    targets = {name: log.target(policy, model_predictions=predictions)
+               for name, policy in policies.items()}
+    return evaluate(log.rounds, targets, estimators=estimators,
+                    true_values={name: log.true_value(policy)
+                                 for name, policy in policies.items()})

@@ -1,0 +1,227 @@
+"""``banditkit evaluate`` and ``banditkit simulate``: thin shells over the simulator API.
+
+Attached to the ``banditkit`` command in :mod:`banditkit.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from banditkit.cli import data_dir_option
+
+__all__ = ["evaluate", "simulate"]
+
+_TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
+_SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "ci_method", "ess",
+          "max_weight", "unsupported_share"]
+
+
+def _estimator_names(text: str) -> list[str]:
+    from simulator.evaluation import ESTIMATOR_NAMES
+
+    names = [name.strip().lower().replace("-", "_") for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ESTIMATOR_NAMES]
+    if unknown or not names:
+        raise click.BadParameter(f"expected a comma-separated list of {', '.join(ESTIMATOR_NAMES)}"
+                                 f"; got {text!r}", param_hint="--estimators")
+    return names
+
+
+def _print(report, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), default=str))
+        return
+    import pandas as pd
+
+    frame = report.to_frame()
+    columns = [c for c in _SHOWN + ["true_value", "acceptance_rate"] if c in frame.columns]
+    with pd.option_context("display.width", 160, "display.max_columns", 20,
+                           "display.float_format", "{:.4f}".format):
+        click.echo(f"{report.n_rounds:,} rounds")
+        click.echo(frame[columns].to_string(index=False))
+    for key, value in report.notes.items():
+        click.echo(f"note: {key} = {value}")
+
+
+@click.command("evaluate")
+@click.argument("logs", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--policy", "policies", multiple=True,
+              help="Policy to evaluate (repeatable). dsjson logs: logged, baseline, uniform, "
+                   "offline (VW trained on the first --train-fraction of the log; then all "
+                   "policies are evaluated on the rest), model:PATH (a saved VW model). "
+                   "[default: logged, baseline, uniform]. Tables: logged; target policies "
+                   "come from --target-prob-col.")
+@click.option("--estimators", "estimator_text", default="ips,snips,dr", show_default=True,
+              help="Comma-separated: replay, ips, clipped_ips, snips, dm, dr, sndr, switch_dr, "
+                   "dros. For tables, model-based ones need --model-reward-col and "
+                   "--model-value-col.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"n_rounds": N, "estimates": {"ips": {"value", "ci", "ess", ...}}, '
+                   '"policies": {...}} (estimates: the first policy).')
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write an HTML report with plots into this folder.")
+@click.option("--reward-col", default="reward", show_default=True, help="Table: reward column.")
+@click.option("--propensity-col", default="propensity", show_default=True,
+              help="Table: logging propensity of the logged action.")
+@click.option("--action-col", default=None, help="Table: logged action column.")
+@click.option("--n-actions-col", default=None, help="Table: actions offered per round.")
+@click.option("--target-prob-col", "target_prob_cols", multiple=True,
+              help="Table: a target policy's probability of the logged action (repeatable; "
+                   "each column is one policy).")
+@click.option("--model-reward-col", default=None,
+              help="Table: reward model's prediction for the logged action.")
+@click.option("--model-value-col", default=None,
+              help="Table: reward model's expected value under the target policy.")
+@click.option("--max-weight", type=click.FloatRange(min=0, min_open=True), default=100.0,
+              show_default=True,
+              help="Weight threshold of clipped_ips (cap), switch_dr (tau) and dros (lambda).")
+@click.option("--ci-method", type=click.Choice(["clt", "bernstein", "bootstrap"]),
+              default="clt", show_default=True,
+              help="Interval kind (bootstrap: tables only, it needs every round in memory).")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.95, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="dsjson: events per chunk (memory and reward-model cross-fitting unit).")
+@click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.5, show_default=True, help="dsjson: share used to train 'offline'.")
+@click.option("--offline-args", default="--cb_explore_adf --epsilon 0.05 -q ::",
+              show_default=True, help="dsjson: VW arguments of the 'offline' policy.")
+@click.option("--model-args", default=None,
+              help="dsjson: VW arguments of model:PATH policies [default: VWLearner's].")
+@click.option("--seed", type=int, default=0, show_default=True)
+def evaluate(logs: tuple[Path, ...], policies: tuple[str, ...], estimator_text: str,
+             as_json: bool, report_dir: Path | None, reward_col: str, propensity_col: str,
+             action_col: str | None, n_actions_col: str | None,
+             target_prob_cols: tuple[str, ...], model_reward_col: str | None,
+             model_value_col: str | None, max_weight: float, ci_method: str,
+             confidence: float, chunk_size: int, train_fraction: float, offline_args: str,
+             model_args: str | None, seed: int) -> None:
+    """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet)."""
+    from simulator.evaluation import make_estimators
+
+    names = _estimator_names(estimator_text)
+    tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
+    if tables and len(tables) != len(logs):
+        raise click.UsageError("LOG arguments must be all dsjson or all tables (CSV/Parquet)")
+    try:
+        estimators = make_estimators(names, max_weight=max_weight, confidence_level=confidence,
+                                     ci_method=ci_method, seed=seed)
+        if tables:
+            report = _evaluate_table(tables, policies, estimators, reward_col=reward_col,
+                                     propensity_col=propensity_col, action_col=action_col,
+                                     n_actions_col=n_actions_col,
+                                     target_prob_cols=target_prob_cols,
+                                     model_reward_col=model_reward_col,
+                                     model_value_col=model_value_col)
+        else:
+            report = _evaluate_dsjson(logs, policies, estimators, chunk_size=chunk_size,
+                                      train_fraction=train_fraction,
+                                      offline_args=offline_args, model_args=model_args,
+                                      seed=seed)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from None
+    _print(report, as_json)
+    if report_dir is not None:
+        from simulator.report import write_report
+
+        index = write_report(report, report_dir)
+        if not as_json:
+            click.echo(f"report: {index}")
+
+
+def _evaluate_table(paths: list[Path], policies: tuple[str, ...], estimators: list, *,
+                    reward_col: str, propensity_col: str, action_col: str | None,
+                    n_actions_col: str | None, target_prob_cols: tuple[str, ...],
+                    model_reward_col: str | None, model_value_col: str | None):
+    from simulator.evaluation import evaluate, read_table
+
+    unknown = [p for p in policies if p != "logged"]
+    if unknown:
+        raise ValueError(f"for CSV/Parquet logs --policy may only be 'logged' (target policies "
+                         f"come from --target-prob-col), got {unknown}")
+    log = read_table(paths, reward_col=reward_col, propensity_col=propensity_col,
+                     action_col=action_col, n_actions_col=n_actions_col,
+                     target_prob_cols=target_prob_cols, model_reward_col=model_reward_col,
+                     model_value_col=model_value_col,
+                     include_logged="logged" in policies or not target_prob_cols)
+    return evaluate(log.rounds, log.targets, estimators=estimators)
+
+
+def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimators: list, *,
+                     chunk_size: int, train_fraction: float, offline_args: str,
+                     model_args: str | None, seed: int):
+    from tqdm import tqdm
+
+    from simulator.dsjson import HashedRewardModel, count_events, evaluate_dsjson
+
+    needs_model = any(e._needs_model for e in estimators)
+    with tqdm(total=count_events(paths), unit="event", disable=None, leave=False) as bar:
+        return evaluate_dsjson(
+            list(paths), policies=list(policies) or ["logged", "baseline", "uniform"],
+            estimators=estimators,
+            reward_model=HashedRewardModel(seed=seed) if needs_model else None,
+            chunk_size=chunk_size, train_fraction=train_fraction, offline_args=offline_args,
+            model_args=model_args, progress=bar.update)
+
+
+@click.command("simulate")
+@data_dir_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds world and log.")
+@click.option("--rounds", "n_rounds", type=click.IntRange(min=10), default=20_000,
+              show_default=True, help="Logged impressions.")
+@click.option("--members", "n_members", type=click.IntRange(min=1), default=2000,
+              show_default=True)
+@click.option("--titles", "n_titles", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--variants", "n_variants", type=click.IntRange(min=2), default=4,
+              show_default=True, help="Artwork variants per title.")
+@click.option("--logging", "logging_kind", type=click.Choice(["taste", "uniform"]),
+              default="taste", show_default=True,
+              help="Logging policy: softmax of observed taste with uniform exploration, "
+                   "or uniform.")
+@click.option("--epsilon", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Uniform exploration share of the 'taste' logging policy.")
+@click.option("--sharpness", type=click.FloatRange(min=0), default=4.0, show_default=True,
+              help="Inverse temperature of the 'taste' logging policy.")
+@click.option("--estimators", "estimator_text", default="ips,snips,dr", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="dsjson log to write [default: DATA_DIR/simulations/seed-SEED/events.dsjson].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def simulate(data_dir: Path, seed: int, n_rounds: int, n_members: int, n_titles: int,
+             n_variants: int, logging_kind: str, epsilon: float, sharpness: float,
+             estimator_text: str, out: Path | None, as_json: bool) -> None:
+    """Run a world with known truth, write its dsjson log, print true values next to estimates.
+
+    Evaluate the written log with ``banditkit evaluate LOG``: its logged,
+    baseline and uniform policies are the ones shown here.
+    """
+    from simulator.dsjson import write_world_log
+    from simulator.evaluation import make_estimators
+    from simulator.reward_model import CrossFitRewardModel
+    from simulator.world import ArtworkWorld
+    from simulator.worldlog import evaluate_world_log, reference_policies, sample_log, taste_policy
+
+    names = _estimator_names(estimator_text)
+    try:
+        world = ArtworkWorld.generate(seed=seed, n_members=n_members, n_titles=n_titles,
+                                      n_variants=n_variants)
+        logging = (taste_policy(world, sharpness=sharpness, epsilon=epsilon)
+                   if logging_kind == "taste" else world.uniform_policy())
+        log = sample_log(world, logging, n_rounds=n_rounds, seed=seed + 1)
+        estimators = make_estimators(names, seed=seed)
+        needs_model = any(e._needs_model for e in estimators)
+        report = evaluate_world_log(
+            log, reference_policies(world, logging), estimators=estimators,
+            reward_model=CrossFitRewardModel(seed=seed) if needs_model else None)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from None
+    path = out if out is not None else data_dir / "simulations" / f"seed-{seed}" / "events.dsjson"
+    write_world_log(log, path, policy_name=f"simulated-{logging_kind}")
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "log": str(path)}, default=str))
+        return
+    _print(report, as_json=False)
+    click.echo(f"dsjson log: {path}")
