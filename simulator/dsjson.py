@@ -332,6 +332,10 @@ def evaluate_dsjson(
     check_integer_at_least(chunk_size, 1, name="chunk_size")
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    for estimator in estimators:
+        if estimator.ci_method == "bootstrap":
+            raise ValueError(f"{estimator.name}: ci_method='bootstrap' needs every round in "
+                             f"memory; use 'clt' (or 'bernstein') to stream a dsjson log")
     files = log_files(paths)
     if not files:
         raise ValueError(f"no .dsjson files found in {list(map(str, paths))}")

@@ -1,0 +1,167 @@
+"""The Python API: evaluate / evaluate_stream, pandas and JSON shapes, table logs."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.estimators import DR, IPS, SNIPS, ClippedIPS, Replay
+from simulator.evaluation import (
+    ESTIMATOR_NAMES,
+    evaluate,
+    evaluate_stream,
+    make_estimators,
+    read_table,
+)
+from simulator.rounds import LoggedRounds, TargetRounds, iter_chunks
+
+
+def small_log(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    probability = rng.choice([0.2, 0.5, 0.8], size=n)
+    rounds = LoggedRounds(reward=(rng.random(n) < 0.3).astype(float),
+                          action=rng.integers(3, size=n), probability=probability,
+                          n_actions=3)
+    greedy = TargetRounds(probability=(rng.random(n) < 0.5).astype(float),
+                          model_reward=np.full(n, 0.3), model_value=np.full(n, 0.25))
+    soft = TargetRounds(probability=rng.uniform(0, 1, n), model_reward=np.full(n, 0.3),
+                        model_value=np.full(n, 0.3))
+    return rounds, {"greedy": greedy, "soft": soft}
+
+
+def test_evaluate_matches_each_estimator_and_frames_one_row_per_pair():
+    rounds, targets = small_log()
+    report = evaluate(rounds, targets, estimators=[IPS(), SNIPS(), DR()],
+                      true_values={"greedy": 0.3})
+    assert report.estimates["soft"]["snips"].value == SNIPS().estimate(
+        rounds, targets["soft"]).value
+    frame = report.to_frame()
+    assert isinstance(frame, pd.DataFrame)
+    assert len(frame) == 6
+    assert {"policy", "estimator", "value", "ci_low", "ci_high", "ess", "max_weight",
+            "weight_q0.5", "weight_q0.99", "unsupported_share"} <= set(frame.columns)
+    assert frame.loc[frame.policy == "greedy", "true_value"].tolist() == [0.3] * 3
+    assert frame.loc[frame.policy == "soft", "true_value"].isna().all()
+
+
+def test_json_shape_is_the_cli_contract():
+    rounds, targets = small_log()
+    report = evaluate(rounds, targets, estimators=[IPS(), SNIPS()])
+    d = json.loads(json.dumps(report.to_dict()))  # JSON-serialisable
+    assert d["n_rounds"] == len(rounds)
+    assert set(d["estimates"]) == {"ips", "snips"}
+    ips = d["estimates"]["ips"]
+    assert ips["value"] == pytest.approx(report.estimates["greedy"]["ips"].value)
+    assert len(ips["ci"]) == 2 and ips["ci"][0] < ips["value"] < ips["ci"][1]
+    assert ips["ess"] > 0
+    assert set(d["policies"]) == {"greedy", "soft"}
+    assert d["policies"]["soft"]["estimates"]["snips"]["value"] == pytest.approx(
+        report.estimates["soft"]["snips"].value)
+
+
+def test_non_finite_values_become_json_null():
+    rounds = LoggedRounds(reward=[1.0, 0.0], action=[0, 1], probability=[0.5, 0.5],
+                          n_actions=2)
+    report = evaluate(rounds, {"never": np.zeros(2)}, estimators=[SNIPS()])
+    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert d["estimates"]["snips"]["value"] is None  # every weight is 0: undefined
+
+
+def test_evaluate_stream_equals_in_memory():
+    rounds, targets = small_log()
+    estimators = [IPS(), SNIPS(), DR(), Replay(max_weight=5.0)]
+    whole = evaluate(rounds, targets, estimators=estimators)
+
+    def chunks():
+        pieces = {name: list(iter_chunks(rounds, target, 900)) for name, target in targets.items()}
+        for i in range(len(pieces["greedy"])):
+            yield pieces["greedy"][i][0], {name: pieces[name][i][1] for name in targets}
+
+    streamed = evaluate_stream(chunks(), estimators=estimators)
+    assert streamed.n_rounds == whole.n_rounds
+    for policy in targets:
+        for estimator in estimators:
+            a = whole.estimates[policy][estimator.name]
+            b = streamed.estimates[policy][estimator.name]
+            assert b.value == pytest.approx(a.value, rel=1e-10)
+            assert b.ci == pytest.approx(a.ci, rel=1e-10)
+
+
+def test_evaluate_rejects_bad_arguments():
+    rounds, targets = small_log(n=50)
+    with pytest.raises(ValueError, match="at least one policy"):
+        evaluate(rounds, {})
+    with pytest.raises(ValueError, match="distinct names"):
+        evaluate(rounds, targets, estimators=[IPS(), IPS(ci_method="bernstein")])
+    with pytest.raises(TypeError, match="OffPolicyEstimator instances, got str"):
+        evaluate(rounds, targets, estimators=["ips"])
+    with pytest.raises(ValueError, match="every chunk must give the policies"):
+        evaluate_stream([(rounds, targets), (rounds, {"greedy": targets["greedy"]})],
+                        estimators=[IPS()])
+
+
+def test_make_estimators_states_thresholds_and_rejects_unknown_names():
+    estimators = make_estimators(list(ESTIMATOR_NAMES), max_weight=7.0)
+    assert [e.name for e in estimators] == list(ESTIMATOR_NAMES)
+    by_name = {e.name: e for e in estimators}
+    assert by_name["clipped_ips"] == ClippedIPS(max_weight=7.0)
+    assert by_name["switch_dr"].tau == 7.0 and by_name["dros"].shrinkage == 7.0
+    assert by_name["replay"].max_weight is None
+    bernstein = {e.name: e.ci_method for e in make_estimators(["ips", "snips"],
+                                                              ci_method="bernstein")}
+    assert bernstein == {"ips": "bernstein", "snips": "clt"}
+    with pytest.raises(ValueError, match="estimator names must be among .*got 'ipw'"):
+        make_estimators(["ipw"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_read_table_with_a_column_map(tmp_path, suffix):
+    table = pd.DataFrame({
+        "clicked": [1.0, 0.0, 1.0, 1.0],
+        "p_log": [0.5, 0.5, 0.25, 0.8],
+        "variant": ["a", "b", "b", "a"],
+        "p_new": [1.0, 0.0, 0.5, 0.4],
+    })
+    path = tmp_path / f"log{suffix}"
+    if suffix == ".csv":
+        table.to_csv(path, index=False)
+    else:
+        table.to_parquet(path)
+    log = read_table([path], reward_col="clicked", propensity_col="p_log",
+                     action_col="variant", target_prob_cols=["p_new"], include_logged=True)
+    assert log.rounds.action.tolist() == [0, 1, 1, 0]
+    assert log.rounds.n_actions.tolist() == [2] * 4
+    assert list(log.targets) == ["logged", "p_new"]
+    # w = [2, 0, 2, 0.5]; IPS = (2 + 0 + 2 + 0.5) / 4
+    assert IPS().estimate_policy_value(log.rounds, log.targets["p_new"]) == pytest.approx(
+        4.5 / 4)
+    # the logged policy has weight 1 everywhere: its value is the mean reward
+    assert IPS().estimate_policy_value(log.rounds, log.targets["logged"]) == pytest.approx(
+        0.75)
+
+
+def test_read_table_reports_missing_columns_and_bad_files(tmp_path):
+    path = tmp_path / "log.csv"
+    pd.DataFrame({"reward": [1.0], "propensity": [0.5]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"columns \['p_new'\] are not in the table"):
+        read_table([path], reward_col="reward", propensity_col="propensity",
+                   target_prob_cols=["p_new"])
+    with pytest.raises(ValueError, match="log file does not exist"):
+        read_table([tmp_path / "nope.csv"], reward_col="reward", propensity_col="propensity")
+    bad = tmp_path / "log.txt"
+    bad.write_text("x")
+    with pytest.raises(ValueError, match="must be .dsjson, .csv or .parquet"):
+        read_table([bad], reward_col="reward", propensity_col="propensity")
+    zero = tmp_path / "zero.csv"
+    pd.DataFrame({"reward": [1.0], "propensity": [0.0]}).to_csv(zero, index=False)
+    with pytest.raises(ValueError, match=r"probability must be in \(0, 1\], got 0.0"):
+        read_table([zero], reward_col="reward", propensity_col="propensity")
+
+
+def test_estimate_row_has_no_missing_mandatory_fields():
+    rounds, targets = small_log(n=100)
+    row = evaluate(rounds, targets, estimators=[IPS()]).to_frame().iloc[0]
+    for column in ("value", "ci_low", "ci_high", "ess", "max_weight"):
+        assert math.isfinite(row[column])
