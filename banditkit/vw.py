@@ -119,3 +119,119 @@ class VWLearner(Learner):
     def __repr__(self) -> str:
         return f"VWLearner(args={self.args!r})"
 
+
+
+# -- rows: conditional contextual bandits (issue 6) --------------------------------
+
+from banditkit.rows_learner import SlateLearner, SlatePage  # noqa: E402
+
+__all__ += ["VWSlateLearner"]
+
+
+class _VWSlatePage(SlatePage):
+    """Examples of one page parsed once; each slot re-labels the slot examples.
+
+    For slot ``k`` VW sees slots ``0..k``: those above include only the row
+    placed there (so VW removes it from later slots and its slot index matches
+    learning on the full logged line), slot ``k`` includes the allowed rows.
+    """
+
+    def __init__(self, *, workspace: vw.Workspace, examples: list[vw.Example],
+                 n_actions: int, n_slots: int) -> None:
+        super().__init__(n_actions=n_actions, n_slots=n_slots)
+        self._workspace = workspace
+        self._head = examples[:1 + n_actions]
+        self._slots = examples[1 + n_actions:]
+
+    def _slot_pmf(self, slot: int, included: list[int], chosen_above: list[int]) -> np.ndarray:
+        slot_type = vw.CCBExampleType.Slot
+        for above, chosen in enumerate(chosen_above):
+            self._slots[above].set_label(
+                vw.CCBLabel(slot_type, explicit_included_actions=[chosen]))
+        self._slots[slot].set_label(vw.CCBLabel(slot_type, explicit_included_actions=included))
+        scores = self._workspace.predict_one([*self._head, *self._slots[:slot + 1]])[slot]
+        position = {action: i for i, action in enumerate(included)}
+        pmf = np.zeros(len(included))
+        for action, probability in scores:
+            pmf[position[action]] = probability
+        return pmf / pmf.sum()
+
+
+class VWSlateLearner(SlateLearner):
+    """A ``ccb_explore_adf`` conditional contextual bandit in Vowpal Wabbit.
+
+    Parameters
+    ----------
+    args : str, default="--ccb_explore_adf --epsilon 0.2 -q ::"
+        VW arguments; must contain ``--ccb_explore_adf``. Exploration flags are
+        those of ``cb_explore_adf`` (each slot explores as one CB decision).
+    model_data : bytes, default=None
+        A model saved by :meth:`to_bytes` to start from.
+
+    Attributes
+    ----------
+    n_updates_ : int
+        Pages learned since construction.
+    """
+
+    def __init__(self, *, args: str = "--ccb_explore_adf --epsilon 0.2 -q ::",
+                 model_data: bytes | None = None) -> None:
+        self.args = args
+        self.model_data = model_data
+
+    @property
+    def _vw(self) -> vw.Workspace:
+        workspace = self.__dict__.get("_workspace")
+        if workspace is None:
+            tokens = shlex.split(self.args)
+            if "--ccb_explore_adf" not in tokens:
+                raise InvalidInputError(
+                    f"args must contain --ccb_explore_adf, got {self.args!r}")
+            if "--quiet" not in tokens:
+                tokens.append("--quiet")
+            try:
+                workspace = vw.Workspace(tokens, model_data=self.model_data)
+            except Exception as error:  # VW raises its own types for bad arguments
+                raise InvalidInputError(f"invalid VW arguments {self.args!r}: {error}") from None
+            self._workspace = workspace
+            self._dsjson_parser = vw.DSJsonFormatParser(workspace)
+        return workspace
+
+    @property
+    def n_updates_(self) -> int:
+        n = self.__dict__.get("_n_updates", 0)
+        if n == 0:
+            raise NotFittedError("VWSlateLearner has not learned from any page yet")
+        return n
+
+    def _parse(self, line: str) -> list[vw.Example]:
+        _ = self._vw
+        return self._dsjson_parser.parse_json(line)
+
+    def _open_page(self, context: Features, actions: Sequence[Features],
+                   slots: Sequence[Features]) -> SlatePage:
+        shared = dsjson_context(context, actions)
+        shared["_slots"] = [dsjson_context(slot, [])
+                            for slot in slots]
+        for slot in shared["_slots"]:
+            del slot["_multi"]
+        examples = self._parse(json.dumps({"c": shared}, separators=(",", ":")))
+        return _VWSlatePage(workspace=self._vw, examples=examples, n_actions=len(actions),
+                            n_slots=len(slots))
+
+    def learn_dsjson(self, line: str) -> bool:
+        """Learn from one joined CCB dsjson line, as ``vw --dsjson --ccb_explore_adf`` would.
+
+        Returns False (and learns nothing) for a line marked ``_skipLearn``.
+        """
+        if json.loads(line).get("_skipLearn"):
+            return False
+        self._vw.learn_one(self._parse(line))
+        self._n_updates = self.__dict__.get("_n_updates", 0) + 1
+        return True
+
+    def to_bytes(self) -> bytes:
+        return self._vw.serialize()
+
+    def __repr__(self) -> str:
+        return f"VWSlateLearner(args={self.args!r})"

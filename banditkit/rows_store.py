@@ -1,0 +1,115 @@
+"""The row store: :class:`banditkit.store.Store` plus rewards per slot.
+
+A page is one event of the store (its decision is the CCB dsjson object before
+the join), so durability, activation, the journaled join and model snapshots
+are the store's own. Page-level rewards use the store's ``rewards`` table;
+this module adds ``slot_rewards``, one row per reward of one slot.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+
+from banditkit.errors import InvalidInputError, UnknownEventError
+from banditkit.store import RewardRecord, Store
+
+__all__ = ["RowStore"]
+
+_ROW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS slot_rewards (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+    slot_id     TEXT NOT NULL,
+    value       REAL NOT NULL,
+    received_at REAL NOT NULL,
+    late        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS slot_rewards_event ON slot_rewards (event_id);
+"""
+
+
+class RowStore(Store):
+    """SQLite store of the row engine (its own database file).
+
+    Parameters
+    ----------
+    path : path
+        The database file; its folder is created.
+    synchronous : {"NORMAL", "FULL"}, default="NORMAL"
+        SQLite's fsync policy (see :class:`~banditkit.store.Store`).
+    """
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        connection = super()._db
+        ready = self.__dict__.setdefault("_row_schema_ready", set())
+        if id(connection) not in ready:
+            connection.executescript(_ROW_SCHEMA)
+            ready.add(id(connection))
+        return connection
+
+    def add_slot_rewards(self, event_id: str, rewards: Sequence[tuple[str, float]],
+                         received_at: float) -> bool:
+        """Record rewards of slots of one page, all or none.
+
+        Parameters
+        ----------
+        rewards : sequence of (slot_id, value)
+            Slot ids must be slots of the page.
+
+        Returns
+        -------
+        bool
+            True when they came after the page was joined (late: kept, not learned).
+
+        Raises
+        ------
+        UnknownEventError
+            When the event id was never ranked.
+        InvalidInputError
+            When a slot id is not one of the page's slots.
+        """
+        with self._transaction() as db:
+            row = db.execute("SELECT joined_at, decision FROM events WHERE event_id = ?",
+                             (event_id,)).fetchone()
+            if row is None:
+                raise UnknownEventError(f"unknown event id {event_id!r}")
+            slot_ids = json.loads(row[1]).get("_banditkit", {}).get("slotIds", [])
+            unknown = [slot for slot, _ in rewards if slot not in slot_ids]
+            if unknown:
+                raise InvalidInputError(
+                    f"slot id {unknown[0]!r} is not a slot of event {event_id!r}; "
+                    f"its slots are {slot_ids}")
+            late = row[0] is not None
+            db.executemany(
+                "INSERT INTO slot_rewards (event_id, slot_id, value, received_at, late) "
+                "VALUES (?,?,?,?,?)",
+                [(event_id, slot, value, received_at, int(late)) for slot, value in rewards])
+        return late
+
+    def slot_rewards(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[RewardRecord]]]:
+        """``{event_id: {slot_id: [RewardRecord, ...]}}`` in arrival order."""
+        out: dict[str, dict[str, list[RewardRecord]]] = {}
+        for start in range(0, len(event_ids), 500):
+            chunk = list(event_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for event_id, slot, value, received_at in self._db.execute(
+                    f"SELECT event_id, slot_id, value, received_at FROM slot_rewards "
+                    f"WHERE event_id IN ({marks}) ORDER BY received_at, id", chunk):
+                out.setdefault(event_id, {}).setdefault(slot, []).append(
+                    RewardRecord(value, received_at))
+        return out
+
+    def page(self, event_id: str) -> dict | None:
+        """The stored state of one page, with its slot rewards (for inspection and tests)."""
+        record = self.event(event_id)
+        if record is None:
+            return None
+        record["slot_rewards"] = [
+            {"slot_id": s, "value": v, "received_at": t, "late": bool(late)}
+            for s, v, t, late in self._db.execute(
+                "SELECT slot_id, value, received_at, late FROM slot_rewards WHERE event_id = ? "
+                "ORDER BY received_at, id", (event_id,))]
+        return record
