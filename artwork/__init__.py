@@ -36,9 +36,16 @@ from artwork.features import (
     sharpness,
     text_features,
 )
-from artwork.frames import FrameCandidate, FrameMining, Shot, contact_sheet, mine_frames
+from artwork.frames import (
+    FrameCandidate,
+    FrameMining,
+    Shot,
+    contact_sheet,
+    mine_frames,
+    probe_video,
+)
 from artwork.identity import Fingerprint, fingerprint, hamming, is_near_duplicate
-from artwork.io import LoadedImage, check_image, load_image
+from artwork.io import LoadedImage, check_image, load_image, save_image
 
 __all__ = [
     "Analysis",
@@ -73,8 +80,10 @@ __all__ = [
     "mine_frames",
     "noise_sigma",
     "people_features",
+    "probe_video",
     "quality_features",
     "saliency_map",
+    "save_image",
     "sharpness",
     "text_features",
 ]

@@ -143,6 +143,11 @@ def load_detectors(
     )
 
 
+def _single_thread() -> None:
+    """Make OpenCV use one thread in this process (for process pools)."""
+    cv2.setNumThreads(1)
+
+
 def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """Downscale so the longer side is at most ``max_side``; return the scale.
 

@@ -29,7 +29,14 @@ from artwork.detectors import Detectors
 from artwork.identity import is_near_duplicate
 from artwork.io import LoadedImage, check_image
 
-__all__ = ["FrameCandidate", "FrameMining", "Shot", "contact_sheet", "mine_frames"]
+__all__ = [
+    "FrameCandidate",
+    "FrameMining",
+    "Shot",
+    "contact_sheet",
+    "mine_frames",
+    "probe_video",
+]
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,33 @@ def _open(path: str | os.PathLike) -> cv2.VideoCapture:
             "not_a_video", f"{p.name}: OpenCV (FFmpeg) cannot open it as a video"
         )
     return cap
+
+
+def probe_video(path: str | os.PathLike) -> dict[str, float | int]:
+    """What the container declares, without decoding: frame count, fps, size.
+
+    Returns
+    -------
+    dict
+        ``{"n_frames": int, "fps": float, "width": int, "height": int}``;
+        ``n_frames`` is the container's estimate (0 when unknown).
+
+    Raises
+    ------
+    ArtworkInputError
+        ``not_found``, ``empty`` or ``not_a_video``.
+    """
+    cap = _open(path)
+    try:
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        return {
+            "n_frames": int(count) if np.isfinite(count) and count > 0 else 0,
+            "fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        }
+    finally:
+        cap.release()
 
 
 def _cheap_frame(frame_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:

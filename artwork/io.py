@@ -26,6 +26,7 @@ __all__ = [
     "LoadedImage",
     "check_image",
     "load_image",
+    "save_image",
 ]
 
 #: Largest accepted image, in pixels (width x height), checked from the
@@ -300,3 +301,33 @@ def load_image(
         "bad_argument",
         f"source must be a path, bytes or an RGB uint8 array, got {type(source).__name__}",
     )
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike, *, quality: int = 92) -> Path:
+    """Write an RGB ``uint8`` array as JPEG or PNG (chosen by the file suffix).
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+    path : str or PathLike
+        Ends in ``.jpg``/``.jpeg`` or ``.png``.
+    quality : int, default=92
+        JPEG quality.
+
+    Returns
+    -------
+    Path
+    """
+    check_image(image)
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".png"):
+        raise ArtworkInputError(
+            "bad_argument", f"path must end in .jpg, .jpeg or .png, got {str(target)!r}"
+        )
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if suffix == ".png":
+        pil.save(target, format="PNG")
+    else:
+        pil.save(target, format="JPEG", quality=quality)
+    return target

@@ -74,3 +74,7 @@ from simulator._cli import evaluate as _evaluate, simulate as _simulate  # noqa:
 
 main.add_command(_evaluate)
 main.add_command(_simulate)
+
+from artwork._cli import artwork as _artwork_group  # noqa: E402
+
+main.add_command(_artwork_group)

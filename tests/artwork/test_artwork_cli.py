@@ -1,0 +1,106 @@
+"""``banditkit artwork analyze|frames`` through click's runner, on real files."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from artwork_helpers import ASTRONAUT_FACE, encode, iou
+from click.testing import CliRunner
+from PIL import Image
+
+from artwork._cli import artwork as artwork_group
+
+
+@pytest.fixture
+def folder(tmp_path, real_images):
+    (tmp_path / "astronaut.jpg").write_bytes(encode(real_images["astronaut"], quality=92))
+    (tmp_path / "coffee.png").write_bytes(encode(real_images["coffee"], "PNG"))
+    (tmp_path / "broken.jpg").write_bytes(b"<html>gone</html>")
+    (tmp_path / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def run(args):
+    return CliRunner().invoke(artwork_group, args, catch_exceptions=False)
+
+
+def _records(output: str) -> dict[str, dict]:
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return {rec["path"].rsplit("/", 1)[-1]: rec for rec in records}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_analyze_json_lines_with_errors_per_file(folder, workers):
+    result = run(["analyze", str(folder), "--json", "--workers", workers, "--aspect", "1:1"])
+    assert result.exit_code == 1  # one file failed, the others were analysed
+    records = _records(result.stdout)
+    assert set(records) == {"astronaut.jpg", "coffee.png", "broken.jpg"}
+    astronaut = records["astronaut.jpg"]
+    assert (astronaut["width"], astronaut["height"]) == (512, 512)
+    assert len(astronaut["faces"]) == 1 and iou(astronaut["faces"][0], ASTRONAUT_FACE) >= 0.5
+    assert astronaut["features"]["Face"]["count_bucket"] == "1"
+    assert "warnings" in astronaut and "error" not in astronaut
+    coffee = records["coffee.png"]
+    assert coffee["faces"] == [] and "wrong_aspect" in [w["code"] for w in coffee["warnings"]]
+    assert records["broken.jpg"]["error"]["code"] == "html"
+    assert "broken.jpg" in result.stderr and "1 of 3 file(s) failed" in result.stderr
+    assert "skipped 1 file" in result.stderr
+
+
+def test_analyze_human_output_and_success_exit(folder):
+    result = run(["analyze", str(folder / "astronaut.jpg"), str(folder / "coffee.png")])
+    assert result.exit_code == 0
+    assert "astronaut.jpg: 512x512, 1 face(s)" in result.output
+    assert "coffee.png: 600x400, 0 face(s), warnings: no_face" in result.output
+
+
+def test_analyze_refuses_bad_options(folder):
+    result = CliRunner().invoke(artwork_group, ["analyze", str(folder), "--aspect", "wide"])
+    assert result.exit_code == 2 and "expected W:H" in result.output
+    empty = folder / "empty_dir"
+    empty.mkdir()
+    result = CliRunner().invoke(artwork_group, ["analyze", str(empty)])
+    assert result.exit_code == 2 and "no image files" in result.output
+
+
+def test_analyze_decompression_bomb_is_a_per_file_error(tmp_path):
+    from test_artwork_io import bomb_png
+
+    (tmp_path / "bomb.png").write_bytes(bomb_png())
+    result = run(["analyze", str(tmp_path / "bomb.png"), "--json"])
+    assert result.exit_code == 1
+    assert _records(result.stdout)["bomb.png"]["error"]["code"] == "too_large"
+
+
+def test_frames_writes_jpegs_manifest_and_contact_sheet(tmp_path, real_images):
+    video = tmp_path / "trailer.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for name in ("astronaut", "coffee", "rocket"):
+        frame = cv2.resize(real_images[name], (320, 240), interpolation=cv2.INTER_AREA)
+        for i in range(15):
+            shifted = np.roll(frame, i, axis=1)
+            writer.write(cv2.cvtColor(shifted, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "picks"
+    result = run(["frames", str(video), "--top", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["n_frames"] == 45 and len(manifest["shots"]) == 3
+    assert len(manifest["candidates"]) == 2
+    for entry in manifest["candidates"]:
+        with Image.open(out / entry["file"]) as image:
+            assert image.format == "JPEG" and image.size == (320, 240)
+        assert entry["timestamp"] == pytest.approx(entry["frame_index"] / 10, abs=1e-3)
+    with Image.open(out / manifest["contact_sheet"]) as sheet:
+        assert sheet.format == "PNG" and sheet.size[0] > 320
+
+
+def test_frames_on_a_non_video_is_a_clear_error(tmp_path):
+    fake = tmp_path / "trailer.mp4"
+    fake.write_bytes(np.random.default_rng(0).bytes(5000))
+    result = CliRunner().invoke(artwork_group, ["frames", str(fake), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "cannot open it as a video" in result.output
