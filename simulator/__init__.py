@@ -3,43 +3,42 @@
 Start with :func:`evaluate` on a :class:`LoggedRounds` and one
 :class:`TargetRounds` per policy; see ``docs/evaluation.md``. dsjson logs are
 read by :mod:`simulator.dsjson`, HTML reports written by :mod:`simulator.report`.
+
+Names are imported on first use (PEP 562), so ``import simulator.world`` or the
+``banditkit`` command do not pay for scikit-learn and pandas.
 """
 
-from simulator.estimators import (
-    DM,
-    DR,
-    IPS,
-    SNDR,
-    SNIPS,
-    ClippedIPS,
-    DRos,
-    Estimate,
-    OffPolicyEstimator,
-    Replay,
-    SwitchDR,
-    WeightDiagnostics,
-    all_estimators,
-)
-from simulator.evaluation import (
-    EvaluationReport,
-    evaluate,
-    evaluate_stream,
-    make_estimators,
-    read_table,
-)
-from simulator.reward_model import CrossFitRewardModel
-from simulator.rounds import LoggedRounds, TargetRounds, iter_chunks
-from simulator.slate import (
-    SlateIndependentIPS,
-    SlatePseudoInverse,
-    SlateRewardInteractionIPS,
-    SlateRounds,
-    SlateStandardIPS,
-    SlateTarget,
-)
-from simulator.supervised import SupervisedBandit, digits_bandit, supervised_to_bandit
-from simulator.world import ArtworkWorld
-from simulator.worldlog import WorldLog, sample_log, taste_policy
+from importlib import import_module
+from typing import Any
+
+_MODULES = {
+    "simulator.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos",
+                             "Estimate", "OffPolicyEstimator", "Replay", "SwitchDR",
+                             "WeightDiagnostics", "all_estimators"),
+    "simulator.evaluation": ("EvaluationReport", "evaluate", "evaluate_stream",
+                             "make_estimators", "read_table"),
+    "simulator.reward_model": ("CrossFitRewardModel",),
+    "simulator.rounds": ("LoggedRounds", "TargetRounds", "iter_chunks"),
+    "simulator.slate": ("SlateIndependentIPS", "SlatePseudoInverse", "SlateRewardInteractionIPS",
+                        "SlateRounds", "SlateStandardIPS", "SlateTarget"),
+    "simulator.supervised": ("SupervisedBandit", "digits_bandit", "supervised_to_bandit"),
+    "simulator.world": ("ArtworkWorld",),
+    "simulator.worldlog": ("WorldLog", "sample_log", "taste_policy"),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_WHERE))
+
 
 __all__ = [
     "DM",
