@@ -75,6 +75,10 @@ from simulator._cli import evaluate as _evaluate, simulate as _simulate  # noqa:
 main.add_command(_evaluate)
 main.add_command(_simulate)
 
+from serving.serve import serve as _serve_command  # noqa: E402
+
+main.add_command(_serve_command)
+
 from artwork._cli import artwork as _artwork_group  # noqa: E402
 
 main.add_command(_artwork_group)

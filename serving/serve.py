@@ -1,0 +1,407 @@
+"""``banditkit serve``: the production server, gunicorn workers plus one learner process.
+
+Process layout (DESIGN.md §4: learning happens in one learner, ranking uses a
+read-only snapshot)::
+
+    gunicorn master  (this process: binds the socket, supervises)
+      |-- worker 1..N   server.create_app() with LEARNER_ENABLED=false;
+      |                 rank/reward/activate, each reloading the latest model
+      |                 snapshot from the SQLite store every second
+      `-- learner       Engine.process_due() every --learner-interval seconds:
+                        join, append to the dsjson log, learn, publish snapshots
+
+The master restarts the learner if it dies, and stops it after the workers on
+SIGTERM/SIGINT (gunicorn's graceful shutdown: workers finish their requests).
+A learner whose master disappears (SIGKILL) exits by itself, as gunicorn's
+workers do, so a restart never finds two learners. Every acknowledged decision
+and reward is already committed to SQLite, so nothing acknowledged is lost when
+any of these processes is killed; the next learner joins them.
+
+Logs are JSON lines on stderr (one object per line: ``time``, ``level``,
+``logger``, ``pid``, ``message``, and the fields of the app's access log).
+Prometheus metrics of all workers and the learner are aggregated through
+``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder unless set).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+
+from banditkit.cli import data_dir_option
+
+__all__ = ["JsonFormatter", "ServeApplication", "gunicorn_options", "run_learner", "serve"]
+
+_logger = logging.getLogger("banditkit.serve")
+#: Environment variables the master sets for every worker before forking them.
+_WORKER_ENV = ("BANDITKIT_ENGINE_DATA_DIR", "BANDITKIT_LEARNER_ENABLED")
+_LEARNER_RESTART_SECONDS = 2.0
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record.
+
+    Fields: ``time`` (UTC ISO-8601 with milliseconds), ``level``, ``logger``,
+    ``pid``, ``message``; a message that is itself a JSON object (the app's
+    access log) is merged in instead of quoted; ``exc`` holds a traceback.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        entry: dict[str, Any] = {
+            "time": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+        }
+        message = record.getMessage()
+        fields = None
+        if message.startswith("{"):
+            try:
+                fields = json.loads(message)
+            except ValueError:
+                fields = None
+        if isinstance(fields, dict):
+            entry.update(fields)
+        else:
+            entry["message"] = message
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def logging_config(level: str = "info", *, access_log: bool = True) -> dict[str, Any]:
+    """A :func:`logging.config.dictConfig` dict: JSON lines on stderr.
+
+    Parameters
+    ----------
+    level : str, default="info"
+        Level of gunicorn's and banditkit's loggers.
+    access_log : bool, default=True
+        Log one line per request (``banditkit.access``, written by the app).
+    """
+    level = level.upper()
+    handler = {"class": "logging.StreamHandler", "formatter": "json",
+               "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {"json": handler},
+        "root": {"level": level, "handlers": ["json"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["json"], "propagate": False,
+                               "qualname": "gunicorn.error"},
+            # The app writes its own access log (with the key id); gunicorn's is off.
+            "gunicorn.access": {"level": "WARNING", "handlers": ["json"], "propagate": False,
+                                "qualname": "gunicorn.access"},
+            "banditkit.access": {"level": "INFO" if access_log else "WARNING",
+                                 "handlers": ["json"], "propagate": False},
+        },
+    }
+
+
+def gunicorn_options(*, bind: str = "127.0.0.1:8000", workers: int = 2, threads: int = 4,
+                     timeout: int = 30, graceful_timeout: int = 10,
+                     log_level: str = "info", access_log: bool = True) -> dict[str, Any]:
+    """The gunicorn settings of ``banditkit serve`` (also used by the benchmarks).
+
+    Parameters
+    ----------
+    bind : str, default="127.0.0.1:8000"
+        ``HOST:PORT`` (several separated by commas) or ``unix:PATH``.
+    workers : int, default=2
+        Worker processes; each ranks with its own read-only model snapshot.
+    threads : int, default=4
+        Threads per worker (gunicorn's ``gthread`` worker, with keep-alive).
+    timeout, graceful_timeout : int, default=30, 10
+        Seconds before a silent worker is restarted; seconds workers get to
+        finish their requests on SIGTERM.
+    log_level : str, default="info"
+    access_log : bool, default=True
+    """
+    return {
+        "bind": [part.strip() for part in bind.split(",") if part.strip()],
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": timeout,
+        "graceful_timeout": graceful_timeout,
+        "keepalive": 5,
+        "loglevel": log_level,
+        "logconfig_dict": logging_config(log_level, access_log=access_log),
+        "accesslog": None,
+        "proc_name": "banditkit",
+        # Each worker builds its own app (its own SQLite connections and engine)
+        # after the fork: nothing opened in the master is shared.
+        "preload_app": False,
+    }
+
+
+class _LearnerSupervisor:
+    """Starts the learner process, restarts it when it dies, stops it on shutdown."""
+
+    def __init__(self, *, command: list[str], env: Mapping[str, str]) -> None:
+        self.command = command
+        self.env = dict(env)
+        self._process: subprocess.Popen | None = None
+        self._started_at = 0.0
+        self._stopping = False
+
+    def ensure_running(self) -> None:
+        if self._stopping:
+            return
+        process = self._process
+        if process is not None and process.poll() is None:
+            return
+        if process is not None:
+            # gunicorn's arbiter reaps every child, so the exit status may be lost.
+            _logger.error("learner process %s exited (status %s); restarting",
+                          process.pid, process.returncode)
+            if time.monotonic() - self._started_at < _LEARNER_RESTART_SECONDS:
+                return  # do not spin on a learner that fails at start
+        self._started_at = time.monotonic()
+        self._process = subprocess.Popen(self.command, env=self.env)
+        _logger.info("learner process %s started", self._process.pid)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping = True
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _logger.error("learner process %s did not stop in %s s; killing it",
+                          process.pid, timeout)
+            process.kill()
+            process.wait(10)
+        _logger.info("learner process %s stopped", process.pid)
+
+
+class _Arbiter(Arbiter):
+    # The master loop wakes at least every second and calls manage_workers: the
+    # learner is supervised there, with no thread in the master.
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        supervisor = getattr(self.app, "supervisor", None)
+        if supervisor is not None:
+            supervisor.ensure_running()
+
+
+class ServeApplication(BaseApplication):
+    """gunicorn running ``app_factory()`` in each worker, with an optional learner.
+
+    Parameters
+    ----------
+    app_factory : str
+        ``"module:function"``; each worker calls it with no arguments after the fork.
+    options : mapping
+        gunicorn settings (:func:`gunicorn_options`).
+    supervisor : _LearnerSupervisor, default=None
+        The learner process to run beside the workers; None runs none.
+    on_exit : callable, default=None
+        Called in the master after the workers and the learner stopped.
+    """
+
+    def __init__(self, *, app_factory: str, options: Mapping[str, Any],
+                 supervisor: _LearnerSupervisor | None = None,
+                 on_exit: Callable[[], None] | None = None) -> None:
+        self.app_factory = app_factory
+        self.options = dict(options)
+        self.supervisor = supervisor
+        self.on_exit_callback = on_exit
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 24's control socket sits at one path per user: two
+            # servers would fight over it, and banditkit does not use it.
+            self.cfg.set("control_socket_disable", True)
+        supervisor, callback = self.supervisor, self.on_exit_callback
+
+        def on_exit(_server: Any) -> None:
+            if supervisor is not None:
+                supervisor.stop()
+            if callback is not None:
+                callback()
+
+        def child_exit(_server: Any, worker: Any) -> None:
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(worker.pid)
+
+        self.cfg.set("on_exit", on_exit)
+        self.cfg.set("child_exit", child_exit)
+
+    def load(self) -> Callable[..., Any]:
+        import importlib
+
+        module_name, _, function = self.app_factory.partition(":")
+        return getattr(importlib.import_module(module_name), function)()
+
+    def run(self) -> None:
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+
+def _prepare_data_dir(data_dir: Path) -> None:
+    """Create the store's schema once, before workers race to do it; fail fast."""
+    from banditkit.engine import Engine
+
+    with Engine.open(data_dir) as engine:
+        engine.model_version  # noqa: B018 - reads settings and the latest snapshot
+
+
+@click.command("serve")
+@data_dir_option
+@click.option("--bind", "-b", default="127.0.0.1:8000", show_default=True,
+              help="HOST:PORT to listen on (several separated by commas), or unix:PATH.")
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes ranking requests (about one per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Threads per worker.")
+@click.option("--learner-interval", type=click.FloatRange(min=0.01), default=1.0,
+              show_default=True, help="Seconds between learner steps (join, learn, publish).")
+@click.option("--learner/--no-learner", default=True, show_default=True,
+              help="Run the learner process (turn it off only when another host runs it).")
+@click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds before a stuck worker is restarted.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True)
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One JSON line per request.")
+@click.option("--app", "app_factory", default="server:create_app", hidden=True,
+              help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
+def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interval: float,
+          learner: bool, timeout: int, log_level: str, access_log: bool,
+          app_factory: str) -> None:
+    """Run the production server: gunicorn workers plus one learner process.
+
+    Every other setting of the app is read from BANDITKIT_* environment
+    variables (see server.py); stop it with SIGTERM or Ctrl-C.
+    """
+    data_dir = data_dir.resolve()
+    if app_factory == "server:create_app":
+        _prepare_data_dir(data_dir)
+    # Workers inherit these: every worker ranks from the data dir's store and none
+    # runs the in-app learner thread; the learner process below is the only one.
+    os.environ["BANDITKIT_ENGINE_DATA_DIR"] = str(data_dir)
+    os.environ["BANDITKIT_LEARNER_ENABLED"] = "false"
+    # Python warnings become JSON log records too (workers inherit this at the fork).
+    logging.captureWarnings(True)
+    cleanup: Callable[[], None] | None = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="banditkit-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+        def cleanup() -> None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    supervisor = None
+    if learner:
+        command = [sys.executable, "-m", "serving.serve", "learner", "--data-dir",
+                   str(data_dir), "--interval", str(learner_interval),
+                   "--parent", str(os.getpid()), "--log-level", log_level]
+        supervisor = _LearnerSupervisor(command=command, env=os.environ)
+    options = gunicorn_options(bind=bind, workers=workers, threads=threads, timeout=timeout,
+                               log_level=log_level, access_log=access_log)
+    ServeApplication(app_factory=app_factory, options=options, supervisor=supervisor,
+                     on_exit=cleanup).run()
+
+
+# ------------------------------------------------------------------ the learner process
+
+
+def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
+                parent_pid: int | None = None, stop: threading.Event | None = None) -> None:
+    """Step the engine's learner until ``stop`` is set, SIGTERM, or the parent is gone.
+
+    Parameters
+    ----------
+    data_dir : path
+        The data directory the workers serve.
+    interval_seconds : float, default=1.0
+        Pause between steps.
+    parent_pid : int, default=None
+        Exit when the parent process is no longer this pid (the master was killed).
+    stop : threading.Event, default=None
+        Set it to stop; None installs SIGTERM and SIGINT handlers that set one.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from banditkit.engine import Engine
+    from serving.metrics import Metrics
+    from serving.runtime import BackgroundLearner
+
+    if stop is None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    engine = Engine.open(data_dir)
+    # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
+    # that every worker's /metrics aggregates.
+    metrics = Metrics(registry=CollectorRegistry())
+    stepper = BackgroundLearner(engine=engine, interval_seconds=interval_seconds,
+                                metrics=metrics)
+    _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir)}))
+    try:
+        while not stop.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                _logger.warning("the server master is gone; learner exiting")
+                break
+            try:
+                processed = stepper.step()
+                if processed:
+                    _logger.info(json.dumps({"message": "learner step", "joined": processed,
+                                             "model_version": engine.model_version}))
+            except Exception:
+                _logger.exception("learner step failed")
+                metrics.learner_errors.inc()
+            stop.wait(interval_seconds)
+    finally:
+        engine.close()
+        _logger.info("learner stopped")
+
+
+def _learner_main(argv: list[str]) -> None:
+    import argparse
+    import logging.config
+
+    parser = argparse.ArgumentParser(prog="python -m serving.serve learner")
+    parser.add_argument("command", choices=["learner"])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--parent", type=int, default=None)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.config.dictConfig(logging_config(args.log_level))
+    logging.captureWarnings(True)
+    run_learner(args.data_dir, interval_seconds=args.interval, parent_pid=args.parent)
+
+
+if __name__ == "__main__":
+    _learner_main(sys.argv[1:])

@@ -1,0 +1,264 @@
+"""``banditkit serve`` for real: gunicorn with 2 workers and the learner process on loopback.
+
+The server is started as an operator would (the ``banditkit serve`` command in
+its own process group), logs JSON to a file, and is stopped with SIGTERM, or
+killed with SIGKILL to check that no acknowledged decision or reward is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from banditkit.engine import Engine
+from banditkit.eventlog import read_events
+from banditkit.settings import LoopSettings
+from tests.server.conftest import make_keys
+
+CONTEXT = [{"Member": {"country": "BR", "device": "tv"}}]
+ACTIONS = [
+    {"id": "bad", "features": [{"Artwork": {"theme": "horror"}}]},
+    {"id": "good", "features": [{"Artwork": {"theme": "comedy"}}]},
+]
+RANK = "/personalizer/v1.0/rank"
+START_SECONDS = 60
+
+
+@dataclass
+class Served:
+    """A ``banditkit serve`` process group and where it listens and logs."""
+
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def log(self, *, strict: bool = False) -> list[dict]:
+        """The JSON log lines so far (a line still being written is skipped unless strict)."""
+        entries = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                if strict:
+                    raise AssertionError(f"not a JSON log line: {line!r}") from None
+        return entries
+
+    def pids(self, path: str) -> set[int]:
+        """Pids of the processes whose access log shows a request to ``path``."""
+        return {entry["pid"] for entry in self.log()
+                if entry.get("logger") == "banditkit.access" and entry.get("path") == path}
+
+    def learner_pids(self) -> list[int]:
+        return [int(entry["message"].split()[2]) for entry in self.log()
+                if str(entry.get("message", "")).startswith("learner process")
+                and entry["message"].endswith("started")]
+
+
+def serve(data_dir: Path, log_path: Path, *args: str) -> Served:
+    """Start ``banditkit serve`` on a free loopback port; return once /readyz answers 200."""
+    command = [sys.executable, "-c", "from banditkit.cli import main; main()", "serve",
+               "--data-dir", str(data_dir), "--bind", "127.0.0.1:0", "--workers", "2",
+               "--learner-interval", "0.2", *args]
+    env = {**os.environ, "BANDITKIT_AUTH_CACHE_SECONDS": "0"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with open(log_path, "w") as log:
+        # Its own process group, so that the test can kill master, workers and
+        # learner at once, by the group's id.
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env,
+                                   start_new_session=True)
+    served = Served(process=process, url="", log_path=log_path)
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log_path.read_text()
+        for entry in served.log() if log_path.exists() else []:
+            message = str(entry.get("message", ""))
+            if message.startswith("Listening at: "):  # gunicorn picked the port (bind :0)
+                served.url = message.split()[2]
+        if served.url and _all_workers_answer(served, workers=2):
+            return served
+        time.sleep(0.1)
+    kill(served)
+    raise AssertionError(f"banditkit serve did not become ready:\n{log_path.read_text()}")
+
+
+def _all_workers_answer(served: Served, *, workers: int) -> bool:
+    """Whether every worker has answered /readyz (fresh connections reach any worker)."""
+    def probe(_: int) -> None:
+        with contextlib.suppress(requests.ConnectionError):
+            requests.get(served.url + "/readyz", timeout=2)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(probe, range(8)))
+    return len(served.pids("/readyz")) >= workers
+
+
+def kill(served: Served) -> None:
+    """SIGKILL the whole process group and reap the master."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(served.process.pid, signal.SIGKILL)
+    served.process.wait(10)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); its state in /proc says it is dead.
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def wait_until(condition, *, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def joined(data_dir: Path, prefix: str) -> list:
+    logs = data_dir / "logs"
+    if not logs.exists():
+        return []
+    return [e for e in read_events([logs]) if e.event_id.startswith(prefix)]
+
+
+def rank(url: str, key: str, event_id: str) -> requests.Response:
+    # No session: a fresh connection per request lets either worker accept it.
+    response = requests.post(url + RANK, json={
+        "contextFeatures": CONTEXT, "actions": ACTIONS, "eventId": event_id},
+        headers={"Ocp-Apim-Subscription-Key": key}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response
+
+
+def reward(url: str, key: str, event_id: str, value: float) -> None:
+    response = requests.post(f"{url}/personalizer/v1.0/events/{event_id}/reward",
+                             json={"value": value},
+                             headers={"Ocp-Apim-Subscription-Key": key}, timeout=10)
+    assert response.status_code == 204, response.text
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def keys(data_dir: Path) -> dict[str, str]:
+    return make_keys(data_dir)
+
+
+@pytest.fixture
+def started(data_dir: Path, tmp_path: Path) -> Iterator[list[Served]]:
+    """Servers started by a test; any still running at its end are killed."""
+    servers: list[Served] = []
+    yield servers
+    for served in servers:
+        if served.process.poll() is None:
+            kill(served)
+
+
+def configure(data_dir: Path, *, reward_wait_seconds: float) -> None:
+    """Loop settings as an operator would persist them before starting the server."""
+    settings = LoopSettings(reward_wait_seconds=reward_wait_seconds, model_update_seconds=0.0,
+                            exploration_percentage=0.5,
+                            policy_args="--cb_explore_adf --cb_type mtr -l 0.5 -q ::")
+    Engine.open(data_dir, settings=settings).close()
+
+
+def test_two_workers_learn_from_one_learner_and_rank_with_the_new_model(
+        data_dir: Path, keys: dict[str, str], tmp_path: Path, started: list[Served]) -> None:
+    configure(data_dir, reward_wait_seconds=1.0)
+    served = serve(data_dir, tmp_path / "serve.log")
+    started.append(served)
+    client = keys["client"]
+    assert len(served.learner_pids()) == 1
+
+    before = rank(served.url, client, "serve-before")
+    version_before = int(before.headers["X-Banditkit-Model-Version"])
+    n_events = 60
+    with ThreadPoolExecutor(4) as pool:
+        decisions = list(pool.map(lambda i: rank(served.url, client, f"serve-{i}").json(),
+                                  range(n_events)))
+    shown_good = 0
+    for decision in decisions:
+        value = 1.0 if decision["rewardActionId"] == "good" else 0.0
+        shown_good += int(value)
+        reward(served.url, client, decision["eventId"], value)
+    assert 0 < shown_good < n_events  # half the traffic explores: both were shown
+    assert len(served.pids(RANK)) == 2, "both workers should have ranked"
+
+    # One learner joins after the 1 s reward wait, learns and publishes; each
+    # worker reloads the latest snapshot within a second.
+    wait_until(lambda: len(joined(data_dir, "serve-")) == n_events + 1, seconds=30,
+               what="the learner to join every event")
+    assert sum(e.reward for e in joined(data_dir, "serve-")) == shown_good
+    with Engine.open(data_dir) as engine:
+        published = int(engine.model_version)
+    assert published > version_before
+    time.sleep(1.5)
+    after = [rank(served.url, client, f"serve-after-{i}") for i in range(10)]
+    assert all(int(r.headers["X-Banditkit-Model-Version"]) >= published for r in after)
+    probabilities = {r["id"]: r["probability"] for r in after[0].json()["ranking"]}
+    assert probabilities["good"] > probabilities["bad"]
+
+    # SIGTERM: the workers finish, the learner stops, the master exits 0.
+    learner_pid = served.learner_pids()[0]
+    worker_pids = served.pids(RANK)
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0
+    assert not any(alive(pid) for pid in {learner_pid, *worker_pids})
+    # Every line on stderr was a JSON object (structured logs), from each component.
+    log = served.log(strict=True)
+    assert {"gunicorn.error", "banditkit.access", "banditkit.serve"} <= {
+        entry["logger"] for entry in log}
+    assert any(entry.get("message") == f"learner process {learner_pid} stopped"
+               for entry in log)
+
+
+def test_sigkill_loses_no_acknowledged_decision_or_reward(
+        data_dir: Path, keys: dict[str, str], tmp_path: Path, started: list[Served]) -> None:
+    # A reward wait longer than the test's first phase: when the server is
+    # killed, its decisions and rewards exist only in the store.
+    configure(data_dir, reward_wait_seconds=10.0)
+    served = serve(data_dir, tmp_path / "first.log")
+    started.append(served)
+    client = keys["client"]
+    n_events = 40
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(lambda i: rank(served.url, client, f"kill-{i}").json()["eventId"],
+                            range(n_events)))
+    rewarded = {event_id: float(1 + index % 3) for index, event_id in enumerate(ids)
+                if index % 2 == 0}
+    for event_id, value in rewarded.items():
+        reward(served.url, client, event_id, value)
+    pids = served.pids(RANK) | set(served.learner_pids())
+    kill(served)  # master, workers and learner, at once, with no chance to clean up
+    wait_until(lambda: not any(alive(pid) for pid in pids), seconds=10,
+               what="every server process to die")
+    assert joined(data_dir, "kill-") == [], "killed before the reward wait: nothing joined"
+
+    configure(data_dir, reward_wait_seconds=0.5)  # the restarted learner joins at once
+    restarted = serve(data_dir, tmp_path / "second.log")
+    started.append(restarted)
+    wait_until(lambda: len(joined(data_dir, "kill-")) == n_events, seconds=30,
+               what="the restarted learner to join the events")
+    events = {e.event_id: e for e in joined(data_dir, "kill-")}
+    assert sorted(events) == sorted(ids)
+    for event_id in ids:
+        assert events[event_id].reward == rewarded.get(event_id, 0.0)
+    restarted.process.send_signal(signal.SIGTERM)
+    assert restarted.process.wait(30) == 0
