@@ -52,7 +52,18 @@ from flask import Flask, g, request
 
 from banditkit.engine import Engine
 from banditkit.settings import LoopSettings
-from serving import auth, errors, events, metrics, openapi, ops, personalizer
+from serving import (
+    artwork_rank,
+    auth,
+    catalogue,
+    errors,
+    events,
+    marketer,
+    metrics,
+    openapi,
+    ops,
+    personalizer,
+)
 from serving.keys import default_path
 from serving.meta import MetaStore
 from serving.runtime import (
@@ -119,6 +130,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     keys_path = app.config.get("AUTH_KEYS_PATH") or default_path(data_dir)
     personalizer.init_app(app, meta=MetaStore(path=keys_path))
     events.init_app(app)
+    catalogue.init_app(app)
+    artwork_rank.init_app(app)
+    marketer.init_app(app)
     ops.init_app(app)
     _init_access_log(app)
     _init_cli(app)

@@ -1,0 +1,834 @@
+"""The artwork catalogue: titles, their artwork variants and trailer frame candidates.
+
+The catalogue is data (DESIGN.md §3): titles with genres and metadata, and for
+each title its artwork variants, each with namespaced features, warnings,
+near-duplicate links, an active flag and the content hash of its image. It
+stores what it is given: image analysis happens elsewhere (``artwork/``, called
+by the server), and the catalogue keeps the bytes by content hash and an opaque
+fingerprint blob for near-duplicate checks.
+
+Storage is its own SQLite file (WAL mode) in the data directory, next to the
+engine's database, and the images under ``<data-dir>/images/<aa>/<sha256>``.
+Every public write is one transaction. A generation counter changes on every
+write, so :meth:`Catalogue.active_variants` serves ranking from a cache that
+other processes' writes invalidate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from banditkit.errors import BanditkitError, InvalidInputError
+from banditkit.types import Features, check_features
+
+__all__ = [
+    "ID_PATTERN",
+    "Candidate",
+    "Catalogue",
+    "CatalogueConflictError",
+    "RankableVariant",
+    "Title",
+    "UnknownItemError",
+    "Variant",
+    "check_id",
+]
+
+#: Title ids: letters, digits, ``.``, ``_``, ``-``; no path separators, no leading dot.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_ID = re.compile(ID_PATTERN)
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_GENRE = re.compile(r"^[^\s_][^\s]{0,63}$")
+_MAX_GENRES = 32
+_MAX_METADATA_BYTES = 16 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS titles (
+    title_id   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    genres     TEXT NOT NULL,      -- JSON list of strings
+    metadata   TEXT NOT NULL,      -- JSON object
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    content_hash TEXT PRIMARY KEY,  -- SHA-256 of the bytes, hex
+    media_type   TEXT NOT NULL,
+    size         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS variants (
+    variant_id   TEXT PRIMARY KEY,
+    title_id     TEXT NOT NULL REFERENCES titles (title_id) ON DELETE CASCADE,
+    content_hash TEXT NOT NULL REFERENCES images (content_hash),
+    features     TEXT NOT NULL,     -- JSON namespaced features (image analysis)
+    warnings     TEXT NOT NULL,     -- JSON list of {code, message}
+    details      TEXT NOT NULL,     -- JSON object (sizes, boxes, palette, notes...)
+    fingerprint  BLOB,              -- opaque, for near-duplicate checks
+    active       INTEGER NOT NULL,
+    source       TEXT NOT NULL,     -- upload | trailer
+    filename     TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    UNIQUE (title_id, content_hash)
+);
+CREATE INDEX IF NOT EXISTS variants_title ON variants (title_id, created_at);
+CREATE TABLE IF NOT EXISTS duplicates (
+    variant_id TEXT NOT NULL REFERENCES variants (variant_id) ON DELETE CASCADE,
+    other_id   TEXT NOT NULL REFERENCES variants (variant_id) ON DELETE CASCADE,
+    PRIMARY KEY (variant_id, other_id)
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    candidate_id TEXT PRIMARY KEY,
+    title_id     TEXT NOT NULL REFERENCES titles (title_id) ON DELETE CASCADE,
+    content_hash TEXT NOT NULL REFERENCES images (content_hash),
+    features     TEXT NOT NULL,
+    warnings     TEXT NOT NULL,
+    details      TEXT NOT NULL,
+    fingerprint  BLOB,
+    filename     TEXT NOT NULL,
+    created_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS candidates_title ON candidates (title_id, created_at);
+CREATE TABLE IF NOT EXISTS generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER);
+INSERT OR IGNORE INTO generation (id, value) VALUES (1, 0);
+"""
+
+
+class UnknownItemError(BanditkitError, KeyError):
+    """A title, variant, candidate or image id that the catalogue does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CatalogueConflictError(BanditkitError):
+    """A write that contradicts what is stored (a title id taken, an image uploaded twice)."""
+
+
+@dataclass(frozen=True)
+class Title:
+    """One title of the catalogue.
+
+    Attributes
+    ----------
+    id : str
+    name : str
+    genres : tuple of str
+    metadata : dict
+        Any JSON object (release year, maturity rating, expected artwork aspect...).
+    created_at : float
+        Unix seconds.
+    """
+
+    id: str
+    name: str
+    genres: tuple[str, ...]
+    metadata: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One artwork variant of a title.
+
+    Attributes
+    ----------
+    id, title_id : str
+    content_hash : str
+        SHA-256 (hex) of the stored image bytes.
+    media_type : str
+        ``image/jpeg``, ``image/png``...
+    features : Features
+        The image's namespaced features, as given when it was added.
+    warnings : list of dict
+        ``{"code": ..., "message": ...}`` problems a marketer can act on.
+    details : dict
+        Other analysis results (sizes, boxes, palette, notes).
+    active : bool
+        Whether ranking may choose it.
+    source : {"upload", "trailer"}
+    filename : str
+        The uploaded file's name (display only; never used as a path).
+    created_at : float
+    near_duplicates : tuple of str
+        Ids of the title's other variants that look the same.
+    fingerprint : bytes or None
+        Opaque blob for near-duplicate checks (owned by the caller's analysis).
+    """
+
+    id: str
+    title_id: str
+    content_hash: str
+    media_type: str
+    features: Features
+    warnings: list[dict[str, str]]
+    details: dict[str, Any]
+    active: bool
+    source: str
+    filename: str
+    created_at: float
+    near_duplicates: tuple[str, ...] = ()
+    fingerprint: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A trailer frame proposed as artwork, waiting for a marketer's approval.
+
+    Attributes are those of :class:`Variant` that exist before approval;
+    ``details`` holds the frame's time, score and the analysis summary.
+    """
+
+    id: str
+    title_id: str
+    content_hash: str
+    media_type: str
+    features: Features
+    warnings: list[dict[str, str]]
+    details: dict[str, Any]
+    filename: str
+    created_at: float
+    fingerprint: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RankableVariant:
+    """What ranking needs of one active variant: its id, image and action features."""
+
+    id: str
+    content_hash: str
+    media_type: str
+    features: Features
+
+
+def check_id(value: object, *, name: str = "title id") -> str:
+    """Validate a catalogue id (no path separators, no ``..``, at most 128 characters).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``name``, the pattern and the value received.
+    """
+    if not isinstance(value, str) or not _ID.match(value) or ".." in value:
+        raise InvalidInputError(
+            f"{name} must match {ID_PATTERN} (letters, digits, '.', '_', '-'; no '/' or '..'), "
+            f"got {value!r}")
+    return value
+
+
+def check_content_hash(value: object) -> str:
+    """Validate a lowercase hex SHA-256."""
+    if not isinstance(value, str) or not _HASH.match(value):
+        raise InvalidInputError(f"content hash must be 64 lowercase hex digits, got {value!r}")
+    return value
+
+
+def _check_genres(genres: object) -> tuple[str, ...]:
+    if isinstance(genres, str) or not isinstance(genres, Sequence):
+        raise InvalidInputError(f"genres must be a list of strings, got {genres!r}")
+    if len(genres) > _MAX_GENRES:
+        raise InvalidInputError(f"genres may hold at most {_MAX_GENRES} entries, got {len(genres)}")
+    out: list[str] = []
+    for position, genre in enumerate(genres):
+        if not isinstance(genre, str) or not _GENRE.match(genre):
+            raise InvalidInputError(
+                f"genres[{position}] must be a non-empty word of at most 64 characters without "
+                f"spaces, not starting with '_', got {genre!r}")
+        if genre.lower() not in out:
+            out.append(genre.lower())
+    return tuple(out)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 256:
+        raise InvalidInputError(f"name must be a non-empty string of at most 256 characters, "
+                                f"got {name!r}")
+    return name.strip()
+
+
+def _check_metadata(metadata: object) -> dict[str, Any]:
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be an object, got {type(metadata).__name__}")
+    try:
+        encoded = json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"metadata must be plain JSON (no NaN or infinity): {exc}") from None
+    if len(encoded) > _MAX_METADATA_BYTES:
+        raise InvalidInputError(
+            f"metadata must encode to at most {_MAX_METADATA_BYTES} bytes, got {len(encoded)}")
+    return json.loads(encoded)
+
+
+def _check_filename(filename: object) -> str:
+    if not isinstance(filename, str) or len(filename) > 255:
+        raise InvalidInputError(f"filename must be a string of at most 255 characters, "
+                                f"got {filename!r}")
+    if "/" in filename or "\\" in filename or "\x00" in filename or filename in (".", ".."):
+        raise InvalidInputError(
+            f"filename must be a plain name without path separators, got {filename!r}")
+    return filename
+
+
+class Catalogue:
+    """Titles, artwork variants, frame candidates and images of one data directory.
+
+    Build it with :meth:`open`. Thread-safe (one SQLite connection per thread);
+    several processes may share one data directory.
+
+    Parameters
+    ----------
+    path : Path
+        The SQLite file.
+    images_dir : Path
+        Where image bytes are stored by content hash.
+    clock : callable, default=time.time
+        Current Unix time (tests pass a fake one).
+    """
+
+    def __init__(self, *, path: Path, images_dir: Path, clock: Any = time.time) -> None:
+        self.path = path
+        self.images_dir = images_dir
+        self.clock = clock
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], *, clock: Any = time.time) -> Catalogue:
+        """The catalogue of a data directory (``catalogue.sqlite3`` and ``images/``)."""
+        data_dir = Path(data_dir)
+        return cls(path=data_dir / "catalogue.sqlite3", images_dir=data_dir / "images",
+                   clock=clock)
+
+    # -- connections ---------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        local = self.__dict__.setdefault("_local", threading.local())
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                         check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            with self.__dict__.setdefault("_schema_lock", threading.Lock()):
+                connection.executescript(_SCHEMA)
+            local.connection = connection
+            self.__dict__.setdefault("_connections", []).append(connection)
+        return connection
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("UPDATE generation SET value = value + 1 WHERE id = 1")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection (the catalogue reopens on next use)."""
+        for connection in self.__dict__.pop("_connections", []):
+            connection.close()
+        self.__dict__.pop("_local", None)
+
+    def generation(self) -> int:
+        """A number that changes whenever any process writes to the catalogue."""
+        return int(self._db.execute("SELECT value FROM generation WHERE id = 1").fetchone()[0])
+
+    # -- titles --------------------------------------------------------------
+
+    def create_title(self, title_id: str, *, name: str | None = None,
+                     genres: Sequence[str] = (), metadata: Mapping[str, Any] | None = None
+                     ) -> Title:
+        """Add a title.
+
+        Parameters
+        ----------
+        title_id : str
+            Matches :data:`ID_PATTERN`.
+        name : str, default=None
+            Display name; the id when None.
+        genres : sequence of str, default=()
+            Lower-cased; they become the ``Genre`` namespace of every variant.
+        metadata : mapping, default=None
+            Any JSON object of at most 16 KiB.
+
+        Raises
+        ------
+        InvalidInputError, CatalogueConflictError
+        """
+        check_id(title_id)
+        title = Title(id=title_id, name=_check_name(title_id if name is None else name),
+                      genres=_check_genres(genres), metadata=_check_metadata(metadata or {}),
+                      created_at=float(self.clock()))
+        try:
+            with self._transaction() as db:
+                db.execute("INSERT INTO titles VALUES (?,?,?,?,?)",
+                           (title.id, title.name, json.dumps(list(title.genres)),
+                            json.dumps(title.metadata), title.created_at))
+        except sqlite3.IntegrityError:
+            raise CatalogueConflictError(f"title {title_id!r} already exists") from None
+        return title
+
+    def update_title(self, title_id: str, *, name: str | None = None,
+                     genres: Sequence[str] | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> Title:
+        """Change a title's name, genres or metadata (None leaves a field as it is)."""
+        current = self.title(title_id)
+        title = Title(
+            id=current.id,
+            name=current.name if name is None else _check_name(name),
+            genres=current.genres if genres is None else _check_genres(genres),
+            metadata=current.metadata if metadata is None else _check_metadata(metadata),
+            created_at=current.created_at)
+        with self._transaction() as db:
+            db.execute("UPDATE titles SET name = ?, genres = ?, metadata = ? WHERE title_id = ?",
+                       (title.name, json.dumps(list(title.genres)), json.dumps(title.metadata),
+                        title.id))
+        return title
+
+    def title(self, title_id: str) -> Title:
+        """One title.
+
+        Raises
+        ------
+        UnknownItemError
+        """
+        check_id(title_id)
+        row = self._db.execute(
+            "SELECT title_id, name, genres, metadata, created_at FROM titles "
+            "WHERE title_id = ?", (title_id,)).fetchone()
+        if row is None:
+            raise UnknownItemError(f"unknown title {title_id!r}")
+        return _title(row)
+
+    def titles(self) -> list[Title]:
+        """Every title, by id."""
+        return [_title(row) for row in self._db.execute(
+            "SELECT title_id, name, genres, metadata, created_at FROM titles ORDER BY title_id")]
+
+    def variant_counts(self) -> dict[str, tuple[int, int]]:
+        """``{title_id: (n_variants, n_active)}`` of titles that have variants."""
+        return {row[0]: (row[1], row[2]) for row in self._db.execute(
+            "SELECT title_id, COUNT(*), SUM(active) FROM variants GROUP BY title_id")}
+
+    def delete_title(self, title_id: str) -> None:
+        """Remove a title with its variants and candidates (and images no one else uses)."""
+        self.title(title_id)
+        with self._transaction() as db:
+            hashes = [r[0] for r in db.execute(
+                "SELECT content_hash FROM variants WHERE title_id = ? UNION "
+                "SELECT content_hash FROM candidates WHERE title_id = ?", (title_id, title_id))]
+            db.execute("DELETE FROM titles WHERE title_id = ?", (title_id,))
+            orphans = self._drop_orphan_images(db, hashes)
+        self._unlink(orphans)
+
+    # -- images --------------------------------------------------------------
+
+    def image_path(self, content_hash: str) -> Path:
+        """Where the bytes of ``content_hash`` live (whether or not they exist)."""
+        check_content_hash(content_hash)
+        return self.images_dir / content_hash[:2] / content_hash
+
+    def image(self, content_hash: str) -> tuple[Path, str]:
+        """``(path, media_type)`` of a stored image.
+
+        Raises
+        ------
+        UnknownItemError
+        """
+        check_content_hash(content_hash)
+        row = self._db.execute("SELECT media_type FROM images WHERE content_hash = ?",
+                               (content_hash,)).fetchone()
+        path = self.image_path(content_hash)
+        if row is None or not path.is_file():
+            raise UnknownItemError(f"unknown image {content_hash!r}")
+        return path, row[0]
+
+    def _write_image(self, data: bytes) -> str:
+        """Store bytes under their SHA-256, atomically; returns the hash."""
+        content_hash = hashlib.sha256(data).hexdigest()
+        path = self.image_path(content_hash)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+                raise
+        return content_hash
+
+    @staticmethod
+    def _drop_orphan_images(db: sqlite3.Connection, hashes: Sequence[str]) -> list[str]:
+        orphans = []
+        for content_hash in set(hashes):
+            used = db.execute(
+                "SELECT 1 FROM variants WHERE content_hash = ? UNION ALL "
+                "SELECT 1 FROM candidates WHERE content_hash = ? LIMIT 1",
+                (content_hash, content_hash)).fetchone()
+            if used is None:
+                db.execute("DELETE FROM images WHERE content_hash = ?", (content_hash,))
+                orphans.append(content_hash)
+        return orphans
+
+    def _unlink(self, hashes: Sequence[str]) -> None:
+        for content_hash in hashes:
+            with contextlib.suppress(FileNotFoundError):
+                self.image_path(content_hash).unlink()
+
+    # -- variants ------------------------------------------------------------
+
+    def add_variant(self, title_id: str, *, data: bytes, media_type: str, features: Features,
+                    warnings: Sequence[Mapping[str, str]] = (),
+                    details: Mapping[str, Any] | None = None, fingerprint: bytes | None = None,
+                    near_duplicates: Sequence[str] = (), filename: str = "",
+                    source: str = "upload", active: bool = True) -> Variant:
+        """Store an image and add it as a variant of a title.
+
+        Parameters
+        ----------
+        title_id : str
+        data : bytes
+            The image file; stored under its SHA-256.
+        media_type : str
+            Its media type (``image/jpeg``...), decided by the caller's decoder.
+        features : Features
+            Namespaced action features of the image.
+        warnings : sequence of {"code", "message"}, default=()
+        details : mapping, default=None
+            Other JSON results of the analysis.
+        fingerprint : bytes, default=None
+            Opaque blob the caller uses for near-duplicate checks.
+        near_duplicates : sequence of str, default=()
+            Ids of the title's variants this one looks like; linked both ways.
+        filename : str, default=""
+            The upload's name, for display; path separators are refused.
+        source : {"upload", "trailer"}, default="upload"
+        active : bool, default=True
+
+        Raises
+        ------
+        UnknownItemError
+            When the title does not exist.
+        CatalogueConflictError
+            When the title already has a variant with the same bytes.
+        InvalidInputError
+            For malformed features, warnings, names or duplicate ids.
+        """
+        self.title(title_id)
+        self._check_variant_fields(features, warnings, details, media_type, source)
+        filename = _check_filename(filename)
+        content_hash = self._write_image(bytes(data))
+        variant_id = "v" + secrets.token_hex(6)
+        now = float(self.clock())
+        try:
+            with self._transaction() as db:
+                existing = db.execute(
+                    "SELECT variant_id FROM variants WHERE title_id = ? AND content_hash = ?",
+                    (title_id, content_hash)).fetchone()
+                if existing is not None:
+                    raise CatalogueConflictError(
+                        f"title {title_id!r} already has this image as variant {existing[0]!r}")
+                db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?)",
+                           (content_hash, media_type, len(data)))
+                db.execute(
+                    "INSERT INTO variants VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (variant_id, title_id, content_hash, json.dumps(features),
+                     json.dumps([dict(w) for w in warnings]), json.dumps(dict(details or {})),
+                     fingerprint, int(bool(active)), source, filename, now))
+                self._link_duplicates(db, title_id, variant_id, near_duplicates)
+        except CatalogueConflictError:
+            raise
+        except BaseException:
+            self._unlink_if_unused(content_hash)
+            raise
+        return self.variant(title_id, variant_id)
+
+    @staticmethod
+    def _check_variant_fields(features: Features, warnings: Sequence[Mapping[str, str]],
+                              details: Mapping[str, Any] | None, media_type: str,
+                              source: str) -> None:
+        check_features(features, name="features")
+        for position, warning in enumerate(warnings):
+            if not isinstance(warning, Mapping) or not isinstance(warning.get("code"), str) \
+                    or not isinstance(warning.get("message"), str):
+                raise InvalidInputError(
+                    f"warnings[{position}] must be {{'code': str, 'message': str}}, "
+                    f"got {warning!r}")
+        if details is not None and not isinstance(details, Mapping):
+            raise InvalidInputError(f"details must be a mapping, got {type(details).__name__}")
+        if not isinstance(media_type, str) or not media_type.startswith("image/"):
+            raise InvalidInputError(f"media_type must be an image/* type, got {media_type!r}")
+        if source not in ("upload", "trailer"):
+            raise InvalidInputError(f"source must be 'upload' or 'trailer', got {source!r}")
+
+    @staticmethod
+    def _link_duplicates(db: sqlite3.Connection, title_id: str, variant_id: str,
+                         others: Sequence[str]) -> None:
+        for other in others:
+            row = db.execute("SELECT title_id FROM variants WHERE variant_id = ?",
+                             (other,)).fetchone()
+            if row is None or row[0] != title_id or other == variant_id:
+                raise InvalidInputError(
+                    f"near_duplicates must name other variants of title {title_id!r}, "
+                    f"got {other!r}")
+            db.executemany("INSERT OR IGNORE INTO duplicates VALUES (?, ?)",
+                           [(variant_id, other), (other, variant_id)])
+
+    def _unlink_if_unused(self, content_hash: str) -> None:
+        row = self._db.execute(
+            "SELECT 1 FROM images WHERE content_hash = ?", (content_hash,)).fetchone()
+        if row is None:
+            self._unlink([content_hash])
+
+    def variant(self, title_id: str, variant_id: str) -> Variant:
+        """One variant of a title.
+
+        Raises
+        ------
+        UnknownItemError
+        """
+        self.title(title_id)
+        variants = self._variants("v.title_id = ? AND v.variant_id = ?", (title_id, variant_id))
+        if not variants:
+            raise UnknownItemError(f"title {title_id!r} has no variant {variant_id!r}")
+        return variants[0]
+
+    def variants(self, title_id: str) -> list[Variant]:
+        """Every variant of a title, oldest first."""
+        self.title(title_id)
+        return self._variants("v.title_id = ?", (title_id,))
+
+    def _variants(self, where: str, params: tuple[Any, ...]) -> list[Variant]:
+        rows = self._db.execute(
+            "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features, "
+            "v.warnings, v.details, v.active, v.source, v.filename, v.created_at, "
+            "v.fingerprint, (SELECT json_group_array(d.other_id) FROM duplicates d "
+            "WHERE d.variant_id = v.variant_id) "
+            f"FROM variants v JOIN images i USING (content_hash) WHERE {where} "
+            "ORDER BY v.created_at, v.rowid", params).fetchall()
+        return [Variant(id=r[0], title_id=r[1], content_hash=r[2], media_type=r[3],
+                        features=json.loads(r[4]), warnings=json.loads(r[5]),
+                        details=json.loads(r[6]), active=bool(r[7]), source=r[8],
+                        filename=r[9], created_at=r[10], fingerprint=r[11],
+                        near_duplicates=tuple(sorted(json.loads(r[12]))))
+                for r in rows]
+
+    def fingerprints(self, title_id: str) -> dict[str, bytes]:
+        """``{variant_id: fingerprint}`` of a title's variants that have one."""
+        self.title(title_id)
+        return {row[0]: row[1] for row in self._db.execute(
+            "SELECT variant_id, fingerprint FROM variants WHERE title_id = ? "
+            "AND fingerprint IS NOT NULL ORDER BY created_at", (title_id,))}
+
+    def set_active(self, title_id: str, variant_id: str, active: bool) -> Variant:
+        """Turn a variant on (ranking may choose it) or off."""
+        if not isinstance(active, bool):
+            raise InvalidInputError(f"active must be true or false, got {active!r}")
+        self.variant(title_id, variant_id)
+        with self._transaction() as db:
+            db.execute("UPDATE variants SET active = ? WHERE variant_id = ?",
+                       (int(active), variant_id))
+        return self.variant(title_id, variant_id)
+
+    def delete_variant(self, title_id: str, variant_id: str) -> None:
+        """Remove a variant (its image too when nothing else uses it)."""
+        variant = self.variant(title_id, variant_id)
+        with self._transaction() as db:
+            db.execute("DELETE FROM variants WHERE variant_id = ?", (variant_id,))
+            orphans = self._drop_orphan_images(db, [variant.content_hash])
+        self._unlink(orphans)
+
+    # -- candidates (trailer frames) -------------------------------------------
+
+    def add_candidate(self, title_id: str, *, data: bytes, media_type: str, features: Features,
+                      warnings: Sequence[Mapping[str, str]] = (),
+                      details: Mapping[str, Any] | None = None, fingerprint: bytes | None = None,
+                      filename: str = "") -> Candidate:
+        """Store a frame proposed as artwork of a title, pending approval.
+
+        Parameters are those of :meth:`add_variant`.
+        """
+        self.title(title_id)
+        self._check_variant_fields(features, warnings, details, media_type, "trailer")
+        filename = _check_filename(filename)
+        content_hash = self._write_image(bytes(data))
+        candidate_id = "c" + secrets.token_hex(6)
+        try:
+            with self._transaction() as db:
+                db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?)",
+                           (content_hash, media_type, len(data)))
+                db.execute("INSERT INTO candidates VALUES (?,?,?,?,?,?,?,?,?)",
+                           (candidate_id, title_id, content_hash, json.dumps(features),
+                            json.dumps([dict(w) for w in warnings]),
+                            json.dumps(dict(details or {})), fingerprint, filename,
+                            float(self.clock())))
+        except BaseException:
+            self._unlink_if_unused(content_hash)
+            raise
+        return self.candidate(title_id, candidate_id)
+
+    def candidate(self, title_id: str, candidate_id: str) -> Candidate:
+        """One pending candidate of a title.
+
+        Raises
+        ------
+        UnknownItemError
+        """
+        self.title(title_id)
+        found = self._candidates("c.title_id = ? AND c.candidate_id = ?",
+                                 (title_id, candidate_id))
+        if not found:
+            raise UnknownItemError(f"title {title_id!r} has no candidate {candidate_id!r}")
+        return found[0]
+
+    def candidates(self, title_id: str) -> list[Candidate]:
+        """A title's pending candidates, oldest first."""
+        self.title(title_id)
+        return self._candidates("c.title_id = ?", (title_id,))
+
+    def _candidates(self, where: str, params: tuple[Any, ...]) -> list[Candidate]:
+        rows = self._db.execute(
+            "SELECT c.candidate_id, c.title_id, c.content_hash, i.media_type, c.features, "
+            "c.warnings, c.details, c.filename, c.created_at, c.fingerprint "
+            f"FROM candidates c JOIN images i USING (content_hash) WHERE {where} "
+            "ORDER BY c.created_at, c.rowid", params).fetchall()
+        return [Candidate(id=r[0], title_id=r[1], content_hash=r[2], media_type=r[3],
+                          features=json.loads(r[4]), warnings=json.loads(r[5]),
+                          details=json.loads(r[6]), filename=r[7], created_at=r[8],
+                          fingerprint=r[9])
+                for r in rows]
+
+    def approve_candidate(self, title_id: str, candidate_id: str, *,
+                          near_duplicates: Sequence[str] = (),
+                          warnings: Sequence[Mapping[str, str]] | None = None) -> Variant:
+        """Turn a candidate into an active variant (one transaction).
+
+        Parameters
+        ----------
+        near_duplicates : sequence of str, default=()
+            The title's variants the frame looks like (checked by the caller).
+        warnings : sequence of dict, default=None
+            Replacement warnings (e.g. with near-duplicate ones added); None keeps them.
+
+        Raises
+        ------
+        UnknownItemError, CatalogueConflictError
+        """
+        candidate = self.candidate(title_id, candidate_id)
+        variant_id = "v" + secrets.token_hex(6)
+        kept = list(candidate.warnings if warnings is None else warnings)
+        self._check_variant_fields(candidate.features, kept, None, candidate.media_type,
+                                   "trailer")
+        with self._transaction() as db:
+            existing = db.execute(
+                "SELECT variant_id FROM variants WHERE title_id = ? AND content_hash = ?",
+                (title_id, candidate.content_hash)).fetchone()
+            if existing is not None:
+                raise CatalogueConflictError(
+                    f"title {title_id!r} already has this frame as variant {existing[0]!r}")
+            db.execute(
+                "INSERT INTO variants VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (variant_id, title_id, candidate.content_hash, json.dumps(candidate.features),
+                 json.dumps([dict(w) for w in kept]), json.dumps(candidate.details),
+                 candidate.fingerprint, 1, "trailer", candidate.filename,
+                 float(self.clock())))
+            self._link_duplicates(db, title_id, variant_id, near_duplicates)
+            db.execute("DELETE FROM candidates WHERE candidate_id = ?", (candidate_id,))
+        return self.variant(title_id, variant_id)
+
+    def delete_candidate(self, title_id: str, candidate_id: str) -> None:
+        """Discard a candidate (and its image when nothing else uses it)."""
+        candidate = self.candidate(title_id, candidate_id)
+        with self._transaction() as db:
+            db.execute("DELETE FROM candidates WHERE candidate_id = ?", (candidate_id,))
+            orphans = self._drop_orphan_images(db, [candidate.content_hash])
+        self._unlink(orphans)
+
+    # -- ranking -------------------------------------------------------------
+
+    def active_variants(self, title_ids: Sequence[str]) -> dict[str, list[RankableVariant]]:
+        """Each title's active variants with their action features, for one rank call.
+
+        The action features of a variant are its image features, plus the title's
+        genres as the ``Genre`` namespace (``{"comedy": True}``), plus an ``Id``
+        namespace holding the variant id so that a learner can memorise a variant.
+        Served from a cache that any write (by any process) invalidates.
+
+        Parameters
+        ----------
+        title_ids : sequence of str
+
+        Returns
+        -------
+        dict of str to list of RankableVariant
+            Every requested title, oldest variant first (the baseline); an empty
+            list for a title without active variants.
+
+        Raises
+        ------
+        UnknownItemError
+            Naming every requested title the catalogue does not hold.
+        """
+        generation = self.generation()
+        with self.__dict__.setdefault("_cache_lock", threading.Lock()):
+            cached = self.__dict__.get("_rank_cache")
+            if cached is None or cached[0] != generation:
+                cached = (generation, {})
+                self._rank_cache = cached
+            titles: dict[str, list[RankableVariant]] = cached[1]
+            missing = [t for t in dict.fromkeys(title_ids) if t not in titles]
+            if missing:
+                titles.update(self._load_rankable(missing))
+        unknown = [t for t in title_ids if t not in titles]
+        if unknown:
+            raise UnknownItemError(f"unknown titles: {unknown}")
+        return {t: titles[t] for t in title_ids}
+
+    def _load_rankable(self, title_ids: Sequence[str]) -> dict[str, list[RankableVariant]]:
+        out: dict[str, list[RankableVariant]] = {}
+        genres: dict[str, dict[str, bool]] = {}
+        for start in range(0, len(title_ids), 500):
+            chunk = list(title_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for title_id, raw in self._db.execute(
+                    f"SELECT title_id, genres FROM titles WHERE title_id IN ({marks})", chunk):
+                out[title_id] = []
+                genres[title_id] = {g: True for g in json.loads(raw)}
+            for variant_id, title_id, content_hash, media_type, raw in self._db.execute(
+                    "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features "
+                    "FROM variants v JOIN images i USING (content_hash) "
+                    f"WHERE v.active = 1 AND v.title_id IN ({marks}) "
+                    "ORDER BY v.created_at, v.rowid", chunk):
+                features = json.loads(raw)
+                if genres[title_id]:
+                    features["Genre"] = dict(genres[title_id])
+                features["Id"] = {"variant": variant_id}
+                out[title_id].append(RankableVariant(id=variant_id, content_hash=content_hash,
+                                                     media_type=media_type, features=features))
+        return out
+
+
+def _title(row: tuple[Any, ...]) -> Title:
+    return Title(id=row[0], name=row[1], genres=tuple(json.loads(row[2])),
+                 metadata=json.loads(row[3]), created_at=row[4])

@@ -1,0 +1,200 @@
+"""``POST /v1/artwork/rank``: the artwork of a whole page in one call.
+
+The UI sends the member's context features and the page's title ids; the
+catalogue supplies each title's active variants and their action features
+(image features, the title's genres as ``Genre``, the variant id as ``Id``).
+One decision per title, all recorded in one transaction
+(:meth:`banditkit.engine.Engine.rank_many`); rewards and activations go through
+``POST /v1/events/{eventId}/reward`` and ``/activate``.
+
+Request::
+
+    {"context": {"Member": {"country": "BR", "device": "tv"}},
+     "titles": ["stranger-things", "the-crown"],
+     "deferActivation": false}
+
+Response (201)::
+
+    {"modelVersion": "3",
+     "results": [{"titleId": "stranger-things", "variantId": "v0a1b2c3d4e5f",
+                  "imageUrl": "/v1/artwork/images/<sha256>.jpg",
+                  "eventId": "...", "probability": 0.85}, ...]}
+
+A title without active variants gets ``variantId``, ``imageUrl``,
+``eventId`` and ``probability`` null and a ``reason``; no decision is logged
+for it. An unknown title fails the whole call with 404 naming it.
+
+Config keys (``ARTWORK_RANK_`` namespace)
+-----------------------------------------
+ARTWORK_RANK_MAX_TITLES : int, default=100
+    Most titles in one call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, current_app
+
+from banditkit.catalogue import ID_PATTERN, check_id
+from banditkit.engine import RankRequest
+from banditkit.errors import InvalidInputError
+from banditkit.types import Action
+from serving import openapi
+from serving._parsing import json_body, optional_bool, require_list, require_object
+from serving.auth import require_roles
+from serving.catalogue import get_catalogue, image_url
+from serving.errors import ApiError
+from serving.metrics import get_metrics
+from serving.runtime import get_engine
+
+__all__ = ["bp", "init_app"]
+
+MODEL_VERSION_HEADER = "X-Banditkit-Model-Version"
+bp = Blueprint("artwork_rank", __name__, url_prefix="/v1/artwork")
+
+
+def _parse(body: Any, *, max_titles: int) -> tuple[dict[str, Any], list[str], bool, str | None]:
+    body = require_object(body, target="")
+    unknown = sorted(set(body) - {"context", "titles", "deferActivation", "surface"})
+    if unknown:
+        raise ApiError(f"Unknown fields {unknown}; expected context, titles, deferActivation, "
+                       "surface.", target=unknown[0])
+    context = body.get("context")
+    if context is None:
+        context = {}
+    require_object(context, target="context")
+    if "titles" not in body:
+        raise ApiError("titles is required: the page's title ids.", target="titles")
+    titles = require_list(body["titles"], target="titles")
+    if not titles:
+        raise ApiError("titles must contain at least one title id.", target="titles")
+    if len(titles) > max_titles:
+        raise ApiError(f"titles may contain at most {max_titles} ids "
+                       f"(ARTWORK_RANK_MAX_TITLES), got {len(titles)}.", target="titles")
+    seen: set[str] = set()
+    for index, title_id in enumerate(titles):
+        try:
+            check_id(title_id, name=f"titles[{index}]")
+        except InvalidInputError as exc:
+            raise ApiError(str(exc), target=f"titles[{index}]") from None
+        if title_id in seen:
+            raise ApiError(f"titles[{index}]: {title_id!r} appears twice.",
+                           target=f"titles[{index}]")
+        seen.add(title_id)
+    surface = body.get("surface")
+    if surface is not None and (not isinstance(surface, str) or len(surface) > 64):
+        raise ApiError("surface must be a string of at most 64 characters.", target="surface")
+    return context, titles, optional_bool(body, "deferActivation"), surface
+
+
+@bp.post("/rank")
+@require_roles("client")
+def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Choose one artwork variant per title for a member: 201."""
+    max_titles = int(current_app.config.get("ARTWORK_RANK_MAX_TITLES", 100))
+    context, titles, defer, surface = _parse(json_body(), max_titles=max_titles)
+    variants = get_catalogue().active_variants(titles)
+    requests: list[RankRequest] = []
+    for title_id in titles:
+        if not variants[title_id]:
+            continue
+        extra: dict[str, Any] = {"title": title_id,
+                                 "variantIds": [v.id for v in variants[title_id]]}
+        if surface is not None:
+            extra["surface"] = surface
+        requests.append(RankRequest(
+            context=context, actions=[Action(id=v.id, features=v.features)
+                                      for v in variants[title_id]],
+            defer_activation=defer, extra=extra))
+    engine = get_engine()
+    metrics = get_metrics()
+    decisions = {}
+    model_version = engine.model_version
+    if requests:
+        started = time.perf_counter()
+        made = engine.rank_many(requests)
+        metrics.rank_seconds.labels(route="artwork").observe(time.perf_counter() - started)
+        metrics.decisions.labels(route="artwork").inc(len(made))
+        decisions = {r.extra["title"]: d for r, d in zip(requests, made, strict=True)}
+        model_version = made[0].model_version
+        metrics.saw_model_version(model_version)
+    results = []
+    for title_id in titles:
+        decision = decisions.get(title_id)
+        if decision is None:
+            results.append({"titleId": title_id, "variantId": None, "imageUrl": None,
+                            "eventId": None, "probability": None,
+                            "reason": "the title has no active variants"})
+            continue
+        chosen = next(v for v in variants[title_id] if v.id == decision.reward_action_id)
+        results.append({"titleId": title_id, "variantId": chosen.id,
+                        "imageUrl": image_url(chosen.content_hash, chosen.media_type),
+                        "eventId": decision.event_id,
+                        "probability": float(decision.probability)})
+    return ({"modelVersion": model_version, "results": results}, 201,
+            {MODEL_VERSION_HEADER: model_version})
+
+
+def _paths(max_titles: int) -> dict[str, Any]:
+    operation = openapi.protected({
+        "tags": ["artwork"],
+        "summary": "Choose one artwork variant per title for a member (a page in one call).",
+        "operationId": "artwork_rank",
+        "requestBody": openapi.json_body("ArtworkRankRequest"),
+        "responses": {
+            "201": openapi.json_response("One result per title, in request order.",
+                                         "ArtworkRankResponse"),
+            **openapi.errors(400, 404, 409, 413, 415),
+        },
+    }, ("client",))
+    return {"/v1/artwork/rank": {"post": operation}}
+
+
+def _schemas(max_titles: int) -> dict[str, Any]:
+    nullable_string = {"type": "string", "nullable": True}
+    return {
+        "ArtworkRankRequest": {
+            "type": "object", "required": ["titles"], "additionalProperties": False,
+            "properties": {
+                "context": {"type": "object", "nullable": True,
+                            "description": "Member context: namespaced features, e.g. "
+                                           "{\"Member\": {\"country\": \"BR\"}}.",
+                            "additionalProperties": {"type": "object",
+                                                     "additionalProperties": {
+                                                         "oneOf": [{"type": "string"},
+                                                                   {"type": "number"},
+                                                                   {"type": "boolean"}]}}},
+                "titles": {"type": "array", "minItems": 1, "maxItems": max_titles,
+                           "uniqueItems": True,
+                           "items": {"type": "string", "pattern": ID_PATTERN}},
+                "deferActivation": {"type": "boolean", "nullable": True, "default": False},
+                "surface": {"type": "string", "maxLength": 64, "nullable": True,
+                            "description": "Where the page is shown (logged, not a feature)."},
+            },
+        },
+        "ArtworkRankResponse": {
+            "type": "object", "required": ["modelVersion", "results"],
+            "properties": {
+                "modelVersion": {"type": "string"},
+                "results": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["titleId", "variantId", "imageUrl", "eventId", "probability"],
+                    "properties": {
+                        "titleId": {"type": "string"}, "variantId": nullable_string,
+                        "imageUrl": nullable_string, "eventId": nullable_string,
+                        "probability": {"type": "number", "minimum": 0, "maximum": 1,
+                                        "nullable": True},
+                        "reason": {"type": "string"}}}},
+            },
+        },
+    }
+
+
+def init_app(app: Flask) -> None:
+    """Register the route and document it (after :func:`serving.catalogue.init_app`)."""
+    app.config.setdefault("ARTWORK_RANK_MAX_TITLES", 100)
+    max_titles = int(app.config["ARTWORK_RANK_MAX_TITLES"])
+    app.register_blueprint(bp)
+    openapi.add_paths(app, _paths(max_titles), _schemas(max_titles))

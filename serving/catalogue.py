@@ -1,0 +1,830 @@
+"""The artwork catalogue API: titles, poster variants, trailer frames, images, performance.
+
+Marketers (role ``marketer``) create titles, upload poster variants as
+``multipart/form-data``, mine candidate frames from a trailer and approve them,
+turn variants on and off, and read each variant's performance. Uploads are
+analysed by :mod:`artwork` (features, warnings, near-duplicates); the
+:class:`banditkit.catalogue.Catalogue` stores the results and the image bytes by
+content hash, served back at ``/v1/artwork/images/<sha256>.<ext>``.
+
+Image URLs are public (no key): ``<img>`` tags cannot send headers, and a
+SHA-256 in the URL is not guessable. Everything else needs a key.
+
+Config keys (``CATALOGUE_`` namespace)
+--------------------------------------
+CATALOGUE_MAX_UPLOAD_BYTES : int, default=20971520
+    Largest poster upload (20 MiB); larger gets 413.
+CATALOGUE_MAX_TRAILER_BYTES : int, default=209715200
+    Largest trailer upload (200 MiB); larger gets 413.
+CATALOGUE_MAX_PIXELS : int, default=artwork's DEFAULT_MAX_PIXELS
+    Largest image (width x height), checked before decoding.
+CATALOGUE_MAX_VARIANTS : int, default=50
+    Most variants per title.
+CATALOGUE_EXPECTED_ASPECT : float, default=0.6667
+    Width / height of the artwork slot (2:3 poster); a title's
+    ``metadata.expectedAspect`` overrides it. Mismatches are warned about.
+CATALOGUE_TRAILER_FRAMES : int, default=8
+    Candidate frames mined per trailer.
+CATALOGUE_TRAILER_MAX_FRAMES : int, default=18000
+    Frames decoded at most per trailer (12 minutes at 25 fps).
+CATALOGUE_IMAGE_BASE_URL : str, default=""
+    Prefix of image URLs (a CDN in front of the image route); empty gives
+    root-relative URLs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Flask, current_app, request, send_file
+from PIL import Image
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response
+
+import artwork
+from artwork.io import DEFAULT_MAX_PIXELS
+from banditkit.catalogue import (
+    ID_PATTERN,
+    Candidate,
+    Catalogue,
+    CatalogueConflictError,
+    Title,
+    UnknownItemError,
+    Variant,
+    check_id,
+)
+from banditkit.errors import InvalidInputError
+from banditkit.performance import TitlePerformance, title_performance
+from serving import openapi
+from serving._parsing import json_body, require_object
+from serving.auth import require_roles
+from serving.errors import ApiError, error_response
+from serving.runtime import get_engine
+
+__all__ = [
+    "CATALOGUE_EXTENSION",
+    "bp",
+    "get_catalogue",
+    "get_detectors",
+    "image_url",
+    "init_app",
+]
+
+CATALOGUE_EXTENSION = "banditkit.catalogue"
+_DETECTORS_EXTENSION = "banditkit.artwork_detectors"
+_DEFAULTS: dict[str, Any] = {
+    "CATALOGUE_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
+    "CATALOGUE_MAX_TRAILER_BYTES": 200 * 1024 * 1024,
+    "CATALOGUE_MAX_PIXELS": DEFAULT_MAX_PIXELS,
+    "CATALOGUE_MAX_VARIANTS": 50,
+    "CATALOGUE_EXPECTED_ASPECT": 2 / 3,
+    "CATALOGUE_TRAILER_FRAMES": 8,
+    "CATALOGUE_TRAILER_MAX_FRAMES": 18000,
+    "CATALOGUE_IMAGE_BASE_URL": "",
+}
+_MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png",
+                "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp",
+                "TIFF": "image/tiff"}
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
+               "image/webp": "webp", "image/bmp": "bmp", "image/tiff": "tiff"}
+_IMAGE_NAME = re.compile(r"^([0-9a-f]{64})\.(jpg|png|gif|webp|bmp|tiff)$")
+_TOO_LARGE_CODES = {"too_large"}
+
+bp = Blueprint("catalogue", __name__, url_prefix="/v1")
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def get_catalogue(app: Flask | None = None) -> Catalogue:
+    """The app's :class:`~banditkit.catalogue.Catalogue`."""
+    return (app or current_app).extensions[CATALOGUE_EXTENSION]
+
+
+def get_detectors(app: Flask | None = None) -> artwork.Detectors:
+    """The app's artwork detectors, built once on first use."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    holder = app.extensions[_DETECTORS_EXTENSION]
+    with holder["lock"]:
+        if holder["detectors"] is None:
+            holder["detectors"] = artwork.load_detectors()
+        return holder["detectors"]
+
+
+def _config(name: str) -> Any:
+    return current_app.config.get(f"CATALOGUE_{name}", _DEFAULTS[f"CATALOGUE_{name}"])
+
+
+def image_url(content_hash: str, media_type: str) -> str:
+    """The URL an image is served at (``CATALOGUE_IMAGE_BASE_URL`` + the image route)."""
+    base = str(_config("IMAGE_BASE_URL") or "").rstrip("/")
+    return f"{base}/v1/artwork/images/{content_hash}.{_EXTENSIONS.get(media_type, 'bin')}"
+
+
+def _title_id(value: str) -> str:
+    try:
+        return check_id(value, name="titleId")
+    except InvalidInputError as exc:
+        raise ApiError(str(exc), target="titleId") from None
+
+
+def _item_id(value: str, *, prefix: str, name: str) -> str:
+    if not re.fullmatch(prefix + r"[0-9a-f]{12}", value):
+        raise ApiError(f"{name} must look like {prefix}0123456789ab, got {value!r}.",
+                       status=404, target=name)
+    return value
+
+
+def _encode_fingerprint(fp: artwork.Fingerprint) -> bytes:
+    header = json.dumps(fp.to_dict(), separators=(",", ":")).encode()
+    return header + b"\n" + np.ascontiguousarray(fp.orb, dtype=np.uint8).tobytes()
+
+
+def _decode_fingerprint(blob: bytes) -> artwork.Fingerprint:
+    header, _, orb = bytes(blob).partition(b"\n")
+    hashes = json.loads(header)
+    descriptors = np.frombuffer(orb, dtype=np.uint8).reshape(-1, 32).copy()
+    return artwork.Fingerprint(ahash=hashes["ahash"], dhash=hashes["dhash"],
+                               phash=hashes["phash"], orb=descriptors)
+
+
+def _artwork_error(exc: artwork.ArtworkInputError) -> ApiError:
+    status = 413 if exc.code in _TOO_LARGE_CODES else 400
+    return ApiError(exc.message, status=status, target="file", code=exc.code)
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def _read_upload(*, limit_key: str) -> tuple[bytes, str]:
+    """The ``file`` part of a multipart upload, within ``CATALOGUE_<limit_key>`` bytes."""
+    limit = int(_config(limit_key))
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(
+            f"The upload is {request.content_length:,} bytes, over the limit of {limit:,} "
+            f"(CATALOGUE_{limit_key}).", status=413, target="file")
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(
+            f"Content-Type must be multipart/form-data with a 'file' part, got "
+            f"{request.content_type!r}.", status=415)
+    request.max_content_length = limit  # also bounds chunked bodies
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise ApiError(f"The upload is over the limit of {limit:,} bytes "
+                       f"(CATALOGUE_{limit_key}).", status=413, target="file") from None
+    if upload is None:
+        raise ApiError("The multipart body needs a 'file' part holding the file.",
+                       target="file")
+    filename = upload.filename or ""
+    if ("/" in filename or "\\" in filename or "\x00" in filename
+            or filename in (".", "..") or len(filename) > 255):
+        raise ApiError(f"The file name must be a plain name without path separators "
+                       f"(at most 255 characters), got {filename[:300]!r}.",
+                       target="file.filename")
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(f"The file is over the limit of {limit:,} bytes "
+                       f"(CATALOGUE_{limit_key}).", status=413, target="file")
+    return data, filename
+
+
+def _expected_aspect(title: Title) -> float | None:
+    value = title.metadata.get("expectedAspect", _config("EXPECTED_ASPECT"))
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value > 0):
+        return float(_config("EXPECTED_ASPECT"))
+    return float(value)
+
+
+def _warnings(analysis: artwork.Analysis) -> list[dict[str, str]]:
+    return [{"code": w.code, "message": w.message} for w in analysis.warnings]
+
+
+def _details(analysis: artwork.Analysis, **extra: Any) -> dict[str, Any]:
+    summary = analysis.to_dict()
+    for key in ("features", "warnings", "content_hash"):
+        summary.pop(key, None)
+    summary["sharpness"] = round(float(analysis.sharpness), 3)
+    summary["noise"] = round(float(analysis.noise), 3)
+    summary["colorfulness"] = round(float(analysis.colorfulness), 3)
+    summary.update(extra)
+    return summary
+
+
+def _near_duplicates(fp: artwork.Fingerprint, others: dict[str, artwork.Fingerprint]
+                     ) -> list[str]:
+    return [vid for vid, other in others.items() if artwork.is_near_duplicate(fp, other)]
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _iso(seconds: float) -> str:
+    from banditkit.eventlog import iso_timestamp
+
+    return iso_timestamp(seconds)
+
+
+def title_json(title: Title, counts: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """A title as the API returns it."""
+    return {"id": title.id, "name": title.name, "genres": list(title.genres),
+            "metadata": title.metadata, "createdAt": _iso(title.created_at),
+            "variantCount": int(counts[0]), "activeVariantCount": int(counts[1] or 0)}
+
+
+def variant_json(variant: Variant) -> dict[str, Any]:
+    """A variant as the API returns it."""
+    return {"id": variant.id, "titleId": variant.title_id, "active": variant.active,
+            "imageUrl": image_url(variant.content_hash, variant.media_type),
+            "contentHash": variant.content_hash, "mediaType": variant.media_type,
+            "filename": variant.filename, "source": variant.source,
+            "createdAt": _iso(variant.created_at), "features": variant.features,
+            "warnings": variant.warnings, "nearDuplicates": list(variant.near_duplicates),
+            "details": variant.details}
+
+
+def candidate_json(candidate: Candidate) -> dict[str, Any]:
+    """A trailer frame candidate as the API returns it."""
+    return {"id": candidate.id, "titleId": candidate.title_id,
+            "imageUrl": image_url(candidate.content_hash, candidate.media_type),
+            "contentHash": candidate.content_hash, "mediaType": candidate.media_type,
+            "filename": candidate.filename, "createdAt": _iso(candidate.created_at),
+            "features": candidate.features, "warnings": candidate.warnings,
+            "details": candidate.details}
+
+
+def performance_json(report: TitlePerformance) -> dict[str, Any]:
+    """A :class:`~banditkit.performance.TitlePerformance` as the API returns it."""
+    return {
+        "titleId": report.title_id, "since": _iso(report.since), "until": _iso(report.until),
+        "confidence": report.confidence, "days": report.days,
+        "impressions": report.impressions, "joined": report.joined, "takes": report.takes,
+        "variants": [{
+            "variantId": v.variant_id, "impressions": v.impressions, "joined": v.joined,
+            "takes": v.takes, "share": v.share, "takeRate": v.take_rate,
+            "takeRateLow": v.take_rate_low, "takeRateHigh": v.take_rate_high,
+            "meanReward": v.mean_reward,
+            "daily": [{"day": d.day, "impressions": d.impressions, "joined": d.joined,
+                       "takes": d.takes, "share": d.share, "takeRate": d.take_rate,
+                       "takeRateLow": d.take_rate_low, "takeRateHigh": d.take_rate_high}
+                      for d in v.daily],
+        } for v in report.variants],
+    }
+
+
+def _title_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    allowed = {"id", "name", "genres", "metadata"} if creating else {"name", "genres",
+                                                                      "metadata"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(f"Unknown fields {unknown}; expected some of {sorted(allowed)}.",
+                       target=unknown[0])
+    fields: dict[str, Any] = {}
+    for key in ("name", "genres", "metadata"):
+        if body.get(key) is not None:
+            fields[key] = body[key]
+    if "genres" in fields and not isinstance(fields["genres"], list):
+        raise ApiError("genres must be an array of strings.", target="genres")
+    if "metadata" in fields and not isinstance(fields["metadata"], dict):
+        raise ApiError("metadata must be an object.", target="metadata")
+    return fields
+
+
+# --------------------------------------------------------------------------- titles
+
+
+@bp.get("/catalogue/titles")
+@require_roles("marketer")
+def list_titles() -> dict[str, Any]:
+    """Every title with its variant counts."""
+    catalogue = get_catalogue()
+    counts = catalogue.variant_counts()
+    return {"titles": [title_json(t, counts.get(t.id, (0, 0))) for t in catalogue.titles()]}
+
+
+@bp.post("/catalogue/titles")
+@require_roles("marketer")
+def create_title() -> tuple[dict[str, Any], int]:
+    """Create a title: ``{"id", "name"?, "genres"?, "metadata"?}`` -> 201."""
+    body = require_object(json_body(), target="")
+    if "id" not in body:
+        raise ApiError("id is required: the title id, e.g. 'stranger-things'.", target="id")
+    if not isinstance(body["id"], str):
+        raise ApiError("id must be a string.", target="id")
+    title_id = _title_id(body["id"])
+    title = get_catalogue().create_title(title_id, **_title_fields(body, creating=True))
+    return title_json(title), 201
+
+
+@bp.get("/catalogue/titles/<titleId>")
+@require_roles("marketer")
+def get_title(titleId: str) -> dict[str, Any]:  # noqa: N803 - the URL's own spelling
+    """One title with its variants and pending candidates."""
+    catalogue = get_catalogue()
+    title = catalogue.title(_title_id(titleId))
+    variants = catalogue.variants(title.id)
+    body = title_json(title, (len(variants), sum(v.active for v in variants)))
+    body["variants"] = [variant_json(v) for v in variants]
+    body["candidates"] = [candidate_json(c) for c in catalogue.candidates(title.id)]
+    return body
+
+
+@bp.patch("/catalogue/titles/<titleId>")
+@require_roles("marketer")
+def update_title(titleId: str) -> dict[str, Any]:  # noqa: N803
+    """Change a title's name, genres or metadata."""
+    title_id = _title_id(titleId)
+    body = require_object(json_body(), target="")
+    catalogue = get_catalogue()
+    title = catalogue.update_title(title_id, **_title_fields(body, creating=False))
+    return title_json(title, catalogue.variant_counts().get(title.id, (0, 0)))
+
+
+@bp.delete("/catalogue/titles/<titleId>")
+@require_roles("marketer")
+def delete_title(titleId: str) -> tuple[str, int]:  # noqa: N803
+    """Delete a title with its variants and candidates: 204."""
+    get_catalogue().delete_title(_title_id(titleId))
+    return "", 204
+
+
+# --------------------------------------------------------------------------- variants
+
+
+@bp.get("/catalogue/titles/<titleId>/variants")
+@require_roles("marketer")
+def list_variants(titleId: str) -> dict[str, Any]:  # noqa: N803
+    """A title's variants, oldest first."""
+    variants = get_catalogue().variants(_title_id(titleId))
+    return {"variants": [variant_json(v) for v in variants]}
+
+
+@bp.post("/catalogue/titles/<titleId>/variants")
+@require_roles("marketer")
+def upload_variant(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
+    """Upload a poster (multipart ``file``): analysed, stored, active; 201."""
+    catalogue = get_catalogue()
+    title = catalogue.title(_title_id(titleId))
+    limit = int(_config("MAX_VARIANTS"))
+    if catalogue.variant_counts().get(title.id, (0, 0))[0] >= limit:
+        raise ApiError(f"Title {title.id!r} already has {limit} variants "
+                       "(CATALOGUE_MAX_VARIANTS); delete one first.", status=409)
+    data, filename = _read_upload(limit_key="MAX_UPLOAD_BYTES")
+    try:
+        loaded = artwork.load_image(data, max_pixels=int(_config("MAX_PIXELS")))
+        others = {vid: _decode_fingerprint(fp)
+                  for vid, fp in catalogue.fingerprints(title.id).items()}
+        analysis = artwork.analyze_image(
+            loaded, detectors=get_detectors(), expected_aspect=_expected_aspect(title),
+            variants=others, expect_face=bool(title.metadata.get("expectFace", True)))
+    except artwork.ArtworkInputError as exc:
+        raise _artwork_error(exc) from None
+    variant = catalogue.add_variant(
+        title.id, data=data, media_type=_MEDIA_TYPES.get(loaded.format, "image/jpeg"),
+        features=analysis.to_namespaces(), warnings=_warnings(analysis),
+        details=_details(analysis, format=loaded.format, sourceMode=loaded.source_mode),
+        fingerprint=_encode_fingerprint(analysis.fingerprint),
+        near_duplicates=_near_duplicates(analysis.fingerprint, others),
+        filename=filename, source="upload")
+    return variant_json(variant), 201
+
+
+@bp.get("/catalogue/titles/<titleId>/variants/<variantId>")
+@require_roles("marketer")
+def get_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
+    """One variant."""
+    variant_id = _item_id(variantId, prefix="v", name="variantId")
+    return variant_json(get_catalogue().variant(_title_id(titleId), variant_id))
+
+
+@bp.patch("/catalogue/titles/<titleId>/variants/<variantId>")
+@require_roles("marketer")
+def update_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
+    """Turn a variant on or off: ``{"active": bool}``."""
+    title_id = _title_id(titleId)
+    variant_id = _item_id(variantId, prefix="v", name="variantId")
+    body = require_object(json_body(), target="")
+    unknown = sorted(set(body) - {"active"})
+    if unknown:
+        raise ApiError(f"Unknown fields {unknown}; only 'active' can change.", target=unknown[0])
+    if not isinstance(body.get("active"), bool):
+        raise ApiError("active is required: true or false.", target="active")
+    return variant_json(get_catalogue().set_active(title_id, variant_id, body["active"]))
+
+
+@bp.delete("/catalogue/titles/<titleId>/variants/<variantId>")
+@require_roles("marketer")
+def delete_variant(titleId: str, variantId: str) -> tuple[str, int]:  # noqa: N803
+    """Delete a variant: 204."""
+    variant_id = _item_id(variantId, prefix="v", name="variantId")
+    get_catalogue().delete_variant(_title_id(titleId), variant_id)
+    return "", 204
+
+
+# --------------------------------------------------------------------------- trailers
+
+
+def _jpeg_bytes(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="JPEG", quality=92)
+    return out.getvalue()
+
+
+@bp.post("/catalogue/titles/<titleId>/trailers")
+@require_roles("marketer")
+def upload_trailer(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
+    """Upload a trailer (multipart ``file``): its best frames become candidates; 201."""
+    catalogue = get_catalogue()
+    title = catalogue.title(_title_id(titleId))
+    data, filename = _read_upload(limit_key="MAX_TRAILER_BYTES")
+    stem = Path(filename).stem or "trailer"
+    scratch = Path(current_app.config["ENGINE_DATA_DIR"]) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    handle, path = tempfile.mkstemp(dir=scratch, suffix=".video")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        mining = artwork.mine_frames(path, detectors=get_detectors(),
+                                     top_k=int(_config("TRAILER_FRAMES")),
+                                     max_frames=int(_config("TRAILER_MAX_FRAMES")))
+    except artwork.ArtworkInputError as exc:
+        raise _artwork_error(exc) from None
+    finally:
+        os.unlink(path)
+    created = []
+    for rank, frame in enumerate(mining.candidates, start=1):
+        analysis = frame.analysis
+        created.append(catalogue.add_candidate(
+            title.id, data=_jpeg_bytes(frame.image), media_type="image/jpeg",
+            features=analysis.to_namespaces(), warnings=_warnings(analysis),
+            details=_details(analysis, trailer=filename, timestamp=round(frame.timestamp, 3),
+                             frameIndex=frame.frame_index, shotIndex=frame.shot_index,
+                             score=round(frame.score, 4), rank=rank),
+            fingerprint=_encode_fingerprint(analysis.fingerprint),
+            filename=f"{stem}-{frame.timestamp:.2f}s.jpg"[:255]))
+    return {"candidates": [candidate_json(c) for c in created], "frames": mining.n_frames,
+            "shots": len(mining.shots), "fps": mining.fps}, 201
+
+
+@bp.get("/catalogue/titles/<titleId>/candidates")
+@require_roles("marketer")
+def list_candidates(titleId: str) -> dict[str, Any]:  # noqa: N803
+    """A title's frame candidates waiting for approval."""
+    candidates = get_catalogue().candidates(_title_id(titleId))
+    return {"candidates": [candidate_json(c) for c in candidates]}
+
+
+@bp.post("/catalogue/titles/<titleId>/candidates/<candidateId>/approve")
+@require_roles("marketer")
+def approve_candidate(titleId: str, candidateId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
+    """Approve a frame candidate: it becomes an active variant; 201."""
+    catalogue = get_catalogue()
+    title_id = _title_id(titleId)
+    candidate = catalogue.candidate(title_id, _item_id(candidateId, prefix="c",
+                                                       name="candidateId"))
+    limit = int(_config("MAX_VARIANTS"))
+    fingerprints = catalogue.fingerprints(title_id)
+    if catalogue.variant_counts().get(title_id, (0, 0))[0] >= limit:
+        raise ApiError(f"Title {title_id!r} already has {limit} variants "
+                       "(CATALOGUE_MAX_VARIANTS); delete one first.", status=409)
+    duplicates: list[str] = []
+    if candidate.fingerprint is not None:
+        fp = _decode_fingerprint(candidate.fingerprint)
+        duplicates = _near_duplicates(fp, {vid: _decode_fingerprint(blob)
+                                           for vid, blob in fingerprints.items()})
+    warnings = [w for w in candidate.warnings if w.get("code") != "near_duplicate"]
+    warnings += [{"code": "near_duplicate", "message": f"Near-duplicate of variant {vid}."}
+                 for vid in duplicates]
+    variant = catalogue.approve_candidate(title_id, candidate.id, near_duplicates=duplicates,
+                                          warnings=warnings)
+    return variant_json(variant), 201
+
+
+@bp.delete("/catalogue/titles/<titleId>/candidates/<candidateId>")
+@require_roles("marketer")
+def delete_candidate(titleId: str, candidateId: str) -> tuple[str, int]:  # noqa: N803
+    """Discard a frame candidate: 204."""
+    candidate_id = _item_id(candidateId, prefix="c", name="candidateId")
+    get_catalogue().delete_candidate(_title_id(titleId), candidate_id)
+    return "", 204
+
+
+# --------------------------------------------------------------------------- performance
+
+
+def _number_arg(name: str, default: float, *, low: float, high: float,
+                integer: bool = False) -> float:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        kind = "an integer" if integer else "a number"
+        raise ApiError(f"{name} must be {kind} in [{low:g}, {high:g}], got {raw!r}.",
+                       target=name)
+    return value
+
+
+@bp.get("/catalogue/titles/<titleId>/performance")
+@require_roles("marketer", "analyst")
+def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
+    """Impressions, takes, take rate (Wilson interval) and share per variant and day."""
+    catalogue = get_catalogue()
+    title = catalogue.title(_title_id(titleId))
+    days = int(_number_arg("days", 14, low=1, high=366, integer=True))
+    confidence = _number_arg("confidence", 0.95, low=0.5, high=0.999)
+    engine = get_engine()
+    until = float(engine.clock())
+    since = until - days * 86400.0
+    report = title_performance(
+        engine.store.events_since(since), title_id=title.id, since=since, until=until,
+        variant_ids=[v.id for v in catalogue.variants(title.id)], confidence=confidence)
+    return performance_json(report)
+
+
+# --------------------------------------------------------------------------- images
+
+
+@bp.get("/artwork/images/<name>")
+def image(name: str) -> Response:
+    """An image by content hash (public, immutable)."""
+    match = _IMAGE_NAME.match(name)
+    if match is None:
+        raise ApiError(f"Image names look like <sha256>.jpg, got {name[:100]!r}.", status=404,
+                       target="name")
+    try:
+        path, media_type = get_catalogue().image(match.group(1))
+    except UnknownItemError:
+        raise ApiError(f"No image {name!r}.", status=404, target="name") from None
+    if _EXTENSIONS.get(media_type) != match.group(2):
+        raise ApiError(f"No image {name!r}; it is stored as {media_type}.", status=404,
+                       target="name")
+    response = send_file(path, mimetype=media_type, max_age=31536000, conditional=True,
+                         etag=match.group(1))
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def _paths() -> dict[str, Any]:
+    j = openapi.JSON
+    ref = openapi._ref  # noqa: SLF001 - the module's own helper
+    title_param = {"name": "titleId", "in": "path", "required": True,
+                   "description": "Title id.",
+                   "schema": {"type": "string", "pattern": ID_PATTERN}}
+    variant_param = {"name": "variantId", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": r"^v[0-9a-f]{12}$"}}
+    candidate_param = {"name": "candidateId", "in": "path", "required": True,
+                       "schema": {"type": "string", "pattern": r"^c[0-9a-f]{12}$"}}
+    multipart = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary"}}}}}}
+
+    def op(summary: str, op_id: str, responses: dict[str, Any], *, params: list | None = None,
+           body: dict | None = None, roles: tuple[str, ...] = ("marketer",)) -> dict[str, Any]:
+        operation: dict[str, Any] = {"tags": ["catalogue"], "summary": summary,
+                                     "operationId": op_id, "responses": responses}
+        if params:
+            operation["parameters"] = params
+        if body:
+            operation["requestBody"] = body
+        return openapi.protected(operation, roles)
+
+    def ok(description: str, schema: str, status: str = "200") -> dict[str, Any]:
+        return {status: openapi.json_response(description, schema)}
+
+    no_content = {"204": {"description": "Done."}}
+    t, tv = [title_param], [title_param, variant_param]
+    tc = [title_param, candidate_param]
+    return {
+        "/v1/catalogue/titles": {
+            "get": op("List titles.", "catalogue_list_titles", {
+                **ok("Titles.", "TitleList"), **openapi.errors(400)}),
+            "post": op("Create a title.", "catalogue_create_title", {
+                **ok("Created.", "Title", "201"), **openapi.errors(400, 409, 413, 415)},
+                body=openapi.json_body("TitleCreate")),
+        },
+        "/v1/catalogue/titles/{titleId}": {
+            "get": op("A title with its variants and candidates.", "catalogue_get_title", {
+                **ok("The title.", "TitleDetail"), **openapi.errors(400, 404)}, params=t),
+            "patch": op("Change a title's name, genres or metadata.",
+                        "catalogue_update_title", {
+                            **ok("The title.", "Title"),
+                            **openapi.errors(400, 404, 413, 415)},
+                        params=t, body=openapi.json_body("TitleUpdate")),
+            "delete": op("Delete a title, its variants and candidates.",
+                         "catalogue_delete_title", {**no_content, **openapi.errors(400, 404)},
+                         params=t),
+        },
+        "/v1/catalogue/titles/{titleId}/variants": {
+            "get": op("A title's variants.", "catalogue_list_variants", {
+                **ok("Variants.", "VariantList"), **openapi.errors(400, 404)}, params=t),
+            "post": op("Upload a poster variant (analysed by artwork/).",
+                       "catalogue_upload_variant", {
+                           **ok("Created.", "Variant", "201"),
+                           **openapi.errors(400, 404, 409, 413, 415)},
+                       params=t, body=multipart),
+        },
+        "/v1/catalogue/titles/{titleId}/variants/{variantId}": {
+            "get": op("One variant.", "catalogue_get_variant", {
+                **ok("The variant.", "Variant"), **openapi.errors(400, 404)}, params=tv),
+            "patch": op("Turn a variant on or off.", "catalogue_update_variant", {
+                **ok("The variant.", "Variant"), **openapi.errors(400, 404, 413, 415)},
+                params=tv, body=openapi.json_body("VariantUpdate")),
+            "delete": op("Delete a variant.", "catalogue_delete_variant", {
+                **no_content, **openapi.errors(400, 404)}, params=tv),
+        },
+        "/v1/catalogue/titles/{titleId}/trailers": {
+            "post": op("Upload a trailer; its best frames become candidates.",
+                       "catalogue_upload_trailer", {
+                           **ok("Candidates mined.", "TrailerResult", "201"),
+                           **openapi.errors(400, 404, 413, 415)},
+                       params=t, body=multipart),
+        },
+        "/v1/catalogue/titles/{titleId}/candidates": {
+            "get": op("Frame candidates waiting for approval.", "catalogue_list_candidates", {
+                **ok("Candidates.", "CandidateList"), **openapi.errors(400, 404)}, params=t),
+        },
+        "/v1/catalogue/titles/{titleId}/candidates/{candidateId}/approve": {
+            "post": op("Approve a frame candidate as an active variant.",
+                       "catalogue_approve_candidate", {
+                           **ok("The new variant.", "Variant", "201"),
+                           **openapi.errors(400, 404, 409)}, params=tc),
+        },
+        "/v1/catalogue/titles/{titleId}/candidates/{candidateId}": {
+            "delete": op("Discard a frame candidate.", "catalogue_delete_candidate", {
+                **no_content, **openapi.errors(400, 404)}, params=tc),
+        },
+        "/v1/catalogue/titles/{titleId}/performance": {
+            "get": op("Per-variant impressions, takes, take rate and share, per day.",
+                      "catalogue_performance", {
+                          **ok("The report.", "Performance"), **openapi.errors(400, 404)},
+                      params=[title_param,
+                              {"name": "days", "in": "query", "required": False,
+                               "schema": {"type": "integer", "minimum": 1, "maximum": 366,
+                                          "default": 14}},
+                              {"name": "confidence", "in": "query", "required": False,
+                               "schema": {"type": "number", "minimum": 0.5,
+                                          "maximum": 0.999, "default": 0.95}}],
+                      roles=("analyst", "marketer")),
+        },
+        "/v1/artwork/images/{name}": {
+            "get": {
+                "tags": ["catalogue"], "summary": "An image by content hash (public).",
+                "operationId": "artwork_image", "security": [],
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string",
+                                           "pattern": _IMAGE_NAME.pattern}}],
+                "responses": {
+                    "200": {"description": "The image bytes.", "content": {
+                        media: {"schema": {"type": "string", "format": "binary"}}
+                        for media in sorted(set(_MEDIA_TYPES.values()))}},
+                    "304": {"description": "Not modified."},
+                    **{"404": {"description": "No such image.",
+                               "content": {j: {"schema": ref("Error")}}}},
+                },
+            },
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    ref = openapi._ref  # noqa: SLF001
+    features = {"type": "object", "description": "Namespaced features.",
+                "additionalProperties": {"type": "object", "additionalProperties": True}}
+    warning = {"type": "object", "required": ["code", "message"],
+               "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+    genres = {"type": "array", "maxItems": 32,
+              "items": {"type": "string", "pattern": r"^[^\s_][^\s]{0,63}$"}}
+    title_props = {
+        "id": {"type": "string"}, "name": {"type": "string"}, "genres": genres,
+        "metadata": {"type": "object", "additionalProperties": True},
+        "createdAt": {"type": "string"}, "variantCount": {"type": "integer"},
+        "activeVariantCount": {"type": "integer"}}
+    title_required = ["id", "name", "genres", "metadata", "createdAt", "variantCount",
+                      "activeVariantCount"]
+    image_props = {
+        "id": {"type": "string"}, "titleId": {"type": "string"},
+        "imageUrl": {"type": "string"}, "contentHash": {"type": "string"},
+        "mediaType": {"type": "string"}, "filename": {"type": "string"},
+        "createdAt": {"type": "string"}, "features": features,
+        "warnings": {"type": "array", "items": warning},
+        "details": {"type": "object", "additionalProperties": True}}
+    nullable_number = {"type": "number", "nullable": True}
+    counts = {"impressions": {"type": "integer"}, "joined": {"type": "integer"},
+              "takes": {"type": "integer"}, "share": nullable_number,
+              "takeRate": nullable_number, "takeRateLow": {"type": "number"},
+              "takeRateHigh": {"type": "number"}}
+    return {
+        "TitleCreate": {"type": "object", "required": ["id"], "additionalProperties": False,
+                        "properties": {
+                            "id": {"type": "string", "pattern": ID_PATTERN},
+                            "name": {"type": "string", "minLength": 1, "maxLength": 256},
+                            "genres": genres,
+                            "metadata": {"type": "object", "additionalProperties": True}}},
+        "TitleUpdate": {"type": "object", "additionalProperties": False, "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 256}, "genres": genres,
+            "metadata": {"type": "object", "additionalProperties": True}}},
+        "Title": {"type": "object", "required": title_required, "properties": title_props},
+        "TitleList": {"type": "object", "required": ["titles"],
+                      "properties": {"titles": {"type": "array", "items": ref("Title")}}},
+        "TitleDetail": {"type": "object",
+                        "required": [*title_required, "variants", "candidates"],
+                        "properties": {**title_props,
+                                       "variants": {"type": "array", "items": ref("Variant")},
+                                       "candidates": {"type": "array",
+                                                      "items": ref("Candidate")}}},
+        "Variant": {"type": "object",
+                    "required": [*image_props, "active", "source", "nearDuplicates"],
+                    "properties": {**image_props, "active": {"type": "boolean"},
+                                   "source": {"type": "string", "enum": ["upload", "trailer"]},
+                                   "nearDuplicates": {"type": "array",
+                                                      "items": {"type": "string"}}}},
+        "VariantList": {"type": "object", "required": ["variants"],
+                        "properties": {"variants": {"type": "array",
+                                                    "items": ref("Variant")}}},
+        "VariantUpdate": {"type": "object", "required": ["active"],
+                          "additionalProperties": False,
+                          "properties": {"active": {"type": "boolean"}}},
+        "Candidate": {"type": "object", "required": list(image_props),
+                      "properties": image_props},
+        "CandidateList": {"type": "object", "required": ["candidates"],
+                          "properties": {"candidates": {"type": "array",
+                                                        "items": ref("Candidate")}}},
+        "TrailerResult": {"type": "object", "required": ["candidates", "frames", "shots", "fps"],
+                          "properties": {"candidates": {"type": "array",
+                                                        "items": ref("Candidate")},
+                                         "frames": {"type": "integer"},
+                                         "shots": {"type": "integer"},
+                                         "fps": {"type": "number"}}},
+        "Performance": {
+            "type": "object",
+            "required": ["titleId", "since", "until", "confidence", "days", "impressions",
+                         "joined", "takes", "variants"],
+            "properties": {
+                "titleId": {"type": "string"}, "since": {"type": "string"},
+                "until": {"type": "string"}, "confidence": {"type": "number"},
+                "days": {"type": "array", "items": {"type": "string"}},
+                "impressions": {"type": "integer"}, "joined": {"type": "integer"},
+                "takes": {"type": "integer"},
+                "variants": {"type": "array", "items": {
+                    "type": "object", "required": ["variantId", *counts, "meanReward", "daily"],
+                    "properties": {
+                        "variantId": {"type": "string"}, **counts,
+                        "meanReward": nullable_number,
+                        "daily": {"type": "array", "items": {
+                            "type": "object", "required": ["day", *counts],
+                            "properties": {"day": {"type": "string"}, **counts}}}}}},
+            },
+        },
+    }
+
+
+# --------------------------------------------------------------------------- init
+
+
+def _unknown_item(exc: UnknownItemError) -> Response:
+    return error_response(404, str(exc))
+
+
+def _conflict(exc: CatalogueConflictError) -> Response:
+    return error_response(409, str(exc))
+
+
+def init_app(app: Flask) -> None:
+    """Open the data directory's catalogue, register the routes and document them.
+
+    Parameters
+    ----------
+    app : Flask
+        The application; ``ENGINE_DATA_DIR`` names the data directory.
+    """
+    for key, value in _DEFAULTS.items():
+        app.config.setdefault(key, value)
+    catalogue = Catalogue.open(Path(app.config["ENGINE_DATA_DIR"]),
+                               clock=get_engine(app).clock)
+    app.extensions[CATALOGUE_EXTENSION] = catalogue
+    app.extensions[_DETECTORS_EXTENSION] = {"lock": threading.Lock(), "detectors": None}
+    app.register_error_handler(UnknownItemError, _unknown_item)
+    app.register_error_handler(CatalogueConflictError, _conflict)
+    app.register_blueprint(bp)
+    openapi.add_paths(app, _paths(), _schemas())

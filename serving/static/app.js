@@ -1,0 +1,484 @@
+// banditkit marketer page: plain JS, no build step, no third-party code.
+// The API key lives only in this closure (never a cookie, never localStorage):
+// every request sends it as an Authorization header, which a cross-site page
+// cannot make the browser attach. Reloading the page signs out.
+"use strict";
+
+(function () {
+  let apiKey = null;
+  let titles = [];
+  let current = null;          // the selected title's id
+  let variants = [];
+  const COLORS = ["#e50914", "#46d369", "#6ab0ff", "#f5a623", "#c77dff", "#00c2c7",
+                  "#ff7eb6", "#b8e986", "#ffd27a", "#8d99ae"];
+  const SVG = "http://www.w3.org/2000/svg";
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (name === "class") node.className = value;
+      else if (name === "text") node.textContent = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else if (name === "style") {
+        // CSSOM, not a style attribute: the page's CSP allows no inline styles.
+        for (const declaration of value.split(";")) {
+          const at = declaration.indexOf(":");
+          if (at > 0) node.style.setProperty(declaration.slice(0, at).trim(), declaration.slice(at + 1).trim());
+        }
+      }
+      else node.setAttribute(name, value);
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) {
+        node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      }
+    }
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function say(text, isError) {
+    const box = $("message");
+    box.textContent = text || "";
+    box.className = isError ? "error" : "";
+  }
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  async function api(method, path, body) {
+    const headers = { "Authorization": "Bearer " + apiKey };
+    let payload;
+    if (body instanceof FormData) {
+      payload = body;
+    } else if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    const response = await fetch(path, { method, headers, body: payload,
+                                          credentials: "omit", cache: "no-store" });
+    if (response.status === 204) return null;
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (!response.ok) {
+      const message = data && data.error ? data.error.message : response.statusText;
+      throw new ApiError(response.status, message || ("HTTP " + response.status));
+    }
+    return data;
+  }
+
+  function colorOf(variantId) {
+    const index = variants.findIndex((v) => v.id === variantId);
+    return COLORS[(index < 0 ? variants.length : index) % COLORS.length];
+  }
+
+  function pct(value, digits) {
+    return value === null || value === undefined ? "–" : (100 * value).toFixed(digits ?? 1) + "%";
+  }
+
+  // ------------------------------------------------------------------ sign in
+
+  async function signIn(event) {
+    event.preventDefault();
+    const typed = $("key").value.trim();
+    if (!typed) { say("Type an API key with the marketer role.", true); return; }
+    apiKey = typed;
+    try {
+      const data = await api("GET", "/v1/catalogue/titles");
+      $("key").value = "";
+      $("signin").hidden = true;
+      $("who").hidden = false;
+      $("who-text").textContent = "Signed in · key …" + typed.slice(-4);
+      $("app").hidden = false;
+      document.body.dataset.signedIn = "true";
+      say("");
+      titles = data.titles;
+      renderTitles();
+    } catch (error) {
+      apiKey = null;
+      say(error.status === 401 ? "That key is not valid." :
+          error.status === 403 ? "That key's role may not manage artwork; use a marketer key." :
+          "Sign-in failed: " + error.message, true);
+    }
+  }
+
+  function signOut() {
+    apiKey = null; current = null; titles = []; variants = [];
+    $("app").hidden = true; $("who").hidden = true; $("signin").hidden = false;
+    $("title-panel").hidden = true;
+    delete document.body.dataset.signedIn;
+    say("Signed out.");
+  }
+
+  // ------------------------------------------------------------------ titles
+
+  async function loadTitles() {
+    titles = (await api("GET", "/v1/catalogue/titles")).titles;
+    renderTitles();
+  }
+
+  function renderTitles() {
+    const list = $("titles");
+    list.replaceChildren();
+    for (const title of titles) {
+      const button = el("button", {
+        type: "button", "data-title": title.id,
+        class: title.id === current ? "selected" : "",
+        onclick: () => selectTitle(title.id),
+      }, title.name, el("span", { class: "muted", text: " · " + title.activeVariantCount +
+                                                        "/" + title.variantCount }));
+      list.append(el("li", {}, button));
+    }
+    if (!titles.length) list.append(el("li", { class: "muted", text: "No titles yet." }));
+  }
+
+  async function createTitle(event) {
+    event.preventDefault();
+    const id = $("title-id").value.trim();
+    const name = $("title-name").value.trim();
+    const genres = $("title-genres").value.split(",").map((g) => g.trim()).filter(Boolean);
+    const body = { id, genres };
+    if (name) body.name = name;
+    try {
+      await api("POST", "/v1/catalogue/titles", body);
+      $("title-form").reset();
+      await loadTitles();
+      await selectTitle(id);
+      say("Title " + id + " created.");
+    } catch (error) {
+      say("Could not create the title: " + error.message, true);
+    }
+  }
+
+  async function selectTitle(titleId) {
+    current = titleId;
+    renderTitles();
+    try {
+      const title = await api("GET", "/v1/catalogue/titles/" + encodeURIComponent(titleId));
+      $("title-panel").hidden = false;
+      $("title-heading").textContent = title.name + " (" + title.id + ")";
+      $("title-genres-text").textContent = title.genres.length ?
+        "Genres: " + title.genres.join(", ") : "No genres";
+      $("uploads").replaceChildren();
+      variants = title.variants;
+      renderVariants();
+      renderCandidates(title.candidates);
+      await loadPerformance();
+    } catch (error) {
+      say("Could not load " + titleId + ": " + error.message, true);
+    }
+  }
+
+  async function refreshTitle() {
+    const title = await api("GET", "/v1/catalogue/titles/" + encodeURIComponent(current));
+    variants = title.variants;
+    renderVariants();
+    renderCandidates(title.candidates);
+    const entry = titles.find((t) => t.id === current);
+    if (entry) {
+      entry.variantCount = title.variantCount;
+      entry.activeVariantCount = title.activeVariantCount;
+      renderTitles();
+    }
+  }
+
+  // ------------------------------------------------------------------ variants
+
+  function featureTable(features) {
+    const table = el("table");
+    for (const [namespace, values] of Object.entries(features)) {
+      for (const [name, value] of Object.entries(values)) {
+        const shown = typeof value === "number" ? (Math.round(value * 1000) / 1000) : value;
+        table.append(el("tr", {}, el("td", { class: "ns", text: namespace }),
+                        el("td", { text: name }), el("td", { text: String(shown) })));
+      }
+    }
+    return el("details", { class: "features" }, el("summary", { text: "Features" }), table);
+  }
+
+  function variantCard(variant) {
+    const toggle = el("input", { type: "checkbox", "data-role": "active-toggle" });
+    toggle.checked = variant.active;
+    toggle.addEventListener("change", () => setActive(variant.id, toggle.checked, toggle));
+    const remove = el("button", {
+      type: "button", class: "danger", "data-role": "delete",
+      onclick: () => deleteVariant(variant.id),
+    }, "Delete");
+    const warnings = el("ul", { class: "warnings" });
+    for (const warning of variant.warnings) {
+      if (warning.code === "near_duplicate") continue;   // shown as badges below
+      warnings.append(el("li", { "data-code": warning.code, title: warning.message },
+                         "⚠ " + warning.message));
+    }
+    const badges = el("div", { class: "badges" });
+    for (const other of variant.nearDuplicates) {
+      badges.append(el("span", { class: "badge dup", "data-duplicate-of": other },
+                       "near-duplicate of " + other));
+    }
+    const details = variant.details || {};
+    const card = el("div", {
+      class: "card" + (variant.active ? "" : " inactive"),
+      "data-variant": variant.id, style: "--swatch: " + colorOf(variant.id),
+    },
+      el("img", { src: variant.imageUrl, alt: variant.filename || variant.id, loading: "lazy" }),
+      el("div", { class: "meta" },
+        el("span", { class: "id", text: variant.id }),
+        el("span", { class: "muted", text: (details.width || "?") + "×" + (details.height || "?") })),
+      el("div", { class: "muted", text: variant.filename || "(" + variant.source + ")" }),
+      badges, warnings, featureTable(variant.features),
+      el("div", { class: "actions" },
+        el("label", {}, toggle, " Active"), remove));
+    return card;
+  }
+
+  function renderVariants() {
+    const grid = $("variants");
+    grid.replaceChildren(...variants.map(variantCard));
+    const active = variants.filter((v) => v.active).length;
+    $("variant-count").textContent = "(" + active + " active of " + variants.length + ")";
+    if (!variants.length) grid.append(el("p", { class: "muted", text: "No variants yet: drop posters above." }));
+  }
+
+  async function setActive(variantId, active, toggle) {
+    try {
+      await api("PATCH", "/v1/catalogue/titles/" + encodeURIComponent(current) +
+                "/variants/" + variantId, { active });
+      await refreshTitle();
+      say("Variant " + variantId + (active ? " is on." : " is off."));
+    } catch (error) {
+      toggle.checked = !active;
+      say("Could not change " + variantId + ": " + error.message, true);
+    }
+  }
+
+  async function deleteVariant(variantId) {
+    if (!window.confirm("Delete variant " + variantId + "? Its image is removed.")) return;
+    try {
+      await api("DELETE", "/v1/catalogue/titles/" + encodeURIComponent(current) +
+                "/variants/" + variantId);
+      await refreshTitle();
+      say("Variant " + variantId + " deleted.");
+    } catch (error) {
+      say("Could not delete " + variantId + ": " + error.message, true);
+    }
+  }
+
+  // ------------------------------------------------------------------ uploads
+
+  async function uploadFiles(files) {
+    if (!current) { say("Pick a title first.", true); return; }
+    const list = $("uploads");
+    for (const file of files) {
+      const row = el("li", { "data-file": file.name }, "Analysing " + file.name + "…");
+      list.append(row);
+      const form = new FormData();
+      form.append("file", file, file.name);
+      try {
+        const variant = await api("POST", "/v1/catalogue/titles/" +
+                                  encodeURIComponent(current) + "/variants", form);
+        row.className = "done";
+        row.textContent = file.name + " → " + variant.id +
+          (variant.warnings.length ? " (" + variant.warnings.length + " warnings)" : "");
+      } catch (error) {
+        row.className = "error";
+        row.textContent = file.name + ": " + error.message;
+      }
+    }
+    await refreshTitle();
+  }
+
+  function setupDropzone() {
+    const zone = $("dropzone");
+    const stop = (event) => { event.preventDefault(); event.stopPropagation(); };
+    ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
+      stop(event); zone.classList.add("over");
+    }));
+    ["dragleave", "drop"].forEach((name) => zone.addEventListener(name, (event) => {
+      stop(event); zone.classList.remove("over");
+    }));
+    zone.addEventListener("drop", (event) => {
+      const files = Array.from((event.dataTransfer && event.dataTransfer.files) || []);
+      if (files.length) uploadFiles(files);
+    });
+    $("file-input").addEventListener("change", (event) => {
+      const files = Array.from(event.target.files || []);
+      event.target.value = "";
+      if (files.length) uploadFiles(files);
+    });
+  }
+
+  // ------------------------------------------------------------------ trailers
+
+  function renderCandidates(candidates) {
+    const grid = $("candidates");
+    grid.replaceChildren();
+    for (const candidate of candidates) {
+      const details = candidate.details || {};
+      const warnings = el("ul", { class: "warnings" });
+      for (const warning of candidate.warnings) warnings.append(el("li", {}, "⚠ " + warning.message));
+      grid.append(el("div", { class: "card", "data-candidate": candidate.id },
+        el("img", { src: candidate.imageUrl, alt: candidate.filename }),
+        el("div", { class: "meta" },
+          el("span", { class: "id", text: candidate.id }),
+          el("span", { class: "muted", text: "t=" + (details.timestamp ?? "?") + "s · score " +
+                                              (details.score ?? "?") })),
+        warnings, featureTable(candidate.features),
+        el("div", { class: "actions" },
+          el("button", { type: "button", "data-role": "approve",
+                         onclick: () => approveCandidate(candidate.id) }, "Approve"),
+          el("button", { type: "button", class: "danger", "data-role": "discard",
+                         onclick: () => discardCandidate(candidate.id) }, "Discard"))));
+    }
+  }
+
+  async function uploadTrailer(event) {
+    const file = event.target.files && event.target.files[0];
+    event.target.value = "";
+    if (!file || !current) return;
+    const status = $("trailer-status");
+    status.textContent = "Mining frames from " + file.name + "…";
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try {
+      const result = await api("POST", "/v1/catalogue/titles/" + encodeURIComponent(current) +
+                               "/trailers", form);
+      status.textContent = result.candidates.length + " candidate frames from " +
+        result.frames + " frames in " + result.shots + " shots.";
+      await refreshTitle();
+    } catch (error) {
+      status.textContent = file.name + ": " + error.message;
+    }
+  }
+
+  async function approveCandidate(candidateId) {
+    try {
+      const variant = await api("POST", "/v1/catalogue/titles/" + encodeURIComponent(current) +
+                                "/candidates/" + candidateId + "/approve");
+      await refreshTitle();
+      say("Frame approved as variant " + variant.id + ".");
+    } catch (error) {
+      say("Could not approve " + candidateId + ": " + error.message, true);
+    }
+  }
+
+  async function discardCandidate(candidateId) {
+    try {
+      await api("DELETE", "/v1/catalogue/titles/" + encodeURIComponent(current) +
+                "/candidates/" + candidateId);
+      await refreshTitle();
+    } catch (error) {
+      say("Could not discard " + candidateId + ": " + error.message, true);
+    }
+  }
+
+  // ------------------------------------------------------------------ performance
+
+  async function loadPerformance() {
+    if (!current) return;
+    const days = $("perf-days").value;
+    try {
+      const report = await api("GET", "/v1/catalogue/titles/" + encodeURIComponent(current) +
+                               "/performance?days=" + days);
+      renderPerformance(report);
+    } catch (error) {
+      say("Could not load performance: " + error.message, true);
+    }
+  }
+
+  function lineChart(container, days, series, options) {
+    const width = 520, height = 220, left = 40, right = 10, top = 10, bottom = 28;
+    const plotW = width - left - right, plotH = height - top - bottom;
+    const maxY = options.maxY;
+    const x = (i) => left + (days.length <= 1 ? plotW / 2 : (i * plotW) / (days.length - 1));
+    const y = (v) => top + plotH - (v / maxY) * plotH;
+    const root = svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img",
+                              "aria-label": options.label });
+    for (let k = 0; k <= 4; k++) {
+      const value = (maxY * k) / 4;
+      root.append(svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value),
+                                stroke: "#333", "stroke-width": 1 }));
+      root.append(svg("text", { x: left - 4, y: y(value) + 3, "text-anchor": "end" },
+                      (100 * value).toFixed(0) + "%"));
+    }
+    const step = Math.max(1, Math.ceil(days.length / 7));
+    days.forEach((day, i) => {
+      if (i % step === 0 || i === days.length - 1) {
+        root.append(svg("text", { x: x(i), y: height - 8, "text-anchor": "middle" }, day.slice(5)));
+      }
+    });
+    for (const line of series) {
+      if (line.band) {
+        const upper = [], lower = [];
+        line.band.forEach((pair, i) => {
+          if (pair) { upper.push([x(i), y(pair[1])]); lower.unshift([x(i), y(pair[0])]); }
+        });
+        if (upper.length) {
+          root.append(svg("polygon", { points: upper.concat(lower).map((p) => p.join(",")).join(" "),
+                                       fill: line.color, "fill-opacity": 0.12, stroke: "none" }));
+        }
+      }
+      let path = "", pen = false;
+      line.values.forEach((value, i) => {
+        if (value === null || value === undefined) { pen = false; return; }
+        path += (pen ? " L" : " M") + x(i).toFixed(1) + " " + y(value).toFixed(1);
+        pen = true;
+        root.append(svg("circle", { cx: x(i), cy: y(value), r: 2.5, fill: line.color }));
+      });
+      if (path) {
+        root.append(svg("path", { d: path.trim(), fill: "none", stroke: line.color,
+                                  "stroke-width": 2, "data-variant": line.id }));
+      }
+    }
+    container.replaceChildren(root);
+  }
+
+  function renderPerformance(report) {
+    const known = new Set(variants.map((v) => v.id));
+    const rows = report.variants;
+    $("perf-summary").textContent = report.impressions + " impressions, " + report.takes +
+      " takes (" + report.joined + " with a known outcome) since " + report.since.slice(0, 10);
+    const share = rows.map((v) => ({ id: v.variantId, color: colorOf(v.variantId),
+                                     values: v.daily.map((d) => d.share) }));
+    const rate = rows.map((v) => ({ id: v.variantId, color: colorOf(v.variantId),
+                                    values: v.daily.map((d) => d.takeRate),
+                                    band: v.daily.map((d) => d.joined ? [d.takeRateLow, d.takeRateHigh] : null) }));
+    let maxRate = 0.05;
+    for (const v of rows) for (const d of v.daily) if (d.joined) maxRate = Math.max(maxRate, d.takeRateHigh);
+    lineChart($("chart-share"), report.days, share, { maxY: 1, label: "share of traffic" });
+    lineChart($("chart-rate"), report.days, rate, { maxY: Math.min(1, Math.ceil(maxRate * 10) / 10),
+                                                    label: "take rate" });
+    const body = $("perf-table").tBodies[0];
+    body.replaceChildren();
+    for (const v of rows) {
+      body.append(el("tr", { "data-variant": v.variantId },
+        el("td", {}, el("span", { class: "swatch", style: "background:" + colorOf(v.variantId) }),
+           v.variantId + (known.has(v.variantId) ? "" : " (deleted)")),
+        el("td", { text: v.impressions }), el("td", { text: v.takes }),
+        el("td", { text: pct(v.takeRate) }),
+        el("td", { text: v.joined ? pct(v.takeRateLow) + " – " + pct(v.takeRateHigh) : "–" }),
+        el("td", { text: pct(v.share) })));
+    }
+  }
+
+  // ------------------------------------------------------------------ start
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("signin").addEventListener("submit", signIn);
+    $("signout").addEventListener("click", signOut);
+    $("title-form").addEventListener("submit", createTitle);
+    $("trailer-input").addEventListener("change", uploadTrailer);
+    $("perf-refresh").addEventListener("click", loadPerformance);
+    $("perf-days").addEventListener("change", loadPerformance);
+    setupDropzone();
+    document.body.dataset.ready = "true";
+  });
+})();
