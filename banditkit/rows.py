@@ -234,6 +234,7 @@ class _Feasibility:
         self.within = min(within, n_slots)
         self.keys = sorted({g for g in genres if g is not None})
         self.key_index = {g: i for i, g in enumerate(self.keys)}
+        self.last_pin = max(pinned_at, default=-1)
         self.memo: dict[tuple, bool] = {}
         self.budget = 200_000
 
@@ -250,12 +251,81 @@ class _Feasibility:
 
     def feasible(self, slot: int, last: str | None, counts: tuple[int, ...], none: int,
                  seen: frozenset[str]) -> bool:
+        """Whether slots ``slot..`` can be filled; a greedy completion first, then search."""
+        if slot >= self.within and len(seen) < self.need:
+            return False  # the diversity window closed short
+        if not self.no_adjacent and not self.need:
+            return True  # only pins: any pool of the right size completes the page
+        if self._closed_form_applies(slot, seen):
+            return self._closed_form(slot, last, counts, none)
+        return self._greedy(slot, last, counts, none, seen) or self._search(
+            slot, last, counts, none, seen)
+
+    def _closed_form_applies(self, slot: int, seen: frozenset[str]) -> bool:
+        return self.last_pin < slot and len(seen) >= self.need
+
+    def _closed_form(self, slot: int, last: str | None, counts: tuple[int, ...],
+                     none: int) -> bool:
+        # Only adjacency left. m rows, none of two neighbours sharing a genre, exist
+        # iff some x_g <= c_g with sum m fit: at most ceil(m/2) of a genre, floor(m/2)
+        # of the genre just placed (it cannot open the rest); rows without genre
+        # fit anywhere. So: none + sum_g min(c_g, cap_g) >= m.
+        m = self.n_slots - slot
+        if m <= 0:
+            return True
+        if not self.no_adjacent:
+            return none + sum(counts) >= m
+        cap, cap_last = (m + 1) // 2, m // 2
+        total = none
+        for key, count in zip(self.keys, counts, strict=True):
+            total += min(count, cap_last if key == last else cap)
+        return total >= m
+
+    def _greedy(self, slot: int, last: str | None, counts: tuple[int, ...], none: int,
+                seen: frozenset[str]) -> bool:
+        # Unseen genres while diversity is short, else the most plentiful genre that
+        # does not repeat the last one, else a row without genre. Sufficient only.
+        remaining = list(counts)
+        for k in range(slot, self.n_slots):
+            if k < self.within and len(seen) + (self.within - k) < self.need:
+                return False
+            if k in self.pinned_at:
+                genre = self.genres[self.pinned_at[k]]
+                if self._conflict(genre, last):
+                    return False
+            else:
+                best, best_key = -1, None
+                for i, count in enumerate(remaining):
+                    if count == 0 or self._conflict(self.keys[i], last):
+                        continue
+                    key = (self.keys[i] not in seen, count)
+                    if best_key is None or key > best_key:
+                        best, best_key = i, key
+                if best >= 0 and (none == 0 or best_key[0] or self.need > len(seen)
+                                  or remaining[best] > 1):
+                    genre = self.keys[best]
+                    remaining[best] -= 1
+                elif none > 0:
+                    genre, none = None, none - 1
+                elif best >= 0:
+                    genre = self.keys[best]
+                    remaining[best] -= 1
+                else:
+                    return False
+            seen = self._seen(seen, genre, k)
+            last = genre
+        return len(seen) >= self.need
+
+    def _search(self, slot: int, last: str | None, counts: tuple[int, ...], none: int,
+                seen: frozenset[str]) -> bool:
         if slot < self.within and len(seen) + (self.within - slot) < self.need:
             return False
-        if slot == self.within and len(seen) < self.need:
+        if slot >= self.within and len(seen) < self.need:
             return False
         if slot == self.n_slots:
             return True
+        if self._closed_form_applies(slot, seen):
+            return self._closed_form(slot, last, counts, none)
         key = (slot, last, counts, none, seen if slot < self.within else None)
         cached = self.memo.get(key)
         if cached is not None:
@@ -268,7 +338,7 @@ class _Feasibility:
         if slot in self.pinned_at:
             genre = self.genres[self.pinned_at[slot]]
             if not self._conflict(genre, last):
-                result = self.feasible(slot + 1, genre, counts, none,
+                result = self._search(slot + 1, genre, counts, none,
                                        self._seen(seen, genre, slot))
         else:
             # Unseen genres first while diversity is short, then the most plentiful.
@@ -279,11 +349,11 @@ class _Feasibility:
                 if counts[i] == 0 or self._conflict(genre, last):
                     continue
                 fewer = counts[:i] + (counts[i] - 1,) + counts[i + 1:]
-                if self.feasible(slot + 1, genre, fewer, none, self._seen(seen, genre, slot)):
+                if self._search(slot + 1, genre, fewer, none, self._seen(seen, genre, slot)):
                     result = True
                     break
             if not result and none > 0:
-                result = self.feasible(slot + 1, None, counts, none - 1, seen)
+                result = self._search(slot + 1, None, counts, none - 1, seen)
         self.memo[key] = result
         return result
 

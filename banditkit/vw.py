@@ -139,9 +139,13 @@ class _VWSlatePage(SlatePage):
     def __init__(self, *, workspace: vw.Workspace, examples: list[vw.Example],
                  n_actions: int, n_slots: int) -> None:
         super().__init__(n_actions=n_actions, n_slots=n_slots)
-        self._workspace = workspace
-        self._head = examples[:1 + n_actions]
         self._slots = examples[1 + n_actions:]
+        # vw-next 0.7.0 (pinned): call the core directly, skipping the Python
+        # wrapper's per-example label-type check, a third of a slot's time;
+        # these examples come from this workspace's own parser.
+        self._predict = workspace._workspace.predict_multi_ex_one
+        self._raw_head = [example._example for example in examples[:1 + n_actions]]
+        self._raw_slots = [example._example for example in self._slots]
 
     def _slot_pmf(self, slot: int, included: list[int], chosen_above: list[int]) -> np.ndarray:
         slot_type = vw.CCBExampleType.Slot
@@ -149,7 +153,7 @@ class _VWSlatePage(SlatePage):
             self._slots[above].set_label(
                 vw.CCBLabel(slot_type, explicit_included_actions=[chosen]))
         self._slots[slot].set_label(vw.CCBLabel(slot_type, explicit_included_actions=included))
-        scores = self._workspace.predict_one([*self._head, *self._slots[:slot + 1]])[slot]
+        scores = self._predict([*self._raw_head, *self._raw_slots[:slot + 1]])[slot]
         position = {action: i for i, action in enumerate(included)}
         pmf = np.zeros(len(included))
         for action, probability in scores:
