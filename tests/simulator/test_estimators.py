@@ -8,6 +8,8 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.estimators import (
     DM,
@@ -190,6 +192,20 @@ def test_chunked_equals_in_memory(estimator):
     assert chunked.extra == pytest.approx(whole.extra)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 400), size=st.integers(1, 400), seed=st.integers(0, 2**16))
+def test_any_chunking_gives_the_in_memory_estimate(n, size, seed):
+    rounds, target = world_like_log(n=n, seed=seed)
+    for estimator in (IPS(), SNIPS(), DR(), Replay(max_weight=50.0, seed=seed)):
+        whole = estimator.estimate(rounds, target)
+        chunked = estimator.estimate_chunks(iter_chunks(rounds, target, size))
+        assert chunked.value == pytest.approx(whole.value, rel=1e-9, abs=1e-12, nan_ok=True)
+        assert chunked.ci == pytest.approx(whole.ci, rel=1e-9, abs=1e-12, nan_ok=True)
+        assert chunked.diagnostics.effective_sample_size == pytest.approx(
+            whole.diagnostics.effective_sample_size, rel=1e-9)
+        assert chunked.diagnostics.weight_quantiles == whole.diagnostics.weight_quantiles
+
+
 def test_merge_is_order_independent():
     rounds, target = world_like_log()
     pieces = [DR().statistics(r, t) for r, t in iter_chunks(rounds, target, 1000)]
@@ -228,7 +244,21 @@ def test_constructor_arguments_are_keyword_only_and_validated(estimator):
                "confidence": 0.9})
 
 
-@pytest.mark.parametrize("estimator", all_estimators(), ids=repr)
+def documented_dataclasses():
+    from simulator.dsjson import HashedRewardModel
+    from simulator.reward_model import CrossFitRewardModel
+    from simulator.slate import (
+        SlateIndependentIPS,
+        SlatePseudoInverse,
+        SlateRewardInteractionIPS,
+        SlateStandardIPS,
+    )
+    return [*all_estimators(), SlateIndependentIPS(), SlatePseudoInverse(),
+            SlateRewardInteractionIPS(), SlateStandardIPS(), CrossFitRewardModel(),
+            HashedRewardModel()]
+
+
+@pytest.mark.parametrize("estimator", documented_dataclasses(), ids=repr)
 def test_docstring_defaults_match_the_signature(estimator):
     docs = "\n".join(inspect.getdoc(c) or "" for c in type(estimator).__mro__)
     for f in dataclasses.fields(estimator):
