@@ -189,10 +189,17 @@ def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimat
 @click.option("--estimators", "estimator_text", default="ips,snips,dr", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="dsjson log to write [default: DATA_DIR/simulations/seed-SEED/events.dsjson].")
+@click.option("--online", "online_rounds", type=click.IntRange(min=0), default=0,
+              show_default=True,
+              help="Also let a VW learner (--online-args) learn online for this many rounds "
+                   "and print its exact regret curve against the oracle.")
+@click.option("--online-args", default="--cb_explore_adf --epsilon 0.2 -q ::",
+              show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def simulate(data_dir: Path, seed: int, n_rounds: int, n_members: int, n_titles: int,
              n_variants: int, logging_kind: str, epsilon: float, sharpness: float,
-             estimator_text: str, out: Path | None, as_json: bool) -> None:
+             estimator_text: str, out: Path | None, online_rounds: int, online_args: str,
+             as_json: bool) -> None:
     """Run a world with known truth, write its dsjson log, print true values next to estimates.
 
     Evaluate the written log with ``banditkit evaluate LOG``: its logged,
@@ -220,8 +227,25 @@ def simulate(data_dir: Path, seed: int, n_rounds: int, n_members: int, n_titles:
         raise click.ClickException(str(error)) from None
     path = out if out is not None else data_dir / "simulations" / f"seed-{seed}" / "events.dsjson"
     write_world_log(log, path, policy_name=f"simulated-{logging_kind}")
+    curve = None
+    if online_rounds:
+        from tqdm import tqdm
+
+        from banditkit.vw import VWLearner
+        from simulator.online import run_online
+
+        with tqdm(total=online_rounds, unit="round", disable=None, leave=False) as bar:
+            result = run_online(world, VWLearner(args=online_args), n_rounds=online_rounds,
+                                seed=seed + 2, progress=bar.update)
+        curve = result.to_frame(every=max(online_rounds // 10, 1))
     if as_json:
-        click.echo(json.dumps({**report.to_dict(), "log": str(path)}, default=str))
+        payload = {**report.to_dict(), "log": str(path)}
+        if curve is not None:
+            payload["online"] = curve.to_dict(orient="records")
+        click.echo(json.dumps(payload, default=str))
         return
     _print(report, as_json=False)
     click.echo(f"dsjson log: {path}")
+    if curve is not None:
+        click.echo(f"\nOnline learning ({online_args}): exact regret against the oracle")
+        click.echo(curve.to_string(index=False, float_format="{:.4f}".format))

@@ -35,9 +35,10 @@ def test_simulate_prints_true_values_next_to_estimates(simulated):
 def test_simulate_human_output_names_the_log(tmp_path):
     result = CliRunner().invoke(main, ["simulate", "--data-dir", str(tmp_path), "--rounds",
                                        "500", "--members", "50", "--titles", "5",
-                                       "--estimators", "ips"])
+                                       "--estimators", "ips", "--online", "300"])
     assert result.exit_code == 0, result.output
     assert "true_value" in result.output
+    assert "cumulative_regret" in result.output
     assert (tmp_path / "simulations" / "seed-0" / "events.dsjson").is_file()
 
 
