@@ -195,7 +195,7 @@ def _smiles(gray: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool 
 
 
 def detect_faces(
-    image: np.ndarray, *, detectors: Detectors, max_side: int = 512, min_size: int = 20
+    image: np.ndarray, *, detectors: Detectors, max_side: int = 512, min_size: int = 24
 ) -> list[Face]:
     """Frontal faces, largest first, in the pixel coordinates of ``image``.
 
@@ -210,9 +210,9 @@ def detect_faces(
         or more finds a face 8% of a poster's height that 320 misses
         (docs/artwork.md); 512 is the analysis working size, so
         :func:`artwork.analyze` resizes once.
-    min_size : int, default=20
-        Smallest face side searched, in pixels of that copy (20 px at 512 is
-        about 4% of the longer side; faces under about 40 px are found
+    min_size : int, default=24
+        Smallest face side searched, in pixels of that copy (24 px at 512 is
+        under 5% of the longer side; faces under about 40 px are found
         unreliably).
 
     Returns

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 
+from artwork._errors import ArtworkInputError
 from artwork.detectors import Detectors, Face, Region, _fit, _gray, saliency_map
 from artwork.io import check_image
 
@@ -96,6 +95,49 @@ def _hue_name(rgb: np.ndarray) -> str:
     return "red"
 
 
+def _kmeans(
+    points: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with k-means++ seeding (Arthur & Vassilvitskii 2007).
+
+    A few dozen lines of numpy: on 1,024 points scikit-learn's ``KMeans``
+    spends ten times longer in validation and thread-pool set-up than in
+    clustering.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n_points, n_dims)
+    k : int
+        At most the number of distinct points.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    centers : ndarray of shape (k, n_dims)
+    labels : ndarray of shape (n_points,)
+    """
+    centers = [points[rng.integers(len(points))]]
+    dist = ((points - centers[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        total = dist.sum()
+        index = rng.choice(len(points), p=dist / total) if total > 0 else rng.integers(len(points))
+        centers.append(points[index])
+        dist = np.minimum(dist, ((points - points[index]) ** 2).sum(axis=1))
+    centers = np.array(centers)
+    labels = np.zeros(len(points), dtype=np.int64)
+    for iteration in range(n_iter):
+        d2 = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        new_labels = d2.argmin(axis=1)
+        if iteration and np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        for j in range(k):
+            members = points[labels == j]
+            if len(members):
+                centers[j] = members.mean(axis=0)
+    return centers, labels
+
+
 def dominant_colors(
     image: np.ndarray, *, n_colors: int = 5, seed: int = 0
 ) -> list[tuple[tuple[int, int, int], float]]:
@@ -107,7 +149,7 @@ def dominant_colors(
     n_colors : int, default=5
         Number of clusters (fewer when the image has fewer distinct colours).
     seed : int, default=0
-        Seeds the k-means initialisation.
+        Seeds the k-means++ initialisation.
 
     Returns
     -------
@@ -116,17 +158,16 @@ def dominant_colors(
     """
     check_image(image)
     if not isinstance(n_colors, int) or isinstance(n_colors, bool) or n_colors < 1:
-        raise ValueError(f"n_colors must be a positive int, got {n_colors!r}")
+        raise ArtworkInputError(
+            "bad_argument", f"n_colors must be a positive int, got {n_colors!r}"
+        )
     thumb = cv2.resize(_fit(image, 128)[0], (32, 32), interpolation=cv2.INTER_AREA)
     lab8 = cv2.cvtColor(thumb, cv2.COLOR_RGB2LAB).reshape(-1, 3)
     packed = (lab8[:, 0].astype(np.int32) << 16) | (lab8[:, 1].astype(np.int32) << 8) | lab8[:, 2]
     k = min(n_colors, len(np.unique(packed)))
-    lab = lab8.astype(np.float32)
-    # one thread: on 1,024 points OpenMP start-up costs ten times the clustering
-    with threadpool_limits(limits=1, user_api="openmp"):
-        km = KMeans(n_clusters=k, n_init=1, max_iter=50, random_state=seed).fit(lab)
-    counts = np.bincount(km.labels_, minlength=k).astype(np.float64)
-    centers = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8).reshape(1, -1, 3)
+    centers, labels = _kmeans(lab8.astype(np.float64), k, np.random.default_rng(seed))
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    centers = np.clip(np.rint(centers), 0, 255).astype(np.uint8).reshape(1, -1, 3)
     rgb = cv2.cvtColor(centers, cv2.COLOR_LAB2RGB).reshape(-1, 3)
     order = np.argsort(-counts)
     total = counts.sum()

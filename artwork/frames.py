@@ -7,10 +7,10 @@ cut is declared where the mean absolute HSV difference between consecutive
 (native-resolution sharpness of the centre, stillness, exposure). Dark, flat,
 blurry and transition frames (the first and last frames of a shot, where
 fades and dissolves live) are dropped. Each shot keeps its best few frames at
-full resolution; only the best frame of the most promising shots is then
-fully analysed (faces, composition), scored, and the top ``top_k`` are chosen
-greedily while skipping near-duplicates, so the picks come from different
-shots and look different.
+full resolution; only the best frame of the ``top_k + 2`` most promising
+shots (by pre-score) is then fully analysed (faces, composition) and scored,
+and the top ``top_k`` are chosen greedily while skipping near-duplicates, so
+the picks come from different shots and look different.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def mine_frames(
     best = [(frames[0], i) for i, frames in enumerate(kept) if frames]
     best.sort(key=lambda item: -item[0][0])
     scored: list[FrameCandidate] = []
-    for (_, frame_index, stillness, frame), shot_index in best[: max(3 * top_k, top_k + 5)]:
+    for (_, frame_index, stillness, frame), shot_index in best[: top_k + 2]:
         rgb = check_image(np.ascontiguousarray(frame[..., ::-1]))
         loaded = LoadedImage(image=rgb, format="video", source_mode="BGR",
                              content_hash=f"{Path(path).name}#{frame_index}")
