@@ -1,0 +1,439 @@
+"""Rank under ``banditkit serve`` vs a bare Flask JSON endpoint under the same gunicorn.
+
+Both apps run through ``banditkit serve`` with the same options (workers,
+threads, JSON logs; the bare app through the hidden ``--app`` option, without
+the learner), one after the other, each on a free loopback port, and the same
+closed-loop load generator drives them: ``wrk`` when it is installed (Debian's
+``wrk``; a Lua script posts the body and counts 4xx/5xx answers as errors),
+else Python processes with keep-alive ``http.client`` connections. Every run
+is bounded in time (``--seconds``; wrk runs exactly that long) and, with the
+Python generator, in count too (``--requests``).
+
+Targets (DESIGN.md §8):
+
+* ``personalizer_rank``: ``POST /personalizer/v1.0/rank``, one member context and
+  one title's 8 artwork variants sent by the client, each with the features
+  ``artwork.analyze`` produces (41 features in 7 namespaces, plus genres).
+  Compared with ``bare_8``: a Flask route that parses the same body and answers
+  the same shape. Goal: ratio of requests/s >= 0.6.
+* ``artwork_rank_40``: ``POST /v1/artwork/rank`` for a page of 40 titles of 8
+  variants each from the catalogue (the client sends the context and title
+  ids). Compared with ``bare_40``, which parses the same body and answers 40
+  results. Goal: p99 < 25 ms on 2 cores, measured with ``--page-concurrency``
+  requests in flight (default 2, one per worker).
+
+Prints one JSON line per target, then a summary line with the ratios and goals.
+
+    python benchmarks/bench_server.py [--requests 4000] [--seconds 20] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import io
+import json
+import math
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BARE_APP = '''
+from flask import Flask, request
+
+
+def create_app():
+    app = Flask(__name__)
+
+    @app.get("/readyz")
+    def readyz():
+        return {"status": "ready"}, 200
+
+    @app.post("/bare")
+    def bare():
+        body = request.get_json()
+        actions = body["actions"]
+        return {"eventId": "e", "rewardActionId": actions[0]["id"],
+                "ranking": [{"id": a["id"], "probability": 1 / len(actions)}
+                            for a in actions]}, 201
+
+    @app.post("/bare/page")
+    def bare_page():
+        body = request.get_json()
+        return {"modelVersion": "0", "results": [
+            {"titleId": t, "variantId": "v", "imageUrl": "/i.jpg", "eventId": "e",
+             "probability": 0.5} for t in body["titles"]]}, 201
+
+    return app
+'''
+
+WRK_SCRIPT = '''
+wrk.method = "POST"
+wrk.body = io.open(os.getenv("BENCH_BODY")):read("*a")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Ocp-Apim-Subscription-Key"] = os.getenv("BENCH_KEY")
+function done(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    '{"requests": %d, "seconds": %.6f, "errors": %d, "p50_ms": %.3f, "p99_ms": %.3f, '
+    .. '"max_ms": %.3f}\\n',
+    summary.requests, summary.duration / 1e6, errors, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+'''
+
+THEMES = ("romance", "action", "comedy", "horror", "drama", "family", "scifi", "crime")
+HUES = ("red", "orange", "yellow", "green", "blue", "purple", "grey")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000,
+                        help="most requests per target with the Python load generator")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="seconds per target (after a warm-up of at most 3 s)")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="connections in flight for the 1-title targets")
+    parser.add_argument("--page-concurrency", type=int, default=2,
+                        help="connections in flight for the 40-title targets")
+    parser.add_argument("--page-size", type=int, default=40, help="titles per page")
+    parser.add_argument("--variants", type=int, default=8, help="artwork variants per title")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto",
+                        help="load generator (auto: wrk when installed)")
+    parser.add_argument("--no-access-log", action="store_true",
+                        help="serve without the per-request JSON access log")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny run for CI: 2 s and 500 requests per target, 4 titles")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.requests, args.seconds = min(args.requests, 500), min(args.seconds, 2.0)
+        args.page_size = min(args.page_size, 4)
+    if args.load == "auto":
+        args.load = "wrk" if shutil.which("wrk") else "python"
+    return args
+
+
+# ---------------------------------------------------------------------- workload
+
+
+def artwork_features(rng: np.random.Generator, theme: str) -> dict[str, dict]:
+    """Features shaped like ``artwork.analyze``'s output (41 in 7 namespaces)."""
+    def unit(n: int) -> list[float]:
+        return [round(float(x), 4) for x in rng.random(n)]
+
+    color, layout, face = unit(8), unit(8), unit(5)
+    return {
+        "Img": {"width": 0.4, "height": 0.6, "aspect": 0.6667, "orientation": "portrait",
+                "aspect_class": "2:3"},
+        "Color": dict(zip(("brightness", "contrast", "colorfulness", "saturation", "warmth",
+                           "black_clip", "white_clip", "dominant_share"), color, strict=True))
+        | {"dominant_hue": str(rng.choice(HUES))},
+        "Quality": {"sharpness": unit(1)[0], "noise": unit(1)[0], "blurry": "no"},
+        "Layout": dict(zip(("center_x", "center_y", "spread", "thirds", "symmetry_lr",
+                            "symmetry_tb", "edge_density", "negative_space"), layout,
+                           strict=True)),
+        "Face": dict(zip(("count", "largest_share", "largest_height", "largest_x", "largest_y"),
+                         face, strict=True))
+        | {"count_bucket": "1", "closeup": str(rng.choice(["yes", "no"])),
+           "smile": "none"},
+        "People": {"count": unit(1)[0], "count_bucket": "1", "largest_share": unit(1)[0]},
+        "Text": {"share": unit(1)[0], "lines": unit(1)[0], "present": "yes", "position": "top",
+                 "smallest_height": unit(1)[0], "theme": theme},
+    }
+
+
+def member_context(rng: np.random.Generator) -> dict[str, dict]:
+    taste = rng.dirichlet(np.full(len(THEMES), 0.4))
+    return {"Member": {"country": str(rng.choice(["BR", "US", "FR", "IN", "JP"])),
+                       "device": str(rng.choice(["tv", "mobile", "web"])),
+                       "hour_bucket": str(rng.choice(["morning", "day", "evening", "night"]))},
+            "Taste": {THEMES[k]: round(float(s), 3) for k, s in enumerate(taste) if s > 0.01}}
+
+
+def personalizer_body(rng: np.random.Generator, n_variants: int) -> dict:
+    genres = {str(g): 1.0 for g in rng.choice(THEMES, size=2, replace=False)}
+    return {
+        "contextFeatures": [member_context(rng)],
+        "actions": [{"id": f"v{i}", "features": [
+            {**artwork_features(rng, THEMES[i % len(THEMES)]), "Genre": genres}]}
+            for i in range(n_variants)],
+    }
+
+
+def tiny_png(index: int) -> bytes:
+    """A distinct small PNG per variant (images are stored by content hash)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 6), (index % 256, index // 256 % 256, 7)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def build_catalogue(data_dir: Path, *, n_titles: int, n_variants: int,
+                    rng: np.random.Generator) -> list[str]:
+    """``n_titles`` titles of ``n_variants`` variants each; returns the title ids."""
+    from banditkit.catalogue import Catalogue
+
+    catalogue = Catalogue.open(data_dir)
+    titles = []
+    try:
+        for t in range(n_titles):
+            title_id = f"title-{t:03d}"
+            genres = [str(g) for g in rng.choice(THEMES, size=2, replace=False)]
+            catalogue.create_title(title_id, name=f"Title {t}", genres=genres)
+            for v in range(n_variants):
+                catalogue.add_variant(title_id, data=tiny_png(t * n_variants + v),
+                                      media_type="image/png",
+                                      features=artwork_features(rng, THEMES[v % len(THEMES)]),
+                                      filename=f"poster-{v}.png")
+            titles.append(title_id)
+    finally:
+        catalogue.close()
+    return titles
+
+
+# ---------------------------------------------------------------------- servers
+
+
+class Served:
+    """One ``banditkit serve`` process group on loopback."""
+
+    def __init__(self, *, data_dir: Path, log_path: Path, args: argparse.Namespace,
+                 app: str | None = None, pythonpath: Path | None = None) -> None:
+        command = [sys.executable, "-c", "from banditkit.cli import main; main()", "serve",
+                   "--data-dir", str(data_dir), "--bind", "127.0.0.1:0",
+                   "--workers", str(args.workers), "--threads", str(args.threads),
+                   "--log-level", "warning"]
+        if not args.no_access_log:
+            command.append("--access-log")
+        else:
+            command.append("--no-access-log")
+        if app is not None:
+            command += ["--app", app, "--no-learner"]
+        env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), str(ROOT),
+                                                 env.get("PYTHONPATH", "")])
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            # Warnings-level logs only for the startup line below: a "Listening at"
+            # record is info, so the port comes from a probe of the log instead.
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
+                                            env=env, start_new_session=True)
+        self.port = self._wait_for_port()
+        self._wait_ready()
+
+    def _wait_for_port(self) -> int:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log_path.read_text()}")
+            ports = _listening_ports(self.process.pid)
+            if ports:
+                return ports[0]
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the server did not listen within 60 s")
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                connection.request("GET", "/readyz")
+                if connection.getresponse().status == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the server was not ready within 60 s")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def _listening_ports(pid: int) -> list[int]:
+    """Loopback TCP ports in LISTEN state owned by ``pid`` (from /proc)."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    ports = []
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as table:
+        for line in table.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.append(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+# ---------------------------------------------------------------------- load
+
+
+def run_wrk(url: str, body_path: Path, key: str, *, n_requests: int, seconds: float,
+            connections: int) -> dict:
+    threads = max(1, min(2, connections))
+    script = body_path.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "BENCH_BODY": str(body_path), "BENCH_KEY": key}
+    output = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:.0f}s",
+         "--timeout", "10s", "-s", str(script), url],
+        env=env, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    line = next(x for x in output.splitlines() if x.startswith("{"))
+    result = json.loads(line)
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def _python_client(task: tuple) -> tuple[list[float], int]:
+    host, port, path, body, key, n_requests, deadline = task
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    headers = {"Content-Type": "application/json", "Ocp-Apim-Subscription-Key": key}
+    latencies, errors = [], 0
+    for _ in range(n_requests):
+        if time.monotonic() > deadline:
+            break
+        started = time.perf_counter()
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - started)
+        errors += response.status != 201
+    connection.close()
+    return latencies, errors
+
+
+def run_python(url: str, body_path: Path, key: str, *, n_requests: int, seconds: float,
+               connections: int) -> dict:
+    parsed = http.client.urlsplit(url)
+    body = body_path.read_bytes()
+    per_client = math.ceil(n_requests / connections)
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    tasks = [(parsed.hostname, parsed.port, parsed.path, body, key, per_client, deadline)
+             ] * connections
+    with multiprocessing.get_context("fork").Pool(connections) as pool:
+        outcomes = pool.map(_python_client, tasks)
+    elapsed = time.perf_counter() - started
+    latencies = np.concatenate([np.array(o[0]) for o in outcomes]) * 1000
+    return {"requests": int(latencies.size), "seconds": elapsed,
+            "errors": int(sum(o[1] for o in outcomes)),
+            "p50_ms": float(np.percentile(latencies, 50)),
+            "p99_ms": float(np.percentile(latencies, 99)), "max_ms": float(latencies.max()),
+            "rps": latencies.size / elapsed}
+
+
+def measure(args: argparse.Namespace, url: str, body_path: Path, key: str, *,
+            connections: int) -> dict:
+    load = run_wrk if args.load == "wrk" else run_python
+    load(url, body_path, key, n_requests=min(300, args.requests),
+         seconds=min(args.seconds, 3.0), connections=connections)
+    result = load(url, body_path, key, n_requests=args.requests, seconds=args.seconds,
+                  connections=connections)
+    return {key_: round(value, 3) if isinstance(value, float) else value
+            for key_, value in result.items()}
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in ("flask", "werkzeug", "gunicorn", "vowpal-wabbit-next"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; returns the summary (also printed as the last JSON line)."""
+    args = parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    from serving.keys import KeyStore, default_path
+
+    common = {"load": args.load, "workers": args.workers, "threads": args.threads,
+              "access_log": not args.no_access_log, "cores": os.cpu_count(), **versions()}
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as scratch:
+        scratch_path = Path(scratch)
+        (scratch_path / "bench_bare_app.py").write_text(BARE_APP)
+        data_dir = scratch_path / "data"
+        key, _ = KeyStore(path=default_path(data_dir)).create(role="client", name="bench")
+        titles = build_catalogue(data_dir, n_titles=args.page_size, n_variants=args.variants,
+                                 rng=rng)
+        one = scratch_path / "one.json"
+        one.write_text(json.dumps(personalizer_body(rng, args.variants)))
+        page = scratch_path / "page.json"
+        page.write_text(json.dumps({"context": member_context(rng), "titles": titles}))
+
+        plan = [
+            ("bare_8", "bare", "/bare", one, args.concurrency),
+            ("bare_40", "bare", "/bare/page", page, args.page_concurrency),
+            ("personalizer_rank", "banditkit", "/personalizer/v1.0/rank", one,
+             args.concurrency),
+            ("artwork_rank_40", "banditkit", "/v1/artwork/rank", page, args.page_concurrency),
+        ]
+        for app in ("bare", "banditkit"):
+            served = Served(data_dir=data_dir if app == "banditkit" else scratch_path / "bare",
+                            log_path=scratch_path / f"{app}.log", args=args,
+                            app="bench_bare_app:create_app" if app == "bare" else None,
+                            pythonpath=scratch_path)
+            try:
+                for name, target, route, body, connections in plan:
+                    if target != app:
+                        continue
+                    url = f"http://127.0.0.1:{served.port}{route}"
+                    results[name] = measure(args, url, body, key, connections=connections)
+                    line = {"name": name, "route": route, "concurrency": connections,
+                            "titles": args.page_size if body is page else 1,
+                            "variants": args.variants, **results[name], **common}
+                    print(json.dumps(line), flush=True)
+            finally:
+                served.stop()
+    summary = {
+        "name": "summary",
+        "ratio_rps_rank_8": round(results["personalizer_rank"]["rps"]
+                                  / results["bare_8"]["rps"], 3),
+        "goal_ratio": 0.6,
+        "ratio_rps_page": round(results["artwork_rank_40"]["rps"]
+                                / results["bare_40"]["rps"], 3),
+        "page_titles": args.page_size,
+        "page_p99_ms": results["artwork_rank_40"]["p99_ms"],
+        "goal_page_p99_ms": 25.0,
+        "errors": sum(r["errors"] for r in results.values()),
+        **common,
+    }
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
