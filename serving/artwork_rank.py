@@ -40,7 +40,7 @@ from flask import Blueprint, Flask, current_app
 from banditkit.catalogue import ID_PATTERN, check_id
 from banditkit.engine import RankRequest
 from banditkit.errors import InvalidInputError
-from banditkit.types import Action
+from banditkit.types import Action, check_features
 from serving import openapi
 from serving._parsing import json_body, optional_bool, require_list, require_object
 from serving.auth import require_roles
@@ -52,6 +52,7 @@ from serving.runtime import get_engine
 __all__ = ["bp", "init_app"]
 
 MODEL_VERSION_HEADER = "X-Banditkit-Model-Version"
+_MAX_INT = 2**53  # larger integers lose precision as VW floats
 bp = Blueprint("artwork_rank", __name__, url_prefix="/v1/artwork")
 
 
@@ -65,6 +66,15 @@ def _parse(body: Any, *, max_titles: int) -> tuple[dict[str, Any], list[str], bo
     if context is None:
         context = {}
     require_object(context, target="context")
+    try:
+        check_features(context, name="context")
+    except InvalidInputError as exc:
+        raise ApiError(str(exc), target="context") from None
+    for namespace, group in context.items():
+        for feature, value in group.items():
+            if type(value) is int and abs(value) > _MAX_INT:
+                raise ApiError(f"context[{namespace!r}][{feature!r}] is an integer too large "
+                               f"for a feature, got {value}.", target="context")
     if "titles" not in body:
         raise ApiError("titles is required: the page's title ids.", target="titles")
     titles = require_list(body["titles"], target="titles")

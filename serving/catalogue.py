@@ -463,6 +463,10 @@ def upload_trailer(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
         raise _artwork_error(exc) from None
     finally:
         os.unlink(path)
+    if mining.n_frames < 2:  # FFmpeg opens a still image as a one-frame "video"
+        raise ApiError(f"{filename or 'the file'} decodes to {mining.n_frames} frame; a trailer "
+                       "is a video (upload a still image as a poster variant instead).",
+                       target="file", code="not_a_video")
     created = []
     for rank, frame in enumerate(mining.candidates, start=1):
         analysis = frame.analysis
