@@ -19,10 +19,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("banditkit.engine")
-
-from server import close_app, create_app  # noqa: E402
-from serving.keys import KeyStore, default_path  # noqa: E402
+from server import close_app, create_app
+from serving.keys import KeyStore, default_path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Fast loop for tests: rewards count for 1 s, snapshots publish at every step.

@@ -26,6 +26,7 @@ def loop_server(tmp_path_factory):
     stop_server(server)
 
 
+@pytest.mark.slow
 def test_rewards_change_the_next_decision(loop_server) -> None:
     session = requests.Session()
     admin = {"Ocp-Apim-Subscription-Key": loop_server.keys["admin"]}

@@ -8,6 +8,8 @@ schemas, and protected routes must refuse requests without the key.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -23,6 +25,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 
 from tests.server.conftest import start_server, stop_server  # noqa: E402
 
+# Examples per operation; raise it for a deeper run (BANDITKIT_FUZZ_EXAMPLES=200).
+EXAMPLES = int(os.environ.get("BANDITKIT_FUZZ_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, ignored_auth]
 
@@ -43,8 +47,9 @@ def api_schema(fuzzed_server):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+@pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_documented_responses(case, fuzzed_server) -> None:
     case.call_and_validate(
