@@ -29,7 +29,10 @@ from simulator.rows_world import (
 __all__ = ["ROW_DEMO_POLICY_ARGS", "RowDemoResult", "evaluate_row_policies", "run_row_demo"]
 
 # Member x Row carries the personalization, Slot x Row the position effects.
-ROW_DEMO_POLICY_ARGS = "--cb_explore_adf --cb_type mtr -q MR -q SR -l 0.05 --power_t 0"
+# SquareCB explores by the size of each row's estimated gap: on this world it
+# reaches 0.76-0.79 plays/page in 1500 pages where epsilon-greedy (0.2, mtr,
+# learning rates 0.01-0.5) plateaus at 0.60-0.68 (oracle 0.94).
+ROW_DEMO_POLICY_ARGS = "--cb_explore_adf --squarecb -q MR -q SR"
 DEMO_RULES = PageRules(no_adjacent_same_genre=True, min_distinct_genres=3,
                        distinct_genres_within=4)
 
