@@ -9,6 +9,7 @@ aggregates every worker's files through ``MultiProcessCollector`` instead.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from flask import Flask, current_app
@@ -86,6 +87,7 @@ class Metrics:
         self.join_lag.set_function(self._lag)
         self._last_version: str | None = None
         self._last_run: float | None = None
+        self._version_lock = threading.Lock()
 
     def _lag(self) -> float:
         return 0.0 if self._last_run is None else time.time() - self._last_run
@@ -94,10 +96,13 @@ class Metrics:
         """Record the model version of a decision (cheap when unchanged)."""
         if version == self._last_version:
             return
-        if self._last_version is not None:
-            self.model_version.remove(self._last_version)
-        self.model_version.labels(version=version).set(1)
-        self._last_version = version
+        with self._version_lock:  # request threads race here when a model is published
+            if version == self._last_version:
+                return
+            if self._last_version is not None:
+                self.model_version.remove(self._last_version)
+            self.model_version.labels(version=version).set(1)
+            self._last_version = version
 
     def learner_step(self, processed: int) -> None:
         """Record one completed learner step that processed ``processed`` events."""

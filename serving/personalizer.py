@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,19 @@ _API_VERSION = re.compile(API_VERSION_PATTERN)
 _META_EXTENSION = "banditkit.meta"
 _POLICY_NAME_KEY = "personalizer.policy_name"
 _DEFAULT_POLICY_NAME = "banditkit default"
+
+# Vowpal Wabbit options that read or write files, open sockets or flood the
+# logs. Policy arguments come over HTTP, and building a learner with e.g.
+# ``-p PATH`` truncates PATH on the server, so the HTTP layer refuses them.
+_FORBIDDEN_VW_OPTIONS = frozenset({
+    "-a", "--audit", "-c", "--cache", "--cache_file", "-d", "--data", "--daemon",
+    "--dictionary", "--dictionary_path", "-f", "--final_regressor", "--feature_mask",
+    "-i", "--initial_regressor", "--input_feature_regularizer", "--invert_hash",
+    "-k", "--kill_cache", "--output_feature_regularizer_binary",
+    "--output_feature_regularizer_text", "-p", "--predictions", "--pid_file", "--port",
+    "--port_file", "-P", "--progress", "-r", "--raw_predictions", "--readable_model",
+    "--audit_regressor", "--save_per_pass", "--sendto", "--span_server", "--extra_metrics",
+})
 
 _LEARNING_MODES = {"online": "Online", "apprentice": "Apprentice", "logging_only": "LoggingOnly"}
 _LEARNING_MODES_IN = {value.lower(): key for key, value in _LEARNING_MODES.items()}
@@ -311,6 +325,32 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
     return _replace_settings(current, changes)
 
 
+def check_policy_arguments(arguments: str) -> str:
+    """Refuse VW options that touch files, sockets or the logs; return ``arguments``.
+
+    Parameters
+    ----------
+    arguments : str
+        Vowpal Wabbit arguments from a policy body.
+    """
+    try:
+        tokens = shlex.split(arguments)
+    except ValueError as exc:
+        raise ApiError(f"arguments cannot be split into options: {exc}.",
+                       target="arguments") from None
+    for token in tokens:
+        option = token.split("=", 1)[0]
+        # Short options may carry their value attached (-p/tmp/x).
+        short = option[:2] if option.startswith("-") and not option.startswith("--") else None
+        if option in _FORBIDDEN_VW_OPTIONS or short in _FORBIDDEN_VW_OPTIONS:
+            raise ApiError(
+                f"arguments may not use {token!r}: options that read or write files, open "
+                "sockets or print per-example output are not allowed over HTTP.",
+                target="arguments",
+            )
+    return arguments
+
+
 def _replace_settings(current: LoopSettings, changes: dict[str, Any]) -> LoopSettings:
     try:
         return dataclasses.replace(current, **changes)
@@ -363,7 +403,9 @@ def update_policy() -> tuple[dict[str, Any], int]:
     if missing:
         raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
     name = require_str(body["name"], target="name", max_length=256)
-    arguments = require_str(body["arguments"], target="arguments", max_length=4096)
+    arguments = check_policy_arguments(
+        require_str(body["arguments"], target="arguments", max_length=4096)
+    )
     engine = get_engine()
     _update_settings(_replace_settings(engine.settings, {"policy_args": arguments}))
     _meta().set(_POLICY_NAME_KEY, name)

@@ -175,6 +175,7 @@ def test_bad_service_configuration(app, client, keys, changes: dict, needle: str
         ({"arguments": "--cb_explore_adf"}, "Missing required fields: name"),
         ({"name": "x", "arguments": 5}, "arguments must be a string"),
         ({"name": "x", "arguments": "--cb_adf"}, "--cb_explore_adf"),
+        ({"name": "x", "arguments": "--cb_explore_adf 'unclosed"}, "cannot be split"),
     ],
 )
 def test_bad_policy(client, keys, body: dict, needle: str) -> None:
@@ -197,3 +198,23 @@ def test_unknown_routes_and_methods_are_json(client, method: str, path: str, sta
     response = client.open(path, method=method)
     assert response.status_code == status
     assert response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["-p {path}", "-p{path}", "--predictions {path}", "--readable_model={path}",
+     "-f {path}", "--invert_hash {path}", "--cache_file {path}", "-d {path}"],
+)
+def test_policy_may_not_touch_files(app, client, keys, tmp_path, option: str) -> None:
+    # Building a VW learner with -p PATH creates/truncates PATH on the server.
+    from serving.runtime import get_engine
+
+    target = tmp_path / "victim.txt"
+    target.write_text("precious")
+    arguments = "--cb_explore_adf " + option.format(path=target)
+    response = client.put("/personalizer/v1.0/configurations/policy",
+                          headers=auth(keys["admin"]), json={"name": "x", "arguments": arguments})
+    assert response.status_code == 400
+    assert "not allowed over HTTP" in response.get_json()["error"]["message"]
+    assert target.read_text() == "precious"
+    assert str(target) not in get_engine(app).settings.policy_args
