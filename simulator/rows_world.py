@@ -34,6 +34,8 @@ __all__ = [
     "UniformSlatePage",
     "editorial_slots",
     "greedy_page",
+    "policy_value",
+    "slot_marginals",
 ]
 
 GENRES = ("comedy", "drama", "action", "horror", "romance", "documentary", "kids", "thriller")
@@ -259,16 +261,25 @@ def policy_value(world: RowWorld, page_of: Callable[[int], Sequence[int]], *,
     return float(np.mean([world.page_value(m, page_of(m)) for m in members]))
 
 
-def slot_marginals(page: SlatePage, rows: Sequence[Row], slots: Sequence[Slot], *,
-                   rules: PageRules, max_prefixes: int = 20_000) -> np.ndarray:
+def slot_marginals(page: SlatePage, *, n_rows: int, n_slots: int,
+                   max_prefixes: int = 20_000) -> np.ndarray:
     """Exact probability that each row lands in each slot, by enumerating prefixes.
+
+    Pages without rules only (every row not placed above is allowed); for
+    small pages, as OPE tests need.
+
+    Parameters
+    ----------
+    page : SlatePage
+        The policy on one context.
+    n_rows, n_slots : int
+    max_prefixes : int, default=20000
+        Refuse larger enumerations.
 
     Returns
     -------
     ndarray of shape (n_slots, n_rows)
     """
-    del rules  # enumeration below covers unrestricted pages; see rules_marginals
-    n_slots, n_rows = len(slots), len(rows)
     marginal = np.zeros((n_slots, n_rows))
     frontier: list[tuple[list[int], float]] = [([], 1.0)]
     visited = 0
