@@ -44,9 +44,9 @@ def keys(data_dir: Path) -> dict[str, str]:
     return make_keys(data_dir)
 
 
-@pytest.fixture
-def app(data_dir: Path, keys: dict[str, str]):
-    app = create_app({
+def build_app(data_dir: Path):
+    """The app unit tests use: fast settings, no learner thread, small limits."""
+    return create_app({
         "TESTING": True,
         "ENGINE_DATA_DIR": str(data_dir),
         "ENGINE_SETTINGS": FAST_SETTINGS,
@@ -54,6 +54,11 @@ def app(data_dir: Path, keys: dict[str, str]):
         "RANK_MAX_ACTIONS": 10,
         "SERVER_MAX_BODY_BYTES": 64 * 1024,
     })
+
+
+@pytest.fixture
+def app(data_dir: Path, keys: dict[str, str]):
+    app = build_app(data_dir)
     yield app
     close_app(app)
 

@@ -4,7 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-from tests.server.conftest import auth
+from server import close_app
+from tests.server.conftest import auth, build_app, make_keys
+
+
+# One app for the module: the requests under test are refused and change
+# nothing; the few accepted ranks they need use fresh event ids.
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bad-input") / "data"
+
+
+@pytest.fixture(scope="module")
+def keys(data_dir):
+    return make_keys(data_dir)
+
+
+@pytest.fixture(scope="module")
+def app(data_dir, keys):
+    app = build_app(data_dir)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return app.test_client()
 
 RANK = "/personalizer/v1.0/rank"
 OK_ACTIONS = [{"id": "a", "features": [{"x": 1}]}, {"id": "b", "features": []}]
