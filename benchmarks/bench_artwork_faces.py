@@ -115,10 +115,12 @@ def detectors():
     import artwork
 
     out = {}
-    for model in ("alt2", "default"):
+    for model, sides in (("alt2", (320, 512, 640)), ("default", (512, 640))):
         det = artwork.load_detectors(face_model=model, smile=False, people=False)
-        for side in (320, 480, 640):
-            out[f"haar_{model}@{side}"] = (
+        for side in sides:
+            name = f"haar_{model}@{side}" + (" (artwork default)" if (model, side) == (
+                "alt2", 512) else "")
+            out[name] = (
                 lambda image, det=det, side=side: [
                     f.box for f in artwork.detect_faces(image, detectors=det, max_side=side)]
             )
@@ -128,13 +130,13 @@ def detectors():
 
     def alt2_profile(image):
         boxes = [f.box for f in artwork.detect_faces(image, detectors=det)]
-        work, scale = artwork.detectors._fit(image, 320)
+        work, scale = artwork.detectors._fit(image, 512)
         gray = cv2.equalizeHist(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY))
         width = gray.shape[1]
         for flipped in (False, True):
             g = gray[:, ::-1].copy() if flipped else gray
-            found = profile.detectMultiScale(g, scaleFactor=1.25, minNeighbors=4,
-                                             minSize=(20, 20))
+            found = profile.detectMultiScale(g, scaleFactor=1.15, minNeighbors=4,
+                                             minSize=(24, 24))
             for x, y, w, h in found:
                 if flipped:
                     x = width - x - w
@@ -143,7 +145,7 @@ def detectors():
                     boxes.append(box)
         return boxes
 
-    out["haar_alt2+profile"] = alt2_profile
+    out["haar_alt2+profile@512"] = alt2_profile
     try:
         import dlib
     except ImportError:
