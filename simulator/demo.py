@@ -1,29 +1,146 @@
 """The demo: simulated members go through the real decision loop and we score what it learned.
 
 A world with known truth (:class:`~simulator.world.ArtworkWorld`) drives members
-through rank -> reward -> join -> learn on a real data directory (SQLite store,
-dsjson log, VW snapshots). The learned policy is then scored exactly against
-uniform random, the best single variant per title, and the oracle.
+through rank -> reward -> join -> learn, through a :class:`Ranker`: either
+:class:`EngineRanker`, an :class:`~banditkit.engine.Engine` in this process on
+a real data directory (SQLite store, dsjson log, VW snapshots) with a simulated
+clock, or any other implementation of the protocol (``banditkit demo`` uses
+one that talks to a real ``banditkit serve`` over HTTP; the simulator itself
+never uses the server, DESIGN.md §2). The learned policy is then scored
+exactly against uniform random, the best single variant per title, and the
+oracle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from banditkit.engine import Engine
 from banditkit.settings import LoopSettings
-from banditkit.types import Action
+from banditkit.types import Action, Features
 from banditkit.vw import VWLearner
 from simulator.world import ArtworkWorld
 
-__all__ = ["DEMO_POLICY_ARGS", "DemoResult", "evaluate_learner", "run_demo"]
+__all__ = ["DEMO_POLICY_ARGS", "DemoResult", "EngineRanker", "FinishedRun", "Ranker",
+           "drive", "evaluate_learner", "run_demo"]
 
 # Member x Artwork and Taste x Artwork interactions carry the personalization.
 DEMO_POLICY_ARGS = "--cb_explore_adf --cb_type mtr -q MA -q TA -q GA -l 0.05 --power_t 0"
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """What a ranker leaves when the members are done.
+
+    Attributes
+    ----------
+    learner : VWLearner
+        The latest published model, having learned every event of the run.
+    log_dir : Path
+        Where the joined dsjson log was written.
+    model_path : Path
+        The latest model file.
+    """
+
+    learner: VWLearner
+    log_dir: Path
+    model_path: Path
+
+
+class Ranker(Protocol):
+    """The decision loop as the demo's members see it.
+
+    ``rank`` decides and logs one impression, ``reward`` reports a take,
+    ``step`` is called every few hundred impressions (learn what is due, if the
+    implementation learns on request), and ``finish`` waits until every reward
+    so far is learned and returns the final model.
+    """
+
+    def rank(self, context: Features, actions: Sequence[Action], *, event_id: str) -> str:
+        """Decide for one impression; returns the chosen action's id."""
+        ...
+
+    def reward(self, event_id: str, value: float) -> None:
+        """Report the reward of a decided event."""
+        ...
+
+    def step(self) -> None:
+        """Let the loop learn what is due (called every ``step`` impressions)."""
+        ...
+
+    def finish(self) -> FinishedRun:
+        """Learn every reward reported so far; return the final model and its paths."""
+        ...
+
+
+def demo_settings(*, epsilon: float = 0.2, reward_wait_seconds: float = 60.0,
+                  model_update_seconds: float = 0.0) -> LoopSettings:
+    """The demo's loop settings: epsilon-greedy over :data:`DEMO_POLICY_ARGS`."""
+    return LoopSettings(reward_wait_seconds=reward_wait_seconds,
+                        model_update_seconds=model_update_seconds,
+                        exploration_percentage=epsilon, policy_args=DEMO_POLICY_ARGS)
+
+
+class EngineRanker:
+    """An in-process :class:`~banditkit.engine.Engine` on a simulated clock.
+
+    Simulated time advances one second per impression; rewards arrive at once,
+    and each :meth:`step` moves the clock past the reward wait and runs the
+    learner, which joins, learns and publishes a snapshot.
+
+    Parameters
+    ----------
+    data_dir : Path
+        Where the engine keeps its store, log and models.
+    epsilon : float, default=0.2
+        Exploration rate.
+    """
+
+    def __init__(self, *, data_dir: Path, epsilon: float = 0.2) -> None:
+        self.data_dir = data_dir
+        self.epsilon = epsilon
+
+    @property
+    def _engine(self) -> Engine:
+        engine = self.__dict__.get("_opened")
+        if engine is None:
+            self._clock = _SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
+            self._settings = demo_settings(epsilon=self.epsilon)
+            engine = Engine.open(self.data_dir, settings=self._settings, clock=self._clock)
+            self._opened = engine
+        return engine
+
+    def rank(self, context: Features, actions: Sequence[Action], *, event_id: str) -> str:
+        decision = self._engine.rank(context, actions, event_id=event_id)
+        self._clock.advance(1.0)
+        return decision.reward_action_id
+
+    def reward(self, event_id: str, value: float) -> None:
+        self._engine.reward(event_id, value)
+
+    def step(self) -> None:
+        engine = self._engine
+        self._clock.advance(self._settings.reward_wait_seconds + 1)
+        engine.process_due(force_publish=True)
+
+    def finish(self) -> FinishedRun:
+        engine = self._engine
+        self.step()
+        snapshot = engine.store.latest_model()
+        assert snapshot is not None
+        learner = VWLearner(args=snapshot.policy_args, model_data=snapshot.data)
+        return FinishedRun(learner=learner, log_dir=Path(self.data_dir) / "logs",
+                           model_path=engine.latest_model_path() or Path())
+
+    def close(self) -> None:
+        engine = self.__dict__.pop("_opened", None)
+        if engine is not None:
+            engine.close()
 
 
 @dataclass(frozen=True)
@@ -56,48 +173,83 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def run_demo(data_dir: Path, *, n_events: int = 40_000, seed: int = 0,
-             epsilon: float = 0.2, n_eval: int = 4000,
-             progress: Callable[[int], None] | None = None) -> DemoResult:
-    """Drive ``n_events`` simulated impressions through an :class:`Engine` in ``data_dir``.
+def drive(world: ArtworkWorld, ranker: Ranker, *, n_events: int, seed: int = 0,
+          step: int = 500, progress: Callable[[int], None] | None = None) -> float:
+    """Send ``n_events`` simulated impressions through ``ranker``; returns the online take rate.
 
-    Simulated time advances one second per impression; rewards arrive at once and
-    the learner joins every 500 impressions, publishing a snapshot each time.
+    Parameters
+    ----------
+    world : ArtworkWorld
+    ranker : Ranker
+    n_events : int
+        Impressions; event ids are ``demo-{seed}-{i}``.
+    seed : int, default=0
+        Seeds the members' draws and takes.
+    step : int, default=500
+        Impressions between calls of ``ranker.step()``.
+    progress : callable, default=None
+        Called with the number of impressions done since its last call.
     """
-    world = ArtworkWorld.generate(seed=seed)
-    clock = _SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
-    settings = LoopSettings(reward_wait_seconds=60.0, model_update_seconds=0.0,
-                            exploration_percentage=epsilon, policy_args=DEMO_POLICY_ARGS)
-    engine = Engine.open(data_dir, settings=settings, clock=clock)
     actions = [[Action(id=world.variant_id(t, v), features=f)
                 for v, f in enumerate(world.action_features(t))] for t in range(world.n_titles)]
     rng = np.random.default_rng(seed + 1)
     takes = 0.0
-    step, reported = 500, 0
+    reported = 0
     requests = world.sample_requests(n_events, seed=seed + 2)
-    with engine:
-        for i, (member, title) in enumerate(requests):
-            decision = engine.rank(world.context(member), actions[title],
-                                   event_id=f"demo-{seed}-{i}", extra={"title": int(title)})
-            variant = int(decision.reward_action_id.rsplit("art", 1)[1])
-            take = world.sample_take(member, title, variant, rng)
-            if take:
-                engine.reward(decision.event_id, take)
-            takes += take
-            clock.advance(1.0)
-            if (i + 1) % step == 0 or i + 1 == n_events:
-                clock.advance(settings.reward_wait_seconds + 1)
-                engine.process_due(force_publish=True)
-                if progress is not None:
-                    progress(i + 1 - reported)
-                reported = i + 1
-        snapshot = engine.store.latest_model()
-        assert snapshot is not None
-        learner = VWLearner(args=snapshot.policy_args, model_data=snapshot.data)
-        take_rates = evaluate_learner(world, learner, n_eval=n_eval, seed=seed + 3)
-        return DemoResult(take_rates=take_rates, online_take_rate=takes / n_events,
-                          n_events=n_events, log_dir=Path(data_dir) / "logs",
-                          model_path=engine.latest_model_path() or Path())
+    for i, (member, title) in enumerate(requests):
+        event_id = f"demo-{seed}-{i}"
+        chosen = ranker.rank(world.context(member), actions[title], event_id=event_id)
+        variant = int(chosen.rsplit("art", 1)[1])
+        take = world.sample_take(member, title, variant, rng)
+        if take:
+            ranker.reward(event_id, take)
+        takes += take
+        if (i + 1) % step == 0 or i + 1 == n_events:
+            ranker.step()
+            if progress is not None:
+                progress(i + 1 - reported)
+            reported = i + 1
+    return takes / n_events
+
+
+def run_demo(data_dir: Path | None = None, *, n_events: int = 40_000, seed: int = 0,
+             epsilon: float = 0.2, n_eval: int = 4000,
+             progress: Callable[[int], None] | None = None,
+             ranker: Ranker | None = None) -> DemoResult:
+    """Drive ``n_events`` simulated impressions through a ranker and score what it learned.
+
+    Parameters
+    ----------
+    data_dir : Path, default=None
+        Data directory of the in-process :class:`EngineRanker` used when
+        ``ranker`` is None.
+    n_events : int, default=40_000
+    seed : int, default=0
+        Seeds the world, the members and the evaluation impressions.
+    epsilon : float, default=0.2
+        Exploration rate of the in-process ranker (another ranker has its own).
+    n_eval : int, default=4000
+        Fresh impressions on which every policy's exact take rate is computed.
+    progress : callable, default=None
+        Called with the number of impressions done since its last call.
+    ranker : Ranker, default=None
+        Where decisions are made; None makes an :class:`EngineRanker` in ``data_dir``.
+    """
+    world = ArtworkWorld.generate(seed=seed)
+    owned = None
+    if ranker is None:
+        if data_dir is None:
+            raise ValueError("run_demo needs a data_dir or a ranker, got neither")
+        ranker = owned = EngineRanker(data_dir=Path(data_dir), epsilon=epsilon)
+    try:
+        online = drive(world, ranker, n_events=n_events, seed=seed, progress=progress)
+        finished = ranker.finish()
+    finally:
+        if owned is not None:
+            owned.close()
+    take_rates = evaluate_learner(world, finished.learner, n_eval=n_eval, seed=seed + 3)
+    return DemoResult(take_rates=take_rates, online_take_rate=online, n_events=n_events,
+                      log_dir=finished.log_dir, model_path=finished.model_path)
 
 
 def evaluate_learner(world: ArtworkWorld, learner: VWLearner, *, n_eval: int,
