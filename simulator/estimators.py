@@ -403,7 +403,7 @@ def bootstrap_means(terms: np.ndarray, *, n_bootstrap: int, seed: int,
         unique, counts = np.unique(terms, axis=0, return_counts=True)
         if len(unique) <= 4096:
             draws = rng.multinomial(n, counts / n, size=n_bootstrap)
-            return draws @ unique / n
+            return np.einsum("bu,um->bm", draws, unique) / n  # no threaded BLAS
     columns = np.ascontiguousarray(terms.T)
     index_type = np.int32 if n < 2**31 else np.int64
     per_block = max(1, max_block // n)
