@@ -395,7 +395,7 @@
   }
 
   function lineChart(container, days, series, options) {
-    const width = 520, height = 220, left = 40, right = 10, top = 10, bottom = 28;
+    const width = 520, height = 220, left = 40, right = 24, top = 10, bottom = 28;
     const plotW = width - left - right, plotH = height - top - bottom;
     const maxY = options.maxY;
     const x = (i) => left + (days.length <= 1 ? plotW / 2 : (i * plotW) / (days.length - 1));
@@ -431,13 +431,54 @@
         if (value === null || value === undefined) { pen = false; return; }
         path += (pen ? " L" : " M") + x(i).toFixed(1) + " " + y(value).toFixed(1);
         pen = true;
-        root.append(svg("circle", { cx: x(i), cy: y(value), r: 2.5, fill: line.color }));
+        root.append(svg("circle", { cx: x(i), cy: y(value), r: days.length > 20 ? 2.5 : 4,
+                                    fill: line.color }));
       });
       if (path) {
         root.append(svg("path", { d: path.trim(), fill: "none", stroke: line.color,
                                   "stroke-width": 2, "data-variant": line.id }));
       }
     }
+    container.replaceChildren(root);
+  }
+
+  function variantChart(container, rows) {
+    // One row per variant: its share of traffic as a bar, its take rate as a
+    // point with the Wilson interval as a whisker.
+    const width = 1040, rowH = 30, top = 24, left = 120, gap = 40;
+    const barW = (width - left - gap - 20) / 2, rateX = left + barW + gap;
+    const height = top + rowH * Math.max(rows.length, 1) + 8;
+    const root = svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img",
+                              "aria-label": "share and take rate by variant" });
+    root.append(svg("text", { x: left, y: 12 }, "share of traffic"));
+    root.append(svg("text", { x: rateX, y: 12 }, "take rate (95% interval)"));
+    for (const [x0, w] of [[left, barW], [rateX, barW]]) {
+      for (let k = 0; k <= 4; k++) {
+        const x = x0 + (w * k) / 4;
+        root.append(svg("line", { x1: x, x2: x, y1: top - 4, y2: height - 6, stroke: "#333" }));
+        root.append(svg("text", { x: x, y: height, "text-anchor": "middle" }, (25 * k) + "%"));
+      }
+    }
+    rows.forEach((v, i) => {
+      const y = top + i * rowH, mid = y + rowH / 2, color = colorOf(v.variantId);
+      root.append(svg("text", { x: left - 8, y: mid + 4, "text-anchor": "end" }, v.variantId));
+      root.append(svg("rect", { x: left, y: y + 6, height: rowH - 12, rx: 2, fill: color,
+                                width: Math.max(0, (v.share || 0) * barW),
+                                "data-variant": v.variantId, "data-kind": "share" }));
+      if (v.joined) {
+        const x = (value) => rateX + value * barW;
+        root.append(svg("line", { x1: x(v.takeRateLow), x2: x(v.takeRateHigh), y1: mid, y2: mid,
+                                  stroke: color, "stroke-width": 2 }));
+        for (const end of [v.takeRateLow, v.takeRateHigh]) {
+          root.append(svg("line", { x1: x(end), x2: x(end), y1: mid - 6, y2: mid + 6,
+                                    stroke: color, "stroke-width": 2 }));
+        }
+        root.append(svg("circle", { cx: x(v.takeRate), cy: mid, r: 5, fill: color,
+                                    "data-variant": v.variantId, "data-kind": "rate" }));
+      } else {
+        root.append(svg("text", { x: rateX + 4, y: mid + 4 }, "no outcome yet"));
+      }
+    });
     container.replaceChildren(root);
   }
 
@@ -453,6 +494,7 @@
                                     band: v.daily.map((d) => d.joined ? [d.takeRateLow, d.takeRateHigh] : null) }));
     let maxRate = 0.05;
     for (const v of rows) for (const d of v.daily) if (d.joined) maxRate = Math.max(maxRate, d.takeRateHigh);
+    variantChart($("chart-variants"), rows);
     lineChart($("chart-share"), report.days, share, { maxY: 1, label: "share of traffic" });
     lineChart($("chart-rate"), report.days, rate, { maxY: Math.min(1, Math.ceil(maxRate * 10) / 10),
                                                     label: "take rate" });
