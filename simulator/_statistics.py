@@ -80,7 +80,7 @@ class WeightStatistics:
         known = 0 if unsupported_mass is None else len(unsupported_mass)
         return cls(
             n=len(weight), sum_weight=float(weight.sum()),
-            sum_weight_squared=float(np.dot(weight, weight)),
+            sum_weight_squared=float(np.einsum("i,i->", weight, weight)),  # no BLAS threads
             max_weight=float(weight.max()) if len(weight) else 0.0,
             min_positive_weight=float(positive.min()) if len(positive) else np.inf,
             histogram=bins, n_support_known=known,
