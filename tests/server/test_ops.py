@@ -135,3 +135,27 @@ def test_keys_command_rejects_unknown_roles(tmp_path, role: str) -> None:
                                        "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "client" in result.output
+
+
+def test_engine_options_come_from_the_engine_namespace(tmp_path) -> None:
+    # ENGINE_* keys other than DATA_DIR/SETTINGS/FACTORY are Engine.open kwargs.
+    from serving.runtime import get_engine
+
+    seen = {}
+
+    def factory(data_dir, **options):
+        from banditkit.engine import Engine
+
+        seen.update(options, data_dir=data_dir)
+        return Engine.open(data_dir, **options)
+
+    app = create_app({"ENGINE_DATA_DIR": str(tmp_path), "ENGINE_FACTORY": factory,
+                      "ENGINE_MAX_ACTIONS": 3, "ENGINE_SETTINGS": {"default_reward": -1.0},
+                      "LEARNER_ENABLED": False})
+    try:
+        assert seen["max_actions"] == 3
+        assert seen["data_dir"] == tmp_path
+        assert get_engine(app).max_actions == 3
+        assert get_engine(app).settings.default_reward == -1.0
+    finally:
+        close_app(app)
