@@ -56,9 +56,12 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "FOREVER_DAYS",
     "MODEL_VERSION_HEADER",
+    "check_policy_arguments",
     "decision_json",
     "init_app",
     "parse_rank_request",
+    "parse_reward",
+    "parse_service_configuration",
     "service_configuration_json",
 ]
 
