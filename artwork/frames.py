@@ -7,10 +7,11 @@ cut is declared where the mean absolute HSV difference between consecutive
 (native-resolution sharpness of the centre, stillness, exposure). Dark, flat,
 blurry and transition frames (the first and last frames of a shot, where
 fades and dissolves live) are dropped. Each shot keeps its best few frames at
-full resolution; only the best frame of the ``top_k + 2`` most promising
-shots (by pre-score) is then fully analysed (faces, composition) and scored,
-and the top ``top_k`` are chosen greedily while skipping near-duplicates, so
-the picks come from different shots and look different.
+full resolution. The best frames of the most promising shots (by pre-score)
+are fingerprinted, shots that repeat an earlier-kept look are skipped, and
+only ``top_k + 2`` distinct ones are fully analysed (faces, composition) and
+scored; the top ``top_k`` are then chosen greedily while skipping
+near-duplicates, so the picks come from different shots and look different.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from artwork._errors import ArtworkInputError
 from artwork.analysis import Analysis, analyze_image
 from artwork.detectors import Detectors
-from artwork.identity import is_near_duplicate
+from artwork.identity import fingerprint, is_near_duplicate
 from artwork.io import LoadedImage, check_image
 
 __all__ = [
@@ -158,13 +159,13 @@ def _cheap_frame(frame_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float
     """HSV thumbnail, brightness, contrast and centre sharpness of a BGR frame."""
     thumb = cv2.resize(frame_bgr, (160, 90), interpolation=cv2.INTER_LINEAR)
     hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
-    value = hsv[..., 2]
+    mean, std = cv2.meanStdDev(hsv[..., 2])
     height, width = frame_bgr.shape[:2]
     side = min(256, height, width)
     top, left = (height - side) // 2, (width - side) // 2
     centre = cv2.cvtColor(frame_bgr[top : top + side, left : left + side], cv2.COLOR_BGR2GRAY)
-    sharp = float(cv2.Laplacian(centre, cv2.CV_32F, ksize=1).var())
-    return hsv, float(value.mean() / 255.0), float(value.std() / 255.0), sharp
+    _, lap_std = cv2.meanStdDev(cv2.Laplacian(centre, cv2.CV_16S, ksize=1))
+    return hsv, float(mean[0, 0] / 255.0), float(std[0, 0] / 255.0), float(lap_std[0, 0] ** 2)
 
 
 def mine_frames(
@@ -252,7 +253,7 @@ def mine_frames(
             hsv, brightness, contrast, sharp = _cheap_frame(frame)
             motion = 0.0
             if prev_hsv is not None:
-                motion = float(cv2.absdiff(hsv, prev_hsv).mean())
+                motion = sum(cv2.mean(cv2.absdiff(hsv, prev_hsv))[:3]) / 3.0
                 if motion > threshold and index - shot_start >= min_shot_frames:
                     close_shot(index)
                     current = []
@@ -285,8 +286,15 @@ def mine_frames(
     best = [(frames[0], i) for i, frames in enumerate(kept) if frames]
     best.sort(key=lambda item: -item[0][0])
     scored: list[FrameCandidate] = []
-    for (_, frame_index, stillness, frame), shot_index in best[: top_k + 2]:
+    prints = []
+    # spend the full analyses on different-looking shots: a shot that repeats
+    # an earlier one (the same set-up cut back to) is skipped before analysis
+    for (_, frame_index, stillness, frame), shot_index in best[: 6 * top_k + 10]:
         rgb = check_image(np.ascontiguousarray(frame[..., ::-1]))
+        fp = fingerprint(rgb)
+        if any(is_near_duplicate(fp, other) for other in prints):
+            continue
+        prints.append(fp)
         loaded = LoadedImage(image=rgb, format="video", source_mode="BGR",
                              content_hash=f"{Path(path).name}#{frame_index}")
         analysis = analyze_image(loaded, detectors=detectors, expect_face=False)
@@ -298,6 +306,8 @@ def mine_frames(
             image=rgb,
             analysis=analysis,
         ))
+        if len(scored) == top_k + 2:
+            break
     scored.sort(key=lambda c: -c.score)
     chosen: list[FrameCandidate] = []
     for candidate in scored:
