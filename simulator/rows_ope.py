@@ -1,0 +1,368 @@
+r"""Off-policy evaluation of page policies from the row engine's CCB dsjson log.
+
+Each joined page line (:mod:`banditkit.rows`) gives, per slot :math:`l`, the
+row shown, the logging probability :math:`\mu_{il}` of that row *given the rows
+placed above* (``_outcomes[l]._p[0]``), the rows the page rules allowed
+(``_slots[l]._inc``) and the slot's joined reward (``-_label_cost``). A target
+page policy is asked for the same conditional probability :math:`\pi_{il}` on
+the logged page, so the slate estimators of :mod:`simulator.slate` get exactly
+what they need:
+
+* :class:`~simulator.slate.SlateRewardInteractionIPS` ("rips") and
+  :class:`~simulator.slate.SlateStandardIPS` ("sips") take conditional
+  probabilities: exact from the log, unbiased (RIPS when a slot's reward
+  depends on the rows at and above it, SIPS always);
+* :class:`~simulator.slate.SlateIndependentIPS` ("iips") and
+  :class:`~simulator.slate.SlatePseudoInverse` ("pi") want *marginal*
+  probabilities, which the log does not hold for a sequential logger. They
+  are computed here with the conditional ones in their place, which is exact
+  only when both policies fill slots independently of the rows above; the
+  report says so in its notes. With ``reward="page"`` the page reward
+  (``_banditkit.pageReward``) is the only reward, the case the pseudo-inverse
+  is for.
+
+Target policies: ``logged``, ``uniform`` (uniform over the rows the rules
+allowed), ``editorial`` (each slot's first allowed row in candidate order, the
+order a product team sends) and ``model:PATH`` / ``greedy:PATH`` (a saved
+``--ccb_explore_adf`` model, as deployed or without exploration). All see
+the logged rules, since the allowed set of a slot depends only on the rows
+above it.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from banditkit.errors import InvalidInputError
+from banditkit.eventlog import EXTRA_KEY, log_files
+from simulator.estimators import OffPolicyEstimator
+from simulator.evaluation import EvaluationReport, evaluate_stream
+from simulator.slate import (
+    SlateIndependentIPS,
+    SlatePseudoInverse,
+    SlateRewardInteractionIPS,
+    SlateRounds,
+    SlateStandardIPS,
+    SlateTarget,
+)
+
+__all__ = [
+    "LoggedPage",
+    "PagePolicy",
+    "SLATE_ESTIMATOR_NAMES",
+    "evaluate_pages",
+    "make_page_policy",
+    "make_slate_estimators",
+    "parse_page",
+    "read_pages",
+    "slate_inputs",
+]
+
+SLATE_ESTIMATOR_NAMES = ("rips", "sips", "iips", "pi")
+_CLASSES = {"rips": SlateRewardInteractionIPS, "sips": SlateStandardIPS,
+            "iips": SlateIndependentIPS, "pi": SlatePseudoInverse}
+_MARGINAL = ("iips", "pi")
+
+
+@dataclass(frozen=True)
+class LoggedPage:
+    """One joined page read back from the CCB log.
+
+    Attributes
+    ----------
+    context : dict
+        Shared features (namespaced).
+    rows : list of dict, length n_rows
+        Candidate row features, in ``_multi`` order.
+    slots : list of dict, length n_slots
+        Slot features.
+    chosen : list of int, length n_slots
+        Row index shown in each slot.
+    eligible : list of list of int, length n_slots
+        Rows the rules allowed in each slot.
+    probability : ndarray of shape (n_slots,)
+        Logging probability of each shown row given the rows above.
+    reward : ndarray of shape (n_slots,)
+        Joined reward of each slot.
+    page_reward : float
+    """
+
+    event_id: str
+    context: dict
+    rows: list[dict]
+    row_ids: list[str]
+    slot_ids: list[str]
+    slots: list[dict]
+    chosen: list[int]
+    eligible: list[list[int]]
+    probability: np.ndarray
+    reward: np.ndarray
+    page_reward: float
+    skip_learn: bool
+    model_version: str
+
+
+def _namespaces(obj: dict) -> dict:
+    features: dict = {}
+    for key, value in obj.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict):
+            features[key] = dict(value)
+        else:
+            features.setdefault("", {})[key] = value
+    return features
+
+
+def parse_page(record: dict) -> LoggedPage:
+    """One joined CCB dsjson object to a :class:`LoggedPage`."""
+    shared = record["c"]
+    rows = [_namespaces(entry) for entry in shared["_multi"]]
+    slots = shared["_slots"]
+    outcomes = record["_outcomes"]
+    if len(outcomes) != len(slots):
+        raise ValueError(f"{len(outcomes)} outcomes for {len(slots)} slots")
+    extra = record.get(EXTRA_KEY, {})
+    n_rows = len(rows)
+    eligible = [list(slot.get("_inc", range(n_rows))) for slot in slots]
+    chosen = [int(outcome["_a"][0]) for outcome in outcomes]
+    for k, (row, allowed) in enumerate(zip(chosen, eligible, strict=True)):
+        if row not in allowed:
+            raise ValueError(f"slot {k}: row {row} shown but not among _inc {allowed}")
+    return LoggedPage(
+        event_id=str(record["EventId"]), context=_namespaces(shared), rows=rows,
+        row_ids=list(extra.get("rowIds") or [str(i) for i in range(n_rows)]),
+        slot_ids=[str(slot.get("_id", k + 1)) for k, slot in enumerate(slots)],
+        slots=[_namespaces(slot) for slot in slots], chosen=chosen, eligible=eligible,
+        probability=np.array([float(outcome["_p"][0]) for outcome in outcomes]),
+        reward=np.array([-float(outcome["_label_cost"]) for outcome in outcomes]),
+        page_reward=float(extra.get("pageReward", 0.0)),
+        skip_learn=bool(record.get("_skipLearn", False)),
+        model_version=str(record.get("VWState", {}).get("m", "")))
+
+
+def read_pages(paths: Iterable[str | os.PathLike]) -> Iterator[LoggedPage]:
+    """Joined pages from CCB dsjson files or folders, in file order.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file and line of the first line that is not a joined CCB page.
+    """
+    for path in log_files(paths):
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield parse_page(json.loads(line))
+                except (ValueError, KeyError, TypeError, IndexError) as error:
+                    raise InvalidInputError(
+                        f"{path}:{number}: not a joined CCB page: {error!r}") from None
+
+
+# ----------------------------------------------------------------------- policies
+
+
+class PagePolicy(abc.ABC):
+    """A page policy, asked about logged pages only."""
+
+    name: str
+
+    @abc.abstractmethod
+    def conditional(self, page: LoggedPage) -> np.ndarray:
+        """Probability of each logged slot's row given the logged rows above; shape (n_slots,)."""
+
+
+class _Logged(PagePolicy):
+    name = "logged"
+
+    def conditional(self, page: LoggedPage) -> np.ndarray:
+        return page.probability.copy()
+
+
+class _Uniform(PagePolicy):
+    name = "uniform"
+
+    def conditional(self, page: LoggedPage) -> np.ndarray:
+        return np.array([1.0 / len(allowed) for allowed in page.eligible])
+
+
+class _Editorial(PagePolicy):
+    name = "editorial"
+
+    def conditional(self, page: LoggedPage) -> np.ndarray:
+        return np.array([float(row == allowed[0])
+                         for row, allowed in zip(page.chosen, page.eligible, strict=True)])
+
+
+class ModelPagePolicy(PagePolicy):
+    """A slate learner (``open_page``/``slot_pmf``) as a page policy.
+
+    Parameters
+    ----------
+    learner : banditkit.rows_learner.SlateLearner
+    name : str
+    greedy : bool, default=False
+        Show each slot's top row with probability 1 instead of exploring.
+    """
+
+    def __init__(self, *, learner, name: str, greedy: bool = False) -> None:
+        self.learner = learner
+        self.name = name
+        self.greedy = greedy
+
+    def conditional(self, page: LoggedPage) -> np.ndarray:
+        prepared = self.learner.open_page(page.context, page.rows, page.slots,
+                                          check_input=False)
+        out = np.empty(len(page.chosen))
+        for k, (row, allowed) in enumerate(zip(page.chosen, page.eligible, strict=True)):
+            pmf = prepared.slot_pmf(k, allowed, page.chosen[:k])
+            position = allowed.index(row)
+            out[k] = float(np.argmax(pmf) == position) if self.greedy else pmf[position]
+        return out
+
+
+def make_page_policy(spec: str | PagePolicy, *, model_args: str | None = None) -> PagePolicy:
+    """A page policy from its name: logged, uniform, editorial, model:PATH, greedy:PATH.
+
+    Parameters
+    ----------
+    model_args : str, default=None
+        VW arguments of saved models; None uses ``VWSlateLearner``'s default.
+    """
+    if isinstance(spec, PagePolicy):
+        return spec
+    simple = {"logged": _Logged, "uniform": _Uniform, "editorial": _Editorial}
+    if spec in simple:
+        return simple[spec]()
+    for prefix in ("model:", "greedy:"):
+        if spec.startswith(prefix):
+            from banditkit.vw import VWSlateLearner
+
+            path = Path(spec[len(prefix):])
+            if not path.is_file():
+                raise ValueError(f"model file does not exist: {path}")
+            arguments = {} if model_args is None else {"args": model_args}
+            return ModelPagePolicy(
+                learner=VWSlateLearner(model_data=path.read_bytes(), **arguments), name=spec,
+                greedy=prefix == "greedy:")
+    raise ValueError(f"page policy must be logged, uniform, editorial, model:PATH or "
+                     f"greedy:PATH, got {spec!r}")
+
+
+# ---------------------------------------------------------------------- estimates
+
+
+def make_slate_estimators(names: Sequence[str] = ("rips", "sips"), *,
+                          confidence_level: float = 0.95,
+                          ci_method: str = "clt") -> list[OffPolicyEstimator]:
+    """Slate estimators by name (:data:`SLATE_ESTIMATOR_NAMES`)."""
+    out = []
+    for name in names:
+        if name not in _CLASSES:
+            raise ValueError(f"slate estimator names must be among {SLATE_ESTIMATOR_NAMES}, "
+                             f"got {name!r}")
+        out.append(_CLASSES[name](confidence_level=confidence_level, ci_method=ci_method))
+    return out
+
+
+def slate_inputs(pages: Sequence[LoggedPage], policies: Sequence[PagePolicy], *,
+                 reward: str = "slots", n_slots: int | None = None
+                 ) -> tuple[SlateRounds, dict[str, SlateTarget]]:
+    """The estimators' inputs for a list of pages.
+
+    Pages shorter than ``n_slots`` (default: the longest) are padded with
+    reward 0 and probability 1 for logger and targets, which leaves every
+    estimator unchanged.
+
+    Parameters
+    ----------
+    reward : {"slots", "page"}, default="slots"
+        Per-slot rewards, or the page reward alone (in the first slot).
+    """
+    if reward not in ("slots", "page"):
+        raise ValueError(f"reward must be 'slots' or 'page', got {reward!r}")
+    width = n_slots or max(len(page.chosen) for page in pages)
+    logged_reward = np.zeros((len(pages), width))
+    logged = np.ones((len(pages), width))
+    targets = {policy.name: np.ones((len(pages), width)) for policy in policies}
+    for i, page in enumerate(pages):
+        n = len(page.chosen)
+        if reward == "slots":
+            logged_reward[i, :n] = page.reward
+        else:
+            logged_reward[i, 0] = page.page_reward
+        logged[i, :n] = page.probability
+        for policy in policies:
+            targets[policy.name][i, :n] = policy.conditional(page)
+    return (SlateRounds(reward=logged_reward, probability=logged),
+            {name: SlateTarget(probability=p) for name, p in targets.items()})
+
+
+def evaluate_pages(paths: Sequence[str | os.PathLike], *,
+                   policies: Sequence[str | PagePolicy] = ("logged", "uniform", "editorial"),
+                   estimators: Sequence[str] = ("rips", "sips"), reward: str = "slots",
+                   confidence_level: float = 0.95, chunk_size: int = 20_000,
+                   model_args: str | None = None) -> EvaluationReport:
+    """Slate OPE of page policies on CCB logs, streaming chunk by chunk.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        CCB dsjson files or folders (the row engine writes ``logs/rows``).
+    policies : sequence of str or PagePolicy, default=("logged", "uniform", "editorial")
+    estimators : sequence of str, default=("rips", "sips")
+        Any of :data:`SLATE_ESTIMATOR_NAMES`.
+    reward : {"slots", "page"}, default="slots"
+    confidence_level : float, default=0.95
+    chunk_size : int, default=20000
+        Pages per chunk (memory).
+    model_args : str, default=None
+        VW arguments of ``model:``/``greedy:`` policies.
+
+    Returns
+    -------
+    EvaluationReport
+        ``notes`` count skipped (never activated) pages and warn about
+        marginal-probability estimators.
+    """
+    page_policies = [make_page_policy(p, model_args=model_args) for p in policies]
+    chosen = make_slate_estimators(estimators, confidence_level=confidence_level)
+    files = log_files(paths)
+    width = 0
+    for page in read_pages(files):
+        width = max(width, len(page.chosen))
+    if width == 0:
+        raise ValueError(f"no joined CCB pages in {[str(p) for p in paths]}")
+    skipped = 0
+
+    def chunks() -> Iterator[tuple[SlateRounds, dict[str, SlateTarget]]]:
+        nonlocal skipped
+        batch: list[LoggedPage] = []
+        for page in read_pages(files):
+            if page.skip_learn:
+                skipped += 1
+                continue
+            batch.append(page)
+            if len(batch) == chunk_size:
+                yield slate_inputs(batch, page_policies, reward=reward, n_slots=width)
+                batch = []
+        if batch:
+            yield slate_inputs(batch, page_policies, reward=reward, n_slots=width)
+
+    report = evaluate_stream(chunks(), estimators=chosen)
+    notes: dict[str, object] = {"skipped_never_activated": skipped, "reward": reward,
+                                "slots": width}
+    if any(name in _MARGINAL for name in estimators):
+        notes["marginals"] = ("iips/pi use slot-conditional probabilities as marginals: "
+                              "exact only for policies that fill slots independently")
+    return EvaluationReport(n_rounds=report.n_rounds, estimates=report.estimates,
+                            notes=notes)
