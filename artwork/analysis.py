@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from artwork._errors import ArtworkInputError
 from artwork.detectors import (
     Detectors,
     Face,
@@ -39,7 +40,7 @@ __all__ = ["WORK_SIDE", "Analysis", "ArtworkWarning", "analyze", "analyze_image"
 WORK_SIDE = 512
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArtworkWarning:
     """A problem a marketer can act on.
 
@@ -57,7 +58,7 @@ class ArtworkWarning:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Analysis:
     """Everything measured on one image.
 
@@ -150,39 +151,42 @@ def _warnings(
     expect_face: bool,
 ) -> list[ArtworkWarning]:
     color = features["Color"]
-    out = []
-    if color["brightness"] < 0.18:
-        out.append(ArtworkWarning("too_dark", f"The artwork is very dark (mean brightness "
-                                  f"{color['brightness']:.0%}); it will vanish on a dark page."))
-    elif color["brightness"] > 0.85:
-        out.append(ArtworkWarning("too_bright", f"The artwork is very bright (mean brightness "
-                                  f"{color['brightness']:.0%}); details are washed out."))
-    if color["contrast"] < 0.1:
-        out.append(ArtworkWarning("low_contrast", f"Low contrast (RMS {color['contrast']:.2f}); "
-                                  "the subject does not stand out at thumbnail size."))
+    out: list[ArtworkWarning] = []
+
+    def add(code: str, message: str) -> None:
+        out.append(ArtworkWarning(code=code, message=message))
+
+    brightness, contrast = color["brightness"], color["contrast"]
+    if brightness < 0.18:
+        add("too_dark", f"The artwork is very dark (mean brightness {brightness:.0%}); "
+            "it will vanish on a dark page.")
+    elif brightness > 0.85:
+        add("too_bright", f"The artwork is very bright (mean brightness {brightness:.0%}); "
+            "details are washed out.")
+    if contrast < 0.1:
+        add("low_contrast", f"Low contrast (RMS {contrast:.2f}); the subject does not stand "
+            "out at thumbnail size.")
     if sharp < BLUR_THRESHOLD:
-        out.append(ArtworkWarning("blurry", f"The image looks blurry (sharpness {sharp:.0f}, "
-                                  f"under {BLUR_THRESHOLD:.0f})."))
+        add("blurry", f"The image looks blurry (sharpness {sharp:.0f}, under "
+            f"{BLUR_THRESHOLD:.0f}).")
     if expect_face and not faces:
-        out.append(ArtworkWarning("no_face", "No face found; artwork with a visible face "
-                                  "usually draws more attention."))
+        add("no_face", "No face found; artwork with a visible face usually draws more "
+            "attention.")
     if faces and faces[0].box[3] / height < 0.08:
-        out.append(ArtworkWarning("tiny_face", f"The largest face is only "
-                                  f"{faces[0].box[3] / height:.0%} of the height; it will be a "
-                                  "few pixels on a phone."))
+        add("tiny_face", f"The largest face is only {faces[0].box[3] / height:.0%} of the "
+            "height; it will be a few pixels on a phone.")
     if text and min(r.box[3] for r in text) / height < 0.02:
-        out.append(ArtworkWarning("text_too_small", "Some text is under 2% of the height; it "
-                                  "will be unreadable at thumbnail size."))
+        add("text_too_small", "Some text is under 2% of the height; it will be unreadable at "
+            "thumbnail size.")
     if any(_overlap(r.box, face.box) > 0.1 for r in text for face in faces):
-        out.append(ArtworkWarning("text_over_subject", "Text covers a face."))
+        add("text_over_subject", "Text covers a face.")
     if expected_aspect is not None:
         aspect = width / height
         if abs(np.log(aspect / expected_aspect)) > 0.03:
-            out.append(ArtworkWarning("wrong_aspect", f"Aspect ratio {aspect:.3f} "
-                                      f"({width}x{height}) does not fit the slot's "
-                                      f"{expected_aspect:.3f}; it will be cropped or padded."))
+            add("wrong_aspect", f"Aspect ratio {aspect:.3f} ({width}x{height}) does not fit "
+                f"the slot's {expected_aspect:.3f}; it will be cropped or padded.")
     for name in duplicates:
-        out.append(ArtworkWarning("near_duplicate", f"Near-duplicate of variant {name}."))
+        add("near_duplicate", f"Near-duplicate of variant {name}.")
     return out
 
 
@@ -217,6 +221,19 @@ def analyze_image(
     -------
     Analysis
     """
+    if expected_aspect is not None and not (
+        isinstance(expected_aspect, int | float) and 0 < expected_aspect < 100
+    ):
+        raise ArtworkInputError(
+            "bad_argument",
+            f"expected_aspect must be a width/height ratio > 0, got {expected_aspect!r}",
+        )
+    for name, other in (variants or {}).items():
+        if not isinstance(other, Fingerprint):
+            raise ArtworkInputError(
+                "bad_argument",
+                f"variants must map ids to Fingerprint, got {type(other).__name__} for {name!r}",
+            )
     image = loaded.image
     height, width = image.shape[:2]
     work, scale = _fit(image, WORK_SIDE)

@@ -41,7 +41,7 @@ FACE_MODELS = {
 Box = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Face:
     """One detected face.
 
@@ -62,7 +62,7 @@ class Face:
     smile: bool | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Region:
     """A detected person or text region.
 
@@ -78,7 +78,7 @@ class Region:
     confidence: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Detectors:
     """The costly detectors, built once by :func:`load_detectors`.
 

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Shot:
     """A run of frames between two cuts.
 
@@ -58,7 +58,7 @@ class Shot:
     end_time: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FrameCandidate:
     """A frame proposed as artwork.
 
@@ -85,7 +85,7 @@ class FrameCandidate:
     analysis: Analysis = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FrameMining:
     """The outcome of :func:`mine_frames`.
 
@@ -282,7 +282,8 @@ def mine_frames(
     finally:
         cap.release()
 
-    shots = [Shot(s, e, s / fps, e / fps) for s, e in shots_bounds]
+    shots = [Shot(start=s, end=e, start_time=s / fps, end_time=e / fps)
+             for s, e in shots_bounds]
     best = [(frames[0], i) for i, frames in enumerate(kept) if frames]
     best.sort(key=lambda item: -item[0][0])
     scored: list[FrameCandidate] = []

@@ -38,7 +38,7 @@ _MAX_FILE_BYTES = 200 * 1024 * 1024
 _FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadedImage:
     """An image decoded at the edge.
 

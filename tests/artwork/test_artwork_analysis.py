@@ -121,3 +121,17 @@ def test_wrong_aspect_for_slot(real_images, detectors):
     assert "wrong_aspect" in codes(result)
     message = next(w.message for w in result.warnings if w.code == "wrong_aspect")
     assert "1000x1500" in message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"expected_aspect": 0}, "expected_aspect must be a width/height ratio"),
+        ({"expected_aspect": "2:3"}, "expected_aspect must be a width/height ratio"),
+        ({"variants": {"v1": "c2924c5532bddfc8"}}, "variants must map ids to Fingerprint"),
+    ],
+)
+def test_bad_arguments_are_named(real_images, detectors, kwargs, match):
+    with pytest.raises(artwork.ArtworkInputError, match=match) as info:
+        artwork.analyze(real_images["coffee"], detectors=detectors, **kwargs)
+    assert info.value.code == "bad_argument"
