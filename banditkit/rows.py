@@ -103,11 +103,15 @@ class Slot:
         Slot features; :func:`default_slots` gives ``{"Slot": {"position": "k"}}``.
     baseline : str, default=None
         Row shown in this slot in apprentice and logging-only modes.
+    excluded : tuple of str, default=()
+        Rows that must not be shown in this slot (Personalizer's per-slot
+        ``excludedActions``).
     """
 
     id: str
     features: Features = field(default_factory=dict)
     baseline: str | None = None
+    excluded: tuple[str, ...] = ()
 
 
 def default_slots(n_slots: int) -> list[Slot]:
@@ -377,6 +381,114 @@ class _Feasibility:
         return self.feasible(slot + 1, genre, fewer, none, self._seen(seen, genre, slot))
 
 
+class _SlotSearch:
+    """Feasibility when slots exclude rows of their own: rows are no longer
+    interchangeable within a genre, so the search runs over rows.
+
+    Without genre rules a completion is a matching of the remaining slots to
+    rows (each slot to a row it allows): exact and polynomial, by augmenting
+    paths. With genre rules too, a memoised depth-first search over rows,
+    bounded by a node budget.
+    """
+
+    def __init__(self, *, allowed: list[set[int]], genres: list[str | None],
+                 rules: PageRules) -> None:
+        self.allowed = allowed  # slot -> rows it may show (pins and exclusions applied)
+        self.genres = genres
+        self.n_slots = len(allowed)
+        self.no_adjacent = rules.no_adjacent_same_genre
+        self.need = rules.min_distinct_genres
+        self.within = min(rules.distinct_genres_within or self.n_slots, self.n_slots)
+        self.genre_rules = self.no_adjacent or self.need > 0
+        self.memo: dict[tuple, bool] = {}
+        self.budget = 200_000
+
+    def _seen(self, seen: frozenset[str], genre: str | None, slot: int) -> frozenset[str]:
+        if genre is None or slot >= self.within or genre in seen:
+            return seen
+        return seen | {genre}
+
+    def eligible(self, slot: int, used: set[int], last: str | None,
+                 seen: frozenset[str]) -> list[int]:
+        candidates = sorted(self.allowed[slot] - used)
+        if not self.genre_rules:
+            return self._matching_eligible(slot, used, candidates)
+        out = []
+        for row in candidates:
+            genre = self.genres[row]
+            if self.no_adjacent and genre is not None and genre == last:
+                continue
+            if self.feasible(slot + 1, frozenset(used | {row}), genre,
+                             self._seen(seen, genre, slot)):
+                out.append(row)
+        return out
+
+    def feasible(self, slot: int, used: frozenset[int], last: str | None,
+                 seen: frozenset[str]) -> bool:
+        if not self.genre_rules:
+            return len(self._matching(slot, set(used))) == self.n_slots - slot
+        if slot >= self.within and len(seen) < self.need:
+            return False
+        if slot < self.within and len(seen) + (self.within - slot) < self.need:
+            return False
+        if slot == self.n_slots:
+            return True
+        key = (slot, used, last, seen if slot < self.within else None)
+        cached = self.memo.get(key)
+        if cached is not None:
+            return cached
+        self.budget -= 1
+        if self.budget < 0:
+            raise InvalidInputError("page rules too hard to satisfy with these per-slot "
+                                    "exclusions (search budget exhausted); relax them")
+        result = False
+        for row in sorted(self.allowed[slot] - used,
+                          key=lambda r: self.genres[r] in seen):
+            genre = self.genres[row]
+            if self.no_adjacent and genre is not None and genre == last:
+                continue
+            if self.feasible(slot + 1, used | {row}, genre, self._seen(seen, genre, slot)):
+                result = True
+                break
+        self.memo[key] = result
+        return result
+
+    def _matching(self, start: int, used: set[int]) -> dict[int, int]:
+        """A maximum matching ``row -> slot`` of slots ``start..`` to unused rows."""
+        match: dict[int, int] = {}
+        for slot in range(start, self.n_slots):
+            self._augment(slot, used, match, set())
+        return match
+
+    def _augment(self, slot: int, used: set[int], match: dict[int, int],
+                 visited: set[int]) -> bool:
+        for row in self.allowed[slot]:
+            if row in used or row in visited:
+                continue
+            visited.add(row)
+            if row not in match or self._augment(match[row], used, match, visited):
+                match[row] = slot
+                return True
+        return False
+
+    def _matching_eligible(self, slot: int, used: set[int], candidates: list[int]) -> list[int]:
+        # Row r may go to `slot` iff the slots below still match without r: true when
+        # a maximum matching of them leaves r free, else iff r's slot re-augments
+        # around r.
+        match = self._matching(slot + 1, used)
+        if len(match) < self.n_slots - slot - 1:
+            return []
+        out = []
+        for row in candidates:
+            if row not in match:
+                out.append(row)
+                continue
+            trial = {r: s for r, s in match.items() if r != row}
+            if self._augment(match[row], used | {row}, trial, set()):
+                out.append(row)
+        return out
+
+
 def _pinned_slots(rows: Sequence[Row], rules: PageRules, excluded: set[str],
                   n_slots: int) -> dict[int, int]:
     index = {row.id: i for i, row in enumerate(rows)}
@@ -385,7 +497,8 @@ def _pinned_slots(rows: Sequence[Row], rules: PageRules, excluded: set[str],
 
 
 def page_violations(rows: Sequence[Row], page: Sequence[str], rules: PageRules, *,
-                    excluded: Iterable[str] = ()) -> list[str]:
+                    excluded: Iterable[str] = (),
+                    slots: Sequence[Slot] | None = None) -> list[str]:
     """The rules a page breaks, in words (empty when it respects them all).
 
     Parameters
@@ -394,6 +507,10 @@ def page_violations(rows: Sequence[Row], page: Sequence[str], rules: PageRules, 
         The candidates.
     page : sequence of str
         Row ids, top to bottom.
+    excluded : iterable of str, default=()
+        Rows excluded from the whole page.
+    slots : sequence of Slot, default=None
+        The page's slots, for their own exclusions.
     """
     by_id = {row.id: row for row in rows}
     excluded = set(excluded)
@@ -405,6 +522,9 @@ def page_violations(rows: Sequence[Row], page: Sequence[str], rules: PageRules, 
             problems.append(f"slot {position}: {row_id!r} is not a candidate")
         elif row_id in excluded:
             problems.append(f"slot {position}: {row_id!r} is excluded")
+    for position, (slot, row_id) in enumerate(zip(slots or (), page, strict=False), start=1):
+        if row_id in slot.excluded:
+            problems.append(f"slot {position}: {row_id!r} is excluded from slot {slot.id!r}")
     pinned = _pinned_slots(rows, rules, excluded, len(page))
     ids = [row.id for row in rows]
     for slot, index in pinned.items():
@@ -471,6 +591,10 @@ def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slo
         raise InvalidInputError(
             f"{n_slots} slots but only {len(pool) + len(pinned_at)} rows may be shown")
     genres = [row.genre for row in rows]
+    if any(slot.excluded for slot in slots):
+        return _decide_with_slot_exclusions(
+            page, rows, slots, rules=rules, event_id=event_id, mode=mode, pool=pool,
+            pinned_at=pinned_at)
     search = _Feasibility(genres=genres, n_slots=n_slots, pinned_at=pinned_at, rules=rules)
     counts, none = search.counts(pool)
     if not search.feasible(0, None, counts, none, frozenset()):
@@ -496,18 +620,9 @@ def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slo
                     verdict[genre] = search.allowed_genre(slot, genre, last, counts, none, seen)
                 if verdict[genre]:
                     eligible.append(index)
-        if mode == "online":
-            assert page is not None
-            pmf = page.slot_pmf(slot, eligible, chosen)
-            pick = sample_index(pmf, f"{event_id}/{slot}")
-        else:
-            baseline = baseline_index.get(slots[slot].baseline or "", -1)
-            pick = eligible.index(baseline) if baseline in eligible else 0
-            if page is not None:
-                model = page.slot_pmf(slot, eligible, [*chosen])
-                agrees.append(int(np.argmax(model)) == pick)
-            pmf = np.zeros(len(eligible))
-            pmf[pick] = 1.0
+        pick, pmf = _draw(page, slot, eligible, chosen, mode=mode, event_id=event_id,
+                          baseline=baseline_index.get(slots[slot].baseline or "", -1),
+                          agrees=agrees)
         row = eligible[pick]
         chosen.append(row)
         eligible_per_slot.append(eligible)
@@ -518,6 +633,64 @@ def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slo
             counts, none = search.counts(pool)
         last = genre
         seen = search._seen(seen, genre, slot)
+    return _DecidedPage(chosen=chosen, eligible=eligible_per_slot, pmfs=pmfs,
+                        model_agrees=agrees if mode != "online" and page is not None else None)
+
+
+def _draw(page: SlatePage | None, slot: int, eligible: list[int], chosen: list[int], *,
+          mode: str, event_id: str, baseline: int, agrees: list[bool]) -> tuple[int, np.ndarray]:
+    """Index into ``eligible`` of the slot's row, and the slot's pmf over ``eligible``."""
+    if mode == "online":
+        if page is None:
+            raise InvalidInputError("online mode needs a learner's page")
+        pmf = page.slot_pmf(slot, eligible, chosen)
+        return sample_index(pmf, f"{event_id}/{slot}"), pmf
+    pick = eligible.index(baseline) if baseline in eligible else 0
+    if page is not None:
+        model = page.slot_pmf(slot, eligible, [*chosen])
+        agrees.append(int(np.argmax(model)) == pick)
+    pmf = np.zeros(len(eligible))
+    pmf[pick] = 1.0
+    return pick, pmf
+
+
+def _decide_with_slot_exclusions(page: SlatePage | None, rows: Sequence[Row],
+                                 slots: Sequence[Slot], *, rules: PageRules, event_id: str,
+                                 mode: str, pool: set[int],
+                                 pinned_at: dict[int, int]) -> _DecidedPage:
+    index = {row.id: i for i, row in enumerate(rows)}
+    allowed: list[set[int]] = []
+    for slot_index, slot in enumerate(slots):
+        banned = {index[row_id] for row_id in slot.excluded}
+        if slot_index in pinned_at:
+            if pinned_at[slot_index] in banned:
+                raise InvalidInputError(f"slot {slot.id!r} excludes the row pinned to it, "
+                                        f"{rows[pinned_at[slot_index]].id!r}")
+            allowed.append({pinned_at[slot_index]})
+        else:
+            allowed.append(pool - banned)
+    genres = [row.genre for row in rows]
+    search = _SlotSearch(allowed=allowed, genres=genres, rules=rules)
+    if not search.feasible(0, frozenset(), None, frozenset()):
+        raise InvalidInputError(
+            f"no page of {len(slots)} slots satisfies the rules {rules.to_dict()} and the "
+            f"slots' exclusions with these {len(rows)} rows")
+    chosen: list[int] = []
+    eligible_per_slot: list[list[int]] = []
+    pmfs: list[np.ndarray] = []
+    agrees: list[bool] = []
+    last: str | None = None
+    seen: frozenset[str] = frozenset()
+    for slot_index, slot in enumerate(slots):
+        eligible = search.eligible(slot_index, set(chosen), last, seen)
+        pick, pmf = _draw(page, slot_index, eligible, chosen, mode=mode, event_id=event_id,
+                          baseline=index.get(slot.baseline or "", -1), agrees=agrees)
+        row = eligible[pick]
+        chosen.append(row)
+        eligible_per_slot.append(eligible)
+        pmfs.append(pmf)
+        last = genres[row]
+        seen = search._seen(seen, last, slot_index)
     return _DecidedPage(chosen=chosen, eligible=eligible_per_slot, pmfs=pmfs,
                         model_agrees=agrees if mode != "online" and page is not None else None)
 
@@ -690,6 +863,12 @@ class RowEngine:
         context = check_features(context, name="context")
         rows = _check_rows(candidate_rows, self.max_rows)
         slots = _check_slots(n_slots, slots, len(rows))
+        ids = {row.id for row in rows}
+        for slot in slots:
+            unknown = set(slot.excluded) - ids
+            if unknown:
+                raise InvalidInputError(f"slot {slot.id!r} excludes rows that are not "
+                                        f"candidates: {sorted(unknown)}")
         rules = rules if rules is not None else (self.rules or PageRules())
         if not isinstance(rules, PageRules):
             raise InvalidInputError(f"rules must be PageRules, got {type(rules).__name__}")
@@ -1012,6 +1191,8 @@ def _check_slots(n_slots: int | None, slots: Sequence[Slot] | None, n_rows: int)
                                     f"got {slot.id!r}")
         seen.add(slot.id)
         check_features(slot.features, name=f"slots[{position}].features")
+        if isinstance(slot.excluded, str) or not isinstance(slot.excluded, tuple | list):
+            raise InvalidInputError(f"slots[{position}].excluded must be a list of row ids")
     if len(slots) > n_rows:
         raise InvalidInputError(f"{len(slots)} slots but only {n_rows} candidate rows")
     return list(slots)

@@ -1,4 +1,5 @@
-"""Page rules: never violated, and exactly the completable rows are eligible (brute force)."""
+"""Page rules (and per-slot exclusions): never violated, and exactly the completable rows
+are eligible, checked against brute force."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from banditkit.errors import InvalidInputError
-from banditkit.rows import PageRules, Row, decide_page, default_slots, page_violations
+from banditkit.rows import PageRules, Row, Slot, decide_page, default_slots, page_violations
 from simulator.rows_world import SoftmaxSlatePage, UniformSlatePage
 
 GENRE_POOL = ["a", "b", "c", None]
@@ -30,34 +31,37 @@ def pages(draw):
                       min_distinct_genres=draw(st.integers(0, 3)),
                       distinct_genres_within=draw(st.integers(0, n_slots)))
     excluded = {r.id for r in rows if draw(st.booleans()) and draw(st.booleans())}
+    slot_excluded = draw(st.booleans())
+    slots = [Slot(id=s.id, features=s.features, excluded=tuple(
+        r.id for r in rows if slot_excluded and draw(st.integers(0, 3)) == 0))
+        for s in default_slots(n_slots)]
     scores = np.array(draw(st.lists(st.floats(-3, 3), min_size=n_rows, max_size=n_rows)))
     event = draw(st.text(min_size=1, max_size=8))
-    return rows, n_slots, rules, excluded, scores, event
+    return rows, slots, rules, excluded, scores, event
 
 
-def _valid_pages(rows, n_slots, rules, excluded):
+def _valid_pages(rows, slots, rules, excluded):
     ids = [r.id for r in rows]
-    return [page for page in itertools.permutations(ids, n_slots)
-            if not page_violations(rows, page, rules, excluded=excluded)]
+    return [page for page in itertools.permutations(ids, len(slots))
+            if not page_violations(rows, page, rules, excluded=excluded, slots=slots)]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pages())
 def test_rules_hold_and_eligibility_is_exactly_the_completable_rows(case):
-    rows, n_slots, rules, excluded, scores, event = case
-    note(f"genres={[r.genre for r in rows]} n_slots={n_slots} rules={rules} "
+    rows, slots, rules, excluded, scores, event = case
+    n_slots = len(slots)
+    note(f"genres={[r.genre for r in rows]} slots={slots} rules={rules} "
          f"excluded={sorted(excluded)}")
-    valid = _valid_pages(rows, n_slots, rules, excluded)
+    valid = _valid_pages(rows, slots, rules, excluded)
     page = SoftmaxSlatePage(scores=scores, temperature=1.0, n_slots=n_slots)
     if not valid:
         with pytest.raises(InvalidInputError):
-            decide_page(page, rows, default_slots(n_slots), rules=rules, event_id=event,
-                        excluded=excluded)
+            decide_page(page, rows, slots, rules=rules, event_id=event, excluded=excluded)
         return
-    decided = decide_page(page, rows, default_slots(n_slots), rules=rules, event_id=event,
-                          excluded=excluded)
+    decided = decide_page(page, rows, slots, rules=rules, event_id=event, excluded=excluded)
     chosen = [rows[i].id for i in decided.chosen]
-    assert page_violations(rows, chosen, rules, excluded=excluded) == []
+    assert page_violations(rows, chosen, rules, excluded=excluded, slots=slots) == []
     # At every slot the eligible rows are exactly those some valid page puts
     # there after the rows already placed: rules never block a completable row,
     # never allow a dead end.
