@@ -221,8 +221,20 @@ def analyze_image(
     -------
     Analysis
     """
-    if expected_aspect is not None and not (
-        isinstance(expected_aspect, int | float) and 0 < expected_aspect < 100
+    if not isinstance(detectors, Detectors):
+        raise ArtworkInputError(
+            "bad_argument",
+            f"detectors must come from artwork.load_detectors(), got {type(detectors).__name__}",
+        )
+    if not isinstance(loaded, LoadedImage):
+        raise ArtworkInputError(
+            "bad_argument",
+            f"loaded must be a LoadedImage from artwork.load_image, got {type(loaded).__name__}",
+        )
+    if expected_aspect is not None and (
+        isinstance(expected_aspect, bool)
+        or not isinstance(expected_aspect, int | float)
+        or not 0 < expected_aspect < 100
     ):
         raise ArtworkInputError(
             "bad_argument",

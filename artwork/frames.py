@@ -219,8 +219,13 @@ def mine_frames(
     """
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ArtworkInputError("bad_argument", f"top_k must be a positive int, got {top_k!r}")
-    if not threshold > 0:
+    if not isinstance(threshold, int | float) or not threshold > 0:
         raise ArtworkInputError("bad_argument", f"threshold must be > 0, got {threshold!r}")
+    if not isinstance(detectors, Detectors):
+        raise ArtworkInputError(
+            "bad_argument",
+            f"detectors must come from artwork.load_detectors(), got {type(detectors).__name__}",
+        )
     cap = _open(path)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)

@@ -129,9 +129,11 @@ def test_wrong_aspect_for_slot(real_images, detectors):
         ({"expected_aspect": 0}, "expected_aspect must be a width/height ratio"),
         ({"expected_aspect": "2:3"}, "expected_aspect must be a width/height ratio"),
         ({"variants": {"v1": "c2924c5532bddfc8"}}, "variants must map ids to Fingerprint"),
+        ({"detectors": None}, "detectors must come from artwork.load_detectors"),
     ],
 )
 def test_bad_arguments_are_named(real_images, detectors, kwargs, match):
+    kwargs = {"detectors": detectors, **kwargs}
     with pytest.raises(artwork.ArtworkInputError, match=match) as info:
-        artwork.analyze(real_images["coffee"], detectors=detectors, **kwargs)
+        artwork.analyze(real_images["coffee"], **kwargs)
     assert info.value.code == "bad_argument"
