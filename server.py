@@ -63,6 +63,7 @@ from serving import (
     openapi,
     ops,
     personalizer,
+    rows,
 )
 from serving.keys import default_path
 from serving.meta import MetaStore
@@ -130,6 +131,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     keys_path = app.config.get("AUTH_KEYS_PATH") or default_path(data_dir)
     personalizer.init_app(app, meta=MetaStore(path=keys_path))
     events.init_app(app)
+    rows.init_app(app, data_dir=data_dir)
     catalogue.init_app(app)
     artwork_rank.init_app(app)
     marketer.init_app(app)
