@@ -760,14 +760,14 @@ class RowEngine:
              rules: PageRules | None = None, max_rows: int = 256) -> RowEngine:
         """Open (or create) the row engine of a data directory.
 
-        Its files sit beside the single-slot engine's: ``rows.sqlite3``,
-        ``logs/rows/dt=.../events.dsjson`` and ``models/rows/``.
+        Its files sit in one folder beside the single-slot engine's, so that
+        readers of ``logs/`` never meet CCB lines: ``rows/rows.sqlite3``,
+        ``rows/logs/dt=.../events.dsjson`` and ``rows/models/``.
         """
-        data_dir = Path(data_dir)
-        store = RowStore(path=data_dir / "rows.sqlite3", synchronous=synchronous)
-        engine = cls(store=store, log=EventLogWriter(root=data_dir / "logs" / "rows"),
-                     models_dir=data_dir / "models" / "rows", clock=clock, rules=rules,
-                     max_rows=max_rows)
+        root = Path(data_dir) / "rows"
+        store = RowStore(path=root / "rows.sqlite3", synchronous=synchronous)
+        engine = cls(store=store, log=EventLogWriter(root=root / "logs"),
+                     models_dir=root / "models", clock=clock, rules=rules, max_rows=max_rows)
         if settings is not None:
             engine.update_settings(settings)
         return engine

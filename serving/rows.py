@@ -15,8 +15,8 @@ excludedActions}]`` answers ``{"eventId", "slots": [{"id", "rewardActionId"}]}``
 ``events/{eventId}/activate``.
 
 Handlers parse, call :class:`banditkit.rows.RowEngine` and serialise. The row
-engine shares the data directory (its own ``rows.sqlite3``, ``logs/rows`` and
-``models/rows``) and, unless ``ROWS_SETTINGS`` is set, follows the main
+engine shares the data directory (its own folder ``rows/``: database, CCB log,
+models) and, unless ``ROWS_SETTINGS`` is set, follows the main
 engine's loop settings, so a Personalizer ``configurations/service`` update
 applies to multi-slot decisions too.
 

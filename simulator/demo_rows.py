@@ -139,7 +139,7 @@ def run_row_demo(data_dir: Path, *, n_pages: int = 6000, n_slots: int = 8, seed:
                                       n_eval_pages=n_eval_pages, seed=seed + 3)
         return RowDemoResult(slot_take_rates=rates,
                              online_plays_per_page=plays_total / n_pages, n_pages=n_pages,
-                             log_dir=Path(data_dir) / "logs" / "rows",
+                             log_dir=Path(engine.log.root),
                              model_path=engine.latest_model_path() or Path())
 
 

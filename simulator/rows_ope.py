@@ -317,7 +317,7 @@ def evaluate_pages(paths: Sequence[str | os.PathLike], *,
     Parameters
     ----------
     paths : sequence of path
-        CCB dsjson files or folders (the row engine writes ``logs/rows``).
+        CCB dsjson files or folders (the row engine writes ``rows/logs``).
     policies : sequence of str or PagePolicy, default=("logged", "uniform", "editorial")
     estimators : sequence of str, default=("rips", "sips")
         Any of :data:`SLATE_ESTIMATOR_NAMES`.

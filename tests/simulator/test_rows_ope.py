@@ -50,7 +50,7 @@ def logged(tmp_path_factory):
                 now[0] += 5
                 engine.process_due(force_publish=True)
         model = engine.latest_model_path()
-    return world, root / "logs" / "rows", model, float(np.mean(page_rewards))
+    return world, root / "rows" / "logs", model, float(np.mean(page_rewards))
 
 
 def test_logged_policy_estimates_the_observed_mean(logged):
