@@ -30,6 +30,8 @@ from simulator._validation import (
 
 __all__ = ["LoggedRounds", "TargetRounds", "iter_chunks"]
 
+_DENSE_BLOCK = 1 << 16
+
 
 def _freeze(array: np.ndarray) -> np.ndarray:
     """A read-only copy, so freezing never touches the caller's array."""
@@ -276,29 +278,56 @@ class TargetRounds:
         if dist.ndim != 2 or dist.shape[0] != n or dist.shape[1] < rounds.n_actions.max():
             raise ValueError(f"action_dist must have shape (n_rounds={n}, >= "
                              f"{int(rounds.n_actions.max())}), got {dist.shape}")
-        check_probability_vector(dist, name="action_dist")
-        if not np.allclose(dist.sum(axis=1), 1.0, atol=1e-6):
-            row = int(np.flatnonzero(~np.isclose(dist.sum(axis=1), 1.0, atol=1e-6))[0])
-            raise ValueError(f"action_dist rows must sum to 1, got {dist[row].sum()!r} "
-                             f"in row {row}")
-        outside = np.arange(dist.shape[1])[None, :] >= rounds.n_actions[:, None]
-        if (dist[outside] > 0).any():
-            raise ValueError("action_dist puts mass on positions >= n_actions of its round")
-        rows = np.arange(n)
-        model_reward = model_value = unsupported = None
+        q = mu = None
         if model_predictions is not None:
             q = np.asarray(model_predictions, dtype=np.float64)
             if q.shape != dist.shape:
                 raise ValueError(f"model_predictions must have shape {dist.shape}, got {q.shape}")
-            check_finite(np.where(outside, 0.0, q), name="model_predictions")
-            model_reward = q[rows, rounds.action]
-            model_value = np.einsum("ij,ij->i", dist, np.where(outside, 0.0, q))
         if logging_dist is not None:
             mu = np.asarray(logging_dist, dtype=np.float64)
             if mu.shape != dist.shape:
                 raise ValueError(f"logging_dist must have shape {dist.shape}, got {mu.shape}")
-            unsupported = np.clip(np.where(mu <= 0, dist, 0.0).sum(axis=1), 0.0, 1.0)
-        return cls(probability=dist[rows, rounds.action], model_reward=model_reward,
+        probability = np.empty(n)
+        model_reward = np.empty(n) if q is not None else None
+        model_value = np.empty(n) if q is not None else None
+        unsupported = np.empty(n) if mu is not None else None
+        ragged = bool(rounds.n_actions.min() < dist.shape[1])
+        # Blocks of rows keep every temporary small (and in cache).
+        for start in range(0, n, _DENSE_BLOCK):
+            stop = min(start + _DENSE_BLOCK, n)
+            block = slice(start, stop)
+            d = dist[block]
+            rows = np.arange(stop - start)
+            action = rounds.action[block]
+            bad = ~((d >= 0) & (d <= 1 + 1e-12))  # also catches NaN
+            if bad.any():
+                row, column = np.argwhere(bad)[0]
+                raise ValueError(f"action_dist must be in [0, 1], got {float(d[row, column])!r}"
+                                 f" in row {start + row}")
+            sums = d.sum(axis=1)
+            off = np.abs(sums - 1.0) > 1e-6
+            if off.any():
+                row = int(np.flatnonzero(off)[0])
+                raise ValueError(f"action_dist rows must sum to 1, got {float(sums[row])!r} "
+                                 f"in row {start + row}")
+            outside = None
+            if ragged:
+                outside = np.arange(d.shape[1])[None, :] >= rounds.n_actions[block, None]
+                if (d[outside] > 0).any():
+                    raise ValueError("action_dist puts mass on positions >= n_actions of "
+                                     "its round")
+            probability[block] = d[rows, action]
+            if q is not None:
+                qb = q[block] if outside is None else np.where(outside, 0.0, q[block])
+                check_finite(qb, name="model_predictions")
+                model_reward[block] = qb[rows, action]  # type: ignore[index]
+                model_value[block] = np.einsum("ij,ij->i", d, qb)  # type: ignore[index]
+            if mu is not None:
+                unsupported[block] = np.einsum(  # type: ignore[index]
+                    "ij,ij->i", d, (mu[block] <= 0).astype(np.float64))
+        if unsupported is not None:
+            np.clip(unsupported, 0.0, 1.0, out=unsupported)
+        return cls(probability=probability, model_reward=model_reward,
                    model_value=model_value, unsupported_mass=unsupported)
 
 

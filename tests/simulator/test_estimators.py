@@ -200,9 +200,11 @@ def test_any_chunking_gives_the_in_memory_estimate(n, size, seed):
         whole = estimator.estimate(rounds, target)
         chunked = estimator.estimate_chunks(iter_chunks(rounds, target, size))
         assert chunked.value == pytest.approx(whole.value, rel=1e-9, abs=1e-12, nan_ok=True)
-        # abs=1e-8: a standard error that is 0 in exact arithmetic (e.g. one
-        # accepted Replay round) comes out ~1e-9 after merges, by cancellation
-        assert chunked.ci == pytest.approx(whole.ci, rel=1e-9, abs=1e-8, nan_ok=True)
+        # A standard error that is (nearly) 0 in exact arithmetic (one accepted
+        # Replay round, two SNIPS rounds) is the square root of a variance
+        # computed with rounding error ~1e-16 x scale^2, so it can differ by
+        # ~sqrt(1e-16) x scale = 1e-8 x scale between the two paths; allow 1e-6.
+        assert chunked.ci == pytest.approx(whole.ci, rel=1e-9, abs=1e-6, nan_ok=True)
         assert chunked.diagnostics.effective_sample_size == pytest.approx(
             whole.diagnostics.effective_sample_size, rel=1e-9)
         assert chunked.diagnostics.weight_quantiles == whole.diagnostics.weight_quantiles
