@@ -519,6 +519,7 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
     if follow and ENGINE_EXTENSION in app.extensions:
         _follow_settings(engine, get_engine(app).settings)
     app.extensions[ROWS_EXTENSION] = engine
+    weakref.finalize(app, engine.close)  # apps without a learner thread close it when dropped
     for blueprint in (rows_bp, multislot_v1, multislot_versioned):
         app.register_blueprint(blueprint)
     if config.get("LEARNER_ENABLED", True):
