@@ -96,8 +96,8 @@ def serve(data_dir: Path, log_path: Path, *args: str) -> Served:
 def _all_workers_answer(served: Served, *, workers: int) -> bool:
     """Whether every worker has answered /readyz (fresh connections reach any worker)."""
     def probe(_: int) -> None:
-        with contextlib.suppress(requests.ConnectionError):
-            requests.get(served.url + "/readyz", timeout=2)
+        with contextlib.suppress(requests.RequestException):
+            requests.get(served.url + "/readyz", timeout=10)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(probe, range(8)))
