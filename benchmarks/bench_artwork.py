@@ -63,7 +63,8 @@ def versions():
 def summarise(seconds):
     values = np.asarray(seconds)
     return {"median_ms": round(1000 * float(np.median(values)), 3),
-            "p95_ms": round(1000 * float(np.percentile(values, 95)), 3), "n": len(values)}
+            "p95_ms": round(1000 * float(np.percentile(values, 95)), 3),
+            "min_ms": round(1000 * float(np.min(values)), 3), "n": len(values)}
 
 
 def photographs():
@@ -119,17 +120,22 @@ def bench_posters(args, detectors):
         }.items():
             stages.setdefault(stage, []).extend(time_calls(fn, work, args.posters_repeat))
     a, d, c = (float(np.median(x)) for x in (analyse, decode, imdecode))
+    # on a shared machine a long call is preempted more often than a short one;
+    # the ratio of best times estimates the uncontended cost ratio
+    a_min, d_min = float(np.min(analyse)), float(np.min(decode))
     print(json.dumps({
         "name": "poster_analysis_1000x1500_jpeg",
         "analyze": summarise(analyse), "decode_load_image": summarise(decode),
         "decode_cv2_imdecode": summarise(imdecode),
         "ratio_vs_load_image": round(a / d, 2), "ratio_vs_cv2_imdecode": round(a / c, 2),
+        "ratio_of_best_times_vs_load_image": round(a_min / d_min, 2),
         "goal_ratio": 5.0, "threads": 1, **versions(),
     }))
     print(json.dumps({
         "name": "poster_analysis_stages_on_512px_copy",
-        **{stage: summarise(values)["median_ms"] for stage, values in stages.items()},
-        "unit": "median_ms",
+        **{stage: [summarise(values)["median_ms"], summarise(values)["min_ms"]]
+           for stage, values in stages.items()},
+        "unit": "[median_ms, min_ms]",
     }))
 
 
@@ -146,8 +152,13 @@ def make_video(path, seconds, seed):
     while frame_index < n_frames:
         length = int(rng.integers(25, 75))  # shots of 1 to 3 seconds
         photo = photos[len(cuts) % len(photos)]
-        big = cv2.resize(photo, (w + 2 * length, h + length), interpolation=cv2.INTER_CUBIC)
-        big = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
+        need_w, need_h = w + 2 * length, h + length
+        zoom = max(need_w / photo.shape[1], need_h / photo.shape[0])  # cover, keep the aspect
+        size = (round(photo.shape[1] * zoom) + 1, round(photo.shape[0] * zoom) + 1)
+        big = cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC)
+        top = (big.shape[0] - need_h) // 3
+        left = (big.shape[1] - need_w) // 2
+        big = cv2.cvtColor(big[top : top + need_h, left : left + need_w], cv2.COLOR_RGB2BGR)
         for i in range(min(length, n_frames - frame_index)):
             frame = np.ascontiguousarray(big[i // 2 : i // 2 + h, 2 * i : 2 * i + w])
             noise = rng.integers(-6, 7, size=(h // 8, w // 8, 1), dtype=np.int16)
