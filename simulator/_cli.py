@@ -47,12 +47,14 @@ def _print(report, as_json: bool) -> None:
 
 
 @click.command("evaluate")
+@data_dir_option
 @click.argument("logs", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--policy", "policies", multiple=True,
               help="Policy to evaluate (repeatable). dsjson logs: logged, baseline, uniform, "
                    "offline (VW trained on the first --train-fraction of the log; then all "
-                   "policies are evaluated on the rest), model:PATH (a saved VW model). "
+                   "policies are evaluated on the rest), model:PATH (a saved VW model), "
+                   "model:latest (the latest model published in --data-dir). "
                    "[default: logged, baseline, uniform]. Tables: logged; target policies "
                    "come from --target-prob-col.")
 @click.option("--estimators", "estimator_text", default="ips,snips,dr", show_default=True,
@@ -93,7 +95,7 @@ def _print(report, as_json: bool) -> None:
 @click.option("--model-args", default=None,
               help="dsjson: VW arguments of model:PATH policies [default: VWLearner's].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(logs: tuple[Path, ...], policies: tuple[str, ...], estimator_text: str,
+def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...], estimator_text: str,
              as_json: bool, report_dir: Path | None, reward_col: str, propensity_col: str,
              action_col: str | None, n_actions_col: str | None,
              target_prob_cols: tuple[str, ...], model_reward_col: str | None,
@@ -121,7 +123,7 @@ def evaluate(logs: tuple[Path, ...], policies: tuple[str, ...], estimator_text: 
             report = _evaluate_dsjson(logs, policies, estimators, chunk_size=chunk_size,
                                       train_fraction=train_fraction,
                                       offline_args=offline_args, model_args=model_args,
-                                      seed=seed)
+                                      data_dir=data_dir, seed=seed)
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from None
     _print(report, as_json)
@@ -153,7 +155,7 @@ def _evaluate_table(paths: list[Path], policies: tuple[str, ...], estimators: li
 
 def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimators: list, *,
                      chunk_size: int, train_fraction: float, offline_args: str,
-                     model_args: str | None, seed: int):
+                     model_args: str | None, data_dir: Path, seed: int):
     from tqdm import tqdm
 
     from simulator.dsjson import HashedRewardModel, count_events, evaluate_dsjson
@@ -165,7 +167,7 @@ def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimat
             estimators=estimators,
             reward_model=HashedRewardModel(seed=seed) if needs_model else None,
             chunk_size=chunk_size, train_fraction=train_fraction, offline_args=offline_args,
-            model_args=model_args, progress=bar.update)
+            model_args=model_args, data_dir=data_dir, progress=bar.update)
 
 
 @click.command("simulate")

@@ -109,20 +109,40 @@ class LearnerPolicy(EventPolicy):
                           dtype=np.float64)
 
 
-def make_policy(spec: str, *, model_args: str | None = None) -> EventPolicy:
+def make_policy(spec: str, *, model_args: str | None = None,
+                data_dir: str | Path | None = None) -> EventPolicy:
     """A policy from its command-line name.
 
     Parameters
     ----------
     spec : str
-        ``logged``, ``baseline``, ``uniform`` or ``model:PATH`` (``offline``
-        is built by :func:`evaluate_dsjson`, which owns the train/test split).
+        ``logged``, ``baseline``, ``uniform``, ``model:PATH`` or
+        ``model:latest`` (``offline`` is built by :func:`evaluate_dsjson`,
+        which owns the train/test split).
     model_args : str, default=None
-        VW arguments of a saved model; ``None`` uses ``VWLearner``'s default.
+        VW arguments of a ``model:PATH`` file; ``None`` uses ``VWLearner``'s
+        default.
+    data_dir : path, default=None
+        For ``model:latest``: the data directory whose store holds the latest
+        published model and its VW arguments.
     """
     simple = {"logged": _Logged, "baseline": _Baseline, "uniform": _Uniform}
     if spec in simple:
         return simple[spec]()
+    if spec == "model:latest":
+        from banditkit.store import Store
+        from banditkit.vw import VWLearner
+
+        database = Path(data_dir or ".") / "banditkit.sqlite3"
+        if data_dir is None or not database.is_file():
+            raise ValueError(f"model:latest needs a data directory with a store, "
+                             f"got {database}")
+        snapshot = Store(path=database).latest_model()
+        if snapshot is None:
+            raise ValueError(f"no model has been published in {database}")
+        return LearnerPolicy(learner=VWLearner(args=snapshot.policy_args,
+                                               model_data=snapshot.data),
+                             name=f"model:v{snapshot.version}")
     if spec.startswith("model:"):
         from banditkit.vw import VWLearner
 
@@ -296,6 +316,7 @@ def evaluate_dsjson(
     train_fraction: float = 0.5,
     offline_args: str = "--cb_explore_adf --epsilon 0.05 -q ::",
     model_args: str | None = None,
+    data_dir: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvaluationReport:
     """Evaluate policies on dsjson logs, streaming chunk by chunk.
@@ -321,6 +342,8 @@ def evaluate_dsjson(
         VW arguments of the offline-trained policy.
     model_args : str, default=None
         VW arguments for ``model:PATH`` policies (``None``: VWLearner's default).
+    data_dir : path, default=None
+        For ``model:latest`` (the latest model published in that data directory).
     progress : callable, default=None
         Called with the number of events just read (e.g. ``tqdm.update``).
 
@@ -362,8 +385,8 @@ def evaluate_dsjson(
         offline = LearnerPolicy(learner=learner, name="offline")
         notes.update({"offline_train_events": n_train, "offline_args": offline_args})
     resolved = [offline if spec == "offline" else
-                (spec if isinstance(spec, EventPolicy) else make_policy(spec,
-                                                                       model_args=model_args))
+                (spec if isinstance(spec, EventPolicy)
+                 else make_policy(spec, model_args=model_args, data_dir=data_dir))
                 for spec in specs]
     names = [p.name for p in resolved]  # type: ignore[union-attr]
     if len(set(names)) != len(names):

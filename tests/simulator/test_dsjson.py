@@ -98,6 +98,27 @@ def test_saved_model_policy_recomputes_probabilities_on_each_context(simulated, 
     assert report.n_rounds == N_EVENTS
 
 
+def test_latest_published_model_comes_with_its_vw_arguments(simulated, tmp_path):
+    from banditkit.store import Store
+
+    _, _, _, path = simulated
+    events = list(read_events([path]))[:250]
+    learner = VWLearner(args="--cb_explore_adf --epsilon 0.1 -q ::")
+    for event in events[:200]:
+        learner.learn_one(event.context, event.actions, chosen=event.chosen_index,
+                          reward=event.reward, probability=event.probability)
+    Store(path=tmp_path / "banditkit.sqlite3").publish_model(
+        created_at=0.0, policy_args=learner.args, banditkit_version="test", through_seq=0,
+        n_updates=200, data=learner.to_bytes())
+    policy = make_policy("model:latest", data_dir=tmp_path)
+    assert policy.name == "model:v1"
+    for event in events[200:]:
+        np.testing.assert_allclose(policy.pmf(event),
+                                   learner.predict_one(event.context, event.actions))
+    with pytest.raises(ValueError, match="needs a data directory with a store"):
+        make_policy("model:latest", data_dir=tmp_path / "elsewhere")
+
+
 def test_offline_policy_is_trained_on_the_first_part_and_all_are_scored_on_the_rest(simulated):
     _, _, _, path = simulated
     report = evaluate_dsjson([path], policies=["offline", "logged"], estimators=[IPS()],
