@@ -215,6 +215,33 @@ def test_two_workers_learn_from_one_learner_and_rank_with_the_new_model(
     probabilities = {r["id"]: r["probability"] for r in after[0].json()["ranking"]}
     assert probabilities["good"] > probabilities["bad"]
 
+    # A policy changed through a worker's admin route is the one the learner
+    # process trains and publishes from then on (it runs in another process).
+    new_policy = "--cb_explore_adf --cb_type ips -q :: -l 0.1"
+    response = requests.put(f"{served.url}/personalizer/v1.0/configurations/policy",
+                            json={"name": "ips", "arguments": new_policy},
+                            headers={"Ocp-Apim-Subscription-Key": keys["admin"]}, timeout=10)
+    assert response.status_code == 200, response.text
+    with Engine.open(data_dir) as engine:
+        wanted = engine.settings.learner_args()
+    assert "--cb_type ips" in wanted
+    time.sleep(1.5)  # workers and the learner re-read settings every second
+    for i in range(5):
+        decision = rank(served.url, client, f"serve-ips-{i}").json()
+        reward(served.url, client, decision["eventId"], 1.0)
+    wait_until(lambda: len(joined(data_dir, "serve-ips-")) == 5, seconds=30,
+               what="the learner to join the events after the policy change")
+
+    def latest_policy() -> tuple[str, bool]:
+        """The latest snapshot's policy, and whether it learned every joined event."""
+        with Engine.open(data_dir) as engine:
+            snapshot = engine.store.latest_model()
+            assert snapshot is not None
+            return snapshot.policy_args, snapshot.through_seq >= engine.store.last_join_seq()
+
+    wait_until(lambda: latest_policy()[1], seconds=30, what="a model that learned them")
+    assert latest_policy()[0] == wanted
+
     # SIGTERM: the workers finish, the learner stops, the master exits 0.
     learner_pid = served.learner_pids()[0]
     worker_pids = served.pids(RANK)
