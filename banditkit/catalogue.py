@@ -478,6 +478,12 @@ class Catalogue:
                 raise
         return content_hash
 
+    def _ensure_file(self, content_hash: str, data: bytes) -> None:
+        # A concurrent delete of the last other user may have removed the file
+        # between our write and our commit; the row now says it is used.
+        if not self.image_path(content_hash).is_file():
+            self._write_image(bytes(data))
+
     @staticmethod
     def _drop_orphan_images(db: sqlite3.Connection, hashes: Sequence[str]) -> list[str]:
         orphans = []
@@ -562,6 +568,7 @@ class Catalogue:
         except BaseException:
             self._unlink_if_unused(content_hash)
             raise
+        self._ensure_file(content_hash, data)
         return self.variant(title_id, variant_id)
 
     @staticmethod
@@ -686,6 +693,7 @@ class Catalogue:
         except BaseException:
             self._unlink_if_unused(content_hash)
             raise
+        self._ensure_file(content_hash, data)
         return self.candidate(title_id, candidate_id)
 
     def candidate(self, title_id: str, candidate_id: str) -> Candidate:

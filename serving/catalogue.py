@@ -63,6 +63,7 @@ from banditkit.catalogue import (
     check_id,
 )
 from banditkit.errors import InvalidInputError
+from banditkit.eventlog import iso_timestamp
 from banditkit.performance import TitlePerformance, title_performance
 from serving import openapi
 from serving._parsing import json_body, require_object
@@ -232,8 +233,6 @@ def _near_duplicates(fp: artwork.Fingerprint, others: dict[str, artwork.Fingerpr
 
 
 def _iso(seconds: float) -> str:
-    from banditkit.eventlog import iso_timestamp
-
     return iso_timestamp(seconds)
 
 
