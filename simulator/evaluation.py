@@ -151,7 +151,12 @@ def _check_inputs(targets: Mapping[str, object],
                   ) -> list[OffPolicyEstimator]:
     if not targets:
         raise ValueError("targets must name at least one policy, got none")
-    estimators = make_estimators(DEFAULT_ESTIMATORS) if estimators is None else list(estimators)
+    if estimators is None:
+        with_model = all(isinstance(t, TargetRounds) and t.model_value is not None
+                         and t.model_reward is not None for t in targets.values())
+        names = DEFAULT_ESTIMATORS if with_model else ("ips", "snips")
+        estimators = make_estimators(names)
+    estimators = list(estimators)
     if not estimators:
         raise ValueError("estimators must hold at least one estimator, got none")
     for estimator in estimators:
@@ -175,7 +180,8 @@ def evaluate(rounds: LoggedRounds, targets: Mapping[str, TargetRounds | np.ndarr
     targets : mapping of str to TargetRounds or ndarray of shape (n_rounds,)
         Policy name to its behaviour on the rounds.
     estimators : sequence of OffPolicyEstimator, default=None
-        ``None`` means IPS, SNIPS and DR (:data:`DEFAULT_ESTIMATORS`).
+        ``None`` means IPS, SNIPS and DR (:data:`DEFAULT_ESTIMATORS`), DR only
+        when every target carries reward-model values.
     true_values : mapping of str to float, default=None
         Ground truth to show next to the estimates (simulations).
 
@@ -191,7 +197,7 @@ def evaluate(rounds: LoggedRounds, targets: Mapping[str, TargetRounds | np.ndarr
 
 
 def evaluate_stream(chunks: Iterable[tuple[LoggedRounds, Mapping[str, TargetRounds]]], *,
-                    estimators: Sequence[OffPolicyEstimator] | None = None,
+                    estimators: Sequence[OffPolicyEstimator],
                     true_values: Mapping[str, float] | None = None,
                     notes: Mapping[str, object] | None = None) -> EvaluationReport:
     """Like :func:`evaluate`, chunk by chunk (every chunk must name the same policies).
@@ -199,6 +205,9 @@ def evaluate_stream(chunks: Iterable[tuple[LoggedRounds, Mapping[str, TargetRoun
     Estimators must stream: ``ci_method`` "clt" or "bernstein", and Replay
     with an explicit ``max_weight``.
     """
+    if estimators is None:
+        raise ValueError("estimators must be given to evaluate_stream (which policies carry "
+                         "a reward model is only known once chunks arrive)")
     estimators = _check_inputs({"_": None}, estimators)
     totals: dict[str, dict[str, object]] = {}
     policies: list[str] | None = None

@@ -165,3 +165,10 @@ def test_estimate_row_has_no_missing_mandatory_fields():
     row = evaluate(rounds, targets, estimators=[IPS()]).to_frame().iloc[0]
     for column in ("value", "ci_low", "ci_high", "ess", "max_weight"):
         assert math.isfinite(row[column])
+
+
+def test_default_estimators_add_dr_only_when_a_reward_model_is_there():
+    rounds, targets = small_log(n=200)
+    assert set(evaluate(rounds, targets).estimates["soft"]) == {"ips", "snips", "dr"}
+    bare = {"soft": targets["soft"].probability}
+    assert set(evaluate(rounds, bare).estimates["soft"]) == {"ips", "snips"}
