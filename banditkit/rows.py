@@ -291,6 +291,8 @@ class _Feasibility:
         # does not repeat the last one, else a row without genre. Sufficient only.
         remaining = list(counts)
         for k in range(slot, self.n_slots):
+            if self._closed_form_applies(k, seen):  # only adjacency left: decide exactly
+                return self._closed_form(k, last, tuple(remaining), none)
             if k < self.within and len(seen) + (self.within - k) < self.need:
                 return False
             if k in self.pinned_at:
@@ -299,8 +301,9 @@ class _Feasibility:
                     return False
             else:
                 best, best_key = -1, None
+                blocked = last if self.no_adjacent else None
                 for i, count in enumerate(remaining):
-                    if count == 0 or self._conflict(self.keys[i], last):
+                    if count == 0 or (blocked is not None and self.keys[i] == blocked):
                         continue
                     key = (self.keys[i] not in seen, count)
                     if best_key is None or key > best_key:

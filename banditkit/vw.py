@@ -149,10 +149,14 @@ class _VWSlatePage(SlatePage):
 
     def _slot_pmf(self, slot: int, included: list[int], chosen_above: list[int]) -> np.ndarray:
         slot_type = vw.CCBExampleType.Slot
+        labelled = self.__dict__.setdefault("_labelled", {})  # slot -> row its label pins
         for above, chosen in enumerate(chosen_above):
-            self._slots[above].set_label(
-                vw.CCBLabel(slot_type, explicit_included_actions=[chosen]))
+            if labelled.get(above) != chosen:  # filling top-down relabels each slot once
+                self._slots[above].set_label(
+                    vw.CCBLabel(slot_type, explicit_included_actions=[chosen]))
+                labelled[above] = chosen
         self._slots[slot].set_label(vw.CCBLabel(slot_type, explicit_included_actions=included))
+        labelled.pop(slot, None)
         scores = self._predict([*self._raw_head, *self._raw_slots[:slot + 1]])[slot]
         position = {action: i for i, action in enumerate(included)}
         pmf = np.zeros(len(included))

@@ -11,8 +11,9 @@ import pytest
 import vowpal_wabbit_next as vw
 
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
-from banditkit.rows import PageRules, Row, RowEngine, Slot
+from banditkit.rows import PageRules, Row, RowEngine, Slot, default_slots
 from banditkit.settings import LoopSettings
+from banditkit.vw import VWSlateLearner
 
 CONTEXT = {"Member": {"country": "BR", "device": "tv"}}
 ROWS = [Row(id=f"row{i}", features={"Row": {"kind": f"k{i}", "genre": "ab"[i % 2]}},
@@ -211,3 +212,23 @@ def test_logging_only_shows_slot_baselines(tmp_path, clock):
         # eligible row in candidate order
         assert decision.row_ids == ["row3", "row0"]
         assert [s.probability for s in decision.slots] == [1.0, 1.0]
+
+
+def test_reused_page_examples_give_the_pmf_of_a_fresh_page(engine, clock):
+    """One parsed page answers any order of slot queries as a freshly parsed page would."""
+    for i in range(60):  # a model with non-uniform slot pmfs
+        decision = engine.rank_rows(CONTEXT, ROWS, 3, event_id=f"t{i}")
+        engine.reward_slot(decision.event_id, "1", float(decision.row_ids[0] == "row1"))
+        engine.reward_slot(decision.event_id, "2", float(decision.row_ids[1] == "row3"))
+    clock.advance(11)
+    engine.process_due(force_publish=True)
+    snapshot = engine.store.latest_model()
+    learner = VWSlateLearner(args=snapshot.policy_args, model_data=snapshot.data)
+    rows, slots = [r.features for r in ROWS], [s.features for s in default_slots(3)]
+    reused = learner.open_page(CONTEXT, rows, slots)
+    queries = [(0, [0, 1, 2, 3, 4], []), (1, [0, 2, 3, 4], [1]), (2, [0, 2, 4], [1, 3]),
+               (1, [1, 2, 3, 4], [0]), (2, [2, 3, 4], [0, 1]), (1, [0, 1, 3, 4], [2])]
+    for slot, included, above in queries:
+        fresh = learner.open_page(CONTEXT, rows, slots).slot_pmf(slot, included, above)
+        np.testing.assert_allclose(reused.slot_pmf(slot, included, above), fresh, rtol=1e-6)
+    assert not np.allclose(reused.slot_pmf(0, [0, 1, 2, 3, 4], []), 0.2)  # it learned
