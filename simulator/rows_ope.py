@@ -366,3 +366,48 @@ def evaluate_pages(paths: Sequence[str | os.PathLike], *,
                               "exact only for policies that fill slots independently")
     return EvaluationReport(n_rounds=report.n_rounds, estimates=report.estimates,
                             notes=notes)
+
+
+# ------------------------------------------------------------------ command line
+
+
+def _command():  # built lazily: click is a CLI dependency, not the API's
+    import click
+
+    @click.command("evaluate-rows")
+    @click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True))
+    @click.option("--policy", "policies", multiple=True,
+                  help="logged, uniform, editorial, model:PATH, greedy:PATH (repeatable) "
+                       "[default: logged, uniform, editorial].")
+    @click.option("--estimators", default="rips,sips", show_default=True,
+                  help=f"Comma-separated: {', '.join(SLATE_ESTIMATOR_NAMES)}.")
+    @click.option("--reward", type=click.Choice(["slots", "page"]), default="slots",
+                  show_default=True, help="Per-slot rewards, or the page reward alone.")
+    @click.option("--model-args", default=None, help="VW arguments of model:/greedy: policies.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+    def evaluate_rows(logs: tuple[str, ...], policies: tuple[str, ...], estimators: str,
+                      reward: str, model_args: str | None, as_json: bool) -> None:
+        """Slate OPE of page policies on the row engine's CCB dsjson logs."""
+        try:
+            report = evaluate_pages(
+                list(logs), policies=list(policies) or ["logged", "uniform", "editorial"],
+                estimators=[e.strip() for e in estimators.split(",") if e.strip()],
+                reward=reward, model_args=model_args)
+        except (ValueError, TypeError) as error:
+            raise click.ClickException(str(error)) from None
+        if as_json:
+            click.echo(json.dumps(report.to_dict(), default=str))
+            return
+        frame = report.to_frame()
+        columns = ["policy", "estimator", "value", "ci_low", "ci_high", "ess", "max_weight"]
+        click.echo(f"{report.n_rounds:,} pages")
+        click.echo(frame[columns].to_string(index=False, float_format="{:.4f}".format))
+        for key, value in report.notes.items():
+            click.echo(f"note: {key} = {value}")
+
+    return evaluate_rows
+
+
+# python -m simulator.rows_ope LOGS... (until `banditkit evaluate` reads CCB logs)
+if __name__ == "__main__":
+    _command()()

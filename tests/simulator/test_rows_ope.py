@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -125,3 +126,19 @@ def test_a_line_that_is_not_a_ccb_page_is_named(tmp_path):
     path.write_text('{"EventId": "x", "c": {"_multi": []}}\n')
     with pytest.raises(InvalidInputError, match="bad.dsjson:1: not a joined CCB page"):
         list(read_pages([path]))
+
+
+def test_command_line_prints_every_policy(logged):
+    from click.testing import CliRunner
+
+    from simulator.rows_ope import _command
+
+    _, log_dir, _, _ = logged
+    result = CliRunner().invoke(_command(), [str(log_dir), "--policy", "uniform",
+                                             "--estimators", "rips,pi", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n_rounds"] == 3000
+    assert set(report["estimates"]) == {"slate_rips", "slate_pi"}
+    bad = CliRunner().invoke(_command(), [str(log_dir), "--estimators", "dr"])
+    assert bad.exit_code != 0 and "slate estimator names" in bad.output
