@@ -381,9 +381,9 @@ def bootstrap_means(terms: np.ndarray, *, n_bootstrap: int, seed: int,
                     max_block: int = 1 << 22) -> np.ndarray:
     """Means of ``n_bootstrap`` resamples of the rows of ``terms``, vectorized.
 
-    When the rows take few distinct values (binary rewards, a handful of
-    weights: the common case), the resample counts of each distinct row are
-    drawn from one multinomial per resample, O(n_bootstrap x n_distinct);
+    When the rows take few distinct values (fewer than n_rounds / 20: binary
+    rewards and a handful of weights), the resample counts of each distinct row
+    are drawn from one multinomial per resample, O(n_bootstrap x n_distinct);
     otherwise rows are gathered in blocks of at most ``max_block`` entries.
 
     Parameters
@@ -398,10 +398,12 @@ def bootstrap_means(terms: np.ndarray, *, n_bootstrap: int, seed: int,
     """
     rng = np.random.default_rng(seed)
     n = len(terms)
-    # Cheap test first: many distinct rows among the first 20000 means no shortcut.
-    if len(np.unique(terms[:20_000], axis=0)) <= 4096:
+    # A multinomial draw costs about 10x a gathered row per category, so the
+    # shortcut pays when distinct rows are fewer than n / 20. Cheap test first.
+    limit = min(4096, n // 20)
+    if len(np.unique(terms[:20_000], axis=0)) <= limit:
         unique, counts = np.unique(terms, axis=0, return_counts=True)
-        if len(unique) <= 4096:
+        if len(unique) <= limit:
             draws = rng.multinomial(n, counts / n, size=n_bootstrap)
             return np.einsum("bu,um->bm", draws, unique) / n  # no threaded BLAS
     columns = np.ascontiguousarray(terms.T)

@@ -114,3 +114,27 @@ def test_support_diagnostic_sees_a_logger_that_never_explores(world):
     assert diagnostics.unsupported_share == 1.0
     # a uniform target puts (K-1)/K of its mass on variants never logged
     assert diagnostics.unsupported_mass == pytest.approx(3 / 4)
+
+
+def test_bernstein_intervals_are_conservative(experiment):
+    # A finite-sample bound: it must cover at least as often as promised, and
+    # pays for it with width compared to the CLT interval.
+    log, target, truth = experiment
+    bernstein = repeat(IPS(ci_method="bernstein"), log, target)
+    covered = np.mean([r.ci[0] <= truth <= r.ci[1] for r in bernstein])
+    assert covered >= 0.95
+    clt = repeat(IPS(), log, target)
+    assert np.mean([r.ci[1] - r.ci[0] for r in bernstein]) > \
+        np.mean([r.ci[1] - r.ci[0] for r in clt])
+
+
+def test_bootstrap_intervals_cover_about_95_percent(experiment):
+    # 200 repetitions (the bootstrap is the costly interval): the coverage
+    # count is Binomial(200, 0.95) for an exact interval, sd = 1.5 %, so
+    # 90-99 % is a +-3 sd band.
+    log, target, truth = experiment
+    estimator = IPS(ci_method="bootstrap", n_bootstrap=200, seed=3)
+    pairs = list(iter_chunks(log.rounds, target, N_ROUNDS))[:200]
+    covered = np.mean([lo <= truth <= hi for lo, hi in
+                       (estimator.estimate(r, t).ci for r, t in pairs)])
+    assert 0.90 <= covered <= 0.99
