@@ -210,6 +210,18 @@ def test_any_chunking_gives_the_in_memory_estimate(n, size, seed):
         assert chunked.diagnostics.weight_quantiles == whole.diagnostics.weight_quantiles
 
 
+def test_statistics_travel_between_processes():
+    # Per-partition statistics are what a cluster job ships to the driver.
+    import pickle
+
+    rounds, target = world_like_log()
+    pieces = [pickle.loads(pickle.dumps(SNIPS().statistics(r, t)))
+              for r, t in iter_chunks(rounds, target, 1000)]
+    total = pieces[0].merge(pieces[1]).merge(pieces[2])
+    assert SNIPS().estimate_from_statistics(total).value == pytest.approx(
+        SNIPS().estimate(rounds, target).value, rel=1e-12)
+
+
 def test_merge_is_order_independent():
     rounds, target = world_like_log()
     pieces = [DR().statistics(r, t) for r, t in iter_chunks(rounds, target, 1000)]
