@@ -71,7 +71,7 @@ from serving.metrics import get_metrics
 from serving.personalizer import API_VERSION_PATTERN, DEFAULT_NAMESPACE, MODEL_VERSION_HEADER
 from serving.runtime import ENGINE_EXTENSION, get_engine
 
-__all__ = ["close", "get_row_engine", "init_app", "page_rules_from_json"]
+__all__ = ["close", "get_row_engine", "init_app", "learner_step", "page_rules_from_json"]
 
 _logger = logging.getLogger(__name__)
 ROWS_EXTENSION = "banditkit.rows"
@@ -462,9 +462,7 @@ class _RowLearner:
         if app is None or ENGINE_EXTENSION not in app.extensions:
             self._stop.set()
             return 0
-        if self.follow:
-            _follow_settings(self.engine, get_engine(app).settings)
-        return self.engine.process_due()
+        return learner_step(self.engine, get_engine(app).settings if self.follow else None)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -474,6 +472,29 @@ class _RowLearner:
                 _logger.exception("row learner step failed")
             self._stop.wait(self.interval_seconds)
         self.engine.close()
+
+
+def learner_step(engine: RowEngine, main_settings: LoopSettings | None = None) -> int:
+    """One row-learner step: adopt the main loop's settings, then join and learn.
+
+    For a separate learner process (``banditkit serve`` runs its workers without
+    learner threads), which should call this next to ``Engine.process_due``.
+
+    Parameters
+    ----------
+    engine : RowEngine
+        ``RowEngine.open(data_dir)`` of the served data directory.
+    main_settings : LoopSettings, default=None
+        The main engine's settings to follow; None keeps the row engine's own.
+
+    Returns
+    -------
+    int
+        Pages joined.
+    """
+    if main_settings is not None:
+        _follow_settings(engine, main_settings)
+    return engine.process_due()
 
 
 def _follow_settings(engine: RowEngine, settings: LoopSettings) -> None:
