@@ -107,3 +107,23 @@ def test_evaluate_rejects_mixed_formats_and_streaming_bootstrap(simulated, tmp_p
     assert result.exit_code != 0 and "all dsjson or all tables" in result.output
     result = CliRunner().invoke(main, ["evaluate", str(out), "--ci-method", "bootstrap"])
     assert result.exit_code != 0 and "needs every round in memory" in result.output
+
+
+@pytest.mark.slow
+def test_evaluate_reads_the_engines_own_log_and_latest_model(tmp_path):
+    # End to end: the real decision loop (rank, reward, join, learn, publish)
+    # writes the dsjson log and the model store that `evaluate` then reads.
+    from simulator.demo import run_demo
+
+    result = run_demo(tmp_path, n_events=1000, seed=0)
+    run = CliRunner().invoke(main, ["evaluate", str(result.log_dir), "--data-dir",
+                                    str(tmp_path), "--policy", "logged", "--policy",
+                                    "model:latest", "--estimators", "ips,snips", "--json"])
+    assert run.exit_code == 0, run.output
+    report = json.loads(run.stdout)
+    assert report["n_rounds"] > 0
+    assert any(name.startswith("model:v") for name in report["policies"])
+    # the logged policy has weight 1: its IPS is the observed mean reward, in [0, 1]
+    logged = report["policies"]["logged"]["estimates"]["ips"]
+    assert logged["ess"] == pytest.approx(report["n_rounds"])
+    assert 0.0 <= logged["value"] <= 1.0
