@@ -570,7 +570,8 @@ class SNDR(OffPolicyEstimator):
               + \frac{\sum_i w_i (r_i - \hat q_i)}{\sum_i w_i}
 
     Terms :math:`t_i = (\hat v_i, w_i (r_i - \hat q_i), w_i)`; default
-    interval: delta-method CLT.
+    interval: delta-method CLT. When every weight is 0 the correction is
+    undefined and taken as 0, leaving the DM value.
 
     References
     ----------
