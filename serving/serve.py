@@ -41,10 +41,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
-
-from banditkit.cli import data_dir_option
 
 if TYPE_CHECKING:
     from banditkit.engine import Engine
@@ -55,6 +54,8 @@ _logger = logging.getLogger("banditkit.serve")
 #: Environment variables the master sets for every worker before forking them.
 _WORKER_ENV = ("BANDITKIT_ENGINE_DATA_DIR", "BANDITKIT_LEARNER_ENABLED")
 _LEARNER_RESTART_SECONDS = 2.0
+#: Loggers whose messages are JSON objects, merged into the log line as they are.
+_JSON_LOGGERS = frozenset({"banditkit.access"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,6 +75,12 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
         }
         message = record.getMessage()
+        if (record.name in _JSON_LOGGERS and not record.exc_info
+                and message.startswith("{") and message.endswith("}")):
+            # These loggers write one JSON object per message (server.py's access
+            # log): splice it in rather than parse and re-encode it per request.
+            head = json.dumps(entry, default=str)
+            return head if message == "{}" else f"{head[:-1]}, {message[1:]}"
         fields = None
         if message.startswith("{"):
             try:
@@ -87,6 +94,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class _Logger(glogging.Logger):
+    """gunicorn's logger without its access log: the app writes its own (with key ids).
+
+    gunicorn builds its access-log atoms for every request whenever a logging
+    config is given, even when nothing would be written; this skips that work.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
 
 
 def logging_config(level: str = "info", *, access_log: bool = True) -> dict[str, Any]:
@@ -150,6 +168,7 @@ def gunicorn_options(*, bind: str = "127.0.0.1:8000", workers: int = 2, threads:
         "loglevel": log_level,
         "logconfig_dict": logging_config(log_level, access_log=access_log),
         "accesslog": None,
+        "logger_class": _Logger,
         "proc_name": "banditkit",
         # Each worker builds its own app (its own SQLite connections and engine)
         # after the fork: nothing opened in the master is shared.
@@ -279,8 +298,20 @@ def _prepare_data_dir(data_dir: Path) -> None:
         engine.model_version  # noqa: B018 - reads settings and the latest snapshot
 
 
+def _data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    # banditkit.cli's shared option, repeated here because banditkit.cli imports
+    # this module: importing it back would make ``import serving.serve`` circular.
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("BANDITKIT_DATA_DIR", "banditkit-data"),
+        show_default="$BANDITKIT_DATA_DIR or ./banditkit-data",
+        help="Folder holding the SQLite database, images, models and logs.",
+    )(function)
+
+
 @click.command("serve")
-@data_dir_option
+@_data_dir_option
 @click.option("--bind", "-b", default="127.0.0.1:8000", show_default=True,
               help="HOST:PORT to listen on (several separated by commas), or unix:PATH.")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=2, show_default=True,
