@@ -117,6 +117,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator (auto: wrk when installed)")
+    parser.add_argument("--small-features", action="store_true",
+                        help="3 features per variant in the 1-title body (as bench_server_"
+                             "personalizer.py) instead of artwork.analyze's 41")
     parser.add_argument("--no-access-log", action="store_true",
                         help="serve without the per-request JSON access log")
     parser.add_argument("--seed", type=int, default=0)
@@ -168,8 +171,17 @@ def member_context(rng: np.random.Generator) -> dict[str, dict]:
             "Taste": {THEMES[k]: round(float(s), 3) for k, s in enumerate(taste) if s > 0.01}}
 
 
-def personalizer_body(rng: np.random.Generator, n_variants: int) -> dict:
+def personalizer_body(rng: np.random.Generator, n_variants: int, *,
+                      small: bool = False) -> dict:
+    """A rank body; ``small`` gives each variant 3 features instead of the artwork ones."""
     genres = {str(g): 1.0 for g in rng.choice(THEMES, size=2, replace=False)}
+    if small:
+        return {
+            "contextFeatures": [{"Member": {"country": "BR", "device": "tv", "hour": 21}}],
+            "actions": [{"id": f"v{i}", "features": [{"Artwork": {
+                "theme": THEMES[i % len(THEMES)], "brightness": float(rng.random()),
+                "faces": int(rng.integers(4))}}]} for i in range(n_variants)],
+        }
     return {
         "contextFeatures": [member_context(rng)],
         "actions": [{"id": f"v{i}", "features": [
@@ -380,6 +392,7 @@ def main(argv: list[str] | None = None) -> dict:
     from serving.keys import KeyStore, default_path
 
     common = {"load": args.load, "workers": args.workers, "threads": args.threads,
+              "features_per_variant": 3 if args.small_features else 41,
               "access_log": not args.no_access_log, "cores": os.cpu_count(), **versions()}
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-server-") as scratch:
@@ -390,7 +403,8 @@ def main(argv: list[str] | None = None) -> dict:
         titles = build_catalogue(data_dir, n_titles=args.page_size, n_variants=args.variants,
                                  rng=rng)
         one = scratch_path / "one.json"
-        one.write_text(json.dumps(personalizer_body(rng, args.variants)))
+        one.write_text(json.dumps(personalizer_body(rng, args.variants,
+                                                    small=args.small_features)))
         page = scratch_path / "page.json"
         page.write_text(json.dumps({"context": member_context(rng), "titles": titles}))
 
