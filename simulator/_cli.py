@@ -57,10 +57,11 @@ def _print(report, as_json: bool) -> None:
                    "model:latest (the latest model published in --data-dir). "
                    "[default: logged, baseline, uniform]. Tables: logged; target policies "
                    "come from --target-prob-col.")
-@click.option("--estimators", "estimator_text", default="ips,snips,dr", show_default=True,
+@click.option("--estimators", "estimator_text", default=None,
               help="Comma-separated: replay, ips, clipped_ips, snips, dm, dr, sndr, switch_dr, "
                    "dros. For tables, model-based ones need --model-reward-col and "
-                   "--model-value-col.")
+                   "--model-value-col. [default: ips,snips,dr; for a table without model "
+                   "columns ips,snips]")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"n_rounds": N, "estimates": {"ips": {"value", "ci", "ess", ...}}, '
                    '"policies": {...}} (estimates: the first policy).')
@@ -95,7 +96,8 @@ def _print(report, as_json: bool) -> None:
 @click.option("--model-args", default=None,
               help="dsjson: VW arguments of model:PATH policies [default: VWLearner's].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...], estimator_text: str,
+def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
+             estimator_text: str | None,
              as_json: bool, report_dir: Path | None, reward_col: str, propensity_col: str,
              action_col: str | None, n_actions_col: str | None,
              target_prob_cols: tuple[str, ...], model_reward_col: str | None,
@@ -105,10 +107,13 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...], 
     """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet)."""
     from simulator.evaluation import make_estimators
 
-    names = _estimator_names(estimator_text)
     tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
     if tables and len(tables) != len(logs):
         raise click.UsageError("LOG arguments must be all dsjson or all tables (CSV/Parquet)")
+    if estimator_text is None:
+        without_model = tables and (model_reward_col is None or model_value_col is None)
+        estimator_text = "ips,snips" if without_model else "ips,snips,dr"
+    names = _estimator_names(estimator_text)
     try:
         estimators = make_estimators(names, max_weight=max_weight, confidence_level=confidence,
                                      ci_method=ci_method, seed=seed)

@@ -85,6 +85,16 @@ def test_evaluate_table_with_column_map(tmp_path):
     assert list(report["policies"]) == ["new"]
 
 
+def test_evaluate_table_defaults_to_estimators_it_can_run(tmp_path):
+    path = tmp_path / "log.parquet"
+    pd.DataFrame({"reward": [1.0, 0.0, 1.0], "propensity": [0.5, 0.5, 0.5],
+                  "new": [1.0, 0.0, 0.0]}).to_parquet(path)
+    result = CliRunner().invoke(main, ["evaluate", str(path), "--target-prob-col", "new",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)["estimates"]) == {"ips", "snips"}  # no model: no DR
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     (["--estimators", "ipw"], "expected a comma-separated list"),
     (["--target-prob-col", "missing"], "columns ['missing'] are not in the table"),
