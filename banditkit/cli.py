@@ -56,6 +56,7 @@ def demo(data_dir: Path, n_events: int | None, seed: int, fresh: bool, in_proces
     fresh data directory and keys, through the Personalizer-compatible routes.
     """
     import shutil
+    import sys
     import time
 
     from tqdm import tqdm
@@ -65,6 +66,9 @@ def demo(data_dir: Path, n_events: int | None, seed: int, fresh: bool, in_proces
     demo_dir = data_dir / "demo"
     if fresh and demo_dir.exists():
         shutil.rmtree(demo_dir)
+    if not in_process and sys.platform == "win32":
+        click.echo("banditkit serve (gunicorn) needs a POSIX system: running in-process.")
+        in_process = True
     if n_events is None:
         n_events = 40_000 if in_process else 12_000
     started = time.monotonic()

@@ -41,14 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from gunicorn import glogging
-from gunicorn.app.base import BaseApplication
-from gunicorn.arbiter import Arbiter
 
 if TYPE_CHECKING:
     from banditkit.engine import Engine
 
-__all__ = ["JsonFormatter", "ServeApplication", "gunicorn_options", "run_learner", "serve"]
+__all__ = ["JsonFormatter", "gunicorn_options", "logging_config", "run_learner", "serve"]
 
 _logger = logging.getLogger("banditkit.serve")
 #: Environment variables the master sets for every worker before forking them.
@@ -94,17 +91,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
-
-
-class _Logger(glogging.Logger):
-    """gunicorn's logger without its access log: the app writes its own (with key ids).
-
-    gunicorn builds its access-log atoms for every request whenever a logging
-    config is given, even when nothing would be written; this skips that work.
-    """
-
-    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
-        return None
 
 
 def logging_config(level: str = "info", *, access_log: bool = True) -> dict[str, Any]:
@@ -168,7 +154,7 @@ def gunicorn_options(*, bind: str = "127.0.0.1:8000", workers: int = 2, threads:
         "loglevel": log_level,
         "logconfig_dict": logging_config(log_level, access_log=access_log),
         "accesslog": None,
-        "logger_class": _Logger,
+        "logger_class": "serving._gunicorn.QuietAccessLogger",
         "proc_name": "banditkit",
         # Each worker builds its own app (its own SQLite connections and engine)
         # after the fork: nothing opened in the master is shared.
@@ -216,78 +202,6 @@ class _LearnerSupervisor:
             process.kill()
             process.wait(10)
         _logger.info("learner process %s stopped", process.pid)
-
-
-class _Arbiter(Arbiter):
-    # The master loop wakes at least every second and calls manage_workers: the
-    # learner is supervised there, with no thread in the master.
-    def manage_workers(self) -> None:
-        super().manage_workers()
-        supervisor = getattr(self.app, "supervisor", None)
-        if supervisor is not None:
-            supervisor.ensure_running()
-
-
-class ServeApplication(BaseApplication):
-    """gunicorn running ``app_factory()`` in each worker, with an optional learner.
-
-    Parameters
-    ----------
-    app_factory : str
-        ``"module:function"``; each worker calls it with no arguments after the fork.
-    options : mapping
-        gunicorn settings (:func:`gunicorn_options`).
-    supervisor : _LearnerSupervisor, default=None
-        The learner process to run beside the workers; None runs none.
-    on_exit : callable, default=None
-        Called in the master after the workers and the learner stopped.
-    """
-
-    def __init__(self, *, app_factory: str, options: Mapping[str, Any],
-                 supervisor: _LearnerSupervisor | None = None,
-                 on_exit: Callable[[], None] | None = None) -> None:
-        self.app_factory = app_factory
-        self.options = dict(options)
-        self.supervisor = supervisor
-        self.on_exit_callback = on_exit
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-        if "control_socket_disable" in self.cfg.settings:
-            # gunicorn >= 24's control socket sits at one path per user: two
-            # servers would fight over it, and banditkit does not use it.
-            self.cfg.set("control_socket_disable", True)
-        supervisor, callback = self.supervisor, self.on_exit_callback
-
-        def on_exit(_server: Any) -> None:
-            if supervisor is not None:
-                supervisor.stop()
-            if callback is not None:
-                callback()
-
-        def child_exit(_server: Any, worker: Any) -> None:
-            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                from prometheus_client import multiprocess
-
-                multiprocess.mark_process_dead(worker.pid)
-
-        self.cfg.set("on_exit", on_exit)
-        self.cfg.set("child_exit", child_exit)
-
-    def load(self) -> Callable[..., Any]:
-        import importlib
-
-        module_name, _, function = self.app_factory.partition(":")
-        return getattr(importlib.import_module(module_name), function)()
-
-    def run(self) -> None:
-        try:
-            _Arbiter(self).run()
-        except RuntimeError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
@@ -363,6 +277,10 @@ def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interva
         supervisor = _LearnerSupervisor(command=command, env=os.environ)
     options = gunicorn_options(bind=bind, workers=workers, threads=threads, timeout=timeout,
                                log_level=log_level, access_log=access_log)
+    # gunicorn needs a POSIX system: imported here so that this module (and the
+    # banditkit command that attaches it) imports anywhere.
+    from serving._gunicorn import ServeApplication
+
     ServeApplication(app_factory=app_factory, options=options, supervisor=supervisor,
                      on_exit=cleanup).run()
 
