@@ -34,6 +34,11 @@ __all__ = [
 EVENT_ID_MAX_LENGTH = 256
 #: How deep a feature object may nest; deeper input is rejected, not recursed.
 MAX_FEATURE_DEPTH = 8
+#: Largest magnitude of a number sent to the learner: Vowpal Wabbit computes in
+#: 32-bit floats, where anything larger is infinite and turns the model to NaN.
+FLOAT32_MAX = 3.4028234663852886e38
+# A \uD800-\uDFFF escape: only then can the parsed text hold an unpaired surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
 
 
@@ -60,10 +65,11 @@ def _reject_constant(name: str) -> Any:
 def json_body() -> Any:
     """Parse the request body as strict JSON.
 
-    ``NaN``/``Infinity`` literals, numbers that overflow a float and nesting
-    too deep for the parser are all rejected with 400; a non-JSON content type
-    with 415. The body size limit is enforced by Flask (``MAX_CONTENT_LENGTH``)
-    before this is called.
+    ``NaN``/``Infinity`` literals, bodies that are not UTF-8, strings holding an
+    unpaired UTF-16 surrogate (``"\\ud800"``, which no UTF-8 consumer such as
+    Vowpal Wabbit's JSON parser accepts) and nesting too deep for the parser are
+    all rejected with 400; a non-JSON content type with 415. The body size
+    limit is enforced by Flask (``MAX_CONTENT_LENGTH``) before this is called.
 
     Returns
     -------
@@ -80,13 +86,23 @@ def json_body() -> Any:
     if not raw.strip():
         raise ApiError("The request body is empty; a JSON object was expected.")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        text = raw.decode("utf-8")  # strict: no encoded surrogates, no UTF-16
+        value = json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ApiError("The request body is not valid UTF-8 JSON.") from None
     except RecursionError:
         raise ApiError("The request body nests too deeply.") from None
     except ValueError as exc:
         raise ApiError(f"The request body is not valid JSON: {exc}.") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(
+                "The request body has a string with an unpaired UTF-16 surrogate "
+                "(\\ud800-\\udfff escape); such text cannot be stored or learned."
+            ) from None
+    return value
 
 
 def require_object(value: Any, *, target: str) -> dict[str, Any]:
@@ -139,7 +155,11 @@ def optional_bool(body: Mapping[str, Any], key: str, *, default: bool = False) -
 
 
 def require_finite_number(value: Any, *, target: str) -> float:
-    """Return ``value`` as a finite float; strings, booleans, NaN and inf give 400."""
+    """Return ``value`` as a float within ±:data:`FLOAT32_MAX`, else raise 400.
+
+    Strings, booleans, NaN, infinities and numbers beyond the 32-bit float
+    range (which Vowpal Wabbit would read as infinite) are refused.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ApiError(f"{target} must be a number, got {_describe(value)}.", target=target)
     try:
@@ -148,6 +168,12 @@ def require_finite_number(value: Any, *, target: str) -> float:
         number = math.inf
     if not math.isfinite(number):
         raise ApiError(f"{target} must be a finite number, got {value!r}.", target=target)
+    if abs(number) > FLOAT32_MAX:
+        raise ApiError(
+            f"{target} must be within ±3.4e38 (the 32-bit float range the learner "
+            f"uses), got {value!r}.",
+            target=target,
+        )
     return number
 
 
@@ -156,22 +182,16 @@ def check_event_id(event_id: str, *, target: str = "eventId") -> str:
     return require_str(event_id, target=target, max_length=EVENT_ID_MAX_LENGTH)
 
 
-# Integers below this magnitude are certainly finite as floats (see _scalar).
-_SAFE_INT = 2**1000
+# Integers below this magnitude are within the 32-bit float range (see _scalar).
+_SAFE_INT = 2**127
 
 
 def _scalar(value: Any, *, target: str) -> str | float | int | bool:
     if isinstance(value, bool | str):
         return value
-    if isinstance(value, int):
-        try:
-            if math.isfinite(float(value)):
-                return value
-        except OverflowError:
-            pass
-        raise ApiError(f"{target} is an integer too large for a feature.", target=target)
-    if isinstance(value, float):
-        return require_finite_number(value, target=target)
+    if isinstance(value, int | float):
+        require_finite_number(value, target=target)
+        return value
     raise ApiError(f"{target} must be a string, number or boolean.", target=target)
 
 
@@ -246,7 +266,7 @@ def personalizer_features(
                     # the same acceptance as _scalar, without building its error path.
                     kind = type(leaf)
                     if kind is str or kind is bool or (
-                            kind is float and math.isfinite(leaf)) or (
+                            kind is float and -FLOAT32_MAX <= leaf <= FLOAT32_MAX) or (
                             kind is int and -_SAFE_INT < leaf < _SAFE_INT):
                         namespace[name] = leaf
                     else:

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.wrappers import Response
 
 import banditkit
+from serving._parsing import FLOAT32_MAX
 
 __all__ = ["add_paths", "bp", "build_spec", "init_app"]
 
@@ -298,7 +299,8 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
                     "pattern": _DURATION_PATTERN,
                     "description": "ISO-8601 duration, e.g. PT10M.",
                 },
-                "defaultReward": {"type": "number"},
+                "defaultReward": {"type": "number", "minimum": -FLOAT32_MAX,
+                                  "maximum": FLOAT32_MAX},
                 "rewardAggregation": {"type": "string", "enum": ["earliest", "sum"]},
                 "explorationPercentage": {"type": "number", "minimum": 0, "maximum": 1},
                 "modelExportFrequency": {
@@ -412,7 +414,9 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
         "RewardRequest": {
             "type": "object",
             "required": ["value"],
-            "properties": {"value": {"type": "number", "description": "The reward."}},
+            "properties": {"value": {
+                "type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX,
+                "description": "The reward (finite, within the 32-bit float range)."}},
         },
         **document["schemas"],
     }

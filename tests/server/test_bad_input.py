@@ -51,6 +51,16 @@ def _post(client, path, key, *, json=None, data=None, content_type="application/
         (b'{"actions": NaN}', 400, "NaN"),
         (b'{"actions": [{"id": "a", "features": [{"x": Infinity}]}]}', 400, "Infinity"),
         (b'{"actions": [{"id": "a", "features": [{"x": 1e999}]}]}', 400, "finite"),
+        (b'{"actions": [{"id": "a", "features": [{"x": 1e39}]}]}', 400, "32-bit float"),
+        (b'{"actions": [{"id": "a", "features": [{"ns": {"x": -4e38}}]}]}', 400, "32-bit float"),
+        (b'{"actions": [{"id": "a", "features": [{"ns": {"x": ' + b"9" * 40 + b'}}]}]}', 400,
+         "32-bit float"),
+        (b'{"actions": [{"id": "a\\ud90e", "features": []}]}', 400, "unpaired UTF-16 surrogate"),
+        (b'{"actions": [{"id": "a", "features": [{"\\udc00": {"x": 1}}]}]}', 400,
+         "unpaired UTF-16 surrogate"),
+        (b'{"actions": [{"id": "a", "features": [{"ns": {"x": "\\ud800y"}}]}]}', 400,
+         "unpaired UTF-16 surrogate"),
+        (b'{"actions": [{"id": "\xed\xa0\x80", "features": []}]}', 400, "UTF-8"),
         (b"[" * 20_000 + b"]" * 20_000, 400, "nests too deeply"),
         (b"{}", 400, "actions is required"),
         (b'{"actions": []}', 400, "at least one"),
@@ -112,6 +122,7 @@ def test_oversized_body_is_413(client, keys) -> None:
         ("NaN", "NaN"),
         ("Infinity", "Infinity"),
         ("-1e400", "finite"),
+        ("1e39", "32-bit float"),
         ("[1]", "got an array"),
     ],
 )
@@ -243,3 +254,12 @@ def test_policy_may_not_touch_files(app, client, keys, tmp_path, option: str) ->
     assert "not allowed over HTTP" in response.get_json()["error"]["message"]
     assert target.read_text() == "precious"
     assert str(target) not in get_engine(app).settings.policy_args
+
+
+def test_surrogate_pairs_and_non_ascii_are_fine(client, keys) -> None:
+    # A correctly paired escape (an emoji) and raw UTF-8 are ordinary text.
+    body = ('{"actions": [{"id": "\\ud83c\\udfac", "features": [{"Titre": {"genre": "comédie"}}]},'
+            ' {"id": "b", "features": [{"x": 3.4e38}]}]}').encode()
+    response = _post(client, RANK, keys["client"], data=body)
+    assert response.status_code == 201, response.get_json()
+    assert {r["id"] for r in response.get_json()["ranking"]} == {"\U0001f3ac", "b"}
