@@ -2,7 +2,7 @@
 
 One decoding pass over the video does everything cheap per frame: a shot
 cut is declared where the mean absolute HSV difference between consecutive
-160 x 90 thumbnails exceeds ``threshold`` (the measure of PySceneDetect's
+thumbnails (every k-th pixel, about 160 x 90) exceeds ``threshold`` (the measure of PySceneDetect's
 ``ContentDetector``, default 27), and each frame gets a cheap pre-score
 (native-resolution sharpness of the centre, stillness, exposure). Dark, flat,
 blurry and transition frames (the first and last frames of a shot, where
@@ -156,8 +156,11 @@ def probe_video(path: str | os.PathLike) -> dict[str, float | int]:
 
 
 def _cheap_frame(frame_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-    """HSV thumbnail, brightness, contrast and centre sharpness of a BGR frame."""
-    thumb = cv2.resize(frame_bgr, (160, 90), interpolation=cv2.INTER_LINEAR)
+    """HSV thumbnail (about 160 x 90), brightness, contrast and centre sharpness."""
+    # strided sampling (as PySceneDetect does) costs nothing; a resize costs a
+    # tenth of a decode
+    step = max(1, min(frame_bgr.shape[0] // 90, frame_bgr.shape[1] // 160))
+    thumb = np.ascontiguousarray(frame_bgr[::step, ::step])
     hsv = cv2.cvtColor(thumb, cv2.COLOR_BGR2HSV)
     mean, std = cv2.meanStdDev(hsv[..., 2])
     height, width = frame_bgr.shape[:2]
@@ -249,8 +252,10 @@ def mine_frames(
             shots_bounds.append((shot_start, end))
             kept.append(sorted(good, key=lambda c: -c[0]))
 
+        frame = None
         while max_frames is None or index < max_frames:
-            ok, frame = cap.read()
+            # decode into the same buffer: no 2.7 MB allocation per 720p frame
+            ok, frame = cap.read(frame)
             if not ok or frame is None:
                 break
             if index == 0:
