@@ -209,6 +209,18 @@ def _expected_aspect(title: Title) -> float | None:
     return float(value)
 
 
+def _features(analysis: artwork.Analysis) -> dict[str, dict[str, Any]]:
+    """The analysis's namespaces with floats rounded to 4 decimals.
+
+    Every rank call logs every candidate's features in the dsjson record, so
+    ``0.0659`` instead of ``0.06585477941176471`` makes the log about a third
+    smaller and ranking a page faster, well below any difference a learner uses.
+    """
+    return {namespace: {name: round(value, 4) if isinstance(value, float) else value
+                        for name, value in values.items()}
+            for namespace, values in analysis.to_namespaces().items()}
+
+
 def _warnings(analysis: artwork.Analysis) -> list[dict[str, str]]:
     return [{"code": w.code, "message": w.message} for w in analysis.warnings]
 
@@ -392,7 +404,7 @@ def upload_variant(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
         raise _artwork_error(exc) from None
     variant = catalogue.add_variant(
         title.id, data=data, media_type=_MEDIA_TYPES.get(loaded.format, "image/jpeg"),
-        features=analysis.to_namespaces(), warnings=_warnings(analysis),
+        features=_features(analysis), warnings=_warnings(analysis),
         details=_details(analysis, format=loaded.format, sourceMode=loaded.source_mode),
         fingerprint=_encode_fingerprint(analysis.fingerprint),
         near_duplicates=_near_duplicates(analysis.fingerprint, others),
@@ -471,7 +483,7 @@ def upload_trailer(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
         analysis = frame.analysis
         created.append(catalogue.add_candidate(
             title.id, data=_jpeg_bytes(frame.image), media_type="image/jpeg",
-            features=analysis.to_namespaces(), warnings=_warnings(analysis),
+            features=_features(analysis), warnings=_warnings(analysis),
             details=_details(analysis, trailer=filename, timestamp=round(frame.timestamp, 3),
                              frameIndex=frame.frame_index, shotIndex=frame.shot_index,
                              score=round(frame.score, 4), rank=rank),

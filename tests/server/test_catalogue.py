@@ -125,6 +125,9 @@ def test_upload_analyses_stores_by_hash_and_serves_the_image(client, m, data_dir
     # Features are artwork's namespaces; warnings come from its analysis.
     assert {"Color", "Quality", "Layout", "Face"} <= set(variant["features"])
     assert 0 <= variant["features"]["Color"]["brightness"] <= 1
+    floats = [v for ns in variant["features"].values() for v in ns.values()
+              if isinstance(v, float)]
+    assert floats and all(v == round(v, 4) for v in floats)  # rounded for a lean log
     assert "no_face" in {w["code"] for w in variant["warnings"]}
     assert variant["details"]["width"] == 400 and variant["details"]["height"] == 600
     # The bytes are on disk under their hash and served back unchanged.
