@@ -7,6 +7,7 @@ attaches the group.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 from collections.abc import Iterator
@@ -91,7 +92,11 @@ def _results(
     if workers <= 1 or len(jobs) <= 1:
         yield from map(_analyze_one, jobs)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+    # forkserver: workers start from a clean process, never from a fork of
+    # this one while OpenCV's or tqdm's threads hold a lock
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                             mp_context=context) as pool:
         yield from pool.map(_analyze_one, jobs, chunksize=4)
 
 
