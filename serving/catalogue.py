@@ -563,12 +563,14 @@ def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
     title = catalogue.title(_title_id(titleId))
     days = int(_number_arg("days", 14, low=1, high=366, integer=True))
     confidence = _number_arg("confidence", 0.95, low=0.5, high=0.999)
+    threshold = _number_arg("takeThreshold", 0.0, low=-1e12, high=1e12)
     engine = get_engine()
     until = float(engine.clock())
     since = until - days * 86400.0
     report = title_performance(
         engine.store.events_since(since), title_id=title.id, since=since, until=until,
-        variant_ids=[v.id for v in catalogue.variants(title.id)], confidence=confidence)
+        variant_ids=[v.id for v in catalogue.variants(title.id)], confidence=confidence,
+        take_threshold=threshold)
     return performance_json(report)
 
 
@@ -699,7 +701,11 @@ def _paths() -> dict[str, Any]:
                                           "default": 14}},
                               {"name": "confidence", "in": "query", "required": False,
                                "schema": {"type": "number", "minimum": 0.5,
-                                          "maximum": 0.999, "default": 0.95}}],
+                                          "maximum": 0.999, "default": 0.95}},
+                              {"name": "takeThreshold", "in": "query", "required": False,
+                               "description": "A joined reward above this is a take.",
+                               "schema": {"type": "number", "minimum": -1e12,
+                                          "maximum": 1e12, "default": 0}}],
                       roles=("analyst", "marketer")),
         },
         "/v1/artwork/images/{name}": {

@@ -166,8 +166,7 @@
       const title = await api("GET", "/v1/catalogue/titles/" + encodeURIComponent(titleId));
       $("title-panel").hidden = false;
       $("title-heading").textContent = title.name + " (" + title.id + ")";
-      $("title-genres-text").textContent = title.genres.length ?
-        "Genres: " + title.genres.join(", ") : "No genres";
+      showGenres(title.genres);
       $("uploads").replaceChildren();
       variants = title.variants;
       renderVariants();
@@ -175,6 +174,38 @@
       await loadPerformance();
     } catch (error) {
       say("Could not load " + titleId + ": " + error.message, true);
+    }
+  }
+
+  function showGenres(genres) {
+    $("title-genres-text").textContent = genres.length ? "Genres: " + genres.join(", ") : "No genres";
+    $("genres-edit").value = genres.join(", ");
+  }
+
+  async function saveGenres(event) {
+    event.preventDefault();
+    const genres = $("genres-edit").value.split(",").map((g) => g.trim()).filter(Boolean);
+    try {
+      const title = await api("PATCH", "/v1/catalogue/titles/" + encodeURIComponent(current),
+                              { genres });
+      showGenres(title.genres);
+      say("Genres of " + title.id + " saved.");
+    } catch (error) {
+      say("Could not save the genres: " + error.message, true);
+    }
+  }
+
+  async function deleteTitle() {
+    if (!current || !window.confirm("Delete title " + current + " with all its artwork?")) return;
+    try {
+      await api("DELETE", "/v1/catalogue/titles/" + encodeURIComponent(current));
+      say("Title " + current + " deleted.");
+      current = null;
+      variants = [];
+      $("title-panel").hidden = true;
+      await loadTitles();
+    } catch (error) {
+      say("Could not delete " + current + ": " + error.message, true);
     }
   }
 
@@ -518,6 +549,8 @@
     $("signout").addEventListener("click", signOut);
     $("title-form").addEventListener("submit", createTitle);
     $("trailer-input").addEventListener("change", uploadTrailer);
+    $("genres-form").addEventListener("submit", saveGenres);
+    $("delete-title").addEventListener("click", deleteTitle);
     $("perf-refresh").addEventListener("click", loadPerformance);
     $("perf-days").addEventListener("change", loadPerformance);
     setupDropzone();

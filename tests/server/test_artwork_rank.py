@@ -128,6 +128,13 @@ def test_rewards_and_activation_feed_the_performance_report(client, m, c, app) -
     for result in (shown, deferred):
         expected[result["variantId"]] = expected.get(result["variantId"], 0) + 1
     assert {k: v["takes"] for k, v in counted.items()} == expected
+    strict = client.get("/v1/catalogue/titles/t-one/performance?days=1&takeThreshold=1",
+                        headers=m).get_json()
+    assert strict["takes"] == 0 and strict["joined"] == 2  # rewards of exactly 1 are not > 1
+    for bad in ("days=0", "days=x", "confidence=1", "takeThreshold=nan"):
+        response = client.get(f"/v1/catalogue/titles/t-one/performance?{bad}", headers=m)
+        assert response.status_code == 400, bad
+        assert response.get_json()["error"]["target"] == bad.split("=")[0]
     for variant in counted.values():
         assert variant["takeRate"] == 1.0
         assert 0 < variant["takeRateLow"] < 1 and variant["takeRateHigh"] == 1.0

@@ -208,6 +208,11 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     page.wait_for_selector("#titles button.selected[data-title='the-crown']")
     assert page.inner_text("#title-heading") == "The Crown (the-crown)"
     assert "drama, history" in page.inner_text("#title-genres-text")
+    page.fill("#genres-edit", "drama, history, royalty")
+    page.click("#genres-form button[type=submit]")
+    expect(page.locator("#title-genres-text")).to_contain_text("royalty")
+    assert api(server, "GET", "/v1/catalogue/titles/the-crown").json()["genres"] == [
+        "drama", "history", "royalty"]
 
     # Two posters through the file chooser: a real multipart upload from disk.
     files = []
@@ -308,3 +313,10 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     pixels = np.asarray(Image.open(chart).convert("RGB")).reshape(-1, 3).astype(int)
     near_accent = (np.abs(pixels - ACCENT).sum(axis=1) < 60).sum()
     assert near_accent > 500, near_accent  # the first variant's share bar was drawn
+
+    # Finally the title goes, with its artwork.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-title")
+    expect(page.locator("#title-panel")).to_be_hidden()
+    assert api(server, "GET", "/v1/catalogue/titles/the-crown").status_code == 404
+    assert requests.get(server.url + shown[0]["imageUrl"], timeout=10).status_code == 404
