@@ -800,10 +800,11 @@ class Catalogue:
         """
         generation = self.generation()
         with self.__dict__.setdefault("_cache_lock", threading.Lock()):
-            cached = self.__dict__.get("_rank_cache")
+            cached: tuple[int, dict[str, list[RankableVariant]]] | None = self.__dict__.get(
+                "_rank_cache")
             if cached is None or cached[0] != generation:
                 cached = (generation, {})
-                self._rank_cache = cached
+                self.__dict__["_rank_cache"] = cached
             titles: dict[str, list[RankableVariant]] = cached[1]
             missing = [t for t in dict.fromkeys(title_ids) if t not in titles]
             if missing:

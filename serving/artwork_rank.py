@@ -130,7 +130,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
         decisions = {r.extra["title"]: d for r, d in zip(requests, made, strict=True)}
         model_version = made[0].model_version
         metrics.saw_model_version(model_version)
-    results = []
+    results: list[dict[str, Any]] = []
     for title_id in titles:
         decision = decisions.get(title_id)
         if decision is None:
