@@ -22,6 +22,12 @@ Targets (DESIGN.md §8):
   results. Goal: p99 < 25 ms on 2 cores, measured with ``--page-concurrency``
   requests in flight (default 2, one per worker).
 
+Each target also reports ``server_cpu_ms``: CPU time (user + system) of the
+server's processes (master, workers, learner) per request, read from /proc.
+On a shared machine requests/s and latency depend on what else runs; CPU per
+request does not, so the summary gives both ratios (``ratio_rps_*`` and
+``ratio_cpu_*`` = bare CPU / banditkit CPU) and the 1-minute load average.
+
 Prints one JSON line per target, then a summary line with the ratios and goals.
 
     python benchmarks/bench_server.py [--requests 4000] [--seconds 20] [--smoke]
@@ -278,6 +284,19 @@ class Served:
         self.stop()
         raise RuntimeError("the server was not ready within 60 s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the master, workers and learner."""
+        pids = [self.process.pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            pids += [int(p) for p in children.read_text().split()]
+        ticks = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGTERM)
@@ -363,13 +382,18 @@ def run_python(url: str, body_path: Path, key: str, *, n_requests: int, seconds:
             "rps": latencies.size / elapsed}
 
 
-def measure(args: argparse.Namespace, url: str, body_path: Path, key: str, *,
+def measure(args: argparse.Namespace, served: Served, url: str, body_path: Path, key: str, *,
             connections: int) -> dict:
     load = run_wrk if args.load == "wrk" else run_python
     load(url, body_path, key, n_requests=min(300, args.requests),
          seconds=min(args.seconds, 3.0), connections=connections)
+    cpu_before = served.cpu_seconds()
     result = load(url, body_path, key, n_requests=args.requests, seconds=args.seconds,
                   connections=connections)
+    # Server CPU per request: unlike requests/s, it does not depend on what else
+    # runs on the machine (a shared 2-core box is rarely idle).
+    result["server_cpu_ms"] = (served.cpu_seconds() - cpu_before) * 1000 / max(
+        1, result["requests"])
     return {key_: round(value, 3) if isinstance(value, float) else value
             for key_, value in result.items()}
 
@@ -425,7 +449,8 @@ def main(argv: list[str] | None = None) -> dict:
                     if target != app:
                         continue
                     url = f"http://127.0.0.1:{served.port}{route}"
-                    results[name] = measure(args, url, body, key, connections=connections)
+                    results[name] = measure(args, served, url, body, key,
+                                            connections=connections)
                     line = {"name": name, "route": route, "concurrency": connections,
                             "titles": args.page_size if body is page else 1,
                             "variants": args.variants, **results[name], **common}
@@ -439,10 +464,15 @@ def main(argv: list[str] | None = None) -> dict:
         "goal_ratio": 0.6,
         "ratio_rps_page": round(results["artwork_rank_40"]["rps"]
                                 / results["bare_40"]["rps"], 3),
+        "ratio_cpu_rank_8": round(results["bare_8"]["server_cpu_ms"]
+                                  / results["personalizer_rank"]["server_cpu_ms"], 3),
+        "ratio_cpu_page": round(results["bare_40"]["server_cpu_ms"]
+                                / results["artwork_rank_40"]["server_cpu_ms"], 3),
         "page_titles": args.page_size,
         "page_p99_ms": results["artwork_rank_40"]["p99_ms"],
         "goal_page_p99_ms": 25.0,
         "errors": sum(r["errors"] for r in results.values()),
+        "load_average": round(os.getloadavg()[0], 2),
         **common,
     }
     print(json.dumps(summary), flush=True)
