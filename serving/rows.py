@@ -16,15 +16,18 @@ excludedActions}]`` answers ``{"eventId", "slots": [{"id", "rewardActionId"}]}``
 
 Handlers parse, call :class:`banditkit.rows.RowEngine` and serialise. The row
 engine shares the data directory (its own folder ``rows/``: database, CCB log,
-models) and, unless ``ROWS_SETTINGS`` is set, follows the main
-engine's loop settings, so a Personalizer ``configurations/service`` update
+models) and, unless ``ROWS_SETTINGS`` is set, follows the main engine's loop
+settings but its policy, so a Personalizer ``configurations/service`` update
 applies to multi-slot decisions too.
 
 Config keys (``ROWS_`` namespace)
 ---------------------------------
 ROWS_SETTINGS : dict, default=None
     :class:`~banditkit.settings.LoopSettings` fields of the row loop; None
-    follows ``ENGINE_SETTINGS`` and later updates of the main engine.
+    follows the main engine's settings (reward wait, default reward,
+    aggregation, exploration, mode, ...) and their later updates, all but
+    ``policy_args``: the row loop keeps the default policy, read as
+    ``--ccb_explore_adf``.
 ROWS_RULES : dict, default=None
     Default page rules: ``{"pinned": {rowId: position}, "noAdjacentSameGenre",
     "minDistinctGenres", "distinctGenresWithin"}``.
@@ -498,11 +501,12 @@ def learner_step(engine: RowEngine, main_settings: LoopSettings | None = None) -
 
 
 def _follow_settings(engine: RowEngine, settings: LoopSettings) -> None:
-    if engine._load_settings() != settings:
-        try:
-            engine.update_settings(settings)
-        except InvalidInputError:
-            _logger.exception("the main engine's settings do not suit the row engine")
+    # Everything but the policy: the main policy's interactions name artwork
+    # namespaces, and the row loop keeps its own VW arguments (ROWS_SETTINGS).
+    current = engine._load_settings()
+    wanted = settings.replace(policy_args=current.policy_args)
+    if current != wanted:
+        engine.update_settings(wanted)
 
 
 def close(app: Flask) -> None:
@@ -526,8 +530,6 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
         config.setdefault(key, default)
     raw = config["ROWS_SETTINGS"]
     follow = raw is None
-    if raw is None:
-        raw = config.get("ENGINE_SETTINGS")
     if isinstance(raw, str):
         raw = json.loads(raw)
     rules_raw = config["ROWS_RULES"]

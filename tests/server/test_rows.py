@@ -156,3 +156,22 @@ def test_openapi_documents_the_row_routes(client):
                  "/personalizer/v1.0/multislot/rank",
                  "/personalizer/multislot/events/{eventId}/activate"):
         assert path in paths
+
+
+def test_row_loop_follows_the_service_configuration_but_not_the_policy(client, keys, app):
+    from serving.rows import learner_step
+    from serving.runtime import get_engine
+
+    admin = auth(keys["admin"])
+    config = client.get("/personalizer/v1.0/configurations/service", headers=admin).json
+    changed = {**config, "rewardWaitTime": "PT7S", "explorationPercentage": 0.33}
+    assert client.put("/personalizer/v1.0/configurations/service", headers=admin,
+                      json=changed).status_code == 200
+    policy = {"name": "artwork", "arguments": "--cb_explore_adf -q MA --epsilon 0.1"}
+    assert client.put("/personalizer/v1.0/configurations/policy", headers=admin,
+                      json=policy).status_code == 200
+    rows = get_row_engine(app)
+    learner_step(rows, get_engine(app).settings)
+    settings = rows.settings
+    assert settings.reward_wait_seconds == 7.0 and settings.exploration_percentage == 0.33
+    assert "-q MA" not in settings.policy_args
