@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["JsonFormatter", "gunicorn_options", "logging_config", "run_learner", "serve"]
 
 _logger = logging.getLogger("banditkit.serve")
-#: Environment variables the master sets for every worker before forking them.
-_WORKER_ENV = ("BANDITKIT_ENGINE_DATA_DIR", "BANDITKIT_LEARNER_ENABLED")
 _LEARNER_RESTART_SECONDS = 2.0
 #: Loggers whose messages are JSON objects, merged into the log line as they are.
 _JSON_LOGGERS = frozenset({"banditkit.access"})
@@ -171,6 +169,7 @@ class _LearnerSupervisor:
         self._process: subprocess.Popen | None = None
         self._started_at = 0.0
         self._stopping = False
+        self._reported: int | None = None
 
     def ensure_running(self) -> None:
         if self._stopping:
@@ -179,9 +178,11 @@ class _LearnerSupervisor:
         if process is not None and process.poll() is None:
             return
         if process is not None:
-            # gunicorn's arbiter reaps every child, so the exit status may be lost.
-            _logger.error("learner process %s exited (status %s); restarting",
-                          process.pid, process.returncode)
+            if self._reported != process.pid:
+                # gunicorn's arbiter reaps every child, so the status may read 0.
+                _logger.error("learner process %s exited (status %s); restarting it",
+                              process.pid, process.returncode)
+                self._reported = process.pid
             if time.monotonic() - self._started_at < _LEARNER_RESTART_SECONDS:
                 return  # do not spin on a learner that fails at start
         self._started_at = time.monotonic()
@@ -303,15 +304,57 @@ def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
     stop : threading.Event, default=None
         Set it to stop; None installs SIGTERM and SIGINT handlers that set one.
     """
+    if stop is None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    lock = _learner_lock(data_dir, stop=stop, interval_seconds=interval_seconds,
+                         parent_pid=parent_pid)
+    if lock is None:
+        return
+    try:
+        _learn(data_dir, interval_seconds=interval_seconds, parent_pid=parent_pid, stop=stop)
+    finally:
+        lock.close()  # releases the lock
+
+
+def _learner_lock(data_dir: Path, *, stop: threading.Event, interval_seconds: float,
+                  parent_pid: int | None) -> Any:
+    """Hold ``learner.lock`` in the data dir: one learner per store, even across servers.
+
+    Waits while another learner holds it (a server started twice, or the
+    learner of a killed server that has not noticed yet); the kernel releases a
+    lock whose holder died. Returns the open lock file, or None when asked to
+    stop first.
+    """
+    import fcntl
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    handle = open(Path(data_dir) / "learner.lock", "a+")  # noqa: SIM115 - held until exit
+    waiting = False
+    while not stop.is_set():
+        if parent_pid is not None and os.getppid() != parent_pid:
+            break
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if not waiting:
+                _logger.warning("another learner holds %s; waiting for it",
+                                Path(data_dir) / "learner.lock")
+                waiting = True
+            stop.wait(interval_seconds)
+    handle.close()
+    return None
+
+
+def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
+           stop: threading.Event) -> None:
     from prometheus_client import CollectorRegistry
 
     from serving.metrics import Metrics
     from serving.runtime import BackgroundLearner
 
-    if stop is None:
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
     engine, policy = _open_following_policy(data_dir)
     # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
     # that every worker's /metrics aggregates.

@@ -289,3 +289,45 @@ def test_sigkill_loses_no_acknowledged_decision_or_reward(
         assert events[event_id].reward == rewarded.get(event_id, 0.0)
     restarted.process.send_signal(signal.SIGTERM)
     assert restarted.process.wait(30) == 0
+
+
+def test_one_learner_per_data_dir(data_dir: Path) -> None:
+    """A second learner on the same store waits until the first one is gone."""
+    import fcntl
+    import threading
+
+    from serving.serve import _learner_lock, run_learner
+
+    first_stop = threading.Event()
+    first = threading.Thread(target=run_learner, args=(data_dir,),
+                             kwargs={"interval_seconds": 0.05, "stop": first_stop})
+    first.start()
+
+    def held() -> bool:
+        if not (data_dir / "learner.lock").exists():
+            return False
+        with open(data_dir / "learner.lock") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
+
+    try:
+        wait_until(held, seconds=10, what="the first learner to take the lock")
+        acquired: list = []
+        second_stop = threading.Event()
+        second = threading.Thread(target=lambda: acquired.append(_learner_lock(
+            data_dir, stop=second_stop, interval_seconds=0.05, parent_pid=None)))
+        second.start()
+        time.sleep(0.5)
+        assert acquired == [], "the second learner must wait while the first runs"
+        first_stop.set()
+        first.join(10)
+        second.join(10)
+        assert acquired and acquired[0] is not None, "it takes over once the first stops"
+        acquired[0].close()
+    finally:
+        first_stop.set()
+        first.join(10)
