@@ -260,6 +260,13 @@ def personalizer_features(
         require_object(item, target=where)
         for key, inner in item.items():
             if isinstance(inner, dict):
+                if key and not key[0].isascii():
+                    # VW indexes namespaces by their first byte; a non-ASCII first
+                    # character crashes the learner process (abort/segfault).
+                    raise ApiError(
+                        f"{where}: namespace {key!r} must start with an ASCII character.",
+                        target=f"{where}.{key}",
+                    )
                 namespace = features.setdefault(key, {})
                 for name, leaf in inner.items():
                     # Fast path for the common flat leaf (a request carries hundreds):

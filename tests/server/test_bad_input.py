@@ -61,6 +61,11 @@ def _post(client, path, key, *, json=None, data=None, content_type="application/
         (b'{"actions": [{"id": "a", "features": [{"ns": {"x": "\\ud800y"}}]}]}', 400,
          "unpaired UTF-16 surrogate"),
         (b'{"actions": [{"id": "\xed\xa0\x80", "features": []}]}', 400, "UTF-8"),
+        # A namespace starting with a non-ASCII character aborts Vowpal Wabbit.
+        ('{"actions": [{"id": "a", "features": [{"Émotion": {"x": 1}}]}]}'.encode(), 400,
+         "must start with an ASCII character"),
+        (b'{"contextFeatures": [{"\\u773b": {"x": 1}}], "actions": [{"id": "a", "features": []}]}',
+         400, "must start with an ASCII character"),
         (b"[" * 20_000 + b"]" * 20_000, 400, "nests too deeply"),
         (b"{}", 400, "actions is required"),
         (b'{"actions": []}', 400, "at least one"),
