@@ -18,6 +18,7 @@ Prints one JSON line per target and a summary line with the ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -152,10 +153,8 @@ def drive(url: str, headers: dict, bodies: list[dict], concurrency: int) -> dict
 def versions() -> dict:
     found = {"python": platform.python_version()}
     for name in ("flask", "werkzeug", "vowpal-wabbit-next", "gunicorn"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 
