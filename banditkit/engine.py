@@ -26,7 +26,15 @@ from banditkit.join import join_event, joined_line
 from banditkit.sampling import new_event_id, rank_order, sample_index
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store
-from banditkit.types import Action, Decision, Features, RankedAction, check_actions, check_features
+from banditkit.types import (
+    FLOAT32_MAX,
+    Action,
+    Decision,
+    Features,
+    RankedAction,
+    check_actions,
+    check_features,
+)
 from banditkit.vw import VWLearner
 
 __all__ = ["Engine", "RankRequest"]
@@ -271,9 +279,10 @@ class Engine:
         InvalidInputError
             When the value is not a finite number.
         """
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(
-                value):
-            raise InvalidInputError(f"reward value must be a finite number, got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not abs(value) <= FLOAT32_MAX):
+            raise InvalidInputError(
+                f"reward value must be a finite number within ±3.4e38, got {value!r}")
         return self.store.add_reward(_check_event_id(event_id), float(value), self.clock())
 
     def activate(self, event_id: str) -> bool:

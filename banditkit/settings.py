@@ -9,13 +9,32 @@ from dataclasses import dataclass
 
 from banditkit.errors import InvalidInputError
 
-__all__ = ["AGGREGATIONS", "EXPLORATION_ALGORITHMS", "LEARNING_MODES", "LoopSettings"]
+__all__ = [
+    "AGGREGATIONS",
+    "EXPLORATION_ALGORITHMS",
+    "FORBIDDEN_VW_OPTIONS",
+    "LEARNING_MODES",
+    "LoopSettings",
+    "check_policy_args",
+]
 
 AGGREGATIONS = ("earliest", "sum")
 LEARNING_MODES = ("online", "apprentice", "logging_only")
 # VW cb_explore_adf exploration flags other than epsilon-greedy.
 EXPLORATION_ALGORITHMS = ("--softmax", "--bag", "--squarecb", "--cover", "--first", "--regcb",
                           "--regcbopt", "--synthcover", "--rnd")
+# Vowpal Wabbit options that read or write files, open sockets or flood the logs.
+# Policy arguments may come from an HTTP client, and building a learner with
+# ``-p PATH`` truncates PATH on the server, so the settings refuse them.
+FORBIDDEN_VW_OPTIONS = frozenset({
+    "-a", "--audit", "-c", "--cache", "--cache_file", "-d", "--data", "--daemon",
+    "--dictionary", "--dictionary_path", "-f", "--final_regressor", "--feature_mask",
+    "-i", "--initial_regressor", "--input_feature_regularizer", "--invert_hash",
+    "-k", "--kill_cache", "--output_feature_regularizer_binary",
+    "--output_feature_regularizer_text", "-p", "--predictions", "--pid_file", "--port",
+    "--port_file", "-P", "--progress", "-r", "--raw_predictions", "--readable_model",
+    "--audit_regressor", "--save_per_pass", "--sendto", "--span_server", "--extra_metrics",
+})
 DEFAULT_POLICY_ARGS = "--cb_explore_adf --cb_type mtr -q :: --power_t 0 -l 0.01"
 
 
@@ -77,8 +96,10 @@ class LoopSettings:
         if self.learning_mode not in LEARNING_MODES:
             raise InvalidInputError(
                 f"learning_mode must be one of {LEARNING_MODES}, got {self.learning_mode!r}")
-        if not isinstance(self.policy_args, str) or "--cb_explore_adf" not in shlex.split(
-                self.policy_args):
+        if not isinstance(self.policy_args, str):
+            raise InvalidInputError(
+                f"policy_args must be a string, got {type(self.policy_args).__name__}")
+        if "--cb_explore_adf" not in check_policy_args(self.policy_args):
             raise InvalidInputError(
                 f"policy_args must contain --cb_explore_adf, got {self.policy_args!r}")
 
@@ -117,3 +138,27 @@ class LoopSettings:
                 continue
             kept.append(token)
         return " ".join([*kept, "--epsilon", f"{self.exploration_percentage:g}"])
+
+
+def check_policy_args(arguments: str) -> list[str]:
+    """Split VW arguments, refusing options that touch files, sockets or the logs.
+
+    Returns
+    -------
+    list of str
+        The tokens.
+    """
+    try:
+        tokens = shlex.split(arguments)
+    except ValueError as error:
+        raise InvalidInputError(f"policy arguments cannot be split into options: {error}"
+                                ) from None
+    for token in tokens:
+        option = token.split("=", 1)[0]
+        # Short options may carry their value attached (-p/tmp/x).
+        short = option[:2] if option.startswith("-") and not option.startswith("--") else None
+        if option in FORBIDDEN_VW_OPTIONS or short in FORBIDDEN_VW_OPTIONS:
+            raise InvalidInputError(
+                f"policy arguments may not use {token!r}: options that read or write files, "
+                "open sockets or print per-example output are not allowed")
+    return tokens

@@ -18,6 +18,7 @@ __all__ = [
     "Action",
     "Decision",
     "FeatureValue",
+    "FLOAT32_MAX",
     "Features",
     "RankedAction",
     "check_actions",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 FeatureValue = str | float | int | bool
+FLOAT32_MAX = 3.4028234663852886e38
 Features = dict[str, dict[str, FeatureValue]]
 
 
@@ -91,9 +93,14 @@ def check_features(features: object, *, name: str = "features") -> Features:
         raise InvalidInputError(
             f"{name} must be an object of namespaces, got {type(features).__name__}")
     for namespace, group in features.items():
-        if type(namespace) is not str or namespace[:1] == "_":
+        if type(namespace) is not str or namespace[:1] == "_" or not _is_text(namespace):
             raise InvalidInputError(
-                f"{name}: namespace names must be strings not starting with '_', "
+                f"{name}: namespace names must be valid strings not starting with '_', "
+                f"got {namespace!r}")
+        if namespace and not namespace[0].isascii():
+            # Vowpal Wabbit indexes namespaces by their first byte and aborts otherwise.
+            raise InvalidInputError(
+                f"{name}: namespace names must start with an ASCII character, "
                 f"got {namespace!r}")
         if type(group) is not dict and not isinstance(group, Mapping):
             raise InvalidInputError(
@@ -101,23 +108,41 @@ def check_features(features: object, *, name: str = "features") -> Features:
                 f"got {type(group).__name__}")
         for feature, value in group.items():
             kind = type(value)
-            if (type(feature) is str and feature and feature[0] != "_"
-                    and (kind is str or kind is bool or kind is int
-                         or (kind is float and value - value == 0.0))):
+            if (type(feature) is str and feature and feature[0] != "_" and _is_text(feature)
+                    and ((kind is str and _is_text(value)) or kind is bool
+                         or ((kind is int or kind is float)
+                             and -FLOAT32_MAX <= value <= FLOAT32_MAX))):
                 continue  # the common case, checked cheaply: rank calls this per feature
             _raise_feature_error(name, namespace, feature, value)
     return features  # type: ignore[return-value]
 
 
+def _is_text(text: str) -> bool:
+    """False for strings Vowpal Wabbit's JSON reader rejects: unpaired surrogates."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _raise_feature_error(name: str, namespace: str, feature: object, value: object) -> None:
-    if not isinstance(feature, str) or not feature or feature.startswith("_"):
+    if (not isinstance(feature, str) or not feature or feature.startswith("_")
+            or not _is_text(feature)):
         raise InvalidInputError(
-            f"{name}[{namespace!r}]: feature names must be non-empty strings "
+            f"{name}[{namespace!r}]: feature names must be non-empty valid strings "
             f"not starting with '_', got {feature!r}")
+    if isinstance(value, str):
+        raise InvalidInputError(
+            f"{name}[{namespace!r}][{feature!r}] must be valid Unicode text "
+            f"(no unpaired surrogates), got {value!r}")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
             raise InvalidInputError(
-                f"{name}[{namespace!r}][{feature!r}] must be finite, got {value}")
+                f"{name}[{namespace!r}][{feature!r}] must be finite and within ±3.4e38 "
+                f"(the learner computes in 32-bit floats), got {value}")
         return  # a numeric subclass (numpy scalar): accepted
     raise InvalidInputError(
         f"{name}[{namespace!r}][{feature!r}] must be a string, number or "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, request
 
 from banditkit.errors import InvalidInputError
-from banditkit.settings import LoopSettings
+from banditkit.settings import LoopSettings, check_policy_args
 from banditkit.types import Action, Decision
 from serving import openapi
 from serving._parsing import (
@@ -77,19 +76,6 @@ _API_VERSION = re.compile(API_VERSION_PATTERN)
 _META_EXTENSION = "banditkit.meta"
 _POLICY_NAME_KEY = "personalizer.policy_name"
 _DEFAULT_POLICY_NAME = "banditkit default"
-
-# Vowpal Wabbit options that read or write files, open sockets or flood the
-# logs. Policy arguments come over HTTP, and building a learner with e.g.
-# ``-p PATH`` truncates PATH on the server, so the HTTP layer refuses them.
-_FORBIDDEN_VW_OPTIONS = frozenset({
-    "-a", "--audit", "-c", "--cache", "--cache_file", "-d", "--data", "--daemon",
-    "--dictionary", "--dictionary_path", "-f", "--final_regressor", "--feature_mask",
-    "-i", "--initial_regressor", "--input_feature_regularizer", "--invert_hash",
-    "-k", "--kill_cache", "--output_feature_regularizer_binary",
-    "--output_feature_regularizer_text", "-p", "--predictions", "--pid_file", "--port",
-    "--port_file", "-P", "--progress", "-r", "--raw_predictions", "--readable_model",
-    "--audit_regressor", "--save_per_pass", "--sendto", "--span_server", "--extra_metrics",
-})
 
 _LEARNING_MODES = {"online": "Online", "apprentice": "Apprentice", "logging_only": "LoggingOnly"}
 _LEARNING_MODES_IN = {value.lower(): key for key, value in _LEARNING_MODES.items()}
@@ -337,20 +323,9 @@ def check_policy_arguments(arguments: str) -> str:
         Vowpal Wabbit arguments from a policy body.
     """
     try:
-        tokens = shlex.split(arguments)
-    except ValueError as exc:
-        raise ApiError(f"arguments cannot be split into options: {exc}.",
-                       target="arguments") from None
-    for token in tokens:
-        option = token.split("=", 1)[0]
-        # Short options may carry their value attached (-p/tmp/x).
-        short = option[:2] if option.startswith("-") and not option.startswith("--") else None
-        if option in _FORBIDDEN_VW_OPTIONS or short in _FORBIDDEN_VW_OPTIONS:
-            raise ApiError(
-                f"arguments may not use {token!r}: options that read or write files, open "
-                "sockets or print per-example output are not allowed over HTTP.",
-                target="arguments",
-            )
+        check_policy_args(arguments)
+    except InvalidInputError as exc:
+        raise ApiError(f"{exc}.", target="arguments") from None
     return arguments
 
 

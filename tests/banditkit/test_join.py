@@ -120,7 +120,7 @@ def test_unknown_event_and_bad_values_are_rejected(tmp_path, clock):
     with pytest.raises(UnknownEventError, match="unknown event id 'ghost'"):
         engine.activate("ghost")
     engine.rank(CONTEXT, ACTIONS, event_id="e")
-    for bad in (float("nan"), float("inf"), "1.0", None, True):
+    for bad in (float("nan"), float("inf"), 1e39, "1.0", None, True):
         with pytest.raises(InvalidInputError, match="finite number"):
             engine.reward("e", bad)
     assert engine.store.event("e")["rewards"] == []

@@ -64,6 +64,8 @@ def test_exploration_percentage_sets_epsilon_unless_another_algorithm_is_chosen(
     ("exploration_percentage", 1.5, r"exploration_percentage must be in \[0, 1\]"),
     ("reward_wait_seconds", -1, "reward_wait_seconds must be a finite number"),
     ("policy_args", "--cb_adf", "must contain --cb_explore_adf"),
+    ("policy_args", "--cb_explore_adf -p /tmp/victim", "may not use '-p'"),
+    ("policy_args", "--cb_explore_adf --readable_model=/etc/x", "may not use"),
 ])
 def test_bad_settings_are_rejected(field, value, message):
     with pytest.raises(InvalidInputError, match=message):

@@ -94,6 +94,10 @@ def test_excluded_actions_get_zero_and_are_never_chosen(trained_engine):
     ({"event_id": ""}, "event id must be"),
     ({"context": {"Member": {"country": None}}}, r"context\['Member'\]\['country'\]"),
     ({"context": {"Member": {"hour": float("nan")}}}, "must be finite"),
+    ({"context": {"Member": {"hour": 1e39}}}, r"within ±3.4e38"),
+    ({"context": {"Émotion": {"x": 1}}}, "must start with an ASCII character"),
+    ({"context": {"Member": {"x": "\ud800"}}}, "no unpaired surrogates"),
+    ({"context": {"Member": {"\udfff": "x"}}}, "feature names must be non-empty valid"),
     ({"context": ["not", "a", "dict"]}, "context must be an object"),
     ({"actions": []}, "non-empty list"),
     ({"actions": [ACTIONS[0], ACTIONS[0]]}, "duplicate action id 'v0'"),
@@ -102,6 +106,11 @@ def test_bad_rank_input_names_the_problem(trained_engine, bad, message):
     arguments = {"context": CONTEXT, "actions": ACTIONS, **bad}
     with pytest.raises(InvalidInputError, match=message):
         trained_engine.rank(arguments.pop("context"), arguments.pop("actions"), **arguments)
+
+
+def test_non_ascii_text_after_the_first_namespace_letter_is_fine(trained_engine):
+    decision = trained_engine.rank({"Mémoire": {"genre": "comédie", "🎬": 1.0}}, ACTIONS)
+    assert sum(r.probability for r in decision.ranking) == pytest.approx(1.0)
 
 
 def test_too_many_actions_is_rejected(tmp_path, clock):
