@@ -257,8 +257,12 @@ class Served:
             # record is info, so the port comes from a probe of the log instead.
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log,
                                             env=env, start_new_session=True)
-        self.port = self._wait_for_port()
-        self._wait_ready()
+        try:
+            self.port = self._wait_for_port()
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
 
     def _wait_for_port(self) -> int:
         deadline = time.monotonic() + 60

@@ -132,6 +132,15 @@ class DemoServer:
                     pass_fds=(listener.fileno(),), start_new_session=True)
         finally:
             listener.close()
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()  # never leave a server behind (Ctrl-C included)
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         probe = _Client(port=self.port, key="", timeout=5.0)
         while time.monotonic() < deadline:
@@ -141,10 +150,9 @@ class DemoServer:
             with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
                 if probe.request("GET", "/readyz")[0] == 200:
                     probe.close()
-                    return self
+                    return
             probe.close()
             time.sleep(0.1)
-        self.stop()
         raise ServerError(f"banditkit serve was not ready in {timeout:.0f} s; "
                           f"see {self.log_path}")
 

@@ -79,18 +79,21 @@ def serve(data_dir: Path, log_path: Path, *args: str) -> Served:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env,
                                    start_new_session=True)
     served = Served(process=process, url="", log_path=log_path)
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log_path.read_text()
-        for entry in served.log() if log_path.exists() else []:
-            message = str(entry.get("message", ""))
-            if message.startswith("Listening at: "):  # gunicorn picked the port (bind :0)
-                served.url = message.split()[2]
-        if served.url and _all_workers_answer(served, workers=2):
-            return served
-        time.sleep(0.1)
-    kill(served)
-    raise AssertionError(f"banditkit serve did not become ready:\n{log_path.read_text()}")
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()
+            for entry in served.log() if log_path.exists() else []:
+                message = str(entry.get("message", ""))
+                if message.startswith("Listening at: "):  # gunicorn picked the port (:0)
+                    served.url = message.split()[2]
+            if served.url and _all_workers_answer(served, workers=2):
+                return served
+            time.sleep(0.1)
+        raise AssertionError(f"banditkit serve did not become ready:\n{log_path.read_text()}")
+    except BaseException:
+        kill(served)  # never leave a server behind, whatever went wrong
+        raise
 
 
 def _all_workers_answer(served: Served, *, workers: int) -> bool:
