@@ -95,6 +95,9 @@ def _print(report, as_json: bool) -> None:
               show_default=True, help="dsjson: VW arguments of the 'offline' policy.")
 @click.option("--model-args", default=None,
               help="dsjson: VW arguments of model:PATH policies [default: VWLearner's].")
+@click.option("--slate-reward", type=click.Choice(["slots", "page"]), default="slots",
+              show_default=True,
+              help="Row (CCB) logs: per-slot rewards, or the page reward alone.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              estimator_text: str | None,
@@ -103,11 +106,21 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              target_prob_cols: tuple[str, ...], model_reward_col: str | None,
              model_value_col: str | None, max_weight: float, ci_method: str,
              confidence: float, chunk_size: int, train_fraction: float, offline_args: str,
-             model_args: str | None, seed: int) -> None:
-    """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet)."""
+             model_args: str | None, slate_reward: str, seed: int) -> None:
+    """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet).
+
+    Row-ordering logs (the row engine's CCB dsjson, ``DATA_DIR/rows/logs``) are
+    recognised and evaluated with slate estimators (rips, sips, iips, pi) and
+    page policies (logged, uniform, editorial, model:PATH, greedy:PATH).
+    """
     from simulator.evaluation import make_estimators
 
     tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
+    if not tables and _is_row_log(logs):
+        _evaluate_rows(logs, policies, estimator_text, slate_reward=slate_reward,
+                       model_args=model_args, confidence=confidence, as_json=as_json,
+                       report_dir=report_dir)
+        return
     if tables and len(tables) != len(logs):
         raise click.UsageError("LOG arguments must be all dsjson or all tables (CSV/Parquet)")
     if estimator_text is None:
@@ -131,6 +144,39 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
                                       data_dir=data_dir, seed=seed)
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from None
+    _finish(report, as_json, report_dir)
+
+
+def _is_row_log(paths: tuple[Path, ...]) -> bool:
+    """True when the first logged event is a multi-slot (CCB) page."""
+    from banditkit.eventlog import log_files
+
+    for path in log_files(paths):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    return '"_outcomes"' in line
+    return False
+
+
+def _evaluate_rows(paths: tuple[Path, ...], policies: tuple[str, ...],
+                   estimator_text: str | None, *, slate_reward: str, model_args: str | None,
+                   confidence: float, as_json: bool, report_dir: Path | None) -> None:
+    from simulator.rows_ope import evaluate_pages
+
+    try:
+        report = evaluate_pages(
+            list(paths), policies=list(policies) or ["logged", "uniform", "editorial"],
+            estimators=[n.strip() for n in (estimator_text or "rips,sips").split(",")
+                        if n.strip()],
+            reward=slate_reward,
+            confidence_level=confidence, model_args=model_args)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from None
+    _finish(report, as_json, report_dir)
+
+
+def _finish(report, as_json: bool, report_dir: Path | None) -> None:
     _print(report, as_json)
     if report_dir is not None:
         from simulator.report import write_report

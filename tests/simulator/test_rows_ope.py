@@ -128,17 +128,19 @@ def test_a_line_that_is_not_a_ccb_page_is_named(tmp_path):
         list(read_pages([path]))
 
 
-def test_command_line_prints_every_policy(logged):
+def test_banditkit_evaluate_recognises_row_logs(logged, tmp_path):
     from click.testing import CliRunner
 
-    from simulator.rows_ope import _command
+    from banditkit.cli import main
 
     _, log_dir, _, _ = logged
-    result = CliRunner().invoke(_command(), [str(log_dir), "--policy", "uniform",
-                                             "--estimators", "rips,pi", "--json"])
+    result = CliRunner().invoke(main, ["evaluate", str(log_dir), "--policy", "uniform",
+                                       "--estimators", "rips,pi", "--json",
+                                       "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n_rounds"] == 3000
     assert set(report["estimates"]) == {"slate_rips", "slate_pi"}
-    bad = CliRunner().invoke(_command(), [str(log_dir), "--estimators", "dr"])
+    assert (tmp_path / "report" / "index.html").is_file()
+    bad = CliRunner().invoke(main, ["evaluate", str(log_dir), "--estimators", "dr"])
     assert bad.exit_code != 0 and "slate estimator names" in bad.output
