@@ -341,17 +341,29 @@ class Engine:
         self._journal_checked = True
 
     def _ensure_trainer(self, settings: LoopSettings) -> VWLearner:
-        """The one learning model: the latest snapshot plus every event joined after it."""
+        """The one learning model: the latest snapshot plus every event joined after it.
+
+        When another process changed the policy, the learner follows: it takes the
+        fresh snapshot that process published, or starts a fresh model itself.
+        """
+        args = settings.learner_args()
+        if self._trainer is not None and self._trainer.args != args:
+            self._trainer = None
         if self._trainer is None:
             snapshot = self.store.latest_model()
-            if snapshot is None:
-                self._start_trainer(VWLearner(args=settings.learner_args()), through_seq=0,
-                                    published_at=self.clock())
-            else:
+            if snapshot is not None and snapshot.policy_args == args:
                 _check_version(snapshot.banditkit_version)
-                self._start_trainer(
-                    VWLearner(args=snapshot.policy_args, model_data=snapshot.data),
-                    through_seq=snapshot.through_seq, published_at=snapshot.created_at)
+                self._start_trainer(VWLearner(args=args, model_data=snapshot.data),
+                                    through_seq=snapshot.through_seq,
+                                    published_at=snapshot.created_at)
+            elif snapshot is None:
+                self._start_trainer(VWLearner(args=args), through_seq=0,
+                                    published_at=self.clock())
+            else:  # the policy changed and nobody published its fresh model yet
+                self._start_trainer(VWLearner(args=args),
+                                    through_seq=self.store.last_join_seq(),
+                                    published_at=self.clock())
+                self._publish()
         assert self._trainer is not None
         return self._trainer
 

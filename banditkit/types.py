@@ -8,7 +8,6 @@ namespace ``""`` holds features without a namespace (VW's default namespace).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -139,7 +138,7 @@ def _raise_feature_error(name: str, namespace: str, feature: object, value: obje
             f"{name}[{namespace!r}][{feature!r}] must be valid Unicode text "
             f"(no unpaired surrogates), got {value!r}")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        if not abs(value) <= FLOAT32_MAX:  # also NaN, inf and ints beyond any float
             raise InvalidInputError(
                 f"{name}[{namespace!r}][{feature!r}] must be finite and within ±3.4e38 "
                 f"(the learner computes in 32-bit floats), got {value}")

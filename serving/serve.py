@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from banditkit.engine import Engine
+    pass
 
 __all__ = ["JsonFormatter", "gunicorn_options", "logging_config", "run_learner", "serve"]
 
@@ -352,33 +352,33 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
            stop: threading.Event) -> None:
     from prometheus_client import CollectorRegistry
 
+    from banditkit.engine import Engine
+    from banditkit.rows import RowEngine
     from serving.metrics import Metrics
+    from serving.rows import learner_step
     from serving.runtime import BackgroundLearner
 
-    engine, policy = _open_following_policy(data_dir)
+    # Engine.process_due follows a policy changed through a worker's admin route.
+    engine = Engine.open(data_dir)
+    rows = RowEngine.open(data_dir)
     # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
     # that every worker's /metrics aggregates.
     metrics = Metrics(registry=CollectorRegistry())
     stepper = BackgroundLearner(engine=engine, interval_seconds=interval_seconds,
                                 metrics=metrics)
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
-                             "policy": policy}))
+                             "policy": engine.settings.learner_args()}))
     try:
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 _logger.warning("the server master is gone; learner exiting")
                 break
             try:
-                if engine.settings.learner_args() != policy:
-                    # Changed through a worker's admin route (another process).
-                    engine.close()
-                    engine, policy = _open_following_policy(data_dir)
-                    stepper.engine = engine
-                    _logger.info(json.dumps({"message": "learner follows a new policy",
-                                             "policy": policy}))
                 processed = stepper.step()
-                if processed:
+                pages = learner_step(rows, engine.settings)
+                if processed or pages:
                     _logger.info(json.dumps({"message": "learner step", "joined": processed,
+                                             "pages_joined": pages,
                                              "model_version": engine.model_version}))
             except Exception:
                 _logger.exception("learner step failed")
@@ -386,37 +386,8 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
             stop.wait(interval_seconds)
     finally:
         engine.close()
+        rows.close()
         _logger.info("learner stopped")
-
-
-def _open_following_policy(data_dir: Path) -> tuple[Engine, str]:
-    """Open the learner's engine so that it trains the policy in force.
-
-    :meth:`Engine.update_settings` in a worker publishes a fresh model of a new
-    policy, but an engine in another process keeps training the model it
-    started with (and would publish it over the new one). So the learner
-    reopens its engine when the policy changes; if the latest snapshot is not
-    of the policy in force (the old learner published after the change), a
-    fresh model of the new policy is published first, starting after the last
-    joined event, as ``update_settings`` does.
-    """
-    from banditkit import __version__
-    from banditkit.engine import Engine
-    from banditkit.vw import VWLearner
-
-    engine = Engine.open(data_dir)
-    policy = engine.settings.learner_args()
-    snapshot = engine.store.latest_model()
-    if snapshot is not None and snapshot.policy_args != policy:
-        data = VWLearner(args=policy).to_bytes()
-        version = engine.store.publish_model(
-            created_at=time.time(), policy_args=policy, banditkit_version=__version__,
-            through_seq=engine.store.last_join_seq(), n_updates=0, data=data)
-        engine.models_dir.mkdir(parents=True, exist_ok=True)
-        (engine.models_dir / f"model-v{version}.vw").write_bytes(data)
-        engine.close()
-        engine = Engine.open(data_dir)
-    return engine, policy
 
 
 def _learner_main(argv: list[str]) -> None:

@@ -95,6 +95,7 @@ def test_excluded_actions_get_zero_and_are_never_chosen(trained_engine):
     ({"context": {"Member": {"country": None}}}, r"context\['Member'\]\['country'\]"),
     ({"context": {"Member": {"hour": float("nan")}}}, "must be finite"),
     ({"context": {"Member": {"hour": 1e39}}}, r"within ±3.4e38"),
+    ({"context": {"Member": {"hour": 10**400}}}, r"within ±3.4e38"),
     ({"context": {"Émotion": {"x": 1}}}, "must start with an ASCII character"),
     ({"context": {"Member": {"x": "\ud800"}}}, "no unpaired surrogates"),
     ({"context": {"Member": {"\udfff": "x"}}}, "feature names must be non-empty valid"),

@@ -126,3 +126,17 @@ def test_changing_the_policy_starts_a_fresh_model(tmp_path, clock):
     assert engine.store.latest_model().policy_args == "--cb_explore_adf --bag 3"
     decision = engine.rank(_context(0), ACTIONS)
     assert sum(r.probability for r in decision.ranking) == pytest.approx(1.0)
+
+
+def test_the_learner_follows_a_policy_changed_by_another_process(tmp_path, clock):
+    learner = Engine.open(tmp_path, clock=clock, settings=_settings())
+    _drive(learner, clock, 20, "a")
+    clock.advance(20)
+    learner.process_due(force_publish=True)
+    admin = Engine.open(tmp_path, clock=clock)  # e.g. a server worker
+    admin.update_settings(admin.settings.replace(policy_args="--cb_explore_adf --bag 3"))
+    _drive(admin, clock, 20, "b")
+    clock.advance(20)
+    learner.process_due(force_publish=True)
+    assert learner._trainer.args == "--cb_explore_adf --bag 3"
+    assert learner.store.latest_model().policy_args == "--cb_explore_adf --bag 3"

@@ -209,6 +209,22 @@ def test_two_workers_learn_from_one_learner_and_rank_with_the_new_model(
     wait_until(lambda: len(joined(data_dir, "serve-")) == n_events + 1, seconds=30,
                what="the learner to join every event")
     assert sum(e.reward for e in joined(data_dir, "serve-")) == shown_good
+    # Row pages go through the same learner process.
+    rows = [{"id": f"row{i}", "features": {"Row": {"kind": f"k{i}"}}} for i in range(4)]
+    page = requests.post(f"{served.url}/v1/rows/rank", json={
+        "context": {"Member": {"country": "BR"}}, "rows": rows, "slots": 2,
+        "eventId": "serve-page"}, headers={"Ocp-Apim-Subscription-Key": client}, timeout=10)
+    assert page.status_code == 201, page.text
+    page_reward = requests.post(f"{served.url}/v1/rows/events/serve-page/reward",
+                                json={"rewards": [{"slotId": "1", "value": 1.0}]},
+                                headers={"Ocp-Apim-Subscription-Key": client}, timeout=10)
+    assert page_reward.status_code == 204, page_reward.text
+
+    def page_joined() -> bool:
+        files = list((data_dir / "rows" / "logs").rglob("*.dsjson"))
+        return any('"serve-page"' in f.read_text() for f in files)
+
+    wait_until(page_joined, seconds=30, what="the learner to join the row page")
     with Engine.open(data_dir) as engine:
         published = int(engine.model_version)
     assert published > version_before
