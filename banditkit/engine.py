@@ -211,7 +211,11 @@ class Engine:
         now = self.clock()
         timestamp = iso_timestamp(now)
         decisions, pending, seen_ids = [], [], set()
+        checked_contexts: set[int] = set()  # a page shares one context: check it once
         for request in requests:
+            if id(request.context) not in checked_contexts:
+                check_features(request.context, name="context")
+                checked_contexts.add(id(request.context))
             decision, record = self._decide(request, settings, timestamp)
             if decision.event_id in seen_ids:
                 raise InvalidInputError(f"event id {decision.event_id!r} appears twice")
@@ -220,24 +224,25 @@ class Engine:
             pending.append(PendingEvent(event_id=decision.event_id, created_at=now,
                                         deferred=bool(request.defer_activation),
                                         activated_at=None,
-                                        decision=json.dumps(record, separators=(",", ":"))))
+                                        decision=record))
         self.store.insert_events(pending)
         return decisions
 
     def _decide(self, request: RankRequest, settings: LoopSettings,
-                timestamp: str) -> tuple[Decision, dict]:
-        check_features(request.context, name="context")
+                timestamp: str) -> tuple[Decision, str]:
+        """One decision and its dsjson record (context validated by the caller)."""
         actions = check_actions(request.actions, max_actions=self.max_actions)
         event_id = _check_event_id(request.event_id)
         excluded = _check_excluded(request.excluded, actions)
         eligible = [a for a in actions if a.id not in excluded]
         if not eligible:
             raise InvalidInputError("every action is excluded; at least one must remain")
+        # The features are encoded once, for the learner and for the log.
+        shared = _compact_json(dsjson_context(request.context, [a.features for a in eligible]))
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
-            model_pmf = ranker.predict_one(request.context, [a.features for a in eligible],
-                                           check_input=False)  # validated above
+            model_pmf = ranker.predict_dsjson('{"c":' + shared + "}", n_actions=len(eligible))
         extra = {"actionIds": [a.id for a in eligible], **request.extra}
         if excluded:
             extra["excludedActionIds"] = [a.id for a in actions if a.id in excluded]
@@ -258,14 +263,14 @@ class Engine:
             "VWState": {"m": str(version)},
             "a": [i + 1 for i in order],
             "p": [float(pmf[i]) for i in order],
-            "c": dsjson_context(request.context, [a.features for a in eligible]),
             "_banditkit": extra,
         }
+        encoded = _compact_json(record)[:-1] + ',"c":' + shared + "}"
         ranking = tuple(RankedAction(eligible[i].id, float(pmf[i])) for i in order) + tuple(
             RankedAction(a.id, 0.0) for a in actions if a.id in excluded)
         decision = Decision(event_id=event_id, ranking=ranking,
                             reward_action_id=eligible[chosen].id, model_version=str(version))
-        return decision, record
+        return decision, encoded
 
     # -- outcomes --------------------------------------------------------------
 
@@ -429,6 +434,10 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _check_event_id(event_id: str | None) -> str:

@@ -23,8 +23,7 @@ class Learner(abc.ABC):
     Public methods validate, then call the private hooks subclasses implement.
     """
 
-    def predict_one(self, context: Features, actions: Sequence[Features], *,
-                    check_input: bool = True) -> np.ndarray:
+    def predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
         """Probability of choosing each action.
 
         Parameters
@@ -33,17 +32,13 @@ class Learner(abc.ABC):
             Shared (member and moment) features.
         actions : sequence of Features, length n_actions
             Action features, in the caller's order.
-        check_input : bool, default=True
-            Skip validation when the caller has validated already (the engine's
-            rank path), as scikit-learn's trees allow.
 
         Returns
         -------
         ndarray of shape (n_actions,)
             Non-negative, sums to 1; includes exploration.
         """
-        if check_input:
-            self._check(context, actions)
+        self._check(context, actions)
         return self._predict_one(context, actions)
 
     def learn_one(self, context: Features, actions: Sequence[Features], *, chosen: int,

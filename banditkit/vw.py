@@ -90,8 +90,23 @@ class VWLearner(Learner):
         return self._dsjson_parser.parse_json(line)
 
     def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
-        scores = self._vw.predict_one(self._examples(context, actions))
-        pmf = np.zeros(len(actions))
+        return self._pmf(self._vw.predict_one(self._examples(context, actions)), len(actions))
+
+    def predict_dsjson(self, line: str, *, n_actions: int) -> np.ndarray:
+        """Probabilities for a dsjson line whose ``c`` holds validated features.
+
+        The engine's rank path: it encodes the features once for the log and
+        hands the same text to VW's parser.
+
+        Returns
+        -------
+        ndarray of shape (n_actions,)
+        """
+        return self._pmf(self._vw.predict_one(self._parse(line)), n_actions)
+
+    @staticmethod
+    def _pmf(scores: list[tuple[int, float]], n_actions: int) -> np.ndarray:
+        pmf = np.zeros(n_actions)
         for index, probability in scores:
             pmf[index] = probability
         return pmf / pmf.sum()
