@@ -113,7 +113,7 @@ def test_sign_in_refuses_bad_keys_and_keeps_the_key_out_of_storage(page, server)
     page.fill("#key", "not-a-key")
     page.click("#signin-button")
     page.wait_for_selector("#message.error")
-    assert "not valid" in page.inner_text("#message")
+    expect(page.locator("#message")).to_contain_text("not valid")
     page.fill("#key", server.keys["client"])
     page.click("#signin-button")
     expect(page.locator("#message")).to_contain_text("marketer key")
@@ -206,8 +206,9 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     page.fill("#title-genres", "Drama, history")
     page.click("#title-form button[type=submit]")
     page.wait_for_selector("#titles button.selected[data-title='the-crown']")
-    assert page.inner_text("#title-heading") == "The Crown (the-crown)"
-    assert "drama, history" in page.inner_text("#title-genres-text")
+    # expect() retries until the page has re-rendered (no race with the click).
+    expect(page.locator("#title-heading")).to_have_text("The Crown (the-crown)")
+    expect(page.locator("#title-genres-text")).to_contain_text("drama, history")
     page.fill("#genres-edit", "drama, history, royalty")
     page.click("#genres-form button[type=submit]")
     expect(page.locator("#title-genres-text")).to_contain_text("royalty")
@@ -240,7 +241,7 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     svg.write_bytes(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>")
     page.set_input_files("#file-input", str(svg))
     page.wait_for_selector("#uploads li.error")
-    assert "SVG" in page.inner_text("#uploads li.error")
+    expect(page.locator("#uploads li.error")).to_contain_text("SVG")
 
     # Features and warnings are on the card; the image loads from the server.
     first.locator("details.features summary").click()
@@ -266,7 +267,7 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     # A trailer: candidate frames appear, one is approved as a variant.
     page.set_input_files("#trailer-input", str(trailer(tmp_path / "teaser.avi")))
     page.wait_for_selector("#candidates .card")
-    assert "candidate frames" in page.inner_text("#trailer-status")
+    expect(page.locator("#trailer-status")).to_contain_text("candidate frames")
     page.locator("#candidates .card button[data-role=approve]").first.click()
     expect(cards(page)).to_have_count(3)
     expect(page.locator("#message")).to_contain_text("approved")
