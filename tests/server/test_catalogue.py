@@ -254,6 +254,13 @@ def test_oversized_upload_is_413_naming_the_limit(client, m) -> None:
 def test_path_traversal_in_the_file_name_is_400(client, m, name, data_dir) -> None:
     create(client, m)
     response = upload(client, m, poster(11), name=name)
+    if response.status_code == 201:
+        # Werkzeug 3.1.9 drops the backslashes of a Windows path before we see
+        # it ("....boot.ini"): what is stored must then carry no path at all.
+        stored = response.get_json()["filename"]
+        assert "\\" in name and stored != name
+        assert "/" not in stored and "\\" not in stored and stored not in (".", "..")
+        return
     assert response.status_code == 400
     assert error_of(response)["target"] == "file.filename"
 
