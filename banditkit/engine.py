@@ -10,19 +10,17 @@ publishes a snapshot every ``model_update_seconds`` (DESIGN.md §4).
 from __future__ import annotations
 
 import json
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from banditkit import __version__
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, dsjson_context, iso_timestamp
 from banditkit.join import join_event, joined_line
+from banditkit.loop import LoopEngine
 from banditkit.sampling import new_event_id, rank_order, sample_index
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store
@@ -40,7 +38,6 @@ from banditkit.vw import VWLearner
 __all__ = ["Engine", "RankRequest"]
 
 MAX_EVENT_ID_LENGTH = 256
-_SETTINGS_KEY = "loop_settings"
 _APPRENTICE_KEY = "apprentice_agreement"
 
 
@@ -60,7 +57,7 @@ class RankRequest:
     extra: dict = field(default_factory=dict)
 
 
-class Engine:
+class Engine(LoopEngine):
     """Ranks, records rewards and learns, over one data directory.
 
     Build it with :meth:`open`. Thread-safe: rank, reward and activate may be
@@ -83,23 +80,34 @@ class Engine:
     def __init__(self, *, store: Store, log: EventLogWriter, models_dir: Path,
                  clock: Callable[[], float] = time.time, max_actions: int = 256,
                  refresh_seconds: float = 1.0) -> None:
-        self.store = store
-        self.log = log
-        self.models_dir = models_dir
-        self.clock = clock
+        super().__init__(store=store, log=log, models_dir=models_dir, clock=clock,
+                         refresh_seconds=refresh_seconds)
         self.max_actions = max_actions
-        self.refresh_seconds = refresh_seconds
-        self._rank_lock = threading.Lock()
-        self._learn_lock = threading.Lock()
-        self._ranker: VWLearner | None = None
-        self._ranker_version = -1
-        self._refreshed_at = -np.inf
-        self._settings: LoopSettings | None = None
-        self._trainer: VWLearner | None = None
-        self._through_seq = 0
-        self._published_at = 0.0
-        self._learned_since_publish = 0
-        self._journal_checked = False
+
+    # -- hooks of the loop ----------------------------------------------------------
+
+    def _learner_args(self, settings: LoopSettings) -> str:
+        return settings.learner_args()
+
+    def _new_learner(self, args: str, model_data: bytes | None = None) -> VWLearner:
+        return VWLearner(args=args, model_data=model_data)
+
+    @staticmethod
+    def _join(events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
+              settings: LoopSettings) -> list[tuple[str, str]]:
+        return [joined_line(event, join_event(event, rewards.get(event.event_id, []), settings))
+                for event in events]
+
+    def _observe_learned(self, records: list[dict]) -> None:
+        """Count how often the model agreed with the baseline shown in apprentice mode."""
+        apprentice = [r["_banditkit"] for r in records
+                      if r.get("_banditkit", {}).get("learningMode") == "apprentice"
+                      and not r.get("_skipLearn")]
+        if apprentice:
+            agreement = self.store.get_setting(_APPRENTICE_KEY) or {"n": 0, "agree": 0}
+            agreement["n"] += len(apprentice)
+            agreement["agree"] += sum(int(e["modelAgreesWithBaseline"]) for e in apprentice)
+            self.store.put_setting(_APPRENTICE_KEY, agreement)
 
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
@@ -121,56 +129,6 @@ class Engine:
         return engine
 
     # -- settings and snapshots ----------------------------------------------------
-
-    @property
-    def settings(self) -> LoopSettings:
-        self._refresh()
-        assert self._settings is not None
-        return self._settings
-
-    def update_settings(self, settings: LoopSettings) -> None:
-        """Persist new settings; a new policy starts a fresh model, as Personalizer did."""
-        if not isinstance(settings, LoopSettings):
-            raise InvalidInputError(
-                f"settings must be LoopSettings, got {type(settings).__name__}")
-        VWLearner(args=settings.learner_args()).predict_one({}, [{}])  # validates the args
-        with self._learn_lock:
-            previous = self._load_settings()
-            self.store.put_setting(_SETTINGS_KEY, settings.to_dict())
-            self._settings = settings
-            if previous.learner_args() != settings.learner_args():
-                self._start_trainer(VWLearner(args=settings.learner_args()),
-                                    through_seq=self.store.last_join_seq(),
-                                    published_at=self.clock())
-                self._publish()
-        self._refreshed_at = -np.inf
-
-    def _load_settings(self) -> LoopSettings:
-        stored = self.store.get_setting(_SETTINGS_KEY)
-        return LoopSettings() if stored is None else LoopSettings.from_dict(stored)
-
-    def _refresh(self) -> None:
-        """Pick up settings and the latest snapshot, at most every ``refresh_seconds``."""
-        now = time.monotonic()
-        if now - self._refreshed_at < self.refresh_seconds:
-            return
-        self._refreshed_at = now
-        self._settings = self._load_settings()
-        version = self.store.latest_model_version()
-        if version != self._ranker_version or self._ranker is None:
-            snapshot = self.store.latest_model()
-            if snapshot is None:
-                ranker = VWLearner(args=self._settings.learner_args())
-            else:
-                _check_version(snapshot.banditkit_version)
-                ranker = VWLearner(args=snapshot.policy_args, model_data=snapshot.data)
-            with self._rank_lock:
-                self._ranker, self._ranker_version = ranker, version
-
-    @property
-    def model_version(self) -> str:
-        self._refresh()
-        return str(self._ranker_version)
 
     # -- decisions -------------------------------------------------------------
 
@@ -296,145 +254,12 @@ class Engine:
 
     # -- the learner -------------------------------------------------------------
 
-    def process_due(self, *, force_publish: bool = False, batch_size: int = 2000) -> int:
-        """Join due events, log and learn them; publish a snapshot when its interval passed.
-
-        Returns the number of events joined.
-        """
-        with self._learn_lock:
-            settings = self._load_settings()
-            self._settings = settings
-            trainer = self._ensure_trainer(settings)
-            self._flush_journal()
-            joined = 0
-            while True:
-                ids = self.store.join_due(
-                    now=self.clock(), wait_seconds=settings.reward_wait_seconds,
-                    limit=batch_size, join=lambda events, rewards: self._join(
-                        events, rewards, settings))
-                if not ids:
-                    break
-                joined += len(ids)
-                self._flush_journal()
-            self._learn_joined(trainer, settings)
-            interval_passed = (self.clock() - self._published_at
-                               >= settings.model_update_seconds)
-            if self._learned_since_publish and (interval_passed or force_publish):
-                self._publish()
-            self.store.delete_joined_before(
-                self.clock() - settings.log_retention_days * 86400.0, self._through_seq)
-            return joined
-
-    @staticmethod
-    def _join(events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
-              settings: LoopSettings) -> list[tuple[str, str]]:
-        return [joined_line(event, join_event(event, rewards.get(event.event_id, []), settings))
-                for event in events]
-
-    def _flush_journal(self) -> None:
-        """Write journaled lines to the log; after a crash, only those not yet there."""
-        for entry in self.store.journal():
-            lines = entry.lines
-            if not self._journal_checked:  # first flush of this process: maybe after a crash
-                present: set[str] = set()
-                for timestamp in {t for t, _ in lines}:
-                    present |= self.log.event_ids_in(self.log.partition(timestamp))
-                lines = [(t, line) for t, line in lines
-                         if json.loads(line)["EventId"] not in present]
-            self.log.append(lines)
-            self.store.clear_journal(entry.id)
-        self._journal_checked = True
-
-    def _ensure_trainer(self, settings: LoopSettings) -> VWLearner:
-        """The one learning model: the latest snapshot plus every event joined after it.
-
-        When another process changed the policy, the learner follows: it takes the
-        fresh snapshot that process published, or starts a fresh model itself.
-        """
-        args = settings.learner_args()
-        if self._trainer is not None and self._trainer.args != args:
-            self._trainer = None
-        if self._trainer is None:
-            snapshot = self.store.latest_model()
-            if snapshot is not None and snapshot.policy_args == args:
-                _check_version(snapshot.banditkit_version)
-                self._start_trainer(VWLearner(args=args, model_data=snapshot.data),
-                                    through_seq=snapshot.through_seq,
-                                    published_at=snapshot.created_at)
-            elif snapshot is None:
-                self._start_trainer(VWLearner(args=args), through_seq=0,
-                                    published_at=self.clock())
-            else:  # the policy changed and nobody published its fresh model yet
-                self._start_trainer(VWLearner(args=args),
-                                    through_seq=self.store.last_join_seq(),
-                                    published_at=self.clock())
-                self._publish()
-        assert self._trainer is not None
-        return self._trainer
-
-    def _start_trainer(self, trainer: VWLearner, *, through_seq: int,
-                       published_at: float) -> None:
-        self._trainer = trainer
-        self._through_seq = through_seq
-        self._published_at = published_at
-        self._learned_since_publish = 0
-
-    def _learn_joined(self, trainer: VWLearner, settings: LoopSettings) -> None:
-        agreement = self.store.get_setting(_APPRENTICE_KEY) or {"n": 0, "agree": 0}
-        for seq, line in list(self.store.joined_lines_after(self._through_seq)):
-            record = json.loads(line)
-            extra = record.get("_banditkit", {})
-            if extra.get("learningMode") == "apprentice" and not record.get("_skipLearn"):
-                agreement["n"] += 1
-                agreement["agree"] += int(extra["modelAgreesWithBaseline"])
-            if extra.get("learningMode") != "logging_only" and trainer.learn_dsjson(line):
-                self._learned_since_publish += 1
-            self._through_seq = seq
-        self.store.put_setting(_APPRENTICE_KEY, agreement)
-
-    def publish(self) -> int:
-        """Publish the learner's current model now; returns its version."""
-        with self._learn_lock:
-            self._ensure_trainer(self._load_settings())
-            return self._publish()
-
-    def _publish(self) -> int:
-        trainer = self._trainer
-        assert trainer is not None
-        data = trainer.to_bytes()
-        version = self.store.publish_model(
-            created_at=self.clock(), policy_args=trainer.args, banditkit_version=__version__,
-            through_seq=self._through_seq,
-            n_updates=trainer.__dict__.get("_n_updates", 0), data=data)
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        path = self.models_dir / f"model-v{version}.vw"
-        path.write_bytes(data)
-        (self.models_dir / "latest.txt").write_text(path.name + "\n")
-        self._published_at = self.clock()
-        self._learned_since_publish = 0
-        self._refreshed_at = -np.inf
-        return version
-
-    def latest_model_path(self) -> Path | None:
-        version = self.store.latest_model_version()
-        return self.models_dir / f"model-v{version}.vw" if version else None
-
     def apprentice_agreement(self) -> float | None:
         """Share of joined apprentice-mode events where the model's top action was the baseline."""
         agreement = self.store.get_setting(_APPRENTICE_KEY)
         if not agreement or not agreement["n"]:
             return None
         return agreement["agree"] / agreement["n"]
-
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _compact_json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
@@ -459,9 +284,3 @@ def _check_excluded(excluded: Iterable[str], actions: Sequence[Action]) -> set[s
         raise InvalidInputError(f"excluded action ids are not among the actions: "
                                 f"{sorted(unknown)}")
     return excluded
-
-
-def _check_version(saved_version: str) -> None:
-    if saved_version != __version__:
-        warnings.warn(f"model was saved by banditkit {saved_version}, this is {__version__}",
-                      stacklevel=3)

@@ -1,0 +1,274 @@
+"""What every engine shares: settings, snapshots for ranking, and the learner step.
+
+The single-slot :class:`~banditkit.engine.Engine` and the row
+:class:`~banditkit.rows.RowEngine` differ in how they decide, join and which VW
+reduction learns; the loop around them is one (DESIGN.md §4): settings live in
+the store, rankers read the latest published snapshot, and one learner joins due
+events, appends them to the dsjson log, learns them in join order and publishes
+a snapshot every ``model_update_seconds``.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from banditkit import __version__
+from banditkit.errors import InvalidInputError
+from banditkit.eventlog import EventLogWriter
+from banditkit.settings import LoopSettings
+from banditkit.store import PendingEvent, RewardRecord, Store
+
+__all__ = ["LoopEngine"]
+
+_SETTINGS_KEY = "loop_settings"
+
+
+class LoopEngine(abc.ABC):
+    """Base of the engines: settings, snapshot refresh, learner step and publishing.
+
+    Subclasses implement the hooks: which learner a policy builds, how due
+    events are joined into dsjson lines, and (optionally) what to record about
+    the lines learned.
+
+    Parameters
+    ----------
+    store : Store
+    log : EventLogWriter
+        Where joined events are appended.
+    models_dir : path
+        Where each published model is also written as a VW model file.
+    clock : callable, default=time.time
+        Returns the current time in Unix seconds (tests pass a fake one).
+    refresh_seconds : float, default=1.0
+        How often ranking looks for new settings and a new snapshot.
+    """
+
+    def __init__(self, *, store: Store, log: EventLogWriter, models_dir: Path,
+                 clock: Callable[[], float] = time.time, refresh_seconds: float = 1.0) -> None:
+        self.store = store
+        self.log = log
+        self.models_dir = models_dir
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+        self._rank_lock = threading.Lock()
+        self._learn_lock = threading.Lock()
+        self._ranker: Any = None
+        self._ranker_version = -1
+        self._refreshed_at = -np.inf
+        self._settings: LoopSettings | None = None
+        self._trainer: Any = None
+        self._through_seq = 0
+        self._published_at = 0.0
+        self._learned_since_publish = 0
+        self._journal_checked = False
+
+    # -- hooks -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _learner_args(self, settings: LoopSettings) -> str:
+        """The VW arguments the settings ask for."""
+
+    @abc.abstractmethod
+    def _new_learner(self, args: str, model_data: bytes | None = None) -> Any:
+        """A learner with ``learn_dsjson`` and ``to_bytes`` (a snapshot when data is given)."""
+
+    @abc.abstractmethod
+    def _join(self, events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
+              settings: LoopSettings) -> list[tuple[str, str]]:
+        """One ``(timestamp, joined dsjson line)`` per due event."""
+
+    def _observe_learned(self, records: list[dict]) -> None:  # noqa: B027 - optional hook
+        """Called with the joined records of each learner step, in join order."""
+
+    # -- settings and snapshots ----------------------------------------------------
+
+    @property
+    def settings(self) -> LoopSettings:
+        self._refresh()
+        assert self._settings is not None
+        return self._settings
+
+    def update_settings(self, settings: LoopSettings) -> None:
+        """Persist new settings; a new policy starts a fresh model, as Personalizer did."""
+        if not isinstance(settings, LoopSettings):
+            raise InvalidInputError(
+                f"settings must be LoopSettings, got {type(settings).__name__}")
+        args = self._learner_args(settings)
+        self._new_learner(args).to_bytes()  # builds the workspace: validates the arguments
+        with self._learn_lock:
+            previous = self._load_settings()
+            self.store.put_setting(_SETTINGS_KEY, settings.to_dict())
+            self._settings = settings
+            if self._learner_args(previous) != args:
+                self._start_trainer(self._new_learner(args),
+                                    through_seq=self.store.last_join_seq(),
+                                    published_at=self.clock())
+                self._publish()
+        self._refreshed_at = -np.inf
+
+    def _load_settings(self) -> LoopSettings:
+        stored = self.store.get_setting(_SETTINGS_KEY)
+        return LoopSettings() if stored is None else LoopSettings.from_dict(stored)
+
+    def _refresh(self) -> None:
+        """Pick up settings and the latest snapshot, at most every ``refresh_seconds``."""
+        now = time.monotonic()
+        if now - self._refreshed_at < self.refresh_seconds:
+            return
+        self._refreshed_at = now
+        self._settings = self._load_settings()
+        version = self.store.latest_model_version()
+        if version != self._ranker_version or self._ranker is None:
+            snapshot = self.store.latest_model()
+            if snapshot is None:
+                ranker = self._new_learner(self._learner_args(self._settings))
+            else:
+                _check_version(snapshot.banditkit_version)
+                ranker = self._new_learner(snapshot.policy_args, snapshot.data)
+            with self._rank_lock:
+                self._ranker, self._ranker_version = ranker, version
+
+    @property
+    def model_version(self) -> str:
+        self._refresh()
+        return str(self._ranker_version)
+
+    # -- the learner ---------------------------------------------------------------
+
+    def process_due(self, *, force_publish: bool = False, batch_size: int = 2000) -> int:
+        """Join due events, log and learn them; publish a snapshot when its interval passed.
+
+        Returns the number of events joined.
+        """
+        with self._learn_lock:
+            settings = self._load_settings()
+            self._settings = settings
+            trainer = self._ensure_trainer(settings)
+            self._flush_journal()
+            joined = 0
+            while True:
+                ids = self.store.join_due(
+                    now=self.clock(), wait_seconds=settings.reward_wait_seconds,
+                    limit=batch_size, join=lambda events, rewards: self._join(
+                        events, rewards, settings))
+                if not ids:
+                    break
+                joined += len(ids)
+                self._flush_journal()
+            self._learn_joined(trainer)
+            interval_passed = (self.clock() - self._published_at
+                               >= settings.model_update_seconds)
+            if self._learned_since_publish and (interval_passed or force_publish):
+                self._publish()
+            self.store.delete_joined_before(
+                self.clock() - settings.log_retention_days * 86400.0, self._through_seq)
+            return joined
+
+    def _flush_journal(self) -> None:
+        """Write journaled lines to the log; after a crash, only those not yet there."""
+        for entry in self.store.journal():
+            lines = entry.lines
+            if not self._journal_checked:  # first flush of this process: maybe after a crash
+                present: set[str] = set()
+                for timestamp in {t for t, _ in lines}:
+                    present |= self.log.event_ids_in(self.log.partition(timestamp))
+                lines = [(t, line) for t, line in lines
+                         if json.loads(line)["EventId"] not in present]
+            self.log.append(lines)
+            self.store.clear_journal(entry.id)
+        self._journal_checked = True
+
+    def _ensure_trainer(self, settings: LoopSettings) -> Any:
+        """The one learning model: the latest snapshot plus every event joined after it.
+
+        When another process changed the policy, the learner follows: it takes the
+        fresh snapshot that process published, or starts a fresh model itself.
+        """
+        args = self._learner_args(settings)
+        if self._trainer is not None and self._trainer.args != args:
+            self._trainer = None
+        if self._trainer is None:
+            snapshot = self.store.latest_model()
+            if snapshot is not None and snapshot.policy_args == args:
+                _check_version(snapshot.banditkit_version)
+                self._start_trainer(self._new_learner(args, snapshot.data),
+                                    through_seq=snapshot.through_seq,
+                                    published_at=snapshot.created_at)
+            elif snapshot is None:
+                self._start_trainer(self._new_learner(args), through_seq=0,
+                                    published_at=self.clock())
+            else:  # the policy changed and nobody published its fresh model yet
+                self._start_trainer(self._new_learner(args),
+                                    through_seq=self.store.last_join_seq(),
+                                    published_at=self.clock())
+                self._publish()
+        return self._trainer
+
+    def _start_trainer(self, trainer: Any, *, through_seq: int, published_at: float) -> None:
+        self._trainer = trainer
+        self._through_seq = through_seq
+        self._published_at = published_at
+        self._learned_since_publish = 0
+
+    def _learn_joined(self, trainer: Any) -> None:
+        records = []
+        for seq, line in list(self.store.joined_lines_after(self._through_seq)):
+            record = json.loads(line)
+            records.append(record)
+            mode = record.get("_banditkit", {}).get("learningMode")
+            if mode != "logging_only" and trainer.learn_dsjson(line):
+                self._learned_since_publish += 1
+            self._through_seq = seq
+        if records:
+            self._observe_learned(records)
+
+    def publish(self) -> int:
+        """Publish the learner's current model now; returns its version."""
+        with self._learn_lock:
+            self._ensure_trainer(self._load_settings())
+            return self._publish()
+
+    def _publish(self) -> int:
+        trainer = self._trainer
+        assert trainer is not None
+        data = trainer.to_bytes()
+        version = self.store.publish_model(
+            created_at=self.clock(), policy_args=trainer.args, banditkit_version=__version__,
+            through_seq=self._through_seq,
+            n_updates=trainer.__dict__.get("_n_updates", 0), data=data)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        path = self.models_dir / f"model-v{version}.vw"
+        path.write_bytes(data)
+        (self.models_dir / "latest.txt").write_text(path.name + "\n")
+        self._published_at = self.clock()
+        self._learned_since_publish = 0
+        self._refreshed_at = -np.inf
+        return version
+
+    def latest_model_path(self) -> Path | None:
+        version = self.store.latest_model_version()
+        return self.models_dir / f"model-v{version}.vw" if version else None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_version(saved_version: str) -> None:
+    if saved_version != __version__:
+        warnings.warn(f"model was saved by banditkit {saved_version}, this is {__version__}",
+                      stacklevel=3)
