@@ -20,12 +20,11 @@ import numpy as np
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, dsjson_context, iso_timestamp
 from banditkit.join import join_event, joined_line
-from banditkit.loop import LoopEngine
-from banditkit.sampling import new_event_id, rank_order, sample_index
+from banditkit.loop import LoopEngine, check_event_id, check_reward
+from banditkit.sampling import rank_order, sample_index
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store
 from banditkit.types import (
-    FLOAT32_MAX,
     Action,
     Decision,
     Features,
@@ -37,7 +36,6 @@ from banditkit.vw import VWLearner
 
 __all__ = ["Engine", "RankRequest"]
 
-MAX_EVENT_ID_LENGTH = 256
 _APPRENTICE_KEY = "apprentice_agreement"
 
 
@@ -190,7 +188,7 @@ class Engine(LoopEngine):
                 timestamp: str) -> tuple[Decision, str]:
         """One decision and its dsjson record (context validated by the caller)."""
         actions = check_actions(request.actions, max_actions=self.max_actions)
-        event_id = _check_event_id(request.event_id)
+        event_id = check_event_id(request.event_id)
         excluded = _check_excluded(request.excluded, actions)
         eligible = [a for a in actions if a.id not in excluded]
         if not eligible:
@@ -242,15 +240,11 @@ class Engine(LoopEngine):
         InvalidInputError
             When the value is not a finite number.
         """
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or not abs(value) <= FLOAT32_MAX):
-            raise InvalidInputError(
-                f"reward value must be a finite number within ±3.4e38, got {value!r}")
-        return self.store.add_reward(_check_event_id(event_id), float(value), self.clock())
+        return self.store.add_reward(check_event_id(event_id), check_reward(value), self.clock())
 
     def activate(self, event_id: str) -> bool:
         """Mark a deferred event as shown; returns True if it came too late to count."""
-        return self.store.activate(_check_event_id(event_id), self.clock())
+        return self.store.activate(check_event_id(event_id), self.clock())
 
     # -- the learner -------------------------------------------------------------
 
@@ -263,16 +257,6 @@ class Engine(LoopEngine):
 
 def _compact_json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _check_event_id(event_id: str | None) -> str:
-    if event_id is None:
-        return new_event_id()
-    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH:
-        raise InvalidInputError(
-            f"event id must be a non-empty string of at most {MAX_EVENT_ID_LENGTH} characters, "
-            f"got {event_id!r}")
-    return event_id
 
 
 def _check_excluded(excluded: Iterable[str], actions: Sequence[Action]) -> set[str]:

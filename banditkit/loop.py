@@ -24,10 +24,14 @@ import numpy as np
 from banditkit import __version__
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter
+from banditkit.sampling import new_event_id
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store
+from banditkit.types import FLOAT32_MAX
 
-__all__ = ["LoopEngine"]
+__all__ = ["MAX_EVENT_ID_LENGTH", "LoopEngine", "check_event_id", "check_reward"]
+
+MAX_EVENT_ID_LENGTH = 256
 
 _SETTINGS_KEY = "loop_settings"
 
@@ -272,3 +276,23 @@ def _check_version(saved_version: str) -> None:
     if saved_version != __version__:
         warnings.warn(f"model was saved by banditkit {saved_version}, this is {__version__}",
                       stacklevel=3)
+
+
+def check_event_id(event_id: str | None) -> str:
+    """The caller's event id, validated, or a new one when None."""
+    if event_id is None:
+        return new_event_id()
+    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH:
+        raise InvalidInputError(
+            f"event id must be a non-empty string of at most {MAX_EVENT_ID_LENGTH} characters, "
+            f"got {event_id!r}")
+    return event_id
+
+
+def check_reward(value: object) -> float:
+    """A reward as a float: finite and within the learner's 32-bit float range."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not abs(value) <= FLOAT32_MAX):
+        raise InvalidInputError(
+            f"reward value must be a finite number within ±3.4e38, got {value!r}")
+    return float(value)

@@ -29,22 +29,20 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from banditkit import __version__
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, dsjson_context, iso_timestamp
 from banditkit.join import JoinOutcome, join_event
+from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.rows_learner import SlatePage
 from banditkit.rows_store import RowStore
-from banditkit.sampling import new_event_id, sample_index
+from banditkit.sampling import sample_index
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord
 from banditkit.types import Features, check_features
@@ -64,8 +62,6 @@ __all__ = [
     "page_violations",
 ]
 
-MAX_EVENT_ID_LENGTH = 256
-_SETTINGS_KEY = "loop_settings"
 
 
 # --------------------------------------------------------------------------- types
@@ -711,7 +707,7 @@ def ccb_args(cb_args: str) -> str:
 # --------------------------------------------------------------------------- engine
 
 
-class RowEngine:
+class RowEngine(LoopEngine):
     """Ranks pages of rows, records per-slot and page rewards, and learns.
 
     Build it with :meth:`open`. Thread-safe like :class:`~banditkit.engine.Engine`:
@@ -739,23 +735,18 @@ class RowEngine:
     def __init__(self, *, store: RowStore, log: EventLogWriter, models_dir: Path,
                  clock: Callable[[], float] = time.time, rules: PageRules | None = None,
                  max_rows: int = 256, refresh_seconds: float = 1.0) -> None:
-        self.store = store
-        self.log = log
-        self.models_dir = models_dir
-        self.clock = clock
+        super().__init__(store=store, log=log, models_dir=models_dir, clock=clock,
+                         refresh_seconds=refresh_seconds)
         self.rules = rules
         self.max_rows = max_rows
-        self.refresh_seconds = refresh_seconds
-        self._rank_lock = threading.Lock()
-        self._learn_lock = threading.Lock()
-        self._ranker: VWSlateLearner | None = None
-        self._ranker_version = -1
-        self._refreshed_at = -np.inf
-        self._settings: LoopSettings | None = None
-        self._trainer: VWSlateLearner | None = None
-        self._through_seq = 0
-        self._published_at = 0.0
-        self._learned_since_publish = 0
+
+    # -- hooks of the loop ----------------------------------------------------------
+
+    def _learner_args(self, settings: LoopSettings) -> str:
+        return ccb_args(settings.learner_args())
+
+    def _new_learner(self, args: str, model_data: bytes | None = None) -> VWSlateLearner:
+        return VWSlateLearner(args=args, model_data=model_data)
 
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
@@ -776,55 +767,6 @@ class RowEngine:
         return engine
 
     # -- settings and snapshots ----------------------------------------------------
-
-    @property
-    def settings(self) -> LoopSettings:
-        self._refresh()
-        assert self._settings is not None
-        return self._settings
-
-    def update_settings(self, settings: LoopSettings) -> None:
-        """Persist new settings; a new policy starts a fresh model."""
-        if not isinstance(settings, LoopSettings):
-            raise InvalidInputError(
-                f"settings must be LoopSettings, got {type(settings).__name__}")
-        VWSlateLearner(args=ccb_args(settings.learner_args())).to_bytes()  # validates
-        with self._learn_lock:
-            previous = self._load_settings()
-            self.store.put_setting(_SETTINGS_KEY, settings.to_dict())
-            self._settings = settings
-            if previous.learner_args() != settings.learner_args():
-                self._start_trainer(VWSlateLearner(args=ccb_args(settings.learner_args())),
-                                    through_seq=self.store.last_join_seq(),
-                                    published_at=self.clock())
-                self._publish()
-        self._refreshed_at = -np.inf
-
-    def _load_settings(self) -> LoopSettings:
-        stored = self.store.get_setting(_SETTINGS_KEY)
-        return LoopSettings() if stored is None else LoopSettings.from_dict(stored)
-
-    def _refresh(self) -> None:
-        now = time.monotonic()
-        if now - self._refreshed_at < self.refresh_seconds:
-            return
-        self._refreshed_at = now
-        self._settings = self._load_settings()
-        version = self.store.latest_model_version()
-        if version != self._ranker_version or self._ranker is None:
-            snapshot = self.store.latest_model()
-            if snapshot is None:
-                ranker = VWSlateLearner(args=ccb_args(self._settings.learner_args()))
-            else:
-                _check_version(snapshot.banditkit_version)
-                ranker = VWSlateLearner(args=snapshot.policy_args, model_data=snapshot.data)
-            with self._rank_lock:
-                self._ranker, self._ranker_version = ranker, version
-
-    @property
-    def model_version(self) -> str:
-        self._refresh()
-        return str(self._ranker_version)
 
     # -- decisions -------------------------------------------------------------
 
@@ -876,7 +818,7 @@ class RowEngine:
         if not isinstance(rules, PageRules):
             raise InvalidInputError(f"rules must be PageRules, got {type(rules).__name__}")
         excluded = _check_excluded(excluded, rows)
-        event_id = _check_event_id(event_id)
+        event_id = check_event_id(event_id)
         mode = settings.learning_mode
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
@@ -925,8 +867,8 @@ class RowEngine:
             if not isinstance(pair, tuple | list) or len(pair) != 2 or not isinstance(
                     pair[0], str):
                 raise InvalidInputError(f"each reward must be (slot_id, value), got {pair!r}")
-            checked.append((pair[0], _check_value(pair[1])))
-        return self.store.add_slot_rewards(_check_event_id(event_id), checked, self.clock())
+            checked.append((pair[0], check_reward(pair[1])))
+        return self.store.add_slot_rewards(check_event_id(event_id), checked, self.clock())
 
     def reward_slot(self, event_id: str, slot_id: str, value: float) -> bool:
         """Record the reward of one slot (a play from that row); True if late."""
@@ -934,43 +876,14 @@ class RowEngine:
 
     def reward_page(self, event_id: str, value: float) -> bool:
         """Record a reward of the whole page (logged as ``pageReward``); True if late."""
-        return self.store.add_reward(_check_event_id(event_id), _check_value(value),
+        return self.store.add_reward(check_event_id(event_id), check_reward(value),
                                      self.clock())
 
     def activate(self, event_id: str) -> bool:
         """Mark a deferred page as shown; returns True if it came too late to count."""
-        return self.store.activate(_check_event_id(event_id), self.clock())
+        return self.store.activate(check_event_id(event_id), self.clock())
 
     # -- the learner -------------------------------------------------------------
-
-    def process_due(self, *, force_publish: bool = False, batch_size: int = 1000) -> int:
-        """Join due pages, log and learn them; publish a snapshot when its interval passed.
-
-        Returns the number of pages joined.
-        """
-        with self._learn_lock:
-            settings = self._load_settings()
-            self._settings = settings
-            trainer = self._ensure_trainer(settings)
-            self._flush_journal()
-            joined = 0
-            while True:
-                ids = self.store.join_due(
-                    now=self.clock(), wait_seconds=settings.reward_wait_seconds,
-                    limit=batch_size, join=lambda events, rewards: self._join(
-                        events, rewards, settings))
-                if not ids:
-                    break
-                joined += len(ids)
-                self._flush_journal()
-            self._learn_joined(trainer)
-            interval_passed = (self.clock() - self._published_at
-                               >= settings.model_update_seconds)
-            if self._learned_since_publish and (interval_passed or force_publish):
-                self._publish()
-            self.store.delete_joined_before(
-                self.clock() - settings.log_retention_days * 86400.0, self._through_seq)
-            return joined
 
     def _join(self, events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
               settings: LoopSettings) -> list[tuple[str, str]]:
@@ -978,84 +891,6 @@ class RowEngine:
         return [joined_page_line(event, rewards.get(event.event_id, []),
                                  slot_rewards.get(event.event_id, {}), settings)
                 for event in events]
-
-    def _flush_journal(self) -> None:
-        for entry in self.store.journal():
-            lines = entry.lines
-            if self.__dict__.get("_journal_checked") is None:
-                present: set[str] = set()
-                for timestamp in {t for t, _ in lines}:
-                    present |= self.log.event_ids_in(self.log.partition(timestamp))
-                lines = [(t, line) for t, line in lines
-                         if json.loads(line)["EventId"] not in present]
-            self.log.append(lines)
-            self.store.clear_journal(entry.id)
-        self._journal_checked = True
-
-    def _ensure_trainer(self, settings: LoopSettings) -> VWSlateLearner:
-        if self._trainer is None:
-            snapshot = self.store.latest_model()
-            if snapshot is None:
-                self._start_trainer(VWSlateLearner(args=ccb_args(settings.learner_args())),
-                                    through_seq=0, published_at=self.clock())
-            else:
-                _check_version(snapshot.banditkit_version)
-                self._start_trainer(
-                    VWSlateLearner(args=snapshot.policy_args, model_data=snapshot.data),
-                    through_seq=snapshot.through_seq, published_at=snapshot.created_at)
-        assert self._trainer is not None
-        return self._trainer
-
-    def _start_trainer(self, trainer: VWSlateLearner, *, through_seq: int,
-                       published_at: float) -> None:
-        self._trainer = trainer
-        self._through_seq = through_seq
-        self._published_at = published_at
-        self._learned_since_publish = 0
-
-    def _learn_joined(self, trainer: VWSlateLearner) -> None:
-        for seq, line in list(self.store.joined_lines_after(self._through_seq)):
-            mode = json.loads(line).get("_banditkit", {}).get("learningMode")
-            if mode != "logging_only" and trainer.learn_dsjson(line):
-                self._learned_since_publish += 1
-            self._through_seq = seq
-
-    def publish(self) -> int:
-        """Publish the learner's current model now; returns its version."""
-        with self._learn_lock:
-            self._ensure_trainer(self._load_settings())
-            return self._publish()
-
-    def _publish(self) -> int:
-        trainer = self._trainer
-        assert trainer is not None
-        data = trainer.to_bytes()
-        version = self.store.publish_model(
-            created_at=self.clock(), policy_args=trainer.args, banditkit_version=__version__,
-            through_seq=self._through_seq,
-            n_updates=trainer.__dict__.get("_n_updates", 0), data=data)
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        path = self.models_dir / f"model-v{version}.vw"
-        path.write_bytes(data)
-        (self.models_dir / "latest.txt").write_text(path.name + "\n")
-        self._published_at = self.clock()
-        self._learned_since_publish = 0
-        self._refreshed_at = -np.inf
-        return version
-
-    def latest_model_path(self) -> Path | None:
-        version = self.store.latest_model_version()
-        return self.models_dir / f"model-v{version}.vw" if version else None
-
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> RowEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 # ------------------------------------------------------------------------ the log
 
@@ -1210,27 +1045,3 @@ def _check_excluded(excluded: Iterable[str], rows: Sequence[Row]) -> set[str]:
         raise InvalidInputError(f"excluded row ids are not among the candidates: "
                                 f"{sorted(unknown)}")
     return excluded
-
-
-def _check_event_id(event_id: str | None) -> str:
-    if event_id is None:
-        return new_event_id()
-    if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH:
-        raise InvalidInputError(
-            f"event id must be a non-empty string of at most {MAX_EVENT_ID_LENGTH} characters, "
-            f"got {event_id!r}")
-    return event_id
-
-
-def _check_value(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value):
-        raise InvalidInputError(f"reward value must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _check_version(saved_version: str) -> None:
-    if saved_version != __version__:
-        warnings.warn(f"model was saved by banditkit {saved_version}, this is {__version__}",
-                      stacklevel=3)
-
