@@ -26,7 +26,65 @@ from banditkit.types import Features
 
 __all__ = ["VWLearner"]
 
-class VWLearner(Learner):
+class _VWModel:
+    """What both VW learners share: a lazily built workspace, its DSJSON parser,
+    learning from joined log lines and serialising.
+
+    Subclasses name the reduction they need in ``_REDUCTION``.
+    """
+
+    _REDUCTION = ""
+    args: str
+    model_data: bytes | None
+
+    @property
+    def _vw(self) -> vw.Workspace:
+        workspace = self.__dict__.get("_workspace")
+        if workspace is None:
+            tokens = shlex.split(self.args)
+            if self._REDUCTION not in tokens:
+                raise InvalidInputError(
+                    f"args must contain {self._REDUCTION}, got {self.args!r}")
+            if "--quiet" not in tokens:
+                tokens.append("--quiet")  # VW's diagnostics would flood a server's stderr
+            try:
+                workspace = vw.Workspace(tokens, model_data=self.model_data)
+            except Exception as error:  # VW raises its own types for bad arguments
+                raise InvalidInputError(f"invalid VW arguments {self.args!r}: {error}") from None
+            self._workspace = workspace
+            self._dsjson_parser = vw.DSJsonFormatParser(workspace)
+        return workspace
+
+    @property
+    def n_updates_(self) -> int:
+        n = self.__dict__.get("_n_updates", 0)
+        if n == 0:
+            raise NotFittedError(f"{type(self).__name__} has not learned from any event yet")
+        return n
+
+    def _parse(self, line: str) -> list[vw.Example]:
+        _ = self._vw  # builds the workspace and its parser on first use
+        return self._dsjson_parser.parse_json(line)
+
+    def learn_dsjson(self, line: str) -> bool:
+        """Learn from one joined dsjson line, as ``vw --dsjson`` would.
+
+        Returns False (and learns nothing) for a line marked ``_skipLearn``.
+        """
+        if json.loads(line).get("_skipLearn"):
+            return False
+        self._vw.learn_one(self._parse(line))
+        self._n_updates = self.__dict__.get("_n_updates", 0) + 1
+        return True
+
+    def to_bytes(self) -> bytes:
+        return self._vw.serialize()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(args={self.args!r})"
+
+
+class VWLearner(_VWModel, Learner):
     """A ``cb_explore_adf`` contextual bandit in Vowpal Wabbit.
 
     Parameters
@@ -44,34 +102,12 @@ class VWLearner(Learner):
         Examples learned since construction.
     """
 
+    _REDUCTION = "--cb_explore_adf"
+
     def __init__(self, *, args: str = "--cb_explore_adf --epsilon 0.2 -q ::",
                  model_data: bytes | None = None) -> None:
         self.args = args
         self.model_data = model_data
-
-    @property
-    def _vw(self) -> vw.Workspace:
-        workspace = self.__dict__.get("_workspace")
-        if workspace is None:
-            tokens = shlex.split(self.args)
-            if "--cb_explore_adf" not in tokens:
-                raise InvalidInputError(f"args must contain --cb_explore_adf, got {self.args!r}")
-            if "--quiet" not in tokens:
-                tokens.append("--quiet")  # VW's diagnostics would flood a server's stderr
-            try:
-                workspace = vw.Workspace(tokens, model_data=self.model_data)
-            except Exception as error:  # VW raises its own types for bad arguments
-                raise InvalidInputError(f"invalid VW arguments {self.args!r}: {error}") from None
-            self._workspace = workspace
-            self._dsjson_parser = vw.DSJsonFormatParser(workspace)
-        return workspace
-
-    @property
-    def n_updates_(self) -> int:
-        n = self.__dict__.get("_n_updates", 0)
-        if n == 0:
-            raise NotFittedError("VWLearner has not learned from any event yet")
-        return n
 
     def _examples(self, context: Features, actions: Sequence[Features],
                   label: tuple[int, float, float] | None = None) -> list[vw.Example]:
@@ -84,10 +120,6 @@ class VWLearner(Learner):
                       "a": [index + 1], "p": [probability]}
         record["c"] = dsjson_context(context, actions)
         return self._parse(json.dumps(record, separators=(",", ":")))
-
-    def _parse(self, line: str) -> list[vw.Example]:
-        _ = self._vw  # builds the workspace and its parser on first use
-        return self._dsjson_parser.parse_json(line)
 
     def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
         return self._pmf(self._vw.predict_one(self._examples(context, actions)), len(actions))
@@ -115,25 +147,6 @@ class VWLearner(Learner):
                    reward: float, probability: float) -> None:
         self._vw.learn_one(self._examples(context, actions, (chosen, -reward, probability)))
         self._n_updates = self.__dict__.get("_n_updates", 0) + 1
-
-    def learn_dsjson(self, line: str) -> bool:
-        """Learn from one joined dsjson line, as ``vw --dsjson`` would.
-
-        Returns False (and learns nothing) for a line marked ``_skipLearn``.
-        """
-        if json.loads(line).get("_skipLearn"):
-            return False
-        examples = self._parse(line)
-        self._vw.learn_one(examples)
-        self._n_updates = self.__dict__.get("_n_updates", 0) + 1
-        return True
-
-    def to_bytes(self) -> bytes:
-        return self._vw.serialize()
-
-    def __repr__(self) -> str:
-        return f"VWLearner(args={self.args!r})"
-
 
 
 # -- rows: conditional contextual bandits (issue 6) --------------------------------
@@ -180,7 +193,7 @@ class _VWSlatePage(SlatePage):
         return pmf / pmf.sum()
 
 
-class VWSlateLearner(SlateLearner):
+class VWSlateLearner(_VWModel, SlateLearner):
     """A ``ccb_explore_adf`` conditional contextual bandit in Vowpal Wabbit.
 
     Parameters
@@ -197,39 +210,12 @@ class VWSlateLearner(SlateLearner):
         Pages learned since construction.
     """
 
+    _REDUCTION = "--ccb_explore_adf"
+
     def __init__(self, *, args: str = "--ccb_explore_adf --epsilon 0.2 -q ::",
                  model_data: bytes | None = None) -> None:
         self.args = args
         self.model_data = model_data
-
-    @property
-    def _vw(self) -> vw.Workspace:
-        workspace = self.__dict__.get("_workspace")
-        if workspace is None:
-            tokens = shlex.split(self.args)
-            if "--ccb_explore_adf" not in tokens:
-                raise InvalidInputError(
-                    f"args must contain --ccb_explore_adf, got {self.args!r}")
-            if "--quiet" not in tokens:
-                tokens.append("--quiet")
-            try:
-                workspace = vw.Workspace(tokens, model_data=self.model_data)
-            except Exception as error:  # VW raises its own types for bad arguments
-                raise InvalidInputError(f"invalid VW arguments {self.args!r}: {error}") from None
-            self._workspace = workspace
-            self._dsjson_parser = vw.DSJsonFormatParser(workspace)
-        return workspace
-
-    @property
-    def n_updates_(self) -> int:
-        n = self.__dict__.get("_n_updates", 0)
-        if n == 0:
-            raise NotFittedError("VWSlateLearner has not learned from any page yet")
-        return n
-
-    def _parse(self, line: str) -> list[vw.Example]:
-        _ = self._vw
-        return self._dsjson_parser.parse_json(line)
 
     def _open_page(self, context: Features, actions: Sequence[Features],
                    slots: Sequence[Features]) -> SlatePage:
@@ -241,20 +227,3 @@ class VWSlateLearner(SlateLearner):
         examples = self._parse(json.dumps({"c": shared}, separators=(",", ":")))
         return _VWSlatePage(workspace=self._vw, examples=examples, n_actions=len(actions),
                             n_slots=len(slots))
-
-    def learn_dsjson(self, line: str) -> bool:
-        """Learn from one joined CCB dsjson line, as ``vw --dsjson --ccb_explore_adf`` would.
-
-        Returns False (and learns nothing) for a line marked ``_skipLearn``.
-        """
-        if json.loads(line).get("_skipLearn"):
-            return False
-        self._vw.learn_one(self._parse(line))
-        self._n_updates = self.__dict__.get("_n_updates", 0) + 1
-        return True
-
-    def to_bytes(self) -> bytes:
-        return self._vw.serialize()
-
-    def __repr__(self) -> str:
-        return f"VWSlateLearner(args={self.args!r})"
