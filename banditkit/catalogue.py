@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from banditkit.errors import BanditkitError, InvalidInputError
+from banditkit.store import thread_connection
 from banditkit.types import Features, check_features
 
 __all__ = [
@@ -312,20 +313,7 @@ class Catalogue:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        local = self.__dict__.setdefault("_local", threading.local())
-        connection = getattr(local, "connection", None)
-        if connection is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
-                                         check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            with self.__dict__.setdefault("_schema_lock", threading.Lock()):
-                connection.executescript(_SCHEMA)
-            local.connection = connection
-            self.__dict__.setdefault("_connections", []).append(connection)
-        return connection
+        return thread_connection(self, self.path, schema=_SCHEMA)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
 
-__all__ = ["JournalEntry", "ModelSnapshot", "PendingEvent", "RewardRecord", "Store"]
+__all__ = [
+    "JournalEntry",
+    "ModelSnapshot",
+    "PendingEvent",
+    "RewardRecord",
+    "Store",
+    "thread_connection",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -110,23 +117,10 @@ class Store:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        local = self.__dict__.setdefault("_local", threading.local())
-        connection = getattr(local, "connection", None)
-        if connection is None:
-            if self.synchronous not in ("NORMAL", "FULL"):
-                raise InvalidInputError(
-                    f"synchronous must be NORMAL or FULL, got {self.synchronous!r}")
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
-                                         check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            connection.execute("PRAGMA foreign_keys=ON")
-            with _lock(self):
-                connection.executescript(_SCHEMA)
-            local.connection = connection
-            self.__dict__.setdefault("_connections", []).append(connection)
-        return connection
+        if self.synchronous not in ("NORMAL", "FULL"):
+            raise InvalidInputError(
+                f"synchronous must be NORMAL or FULL, got {self.synchronous!r}")
+        return thread_connection(self, self.path, schema=_SCHEMA, synchronous=self.synchronous)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -328,5 +322,25 @@ class Store:
                          (key, json.dumps(value)))
 
 
-def _lock(store: Store) -> threading.Lock:
-    return store.__dict__.setdefault("_schema_lock", threading.Lock())
+def thread_connection(owner: object, path: str | Path, *, schema: str,
+                      synchronous: str = "NORMAL") -> sqlite3.Connection:
+    """``owner``'s SQLite connection for the calling thread, opened once in WAL mode.
+
+    Autocommit (transactions are explicit), foreign keys on, ``schema`` applied
+    once per connection under a per-owner lock; ``owner.close()`` implementations
+    close what ``owner.__dict__["_connections"]`` lists.
+    """
+    local = owner.__dict__.setdefault("_local", threading.local())
+    connection = getattr(local, "connection", None)
+    if connection is None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, isolation_level=None, timeout=30.0,
+                                     check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={synchronous}")
+        connection.execute("PRAGMA foreign_keys=ON")
+        with owner.__dict__.setdefault("_schema_lock", threading.Lock()):
+            connection.executescript(schema)
+        local.connection = connection
+        owner.__dict__.setdefault("_connections", []).append(connection)
+    return connection

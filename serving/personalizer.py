@@ -85,7 +85,8 @@ versioned = Blueprint("personalizer", __name__, url_prefix="/personalizer")
 
 
 @versioned.before_request
-def _require_api_version() -> None:
+def require_api_version() -> None:
+    """Refuse a request of the ``?api-version=`` route family that lacks a valid version."""
     # Checked before auth: without a version the request means nothing here.
     version = request.args.get("api-version")
     if version is None:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 import weakref
@@ -49,7 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app
 
 from banditkit.errors import InvalidInputError
 from banditkit.rows import PageDecision, PageRules, Row, RowEngine, Slot
@@ -71,7 +70,12 @@ from serving._parsing import (
 from serving.auth import require_roles
 from serving.errors import ApiError
 from serving.metrics import get_metrics
-from serving.personalizer import API_VERSION_PATTERN, DEFAULT_NAMESPACE, MODEL_VERSION_HEADER
+from serving.personalizer import (
+    API_VERSION_PATTERN,
+    DEFAULT_NAMESPACE,
+    MODEL_VERSION_HEADER,
+    require_api_version,
+)
 from serving.runtime import ENGINE_EXTENSION, get_engine
 
 __all__ = ["close", "get_row_engine", "init_app", "learner_step", "page_rules_from_json"]
@@ -79,7 +83,6 @@ __all__ = ["close", "get_row_engine", "init_app", "learner_step", "page_rules_fr
 _logger = logging.getLogger(__name__)
 ROWS_EXTENSION = "banditkit.rows"
 _LEARNER_EXTENSION = "banditkit.rows.learner"
-_API_VERSION = re.compile(API_VERSION_PATTERN)
 _MAX_INT = 2**53
 
 rows_bp = Blueprint("rows", __name__, url_prefix="/v1/rows")
@@ -94,16 +97,7 @@ def get_row_engine(app: Flask | None = None) -> RowEngine:
     return (app or current_app).extensions[ROWS_EXTENSION]
 
 
-@multislot_versioned.before_request
-def _require_api_version() -> None:
-    version = request.args.get("api-version")
-    if version is None:
-        raise ApiError(
-            "The api-version query parameter is required, e.g. ?api-version=2022-09-01-preview.",
-            target="api-version")
-    if not _API_VERSION.match(version):
-        raise ApiError(f"api-version must look like 2022-09-01-preview, got {version!r}.",
-                       target="api-version")
+multislot_versioned.before_request(require_api_version)
 
 
 # ------------------------------------------------------------------- parsing
