@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from banditkit.encoding import FrozenFeatures
 from banditkit.errors import BanditkitError, InvalidInputError
 from banditkit.store import thread_connection
 from banditkit.types import Features, check_features
@@ -821,8 +822,9 @@ class Catalogue:
                 if genres[title_id]:
                     features["Genre"] = dict(genres[title_id])
                 features["Id"] = {"variant": variant_id}
-                out[title_id].append(RankableVariant(id=variant_id, content_hash=content_hash,
-                                                     media_type=media_type, features=features))
+                out[title_id].append(RankableVariant(
+                    id=variant_id, content_hash=content_hash, media_type=media_type,
+                    features=FrozenFeatures(features, name=f"variant {variant_id!r} features")))
         return out
 
 

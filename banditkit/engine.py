@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import EventLogWriter, dsjson_context, iso_timestamp
+from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.join import join_event, joined_line
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.sampling import rank_order, sample_index
@@ -30,7 +29,6 @@ from banditkit.types import (
     Features,
     RankedAction,
     check_actions,
-    check_features,
 )
 from banditkit.vw import VWLearner
 
@@ -81,6 +79,7 @@ class Engine(LoopEngine):
         super().__init__(store=store, log=log, models_dir=models_dir, clock=clock,
                          refresh_seconds=refresh_seconds)
         self.max_actions = max_actions
+        self._encoder = FeatureEncoder()
 
     # -- hooks of the loop ----------------------------------------------------------
 
@@ -167,12 +166,13 @@ class Engine(LoopEngine):
         now = self.clock()
         timestamp = iso_timestamp(now)
         decisions, pending, seen_ids = [], [], set()
-        checked_contexts: set[int] = set()  # a page shares one context: check it once
+        contexts: dict[int, str] = {}  # a page shares one context: encode it once
         for request in requests:
-            if id(request.context) not in checked_contexts:
-                check_features(request.context, name="context")
-                checked_contexts.add(id(request.context))
-            decision, record = self._decide(request, settings, timestamp)
+            context = contexts.get(id(request.context))
+            if context is None:
+                context = self._encoder.encode(request.context, name="context")
+                contexts[id(request.context)] = context
+            decision, record = self._decide(request, context, settings, timestamp)
             if decision.event_id in seen_ids:
                 raise InvalidInputError(f"event id {decision.event_id!r} appears twice")
             seen_ids.add(decision.event_id)
@@ -181,20 +181,26 @@ class Engine(LoopEngine):
                                         deferred=bool(request.defer_activation),
                                         activated_at=None,
                                         decision=record))
-        self.store.insert_events(pending)
+        self.store.insert_events(
+            pending, fresh_ids=all(r.event_id is None for r in requests))
         return decisions
 
-    def _decide(self, request: RankRequest, settings: LoopSettings,
+    def _decide(self, request: RankRequest, context: str, settings: LoopSettings,
                 timestamp: str) -> tuple[Decision, str]:
-        """One decision and its dsjson record (context validated by the caller)."""
-        actions = check_actions(request.actions, max_actions=self.max_actions)
+        """One decision and its dsjson record (``context`` validated and encoded)."""
+        actions = check_actions(request.actions, max_actions=self.max_actions,
+                                validate_features=False)
+        encoded = [self._encoder.encode(a.features, name=f"actions[{i}].features")
+                   for i, a in enumerate(actions)]
         event_id = check_event_id(request.event_id)
         excluded = _check_excluded(request.excluded, actions)
         eligible = [a for a in actions if a.id not in excluded]
         if not eligible:
             raise InvalidInputError("every action is excluded; at least one must remain")
         # The features are encoded once, for the learner and for the log.
-        shared = _compact_json(dsjson_context(request.context, [a.features for a in eligible]))
+        shared = self._encoder.shared(context, [text for a, text in zip(actions, encoded,
+                                                                        strict=True)
+                                                if a.id not in excluded])
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
@@ -206,11 +212,10 @@ class Engine(LoopEngine):
             pmf = model_pmf
             chosen = sample_index(pmf, event_id)
         else:  # apprentice and logging-only show the baseline
-            pmf = np.zeros(len(eligible))
-            pmf[0] = 1.0
+            pmf = [1.0] + [0.0] * (len(eligible) - 1)
             chosen = 0
             extra["learningMode"] = settings.learning_mode
-            extra["modelAgreesWithBaseline"] = bool(np.argmax(model_pmf) == 0)
+            extra["modelAgreesWithBaseline"] = max(model_pmf) == model_pmf[0]
         order = rank_order(pmf, chosen)
         record = {
             "EventId": event_id,
@@ -218,15 +223,15 @@ class Engine(LoopEngine):
             "Version": "1",
             "VWState": {"m": str(version)},
             "a": [i + 1 for i in order],
-            "p": [float(pmf[i]) for i in order],
+            "p": [pmf[i] for i in order],
             "_banditkit": extra,
         }
-        encoded = _compact_json(record)[:-1] + ',"c":' + shared + "}"
-        ranking = tuple(RankedAction(eligible[i].id, float(pmf[i])) for i in order) + tuple(
+        line = _compact_json(record)[:-1] + ',"c":' + shared + "}"
+        ranking = tuple(RankedAction(eligible[i].id, pmf[i]) for i in order) + tuple(
             RankedAction(a.id, 0.0) for a in actions if a.id in excluded)
         decision = Decision(event_id=event_id, ranking=ranking,
                             reward_action_id=eligible[chosen].id, model_version=str(version))
-        return decision, encoded
+        return decision, line
 
     # -- outcomes --------------------------------------------------------------
 

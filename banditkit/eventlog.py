@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from banditkit.encoding import dsjson_namespaces
 from banditkit.errors import InvalidInputError
 from banditkit.types import Features
 
@@ -97,9 +98,10 @@ class EventLogWriter:
 
     def append(self, lines: Iterable[tuple[str, str]]) -> list[Path]:
         """Append ``(timestamp, json_line)`` pairs; returns the files written."""
-        by_file: dict[Path, list[str]] = {}
+        by_day: dict[str, list[str]] = {}
         for timestamp, line in lines:
-            by_file.setdefault(self.partition(timestamp), []).append(line)
+            by_day.setdefault(timestamp[:10], []).append(line)
+        by_file = {self.partition(day): batch for day, batch in by_day.items()}
         for path, batch in by_file.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as handle:
@@ -123,17 +125,7 @@ def dsjson_context(context: Features, actions: Sequence[Features]) -> dict:
     Features of the default namespace ``""`` sit at the top level, as VW's JSON
     expects; :func:`parse_event` reverses this.
     """
-    return {**_json_namespaces(context), "_multi": [_json_namespaces(a) for a in actions]}
-
-
-def _json_namespaces(features: Features) -> dict:
-    out: dict = {}
-    for namespace, group in features.items():
-        if namespace == "":
-            out.update(group)
-        else:
-            out[namespace] = group
-    return out
+    return {**dsjson_namespaces(context), "_multi": [dsjson_namespaces(a) for a in actions]}
 
 
 def log_files(paths: Iterable[str | os.PathLike]) -> list[Path]:

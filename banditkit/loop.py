@@ -229,7 +229,7 @@ class LoopEngine(abc.ABC):
             record = json.loads(line)
             records.append(record)
             mode = record.get("_banditkit", {}).get("learningMode")
-            if mode != "logging_only" and trainer.learn_dsjson(line):
+            if mode != "logging_only" and trainer.learn_dsjson(line, record):
                 self._learned_since_publish += 1
             self._through_seq = seq
         if records:

@@ -103,8 +103,9 @@ class SlateLearner(abc.ABC):
                    slots: Sequence[Features]) -> SlatePage: ...
 
     @abc.abstractmethod
-    def learn_dsjson(self, line: str) -> bool:
-        """Learn from one joined CCB dsjson line; False when it is marked ``_skipLearn``."""
+    def learn_dsjson(self, line: str, record: dict | None = None) -> bool:
+        """Learn from one joined CCB dsjson line (``record``: the line parsed, if at hand);
+        False when it is marked ``_skipLearn``."""
 
     @abc.abstractmethod
     def to_bytes(self) -> bytes:

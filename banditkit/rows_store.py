@@ -72,8 +72,11 @@ class RowStore(Store):
             When a slot id is not one of the page's slots.
         """
         with self._transaction() as db:
-            row = db.execute("SELECT joined_at, decision FROM events WHERE event_id = ?",
-                             (event_id,)).fetchone()
+            query = "SELECT joined_at, decision FROM events WHERE event_id = ?"
+            row = db.execute(query, (event_id,)).fetchone()
+            if row is None:  # maybe still in a journal
+                self._ingest(db)
+                row = db.execute(query, (event_id,)).fetchone()
             if row is None:
                 raise UnknownEventError(f"unknown event id {event_id!r}")
             slot_ids = json.loads(row[1]).get("_banditkit", {}).get("slotIds", [])

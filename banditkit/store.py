@@ -2,14 +2,18 @@
 
 It holds pending decisions, rewards, activations, model snapshots and the loop
 settings. Several processes may rank and reward through it at once; one learner
-joins. Each public method is one transaction, committed before it returns, so an
-acknowledged decision or reward survives the process being killed.
+joins. Decisions, rewards and activations are first appended to this process's
+journal (:mod:`banditkit.journal`), so an acknowledged one survives the process
+being killed at the cost of one ``write``; they reach the tables when the
+learner joins or when any reader needs them (:meth:`Store.ingest`). Every other
+public method is one transaction, committed before it returns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,6 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
+from banditkit.journal import (
+    JournalLine,
+    JournalReader,
+    JournalWriter,
+    activation_line,
+    decision_line,
+    reward_line,
+)
 
 __all__ = [
     "JournalEntry",
@@ -26,6 +38,12 @@ __all__ = [
     "Store",
     "thread_connection",
 ]
+
+_log = logging.getLogger(__name__)
+
+# Event ids this process journaled, remembered so its own rewards and duplicate
+# checks need no ingestion; older ones are in the tables by then.
+_RECENT_IDS = 100_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -61,6 +79,18 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS join_journal (
     id     INTEGER PRIMARY KEY,
     lines  TEXT NOT NULL            -- JSON list of [timestamp, line] not yet durable in the log
+);
+CREATE TABLE IF NOT EXISTS journal_files (
+    name   TEXT PRIMARY KEY,        -- a file of the journal folder
+    offset INTEGER NOT NULL         -- bytes already ingested
+);
+CREATE TABLE IF NOT EXISTS journal_rejects (
+    id     INTEGER PRIMARY KEY,
+    kind   TEXT NOT NULL,           -- d(ecision), r(eward) or a(ctivation)
+    event_id TEXT NOT NULL,
+    at     REAL NOT NULL,
+    record TEXT NOT NULL,           -- the decision JSON or the reward value
+    reason TEXT NOT NULL
 );
 """
 
@@ -105,21 +135,27 @@ class Store:
     path : path
         The database file; its folder is created.
     synchronous : {"NORMAL", "FULL"}, default="NORMAL"
-        SQLite's fsync policy. NORMAL in WAL mode survives a killed process;
-        FULL also survives power loss, at one fsync per decision.
+        SQLite's and the journal's fsync policy. NORMAL survives a killed
+        process; FULL also survives power loss, at one fsync per call.
+    journal_dir : path, default=None
+        This store's journal folder; ``<stem>-journal`` beside the database if None.
     """
 
-    def __init__(self, *, path: Path, synchronous: str = "NORMAL") -> None:
-        self.path = path
+    def __init__(self, *, path: Path, synchronous: str = "NORMAL",
+                 journal_dir: Path | None = None) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise InvalidInputError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        self.path = Path(path)
         self.synchronous = synchronous
+        self.journal_dir = journal_dir or self.path.parent / f"{self.path.stem}-journal"
+        self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
+        self._recent: dict[str, None] = {}
+        self._recent_lock = threading.Lock()
 
     # -- connections ---------------------------------------------------------
 
     @property
     def _db(self) -> sqlite3.Connection:
-        if self.synchronous not in ("NORMAL", "FULL"):
-            raise InvalidInputError(
-                f"synchronous must be NORMAL or FULL, got {self.synchronous!r}")
         return thread_connection(self, self.path, schema=_SCHEMA, synchronous=self.synchronous)
 
     @contextlib.contextmanager
@@ -135,59 +171,175 @@ class Store:
         db.execute("COMMIT")
 
     def close(self) -> None:
+        self._writer.close()
         for connection in self.__dict__.pop("_connections", []):
             connection.close()
         self.__dict__.pop("_local", None)
 
     # -- decisions -----------------------------------------------------------
 
-    def insert_events(self, events: Sequence[PendingEvent]) -> None:
-        """Record decisions durably; all or none.
+    def insert_events(self, events: Sequence[PendingEvent], *,
+                      fresh_ids: bool = False) -> None:
+        """Record decisions durably (one journal write); all or none.
+
+        Parameters
+        ----------
+        fresh_ids : bool, default=False
+            The ids were just generated (random UUIDs): skip the duplicate check.
 
         Raises
         ------
         DuplicateEventError
-            When an event id was used before.
+            When an event id was used before. A duplicate of a decision another
+            process made moments ago and not yet ingested is found at ingestion
+            instead: kept in ``journal_rejects`` with a warning, not learned.
         """
-        try:
-            with self._transaction() as db:
-                db.executemany(
-                    "INSERT INTO events (event_id, created_at, deferred, decision) "
-                    "VALUES (?,?,?,?)",
-                    [(e.event_id, e.created_at, int(e.deferred), e.decision) for e in events])
-        except sqlite3.IntegrityError:
-            taken = [e.event_id for e in events if self._exists(e.event_id)]
-            ids = taken or [e.event_id for e in events]
-            raise DuplicateEventError(
-                f"event id {ids[0]!r} was already used; event ids are unique") from None
+        text = "".join(decision_line(e.event_id, e.created_at, e.deferred, e.decision)
+                       for e in events)
+        with self._recent_lock:
+            if not fresh_ids:
+                for event in events:
+                    if event.event_id in self._recent or self._exists(event.event_id):
+                        raise DuplicateEventError(f"event id {event.event_id!r} was already "
+                                                  f"used; event ids are unique")
+            self._writer.append(text)
+            recent = self._recent
+            for event in events:
+                recent[event.event_id] = None
+            while len(recent) > _RECENT_IDS:
+                del recent[next(iter(recent))]
 
     def _exists(self, event_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return row is not None
 
-    def add_reward(self, event_id: str, value: float, received_at: float) -> bool:
-        """Record a reward; returns True when it came after the event was joined (late)."""
-        with self._transaction() as db:
-            row = db.execute("SELECT joined_at FROM events WHERE event_id = ?",
-                             (event_id,)).fetchone()
+    def _joined(self, event_id: str) -> bool:
+        """Whether a known event was joined already; ingests once if the tables lack it.
+
+        Raises
+        ------
+        UnknownEventError
+        """
+        query = "SELECT joined_at FROM events WHERE event_id = ?"
+        row = self._db.execute(query, (event_id,)).fetchone()
+        if row is None and event_id not in self._recent:
+            self.ingest()
+            row = self._db.execute(query, (event_id,)).fetchone()
             if row is None:
                 raise UnknownEventError(f"unknown event id {event_id!r}")
-            late = row[0] is not None
-            db.execute("INSERT INTO rewards (event_id, value, received_at, late) VALUES (?,?,?,?)",
-                       (event_id, value, received_at, int(late)))
+        return row is not None and row[0] is not None
+
+    def add_reward(self, event_id: str, value: float, received_at: float) -> bool:
+        """Record a reward; returns True when it came after the event was joined (late)."""
+        late = self._joined(event_id)
+        self._writer.append(reward_line(event_id, received_at, value))
         return late
 
     def activate(self, event_id: str, at: float) -> bool:
         """Record the activation (the first one counts); returns True if it came too late."""
+        late = self._joined(event_id)
+        self._writer.append(activation_line(event_id, at))
+        return late
+
+    # -- ingestion -------------------------------------------------------------
+
+    def ingest(self) -> int:
+        """Move every journal's new lines into the tables; returns how many lines."""
         with self._transaction() as db:
-            row = db.execute("SELECT joined_at, activated_at FROM events WHERE event_id = ?",
-                             (event_id,)).fetchone()
-            if row is None:
-                raise UnknownEventError(f"unknown event id {event_id!r}")
-            if row[1] is None:
-                db.execute("UPDATE events SET activated_at = ? WHERE event_id = ?",
-                           (at, event_id))
-        return row[0] is not None
+            return self._ingest(db)
+
+    def _ingest(self, db: sqlite3.Connection) -> int:
+        """Ingest inside the caller's write transaction, so nothing is read twice.
+
+        Decisions go first, then rewards and activations, whatever file they
+        are in: an outcome is journaled only after its decision was.
+        """
+        reader = JournalReader(self.journal_dir)
+        offsets = dict(db.execute("SELECT name, offset FROM journal_files"))
+        decisions: list[JournalLine] = []
+        outcomes: list[JournalLine] = []
+        finished = []
+        unreadable: list[tuple[JournalLine, str]] = []
+        for chunk in reader.read(offsets):
+            for line in chunk.lines:
+                if line.kind == "?":
+                    unreadable.append((line, f"unreadable line in {chunk.name}"))
+                else:
+                    (decisions if line.kind == "d" else outcomes).append(line)
+            db.execute("INSERT INTO journal_files (name, offset) VALUES (?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset",
+                       (chunk.name, chunk.offset))
+            if chunk.finished:
+                finished.append(chunk.name)
+        decisions.sort(key=lambda line: line.at)  # of duplicates, the earliest is kept
+        self._ingest_decisions(db, decisions)
+        self._ingest_outcomes(db, outcomes)
+        self._reject(db, unreadable)
+        present = set(reader.names())
+        db.executemany("DELETE FROM journal_files WHERE name = ?",
+                       [(name,) for name in offsets if name not in present])
+        for name in finished:  # kept in journal_files until gone, so never read twice
+            reader.remove(name)
+        return len(decisions) + len(outcomes)
+
+    def _ingest_decisions(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
+        taken = self._existing(db, [line.event_id for line in lines])
+        fresh, rejects = [], []
+        for line in lines:
+            if line.event_id in taken:
+                rejects.append((line, "duplicate event id"))
+            else:
+                taken.add(line.event_id)
+                fresh.append((line.event_id, line.at, int(line.deferred), line.payload))
+        db.executemany("INSERT INTO events (event_id, created_at, deferred, decision) "
+                       "VALUES (?,?,?,?)", fresh)
+        self._reject(db, rejects)
+
+    def _ingest_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
+        known = self._existing(db, [line.event_id for line in lines])
+        rewards, activations, rejects = [], [], []
+        for line in lines:
+            if line.event_id not in known:  # removed by retention meanwhile
+                rejects.append((line, "unknown event id"))
+            elif line.kind == "r":
+                rewards.append((line.event_id, line.value, line.at, line.event_id))
+            else:
+                activations.append((line.at, line.event_id, line.at))
+        db.executemany("INSERT INTO rewards (event_id, value, received_at, late) "
+                       "SELECT ?, ?, ?, joined_at IS NOT NULL FROM events WHERE event_id = ?",
+                       rewards)
+        db.executemany("UPDATE events SET activated_at = ? WHERE event_id = ? "
+                       "AND (activated_at IS NULL OR activated_at > ?)", activations)
+        self._reject(db, rejects)
+
+    @staticmethod
+    def _existing(db: sqlite3.Connection, event_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(event_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in db.execute(
+                f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk))
+        return found
+
+    @staticmethod
+    def _reject(db: sqlite3.Connection, rejects: list[tuple[JournalLine, str]]) -> None:
+        for line, reason in rejects:
+            _log.warning("journal %s record for event %r rejected: %s; kept in journal_rejects",
+                         line.kind, line.event_id, reason)
+        db.executemany(
+            "INSERT INTO journal_rejects (kind, event_id, at, record, reason) VALUES (?,?,?,?,?)",
+            [(line.kind, line.event_id, line.at,
+              line.payload if line.kind in "d?" else repr(line.value), reason)
+             for line, reason in rejects])
+
+    def rejects(self) -> list[dict]:
+        """Journal records ingestion could not apply (duplicates, events gone), oldest first."""
+        self.ingest()
+        keys = ("kind", "event_id", "at", "record", "reason")
+        return [dict(zip(keys, row, strict=True)) for row in self._db.execute(
+            "SELECT kind, event_id, at, record, reason FROM journal_rejects ORDER BY id")]
 
     # -- the join --------------------------------------------------------------
 
@@ -205,6 +357,7 @@ class Store:
         """
         cutoff = now - wait_seconds
         with self._transaction() as db:
+            self._ingest(db)  # what arrives after this transaction is late
             rows = db.execute(
                 "SELECT event_id, created_at, deferred, activated_at, decision FROM events "
                 "WHERE joined_at IS NULL AND ((deferred = 0 AND created_at <= :c) OR "
@@ -254,11 +407,13 @@ class Store:
         return self._db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
 
     def pending_count(self) -> int:
+        self.ingest()
         return self._db.execute(
             "SELECT COUNT(*) FROM events WHERE joined_at IS NULL").fetchone()[0]
 
     def event(self, event_id: str) -> dict | None:
         """The stored state of one event (for inspection and tests)."""
+        self.ingest()
         row = self._db.execute(
             "SELECT event_id, created_at, deferred, activated_at, decision, joined_at, "
             "joined_line FROM events WHERE event_id = ?", (event_id,)).fetchone()
@@ -280,6 +435,7 @@ class Store:
         Reporting (per-variant impressions and takes) reads through this; joined
         events older than the retention period are only in the dsjson log.
         """
+        self.ingest()
         yield from self._db.execute(
             "SELECT event_id, created_at, decision, joined_line FROM events "
             "WHERE created_at > ? ORDER BY created_at", (created_after,))

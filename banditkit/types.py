@@ -148,8 +148,10 @@ def _raise_feature_error(name: str, namespace: str, feature: object, value: obje
         f"boolean, got {type(value).__name__}")
 
 
-def check_actions(actions: object, *, max_actions: int | None = None) -> Sequence[Action]:
-    """Validate a non-empty list of actions with unique ids and valid features."""
+def check_actions(actions: object, *, max_actions: int | None = None,
+                  validate_features: bool = True) -> Sequence[Action]:
+    """Validate a non-empty list of actions with unique ids and (unless told not to,
+    when the caller validates them its own way) valid features."""
     if not isinstance(actions, Sequence) or isinstance(actions, str) or not actions:
         raise InvalidInputError("actions must be a non-empty list of Action")
     if max_actions is not None and len(actions) > max_actions:
@@ -165,5 +167,6 @@ def check_actions(actions: object, *, max_actions: int | None = None) -> Sequenc
         if action.id in seen:
             raise InvalidInputError(f"duplicate action id {action.id!r}")
         seen.add(action.id)
-        check_features(action.features, name=f"actions[{position}].features")
+        if validate_features:
+            check_features(action.features, name=f"actions[{position}].features")
     return actions

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import vowpal_wabbit_next as vw
+from vowpal_wabbit_next import _core as _vw_core
 
 from banditkit.errors import InvalidInputError, NotFittedError
 from banditkit.eventlog import dsjson_context
@@ -66,14 +67,24 @@ class _VWModel:
         _ = self._vw  # builds the workspace and its parser on first use
         return self._dsjson_parser.parse_json(line)
 
-    def learn_dsjson(self, line: str) -> bool:
+    def _parse_core(self, line: str) -> list:
+        """Core examples of a dsjson line, for the core calls below.
+
+        vw-next 0.7.0 (pinned): its Python wrappers add a label-type query per
+        example and per call, half of a prediction's time; the examples come
+        from this workspace's own parser, so the check cannot fail.
+        """
+        return _vw_core._parse_line_dsjson(self._vw._workspace, line)
+
+    def learn_dsjson(self, line: str, record: dict | None = None) -> bool:
         """Learn from one joined dsjson line, as ``vw --dsjson`` would.
 
-        Returns False (and learns nothing) for a line marked ``_skipLearn``.
+        ``record`` is the parsed line when the caller has it. Returns False (and
+        learns nothing) for a line marked ``_skipLearn``.
         """
-        if json.loads(line).get("_skipLearn"):
+        if (json.loads(line) if record is None else record).get("_skipLearn"):
             return False
-        self._vw.learn_one(self._parse(line))
+        self._vw._workspace.learn_multi_ex_one(self._parse_core(line))
         self._n_updates = self.__dict__.get("_n_updates", 0) + 1
         return True
 
@@ -124,17 +135,23 @@ class VWLearner(_VWModel, Learner):
     def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
         return self._pmf(self._vw.predict_one(self._examples(context, actions)), len(actions))
 
-    def predict_dsjson(self, line: str, *, n_actions: int) -> np.ndarray:
+    def predict_dsjson(self, line: str, *, n_actions: int) -> list[float]:
         """Probabilities for a dsjson line whose ``c`` holds validated features.
 
         The engine's rank path: it encodes the features once for the log and
-        hands the same text to VW's parser.
+        hands the same text to VW's parser. A list, not an array: for a few
+        actions the sampling that follows is faster in plain Python.
 
         Returns
         -------
-        ndarray of shape (n_actions,)
+        list of float, length n_actions
         """
-        return self._pmf(self._vw.predict_one(self._parse(line)), n_actions)
+        pmf = [0.0] * n_actions
+        for index, probability in self._vw._workspace.predict_multi_ex_one(
+                self._parse_core(line)):
+            pmf[index] = probability
+        total = sum(pmf)
+        return [p / total for p in pmf]
 
     @staticmethod
     def _pmf(scores: list[tuple[int, float]], n_actions: int) -> np.ndarray:

@@ -67,7 +67,7 @@ def test_same_event_id_and_model_give_the_same_choice(tmp_path, clock, trained_e
     choices = {other._decide(
         RankRequest(
             context=CONTEXT, actions=ACTIONS, event_id="replay-me"),
-        other.settings, "t")[0].reward_action_id for _ in range(5)}
+        other._encoder.encode(CONTEXT), other.settings, "t")[0].reward_action_id for _ in range(5)}
     assert choices == {first.reward_action_id}
 
 

@@ -1,0 +1,104 @@
+"""Namespaced features to dsjson text, validated once per distinct content.
+
+Catalogue artwork brings the same action features to every decision, and
+checking them feature by feature in Python cost more than VW's prediction
+(``benchmarks/bench_loop.py``). :class:`FeatureEncoder` remembers the text of
+features it validated, keyed by their ``repr``: unlike JSON text, ``repr``
+tells ``1``, ``1.0``, ``True`` and ``"1"`` (and string from non-string keys)
+apart, so a hit is content that passed :func:`~banditkit.types.check_features`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
+
+from banditkit.types import Features, check_features
+
+__all__ = ["FeatureEncoder", "FrozenFeatures", "dsjson_namespaces"]
+
+
+def dsjson_namespaces(features: Features) -> dict:
+    """Namespaces as VW's JSON expects them: the default namespace ``""`` at the top level."""
+    out: dict = {}
+    for namespace, group in features.items():
+        if namespace == "":
+            out.update(group)
+        else:
+            out[namespace] = group if type(group) is dict else dict(group)
+    return out
+
+
+class FrozenFeatures(Mapping):
+    """Validated, read-only features whose dsjson text is computed once.
+
+    For features that every decision reuses (catalogue artwork): the engine
+    takes ``text`` as it is, with no check or encoding per decision, and being
+    read-only they cannot drift from it.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`~banditkit.types.check_features`.
+    """
+
+    __slots__ = ("_groups", "text")
+
+    def __init__(self, features: Features, *, name: str = "features") -> None:
+        check_features(features, name=name)
+        self._groups = {namespace: MappingProxyType(dict(group))
+                        for namespace, group in features.items()}
+        self.text = json.dumps(dsjson_namespaces(features), separators=(",", ":"))
+
+    def __getitem__(self, namespace: str) -> Mapping:
+        return self._groups[namespace]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._groups)
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __repr__(self) -> str:
+        return f"FrozenFeatures({self.text})"
+
+
+class FeatureEncoder:
+    """Validates and encodes features, remembering up to ``max_entries`` distinct ones.
+
+    Thread-safe. Encodings are compact JSON objects of :func:`dsjson_namespaces`.
+    """
+
+    def __init__(self, max_entries: int = 65_536) -> None:
+        self.max_entries = max_entries
+        self._texts: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def encode(self, features: object, *, name: str = "features") -> str:
+        """The JSON text of valid features.
+
+        Raises
+        ------
+        InvalidInputError
+            As :func:`~banditkit.types.check_features`, naming ``name``.
+        """
+        if type(features) is FrozenFeatures:
+            return features.text
+        key = repr(features)
+        text = self._texts.get(key)
+        if text is None:
+            check_features(features, name=name)
+            text = json.dumps(dsjson_namespaces(features), separators=(",", ":"))
+            with self._lock:
+                self._texts[key] = text
+                if len(self._texts) > self.max_entries:
+                    del self._texts[next(iter(self._texts))]
+        return text
+
+    @staticmethod
+    def shared(context: str, actions: Sequence[str]) -> str:
+        """The dsjson ``c`` object from encoded context and actions (``_multi``)."""
+        head = context[:-1] + "," if context != "{}" else "{"
+        return head + '"_multi":[' + ",".join(actions) + "]}"

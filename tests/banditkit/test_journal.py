@@ -1,0 +1,131 @@
+"""The per-process decision journal: durable at once, ingested exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from banditkit.engine import Engine
+from banditkit.errors import DuplicateEventError, UnknownEventError
+from banditkit.journal import decision_line, parse_line, reward_line
+from banditkit.settings import LoopSettings
+from banditkit.store import PendingEvent, Store
+from banditkit.types import Action
+
+ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(3)]
+CONTEXT = {"Member": {"country": "BR"}}
+
+
+def _settings() -> LoopSettings:
+    return LoopSettings(reward_wait_seconds=10, policy_args="--cb_explore_adf -q MA")
+
+
+def _journal_files(store: Store) -> list[str]:
+    return sorted(p.name for p in store.journal_dir.iterdir())
+
+
+@pytest.mark.parametrize("event_id", ["plain", "with space", 'quo"te', "new\nline",
+                                      '"leading-quote', "ünïcode", "tab\tbed"])
+def test_journal_lines_round_trip_any_event_id(event_id):
+    decision = parse_line(decision_line(event_id, 1.5, True, '{"a":[1]}').rstrip("\n"))
+    assert (decision.kind, decision.event_id, decision.at, decision.deferred,
+            decision.payload) == ("d", event_id, 1.5, True, '{"a":[1]}')
+    reward = parse_line(reward_line(event_id, 2.25, -0.5).rstrip("\n"))
+    assert (reward.kind, reward.event_id, reward.at, reward.value) == ("r", event_id, 2.25, -0.5)
+
+
+def test_a_killed_process_loses_no_decision_and_its_journal_is_removed_once_ingested(
+        tmp_path, clock):
+    Engine.open(tmp_path, clock=clock, settings=_settings()).close()
+    script = textwrap.dedent(f"""
+        import os, sys
+        from banditkit.engine import Engine
+        from banditkit.types import Action
+        engine = Engine.open({str(tmp_path)!r}, clock=lambda: {clock.now!r})
+        actions = [Action(id=f"v{{i}}", features={{"Artwork": {{"theme": f"t{{i}}"}}}})
+                   for i in range(3)]
+        for i in range(5):
+            engine.rank({{"Member": {{"country": "BR"}}}}, actions, event_id=f"killed-{{i}}")
+        engine.reward("killed-2", 1.0)
+        os.kill(os.getpid(), 9)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == -9, result.stderr
+    engine = Engine.open(tmp_path, clock=clock)
+    assert len(_journal_files(engine.store)) == 1  # nothing was ingested before the kill
+    # A reward for another process's decision triggers ingestion and is accepted.
+    assert engine.reward("killed-4", 0.5) is False
+    assert engine.store.pending_count() == 5
+    assert [r["value"] for r in engine.store.event("killed-2")["rewards"]] == [1.0]
+    # The dead writer's file went once read; this process's own stays while it lives.
+    assert all(name.startswith(f"{os.getpid()}-") for name in _journal_files(engine.store))
+    clock.advance(11)
+    assert engine.process_due() == 5
+    assert engine.store.event("killed-4")["rewards"][0]["value"] == 0.5
+
+
+def test_ingestion_is_exactly_once(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    for i in range(3):
+        engine.rank(CONTEXT, ACTIONS, event_id=f"e{i}")
+    engine.reward("e1", 1.0)
+    engine.activate("e1")
+    assert engine.store.ingest() == 5
+    assert engine.store.ingest() == 0
+    engine.reward("e1", 2.0)
+    other = Store(path=engine.store.path)  # another process's view of the same data
+    assert other.ingest() == 1
+    assert [r["value"] for r in engine.store.event("e1")["rewards"]] == [1.0, 2.0]
+    assert engine.store.pending_count() == 3
+
+
+def test_a_duplicate_id_is_refused_at_once_in_process_and_kept_aside_across_processes(
+        tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    engine.rank(CONTEXT, ACTIONS, event_id="dup")
+    with pytest.raises(DuplicateEventError, match="'dup' was already used"):
+        engine.rank(CONTEXT, ACTIONS, event_id="dup")
+    # A second process that has not seen the first's journal yet accepts it...
+    racer = Engine.open(tmp_path, clock=clock)
+    racer.rank(CONTEXT, ACTIONS, event_id="race")
+    clock.advance(1)
+    engine.store.insert_events([PendingEvent("race", clock.now, False, None, '{"x":1}')])
+    # ...and ingestion keeps the first decision and sets the second aside, not learned.
+    (reject,) = engine.store.rejects()
+    assert (reject["event_id"], reject["reason"], reject["record"]) == (
+        "race", "duplicate event id", '{"x":1}')
+    assert engine.store.event("race")["decision"] != '{"x":1}'
+    # Once ingested, the duplicate is refused at once in any process.
+    with pytest.raises(DuplicateEventError):
+        racer.rank(CONTEXT, ACTIONS, event_id="dup")
+
+
+def test_an_unknown_event_is_still_refused(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    with pytest.raises(UnknownEventError, match="unknown event id 'never'"):
+        engine.reward("never", 1.0)
+    with pytest.raises(UnknownEventError):
+        engine.activate("never")
+
+
+def test_a_torn_line_waits_and_a_foreign_line_is_kept_aside(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    engine.rank(CONTEXT, ACTIONS, event_id="whole")
+    path = engine.store.journal_dir / "999999-torn.journal"
+    torn = decision_line("torn", clock.now, False, '{"EventId":"torn"}')
+    path.write_text(torn[:20])  # a writer mid-line (its lock is gone: it died)
+    assert engine.store.ingest() == 1
+    assert engine.store.event("torn") is None and path.exists()
+    with open(path, "a") as handle:
+        handle.write(torn[20:] + "not a journal line\n")
+    engine.store.ingest()
+    assert engine.store.event("torn")["decision"] == '{"EventId":"torn"}'
+    (reject,) = engine.store.rejects()
+    assert reject["reason"] == "unreadable line in 999999-torn.journal"
+    assert reject["record"] == "not a journal line"
+    assert not path.exists()
