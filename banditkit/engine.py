@@ -18,7 +18,7 @@ from pathlib import Path
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
-from banditkit.join import join_event, joined_line
+from banditkit.join import JoinedLine, join_event, joined_line
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.sampling import rank_order, sample_index
 from banditkit.settings import LoopSettings
@@ -91,7 +91,7 @@ class Engine(LoopEngine):
 
     @staticmethod
     def _join(events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
-              settings: LoopSettings) -> list[tuple[str, str]]:
+              settings: LoopSettings) -> list[JoinedLine]:
         return [joined_line(event, join_event(event, rewards.get(event.event_id, []), settings))
                 for event in events]
 
@@ -172,22 +172,25 @@ class Engine(LoopEngine):
             if context is None:
                 context = self._encoder.encode(request.context, name="context")
                 contexts[id(request.context)] = context
-            decision, record = self._decide(request, context, settings, timestamp)
+            decision, record, context_at = self._decide(request, context, settings, timestamp)
             if decision.event_id in seen_ids:
                 raise InvalidInputError(f"event id {decision.event_id!r} appears twice")
             seen_ids.add(decision.event_id)
             decisions.append(decision)
             pending.append(PendingEvent(event_id=decision.event_id, created_at=now,
                                         deferred=bool(request.defer_activation),
-                                        activated_at=None,
-                                        decision=record))
+                                        activated_at=None, decision=record,
+                                        context_at=context_at))
         self.store.insert_events(
             pending, fresh_ids=all(r.event_id is None for r in requests))
         return decisions
 
     def _decide(self, request: RankRequest, context: str, settings: LoopSettings,
-                timestamp: str) -> tuple[Decision, str]:
-        """One decision and its dsjson record (``context`` validated and encoded)."""
+                timestamp: str) -> tuple[Decision, str, int]:
+        """One decision, its dsjson record, and where the record's features begin.
+
+        ``context`` is validated and encoded.
+        """
         actions = check_actions(request.actions, max_actions=self.max_actions,
                                 validate_features=False)
         encoded = [self._encoder.encode(a.features, name=f"actions[{i}].features")
@@ -226,12 +229,13 @@ class Engine(LoopEngine):
             "p": [pmf[i] for i in order],
             "_banditkit": extra,
         }
-        line = _compact_json(record)[:-1] + ',"c":' + shared + "}"
+        head = _compact_json(record)[:-1]
+        line = head + ',"c":' + shared + "}"
         ranking = tuple(RankedAction(eligible[i].id, pmf[i]) for i in order) + tuple(
             RankedAction(a.id, 0.0) for a in actions if a.id in excluded)
         decision = Decision(event_id=event_id, ranking=ranking,
                             reward_action_id=eligible[chosen].id, model_version=str(version))
-        return decision, line
+        return decision, line, len(head)
 
     # -- outcomes --------------------------------------------------------------
 

@@ -11,12 +11,25 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from banditkit.eventlog import iso_timestamp
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord
 
-__all__ = ["JoinOutcome", "join_event", "joined_line"]
+__all__ = ["JoinOutcome", "JoinedLine", "join_event", "joined_line"]
+
+
+class JoinedLine(NamedTuple):
+    """A joined event as the learner step needs it.
+
+    ``record`` is the joined object, its features (``c``) possibly left out:
+    what the learner and its observers read, so that nobody parses the line again.
+    """
+
+    timestamp: str
+    line: str
+    record: dict
 
 
 @dataclass(frozen=True)
@@ -65,13 +78,19 @@ def join_event(event: PendingEvent, rewards: Sequence[RewardRecord],
                        used_default=not counted)
 
 
-def joined_line(event: PendingEvent, outcome: JoinOutcome) -> tuple[str, str]:
-    """The dsjson line of a joined event, as ``(timestamp, line)``.
+def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
+    """The dsjson line of a joined event.
 
     Label fields come first, as VW's own writers put them: ``_label_cost`` is
-    minus the reward, ``_label_Action`` 1-based, ``_labelIndex`` 0-based.
+    minus the reward, ``_label_Action`` 1-based, ``_labelIndex`` 0-based. When
+    the event knows where its features begin (``context_at``), only the part
+    before them is parsed and the features are copied as text, last.
     """
-    decision = json.loads(event.decision)
+    if event.context_at is None:
+        decision, features = json.loads(event.decision), ""
+    else:
+        decision = json.loads(event.decision[:event.context_at] + "}")
+        features = event.decision[event.context_at:-1]  # ',"c":{...}'
     chosen_action = decision["a"][0]
     outcomes: list[dict] = []
     if event.deferred and event.activated_at is not None:
@@ -96,4 +115,7 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> tuple[str, str]:
     if outcome.ignored:
         extra["ignoredRewards"] = [{"v": r.value, "t": iso_timestamp(r.received_at)}
                                    for r in outcome.ignored]
-    return decision["Timestamp"], json.dumps(record, separators=(",", ":"))
+    line = json.dumps(record, separators=(",", ":"))
+    if features:
+        line = line[:-1] + features + "}"
+    return JoinedLine(decision["Timestamp"], line, record)

@@ -16,7 +16,7 @@ live one and delete it.
 
 Line format (UTF-8, one record per line; JSON never contains a raw newline)::
 
-    d <event id> <created_at> <deferred 0|1> <decision JSON>
+    d <event id> <created_at> <deferred 0|1> <context_at or -> <decision JSON>
     r <event id> <received_at> <value>
     a <event id> <at>
 
@@ -66,6 +66,7 @@ class JournalLine:
     deferred: bool = False
     value: float = 0.0
     payload: str = ""
+    context_at: int | None = None
 
 
 def parse_line(line: str) -> JournalLine:
@@ -81,8 +82,9 @@ def _parse(line: str) -> JournalLine:
     kind, rest = line[0], line[2:]
     event_id, tail = _split_event_id(rest)
     if kind == "d":
-        at, deferred, payload = tail.split(" ", 2)
-        return JournalLine("d", event_id, float(at), deferred == "1", payload=payload)
+        at, deferred, context_at, payload = tail.split(" ", 3)
+        return JournalLine("d", event_id, float(at), deferred == "1", payload=payload,
+                           context_at=None if context_at == "-" else int(context_at))
     if kind == "r":
         at, value = tail.split(" ")
         return JournalLine("r", event_id, float(at), value=float(value))
@@ -190,8 +192,11 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def decision_line(event_id: str, created_at: float, deferred: bool, decision: str) -> str:
-    return f"d {encode_event_id(event_id)} {float(created_at)!r} {int(deferred)} {decision}\n"
+def decision_line(event_id: str, created_at: float, deferred: bool, decision: str,
+                  context_at: int | None = None) -> str:
+    at = "-" if context_at is None else context_at
+    return (f"d {encode_event_id(event_id)} {float(created_at)!r} {int(deferred)} {at} "
+            f"{decision}\n")
 
 
 def reward_line(event_id: str, received_at: float, value: float) -> str:

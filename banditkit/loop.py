@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 from banditkit import __version__
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter
+from banditkit.join import JoinedLine
 from banditkit.sampling import new_event_id
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store
@@ -87,8 +88,8 @@ class LoopEngine(abc.ABC):
 
     @abc.abstractmethod
     def _join(self, events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
-              settings: LoopSettings) -> list[tuple[str, str]]:
-        """One ``(timestamp, joined dsjson line)`` per due event."""
+              settings: LoopSettings) -> list[JoinedLine]:
+        """One joined line per due event."""
 
     def _observe_learned(self, records: list[dict]) -> None:  # noqa: B027 - optional hook
         """Called with the joined records of each learner step, in join order."""
@@ -158,17 +159,21 @@ class LoopEngine(abc.ABC):
             self._settings = settings
             trainer = self._ensure_trainer(settings)
             self._flush_journal()
+            # Lines joined before and not in the trainer yet (after a restart).
+            self._learn(trainer, ((seq, line, json.loads(line))
+                                  for seq, line in self.store.joined_lines_after(
+                                      self._through_seq)))
             joined = 0
             while True:
-                ids = self.store.join_due(
+                batch = self.store.join_due(
                     now=self.clock(), wait_seconds=settings.reward_wait_seconds,
                     limit=batch_size, join=lambda events, rewards: self._join(
                         events, rewards, settings))
-                if not ids:
+                if not batch:
                     break
-                joined += len(ids)
+                joined += len(batch)
                 self._flush_journal()
-            self._learn_joined(trainer)
+                self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
             interval_passed = (self.clock() - self._published_at
                                >= settings.model_update_seconds)
             if self._learned_since_publish and (interval_passed or force_publish):
@@ -223,10 +228,12 @@ class LoopEngine(abc.ABC):
         self._published_at = published_at
         self._learned_since_publish = 0
 
-    def _learn_joined(self, trainer: Any) -> None:
+    def _learn(self, trainer: Any, joined: Iterable[tuple[int, str, dict]]) -> None:
+        """Learn ``(join_seq, line, record)`` in join order, past what the trainer has."""
         records = []
-        for seq, line in list(self.store.joined_lines_after(self._through_seq)):
-            record = json.loads(line)
+        for seq, line, record in list(joined):
+            if seq <= self._through_seq:
+                continue
             records.append(record)
             mode = record.get("_banditkit", {}).get("learningMode")
             if mode != "logging_only" and trainer.learn_dsjson(line, record):

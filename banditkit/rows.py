@@ -38,7 +38,7 @@ import numpy as np
 
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, dsjson_context, iso_timestamp
-from banditkit.join import JoinOutcome, join_event
+from banditkit.join import JoinedLine, JoinOutcome, join_event
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.rows_learner import SlatePage
 from banditkit.rows_store import RowStore
@@ -886,7 +886,7 @@ class RowEngine(LoopEngine):
     # -- the learner -------------------------------------------------------------
 
     def _join(self, events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
-              settings: LoopSettings) -> list[tuple[str, str]]:
+              settings: LoopSettings) -> list[JoinedLine]:
         slot_rewards = self.store.slot_rewards([event.event_id for event in events])
         return [joined_page_line(event, rewards.get(event.event_id, []),
                                  slot_rewards.get(event.event_id, {}), settings)
@@ -948,7 +948,7 @@ def join_page(event: PendingEvent, page_rewards: Sequence[RewardRecord],
 
 def joined_page_line(event: PendingEvent, page_rewards: Sequence[RewardRecord],
                      slot_rewards: Mapping[str, Sequence[RewardRecord]],
-                     settings: LoopSettings) -> tuple[str, str]:
+                     settings: LoopSettings) -> JoinedLine:
     """The CCB dsjson line of a joined page, as ``(timestamp, line)``.
 
     Each slot's outcome gets ``_label_cost`` = minus its joined reward and
@@ -982,7 +982,7 @@ def joined_page_line(event: PendingEvent, page_rewards: Sequence[RewardRecord],
                             for r in page.ignored]
     if ignored:
         info["ignoredRewards"] = ignored
-    return record["Timestamp"], json.dumps(record, separators=(",", ":"))
+    return JoinedLine(record["Timestamp"], json.dumps(record, separators=(",", ":")), record)
 
 
 # --------------------------------------------------------------------- validation

@@ -16,9 +16,10 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
 from banditkit.journal import (
@@ -41,6 +42,14 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+
+class _JoinedItem(Protocol):
+    timestamp: str
+    line: str
+
+
+_Joined = TypeVar("_Joined", bound=_JoinedItem)
+
 # Event ids this process journaled, remembered so its own rewards and duplicate
 # checks need no ingestion; older ones are in the tables by then.
 _RECENT_IDS = 100_000
@@ -52,6 +61,7 @@ CREATE TABLE IF NOT EXISTS events (
     deferred     INTEGER NOT NULL,
     activated_at REAL,
     decision     TEXT NOT NULL,   -- the dsjson object before the join
+    context_at   INTEGER,         -- where its ',"c":' features begin, if known
     joined_at    REAL,
     join_seq     INTEGER,         -- order of joining, for replay after a restart
     joined_line  TEXT             -- the dsjson line written to the log
@@ -78,7 +88,7 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS join_journal (
     id     INTEGER PRIMARY KEY,
-    lines  TEXT NOT NULL            -- JSON list of [timestamp, line] not yet durable in the log
+    lines  TEXT NOT NULL            -- "timestamp<TAB>line" per line, not yet durable in the log
 );
 CREATE TABLE IF NOT EXISTS journal_files (
     name   TEXT PRIMARY KEY,        -- a file of the journal folder
@@ -95,6 +105,10 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 """
 
 
+# Columns added after a data directory may have been created: (table, column, type).
+_ADDED_COLUMNS = [("events", "context_at", "INTEGER")]
+
+
 @dataclass(frozen=True)
 class PendingEvent:
     event_id: str
@@ -102,6 +116,7 @@ class PendingEvent:
     deferred: bool
     activated_at: float | None
     decision: str
+    context_at: int | None = None  # where ``,"c":`` starts in ``decision``, when known
 
 
 @dataclass(frozen=True)
@@ -156,7 +171,17 @@ class Store:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        return thread_connection(self, self.path, schema=_SCHEMA, synchronous=self.synchronous)
+        connection = thread_connection(self, self.path, schema=_SCHEMA,
+                                       synchronous=self.synchronous)
+        migrated = self.__dict__.setdefault("_migrated", set())
+        if id(connection) not in migrated:
+            for table, column, kind in _ADDED_COLUMNS:
+                present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another did it
+                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            migrated.add(id(connection))
+        return connection
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -194,8 +219,8 @@ class Store:
             process made moments ago and not yet ingested is found at ingestion
             instead: kept in ``journal_rejects`` with a warning, not learned.
         """
-        text = "".join(decision_line(e.event_id, e.created_at, e.deferred, e.decision)
-                       for e in events)
+        text = "".join(decision_line(e.event_id, e.created_at, e.deferred, e.decision,
+                                     e.context_at) for e in events)
         with self._recent_lock:
             if not fresh_ids:
                 for event in events:
@@ -290,9 +315,10 @@ class Store:
                 rejects.append((line, "duplicate event id"))
             else:
                 taken.add(line.event_id)
-                fresh.append((line.event_id, line.at, int(line.deferred), line.payload))
-        db.executemany("INSERT INTO events (event_id, created_at, deferred, decision) "
-                       "VALUES (?,?,?,?)", fresh)
+                fresh.append((line.event_id, line.at, int(line.deferred), line.payload,
+                              line.context_at))
+        db.executemany("INSERT INTO events (event_id, created_at, deferred, decision, "
+                       "context_at) VALUES (?,?,?,?,?)", fresh)
         self._reject(db, rejects)
 
     def _ingest_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
@@ -343,39 +369,42 @@ class Store:
 
     # -- the join --------------------------------------------------------------
 
-    def join_due(self, *, now: float, wait_seconds: float, limit: int, join) -> list[str]:
+    def join_due(self, *, now: float, wait_seconds: float, limit: int,
+                 join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
+                                Sequence[_Joined]]) -> list[tuple[int, _Joined]]:
         """Join due events in one transaction.
 
         ``join(events, rewards)`` receives the due :class:`PendingEvent` list (oldest
         first) and a dict of their :class:`RewardRecord` lists, and returns one
-        ``(timestamp, joined_line)`` per event. The lines are journaled in the same
-        transaction that marks the events joined, so a reward arriving later is
-        recorded as late and a crash before the log write is repaired by
-        :meth:`journal`.
+        item per event with ``timestamp`` and ``line`` (the joined dsjson line)
+        attributes. The lines are journaled in the same transaction that marks the
+        events joined, so a reward arriving later is recorded as late and a crash
+        before the log write is repaired by :meth:`journal`.
 
-        Returns the joined event ids.
+        Returns ``(join_seq, item)`` per joined event, in join order.
         """
         cutoff = now - wait_seconds
         with self._transaction() as db:
             self._ingest(db)  # what arrives after this transaction is late
             rows = db.execute(
-                "SELECT event_id, created_at, deferred, activated_at, decision FROM events "
-                "WHERE joined_at IS NULL AND ((deferred = 0 AND created_at <= :c) OR "
-                "(deferred = 1 AND COALESCE(activated_at, created_at) <= :c)) "
+                "SELECT event_id, created_at, deferred, activated_at, decision, context_at "
+                "FROM events WHERE joined_at IS NULL AND ((deferred = 0 AND created_at <= :c) "
+                "OR (deferred = 1 AND COALESCE(activated_at, created_at) <= :c)) "
                 "ORDER BY created_at, rowid LIMIT :n",
                 {"c": cutoff, "n": limit}).fetchall()
             if not rows:
                 return []
-            events = [PendingEvent(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
-            lines = join(events, self._rewards([e.event_id for e in events]))
+            events = [PendingEvent(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+            joined = join(events, self._rewards([e.event_id for e in events]))
             seq = db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
             db.executemany(
                 "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? "
                 "WHERE event_id = ?",
-                [(now, seq + i + 1, line, e.event_id)
-                 for i, (e, (_, line)) in enumerate(zip(events, lines, strict=True))])
-            db.execute("INSERT INTO join_journal (lines) VALUES (?)", (json.dumps(lines),))
-        return [e.event_id for e in events]
+                [(now, seq + i + 1, item.line, e.event_id)
+                 for i, (e, item) in enumerate(zip(events, joined, strict=True))])
+            db.execute("INSERT INTO join_journal (lines) VALUES (?)",
+                       ("\n".join(f"{item.timestamp}\t{item.line}" for item in joined),))
+        return [(seq + i + 1, item) for i, item in enumerate(joined)]
 
     def _rewards(self, event_ids: list[str]) -> dict[str, list[RewardRecord]]:
         out: dict[str, list[RewardRecord]] = {}
@@ -390,7 +419,7 @@ class Store:
 
     def journal(self) -> list[JournalEntry]:
         """Joined lines not yet confirmed durable in the log, oldest first."""
-        return [JournalEntry(id_, [tuple(pair) for pair in json.loads(lines)])
+        return [JournalEntry(id_, [tuple(pair.split("\t", 1)) for pair in lines.split("\n")])
                 for id_, lines in self._db.execute(
                     "SELECT id, lines FROM join_journal ORDER BY id")]
 
