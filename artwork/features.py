@@ -124,17 +124,21 @@ def _kmeans(
         centers.append(points[index])
         dist = np.minimum(dist, ((points - points[index]) ** 2).sum(axis=1))
     centers = np.array(centers)
+    sq = (points**2).sum(axis=1)
     labels = np.zeros(len(points), dtype=np.int64)
     for iteration in range(n_iter):
-        d2 = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        # |p - c|^2 without the (n_points, k, n_dims) temporary; the |p|^2 term
+        # does not change the argmin but keeps the distances non-negative
+        d2 = sq[:, None] - 2.0 * points @ centers.T + (centers**2).sum(axis=1)[None, :]
         new_labels = d2.argmin(axis=1)
         if iteration and np.array_equal(new_labels, labels):
             break
         labels = new_labels
-        for j in range(k):
-            members = points[labels == j]
-            if len(members):
-                centers[j] = members.mean(axis=0)
+        counts = np.bincount(labels, minlength=k)
+        sums = np.stack([np.bincount(labels, weights=points[:, d], minlength=k)
+                         for d in range(points.shape[1])], axis=1)
+        filled = counts > 0
+        centers[filled] = sums[filled] / counts[filled, None]
     return centers, labels
 
 
