@@ -221,19 +221,37 @@ def detect_faces(
     """
     check_image(image)
     work, scale = _fit(image, max_side)
-    gray = cv2.equalizeHist(_gray(work))
+    gray = _gray(work)
+    smile_gray = None
+    if detectors.smile is not None:
+        smile_gray = gray if work is image else _gray(image)
+    return _faces_in_gray(gray, scale, image.shape, smile_gray, detectors=detectors,
+                          min_size=min_size)
+
+
+def _faces_in_gray(
+    gray: np.ndarray,
+    scale: float,
+    shape: tuple[int, ...],
+    smile_gray: np.ndarray | None,
+    *,
+    detectors: Detectors,
+    min_size: int = 32,
+) -> list[Face]:
+    """Faces found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels.
+
+    ``smile_gray`` is the greyscale image of ``shape`` the smile cascade reads
+    (``None`` leaves ``smile`` unset).
+    """
     boxes, counts = detectors.face.detectMultiScale2(
-        gray, scaleFactor=1.15, minNeighbors=4, minSize=(min_size, min_size)
+        cv2.equalizeHist(gray), scaleFactor=1.15, minNeighbors=4, minSize=(min_size, min_size)
     )
-    full_gray = None
     faces = []
     for box, count in zip(boxes, counts, strict=False):
-        original = _scale_box(box, scale, image.shape)
+        original = _scale_box(box, scale, shape)
         smile = None
-        if detectors.smile is not None:
-            if full_gray is None:
-                full_gray = _gray(image)
-            smile = _smiles(full_gray, original, detectors.smile)
+        if detectors.smile is not None and smile_gray is not None:
+            smile = _smiles(smile_gray, original, detectors.smile)
         confidence = float(1.0 - np.exp(-float(count) / 4.0))
         faces.append(Face(box=original, confidence=confidence, smile=smile))
     faces.sort(key=lambda face: face.box[2] * face.box[3], reverse=True)
@@ -301,6 +319,10 @@ def saliency_map(image: np.ndarray, *, detectors: Detectors, size: int = 128) ->
         Non-negative, sums to 1 (uniform when the image is flat).
     """
     check_image(image)
+    return _saliency(image, detectors=detectors, size=size)
+
+
+def _saliency(image: np.ndarray, *, detectors: Detectors, size: int = 128) -> np.ndarray:
     work, _ = _fit(image, size)
     ok, sal = detectors.saliency.computeSaliency(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
     sal = np.asarray(sal, dtype=np.float64) if ok else np.zeros(work.shape[:2])
@@ -376,7 +398,11 @@ def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
     """
     check_image(image)
     work, scale = _fit(image, max_side)
-    gray = _gray(work)
+    return _text_in_gray(_gray(work), scale, image.shape)
+
+
+def _text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
+    """Text lines found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels."""
     boxes = _glyph_boxes(gray)
     if len(boxes) < 3:
         return []
@@ -430,7 +456,7 @@ def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
             if x1 - x0 < 1.5 * (y1 - y0):
                 continue
             regions.append(Region(
-                box=_scale_box((x0, y0, x1 - x0, y1 - y0), scale, image.shape),
+                box=_scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),
                 confidence=float(min(1.0, len(run) / 8.0)),
             ))
     regions.sort(key=lambda r: r.box[2] * r.box[3], reverse=True)

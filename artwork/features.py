@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from artwork._errors import ArtworkInputError
-from artwork.detectors import Detectors, Face, Region, _fit, _gray, saliency_map
+from artwork.detectors import Detectors, Face, Region, _fit, _gray, _saliency
 from artwork.io import check_image
 
 __all__ = [
@@ -266,7 +266,11 @@ def sharpness(image: np.ndarray) -> float:
         et al. 2000).
     """
     work, _ = _fit(check_image(image), 512)
-    return float(cv2.Laplacian(_gray(work), cv2.CV_64F, ksize=1).var())
+    return _laplacian_variance(_gray(work))
+
+
+def _laplacian_variance(gray: np.ndarray) -> float:
+    return float(cv2.Laplacian(gray, cv2.CV_64F, ksize=1).var())
 
 
 def noise_sigma(image: np.ndarray) -> float:
@@ -344,22 +348,36 @@ def composition_features(
     """
     check_image(image)
     height, width = image.shape[:2]
-    sal = saliency_map(image, detectors=detectors)
+    subject = None
+    if faces:
+        x, y, w, h = faces[0].box
+        subject = ((x + w / 2) / width, (y + h / 2) / height)
+    small, _ = _fit(image, 256)
+    return _layout(small, detectors=detectors, subject=subject)
+
+
+def _layout(
+    small: np.ndarray, *, detectors: Detectors, subject: tuple[float, float] | None,
+    gray: np.ndarray | None = None,
+) -> Features:
+    """Layout namespace of a copy at most 256 pixels on its longer side.
+
+    ``subject`` is the largest face's centre as fractions of the width and
+    height (``None``: the saliency centre); ``gray`` is ``small``'s greyscale
+    when the caller has it.
+    """
+    sal = _saliency(small, detectors=detectors)
     mh, mw = sal.shape
     ys, xs = (np.arange(mh) + 0.5) / mh, (np.arange(mw) + 0.5) / mw
     cy, cx = float(sal.sum(axis=1) @ ys), float(sal.sum(axis=0) @ xs)
     dy2 = (ys - cy)[:, None] ** 2
     dx2 = (xs - cx)[None, :] ** 2
     spread = float(np.sqrt((sal * (dx2 + dy2)).sum()) / np.sqrt(2.0) * 2.0)
-    if faces:
-        x, y, w, h = faces[0].box
-        subject = np.array([(x + w / 2) / width, (y + h / 2) / height])
-    else:
-        subject = np.array([cx, cy])
-    nearest = float(np.min(np.hypot(*(_THIRDS - subject).T)))
+    point = np.array(subject if subject is not None else (cx, cy))
+    nearest = float(np.min(np.hypot(*(_THIRDS - point).T)))
     thirds = max(0.0, 1.0 - nearest / _THIRDS_MAX)
-    small, _ = _fit(image, 256)
-    gray = _gray(small)
+    if gray is None:
+        gray = _gray(small)
     g = gray.astype(np.float64)
     sym_lr = 1.0 - float(np.abs(g - g[:, ::-1]).mean() / 255.0)
     sym_tb = 1.0 - float(np.abs(g - g[::-1, :]).mean() / 255.0)

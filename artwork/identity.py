@@ -73,7 +73,12 @@ def fingerprint(image: np.ndarray, *, n_keypoints: int = 300) -> Fingerprint:
     Fingerprint
     """
     check_image(image)
-    gray = _gray(_fit(image, 384)[0])
+    return _fingerprint_gray(_gray(image), n_keypoints=n_keypoints)
+
+
+def _fingerprint_gray(gray: np.ndarray, *, n_keypoints: int = 300) -> Fingerprint:
+    """:func:`fingerprint` of a greyscale image (resized here to 384 pixels)."""
+    gray = _fit(gray, 384)[0]
     small = cv2.resize(gray, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float64)
     ahash = _bits_to_hex(small > small.mean())
     wide = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.float64)
