@@ -20,14 +20,14 @@ _SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "ci_method", "ess
 
 
 def _estimator_names(text: str) -> list[str]:
-    from simulator.evaluation import ESTIMATOR_NAMES
+    from simulator.evaluation import ESTIMATOR_NAMES, check_estimator_names
 
-    names = [name.strip().lower().replace("-", "_") for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in ESTIMATOR_NAMES]
-    if unknown or not names:
-        raise click.BadParameter(f"expected a comma-separated list of {', '.join(ESTIMATOR_NAMES)}"
-                                 f"; got {text!r}", param_hint="--estimators")
-    return names
+    try:
+        return check_estimator_names(text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected a comma-separated list of "
+                                 f"{', '.join(ESTIMATOR_NAMES)}; got {text!r}",
+                                 param_hint="--estimators") from None
 
 
 def _print(report, as_json: bool) -> None:
@@ -209,16 +209,14 @@ def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimat
                      model_args: str | None, data_dir: Path, seed: int):
     from tqdm import tqdm
 
-    from simulator.dsjson import HashedRewardModel, count_events, evaluate_dsjson
+    from simulator.dsjson import count_events
+    from simulator.evaluation import evaluate_log
 
-    needs_model = any(e._needs_model for e in estimators)
     with tqdm(total=count_events(paths), unit="event", disable=None, leave=False) as bar:
-        return evaluate_dsjson(
-            list(paths), policies=list(policies) or ["logged", "baseline", "uniform"],
-            estimators=estimators,
-            reward_model=HashedRewardModel(seed=seed) if needs_model else None,
-            chunk_size=chunk_size, train_fraction=train_fraction, offline_args=offline_args,
-            model_args=model_args, data_dir=data_dir, progress=bar.update)
+        return evaluate_log(
+            paths, policies=policies, estimators=estimators, chunk_size=chunk_size,
+            train_fraction=train_fraction, offline_args=offline_args, model_args=model_args,
+            data_dir=data_dir, seed=seed, progress=bar.update)
 
 
 @click.command("simulate")

@@ -8,12 +8,15 @@ statistics so that memory is that of one chunk. Both return an
 (:meth:`EvaluationReport.to_frame`) or the JSON of ``banditkit evaluate --json``
 (:meth:`EvaluationReport.to_dict`).
 
+:func:`evaluate_log` is what ``banditkit evaluate`` (and the server's
+``POST /v1/evaluations``) runs on banditkit's own dsjson log.
+
 :func:`read_table` loads a CSV or Parquet log with a column map.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +40,14 @@ from simulator.rounds import LoggedRounds, TargetRounds
 
 __all__ = [
     "DEFAULT_ESTIMATORS",
+    "DEFAULT_LOG_POLICIES",
+    "DEFAULT_OFFLINE_ARGS",
     "ESTIMATOR_NAMES",
     "EvaluationReport",
     "TableLog",
+    "check_estimator_names",
     "evaluate",
+    "evaluate_log",
     "evaluate_stream",
     "make_estimators",
     "read_table",
@@ -51,10 +58,44 @@ ESTIMATOR_NAMES = ("replay", "ips", "clipped_ips", "snips", "dm", "dr", "sndr", 
                    "dros")
 #: What ``banditkit evaluate`` runs when no estimator is named.
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
+#: The policies :func:`evaluate_log` compares when none is named.
+DEFAULT_LOG_POLICIES = ("logged", "baseline", "uniform")
+#: VW arguments of the ``offline`` policy of :func:`evaluate_log`.
+DEFAULT_OFFLINE_ARGS = "--cb_explore_adf --epsilon 0.05 -q ::"
 _CLASSES: dict[str, type[OffPolicyEstimator]] = {
     "replay": Replay, "ips": IPS, "clipped_ips": ClippedIPS, "snips": SNIPS, "dm": DM,
     "dr": DR, "sndr": SNDR, "switch_dr": SwitchDR, "dros": DRos}
 _THRESHOLD_PARAMETER = {"clipped_ips": "max_weight", "switch_dr": "tau", "dros": "shrinkage"}
+
+
+def check_estimator_names(names: Iterable[str]) -> list[str]:
+    """Estimator names normalised (``"Clipped-IPS"`` -> ``"clipped_ips"``) and checked.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Names as a user typed them; blank ones are dropped.
+
+    Returns
+    -------
+    list of str
+        Names among :data:`ESTIMATOR_NAMES`, in the order given.
+
+    Raises
+    ------
+    ValueError
+        When no name is left or one is unknown (the message lists them).
+    """
+    given = list(names)
+    cleaned = [name.strip().lower().replace("-", "_") for name in given if name.strip()]
+    if not cleaned:
+        raise ValueError(f"estimator names must name at least one of "
+                         f"{', '.join(ESTIMATOR_NAMES)}; got {given!r}")
+    unknown = [name for name in cleaned if name not in ESTIMATOR_NAMES]
+    if unknown:
+        raise ValueError(f"estimator names must be among {', '.join(ESTIMATOR_NAMES)}; "
+                         f"got unknown {', '.join(map(repr, unknown))}")
+    return cleaned
 
 
 def make_estimators(names: Sequence[str], *, max_weight: float = 100.0,
@@ -232,6 +273,59 @@ def evaluate_stream(chunks: Iterable[tuple[LoggedRounds, Mapping[str, TargetRoun
                           for e in estimators} for policy in policies}
     return EvaluationReport(n_rounds=n_rounds, estimates=estimates,
                             true_values=dict(true_values or {}), notes=dict(notes or {}))
+
+
+def evaluate_log(paths: Sequence[str | Path], *, estimators: Sequence[OffPolicyEstimator],
+                 policies: Sequence[str] = DEFAULT_LOG_POLICIES, chunk_size: int = 50_000,
+                 train_fraction: float = 0.5, offline_args: str = DEFAULT_OFFLINE_ARGS,
+                 model_args: str | None = None, data_dir: str | Path | None = None,
+                 seed: int = 0, progress: Callable[[int], None] | None = None
+                 ) -> EvaluationReport:
+    """Off-policy evaluation of named policies on banditkit's dsjson decision log.
+
+    What ``banditkit evaluate LOG`` and ``POST /v1/evaluations`` run: the
+    policies are resolved by :func:`simulator.dsjson.make_policy`, and
+    estimators that need a reward model (DM and the DR family) get a
+    :class:`~simulator.dsjson.HashedRewardModel` cross-fitted within each chunk.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        dsjson files or folders (searched recursively for ``*.dsjson``).
+    estimators : sequence of OffPolicyEstimator
+        From :func:`make_estimators`; they must stream (``ci_method`` "clt"
+        or "bernstein").
+    policies : sequence of str, default=("logged", "baseline", "uniform")
+        ``logged``, ``baseline``, ``uniform``, ``offline``, ``model:PATH``,
+        ``model:latest``; empty means the default.
+    chunk_size : int, default=50000
+        Events per chunk (memory and reward-model cross-fitting unit).
+    train_fraction : float, default=0.5
+        Share of the log that trains ``offline`` (then held out from evaluation).
+    offline_args : str, default="--cb_explore_adf --epsilon 0.05 -q ::"
+        VW arguments of ``offline``.
+    model_args : str, default=None
+        VW arguments of ``model:PATH`` files (``None``: VWLearner's default).
+    data_dir : path, default=None
+        Data directory of ``model:latest``.
+    seed : int, default=0
+        Seeds the reward model's folds.
+    progress : callable, default=None
+        Called with the number of events just read.
+
+    Returns
+    -------
+    EvaluationReport
+    """
+    from simulator.dsjson import HashedRewardModel, evaluate_dsjson
+
+    needs_model = any(e._needs_model for e in estimators)
+    return evaluate_dsjson(
+        list(paths), policies=list(policies) or list(DEFAULT_LOG_POLICIES),
+        estimators=estimators,
+        reward_model=HashedRewardModel(seed=seed) if needs_model else None,
+        chunk_size=chunk_size, train_fraction=train_fraction, offline_args=offline_args,
+        model_args=model_args, data_dir=data_dir, progress=progress)
 
 
 @dataclass(frozen=True, eq=False)
