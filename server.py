@@ -53,6 +53,7 @@ from flask import Flask, g, request
 from banditkit.engine import Engine
 from banditkit.settings import LoopSettings
 from serving import (
+    analyst,
     artwork_rank,
     auth,
     catalogue,
@@ -131,6 +132,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     keys_path = app.config.get("AUTH_KEYS_PATH") or default_path(data_dir)
     personalizer.init_app(app, meta=MetaStore(path=keys_path))
     events.init_app(app)
+    analyst.init_app(app)
     rows.init_app(app, data_dir=data_dir)
     catalogue.init_app(app)
     artwork_rank.init_app(app)

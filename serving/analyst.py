@@ -1,0 +1,648 @@
+"""The analyst's routes: read the decision log, export it, evaluate policies on it.
+
+Issue 5 gives the ``analyst`` role "read logs, export, evaluate"; these routes
+(``admin`` may use them too) do that over HTTP, on the engine's dsjson log
+(``<data>/logs/dt=YYYY-MM-DD/events.dsjson``, DESIGN.md §3):
+
+* ``GET /v1/logs``: the date partitions, with bytes, events and the first and
+  last decision timestamps of each.
+* ``GET /v1/logs/export?from=YYYY-MM-DD&to=YYYY-MM-DD``: the joined dsjson
+  lines of those days (inclusive) as ``application/x-ndjson``, streamed from
+  the files block by block (never loaded whole); an empty range is an empty
+  200 body.
+* ``POST /v1/evaluations``: off-policy evaluation of named policies on those
+  days, synchronously, through :func:`simulator.evaluation.evaluate_log` (what
+  ``banditkit evaluate --json`` runs); the response is that command's JSON.
+  A range without events is 404. Only policies the server resolves itself
+  are accepted: ``logged``, ``baseline``, ``uniform``, ``offline``,
+  ``model:latest`` and ``model:vN`` naming the latest published version;
+  ``model:PATH`` never (a request names no file on the server).
+
+Config keys (``ANALYST_`` namespace)
+------------------------------------
+ANALYST_MAX_RANGE_DAYS : int, default=366
+    Most days one export or evaluation may span.
+ANALYST_MAX_EVALUATION_EVENTS : int, default=200000
+    Most logged events one evaluation may read; larger ranges get 400 (use
+    ``banditkit evaluate`` on the files, which streams any size).
+ANALYST_EXPORT_CHUNK_BYTES : int, default=65536
+    Size of the blocks an export reads and sends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Flask, Response, current_app, request
+
+from serving import openapi
+from serving._parsing import (
+    json_body,
+    require_finite_number,
+    require_list,
+    require_object,
+    require_str,
+)
+from serving.auth import require_roles
+from serving.errors import ApiError
+from serving.runtime import get_engine
+
+__all__ = [
+    "EvaluationRequest",
+    "LogPartition",
+    "bp",
+    "export_chunks",
+    "init_app",
+    "log_partitions",
+    "parse_date_range",
+    "parse_evaluation_request",
+    "partition_files",
+    "run_evaluation",
+]
+
+bp = Blueprint("analyst", __name__, url_prefix="/v1")
+
+NDJSON = "application/x-ndjson"
+_DEFAULTS = {"MAX_RANGE_DAYS": 366, "MAX_EVALUATION_EVENTS": 200_000,
+             "EXPORT_CHUNK_BYTES": 64 * 1024}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+_TIMESTAMP = b'"Timestamp":"'
+_MODEL_VERSION = re.compile(r"^model:v(\d{1,18})$")
+#: Policies an HTTP caller may name besides ``model:latest`` / ``model:vN``.
+SIMPLE_POLICIES = ("logged", "baseline", "uniform", "offline")
+_MAX_POLICIES = 16
+_CI_METHODS = ("clt", "bernstein")
+
+
+def _config(name: str) -> int:
+    return int(current_app.config.get(f"ANALYST_{name}", _DEFAULTS[name]))
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+@dataclass(frozen=True)
+class LogPartition:
+    """One day of the decision log.
+
+    Attributes
+    ----------
+    day : date
+    path : Path
+        Its ``events.dsjson`` file.
+    n_bytes : int
+        Size of the complete lines (a line being appended is not counted).
+    n_events : int
+        Complete lines, one joined event each.
+    first_timestamp, last_timestamp : str or None
+        Earliest and latest decision ``Timestamp`` in the file; None when empty.
+    """
+
+    day: date
+    path: Path
+    n_bytes: int
+    n_events: int
+    first_timestamp: str | None
+    last_timestamp: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"date": self.day.isoformat(), "bytes": self.n_bytes, "events": self.n_events,
+                "firstTimestamp": self.first_timestamp, "lastTimestamp": self.last_timestamp}
+
+
+def _partition_path(log: Any, day: date) -> Path:
+    # The writer's own layout (dt=YYYY-MM-DD/events.dsjson) for that day.
+    return Path(log.partition(day.isoformat()))
+
+
+def _partition_days(root: Path) -> list[date]:
+    days = []
+    if root.is_dir():
+        for entry in root.iterdir():
+            match = _PARTITION_DIR.match(entry.name)
+            if match and entry.is_dir():
+                try:
+                    days.append(date.fromisoformat(match.group(1)))
+                except ValueError:
+                    continue  # dt=2024-13-45: not a partition of ours
+    return sorted(days)
+
+
+def _complete_blocks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    """The file's complete lines, in blocks of about ``chunk_bytes``.
+
+    Reads up to the size the file had when opened and holds back a last line
+    without its newline (one the learner is appending), so a reader never
+    sees half an event.
+    """
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, also when abandoned
+    except FileNotFoundError:
+        return
+    with handle:
+        remaining = os.fstat(handle.fileno()).st_size
+        tail = b""
+        while remaining > 0:
+            block = handle.read(min(chunk_bytes, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                tail += block
+                continue
+            yield tail + block[:cut + 1]
+            tail = block[cut + 1:]
+
+
+def _scan(path: Path, day: date) -> LogPartition:
+    n_bytes = n_events = 0
+    first: bytes | None = None
+    last: bytes | None = None
+    for block in _complete_blocks(path, 1 << 20):
+        n_bytes += len(block)
+        for line in block.splitlines():
+            if not line.strip():
+                continue
+            n_events += 1
+            # Label fields and outcomes (whose times are "t") precede the
+            # decision's own Timestamp, so its first occurrence is the one.
+            at = line.find(_TIMESTAMP)
+            if at < 0:
+                continue
+            start = at + len(_TIMESTAMP)
+            stamp = line[start:line.find(b'"', start)]
+            first = stamp if first is None or stamp < first else first
+            last = stamp if last is None or stamp > last else last
+    return LogPartition(day=day, path=path, n_bytes=n_bytes, n_events=n_events,
+                        first_timestamp=None if first is None else first.decode("ascii", "replace"),
+                        last_timestamp=None if last is None else last.decode("ascii", "replace"))
+
+
+def log_partitions(log: Any) -> list[LogPartition]:
+    """Every date partition of an event log, oldest first.
+
+    Parameters
+    ----------
+    log : banditkit.eventlog.EventLogWriter
+        The engine's log (``engine.log``): its ``root`` and partition layout.
+
+    Returns
+    -------
+    list of LogPartition
+        One per ``dt=YYYY-MM-DD`` folder holding an ``events.dsjson`` file.
+        Each file is read once (O(bytes)), counting its complete lines.
+    """
+    out = []
+    for day in _partition_days(Path(log.root)):
+        path = _partition_path(log, day)
+        if path.is_file():
+            out.append(_scan(path, day))
+    return out
+
+
+def partition_files(log: Any, start: date, end: date) -> list[Path]:
+    """The existing partition files of the days ``start`` to ``end`` (inclusive), in order."""
+    files = []
+    day = start
+    while day <= end:
+        path = _partition_path(log, day)
+        if path.is_file():
+            files.append(path)
+        day += timedelta(days=1)
+    return files
+
+
+def export_chunks(files: Sequence[Path], *, chunk_bytes: int) -> Iterator[bytes]:
+    """The complete lines of ``files``, concatenated, in blocks of about ``chunk_bytes``."""
+    for path in files:
+        yield from _complete_blocks(path, chunk_bytes)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parse_date(value: Any, *, target: str) -> date:
+    if value is None:
+        raise ApiError(f"{target} is required: a date YYYY-MM-DD.", target=target)
+    text = require_str(value, target=target, max_length=10)
+    if not _DATE.match(text):
+        raise ApiError(f"{target} must be a date YYYY-MM-DD, got {text!r}.", target=target)
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ApiError(f"{target} is not a valid date: {text!r} ({exc}).",
+                       target=target) from None
+
+
+def parse_date_range(start: Any, end: Any, *, max_days: int) -> tuple[date, date]:
+    """Validate ``from`` and ``to`` (inclusive days) and the span between them.
+
+    Parameters
+    ----------
+    start, end : str
+        ``YYYY-MM-DD`` texts from the query or the body.
+    max_days : int
+        Most days the range may cover.
+    """
+    first = _parse_date(start, target="from")
+    last = _parse_date(end, target="to")
+    if first > last:
+        raise ApiError(f"from ({first}) must not be after to ({last}).", target="from")
+    span = (last - first).days + 1
+    if span > max_days:
+        raise ApiError(f"The range from {first} to {last} covers {span} days; at most "
+                       f"{max_days} are allowed (ANALYST_MAX_RANGE_DAYS).", target="to")
+    return first, last
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """A parsed ``POST /v1/evaluations`` body.
+
+    Attributes
+    ----------
+    start, end : date
+        Inclusive days of the log to evaluate on.
+    policies : tuple of str
+        Checked names (``model:PATH`` never passes).
+    estimators : tuple of str
+        Names among :data:`simulator.evaluation.ESTIMATOR_NAMES`.
+    confidence : float
+    max_weight : float
+    ci_method : str
+    """
+
+    start: date
+    end: date
+    policies: tuple[str, ...]
+    estimators: tuple[str, ...]
+    confidence: float
+    max_weight: float
+    ci_method: str
+
+
+def _policy(value: Any, *, target: str) -> str:
+    name = require_str(value, target=target, max_length=256).strip()
+    if name in SIMPLE_POLICIES or name == "model:latest" or _MODEL_VERSION.match(name):
+        return name
+    if name.startswith("model:"):
+        raise ApiError(
+            f"{target}: {name!r} is not accepted over HTTP: the server reads no model file "
+            "named by a request. Use model:latest or model:vN (a published version), or "
+            "run banditkit evaluate --policy model:PATH on the exported log.",
+            target=target)
+    raise ApiError(f"{target} must be one of {', '.join(SIMPLE_POLICIES)}, model:latest or "
+                   f"model:vN; got {name!r}.", target=target)
+
+
+def _names(body: dict[str, Any], key: str, *, parse: Any, default: Sequence[str]
+           ) -> tuple[str, ...]:
+    if body.get(key) is None:
+        return tuple(default)
+    values = require_list(body[key], target=key)
+    if not values:
+        raise ApiError(f"{key} must name at least one, got an empty array.", target=key)
+    if len(values) > _MAX_POLICIES:
+        raise ApiError(f"{key} may hold at most {_MAX_POLICIES} names, got {len(values)}.",
+                       target=key)
+    names = [parse(value, target=f"{key}[{index}]") for index, value in enumerate(values)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ApiError(f"{key} must not repeat a name, got {', '.join(repeated)} twice.",
+                       target=key)
+    return tuple(names)
+
+
+def _estimator(value: Any, *, target: str) -> str:
+    from simulator.evaluation import check_estimator_names
+
+    text = require_str(value, target=target, max_length=64)
+    try:
+        (name,) = check_estimator_names([text])
+    except ValueError as exc:
+        raise ApiError(f"{target}: {exc}.", target=target) from None
+    return name
+
+
+def _open_interval(body: dict[str, Any], key: str, default: float, *, low: float,
+                   high: float) -> float:
+    if body.get(key) is None:
+        return default
+    value = require_finite_number(body[key], target=key)
+    if not low < value < high:
+        raise ApiError(f"{key} must be between {low:g} and {high:g} (exclusive), got {value!r}.",
+                       target=key)
+    return value
+
+
+def parse_evaluation_request(body: Any, *, max_days: int) -> EvaluationRequest:
+    """Validate an evaluation body: ``{"from", "to", "policies", "estimators", ...}``.
+
+    Parameters
+    ----------
+    body : object
+        The decoded JSON body.
+    max_days : int
+        Most days the range may cover.
+    """
+    from simulator.evaluation import DEFAULT_ESTIMATORS, DEFAULT_LOG_POLICIES
+
+    body = require_object(body, target="")
+    start, end = parse_date_range(body.get("from"), body.get("to"), max_days=max_days)
+    ci_method = body.get("ciMethod", "clt")
+    if ci_method not in _CI_METHODS:
+        raise ApiError(f"ciMethod must be one of {', '.join(_CI_METHODS)} (bootstrap needs "
+                       f"every round in memory), got {ci_method!r}.", target="ciMethod")
+    return EvaluationRequest(
+        start=start, end=end,
+        policies=_names(body, "policies", parse=_policy, default=DEFAULT_LOG_POLICIES),
+        estimators=_names(body, "estimators", parse=_estimator, default=DEFAULT_ESTIMATORS),
+        confidence=_open_interval(body, "confidence", 0.95, low=0.0, high=1.0),
+        max_weight=_open_interval(body, "maxWeight", 100.0, low=0.0, high=math.inf),
+        ci_method=ci_method)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _resolve_model(name: str, *, latest: int, target: str) -> str:
+    """``model:latest`` / ``model:vN`` as the name :func:`simulator.dsjson.make_policy` takes."""
+    if latest <= 0:
+        raise ApiError(f"{target}: {name} cannot be evaluated: no model has been published "
+                       "yet.", target=target, status=400)
+    match = _MODEL_VERSION.match(name)
+    if match and int(match.group(1)) != latest:
+        raise ApiError(f"{target}: only the latest published model (model:v{latest}) can be "
+                       f"evaluated over HTTP, got {name}.", target=target)
+    return "model:latest"
+
+
+def _json_ready(value: Any) -> Any:
+    # Strict JSON: non-finite numbers become null, numpy scalars plain numbers.
+    if isinstance(value, dict):
+        return {str(key): _json_ready(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(inner) for inner in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_evaluation(engine: Any, spec: EvaluationRequest, *, data_dir: Path,
+                   max_events: int) -> dict[str, Any]:
+    """Evaluate ``spec`` on the engine's log; the ``banditkit evaluate --json`` document.
+
+    Parameters
+    ----------
+    engine : banditkit.engine.Engine
+    spec : EvaluationRequest
+    data_dir : Path
+        The data directory whose store holds the published models.
+    max_events : int
+        Most logged events (lines) the range may hold.
+
+    Returns
+    -------
+    dict
+        ``{"from", "to", "n_rounds", "estimates", "policies", "notes"}``.
+
+    Raises
+    ------
+    ApiError
+        404 when the range holds no (activated) event; 400 when it holds more
+        than ``max_events`` or a policy cannot be resolved.
+    """
+    from simulator.dsjson import count_events
+    from simulator.evaluation import evaluate_log, make_estimators
+
+    files = partition_files(engine.log, spec.start, spec.end)
+    n_events = count_events(files) if files else 0
+    if n_events == 0:
+        raise ApiError(f"The log holds no events from {spec.start} to {spec.end}.", status=404,
+                       code="NoEvents")
+    if n_events > max_events:
+        raise ApiError(
+            f"The range from {spec.start} to {spec.end} holds {n_events} events; an evaluation "
+            f"over HTTP reads at most {max_events} (ANALYST_MAX_EVALUATION_EVENTS). Narrow the "
+            "range, or export it and run banditkit evaluate.", target="from")
+    latest = engine.store.latest_model_version()
+    policies = [_resolve_model(name, latest=latest, target=f"policies[{index}]")
+                if name.startswith("model:") else name
+                for index, name in enumerate(spec.policies)]
+    if len(set(policies)) != len(policies):
+        raise ApiError("policies name the latest model twice (model:latest and "
+                       f"model:v{latest}).", target="policies")
+    estimators = make_estimators(list(spec.estimators), max_weight=spec.max_weight,
+                                 confidence_level=spec.confidence, ci_method=spec.ci_method)
+    try:
+        report = evaluate_log(files, policies=policies, estimators=estimators,
+                              data_dir=data_dir)
+    except ValueError as exc:
+        if "no activated events" in str(exc):  # every event of the range was skipped
+            raise ApiError(f"The log holds no activated events from {spec.start} to "
+                           f"{spec.end}.", status=404, code="NoEvents") from None
+        raise ApiError(f"The evaluation failed: {exc}.") from None
+    return _json_ready({"from": spec.start.isoformat(), "to": spec.end.isoformat(),
+                        **report.to_dict()})
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@bp.get("/logs")
+@require_roles("analyst")
+def list_logs() -> tuple[dict[str, Any], int]:
+    """The log's date partitions: ``{"partitions": [...], "events", "bytes"}``."""
+    partitions = log_partitions(get_engine().log)
+    return {"partitions": [p.to_json() for p in partitions],
+            "events": sum(p.n_events for p in partitions),
+            "bytes": sum(p.n_bytes for p in partitions)}, 200
+
+
+@bp.get("/logs/export")
+@require_roles("analyst")
+def export_logs() -> Response:
+    """The dsjson lines of ``from`` to ``to`` (inclusive days), streamed as NDJSON."""
+    start, end = parse_date_range(request.args.get("from"), request.args.get("to"),
+                                  max_days=_config("MAX_RANGE_DAYS"))
+    files = partition_files(get_engine().log, start, end)
+    body = export_chunks(files, chunk_bytes=_config("EXPORT_CHUNK_BYTES"))
+    name = f"banditkit-events-{start.isoformat()}_{end.isoformat()}.ndjson"
+    return Response(body, mimetype=NDJSON,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.post("/evaluations")
+@require_roles("analyst")
+def create_evaluation() -> tuple[dict[str, Any], int]:
+    """Off-policy evaluation on a date range of the log: 200 with the estimates."""
+    spec = parse_evaluation_request(json_body(), max_days=_config("MAX_RANGE_DAYS"))
+    return run_evaluation(get_engine(), spec,
+                          data_dir=Path(current_app.config["ENGINE_DATA_DIR"]),
+                          max_events=_config("MAX_EVALUATION_EVENTS")), 200
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+_DATE_PARAMETERS = [
+    {"name": "from", "in": "query", "required": True, "description": "First day (UTC), inclusive.",
+     "schema": {"type": "string", "format": "date"}, "example": "2024-01-01"},
+    {"name": "to", "in": "query", "required": True, "description": "Last day (UTC), inclusive.",
+     "schema": {"type": "string", "format": "date"}, "example": "2024-01-31"},
+]
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/v1/logs": {"get": openapi.protected({
+            "tags": ["analyst"],
+            "summary": "The decision log's date partitions: bytes, events, first/last timestamp.",
+            "operationId": "analyst_list_logs",
+            "responses": {"200": openapi.json_response("The partitions, oldest first.",
+                                                       "LogPartitionList"),
+                          **openapi.errors(400)},
+        }, ("analyst",))},
+        "/v1/logs/export": {"get": openapi.protected({
+            "tags": ["analyst"],
+            "summary": "The joined dsjson lines of a date range, streamed as NDJSON.",
+            "description": "Days are inclusive; a range without events is an empty body.",
+            "operationId": "analyst_export_logs",
+            "parameters": _DATE_PARAMETERS,
+            "responses": {"200": {"description": "One joined dsjson event per line.",
+                                  "content": {NDJSON: {"schema": {"type": "string"}}}},
+                          **openapi.errors(400)},
+        }, ("analyst",))},
+        "/v1/evaluations": {"post": openapi.protected({
+            "tags": ["analyst"],
+            "summary": "Off-policy evaluation of policies on a date range of the log.",
+            "description": "Synchronous; the range may hold at most "
+                           "ANALYST_MAX_EVALUATION_EVENTS events. 404 when it holds none.",
+            "operationId": "analyst_create_evaluation",
+            "requestBody": openapi.json_body("EvaluationRequest"),
+            "responses": {"200": openapi.json_response("Estimates with intervals, as "
+                                                       "banditkit evaluate --json.",
+                                                       "EvaluationReport"),
+                          "404": {"description": "No (activated) event in the range.",
+                                  "content": {openapi.JSON: {"schema": {
+                                      "$ref": "#/components/schemas/Error"}}}},
+                          **openapi.errors(400, 413, 415)},
+        }, ("analyst",))},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    from simulator.evaluation import ESTIMATOR_NAMES
+
+    number = {"type": "number", "nullable": True}
+    estimate = {
+        "type": "object",
+        "required": ["value", "ci", "n_rounds"],
+        "properties": {
+            "value": number,
+            "ci": {"type": "array", "minItems": 2, "maxItems": 2, "items": number},
+            "ci_method": {"type": "string"},
+            "confidence_level": {"type": "number"},
+            "std_error": number,
+            "n_rounds": {"type": "integer"},
+            "ess": number,
+            "max_weight": number,
+            "mean_weight": number,
+            "weight_quantiles": {"type": "object", "additionalProperties": number},
+            "unsupported_share": number,
+            "unsupported_mass": number,
+        },
+        "additionalProperties": True,
+    }
+    by_estimator = {"type": "object", "additionalProperties": {"$ref":
+                                                               "#/components/schemas/Estimate"}}
+    return {
+        "LogPartition": {
+            "type": "object",
+            "required": ["date", "bytes", "events", "firstTimestamp", "lastTimestamp"],
+            "properties": {
+                "date": {"type": "string", "format": "date"},
+                "bytes": {"type": "integer", "minimum": 0},
+                "events": {"type": "integer", "minimum": 0},
+                "firstTimestamp": {"type": "string", "nullable": True},
+                "lastTimestamp": {"type": "string", "nullable": True},
+            },
+        },
+        "LogPartitionList": {
+            "type": "object",
+            "required": ["partitions", "events", "bytes"],
+            "properties": {
+                "partitions": {"type": "array",
+                               "items": {"$ref": "#/components/schemas/LogPartition"}},
+                "events": {"type": "integer", "minimum": 0},
+                "bytes": {"type": "integer", "minimum": 0},
+            },
+        },
+        "EvaluationRequest": {
+            "type": "object",
+            "required": ["from", "to"],
+            "properties": {
+                "from": {"type": "string", "format": "date", "description": "First day."},
+                "to": {"type": "string", "format": "date", "description": "Last day."},
+                "policies": {
+                    "type": "array", "minItems": 1, "maxItems": _MAX_POLICIES,
+                    "items": {"type": "string", "maxLength": 256},
+                    "description": "logged, baseline, uniform, offline, model:latest or "
+                                   "model:vN (the latest version). Default: logged, "
+                                   "baseline, uniform.",
+                },
+                "estimators": {
+                    "type": "array", "minItems": 1, "maxItems": _MAX_POLICIES,
+                    "items": {"type": "string", "enum": list(ESTIMATOR_NAMES)},
+                    "description": "Default: ips, snips, dr.",
+                },
+                "confidence": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                               "exclusiveMaximum": True, "maximum": 1, "default": 0.95},
+                "maxWeight": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                              "default": 100.0,
+                              "description": "Threshold of clipped_ips, switch_dr and dros."},
+                "ciMethod": {"type": "string", "enum": list(_CI_METHODS), "default": "clt"},
+            },
+        },
+        "Estimate": estimate,
+        "EvaluationReport": {
+            "type": "object",
+            "required": ["from", "to", "n_rounds", "estimates", "policies"],
+            "properties": {
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "n_rounds": {"type": "integer", "minimum": 0},
+                "estimates": {**by_estimator, "description": "The first policy's estimates."},
+                "policies": {"type": "object", "additionalProperties": {
+                    "type": "object", "required": ["estimates"],
+                    "properties": {"estimates": by_estimator}}},
+                "notes": {"type": "object", "additionalProperties": True},
+            },
+        },
+    }
+
+
+def init_app(app: Flask) -> None:
+    """Register the analyst routes and their OpenAPI description on ``app``.
+
+    Parameters
+    ----------
+    app : Flask
+        The application (``ANALYST_`` config keys, see the module docstring).
+    """
+    for name, value in _DEFAULTS.items():
+        app.config.setdefault(f"ANALYST_{name}", value)
+    app.register_blueprint(bp)
+    openapi.add_paths(app, _paths(), _schemas())
