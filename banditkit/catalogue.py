@@ -17,6 +17,7 @@ other processes' writes invalidate.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ from typing import Any
 from banditkit.encoding import FrozenFeatures
 from banditkit.errors import BanditkitError, InvalidInputError
 from banditkit.store import thread_connection
-from banditkit.types import Features, check_features
+from banditkit.types import Action, Features, check_features
 
 __all__ = [
     "ID_PATTERN",
@@ -211,6 +212,11 @@ class RankableVariant:
     content_hash: str
     media_type: str
     features: Features
+
+    @functools.cached_property
+    def action(self) -> Action:
+        """The variant as a ranking action (made once: the catalogue cache keeps it)."""
+        return Action(id=self.id, features=self.features)
 
 
 def check_id(value: object, *, name: str = "title id") -> str:

@@ -193,21 +193,19 @@ class Engine(LoopEngine):
         """
         actions = check_actions(request.actions, max_actions=self.max_actions,
                                 validate_features=False)
-        encoded = [self._encoder.encode(a.features, name=f"actions[{i}].features")
-                   for i, a in enumerate(actions)]
+        encoded = self._encoder.encode_all([a.features for a in actions],
+                                           name="actions[{}].features")
         event_id = check_event_id(request.event_id)
         excluded = _check_excluded(request.excluded, actions)
         eligible = [a for a in actions if a.id not in excluded]
         if not eligible:
             raise InvalidInputError("every action is excluded; at least one must remain")
         # The features are encoded once, for the learner and for the log.
-        shared = self._encoder.shared(context, [text for a, text in zip(actions, encoded,
-                                                                        strict=True)
-                                                if a.id not in excluded])
+        texts = [text for a, text in zip(actions, encoded, strict=True) if a.id not in excluded]
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
-            model_pmf = ranker.predict_dsjson('{"c":' + shared + "}", n_actions=len(eligible))
+            model_pmf = ranker.predict_encoded(context, texts)
         extra = {"actionIds": [a.id for a in eligible], **request.extra}
         if excluded:
             extra["excludedActionIds"] = [a.id for a in actions if a.id in excluded]
@@ -230,7 +228,7 @@ class Engine(LoopEngine):
             "_banditkit": extra,
         }
         head = _compact_json(record)[:-1]
-        line = head + ',"c":' + shared + "}"
+        line = head + ',"c":' + self._encoder.shared(context, texts) + "}"
         ranking = tuple(RankedAction(eligible[i].id, pmf[i]) for i in order) + tuple(
             RankedAction(a.id, 0.0) for a in actions if a.id in excluded)
         decision = Decision(event_id=event_id, ranking=ranking,
@@ -272,6 +270,8 @@ def _check_excluded(excluded: Iterable[str], actions: Sequence[Action]) -> set[s
     if isinstance(excluded, str):
         raise InvalidInputError("excluded must be a list of action ids, not a string")
     excluded = set(excluded)
+    if not excluded:
+        return excluded
     unknown = excluded - {a.id for a in actions}
     if unknown:
         raise InvalidInputError(f"excluded action ids are not among the actions: "

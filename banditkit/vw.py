@@ -20,12 +20,15 @@ import numpy as np
 import vowpal_wabbit_next as vw
 from vowpal_wabbit_next import _core as _vw_core
 
+from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, NotFittedError
 from banditkit.eventlog import dsjson_context
 from banditkit.learner import Learner
 from banditkit.types import Features
 
-__all__ = ["VWLearner"]
+__all__ = ["ACTION_EXAMPLES_KEPT", "VWLearner"]
+
+ACTION_EXAMPLES_KEPT = 16_384  # parsed action examples a ranker keeps for reuse
 
 class _VWModel:
     """What both VW learners share: a lazily built workspace, its DSJSON parser,
@@ -135,20 +138,36 @@ class VWLearner(_VWModel, Learner):
     def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
         return self._pmf(self._vw.predict_one(self._examples(context, actions)), len(actions))
 
-    def predict_dsjson(self, line: str, *, n_actions: int) -> list[float]:
-        """Probabilities for a dsjson line whose ``c`` holds validated features.
+    def predict_encoded(self, context: str, actions: Sequence[str]) -> list[float]:
+        """Probabilities for one decision's features encoded by
+        :class:`~banditkit.encoding.FeatureEncoder` (the engine's rank path).
 
-        The engine's rank path: it encodes the features once for the log and
-        hands the same text to VW's parser. A list, not an array: for a few
+        Catalogue artwork recurs in every decision, so each action's parsed
+        example is kept (up to ``ACTION_EXAMPLES_KEPT``) and only the context is
+        parsed per call. VW leaves an action example as it found it after a
+        prediction (the ADF reduction adds the shared features and removes them
+        again); ``tests/banditkit/test_vw_learner.py`` checks the predictions
+        against parsing everything afresh. A list, not an array: for a few
         actions the sampling that follows is faster in plain Python.
 
         Returns
         -------
-        list of float, length n_actions
+        list of float, length len(actions)
         """
-        pmf = [0.0] * n_actions
-        for index, probability in self._vw._workspace.predict_multi_ex_one(
-                self._parse_core(line)):
+        core = self._vw._workspace
+        kept = self.__dict__.setdefault("_action_examples", {})
+        missing = [text for text in dict.fromkeys(actions) if text not in kept]
+        if missing:
+            parsed = self._parse_core('{"c":{"_multi":[' + ",".join(missing) + "]}}")[1:]
+            kept.update(zip(missing, parsed, strict=True))
+            while len(kept) > ACTION_EXAMPLES_KEPT:
+                del kept[next(iter(kept))]
+        examples = [kept[text] for text in actions]
+        if len(set(actions)) < len(actions):  # one example object may not appear twice
+            examples = self._parse_core('{"c":{"_multi":[' + ",".join(actions) + "]}}")[1:]
+        shared = self._parse_core('{"c":' + FeatureEncoder.shared(context, ()) + "}")
+        pmf = [0.0] * len(actions)
+        for index, probability in core.predict_multi_ex_one([*shared, *examples]):
             pmf[index] = probability
         total = sum(pmf)
         return [p / total for p in pmf]

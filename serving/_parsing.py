@@ -62,6 +62,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def json_body() -> Any:
     """Parse the request body as strict JSON.
 
@@ -87,7 +90,7 @@ def json_body() -> Any:
         raise ApiError("The request body is empty; a JSON object was expected.")
     try:
         text = raw.decode("utf-8")  # strict: no encoded surrogates, no UTF-16
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _STRICT_JSON.decode(text)
     except UnicodeDecodeError:
         raise ApiError("The request body is not valid UTF-8 JSON.") from None
     except RecursionError:

@@ -40,7 +40,7 @@ from flask import Blueprint, Flask, current_app
 from banditkit.catalogue import ID_PATTERN, check_id
 from banditkit.engine import RankRequest
 from banditkit.errors import InvalidInputError
-from banditkit.types import Action, check_features
+from banditkit.types import check_features
 from serving import openapi
 from serving._parsing import json_body, optional_bool, require_list, require_object
 from serving.auth import require_roles
@@ -115,8 +115,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
         if surface is not None:
             extra["surface"] = surface
         requests.append(RankRequest(
-            context=context, actions=[Action(id=v.id, features=v.features)
-                                      for v in variants[title_id]],
+            context=context, actions=[v.action for v in variants[title_id]],
             defer_activation=defer, extra=extra))
     engine = get_engine()
     metrics = get_metrics()

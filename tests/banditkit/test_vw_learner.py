@@ -1,0 +1,59 @@
+"""The VW learner's rank path: kept action examples predict exactly as fresh parses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from banditkit import vw as vw_module
+from banditkit.encoding import FeatureEncoder
+from banditkit.vw import VWLearner
+
+ACTIONS = [{"Artwork": {"theme": f"t{j}", "brightness": j / 7}, "Genre": {"g": f"x{j % 3}"}}
+           for j in range(8)]
+
+
+def _context(i: int) -> dict:
+    return {"Member": {"country": ("BR", "US", "JP")[i % 3], "hour": float(i % 24),
+                       "kids": bool(i % 2)}}
+
+
+@pytest.fixture(scope="module")
+def trained() -> VWLearner:
+    learner = VWLearner(args="--cb_explore_adf --epsilon 0.1 -q MA -q GA")
+    rng = np.random.default_rng(0)
+    for i in range(3000):
+        chosen = int(rng.integers(len(ACTIONS)))
+        learner.learn_one(_context(i), ACTIONS, chosen=chosen,
+                          reward=float(chosen == i % len(ACTIONS)), probability=0.125)
+    return learner
+
+
+def test_reused_action_examples_predict_exactly_as_a_fresh_parse(trained):
+    encoder = FeatureEncoder()
+    texts = [encoder.encode(a) for a in ACTIONS]
+    for i in range(300):
+        # Any subset and order of the kept actions, as exclusions and pages make.
+        order = np.random.default_rng(i).permutation(len(ACTIONS))[:3 + i % 6]
+        context = _context(i)
+        kept = trained.predict_encoded(encoder.encode(context), [texts[j] for j in order])
+        fresh = trained.predict_one(context, [ACTIONS[j] for j in order])
+        np.testing.assert_allclose(kept, fresh, rtol=1e-6, atol=1e-7)
+    assert max(kept) > 0.5  # the model is not uniform, so agreement means something
+
+
+def test_identical_actions_in_one_decision_and_an_empty_context(trained):
+    encoder = FeatureEncoder()
+    same = encoder.encode(ACTIONS[0])
+    pmf = trained.predict_encoded(encoder.encode({}), [same, same, encoder.encode(ACTIONS[1])])
+    np.testing.assert_allclose(pmf, trained.predict_one({}, [ACTIONS[0], ACTIONS[0],
+                                                             ACTIONS[1]]), rtol=1e-6)
+
+
+def test_the_kept_examples_are_bounded(trained, monkeypatch):
+    monkeypatch.setattr(vw_module, "ACTION_EXAMPLES_KEPT", 4)
+    encoder = FeatureEncoder()
+    learner = VWLearner(args=trained.args, model_data=trained.to_bytes())
+    for j in range(len(ACTIONS)):
+        learner.predict_encoded(encoder.encode(_context(j)), [encoder.encode(ACTIONS[j])])
+    assert len(learner._action_examples) == 4
