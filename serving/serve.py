@@ -237,6 +237,10 @@ def _data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
               show_default=True, help="Seconds between learner steps (join, learn, publish).")
 @click.option("--learner/--no-learner", default=True, show_default=True,
               help="Run the learner process (turn it off only when another host runs it).")
+@click.option("--learner-nice", type=click.IntRange(min=0, max=19), default=10,
+              show_default=True,
+              help="Scheduling niceness of the learner: ranking gets the cores first and "
+                   "learning catches up in between (the join lag metric shows how far).")
 @click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
               help="Seconds before a stuck worker is restarted.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
@@ -246,7 +250,7 @@ def _data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--app", "app_factory", default="server:create_app", hidden=True,
               help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
 def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interval: float,
-          learner: bool, timeout: int, log_level: str, access_log: bool,
+          learner: bool, learner_nice: int, timeout: int, log_level: str, access_log: bool,
           app_factory: str) -> None:
     """Run the production server: gunicorn workers plus one learner process.
 
@@ -274,7 +278,8 @@ def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interva
     if learner:
         command = [sys.executable, "-m", "serving.serve", "learner", "--data-dir",
                    str(data_dir), "--interval", str(learner_interval),
-                   "--parent", str(os.getpid()), "--log-level", log_level]
+                   "--parent", str(os.getpid()), "--log-level", log_level,
+                   "--nice", str(learner_nice)]
         supervisor = _LearnerSupervisor(command=command, env=os.environ)
     options = gunicorn_options(bind=bind, workers=workers, threads=threads, timeout=timeout,
                                log_level=log_level, access_log=access_log)
@@ -400,7 +405,9 @@ def _learner_main(argv: list[str]) -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--parent", type=int, default=None)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--nice", type=int, default=0)
     args = parser.parse_args(argv)
+    os.nice(args.nice)
     logging.config.dictConfig(logging_config(args.log_level))
     logging.captureWarnings(True)
     run_learner(args.data_dir, interval_seconds=args.interval, parent_pid=args.parent)
