@@ -8,6 +8,7 @@ fields live under the single key ``_banditkit``, which VW ignores.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from pathlib import Path
 from banditkit.encoding import dsjson_namespaces
 from banditkit.errors import InvalidInputError
 from banditkit.types import Features
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "EXTRA_KEY",
@@ -145,6 +148,9 @@ def log_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 def read_events(paths: Iterable[str | os.PathLike]) -> Iterator[JoinedEvent]:
     """Read joined single-slot events from dsjson files or folders.
 
+    A last line without its newline is being appended by the learner right
+    now: it is left for the next read, with a logged warning.
+
     Raises
     ------
     InvalidInputError
@@ -154,6 +160,9 @@ def read_events(paths: Iterable[str | os.PathLike]) -> Iterator[JoinedEvent]:
     for path in log_files(paths):
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
+                if not line.endswith("\n"):
+                    _log.warning("%s:%d: line still being written; not read", path, number)
+                    break
                 if not line.strip():
                     continue
                 try:

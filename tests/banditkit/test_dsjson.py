@@ -47,6 +47,18 @@ def test_joined_line_parses_with_vw_and_carries_the_label(tmp_path, clock):
     assert record["_banditkit"]["actionIds"] == [a.id for a in ACTIONS]
 
 
+def test_reader_leaves_a_line_still_being_appended(tmp_path, clock, caplog):
+    line, _ = _one_joined_line(tmp_path, clock, reward=1.0)
+    (path,) = (tmp_path / "logs").rglob("*.dsjson")
+    with open(path, "a") as handle:
+        handle.write(line.replace("event-1", "event-2")[:100])  # the learner mid-write
+    assert [e.event_id for e in read_events([path])] == ["event-1"]
+    assert "line still being written" in caplog.text
+    with open(path, "a") as handle:
+        handle.write(line.replace("event-1", "event-2")[100:] + "\n")
+    assert [e.event_id for e in read_events([path])] == ["event-1", "event-2"]
+
+
 def test_reader_round_trips_the_log(tmp_path, clock):
     line, decision = _one_joined_line(tmp_path, clock, reward=1.0)
     (event,) = read_events([tmp_path / "logs"])
