@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
@@ -33,6 +33,7 @@ from banditkit.types import Action, Decision
 from serving import openapi
 from serving._parsing import (
     EVENT_ID_MAX_LENGTH,
+    FeatureMemory,
     check_event_id,
     json_body,
     optional_bool,
@@ -74,6 +75,7 @@ FOREVER_DAYS = 1_000_000
 API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"
 _API_VERSION = re.compile(API_VERSION_PATTERN)
 _META_EXTENSION = "banditkit.meta"
+_FEATURES_EXTENSION = "banditkit.personalizer_features"
 _POLICY_NAME_KEY = "personalizer.policy_name"
 _DEFAULT_POLICY_NAME = "banditkit default"
 
@@ -105,7 +107,7 @@ def require_api_version() -> None:
 
 
 def parse_rank_request(
-    body: Any, *, max_actions: int
+    body: Any, *, max_actions: int, action_features: Callable[..., Mapping] = personalizer_features
 ) -> tuple[dict[str, dict[str, Any]], list[Action], dict[str, Any]]:
     """Validate a Personalizer rank body and turn it into engine arguments.
 
@@ -115,6 +117,9 @@ def parse_rank_request(
         The decoded JSON body.
     max_actions : int
         Most actions allowed.
+    action_features : callable, default=personalizer_features
+        Converts an action's feature list (the server passes its
+        :class:`~serving._parsing.FeatureMemory`).
 
     Returns
     -------
@@ -143,7 +148,7 @@ def parse_rank_request(
         if raw.get("id") is None:
             raise ApiError(f"{where}.id is required.", target=f"{where}.id")
         action_id = require_str(raw["id"], target=f"{where}.id", max_length=EVENT_ID_MAX_LENGTH)
-        features = personalizer_features(
+        features = action_features(
             raw.get("features"), target=f"{where}.features", default_namespace=DEFAULT_NAMESPACE
         )
         actions.append(Action(id=action_id, features=features))
@@ -184,7 +189,9 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     that decided (Personalizer clients ignore it).
     """
     max_actions = int(current_app.config.get("RANK_MAX_ACTIONS", 50))
-    context, actions, options = parse_rank_request(json_body(), max_actions=max_actions)
+    context, actions, options = parse_rank_request(
+        json_body(), max_actions=max_actions,
+        action_features=current_app.extensions[_FEATURES_EXTENSION])
     metrics = get_metrics()
     started = time.perf_counter()
     decision = get_engine().rank(context, actions, **options)
@@ -431,6 +438,7 @@ def init_app(app: Flask, *, meta: MetaStore) -> None:
         Where the policy name is kept.
     """
     app.extensions[_META_EXTENSION] = meta
+    app.extensions[_FEATURES_EXTENSION] = FeatureMemory()
     app.register_blueprint(v1)
     app.register_blueprint(versioned)
     max_actions = int(app.config.get("RANK_MAX_ACTIONS", 50))

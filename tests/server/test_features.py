@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from serving._parsing import MAX_FEATURE_DEPTH, personalizer_features
+from banditkit.errors import InvalidInputError
+from serving._parsing import MAX_FEATURE_DEPTH, FeatureMemory, personalizer_features
 from serving.errors import ApiError
 
 
@@ -67,3 +70,28 @@ def test_rejects_deep_nesting() -> None:
         deep = {"n": deep}
     with pytest.raises(ApiError, match="nests deeper"):
         convert([{"ns": deep}])
+
+
+def test_the_feature_memory_converts_once_and_never_confuses_types():
+    memory = FeatureMemory(max_entries=3)
+    raw = [{"Artwork": {"theme": "dark", "faces": 2}}, {"year": 1999}]
+    first = memory(raw, target="actions[0].features", default_namespace="Action")
+    assert memory(json.loads(json.dumps(raw)), target="actions[1].features",
+                  default_namespace="Action") is first  # same content, one conversion
+    assert {k: dict(v) for k, v in first.items()} == personalizer_features(
+        raw, target="t", default_namespace="Action")
+    as_bool = memory([{"Artwork": {"faces": True}}], target="t", default_namespace="Action")
+    as_int = memory([{"Artwork": {"faces": 1}}], target="t", default_namespace="Action")
+    assert as_bool["Artwork"]["faces"] is True and as_int["Artwork"]["faces"] == 1
+    assert as_int["Artwork"]["faces"] is not True
+    for i in range(10):
+        memory([{"A": {"i": i}}], target="t", default_namespace="Action")
+    assert len(memory._features) == 3
+
+
+def test_the_feature_memory_refuses_invalid_lists_every_time():
+    memory = FeatureMemory()
+    for _ in range(2):
+        with pytest.raises(InvalidInputError, match=r"actions\[4\].features.*'_hidden'"):
+            memory([{"A": {"_hidden": 1}}], target="actions[4].features",
+                   default_namespace="Action")
