@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError
 from banditkit.types import Features, check_features
 
@@ -38,8 +39,12 @@ class Learner(abc.ABC):
         ndarray of shape (n_actions,)
             Non-negative, sums to 1; includes exploration.
         """
-        self._check(context, actions)
-        return self._predict_one(context, actions)
+        if not actions:
+            raise InvalidInputError("actions must not be empty")
+        encoder = self.__dict__.setdefault("_encoder", FeatureEncoder())
+        return np.asarray(self._predict_encoded(
+            encoder.encode(context, name="context"),
+            encoder.encode_all(actions, name="actions[{}]")))
 
     def learn_one(self, context: Features, actions: Sequence[Features], *, chosen: int,
                   reward: float, probability: float) -> None:
@@ -72,7 +77,9 @@ class Learner(abc.ABC):
             check_features(features, name=f"actions[{position}]")
 
     @abc.abstractmethod
-    def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray: ...
+    def _predict_encoded(self, context: str, actions: Sequence[str]) -> Sequence[float]:
+        """Probabilities for features validated and encoded by a
+        :class:`~banditkit.encoding.FeatureEncoder` (VW's JSON)."""
 
     @abc.abstractmethod
     def _learn_one(self, context: Features, actions: Sequence[Features], chosen: int,

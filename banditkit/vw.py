@@ -135,9 +135,6 @@ class VWLearner(_VWModel, Learner):
         record["c"] = dsjson_context(context, actions)
         return self._parse(json.dumps(record, separators=(",", ":")))
 
-    def _predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
-        return self._pmf(self._vw.predict_one(self._examples(context, actions)), len(actions))
-
     def predict_encoded(self, context: str, actions: Sequence[str]) -> list[float]:
         """Probabilities for one decision's features encoded by
         :class:`~banditkit.encoding.FeatureEncoder` (the engine's rank path).
@@ -172,12 +169,7 @@ class VWLearner(_VWModel, Learner):
         total = sum(pmf)
         return [p / total for p in pmf]
 
-    @staticmethod
-    def _pmf(scores: list[tuple[int, float]], n_actions: int) -> np.ndarray:
-        pmf = np.zeros(n_actions)
-        for index, probability in scores:
-            pmf[index] = probability
-        return pmf / pmf.sum()
+    _predict_encoded = predict_encoded
 
     def _learn_one(self, context: Features, actions: Sequence[Features], chosen: int,
                    reward: float, probability: float) -> None:
