@@ -25,11 +25,14 @@ class JoinedLine(NamedTuple):
 
     ``record`` is the joined object, its features (``c``) possibly left out:
     what the learner and its observers read, so that nobody parses the line again.
+    ``stored`` is what the store keeps of the line: without the features when
+    they are the decision's own text (the store copies them back), else the line.
     """
 
     timestamp: str
     line: str
     record: dict
+    stored: str
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
     if outcome.ignored:
         extra["ignoredRewards"] = [{"v": r.value, "t": iso_timestamp(r.received_at)}
                                    for r in outcome.ignored]
-    line = json.dumps(record, separators=(",", ":"))
-    if features:
-        line = line[:-1] + features + "}"
-    return JoinedLine(decision["Timestamp"], line, record)
+    stored = json.dumps(record, separators=(",", ":"))
+    line = stored[:-1] + features + "}" if features else stored
+    return JoinedLine(decision["Timestamp"], line, record, stored)
+

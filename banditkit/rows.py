@@ -982,7 +982,8 @@ def joined_page_line(event: PendingEvent, page_rewards: Sequence[RewardRecord],
                             for r in page.ignored]
     if ignored:
         info["ignoredRewards"] = ignored
-    return JoinedLine(record["Timestamp"], json.dumps(record, separators=(",", ":")), record)
+    line = json.dumps(record, separators=(",", ":"))
+    return JoinedLine(record["Timestamp"], line, record, line)
 
 
 # --------------------------------------------------------------------- validation

@@ -16,7 +16,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS events (
     context_at   INTEGER,         -- where its ',"c":' features begin, if known
     joined_at    REAL,
     join_seq     INTEGER,         -- order of joining, for replay after a restart
-    joined_line  TEXT             -- the dsjson line written to the log
+    joined_line  TEXT             -- the joined dsjson line; without "c" when context_at is
+                                  -- known (the decision holds the features)
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (created_at) WHERE joined_at IS NULL;
 CREATE INDEX IF NOT EXISTS events_join_seq ON events (join_seq) WHERE join_seq IS NOT NULL;
@@ -400,7 +401,8 @@ class Store:
             db.executemany(
                 "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? "
                 "WHERE event_id = ?",
-                [(now, seq + i + 1, item.line, e.event_id)
+                [(now, seq + i + 1, item.stored if e.context_at is not None else item.line,
+                  e.event_id)
                  for i, (e, item) in enumerate(zip(events, joined, strict=True))])
             db.execute("INSERT INTO join_journal (lines) VALUES (?)",
                        ("\n".join(f"{item.timestamp}\t{item.line}" for item in joined),))
@@ -426,11 +428,12 @@ class Store:
     def clear_journal(self, entry_id: int) -> None:
         self._db.execute("DELETE FROM join_journal WHERE id = ?", (entry_id,))
 
-    def joined_lines_after(self, seq: int) -> Iterable[tuple[int, str]]:
+    def joined_lines_after(self, seq: int) -> Iterator[tuple[int, str]]:
         """Joined lines with a join sequence above ``seq``, in join order (for replay)."""
-        return self._db.execute(
-            "SELECT join_seq, joined_line FROM events WHERE join_seq > ? ORDER BY join_seq",
-            (seq,))
+        for join_seq, stored, decision, context_at in self._db.execute(
+                "SELECT join_seq, joined_line, decision, context_at FROM events "
+                "WHERE join_seq > ? ORDER BY join_seq", (seq,)).fetchall():
+            yield join_seq, _full_line(stored, decision, context_at)
 
     def last_join_seq(self) -> int:
         return self._db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
@@ -445,12 +448,14 @@ class Store:
         self.ingest()
         row = self._db.execute(
             "SELECT event_id, created_at, deferred, activated_at, decision, joined_at, "
-            "joined_line FROM events WHERE event_id = ?", (event_id,)).fetchone()
+            "joined_line, context_at FROM events WHERE event_id = ?", (event_id,)).fetchone()
         if row is None:
             return None
         keys = ("event_id", "created_at", "deferred", "activated_at", "decision", "joined_at",
                 "joined_line")
-        record = dict(zip(keys, row, strict=True))
+        record = dict(zip(keys, row[:-1], strict=True))
+        if record["joined_line"] is not None:
+            record["joined_line"] = _full_line(record["joined_line"], row[4], row[-1])
         record["rewards"] = [
             {"value": v, "received_at": t, "late": bool(late)}
             for v, t, late in self._db.execute(
@@ -459,15 +464,19 @@ class Store:
         return record
 
     def events_since(self, created_after: float) -> Iterator[tuple[str, float, str, str | None]]:
-        """``(event_id, created_at, decision, joined_line or None)`` of events made after a time.
+        """``(event_id, created_at, decision, joined or None)`` of events made after a time,
+        the decision and the joined line as JSON without their features where the
+        store keeps them apart (what reports read, at a fraction of the size).
 
         Reporting (per-variant impressions and takes) reads through this; joined
         events older than the retention period are only in the dsjson log.
         """
         self.ingest()
-        yield from self._db.execute(
-            "SELECT event_id, created_at, decision, joined_line FROM events "
-            "WHERE created_at > ? ORDER BY created_at", (created_after,))
+        for event_id, created_at, decision, joined, context_at in self._db.execute(
+                "SELECT event_id, created_at, decision, joined_line, context_at FROM events "
+                "WHERE created_at > ? ORDER BY created_at", (created_after,)):
+            head = decision if context_at is None else decision[:context_at] + "}"
+            yield event_id, created_at, head, joined
 
     def delete_joined_before(self, cutoff: float, keep_after_seq: int) -> int:
         """Drop joined events older than ``cutoff`` (their lines are in the log)."""
@@ -529,3 +538,10 @@ def thread_connection(owner: object, path: str | Path, *, schema: str,
         local.connection = connection
         owner.__dict__.setdefault("_connections", []).append(connection)
     return connection
+
+
+def _full_line(stored: str, decision: str, context_at: int | None) -> str:
+    """A joined line from what the store keeps: features copied back from the decision."""
+    if context_at is None:
+        return stored
+    return stored[:-1] + decision[context_at:-1] + "}"

@@ -103,3 +103,18 @@ def test_learning_online_equals_learning_from_the_log():
     np.testing.assert_allclose(online.predict_one(CONTEXT, features),
                                offline.predict_one(CONTEXT, features))
     np.testing.assert_allclose(online._vw.weights(), offline._vw.weights())
+
+
+def test_the_store_gives_back_the_exact_logged_line_without_keeping_features_twice(
+        tmp_path, clock):
+    line, _ = _one_joined_line(tmp_path, clock, reward=0.5)
+    engine = Engine.open(tmp_path, clock=clock)
+    assert engine.store.event("event-1")["joined_line"] == line
+    assert [text for _, text in engine.store.joined_lines_after(0)] == [line]
+    stored = engine.store._db.execute(
+        "SELECT joined_line FROM events WHERE event_id = 'event-1'").fetchone()[0]
+    features = json.dumps(json.loads(line)["c"], separators=(",", ":"))
+    assert '"c":' not in stored and len(line) - len(stored) == len(',"c":' + features)
+    ((_, _, decision, joined),) = engine.store.events_since(0)
+    assert json.loads(joined) == {k: v for k, v in json.loads(line).items() if k != "c"}
+    assert "c" not in json.loads(decision) and json.loads(decision)["EventId"] == "event-1"
