@@ -20,7 +20,11 @@ from types import MappingProxyType
 
 from banditkit.types import Features, check_features
 
-__all__ = ["FeatureEncoder", "FrozenFeatures", "dsjson_namespaces"]
+__all__ = ["FeatureEncoder", "FrozenFeatures", "compact_json", "dsjson_namespaces"]
+
+#: JSON without spaces, as dsjson lines are written (one encoder: ``json.dumps``
+#: with options builds a new one per call).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def dsjson_namespaces(features: Features) -> dict:
@@ -53,7 +57,7 @@ class FrozenFeatures(Mapping):
         check_features(features, name=name)
         self._groups = {namespace: MappingProxyType(dict(group))
                         for namespace, group in features.items()}
-        self.text = json.dumps(dsjson_namespaces(features), separators=(",", ":"))
+        self.text = compact_json(dsjson_namespaces(features))
 
     def __getitem__(self, namespace: str) -> Mapping:
         return self._groups[namespace]
@@ -96,7 +100,7 @@ class FeatureEncoder:
         text = None if key is None else self._texts.get(key)
         if text is None:
             check_features(features, name=name)
-            text = json.dumps(dsjson_namespaces(features), separators=(",", ":"))
+            text = compact_json(dsjson_namespaces(features))
             if key is None:
                 return text
             with self._lock:

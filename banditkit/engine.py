@@ -9,13 +9,12 @@ publishes a snapshot every ``model_update_seconds`` (DESIGN.md §4).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from banditkit.encoding import FeatureEncoder
+from banditkit.encoding import FeatureEncoder, compact_json
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.join import JoinedLine, join_event, joined_line
@@ -227,7 +226,7 @@ class Engine(LoopEngine):
             "p": [pmf[i] for i in order],
             "_banditkit": extra,
         }
-        head = _compact_json(record)[:-1]
+        head = compact_json(record)[:-1]
         line = head + ',"c":' + self._encoder.shared(context, texts) + "}"
         ranking = tuple(RankedAction(eligible[i].id, pmf[i]) for i in order) + tuple(
             RankedAction(a.id, 0.0) for a in actions if a.id in excluded)
@@ -261,10 +260,6 @@ class Engine(LoopEngine):
         if not agreement or not agreement["n"]:
             return None
         return agreement["agree"] / agreement["n"]
-
-def _compact_json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
 
 def _check_excluded(excluded: Iterable[str], actions: Sequence[Action]) -> set[str]:
     if isinstance(excluded, str):

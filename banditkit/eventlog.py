@@ -39,7 +39,7 @@ PARTITION_FILE = "events.dsjson"
 def iso_timestamp(unix_seconds: float) -> str:
     """UTC ISO-8601 with microseconds and a ``Z``, as Personalizer wrote it."""
     moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{moment.isoformat(timespec='microseconds')[:-6]}Z"  # strftime: 3x slower
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from banditkit.encoding import compact_json
 from banditkit.eventlog import iso_timestamp
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord
@@ -118,7 +119,7 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
     if outcome.ignored:
         extra["ignoredRewards"] = [{"v": r.value, "t": iso_timestamp(r.received_at)}
                                    for r in outcome.ignored]
-    stored = json.dumps(record, separators=(",", ":"))
+    stored = compact_json(record)
     line = stored[:-1] + features + "}" if features else stored
     return JoinedLine(decision["Timestamp"], line, record, stored)
 

@@ -224,20 +224,19 @@ class Store:
                                      e.context_at) for e in events)
         with self._recent_lock:
             if not fresh_ids:
-                for event in events:
-                    if event.event_id in self._recent or self._exists(event.event_id):
-                        raise DuplicateEventError(f"event id {event.event_id!r} was already "
-                                                  f"used; event ids are unique")
+                ids = [event.event_id for event in events]
+                taken = self._existing(self._db, ids)  # one query for a whole page
+                taken.update(i for i in ids if i in self._recent)
+                if taken:
+                    first = next(i for i in ids if i in taken)
+                    raise DuplicateEventError(f"event id {first!r} was already used; "
+                                              f"event ids are unique")
             self._writer.append(text)
             recent = self._recent
             for event in events:
                 recent[event.event_id] = None
             while len(recent) > _RECENT_IDS:
                 del recent[next(iter(recent))]
-
-    def _exists(self, event_id: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
-        return row is not None
 
     def _joined(self, event_id: str) -> bool:
         """Whether a known event was joined already; ingests once if the tables lack it.
