@@ -31,7 +31,7 @@ from banditkit.types import (
 )
 from banditkit.vw import VWLearner
 
-__all__ = ["Engine", "RankRequest"]
+__all__ = ["ApprenticeMetrics", "Engine", "RankRequest"]
 
 _APPRENTICE_KEY = "apprentice_agreement"
 
@@ -50,6 +50,31 @@ class RankRequest:
     excluded: Iterable[str] = ()
     defer_activation: bool = False
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApprenticeMetrics:
+    """How a model trained in apprentice mode would do, as Personalizer reported it.
+
+    ``sum_of_imitated_rewards`` adds the rewards of the events where the model's
+    top action was the baseline that was shown: when it nears
+    ``sum_of_rewards``, the model reproduces the baseline's results and online
+    mode can be turned on. ``last_batch`` is ``(events, rewards, imitated
+    rewards)`` of the latest learner step.
+    """
+
+    n_events: int
+    n_agreed: int
+    sum_of_rewards: float
+    sum_of_imitated_rewards: float
+    started_at: str | None
+    last_event_at: str | None
+    last_batch: tuple[int, float, float]
+
+    @property
+    def agreement(self) -> float:
+        """Share of events where the model's top action was the baseline."""
+        return self.n_agreed / self.n_events
 
 
 class Engine(LoopEngine):
@@ -95,15 +120,25 @@ class Engine(LoopEngine):
                 for event in events]
 
     def _observe_learned(self, records: list[dict]) -> None:
-        """Count how often the model agreed with the baseline shown in apprentice mode."""
-        apprentice = [r["_banditkit"] for r in records
+        """Count how the model would have done in apprentice mode (Personalizer's metrics)."""
+        apprentice = [r for r in records
                       if r.get("_banditkit", {}).get("learningMode") == "apprentice"
                       and not r.get("_skipLearn")]
-        if apprentice:
-            agreement = self.store.get_setting(_APPRENTICE_KEY) or {"n": 0, "agree": 0}
-            agreement["n"] += len(apprentice)
-            agreement["agree"] += sum(int(e["modelAgreesWithBaseline"]) for e in apprentice)
-            self.store.put_setting(_APPRENTICE_KEY, agreement)
+        if not apprentice:
+            return
+        rewards = [-float(r["_label_cost"]) for r in apprentice]
+        imitated = [reward for r, reward in zip(apprentice, rewards, strict=True)
+                    if r["_banditkit"]["modelAgreesWithBaseline"]]
+        totals = self.store.get_setting(_APPRENTICE_KEY) or {}
+        self.store.put_setting(_APPRENTICE_KEY, {
+            "n": totals.get("n", 0) + len(apprentice),
+            "agree": totals.get("agree", 0) + len(imitated),
+            "rewards": totals.get("rewards", 0.0) + sum(rewards),
+            "imitated": totals.get("imitated", 0.0) + sum(imitated),
+            "start": totals.get("start") or apprentice[0]["Timestamp"],
+            "last": apprentice[-1]["Timestamp"],
+            "batch": [len(apprentice), sum(rewards), sum(imitated)],
+        })
 
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
@@ -256,10 +291,20 @@ class Engine(LoopEngine):
 
     def apprentice_agreement(self) -> float | None:
         """Share of joined apprentice-mode events where the model's top action was the baseline."""
-        agreement = self.store.get_setting(_APPRENTICE_KEY)
-        if not agreement or not agreement["n"]:
+        metrics = self.apprentice_metrics()
+        return None if metrics is None else metrics.agreement
+
+    def apprentice_metrics(self) -> ApprenticeMetrics | None:
+        """What apprentice mode has learned so far; None before its first joined event."""
+        totals = self.store.get_setting(_APPRENTICE_KEY)
+        if not totals or not totals["n"]:
             return None
-        return agreement["agree"] / agreement["n"]
+        return ApprenticeMetrics(
+            n_events=totals["n"], n_agreed=totals["agree"],
+            sum_of_rewards=totals.get("rewards", 0.0),
+            sum_of_imitated_rewards=totals.get("imitated", 0.0),
+            started_at=totals.get("start"), last_event_at=totals.get("last"),
+            last_batch=tuple(totals.get("batch", (0, 0.0, 0.0))))
 
 def _check_excluded(excluded: Iterable[str], actions: Sequence[Action]) -> set[str]:
     if isinstance(excluded, str):

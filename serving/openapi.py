@@ -230,6 +230,15 @@ def personalizer_paths(prefix: str, *, versioned: bool) -> dict[str, Any]:
     return paths
 
 
+_APPRENTICE_SUMS = {
+    "numberOfEvents": {"type": "integer", "minimum": 0},
+    "sumOfRewards": {"type": "number"},
+    "sumOfImitatedRewards": {"type": "number",
+                             "description": "Rewards of the events where the model's top "
+                                            "action was the baseline shown."},
+}
+
+
 def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
     """Component schemas of the Personalizer-compatible routes."""
     features = {
@@ -316,8 +325,20 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
                 },
                 "logMirrorEnabled": {"type": "boolean"},
                 "isAutoOptimizationEnabled": {"type": "boolean"},
+                "latestApprenticeModeMetrics": {
+                    "type": "object", "readOnly": True,
+                    "description": "Present once apprentice mode has joined events; "
+                                   "ignored on update.",
+                    "properties": {
+                        "startTime": {"type": "string", "format": "date-time"},
+                        "lastProcessedEventTime": {"type": "string", "format": "date-time"},
+                        "lastBatchMetrics": _ref("ApprenticeBatchMetrics"),
+                        **_APPRENTICE_SUMS,
+                    },
+                },
             },
         },
+        "ApprenticeBatchMetrics": {"type": "object", "properties": _APPRENTICE_SUMS},
         "PolicyContract": {
             "type": "object",
             "required": ["name", "arguments"],

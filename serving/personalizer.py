@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 
+from banditkit.engine import ApprenticeMetrics
 from banditkit.errors import InvalidInputError
 from banditkit.settings import LoopSettings, check_policy_args
 from banditkit.types import Action, Decision
@@ -234,9 +235,11 @@ def activate(eventId: str) -> tuple[str, int]:  # noqa: N803
 # ------------------------------------------------------------------ configurations
 
 
-def service_configuration_json(settings: LoopSettings) -> dict[str, Any]:
-    """Personalizer's ``ServiceConfiguration`` for the engine's ``settings``."""
-    return {
+def service_configuration_json(settings: LoopSettings,
+                               apprentice: ApprenticeMetrics | None = None) -> dict[str, Any]:
+    """Personalizer's ``ServiceConfiguration`` for the engine's ``settings``, with
+    ``latestApprenticeModeMetrics`` once apprentice mode has joined events."""
+    configuration = {
         "rewardWaitTime": format_duration(settings.reward_wait_seconds),
         "defaultReward": float(settings.default_reward),
         "rewardAggregation": settings.reward_aggregation,
@@ -250,6 +253,18 @@ def service_configuration_json(settings: LoopSettings) -> dict[str, Any]:
         "logMirrorEnabled": False,
         "isAutoOptimizationEnabled": False,
     }
+    if apprentice is not None:
+        n, rewards, imitated = apprentice.last_batch
+        configuration["latestApprenticeModeMetrics"] = {
+            "startTime": apprentice.started_at,
+            "lastProcessedEventTime": apprentice.last_event_at,
+            "lastBatchMetrics": {"numberOfEvents": n, "sumOfRewards": rewards,
+                                 "sumOfImitatedRewards": imitated},
+            "numberOfEvents": apprentice.n_events,
+            "sumOfRewards": apprentice.sum_of_rewards,
+            "sumOfImitatedRewards": apprentice.sum_of_imitated_rewards,
+        }
+    return configuration
 
 
 def _duration_field(body: dict[str, Any], key: str) -> float:
@@ -354,7 +369,8 @@ def _update_settings(settings: LoopSettings) -> None:
 @require_roles("analyst")
 def get_service_configuration() -> tuple[dict[str, Any], int]:
     """The loop settings as a Personalizer ``ServiceConfiguration``."""
-    return service_configuration_json(get_engine().settings), 200
+    engine = get_engine()
+    return service_configuration_json(engine.settings, engine.apprentice_metrics()), 200
 
 
 @require_roles()
@@ -363,7 +379,7 @@ def update_service_configuration() -> tuple[dict[str, Any], int]:
     engine = get_engine()
     settings = parse_service_configuration(json_body(), engine.settings)
     _update_settings(settings)
-    return service_configuration_json(engine.settings), 200
+    return service_configuration_json(engine.settings, engine.apprentice_metrics()), 200
 
 
 def _meta() -> MetaStore:

@@ -38,6 +38,18 @@ def test_apprentice_returns_the_baseline_learns_it_and_reports_agreement(tmp_pat
     assert all(agrees[str(i)] for i in range(21, 60, 2))
     assert not any(agrees[str(i)] for i in range(20, 60, 2))
     assert 0.4 < engine.apprentice_agreement() < 0.7
+    # Personalizer's apprentice metrics: rewards of all events, and of those imitated.
+    metrics = engine.apprentice_metrics()
+    rewards = {line["EventId"]: -line["_label_cost"] for line in lines}
+    assert metrics.n_events == len(lines) == 60
+    assert metrics.sum_of_rewards == pytest.approx(sum(rewards.values()))
+    assert metrics.sum_of_imitated_rewards == pytest.approx(
+        sum(r for event_id, r in rewards.items() if agrees[event_id]))
+    # It imitates the baseline where the baseline pays, not where it costs.
+    assert metrics.sum_of_imitated_rewards > metrics.sum_of_rewards + 15
+    assert (metrics.started_at, metrics.last_event_at) == (lines[0]["Timestamp"],
+                                                            lines[-1]["Timestamp"])
+    assert metrics.last_batch == (1, rewards["59"], rewards["59"] if agrees["59"] else 0.0)
 
 
 def test_logging_only_logs_the_baseline_and_learns_nothing(tmp_path, clock):

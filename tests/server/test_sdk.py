@@ -205,6 +205,34 @@ def test_new_sdk_service_configuration_round_trip(live_server, admin_client) -> 
     assert admin_client.get_service_configuration() == original
 
 
+def test_new_sdk_reads_the_apprentice_metrics(live_server, new_client, admin_client) -> None:
+    original = admin_client.get_service_configuration()
+    admin_client.update_service_configuration({**original, "learningMode": "Apprentice"})
+    try:
+        rewards = {"sdk-apprentice-0": 1.0, "sdk-apprentice-1": 0.0, "sdk-apprentice-2": 0.5}
+        for event_id, value in rewards.items():
+            response = new_client.rank({"contextFeatures": CONTEXT, "actions": ACTIONS,
+                                        "eventId": event_id})
+            assert response["rewardActionId"] == ACTIONS[0]["id"]  # the baseline
+            new_client.reward(event_id, {"value": value})
+        joined = [wait_for_join(live_server.data_dir, event_id) for event_id in rewards]
+        deadline = time.monotonic() + 20
+        while True:  # the learner counts apprentice events right after joining them
+            metrics = admin_client.get_service_configuration().get(
+                "latestApprenticeModeMetrics")
+            if metrics and metrics["numberOfEvents"] >= len(rewards):
+                break
+            assert time.monotonic() < deadline, "no apprentice metrics"
+            time.sleep(0.2)
+    finally:
+        admin_client.update_service_configuration(original)
+    assert metrics["numberOfEvents"] == len(rewards)
+    assert metrics["sumOfRewards"] == pytest.approx(sum(rewards.values()))
+    imitated = sum(e.reward for e in joined if e.extra["modelAgreesWithBaseline"])
+    assert metrics["sumOfImitatedRewards"] == pytest.approx(imitated)
+    assert metrics["startTime"] == min(e.timestamp for e in joined)
+
+
 def test_new_sdk_policy_round_trip(live_server, admin_client) -> None:
     original = admin_client.get_policy()
     assert "--cb_explore_adf" in original["arguments"]
