@@ -128,8 +128,10 @@ class JournalWriter:
                 os.fsync(self._fd)
 
     def _open(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            os.close(self._fd)  # rotation: the finished file's lock goes with it
+        if self._fd is not None:
+            # Rotation: the finished file's lock goes with it. After a fork: the
+            # child drops its copy, so the parent's file is freed when the parent is.
+            os.close(self._fd)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{os.getpid()}-{uuid.uuid4().hex}{_SUFFIX}"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)

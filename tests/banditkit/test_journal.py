@@ -129,3 +129,20 @@ def test_a_torn_line_waits_and_a_foreign_line_is_kept_aside(tmp_path, clock):
     assert reject["reason"] == "unreadable line in 999999-torn.journal"
     assert reject["record"] == "not a journal line"
     assert not path.exists()
+
+
+def test_a_forked_worker_writes_its_own_journal(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    engine.rank(CONTEXT, ACTIONS, event_id="parent")  # the parent's journal is open
+    pid = os.fork()
+    if pid == 0:  # a gunicorn worker after the fork: same engine object
+        try:
+            engine.rank(CONTEXT, ACTIONS, event_id="child")
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    files = _journal_files(engine.store)
+    assert sorted(name.split("-")[0] for name in files) == sorted([str(os.getpid()), str(pid)])
+    assert engine.store.pending_count() == 2
+    # The child is gone: its journal went once read; the parent's stays.
+    assert [name.split("-")[0] for name in _journal_files(engine.store)] == [str(os.getpid())]
