@@ -2,8 +2,11 @@
 
 Both apps run through ``banditkit serve`` with the same options (workers,
 threads, JSON logs; the bare app through the hidden ``--app`` option, without
-the learner), one after the other, each on a free loopback port, and the same
-closed-loop load generator drives them: ``wrk`` when it is installed (Debian's
+the learner), side by side, each on a free loopback port, and the same
+closed-loop load generator drives them in turn, each banditkit target right
+after its bare twin, for ``--rounds`` rounds (each ratio is the median of its
+rounds, so a burst of other work on the machine skews one round, not the
+result): ``wrk`` when it is installed (Debian's
 ``wrk``; a Lua script posts the body and counts 4xx/5xx answers as errors),
 else Python processes with keep-alive ``http.client`` connections. Every run
 is bounded in time (``--seconds``; wrk runs exactly that long) and, with the
@@ -46,6 +49,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,12 +132,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "personalizer.py) instead of artwork.analyze's 41")
     parser.add_argument("--no-access-log", action="store_true",
                         help="serve without the per-request JSON access log")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over the targets (each ratio is the median of its "
+                             "rounds); --seconds is per target and round")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny run for CI: 2 s and 500 requests per target, 4 titles")
     args = parser.parse_args(argv)
     if args.smoke:
         args.requests, args.seconds = min(args.requests, 500), min(args.seconds, 2.0)
+        args.rounds = 1
         args.page_size = min(args.page_size, 4)
     if args.load == "auto":
         args.load = "wrk" if shutil.which("wrk") else "python"
@@ -387,10 +395,11 @@ def run_python(url: str, body_path: Path, key: str, *, n_requests: int, seconds:
 
 
 def measure(args: argparse.Namespace, served: Served, url: str, body_path: Path, key: str, *,
-            connections: int) -> dict:
+            connections: int, warm_up: bool = True) -> dict:
     load = run_wrk if args.load == "wrk" else run_python
-    load(url, body_path, key, n_requests=min(300, args.requests),
-         seconds=min(args.seconds, 3.0), connections=connections)
+    if warm_up:
+        load(url, body_path, key, n_requests=min(300, args.requests),
+             seconds=min(args.seconds, 3.0), connections=connections)
     cpu_before = served.cpu_seconds()
     result = load(url, body_path, key, n_requests=args.requests, seconds=args.seconds,
                   connections=connections)
@@ -400,6 +409,18 @@ def measure(args: argparse.Namespace, served: Served, url: str, body_path: Path,
         1, result["requests"])
     return {key_: round(value, 3) if isinstance(value, float) else value
             for key_, value in result.items()}
+
+
+def _combine(rounds: list[dict]) -> dict:
+    """One target's rounds: total throughput, median latency and CPU, all errors."""
+    requests = sum(r["requests"] for r in rounds)
+    seconds = sum(r["seconds"] for r in rounds)
+    return {"requests": requests, "seconds": round(seconds, 3),
+            "errors": sum(r["errors"] for r in rounds),
+            "rps": round(requests / seconds, 3),
+            **{field: round(statistics.median(r[field] for r in rounds), 3)
+               for field in ("p50_ms", "p99_ms", "max_ms", "server_cpu_ms")},
+            "rps_per_round": [round(r["rps"], 1) for r in rounds]}
 
 
 def versions() -> dict:
@@ -436,42 +457,55 @@ def main(argv: list[str] | None = None) -> dict:
         page = scratch_path / "page.json"
         page.write_text(json.dumps({"context": member_context(rng), "titles": titles}))
 
+        # Each banditkit target right after its bare twin, in several rounds, with
+        # both servers up: load from other work hits both sides of a ratio alike.
         plan = [
             ("bare_8", "bare", "/bare", one, args.concurrency),
-            ("bare_40", "bare", "/bare/page", page, args.page_concurrency),
             ("personalizer_rank", "banditkit", "/personalizer/v1.0/rank", one,
              args.concurrency),
+            ("bare_40", "bare", "/bare/page", page, args.page_concurrency),
             ("artwork_rank_40", "banditkit", "/v1/artwork/rank", page, args.page_concurrency),
         ]
-        for app in ("bare", "banditkit"):
-            served = Served(data_dir=data_dir if app == "banditkit" else scratch_path / "bare",
-                            log_path=scratch_path / f"{app}.log", args=args,
-                            app="bench_bare_app:create_app" if app == "bare" else None,
-                            pythonpath=scratch_path)
-            try:
-                for name, target, route, body, connections in plan:
-                    if target != app:
-                        continue
+        servers: dict[str, Served] = {}
+        rounds: dict[str, list[dict]] = {name: [] for name, *_ in plan}
+        try:
+            for app in ("bare", "banditkit"):
+                servers[app] = Served(
+                    data_dir=data_dir if app == "banditkit" else scratch_path / "bare",
+                    log_path=scratch_path / f"{app}.log", args=args,
+                    app="bench_bare_app:create_app" if app == "bare" else None,
+                    pythonpath=scratch_path)
+            for round_index in range(args.rounds):
+                for name, app, route, body, connections in plan:
+                    served = servers[app]
                     url = f"http://127.0.0.1:{served.port}{route}"
-                    results[name] = measure(args, served, url, body, key,
-                                            connections=connections)
-                    line = {"name": name, "route": route, "concurrency": connections,
-                            "titles": args.page_size if body is page else 1,
-                            "variants": args.variants, **results[name], **common}
-                    print(json.dumps(line), flush=True)
-            finally:
+                    rounds[name].append(measure(args, served, url, body, key,
+                                                connections=connections,
+                                                warm_up=round_index == 0))
+        finally:
+            for served in servers.values():
                 served.stop()
+        for name, _app, route, body, connections in plan:
+            results[name] = _combine(rounds[name])
+            line = {"name": name, "route": route, "concurrency": connections,
+                    "titles": args.page_size if body is page else 1,
+                    "variants": args.variants, **results[name], **common}
+            print(json.dumps(line), flush=True)
+
+    def ratio(ours: str, bare: str, field: str, inverse: bool = False) -> float:
+        """Median over rounds of the ratio of twin measurements."""
+        pairs = zip(rounds[ours], rounds[bare], strict=True)
+        values = [(b[field] / o[field]) if inverse else (o[field] / b[field]) for o, b in pairs]
+        return round(statistics.median(values), 3)
+
     summary = {
         "name": "summary",
-        "ratio_rps_rank_8": round(results["personalizer_rank"]["rps"]
-                                  / results["bare_8"]["rps"], 3),
+        "rounds": args.rounds,
+        "ratio_rps_rank_8": ratio("personalizer_rank", "bare_8", "rps"),
         "goal_ratio": 0.6,
-        "ratio_rps_page": round(results["artwork_rank_40"]["rps"]
-                                / results["bare_40"]["rps"], 3),
-        "ratio_cpu_rank_8": round(results["bare_8"]["server_cpu_ms"]
-                                  / results["personalizer_rank"]["server_cpu_ms"], 3),
-        "ratio_cpu_page": round(results["bare_40"]["server_cpu_ms"]
-                                / results["artwork_rank_40"]["server_cpu_ms"], 3),
+        "ratio_rps_page": ratio("artwork_rank_40", "bare_40", "rps"),
+        "ratio_cpu_rank_8": ratio("personalizer_rank", "bare_8", "server_cpu_ms", inverse=True),
+        "ratio_cpu_page": ratio("artwork_rank_40", "bare_40", "server_cpu_ms", inverse=True),
         "page_titles": args.page_size,
         "page_p99_ms": results["artwork_rank_40"]["p99_ms"],
         "goal_page_p99_ms": 25.0,
