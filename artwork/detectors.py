@@ -50,9 +50,8 @@ class Face:
     box : tuple of 4 int
         ``(x, y, width, height)`` in the pixel coordinates of the image passed.
     confidence : float
-        In [0, 1]: ``1 - exp(-n / 2)`` of the number ``n`` of raw cascade
-        windows merged into this box (at least 3; more agreeing windows,
-        surer face).
+        In [0, 1]: ``1 - exp(-n / 4)`` of the number ``n`` of raw cascade
+        windows merged into this box (more agreeing windows, surer face).
     smile : bool or None
         Whether the smile cascade fired in the lower half of the face;
         ``None`` when the face is too small to tell (under 48 pixels wide).
@@ -230,39 +229,6 @@ def detect_faces(
                           min_size=min_size)
 
 
-#: Windows are searched at 2**(1/3) steps from 40 px up, 1.15 below (see _face_windows).
-_FACE_STEP_LARGE = 2.0 ** (1.0 / 3.0)
-
-
-def _face_windows(
-    cascade: cv2.CascadeClassifier, gray: np.ndarray, min_size: int
-) -> tuple[list, list]:
-    """Cascade windows grouped into faces: boxes and the number of windows in each.
-
-    OpenCV slides a window over every other pixel while the window is under
-    twice the cascade's 20 px, and over every pixel from 40 px up, so the
-    windows of 40 to 80 px cost most of a search at scale steps of 1.15
-    (docs/artwork.md). Windows under 40 px keep the 1.15 step; larger ones
-    are searched at 2**(1/3) (three sizes per octave, starting exactly at
-    40 px), and all windows are grouped together, a face needing 3 of them
-    (measured: the same faces and no false positive on the benchmark images,
-    at about 60% of the cost).
-    """
-    rects = []
-    if min_size < 40:
-        small = cascade.detectMultiScale(gray, scaleFactor=1.15, minNeighbors=0,
-                                         minSize=(min_size, min_size), maxSize=(39, 39))
-        rects += [[int(v) for v in r] for r in small]
-    large_min = max(40, min_size)
-    large = cascade.detectMultiScale(gray, scaleFactor=_FACE_STEP_LARGE, minNeighbors=0,
-                                     minSize=(large_min, large_min))
-    rects += [[int(v) for v in r] for r in large]
-    if not rects:
-        return [], []
-    boxes, counts = cv2.groupRectangles(rects, 2, 0.2)
-    return list(boxes), [int(c) for c in np.ravel(counts)]
-
-
 def _faces_in_gray(
     gray: np.ndarray,
     scale: float,
@@ -277,14 +243,16 @@ def _faces_in_gray(
     ``smile_gray`` is the greyscale image of ``shape`` the smile cascade reads
     (``None`` leaves ``smile`` unset).
     """
-    boxes, counts = _face_windows(detectors.face, cv2.equalizeHist(gray), min_size)
+    boxes, counts = detectors.face.detectMultiScale2(
+        cv2.equalizeHist(gray), scaleFactor=1.15, minNeighbors=4, minSize=(min_size, min_size)
+    )
     faces = []
     for box, count in zip(boxes, counts, strict=False):
         original = _scale_box(box, scale, shape)
         smile = None
         if detectors.smile is not None and smile_gray is not None:
             smile = _smiles(smile_gray, original, detectors.smile)
-        confidence = float(1.0 - np.exp(-float(count) / 2.0))
+        confidence = float(1.0 - np.exp(-float(count) / 4.0))
         faces.append(Face(box=original, confidence=confidence, smile=smile))
     faces.sort(key=lambda face: face.box[2] * face.box[3], reverse=True)
     return faces
