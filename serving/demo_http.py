@@ -122,6 +122,9 @@ class DemoServer:
                    "--data-dir", str(self.data_dir), "--bind", f"fd://{listener.fileno()}",
                    "--workers", str(self.workers),
                    "--learner-interval", str(self.learner_interval),
+                   # The simulated members keep the cores busy all along; the demo
+                   # shows learning while serving, so the learner is not put behind.
+                   "--learner-nice", "0",
                    "--no-access-log", "--log-level", "warning"]
         env = {key: value for key, value in os.environ.items()
                if key != "PROMETHEUS_MULTIPROC_DIR"}
