@@ -63,11 +63,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BARE_APP = '''
-from flask import Flask, request
+import json
+import logging
+import time
+
+from flask import Flask, g, request
+
+# The same one-line JSON access log as banditkit's app writes (gunicorn's own is
+# off under banditkit serve), so that --access-log/--no-access-log means the
+# same for both sides of a ratio.
+_access_log = logging.getLogger("banditkit.access")
 
 
 def create_app():
     app = Flask(__name__)
+
+    @app.before_request
+    def _start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log(response):
+        if _access_log.isEnabledFor(logging.INFO):
+            _access_log.info(json.dumps({
+                "method": request.method, "path": request.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - g.started) * 1000, 3), "key_id": None}))
+        return response
 
     @app.get("/readyz")
     def readyz():
