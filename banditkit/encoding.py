@@ -76,9 +76,13 @@ class FeatureEncoder:
     """Validates and encodes features, remembering up to ``max_entries`` distinct ones.
 
     Thread-safe. Encodings are compact JSON objects of :func:`dsjson_namespaces`.
+    Each entry holds the features' pickle and text: a few hundred bytes for a
+    member context, a few KB for an analysed poster's features (catalogue
+    artwork comes as :class:`FrozenFeatures` and is not stored here), so the
+    default bounds the memory to tens of MB.
     """
 
-    def __init__(self, max_entries: int = 65_536) -> None:
+    def __init__(self, max_entries: int = 16_384) -> None:
         self.max_entries = max_entries
         self._texts: dict[bytes, str] = {}
         self._lock = threading.Lock()
