@@ -159,10 +159,7 @@ class LoopEngine(abc.ABC):
             self._settings = settings
             trainer = self._ensure_trainer(settings)
             self._flush_journal()
-            # Lines joined before and not in the trainer yet (after a restart).
-            self._learn(trainer, ((seq, line, json.loads(line))
-                                  for seq, line in self.store.joined_lines_after(
-                                      self._through_seq)))
+            self._learn_stored(trainer)  # joined before and not learned (after a restart)
             joined = 0
             while True:
                 batch = self.store.join_due(
@@ -173,7 +170,10 @@ class LoopEngine(abc.ABC):
                     break
                 joined += len(batch)
                 self._flush_journal()
-                self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
+                if batch[0][0] == self._through_seq + 1:
+                    self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
+                else:  # another process joined in between (one learner is the rule)
+                    self._learn_stored(trainer)
             interval_passed = (self.clock() - self._published_at
                                >= settings.model_update_seconds)
             if self._learned_since_publish and (interval_passed or force_publish):
@@ -227,6 +227,11 @@ class LoopEngine(abc.ABC):
         self._through_seq = through_seq
         self._published_at = published_at
         self._learned_since_publish = 0
+
+    def _learn_stored(self, trainer: Any) -> None:
+        """Learn every line the store joined after the trainer's last one."""
+        self._learn(trainer, ((seq, line, json.loads(line))
+                              for seq, line in self.store.joined_lines_after(self._through_seq)))
 
     def _learn(self, trainer: Any, joined: Iterable[tuple[int, str, dict]]) -> None:
         """Learn ``(join_seq, line, record)`` in join order, past what the trainer has."""

@@ -140,3 +140,24 @@ def test_the_learner_follows_a_policy_changed_by_another_process(tmp_path, clock
     learner.process_due(force_publish=True)
     assert learner._trainer.args == "--cb_explore_adf --bag 3"
     assert learner.store.latest_model().policy_args == "--cb_explore_adf --bag 3"
+
+
+def test_a_learner_learns_what_another_joined_in_between(tmp_path, clock):
+    first = Engine.open(tmp_path, clock=clock, settings=_settings())
+    _drive(first, clock, 6, "a")
+    clock.advance(20)
+    second = Engine.open(tmp_path, clock=clock)
+    join_due = first.store.join_due
+
+    def another_learner_joins_first(**kwargs):
+        if second.store.pending_count():
+            assert second.process_due(batch_size=3) == 6  # joins seq 1..6 before ours
+            _drive(first, clock, 4, "b")
+            clock.advance(20)
+            kwargs["now"] = clock.now
+        return join_due(**kwargs)
+
+    first.store.join_due = another_learner_joins_first
+    assert first.process_due() == 4  # our join is seq 7..10: a gap after our last (0)
+    assert first._through_seq == first.store.last_join_seq() == 10
+    assert first._trainer.n_updates_ == 10
