@@ -340,6 +340,9 @@ class Store:
 
     @staticmethod
     def _existing(db: sqlite3.Connection, event_ids: list[str]) -> set[str]:
+        if len(event_ids) == 1:  # one decision: the statement SQLite keeps prepared
+            row = db.execute("SELECT 1 FROM events WHERE event_id = ?", event_ids).fetchone()
+            return set(event_ids) if row else set()
         found: set[str] = set()
         unique = list(dict.fromkeys(event_ids))
         for start in range(0, len(unique), 500):
