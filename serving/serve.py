@@ -14,8 +14,9 @@ The master restarts the learner if it dies, and stops it after the workers on
 SIGTERM/SIGINT (gunicorn's graceful shutdown: workers finish their requests).
 A learner whose master disappears (SIGKILL) exits by itself, as gunicorn's
 workers do, so a restart never finds two learners. Every acknowledged decision
-and reward is already committed to SQLite, so nothing acknowledged is lost when
-any of these processes is killed; the next learner joins them.
+and reward is already in its worker's journal (``banditkit.journal``), so nothing
+acknowledged is lost when any of these processes is killed; the next learner
+ingests and joins them.
 
 Logs are JSON lines on stderr (one object per line: ``time``, ``level``,
 ``logger``, ``pid``, ``message``, and the fields of the app's access log).
