@@ -74,7 +74,6 @@ class LoopEngine(abc.ABC):
         self._through_seq = 0
         self._published_at = 0.0
         self._learned_since_publish = 0
-        self._journal_checked = False
 
     # -- hooks -------------------------------------------------------------------
 
@@ -158,18 +157,19 @@ class LoopEngine(abc.ABC):
             settings = self._load_settings()
             self._settings = settings
             trainer = self._ensure_trainer(settings)
-            self._flush_journal()
+            self._log_unlogged()  # what a stopped learner joined but may not have logged
             self._learn_stored(trainer)  # joined before and not learned (after a restart)
             joined = 0
             while True:
-                batch = self.store.join_due(
+                entry, batch = self.store.join_due(
                     now=self.clock(), wait_seconds=settings.reward_wait_seconds,
                     limit=batch_size, join=lambda events, rewards: self._join(
                         events, rewards, settings))
                 if not batch:
                     break
                 joined += len(batch)
-                self._flush_journal()
+                self.log.append([(item.timestamp, item.line) for _, item in batch])
+                self.store.mark_logged(entry)
                 if batch[0][0] == self._through_seq + 1:
                     self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
                 else:  # another process joined in between (one learner is the rule)
@@ -182,19 +182,15 @@ class LoopEngine(abc.ABC):
                 self.clock() - settings.log_retention_days * 86400.0, self._through_seq)
             return joined
 
-    def _flush_journal(self) -> None:
-        """Write journaled lines to the log; after a crash, only those not yet there."""
-        for entry in self.store.journal():
-            lines = entry.lines
-            if not self._journal_checked:  # first flush of this process: maybe after a crash
-                present: set[str] = set()
-                for timestamp in {t for t, _ in lines}:
-                    present |= self.log.event_ids_in(self.log.partition(timestamp))
-                lines = [(t, line) for t, line in lines
-                         if json.loads(line)["EventId"] not in present]
-            self.log.append(lines)
-            self.store.clear_journal(entry.id)
-        self._journal_checked = True
+    def _log_unlogged(self) -> None:
+        """Write joined lines the log may lack; those already there are not written twice."""
+        for entry in self.store.unlogged():
+            present: set[str] = set()
+            for timestamp in {t for t, _ in entry.lines}:
+                present |= self.log.event_ids_in(self.log.partition(timestamp))
+            self.log.append([(t, line) for t, line in entry.lines
+                             if json.loads(line)["EventId"] not in present])
+            self.store.mark_logged(entry.id)
 
     def _ensure_trainer(self, settings: LoopSettings) -> Any:
         """The one learning model: the latest snapshot plus every event joined after it.

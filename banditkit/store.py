@@ -32,11 +32,11 @@ from banditkit.journal import (
 )
 
 __all__ = [
-    "JournalEntry",
     "ModelSnapshot",
     "PendingEvent",
     "RewardRecord",
     "Store",
+    "UnloggedJoin",
     "thread_connection",
 ]
 
@@ -46,6 +46,7 @@ _log = logging.getLogger(__name__)
 class _JoinedItem(Protocol):
     timestamp: str
     line: str
+    stored: str
 
 
 _Joined = TypeVar("_Joined", bound=_JoinedItem)
@@ -87,9 +88,10 @@ CREATE TABLE IF NOT EXISTS models (
     data              BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS join_journal (
-    id     INTEGER PRIMARY KEY,
-    lines  TEXT NOT NULL            -- "timestamp<TAB>line" per line, not yet durable in the log
+CREATE TABLE IF NOT EXISTS unlogged_joins (
+    id        INTEGER PRIMARY KEY,  -- joined events whose lines may not be in the log yet
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journal_files (
     name   TEXT PRIMARY KEY,        -- a file of the journal folder
@@ -138,7 +140,9 @@ class ModelSnapshot:
 
 
 @dataclass(frozen=True)
-class JournalEntry:
+class UnloggedJoin:
+    """Joined lines, ``(timestamp, line)``, that may not be in the dsjson log yet."""
+
     id: int
     lines: list[tuple[str, str]]
 
@@ -374,41 +378,46 @@ class Store:
 
     def join_due(self, *, now: float, wait_seconds: float, limit: int,
                  join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
-                                Sequence[_Joined]]) -> list[tuple[int, _Joined]]:
+                                Sequence[_Joined]]) -> tuple[int, list[tuple[int, _Joined]]]:
         """Join due events in one transaction.
 
         ``join(events, rewards)`` receives the due :class:`PendingEvent` list (oldest
         first) and a dict of their :class:`RewardRecord` lists, and returns one
-        item per event with ``timestamp`` and ``line`` (the joined dsjson line)
-        attributes. The lines are journaled in the same transaction that marks the
-        events joined, so a reward arriving later is recorded as late and a crash
-        before the log write is repaired by :meth:`journal`.
+        item per event with ``timestamp``, ``line`` (the joined dsjson line) and
+        ``stored`` (what the store keeps of it) attributes. The same transaction
+        that marks the events joined records them as unlogged, so a reward
+        arriving later is recorded as late, and a crash before the caller wrote
+        the lines to the log and called :meth:`mark_logged` is repaired from
+        :meth:`unlogged`.
 
-        Returns ``(join_seq, item)`` per joined event, in join order.
+        Returns
+        -------
+        (int, list)
+            The unlogged entry to pass to :meth:`mark_logged`, and ``(join_seq,
+            item)`` per joined event in join order (empty when nothing was due).
         """
         cutoff = now - wait_seconds
         with self._transaction() as db:
             self._ingest(db)  # what arrives after this transaction is late
             rows = db.execute(
-                "SELECT event_id, created_at, deferred, activated_at, decision, context_at "
-                "FROM events WHERE joined_at IS NULL AND ((deferred = 0 AND created_at <= :c) "
-                "OR (deferred = 1 AND COALESCE(activated_at, created_at) <= :c)) "
-                "ORDER BY created_at, rowid LIMIT :n",
+                "SELECT rowid, event_id, created_at, deferred, activated_at, decision, "
+                "context_at FROM events WHERE joined_at IS NULL AND ((deferred = 0 AND "
+                "created_at <= :c) OR (deferred = 1 AND COALESCE(activated_at, created_at) "
+                "<= :c)) ORDER BY created_at, rowid LIMIT :n",
                 {"c": cutoff, "n": limit}).fetchall()
             if not rows:
-                return []
-            events = [PendingEvent(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+                return 0, []
+            events = [PendingEvent(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
             joined = join(events, self._rewards([e.event_id for e in events]))
             seq = db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
             db.executemany(
-                "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? "
-                "WHERE event_id = ?",
+                "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? WHERE rowid = ?",
                 [(now, seq + i + 1, item.stored if e.context_at is not None else item.line,
-                  e.event_id)
-                 for i, (e, item) in enumerate(zip(events, joined, strict=True))])
-            db.execute("INSERT INTO join_journal (lines) VALUES (?)",
-                       ("\n".join(f"{item.timestamp}\t{item.line}" for item in joined),))
-        return [(seq + i + 1, item) for i, item in enumerate(joined)]
+                  row[0])
+                 for i, (row, e, item) in enumerate(zip(rows, events, joined, strict=True))])
+            entry = db.execute("INSERT INTO unlogged_joins (first_seq, last_seq) VALUES (?, ?)",
+                               (seq + 1, seq + len(joined))).lastrowid
+        return int(entry), [(seq + i + 1, item) for i, item in enumerate(joined)]
 
     def _rewards(self, event_ids: list[str]) -> dict[str, list[RewardRecord]]:
         out: dict[str, list[RewardRecord]] = {}
@@ -421,14 +430,23 @@ class Store:
                 out.setdefault(event_id, []).append(RewardRecord(value, received_at))
         return out
 
-    def journal(self) -> list[JournalEntry]:
-        """Joined lines not yet confirmed durable in the log, oldest first."""
-        return [JournalEntry(id_, [tuple(pair.split("\t", 1)) for pair in lines.split("\n")])
-                for id_, lines in self._db.execute(
-                    "SELECT id, lines FROM join_journal ORDER BY id")]
+    def unlogged(self) -> list[UnloggedJoin]:
+        """Joins whose lines may not be in the log (the learner stopped in between)."""
+        entries = []
+        for entry, first, last in self._db.execute(
+                "SELECT id, first_seq, last_seq FROM unlogged_joins ORDER BY id").fetchall():
+            lines = []
+            for stored, decision, context_at in self._db.execute(
+                    "SELECT joined_line, decision, context_at FROM events "
+                    "WHERE join_seq BETWEEN ? AND ? ORDER BY join_seq", (first, last)):
+                lines.append((json.loads(stored)["Timestamp"],
+                              _full_line(stored, decision, context_at)))
+            entries.append(UnloggedJoin(entry, lines))
+        return entries
 
-    def clear_journal(self, entry_id: int) -> None:
-        self._db.execute("DELETE FROM join_journal WHERE id = ?", (entry_id,))
+    def mark_logged(self, entry: int) -> None:
+        """The lines of an unlogged join are in the log now."""
+        self._db.execute("DELETE FROM unlogged_joins WHERE id = ?", (entry,))
 
     def joined_lines_after(self, seq: int) -> Iterator[tuple[int, str]]:
         """Joined lines with a join sequence above ``seq``, in join order (for replay)."""

@@ -103,6 +103,27 @@ def test_a_crash_between_join_and_log_write_is_repaired_without_duplicates(tmp_p
     assert sorted(ids) == sorted(f"a-{i}" for i in range(5))
 
 
+def test_a_crash_after_the_log_write_writes_no_line_twice(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    _drive(engine, clock, 5, "a")
+    clock.advance(20)
+
+    def crash(entry):
+        raise SystemExit("killed before marking the lines logged")
+
+    engine.store.mark_logged = crash
+    with pytest.raises(SystemExit):
+        engine.process_due()
+    engine.close()
+    assert len(list(read_events([tmp_path / "logs"]))) == 5
+    recovered = Engine.open(tmp_path, clock=clock)
+    assert [len(entry.lines) for entry in recovered.store.unlogged()] == [5]
+    recovered.process_due()
+    assert recovered.store.unlogged() == []
+    ids = [e.event_id for e in read_events([tmp_path / "logs"])]
+    assert sorted(ids) == sorted(f"a-{i}" for i in range(5))
+
+
 def test_rankers_in_other_processes_pick_up_new_snapshots(tmp_path, clock):
     learner = Engine.open(tmp_path, clock=clock, settings=_settings())
     ranker = Engine.open(tmp_path, clock=clock)
