@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
 from banditkit.engine import Engine
 from banditkit.errors import DuplicateEventError, UnknownEventError
+from banditkit.eventlog import read_events
 from banditkit.journal import decision_line, parse_line, reward_line
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, Store
@@ -146,3 +150,49 @@ def test_a_forked_worker_writes_its_own_journal(tmp_path, clock):
     assert engine.store.pending_count() == 2
     # The child is gone: its journal went once read; the parent's stays.
     assert [name.split("-")[0] for name in _journal_files(engine.store)] == [str(os.getpid())]
+
+
+def test_concurrent_rankers_and_a_learner_log_every_decision_exactly_once(tmp_path):
+    Engine.open(tmp_path, settings=LoopSettings(
+        reward_wait_seconds=0.1, model_update_seconds=0.5,
+        policy_args="--cb_explore_adf -q MA")).close()
+    made: list[str] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def ranker(worker: int) -> None:
+        engine = Engine.open(tmp_path)  # its own store and journal, as a worker process
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            try:
+                decision = engine.rank(CONTEXT, ACTIONS, event_id=f"w{worker}-{i}")
+                made.append(decision.event_id)
+                engine.reward(made[i * 7 % len(made)], 1.0)  # also others' decisions
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(error))
+
+    def learner() -> None:
+        engine = Engine.open(tmp_path)
+        while not stop.is_set():
+            try:
+                engine.process_due()
+            except Exception as error:  # noqa: BLE001
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=ranker, args=(k,)) for k in range(3)]
+    threads.append(threading.Thread(target=learner))
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    final = Engine.open(tmp_path)
+    time.sleep(0.2)
+    final.process_due()
+    logged = [event.event_id for event in read_events([tmp_path / "logs"])]
+    assert errors == []
+    assert len(made) > 1000
+    assert sorted(logged) == sorted(made)  # every decision, exactly once
+    assert final.store.rejects() == [] and final.store.pending_count() == 0
