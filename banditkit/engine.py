@@ -41,7 +41,8 @@ class RankRequest:
     """One decision of a batch (e.g. one title of a page).
 
     ``extra`` is stored with the decision under ``_banditkit`` in the log
-    (title id, variant ids, surface...).
+    (title id, variant ids, surface...). ``tag`` is what reports group
+    decisions by (the title id): the store indexes it.
     """
 
     context: Features
@@ -50,6 +51,7 @@ class RankRequest:
     excluded: Iterable[str] = ()
     defer_activation: bool = False
     extra: dict = field(default_factory=dict)
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ class Engine(LoopEngine):
             pending.append(PendingEvent(event_id=decision.event_id, created_at=now,
                                         deferred=bool(request.defer_activation),
                                         activated_at=None, decision=record,
-                                        context_at=context_at))
+                                        context_at=context_at, tag=request.tag))
         self.store.insert_events(
             pending, fresh_ids=all(r.event_id is None for r in requests))
         return decisions

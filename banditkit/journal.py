@@ -16,12 +16,12 @@ live one and delete it.
 
 Line format (UTF-8, one record per line; JSON never contains a raw newline)::
 
-    d <event id> <created_at> <deferred 0|1> <context_at or -> <decision JSON>
+    d <event id> <created_at> <deferred 0|1> <context_at or -> <tag or -> <decision JSON>
     r <event id> <received_at> <value>
     a <event id> <at>
 
-An event id is written as it is when it has no whitespace and does not start
-with ``"``; otherwise as a JSON string.
+An event id or tag is written as it is when it has no whitespace and does not
+start with ``"`` (and a tag is not ``-``); otherwise as a JSON string.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ def encode_event_id(event_id: str) -> str:
     return event_id if _PLAIN_ID.fullmatch(event_id) else json.dumps(event_id)
 
 
+def _encode_tag(tag: str | None) -> str:
+    return "-" if tag is None else json.dumps(tag) if tag == "-" else encode_event_id(tag)
+
+
 def _split_event_id(rest: str) -> tuple[str, str]:
     """The leading event id of ``rest`` and what follows it (without the space)."""
     if rest.startswith('"'):
@@ -67,6 +71,7 @@ class JournalLine:
     value: float = 0.0
     payload: str = ""
     context_at: int | None = None
+    tag: str | None = None
 
 
 def parse_line(line: str) -> JournalLine:
@@ -82,9 +87,11 @@ def _parse(line: str) -> JournalLine:
     kind, rest = line[0], line[2:]
     event_id, tail = _split_event_id(rest)
     if kind == "d":
-        at, deferred, context_at, payload = tail.split(" ", 3)
+        at, deferred, context_at, rest = tail.split(" ", 3)
+        tag, payload = (None, rest[2:]) if rest.startswith("- ") else _split_event_id(rest)
         return JournalLine("d", event_id, float(at), deferred == "1", payload=payload,
-                           context_at=None if context_at == "-" else int(context_at))
+                           context_at=None if context_at == "-" else int(context_at),
+                           tag=tag)
     if kind == "r":
         at, value = tail.split(" ")
         return JournalLine("r", event_id, float(at), value=float(value))
@@ -195,10 +202,10 @@ def _try_lock(fd: int) -> bool:
 
 
 def decision_line(event_id: str, created_at: float, deferred: bool, decision: str,
-                  context_at: int | None = None) -> str:
+                  context_at: int | None = None, tag: str | None = None) -> str:
     at = "-" if context_at is None else context_at
     return (f"d {encode_event_id(event_id)} {float(created_at)!r} {int(deferred)} {at} "
-            f"{decision}\n")
+            f"{_encode_tag(tag)} {decision}\n")
 
 
 def reward_line(event_id: str, received_at: float, value: float) -> str:

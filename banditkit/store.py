@@ -109,7 +109,9 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 
 
 # Columns added after a data directory may have been created: (table, column, type).
-_ADDED_COLUMNS = [("events", "context_at", "INTEGER")]
+_ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT")]
+# Indexes on added columns: created once the columns exist.
+_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS events_tag ON events (tag, created_at);"
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class PendingEvent:
     activated_at: float | None
     decision: str
     context_at: int | None = None  # where ``,"c":`` starts in ``decision``, when known
+    tag: str | None = None         # what reports group decisions by (a title id)
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class Store:
                 if column not in present:
                     with contextlib.suppress(sqlite3.OperationalError):  # another did it
                         connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            connection.executescript(_ADDED_INDEXES)
             migrated.add(id(connection))
         return connection
 
@@ -225,7 +229,7 @@ class Store:
             instead: kept in ``journal_rejects`` with a warning, not learned.
         """
         text = "".join(decision_line(e.event_id, e.created_at, e.deferred, e.decision,
-                                     e.context_at) for e in events)
+                                     e.context_at, e.tag) for e in events)
         with self._recent_lock:
             if not fresh_ids:
                 ids = [event.event_id for event in events]
@@ -320,9 +324,9 @@ class Store:
             else:
                 taken.add(line.event_id)
                 fresh.append((line.event_id, line.at, int(line.deferred), line.payload,
-                              line.context_at))
+                              line.context_at, line.tag))
         db.executemany("INSERT INTO events (event_id, created_at, deferred, decision, "
-                       "context_at) VALUES (?,?,?,?,?)", fresh)
+                       "context_at, tag) VALUES (?,?,?,?,?,?)", fresh)
         self._reject(db, rejects)
 
     def _ingest_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
@@ -483,18 +487,24 @@ class Store:
                 "ORDER BY received_at, id", (event_id,))]
         return record
 
-    def events_since(self, created_after: float) -> Iterator[tuple[str, float, str, str | None]]:
+    def events_since(self, created_after: float, *, tag: str | None = None
+                     ) -> Iterator[tuple[str, float, str, str | None]]:
         """``(event_id, created_at, decision, joined or None)`` of events made after a time,
         the decision and the joined line as JSON without their features where the
         store keeps them apart (what reports read, at a fraction of the size).
 
         Reporting (per-variant impressions and takes) reads through this; joined
         events older than the retention period are only in the dsjson log.
+        With ``tag``, only events with that tag (found by index) and events
+        recorded before tags existed (untagged; the caller filters those).
         """
         self.ingest()
+        where = "created_at > ?" if tag is None else (
+            "(tag = ? OR tag IS NULL) AND created_at > ?")
+        parameters = (created_after,) if tag is None else (tag, created_after)
         for event_id, created_at, decision, joined, context_at in self._db.execute(
                 "SELECT event_id, created_at, decision, joined_line, context_at FROM events "
-                "WHERE created_at > ? ORDER BY created_at", (created_after,)):
+                f"WHERE {where} ORDER BY created_at", parameters):
             head = decision if context_at is None else decision[:context_at] + "}"
             yield event_id, created_at, head, joined
 

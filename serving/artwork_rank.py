@@ -115,7 +115,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
         if surface is not None:
             extra["surface"] = surface
         requests.append(RankRequest(
-            context=context, actions=[v.action for v in variants[title_id]],
+            context=context, actions=[v.action for v in variants[title_id]], tag=title_id,
             defer_activation=defer, extra=extra))
     engine = get_engine()
     metrics = get_metrics()

@@ -568,9 +568,9 @@ def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
     until = float(engine.clock())
     since = until - days * 86400.0
     report = title_performance(
-        engine.store.events_since(since), title_id=title.id, since=since, until=until,
-        variant_ids=[v.id for v in catalogue.variants(title.id)], confidence=confidence,
-        take_threshold=threshold)
+        engine.store.events_since(since, tag=title.id), title_id=title.id, since=since,
+        until=until, variant_ids=[v.id for v in catalogue.variants(title.id)],
+        confidence=confidence, take_threshold=threshold)
     return performance_json(report)
 
 

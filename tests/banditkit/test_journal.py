@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from banditkit.engine import Engine
+from banditkit.engine import Engine, RankRequest
 from banditkit.errors import DuplicateEventError, UnknownEventError
 from banditkit.eventlog import read_events
 from banditkit.journal import decision_line, parse_line, reward_line
@@ -38,6 +39,10 @@ def test_journal_lines_round_trip_any_event_id(event_id):
     decision = parse_line(decision_line(event_id, 1.5, True, '{"a":[1]}').rstrip("\n"))
     assert (decision.kind, decision.event_id, decision.at, decision.deferred,
             decision.payload) == ("d", event_id, 1.5, True, '{"a":[1]}')
+    for tag in (None, event_id, "-", "-x"):
+        tagged = parse_line(decision_line(event_id, 1.5, False, "{}", 7, tag).rstrip("\n"))
+        assert (tagged.event_id, tagged.tag, tagged.context_at, tagged.payload) == (
+            event_id, tag, 7, "{}")
     reward = parse_line(reward_line(event_id, 2.25, -0.5).rstrip("\n"))
     assert (reward.kind, reward.event_id, reward.at, reward.value) == ("r", event_id, 2.25, -0.5)
 
@@ -47,7 +52,7 @@ def test_a_killed_process_loses_no_decision_and_its_journal_is_removed_once_inge
     Engine.open(tmp_path, clock=clock, settings=_settings()).close()
     script = textwrap.dedent(f"""
         import os, sys
-        from banditkit.engine import Engine
+        from banditkit.engine import Engine, RankRequest
         from banditkit.types import Action
         engine = Engine.open({str(tmp_path)!r}, clock=lambda: {clock.now!r})
         actions = [Action(id=f"v{{i}}", features={{"Artwork": {{"theme": f"t{{i}}"}}}})
@@ -196,3 +201,24 @@ def test_concurrent_rankers_and_a_learner_log_every_decision_exactly_once(tmp_pa
     assert len(made) > 1000
     assert sorted(logged) == sorted(made)  # every decision, exactly once
     assert final.store.rejects() == [] and final.store.pending_count() == 0
+
+
+def test_reports_find_a_tag_by_index_and_old_stores_gain_the_column(tmp_path, clock):
+    old = sqlite3.connect(tmp_path / "banditkit.sqlite3")  # a store from before tags
+    old.execute("CREATE TABLE events (event_id TEXT PRIMARY KEY, created_at REAL NOT NULL, "
+                "deferred INTEGER NOT NULL, activated_at REAL, decision TEXT NOT NULL, "
+                "joined_at REAL, join_seq INTEGER, joined_line TEXT)")
+    old.execute("INSERT INTO events VALUES ('untagged', 1.0, 0, NULL, '{}', NULL, NULL, NULL)")
+    old.commit()
+    old.close()
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    for i in range(4):
+        engine.rank_many([RankRequest(context=CONTEXT, actions=ACTIONS, event_id=f"{t}-{i}",
+                                      tag=t) for t in ("crown", "dune")])
+    crown = [event_id for event_id, *_ in engine.store.events_since(0, tag="crown")]
+    assert crown == ["untagged", *(f"crown-{i}" for i in range(4))]
+    assert len(list(engine.store.events_since(0))) == 9
+    plan = engine.store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT event_id FROM events WHERE (tag = ? OR tag IS NULL) "
+        "AND created_at > ? ORDER BY created_at", ("crown", 0)).fetchall()
+    assert "events_tag" in str(plan)
