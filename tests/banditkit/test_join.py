@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -124,3 +125,38 @@ def test_unknown_event_and_bad_values_are_rejected(tmp_path, clock):
         with pytest.raises(InvalidInputError, match="finite number"):
             engine.reward("e", bad)
     assert engine.store.event("e")["rewards"] == []
+
+
+@pytest.mark.parametrize("deferred,activated,rewards,excluded", [
+    (False, False, [], ()),                       # default reward
+    (False, False, [(1.0, 1.0), (0.5, 2.0)], ()),  # counted rewards
+    (False, False, [(1.0, 99.0)], ("v2",)),        # ignored (too late), an exclusion
+    (True, True, [(1.0, 2.0)], ()),                # deferred, activated
+    (True, False, [(1.0, 2.0)], ()),               # deferred, never activated: skip
+])
+def test_the_spliced_joined_line_is_the_encoded_one(tmp_path, clock, deferred, activated,
+                                                     rewards, excluded):
+    from banditkit.encoding import compact_json
+    from banditkit.join import join_event, joined_line
+    from banditkit.store import PendingEvent, RewardRecord
+
+    engine = _engine(tmp_path, clock)
+    engine.rank({"Member": {"country": "BR"}, "": {"hour": 21.5}}, ACTIONS, event_id="e",
+                excluded=excluded, defer_activation=deferred, extra={"title": "t 1"})
+    stored = engine.store.event("e")
+    row = engine.store._db.execute("SELECT context_at FROM events").fetchone()
+    event = PendingEvent("e", stored["created_at"], deferred,
+                         stored["created_at"] + 0.5 if activated else None,
+                         stored["decision"], row[0])
+    outcome = join_event(event, [RewardRecord(v, stored["created_at"] + t) for v, t in rewards],
+                         engine.settings)
+    spliced = joined_line(event, outcome)
+    encoded = joined_line(dataclasses.replace(event, context_at=None), outcome)
+    # What the store keeps: byte for byte the encoded record without its features.
+    without_features = {k: v for k, v in encoded.record.items() if k != "c"}
+    assert spliced.stored == compact_json(without_features)
+    assert spliced.record == without_features
+    # The line: the same object, the features last.
+    assert json.loads(spliced.line) == json.loads(encoded.line)
+    assert spliced.line == spliced.stored[:-1] + ',"c":' + compact_json(
+        json.loads(encoded.line)["c"]) + "}"
