@@ -83,41 +83,28 @@ def test_restart_relearns_events_joined_after_the_last_snapshot(tmp_path, clock)
     np.testing.assert_allclose(restarted._trainer.predict_one(_context(1), features), before)
 
 
-def test_a_crash_between_join_and_log_write_is_repaired_without_duplicates(tmp_path, clock):
+@pytest.mark.parametrize("dies_in,lines_in_log", [
+    ("log.append", 0),           # after the join committed, before the log write
+    ("store.mark_logged", 5),    # after the log write, before it was marked
+])
+def test_a_learner_killed_after_the_join_loses_no_line_and_writes_none_twice(
+        tmp_path, clock, dies_in, lines_in_log):
     engine = Engine.open(tmp_path, clock=clock, settings=_settings())
     _drive(engine, clock, 5, "a")
     clock.advance(20)
+    owner, method = dies_in.split(".")
 
-    def crash(lines):
-        raise SystemExit("killed while writing the log")
+    def killed(*_):
+        raise SystemExit(f"killed in {dies_in}")
 
-    engine.log.append = crash  # the process dies after the join committed
+    setattr(getattr(engine, owner), method, killed)
     with pytest.raises(SystemExit):
         engine.process_due()
     engine.close()
-    assert len(list((tmp_path / "logs").rglob("*.dsjson"))) == 0
-    recovered = Engine.open(tmp_path, clock=clock)
-    recovered.process_due()
-    recovered.process_due()
-    ids = [e.event_id for e in read_events([tmp_path / "logs"])]
-    assert sorted(ids) == sorted(f"a-{i}" for i in range(5))
-
-
-def test_a_crash_after_the_log_write_writes_no_line_twice(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
-    _drive(engine, clock, 5, "a")
-    clock.advance(20)
-
-    def crash(entry):
-        raise SystemExit("killed before marking the lines logged")
-
-    engine.store.mark_logged = crash
-    with pytest.raises(SystemExit):
-        engine.process_due()
-    engine.close()
-    assert len(list(read_events([tmp_path / "logs"]))) == 5
+    assert len(list(read_events(list(tmp_path.glob("logs"))))) == lines_in_log
     recovered = Engine.open(tmp_path, clock=clock)
     assert [len(entry.lines) for entry in recovered.store.unlogged()] == [5]
+    recovered.process_due()
     recovered.process_due()
     assert recovered.store.unlogged() == []
     ids = [e.event_id for e in read_events([tmp_path / "logs"])]
