@@ -15,12 +15,16 @@ from __future__ import annotations
 import json
 import pickle
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from banditkit.types import Features, check_features
 
-__all__ = ["FeatureEncoder", "FrozenFeatures", "compact_json", "dsjson_namespaces"]
+__all__ = ["ContentMemo", "FeatureEncoder", "FrozenFeatures", "compact_json",
+           "dsjson_namespaces"]
+
+V = TypeVar("V")
 
 #: JSON without spaces, as dsjson lines are written (one encoder: ``json.dumps``
 #: with options builds a new one per call).
@@ -72,6 +76,39 @@ class FrozenFeatures(Mapping):
         return f"FrozenFeatures({self.text})"
 
 
+class ContentMemo(Generic[V]):
+    """Values computed once per distinct content, keyed by the content's pickle.
+
+    A pickle loads back to content equal in types and values, so a hit is a
+    value computed from exactly this content. Keeps at most ``max_entries``
+    (the oldest go first); thread-safe. Content that cannot be pickled is
+    computed every time.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._values: dict[bytes, V] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, content: object, compute: Callable[[], V]) -> V:
+        """The value remembered for ``content``, or ``compute()`` remembered."""
+        try:
+            key = pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - whatever cannot be pickled is computed
+            return compute()
+        value = self._values.get(key)
+        if value is None:
+            value = compute()  # raises for invalid content: nothing is remembered
+            with self._lock:
+                self._values[key] = value
+                if len(self._values) > self.max_entries:
+                    del self._values[next(iter(self._values))]
+        return value
+
+
 class FeatureEncoder:
     """Validates and encodes features, remembering up to ``max_entries`` distinct ones.
 
@@ -83,9 +120,7 @@ class FeatureEncoder:
     """
 
     def __init__(self, max_entries: int = 16_384) -> None:
-        self.max_entries = max_entries
-        self._texts: dict[bytes, str] = {}
-        self._lock = threading.Lock()
+        self.texts: ContentMemo[str] = ContentMemo(max_entries)
 
     def encode(self, features: object, *, name: str = "features") -> str:
         """The JSON text of valid features.
@@ -97,21 +132,7 @@ class FeatureEncoder:
         """
         if type(features) is FrozenFeatures:
             return features.text
-        try:
-            key = pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 - whatever cannot be pickled is checked below
-            key = None
-        text = None if key is None else self._texts.get(key)
-        if text is None:
-            check_features(features, name=name)
-            text = compact_json(dsjson_namespaces(features))
-            if key is None:
-                return text
-            with self._lock:
-                self._texts[key] = text
-                if len(self._texts) > self.max_entries:
-                    del self._texts[next(iter(self._texts))]
-        return text
+        return self.texts.get(features, lambda: _checked_text(features, name))
 
     def encode_all(self, features: Sequence[object], *, name: str) -> list[str]:
         """:meth:`encode` each; ``name`` is a format string given the position."""
@@ -124,3 +145,8 @@ class FeatureEncoder:
         """The dsjson ``c`` object from encoded context and actions (``_multi``)."""
         head = context[:-1] + "," if context != "{}" else "{"
         return head + '"_multi":[' + ",".join(actions) + "]}"
+
+
+def _checked_text(features: object, name: str) -> str:
+    check_features(features, name=name)
+    return compact_json(dsjson_namespaces(features))

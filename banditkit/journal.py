@@ -32,7 +32,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,8 +173,9 @@ class JournalReader:
             return []
         return sorted(p.name for p in self.folder.iterdir() if p.name.endswith(_SUFFIX))
 
-    def read(self, offsets: dict[str, int]) -> Iterator[JournalChunk]:
-        for name in self.names():
+    def read(self, names: Sequence[str], offsets: dict[str, int]) -> Iterator[JournalChunk]:
+        """What the files ``names`` (from :meth:`names`) gained since ``offsets``."""
+        for name in names:
             start = offsets.get(name, 0)
             try:
                 handle = open(self.folder / name, "rb")  # noqa: SIM115 - closed below

@@ -293,7 +293,8 @@ class Store:
         outcomes: list[JournalLine] = []
         finished = []
         unreadable: list[tuple[JournalLine, str]] = []
-        for chunk in reader.read(offsets):
+        names = reader.names()
+        for chunk in reader.read(names, offsets):
             for line in chunk.lines:
                 if line.kind == "?":
                     unreadable.append((line, f"unreadable line in {chunk.name}"))
@@ -308,9 +309,8 @@ class Store:
         self._ingest_decisions(db, decisions)
         self._ingest_outcomes(db, outcomes)
         self._reject(db, unreadable)
-        present = set(reader.names())
         db.executemany("DELETE FROM journal_files WHERE name = ?",
-                       [(name,) for name in offsets if name not in present])
+                       [(name,) for name in offsets.keys() - set(names)])
         for name in finished:  # kept in journal_files until gone, so never read twice
             reader.remove(name)
         return len(decisions) + len(outcomes)

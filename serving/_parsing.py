@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from flask import request
 
-from banditkit.encoding import FrozenFeatures
+from banditkit.encoding import ContentMemo, FrozenFeatures
 from serving.errors import ApiError
 
 __all__ = [
@@ -304,9 +302,7 @@ class FeatureMemory:
     """
 
     def __init__(self, max_entries: int = 8_192) -> None:
-        self.max_entries = max_entries
-        self._features: dict[bytes, FrozenFeatures] = {}
-        self._lock = threading.Lock()
+        self.features: ContentMemo[FrozenFeatures] = ContentMemo(max_entries)
 
     def __call__(self, value: Any, *, target: str, default_namespace: str) -> FrozenFeatures:
         """As :func:`personalizer_features`, frozen.
@@ -316,13 +312,6 @@ class FeatureMemory:
         ApiError, InvalidInputError
             Naming ``target``.
         """
-        key = pickle.dumps((default_namespace, value), protocol=pickle.HIGHEST_PROTOCOL)
-        features = self._features.get(key)
-        if features is None:
-            features = FrozenFeatures(personalizer_features(
-                value, target=target, default_namespace=default_namespace), name=target)
-            with self._lock:
-                self._features[key] = features
-                if len(self._features) > self.max_entries:
-                    del self._features[next(iter(self._features))]
-        return features
+        return self.features.get((default_namespace, value), lambda: FrozenFeatures(
+            personalizer_features(value, target=target, default_namespace=default_namespace),
+            name=target))

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Flask, Response, current_app, request
 
+from banditkit.eventlog import EventLogWriter
 from serving import openapi
 from serving._parsing import (
     json_body,
@@ -119,9 +120,9 @@ class LogPartition:
                 "firstTimestamp": self.first_timestamp, "lastTimestamp": self.last_timestamp}
 
 
-def _partition_path(log: Any, day: date) -> Path:
+def _partition_path(log: EventLogWriter, day: date) -> Path:
     # The writer's own layout (dt=YYYY-MM-DD/events.dsjson) for that day.
-    return Path(log.partition(day.isoformat()))
+    return log.partition(day.isoformat())
 
 
 def _partition_days(root: Path) -> list[date]:
@@ -188,7 +189,7 @@ def _scan(path: Path, day: date) -> LogPartition:
                         last_timestamp=None if last is None else last.decode("ascii", "replace"))
 
 
-def log_partitions(log: Any) -> list[LogPartition]:
+def log_partitions(log: EventLogWriter) -> list[LogPartition]:
     """Every date partition of an event log, oldest first.
 
     Parameters
@@ -210,7 +211,7 @@ def log_partitions(log: Any) -> list[LogPartition]:
     return out
 
 
-def partition_files(log: Any, start: date, end: date) -> list[Path]:
+def partition_files(log: EventLogWriter, start: date, end: date) -> list[Path]:
     """The existing partition files of the days ``start`` to ``end`` (inclusive), in order."""
     files = []
     day = start

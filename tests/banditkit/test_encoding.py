@@ -48,7 +48,7 @@ def test_the_memory_is_bounded():
     encoder = FeatureEncoder(max_entries=10)
     for i in range(100):
         encoder.encode({"Member": {"i": i}})
-    assert len(encoder._texts) == 10
+    assert len(encoder.texts) == 10
 
 
 def test_frozen_features_are_read_only_validated_and_rank_like_a_dict(tmp_path, clock):

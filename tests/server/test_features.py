@@ -86,7 +86,7 @@ def test_the_feature_memory_converts_once_and_never_confuses_types():
     assert as_int["Artwork"]["faces"] is not True
     for i in range(10):
         memory([{"A": {"i": i}}], target="t", default_namespace="Action")
-    assert len(memory._features) == 3
+    assert len(memory.features) == 3
 
 
 def test_the_feature_memory_refuses_invalid_lists_every_time():
