@@ -22,13 +22,15 @@ from typing import Generic, TypeVar
 from banditkit.types import Features, check_features
 
 __all__ = ["ContentMemo", "FeatureEncoder", "FrozenFeatures", "compact_json",
-           "dsjson_namespaces"]
+           "dsjson_namespaces", "json_string"]
 
 V = TypeVar("V")
 
 #: JSON without spaces, as dsjson lines are written (one encoder: ``json.dumps``
 #: with options builds a new one per call).
 compact_json = json.JSONEncoder(separators=(",", ":")).encode
+#: A JSON string literal exactly as :data:`compact_json` writes one (ASCII, escaped).
+json_string = json.encoder.encode_basestring_ascii
 
 
 def dsjson_namespaces(features: Features) -> dict:

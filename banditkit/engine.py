@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from banditkit.encoding import FeatureEncoder, compact_json
+from banditkit.encoding import FeatureEncoder, compact_json, json_string
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.join import JoinedLine, join_event, joined_line
@@ -254,16 +254,12 @@ class Engine(LoopEngine):
             extra["learningMode"] = settings.learning_mode
             extra["modelAgreesWithBaseline"] = max(model_pmf) == model_pmf[0]
         order = rank_order(pmf, chosen)
-        record = {
-            "EventId": event_id,
-            "Timestamp": timestamp,
-            "Version": "1",
-            "VWState": {"m": str(version)},
-            "a": [i + 1 for i in order],
-            "p": [pmf[i] for i in order],
-            "_banditkit": extra,
-        }
-        head = compact_json(record)[:-1]
+        # The record's head as compact_json writes it (floats as repr, strings
+        # escaped to ASCII), formatted directly: a third of the encoding's cost.
+        head = (f'{{"EventId":{json_string(event_id)},"Timestamp":"{timestamp}","Version":"1",'
+                f'"VWState":{{"m":"{version}"}},"a":[{",".join([str(i + 1) for i in order])}],'
+                f'"p":[{",".join([repr(pmf[i]) for i in order])}],'
+                f'"_banditkit":{compact_json(extra)}')
         line = head + ',"c":' + self._encoder.shared(context, texts) + "}"
         ranking = tuple(RankedAction(eligible[i].id, pmf[i]) for i in order) + tuple(
             RankedAction(a.id, 0.0) for a in actions if a.id in excluded)

@@ -7,8 +7,10 @@ fields live under the single key ``_banditkit``, which VW ignores.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,9 +39,24 @@ PARTITION_FILE = "events.dsjson"
 
 
 def iso_timestamp(unix_seconds: float) -> str:
-    """UTC ISO-8601 with microseconds and a ``Z``, as Personalizer wrote it."""
-    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
-    return f"{moment.isoformat(timespec='microseconds')[:-6]}Z"  # strftime: 3x slower
+    """UTC ISO-8601 with microseconds and a ``Z``, as Personalizer wrote it.
+
+    Every decision is stamped, so the date and time of a second are formatted
+    once (``_second_text``) and only the microseconds per call; they round as
+    :meth:`datetime.fromtimestamp` does (half to even), so the text is the same.
+    """
+    fraction, second = math.modf(unix_seconds)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        micro, second = micro - 1_000_000, second + 1.0
+    elif micro < 0:
+        micro, second = micro + 1_000_000, second - 1.0
+    return f"{_second_text(int(second))}.{micro:06d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _second_text(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=UTC).isoformat(timespec="seconds")[:-6]
 
 
 @dataclass(frozen=True)

@@ -42,5 +42,6 @@ def sample_index(pmf: Sequence[float], event_id: str) -> int:
 
 def rank_order(pmf: Sequence[float], chosen: int) -> list[int]:
     """The chosen index first, then the others by decreasing probability (stable)."""
-    return [chosen, *sorted((i for i in range(len(pmf)) if i != chosen),
-                            key=lambda i: -pmf[i])]
+    order = sorted(range(len(pmf)), key=pmf.__getitem__, reverse=True)  # reverse is stable
+    order.remove(chosen)
+    return [chosen, *order]

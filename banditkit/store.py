@@ -179,17 +179,19 @@ class Store:
 
     @property
     def _db(self) -> sqlite3.Connection:
+        """This thread's connection, migrated (rank asks for it on every decision)."""
+        migrated = getattr(self.__dict__.get("_local"), "migrated", None)
+        if migrated is not None:
+            return migrated
         connection = thread_connection(self, self.path, schema=_SCHEMA,
                                        synchronous=self.synchronous)
-        migrated = self.__dict__.setdefault("_migrated", set())
-        if id(connection) not in migrated:
-            for table, column, kind in _ADDED_COLUMNS:
-                present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-                if column not in present:
-                    with contextlib.suppress(sqlite3.OperationalError):  # another did it
-                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            connection.executescript(_ADDED_INDEXES)
-            migrated.add(id(connection))
+        for table, column, kind in _ADDED_COLUMNS:
+            present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                with contextlib.suppress(sqlite3.OperationalError):  # another did it
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        connection.executescript(_ADDED_INDEXES)
+        self._local.migrated = connection
         return connection
 
     @contextlib.contextmanager

@@ -26,9 +26,10 @@ from banditkit.eventlog import dsjson_context
 from banditkit.learner import Learner
 from banditkit.types import Features
 
-__all__ = ["ACTION_EXAMPLES_KEPT", "VWLearner"]
+__all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner"]
 
 ACTION_EXAMPLES_KEPT = 16_384  # parsed action examples a ranker keeps for reuse
+SHARED_EXAMPLES_KEPT = 4_096   # parsed context (shared) examples a ranker keeps
 
 class _VWModel:
     """What both VW learners share: a lazily built workspace, its DSJSON parser,
@@ -139,13 +140,15 @@ class VWLearner(_VWModel, Learner):
         """Probabilities for one decision's features encoded by
         :class:`~banditkit.encoding.FeatureEncoder` (the engine's rank path).
 
-        Catalogue artwork recurs in every decision, so each action's parsed
-        example is kept (up to ``ACTION_EXAMPLES_KEPT``) and only the context is
-        parsed per call. VW leaves an action example as it found it after a
-        prediction (the ADF reduction adds the shared features and removes them
-        again); ``tests/banditkit/test_vw_learner.py`` checks the predictions
-        against parsing everything afresh. A list, not an array: for a few
-        actions the sampling that follows is faster in plain Python.
+        Catalogue artwork recurs in every decision, and a page's titles (or a
+        returning member) share one context, so the parsed examples are kept:
+        each action's (up to ``ACTION_EXAMPLES_KEPT``) and each context's (up to
+        ``SHARED_EXAMPLES_KEPT``). VW leaves an example as it found it after a
+        prediction (the ADF reduction adds the shared features to each action
+        and removes them again); ``tests/banditkit/test_vw_learner.py`` checks
+        the predictions against parsing everything afresh. A list, not an
+        array: for a few actions the sampling that follows is faster in plain
+        Python.
 
         Returns
         -------
@@ -162,7 +165,13 @@ class VWLearner(_VWModel, Learner):
         examples = [kept[text] for text in actions]
         if len(set(actions)) < len(actions):  # one example object may not appear twice
             examples = self._parse_core('{"c":{"_multi":[' + ",".join(actions) + "]}}")[1:]
-        shared = self._parse_core('{"c":' + FeatureEncoder.shared(context, ()) + "}")
+        kept_shared = self.__dict__.setdefault("_shared_examples", {})
+        shared = kept_shared.get(context)
+        if shared is None:
+            shared = self._parse_core('{"c":' + FeatureEncoder.shared(context, ()) + "}")
+            kept_shared[context] = shared
+            if len(kept_shared) > SHARED_EXAMPLES_KEPT:
+                del kept_shared[next(iter(kept_shared))]
         pmf = [0.0] * len(actions)
         for index, probability in core.predict_multi_ex_one([*shared, *examples]):
             pmf[index] = probability

@@ -368,10 +368,14 @@ def run_wrk(url: str, body_path: Path, key: str, *, n_requests: int, seconds: fl
     script = body_path.with_suffix(".lua")
     script.write_text(WRK_SCRIPT)
     env = {**os.environ, "BENCH_BODY": str(body_path), "BENCH_KEY": key}
-    output = subprocess.run(
+    finished = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:.0f}s",
          "--timeout", "10s", "-s", str(script), url],
-        env=env, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+        env=env, capture_output=True, text=True, timeout=seconds + 60)
+    if finished.returncode:
+        raise RuntimeError(f"wrk exited with {finished.returncode} against {url}: "
+                           f"{finished.stderr.strip() or finished.stdout.strip()}")
+    output = finished.stdout
     line = next(x for x in output.splitlines() if x.startswith("{"))
     result = json.loads(line)
     result["rps"] = result["requests"] / result["seconds"]

@@ -118,3 +118,19 @@ def test_the_store_gives_back_the_exact_logged_line_without_keeping_features_twi
     ((_, _, decision, joined),) = engine.store.events_since(0)
     assert json.loads(joined) == {k: v for k, v in json.loads(line).items() if k != "c"}
     assert "c" not in json.loads(decision) and json.loads(decision)["EventId"] == "event-1"
+
+
+@pytest.mark.parametrize("event_id", ["plain", 'with "quotes" and \\ slash', "naïve ✓ 日本",
+                                      "new\nline\ttab"])
+def test_a_decision_record_is_written_exactly_as_compact_json(tmp_path, clock, event_id):
+    """The rank path formats the record's head itself; it must be the JSON encoder's text."""
+    engine = Engine.open(tmp_path, clock=clock)
+    engine.rank(CONTEXT, ACTIONS, event_id=event_id, excluded=["poster-1"],
+                extra={"title": "ç \"t\"", "n": 3})
+    decision = engine.store.event(event_id)["decision"]
+    assert decision == json.dumps(json.loads(decision), separators=(",", ":"))
+    record = json.loads(decision)
+    assert record["EventId"] == event_id
+    assert record["_banditkit"] == {"actionIds": ["poster-0", "poster-2"], "title": "ç \"t\"",
+                                    "n": 3, "excludedActionIds": ["poster-1"]}
+    assert sum(record["p"]) == pytest.approx(1.0) and sorted(record["a"]) == [1, 2]

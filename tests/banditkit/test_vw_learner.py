@@ -1,4 +1,5 @@
-"""The VW learner's rank path: kept action examples predict exactly as fresh parses."""
+"""The VW learner's rank path: kept action and context examples predict exactly as fresh
+parses."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def trained() -> VWLearner:
 
 
 def test_reused_action_examples_predict_exactly_as_a_fresh_parse(trained):
+    """Contexts recur every 24 decisions, so kept context examples are reused too."""
     encoder = FeatureEncoder()
     texts = [encoder.encode(a) for a in ACTIONS]
     for i in range(300):
@@ -64,8 +66,10 @@ def test_identical_actions_in_one_decision_and_an_empty_context(trained):
 
 def test_the_kept_examples_are_bounded(trained, monkeypatch):
     monkeypatch.setattr(vw_module, "ACTION_EXAMPLES_KEPT", 4)
+    monkeypatch.setattr(vw_module, "SHARED_EXAMPLES_KEPT", 3)
     encoder = FeatureEncoder()
     learner = VWLearner(args=trained.args, model_data=trained.to_bytes())
     for j in range(len(ACTIONS)):
         learner.predict_encoded(encoder.encode(_context(j)), [encoder.encode(ACTIONS[j])])
     assert len(learner._action_examples) == 4
+    assert list(learner._shared_examples) == [encoder.encode(_context(j)) for j in (5, 6, 7)]
