@@ -27,6 +27,9 @@ ANALYST_MAX_EVALUATION_EVENTS : int, default=200000
     ``banditkit evaluate`` on the files, which streams any size).
 ANALYST_EXPORT_CHUNK_BYTES : int, default=65536
     Size of the blocks an export reads and sends.
+ANALYST_MAX_CONCURRENT_EVALUATIONS : int, default=1
+    Evaluations one worker process runs at once; another request meanwhile
+    gets 429 (an evaluation holds a core for seconds, and ranking shares it).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -73,7 +77,8 @@ bp = Blueprint("analyst", __name__, url_prefix="/v1")
 
 NDJSON = "application/x-ndjson"
 _DEFAULTS = {"MAX_RANGE_DAYS": 366, "MAX_EVALUATION_EVENTS": 200_000,
-             "EXPORT_CHUNK_BYTES": 64 * 1024}
+             "EXPORT_CHUNK_BYTES": 64 * 1024, "MAX_CONCURRENT_EVALUATIONS": 1}
+_EVALUATION_SLOTS = "banditkit.analyst.evaluation_slots"  # app.extensions key
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 _TIMESTAMP = b'"Timestamp":"'
@@ -490,9 +495,17 @@ def export_logs() -> Response:
 def create_evaluation() -> tuple[dict[str, Any], int]:
     """Off-policy evaluation on a date range of the log: 200 with the estimates."""
     spec = parse_evaluation_request(json_body(), max_days=_config("MAX_RANGE_DAYS"))
-    return run_evaluation(get_engine(), spec,
-                          data_dir=Path(current_app.config["ENGINE_DATA_DIR"]),
-                          max_events=_config("MAX_EVALUATION_EVENTS")), 200
+    slots = current_app.extensions[_EVALUATION_SLOTS]
+    if not slots.acquire(blocking=False):
+        raise ApiError(f"{_config('MAX_CONCURRENT_EVALUATIONS')} evaluation(s) already running "
+                       "in this worker (ANALYST_MAX_CONCURRENT_EVALUATIONS); retry when they "
+                       "finish.", status=429)
+    try:
+        return run_evaluation(get_engine(), spec,
+                              data_dir=Path(current_app.config["ENGINE_DATA_DIR"]),
+                              max_events=_config("MAX_EVALUATION_EVENTS")), 200
+    finally:
+        slots.release()
 
 
 # --------------------------------------------------------------------------- OpenAPI
@@ -539,7 +552,7 @@ def _paths() -> dict[str, Any]:
                           "404": {"description": "No (activated) event in the range.",
                                   "content": {openapi.JSON: {"schema": {
                                       "$ref": "#/components/schemas/Error"}}}},
-                          **openapi.errors(400, 413, 415)},
+                          **openapi.errors(400, 413, 415, 429)},
         }, ("analyst",))},
     }
 
@@ -645,5 +658,7 @@ def init_app(app: Flask) -> None:
     """
     for name, value in _DEFAULTS.items():
         app.config.setdefault(f"ANALYST_{name}", value)
+    app.extensions[_EVALUATION_SLOTS] = threading.BoundedSemaphore(
+        int(app.config["ANALYST_MAX_CONCURRENT_EVALUATIONS"]))
     app.register_blueprint(bp)
     openapi.add_paths(app, _paths(), _schemas())

@@ -41,6 +41,7 @@ _ERROR_TEXT = {
     409: "The event id is already used.",
     413: "The body is larger than SERVER_MAX_BODY_BYTES.",
     415: "The body is not JSON.",
+    429: "Too many requests of this kind are running; retry later.",
 }
 
 

@@ -238,6 +238,25 @@ def test_evaluation_defaults_are_the_clis(client, keys, logged) -> None:
     assert report["n_rounds"] == DAYS["2024-03-02"] - 1
 
 
+def test_an_evaluation_while_the_worker_runs_its_limit_is_429(app, client, keys,
+                                                              logged) -> None:
+    body = {"from": "2024-03-02", "to": "2024-03-02"}
+    slots = app.extensions["banditkit.analyst.evaluation_slots"]
+    assert slots.acquire(blocking=False)  # as a running evaluation holds it
+    try:
+        busy = client.post("/v1/evaluations", headers=auth(keys["analyst"]), json=body)
+    finally:
+        slots.release()
+    assert busy.status_code == 429
+    assert "ANALYST_MAX_CONCURRENT_EVALUATIONS" in busy.get_json()["error"]["message"]
+    # The slot is given back after every evaluation, failed ones included.
+    for _ in range(2):
+        assert client.post("/v1/evaluations", headers=auth(keys["analyst"]),
+                           json={"from": "2024-03-03", "to": "2024-03-03"}).status_code == 404
+    assert client.post("/v1/evaluations", headers=auth(keys["analyst"]),
+                       json=body).status_code == 200
+
+
 def test_evaluation_of_an_empty_range_is_404(client, keys, logged) -> None:
     response = client.post("/v1/evaluations", headers=auth(keys["analyst"]),
                            json={"from": "2024-03-03", "to": "2024-03-03"})
