@@ -105,13 +105,15 @@ def demo(data_dir: Path, n_events: int | None, seed: int, fresh: bool, in_proces
     # Row ordering (issue 6): the same loop for homepage rows, one event per page.
     from simulator.demo_rows import run_row_demo
 
-    n_pages, rows_dir = 6000, demo_dir / "rows"
-    shutil.rmtree(rows_dir, ignore_errors=True)  # page ids restart at 0: always fresh
+    n_pages = 6000
+    # The row engine keeps its store, log and models in <data dir>/rows; page ids
+    # restart at 0, so that folder starts fresh.
+    shutil.rmtree(demo_dir / "rows", ignore_errors=True)
     click.echo("")
     click.echo(f"Simulating {n_pages} homepages: 8 slots from 20 candidate rows, page rules "
                "on (no neighbouring genres, 3 genres in the first 4 slots) ...")
     with tqdm(total=n_pages, unit="page", disable=None) as bar:
-        rows_result = run_row_demo(rows_dir, n_pages=n_pages, seed=seed, progress=bar.update)
+        rows_result = run_row_demo(demo_dir, n_pages=n_pages, seed=seed, progress=bar.update)
     click.echo("Exact plays per page and take rate per slot in % (ground truth of the world):")
     click.echo(rows_result.table())
     click.echo(f"Row decision log (CCB dsjson): {rows_result.log_dir}")
