@@ -14,7 +14,9 @@ journal write; a reward for one decision in five) and ``Engine.process_due``
 twice, each against its counterpart: ``decisions`` with each title's artwork
 features frozen once (:class:`~banditkit.encoding.FrozenFeatures`, as the
 catalogue and the server hold them) against raw lines built before the clock,
-and ``decisions_plain_dicts`` (plain feature dicts per call) against raw lines
+(``ratio``) and against raw action lines built once with the context line built
+per call (``ratio_vs_context_per_call``: exactly what ours is given), and
+``decisions_plain_dicts`` (plain feature dicts per call) against raw lines
 built from the dicts per call. The member context is a plain dict in both;
 ``decisions_in_pages_of_40`` ranks the frozen actions a page at a time.
 
@@ -135,6 +137,13 @@ def _round(args: argparse.Namespace, world: ArtworkWorld, requests: list, contex
     for c, a in zip(contexts, action_features, strict=True):
         raw.predict_one([parser.parse_line(line) for line in _text_lines(c, a, None)])
     raw_from_dicts_s = time.perf_counter() - start
+    # The catalogue case: each title's action lines built once, the context line per call.
+    action_lines = [t[1:] for t in texts]
+    start = time.perf_counter()
+    for c, lines in zip(contexts, action_lines, strict=True):
+        raw.predict_one([parser.parse_line(line) for line in (*_text_lines(c, [], None),
+                                                               *lines)])
+    raw_catalogue_s = time.perf_counter() - start
 
     # The same predictions through banditkit's learner (DSJSON construction).
     ours = VWLearner(args=" ".join(args_list))
@@ -143,46 +152,57 @@ def _round(args: argparse.Namespace, world: ArtworkWorld, requests: list, contex
         ours.predict_one(c, a)
     learner_predict_s = time.perf_counter() - start
 
-    # Our loop.
+    # Our loop: each measurement on a fresh engine, so each meets the request
+    # stream with cold caches (contexts recur as members come back).
+    actions = [[Action(id=world.variant_id(t, v), features=f) for v, f in enumerate(fs)]
+               for (_, t), fs in zip(requests, action_features, strict=True)]
+    catalogue = {t: [Action(id=world.variant_id(t, v), features=FrozenFeatures(f))
+                     for v, f in enumerate(world.action_features(t))]
+                 for t in {t for _, t in requests}}
+    frozen = [catalogue[t] for _, t in requests]
     with tempfile.TemporaryDirectory() as folder:
         fake_now = [1_767_225_600.0]
-        engine = Engine.open(Path(folder), clock=lambda: fake_now[0], settings=LoopSettings(
-            reward_wait_seconds=0, model_update_seconds=1e9, policy_args=DEMO_POLICY_ARGS))
-        actions = [[Action(id=world.variant_id(t, v), features=f) for v, f in enumerate(fs)]
-                   for (_, t), fs in zip(requests, action_features, strict=True)]
-        catalogue = {t: [Action(id=world.variant_id(t, v), features=FrozenFeatures(f))
-                         for v, f in enumerate(world.action_features(t))]
-                     for t in {t for _, t in requests}}
-        frozen = [catalogue[t] for _, t in requests]
-        engine.rank(contexts[0], actions[0], event_id="warm-up")
+        engines: list[Engine] = []
 
-        def decide(candidates: list[list[Action]], prefix: str) -> tuple[float, list[float]]:
+        def open_engine() -> Engine:
+            engine = Engine.open(Path(folder) / str(len(engines)), clock=lambda: fake_now[0],
+                                 settings=LoopSettings(reward_wait_seconds=0,
+                                                       model_update_seconds=1e9,
+                                                       policy_args=DEMO_POLICY_ARGS))
+            engine.rank(contexts[0], actions[0], event_id="warm-up")
+            engines.append(engine)
+            return engine
+
+        def decide(candidates: list[list[Action]]) -> tuple[float, list[float]]:
+            engine = open_engine()
             latencies = []
             start = time.perf_counter()
             for i, (c, a) in enumerate(zip(contexts, candidates, strict=True)):
                 t0 = time.perf_counter()
-                decision = engine.rank(c, a, event_id=f"{prefix}{i}")
+                decision = engine.rank(c, a, event_id=f"e{i}")
                 latencies.append(time.perf_counter() - t0)
                 if labels[i][1] < 0:
                     engine.reward(decision.event_id, 1.0)
             return time.perf_counter() - start, latencies
 
-        rank_s, latencies = decide(frozen, "e")
-        plain_s, _ = decide(actions, "plain")
+        rank_s, latencies = decide(frozen)
+        plain_s, _ = decide(actions)
         pages = [[RankRequest(context=c, actions=a, event_id=f"page{p}-{j}")
                   for j, (c, a) in enumerate(zip(contexts[p:p + 40], frozen[p:p + 40],
                                                  strict=True))]
                  for p in range(0, args.events - 39, 40)]
+        paging = open_engine()
         start = time.perf_counter()
         for page in pages:
-            engine.rank_many(page)
+            paging.rank_many(page)
         page_s = time.perf_counter() - start
         n_paged = sum(len(page) for page in pages)
         fake_now[0] += 1
         start = time.perf_counter()
-        learned = engine.process_due()  # joins and learns every decision above
+        learned = engines[0].process_due()  # the single decisions, with their rewards
         learn_s = time.perf_counter() - start
-        engine.close()
+        for engine in engines:
+            engine.close()
 
     n = args.events
     return [
@@ -192,6 +212,8 @@ def _round(args: argparse.Namespace, world: ArtworkWorld, requests: list, contex
         {"name": "decisions", "ours_per_s": _rate(n, rank_s),
          "raw_vw_predict_per_s": _rate(n, raw_predict_s),
          "ratio": raw_predict_s / rank_s,
+         "raw_vw_context_per_call_per_s": _rate(n, raw_catalogue_s),
+         "ratio_vs_context_per_call": raw_catalogue_s / rank_s,
          "rank_p50_ms": 1e3 * statistics.median(latencies),
          "rank_p95_ms": 1e3 * float(np.quantile(latencies, 0.95)), "goal": ">= 0.5"},
         {"name": "decisions_plain_dicts", "ours_per_s": _rate(n, plain_s),
