@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 
+from banditkit.encoding import ContentMemo
 from banditkit.engine import ApprenticeMetrics
 from banditkit.errors import InvalidInputError
 from banditkit.settings import LoopSettings, check_policy_args
@@ -77,6 +78,9 @@ API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"
 _API_VERSION = re.compile(API_VERSION_PATTERN)
 _META_EXTENSION = "banditkit.meta"
 _FEATURES_EXTENSION = "banditkit.personalizer_features"
+_ACTION_LISTS_EXTENSION = "banditkit.personalizer_action_lists"
+# Converted actions arrays kept whole; an entry of 8 analysed posters is about 10 KB.
+_ACTION_LISTS_KEPT = 2_048
 _POLICY_NAME_KEY = "personalizer.policy_name"
 _DEFAULT_POLICY_NAME = "banditkit default"
 
@@ -108,7 +112,8 @@ def require_api_version() -> None:
 
 
 def parse_rank_request(
-    body: Any, *, max_actions: int, action_features: Callable[..., Mapping] = personalizer_features
+    body: Any, *, max_actions: int, action_features: Callable[..., Mapping] = personalizer_features,
+    action_lists: ContentMemo[tuple[Action, ...]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[Action], dict[str, Any]]:
     """Validate a Personalizer rank body and turn it into engine arguments.
 
@@ -121,6 +126,10 @@ def parse_rank_request(
     action_features : callable, default=personalizer_features
         Converts an action's feature list (the server passes its
         :class:`~serving._parsing.FeatureMemory`).
+    action_lists : ContentMemo, default=None
+        Remembers converted ``actions`` arrays whole: a client sends the same
+        candidates (a title's artwork) again and again, and one pickle of the
+        array costs less than checking each action's (the server passes one).
 
     Returns
     -------
@@ -142,17 +151,10 @@ def parse_rank_request(
             f"actions may contain at most {max_actions} actions, got {len(raw_actions)}.",
             target="actions",
         )
-    actions: list[Action] = []
-    for index, raw in enumerate(raw_actions):
-        where = f"actions[{index}]"
-        raw = require_object(raw, target=where)
-        if raw.get("id") is None:
-            raise ApiError(f"{where}.id is required.", target=f"{where}.id")
-        action_id = require_str(raw["id"], target=f"{where}.id", max_length=EVENT_ID_MAX_LENGTH)
-        features = action_features(
-            raw.get("features"), target=f"{where}.features", default_namespace=DEFAULT_NAMESPACE
-        )
-        actions.append(Action(id=action_id, features=features))
+    def convert() -> tuple[Action, ...]:
+        return tuple(_action(raw, index, action_features) for index, raw in enumerate(raw_actions))
+
+    actions = list(convert() if action_lists is None else action_lists.get(raw_actions, convert))
     context = personalizer_features(
         body.get("contextFeatures"), target="contextFeatures", default_namespace=DEFAULT_NAMESPACE
     )
@@ -168,6 +170,18 @@ def parse_rank_request(
         "defer_activation": optional_bool(body, "deferActivation"),
     }
     return context, actions, options
+
+
+def _action(raw: Any, index: int, action_features: Callable[..., Mapping]) -> Action:
+    where = f"actions[{index}]"
+    raw = require_object(raw, target=where)
+    if raw.get("id") is None:
+        raise ApiError(f"{where}.id is required.", target=f"{where}.id")
+    action_id = require_str(raw["id"], target=f"{where}.id", max_length=EVENT_ID_MAX_LENGTH)
+    features = action_features(
+        raw.get("features"), target=f"{where}.features", default_namespace=DEFAULT_NAMESPACE
+    )
+    return Action(id=action_id, features=features)
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -192,7 +206,8 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     max_actions = int(current_app.config.get("RANK_MAX_ACTIONS", 50))
     context, actions, options = parse_rank_request(
         json_body(), max_actions=max_actions,
-        action_features=current_app.extensions[_FEATURES_EXTENSION])
+        action_features=current_app.extensions[_FEATURES_EXTENSION],
+        action_lists=current_app.extensions[_ACTION_LISTS_EXTENSION])
     metrics = get_metrics()
     started = time.perf_counter()
     decision = get_engine().rank(context, actions, **options)
@@ -455,6 +470,7 @@ def init_app(app: Flask, *, meta: MetaStore) -> None:
     """
     app.extensions[_META_EXTENSION] = meta
     app.extensions[_FEATURES_EXTENSION] = FeatureMemory()
+    app.extensions[_ACTION_LISTS_EXTENSION] = ContentMemo(_ACTION_LISTS_KEPT)
     app.register_blueprint(v1)
     app.register_blueprint(versioned)
     max_actions = int(app.config.get("RANK_MAX_ACTIONS", 50))

@@ -95,3 +95,35 @@ def test_the_feature_memory_refuses_invalid_lists_every_time():
         with pytest.raises(InvalidInputError, match=r"actions\[4\].features.*'_hidden'"):
             memory([{"A": {"_hidden": 1}}], target="actions[4].features",
                    default_namespace="Action")
+
+
+def test_remembered_action_arrays_parse_as_fresh_ones_and_bad_ones_fail_every_time():
+    from banditkit.encoding import ContentMemo
+    from serving.personalizer import parse_rank_request
+
+    lists = ContentMemo(8)
+
+    def body(faces: object, theme: object = "dark") -> dict:
+        return {"actions": [{"id": "a", "features": [{"Artwork": {"theme": theme,
+                                                                  "faces": faces}}]},
+                            {"id": "b", "features": [{"year": 1999}]}],
+                "contextFeatures": [{"Member": {"country": "BR"}}]}
+
+    def parse(value: dict, **memory: object) -> list:
+        return parse_rank_request(json.loads(json.dumps(value)), max_actions=4,
+                                  action_features=FeatureMemory(), **memory)[1]
+
+    fresh = parse(body(2))
+    remembered = parse(body(2), action_lists=lists)
+    assert parse(body(2), action_lists=lists) == remembered == fresh
+    assert len(lists) == 1
+    # Lookalike values are other content: their own conversion, never the remembered one.
+    as_bool = parse(body(True), action_lists=lists)
+    as_float = parse(body(2.0), action_lists=lists)
+    assert as_bool[0].features["Artwork"]["faces"] is True
+    assert type(as_float[0].features["Artwork"]["faces"]) is float
+    assert len(lists) == 3
+    for _ in range(2):
+        with pytest.raises(ApiError, match=r"actions\[0\]\.features"):
+            parse(body(float("nan")), action_lists=lists)
+    assert len(lists) == 3
