@@ -118,17 +118,15 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
             context=context, actions=[v.action for v in variants[title_id]], tag=title_id,
             defer_activation=defer, extra=extra))
     engine = get_engine()
-    metrics = get_metrics()
     decisions = {}
     model_version = engine.model_version
     if requests:
         started = time.perf_counter()
         made = engine.rank_many(requests)
-        metrics.rank_seconds.labels(route="artwork").observe(time.perf_counter() - started)
-        metrics.decisions.labels(route="artwork").inc(len(made))
-        decisions = {r.extra["title"]: d for r, d in zip(requests, made, strict=True)}
         model_version = made[0].model_version
-        metrics.saw_model_version(model_version)
+        get_metrics().ranked("artwork", time.perf_counter() - started, decisions=len(made),
+                             model_version=model_version)
+        decisions = {r.extra["title"]: d for r, d in zip(requests, made, strict=True)}
     results: list[dict[str, Any]] = []
     for title_id in titles:
         decision = decisions.get(title_id)

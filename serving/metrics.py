@@ -85,12 +85,29 @@ class Metrics:
             registry=registry,
         )
         self.join_lag.set_function(self._lag)
+        self._route_children: dict[str, tuple] = {}
         self._last_version: str | None = None
         self._last_run: float | None = None
         self._version_lock = threading.Lock()
 
     def _lag(self) -> float:
         return 0.0 if self._last_run is None else time.time() - self._last_run
+
+    def ranked(self, route: str, seconds: float, *, decisions: int = 1,
+               model_version: str | None = None) -> None:
+        """Record a rank call of ``route``: its engine time, its decisions, the model version.
+
+        Each route's labelled children are looked up once (``labels`` validates
+        its arguments and takes a lock on every call).
+        """
+        children = self._route_children.get(route)
+        if children is None:
+            children = (self.rank_seconds.labels(route=route), self.decisions.labels(route=route))
+            self._route_children[route] = children
+        children[0].observe(seconds)
+        children[1].inc(decisions)
+        if model_version is not None:
+            self.saw_model_version(model_version)
 
     def saw_model_version(self, version: str) -> None:
         """Record the model version of a decision (cheap when unchanged)."""

@@ -208,12 +208,10 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
         json_body(), max_actions=max_actions,
         action_features=current_app.extensions[_FEATURES_EXTENSION],
         action_lists=current_app.extensions[_ACTION_LISTS_EXTENSION])
-    metrics = get_metrics()
     started = time.perf_counter()
     decision = get_engine().rank(context, actions, **options)
-    metrics.rank_seconds.labels(route="personalizer").observe(time.perf_counter() - started)
-    metrics.decisions.labels(route="personalizer").inc()
-    metrics.saw_model_version(decision.model_version)
+    get_metrics().ranked("personalizer", time.perf_counter() - started,
+                         model_version=decision.model_version)
     return decision_json(decision), 201, {MODEL_VERSION_HEADER: decision.model_version}
 
 

@@ -235,11 +235,9 @@ def _page_json(decision: PageDecision) -> dict[str, Any]:
 
 
 def _rank(arguments: dict[str, Any], *, route: str) -> PageDecision:
-    metrics = get_metrics()
     started = time.perf_counter()
     decision = get_row_engine().rank_rows(**arguments)
-    metrics.rank_seconds.labels(route=route).observe(time.perf_counter() - started)
-    metrics.decisions.labels(route=route).inc()
+    get_metrics().ranked(route, time.perf_counter() - started)
     return decision
 
 
