@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from banditkit.store import thread_connection
+
 __all__ = ["DB_FILENAME", "ROLES", "ApiKey", "KeyStore", "default_path", "hash_key"]
 
 #: Roles in the order of issue 5. ``admin`` may do everything the others may.
@@ -81,12 +83,9 @@ class KeyStore:
     def __init__(self, *, path: str | Path) -> None:
         self.path = path
 
-    def _connect(self) -> sqlite3.Connection:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=10.0)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.executescript(_SCHEMA)
-        return connection
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return thread_connection(self, self.path, schema=_SCHEMA)
 
     def create(self, *, role: str, name: str = "") -> tuple[str, ApiKey]:
         """Create a key for ``role``.
@@ -110,48 +109,36 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         record = ApiKey(key_id=key_id, role=role, name=name, created_at=time.time())
-        with self._connect() as connection:
-            connection.execute(
-                "INSERT INTO api_keys (key_id, key_hash, role, name, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (key_id, hash_key(key), role, name, record.created_at),
-            )
-        connection.close()
+        self._db.execute(
+            "INSERT INTO api_keys (key_id, key_hash, role, name, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (key_id, hash_key(key), role, name, record.created_at),
+        )
         return key, record
 
     def lookup(self, key: str) -> ApiKey | None:
         """The valid (not revoked) key record matching ``key``, or None."""
         if not key.startswith(_PREFIX) or len(key) > 200:
             return None
-        connection = self._connect()
-        try:
-            row = connection.execute(
-                "SELECT key_id, role, name, created_at, revoked_at FROM api_keys"
-                " WHERE key_hash = ? AND revoked_at IS NULL",
-                (hash_key(key),),
-            ).fetchone()
-        finally:
-            connection.close()
+        row = self._db.execute(
+            "SELECT key_id, role, name, created_at, revoked_at FROM api_keys"
+            " WHERE key_hash = ? AND revoked_at IS NULL",
+            (hash_key(key),),
+        ).fetchone()
         return ApiKey(*row) if row else None
 
     def list(self) -> list[ApiKey]:
         """Every key record, oldest first, revoked ones included."""
-        connection = self._connect()
-        try:
-            rows = connection.execute(
-                "SELECT key_id, role, name, created_at, revoked_at FROM api_keys"
-                " ORDER BY created_at"
-            ).fetchall()
-        finally:
-            connection.close()
+        rows = self._db.execute(
+            "SELECT key_id, role, name, created_at, revoked_at FROM api_keys"
+            " ORDER BY created_at"
+        ).fetchall()
         return [ApiKey(*row) for row in rows]
 
     def revoke(self, key_id: str) -> bool:
         """Revoke the key with ``key_id``; False if no valid key has that id."""
-        with self._connect() as connection:
-            cursor = connection.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                (time.time(), key_id),
-            )
-        connection.close()
+        cursor = self._db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+            (time.time(), key_id),
+        )
         return cursor.rowcount == 1

@@ -10,9 +10,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from banditkit.store import thread_connection
+
 __all__ = ["MetaStore"]
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS service_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_SCHEMA = "CREATE TABLE IF NOT EXISTS service_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 
 
 class MetaStore:
@@ -27,32 +29,19 @@ class MetaStore:
     def __init__(self, *, path: str | Path) -> None:
         self.path = path
 
-    def _connect(self) -> sqlite3.Connection:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=10.0)
-        connection.execute(_SCHEMA)
-        return connection
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return thread_connection(self, self.path, schema=_SCHEMA)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The value stored under ``key``, or ``default``."""
-        connection = self._connect()
-        try:
-            row = connection.execute(
-                "SELECT value FROM service_meta WHERE key = ?", (key,)
-            ).fetchone()
-        finally:
-            connection.close()
+        row = self._db.execute("SELECT value FROM service_meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
     def set(self, key: str, value: str) -> None:
         """Store ``value`` under ``key``, replacing any previous value."""
-        connection = self._connect()
-        try:
-            with connection:
-                connection.execute(
-                    "INSERT INTO service_meta (key, value) VALUES (?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-        finally:
-            connection.close()
+        self._db.execute(
+            "INSERT INTO service_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
