@@ -9,7 +9,6 @@ aggregates every worker's files through ``MultiProcessCollector`` instead.
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 from flask import Flask, current_app
@@ -59,11 +58,14 @@ class Metrics:
             ["status"],
             registry=registry,
         )
+        # A number, not a label per version: a label set removed in one worker
+        # would stay in the multiprocess files, and numbers can be compared.
         self.model_version = Gauge(
-            "banditkit_model_version_info",
-            "1 for the model version that made the latest decision in this process.",
-            ["version"],
+            "banditkit_model_version",
+            "Version of the model that made the latest decision (the highest over "
+            "live workers).",
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.learner_events = Counter(
             "banditkit_learner_events",
@@ -88,7 +90,6 @@ class Metrics:
         self._route_children: dict[str, tuple] = {}
         self._last_version: str | None = None
         self._last_run: float | None = None
-        self._version_lock = threading.Lock()
 
     def _lag(self) -> float:
         return 0.0 if self._last_run is None else time.time() - self._last_run
@@ -111,14 +112,8 @@ class Metrics:
 
     def saw_model_version(self, version: str) -> None:
         """Record the model version of a decision (cheap when unchanged)."""
-        if version == self._last_version:
-            return
-        with self._version_lock:  # request threads race here when a model is published
-            if version == self._last_version:
-                return
-            if self._last_version is not None:
-                self.model_version.remove(self._last_version)
-            self.model_version.labels(version=version).set(1)
+        if version != self._last_version:
+            self.model_version.set(int(version))
             self._last_version = version
 
     def learner_step(self, processed: int) -> None:

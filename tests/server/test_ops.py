@@ -51,7 +51,10 @@ def test_metrics_count_decisions_rewards_and_latency(client, keys) -> None:
     assert 'banditkit_rewards_total{late="false",route="v1"} 1.0' in text
     assert 'banditkit_rank_seconds_count{route="personalizer"} 3.0' in text
     assert 'banditkit_rejected_requests_total{status="404"} 1.0' in text
-    assert "banditkit_model_version_info{version=" in text
+    version = client.post("/personalizer/v1.0/rank", headers=headers,
+                          json={"actions": ACTIONS}).headers["X-Banditkit-Model-Version"]
+    assert f"banditkit_model_version {float(version)}" in client.get("/metrics").get_data(
+        as_text=True)
 
 
 def test_openapi_documents_every_route(app) -> None:
