@@ -110,6 +110,9 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 
 # Columns added after a data directory may have been created: (table, column, type).
 _ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT")]
+# The latest join sequence, read from the partial index on join_seq: without the
+# WHERE, SQLite cannot use that index and scans every event the retention keeps.
+_LAST_JOIN_SEQ = "SELECT COALESCE(MAX(join_seq), 0) FROM events WHERE join_seq IS NOT NULL"
 # Indexes on added columns: created once the columns exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS events_tag ON events (tag, created_at);"
 
@@ -413,7 +416,7 @@ class Store:
                 return 0, []
             events = [PendingEvent(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
             joined = join(events, self._rewards([e.event_id for e in events]))
-            seq = db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
+            seq = db.execute(_LAST_JOIN_SEQ).fetchone()[0]
             db.executemany(
                 "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? WHERE rowid = ?",
                 [(now, seq + i + 1, item.stored if e.context_at is not None else item.line,
@@ -460,7 +463,7 @@ class Store:
             yield join_seq, _full_line(stored, decision, context_at)
 
     def last_join_seq(self) -> int:
-        return self._db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
+        return self._db.execute(_LAST_JOIN_SEQ).fetchone()[0]
 
     def pending_count(self) -> int:
         self.ingest()
