@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["JournalLine", "JournalReader", "JournalWriter"]
 
@@ -60,9 +61,12 @@ def _split_event_id(rest: str) -> tuple[str, str]:
     return event_id, tail
 
 
-@dataclass(frozen=True)
-class JournalLine:
-    """One parsed journal record; ``payload`` is the decision JSON of a ``d`` line."""
+class JournalLine(NamedTuple):
+    """One parsed journal record; ``payload`` is the decision JSON of a ``d`` line.
+
+    A named tuple: ingestion builds one per line, and a frozen dataclass costs
+    five times as much to construct.
+    """
 
     kind: str          # "d", "r", "a", or "?" when unreadable
     event_id: str
