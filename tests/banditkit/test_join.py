@@ -160,3 +160,72 @@ def test_the_spliced_joined_line_is_the_encoded_one(tmp_path, clock, deferred, a
     assert json.loads(spliced.line) == json.loads(encoded.line)
     assert spliced.line == spliced.stored[:-1] + ',"c":' + compact_json(
         json.loads(encoded.line)["c"]) + "}"
+
+
+def _pending(engine: Engine, event_id: str, *, activated: bool):
+    from banditkit.store import PendingEvent
+
+    stored = engine.store.event(event_id)
+    row = engine.store._db.execute("SELECT context_at FROM events WHERE event_id = ?",
+                                   (event_id,)).fetchone()
+    return PendingEvent(event_id, stored["created_at"], bool(stored["deferred"]),
+                        stored["created_at"] + 0.5 if activated else None,
+                        stored["decision"], row[0])
+
+
+@pytest.mark.parametrize("event_id", ["e", 'quo"te', "back\\slash", "ünïcode ☃ 𝄞", "new\nline",
+                                      '"leading', "</script>"])
+@pytest.mark.parametrize("mode", ["online", "apprentice"])
+@pytest.mark.parametrize("deferred,activated,rewards,excluded", [
+    (False, False, [], ()),                                   # default reward
+    (False, False, [(1.0, 1.0), (0.5, 2.0)], ()),             # counted rewards
+    (False, False, [(1.0, 99.0), (-2.5, 300.0)], ("v2",)),    # ignored rewards, an exclusion
+    (True, True, [(1.0, 2.0), (3.0, 0.1)], ()),               # deferred: before activation
+    (True, False, [(1.0, 2.0)], ()),                          # never activated: skip
+])
+def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
+        tmp_path, clock, event_id, mode, deferred, activated, rewards, excluded):
+    from banditkit.encoding import compact_json
+    from banditkit.join import _spliced_text, join_event, joined_line
+    from banditkit.store import RewardRecord
+
+    engine = _engine(tmp_path, clock, learning_mode=mode)
+    engine.rank({"Member": {"country": "BR", "nom": "Zoë \"Z\""}, "": {"hour": 21.5}}, ACTIONS,
+                event_id=event_id, excluded=excluded, defer_activation=deferred,
+                extra={"title": "t 1 ☃", "n": 3, "nested": {"k": [1.5, None, True]}})
+    event = _pending(engine, event_id, activated=activated)
+    outcome = join_event(event, [RewardRecord(v, event.created_at + t) for v, t in rewards],
+                         engine.settings)
+    joined = joined_line(event, outcome)
+    encoded = joined_line(dataclasses.replace(event, context_at=None), outcome)
+    without_features = {k: v for k, v in encoded.record.items() if k != "c"}
+    assert joined.stored == compact_json(without_features)
+    assert joined.line == joined.stored[:-1] + event.decision[event.context_at:-1] + "}"
+    assert joined.record == without_features
+    # The engine's decisions are spliced, not encoded again.
+    head = event.decision[:event.context_at] + "}"
+    decision = json.loads(head)
+    assert _spliced_text(head, decision, {"_label_cost": 0.0, "_label_probability": 0.5,
+                                          "_label_Action": 1, "_labelIndex": 0, "o": [],
+                                          **decision},
+                         deferred=deferred, outcome=outcome, ignored=[])
+
+
+@pytest.mark.parametrize("head", [
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0]}',                  # no _banditkit
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0],"_banditkit":{}}',  # empty
+    '{"Timestamp":"2026-01-01T00:00:00Z","_banditkit":{"x":1},"a":[1],"p":[1.0]}',  # not last
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0],"_banditkit":{"defaultReward":1}}',
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0],"o":[],"_banditkit":{"x":1}}',
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1],"_banditkit":{"x":"ü"}}',  # not ASCII
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1.0],"p":[NaN],"_banditkit":{"x":1}}',
+])
+def test_a_decision_of_another_shape_is_joined_by_encoding_it(head):
+    from banditkit.encoding import compact_json
+    from banditkit.join import join_event, joined_line
+    from banditkit.store import PendingEvent
+
+    event = PendingEvent("e", 0.0, False, None, head[:-1] + ',"c":{"x":1}}', len(head) - 1)
+    joined = joined_line(event, join_event(event, [], LoopSettings(default_reward=-1)))
+    assert joined.stored == compact_json(joined.record)
+    assert joined.line == joined.stored[:-1] + ',"c":{"x":1}}'
