@@ -99,7 +99,7 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
     else:
         head = event.decision[:event.context_at] + "}"
         features = event.decision[event.context_at:-1]  # ',"c":{...}'
-        decision = json.loads(head)
+        decision = _decoded(head)
     chosen_action = decision["a"][0]
     outcomes: list[dict] = []
     if event.deferred and event.activated_at is not None:
@@ -131,6 +131,22 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
     return JoinedLine(decision["Timestamp"], line, record, stored)
 
 
+_SCAN = json.JSONDecoder().scan_once
+
+
+def _decoded(text: str) -> dict:
+    """``json.loads(text)`` a third faster for text without leading or trailing whitespace.
+
+    ``json.loads`` matches whitespace around the value with two regular
+    expressions; a decision's head, written by ``compact_json``, has none.
+    """
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises, explaining the error
+    return value if end == len(text) else json.loads(text)
+
+
 # Keys the join writes around the decision's own: a decision holding one is encoded.
 _JOIN_KEYS = frozenset(("_label_cost", "_label_probability", "_label_Action", "_labelIndex",
                         "o", "DeferredAction", "_skipLearn"))
@@ -157,19 +173,18 @@ def _spliced_text(head: str, decision: dict, record: dict, *, deferred: bool,
         The joined record before the keys that follow the decision's are added.
     """
     extra = decision.get("_banditkit")
+    cost, probability = record["_label_cost"], record["_label_probability"]
+    action, outcomes = record["_label_Action"], record["o"]
     if (not head.isascii() or type(extra) is not dict or not extra
             or next(reversed(decision)) != "_banditkit"
             or "defaultReward" in extra or "ignoredRewards" in extra
-            or not _JOIN_KEYS.isdisjoint(decision)
-            or not all(type(x) is int or type(x) is float and math.isfinite(x)
-                       for x in (record["_label_cost"], record["_label_probability"],
-                                 record["_label_Action"]))):
+            or not _JOIN_KEYS.isdisjoint(decision) or type(action) is not int
+            or type(cost) not in (int, float) or not math.isfinite(cost)
+            or type(probability) not in (int, float) or not math.isfinite(probability)):
         return ""
-    outcomes = compact_json(record["o"]) if record["o"] else "[]"
-    text = [f'{{"_label_cost":{record["_label_cost"]!r},'
-            f'"_label_probability":{record["_label_probability"]!r},'
-            f'"_label_Action":{record["_label_Action"]!r},'
-            f'"_labelIndex":{record["_labelIndex"]!r},"o":{outcomes},',
+    text = [f'{{"_label_cost":{cost!r},"_label_probability":{probability!r},'
+            f'"_label_Action":{action!r},"_labelIndex":{action - 1!r},'
+            f'"o":{compact_json(outcomes) if outcomes else "[]"},',
             head[1:-2],  # without the closing braces of "_banditkit" and of the decision
             ',"defaultReward":true' if outcome.used_default else ',"defaultReward":false']
     if ignored:

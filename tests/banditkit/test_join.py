@@ -229,3 +229,17 @@ def test_a_decision_of_another_shape_is_joined_by_encoding_it(head):
     joined = joined_line(event, join_event(event, [], LoopSettings(default_reward=-1)))
     assert joined.stored == compact_json(joined.record)
     assert joined.line == joined.stored[:-1] + ',"c":{"x":1}}'
+
+
+@pytest.mark.parametrize("text", ['{"a":[1,2.5],"b":{"c":"\\u00fc"}}', ' {"a":1}', '{"a":1}\n',
+                                  '{"a":1}x', "", "{", "[1]", '"s"'])
+def test_decoding_a_head_is_json_loads(text):
+    from banditkit.join import _decoded
+
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as error:
+        with pytest.raises(json.JSONDecodeError, match=error.msg):
+            _decoded(text)
+    else:
+        assert _decoded(text) == expected
