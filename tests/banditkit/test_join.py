@@ -243,3 +243,55 @@ def test_decoding_a_head_is_json_loads(text):
             _decoded(text)
     else:
         assert _decoded(text) == expected
+
+
+def test_due_events_are_those_the_single_scan_found_in_its_order(tmp_path):
+    """Due events come in two indexed parts; together, what one scan of every pending
+    event gave, deferred events activated before their creation time (skewed clocks)
+    included."""
+    import itertools
+
+    from banditkit.join import JoinedLine
+    from banditkit.store import Store
+
+    store = Store(path=tmp_path / "store.sqlite3")
+    rows = [(f"e{i}", float(created), deferred, activated)
+            for i, (created, deferred, activated) in enumerate(itertools.product(
+                [5, 1, 3, 3, 9], [0, 1], [None, 0.5, 2.0, 4.0, 7.0, 12.0]))]
+    store._db.executemany("INSERT INTO events (event_id, created_at, deferred, activated_at, "
+                          "decision) VALUES (?, ?, ?, ?, '{}')", rows)
+    single_scan = (
+        "SELECT event_id FROM events WHERE joined_at IS NULL AND ((deferred = 0 AND "
+        "created_at <= :c) OR (deferred = 1 AND COALESCE(activated_at, created_at) <= :c)) "
+        "ORDER BY created_at, rowid LIMIT :n")
+
+    def due(cutoff: float, limit: int) -> list[str]:
+        found = []
+
+        def join(events, rewards):
+            found.extend(event.event_id for event in events)
+            return [JoinedLine("", "{}", {}, "{}") for _ in events]
+
+        store.join_due(now=cutoff + 10, wait_seconds=10, limit=limit, join=join)
+        store._db.execute("UPDATE events SET joined_at = NULL, join_seq = NULL")
+        return found
+
+    for cutoff, limit in itertools.product([0, 2.0, 3, 4.5, 8, 20], [1, 7, 25, 100]):
+        expected = [r[0] for r in store._db.execute(single_scan, {"c": cutoff, "n": limit})]
+        assert due(cutoff, limit) == expected, (cutoff, limit)
+
+
+def test_the_learner_step_reads_neither_waiting_nor_retained_events(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e")
+    db = engine.store._db
+    from banditkit.store import _DUE_ACTIVATED_EARLY, _DUE_CREATED
+
+    plans = {sql: str(db.execute("EXPLAIN QUERY PLAN " + sql, {"c": 1.0, "n": 5}).fetchall())
+             for sql in (_DUE_CREATED, _DUE_ACTIVATED_EARLY)}
+    assert "events_pending (created_at<?)" in plans[_DUE_CREATED]
+    assert "events_activated_early (activated_at<?)" in plans[_DUE_ACTIVATED_EARLY]
+    retention = str(db.execute(
+        "EXPLAIN QUERY PLAN DELETE FROM events WHERE joined_at IS NOT NULL AND joined_at < ? "
+        "AND join_seq <= ?", (1.0, 5)).fetchall())
+    assert "events_joined (joined_at>? AND joined_at<?)" in retention
