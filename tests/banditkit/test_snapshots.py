@@ -172,25 +172,23 @@ def test_a_learner_learns_what_another_joined_in_between(tmp_path, clock):
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_the_learner_step_leaves_the_garbage_collector_as_it_found_it(tmp_path, clock,
-                                                                       enabled):
+def test_a_learner_batch_leaves_the_garbage_collector_as_it_found_it(tmp_path, clock,
+                                                                      enabled):
     import gc
 
     engine = Engine.open(tmp_path, clock=clock, settings=_settings())
     _drive(engine, clock, 3, "a")
     clock.advance(20)
     during = []
-    learn = engine._learn
 
-    def learn_and_look(*args):
+    def look_and_fail(lines):
         during.append(gc.isenabled())
-        learn(*args)
-        raise RuntimeError("learner stopped")
+        raise OSError("disk full")
 
-    engine._learn = learn_and_look
+    engine.log.append = look_and_fail
     (gc.enable if enabled else gc.disable)()
     try:
-        with pytest.raises(RuntimeError, match="learner stopped"):
+        with pytest.raises(OSError, match="disk full"):
             engine.process_due()
         assert during == [False] and gc.isenabled() is enabled
     finally:
