@@ -163,7 +163,6 @@ def _spliced_text(head: str, decision: dict, record: dict, *, deferred: bool,
     ASCII text, ``_banditkit`` last and a non-empty object without the keys the
     join adds to it, none of the keys the join writes around it, and label
     numbers whose ``repr`` is their JSON.
-    Returns ``""`` otherwise, and the caller encodes the record.
 
     Parameters
     ----------
@@ -171,6 +170,12 @@ def _spliced_text(head: str, decision: dict, record: dict, *, deferred: bool,
         ``head`` decoded.
     record : dict
         The joined record before the keys that follow the decision's are added.
+
+    Returns
+    -------
+    str
+        The text, or ``""`` when the decision has another shape: the caller
+        then encodes the record.
     """
     extra = decision.get("_banditkit")
     cost, probability = record["_label_cost"], record["_label_probability"]
