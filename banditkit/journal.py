@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["JournalLine", "JournalReader", "JournalWriter"]
 
@@ -60,9 +61,12 @@ def _split_event_id(rest: str) -> tuple[str, str]:
     return event_id, tail
 
 
-@dataclass(frozen=True)
-class JournalLine:
-    """One parsed journal record; ``payload`` is the decision JSON of a ``d`` line."""
+class JournalLine(NamedTuple):
+    """One parsed journal record; ``payload`` is the decision JSON of a ``d`` line.
+
+    A named tuple: ingestion builds one per line, and a frozen dataclass costs
+    five times as much to construct.
+    """
 
     kind: str          # "d", "r", "a", or "?" when unreadable
     event_id: str
@@ -140,9 +144,13 @@ class JournalWriter:
             # child drops its copy, so the parent's file is freed when the parent is.
             os.close(self._fd)
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{os.getpid()}-{uuid.uuid4().hex}{_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        name = f"{os.getpid()}-{uuid.uuid4().hex}"
+        # Locked before it is named a journal: a reader that found it unlocked would
+        # take it for finished and delete it, and every line written to it would be lost.
+        unnamed = self.folder / f"{name}.new"
+        fd = os.open(unnamed, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(unnamed, self.folder / f"{name}{_SUFFIX}")
         self._fd, self._pid, self._size = fd, os.getpid(), 0
 
     def close(self) -> None:

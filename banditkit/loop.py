@@ -11,11 +11,13 @@ a snapshot every ``model_update_seconds``.
 from __future__ import annotations
 
 import abc
+import contextlib
+import gc
 import json
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,20 +162,8 @@ class LoopEngine(abc.ABC):
             self._log_unlogged()  # what a stopped learner joined but may not have logged
             self._learn_stored(trainer)  # joined before and not learned (after a restart)
             joined = 0
-            while True:
-                entry, batch = self.store.join_due(
-                    now=self.clock(), wait_seconds=settings.reward_wait_seconds,
-                    limit=batch_size, join=lambda events, rewards: self._join(
-                        events, rewards, settings))
-                if not batch:
-                    break
-                joined += len(batch)
-                self.log.append([(item.timestamp, item.line) for _, item in batch])
-                self.store.mark_logged(entry)
-                if batch[0][0] == self._through_seq + 1:
-                    self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
-                else:  # another process joined in between (one learner is the rule)
-                    self._learn_stored(trainer)
+            while batch_joined := self._process_batch(trainer, settings, batch_size):
+                joined += batch_joined
             interval_passed = (self.clock() - self._published_at
                                >= settings.model_update_seconds)
             if self._learned_since_publish and (interval_passed or force_publish):
@@ -181,6 +171,27 @@ class LoopEngine(abc.ABC):
             self.store.delete_joined_before(
                 self.clock() - settings.log_retention_days * 86400.0, self._through_seq)
             return joined
+
+    def _process_batch(self, trainer: Any, settings: LoopSettings, batch_size: int) -> int:
+        """Join, log and learn one batch of due events; returns how many (0: none was due).
+
+        The garbage collector pauses for the batch (:func:`_collector_paused`), one
+        batch at a time, so that a long backlog does not hold it off for long.
+        """
+        with _collector_paused():
+            entry, batch = self.store.join_due(
+                now=self.clock(), wait_seconds=settings.reward_wait_seconds,
+                limit=batch_size, join=lambda events, rewards: self._join(
+                    events, rewards, settings))
+            if not batch:
+                return 0
+            self.log.append([(item.timestamp, item.line) for _, item in batch])
+            self.store.mark_logged(entry)
+            if batch[0][0] == self._through_seq + 1:
+                self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
+            else:  # another process joined in between (one learner is the rule)
+                self._learn_stored(trainer)
+            return len(batch)
 
     def _log_unlogged(self) -> None:
         """Write joined lines the log may lack; those already there are not written twice."""
@@ -278,6 +289,26 @@ class LoopEngine(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (a learner batch).
+
+    A batch builds tens of thousands of containers (journal lines, rows,
+    decoded decisions, joined records) that live until it is learned, so the
+    collector kept running full passes over the whole heap: about a tenth of
+    the learner step (``benchmarks/bench_loop.py``). They form no cycles;
+    reference counting frees them, and anything cyclic is collected after the
+    block. Left disabled when it was disabled before.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _check_version(saved_version: str) -> None:

@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (created_at) WHERE joined_at IS NULL;
 CREATE INDEX IF NOT EXISTS events_join_seq ON events (join_seq) WHERE join_seq IS NOT NULL;
+-- Retention deletes by joined_at: without it, every learner step read every kept event.
+CREATE INDEX IF NOT EXISTS events_joined ON events (joined_at) WHERE joined_at IS NOT NULL;
+-- Pending deferred events activated before their creation time (another process's
+-- clock): the only due events created after the cutoff, so the due scan can stop there.
+CREATE INDEX IF NOT EXISTS events_activated_early ON events (activated_at)
+    WHERE joined_at IS NULL AND activated_at < created_at;
 CREATE TABLE IF NOT EXISTS rewards (
     id          INTEGER PRIMARY KEY,
     event_id    TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
@@ -110,6 +116,23 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 
 # Columns added after a data directory may have been created: (table, column, type).
 _ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT")]
+# The latest join sequence, read from the partial index on join_seq: without the
+# WHERE, SQLite cannot use that index and scans every event the retention keeps.
+_LAST_JOIN_SEQ = "SELECT COALESCE(MAX(join_seq), 0) FROM events WHERE join_seq IS NOT NULL"
+# Due events (not joined; deferred ones counted from their activation, if any), oldest
+# first, in two parts so that no query reads the pending events that are not due yet.
+# Those created by the cutoff come by the pending index, its scan stopping at the cutoff.
+# After them come the deferred ones created after it but activated by it: activated
+# before their creation time, by another process's clock, and found by their own index.
+_DUE_COLUMNS = "rowid, event_id, created_at, deferred, activated_at, decision, context_at"
+_DUE_CREATED = (
+    f"SELECT {_DUE_COLUMNS} FROM events WHERE joined_at IS NULL AND created_at <= :c "
+    "AND (deferred = 0 OR COALESCE(activated_at, created_at) <= :c) "
+    "ORDER BY created_at, rowid LIMIT :n")
+_DUE_ACTIVATED_EARLY = (
+    f"SELECT {_DUE_COLUMNS} FROM events INDEXED BY events_activated_early "
+    "WHERE joined_at IS NULL AND activated_at < created_at AND deferred = 1 "
+    "AND activated_at <= :c AND created_at > :c ORDER BY created_at, rowid LIMIT :n")
 # Indexes on added columns: created once the columns exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS events_tag ON events (tag, created_at);"
 
@@ -405,17 +428,15 @@ class Store:
         cutoff = now - wait_seconds
         with self._transaction() as db:
             self._ingest(db)  # what arrives after this transaction is late
-            rows = db.execute(
-                "SELECT rowid, event_id, created_at, deferred, activated_at, decision, "
-                "context_at FROM events WHERE joined_at IS NULL AND ((deferred = 0 AND "
-                "created_at <= :c) OR (deferred = 1 AND COALESCE(activated_at, created_at) "
-                "<= :c)) ORDER BY created_at, rowid LIMIT :n",
-                {"c": cutoff, "n": limit}).fetchall()
+            rows = db.execute(_DUE_CREATED, {"c": cutoff, "n": limit}).fetchall()
+            if len(rows) < limit:  # all of those come first: they were created by the cutoff
+                rows += db.execute(_DUE_ACTIVATED_EARLY,
+                                   {"c": cutoff, "n": limit - len(rows)}).fetchall()
             if not rows:
                 return 0, []
             events = [PendingEvent(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
             joined = join(events, self._rewards([e.event_id for e in events]))
-            seq = db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
+            seq = db.execute(_LAST_JOIN_SEQ).fetchone()[0]
             db.executemany(
                 "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? WHERE rowid = ?",
                 [(now, seq + i + 1, item.stored if e.context_at is not None else item.line,
@@ -462,7 +483,7 @@ class Store:
             yield join_seq, _full_line(stored, decision, context_at)
 
     def last_join_seq(self) -> int:
-        return self._db.execute("SELECT COALESCE(MAX(join_seq), 0) FROM events").fetchone()[0]
+        return self._db.execute(_LAST_JOIN_SEQ).fetchone()[0]
 
     def pending_count(self) -> int:
         self.ingest()

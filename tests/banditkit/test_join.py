@@ -160,3 +160,138 @@ def test_the_spliced_joined_line_is_the_encoded_one(tmp_path, clock, deferred, a
     assert json.loads(spliced.line) == json.loads(encoded.line)
     assert spliced.line == spliced.stored[:-1] + ',"c":' + compact_json(
         json.loads(encoded.line)["c"]) + "}"
+
+
+def _pending(engine: Engine, event_id: str, *, activated: bool):
+    from banditkit.store import PendingEvent
+
+    stored = engine.store.event(event_id)
+    row = engine.store._db.execute("SELECT context_at FROM events WHERE event_id = ?",
+                                   (event_id,)).fetchone()
+    return PendingEvent(event_id, stored["created_at"], bool(stored["deferred"]),
+                        stored["created_at"] + 0.5 if activated else None,
+                        stored["decision"], row[0])
+
+
+@pytest.mark.parametrize("event_id", ["e", 'quo"te', "back\\slash", "ünïcode ☃ 𝄞", "new\nline",
+                                      '"leading', "</script>"])
+@pytest.mark.parametrize("mode", ["online", "apprentice"])
+@pytest.mark.parametrize("deferred,activated,rewards,excluded", [
+    (False, False, [], ()),                                   # default reward
+    (False, False, [(1.0, 1.0), (0.5, 2.0)], ()),             # counted rewards
+    (False, False, [(1.0, 99.0), (-2.5, 300.0)], ("v2",)),    # ignored rewards, an exclusion
+    (True, True, [(1.0, 2.0), (3.0, 0.1)], ()),               # deferred: before activation
+    (True, False, [(1.0, 2.0)], ()),                          # never activated: skip
+])
+def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
+        tmp_path, clock, event_id, mode, deferred, activated, rewards, excluded):
+    from banditkit.encoding import compact_json
+    from banditkit.join import _spliced_text, join_event, joined_line
+    from banditkit.store import RewardRecord
+
+    engine = _engine(tmp_path, clock, learning_mode=mode)
+    engine.rank({"Member": {"country": "BR", "nom": "Zoë \"Z\""}, "": {"hour": 21.5}}, ACTIONS,
+                event_id=event_id, excluded=excluded, defer_activation=deferred,
+                extra={"title": "t 1 ☃", "n": 3, "nested": {"k": [1.5, None, True]}})
+    event = _pending(engine, event_id, activated=activated)
+    outcome = join_event(event, [RewardRecord(v, event.created_at + t) for v, t in rewards],
+                         engine.settings)
+    joined = joined_line(event, outcome)
+    encoded = joined_line(dataclasses.replace(event, context_at=None), outcome)
+    without_features = {k: v for k, v in encoded.record.items() if k != "c"}
+    assert joined.stored == compact_json(without_features)
+    assert joined.line == joined.stored[:-1] + event.decision[event.context_at:-1] + "}"
+    assert joined.record == without_features
+    # The engine's decisions are spliced, not encoded again.
+    head = event.decision[:event.context_at] + "}"
+    decision = json.loads(head)
+    assert _spliced_text(head, decision, {"_label_cost": 0.0, "_label_probability": 0.5,
+                                          "_label_Action": 1, "_labelIndex": 0, "o": [],
+                                          **decision},
+                         deferred=deferred, outcome=outcome, ignored=[])
+
+
+@pytest.mark.parametrize("head", [
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0]}',                  # no _banditkit
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0],"_banditkit":{}}',  # empty
+    '{"Timestamp":"2026-01-01T00:00:00Z","_banditkit":{"x":1},"a":[1],"p":[1.0]}',  # not last
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0],"_banditkit":{"defaultReward":1}}',
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1.0],"o":[],"_banditkit":{"x":1}}',
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1],"p":[1],"_banditkit":{"x":"ü"}}',  # not ASCII
+    '{"Timestamp":"2026-01-01T00:00:00Z","a":[1.0],"p":[NaN],"_banditkit":{"x":1}}',
+])
+def test_a_decision_of_another_shape_is_joined_by_encoding_it(head):
+    from banditkit.encoding import compact_json
+    from banditkit.join import join_event, joined_line
+    from banditkit.store import PendingEvent
+
+    event = PendingEvent("e", 0.0, False, None, head[:-1] + ',"c":{"x":1}}', len(head) - 1)
+    joined = joined_line(event, join_event(event, [], LoopSettings(default_reward=-1)))
+    assert joined.stored == compact_json(joined.record)
+    assert joined.line == joined.stored[:-1] + ',"c":{"x":1}}'
+
+
+@pytest.mark.parametrize("text", ['{"a":[1,2.5],"b":{"c":"\\u00fc"}}', ' {"a":1}', '{"a":1}\n',
+                                  '{"a":1}x', "", "{", "[1]", '"s"'])
+def test_decoding_a_head_is_json_loads(text):
+    from banditkit.join import _decoded
+
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as error:
+        with pytest.raises(json.JSONDecodeError, match=error.msg):
+            _decoded(text)
+    else:
+        assert _decoded(text) == expected
+
+
+def test_due_events_are_those_the_single_scan_found_in_its_order(tmp_path):
+    """Due events come in two indexed parts; together, what one scan of every pending
+    event gave, deferred events activated before their creation time (skewed clocks)
+    included."""
+    import itertools
+
+    from banditkit.join import JoinedLine
+    from banditkit.store import Store
+
+    store = Store(path=tmp_path / "store.sqlite3")
+    rows = [(f"e{i}", float(created), deferred, activated)
+            for i, (created, deferred, activated) in enumerate(itertools.product(
+                [5, 1, 3, 3, 9], [0, 1], [None, 0.5, 2.0, 4.0, 7.0, 12.0]))]
+    store._db.executemany("INSERT INTO events (event_id, created_at, deferred, activated_at, "
+                          "decision) VALUES (?, ?, ?, ?, '{}')", rows)
+    single_scan = (
+        "SELECT event_id FROM events WHERE joined_at IS NULL AND ((deferred = 0 AND "
+        "created_at <= :c) OR (deferred = 1 AND COALESCE(activated_at, created_at) <= :c)) "
+        "ORDER BY created_at, rowid LIMIT :n")
+
+    def due(cutoff: float, limit: int) -> list[str]:
+        found = []
+
+        def join(events, rewards):
+            found.extend(event.event_id for event in events)
+            return [JoinedLine("", "{}", {}, "{}") for _ in events]
+
+        store.join_due(now=cutoff + 10, wait_seconds=10, limit=limit, join=join)
+        store._db.execute("UPDATE events SET joined_at = NULL, join_seq = NULL")
+        return found
+
+    for cutoff, limit in itertools.product([0, 2.0, 3, 4.5, 8, 20], [1, 7, 25, 100]):
+        expected = [r[0] for r in store._db.execute(single_scan, {"c": cutoff, "n": limit})]
+        assert due(cutoff, limit) == expected, (cutoff, limit)
+
+
+def test_the_learner_step_reads_neither_waiting_nor_retained_events(tmp_path, clock):
+    engine = _engine(tmp_path, clock)
+    engine.rank(CONTEXT, ACTIONS, event_id="e")
+    db = engine.store._db
+    from banditkit.store import _DUE_ACTIVATED_EARLY, _DUE_CREATED
+
+    plans = {sql: str(db.execute("EXPLAIN QUERY PLAN " + sql, {"c": 1.0, "n": 5}).fetchall())
+             for sql in (_DUE_CREATED, _DUE_ACTIVATED_EARLY)}
+    assert "events_pending (created_at<?)" in plans[_DUE_CREATED]
+    assert "events_activated_early (activated_at<?)" in plans[_DUE_ACTIVATED_EARLY]
+    retention = str(db.execute(
+        "EXPLAIN QUERY PLAN DELETE FROM events WHERE joined_at IS NOT NULL AND joined_at < ? "
+        "AND join_seq <= ?", (1.0, 5)).fetchall())
+    assert "events_joined (joined_at>? AND joined_at<?)" in retention

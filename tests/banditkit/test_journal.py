@@ -222,3 +222,22 @@ def test_reports_find_a_tag_by_index_and_old_stores_gain_the_column(tmp_path, cl
         "EXPLAIN QUERY PLAN SELECT event_id FROM events WHERE (tag = ? OR tag IS NULL) "
         "AND created_at > ? ORDER BY created_at", ("crown", 0)).fetchall()
     assert "events_tag" in str(plan)
+
+
+def test_a_journal_being_opened_is_not_taken_for_a_finished_one(tmp_path, monkeypatch):
+    import banditkit.journal
+
+    store = Store(path=tmp_path / "banditkit.sqlite3")
+    flock = banditkit.journal.fcntl.flock
+    ingested_meanwhile: list[int] = []
+    calls = itertools.count()
+
+    def another_process_ingests_first(fd, operation):
+        if next(calls) == 0:  # the writer's, between creating the file and locking it
+            ingested_meanwhile.append(store.ingest())
+        flock(fd, operation)
+
+    monkeypatch.setattr(banditkit.journal.fcntl, "flock", another_process_ingests_first)
+    store.insert_events([PendingEvent("e", 1.0, False, None, '{"x":1}')])
+    assert ingested_meanwhile == [0]
+    assert store.pending_count() == 1 and store.event("e")["decision"] == '{"x":1}'

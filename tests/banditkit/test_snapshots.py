@@ -169,3 +169,27 @@ def test_a_learner_learns_what_another_joined_in_between(tmp_path, clock):
     assert first.process_due() == 4  # our join is seq 7..10: a gap after our last (0)
     assert first._through_seq == first.store.last_join_seq() == 10
     assert first._trainer.n_updates_ == 10
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_learner_batch_leaves_the_garbage_collector_as_it_found_it(tmp_path, clock,
+                                                                      enabled):
+    import gc
+
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    _drive(engine, clock, 3, "a")
+    clock.advance(20)
+    during = []
+
+    def look_and_fail(lines):
+        during.append(gc.isenabled())
+        raise OSError("disk full")
+
+    engine.log.append = look_and_fail
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            engine.process_due()
+        assert during == [False] and gc.isenabled() is enabled
+    finally:
+        gc.enable()
