@@ -233,16 +233,19 @@ class Engine(LoopEngine):
                                            name="actions[{}].features")
         event_id = check_event_id(request.event_id)
         excluded = _check_excluded(request.excluded, actions)
-        eligible = [a for a in actions if a.id not in excluded]
-        if not eligible:
-            raise InvalidInputError("every action is excluded; at least one must remain")
         # The features are encoded once, for the learner and for the log.
-        texts = [text for a, text in zip(actions, encoded, strict=True) if a.id not in excluded]
+        eligible, texts = actions, encoded
+        if excluded:
+            eligible = [a for a in actions if a.id not in excluded]
+            if not eligible:
+                raise InvalidInputError("every action is excluded; at least one must remain")
+            texts = [text for a, text in zip(actions, encoded, strict=True)
+                     if a.id not in excluded]
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
             model_pmf = ranker.predict_encoded(context, texts)
-        extra = {"actionIds": [a.id for a in eligible], **request.extra}
+        extra = dict(request.extra)
         if excluded:
             extra["excludedActionIds"] = [a.id for a in actions if a.id in excluded]
         if settings.learning_mode == "online":
@@ -256,14 +259,18 @@ class Engine(LoopEngine):
         order = rank_order(pmf, chosen)
         # The record's head as compact_json writes it (floats as repr, strings
         # escaped to ASCII), formatted directly: a third of the encoding's cost.
+        if extra:
+            extra_json = compact_json({"actionIds": [a.id for a in eligible], **extra})
+        else:
+            extra_json = '{"actionIds":[' + ",".join([json_string(a.id) for a in eligible]) + "]}"
         head = (f'{{"EventId":{json_string(event_id)},"Timestamp":"{timestamp}","Version":"1",'
                 f'"VWState":{{"m":"{version}"}},"a":[{",".join([str(i + 1) for i in order])}],'
-                f'"p":[{",".join([repr(pmf[i]) for i in order])}],'
-                f'"_banditkit":{compact_json(extra)}')
+                f'"p":[{",".join([repr(pmf[i]) for i in order])}],"_banditkit":{extra_json}')
         line = head + ',"c":' + self._encoder.shared(context, texts) + "}"
-        ranking = tuple(RankedAction(eligible[i].id, pmf[i]) for i in order) + tuple(
-            RankedAction(a.id, 0.0) for a in actions if a.id in excluded)
-        decision = Decision(event_id=event_id, ranking=ranking,
+        ranking = [RankedAction(eligible[i].id, pmf[i]) for i in order]
+        if excluded:
+            ranking += [RankedAction(a.id, 0.0) for a in actions if a.id in excluded]
+        decision = Decision(event_id=event_id, ranking=tuple(ranking),
                             reward_action_id=eligible[chosen].id, model_version=str(version))
         return decision, line, len(head)
 

@@ -253,21 +253,20 @@ class Store:
             process made moments ago and not yet ingested is found at ingestion
             instead: kept in ``journal_rejects`` with a warning, not learned.
         """
-        text = "".join(decision_line(e.event_id, e.created_at, e.deferred, e.decision,
-                                     e.context_at, e.tag) for e in events)
+        text = "".join([decision_line(e.event_id, e.created_at, e.deferred, e.decision,
+                                      e.context_at, e.tag) for e in events])
+        ids = [event.event_id for event in events]
+        recent = self._recent
         with self._recent_lock:
             if not fresh_ids:
-                ids = [event.event_id for event in events]
                 taken = self._existing(self._db, ids)  # one query for a whole page
-                taken.update(i for i in ids if i in self._recent)
+                taken.update([i for i in ids if i in recent])
                 if taken:
                     first = next(i for i in ids if i in taken)
                     raise DuplicateEventError(f"event id {first!r} was already used; "
                                               f"event ids are unique")
             self._writer.append(text)
-            recent = self._recent
-            for event in events:
-                recent[event.event_id] = None
+            recent.update(dict.fromkeys(ids))
             while len(recent) > _RECENT_IDS:
                 del recent[next(iter(recent))]
 

@@ -8,9 +8,10 @@ Baselines, measured in the same run on the same simulated contexts:
   would pay per request);
 - our learner's own predictions (``learner_predict``: DSJSON construction, no loop).
 
-Ours: ``Engine.rank`` (validation, prediction, seeded sampling, the durable
-journal write; a reward for one decision in five) and ``Engine.process_due``
-(ingestion into SQLite, join, dsjson append, learning). Decisions are measured
+Ours: ``Engine.rank`` (validation, prediction, seeded sampling, the duplicate
+check and the durable journal write) and ``Engine.process_due`` (ingestion of
+the decisions and of a reward for one in five into SQLite, join, dsjson
+append, learning). Decisions are measured
 twice, each against its counterpart: ``decisions`` with each title's artwork
 features frozen once (:class:`~banditkit.encoding.FrozenFeatures`, as the
 catalogue and the server hold them) against raw lines built before the clock,
@@ -179,11 +180,13 @@ def _round(args: argparse.Namespace, world: ArtworkWorld, requests: list, contex
             start = time.perf_counter()
             for i, (c, a) in enumerate(zip(contexts, candidates, strict=True)):
                 t0 = time.perf_counter()
-                decision = engine.rank(c, a, event_id=f"e{i}")
+                engine.rank(c, a, event_id=f"e{i}")
                 latencies.append(time.perf_counter() - t0)
-                if labels[i][1] < 0:
-                    engine.reward(decision.event_id, 1.0)
-            return time.perf_counter() - start, latencies
+            elapsed = time.perf_counter() - start
+            for i, label in enumerate(labels):  # rewards for the learning step, untimed
+                if label[1] < 0:
+                    engine.reward(f"e{i}", 1.0)
+            return elapsed, latencies
 
         rank_s, latencies = decide(frozen)
         plain_s, _ = decide(actions)

@@ -122,15 +122,21 @@ def test_the_store_gives_back_the_exact_logged_line_without_keeping_features_twi
 
 @pytest.mark.parametrize("event_id", ["plain", 'with "quotes" and \\ slash', "naïve ✓ 日本",
                                       "new\nline\ttab"])
-def test_a_decision_record_is_written_exactly_as_compact_json(tmp_path, clock, event_id):
+@pytest.mark.parametrize("extra, excluded", [({}, []), ({"title": "ç \"t\"", "n": 3}, []),
+                                             ({}, ['q"1'])])
+def test_a_decision_record_is_written_exactly_as_compact_json(tmp_path, clock, event_id,
+                                                             extra, excluded):
     """The rank path formats the record's head itself; it must be the JSON encoder's text."""
+    actions = [Action(id=i, features=a.features)
+               for i, a in zip(['p"0', 'q"1', "r\\2 ✓"], ACTIONS, strict=True)]
     engine = Engine.open(tmp_path, clock=clock)
-    engine.rank(CONTEXT, ACTIONS, event_id=event_id, excluded=["poster-1"],
-                extra={"title": "ç \"t\"", "n": 3})
+    engine.rank(CONTEXT, actions, event_id=event_id, excluded=excluded, extra=extra)
     decision = engine.store.event(event_id)["decision"]
     assert decision == json.dumps(json.loads(decision), separators=(",", ":"))
     record = json.loads(decision)
     assert record["EventId"] == event_id
-    assert record["_banditkit"] == {"actionIds": ["poster-0", "poster-2"], "title": "ç \"t\"",
-                                    "n": 3, "excludedActionIds": ["poster-1"]}
-    assert sum(record["p"]) == pytest.approx(1.0) and sorted(record["a"]) == [1, 2]
+    shown = [a.id for a in actions if a.id not in excluded]
+    assert record["_banditkit"] == {"actionIds": shown, **extra,
+                                    **({"excludedActionIds": excluded} if excluded else {})}
+    assert sum(record["p"]) == pytest.approx(1.0)
+    assert sorted(record["a"]) == list(range(1, len(shown) + 1))
