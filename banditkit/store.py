@@ -114,6 +114,12 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 """
 
 
+# Pages the WAL may gain before a commit copies them into the database (SQLite's
+# default is 1000). The learner writes every event twice (ingested, then joined):
+# checkpointing ten times less often copies a page once where it copied it
+# several times, a sixth of a learner step (benchmarks/bench_loop.py). Durability
+# is the WAL's either way; the WAL file keeps up to about 40 MB.
+_WAL_CHECKPOINT_PAGES = 10_000
 # Columns added after a data directory may have been created: (table, column, type).
 _ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT")]
 # The latest join sequence, read from the partial index on join_seq: without the
@@ -214,6 +220,7 @@ class Store:
                 with contextlib.suppress(sqlite3.OperationalError):  # another did it
                     connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         connection.executescript(_ADDED_INDEXES)
+        connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
         self._local.migrated = connection
         return connection
 
