@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import vowpal_wabbit_next as vw
@@ -30,6 +30,13 @@ __all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner"]
 
 ACTION_EXAMPLES_KEPT = 16_384  # parsed action examples a ranker keeps for reuse
 SHARED_EXAMPLES_KEPT = 4_096   # parsed context (shared) examples a ranker keeps
+
+def _keep(kept: dict, entries: Iterable[tuple[str, object]], limit: int) -> None:
+    """Add parsed examples to ``kept``, dropping the oldest past ``limit``."""
+    kept.update(entries)
+    while len(kept) > limit:
+        del kept[next(iter(kept))]
+
 
 class _VWModel:
     """What both VW learners share: a lazily built workspace, its DSJSON parser,
@@ -159,9 +166,7 @@ class VWLearner(_VWModel, Learner):
         missing = [text for text in dict.fromkeys(actions) if text not in kept]
         if missing:
             parsed = self._parse_core('{"c":{"_multi":[' + ",".join(missing) + "]}}")[1:]
-            kept.update(zip(missing, parsed, strict=True))
-            while len(kept) > ACTION_EXAMPLES_KEPT:
-                del kept[next(iter(kept))]
+            _keep(kept, zip(missing, parsed, strict=True), ACTION_EXAMPLES_KEPT)
         examples = [kept[text] for text in actions]
         if len(set(actions)) < len(actions):  # one example object may not appear twice
             examples = self._parse_core('{"c":{"_multi":[' + ",".join(actions) + "]}}")[1:]
@@ -169,9 +174,7 @@ class VWLearner(_VWModel, Learner):
         shared = kept_shared.get(context)
         if shared is None:
             shared = self._parse_core('{"c":' + FeatureEncoder.shared(context, ()) + "}")
-            kept_shared[context] = shared
-            if len(kept_shared) > SHARED_EXAMPLES_KEPT:
-                del kept_shared[next(iter(kept_shared))]
+            _keep(kept_shared, ((context, shared),), SHARED_EXAMPLES_KEPT)
         pmf = [0.0] * len(actions)
         for index, probability in core.predict_multi_ex_one([*shared, *examples]):
             pmf[index] = probability
