@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
+from banditkit.event_ids import ChangeToken, StoredIdFilter
 from banditkit.journal import (
     JournalLine,
     JournalReader,
@@ -203,6 +204,8 @@ class Store:
         self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
         self._recent: dict[str, None] = {}
         self._recent_lock = threading.Lock()
+        self._events_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-events.token")
+        self._stored_ids = StoredIdFilter(token=self._events_token)
 
     # -- connections ---------------------------------------------------------
 
@@ -233,11 +236,15 @@ class Store:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
+            self._local.inserted_events = False
             raise
         db.execute("COMMIT")
+        if self._local.__dict__.pop("inserted_events", False):
+            self._events_token.change()  # after the commit: readers of it see the rows
 
     def close(self) -> None:
         self._writer.close()
+        self._events_token.close()
         for connection in self.__dict__.pop("_connections", []):
             connection.close()
         self.__dict__.pop("_local", None)
@@ -266,8 +273,11 @@ class Store:
         recent = self._recent
         with self._recent_lock:
             if not fresh_ids:
-                taken = self._existing(self._db, ids)  # one query for a whole page
-                taken.update([i for i in ids if i in recent])
+                taken = {i for i in ids if i in recent}
+                maybe = self._stored_ids.candidates(lambda: self._db,
+                                                    [i for i in ids if i not in taken])
+                if maybe:  # one query for a whole page
+                    taken.update(self._existing(self._db, maybe))
                 if taken:
                     first = next(i for i in ids if i in taken)
                     raise DuplicateEventError(f"event id {first!r} was already used; "
@@ -358,6 +368,8 @@ class Store:
                               line.context_at, line.tag))
         db.executemany("INSERT INTO events (event_id, created_at, deferred, decision, "
                        "context_at, tag) VALUES (?,?,?,?,?,?)", fresh)
+        if fresh:
+            self._local.inserted_events = True  # the commit changes the events token
         self._reject(db, rejects)
 
     def _ingest_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
