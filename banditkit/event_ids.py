@@ -137,7 +137,8 @@ class StoredIdFilter:
         if rows:
             self._add([event_id for _, event_id in rows])
             self._mark = rows[-1]
-        self._complete = len(rows) < _CATCH_UP_ROWS
+        # Past capacity, the next call starts over with a filter sized for the table.
+        self._complete = len(rows) < _CATCH_UP_ROWS and self._added <= self._capacity
         self._token_read = token if self._complete else None
 
     def _reset(self, db: sqlite3.Connection) -> None:
