@@ -32,6 +32,9 @@ _TOKEN_BYTES = 8
 # 2.2% of new ids ask SQLite; at half (just after a rebuild), 0.14%.
 _PROBES = 5
 _MIN_CAPACITY = 1 << 16
+# At most 64 MB per process: past 67M stored ids more new ids ask SQLite (8% at
+# 100M) rather than the filter growing further.
+_MAX_BITS = 1 << 29
 # Rows read per decision while the filter catches up with a large table (about
 # 1 ms); meanwhile every id asks SQLite.
 _CATCH_UP_ROWS = 2000
@@ -144,8 +147,8 @@ class StoredIdFilter:
     def _reset(self, db: sqlite3.Connection) -> None:
         low, high = db.execute("SELECT MIN(rowid), MAX(rowid) FROM events").fetchone()
         rows = 0 if high is None else high - low + 1  # an upper bound of the row count
-        capacity = max(self.min_capacity, 2 * rows)
-        n_bits = 1 << (8 * capacity - 1).bit_length()
+        capacity = max(self.min_capacity, 2 * rows)  # ids added before starting over
+        n_bits = min(1 << (8 * capacity - 1).bit_length(), _MAX_BITS)
         self._bits = bytearray(n_bits // 8)
         self._mask = n_bits - 1
         self._capacity = capacity
