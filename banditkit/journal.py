@@ -26,11 +26,13 @@ start with ``"`` (and a tag is not ``-``); otherwise as a JSON string.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +42,10 @@ from typing import NamedTuple
 __all__ = ["JournalLine", "JournalReader", "JournalWriter"]
 
 _SUFFIX = ".journal"
+_UNNAMED = ".new"  # a file its writer has not locked and named yet
+# A writer keeps its file unnamed for microseconds; one older than this is empty
+# and abandoned (its writer died in between).
+_ABANDONED_SECONDS = 60.0
 _PLAIN_ID = re.compile(r'[^\s"]\S*')
 _DECODER = json.JSONDecoder()
 
@@ -147,7 +153,7 @@ class JournalWriter:
         name = f"{os.getpid()}-{uuid.uuid4().hex}"
         # Locked before it is named a journal: a reader that found it unlocked would
         # take it for finished and delete it, and every line written to it would be lost.
-        unnamed = self.folder / f"{name}.new"
+        unnamed = self.folder / f"{name}{_UNNAMED}"
         fd = os.open(unnamed, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(unnamed, self.folder / f"{name}{_SUFFIX}")
@@ -200,6 +206,16 @@ class JournalReader:
 
     def remove(self, name: str) -> None:
         (self.folder / name).unlink(missing_ok=True)
+
+    def remove_abandoned(self) -> None:
+        """Delete the unnamed files of writers that died before naming them."""
+        if not self.folder.exists():
+            return
+        cutoff = time.time() - _ABANDONED_SECONDS
+        for path in self.folder.glob(f"*{_UNNAMED}"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
 
 def _try_lock(fd: int) -> bool:

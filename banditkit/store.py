@@ -354,6 +354,7 @@ class Store:
                        [(name,) for name in offsets.keys() - set(names)])
         for name in finished:  # kept in journal_files until gone, so never read twice
             reader.remove(name)
+        reader.remove_abandoned()
         return len(decisions) + len(outcomes)
 
     def _ingest_decisions(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:

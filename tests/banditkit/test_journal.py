@@ -122,6 +122,20 @@ def test_an_unknown_event_is_still_refused(tmp_path, clock):
         engine.activate("never")
 
 
+def test_an_unnamed_file_its_writer_abandoned_is_removed_and_a_fresh_one_kept(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    engine.rank(CONTEXT, ACTIONS, event_id="kept")
+    folder = engine.store.journal_dir
+    abandoned, fresh = folder / "111-dead.new", folder / "222-starting.new"
+    abandoned.touch()
+    fresh.touch()
+    an_hour_ago = time.time() - 3600
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    engine.store.ingest()
+    assert not abandoned.exists() and fresh.exists()
+    assert engine.store.event("kept") is not None
+
+
 def test_a_torn_line_waits_and_a_foreign_line_is_kept_aside(tmp_path, clock):
     engine = Engine.open(tmp_path, clock=clock, settings=_settings())
     engine.rank(CONTEXT, ACTIONS, event_id="whole")
