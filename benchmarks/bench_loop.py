@@ -1,7 +1,8 @@
 """Decisions/s and learned events/s through banditkit's loop vs raw vw-next.
 
 Baselines, measured in the same run on the same simulated contexts:
-- raw vw-next: text-format lines parsed by ``TextFormatParser`` then
+- raw vw-next, in a fresh process each round (see ``_raw_seconds``): text-format
+  lines parsed by ``TextFormatParser`` then
   ``predict_one`` / ``learn_one`` (what a team calling VW directly would write),
   with the lines built before the clock starts and, for decisions, also built
   from the same feature dicts inside the timed loop (what that team's service
@@ -30,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -86,16 +89,12 @@ def _rate(n: int, seconds: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    world = ArtworkWorld.generate(seed=args.seed)
-    requests = world.sample_requests(args.events, seed=args.seed + 1)
-    contexts = [world.context(m) for m, _ in requests]
-    action_features = [world.action_features(t) for _, t in requests]
-    rng = np.random.default_rng(args.seed)
-    labels = [(int(rng.integers(world.n_variants)), -float(rng.random() < 0.2), 0.25)
-              for _ in requests]
-
-    rounds = [_round(args, world, requests, contexts, action_features, labels)
-              for _ in range(args.rounds)]
+    workload = _workload(args.events, args.seed)
+    # A fresh process per round: raw VW never runs where banditkit ran (see _raw_seconds).
+    rounds = []
+    for _ in range(args.rounds):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as raw:
+            rounds.append(_round(args, workload, raw))
     common = {"events": args.events, "banditkit": __version__, "vowpal_wabbit_next": vw.__version__
               if hasattr(vw, "__version__") else vw.VW_VERSION, "python": platform.python_version()}
     for results in zip(*rounds, strict=True):
@@ -115,39 +114,69 @@ def _median(results: tuple[dict, ...]) -> dict:
     return out
 
 
-def _round(args: argparse.Namespace, world: ArtworkWorld, requests: list, contexts: list,
-           action_features: list, labels: list) -> list[dict]:
-    """One measurement of every metric, raw and ours back to back."""
-    args_list = [*DEMO_POLICY_ARGS.split(), "--epsilon", "0.2", "--quiet"]
-    # Raw vw-next: parse text, predict; parse text with label, learn.
-    raw = vw.Workspace(args_list)
+def _workload(events: int, seed: int) -> tuple[ArtworkWorld, list, list, list, list]:
+    """The simulated requests, contexts, artwork features and labels of a run."""
+    world = ArtworkWorld.generate(seed=seed)
+    requests = world.sample_requests(events, seed=seed + 1)
+    contexts = [world.context(m) for m, _ in requests]
+    action_features = [world.action_features(t) for _, t in requests]
+    rng = np.random.default_rng(seed)
+    labels = [(int(rng.integers(world.n_variants)), -float(rng.random() < 0.2), 0.25)
+              for _ in requests]
+    return world, requests, contexts, action_features, labels
+
+
+def _raw_seconds(events: int, seed: int) -> dict[str, float]:
+    """Raw vw-next's timings, in a process of its own.
+
+    Run after banditkit in the same process, raw VW is 25-40% slower: the
+    thousands of parsed examples banditkit keeps (30 KB each) leave the heap
+    fragmented once freed. A service calling VW directly never has them.
+    """
+    _, _, contexts, action_features, labels = _workload(events, seed)
+    raw = vw.Workspace(_vw_args())
     parser = vw.TextFormatParser(raw)
     texts = [_text_lines(c, a, None) for c, a in zip(contexts, action_features, strict=True)]
     labelled = [_text_lines(c, a, lab)
                 for c, a, lab in zip(contexts, action_features, labels, strict=True)]
+    seconds = {}
     start = time.perf_counter()
     for t in labelled:
         raw.learn_one([parser.parse_line(line) for line in t])
-    raw_learn_s = time.perf_counter() - start
+    seconds["learn"] = time.perf_counter() - start
     start = time.perf_counter()
     for t in texts:
         raw.predict_one([parser.parse_line(line) for line in t])
-    raw_predict_s = time.perf_counter() - start
+    seconds["predict"] = time.perf_counter() - start
     # The same, building each text line from the feature dicts as a caller must.
     start = time.perf_counter()
     for c, a in zip(contexts, action_features, strict=True):
         raw.predict_one([parser.parse_line(line) for line in _text_lines(c, a, None)])
-    raw_from_dicts_s = time.perf_counter() - start
+    seconds["from_dicts"] = time.perf_counter() - start
     # The catalogue case: each title's action lines built once, the context line per call.
     action_lines = [t[1:] for t in texts]
     start = time.perf_counter()
     for c, lines in zip(contexts, action_lines, strict=True):
         raw.predict_one([parser.parse_line(line) for line in (*_text_lines(c, [], None),
                                                                *lines)])
-    raw_catalogue_s = time.perf_counter() - start
+    seconds["catalogue"] = time.perf_counter() - start
+    return seconds
+
+
+def _vw_args() -> list[str]:
+    return [*DEMO_POLICY_ARGS.split(), "--epsilon", "0.2", "--quiet"]
+
+
+def _round(args: argparse.Namespace, workload: tuple, raw_process: ProcessPoolExecutor
+           ) -> list[dict]:
+    """One measurement of every metric, raw (in its own process) and ours back to back."""
+    world, requests, contexts, action_features, labels = workload
+    raw = raw_process.submit(_raw_seconds, args.events, args.seed).result()
+    raw_learn_s, raw_predict_s = raw["learn"], raw["predict"]
+    raw_from_dicts_s, raw_catalogue_s = raw["from_dicts"], raw["catalogue"]
 
     # The same predictions through banditkit's learner (DSJSON construction).
-    ours = VWLearner(args=" ".join(args_list))
+    ours = VWLearner(args=" ".join(_vw_args()))
     start = time.perf_counter()
     for c, a in zip(contexts, action_features, strict=True):
         ours.predict_one(c, a)
