@@ -1,8 +1,8 @@
 """Decisions/s and learned events/s through banditkit's loop vs raw vw-next.
 
-Baselines, measured in the same run on the same simulated contexts:
-- raw vw-next, in a fresh process each round (see ``_raw_seconds``): text-format
-  lines parsed by ``TextFormatParser`` then
+Every measurement runs in a fresh process of its own (``_in_fresh_process``),
+raw and ours back to back in each round. Baselines, on the same simulated contexts:
+- raw vw-next: text-format lines parsed by ``TextFormatParser`` then
   ``predict_one`` / ``learn_one`` (what a team calling VW directly would write),
   with the lines built before the clock starts and, for decisions, also built
   from the same feature dicts inside the timed loop (what that team's service
@@ -10,7 +10,8 @@ Baselines, measured in the same run on the same simulated contexts:
 - our learner's own predictions (``learner_predict``: DSJSON construction, no loop).
 
 Ours: ``Engine.rank`` (validation, prediction, seeded sampling, the duplicate
-check and the durable journal write) and ``Engine.process_due`` (ingestion of
+check and the durable journal write), each kind on a fresh engine, and
+``Engine.process_due`` (ingestion of
 the decisions and of a reward for one in five into SQLite, join, dsjson
 append, learning). Decisions are measured
 twice, each against its counterpart: ``decisions`` with each title's artwork
@@ -37,8 +38,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import vowpal_wabbit_next as vw
@@ -89,12 +90,7 @@ def _rate(n: int, seconds: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workload = _workload(args.events, args.seed)
-    # A fresh process per round: raw VW never runs where banditkit ran (see _raw_seconds).
-    rounds = []
-    for _ in range(args.rounds):
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as raw:
-            rounds.append(_round(args, workload, raw))
+    rounds = [_round(args) for _ in range(args.rounds)]
     common = {"events": args.events, "banditkit": __version__, "vowpal_wabbit_next": vw.__version__
               if hasattr(vw, "__version__") else vw.VW_VERSION, "python": platform.python_version()}
     for results in zip(*rounds, strict=True):
@@ -126,13 +122,26 @@ def _workload(events: int, seed: int) -> tuple[ArtworkWorld, list, list, list, l
     return world, requests, contexts, action_features, labels
 
 
-def _raw_seconds(events: int, seed: int) -> dict[str, float]:
-    """Raw vw-next's timings, in a process of its own.
+def _vw_args() -> list[str]:
+    return [*DEMO_POLICY_ARGS.split(), "--epsilon", "0.2", "--quiet"]
 
-    Run after banditkit in the same process, raw VW is 25-40% slower: the
-    thousands of parsed examples banditkit keeps (30 KB each) leave the heap
-    fragmented once freed. A service calling VW directly never has them.
+
+def _in_fresh_process(function: Callable[..., dict], *args: object) -> dict:
+    """``function(*args)`` in a process of its own.
+
+    Measured one after the other in one process, each measurement ran slower
+    for the ones before it: raw VW 25-40% slower after banditkit, whose kept
+    parsed examples (30 KB each) leave the heap fragmented once freed, and
+    banditkit slower after its other measurements. A fresh process each is
+    what a freshly started service meets.
     """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as process:
+        return process.submit(function, *args).result()
+
+
+def _raw_seconds(events: int, seed: int) -> dict[str, float]:
+    """Raw vw-next: text lines parsed by ``TextFormatParser``, then learn or predict."""
     _, _, contexts, action_features, labels = _workload(events, seed)
     raw = vw.Workspace(_vw_args())
     parser = vw.TextFormatParser(raw)
@@ -163,80 +172,82 @@ def _raw_seconds(events: int, seed: int) -> dict[str, float]:
     return seconds
 
 
-def _vw_args() -> list[str]:
-    return [*DEMO_POLICY_ARGS.split(), "--epsilon", "0.2", "--quiet"]
-
-
-def _round(args: argparse.Namespace, workload: tuple, raw_process: ProcessPoolExecutor
-           ) -> list[dict]:
-    """One measurement of every metric, raw (in its own process) and ours back to back."""
-    world, requests, contexts, action_features, labels = workload
-    raw = raw_process.submit(_raw_seconds, args.events, args.seed).result()
-    raw_learn_s, raw_predict_s = raw["learn"], raw["predict"]
-    raw_from_dicts_s, raw_catalogue_s = raw["from_dicts"], raw["catalogue"]
-
-    # The same predictions through banditkit's learner (DSJSON construction).
+def _learner_seconds(events: int, seed: int) -> dict[str, float]:
+    """banditkit's learner alone: the same predictions through DSJSON construction."""
+    _, _, contexts, action_features, _ = _workload(events, seed)
     ours = VWLearner(args=" ".join(_vw_args()))
     start = time.perf_counter()
     for c, a in zip(contexts, action_features, strict=True):
         ours.predict_one(c, a)
-    learner_predict_s = time.perf_counter() - start
+    return {"predict": time.perf_counter() - start}
 
-    # Our loop: each measurement on a fresh engine, so each meets the request
-    # stream with cold caches (contexts recur as members come back).
-    actions = [[Action(id=world.variant_id(t, v), features=f) for v, f in enumerate(fs)]
-               for (_, t), fs in zip(requests, action_features, strict=True)]
-    catalogue = {t: [Action(id=world.variant_id(t, v), features=FrozenFeatures(f))
-                     for v, f in enumerate(world.action_features(t))]
-                 for t in {t for _, t in requests}}
-    frozen = [catalogue[t] for _, t in requests]
+
+def _loop_seconds(events: int, seed: int, kind: str) -> dict:
+    """Our loop on a fresh engine: decisions of one ``kind``, then (for "frozen") learning.
+
+    ``kind`` is "frozen" (catalogue artwork as :class:`FrozenFeatures`, one
+    decision per call), "plain" (plain feature dicts) or "pages" (the frozen
+    actions, 40 decisions per :meth:`Engine.rank_many`).
+    """
+    world, requests, contexts, action_features, labels = _workload(events, seed)
+    if kind == "plain":
+        candidates = [[Action(id=world.variant_id(t, v), features=f) for v, f in enumerate(fs)]
+                      for (_, t), fs in zip(requests, action_features, strict=True)]
+    else:
+        catalogue = {t: [Action(id=world.variant_id(t, v), features=FrozenFeatures(f))
+                         for v, f in enumerate(world.action_features(t))]
+                     for t in {t for _, t in requests}}
+        candidates = [catalogue[t] for _, t in requests]
+    fake_now = [1_767_225_600.0]
+    out: dict = {}
     with tempfile.TemporaryDirectory() as folder:
-        fake_now = [1_767_225_600.0]
-        engines: list[Engine] = []
-
-        def open_engine() -> Engine:
-            engine = Engine.open(Path(folder) / str(len(engines)), clock=lambda: fake_now[0],
-                                 settings=LoopSettings(reward_wait_seconds=0,
-                                                       model_update_seconds=1e9,
-                                                       policy_args=DEMO_POLICY_ARGS))
-            engine.rank(contexts[0], actions[0], event_id="warm-up")
-            engines.append(engine)
-            return engine
-
-        def decide(candidates: list[list[Action]]) -> tuple[float, list[float]]:
-            engine = open_engine()
+        engine = Engine.open(folder, clock=lambda: fake_now[0], settings=LoopSettings(
+            reward_wait_seconds=0, model_update_seconds=1e9, policy_args=DEMO_POLICY_ARGS))
+        engine.rank(contexts[0], candidates[0], event_id="warm-up")
+        if kind == "pages":
+            pages = [[RankRequest(context=c, actions=a, event_id=f"page{p}-{j}")
+                      for j, (c, a) in enumerate(zip(contexts[p:p + 40], candidates[p:p + 40],
+                                                     strict=True))]
+                     for p in range(0, events - 39, 40)]
+            start = time.perf_counter()
+            for page in pages:
+                engine.rank_many(page)
+            out["seconds"] = time.perf_counter() - start
+            out["decisions"] = sum(len(page) for page in pages)
+        else:
             latencies = []
             start = time.perf_counter()
             for i, (c, a) in enumerate(zip(contexts, candidates, strict=True)):
                 t0 = time.perf_counter()
                 engine.rank(c, a, event_id=f"e{i}")
                 latencies.append(time.perf_counter() - t0)
-            elapsed = time.perf_counter() - start
+            out["seconds"] = time.perf_counter() - start
+            out["latencies"] = latencies
+        if kind == "frozen":
             for i, label in enumerate(labels):  # rewards for the learning step, untimed
                 if label[1] < 0:
                     engine.reward(f"e{i}", 1.0)
-            return elapsed, latencies
+            fake_now[0] += 1
+            start = time.perf_counter()
+            out["learned"] = engine.process_due()
+            out["learn_seconds"] = time.perf_counter() - start
+        engine.close()
+    return out
 
-        rank_s, latencies = decide(frozen)
-        plain_s, _ = decide(actions)
-        pages = [[RankRequest(context=c, actions=a, event_id=f"page{p}-{j}")
-                  for j, (c, a) in enumerate(zip(contexts[p:p + 40], frozen[p:p + 40],
-                                                 strict=True))]
-                 for p in range(0, args.events - 39, 40)]
-        paging = open_engine()
-        start = time.perf_counter()
-        for page in pages:
-            paging.rank_many(page)
-        page_s = time.perf_counter() - start
-        n_paged = sum(len(page) for page in pages)
-        fake_now[0] += 1
-        start = time.perf_counter()
-        learned = engines[0].process_due()  # the single decisions, with their rewards
-        learn_s = time.perf_counter() - start
-        for engine in engines:
-            engine.close()
 
-    n = args.events
+def _round(args: argparse.Namespace) -> list[dict]:
+    """One measurement of every metric, each in a fresh process, back to back."""
+    n, seed = args.events, args.seed
+    raw = _in_fresh_process(_raw_seconds, n, seed)
+    raw_learn_s, raw_predict_s = raw["learn"], raw["predict"]
+    raw_from_dicts_s, raw_catalogue_s = raw["from_dicts"], raw["catalogue"]
+    learner_predict_s = _in_fresh_process(_learner_seconds, n, seed)["predict"]
+    frozen = _in_fresh_process(_loop_seconds, n, seed, "frozen")
+    rank_s, latencies = frozen["seconds"], frozen["latencies"]
+    learn_s, learned = frozen["learn_seconds"], frozen["learned"]
+    plain_s = _in_fresh_process(_loop_seconds, n, seed, "plain")["seconds"]
+    paged = _in_fresh_process(_loop_seconds, n, seed, "pages")
+    page_s, n_paged = paged["seconds"], paged["decisions"]
     return [
         {"name": "learner_predict", "ours_per_s": _rate(n, learner_predict_s),
          "raw_vw_text_per_s": _rate(n, raw_predict_s),
