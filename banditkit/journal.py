@@ -47,6 +47,17 @@ _UNNAMED = ".new"  # a file its writer has not locked and named yet
 # and abandoned (its writer died in between).
 _ABANDONED_SECONDS = 60.0
 _PLAIN_ID = re.compile(r'[^\s"]\S*')
+# This process's id, renewed in a forked child: a writer compares it on every
+# append, and ``os.getpid()`` is a system call.
+_pid = os.getpid()
+
+
+def _renew_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_renew_pid)
 _DECODER = json.JSONDecoder()
 
 
@@ -135,7 +146,7 @@ class JournalWriter:
         """Append whole lines (``text`` ends with a newline) with one ``write``."""
         data = text.encode("utf-8")
         with self._lock:
-            if self._fd is None or self._pid != os.getpid() or self._size >= self.max_bytes:
+            if self._fd is None or self._pid != _pid or self._size >= self.max_bytes:
                 self._open()
             written = os.write(self._fd, data)
             while written < len(data):  # a regular file writes all at once; be safe anyway
@@ -157,11 +168,11 @@ class JournalWriter:
         fd = os.open(unnamed, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(unnamed, self.folder / f"{name}{_SUFFIX}")
-        self._fd, self._pid, self._size = fd, os.getpid(), 0
+        self._fd, self._pid, self._size = fd, _pid, 0
 
     def close(self) -> None:
         with self._lock:
-            if self._fd is not None and self._pid == os.getpid():
+            if self._fd is not None and self._pid == _pid:
                 os.close(self._fd)
             self._fd = None
 

@@ -12,6 +12,7 @@ construction was the slowest (one pybind call per feature).
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 from collections.abc import Iterable, Sequence
@@ -35,10 +36,15 @@ ACTION_EXAMPLES_KEPT = 4_096   # catalogue artwork: each variant's example
 SHARED_EXAMPLES_KEPT = 64      # contexts: a page's member, recurring within the page
 
 def _keep(kept: dict, entries: Iterable[tuple[str, object]], limit: int) -> None:
-    """Add parsed examples to ``kept``, dropping the oldest past ``limit``."""
+    """Add parsed examples to ``kept``; past ``limit``, the older half goes.
+
+    Half at once, not the oldest one each time: finding a dict's first key
+    steps over every key deleted before it (2 µs at 4096 entries).
+    """
     kept.update(entries)
-    while len(kept) > limit:
-        del kept[next(iter(kept))]
+    if len(kept) > limit:
+        for key in list(itertools.islice(kept, len(kept) - limit // 2)):
+            del kept[key]
 
 
 class _VWModel:

@@ -71,5 +71,6 @@ def test_the_kept_examples_are_bounded(trained, monkeypatch):
     learner = VWLearner(args=trained.args, model_data=trained.to_bytes())
     for j in range(len(ACTIONS)):
         learner.predict_encoded(encoder.encode(_context(j)), [encoder.encode(ACTIONS[j])])
-    assert len(learner._action_examples) == 4
-    assert list(learner._shared_examples) == [encoder.encode(_context(j)) for j in (5, 6, 7)]
+    # Past the limit the older half goes: at most the limit, the newest kept.
+    assert list(learner._action_examples) == [encoder.encode(ACTIONS[j]) for j in (6, 7)]
+    assert list(learner._shared_examples) == [encoder.encode(_context(j)) for j in (6, 7)]
