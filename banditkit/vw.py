@@ -30,10 +30,10 @@ from banditkit.types import Features
 __all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner"]
 
 # Parsed examples a ranker keeps for reuse. A VW example takes about 31 KB (room
-# for 256 namespaces), so these bound a ranker to about 130 MB; kept examples
+# for 256 namespaces), so these bound a ranker to about 160 MB; kept examples
 # also leave the heap fragmented, which slows whatever parses after them.
 ACTION_EXAMPLES_KEPT = 4_096   # catalogue artwork: each variant's example
-SHARED_EXAMPLES_KEPT = 64      # contexts: a page's member, recurring within the page
+SHARED_EXAMPLES_KEPT = 1_024   # contexts: a page's member, returning members
 
 def _keep(kept: dict, entries: Iterable[tuple[str, object]], limit: int) -> None:
     """Add parsed examples to ``kept``; past ``limit``, the older half goes.
