@@ -30,10 +30,12 @@ from banditkit.types import Features
 __all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner"]
 
 # Parsed examples a ranker keeps for reuse. A VW example takes about 31 KB (room
-# for 256 namespaces), so these bound a ranker to about 160 MB; kept examples
-# also leave the heap fragmented, which slows whatever parses after them.
+# for 256 namespaces), so these bound a ranker to about 130 MB. Kept examples go
+# cold and fill vw-next's example pool when dropped: keeping 1024 contexts made
+# single decisions 15% slower than keeping 16 (benchmarks/bench_loop.py), and a
+# page's member needs one.
 ACTION_EXAMPLES_KEPT = 4_096   # catalogue artwork: each variant's example
-SHARED_EXAMPLES_KEPT = 1_024   # contexts: a page's member, returning members
+SHARED_EXAMPLES_KEPT = 16      # contexts: a page's member
 
 def _keep(kept: dict, entries: Iterable[tuple[str, object]], limit: int) -> None:
     """Add parsed examples to ``kept``; past ``limit``, the older half goes.
