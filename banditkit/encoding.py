@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
+from banditkit.bounded import drop_older_half
 from banditkit.types import Features, check_features
 
 __all__ = ["ContentMemo", "FeatureEncoder", "FrozenFeatures", "compact_json",
@@ -83,7 +84,7 @@ class ContentMemo(Generic[V]):
 
     A pickle loads back to content equal in types and values, so a hit is a
     value computed from exactly this content. Keeps at most ``max_entries``
-    (the oldest go first); thread-safe. Content that cannot be pickled is
+    (past it, the older half goes); thread-safe. Content that cannot be pickled is
     computed every time.
     """
 
@@ -106,8 +107,7 @@ class ContentMemo(Generic[V]):
             value = compute()  # raises for invalid content: nothing is remembered
             with self._lock:
                 self._values[key] = value
-                if len(self._values) > self.max_entries:
-                    del self._values[next(iter(self._values))]
+                drop_older_half(self._values, self.max_entries)
         return value
 
 

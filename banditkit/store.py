@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from banditkit.bounded import drop_older_half
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
 from banditkit.event_ids import ChangeToken, StoredIdFilter
 from banditkit.journal import (
@@ -227,6 +228,9 @@ class Store:
         self._local.migrated = connection
         return connection
 
+    def _connection(self) -> sqlite3.Connection:
+        return self._db
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once so concurrent writers queue, not deadlock."""
@@ -273,19 +277,16 @@ class Store:
         recent = self._recent
         with self._recent_lock:
             if not fresh_ids:
-                taken = {i for i in ids if i in recent}
-                maybe = self._stored_ids.candidates(lambda: self._db,
-                                                    [i for i in ids if i not in taken])
-                if maybe:  # one query for a whole page
-                    taken.update(self._existing(self._db, maybe))
-                if taken:
-                    first = next(i for i in ids if i in taken)
+                unseen = [i for i in ids if i not in recent]
+                maybe = self._stored_ids.candidates(self._connection, unseen)
+                taken = self._existing(self._db, maybe) if maybe else ()  # one query a page
+                if taken or len(unseen) < len(ids):
+                    first = next(i for i in ids if i in taken or i in recent)
                     raise DuplicateEventError(f"event id {first!r} was already used; "
                                               f"event ids are unique")
             self._writer.append(text)
             recent.update(dict.fromkeys(ids))
-            while len(recent) > _RECENT_IDS:
-                del recent[next(iter(recent))]
+            drop_older_half(recent, _RECENT_IDS)
 
     def _joined(self, event_id: str) -> bool:
         """Whether a known event was joined already; ingests once if the tables lack it.

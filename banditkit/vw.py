@@ -12,7 +12,6 @@ construction was the slowest (one pybind call per feature).
 
 from __future__ import annotations
 
-import itertools
 import json
 import shlex
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ import numpy as np
 import vowpal_wabbit_next as vw
 from vowpal_wabbit_next import _core as _vw_core
 
+from banditkit.bounded import drop_older_half
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, NotFittedError
 from banditkit.eventlog import dsjson_context
@@ -38,15 +38,9 @@ ACTION_EXAMPLES_KEPT = 4_096   # catalogue artwork: each variant's example
 SHARED_EXAMPLES_KEPT = 16      # contexts: a page's member
 
 def _keep(kept: dict, entries: Iterable[tuple[str, object]], limit: int) -> None:
-    """Add parsed examples to ``kept``; past ``limit``, the older half goes.
-
-    Half at once, not the oldest one each time: finding a dict's first key
-    steps over every key deleted before it (2 µs at 4096 entries).
-    """
+    """Add parsed examples to ``kept``, at most ``limit`` of them."""
     kept.update(entries)
-    if len(kept) > limit:
-        for key in list(itertools.islice(kept, len(kept) - limit // 2)):
-            del kept[key]
+    drop_older_half(kept, limit)
 
 
 class _VWModel:
