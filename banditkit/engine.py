@@ -203,7 +203,9 @@ class Engine(LoopEngine):
         timestamp = iso_timestamp(now)
         decisions, pending, seen_ids = [], [], set()
         contexts: dict[int, str] = {}  # a page shares one context: encode it once
+        fresh_ids = True  # every id generated here: no duplicate check
         for request in requests:
+            fresh_ids = fresh_ids and request.event_id is None
             context = contexts.get(id(request.context))
             if context is None:
                 context = self._encoder.encode(request.context, name="context")
@@ -217,8 +219,7 @@ class Engine(LoopEngine):
                                         deferred=bool(request.defer_activation),
                                         activated_at=None, decision=record,
                                         context_at=context_at, tag=request.tag))
-        self.store.insert_events(
-            pending, fresh_ids=all(r.event_id is None for r in requests))
+        self.store.insert_events(pending, fresh_ids=fresh_ids)
         return decisions
 
     def _decide(self, request: RankRequest, context: str, settings: LoopSettings,
@@ -245,17 +246,17 @@ class Engine(LoopEngine):
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
             model_pmf = ranker.predict_encoded(context, texts)
-        extra = dict(request.extra)
+        extra = request.extra
         if excluded:
-            extra["excludedActionIds"] = [a.id for a in actions if a.id in excluded]
+            extra = {**extra, "excludedActionIds": [a.id for a in actions if a.id in excluded]}
         if settings.learning_mode == "online":
             pmf = model_pmf
             chosen = sample_index(pmf, event_id)
         else:  # apprentice and logging-only show the baseline
             pmf = [1.0] + [0.0] * (len(eligible) - 1)
             chosen = 0
-            extra["learningMode"] = settings.learning_mode
-            extra["modelAgreesWithBaseline"] = max(model_pmf) == model_pmf[0]
+            extra = {**extra, "learningMode": settings.learning_mode,
+                     "modelAgreesWithBaseline": max(model_pmf) == model_pmf[0]}
         order = rank_order(pmf, chosen)
         # The record's head as compact_json writes it (floats as repr, strings
         # escaped to ASCII), formatted directly: a third of the encoding's cost.
