@@ -123,6 +123,7 @@ class StoredIdFilter:
 
     def _catch_up(self, db: sqlite3.Connection, token: bytes) -> None:
         """Read the next rows past the newest one read, in one read transaction."""
+        self._complete = False  # until this returns: every id asks SQLite if it raises
         db.execute("BEGIN")
         try:
             mark = self.__dict__.get("_mark")
