@@ -47,6 +47,7 @@ _UNNAMED = ".new"  # a file its writer has not locked and named yet
 # and abandoned (its writer died in between).
 _ABANDONED_SECONDS = 60.0
 _PLAIN_ID = re.compile(r'[^\s"]\S*')
+_DECODER = json.JSONDecoder()
 # This process's id, renewed in a forked child: a writer compares it on every
 # append, and ``os.getpid()`` is a system call.
 _pid = os.getpid()
@@ -58,7 +59,6 @@ def _renew_pid() -> None:
 
 
 os.register_at_fork(after_in_child=_renew_pid)
-_DECODER = json.JSONDecoder()
 
 
 def encode_event_id(event_id: str) -> str:

@@ -240,7 +240,7 @@ class Store:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
-            self._local.inserted_events = False
+            self._local.__dict__.pop("inserted_events", None)
             raise
         db.execute("COMMIT")
         if self._local.__dict__.pop("inserted_events", False):
