@@ -20,7 +20,7 @@ from __future__ import annotations
 import mmap
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,16 +96,14 @@ class StoredIdFilter:
         self.token = token
         self.min_capacity = min_capacity
 
-    def candidates(self, connect: Callable[[], sqlite3.Connection],
-                   event_ids: Sequence[str]) -> list[str]:
+    def candidates(self, db: sqlite3.Connection, event_ids: Sequence[str]) -> list[str]:
         """The ids the table may hold; only these need asking SQLite.
 
-        ``connect`` gives the connection to read new rows with, called only when
-        the table changed since the last call.
+        ``db`` is read only when the table changed since the last call.
         """
         token = self.token.read()  # read before the rows: a later commit changes it again
         if token != self.__dict__.get("_token_read"):
-            self._catch_up(connect(), token)
+            self._catch_up(db, token)
         if not self.__dict__.get("_complete"):
             return list(event_ids)
         bits, mask = self._bits, self._mask

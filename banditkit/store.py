@@ -228,9 +228,6 @@ class Store:
         self._local.migrated = connection
         return connection
 
-    def _connection(self) -> sqlite3.Connection:
-        return self._db
-
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once so concurrent writers queue, not deadlock."""
@@ -278,8 +275,9 @@ class Store:
         with self._recent_lock:
             if not fresh_ids:
                 unseen = [i for i in ids if i not in recent]
-                maybe = self._stored_ids.candidates(self._connection, unseen)
-                taken = self._existing(self._db, maybe) if maybe else ()  # one query a page
+                db = self._db
+                maybe = self._stored_ids.candidates(db, unseen)
+                taken = self._existing(db, maybe) if maybe else ()  # one query a page
                 if taken or len(unseen) < len(ids):
                     first = next(i for i in ids if i in taken or i in recent)
                     raise DuplicateEventError(f"event id {first!r} was already used; "
@@ -355,7 +353,6 @@ class Store:
                        [(name,) for name in offsets.keys() - set(names)])
         for name in finished:  # kept in journal_files until gone, so never read twice
             reader.remove(name)
-        reader.remove_abandoned()
         return len(decisions) + len(outcomes)
 
     def _ingest_decisions(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
@@ -446,6 +443,7 @@ class Store:
             item)`` per joined event in join order (empty when nothing was due).
         """
         cutoff = now - wait_seconds
+        JournalReader(self.journal_dir).remove_abandoned()  # the learner's housekeeping
         with self._transaction() as db:
             self._ingest(db)  # what arrives after this transaction is late
             rows = db.execute(_DUE_CREATED, {"c": cutoff, "n": limit}).fetchall()

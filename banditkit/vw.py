@@ -37,6 +37,7 @@ __all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner"]
 ACTION_EXAMPLES_KEPT = 4_096   # catalogue artwork: each variant's example
 SHARED_EXAMPLES_KEPT = 16      # contexts: a page's member
 
+
 def _keep(kept: dict, entries: Iterable[tuple[str, object]], limit: int) -> None:
     """Add parsed examples to ``kept``, at most ``limit`` of them."""
     kept.update(entries)
@@ -152,8 +153,8 @@ class VWLearner(_VWModel, Learner):
         """Probabilities for one decision's features encoded by
         :class:`~banditkit.encoding.FeatureEncoder` (the engine's rank path).
 
-        Catalogue artwork recurs in every decision, and a page's titles (or a
-        returning member) share one context, so the parsed examples are kept:
+        Catalogue artwork recurs in every decision, and a page's titles share
+        one context, so the parsed examples are kept:
         each action's (up to ``ACTION_EXAMPLES_KEPT``) and each context's (up to
         ``SHARED_EXAMPLES_KEPT``). VW leaves an example as it found it after a
         prediction (the ADF reduction adds the shared features to each action
