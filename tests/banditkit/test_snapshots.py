@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 
@@ -193,3 +195,24 @@ def test_a_learner_batch_leaves_the_garbage_collector_as_it_found_it(tmp_path, c
         assert during == [False] and gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+def test_a_database_made_with_4_kib_pages_keeps_them_and_its_wal_bound(tmp_path, clock):
+    """Data directories from before 16 KiB pages: SQLite cannot change a WAL database's
+    page size, so the store keeps it and bounds the WAL by bytes, not pages."""
+    old = sqlite3.connect(tmp_path / "banditkit.sqlite3")
+    old.execute("PRAGMA page_size=4096")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    old.close()
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    _drive(engine, clock, 30, "old")
+    clock.advance(11)
+    assert engine.process_due() == 30
+    db = engine.store._db
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (40 << 20) // 4096
+    fresh = Engine.open(tmp_path / "fresh", clock=clock)
+    fresh_db = fresh.store._db
+    assert fresh_db.execute("PRAGMA page_size").fetchone()[0] == 16_384
+    assert fresh_db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (40 << 20) // 16_384
