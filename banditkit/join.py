@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from banditkit.encoding import compact_json
@@ -37,9 +36,11 @@ class JoinedLine(NamedTuple):
     stored: str
 
 
-@dataclass(frozen=True)
-class JoinOutcome:
+class JoinOutcome(NamedTuple):
     """The result of joining one event.
+
+    A named tuple: the learner builds one per joined event, and a frozen
+    dataclass costs three times as much to construct.
 
     Attributes
     ----------
@@ -68,8 +69,9 @@ def join_event(event: PendingEvent, rewards: Sequence[RewardRecord],
     """Apply the join rules to one event and its rewards (in arrival order)."""
     start = event.activated_at if event.deferred else event.created_at
     if start is None:  # deferred, never activated
-        return JoinOutcome(reward=settings.default_reward, skip_learn=True, counted=(),
-                           ignored=tuple(rewards), used_default=True)
+        return JoinOutcome(settings.default_reward, True, (), tuple(rewards), True)
+    if not rewards:  # most events
+        return JoinOutcome(settings.default_reward, False, (), (), True)
     end = start + settings.reward_wait_seconds
     counted = tuple(r for r in rewards if start <= r.received_at <= end)
     ignored = tuple(r for r in rewards if not start <= r.received_at <= end)
@@ -79,8 +81,7 @@ def join_event(event: PendingEvent, rewards: Sequence[RewardRecord],
         reward = float(sum(r.value for r in counted))
     else:
         reward = counted[0].value
-    return JoinOutcome(reward=reward, skip_learn=False, counted=counted, ignored=ignored,
-                       used_default=not counted)
+    return JoinOutcome(reward, False, counted, ignored, not counted)
 
 
 def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
@@ -94,28 +95,20 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
     (:func:`_spliced_text`), instead of encoding the joined record again.
     """
     if event.context_at is None:
-        head, features = "", ""
+        head = features = ""
         decision = json.loads(event.decision)
     else:
         head = event.decision[:event.context_at] + "}"
         features = event.decision[event.context_at:-1]  # ',"c":{...}'
         decision = _decoded(head)
     chosen_action = decision["a"][0]
-    outcomes: list[dict] = []
-    if event.deferred and event.activated_at is not None:
-        outcomes.append({"EventId": event.event_id, "ActionTaken": True,
-                         "t": iso_timestamp(event.activated_at)})
-    outcomes.extend({"EventId": event.event_id, "v": r.value, "t": iso_timestamp(r.received_at)}
-                    for r in outcome.counted)
-    ignored = [{"v": r.value, "t": iso_timestamp(r.received_at)} for r in outcome.ignored]
-    record = {
-        "_label_cost": -outcome.reward,
-        "_label_probability": decision["p"][0],
-        "_label_Action": chosen_action,
-        "_labelIndex": chosen_action - 1,
-        "o": outcomes,
-        **decision,
-    }
+    activated = event.deferred and event.activated_at is not None
+    outcomes = _outcome_records(event, outcome.counted) if outcome.counted or activated else []
+    ignored = ([{"v": r.value, "t": iso_timestamp(r.received_at)} for r in outcome.ignored]
+               if outcome.ignored else [])
+    record = {"_label_cost": -outcome.reward, "_label_probability": decision["p"][0],
+              "_label_Action": chosen_action, "_labelIndex": chosen_action - 1, "o": outcomes,
+              **decision}
     stored = head and _spliced_text(head, decision, record, deferred=event.deferred,
                                     outcome=outcome, ignored=ignored)
     if event.deferred:
@@ -129,6 +122,17 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
     stored = stored or compact_json(record)
     line = stored[:-1] + features + "}" if features else stored
     return JoinedLine(decision["Timestamp"], line, record, stored)
+
+
+def _outcome_records(event: PendingEvent, counted: tuple[RewardRecord, ...]) -> list[dict]:
+    """The ``o`` array: the activation of a deferred event, then the rewards that counted."""
+    outcomes: list[dict] = []
+    if event.deferred and event.activated_at is not None:
+        outcomes.append({"EventId": event.event_id, "ActionTaken": True,
+                         "t": iso_timestamp(event.activated_at)})
+    outcomes.extend({"EventId": event.event_id, "v": r.value, "t": iso_timestamp(r.received_at)}
+                    for r in counted)
+    return outcomes
 
 
 _SCAN = json.JSONDecoder().scan_once
@@ -147,6 +151,9 @@ def _decoded(text: str) -> dict:
     return value if end == len(text) else json.loads(text)
 
 
+_JSON_BOOLEAN = {True: "true", False: "false"}
+_DEFERRED_TEXT = ',"DeferredAction":true'
+_SKIP_TEXT = ',"_skipLearn":true'
 # Keys the join writes around the decision's own: a decision holding one is encoded.
 _JOIN_KEYS = frozenset(("_label_cost", "_label_probability", "_label_Action", "_labelIndex",
                         "o", "DeferredAction", "_skipLearn"))
@@ -187,17 +194,10 @@ def _spliced_text(head: str, decision: dict, record: dict, *, deferred: bool,
             or type(cost) not in (int, float) or not math.isfinite(cost)
             or type(probability) not in (int, float) or not math.isfinite(probability)):
         return ""
-    text = [f'{{"_label_cost":{cost!r},"_label_probability":{probability!r},'
-            f'"_label_Action":{action!r},"_labelIndex":{action - 1!r},'
-            f'"o":{compact_json(outcomes) if outcomes else "[]"},',
-            head[1:-2],  # without the closing braces of "_banditkit" and of the decision
-            ',"defaultReward":true' if outcome.used_default else ',"defaultReward":false']
-    if ignored:
-        text.append(',"ignoredRewards":' + compact_json(ignored))
-    text.append("}")
-    if deferred:
-        text.append(',"DeferredAction":true')
-    if outcome.skip_learn:
-        text.append(',"_skipLearn":true')
-    text.append("}")
-    return "".join(text)
+    outcomes_text = compact_json(outcomes) if outcomes else "[]"
+    ignored_text = ',"ignoredRewards":' + compact_json(ignored) if ignored else ""
+    # head[1:-2]: the decision's keys, "_banditkit" last and left open
+    return (f'{{"_label_cost":{cost!r},"_label_probability":{probability!r},'
+            f'"_label_Action":{action!r},"_labelIndex":{action - 1!r},"o":{outcomes_text},'
+            f'{head[1:-2]},"defaultReward":{_JSON_BOOLEAN[outcome.used_default]}{ignored_text}}}'
+            f'{_DEFERRED_TEXT if deferred else ""}{_SKIP_TEXT if outcome.skip_learn else ""}}}')
