@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -151,7 +150,7 @@ def test_the_spliced_joined_line_is_the_encoded_one(tmp_path, clock, deferred, a
     outcome = join_event(event, [RewardRecord(v, stored["created_at"] + t) for v, t in rewards],
                          engine.settings)
     spliced = joined_line(event, outcome)
-    encoded = joined_line(dataclasses.replace(event, context_at=None), outcome)
+    encoded = joined_line(event._replace(context_at=None), outcome)
     # What the store keeps: byte for byte the encoded record without its features.
     without_features = {k: v for k, v in encoded.record.items() if k != "c"}
     assert spliced.stored == compact_json(without_features)
@@ -197,7 +196,7 @@ def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
     outcome = join_event(event, [RewardRecord(v, event.created_at + t) for v, t in rewards],
                          engine.settings)
     joined = joined_line(event, outcome)
-    encoded = joined_line(dataclasses.replace(event, context_at=None), outcome)
+    encoded = joined_line(event._replace(context_at=None), outcome)
     without_features = {k: v for k, v in encoded.record.items() if k != "c"}
     assert joined.stored == compact_json(without_features)
     assert joined.line == joined.stored[:-1] + event.decision[event.context_at:-1] + "}"
