@@ -158,7 +158,8 @@ def check_actions(actions: object, *, max_actions: int | None = None,
                   validate_features: bool = True) -> Sequence[Action]:
     """Validate a non-empty list of actions with unique ids and (unless told not to,
     when the caller validates them its own way) valid features."""
-    if not isinstance(actions, Sequence) or isinstance(actions, str) or not actions:
+    if (type(actions) not in (list, tuple)  # the common types first: an ABC check is slow
+            and (not isinstance(actions, Sequence) or isinstance(actions, str)) or not actions):
         raise InvalidInputError("actions must be a non-empty list of Action")
     if max_actions is not None and len(actions) > max_actions:
         raise InvalidInputError(
