@@ -105,17 +105,23 @@ def parse_line(line: str) -> JournalLine:
 
 
 def _parse(line: str) -> JournalLine:
-    kind, rest = line[0], line[2:]
+    kind = line[0]
+    if kind == "d" and line[2] != '"':  # a plain event id: one split copies the payload once
+        _, event_id, at, deferred, context_at, tag, payload = line.split(" ", 6)
+        if tag[0] != '"':
+            return JournalLine("d", event_id, float(at), deferred == "1", 0.0, payload,
+                               None if context_at == "-" else int(context_at),
+                               None if tag == "-" else tag)
+    rest = line[2:]
     event_id, tail = _split_event_id(rest)
     if kind == "d":
         at, deferred, context_at, rest = tail.split(" ", 3)
         tag, payload = (None, rest[2:]) if rest.startswith("- ") else _split_event_id(rest)
-        return JournalLine("d", event_id, float(at), deferred == "1", payload=payload,
-                           context_at=None if context_at == "-" else int(context_at),
-                           tag=tag)
+        return JournalLine("d", event_id, float(at), deferred == "1", 0.0, payload,
+                           None if context_at == "-" else int(context_at), tag)
     if kind == "r":
         at, value = tail.split(" ")
-        return JournalLine("r", event_id, float(at), value=float(value))
+        return JournalLine("r", event_id, float(at), False, float(value))
     if kind == "a":
         return JournalLine("a", event_id, float(tail))
     raise ValueError(f"unknown journal record kind {kind!r}")

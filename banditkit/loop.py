@@ -179,19 +179,23 @@ class LoopEngine(abc.ABC):
         batch at a time, so that a long backlog does not hold it off for long.
         """
         with _collector_paused():
-            entry, batch = self.store.join_due(
-                now=self.clock(), wait_seconds=settings.reward_wait_seconds,
-                limit=batch_size, join=lambda events, rewards: self._join(
-                    events, rewards, settings))
-            if not batch:
-                return 0
-            self.log.append([(item.timestamp, item.line) for _, item in batch])
-            self.store.mark_logged(entry)
-            if batch[0][0] == self._through_seq + 1:
-                self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
-            else:  # another process joined in between (one learner is the rule)
-                self._learn_stored(trainer)
-            return len(batch)
+            return self._join_log_learn(trainer, settings, batch_size)
+
+    def _join_log_learn(self, trainer: Any, settings: LoopSettings, batch_size: int) -> int:
+        """:meth:`_process_batch`'s work, in a call of its own: the batch is freed when
+        it returns, before the collector resumes, which then has nothing to scan."""
+        entry, batch = self.store.join_due(
+            now=self.clock(), wait_seconds=settings.reward_wait_seconds,
+            limit=batch_size, join=lambda events, rewards: self._join(events, rewards, settings))
+        if not batch:
+            return 0
+        self.log.append([(item.timestamp, item.line) for _, item in batch])
+        self.store.mark_logged(entry)
+        if batch[0][0] == self._through_seq + 1:
+            self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
+        else:  # another process joined in between (one learner is the rule)
+            self._learn_stored(trainer)
+        return len(batch)
 
     def _log_unlogged(self) -> None:
         """Write joined lines the log may lack; those already there are not written twice."""
@@ -243,12 +247,13 @@ class LoopEngine(abc.ABC):
     def _learn(self, trainer: Any, joined: Iterable[tuple[int, str, dict]]) -> None:
         """Learn ``(join_seq, line, record)`` in join order, past what the trainer has."""
         records = []
-        for seq, line, record in list(joined):
+        learn = trainer.learn_dsjson
+        for seq, line, record in joined:
             if seq <= self._through_seq:
                 continue
             records.append(record)
             mode = record.get("_banditkit", {}).get("learningMode")
-            if mode != "logging_only" and trainer.learn_dsjson(line, record):
+            if mode != "logging_only" and learn(line, record):
                 self._learned_since_publish += 1
             self._through_seq = seq
         if records:
