@@ -57,9 +57,10 @@ class RankedAction(NamedTuple):
     probability: float
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """The answer to a rank call.
+
+    A named tuple, as :class:`RankedAction` is: every rank call makes one.
 
     Attributes
     ----------
