@@ -124,11 +124,10 @@ class Engine(LoopEngine):
         return [joined_line(event, join_event(event, rewards.get(event.event_id, []), settings))
                 for event in events]
 
-    def _observe_learned(self, records: list[dict]) -> None:
+    def _observe_learned(self, joined: list[JoinedLine]) -> None:
         """Count how the model would have done in apprentice mode (Personalizer's metrics)."""
-        apprentice = [r for r in records
-                      if r.get("_banditkit", {}).get("learningMode") == "apprentice"
-                      and not r.get("_skipLearn")]
+        apprentice = [item.record for item in joined
+                      if item.learning_mode == "apprentice" and not item.skip_learn]
         if not apprentice:
             return
         rewards = [-float(r["_label_cost"]) for r in apprentice]

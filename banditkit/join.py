@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -24,16 +25,33 @@ __all__ = ["JoinOutcome", "JoinedLine", "join_event", "joined_line"]
 class JoinedLine(NamedTuple):
     """A joined event as the learner step needs it.
 
-    ``record`` is the joined object, its features (``c``) possibly left out:
-    what the learner and its observers read, so that nobody parses the line again.
     ``stored`` is what the store keeps of the line: without the features when
-    they are the decision's own text (the store copies them back), else the line.
+    they are the decision's own text (the store copies them back), else the
+    line. ``learning_mode`` is the decision's ``_banditkit.learningMode`` (None
+    in online mode) and ``skip_learn`` its ``_skipLearn``: what the learner
+    reads, so that nobody parses the line again.
     """
 
     timestamp: str
     line: str
-    record: dict
     stored: str
+    learning_mode: str | None
+    skip_learn: bool
+
+    @property
+    def record(self) -> dict:
+        """The joined object, its features (``c``) left out where ``stored`` leaves them.
+
+        Decoded on demand: only apprentice-mode metrics and replays need it.
+        """
+        return json.loads(self.stored)
+
+    @classmethod
+    def of_record(cls, line: str, record: dict) -> JoinedLine:
+        """The joined line ``line`` encoding ``record`` (kept whole by the store)."""
+        return cls(record["Timestamp"], line, line,
+                   record.get("_banditkit", {}).get("learningMode"),
+                   bool(record.get("_skipLearn")))
 
 
 class JoinOutcome(NamedTuple):
@@ -89,50 +107,100 @@ def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
 
     Label fields come first, as VW's own writers put them: ``_label_cost`` is
     minus the reward, ``_label_Action`` 1-based, ``_labelIndex`` 0-based. When
-    the event knows where its features begin (``context_at``), only the part
-    before them is parsed and the features are copied as text, last; the rest
-    of the decision is copied as text too when its shape allows
-    (:func:`_spliced_text`), instead of encoding the joined record again.
+    the event knows where its features begin (``context_at``), they are copied
+    as text, last; a decision in the engine's layout is copied as text too
+    (:func:`_spliced`); any other is decoded and the joined record encoded.
     """
-    if event.context_at is None:
-        head = features = ""
-        decision = json.loads(event.decision)
-    else:
+    features = ""
+    if event.context_at is not None:
         head = event.decision[:event.context_at] + "}"
         features = event.decision[event.context_at:-1]  # ',"c":{...}'
+        spliced = _spliced(head, event, outcome)
+        if spliced is not None:
+            timestamp, stored, learning_mode = spliced
+            return JoinedLine(timestamp, stored[:-1] + features + "}", stored, learning_mode,
+                              outcome.skip_learn)
         decision = _decoded(head)
+    else:
+        decision = json.loads(event.decision)
     chosen_action = decision["a"][0]
-    activated = event.deferred and event.activated_at is not None
-    outcomes = _outcome_records(event, outcome.counted) if outcome.counted or activated else []
-    ignored = ([{"v": r.value, "t": iso_timestamp(r.received_at)} for r in outcome.ignored]
-               if outcome.ignored else [])
     record = {"_label_cost": -outcome.reward, "_label_probability": decision["p"][0],
-              "_label_Action": chosen_action, "_labelIndex": chosen_action - 1, "o": outcomes,
-              **decision}
-    stored = head and _spliced_text(head, decision, record, deferred=event.deferred,
-                                    outcome=outcome, ignored=ignored)
+              "_label_Action": chosen_action, "_labelIndex": chosen_action - 1,
+              "o": _outcome_records(event, outcome), **decision}
     if event.deferred:
         record["DeferredAction"] = True
     if outcome.skip_learn:
         record["_skipLearn"] = True
     extra = record.setdefault("_banditkit", {})
     extra["defaultReward"] = outcome.used_default
-    if ignored:
-        extra["ignoredRewards"] = ignored
-    stored = stored or compact_json(record)
+    if outcome.ignored:
+        extra["ignoredRewards"] = _ignored_records(outcome)
+    stored = compact_json(record)
     line = stored[:-1] + features + "}" if features else stored
-    return JoinedLine(decision["Timestamp"], line, record, stored)
+    return JoinedLine(decision["Timestamp"], line, stored, extra.get("learningMode"),
+                      outcome.skip_learn)
 
 
-def _outcome_records(event: PendingEvent, counted: tuple[RewardRecord, ...]) -> list[dict]:
+def _outcome_records(event: PendingEvent, outcome: JoinOutcome) -> list[dict]:
     """The ``o`` array: the activation of a deferred event, then the rewards that counted."""
     outcomes: list[dict] = []
     if event.deferred and event.activated_at is not None:
         outcomes.append({"EventId": event.event_id, "ActionTaken": True,
                          "t": iso_timestamp(event.activated_at)})
     outcomes.extend({"EventId": event.event_id, "v": r.value, "t": iso_timestamp(r.received_at)}
-                    for r in counted)
+                    for r in outcome.counted)
     return outcomes
+
+
+def _ignored_records(outcome: JoinOutcome) -> list[dict]:
+    return [{"v": r.value, "t": iso_timestamp(r.received_at)} for r in outcome.ignored]
+
+
+# A decision's head as Engine._decide writes it (compact_json's text: ASCII, escapes
+# and all): these keys in this order, "_banditkit" last and not empty. Groups: the
+# timestamp, the chosen action, its probability and the "_banditkit" object.
+_ENGINE_HEAD = re.compile(
+    r'\{"EventId":"(?:[^"\\]|\\.)*","Timestamp":"([^"\\]*)","Version":"1",'
+    r'"VWState":\{"m":"[^"\\]*"\},"a":\[([0-9]+)(?:,[0-9]+)*\],'
+    r'"p":\[(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)(?:,[^],]+)*\],'
+    r'"_banditkit":(\{.+\})\}', re.DOTALL)
+_DEFERRED_TEXT = ',"DeferredAction":true'
+_SKIP_TEXT = ',"_skipLearn":true'
+
+
+def _spliced(head: str, event: PendingEvent, outcome: JoinOutcome
+             ) -> tuple[str, str, str | None] | None:
+    """``(timestamp, stored, learning mode)`` of a head in the engine's layout, else None.
+
+    Decoding the head and encoding the joined record cost more than the rest of
+    the join; this copies the head as text into the joined object's text, which
+    is byte for byte ``compact_json`` of the joined record (the head is that
+    encoder's own output, and decoding and encoding it again gives it back).
+    A head of another layout, one whose ``_banditkit`` holds a key the join
+    writes there, or whose probability's text is not its ``repr``, is None:
+    the caller decodes and encodes it.
+    """
+    match = _ENGINE_HEAD.fullmatch(head)
+    if match is None or not head.isascii():
+        return None
+    timestamp, action, probability, extra = match.groups()
+    cost = -outcome.reward
+    if ('"defaultReward"' in extra or '"ignoredRewards"' in extra
+            or not math.isfinite(cost) or repr(float(probability)) != probability):
+        return None
+    learning_mode = (_decoded(extra).get("learningMode") if '"learningMode"' in extra
+                     else None)
+    outcomes = _outcome_records(event, outcome) if outcome.counted or event.deferred else None
+    ignored = (',"ignoredRewards":' + compact_json(_ignored_records(outcome))
+               if outcome.ignored else "")
+    # head[1:-2]: the decision's keys, "_banditkit" last and left open
+    stored = (f'{{"_label_cost":{cost!r},"_label_probability":{probability},'
+              f'"_label_Action":{action},"_labelIndex":{int(action) - 1},'
+              f'"o":{compact_json(outcomes) if outcomes else "[]"},{head[1:-2]},'
+              f'"defaultReward":{"true" if outcome.used_default else "false"}{ignored}}}'
+              f'{_DEFERRED_TEXT if event.deferred else ""}'
+              f'{_SKIP_TEXT if outcome.skip_learn else ""}}}')
+    return timestamp, stored, learning_mode
 
 
 _SCAN = json.JSONDecoder().scan_once
@@ -149,55 +217,3 @@ def _decoded(text: str) -> dict:
     except StopIteration:
         return json.loads(text)  # raises, explaining the error
     return value if end == len(text) else json.loads(text)
-
-
-_JSON_BOOLEAN = {True: "true", False: "false"}
-_DEFERRED_TEXT = ',"DeferredAction":true'
-_SKIP_TEXT = ',"_skipLearn":true'
-# Keys the join writes around the decision's own: a decision holding one is encoded.
-_JOIN_KEYS = frozenset(("_label_cost", "_label_probability", "_label_Action", "_labelIndex",
-                        "o", "DeferredAction", "_skipLearn"))
-
-
-def _spliced_text(head: str, decision: dict, record: dict, *, deferred: bool,
-                  outcome: JoinOutcome, ignored: list[dict]) -> str:
-    """``compact_json(record)`` once the join's keys are in, the decision copied from ``head``.
-
-    Encoding the joined record cost more than the rest of the join. ``head`` is
-    the decision without its features as the engine wrote it: ``compact_json``'s
-    own output (ASCII, escapes and all), which decoding and encoding again gives
-    back unchanged. It is spliced when the decision has the engine's shape:
-    ASCII text, ``_banditkit`` last and a non-empty object without the keys the
-    join adds to it, none of the keys the join writes around it, and label
-    numbers whose ``repr`` is their JSON.
-
-    Parameters
-    ----------
-    decision : dict
-        ``head`` decoded.
-    record : dict
-        The joined record before the keys that follow the decision's are added.
-
-    Returns
-    -------
-    str
-        The text, or ``""`` when the decision has another shape: the caller
-        then encodes the record.
-    """
-    extra = decision.get("_banditkit")
-    cost, probability = record["_label_cost"], record["_label_probability"]
-    action, outcomes = record["_label_Action"], record["o"]
-    if (not head.isascii() or type(extra) is not dict or not extra
-            or next(reversed(decision)) != "_banditkit"
-            or "defaultReward" in extra or "ignoredRewards" in extra
-            or not _JOIN_KEYS.isdisjoint(decision) or type(action) is not int
-            or type(cost) not in (int, float) or not math.isfinite(cost)
-            or type(probability) not in (int, float) or not math.isfinite(probability)):
-        return ""
-    outcomes_text = compact_json(outcomes) if outcomes else "[]"
-    ignored_text = ',"ignoredRewards":' + compact_json(ignored) if ignored else ""
-    # head[1:-2]: the decision's keys, "_banditkit" last and left open
-    return (f'{{"_label_cost":{cost!r},"_label_probability":{probability!r},'
-            f'"_label_Action":{action!r},"_labelIndex":{action - 1!r},"o":{outcomes_text},'
-            f'{head[1:-2]},"defaultReward":{_JSON_BOOLEAN[outcome.used_default]}{ignored_text}}}'
-            f'{_DEFERRED_TEXT if deferred else ""}{_SKIP_TEXT if outcome.skip_learn else ""}}}')

@@ -92,8 +92,8 @@ class LoopEngine(abc.ABC):
               settings: LoopSettings) -> list[JoinedLine]:
         """One joined line per due event."""
 
-    def _observe_learned(self, records: list[dict]) -> None:  # noqa: B027 - optional hook
-        """Called with the joined records of each learner step, in join order."""
+    def _observe_learned(self, joined: list[JoinedLine]) -> None:  # noqa: B027 - optional hook
+        """Called with the joined lines of each learner step, in join order."""
 
     # -- settings and snapshots ----------------------------------------------------
 
@@ -192,7 +192,7 @@ class LoopEngine(abc.ABC):
         self.log.append([(item.timestamp, item.line) for _, item in batch])
         self.store.mark_logged(entry)
         if batch[0][0] == self._through_seq + 1:
-            self._learn(trainer, ((seq, item.line, item.record) for seq, item in batch))
+            self._learn(trainer, batch)
         else:  # another process joined in between (one learner is the rule)
             self._learn_stored(trainer)
         return len(batch)
@@ -241,23 +241,23 @@ class LoopEngine(abc.ABC):
 
     def _learn_stored(self, trainer: Any) -> None:
         """Learn every line the store joined after the trainer's last one."""
-        self._learn(trainer, ((seq, line, json.loads(line))
+        self._learn(trainer, ((seq, JoinedLine.of_record(line, json.loads(line)))
                               for seq, line in self.store.joined_lines_after(self._through_seq)))
 
-    def _learn(self, trainer: Any, joined: Iterable[tuple[int, str, dict]]) -> None:
-        """Learn ``(join_seq, line, record)`` in join order, past what the trainer has."""
-        records = []
+    def _learn(self, trainer: Any, joined: Iterable[tuple[int, JoinedLine]]) -> None:
+        """Learn ``(join_seq, joined line)`` in join order, past what the trainer has."""
+        learned = []
         learn = trainer.learn_dsjson
-        for seq, line, record in joined:
+        for seq, item in joined:
             if seq <= self._through_seq:
                 continue
-            records.append(record)
-            mode = record.get("_banditkit", {}).get("learningMode")
-            if mode != "logging_only" and learn(line, record):
+            learned.append(item)
+            if item.learning_mode != "logging_only" and learn(item.line,
+                                                              skip_learn=item.skip_learn):
                 self._learned_since_publish += 1
             self._through_seq = seq
-        if records:
-            self._observe_learned(records)
+        if learned:
+            self._observe_learned(learned)
 
     def publish(self) -> int:
         """Publish the learner's current model now; returns its version."""

@@ -983,7 +983,7 @@ def joined_page_line(event: PendingEvent, page_rewards: Sequence[RewardRecord],
     if ignored:
         info["ignoredRewards"] = ignored
     line = json.dumps(record, separators=(",", ":"))
-    return JoinedLine(record["Timestamp"], line, record, line)
+    return JoinedLine.of_record(line, record)
 
 
 # --------------------------------------------------------------------- validation

@@ -103,9 +103,9 @@ class SlateLearner(abc.ABC):
                    slots: Sequence[Features]) -> SlatePage: ...
 
     @abc.abstractmethod
-    def learn_dsjson(self, line: str, record: dict | None = None) -> bool:
-        """Learn from one joined CCB dsjson line (``record``: the line parsed, if at hand);
-        False when it is marked ``_skipLearn``."""
+    def learn_dsjson(self, line: str, *, skip_learn: bool | None = None) -> bool:
+        """Learn from one joined CCB dsjson line; False when it is marked ``_skipLearn``
+        (``skip_learn``: that mark, when the caller knows it)."""
 
     @abc.abstractmethod
     def to_bytes(self) -> bytes:

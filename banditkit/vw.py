@@ -93,13 +93,13 @@ class _VWModel:
         """
         return _vw_core._parse_line_dsjson(self._vw._workspace, line)
 
-    def learn_dsjson(self, line: str, record: dict | None = None) -> bool:
+    def learn_dsjson(self, line: str, *, skip_learn: bool | None = None) -> bool:
         """Learn from one joined dsjson line, as ``vw --dsjson`` would.
 
-        ``record`` is the parsed line when the caller has it. Returns False (and
-        learns nothing) for a line marked ``_skipLearn``.
+        Returns False (and learns nothing) for a line marked ``_skipLearn``;
+        ``skip_learn`` is that mark when the caller knows it (None: read it).
         """
-        if (json.loads(line) if record is None else record).get("_skipLearn"):
+        if json.loads(line).get("_skipLearn") if skip_learn is None else skip_learn:
             return False
         self._vw._workspace.learn_multi_ex_one(self._parse_core(line))
         self._n_updates = self.__dict__.get("_n_updates", 0) + 1

@@ -185,7 +185,7 @@ def _pending(engine: Engine, event_id: str, *, activated: bool):
 def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
         tmp_path, clock, event_id, mode, deferred, activated, rewards, excluded):
     from banditkit.encoding import compact_json
-    from banditkit.join import _spliced_text, join_event, joined_line
+    from banditkit.join import _spliced, join_event, joined_line
     from banditkit.store import RewardRecord
 
     engine = _engine(tmp_path, clock, learning_mode=mode)
@@ -201,13 +201,10 @@ def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
     assert joined.stored == compact_json(without_features)
     assert joined.line == joined.stored[:-1] + event.decision[event.context_at:-1] + "}"
     assert joined.record == without_features
-    # The engine's decisions are spliced, not encoded again.
-    head = event.decision[:event.context_at] + "}"
-    decision = json.loads(head)
-    assert _spliced_text(head, decision, {"_label_cost": 0.0, "_label_probability": 0.5,
-                                          "_label_Action": 1, "_labelIndex": 0, "o": [],
-                                          **decision},
-                         deferred=deferred, outcome=outcome, ignored=[])
+    # The engine's decisions are spliced, not encoded again; the learner reads its mode.
+    assert _spliced(event.decision[:event.context_at] + "}", event, outcome) is not None
+    assert joined.learning_mode == (None if mode == "online" else mode)
+    assert joined.skip_learn == (deferred and not activated)
 
 
 @pytest.mark.parametrize("head", [
@@ -269,7 +266,7 @@ def test_due_events_are_those_the_single_scan_found_in_its_order(tmp_path):
 
         def join(events, rewards):
             found.extend(event.event_id for event in events)
-            return [JoinedLine("", "{}", {}, "{}") for _ in events]
+            return [JoinedLine("", "{}", "{}", None, False) for _ in events]
 
         store.join_due(now=cutoff + 10, wait_seconds=10, limit=limit, join=join)
         store._db.execute("UPDATE events SET joined_at = NULL, join_seq = NULL")
