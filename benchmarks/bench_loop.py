@@ -220,10 +220,11 @@ def _loop_seconds(events: int, seed: int, kind: str) -> dict:
             out["decisions"] = sum(len(page) for page in pages)
         else:
             latencies = []
+            event_ids = [f"e{i}" for i in range(events)]  # the caller's, as raw's lines are
             start = time.perf_counter()
-            for i, (c, a) in enumerate(zip(contexts, candidates, strict=True)):
+            for c, a, event_id in zip(contexts, candidates, event_ids, strict=True):
                 t0 = time.perf_counter()
-                engine.rank(c, a, event_id=f"e{i}")
+                engine.rank(c, a, event_id=event_id)
                 latencies.append(time.perf_counter() - t0)
             out["seconds"] = time.perf_counter() - start
             out["latencies"] = latencies
