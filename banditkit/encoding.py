@@ -27,9 +27,33 @@ __all__ = ["ContentMemo", "FeatureEncoder", "FrozenFeatures", "compact_json",
 
 V = TypeVar("V")
 
-#: JSON without spaces, as dsjson lines are written (one encoder: ``json.dumps``
-#: with options builds a new one per call).
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _compact_encoder() -> Callable[[object], str]:
+    """``json.JSONEncoder(separators=(",", ":")).encode``, its C encoder built once.
+
+    ``JSONEncoder.encode`` builds a C encoder on every call, half the time of
+    encoding a decision's extra fields or a member's context. The one built
+    here keeps no circular-reference marks (they would outlive a failed call):
+    a structure that contains itself raises RecursionError instead of ValueError.
+    """
+    make_encoder = json.encoder.c_make_encoder
+    python_encode = json.JSONEncoder(separators=(",", ":")).encode
+    if make_encoder is None:  # an interpreter without json's C accelerator
+        return python_encode
+    encoder = make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii,
+                           None, ":", ",", False, False, True)
+
+    def encode(value: object) -> str:
+        if isinstance(value, str):
+            return json.encoder.encode_basestring_ascii(value)
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+#: JSON without spaces, as dsjson lines are written.
+compact_json = _compact_encoder()
 #: A JSON string literal exactly as :data:`compact_json` writes one (ASCII, escaped).
 json_string = json.encoder.encode_basestring_ascii
 

@@ -71,3 +71,28 @@ def test_frozen_features_are_read_only_validated_and_rank_like_a_dict(tmp_path, 
     assert (first.rank(context, plain, event_id="e") ==
             second.rank(context, frozen_actions, event_id="e"))
     assert (first.store.event("e")["decision"] == second.store.event("e")["decision"])
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, -0.0, 1e300, math.inf, -math.inf], "ü": "☃\n\"\\", "n": None, "t": True,
+     "nested": {"x": [{}], "y": [], "z": [[False]]}},
+    {7: "int key", 2.5: "float key", True: "bool key", None: "null key"},
+    "a string", 3, 2.5, True, None, [], {}, [1, "2", (3, 4)],
+])
+def test_compact_json_writes_what_jsons_own_encoder_writes(value):
+    from banditkit.encoding import compact_json
+
+    assert compact_json(value) == json.JSONEncoder(separators=(",", ":")).encode(value)
+
+
+def test_compact_json_refuses_what_json_refuses():
+    from banditkit.encoding import compact_json
+
+    for bad, message in [({"x": object()}, "not JSON serializable"), ({(1, 2): 3}, "keys must")]:
+        with pytest.raises(TypeError, match=message):
+            compact_json(bad)
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(RecursionError):
+        compact_json(cyclic)
+    assert compact_json({"after": "a failed call"}) == '{"after":"a failed call"}'
