@@ -169,12 +169,14 @@ class VWLearner(_VWModel, Learner):
         """
         core = self._vw._workspace
         kept = self.__dict__.setdefault("_action_examples", {})
-        missing = [text for text in dict.fromkeys(actions) if text not in kept]
+        unique = dict.fromkeys(actions)
+        missing = [text for text in unique if text not in kept]
         if missing:
             parsed = self._parse_core('{"c":{"_multi":[' + ",".join(missing) + "]}}")[1:]
             _keep(kept, zip(missing, parsed, strict=True), ACTION_EXAMPLES_KEPT)
-        examples = [kept[text] for text in actions]
-        if len(set(actions)) < len(actions):  # one example object may not appear twice
+        if len(unique) == len(actions):
+            examples = [kept[text] for text in actions]
+        else:  # one example object may not appear twice
             examples = self._parse_core('{"c":{"_multi":[' + ",".join(actions) + "]}}")[1:]
         kept_shared = self.__dict__.setdefault("_shared_examples", {})
         shared = kept_shared.get(context)
