@@ -45,7 +45,7 @@ class RankRequest(NamedTuple):
     ``extra`` is stored with the decision under ``_banditkit`` in the log
     (title id, variant ids, surface...). ``tag`` is what reports group
     decisions by (the title id): the store indexes it. A named tuple: every
-    rank call makes one, at a third of a frozen dataclass's cost.
+    rank call makes one, at half a frozen dataclass's cost.
     """
 
     context: Features
