@@ -50,6 +50,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -281,12 +282,22 @@ class _Loop:
 
 
 def _serve(connection: Connection, subject_type: type, *args: object) -> None:
-    """A subject's process: build it, then run ``(method, chunk)`` requests until None."""
-    subject = subject_type(*args)
+    """A subject's process: build it, then run ``(method, chunk)`` requests until None.
+
+    Answers each with the method's result, or with the text of what it raised.
+    """
+    try:
+        subject = subject_type(*args)
+    except Exception:  # noqa: BLE001 - reported to the parent, which stops
+        connection.send(traceback.format_exc())
+        return
     connection.send("ready")
     while (request := connection.recv()) is not None:
         method, k = request
-        connection.send(getattr(subject, method)(k))
+        try:
+            connection.send(getattr(subject, method)(k))
+        except Exception:  # noqa: BLE001 - reported to the parent, which stops
+            connection.send(traceback.format_exc())
     if isinstance(subject, _Loop):
         subject.close()
 
@@ -301,15 +312,20 @@ class _Process:
         self.process.start()
 
     def ready(self) -> None:
-        if self.connection.recv() != "ready":
-            raise RuntimeError("a benchmark process did not start")
+        answer = self.connection.recv()
+        if answer != "ready":
+            raise RuntimeError(f"a benchmark process did not start:\n{answer}")
 
     def run(self, method: str, k: int) -> dict:
         self.connection.send((method, k))
-        return self.connection.recv()
+        answer = self.connection.recv()
+        if isinstance(answer, str):
+            raise RuntimeError(f"{method} of chunk {k} failed:\n{answer}")
+        return answer
 
     def close(self) -> None:
-        self.connection.send(None)
+        if self.process.is_alive():
+            self.connection.send(None)
         self.process.join()
 
 
