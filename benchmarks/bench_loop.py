@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -163,17 +164,17 @@ class _Raw:
         return slice(k * self.chunk, (k + 1) * self.chunk)
 
     def learn(self, k: int) -> dict:
-        parse, learn = self.parser.parse_line, self.workspace.learn_one
-        start = time.perf_counter()
-        for lines in self.labelled[self._span(k)]:
-            learn([parse(line) for line in lines])
-        return {"seconds": time.perf_counter() - start}
+        return self._prebuilt(self.labelled, self.workspace.learn_one, k)
 
     def predict(self, k: int) -> dict:
-        parse, predict = self.parser.parse_line, self.workspace.predict_one
+        return self._prebuilt(self.texts, self.workspace.predict_one, k)
+
+    def _prebuilt(self, examples: list[list[str]], call: Callable, k: int) -> dict:
+        """``call`` on each example of chunk ``k``, its lines built before, parsed here."""
+        parse = self.parser.parse_line
         start = time.perf_counter()
-        for lines in self.texts[self._span(k)]:
-            predict([parse(line) for line in lines])
+        for lines in examples[self._span(k)]:
+            call([parse(line) for line in lines])
         return {"seconds": time.perf_counter() - start}
 
     def from_dicts(self, k: int) -> dict:
