@@ -1,4 +1,4 @@
-"""Insertion-ordered dicts kept under a size limit (memos, recent ids)."""
+"""Insertion-ordered dicts kept under a size limit (memos, recent ids, kept examples)."""
 
 from __future__ import annotations
 

@@ -236,6 +236,7 @@ class Engine(LoopEngine):
                                            name="actions[{}].features")
         event_id = check_event_id(request.event_id)
         excluded = _check_excluded(request.excluded, actions)
+        # The features are encoded once, for the learner and for the log.
         eligible, texts = actions, encoded
         if excluded:
             eligible = [a for a in actions if a.id not in excluded]
@@ -243,11 +244,10 @@ class Engine(LoopEngine):
                 raise InvalidInputError("every action is excluded; at least one must remain")
             texts = [text for a, text in zip(actions, encoded, strict=True)
                      if a.id not in excluded]
-        shared = self._encoder.shared(context, texts)  # for the learner and for the log
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
-            model_pmf = ranker.predict_shared(shared, len(texts))
+            model_pmf = ranker.predict_encoded(context, texts)
         extra = request.extra
         if excluded:
             extra = {**extra, "excludedActionIds": [a.id for a in actions if a.id in excluded]}
@@ -269,7 +269,7 @@ class Engine(LoopEngine):
         head = (f'{{"EventId":{json_string(event_id)},"Timestamp":"{timestamp}","Version":"1",'
                 f'"VWState":{{"m":"{version}"}},"a":[{",".join([str(i + 1) for i in order])}],'
                 f'"p":[{",".join([repr(pmf[i]) for i in order])}],"_banditkit":{extra_json}')
-        line = head + ',"c":' + shared + "}"
+        line = head + ',"c":' + self._encoder.shared(context, texts) + "}"
         ranking = [RankedAction(eligible[i].id, pmf[i]) for i in order]
         if excluded:
             ranking += [RankedAction(a.id, 0.0) for a in actions if a.id in excluded]

@@ -14,19 +14,35 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import vowpal_wabbit_next as vw
 from vowpal_wabbit_next import _core as _vw_core
 
+from banditkit.bounded import drop_older_half
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, NotFittedError
 from banditkit.eventlog import dsjson_context
 from banditkit.learner import Learner
 from banditkit.types import Features
 
-__all__ = ["VWLearner"]
+__all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner"]
+
+# Parsed examples a ranker keeps for reuse. A VW example takes about 31 KB (room
+# for 256 namespaces), so these bound a ranker to about 130 MB. Kept examples go
+# cold and fill vw-next's example pool when dropped: keeping 1024 contexts made
+# single decisions 15% slower than keeping 16 (benchmarks/bench_loop.py), and a
+# page's member needs one.
+ACTION_EXAMPLES_KEPT = 4_096   # catalogue artwork: each variant's example
+SHARED_EXAMPLES_KEPT = 16      # contexts: a page's member
+
+
+def _keep(kept: dict, entries: Iterable[tuple[str, object]], limit: int) -> None:
+    """Add parsed examples to ``kept``, at most ``limit`` of them."""
+    kept.update(entries)
+    drop_older_half(kept, limit)
+
 
 class _VWModel:
     """What both VW learners share: a lazily built workspace, its DSJSON parser,
@@ -135,32 +151,40 @@ class VWLearner(_VWModel, Learner):
 
     def predict_encoded(self, context: str, actions: Sequence[str]) -> list[float]:
         """Probabilities for one decision's features encoded by
-        :class:`~banditkit.encoding.FeatureEncoder`.
+        :class:`~banditkit.encoding.FeatureEncoder` (the engine's rank path).
+
+        Catalogue artwork recurs in every decision, and a page's titles share
+        one context, so the parsed examples are kept:
+        each action's (up to ``ACTION_EXAMPLES_KEPT``) and each context's (up to
+        ``SHARED_EXAMPLES_KEPT``). VW leaves an example as it found it after a
+        prediction (the ADF reduction adds the shared features to each action
+        and removes them again); ``tests/banditkit/test_vw_learner.py`` checks
+        the predictions against parsing everything afresh. A list, not an
+        array: for a few actions the sampling that follows is faster in plain
+        Python.
 
         Returns
         -------
         list of float, length len(actions)
         """
-        return self.predict_shared(FeatureEncoder.shared(context, actions), len(actions))
-
-    def predict_shared(self, shared: str, n_actions: int) -> list[float]:
-        """Probabilities for a decision's dsjson ``c`` object (the engine's rank path:
-        the same text goes into the log).
-
-        Every example is parsed afresh, into examples vw-next's pool has just
-        freed and the cache still holds. Keeping each title's parsed examples
-        instead (31 KB each, the 160 of the benchmark's catalogue) made decisions
-        4-10 µs slower (benchmarks/bench_loop.py, paired A/B): their memory goes
-        cold between uses. A list, not an array: for a few actions the sampling
-        that follows is faster in plain Python.
-
-        Returns
-        -------
-        list of float, length n_actions
-        """
-        pmf = [0.0] * n_actions
-        examples = self._parse_core('{"c":' + shared + "}")
-        for index, probability in self._vw._workspace.predict_multi_ex_one(examples):
+        core = self._vw._workspace
+        kept = self.__dict__.setdefault("_action_examples", {})
+        unique = dict.fromkeys(actions)
+        missing = [text for text in unique if text not in kept]
+        if missing:
+            parsed = self._parse_core('{"c":{"_multi":[' + ",".join(missing) + "]}}")[1:]
+            _keep(kept, zip(missing, parsed, strict=True), ACTION_EXAMPLES_KEPT)
+        if len(unique) == len(actions):
+            examples = [kept[text] for text in actions]
+        else:  # one example object may not appear twice
+            examples = self._parse_core('{"c":{"_multi":[' + ",".join(actions) + "]}}")[1:]
+        kept_shared = self.__dict__.setdefault("_shared_examples", {})
+        shared = kept_shared.get(context)
+        if shared is None:
+            shared = self._parse_core('{"c":' + FeatureEncoder.shared(context, ()) + "}")
+            _keep(kept_shared, ((context, shared),), SHARED_EXAMPLES_KEPT)
+        pmf = [0.0] * len(actions)
+        for index, probability in core.predict_multi_ex_one([*shared, *examples]):
             pmf[index] = probability
         total = sum(pmf)
         return [p / total for p in pmf]

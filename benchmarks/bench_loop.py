@@ -29,8 +29,8 @@ How it is measured, because a shared VM changes speed from second to second
   over ours, on the same events;
 - **a process of its own for each:** raw vw-next never runs where banditkit
   ran (vw-next returns every freed example, 31 KB each, to a process-wide
-  pool: after a process held thousands of parsed examples, raw VW ran 25-40%
-  slower in it), and each of ours has its own fresh engine;
+  pool, and the thousands banditkit keeps leave it large and cold: raw VW
+  25-40% slower after banditkit), and each of ours has its own fresh engine;
 - **warm:** the first chunk is run by all and not counted (a workspace's and
   an engine's first calls, as a running service has made them);
 - each figure is the median over ``--rounds`` rounds, each with new processes.

@@ -1,4 +1,5 @@
-"""The VW learner's rank path (vw-next's core calls) predicts exactly as its public API."""
+"""The VW learner's rank path: kept action and context examples predict exactly as fresh
+parses."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from banditkit import vw as vw_module
 from banditkit.encoding import FeatureEncoder
 from banditkit.eventlog import dsjson_context
 from banditkit.vw import VWLearner
@@ -40,17 +42,18 @@ def trained() -> VWLearner:
     return learner
 
 
-def test_the_rank_path_predicts_exactly_as_the_public_api(trained):
+def test_reused_action_examples_predict_exactly_as_a_fresh_parse(trained):
+    """Contexts recur every 24 decisions, so kept context examples are reused too."""
     encoder = FeatureEncoder()
     texts = [encoder.encode(a) for a in ACTIONS]
     for i in range(300):
         # Any subset and order of the kept actions, as exclusions and pages make.
         order = np.random.default_rng(i).permutation(len(ACTIONS))[:3 + i % 6]
         context = _context(i)
-        ours = trained.predict_encoded(encoder.encode(context), [texts[j] for j in order])
+        kept = trained.predict_encoded(encoder.encode(context), [texts[j] for j in order])
         fresh = _fresh(trained, context, [ACTIONS[j] for j in order])
-        np.testing.assert_allclose(ours, fresh, rtol=1e-6, atol=1e-7)
-    assert max(ours) > 0.5  # the model is not uniform, so agreement means something
+        np.testing.assert_allclose(kept, fresh, rtol=1e-6, atol=1e-7)
+    assert max(kept) > 0.5  # the model is not uniform, so agreement means something
 
 
 def test_identical_actions_in_one_decision_and_an_empty_context(trained):
@@ -59,3 +62,15 @@ def test_identical_actions_in_one_decision_and_an_empty_context(trained):
     pmf = trained.predict_encoded(encoder.encode({}), [same, same, encoder.encode(ACTIONS[1])])
     np.testing.assert_allclose(pmf, _fresh(trained, {}, [ACTIONS[0], ACTIONS[0], ACTIONS[1]]),
                                rtol=1e-6)
+
+
+def test_the_kept_examples_are_bounded(trained, monkeypatch):
+    monkeypatch.setattr(vw_module, "ACTION_EXAMPLES_KEPT", 4)
+    monkeypatch.setattr(vw_module, "SHARED_EXAMPLES_KEPT", 3)
+    encoder = FeatureEncoder()
+    learner = VWLearner(args=trained.args, model_data=trained.to_bytes())
+    for j in range(len(ACTIONS)):
+        learner.predict_encoded(encoder.encode(_context(j)), [encoder.encode(ACTIONS[j])])
+    # Past the limit the older half goes: at most the limit, the newest kept.
+    assert list(learner._action_examples) == [encoder.encode(ACTIONS[j]) for j in (6, 7)]
+    assert list(learner._shared_examples) == [encoder.encode(_context(j)) for j in (6, 7)]
