@@ -1,5 +1,10 @@
 """Decisions/s and learned events/s through banditkit's loop vs raw vw-next.
 
+Two workloads (``--features``), each title with 4 artwork variants: the
+simulated world's features (6 per variant, as the demo has), and analysed
+posters' (those and the 41 features artwork's analysis gives a poster, in 7
+namespaces, as a real catalogue has).
+
 Baselines, on the same simulated contexts:
 - raw vw-next: text-format lines parsed by ``TextFormatParser`` then
   ``predict_one`` / ``learn_one`` (what a team calling VW directly would write),
@@ -22,7 +27,7 @@ actions, a page per :meth:`Engine.rank_many`) against raw lines all built
 before the clock, which is also ``ratio_vs_prebuilt`` beside the others.
 
 How it is measured, because a shared VM changes speed from second to second
-(single runs of the same loop vary 60-100 ms here):
+(the same Python loop takes 63 to 105 ms from run to run here):
 - **paired and interleaved:** the events are cut into chunks; for each chunk,
   raw and ours measure the same events back to back (in alternating order),
   so both meet the machine in the same state; a ratio is raw's total time
@@ -37,7 +42,8 @@ How it is measured, because a shared VM changes speed from second to second
 
 Prints JSON lines; the goal of issue 2 is ratio >= 0.5 for decisions and learning.
 
-    python benchmarks/bench_loop.py [--events 4800] [--chunk 400] [--rounds 5] [--smoke]
+    python benchmarks/bench_loop.py [--events 4800] [--chunk 400] [--rounds 5]
+        [--features world|poster|both] [--smoke]
 """
 
 from __future__ import annotations
@@ -53,10 +59,13 @@ import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 
+import cv2
 import numpy as np
 import vowpal_wabbit_next as vw
 
+from artwork import analyze_image, load_detectors, load_image
 from banditkit import __version__
 from banditkit.encoding import FrozenFeatures
 from banditkit.engine import Engine, RankRequest
@@ -77,6 +86,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5,
                         help="measurements of everything, raw and ours back to back; each "
                              "figure is the median over rounds (a shared machine varies)")
+    parser.add_argument("--features", choices=("world", "poster", "both"), default="both",
+                        help="artwork features: the simulated world's (6 per variant), "
+                             "analysed posters' (the world's and 41 of artwork's analysis "
+                             "in 7 namespaces), or both, one after the other")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -87,12 +100,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+_TEXT_SAFE = str.maketrans({":": "_", " ": "_", "|": "_"})  # VW text's separators
+
+
 def _text_lines(context: dict, actions: list[dict], label: tuple[int, float, float] | None
                 ) -> list[str]:
     def features(ns: dict) -> str:
         parts = []
         for namespace, group in ns.items():
-            items = [f"{k}{v}" if isinstance(v, str) else f"{k}:{v}" for k, v in group.items()]
+            items = [f"{k}={v.translate(_TEXT_SAFE)}" if isinstance(v, str) else f"{k}:{v}"
+                     for k, v in group.items()]
             parts.append(f"|{namespace} " + " ".join(items))
         return " ".join(parts)
 
@@ -109,12 +126,15 @@ def _rate(n: int, seconds: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rounds = [_round(args) for _ in range(args.rounds)]
     common = {"events": args.events, "chunk": args.chunk, "banditkit": __version__,
               "vowpal_wabbit_next": vw.__version__ if hasattr(vw, "__version__")
               else vw.VW_VERSION, "python": platform.python_version()}
-    for results in zip(*rounds, strict=True):
-        print(json.dumps({**_median(results), **common}))
+    kinds = ("world", "poster") if args.features == "both" else (args.features,)
+    for kind in kinds:
+        poster = _poster_template() if kind == "poster" else None
+        rounds = [_round(args, poster) for _ in range(args.rounds)]
+        for results in zip(*rounds, strict=True):
+            print(json.dumps({**_median(results), "features": kind, **common}), flush=True)
     return 0
 
 
@@ -130,12 +150,38 @@ def _median(results: tuple[dict, ...]) -> dict:
     return out
 
 
-def _workload(events: int, seed: int) -> tuple[ArtworkWorld, list, list, list, list]:
-    """The simulated requests, contexts, artwork features and labels of a run."""
+def _poster_template() -> dict:
+    """The features artwork's analysis gives a generated 2:3 poster (41 in 7 namespaces)."""
+    rng = np.random.default_rng(0)
+    image = (rng.random((450, 300, 3)) * 255).astype(np.uint8)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "poster.png"
+        cv2.imwrite(str(path), image)
+        return analyze_image(load_image(path), detectors=load_detectors()).features
+
+
+def _workload(events: int, seed: int, poster: dict | None = None
+              ) -> tuple[ArtworkWorld, list, list, list, list]:
+    """The simulated requests, contexts, artwork features and labels of a run.
+
+    With ``poster`` (:func:`_poster_template`), every variant also has those
+    features, its numbers scaled by a factor of its own (each variant's text
+    differs, as analysed posters' do).
+    """
     world = ArtworkWorld.generate(seed=seed)
     requests = world.sample_requests(events, seed=seed + 1)
     contexts = [world.context(m) for m, _ in requests]
-    action_features = [world.action_features(t) for _, t in requests]
+    by_title = {}
+    for t in {int(t) for _, t in requests}:
+        variants = world.action_features(t)
+        if poster is not None:
+            for v, features in enumerate(variants):
+                scale = np.random.default_rng((seed, t, v)).uniform(0.5, 1.5)
+                features.update({ns: {k: x if isinstance(x, str) else round(x * scale, 4)
+                                      for k, x in group.items()}
+                                 for ns, group in poster.items()})
+        by_title[t] = variants
+    action_features = [by_title[int(t)] for _, t in requests]
     rng = np.random.default_rng(seed)
     labels = [(int(rng.integers(world.n_variants)), -float(rng.random() < 0.2), 0.25)
               for _ in requests]
@@ -149,8 +195,8 @@ def _vw_args() -> list[str]:
 class _Raw:
     """Raw vw-next: text lines parsed by ``TextFormatParser``, then learn or predict."""
 
-    def __init__(self, events: int, chunk: int, seed: int) -> None:
-        _, _, self.contexts, self.action_features, labels = _workload(events, seed)
+    def __init__(self, events: int, chunk: int, seed: int, poster: dict | None) -> None:
+        _, _, self.contexts, self.action_features, labels = _workload(events, seed, poster)
         self.chunk = chunk
         self.workspace = vw.Workspace(_vw_args())
         self.parser = vw.TextFormatParser(self.workspace)
@@ -197,8 +243,8 @@ class _Raw:
 class _Learner:
     """banditkit's learner alone: the same predictions through DSJSON construction."""
 
-    def __init__(self, events: int, chunk: int, seed: int) -> None:
-        _, _, self.contexts, self.action_features, _ = _workload(events, seed)
+    def __init__(self, events: int, chunk: int, seed: int, poster: dict | None) -> None:
+        _, _, self.contexts, self.action_features, _ = _workload(events, seed, poster)
         self.chunk = chunk
         self.learner = VWLearner(args=" ".join(_vw_args()))
 
@@ -221,16 +267,18 @@ class _Loop:
     after its rewards came, so each learner step joins exactly that chunk.
     """
 
-    def __init__(self, events: int, chunk: int, seed: int, kind: str) -> None:
-        world, requests, self.contexts, action_features, self.labels = _workload(events, seed)
+    def __init__(self, events: int, chunk: int, seed: int, poster: dict | None,
+                 kind: str) -> None:
+        world, requests, self.contexts, action_features, self.labels = _workload(
+            events, seed, poster)
         if kind == "plain":
             self.candidates = [
                 [Action(id=world.variant_id(t, v), features=f) for v, f in enumerate(fs)]
                 for (_, t), fs in zip(requests, action_features, strict=True)]
         else:
             catalogue = {t: [Action(id=world.variant_id(t, v), features=FrozenFeatures(f))
-                             for v, f in enumerate(world.action_features(t))]
-                         for t in {t for _, t in requests}}
+                             for v, f in enumerate(fs)]
+                         for (_, t), fs in zip(requests, action_features, strict=True)}
             self.candidates = [catalogue[t] for _, t in requests]
         self.kind, self.chunk = kind, chunk
         self.event_ids = [f"e{i}" for i in range(events)]  # the caller's, as raw's lines are
@@ -341,11 +389,11 @@ _PAIRS = (
 )
 
 
-def _round(args: argparse.Namespace) -> list[dict]:
+def _round(args: argparse.Namespace, poster: dict | None) -> list[dict]:
     """One measurement of every metric, on new processes, raw and ours paired per chunk."""
     n_chunks = args.events // args.chunk
     events = (n_chunks + 1) * args.chunk  # chunk 0 warms up and is not counted
-    common = (events, args.chunk, args.seed)
+    common = (events, args.chunk, args.seed, poster)
     processes = {"raw": _Process(_Raw, *common), "learner": _Process(_Learner, *common),
                  **{kind: _Process(_Loop, *common, kind) for kind in ("frozen", "plain", "pages")}}
     for process in processes.values():
