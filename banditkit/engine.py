@@ -10,7 +10,7 @@ publishes a snapshot every ``model_update_seconds`` (DESIGN.md §4).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -37,6 +37,7 @@ __all__ = ["ApprenticeMetrics", "Engine", "RankRequest"]
 
 _APPRENTICE_KEY = "apprentice_agreement"
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+_NOTHING_EXCLUDED: frozenset[str] = frozenset()
 
 
 class RankRequest(NamedTuple):
@@ -163,8 +164,6 @@ class Engine(LoopEngine):
             engine.update_settings(settings)
         return engine
 
-    # -- settings and snapshots ----------------------------------------------------
-
     # -- decisions -------------------------------------------------------------
 
     def rank(self, context: Features, actions: Sequence[Action], *, event_id: str | None = None,
@@ -189,10 +188,8 @@ class Engine(LoopEngine):
         ------
         InvalidInputError, DuplicateEventError
         """
-        request = RankRequest(context=context, actions=actions, event_id=event_id,
-                              excluded=excluded, defer_activation=defer_activation,
-                              extra=extra or _NO_EXTRA)
-        return self.rank_many([request])[0]
+        return self.rank_many([RankRequest(context, actions, event_id, excluded,
+                                           defer_activation, extra or _NO_EXTRA)])[0]
 
     def rank_many(self, requests: Sequence[RankRequest]) -> list[Decision]:
         """Several decisions (a page), recorded in one transaction: all or none."""
@@ -217,10 +214,8 @@ class Engine(LoopEngine):
                 raise InvalidInputError(f"event id {decision.event_id!r} appears twice")
             seen_ids.add(decision.event_id)
             decisions.append(decision)
-            pending.append(PendingEvent(event_id=decision.event_id, created_at=now,
-                                        deferred=bool(request.defer_activation),
-                                        activated_at=None, decision=record,
-                                        context_at=context_at, tag=request.tag))
+            pending.append(PendingEvent(decision.event_id, now, bool(request.defer_activation),
+                                        None, record, context_at, request.tag))
         self.store.insert_events(pending, fresh_ids=fresh_ids)
         return decisions
 
@@ -273,8 +268,7 @@ class Engine(LoopEngine):
         ranking = [RankedAction(eligible[i].id, pmf[i]) for i in order]
         if excluded:
             ranking += [RankedAction(a.id, 0.0) for a in actions if a.id in excluded]
-        decision = Decision(event_id=event_id, ranking=tuple(ranking),
-                            reward_action_id=eligible[chosen].id, model_version=str(version))
+        decision = Decision(event_id, tuple(ranking), eligible[chosen].id, str(version))
         return decision, line, len(head)
 
     # -- outcomes --------------------------------------------------------------
@@ -314,7 +308,10 @@ class Engine(LoopEngine):
             started_at=totals.get("start"), last_event_at=totals.get("last"),
             last_batch=tuple(totals.get("batch", (0, 0.0, 0.0))))
 
-def _check_excluded(excluded: Iterable[str], actions: Sequence[Action]) -> set[str]:
+
+def _check_excluded(excluded: Iterable[str], actions: Sequence[Action]) -> Set[str]:
+    if type(excluded) is tuple and not excluded:  # the default: most exclude nothing
+        return _NOTHING_EXCLUDED
     if isinstance(excluded, str):
         raise InvalidInputError("excluded must be a list of action ids, not a string")
     excluded = set(excluded)
