@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-_TEXT_SAFE = str.maketrans({":": "_", " ": "_", "|": "_"})  # VW text's separators
+_TEXT_SAFE = str.maketrans({":": "_", " ": "_", "|": "_"})  # VW text separates by these
 
 
 def _text_lines(context: dict, actions: list[dict], label: tuple[int, float, float] | None
@@ -108,7 +108,7 @@ def _text_lines(context: dict, actions: list[dict], label: tuple[int, float, flo
     def features(ns: dict) -> str:
         parts = []
         for namespace, group in ns.items():
-            items = [f"{k}={v.translate(_TEXT_SAFE)}" if isinstance(v, str) else f"{k}:{v}"
+            items = [f"{k}{v.translate(_TEXT_SAFE)}" if isinstance(v, str) else f"{k}:{v}"
                      for k, v in group.items()]
             parts.append(f"|{namespace} " + " ".join(items))
         return " ".join(parts)
