@@ -136,8 +136,6 @@ class VWLearner(_VWModel, Learner):
                  model_data: bytes | None = None) -> None:
         self.args = args
         self.model_data = model_data
-        self._action_examples: dict[str, object] = {}
-        self._shared_examples: dict[str, list] = {}
 
     def _examples(self, context: Features, actions: Sequence[Features],
                   label: tuple[int, float, float] | None = None) -> list[vw.Example]:
@@ -170,7 +168,7 @@ class VWLearner(_VWModel, Learner):
         list of float, length len(actions)
         """
         core = self._vw._workspace
-        kept = self._action_examples
+        kept = self.__dict__.setdefault("_action_examples", {})
         unique = dict.fromkeys(actions)
         missing = [text for text in unique if text not in kept]
         if missing:
@@ -180,7 +178,7 @@ class VWLearner(_VWModel, Learner):
             examples = [kept[text] for text in actions]
         else:  # one example object may not appear twice
             examples = self._parse_core('{"c":{"_multi":[' + ",".join(actions) + "]}}")[1:]
-        kept_shared = self._shared_examples
+        kept_shared = self.__dict__.setdefault("_shared_examples", {})
         shared = kept_shared.get(context)
         if shared is None:
             shared = self._parse_core('{"c":' + FeatureEncoder.shared(context, ()) + "}")
