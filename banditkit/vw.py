@@ -168,7 +168,10 @@ class VWLearner(_VWModel, Learner):
         list of float, length len(actions)
         """
         core = self._vw._workspace
-        kept = self.__dict__.setdefault("_action_examples", {})
+        try:
+            kept, kept_shared = self._action_examples, self._shared_examples
+        except AttributeError:  # the first prediction makes them, as it makes the workspace
+            kept, kept_shared = self._action_examples, self._shared_examples = {}, {}
         unique = dict.fromkeys(actions)
         missing = [text for text in unique if text not in kept]
         if missing:
@@ -178,7 +181,6 @@ class VWLearner(_VWModel, Learner):
             examples = [kept[text] for text in actions]
         else:  # one example object may not appear twice
             examples = self._parse_core('{"c":{"_multi":[' + ",".join(actions) + "]}}")[1:]
-        kept_shared = self.__dict__.setdefault("_shared_examples", {})
         shared = kept_shared.get(context)
         if shared is None:
             shared = self._parse_core('{"c":' + FeatureEncoder.shared(context, ()) + "}")
