@@ -28,7 +28,6 @@ __all__ = ["ContentMemo", "FeatureEncoder", "FrozenFeatures", "compact_json",
 V = TypeVar("V")
 
 
-
 def _compact_encoder() -> Callable[[object], str]:
     """``json.JSONEncoder(separators=(",", ":")).encode``, its C encoder built once.
 

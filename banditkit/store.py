@@ -216,6 +216,7 @@ class Store:
         self.synchronous = synchronous
         self.journal_dir = journal_dir or self.path.parent / f"{self.path.stem}-journal"
         self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
+        self._journal = JournalReader(self.journal_dir)
         self._recent: dict[str, None] = {}
         self._recent_lock = threading.Lock()
         self._events_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-events.token")
@@ -341,7 +342,7 @@ class Store:
         Decisions go first, then rewards and activations, whatever file they
         are in: an outcome is journaled only after its decision was.
         """
-        reader = JournalReader(self.journal_dir)
+        reader = self._journal
         offsets = dict(db.execute("SELECT name, offset FROM journal_files"))
         decisions: list[JournalLine] = []
         outcomes: list[JournalLine] = []
@@ -457,7 +458,7 @@ class Store:
             item)`` per joined event in join order (empty when nothing was due).
         """
         cutoff = now - wait_seconds
-        JournalReader(self.journal_dir).remove_abandoned()  # the learner's housekeeping
+        self._journal.remove_abandoned()  # the learner's housekeeping
         self._use_learner_cache()
         with self._transaction() as db:
             self._ingest(db)  # what arrives after this transaction is late

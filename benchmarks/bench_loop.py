@@ -120,6 +120,11 @@ def _text_lines(context: dict, actions: list[dict], label: tuple[int, float, flo
     return lines
 
 
+def _span(k: int, chunk: int) -> slice:
+    """The events of chunk ``k``."""
+    return slice(k * chunk, (k + 1) * chunk)
+
+
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
@@ -206,9 +211,6 @@ class _Raw:
                          in zip(self.contexts, self.action_features, labels, strict=True)]
         self.action_lines = [t[1:] for t in self.texts]  # the catalogue's, built once
 
-    def _span(self, k: int) -> slice:
-        return slice(k * self.chunk, (k + 1) * self.chunk)
-
     def learn(self, k: int) -> dict:
         return self._prebuilt(self.labelled, self.workspace.learn_one, k)
 
@@ -219,13 +221,14 @@ class _Raw:
         """``call`` on each example of chunk ``k``, its lines built before, parsed here."""
         parse = self.parser.parse_line
         start = time.perf_counter()
-        for lines in examples[self._span(k)]:
+        for lines in examples[_span(k, self.chunk)]:
             call([parse(line) for line in lines])
         return {"seconds": time.perf_counter() - start}
 
     def from_dicts(self, k: int) -> dict:
         """Each text line built from the feature dicts, as a caller must."""
-        parse, predict, span = self.parser.parse_line, self.workspace.predict_one, self._span(k)
+        parse, predict = self.parser.parse_line, self.workspace.predict_one
+        span = _span(k, self.chunk)
         start = time.perf_counter()
         for c, a in zip(self.contexts[span], self.action_features[span], strict=True):
             predict([parse(line) for line in _text_lines(c, a, None)])
@@ -233,7 +236,8 @@ class _Raw:
 
     def catalogue(self, k: int) -> dict:
         """Each title's action lines built once, the context line per call."""
-        parse, predict, span = self.parser.parse_line, self.workspace.predict_one, self._span(k)
+        parse, predict = self.parser.parse_line, self.workspace.predict_one
+        span = _span(k, self.chunk)
         start = time.perf_counter()
         for c, lines in zip(self.contexts[span], self.action_lines[span], strict=True):
             predict([parse(line) for line in (*_text_lines(c, [], None), *lines)])
@@ -249,7 +253,7 @@ class _Learner:
         self.learner = VWLearner(args=" ".join(_vw_args()))
 
     def predict(self, k: int) -> dict:
-        span = slice(k * self.chunk, (k + 1) * self.chunk)
+        span = _span(k, self.chunk)
         predict = self.learner.predict_one
         start = time.perf_counter()
         for c, a in zip(self.contexts[span], self.action_features[span], strict=True):
@@ -291,9 +295,9 @@ class _Loop:
 
     def rank(self, k: int) -> dict:
         self.now = 1_767_225_600.0 + k
-        first, last = k * self.chunk, (k + 1) * self.chunk
-        work = list(zip(self.contexts[first:last], self.candidates[first:last],
-                        self.event_ids[first:last], strict=True))
+        span = _span(k, self.chunk)
+        work = list(zip(self.contexts[span], self.candidates[span], self.event_ids[span],
+                        strict=True))
         if self.kind == "pages":
             pages = [[RankRequest(context=c, actions=a, event_id=e) for c, a, e in work[p:p + 40]]
                      for p in range(0, len(work), 40)]
@@ -310,7 +314,7 @@ class _Loop:
                 rank(c, a, event_id=event_id)
                 latencies.append(time.perf_counter() - t0)
             out = {"seconds": time.perf_counter() - start, "latencies": latencies}
-        for i in range(first, last):  # rewards for the learning step, untimed
+        for i in range(span.start, span.stop):  # rewards for the learning step, untimed
             if self.labels[i][1] < 0:
                 self.engine.reward(self.event_ids[i], 1.0)
         return out
