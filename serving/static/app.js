@@ -224,7 +224,7 @@
 
   // ------------------------------------------------------------------ variants
 
-  function featureTable(features) {
+  function featureTable(features, open) {
     const table = el("table");
     for (const [namespace, values] of Object.entries(features)) {
       for (const [name, value] of Object.entries(values)) {
@@ -233,10 +233,12 @@
                         el("td", { text: name }), el("td", { text: String(shown) })));
       }
     }
-    return el("details", { class: "features" }, el("summary", { text: "Features" }), table);
+    const details = el("details", { class: "features" }, el("summary", { text: "Features" }), table);
+    details.open = open;
+    return details;
   }
 
-  function variantCard(variant) {
+  function variantCard(variant, featuresOpen) {
     const toggle = el("input", { type: "checkbox", "data-role": "active-toggle" });
     toggle.checked = variant.active;
     toggle.addEventListener("change", () => setActive(variant.id, toggle.checked, toggle));
@@ -265,7 +267,7 @@
         el("span", { class: "id", text: variant.id }),
         el("span", { class: "muted", text: (details.width || "?") + "×" + (details.height || "?") })),
       el("div", { class: "muted", text: variant.filename || "(" + variant.source + ")" }),
-      badges, warnings, featureTable(variant.features),
+      badges, warnings, featureTable(variant.features, featuresOpen),
       el("div", { class: "actions" },
         el("label", {}, toggle, " Active"), remove));
     return card;
@@ -273,7 +275,11 @@
 
   function renderVariants() {
     const grid = $("variants");
-    grid.replaceChildren(...variants.map(variantCard));
+    // A re-render (another upload finished, a toggle) keeps the feature tables the marketer opened.
+    const opened = new Set(Array.from(grid.querySelectorAll(".card"))
+      .filter((card) => card.querySelector("details.features").open)
+      .map((card) => card.dataset.variant));
+    grid.replaceChildren(...variants.map((variant) => variantCard(variant, opened.has(variant.id))));
     const active = variants.filter((v) => v.active).length;
     $("variant-count").textContent = "(" + active + " active of " + variants.length + ")";
     if (!variants.length) grid.append(el("p", { class: "muted", text: "No variants yet: drop posters above." }));

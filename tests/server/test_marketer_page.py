@@ -244,8 +244,9 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     expect(page.locator("#uploads li.error")).to_contain_text("SVG")
 
     # Features and warnings are on the card; the image loads from the server.
+    # The upload's refresh may re-render the cards around the click: an opened table stays open.
     first.locator("details.features summary").click()
-    assert "brightness" in first.locator("details.features table").inner_text()
+    expect(first.locator("details.features table")).to_contain_text("brightness")
     assert first.locator(".warnings li[data-code='no_face']").count() == 1
     assert page.evaluate(
         "Array.from(document.querySelectorAll('#variants img')).every("
@@ -256,6 +257,7 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     third.locator("button[data-role=delete]").click()
     expect(cards(page)).to_have_count(2)
     assert first.locator(".badge.dup").count() == 0
+    expect(first.locator("details.features table")).to_be_visible()
 
     # Turn the second variant off: the server agrees and ranking never picks it.
     second = page.locator(f"#variants .card[data-variant='{second_id}']")
