@@ -19,9 +19,10 @@ Line format (UTF-8, one record per line; JSON never contains a raw newline)::
     d <event id> <created_at> <deferred 0|1> <context_at or -> <tag or -> <decision JSON>
     r <event id> <received_at> <value>
     a <event id> <at>
+    s <event id> <received_at> <value> <slot id>     (a reward of one slot of a row page)
 
-An event id or tag is written as it is when it has no whitespace and does not
-start with ``"`` (and a tag is not ``-``); otherwise as a JSON string.
+An event id, tag or slot id is written as it is when it has no whitespace and
+does not start with ``"`` (and a tag is not ``-``); otherwise as a JSON string.
 """
 
 from __future__ import annotations
@@ -79,18 +80,18 @@ def _split_event_id(rest: str) -> tuple[str, str]:
 
 
 class JournalLine(NamedTuple):
-    """One parsed journal record; ``payload`` is the decision JSON of a ``d`` line.
+    """One parsed journal record.
 
     A named tuple: ingestion builds one per line, and a frozen dataclass costs
     five times as much to construct.
     """
 
-    kind: str          # "d", "r", "a", or "?" when unreadable
+    kind: str          # "d", "r", "a", "s", or "?" when unreadable
     event_id: str
     at: float
     deferred: bool = False
     value: float = 0.0
-    payload: str = ""
+    payload: str = ""  # the decision JSON of "d", the slot id of "s", the line of "?"
     context_at: int | None = None
     tag: str | None = None
 
@@ -124,6 +125,12 @@ def _parse(line: str) -> JournalLine:
         return JournalLine("r", event_id, float(at), False, float(value))
     if kind == "a":
         return JournalLine("a", event_id, float(tail))
+    if kind == "s":
+        at, value, slot = tail.split(" ", 2)
+        slot_id, rest = _split_event_id(slot)
+        if rest:
+            raise ValueError(f"text after the slot id: {rest!r}")
+        return JournalLine("s", event_id, float(at), False, float(value), slot_id)
     raise ValueError(f"unknown journal record kind {kind!r}")
 
 
@@ -252,6 +259,11 @@ def decision_line(event_id: str, created_at: float, deferred: bool, decision: st
 
 def reward_line(event_id: str, received_at: float, value: float) -> str:
     return f"r {encode_event_id(event_id)} {float(received_at)!r} {float(value)!r}\n"
+
+
+def slot_reward_line(event_id: str, received_at: float, slot_id: str, value: float) -> str:
+    return (f"s {encode_event_id(event_id)} {float(received_at)!r} {float(value)!r} "
+            f"{encode_event_id(slot_id)}\n")
 
 
 def activation_line(event_id: str, at: float) -> str:

@@ -3,7 +3,9 @@
 A page is one event of the store (its decision is the CCB dsjson object before
 the join), so durability, activation, the journaled join and model snapshots
 are the store's own. Page-level rewards use the store's ``rewards`` table;
-this module adds ``slot_rewards``, one row per reward of one slot.
+this module adds ``slot_rewards``, one row per reward of one slot. A slot
+reward is journaled as a reward is (one ``write``, no write transaction to
+wait for while the learner holds one) and ingested at the next join.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from banditkit.errors import InvalidInputError, UnknownEventError
+from banditkit.errors import InvalidInputError
+from banditkit.journal import JournalLine, slot_reward_line
 from banditkit.store import RewardRecord, Store
 
 __all__ = ["RowStore"]
@@ -71,26 +74,26 @@ class RowStore(Store):
         InvalidInputError
             When a slot id is not one of the page's slots.
         """
-        with self._transaction() as db:
-            query = "SELECT joined_at, decision FROM events WHERE event_id = ?"
-            row = db.execute(query, (event_id,)).fetchone()
-            if row is None:  # maybe still in a journal
-                self._ingest(db)
-                row = db.execute(query, (event_id,)).fetchone()
-            if row is None:
-                raise UnknownEventError(f"unknown event id {event_id!r}")
-            slot_ids = json.loads(row[1]).get("_banditkit", {}).get("slotIds", [])
-            unknown = [slot for slot, _ in rewards if slot not in slot_ids]
-            if unknown:
-                raise InvalidInputError(
-                    f"slot id {unknown[0]!r} is not a slot of event {event_id!r}; "
-                    f"its slots are {slot_ids}")
-            late = row[0] is not None
-            db.executemany(
-                "INSERT INTO slot_rewards (event_id, slot_id, value, received_at, late) "
-                "VALUES (?,?,?,?,?)",
-                [(event_id, slot, value, received_at, int(late)) for slot, value in rewards])
-        return late
+        joined_at, decision = self._event_row(event_id, "joined_at, decision")
+        slot_ids = json.loads(decision).get("_banditkit", {}).get("slotIds", [])
+        unknown = [slot for slot, _ in rewards if slot not in slot_ids]
+        if unknown:
+            raise InvalidInputError(
+                f"slot id {unknown[0]!r} is not a slot of event {event_id!r}; "
+                f"its slots are {slot_ids}")
+        # One write for all: a killed process leaves all of them or none.
+        self._writer.append("".join([slot_reward_line(event_id, received_at, slot, value)
+                                     for slot, value in rewards]))
+        return joined_at is not None
+
+    def _ingest_other_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
+        slots = [line for line in lines if line.kind == "s"]
+        db.executemany(
+            "INSERT INTO slot_rewards (event_id, slot_id, value, received_at, late) "
+            "SELECT ?, ?, ?, ?, joined_at IS NOT NULL FROM events WHERE event_id = ?",
+            [(line.event_id, line.payload, line.value, line.at, line.event_id)
+             for line in slots])
+        super()._ingest_other_outcomes(db, [line for line in lines if line.kind != "s"])
 
     def slot_rewards(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[RewardRecord]]]:
         """``{event_id: {slot_id: [RewardRecord, ...]}}`` in arrival order."""

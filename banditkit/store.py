@@ -301,20 +301,30 @@ class Store:
             recent.update(dict.fromkeys(ids))
             drop_older_half(recent, _RECENT_IDS)
 
-    def _joined(self, event_id: str) -> bool:
-        """Whether a known event was joined already; ingests once if the tables lack it.
+    def _event_row(self, event_id: str, columns: str, *, recent_ok: bool = False
+                   ) -> tuple | None:
+        """``columns`` of a known event; ingests the journals once if the tables lack it.
+
+        A read, no write transaction, unless the event is not in the tables
+        yet. With ``recent_ok``, an event this process journaled moments ago
+        gives None instead of that ingestion.
 
         Raises
         ------
         UnknownEventError
         """
-        query = "SELECT joined_at FROM events WHERE event_id = ?"
+        query = f"SELECT {columns} FROM events WHERE event_id = ?"
         row = self._db.execute(query, (event_id,)).fetchone()
-        if row is None and event_id not in self._recent:
+        if row is None and not (recent_ok and event_id in self._recent):
             self.ingest()
             row = self._db.execute(query, (event_id,)).fetchone()
             if row is None:
                 raise UnknownEventError(f"unknown event id {event_id!r}")
+        return row
+
+    def _joined(self, event_id: str) -> bool:
+        """Whether a known event was joined already (see :meth:`_event_row`)."""
+        row = self._event_row(event_id, "joined_at", recent_ok=True)
         return row is not None and row[0] is not None
 
     def add_reward(self, event_id: str, value: float, received_at: float) -> bool:
@@ -388,20 +398,27 @@ class Store:
 
     def _ingest_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
         known = self._existing(db, [line.event_id for line in lines])
-        rewards, activations, rejects = [], [], []
+        rewards, activations, others, rejects = [], [], [], []
         for line in lines:
             if line.event_id not in known:  # removed by retention meanwhile
                 rejects.append((line, "unknown event id"))
             elif line.kind == "r":
                 rewards.append((line.event_id, line.value, line.at, line.event_id))
-            else:
+            elif line.kind == "a":
                 activations.append((line.at, line.event_id, line.at))
+            else:
+                others.append(line)
         db.executemany("INSERT INTO rewards (event_id, value, received_at, late) "
                        "SELECT ?, ?, ?, joined_at IS NOT NULL FROM events WHERE event_id = ?",
                        rewards)
         db.executemany("UPDATE events SET activated_at = ? WHERE event_id = ? "
                        "AND (activated_at IS NULL OR activated_at > ?)", activations)
+        self._ingest_other_outcomes(db, others)
         self._reject(db, rejects)
+
+    def _ingest_other_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
+        """Outcomes of a kind a subclass records (the row store's slot rewards)."""
+        self._reject(db, [(line, f"no {line.kind!r} records in this store") for line in lines])
 
     @staticmethod
     def _existing(db: sqlite3.Connection, event_ids: list[str]) -> set[str]:
@@ -424,8 +441,7 @@ class Store:
                          line.kind, line.event_id, reason)
         db.executemany(
             "INSERT INTO journal_rejects (kind, event_id, at, record, reason) VALUES (?,?,?,?,?)",
-            [(line.kind, line.event_id, line.at,
-              line.payload if line.kind in "d?" else repr(line.value), reason)
+            [(line.kind, line.event_id, line.at, _rejected_record(line), reason)
              for line, reason in rejects])
 
     def rejects(self) -> list[dict]:
@@ -633,6 +649,15 @@ def thread_connection(owner: object, path: str | Path, *, schema: str,
         local.connection = connection
         owner.__dict__.setdefault("_connections", []).append(connection)
     return connection
+
+
+def _rejected_record(line: JournalLine) -> str:
+    """What ``journal_rejects`` keeps of a line: enough to apply it by hand."""
+    if line.kind in "d?":
+        return line.payload
+    if line.kind == "s":
+        return f"slot {line.payload!r}: {line.value!r}"
+    return repr(line.value)
 
 
 def _full_line(stored: str, decision: str, context_at: int | None) -> str:

@@ -16,7 +16,7 @@ import pytest
 from banditkit.engine import Engine, RankRequest
 from banditkit.errors import DuplicateEventError, UnknownEventError
 from banditkit.eventlog import read_events
-from banditkit.journal import decision_line, parse_line, reward_line
+from banditkit.journal import decision_line, parse_line, reward_line, slot_reward_line
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, Store
 from banditkit.types import Action
@@ -45,6 +45,10 @@ def test_journal_lines_round_trip_any_event_id(event_id):
             event_id, tag, 7, "{}")
     reward = parse_line(reward_line(event_id, 2.25, -0.5).rstrip("\n"))
     assert (reward.kind, reward.event_id, reward.at, reward.value) == ("r", event_id, 2.25, -0.5)
+    for slot_id in ("1", event_id):
+        slot = parse_line(slot_reward_line(event_id, 3.5, slot_id, 0.25).rstrip("\n"))
+        assert (slot.kind, slot.event_id, slot.at, slot.payload, slot.value) == (
+            "s", event_id, 3.5, slot_id, 0.25)
 
 
 def test_a_killed_process_loses_no_decision_and_its_journal_is_removed_once_ingested(
@@ -145,12 +149,16 @@ def test_a_torn_line_waits_and_a_foreign_line_is_kept_aside(tmp_path, clock):
     assert engine.store.ingest() == 1
     assert engine.store.event("torn") is None and path.exists()
     with open(path, "a") as handle:
-        handle.write(torn[20:] + "not a journal line\n")
+        # A row store's slot reward has no table in an artwork store: kept aside too.
+        handle.write(torn[20:] + "not a journal line\n"
+                     + slot_reward_line("whole", clock.now, "1", 0.5))
     engine.store.ingest()
     assert engine.store.event("torn")["decision"] == '{"EventId":"torn"}'
-    (reject,) = engine.store.rejects()
-    assert reject["reason"] == "unreadable line in 999999-torn.journal"
-    assert reject["record"] == "not a journal line"
+    slot, unreadable = engine.store.rejects()  # outcomes are ingested first
+    assert unreadable["reason"] == "unreadable line in 999999-torn.journal"
+    assert unreadable["record"] == "not a journal line"
+    assert (slot["kind"], slot["event_id"], slot["reason"], slot["record"]) == (
+        "s", "whole", "no 's' records in this store", "slot '1': 0.5")
     assert not path.exists()
 
 

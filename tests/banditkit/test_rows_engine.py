@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -95,6 +97,41 @@ def test_per_slot_join_rules(tmp_path, clock):
         assert info["ignoredRewards"]["2"][0]["v"] == 9.0
         stored = engine.store.page("sum")
         assert [r["late"] for r in stored["slot_rewards"]][-1] is True
+
+
+def test_a_slot_reward_is_journaled_and_never_waits_for_the_learners_transaction(
+        tmp_path, clock):
+    """Like an artwork reward: one journal write, read by the next join."""
+    with RowEngine.open(tmp_path, settings=FAST, clock=clock) as engine:
+        engine.rank_rows(CONTEXT, ROWS, 3, event_id="page")
+        engine.store.ingest()  # the page is in the tables, as after a learner step
+        answers: list = []
+
+        def reward() -> None:
+            answers.append(engine.reward_slots("page", {"1": 1.0, "3": 0.5}))
+            with pytest.raises(InvalidInputError, match="slot id '9' is not a slot"):
+                engine.reward_slots("page", {"1": 1.0, "9": 1.0})
+            answers.append("refused")
+
+        learner = sqlite3.connect(engine.store.path, isolation_level=None)
+        learner.execute("BEGIN IMMEDIATE")  # a learner step holds the write lock
+        worker = threading.Thread(target=reward)
+        try:
+            worker.start()
+            worker.join(5)  # a write transaction would wait up to SQLite's 30 s timeout
+            assert answers == [False, "refused"]
+        finally:
+            learner.execute("ROLLBACK")
+            learner.close()
+            worker.join()  # never close the engine under a call in flight
+        clock.advance(11)
+        assert engine.process_due() == 1
+        line = _by_id(engine)["page"]
+        # Slots 1 and 3 learned their rewards; nothing of the refused call arrived.
+        assert [o["_label_cost"] for o in line["_outcomes"]] == [-1.0, 0.0, -0.5]
+        assert engine.reward_slot("page", "2", 1.0) is True  # after the join: late
+        assert [(r["slot_id"], r["late"]) for r in engine.store.page("page")["slot_rewards"]
+                ] == [("1", False), ("3", False), ("2", True)]
 
 
 def test_earliest_deferred_activation_and_skip_learn(engine, clock):
