@@ -422,7 +422,8 @@ def run_evaluation(engine: Any, spec: EvaluationRequest, *, data_dir: Path,
     Returns
     -------
     dict
-        ``{"from", "to", "n_rounds", "estimates", "policies", "notes"}``.
+        ``{"from", "to", "n_rounds", "estimates", "policies", "notes"}``, and
+        ``"warnings"`` when some estimate has no logged support.
 
     Raises
     ------
@@ -643,6 +644,10 @@ def _schemas() -> dict[str, Any]:
                     "type": "object", "required": ["estimates"],
                     "properties": {"estimates": by_estimator}}},
                 "notes": {"type": "object", "additionalProperties": True},
+                "warnings": {"type": "array", "items": {"type": "string"},
+                             "description": "Estimates no logged round informs (every "
+                                            "importance weight 0), by policy; absent "
+                                            "when there are none."},
             },
         },
     }

@@ -44,6 +44,8 @@ def _print(report, as_json: bool) -> None:
         click.echo(frame[columns].to_string(index=False))
     for key, value in report.notes.items():
         click.echo(f"note: {key} = {value}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
 
 
 @click.command("evaluate")

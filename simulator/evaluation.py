@@ -152,6 +152,27 @@ class EvaluationReport:
     true_values: dict[str, float] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Estimates no logged round informs: every importance weight 0 (ESS 0).
+
+        Then the policy never chose what the logging policy showed (for
+        slates: never the same slot or page the weighting needs). An
+        importance-weighted value is 0 by construction, with an interval
+        collapsed to [0, 0] that looks certain and tells nothing; a model-based
+        one is the reward model's guess alone. Slate estimators weight pages
+        differently, so one may be informed where another is not.
+        """
+        out = []
+        for policy, by_estimator in self.estimates.items():
+            blind = [name for name, estimate in by_estimator.items()
+                     if not estimate.diagnostics.effective_sample_size > 0]
+            if blind:
+                out.append(f"{policy}, {', '.join(blind)}: no logged round has a positive "
+                           f"importance weight (ESS 0), so the logged rewards do not inform "
+                           f"these estimates and their intervals are not certainty")
+        return out
+
     def to_frame(self) -> pd.DataFrame:
         """One row per (policy, estimator): value, ci_low, ci_high, ess, weight quantiles, ..."""
         rows = []
@@ -164,7 +185,8 @@ class EvaluationReport:
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict[str, object]:
-        """The ``--json`` shape: ``{"n_rounds", "estimates", "policies"}``.
+        """The ``--json`` shape: ``{"n_rounds", "estimates", "policies"}``, with
+        ``"notes"`` and ``"warnings"`` when there are any.
 
         ``estimates`` holds the first policy's results, exactly
         ``{"ips": {"value", "ci", "ess", ...}, ...}``; ``policies`` maps every
@@ -184,6 +206,8 @@ class EvaluationReport:
                                   "policies": policies}
         if self.notes:
             out["notes"] = self.notes
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
 

@@ -107,6 +107,7 @@ def write_report(report: EvaluationReport, directory: str | Path) -> Path:
     table = frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="",
                           border=0, classes="estimates")
     notes = html.escape(json.dumps(report.notes, indent=2, default=str)) if report.notes else ""
+    warnings = "".join(f"<li>{html.escape(warning)}</li>" for warning in report.warnings)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>banditkit off-policy evaluation</title>
@@ -118,6 +119,7 @@ table.estimates td, table.estimates th {{ padding: 0.2rem 0.5rem; border-bottom:
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Off-policy evaluation</h1>
+{f'<h2>Warnings</h2><ul class="warnings">{warnings}</ul>' if warnings else ""}
 <p>{report.n_rounds:,} logged rounds; {len(report.estimates)} policies.
 Each interval's kind is in the <code>ci_method</code> column; ESS is Kish's effective sample
 size of the importance weights; <code>unsupported_share</code> is the share of rounds where

@@ -85,6 +85,19 @@ def test_evaluate_table_with_column_map(tmp_path):
     assert list(report["policies"]) == ["new"]
 
 
+def test_evaluate_warns_of_a_policy_the_log_never_supports(tmp_path):
+    path = tmp_path / "log.csv"
+    pd.DataFrame({"reward": [1.0, 0.0, 1.0], "propensity": [0.5, 0.5, 0.5],
+                  "never": [0.0, 0.0, 0.0], "some": [1.0, 0.0, 0.0]}).to_csv(path, index=False)
+    result = CliRunner().invoke(main, ["evaluate", str(path), "--target-prob-col", "never",
+                                       "--target-prob-col", "some"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: never, ips, snips: no logged round has a positive importance "
+                        "weight (ESS 0), so the logged rewards do not inform these estimates "
+                        "and their intervals are not certainty"]
+
+
 def test_evaluate_table_defaults_to_estimators_it_can_run(tmp_path):
     path = tmp_path / "log.parquet"
     pd.DataFrame({"reward": [1.0, 0.0, 1.0], "propensity": [0.5, 0.5, 0.5],

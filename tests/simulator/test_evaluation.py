@@ -15,6 +15,7 @@ from simulator.evaluation import (
     make_estimators,
     read_table,
 )
+from simulator.report import write_report
 from simulator.rounds import LoggedRounds, TargetRounds, iter_chunks
 
 
@@ -67,6 +68,22 @@ def test_non_finite_values_become_json_null():
     report = evaluate(rounds, {"never": np.zeros(2)}, estimators=[SNIPS()])
     d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert d["estimates"]["snips"]["value"] is None  # every weight is 0: undefined
+
+
+def test_a_policy_no_logged_round_supports_is_named_with_its_estimators(tmp_path):
+    rounds, targets = small_log()
+    never = TargetRounds(probability=np.zeros(len(rounds)), model_reward=np.full(len(rounds), 0.3),
+                         model_value=np.full(len(rounds), 0.3))
+    report = evaluate(rounds, {**targets, "never": never}, estimators=[IPS(), DR()])
+    # IPS says 0 with a [0, 0] interval: certain-looking, and no data behind it.
+    assert report.estimates["never"]["ips"].ci == (0.0, 0.0)
+    (warning,) = report.warnings
+    assert warning.startswith("never, ips, dr: no logged round has a positive importance weight")
+    assert json.loads(json.dumps(report.to_dict()))["warnings"] == [warning]
+    supported = evaluate(rounds, targets, estimators=[IPS()])
+    assert supported.warnings == [] and "warnings" not in supported.to_dict()
+    page = write_report(report, tmp_path).read_text()
+    assert f"<li>{warning}</li>" in page
 
 
 def test_evaluate_stream_equals_in_memory():
