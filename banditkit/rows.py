@@ -832,9 +832,10 @@ class RowEngine(LoopEngine):
                                   version=str(version), context=context, rows=rows,
                                   slots=slots, decided=decided, excluded=excluded,
                                   rules=rules, mode=mode, extra=extra or {})
-        self.store.insert_events([PendingEvent(
+        self.store.insert_page(PendingEvent(
             event_id=event_id, created_at=now, deferred=bool(defer_activation),
-            activated_at=None, decision=json.dumps(record, separators=(",", ":")))])
+            activated_at=None, decision=json.dumps(record, separators=(",", ":"))),
+            [slot.id for slot in slots])
         return PageDecision(
             event_id=event_id, model_version=str(version),
             slots=tuple(SlotDecision(slot_id=slot.id, row_id=rows[row].id,

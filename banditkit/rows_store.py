@@ -14,11 +14,17 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
+from banditkit.bounded import drop_older_half
 from banditkit.errors import InvalidInputError
 from banditkit.journal import JournalLine, slot_reward_line
-from banditkit.store import RewardRecord, Store
+from banditkit.store import PendingEvent, RewardRecord, Store
 
 __all__ = ["RowStore"]
+
+# Pages this process journaled, with their slot ids, so that a slot reward
+# arriving before the learner ingested its page needs no ingestion of its own
+# (a write transaction); the learner ingests every second or so.
+_RECENT_PAGES = 16_384
 
 _ROW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS slot_rewards (
@@ -53,6 +59,14 @@ class RowStore(Store):
             ready.add(id(connection))
         return connection
 
+    def insert_page(self, event: PendingEvent, slot_ids: Sequence[str]) -> None:
+        """Record a page durably (:meth:`insert_events`), remembering its slot ids."""
+        self.insert_events([event])
+        recent = self.__dict__.setdefault("_recent_pages", {})
+        with self._recent_lock:
+            recent[event.event_id] = list(slot_ids)
+            drop_older_half(recent, _RECENT_PAGES)
+
     def add_slot_rewards(self, event_id: str, rewards: Sequence[tuple[str, float]],
                          received_at: float) -> bool:
         """Record rewards of slots of one page, all or none.
@@ -74,8 +88,13 @@ class RowStore(Store):
         InvalidInputError
             When a slot id is not one of the page's slots.
         """
-        joined_at, decision = self._event_row(event_id, "joined_at, decision")
-        slot_ids = json.loads(decision).get("_banditkit", {}).get("slotIds", [])
+        recent = self.__dict__.get("_recent_pages", {}).get(event_id)
+        row = self._event_row(event_id, "joined_at, decision", recent_ok=recent is not None)
+        if row is None:  # this process's page, not in the tables yet: not joined either
+            joined_at, slot_ids = None, recent
+        else:
+            joined_at, slot_ids = row[0], json.loads(row[1]).get("_banditkit", {}).get(
+                "slotIds", [])
         unknown = [slot for slot, _ in rewards if slot not in slot_ids]
         if unknown:
             raise InvalidInputError(

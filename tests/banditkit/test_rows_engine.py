@@ -112,6 +112,12 @@ def test_a_slot_reward_is_journaled_and_never_waits_for_the_learners_transaction
             with pytest.raises(InvalidInputError, match="slot id '9' is not a slot"):
                 engine.reward_slots("page", {"1": 1.0, "9": 1.0})
             answers.append("refused")
+            # A page ranked moments ago, only in this process's journal.
+            engine.rank_rows(CONTEXT, ROWS, 2, event_id="fresh")
+            answers.append(engine.reward_slot("fresh", "2", 1.0))
+            with pytest.raises(InvalidInputError, match=r"its slots are \['1', '2'\]"):
+                engine.reward_slot("fresh", "3", 1.0)
+            answers.append("refused")
 
         learner = sqlite3.connect(engine.store.path, isolation_level=None)
         learner.execute("BEGIN IMMEDIATE")  # a learner step holds the write lock
@@ -119,16 +125,17 @@ def test_a_slot_reward_is_journaled_and_never_waits_for_the_learners_transaction
         try:
             worker.start()
             worker.join(5)  # a write transaction would wait up to SQLite's 30 s timeout
-            assert answers == [False, "refused"]
+            assert answers == [False, "refused", False, "refused"]
         finally:
             learner.execute("ROLLBACK")
             learner.close()
             worker.join()  # never close the engine under a call in flight
         clock.advance(11)
-        assert engine.process_due() == 1
-        line = _by_id(engine)["page"]
-        # Slots 1 and 3 learned their rewards; nothing of the refused call arrived.
+        assert engine.process_due() == 2
+        line, fresh = _by_id(engine)["page"], _by_id(engine)["fresh"]
+        # Every accepted reward was learned; nothing of the refused calls arrived.
         assert [o["_label_cost"] for o in line["_outcomes"]] == [-1.0, 0.0, -0.5]
+        assert [o["_label_cost"] for o in fresh["_outcomes"]] == [0.0, -1.0]
         assert engine.reward_slot("page", "2", 1.0) is True  # after the join: late
         assert [(r["slot_id"], r["late"]) for r in engine.store.page("page")["slot_rewards"]
                 ] == [("1", False), ("3", False), ("2", True)]
