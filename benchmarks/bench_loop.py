@@ -191,6 +191,8 @@ def _workload(events: int, seed: int, poster: dict | None = None, *, paged: bool
         requests = [(requests[i - i % PAGE_SIZE][0], titles[i // PAGE_SIZE][i % PAGE_SIZE])
                     for i in range(events)]
     contexts = [world.context(m) for m, _ in requests]
+    if paged:  # one context object for the page, as the server's artwork rank passes it
+        contexts = [contexts[i - i % PAGE_SIZE] for i in range(events)]
     by_title = {}
     for t in {int(t) for _, t in requests}:
         variants = world.action_features(t)
