@@ -14,17 +14,11 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from banditkit.bounded import drop_older_half
 from banditkit.errors import InvalidInputError
 from banditkit.journal import JournalLine, slot_reward_line
 from banditkit.store import PendingEvent, RewardRecord, Store
 
 __all__ = ["RowStore"]
-
-# Pages this process journaled, with their slot ids, so that a slot reward
-# arriving before the learner ingested its page needs no ingestion of its own
-# (a write transaction); the learner ingests every second or so.
-_RECENT_PAGES = 16_384
 
 _ROW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS slot_rewards (
@@ -60,12 +54,10 @@ class RowStore(Store):
         return connection
 
     def insert_page(self, event: PendingEvent, slot_ids: Sequence[str]) -> None:
-        """Record a page durably (:meth:`insert_events`), remembering its slot ids."""
-        self.insert_events([event])
-        recent = self.__dict__.setdefault("_recent_pages", {})
-        with self._recent_lock:
-            recent[event.event_id] = list(slot_ids)
-            drop_older_half(recent, _RECENT_PAGES)
+        """Record a page durably (:meth:`insert_events`), remembering its slot ids: a
+        slot reward before the learner ingested the page needs no ingestion (a
+        write transaction) of its own."""
+        self.insert_events([event], remember=[list(slot_ids)])
 
     def add_slot_rewards(self, event_id: str, rewards: Sequence[tuple[str, float]],
                          received_at: float) -> bool:
@@ -88,7 +80,7 @@ class RowStore(Store):
         InvalidInputError
             When a slot id is not one of the page's slots.
         """
-        recent = self.__dict__.get("_recent_pages", {}).get(event_id)
+        recent = self._recent_value(event_id)
         row = self._event_row(event_id, "joined_at, decision", recent_ok=recent is not None)
         if row is None:  # this process's page, not in the tables yet: not joined either
             joined_at, slot_ids = None, recent

@@ -53,7 +53,8 @@ class _JoinedItem(Protocol):
 
 _Joined = TypeVar("_Joined", bound=_JoinedItem)
 
-# Event ids this process journaled, remembered so its own rewards and duplicate
+# Event ids this process journaled, remembered (with what the caller asked to
+# keep of each, e.g. a row page's slot ids) so its own rewards and duplicate
 # checks need no ingestion; older ones are in the tables by then.
 _RECENT_IDS = 100_000
 
@@ -217,7 +218,7 @@ class Store:
         self.journal_dir = journal_dir or self.path.parent / f"{self.path.stem}-journal"
         self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
         self._journal = JournalReader(self.journal_dir)
-        self._recent: dict[str, None] = {}
+        self._recent: dict[str, object] = {}
         self._recent_lock = threading.Lock()
         self._events_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-events.token")
         self._stored_ids = StoredIdFilter(token=self._events_token)
@@ -268,13 +269,17 @@ class Store:
     # -- decisions -----------------------------------------------------------
 
     def insert_events(self, events: Sequence[PendingEvent], *,
-                      fresh_ids: bool = False) -> None:
+                      fresh_ids: bool = False, remember: Sequence[object] | None = None
+                      ) -> None:
         """Record decisions durably (one journal write); all or none.
 
         Parameters
         ----------
         fresh_ids : bool, default=False
             The ids were just generated (random UUIDs): skip the duplicate check.
+        remember : sequence, default=None
+            One value per event that :meth:`_recent_value` gives back until the
+            learner has ingested the event (None if not given).
 
         Raises
         ------
@@ -298,8 +303,14 @@ class Store:
                     raise DuplicateEventError(f"event id {first!r} was already used; "
                                               f"event ids are unique")
             self._writer.append(text)
-            recent.update(dict.fromkeys(ids))
+            recent.update(dict.fromkeys(ids) if remember is None
+                          else zip(ids, remember, strict=True))
             drop_older_half(recent, _RECENT_IDS)
+
+    def _recent_value(self, event_id: str) -> object | None:
+        """What :meth:`insert_events` was asked to remember of an event this process
+        journaled moments ago; None for any other."""
+        return self._recent.get(event_id)
 
     def _event_row(self, event_id: str, columns: str, *, recent_ok: bool = False
                    ) -> tuple | None:
