@@ -12,6 +12,7 @@ public method is one transaction, committed before it returns.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import sqlite3
@@ -246,18 +247,33 @@ class Store:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once so concurrent writers queue, not deadlock."""
+        """One write transaction, taken at once so concurrent writers queue, not deadlock.
+
+        What must only happen once the transaction's rows are durable (deleting
+        a journal file whose lines it ingested, telling other processes about new
+        events) is registered with :meth:`_after_commit` and runs after the
+        commit; a rollback discards it.
+        """
         db = self._db
+        actions: list[Callable[[], None]] = []
+        self._local.after_commit = actions
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
-            self._local.__dict__.pop("inserted_events", None)
             raise
+        finally:
+            self._local.after_commit = None
         db.execute("COMMIT")
-        if self._local.__dict__.pop("inserted_events", False):
-            self._events_token.change()  # after the commit: readers of it see the rows
+        for action in actions:
+            action()
+
+    def _after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the calling thread's open transaction has committed."""
+        actions = self._local.after_commit
+        if action not in actions:
+            actions.append(action)
 
     def close(self) -> None:
         self._writer.close()
@@ -387,8 +403,11 @@ class Store:
         self._reject(db, unreadable)
         db.executemany("DELETE FROM journal_files WHERE name = ?",
                        [(name,) for name in offsets.keys() - set(names)])
-        for name in finished:  # kept in journal_files until gone, so never read twice
-            reader.remove(name)
+        # A finished file goes only once the rows made from it are committed; its
+        # offset stays in journal_files until it is gone, so a crash in between
+        # reads none of it twice.
+        for name in finished:
+            self._after_commit(functools.partial(reader.remove, name))
         return len(decisions) + len(outcomes)
 
     def _ingest_decisions(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
@@ -404,7 +423,7 @@ class Store:
         db.executemany("INSERT INTO events (event_id, created_at, deferred, decision, "
                        "context_at, tag) VALUES (?,?,?,?,?,?)", fresh)
         if fresh:
-            self._local.inserted_events = True  # the commit changes the events token
+            self._after_commit(self._events_token.change)  # readers of it see the rows
         self._reject(db, rejects)
 
     def _ingest_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -263,3 +264,56 @@ def test_a_journal_being_opened_is_not_taken_for_a_finished_one(tmp_path, monkey
     store.insert_events([PendingEvent("e", 1.0, False, None, '{"x":1}')])
     assert ingested_meanwhile == [0]
     assert store.pending_count() == 1 and store.event("e")["decision"] == '{"x":1}'
+
+
+_LEARNER_KILLED_AT_REMOVE = """
+import os, signal, sys
+from banditkit.engine import Engine
+from banditkit.journal import JournalReader
+
+def remove(self, name, _remove=JournalReader.remove):
+    {before}
+    _remove(self, name)
+    {after}
+
+JournalReader.remove = remove
+engine = Engine.open({data_dir!r}, clock=lambda: {now!r})
+engine.process_due()
+"""
+
+
+@pytest.mark.parametrize("moment", ["after", "before"])
+def test_a_learner_killed_around_a_journal_removal_loses_nothing_and_reads_nothing_twice(
+        tmp_path, clock, moment):
+    """A finished journal goes only after the transaction that ingested it committed;
+    a kill between the commit and the removal leaves a file whose offset says it was read."""
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    engine.close()
+    worker = textwrap.dedent(f"""
+        from banditkit.engine import Engine
+        from banditkit.types import Action
+        engine = Engine.open({str(tmp_path)!r}, clock=lambda: {clock.now!r})
+        engine.rank({{"Member": {{"country": "BR"}}}},
+                    [Action(id="v0", features={{"Artwork": {{"theme": "t0"}}}}),
+                     Action(id="v1", features={{"Artwork": {{"theme": "t1"}}}})],
+                    event_id="acknowledged")
+        engine.reward("acknowledged", 1.0)
+    """)
+    subprocess.run([sys.executable, "-c", worker], check=True, timeout=120)
+    kill = "os.kill(os.getpid(), signal.SIGKILL)"
+    learner = _LEARNER_KILLED_AT_REMOVE.format(
+        before=kill if moment == "before" else "pass", after=kill if moment == "after" else "pass",
+        data_dir=str(tmp_path), now=clock.now + 11)
+    result = subprocess.run([sys.executable, "-c", learner], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    engine = Engine.open(tmp_path, clock=clock)
+    event = engine.store.event("acknowledged")
+    assert event is not None
+    assert [r["value"] for r in event["rewards"]] == [1.0]
+    assert engine.store.rejects() == []  # nothing ingested twice
+    assert _journal_files(engine.store) == []  # the finished file went, at last
+    clock.advance(11)
+    engine.process_due()
+    (logged,) = read_events([tmp_path / "logs"])
+    assert (logged.event_id, logged.reward) == ("acknowledged", 1.0)
