@@ -12,10 +12,12 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from banditkit.encoding import dsjson_namespaces
 from banditkit.errors import InvalidInputError
@@ -36,6 +38,7 @@ __all__ = [
 
 EXTRA_KEY = "_banditkit"
 PARTITION_FILE = "events.dsjson"
+_BLOCK = 1 << 16  # bytes read at a time when reading a partition from its end
 
 
 def iso_timestamp(unix_seconds: float) -> str:
@@ -100,6 +103,12 @@ class JoinedEvent:
 class EventLogWriter:
     """Appends joined dsjson lines to date partitions under ``root``.
 
+    A partition whose last line lacks its newline (its writer was killed
+    mid-append) is repaired before the next append: the fragment is cut off
+    and kept in ``rejects_dir`` with its reason, so that no later line is glued
+    onto it. The lines of a killed learner's batch are written again from the
+    store (:meth:`banditkit.loop.LoopEngine.process_due`).
+
     Parameters
     ----------
     root : path
@@ -107,11 +116,16 @@ class EventLogWriter:
     fsync : bool, default=True
         Flush each batch to disk before :meth:`append` returns, so an event is
         never marked joined in the store before its line is durable.
+    rejects_dir : path, default=None
+        Where cut-off fragments go, one JSON file each; ``<root>-rejects``
+        beside ``root`` if None (outside the partitions that readers scan).
     """
 
-    def __init__(self, *, root: Path, fsync: bool = True) -> None:
+    def __init__(self, *, root: Path, fsync: bool = True, rejects_dir: Path | None = None
+                 ) -> None:
         self.root = root
         self.fsync = fsync
+        self.rejects_dir = rejects_dir
 
     def partition(self, timestamp: str) -> Path:
         return Path(self.root) / f"dt={timestamp[:10]}" / PARTITION_FILE
@@ -124,19 +138,82 @@ class EventLogWriter:
         by_file = {self.partition(day): batch for day, batch in by_day.items()}
         for path, batch in by_file.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write("\n".join(batch) + "\n")
+            with open(path, "a+b") as handle:
+                self._repair_tail(path, handle)
+                handle.write(("\n".join(batch) + "\n").encode("utf-8"))
                 if self.fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
         return list(by_file)
 
-    def event_ids_in(self, path: Path) -> set[str]:
-        """Event ids already in one partition file (to recover after a crash)."""
+    def _repair_tail(self, path: Path, handle: BinaryIO) -> None:
+        """Cut a torn last line off ``path`` (open for appending as ``handle``)."""
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0 or os.pread(handle.fileno(), 1, size - 1) == b"\n":
+            return
+        start = _last_line_start(handle.fileno(), size)
+        fragment = os.pread(handle.fileno(), size - start, start)
+        reason = "torn last line (its writer was killed mid-append); cut off before appending"
+        rejects = Path(self.rejects_dir or Path(self.root).with_name(
+            f"{Path(self.root).name}-rejects"))
+        rejects.mkdir(parents=True, exist_ok=True)
+        kept = rejects / f"{path.parent.name}-{size}-{uuid.uuid4().hex[:8]}.json"
+        kept.write_text(json.dumps({"file": str(path), "offset": start, "reason": reason,
+                                    "fragment": fragment.decode("utf-8", "replace")}) + "\n")
+        os.truncate(handle.fileno(), start)
+        handle.seek(start)
+        _log.warning("%s: %s; the %d bytes are kept in %s", path, reason, size - start, kept)
+
+    def event_ids_at_end(self, path: Path, candidates: Set[str]) -> set[str]:
+        """Which of ``candidates`` the last lines of ``path`` hold, reading from the end.
+
+        Reading stops at the first complete line (from the end) whose event is not
+        a candidate: what a killed learner's batch left is the end of the file,
+        so recovery reads that much, not the whole partition.
+        """
+        found: set[str] = set()
         if not path.exists():
-            return set()
-        with open(path, encoding="utf-8") as handle:
-            return {json.loads(line)["EventId"] for line in handle if line.strip()}
+            return found
+        with open(path, "rb") as handle:
+            for line in _lines_from_end(handle):
+                try:
+                    event_id = json.loads(line)["EventId"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn tail: the next append cuts it off
+                if event_id not in candidates:
+                    break
+                found.add(event_id)
+        return found
+
+
+def _last_line_start(fd: int, size: int) -> int:
+    """Offset just past the last newline before ``size`` (0 when there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - _BLOCK)
+        at = os.pread(fd, end - start, start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
+
+
+def _lines_from_end(handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of a file, last first, read backwards in blocks."""
+    end = handle.seek(0, os.SEEK_END)
+    rest = b""
+    while end > 0:
+        start = max(0, end - _BLOCK)
+        handle.seek(start)
+        block = handle.read(end - start) + rest
+        end = start
+        lines = block.split(b"\n")
+        rest = lines.pop(0) if end > 0 else b""
+        for line in reversed(lines):
+            if line.strip():
+                yield line
+    if rest.strip():
+        yield rest
 
 
 def dsjson_context(context: Features, actions: Sequence[Features]) -> dict:

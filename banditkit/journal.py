@@ -198,6 +198,7 @@ class JournalChunk:
     lines: list[JournalLine]
     offset: int        # the next unread byte
     finished: bool     # its writer is gone and every line was read
+    torn: str = ""     # a dead writer's unfinished last line, never to be completed
 
 
 class JournalReader:
@@ -226,7 +227,10 @@ class JournalReader:
                 data = handle.read()
             end = data.rfind(b"\n") + 1
             lines = [parse_line(line) for line in data[:end].decode("utf-8").splitlines()]
-            yield JournalChunk(name, lines, start + end, writer_gone and end == len(data))
+            torn = ""
+            if writer_gone and end < len(data):  # killed mid-write: the rest never comes
+                torn, end = data[end:].decode("utf-8", "replace"), len(data)
+            yield JournalChunk(name, lines, start + end, writer_gone, torn)
 
     def remove(self, name: str) -> None:
         (self.folder / name).unlink(missing_ok=True)

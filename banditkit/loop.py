@@ -198,13 +198,22 @@ class LoopEngine(abc.ABC):
         return len(batch)
 
     def _log_unlogged(self) -> None:
-        """Write joined lines the log may lack; those already there are not written twice."""
-        for entry in self.store.unlogged():
-            present: set[str] = set()
-            for timestamp in {t for t, _ in entry.lines}:
-                present |= self.log.event_ids_in(self.log.partition(timestamp))
-            self.log.append([(t, line) for t, line in entry.lines
-                             if json.loads(line)["EventId"] not in present])
+        """Write joined lines the log may lack; those already there are not written twice.
+
+        A learner killed between the join's commit and the log's append left
+        none, some or all of its batch at the end of the partitions, so only
+        their ends are read.
+        """
+        entries = self.store.unlogged()
+        if not entries:
+            return
+        ids = {line: json.loads(line)["EventId"] for e in entries for _, line in e.lines}
+        candidates = set(ids.values())
+        present: set[str] = set()
+        for timestamp in {t for e in entries for t, _ in e.lines}:
+            present |= self.log.event_ids_at_end(self.log.partition(timestamp), candidates)
+        for entry in entries:
+            self.log.append([(t, line) for t, line in entry.lines if ids[line] not in present])
             self.store.mark_logged(entry.id)
 
     def _ensure_trainer(self, settings: LoopSettings) -> Any:

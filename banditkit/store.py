@@ -392,6 +392,10 @@ class Store:
                     unreadable.append((line, f"unreadable line in {chunk.name}"))
                 else:
                     (decisions if line.kind == "d" else outcomes).append(line)
+            if chunk.torn:
+                unreadable.append((JournalLine("?", "", 0.0, payload=chunk.torn),
+                                   f"torn last line of {chunk.name} (its writer died "
+                                   "mid-write, before acknowledging it)"))
             db.execute("INSERT INTO journal_files (name, offset) VALUES (?, ?) "
                        "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset",
                        (chunk.name, chunk.offset))

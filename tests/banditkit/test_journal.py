@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -146,10 +148,12 @@ def test_a_torn_line_waits_and_a_foreign_line_is_kept_aside(tmp_path, clock):
     engine.rank(CONTEXT, ACTIONS, event_id="whole")
     path = engine.store.journal_dir / "999999-torn.journal"
     torn = decision_line("torn", clock.now, False, '{"EventId":"torn"}')
-    path.write_text(torn[:20])  # a writer mid-line (its lock is gone: it died)
-    assert engine.store.ingest() == 1
-    assert engine.store.event("torn") is None and path.exists()
     with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # a live writer, mid-line
+        handle.write(torn[:20])
+        handle.flush()
+        assert engine.store.ingest() == 1
+        assert engine.store.event("torn") is None and path.exists()
         # A row store's slot reward has no table in an artwork store: kept aside too.
         handle.write(torn[20:] + "not a journal line\n"
                      + slot_reward_line("whole", clock.now, "1", 0.5))
@@ -161,6 +165,21 @@ def test_a_torn_line_waits_and_a_foreign_line_is_kept_aside(tmp_path, clock):
     assert (slot["kind"], slot["event_id"], slot["reason"], slot["record"]) == (
         "s", "whole", "no 's' records in this store", "slot '1': 0.5")
     assert not path.exists()
+
+
+def test_a_dead_writers_torn_last_line_is_kept_aside_and_its_file_finished(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    path = engine.store.journal_dir / "999998-killed.journal"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    whole = decision_line("whole", clock.now, False, '{"EventId":"whole"}')
+    torn = decision_line("torn", clock.now, False, '{"EventId":"torn"}')
+    path.write_text(whole + torn[:25])  # no lock: its writer was killed mid-write
+    assert engine.store.ingest() == 1
+    assert engine.store.event("whole") is not None and engine.store.event("torn") is None
+    (reject,) = engine.store.rejects()
+    assert reject["record"] == torn[:25]
+    assert reject["reason"].startswith("torn last line of 999998-killed.journal")
+    assert not path.exists()  # finished: it will never hold more
 
 
 def test_a_forked_worker_writes_its_own_journal(tmp_path, clock):
@@ -317,3 +336,57 @@ def test_a_learner_killed_around_a_journal_removal_loses_nothing_and_reads_nothi
     engine.process_due()
     (logged,) = read_events([tmp_path / "logs"])
     assert (logged.event_id, logged.reward) == ("acknowledged", 1.0)
+
+
+_LEARNER_KILLED_MID_APPEND = """
+import os, signal
+from banditkit.engine import Engine
+from banditkit.eventlog import EventLogWriter
+
+def append(self, lines):
+    text = "\\n".join(line for _, line in lines) + "\\n"
+    path = self.partition(lines[0][0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        handle.write(text[:len(text) // 2])  # half the batch, then the kill
+    os.kill(os.getpid(), signal.SIGKILL)
+
+EventLogWriter.append = append
+Engine.open({data_dir!r}, clock=lambda: {now!r}).process_due()
+"""
+
+
+def test_a_learner_killed_mid_append_leaves_a_torn_log_that_the_next_one_repairs(
+        tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    engine.rank(CONTEXT, ACTIONS, event_id="earlier")
+    clock.advance(11)
+    engine.process_due()
+    partition = next((tmp_path / "logs").rglob("events.dsjson"))
+    with open(partition, "a") as handle:  # recovery reads the end only, not this line
+        handle.write("an unreadable line far above the batch\n")
+    for i in range(20):
+        engine.rank(CONTEXT, ACTIONS, event_id=f"batch-{i}")
+        engine.reward(f"batch-{i}", float(i))
+    engine.close()
+    learner = _LEARNER_KILLED_MID_APPEND.format(data_dir=str(tmp_path), now=clock.now + 11)
+    result = subprocess.run([sys.executable, "-c", learner], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert not partition.read_text().endswith("\n")  # torn
+    clock.advance(11)
+    engine = Engine.open(tmp_path, clock=clock)
+    engine.process_due()
+    engine.rank(CONTEXT, ACTIONS, event_id="after")  # the loop goes on
+    clock.advance(11)
+    assert engine.process_due() == 1
+    lines = partition.read_text().splitlines()
+    ids = [json.loads(line)["EventId"] for line in lines if line.startswith("{")]
+    assert sorted(ids) == sorted(["earlier", "after"] + [f"batch-{i}" for i in range(20)])
+    rewards = {json.loads(line)["EventId"]: -json.loads(line)["_label_cost"]
+               for line in lines if line.startswith("{")}
+    assert rewards["batch-7"] == 7.0
+    (kept,) = (tmp_path / "logs-rejects").iterdir()
+    record = json.loads(kept.read_text())
+    assert record["reason"].startswith("torn last line")
+    assert record["file"] == str(partition) and record["fragment"]
