@@ -9,6 +9,7 @@ publishes a snapshot every ``model_update_seconds`` (DESIGN.md §4).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from banditkit.encoding import FeatureEncoder, compact_json, json_string
-from banditkit.errors import InvalidInputError
+from banditkit.errors import InvalidInputError, ModelOutputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.join import JoinedLine, join_event, joined_line
 from banditkit.loop import LoopEngine, check_event_id, check_reward
@@ -35,6 +36,7 @@ from banditkit.vw import VWLearner
 
 __all__ = ["ApprenticeMetrics", "Engine", "RankRequest"]
 
+_log = logging.getLogger(__name__)
 _APPRENTICE_KEY = "apprentice_agreement"
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 _NOTHING_EXCLUDED: frozenset[str] = frozenset()
@@ -101,6 +103,12 @@ class Engine(LoopEngine):
         Returns the current time in Unix seconds (tests pass a fake one).
     max_actions : int, default=256
         Largest number of actions accepted in one decision.
+
+    Attributes
+    ----------
+    model_fallbacks : int
+        Decisions of this process drawn uniformly because the model's
+        probabilities were not finite (logged with ``modelFallback``).
     """
 
     def __init__(self, *, store: Store, log: EventLogWriter, models_dir: Path,
@@ -109,7 +117,9 @@ class Engine(LoopEngine):
         super().__init__(store=store, log=log, models_dir=models_dir, clock=clock,
                          refresh_seconds=refresh_seconds)
         self.max_actions = max_actions
+        self.model_fallbacks = 0  # decisions drawn uniformly: the model's output was not finite
         self._encoder = FeatureEncoder()
+        self._fallback_version = -1
 
     # -- hooks of the loop ----------------------------------------------------------
 
@@ -242,8 +252,14 @@ class Engine(LoopEngine):
         with self._rank_lock:
             ranker, version = self._ranker, self._ranker_version
             assert ranker is not None
-            model_pmf = ranker.predict_encoded(context, texts)
+            try:
+                model_pmf = ranker.predict_encoded(context, texts)
+                fallback = None
+            except ModelOutputError as error:
+                model_pmf, fallback = self._fallback_pmf(len(texts), version, error)
         extra = request.extra
+        if fallback is not None:
+            extra = {**extra, "modelFallback": fallback}
         if excluded:
             extra = {**extra, "excludedActionIds": [a.id for a in actions if a.id in excluded]}
         if settings.learning_mode == "online":
@@ -270,6 +286,17 @@ class Engine(LoopEngine):
             ranking += [RankedAction(a.id, 0.0) for a in actions if a.id in excluded]
         decision = Decision(event_id, tuple(ranking), eligible[chosen].id, str(version))
         return decision, line, len(head)
+
+    def _fallback_pmf(self, n_actions: int, version: int, error: ModelOutputError
+                      ) -> tuple[list[float], str]:
+        """Uniform probabilities instead of a model's non-finite ones, counted and logged
+        (once per model version); the caller holds the rank lock."""
+        self.model_fallbacks += 1
+        if version != self._fallback_version:
+            self._fallback_version = version
+            _log.error("model version %s gives non-finite probabilities (%s); decisions are "
+                       "drawn uniformly until a sound model is published", version, error)
+        return [1.0 / n_actions] * n_actions, "uniform: the model's probabilities were not finite"
 
     # -- outcomes --------------------------------------------------------------
 

@@ -6,6 +6,7 @@ __all__ = [
     "BanditkitError",
     "DuplicateEventError",
     "InvalidInputError",
+    "ModelOutputError",
     "NotFittedError",
     "UnknownEventError",
 ]
@@ -28,6 +29,10 @@ class UnknownEventError(BanditkitError, KeyError):
 
 class DuplicateEventError(BanditkitError):
     """A rank call reuses an event id: ids are unique, a repeat is not a second event."""
+
+
+class ModelOutputError(BanditkitError, ArithmeticError):
+    """A model's probabilities are not finite (its weights overflowed): not to be shown."""
 
 
 class NotFittedError(BanditkitError, AttributeError):

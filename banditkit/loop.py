@@ -14,6 +14,7 @@ import abc
 import contextlib
 import gc
 import json
+import logging
 import threading
 import time
 import warnings
@@ -29,14 +30,18 @@ from banditkit.eventlog import EventLogWriter
 from banditkit.join import JoinedLine
 from banditkit.sampling import new_event_id
 from banditkit.settings import LoopSettings
-from banditkit.store import PendingEvent, RewardRecord, Store
-from banditkit.types import FLOAT32_MAX
+from banditkit.store import PendingEvent, RewardRecord, Store, Unjoinable
+from banditkit.types import REWARD_LIMIT
 
 __all__ = ["MAX_EVENT_ID_LENGTH", "LoopEngine", "check_event_id", "check_reward"]
 
 MAX_EVENT_ID_LENGTH = 256
 
 _SETTINGS_KEY = "loop_settings"
+_log = logging.getLogger(__name__)
+# What a malformed decision record raises when it is joined (JSONDecodeError is a
+# ValueError).
+_RECORD_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 
 
 class LoopEngine(abc.ABC):
@@ -186,7 +191,8 @@ class LoopEngine(abc.ABC):
         it returns, before the collector resumes, which then has nothing to scan."""
         entry, batch = self.store.join_due(
             now=self.clock(), wait_seconds=settings.reward_wait_seconds,
-            limit=batch_size, join=lambda events, rewards: self._join(events, rewards, settings))
+            limit=batch_size,
+            join=lambda events, rewards: self._join_each(events, rewards, settings))
         if not batch:
             return 0
         self.log.append([(item.timestamp, item.line) for _, item in batch])
@@ -196,6 +202,25 @@ class LoopEngine(abc.ABC):
         else:  # another process joined in between (one learner is the rule)
             self._learn_stored(trainer)
         return len(batch)
+
+    def _join_each(self, events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],
+                   settings: LoopSettings) -> list[JoinedLine | Unjoinable]:
+        """:meth:`_join`, or when the batch fails, each event alone: a record that cannot
+        be joined (a decision a faulty process wrote) is :class:`Unjoinable` and kept
+        aside by the store, and the others go on."""
+        try:
+            return self._join(events, rewards, settings)
+        except _RECORD_ERRORS:
+            pass
+        joined: list[JoinedLine | Unjoinable] = []
+        for event in events:
+            try:
+                joined.extend(self._join([event], rewards, settings))
+            except _RECORD_ERRORS as error:
+                _log.error("event %r cannot be joined (%s: %s); kept in journal_rejects",
+                           event.event_id, type(error).__name__, error)
+                joined.append(Unjoinable(f"{type(error).__name__}: {error}"))
+        return joined
 
     def _log_unlogged(self) -> None:
         """Write joined lines the log may lack; those already there are not written twice.
@@ -342,10 +367,10 @@ def check_event_id(event_id: str | None) -> str:
     return event_id
 
 
-def check_reward(value: object) -> float:
-    """A reward as a float: finite and within the learner's 32-bit float range."""
+def check_reward(value: object, *, name: str = "reward value") -> float:
+    """A reward as a float: finite and within ±:data:`REWARD_LIMIT`."""
     if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not abs(value) <= FLOAT32_MAX):
+            or not abs(value) <= REWARD_LIMIT):
         raise InvalidInputError(
-            f"reward value must be a finite number within ±3.4e38, got {value!r}")
+            f"{name} must be a finite number within ±{REWARD_LIMIT:g}, got {value!r}")
     return float(value)

@@ -11,12 +11,15 @@ behind it in :mod:`banditkit.vw` (:class:`banditkit.vw.VWSlateLearner`).
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from banditkit.errors import InvalidInputError
 from banditkit.types import Features, check_features
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["SlatePage", "SlateLearner"]
 
@@ -49,6 +52,7 @@ class SlatePage(abc.ABC):
         -------
         ndarray of shape (n_included,)
             Non-negative, sums to 1, aligned with ``included``; includes exploration.
+            Uniform, with a logged warning, when the model's are not finite.
         """
         if slot != len(chosen_above) or not 0 <= slot < self.n_slots:
             raise InvalidInputError(
@@ -60,7 +64,12 @@ class SlatePage(abc.ABC):
             raise InvalidInputError("included must not contain rows placed above")
         if min(included) < 0 or max(included) >= self.n_actions:
             raise InvalidInputError(f"included rows must be in [0, {self.n_actions})")
-        return self._slot_pmf(slot, list(included), list(chosen_above))
+        pmf = self._slot_pmf(slot, list(included), list(chosen_above))
+        if not np.isfinite(pmf).all():
+            _log.warning("the row model's probabilities for slot %d are not finite (%s); "
+                         "the slot is drawn uniformly", slot, pmf)
+            return np.full(len(included), 1.0 / len(included))
+        return pmf
 
     @abc.abstractmethod
     def _slot_pmf(self, slot: int, included: list[int], chosen_above: list[int]) -> np.ndarray:

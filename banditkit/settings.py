@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass
 
 from banditkit.errors import InvalidInputError
+from banditkit.types import REWARD_LIMIT
 
 __all__ = [
     "AGGREGATIONS",
@@ -79,9 +80,11 @@ class LoopSettings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not isinstance(self.default_reward, int | float) or not math.isfinite(
-                self.default_reward):
-            raise InvalidInputError(f"default_reward must be finite, got {self.default_reward!r}")
+        if (isinstance(self.default_reward, bool)
+                or not isinstance(self.default_reward, int | float)
+                or not abs(self.default_reward) <= REWARD_LIMIT):
+            raise InvalidInputError(f"default_reward must be a finite number within "
+                                    f"±{REWARD_LIMIT:g}, got {self.default_reward!r}")
         if self.reward_aggregation not in AGGREGATIONS:
             raise InvalidInputError(
                 f"reward_aggregation must be one of {AGGREGATIONS}, "

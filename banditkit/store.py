@@ -40,6 +40,7 @@ __all__ = [
     "RewardRecord",
     "Store",
     "UnloggedJoin",
+    "Unjoinable",
     "thread_connection",
 ]
 
@@ -186,6 +187,13 @@ class ModelSnapshot:
     through_seq: int
     n_updates: int
     data: bytes
+
+
+class Unjoinable(NamedTuple):
+    """What a join gives for an event whose decision record cannot be joined; the
+    store keeps the event and its rewards aside with ``reason`` (``journal_rejects``)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -495,7 +503,10 @@ class Store:
         ``join(events, rewards)`` receives the due :class:`PendingEvent` list (oldest
         first) and a dict of their :class:`RewardRecord` lists, and returns one
         item per event with ``timestamp``, ``line`` (the joined dsjson line) and
-        ``stored`` (what the store keeps of it) attributes. The same transaction
+        ``stored`` (what the store keeps of it) attributes, or an
+        :class:`Unjoinable`: that event and its rewards move to
+        ``journal_rejects`` with its reason, so that one bad record never stops
+        the loop. The same transaction
         that marks the events joined records them as unlogged, so a reward
         arriving later is recorded as late, and a crash before the caller wrote
         the lines to the log and called :meth:`mark_logged` is repaired from
@@ -519,7 +530,12 @@ class Store:
             if not rows:
                 return 0, []
             events = [PendingEvent(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
-            joined = join(events, self._rewards([e.event_id for e in events]))
+            rewards = self._rewards([e.event_id for e in events])
+            joined = join(events, rewards)
+            if any(type(item) is Unjoinable for item in joined):
+                rows, events, joined = self._set_aside(db, rows, events, joined, rewards)
+                if not rows:
+                    return 0, []
             seq = db.execute(_LAST_JOIN_SEQ).fetchone()[0]
             db.executemany(
                 "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? WHERE rowid = ?",
@@ -529,6 +545,27 @@ class Store:
             entry = db.execute("INSERT INTO unlogged_joins (first_seq, last_seq) VALUES (?, ?)",
                                (seq + 1, seq + len(joined))).lastrowid
         return int(entry), [(seq + i + 1, item) for i, item in enumerate(joined)]
+
+    def _set_aside(self, db: sqlite3.Connection, rows: list, events: list[PendingEvent],
+                   joined: Sequence[object], rewards: dict[str, list[RewardRecord]]
+                   ) -> tuple[list, list[PendingEvent], list]:
+        """Move the :class:`Unjoinable` events of a join, with their rewards, to
+        ``journal_rejects``; returns the rows, events and items that remain."""
+        kept: tuple[list, list, list] = ([], [], [])
+        rejects: list[tuple[JournalLine, str]] = []
+        for row, event, item in zip(rows, events, joined, strict=True):
+            if type(item) is not Unjoinable:
+                for part, value in zip(kept, (row, event, item), strict=True):
+                    part.append(value)
+                continue
+            reason = f"decision cannot be joined: {item.reason}"
+            rejects.append((JournalLine("d", event.event_id, event.created_at,
+                                        payload=event.decision), reason))
+            rejects.extend((JournalLine("r", event.event_id, r.received_at, value=r.value),
+                            reason) for r in rewards.get(event.event_id, []))
+            db.execute("DELETE FROM events WHERE rowid = ?", (row[0],))
+        self._reject(db, rejects)
+        return kept
 
     def _use_learner_cache(self) -> None:
         """Give this thread's connection the learner's page cache (once)."""

@@ -19,6 +19,7 @@ __all__ = [
     "Decision",
     "FeatureValue",
     "FLOAT32_MAX",
+    "REWARD_LIMIT",
     "Features",
     "RankedAction",
     "check_actions",
@@ -27,6 +28,11 @@ __all__ = [
 
 FeatureValue = str | float | int | bool
 FLOAT32_MAX = 3.4028234663852886e38
+#: Largest absolute reward (and default reward) accepted. Vowpal Wabbit learns in
+#: 32-bit floats and squares costs: past about 1e19 its weights overflow and its
+#: probabilities turn non-finite. 1e6 leaves that far behind and still holds
+#: minutes played or revenue; Personalizer asked for rewards in [-1, 1].
+REWARD_LIMIT = 1e6
 Features = dict[str, dict[str, FeatureValue]]
 
 

@@ -13,6 +13,7 @@ construction was the slowest (one pybind call per feature).
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Iterable, Sequence
 
@@ -22,7 +23,7 @@ from vowpal_wabbit_next import _core as _vw_core
 
 from banditkit.bounded import drop_older_half
 from banditkit.encoding import FeatureEncoder
-from banditkit.errors import InvalidInputError, NotFittedError
+from banditkit.errors import InvalidInputError, ModelOutputError, NotFittedError
 from banditkit.eventlog import dsjson_context
 from banditkit.learner import Learner
 from banditkit.types import Features
@@ -166,6 +167,11 @@ class VWLearner(_VWModel, Learner):
         Returns
         -------
         list of float, length len(actions)
+
+        Raises
+        ------
+        ModelOutputError
+            When the model's probabilities are not finite.
         """
         core = self._vw._workspace
         try:
@@ -189,6 +195,8 @@ class VWLearner(_VWModel, Learner):
         for index, probability in core.predict_multi_ex_one([*shared, *examples]):
             pmf[index] = probability
         total = sum(pmf)
+        if not 0.0 < total < math.inf:  # also NaN: a probability was not finite
+            raise ModelOutputError(f"the model's probabilities are not finite: {pmf}")
         return [p / total for p in pmf]
 
     _predict_encoded = predict_encoded
