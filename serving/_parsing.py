@@ -16,6 +16,7 @@ from typing import Any
 from flask import request
 
 from banditkit.encoding import ContentMemo, FrozenFeatures
+from banditkit.types import REWARD_LIMIT
 from serving.errors import ApiError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "FeatureMemory",
     "personalizer_features",
     "require_finite_number",
+    "require_reward",
     "require_list",
     "require_object",
     "require_str",
@@ -179,6 +181,15 @@ def require_finite_number(value: Any, *, target: str) -> float:
             f"uses), got {value!r}.",
             target=target,
         )
+    return number
+
+
+def require_reward(value: Any, *, target: str) -> float:
+    """Return ``value`` as a reward within ±:data:`~banditkit.types.REWARD_LIMIT`, else 400."""
+    number = require_finite_number(value, target=target)
+    if abs(number) > REWARD_LIMIT:
+        raise ApiError(f"{target} must be within ±{REWARD_LIMIT:g} (larger rewards overflow "
+                       f"the learner's 32-bit weights), got {value!r}.", target=target)
     return number
 
 

@@ -125,7 +125,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
         made = engine.rank_many(requests)
         model_version = made[0].model_version
         get_metrics().ranked("artwork", time.perf_counter() - started, decisions=len(made),
-                             model_version=model_version)
+                             model_version=model_version, fallbacks=engine.model_fallbacks)
         decisions = {r.extra["title"]: d for r, d in zip(requests, made, strict=True)}
     results: list[dict[str, Any]] = []
     for title_id in titles:

@@ -49,6 +49,11 @@ class Metrics:
             ["route", "late"],
             registry=registry,
         )
+        self.model_fallbacks = Counter(
+            "banditkit_model_fallbacks",
+            "Decisions drawn uniformly because the model's probabilities were not finite.",
+            registry=registry,
+        )
         self.activations = Counter(
             "banditkit_activations", "Activations accepted.", ["route"], registry=registry
         )
@@ -89,14 +94,16 @@ class Metrics:
         self.join_lag.set_function(self._lag)
         self._route_children: dict[str, tuple] = {}
         self._last_version: str | None = None
+        self._fallbacks_seen = 0
         self._last_run: float | None = None
 
     def _lag(self) -> float:
         return 0.0 if self._last_run is None else time.time() - self._last_run
 
     def ranked(self, route: str, seconds: float, *, decisions: int = 1,
-               model_version: str | None = None) -> None:
-        """Record a rank call of ``route``: its engine time, its decisions, the model version.
+               model_version: str | None = None, fallbacks: int | None = None) -> None:
+        """Record a rank call of ``route``: its engine time, its decisions, the model version,
+        and the engine's count of uniform fallbacks so far (``Engine.model_fallbacks``).
 
         Each route's labelled children are looked up once (``labels`` validates
         its arguments and takes a lock on every call).
@@ -109,6 +116,9 @@ class Metrics:
         children[1].inc(decisions)
         if model_version is not None:
             self.saw_model_version(model_version)
+        if fallbacks is not None and fallbacks != self._fallbacks_seen:
+            self.model_fallbacks.inc(fallbacks - self._fallbacks_seen)
+            self._fallbacks_seen = fallbacks
 
     def saw_model_version(self, version: str) -> None:
         """Record the model version of a decision (cheap when unchanged)."""

@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.wrappers import Response
 
 import banditkit
-from serving._parsing import FLOAT32_MAX
+from banditkit.types import REWARD_LIMIT
 
 __all__ = ["add_paths", "bp", "build_spec", "init_app"]
 
@@ -309,8 +309,8 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
                     "pattern": _DURATION_PATTERN,
                     "description": "ISO-8601 duration, e.g. PT10M.",
                 },
-                "defaultReward": {"type": "number", "minimum": -FLOAT32_MAX,
-                                  "maximum": FLOAT32_MAX},
+                "defaultReward": {"type": "number", "minimum": -REWARD_LIMIT,
+                                  "maximum": REWARD_LIMIT},
                 "rewardAggregation": {"type": "string", "enum": ["earliest", "sum"]},
                 "explorationPercentage": {"type": "number", "minimum": 0, "maximum": 1},
                 "modelExportFrequency": {
@@ -437,8 +437,9 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
             "type": "object",
             "required": ["value"],
             "properties": {"value": {
-                "type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX,
-                "description": "The reward (finite, within the 32-bit float range)."}},
+                "type": "number", "minimum": -REWARD_LIMIT, "maximum": REWARD_LIMIT,
+                "description": "The reward: finite, within ±1e6 (larger ones overflow the "
+                               "learner's 32-bit weights). Personalizer asked for [-1, 1]."}},
         },
         **document["schemas"],
     }

@@ -1,21 +1,23 @@
 """Operator routes: ``/healthz``, ``/readyz``, ``/metrics``. No key needed.
 
 ``/healthz`` says the process answers; ``/readyz`` says it can serve decisions
-(engine open, key store reachable, learner thread alive when enabled), so a
-load balancer can hold traffic back until then.
+(engine open, key store reachable, the learner alive and its steps not failing
+in a row, whether it is a thread of this process or the learner process of
+``banditkit serve``), so a load balancer can hold traffic back until then.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving import openapi
 from serving.auth import get_key_store
 from serving.metrics import exposition_registry
-from serving.runtime import get_engine, get_learner
+from serving.runtime import get_engine, get_learner, learner_health
 
 __all__ = ["bp", "init_app"]
 
@@ -43,8 +45,11 @@ def readyz() -> tuple[dict[str, Any], int]:
     except Exception as exc:
         checks["keys"] = f"failed: {exc}"
     learner = get_learner()
+    health_path = current_app.config.get("LEARNER_HEALTH_PATH")
     if learner is not None:
-        checks["learner"] = "ok" if learner.alive else "failed: learner thread is not running"
+        checks["learner"] = learner.health()
+    elif health_path:
+        checks["learner"] = learner_health(Path(health_path))
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, (
         200 if ready else 503

@@ -44,6 +44,7 @@ from serving._parsing import (
     require_finite_number,
     require_list,
     require_object,
+    require_reward,
     require_str,
 )
 from serving.auth import require_roles
@@ -208,10 +209,12 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
         json_body(), max_actions=max_actions,
         action_features=current_app.extensions[_FEATURES_EXTENSION],
         action_lists=current_app.extensions[_ACTION_LISTS_EXTENSION])
+    engine = get_engine()
     started = time.perf_counter()
-    decision = get_engine().rank(context, actions, **options)
+    decision = engine.rank(context, actions, **options)
     get_metrics().ranked("personalizer", time.perf_counter() - started,
-                         model_version=decision.model_version)
+                         model_version=decision.model_version,
+                         fallbacks=engine.model_fallbacks)
     return decision_json(decision), 201, {MODEL_VERSION_HEADER: decision.model_version}
 
 
@@ -223,7 +226,7 @@ def parse_reward(body: Any) -> float:
     body = require_object(body, target="")
     if "value" not in body:
         raise ApiError("value is required: the reward, a number.", target="value")
-    return require_finite_number(body["value"], target="value")
+    return require_reward(body["value"], target="value")
 
 
 @require_roles("client")
@@ -326,7 +329,7 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
         _int_field(body, "modelRetrainDays")
     changes: dict[str, Any] = {
         "reward_wait_seconds": _duration_field(body, "rewardWaitTime"),
-        "default_reward": require_finite_number(body["defaultReward"], target="defaultReward"),
+        "default_reward": require_reward(body["defaultReward"], target="defaultReward"),
         "reward_aggregation": require_str(
             body["rewardAggregation"], target="rewardAggregation"
         ).lower(),

@@ -62,9 +62,9 @@ from serving._parsing import (
     optional_bool,
     optional_str,
     personalizer_features,
-    require_finite_number,
     require_list,
     require_object,
+    require_reward,
     require_str,
 )
 from serving.auth import require_roles
@@ -274,7 +274,7 @@ def reward(eventId: str) -> tuple[str, int]:  # noqa: N803 - the URL's own spell
     if pairs:
         late = engine.reward_slots(event_id, pairs)
     if page is not None:
-        late = engine.reward_page(event_id, require_finite_number(page, target="pageReward"))
+        late = engine.reward_page(event_id, require_reward(page, target="pageReward"))
     get_metrics().rewards.labels(route="rows", late=str(bool(late)).lower()).inc()
     return "", 204
 
@@ -298,7 +298,7 @@ def _slot_rewards(value: Any, *, target: str) -> list[tuple[str, float]]:
         if item.get("slotId") is None or "value" not in item:
             raise ApiError(f"{where} needs slotId and value.", target=where)
         pairs.append((_id(item["slotId"], target=f"{where}.slotId"),
-                      require_finite_number(item["value"], target=f"{where}.value")))
+                      require_reward(item["value"], target=f"{where}.value")))
     return pairs
 
 

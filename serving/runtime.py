@@ -11,13 +11,21 @@ LEARNER_ENABLED : bool, default=True
     off in all but one process when several share a data directory.
 LEARNER_INTERVAL_SECONDS : float, default=1.0
     Pause between learner steps.
+LEARNER_HEALTH_PATH : str, default=None
+    The health file of a learner in another process (``banditkit serve`` sets
+    it): ``/readyz`` reads it when this process runs no learner of its own.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import Flask, current_app
 
@@ -25,7 +33,12 @@ if TYPE_CHECKING:
     from banditkit.engine import Engine
     from serving.metrics import Metrics
 
-__all__ = ["BackgroundLearner", "get_engine", "get_learner"]
+__all__ = ["BackgroundLearner", "get_engine", "get_learner", "learner_health"]
+
+_T = TypeVar("_T")
+#: Steps failing in a row before readiness reports the learner as failing: one
+#: failure may be a passing lock timeout, three in a row are not.
+FAILING_STEPS = 3
 
 _logger = logging.getLogger(__name__)
 ENGINE_EXTENSION = "banditkit.engine"
@@ -57,14 +70,28 @@ class BackgroundLearner:
         Pause between steps.
     metrics : Metrics, default=None
         Where steps and errors are counted.
+    health_path : path, default=None
+        A file rewritten after every step with the learner's health, for the
+        readiness of processes that do not run it (:func:`learner_health`).
+
+    Attributes
+    ----------
+    failures_in_a_row : int
+        Steps that raised since the last one that succeeded.
+    last_error : str or None
+        The latest failed step's error.
     """
 
     def __init__(
-        self, *, engine: Engine, interval_seconds: float = 1.0, metrics: Metrics | None = None
+        self, *, engine: Engine, interval_seconds: float = 1.0, metrics: Metrics | None = None,
+        health_path: Path | None = None,
     ) -> None:
         self.engine = engine
         self.interval_seconds = interval_seconds
         self.metrics = metrics
+        self.health_path = health_path
+        self.failures_in_a_row = 0
+        self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -85,14 +112,37 @@ class BackgroundLearner:
             self.metrics.learner_step(processed)
         return processed
 
+    def guarded(self, step: Callable[[], _T]) -> _T | None:
+        """Run ``step``; a failure is logged, counted and kept for readiness, not raised.
+
+        Returns what ``step`` returned, or None when it raised.
+        """
+        try:
+            result = step()
+        except Exception as error:
+            _logger.exception("learner step failed")
+            if self.metrics is not None:
+                self.metrics.learner_errors.inc()
+            self.failures_in_a_row += 1
+            self.last_error = f"{type(error).__name__}: {error}"
+            result = None
+        else:
+            self.failures_in_a_row = 0
+        if self.health_path is not None:
+            _write_health(self.health_path, {
+                "at": time.time(), "pid": os.getpid(), "interval_seconds": self.interval_seconds,
+                "failures_in_a_row": self.failures_in_a_row, "last_error": self.last_error})
+        return result
+
+    def health(self) -> str:
+        """``"ok"``, or ``"failed: ..."`` naming why readiness should fail."""
+        if not self.alive:
+            return "failed: learner thread is not running"
+        return _failing(self.failures_in_a_row, self.last_error) or "ok"
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:
-                _logger.exception("learner step failed")
-                if self.metrics is not None:
-                    self.metrics.learner_errors.inc()
+            self.guarded(self.step)
             self._stop.wait(self.interval_seconds)
 
     @property
@@ -105,3 +155,35 @@ class BackgroundLearner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def learner_health(path: Path) -> str:
+    """The health of the learner process writing ``path``: ``"ok"`` or ``"failed: ..."``.
+
+    Failed when its latest steps failed in a row, or when it wrote nothing for
+    the longer of a minute and 30 of its intervals (it is stuck or gone, and
+    its supervisor did not bring it back). No file yet: a learner starting.
+    """
+    try:
+        health = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return "ok"
+    except ValueError:
+        return f"failed: unreadable learner health file {path}"
+    silent = time.time() - float(health["at"])
+    if silent > max(60.0, 30 * float(health["interval_seconds"])):
+        return f"failed: the learner wrote no step for {silent:.0f} s"
+    return _failing(int(health["failures_in_a_row"]), health.get("last_error")) or "ok"
+
+
+def _failing(failures_in_a_row: int, last_error: str | None) -> str | None:
+    if failures_in_a_row < FAILING_STEPS:
+        return None
+    return f"failed: the learner's last {failures_in_a_row} steps failed: {last_error}"
+
+
+def _write_health(path: Path, health: dict) -> None:
+    """Replace ``path`` atomically, so a reader never sees half of it."""
+    partial = Path(path).with_name(f".{Path(path).name}.{os.getpid()}")
+    partial.write_text(json.dumps(health))
+    os.replace(partial, path)

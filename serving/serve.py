@@ -50,6 +50,7 @@ __all__ = ["JsonFormatter", "gunicorn_options", "logging_config", "run_learner",
 
 _logger = logging.getLogger("banditkit.serve")
 _LEARNER_RESTART_SECONDS = 2.0
+_LEARNER_HEALTH_FILE = "learner.health"
 #: Loggers whose messages are JSON objects, merged into the log line as they are.
 _JSON_LOGGERS = frozenset({"banditkit.access"})
 
@@ -277,6 +278,8 @@ def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interva
 
     supervisor = None
     if learner:
+        # Workers' /readyz reads the learner process's health from this file.
+        os.environ["BANDITKIT_LEARNER_HEALTH_PATH"] = str(data_dir / _LEARNER_HEALTH_FILE)
         command = [sys.executable, "-m", "serving.serve", "learner", "--data-dir",
                    str(data_dir), "--interval", str(learner_interval),
                    "--parent", str(os.getpid()), "--log-level", log_level,
@@ -371,7 +374,8 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
     # that every worker's /metrics aggregates.
     metrics = Metrics(registry=CollectorRegistry())
     stepper = BackgroundLearner(engine=engine, interval_seconds=interval_seconds,
-                                metrics=metrics)
+                                metrics=metrics,
+                                health_path=Path(data_dir) / _LEARNER_HEALTH_FILE)
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
                              "policy": engine.settings.learner_args()}))
     try:
@@ -379,16 +383,11 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
             if parent_pid is not None and os.getppid() != parent_pid:
                 _logger.warning("the server master is gone; learner exiting")
                 break
-            try:
-                processed = stepper.step()
-                pages = learner_step(rows, engine.settings)
-                if processed or pages:
-                    _logger.info(json.dumps({"message": "learner step", "joined": processed,
-                                             "pages_joined": pages,
-                                             "model_version": engine.model_version}))
-            except Exception:
-                _logger.exception("learner step failed")
-                metrics.learner_errors.inc()
+            done = stepper.guarded(lambda: (stepper.step(), learner_step(rows, engine.settings)))
+            if done is not None and any(done):
+                _logger.info(json.dumps({"message": "learner step", "joined": done[0],
+                                         "pages_joined": done[1],
+                                         "model_version": engine.model_version}))
             stop.wait(interval_seconds)
     finally:
         engine.close()

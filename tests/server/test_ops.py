@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from server import close_app, create_app
 from serving.openapi import openapi_path
-from serving.runtime import get_learner
+from serving.runtime import FAILING_STEPS, BackgroundLearner, get_engine, get_learner
 from tests.server.conftest import auth
 
 ACTIONS = [{"id": "a", "features": [{"x": 1}]}, {"id": "b", "features": [{"x": 2}]}]
@@ -33,6 +34,53 @@ def test_readyz_is_503_when_the_learner_died(tmp_path) -> None:
         response = app.test_client().get("/readyz")
         assert response.status_code == 503
         assert response.get_json()["checks"]["learner"].startswith("failed")
+    finally:
+        close_app(app)
+
+
+def test_readyz_is_503_when_the_learner_keeps_failing(tmp_path) -> None:
+    app = create_app({"ENGINE_DATA_DIR": str(tmp_path), "LEARNER_INTERVAL_SECONDS": 0.05,
+                      "ENGINE_SETTINGS": {"reward_wait_seconds": 0}, "AUTH_ENABLED": False})
+    try:
+        (tmp_path / "logs").write_text("a file where the log's folder belongs")
+        app.test_client().post("/personalizer/v1.0/rank", json={"actions": ACTIONS})
+        deadline = time.monotonic() + 20
+        while get_learner(app).failures_in_a_row < FAILING_STEPS:
+            assert time.monotonic() < deadline, "the learner step did not fail"
+            time.sleep(0.05)
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        learner = response.get_json()["checks"]["learner"]
+        assert learner.startswith("failed: the learner's last") and "steps failed" in learner
+        (tmp_path / "logs").unlink()  # repaired: the next step succeeds, ready again
+        while get_learner(app).failures_in_a_row:
+            assert time.monotonic() < deadline, "the learner did not recover"
+            time.sleep(0.05)
+        assert app.test_client().get("/readyz").status_code == 200
+    finally:
+        close_app(app)
+
+
+def test_readyz_of_a_worker_reads_the_learner_process_health(tmp_path) -> None:
+    health = tmp_path / "learner.health"
+    app = create_app({"ENGINE_DATA_DIR": str(tmp_path), "LEARNER_ENABLED": False,
+                      "LEARNER_HEALTH_PATH": str(health)})
+    try:
+        assert app.test_client().get("/readyz").status_code == 200  # not started yet
+        learner = BackgroundLearner(engine=get_engine(app), health_path=health)
+        for _ in range(FAILING_STEPS):
+            learner.guarded(lambda: 1 / 0)
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        assert "ZeroDivisionError" in response.get_json()["checks"]["learner"]
+        learner.guarded(lambda: 0)
+        assert app.test_client().get("/readyz").status_code == 200
+        stale = json.loads(health.read_text()) | {"at": time.time() - 3600}
+        health.write_text(json.dumps(stale))
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["learner"].startswith(
+            "failed: the learner wrote no step for")
     finally:
         close_app(app)
 
