@@ -1,4 +1,4 @@
-"""Which event ids the events table holds, answered mostly without a query.
+"""Which event ids are taken: the events table's, and those claimed but not ingested yet.
 
 A decision made with the caller's event id must refuse an id used before.
 Asking SQLite costs a read transaction: two ``fcntl`` calls on the WAL index
@@ -13,6 +13,13 @@ rows it lacks. Every process that inserts events writes a fresh random
 not read brings itself up to date before it answers. The one window left is
 the microseconds between another process's commit and its token write: a
 duplicate made in it is still refused at ingestion (``journal_rejects``).
+
+A decision is journaled long before it reaches the table, so the table alone
+cannot refuse an id another process used moments ago. :class:`EventClaims`
+closes that gap: every caller-chosen id is claimed in a small shared SQLite
+database of its own (not the store's, whose write lock the learner holds for
+a whole join) before its decision is journaled, and its claim is dropped
+once the decision is in the table.
 """
 
 from __future__ import annotations
@@ -20,12 +27,13 @@ from __future__ import annotations
 import mmap
 import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ChangeToken", "StoredIdFilter"]
+__all__ = ["ChangeToken", "EventClaims", "StoredIdFilter", "process_alive"]
 
 _TOKEN_BYTES = 8
 # Bloom filter: 5 probes and one byte (8 bits) per id of capacity. At capacity
@@ -164,3 +172,123 @@ class StoredIdFilter:
             np.bitwise_or.at(bits, index >> np.uint64(3),
                              np.left_shift(1, index & np.uint64(7)).astype(np.uint8))
         self._added += len(event_ids)
+
+
+_CLAIMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    event_id   TEXT PRIMARY KEY,
+    pid        INTEGER NOT NULL,   -- the claiming process, to tell a stale claim
+    claimed_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS claims_age ON claims (claimed_at);
+"""
+
+
+class EventClaims:
+    """Caller-chosen event ids claimed by the processes of one host, until ingested.
+
+    A claim is one row in a SQLite database in WAL mode (an insert is one short
+    write transaction, no fsync); the primary key refuses a second claim of the
+    same id from any process. Thread-safe: one connection per thread.
+
+    Parameters
+    ----------
+    path : path
+        The claims database; created on first use.
+    """
+
+    def __init__(self, *, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                         check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with self._connections_lock:
+                connection.executescript(_CLAIMS_SCHEMA)
+                self._connections.append(connection)
+            self._local.connection = connection
+        return connection
+
+    def claim(self, event_ids: Sequence[str], at: float) -> list[tuple[str, int]]:
+        """Claim every id, all or none; returns ``(event_id, pid)`` of the ids claimed
+        already (nothing is claimed then), else an empty list."""
+        db = self._db
+        rows = [(event_id, _PID[0], at) for event_id in event_ids]
+        try:
+            if len(rows) == 1:  # autocommit: one statement, one transaction
+                db.execute("INSERT INTO claims VALUES (?, ?, ?)", rows[0])
+            else:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany("INSERT INTO claims VALUES (?, ?, ?)", rows)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            return self._holders(event_ids)
+        return []
+
+    def _holders(self, event_ids: Sequence[str]) -> list[tuple[str, int]]:
+        held = []
+        for start in range(0, len(event_ids), 500):
+            chunk = list(event_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            held += self._db.execute(
+                f"SELECT event_id, pid FROM claims WHERE event_id IN ({marks})", chunk)
+        return held
+
+    def release(self, event_ids: Sequence[str], *, pid: int | None = None) -> None:
+        """Drop the claims of ``event_ids`` (only those of process ``pid`` if given)."""
+        if not event_ids:
+            return
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if pid is None:
+                db.executemany("DELETE FROM claims WHERE event_id = ?",
+                               [(event_id,) for event_id in event_ids])
+            else:
+                db.executemany("DELETE FROM claims WHERE event_id = ? AND pid = ?",
+                               [(event_id, pid) for event_id in event_ids])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def release_older_than(self, cutoff: float) -> int:
+        """Drop claims made before ``cutoff``: those whose decision was never journaled
+        (the claimer died in between) and whose id nobody used again."""
+        return self._db.execute("DELETE FROM claims WHERE claimed_at < ?", (cutoff,)).rowcount
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+# This process's id, renewed in a forked child (``os.getpid()`` is a system call).
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a claim's holder may still journal it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

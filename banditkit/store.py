@@ -15,8 +15,10 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import NamedTuple, Protocol, TypeVar
 
 from banditkit.bounded import drop_older_half
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
-from banditkit.event_ids import ChangeToken, StoredIdFilter
+from banditkit.event_ids import ChangeToken, EventClaims, StoredIdFilter, process_alive
 from banditkit.journal import (
     JournalLine,
     JournalReader,
@@ -59,6 +61,10 @@ _Joined = TypeVar("_Joined", bound=_JoinedItem)
 # keep of each, e.g. a row page's slot ids) so its own rewards and duplicate
 # checks need no ingestion; older ones are in the tables by then.
 _RECENT_IDS = 100_000
+# How long a claim outlives the ingestion of its decision (EventClaims): a
+# process paused longer between claiming an id and journaling its decision
+# leaves a duplicate to be caught at ingestion (journal_rejects).
+_CLAIM_GRACE_SECONDS = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -231,6 +237,7 @@ class Store:
         self._recent_lock = threading.Lock()
         self._events_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-events.token")
         self._stored_ids = StoredIdFilter(token=self._events_token)
+        self._claims = EventClaims(path=self.path.parent / f"{self.path.stem}-claims.sqlite3")
 
     # -- connections ---------------------------------------------------------
 
@@ -286,6 +293,7 @@ class Store:
     def close(self) -> None:
         self._writer.close()
         self._events_token.close()
+        self._claims.close()
         for connection in self.__dict__.pop("_connections", []):
             connection.close()
         self.__dict__.pop("_local", None)
@@ -308,9 +316,9 @@ class Store:
         Raises
         ------
         DuplicateEventError
-            When an event id was used before. A duplicate of a decision another
-            process made moments ago and not yet ingested is found at ingestion
-            instead: kept in ``journal_rejects`` with a warning, not learned.
+            When an event id was used before, by any process of this data
+            directory: in the tables, or claimed (:class:`EventClaims`) by a
+            decision not ingested yet.
         """
         text = "".join([decision_line(e.event_id, e.created_at, e.deferred, e.decision,
                                       e.context_at, e.tag) for e in events])
@@ -318,18 +326,47 @@ class Store:
         recent = self._recent
         with self._recent_lock:
             if not fresh_ids:
-                unseen = [i for i in ids if i not in recent]
-                db = self._db
-                maybe = self._stored_ids.candidates(db, unseen)
-                taken = self._existing(db, maybe) if maybe else ()  # one query a page
-                if taken or len(unseen) < len(ids):
-                    first = next(i for i in ids if i in taken or i in recent)
-                    raise DuplicateEventError(f"event id {first!r} was already used; "
+                used = next((i for i in ids if i in recent), None) or self._claim(ids)
+                if used is not None:
+                    raise DuplicateEventError(f"event id {used!r} was already used; "
                                               f"event ids are unique")
-            self._writer.append(text)
+            try:
+                self._writer.append(text)
+            except BaseException:
+                if not fresh_ids:
+                    self._claims.release(ids)  # nothing was recorded: the ids stay free
+                raise
             recent.update(dict.fromkeys(ids) if remember is None
                           else zip(ids, remember, strict=True))
             drop_older_half(recent, _RECENT_IDS)
+
+    def _claim(self, event_ids: list[str]) -> str | None:
+        """Claim ids for decisions about to be journaled; returns one already used, if any.
+
+        A claim whose process is gone without journaling its decision (it was
+        killed in between) is stale: once ingestion shows the decision is not
+        in the tables, the claim is taken over.
+        """
+        for _ in range(2):
+            held = self._claims.claim(event_ids, time.time())
+            if not held:
+                db = self._db
+                maybe = self._stored_ids.candidates(db, event_ids)
+                taken = self._existing(db, maybe) if maybe else ()  # one query a page
+                if not taken:
+                    return None
+                self._claims.release(event_ids)
+                return next(i for i in event_ids if i in taken)
+            live = [i for i, pid in held if pid == os.getpid() or process_alive(pid)]
+            if live:
+                return live[0]
+            self.ingest()  # a dead process's journal is complete: its decisions arrive
+            taken = self._existing(self._db, [i for i, _ in held])
+            if taken:
+                return next(iter(taken))
+            for event_id, pid in held:
+                self._claims.release([event_id], pid=pid)
+        return held[0][0]
 
     def _recent_value(self, event_id: str) -> object | None:
         """What :meth:`insert_events` was asked to remember of an event this process
@@ -388,6 +425,10 @@ class Store:
         are in: an outcome is journaled only after its decision was.
         """
         reader = self._journal
+        # Claims older than this are of decisions this ingestion reads (a claim is
+        # journaled microseconds after it is made) or of ones never journaled.
+        self._after_commit(functools.partial(self._claims.release_older_than,
+                                             time.time() - _CLAIM_GRACE_SECONDS))
         offsets = dict(db.execute("SELECT name, offset FROM journal_files"))
         decisions: list[JournalLine] = []
         outcomes: list[JournalLine] = []

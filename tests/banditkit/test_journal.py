@@ -100,18 +100,24 @@ def test_ingestion_is_exactly_once(tmp_path, clock):
     assert engine.store.pending_count() == 3
 
 
-def test_a_duplicate_id_is_refused_at_once_in_process_and_kept_aside_across_processes(
+def test_a_duplicate_id_is_refused_at_once_in_any_process_and_kept_aside_if_it_slips_in(
         tmp_path, clock):
     engine = Engine.open(tmp_path, clock=clock, settings=_settings())
     engine.rank(CONTEXT, ACTIONS, event_id="dup")
     with pytest.raises(DuplicateEventError, match="'dup' was already used"):
         engine.rank(CONTEXT, ACTIONS, event_id="dup")
-    # A second process that has not seen the first's journal yet accepts it...
+    # A second process refuses it too, before anything was ingested (the claim)...
     racer = Engine.open(tmp_path, clock=clock)
     racer.rank(CONTEXT, ACTIONS, event_id="race")
+    with pytest.raises(DuplicateEventError, match="'race' was already used"):
+        engine.rank(CONTEXT, ACTIONS, event_id="race")
+    with pytest.raises(DuplicateEventError):
+        engine.store.insert_events([PendingEvent("race", clock.now, False, None, '{"x":1}')])
+    # ...and a journal line that slipped past every check (a foreign writer) is
+    # kept aside at ingestion: the first decision stays, the second is not learned.
+    foreign = engine.store.journal_dir / "999997-foreign.journal"
     clock.advance(1)
-    engine.store.insert_events([PendingEvent("race", clock.now, False, None, '{"x":1}')])
-    # ...and ingestion keeps the first decision and sets the second aside, not learned.
+    foreign.write_text(decision_line("race", clock.now, False, '{"x":1}'))
     (reject,) = engine.store.rejects()
     assert (reject["event_id"], reject["reason"], reject["record"]) == (
         "race", "duplicate event id", '{"x":1}')
@@ -390,3 +396,63 @@ def test_a_learner_killed_mid_append_leaves_a_torn_log_that_the_next_one_repairs
     record = json.loads(kept.read_text())
     assert record["reason"].startswith("torn last line")
     assert record["file"] == str(partition) and record["fragment"]
+
+
+_SENDER = """
+import sys
+from banditkit.engine import Engine
+from banditkit.errors import DuplicateEventError
+from banditkit.types import Action
+engine = Engine.open({data_dir!r})
+actions = [Action(id="v0", features={{"A": {{"t": "0"}}}}),
+           Action(id="v1", features={{"A": {{"t": "1"}}}})]
+sys.stdin.readline()  # every sender starts at once
+for i in range({n}):
+    try:
+        engine.rank({{"Member": {{"c": "BR"}}}}, actions, event_id=f"shared-{{i}}")
+        print(f"shared-{{i}}", flush=True)
+    except DuplicateEventError:
+        pass
+"""
+
+
+def test_concurrent_processes_acknowledge_each_shared_id_exactly_once(tmp_path):
+    Engine.open(tmp_path, settings=_settings()).close()
+    n = 200
+    senders = [subprocess.Popen([sys.executable, "-c", _SENDER.format(data_dir=str(tmp_path),
+                                                                       n=n)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+               for _ in range(4)]
+    for sender in senders:
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
+    acknowledged = []
+    for sender in senders:
+        out, _ = sender.communicate(timeout=120)
+        assert sender.returncode == 0
+        acknowledged += out.split()
+    assert sorted(acknowledged) == sorted(f"shared-{i}" for i in range(n))
+    engine = Engine.open(tmp_path)
+    assert engine.store.rejects() == []  # no duplicate reached the journals
+
+
+def test_a_claim_whose_process_died_before_journaling_is_taken_over(tmp_path, clock):
+    Engine.open(tmp_path, clock=clock, settings=_settings()).close()
+    script = textwrap.dedent(f"""
+        import os, signal
+        from banditkit.engine import Engine
+        from banditkit.journal import JournalWriter
+        from banditkit.types import Action
+        JournalWriter.append = lambda self, text: os.kill(os.getpid(), signal.SIGKILL)
+        Engine.open({str(tmp_path)!r}).rank(
+            {{"Member": {{"c": "BR"}}}}, [Action(id="v0", features={{"A": {{"t": "0"}}}})],
+            event_id="claimed-then-killed")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    engine = Engine.open(tmp_path, clock=clock)
+    decision = engine.rank(CONTEXT, ACTIONS, event_id="claimed-then-killed")
+    assert decision.event_id == "claimed-then-killed"  # never acknowledged: free again
+    with pytest.raises(DuplicateEventError):
+        engine.rank(CONTEXT, ACTIONS, event_id="claimed-then-killed")
