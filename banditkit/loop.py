@@ -33,9 +33,13 @@ from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store, Unjoinable
 from banditkit.types import REWARD_LIMIT
 
-__all__ = ["MAX_EVENT_ID_LENGTH", "LoopEngine", "check_event_id", "check_reward"]
+__all__ = ["MAX_EVENT_ID_LENGTH", "MODELS_KEPT", "LoopEngine", "check_event_id",
+           "check_reward"]
 
 MAX_EVENT_ID_LENGTH = 256
+#: Newest model snapshots always kept (besides each day's last, see
+#: :meth:`LoopEngine._prune_models`).
+MODELS_KEPT = 48
 
 _SETTINGS_KEY = "loop_settings"
 _log = logging.getLogger(__name__)
@@ -314,7 +318,25 @@ class LoopEngine(abc.ABC):
         self._published_at = self.clock()
         self._learned_since_publish = 0
         self._refreshed_at = -np.inf
+        self._prune_models()
         return version
+
+    def _prune_models(self) -> None:
+        """Keep the newest :data:`MODELS_KEPT` snapshots (rollback, comparing recent
+        versions) and each day's last one within the log retention (evaluating a
+        past day's model on its logs); drop the rest, rows and files."""
+        settings = self._settings or self._load_settings()
+        versions = self.store.model_versions()
+        if len(versions) <= MODELS_KEPT:
+            return
+        keep = {version for version, _ in versions[-MODELS_KEPT:]}
+        cutoff = self.clock() - settings.log_retention_days * 86400.0
+        last_of_day = {int(at // 86400): version for version, at in versions if at >= cutoff}
+        keep.update(last_of_day.values())
+        dropped = [version for version, _ in versions if version not in keep]
+        self.store.delete_models(dropped)
+        for version in dropped:
+            (self.models_dir / f"model-v{version}.vw").unlink(missing_ok=True)
 
     def latest_model_path(self) -> Path | None:
         version = self.store.latest_model_version()

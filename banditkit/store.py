@@ -717,6 +717,16 @@ class Store:
             (created_at, policy_args, banditkit_version, through_seq, n_updates, data))
         return int(cursor.lastrowid)
 
+    def model_versions(self) -> list[tuple[int, float]]:
+        """``(version, created_at)`` of every kept model, oldest first."""
+        return self._db.execute(
+            "SELECT version, created_at FROM models ORDER BY version").fetchall()
+
+    def delete_models(self, versions: Sequence[int]) -> None:
+        """Drop model snapshots (the latest is never among those a caller drops)."""
+        self._db.executemany("DELETE FROM models WHERE version = ?",
+                             [(version,) for version in versions])
+
     def latest_model_version(self) -> int:
         return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM models").fetchone()[0]
 

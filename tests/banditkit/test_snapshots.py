@@ -9,6 +9,7 @@ import pytest
 
 from banditkit.engine import Engine
 from banditkit.eventlog import read_events
+from banditkit.loop import MODELS_KEPT
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
 from banditkit.vw import VWLearner
@@ -216,3 +217,27 @@ def test_a_database_made_with_4_kib_pages_keeps_them_and_its_wal_bound(tmp_path,
     fresh_db = fresh.store._db
     assert fresh_db.execute("PRAGMA page_size").fetchone()[0] == 16_384
     assert fresh_db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (40 << 20) // 16_384
+
+
+def test_old_snapshots_are_pruned_keeping_the_newest_and_each_days_last(tmp_path, clock):
+    settings = LoopSettings(log_retention_days=3, model_update_seconds=0,
+                            policy_args="--cb_explore_adf -q MA")
+    engine = Engine.open(tmp_path, clock=clock, settings=settings)
+    start = clock.now
+    published = []
+    for day in range(5):  # 20 versions a day, an hour apart
+        for hour in range(20):
+            clock.now = start + day * 86400 + hour * 3600
+            published.append((engine.publish(), clock.now))
+    kept = [version for version, _ in engine.store.model_versions()]
+    newest = {v for v, _ in published[-MODELS_KEPT:]}
+    cutoff = clock.now - 3 * 86400
+    by_day = {}
+    for version, at in published:
+        if at >= cutoff:
+            by_day[int(at // 86400)] = version
+    assert set(kept) == newest | set(by_day.values())
+    assert len(kept) < len(published)
+    files = {int(p.stem.removeprefix("model-v")) for p in (tmp_path / "models").glob("*.vw")}
+    assert files == set(kept)
+    assert engine.store.latest_model().version == published[-1][0]
