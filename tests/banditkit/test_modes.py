@@ -8,6 +8,7 @@ import pytest
 
 from banditkit.engine import Engine
 from banditkit.errors import InvalidInputError
+from banditkit.sampling import strictly_preferred
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
 from banditkit.vw import VWLearner
@@ -51,6 +52,28 @@ def test_apprentice_returns_the_baseline_learns_it_and_reports_agreement(tmp_pat
     assert (metrics.started_at, metrics.last_event_at) == (lines[0]["Timestamp"],
                                                             lines[-1]["Timestamp"])
     assert metrics.last_batch == (1, rewards["59"], rewards["59"] if agrees["59"] else 0.0)
+
+
+def test_an_untrained_model_does_not_agree_with_the_baseline(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+        learning_mode="apprentice", reward_wait_seconds=1, model_update_seconds=0))
+    for i in range(3):  # no model update: the pmf stays uniform, the model indifferent
+        engine.reward(engine.rank(CONTEXT, ACTIONS, event_id=f"{i}").event_id, 1.0)
+    clock.advance(2)
+    assert engine.process_due() == 3
+    lines = [json.loads(line) for path in sorted((tmp_path / "logs").rglob("*.dsjson"))
+             for line in path.read_text().splitlines()]
+    assert [line["_banditkit"]["modelAgreesWithBaseline"] for line in lines] == [False] * 3
+    metrics = engine.apprentice_metrics()
+    assert (metrics.n_events, metrics.n_agreed, metrics.sum_of_imitated_rewards) == (3, 0, 0.0)
+
+
+def test_strictly_preferred_needs_the_action_alone_on_top():
+    assert strictly_preferred([0.5, 0.3, 0.2], 0)
+    assert strictly_preferred([1.0], 0)
+    assert not strictly_preferred([0.4, 0.4, 0.2], 0)
+    assert not strictly_preferred([0.2, 0.4, 0.4], 1)
+    assert not strictly_preferred([1 / 3] * 3, 0)
 
 
 def test_logging_only_logs_the_baseline_and_learns_nothing(tmp_path, clock):
