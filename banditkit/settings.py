@@ -169,7 +169,7 @@ class LoopSettings:
             if not same:
                 raise InvalidInputError(
                     f"policy_args set {option!r} but exploration_percentage "
-                    f"(explorationPercentage) is {self.exploration_percentage:g}: under "
+                    f"(explorationPercentage) is {_exact(self.exploration_percentage)}: under "
                     "epsilon-greedy the exploration percentage alone sets the epsilon, so "
                     "drop --epsilon from the policy or change the exploration percentage")
         return self.replace(policy_args=shlex.join(kept))

@@ -336,9 +336,10 @@ def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
         Pause between steps.
     parent_pid : int, default=None
         Exit when the parent process is no longer this pid (the master was
-        killed). With ``stop=None`` on Linux the exit is immediate, abandoning
-        the step under way (the store and the log are crash-safe, as for
-        SIGKILL); otherwise it happens between steps.
+        killed). With ``stop=None`` on Linux the exit is immediate: the step
+        under way unwinds between two Python statements, its transaction rolls
+        back, and the next learner completes it as after a crash. Otherwise the
+        exit happens between steps.
     stop : threading.Event, default=None
         Set it to stop; None installs SIGTERM and SIGINT handlers that set one,
         and finish the step under way unless the parent is gone.
