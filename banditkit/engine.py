@@ -22,7 +22,7 @@ from banditkit.errors import InvalidInputError, ModelOutputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.join import JoinedLine, join_event, joined_line
 from banditkit.loop import LoopEngine, check_event_id, check_reward
-from banditkit.sampling import rank_order, sample_index
+from banditkit.sampling import rank_order, sample_index, strictly_preferred
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store
 from banditkit.types import (
@@ -65,7 +65,11 @@ class ApprenticeMetrics:
     """How a model trained in apprentice mode would do, as Personalizer reported it.
 
     ``sum_of_imitated_rewards`` adds the rewards of the events where the model's
-    top action was the baseline that was shown: when it nears
+    top action was the baseline that was shown, alone: where the model gave the
+    baseline more probability than each other action, so it would have chosen
+    the baseline (see :func:`~banditkit.sampling.strictly_preferred`; a model
+    that ties the baseline with another action, as an untrained one does, has
+    not learned the baseline and does not count). When it nears
     ``sum_of_rewards``, the model reproduces the baseline's results and online
     mode can be turned on. ``last_batch`` is ``(events, rewards, imitated
     rewards)`` of the latest learner step.
@@ -81,7 +85,7 @@ class ApprenticeMetrics:
 
     @property
     def agreement(self) -> float:
-        """Share of events where the model's top action was the baseline."""
+        """Share of events where the model's top action was the baseline alone."""
         return self.n_agreed / self.n_events
 
 
@@ -269,7 +273,7 @@ class Engine(LoopEngine):
             pmf = [1.0] + [0.0] * (len(eligible) - 1)
             chosen = 0
             extra = {**extra, "learningMode": settings.learning_mode,
-                     "modelAgreesWithBaseline": max(model_pmf) == model_pmf[0]}
+                     "modelAgreesWithBaseline": strictly_preferred(model_pmf, 0)}
         order = rank_order(pmf, chosen)
         # The record's head as compact_json writes it (floats as repr, strings
         # escaped to ASCII), formatted directly: a third of the encoding's cost.
@@ -319,7 +323,8 @@ class Engine(LoopEngine):
     # -- the learner -------------------------------------------------------------
 
     def apprentice_agreement(self) -> float | None:
-        """Share of joined apprentice-mode events where the model's top action was the baseline."""
+        """Share of joined apprentice-mode events where the model's top action was the
+        baseline alone (ties do not agree)."""
         metrics = self.apprentice_metrics()
         return None if metrics is None else metrics.agreement
 

@@ -42,7 +42,7 @@ from banditkit.join import JoinedLine, JoinOutcome, join_event
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.rows_learner import SlatePage
 from banditkit.rows_store import RowStore
-from banditkit.sampling import sample_index
+from banditkit.sampling import sample_index, strictly_preferred
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord
 from banditkit.types import Features, check_features
@@ -550,7 +550,7 @@ class _DecidedPage:
     chosen: list[int]                 # row index per slot
     eligible: list[list[int]]         # allowed row indices per slot
     pmfs: list[np.ndarray]            # aligned with eligible
-    model_agrees: list[bool] | None   # apprentice: model's top choice == baseline
+    model_agrees: list[bool] | None   # apprentice: the model prefers the baseline alone
 
 
 def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slot], *,
@@ -647,7 +647,7 @@ def _draw(page: SlatePage | None, slot: int, eligible: list[int], chosen: list[i
     pick = eligible.index(baseline) if baseline in eligible else 0
     if page is not None:
         model = page.slot_pmf(slot, eligible, [*chosen])
-        agrees.append(int(np.argmax(model)) == pick)
+        agrees.append(strictly_preferred(model, pick))
     pmf = np.zeros(len(eligible))
     pmf[pick] = 1.0
     return pick, pmf

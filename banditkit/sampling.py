@@ -12,7 +12,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 
-__all__ = ["new_event_id", "rank_order", "sample_index", "uniform_from_event_id"]
+__all__ = ["new_event_id", "rank_order", "sample_index", "strictly_preferred",
+           "uniform_from_event_id"]
 
 
 def new_event_id() -> str:
@@ -45,3 +46,24 @@ def rank_order(pmf: Sequence[float], chosen: int) -> list[int]:
     order = sorted(range(len(pmf)), key=pmf.__getitem__, reverse=True)  # reverse is stable
     order.remove(chosen)
     return [chosen, *order]
+
+
+def strictly_preferred(pmf: Sequence[float], index: int) -> bool:
+    """Whether ``pmf`` gives ``index`` more probability than each other action.
+
+    This is what apprentice mode counts as the model agreeing with the baseline
+    shown: the model, left to choose greedily, would have picked the baseline
+    whatever the tie-break. A model indifferent between the baseline and
+    another action (an untrained one gives every action the same probability)
+    has not learned to choose the baseline, so it does not agree. With one
+    action there is nothing else to prefer, and it agrees.
+
+    Parameters
+    ----------
+    pmf : sequence of float, length n_actions
+        The model's probabilities.
+    index : int
+        The action asked about (the baseline), in ``range(n_actions)``.
+    """
+    top = pmf[index]
+    return all(p < top for i, p in enumerate(pmf) if i != index)

@@ -52,8 +52,10 @@ class LoopSettings:
     reward_aggregation : {"earliest", "sum"}, default="earliest"
         How several rewards of one event combine.
     exploration_percentage : float, default=0.2
-        Epsilon of epsilon-greedy exploration; ignored by the other algorithms
-        (``--softmax``, ``--bag``, ``--squarecb``, ``--cover`` in ``policy_args``).
+        Epsilon of epsilon-greedy exploration, replacing any ``--epsilon`` of
+        ``policy_args`` (see :meth:`learner_args`); ignored by the other
+        algorithms (``--softmax``, ``--bag``, ``--squarecb``, ``--cover`` in
+        ``policy_args``), which read ``policy_args`` alone.
     model_update_seconds : float, default=60.0
         How often the learner publishes a model snapshot for ranking.
     log_retention_days : int, default=90
@@ -124,23 +126,94 @@ class LoopSettings:
     def learner_args(self) -> str:
         """The VW arguments the learner runs with.
 
-        ``exploration_percentage`` becomes ``--epsilon`` unless another exploration
-        algorithm is named, so the service-level knob and the policy never disagree.
+        Under epsilon-greedy (no other algorithm of ``EXPLORATION_ALGORITHMS`` in
+        ``policy_args``), ``exploration_percentage`` is the epsilon: every
+        ``--epsilon`` of ``policy_args``, in either spelling VW reads
+        (``--epsilon 0.1``, ``--epsilon=0.1``), is dropped and
+        ``--epsilon <exploration_percentage>`` appended. With another algorithm
+        the policy arguments run unchanged.
         """
         tokens = shlex.split(self.policy_args)
-        if any(flag in tokens for flag in EXPLORATION_ALGORITHMS):
+        if not _epsilon_greedy(tokens):
             return " ".join(tokens)
-        kept: list[str] = []
-        skip = False
-        for token in tokens:
-            if skip:
-                skip = False
-                continue
-            if token == "--epsilon":
-                skip = True
-                continue
+        kept, _ = _split_epsilon(tokens)
+        return " ".join([*kept, "--epsilon", _exact(self.exploration_percentage)])
+
+    def with_policy_args(self, policy_args: str) -> LoopSettings:
+        """A copy running ``policy_args``, exploring at ``exploration_percentage``.
+
+        Under epsilon-greedy the exploration percentage alone sets the epsilon,
+        so an ``--epsilon`` in ``policy_args`` (a policy exported from
+        Personalizer carries one) must equal it and is dropped from the stored
+        arguments; a different one is refused.
+
+        Parameters
+        ----------
+        policy_args : str
+            Vowpal Wabbit ``cb_explore_adf`` arguments.
+
+        Raises
+        ------
+        InvalidInputError
+            If an ``--epsilon`` of ``policy_args`` differs from ``exploration_percentage``.
+        """
+        tokens = check_policy_args(policy_args)
+        if not _epsilon_greedy(tokens):
+            return self.replace(policy_args=policy_args)
+        kept, epsilons = _split_epsilon(tokens)
+        if not epsilons:
+            return self.replace(policy_args=policy_args)
+        for option in epsilons:
+            value = option.partition("=")[2] if "=" in option else option.split()[-1]
+            try:
+                same = float(value) == self.exploration_percentage
+            except ValueError:
+                same = False
+            if not same:
+                raise InvalidInputError(
+                    f"policy_args set {option!r} but exploration_percentage "
+                    f"(explorationPercentage) is {_exact(self.exploration_percentage)}: under "
+                    "epsilon-greedy the exploration percentage alone sets the epsilon, so "
+                    "drop --epsilon from the policy or change the exploration percentage")
+        return self.replace(policy_args=shlex.join(kept))
+
+
+def _exact(value: float) -> str:
+    """``value`` written short (``0.2``), yet read back exactly (``0.1234567``)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def _option_name(token: str) -> str:
+    """``--bag`` for ``--bag=3``: VW reads a long option's value after ``=`` too."""
+    return token.split("=", 1)[0] if token.startswith("--") else token
+
+
+def _epsilon_greedy(tokens: list[str]) -> bool:
+    return not any(_option_name(token) in EXPLORATION_ALGORITHMS for token in tokens)
+
+
+def _split_epsilon(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """The tokens without ``--epsilon`` options, and those options as written.
+
+    VW 0.7.0 reads ``--epsilon 0.1`` and ``--epsilon=0.1``; it accepts no
+    abbreviation (``--eps``) and no short form.
+    """
+    kept: list[str] = []
+    options: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "--epsilon":
+            options.append(" ".join(tokens[index:index + 2]))
+            index += 2
+            continue
+        if token.startswith("--epsilon="):
+            options.append(token)
+        else:
             kept.append(token)
-        return " ".join([*kept, "--epsilon", f"{self.exploration_percentage:g}"])
+        index += 1
+    return kept, options
 
 
 def check_policy_args(arguments: str) -> list[str]:

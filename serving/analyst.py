@@ -285,6 +285,11 @@ class EvaluationRequest:
         Names among :data:`simulator.evaluation.ESTIMATOR_NAMES`.
     confidence : float
     max_weight : float
+        Cap of ``clipped_ips``.
+    switch_tau : float
+        Threshold of ``switch_dr``.
+    dros_shrinkage : float
+        Shrinkage λ of ``dros``.
     ci_method : str
     """
 
@@ -294,6 +299,8 @@ class EvaluationRequest:
     estimators: tuple[str, ...]
     confidence: float
     max_weight: float
+    switch_tau: float
+    dros_shrinkage: float
     ci_method: str
 
 
@@ -341,11 +348,14 @@ def _estimator(value: Any, *, target: str) -> str:
 
 
 def _open_interval(body: dict[str, Any], key: str, default: float, *, low: float,
-                   high: float) -> float:
+                   high: float, closed_low: bool = False) -> float:
     if body.get(key) is None:
         return default
     value = require_finite_number(body[key], target=key)
-    if not low < value < high:
+    if closed_low and not low <= value < high:
+        raise ApiError(f"{key} must be at least {low:g} and below {high:g}, got {value!r}.",
+                       target=key)
+    if not closed_low and not low < value < high:
         raise ApiError(f"{key} must be between {low:g} and {high:g} (exclusive), got {value!r}.",
                        target=key)
     return value
@@ -361,7 +371,13 @@ def parse_evaluation_request(body: Any, *, max_days: int) -> EvaluationRequest:
     max_days : int
         Most days the range may cover.
     """
-    from simulator.evaluation import DEFAULT_ESTIMATORS, DEFAULT_LOG_POLICIES
+    from simulator.evaluation import (
+        DEFAULT_DROS_SHRINKAGE,
+        DEFAULT_ESTIMATORS,
+        DEFAULT_LOG_POLICIES,
+        DEFAULT_MAX_WEIGHT,
+        DEFAULT_SWITCH_TAU,
+    )
 
     body = require_object(body, target="")
     start, end = parse_date_range(body.get("from"), body.get("to"), max_days=max_days)
@@ -374,7 +390,12 @@ def parse_evaluation_request(body: Any, *, max_days: int) -> EvaluationRequest:
         policies=_names(body, "policies", parse=_policy, default=DEFAULT_LOG_POLICIES),
         estimators=_names(body, "estimators", parse=_estimator, default=DEFAULT_ESTIMATORS),
         confidence=_open_interval(body, "confidence", 0.95, low=0.0, high=1.0),
-        max_weight=_open_interval(body, "maxWeight", 100.0, low=0.0, high=math.inf),
+        max_weight=_open_interval(body, "maxWeight", DEFAULT_MAX_WEIGHT, low=0.0,
+                                  high=math.inf),
+        switch_tau=_open_interval(body, "switchTau", DEFAULT_SWITCH_TAU, low=0.0,
+                                  high=math.inf, closed_low=True),
+        dros_shrinkage=_open_interval(body, "drosShrinkage", DEFAULT_DROS_SHRINKAGE, low=0.0,
+                                      high=math.inf),
         ci_method=ci_method)
 
 
@@ -452,6 +473,7 @@ def run_evaluation(engine: Any, spec: EvaluationRequest, *, data_dir: Path,
         raise ApiError("policies name the latest model twice (model:latest and "
                        f"model:v{latest}).", target="policies")
     estimators = make_estimators(list(spec.estimators), max_weight=spec.max_weight,
+                                 switch_tau=spec.switch_tau, dros_shrinkage=spec.dros_shrinkage,
                                  confidence_level=spec.confidence, ci_method=spec.ci_method)
     try:
         report = evaluate_log(files, policies=policies, estimators=estimators,
@@ -559,7 +581,12 @@ def _paths() -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    from simulator.evaluation import ESTIMATOR_NAMES
+    from simulator.evaluation import (
+        DEFAULT_DROS_SHRINKAGE,
+        DEFAULT_MAX_WEIGHT,
+        DEFAULT_SWITCH_TAU,
+        ESTIMATOR_NAMES,
+    )
 
     number = {"type": "number", "nullable": True}
     estimate = {
@@ -626,8 +653,15 @@ def _schemas() -> dict[str, Any]:
                 "confidence": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
                                "exclusiveMaximum": True, "maximum": 1, "default": 0.95},
                 "maxWeight": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
-                              "default": 100.0,
-                              "description": "Threshold of clipped_ips, switch_dr and dros."},
+                              "default": DEFAULT_MAX_WEIGHT,
+                              "description": "clipped_ips: the cap of each weight."},
+                "switchTau": {"type": "number", "minimum": 0, "default": DEFAULT_SWITCH_TAU,
+                              "description": "switch_dr: rounds whose weight exceeds it keep "
+                                             "only the model's term."},
+                "drosShrinkage": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                                  "default": DEFAULT_DROS_SHRINKAGE,
+                                  "description": "dros: lambda of the shrunk weight "
+                                                 "lambda*w/(w^2+lambda)."},
                 "ciMethod": {"type": "string", "enum": list(_CI_METHODS), "default": "clt"},
             },
         },

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
 
 from flask import Flask, current_app
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["Metrics", "get_metrics", "init_app"]
 
@@ -80,25 +83,20 @@ class Metrics:
         self.learner_errors = Counter(
             "banditkit_learner_errors", "Learner steps that raised.", registry=registry
         )
+        # The latest over every process: the workers never set it, and a
+        # learner that was restarted stepped before its successor.
         self.learner_last_run = Gauge(
             "banditkit_learner_last_run_timestamp_seconds",
-            "Unix time of the learner's last completed step.",
+            "Unix time of the learner's last completed step (0 before the first).",
             registry=registry,
+            multiprocess_mode="max",
         )
-        self.join_lag = Gauge(
-            "banditkit_learner_lag_seconds",
-            "Seconds since the learner last completed a step (join lag upper bound "
-            "beyond the reward wait time).",
-            registry=registry,
-        )
-        self.join_lag.set_function(self._lag)
+        self.created_at = time.time()
+        registry.register(_JoinLag(lambda: self._last_run, since=self.created_at))
         self._route_children: dict[str, tuple] = {}
         self._last_version: str | None = None
         self._fallbacks_seen = 0
         self._last_run: float | None = None
-
-    def _lag(self) -> float:
-        return 0.0 if self._last_run is None else time.time() - self._last_run
 
     def ranked(self, route: str, seconds: float, *, decisions: int = 1,
                model_version: str | None = None, fallbacks: int | None = None) -> None:
@@ -133,6 +131,56 @@ class Metrics:
         self.learner_last_run.set(self._last_run)
 
 
+_JOIN_LAG = "banditkit_join_lag_seconds"
+_JOIN_LAG_HELP = (
+    "Seconds since the learner last completed a step, or, before its first, since this "
+    "process started: how far joining and learning may fall behind the reward wait time.")
+
+
+class _JoinLag:
+    """``banditkit_join_lag_seconds``, computed when ``/metrics`` is read.
+
+    A completed learner step joined every event due when it began, so the
+    time since the last one bounds how long a due event may have waited; it
+    grows while the learner is stuck in a long step, stalled or dead.
+
+    Parameters
+    ----------
+    last_run : callable
+        Returns the Unix time of the last completed step, or None before one.
+    since : float
+        Unix time this process started, the bound before the first step.
+    """
+
+    def __init__(self, last_run: Callable[[], float | None], *, since: float) -> None:
+        self.last_run = last_run
+        self.since = since
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(_JOIN_LAG, _JOIN_LAG_HELP,
+                                value=max(0.0, time.time() - (self.last_run() or self.since)))
+
+
+class _WithJoinLag:
+    """Every process's metrics (``PROMETHEUS_MULTIPROC_DIR``), and the learner's join lag.
+
+    The learner process records its last completed step; the worker answering
+    ``/metrics`` turns the latest one into the lag as it reads the files.
+    """
+
+    def __init__(self, collector: Collector, *, since: float) -> None:
+        self.collector = collector
+        self.since = since
+
+    def collect(self) -> Iterator[Metric]:
+        last_run = 0.0
+        for family in self.collector.collect():
+            if family.name == "banditkit_learner_last_run_timestamp_seconds":
+                last_run = max((sample.value for sample in family.samples), default=0.0)
+            yield family
+        yield from _JoinLag(lambda: last_run, since=self.since).collect()
+
+
 def init_app(app: Flask) -> None:
     """Create the app's metrics and count 4xx responses."""
     metrics = Metrics(registry=CollectorRegistry())
@@ -152,10 +200,12 @@ def get_metrics(app: Flask | None = None) -> Metrics:
 
 def exposition_registry(app: Flask | None = None) -> CollectorRegistry:
     """The registry ``/metrics`` serialises: the app's, or all workers' in multiprocess mode."""
+    metrics = get_metrics(app)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(_WithJoinLag(multiprocess.MultiProcessCollector(None),
+                                       since=metrics.created_at))
         return registry
-    return get_metrics(app).registry
+    return metrics.registry

@@ -415,7 +415,11 @@ def get_policy() -> tuple[dict[str, Any], int]:
 
 @require_roles()
 def update_policy() -> tuple[dict[str, Any], int]:
-    """Replace the learning policy (admin only); returns the policy in force."""
+    """Replace the learning policy (admin only); returns the policy in force.
+
+    Under epsilon-greedy, ``explorationPercentage`` sets the epsilon: an
+    ``--epsilon`` in the arguments must equal it (400 otherwise) and is not stored.
+    """
     body = require_object(json_body(), target="")
     missing = [key for key in ("name", "arguments") if body.get(key) is None]
     if missing:
@@ -425,7 +429,11 @@ def update_policy() -> tuple[dict[str, Any], int]:
         require_str(body["arguments"], target="arguments", max_length=4096)
     )
     engine = get_engine()
-    _update_settings(_replace_settings(engine.settings, {"policy_args": arguments}))
+    try:
+        settings = engine.settings.with_policy_args(arguments)
+    except InvalidInputError as exc:
+        raise ApiError(f"{exc}.", target="arguments") from None
+    _update_settings(settings)
     _meta().set(_POLICY_NAME_KEY, name)
     return _policy_json(engine.settings), 200
 

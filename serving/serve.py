@@ -12,8 +12,12 @@ read-only snapshot)::
 
 The master restarts the learner if it dies, and stops it after the workers on
 SIGTERM/SIGINT (gunicorn's graceful shutdown: workers finish their requests).
-A learner whose master disappears (SIGKILL) exits by itself, as gunicorn's
-workers do, so a restart never finds two learners. Every acknowledged decision
+A learner whose master disappears (SIGKILL) exits by itself within a moment,
+so a restart never waits for the old learner's lock: on Linux the kernel sends
+it SIGTERM when the master dies (``prctl(PR_SET_PDEATHSIG)``), which abandons
+the step under way; elsewhere it notices between steps. gunicorn's workers
+notice the master's death themselves, within a second, and finish their
+requests first. Every acknowledged decision
 and reward is already in its worker's journal (``banditkit.journal``), so nothing
 acknowledged is lost when any of these processes is killed; the next learner
 ingests and joins them.
@@ -298,6 +302,31 @@ def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interva
 # ------------------------------------------------------------------ the learner process
 
 
+class _MasterGone(BaseException):
+    """Raised in the learner process by the signal of its master's death.
+
+    A BaseException, as KeyboardInterrupt is, so that the ``except Exception``
+    around a learner step does not take it for a failed step.
+    """
+
+
+def _signal_on_parent_death(signum: int) -> bool:
+    """Have Linux send ``signum`` to this process when its parent exits.
+
+    The kernel delivers it however the parent died (SIGKILL, a crash, the OOM
+    killer) and whatever this process is doing, with no polling. It is tied to
+    the thread that started this process: the master starts the learner from
+    its main loop. Returns False where ``prctl`` is missing (not Linux).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(pr_set_pdeathsig, signum, 0, 0, 0) == 0
+
+
 def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
                 parent_pid: int | None = None, stop: threading.Event | None = None) -> None:
     """Step the engine's learner until ``stop`` is set, SIGTERM, or the parent is gone.
@@ -309,22 +338,43 @@ def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
     interval_seconds : float, default=1.0
         Pause between steps.
     parent_pid : int, default=None
-        Exit when the parent process is no longer this pid (the master was killed).
+        Exit when the parent process is no longer this pid (the master was
+        killed). With ``stop=None`` on Linux the exit is immediate: the step
+        under way unwinds between two Python statements, its transaction rolls
+        back, and the next learner completes it as after a crash. Otherwise the
+        exit happens between steps.
     stop : threading.Event, default=None
-        Set it to stop; None installs SIGTERM and SIGINT handlers that set one.
+        Set it to stop; None installs SIGTERM and SIGINT handlers that set one,
+        and finish the step under way unless the parent is gone.
     """
     if stop is None:
         stop = threading.Event()
+        event = stop
+
+        def on_signal(_signum: int, _frame: Any) -> None:
+            event.set()
+            if parent_pid is not None and os.getppid() != parent_pid:
+                raise _MasterGone
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-    lock = _learner_lock(data_dir, stop=stop, interval_seconds=interval_seconds,
-                         parent_pid=parent_pid)
-    if lock is None:
-        return
+            signal.signal(signum, on_signal)
+        if parent_pid is not None:
+            _signal_on_parent_death(signal.SIGTERM)
     try:
-        _learn(data_dir, interval_seconds=interval_seconds, parent_pid=parent_pid, stop=stop)
-    finally:
-        lock.close()  # releases the lock
+        # After the request above: a master that died before it sent nothing.
+        if parent_pid is not None and os.getppid() != parent_pid:
+            raise _MasterGone
+        lock = _learner_lock(data_dir, stop=stop, interval_seconds=interval_seconds,
+                             parent_pid=parent_pid)
+        if lock is None:
+            return
+        try:
+            _learn(data_dir, interval_seconds=interval_seconds, parent_pid=parent_pid,
+                   stop=stop)
+        finally:
+            lock.close()  # releases the lock
+    except _MasterGone:
+        _logger.warning("the server master is gone; learner exiting")
 
 
 def _learner_lock(data_dir: Path, *, stop: threading.Event, interval_seconds: float,

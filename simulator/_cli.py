@@ -82,8 +82,13 @@ def _print(report, as_json: bool) -> None:
 @click.option("--model-value-col", default=None,
               help="Table: reward model's expected value under the target policy.")
 @click.option("--max-weight", type=click.FloatRange(min=0, min_open=True), default=100.0,
-              show_default=True,
-              help="Weight threshold of clipped_ips (cap), switch_dr (tau) and dros (lambda).")
+              show_default=True, help="clipped_ips: the cap of each weight, min(w, cap).")
+@click.option("--switch-tau", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="switch_dr: rounds whose weight exceeds tau keep only the model's term.")
+@click.option("--dros-shrinkage", type=click.FloatRange(min=0, min_open=True),
+              default=10_000.0, show_default=True,
+              help="dros: lambda of the shrunk weight lambda*w/(w^2+lambda), which peaks at "
+                   "sqrt(lambda)/2; a squared-weight scale.")
 @click.option("--ci-method", type=click.Choice(["clt", "bernstein", "bootstrap"]),
               default="clt", show_default=True,
               help="Interval kind (bootstrap: tables only, it needs every round in memory).")
@@ -106,7 +111,8 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              as_json: bool, report_dir: Path | None, reward_col: str, propensity_col: str,
              action_col: str | None, n_actions_col: str | None,
              target_prob_cols: tuple[str, ...], model_reward_col: str | None,
-             model_value_col: str | None, max_weight: float, ci_method: str,
+             model_value_col: str | None, max_weight: float, switch_tau: float,
+             dros_shrinkage: float, ci_method: str,
              confidence: float, chunk_size: int, train_fraction: float, offline_args: str,
              model_args: str | None, slate_reward: str, seed: int) -> None:
     """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet).
@@ -130,8 +136,10 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
         estimator_text = "ips,snips" if without_model else "ips,snips,dr"
     names = _estimator_names(estimator_text)
     try:
-        estimators = make_estimators(names, max_weight=max_weight, confidence_level=confidence,
-                                     ci_method=ci_method, seed=seed)
+        estimators = make_estimators(names, max_weight=max_weight, switch_tau=switch_tau,
+                                     dros_shrinkage=dros_shrinkage,
+                                     confidence_level=confidence, ci_method=ci_method,
+                                     seed=seed)
         if tables:
             report = _evaluate_table(tables, policies, estimators, reward_col=reward_col,
                                      propensity_col=propensity_col, action_col=action_col,

@@ -39,9 +39,12 @@ from simulator.estimators import (
 from simulator.rounds import LoggedRounds, TargetRounds
 
 __all__ = [
+    "DEFAULT_DROS_SHRINKAGE",
     "DEFAULT_ESTIMATORS",
     "DEFAULT_LOG_POLICIES",
+    "DEFAULT_MAX_WEIGHT",
     "DEFAULT_OFFLINE_ARGS",
+    "DEFAULT_SWITCH_TAU",
     "ESTIMATOR_NAMES",
     "EvaluationReport",
     "TableLog",
@@ -65,7 +68,10 @@ DEFAULT_OFFLINE_ARGS = "--cb_explore_adf --epsilon 0.05 -q ::"
 _CLASSES: dict[str, type[OffPolicyEstimator]] = {
     "replay": Replay, "ips": IPS, "clipped_ips": ClippedIPS, "snips": SNIPS, "dm": DM,
     "dr": DR, "sndr": SNDR, "switch_dr": SwitchDR, "dros": DRos}
-_THRESHOLD_PARAMETER = {"clipped_ips": "max_weight", "switch_dr": "tau", "dros": "shrinkage"}
+#: Defaults of :func:`make_estimators`' thresholds (and of the CLI and HTTP options).
+DEFAULT_MAX_WEIGHT = 100.0
+DEFAULT_SWITCH_TAU = 100.0
+DEFAULT_DROS_SHRINKAGE = 100.0 ** 2
 
 
 def check_estimator_names(names: Iterable[str]) -> list[str]:
@@ -98,7 +104,9 @@ def check_estimator_names(names: Iterable[str]) -> list[str]:
     return cleaned
 
 
-def make_estimators(names: Sequence[str], *, max_weight: float = 100.0,
+def make_estimators(names: Sequence[str], *, max_weight: float = DEFAULT_MAX_WEIGHT,
+                    switch_tau: float = DEFAULT_SWITCH_TAU,
+                    dros_shrinkage: float = DEFAULT_DROS_SHRINKAGE,
                     confidence_level: float = 0.95, ci_method: str = "clt",
                     seed: int = 0) -> list[OffPolicyEstimator]:
     """Estimators by name, with the thresholds stated explicitly.
@@ -108,15 +116,26 @@ def make_estimators(names: Sequence[str], *, max_weight: float = 100.0,
     names : sequence of str
         Any of :data:`ESTIMATOR_NAMES`.
     max_weight : float, default=100.0
-        The weight threshold shared by ``clipped_ips`` (cap :math:`\\lambda`),
-        ``switch_dr`` (:math:`\\tau`) and ``dros`` (shrinkage :math:`\\lambda`).
+        The cap :math:`\\lambda` of ``clipped_ips``: ``min(w, max_weight)``.
         Replay's rejection bound is always the largest weight in the log.
+    switch_tau : float, default=100.0
+        The threshold :math:`\\tau` of ``switch_dr``, on the scale of the
+        weights: rounds with ``w > switch_tau`` keep only the model's term.
+    dros_shrinkage : float, default=10000.0
+        The shrinkage :math:`\\lambda` of ``dros``, which replaces ``w`` by
+        ``λw / (w² + λ)``. That shrunk weight peaks at ``sqrt(λ) / 2`` where
+        ``w = sqrt(λ)``, so λ is on the scale of a squared weight: the default
+        ``100**2`` stays within 1 % of ``w`` up to ``w = 10`` and never exceeds
+        50, the order of the clipped-IPS cap.
     confidence_level : float, default=0.95
     ci_method : {"clt", "bernstein", "bootstrap"}, default="clt"
         ``"bernstein"`` applies to mean-type estimators only; ratio estimators
         (replay, snips, sndr) then keep "clt".
     seed : int, default=0
     """
+    thresholds = {"clipped_ips": {"max_weight": max_weight},
+                  "switch_dr": {"tau": switch_tau},
+                  "dros": {"shrinkage": dros_shrinkage}}
     common = {"confidence_level": confidence_level, "seed": seed}
     out: list[OffPolicyEstimator] = []
     for name in names:
@@ -125,8 +144,7 @@ def make_estimators(names: Sequence[str], *, max_weight: float = 100.0,
         ratio = name in ("replay", "snips", "sndr")
         method = "clt" if (ci_method == "bernstein" and ratio) else ci_method
         kw = {**common, "ci_method": method}
-        if name in _THRESHOLD_PARAMETER:
-            kw[_THRESHOLD_PARAMETER[name]] = max_weight
+        kw.update(thresholds.get(name, {}))
         out.append(_CLASSES[name](**kw))
     return out
 

@@ -8,8 +8,10 @@ import pytest
 
 from banditkit.engine import Engine
 from banditkit.errors import InvalidInputError
+from banditkit.sampling import strictly_preferred
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
+from banditkit.vw import VWLearner
 
 CONTEXT = {"Member": {"device": "tv"}}
 ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(3)]
@@ -52,6 +54,28 @@ def test_apprentice_returns_the_baseline_learns_it_and_reports_agreement(tmp_pat
     assert metrics.last_batch == (1, rewards["59"], rewards["59"] if agrees["59"] else 0.0)
 
 
+def test_an_untrained_model_does_not_agree_with_the_baseline(tmp_path, clock):
+    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+        learning_mode="apprentice", reward_wait_seconds=1, model_update_seconds=0))
+    for i in range(3):  # no model update: the pmf stays uniform, the model indifferent
+        engine.reward(engine.rank(CONTEXT, ACTIONS, event_id=f"{i}").event_id, 1.0)
+    clock.advance(2)
+    assert engine.process_due() == 3
+    lines = [json.loads(line) for path in sorted((tmp_path / "logs").rglob("*.dsjson"))
+             for line in path.read_text().splitlines()]
+    assert [line["_banditkit"]["modelAgreesWithBaseline"] for line in lines] == [False] * 3
+    metrics = engine.apprentice_metrics()
+    assert (metrics.n_events, metrics.n_agreed, metrics.sum_of_imitated_rewards) == (3, 0, 0.0)
+
+
+def test_strictly_preferred_needs_the_action_alone_on_top():
+    assert strictly_preferred([0.5, 0.3, 0.2], 0)
+    assert strictly_preferred([1.0], 0)
+    assert not strictly_preferred([0.4, 0.4, 0.2], 0)
+    assert not strictly_preferred([0.2, 0.4, 0.4], 1)
+    assert not strictly_preferred([1 / 3] * 3, 0)
+
+
 def test_logging_only_logs_the_baseline_and_learns_nothing(tmp_path, clock):
     engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
         learning_mode="logging_only", reward_wait_seconds=1, model_update_seconds=0))
@@ -68,6 +92,52 @@ def test_exploration_percentage_sets_epsilon_unless_another_algorithm_is_chosen(
     assert settings.learner_args() == "--cb_explore_adf -q MA --epsilon 0.05"
     assert LoopSettings(policy_args="--cb_explore_adf --bag 5").learner_args() == (
         "--cb_explore_adf --bag 5")
+
+
+def _trained_pmf(args: str) -> list[float]:
+    """The pmf VW gives three actions after learning that the first one pays."""
+    learner = VWLearner(args=args)
+    for _ in range(5):
+        learner.learn_one(CONTEXT, [a.features for a in ACTIONS], chosen=0, reward=1.0,
+                          probability=1 / 3)
+    return list(learner.predict_one(CONTEXT, [a.features for a in ACTIONS]))
+
+
+@pytest.mark.parametrize("policy_args", ["--cb_explore_adf --epsilon=0.05 -q MA",
+                                         "--cb_explore_adf --epsilon=0.05 --epsilon 0.3"])
+def test_vw_explores_at_the_exploration_percentage_whatever_the_policy_spelling(policy_args):
+    args = LoopSettings(exploration_percentage=0.2, policy_args=policy_args).learner_args()
+    assert "0.05" not in args
+    # epsilon-greedy over 3 actions: each action the model does not prefer gets
+    # exactly epsilon / 3, so the floor shows which epsilon VW runs with.
+    assert min(_trained_pmf(args)) == pytest.approx(0.2 / 3)
+
+
+@pytest.mark.parametrize("policy_args", ["--cb_explore_adf --bag=3",
+                                         "--cb_explore_adf --cover=3"])
+def test_no_epsilon_is_forced_onto_another_algorithm_spelled_with_equals(policy_args):
+    assert LoopSettings(policy_args=policy_args).learner_args() == policy_args
+
+
+def test_a_policy_epsilon_that_contradicts_the_exploration_percentage_is_refused():
+    settings = LoopSettings(exploration_percentage=0.2)
+    for policy_args in ("--cb_explore_adf --epsilon=0.05", "--cb_explore_adf --epsilon 0.05"):
+        with pytest.raises(InvalidInputError, match=r"--epsilon.0\.05.*exploration_percentage"):
+            settings.with_policy_args(policy_args)
+    # An equal epsilon (a policy exported from Personalizer carries one) is
+    # accepted and not stored, so a later exploration change leaves none stale.
+    same = settings.with_policy_args("--cb_explore_adf --epsilon=0.2 -q MA")
+    assert same.policy_args == "--cb_explore_adf -q MA"
+    assert same.replace(exploration_percentage=0.1).learner_args() == (
+        "--cb_explore_adf -q MA --epsilon 0.1")
+    # Another algorithm reads its own --epsilon, which the percentage does not set.
+    bag = settings.with_policy_args("--cb_explore_adf --bag 3 --epsilon 0.05")
+    assert bag.learner_args() == "--cb_explore_adf --bag 3 --epsilon 0.05"
+
+
+def test_the_exploration_percentage_reaches_vw_exactly():
+    settings = LoopSettings(exploration_percentage=0.1234567)
+    assert settings.learner_args().endswith("--epsilon 0.1234567")
 
 
 @pytest.mark.parametrize("field, value, message", [

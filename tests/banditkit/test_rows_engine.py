@@ -258,6 +258,19 @@ def test_logging_only_shows_slot_baselines(tmp_path, clock):
         assert [s.probability for s in decision.slots] == [1.0, 1.0]
 
 
+def test_an_untrained_slot_model_does_not_agree_with_the_baseline(tmp_path, clock):
+    settings = FAST.replace(learning_mode="apprentice")
+    slots = [Slot(id="hero", baseline="row0"), Slot(id="second", baseline="row1")]
+    with RowEngine.open(tmp_path, settings=settings, clock=clock) as engine:
+        engine.rank_rows(CONTEXT, ROWS, slots=slots, event_id="b")
+        engine.reward_slot("b", "hero", 1.0)
+        clock.advance(11)
+        assert engine.process_due() == 1
+        # untrained: every eligible row has the same probability, no preference
+        (line,) = _lines(engine)
+        assert line["_banditkit"]["modelAgreesWithBaseline"] == [False, False]
+
+
 def test_reused_page_examples_give_the_pmf_of_a_fresh_page(engine, clock):
     """One parsed page answers any order of slot queries as a freshly parsed page would."""
     for i in range(60):  # a model with non-uniform slot pmfs

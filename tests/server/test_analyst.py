@@ -230,6 +230,34 @@ def test_evaluation_is_what_the_cli_prints(app, client, keys, logged) -> None:
     assert report == {"from": "2024-03-01", "to": "2024-03-04", **printed}
 
 
+def test_each_estimator_threshold_is_its_own(app, client, keys, logged) -> None:
+    body = {"from": "2024-03-01", "to": "2024-03-04", "policies": ["uniform"],
+            "estimators": ["clipped_ips", "switch_dr", "dros"]}
+
+    def values(**thresholds: float) -> dict[str, float]:
+        response = client.post("/v1/evaluations", headers=auth(keys["analyst"]),
+                               json={**body, **thresholds})
+        assert response.status_code == 200, response.get_json()
+        return {name: e["value"] for name, e in response.get_json()["estimates"].items()}
+
+    default = values()
+    # Uniform over 3 actions against a 20 %-exploring log: weights reach 5, so
+    # a cap of 1 clips, and would change Switch-DR and DRos if it reached them.
+    capped = values(maxWeight=1)
+    assert capped["clipped_ips"] != pytest.approx(default["clipped_ips"])
+    assert (capped["switch_dr"], capped["dros"]) == (default["switch_dr"], default["dros"])
+    own = values(switchTau=1, drosShrinkage=1)
+    assert own["switch_dr"] != pytest.approx(default["switch_dr"])
+    assert own["dros"] != pytest.approx(default["dros"])
+    result = CliRunner().invoke(banditkit_cli, [
+        "evaluate", *[str(logged[day]) for day in DAYS], "--json",
+        "--data-dir", app.config["ENGINE_DATA_DIR"], "--estimators", "clipped_ips,switch_dr,dros",
+        "--policy", "uniform", "--switch-tau", "1", "--dros-shrinkage", "1"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output.strip().splitlines()[-1])
+    assert own == {name: e["value"] for name, e in printed["estimates"].items()}
+
+
 def test_evaluation_defaults_are_the_clis(client, keys, logged) -> None:
     report = client.post("/v1/evaluations", headers=auth(keys["admin"]),
                          json={"from": "2024-03-02", "to": "2024-03-02"}).get_json()
@@ -357,6 +385,8 @@ RANGE = {"from": "2024-03-01", "to": "2024-03-04"}
     ({**RANGE, "estimators": ["ips", "IPS"]}, "estimators", "repeat"),
     ({**RANGE, "confidence": 1.5}, "confidence", "between 0 and 1"),
     ({**RANGE, "maxWeight": 0}, "maxWeight", "between 0 and inf"),
+    ({**RANGE, "switchTau": -1}, "switchTau", "at least 0"),
+    ({**RANGE, "drosShrinkage": 0}, "drosShrinkage", "between 0 and inf"),
     ({**RANGE, "ciMethod": "bootstrap"}, "ciMethod", "clt, bernstein"),
 ])
 def test_bad_evaluation_bodies_are_400_naming_the_field(client, keys, logged, body, target,

@@ -11,7 +11,7 @@ RANK = ("POST", "/personalizer/v1.0/rank",
         {"actions": [{"id": "a", "features": []}, {"id": "b", "features": []}]})
 GET_SERVICE = ("GET", "/personalizer/v1.0/configurations/service", None)
 PUT_POLICY = ("PUT", "/personalizer/v1.0/configurations/policy",
-              {"name": "p", "arguments": "--cb_explore_adf --epsilon 0.3"})
+              {"name": "p", "arguments": "--cb_explore_adf --epsilon 0.2"})
 
 ROUTES = [RANK, GET_SERVICE, PUT_POLICY]
 # Which roles may call what (admin may call everything), by path and method.

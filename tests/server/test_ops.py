@@ -140,6 +140,34 @@ def test_background_learner_steps_and_stops(tmp_path) -> None:
     close_app(app)  # idempotent
 
 
+def _join_lag(app) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    (lag,) = [sample.value for family in text_string_to_metric_families(_metrics(app))
+              for sample in family.samples if sample.name == "banditkit_join_lag_seconds"]
+    return lag
+
+
+def test_join_lag_is_the_time_since_the_learner_last_stepped(tmp_path) -> None:
+    app = create_app({"ENGINE_DATA_DIR": str(tmp_path / "on"), "LEARNER_INTERVAL_SECONDS": 0.02})
+    idle = create_app({"ENGINE_DATA_DIR": str(tmp_path / "off"), "LEARNER_ENABLED": False})
+    try:
+        deadline = time.monotonic() + 5
+        while "banditkit_learner_last_run_timestamp_seconds 0.0" in _metrics(app):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # It steps every 0.02 s: a second is room for a loaded machine.
+        assert 0.0 <= _join_lag(app) < 1.0
+        get_learner(app).stop()
+        time.sleep(0.3)
+        assert _join_lag(app) >= 0.3  # a stopped learner falls behind
+        # No learner at all: nothing has been joined since the app started.
+        assert _join_lag(idle) >= 0.3
+    finally:
+        close_app(app)
+        close_app(idle)
+
+
 def _metrics(app) -> str:
     return app.test_client().get("/metrics").get_data(as_text=True)
 

@@ -170,6 +170,29 @@ def test_invalid_policy_is_a_400_and_changes_nothing(app, client, keys) -> None:
     assert get_engine(app).settings == before
 
 
+def test_a_policy_epsilon_must_agree_with_the_exploration_percentage(app, client, keys) -> None:
+    admin = auth(keys["admin"])
+    path = "/personalizer/v1.0/configurations/policy"
+    before = get_engine(app).settings
+    assert before.exploration_percentage == 0.2
+    response = client.put(path, headers=admin,
+                          json={"name": "x", "arguments": "--cb_explore_adf --epsilon=0.05"})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert "--epsilon=0.05" in error["message"] and "explorationPercentage" in error["message"]
+    assert error["target"] == "arguments"
+    assert get_engine(app).settings == before
+    # The same epsilon is accepted; the percentage stays its one owner.
+    response = client.put(path, headers=admin,
+                          json={"name": "x", "arguments": "--cb_explore_adf --epsilon 0.2 -q ::"})
+    assert response.status_code == 200
+    assert response.get_json()["arguments"] == "--cb_explore_adf -q ::"
+    config = client.get("/personalizer/v1.0/configurations/service", headers=admin).get_json()
+    config["explorationPercentage"] = 0.1
+    client.put("/personalizer/v1.0/configurations/service", headers=admin, json=config)
+    assert get_engine(app).settings.learner_args() == "--cb_explore_adf -q :: --epsilon 0.1"
+
+
 def test_api_version_is_required(client, keys) -> None:
     response = client.post("/personalizer/rank", headers=auth(keys["client"]),
                            json={"actions": ACTIONS})

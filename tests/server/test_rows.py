@@ -167,7 +167,7 @@ def test_row_loop_follows_the_service_configuration_but_not_the_policy(client, k
     changed = {**config, "rewardWaitTime": "PT7S", "explorationPercentage": 0.33}
     assert client.put("/personalizer/v1.0/configurations/service", headers=admin,
                       json=changed).status_code == 200
-    policy = {"name": "artwork", "arguments": "--cb_explore_adf -q MA --epsilon 0.1"}
+    policy = {"name": "artwork", "arguments": "--cb_explore_adf -q MA --epsilon 0.33"}
     assert client.put("/personalizer/v1.0/configurations/policy", headers=admin,
                       json=policy).status_code == 200
     rows = get_row_engine(app)

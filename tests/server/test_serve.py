@@ -310,6 +310,67 @@ def test_sigkill_loses_no_acknowledged_decision_or_reward(
     assert restarted.process.wait(30) == 0
 
 
+def test_a_killed_master_leaves_no_learner_or_worker_behind(
+        data_dir: Path, keys: dict[str, str], tmp_path: Path, started: list[Served]) -> None:
+    # A long learner interval: a learner that looked for its master only
+    # between steps would outlive it by up to 30 s.
+    served = serve(data_dir, tmp_path / "serve.log", "--learner-interval", "30")
+    started.append(served)
+    wait_until(lambda: any(entry.get("message") == "learner started" for entry in served.log()),
+               seconds=30, what="the learner to start")
+    (learner,) = served.learner_pids()
+    workers = served.pids("/readyz")
+    assert len(workers) == 2 and alive(learner)
+    os.kill(served.process.pid, signal.SIGKILL)  # the master alone
+    served.process.wait(10)
+    try:
+        # The kernel signals the learner at the master's death: measured
+        # 0.1-0.2 s; 3 s leaves room for a loaded machine, far below 30 s.
+        wait_until(lambda: not alive(learner), seconds=3, what="the learner to exit")
+        assert any(entry.get("pid") == learner
+                   and entry.get("message") == "the server master is gone; learner exiting"
+                   for entry in served.log())
+        # gunicorn's workers look for their master every second, then finish
+        # their requests: measured 1.6-2.4 s.
+        wait_until(lambda: not any(alive(pid) for pid in workers), seconds=10,
+                   what="the workers to exit")
+    finally:
+        kill(served)  # the group outlives its master: whatever is left of it
+
+
+def _metric(served: Served, name: str) -> list[float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(served.url + "/metrics", timeout=10).text
+    return [sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name]
+
+
+def test_join_lag_follows_the_learner_process(
+        data_dir: Path, keys: dict[str, str], tmp_path: Path, started: list[Served]) -> None:
+    served = serve(data_dir, tmp_path / "serve.log")  # the learner steps every 0.2 s
+    started.append(served)
+    wait_until(lambda: _metric(served, "banditkit_learner_last_run_timestamp_seconds")
+               != [0.0], seconds=30, what="the learner's first step")
+    # One series: the learner's last step, not one per worker.
+    assert len(_metric(served, "banditkit_learner_last_run_timestamp_seconds")) == 1
+    # 0.2 s between steps; 1.5 s of margin for a loaded machine.
+    (lag,) = _metric(served, "banditkit_join_lag_seconds")
+    assert 0.0 <= lag < 1.5
+    (learner,) = served.learner_pids()
+    os.kill(learner, signal.SIGSTOP)  # a learner that makes no progress
+    try:
+        time.sleep(2.0)
+        (lag,) = _metric(served, "banditkit_join_lag_seconds")
+        assert lag >= 2.0
+    finally:
+        os.kill(learner, signal.SIGCONT)
+    wait_until(lambda: _metric(served, "banditkit_join_lag_seconds")[0] < 1.5, seconds=10,
+               what="the learner to catch up")
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(30) == 0
+
+
 def test_one_learner_per_data_dir(data_dir: Path) -> None:
     """A second learner on the same store waits until the first one is gone."""
     import fcntl

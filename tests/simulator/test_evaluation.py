@@ -124,8 +124,12 @@ def test_make_estimators_states_thresholds_and_rejects_unknown_names():
     assert [e.name for e in estimators] == list(ESTIMATOR_NAMES)
     by_name = {e.name: e for e in estimators}
     assert by_name["clipped_ips"] == ClippedIPS(max_weight=7.0)
-    assert by_name["switch_dr"].tau == 7.0 and by_name["dros"].shrinkage == 7.0
     assert by_name["replay"].max_weight is None
+    # The clipping cap is not Switch-DR's tau, nor DRos's lambda (another scale).
+    assert by_name["switch_dr"].tau == 100.0 and by_name["dros"].shrinkage == 100.0 ** 2
+    own = {e.name: e for e in make_estimators(["switch_dr", "dros"], switch_tau=3.0,
+                                              dros_shrinkage=50.0)}
+    assert own["switch_dr"].tau == 3.0 and own["dros"].shrinkage == 50.0
     bernstein = {e.name: e.ci_method for e in make_estimators(["ips", "snips"],
                                                               ci_method="bernstein")}
     assert bernstein == {"ips": "bernstein", "snips": "clt"}
