@@ -24,6 +24,12 @@ Targets (DESIGN.md §8):
   ids). Compared with ``bare_40``, which parses the same body and answers 40
   results. Goal: p99 < 25 ms on 2 cores, measured with ``--page-concurrency``
   requests in flight (default 2, one per worker).
+* ``personalizer_rank_ids``: ``personalizer_rank`` with a caller-chosen
+  ``eventId`` in every request (unique: a random prefix per client and a
+  counter), so every decision claims its id across the workers before it is
+  journaled (``banditkit.event_ids.EventClaims``). ``ratio_rps_ids`` and
+  ``ratio_cpu_ids`` compare it with ``personalizer_rank``: the duplicate
+  check's cost.
 
 Each target also reports ``server_cpu_ms``: CPU time (user + system) of the
 server's processes (master, workers, learner) per request, read from /proc.
@@ -118,6 +124,25 @@ wrk.method = "POST"
 wrk.body = io.open(os.getenv("BENCH_BODY")):read("*a")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Ocp-Apim-Subscription-Key"] = os.getenv("BENCH_KEY")
+-- A body with the placeholder gets a fresh event id per request: a prefix per
+-- thread (the run's start and the thread's number) and a counter.
+local placeholder = "__EVENT_ID__"
+local made, counter, prefix = 0, 0, ""
+function setup(thread)
+  made = made + 1
+  thread:set("tid", made)
+end
+function init(args)
+  prefix = string.format("%d-%d-", os.time(), tid or 0)
+end
+function request()
+  if not string.find(wrk.body, placeholder, 1, true) then
+    return wrk.format()
+  end
+  counter = counter + 1
+  local body = string.gsub(wrk.body, placeholder, prefix .. counter)
+  return wrk.format(nil, nil, nil, body)
+end
 function done(summary, latency, requests)
   local errors = summary.errors.status + summary.errors.connect + summary.errors.read
     + summary.errors.write + summary.errors.timeout
@@ -129,6 +154,8 @@ function done(summary, latency, requests)
 end
 '''
 
+# Replaced by a fresh event id in every request (both load generators).
+EVENT_ID_PLACEHOLDER = b"__EVENT_ID__"
 THEMES = ("romance", "action", "comedy", "horror", "drama", "family", "scifi", "crime")
 HUES = ("red", "orange", "yellow", "green", "blue", "purple", "grey")
 
@@ -387,11 +414,13 @@ def _python_client(task: tuple) -> tuple[list[float], int]:
     connection = http.client.HTTPConnection(host, port, timeout=30)
     headers = {"Content-Type": "application/json", "Ocp-Apim-Subscription-Key": key}
     latencies, errors = [], 0
-    for _ in range(n_requests):
+    prefix, parts = os.urandom(6).hex(), body.split(EVENT_ID_PLACEHOLDER)
+    for i in range(n_requests):
         if time.monotonic() > deadline:
             break
+        sent = body if len(parts) == 1 else f"{prefix}-{i}".encode().join(parts)
         started = time.perf_counter()
-        connection.request("POST", path, body=body, headers=headers)
+        connection.request("POST", path, body=sent, headers=headers)
         response = connection.getresponse()
         response.read()
         latencies.append(time.perf_counter() - started)
@@ -478,8 +507,11 @@ def main(argv: list[str] | None = None) -> dict:
         titles = build_catalogue(data_dir, n_titles=args.page_size, n_variants=args.variants,
                                  rng=rng)
         one = scratch_path / "one.json"
-        one.write_text(json.dumps(personalizer_body(rng, args.variants,
-                                                    small=args.small_features)))
+        one_body = personalizer_body(rng, args.variants, small=args.small_features)
+        one.write_text(json.dumps(one_body))
+        with_ids = scratch_path / "one_with_ids.json"
+        with_ids.write_text(json.dumps(
+            {**one_body, "eventId": EVENT_ID_PLACEHOLDER.decode()}))
         page = scratch_path / "page.json"
         page.write_text(json.dumps({"context": member_context(rng), "titles": titles}))
 
@@ -488,6 +520,8 @@ def main(argv: list[str] | None = None) -> dict:
         plan = [
             ("bare_8", "bare", "/bare", one, args.concurrency),
             ("personalizer_rank", "banditkit", "/personalizer/v1.0/rank", one,
+             args.concurrency),
+            ("personalizer_rank_ids", "banditkit", "/personalizer/v1.0/rank", with_ids,
              args.concurrency),
             ("bare_40", "bare", "/bare/page", page, args.page_concurrency),
             ("artwork_rank_40", "banditkit", "/v1/artwork/rank", page, args.page_concurrency),
@@ -532,6 +566,9 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_rps_page": ratio("artwork_rank_40", "bare_40", "rps"),
         "ratio_cpu_rank_8": ratio("personalizer_rank", "bare_8", "server_cpu_ms", inverse=True),
         "ratio_cpu_page": ratio("artwork_rank_40", "bare_40", "server_cpu_ms", inverse=True),
+        "ratio_rps_ids": ratio("personalizer_rank_ids", "personalizer_rank", "rps"),
+        "ratio_cpu_ids": ratio("personalizer_rank_ids", "personalizer_rank", "server_cpu_ms",
+                               inverse=True),
         "page_titles": args.page_size,
         "page_p99_ms": results["artwork_rank_40"]["p99_ms"],
         "goal_page_p99_ms": 25.0,
