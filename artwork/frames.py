@@ -121,25 +121,26 @@ class FrameMining:
     height: int
 
 
-def _open(path: str | os.PathLike) -> cv2.VideoCapture:
+def _open(path: str | os.PathLike, name: str | None = None) -> cv2.VideoCapture:
     p = Path(path)
     if not p.is_file():
         raise ArtworkInputError("not_found", f"no such video file: {str(p)!r}")
+    name = name or p.name
     if p.stat().st_size == 0:
-        raise ArtworkInputError("empty", f"{p.name}: the file is empty (0 bytes), expected a video")
+        raise ArtworkInputError("empty", f"{name}: the file is empty (0 bytes), expected a video")
     with open(p, "rb") as handle:
         head = handle.read(64)
     kind = _document_kind(head)
     if kind is not None:
-        raise ArtworkInputError("not_a_video", f"{p.name}: the file is {kind}, not a video")
+        raise ArtworkInputError("not_a_video", f"{name}: the file is {kind}, not a video")
     if _is_text(head):
-        raise ArtworkInputError("not_a_video", f"{p.name}: the file is text, not a video")
+        raise ArtworkInputError("not_a_video", f"{name}: the file is text, not a video")
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()
-        _refuse_image(p, head)
+        _refuse_image(name, head)
         raise ArtworkInputError(
-            "not_a_video", f"{p.name}: OpenCV (FFmpeg) cannot open it as a video"
+            "not_a_video", f"{name}: OpenCV (FFmpeg) cannot open it as a video"
         )
     return cap
 
@@ -149,13 +150,13 @@ def _is_text(head: bytes) -> bool:
     return all((b >= 0x20 and b != 0x7F) or b in b"\t\n\r" for b in head)
 
 
-def _refuse_image(path: Path, head: bytes) -> None:
+def _refuse_image(name: str, head: bytes) -> None:
     """Refuse a file that starts like a still image (FFmpeg reads one as one frame)."""
     image_format = _claimed_format(head)
     if image_format is not None:
         raise ArtworkInputError(
             "not_a_video",
-            f"{path.name}: the file is a {image_format} image, not a video; upload a still "
+            f"{name}: the file is a {image_format} image, not a video; upload a still "
             "as a poster variant, and a trailer as a video file (MP4, MOV, MKV, WebM, AVI)",
         )
 
@@ -249,6 +250,7 @@ def mine_frames(
     max_frames: int | None = None,
     max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS,
     progress: Callable[[int], None] | None = None,
+    name: str | None = None,
 ) -> FrameMining:
     """Find the ``top_k`` best, mutually different frames of a video.
 
@@ -281,6 +283,9 @@ def mine_frames(
         declaration before decoding and on the first frame.
     progress : callable, optional
         Called with the number of frames decoded since the last call.
+    name : str, optional
+        What error messages call the file (an upload's own name when ``path``
+        is a scratch copy); default: the file's name.
 
     Returns
     -------
@@ -306,8 +311,8 @@ def mine_frames(
             "bad_argument",
             f"detectors must come from artwork.load_detectors(), got {type(detectors).__name__}",
         )
-    cap = _open(path)
-    name = Path(path).name
+    name = name or Path(path).name
+    cap = _open(path, name)
     try:
         declared_width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         declared_height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
@@ -372,7 +377,7 @@ def mine_frames(
             progress(pending)
         if index <= 1:
             with open(path, "rb") as handle:
-                _refuse_image(Path(path), handle.read(64))
+                _refuse_image(name, handle.read(64))
         if index == 0:
             raise ArtworkInputError(
                 "no_frames", f"{name}: the video has no decodable frames"
