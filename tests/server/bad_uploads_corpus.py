@@ -23,7 +23,15 @@ from PIL import Image
 
 from tests.server.test_catalogue_helpers import encode, poster_array
 
-__all__ = ["BAD_POSTERS", "BAD_TRAILERS", "GOOD_ODD_POSTERS", "BadFile", "png_chunk"]
+__all__ = [
+    "BAD_POSTERS",
+    "BAD_TRAILERS",
+    "GOOD_ODD_POSTERS",
+    "BadFile",
+    "animated_gif",
+    "good_trailer",
+    "png_chunk",
+]
 
 
 @dataclass(frozen=True)
@@ -359,7 +367,8 @@ def _mode(mode: str, fmt: str = "PNG") -> Callable[[], bytes]:
     return build
 
 
-def _animated_gif() -> bytes:
+def animated_gif() -> bytes:
+    """Three different posters as an animated GIF."""
     frames = [Image.fromarray(poster_array(seed)) for seed in (7, 8, 9)]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=80)
@@ -394,7 +403,7 @@ GOOD_ODD_POSTERS: list[tuple[str, Callable[[], bytes], str | None]] = [
     ("rgba-png", _mode("RGBA"), "transparency"),
     ("palette-png", _mode("P"), "palette"),
     ("1-bit-png", _mode("1"), "greyscale"),
-    ("animated-gif", _animated_gif, "first of 3 frames"),
+    ("animated-gif", animated_gif, "first of 3 frames"),
     ("exif-orientation-99", _exif(orientation=99), None),
     ("exif-garbage-blob", _exif(blob=b"Exif\x00\x00" + bytes(range(200))), None),
     ("webp-named-jpg", lambda: _poster("WEBP"), None),

@@ -20,6 +20,7 @@ from tests.server.bad_uploads_corpus import (
     BAD_TRAILERS,
     GOOD_ODD_POSTERS,
     BadFile,
+    animated_gif,
     good_trailer,
 )
 from tests.server.conftest import FAST_SETTINGS, auth, make_keys
@@ -124,6 +125,13 @@ def test_odd_but_usable_posters_are_accepted(client, m, kind, build, note) -> No
     assert variant["features"]["Color"]  # analysed, not just stored
     if note is not None:
         assert any(note in text for text in variant["details"]["notes"]), variant["details"]
+
+
+def test_an_animated_gif_trailer_is_read_as_a_short_video(client, m) -> None:
+    response = _post(client, m, "/v1/catalogue/titles/good/trailers", animated_gif(),
+                     "teaser.gif")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["frames"] == 3
 
 
 def test_a_good_trailer_still_mines_frames(client, m) -> None:
