@@ -186,6 +186,11 @@ def _read_upload(*, limit_key: str) -> tuple[bytes, str]:
     try:
         upload = _file_part()
     except RequestEntityTooLarge:
+        if request.content_length is not None:  # within the limit, checked above
+            raise ApiError(
+                f"The multipart body has a text field over {request.max_form_memory_size:,} "
+                f"bytes or over {request.max_form_parts:,} parts; an upload holds only the "
+                "'file' part.", status=413, target="file") from None
         raise ApiError(f"The upload is over the limit of {limit:,} bytes "
                        f"(CATALOGUE_{limit_key}).", status=413, target="file") from None
     filename = upload.filename or ""

@@ -188,6 +188,12 @@ BAD_REQUESTS = [
      "unexpected multipart parts ['title']"),
     ("path-in-file-name", MULTIPART, _multipart("XyZ", [("file", "../../a.jpg", JPEG)]), 400,
      "without path separators"),
+    ("file-and-a-600-kb-field", MULTIPART,
+     _multipart("XyZ", [("file", "a.jpg", JPEG), ("note", None, b"x" * 600_000)]), 413,
+     "has a text field over"),
+    ("file-and-2000-fields", MULTIPART,
+     _multipart("XyZ", [("file", "a.jpg", JPEG)] + [(f"f{i}", None, b"x") for i in range(2000)]),
+     413, "parts; an upload holds only the 'file' part"),
 ]
 
 
