@@ -46,9 +46,10 @@ _MAX_FILE_BYTES = 200 * 1024 * 1024
 _FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
 # What Pillow raises on bytes it cannot decode: the exceptions its own fuzz
 # test expects from open and load, plus low-level errors a damaged header can
-# let through some plugins. MemoryError is not among them: that is the server's.
+# let through some plugins (a TIFF page without dimensions is a TypeError).
+# MemoryError is not among them: that is the server's.
 _DECODER_ERRORS = (OSError, SyntaxError, ValueError, NotImplementedError, OverflowError,
-                   EOFError, struct.error, zlib.error, IndexError)
+                   EOFError, TypeError, struct.error, zlib.error, IndexError)
 # Signatures of the supported formats: bytes starting like one of these that
 # Pillow cannot open are a damaged image, not some other kind of file.
 _SIGNATURES = (

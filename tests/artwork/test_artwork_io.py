@@ -323,3 +323,30 @@ def test_missing_file(tmp_path):
 def test_bad_max_pixels():
     with pytest.raises(ArtworkInputError, match="max_pixels must be a positive int"):
         load_image(b"x", max_pixels=0)
+
+
+def test_mutated_files_raise_only_artwork_input_error(detectors):
+    # seeded byte edits, mostly in the headers, of one poster in every format:
+    # each file either analyses or is refused with a code, never another exception
+    rng = np.random.default_rng(0)
+    base = cv2.resize(np.random.default_rng(1).integers(0, 256, (6, 4, 3), np.uint8),
+                      (96, 144), interpolation=cv2.INTER_CUBIC)
+    seeds = [encode(base, fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")]
+    outcomes = set()
+    for i in range(600):
+        data = bytearray(seeds[i % len(seeds)])
+        for _ in range(int(rng.integers(1, 8))):
+            pos = int(rng.integers(0, min(len(data), 200 if rng.random() < 0.6 else len(data))))
+            edit = rng.integers(0, 3)
+            if edit == 0:
+                data[pos] = int(rng.integers(0, 256))
+            elif edit == 1:
+                del data[pos : pos + int(rng.integers(1, 16))]
+            else:
+                data[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 16)), np.uint8).tobytes()
+        try:
+            artwork.analyze(bytes(data), detectors=detectors, max_pixels=4_000_000)
+            outcomes.add("analysed")
+        except ArtworkInputError as exc:
+            outcomes.add(exc.code)
+    assert {"analysed", "truncated", "not_an_image"} <= outcomes

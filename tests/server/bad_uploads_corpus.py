@@ -220,6 +220,23 @@ def _tiff_bad_strips() -> bytes:
     return bytes(data)
 
 
+def _tiff_page_without_width() -> bytes:
+    """A two-page TIFF whose second page has no ImageWidth tag."""
+    buffer = io.BytesIO()
+    pages = [Image.fromarray(poster_array(seed, (64, 96))) for seed in (3, 4)]
+    pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:])
+    data = bytearray(buffer.getvalue())
+    first = struct.unpack("<I", data[4:8])[0]
+    count = struct.unpack("<H", data[first : first + 2])[0]
+    second = struct.unpack("<I", data[first + 2 + 12 * count : first + 6 + 12 * count])[0]
+    count = struct.unpack("<H", data[second : second + 2])[0]
+    for i in range(count):
+        entry = second + 2 + 12 * i
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 256:  # ImageWidth
+            data[entry : entry + 2] = struct.pack("<H", 65000)
+    return bytes(data)
+
+
 def _unsupported(fmt: str) -> Callable[[], bytes]:
     def build() -> bytes:
         buffer = io.BytesIO()
@@ -319,6 +336,8 @@ BAD_POSTERS: list[BadFile] = [
     BadFile("tiff-first-16-bytes", _cut("TIFF", 16), "truncated", "truncated"),
     BadFile("tiff-half", _cut("TIFF", 0.5), "truncated", "truncated"),
     BadFile("tiff-strips-past-the-end", _tiff_bad_strips, "truncated", "truncated"),
+    BadFile("tiff-second-page-without-width", _tiff_page_without_width, "truncated",
+            "missing dimensions"),
     BadFile("svg-named-jpg", lambda: b"<svg xmlns='http://www.w3.org/2000/svg'/>", "svg",
             "svg"),
     BadFile("svg-with-xml-prolog", lambda: b"<?xml version='1.0'?>\n<svg></svg>", "svg", "svg"),
