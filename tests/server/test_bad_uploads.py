@@ -127,6 +127,15 @@ def test_odd_but_usable_posters_are_accepted(client, m, kind, build, note) -> No
         assert any(note in text for text in variant["details"]["notes"]), variant["details"]
 
 
+def test_the_parts_own_content_type_is_not_trusted(client, m) -> None:
+    # the bytes decide: a JPEG labelled text/plain is a JPEG
+    response = client.post("/v1/catalogue/titles/good/variants", headers=m,
+                           data={"file": (io.BytesIO(poster(77)), "poster.txt", "text/plain")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["mediaType"] == "image/jpeg"
+
+
 def test_an_animated_gif_trailer_is_read_as_a_short_video(client, m) -> None:
     response = _post(client, m, "/v1/catalogue/titles/good/trailers", animated_gif(),
                      "teaser.gif")
