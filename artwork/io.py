@@ -350,7 +350,10 @@ def _decode(
 ) -> LoadedImage:
     _sniff(data)
     notes: list[str] = []
-    with warnings.catch_warnings():
+    # Pillow warns about what it skipped in a damaged file (EXIF tags, TIFF
+    # tags); those warnings become notes, so the caller hears of them
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         img = _open(data, max_pixels=max_pixels)
         image_format = str(img.format)
@@ -368,6 +371,8 @@ def _decode(
             raise ArtworkInputError("too_large", f"the image is too large ({exc})") from None
         except _DECODER_ERRORS as exc:
             raise _unreadable(exc, image_format) from None
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        notes.append(f"decoder warning: {message}")
     return LoadedImage(
         image=check_image(image),
         format=image_format,

@@ -409,6 +409,17 @@ def _exif(orientation: int | None = None, blob: bytes | None = None) -> Callable
     return build
 
 
+def _exif_cut_short() -> bytes:
+    """A JPEG whose EXIF block ends before the description it points to."""
+    image = Image.fromarray(poster_array(11))
+    exif = image.getexif()
+    exif[0x010E] = "a long description " * 4  # ImageDescription, stored past the IFD
+    blob = exif.tobytes()
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=blob[:-40])
+    return buffer.getvalue()
+
+
 def _jpeg_with_trailing_zip() -> bytes:
     return _poster("JPEG") + _zip()
 
@@ -425,6 +436,7 @@ GOOD_ODD_POSTERS: list[tuple[str, Callable[[], bytes], str | None]] = [
     ("animated-gif", animated_gif, "first of 3 frames"),
     ("exif-orientation-99", _exif(orientation=99), None),
     ("exif-garbage-blob", _exif(blob=b"Exif\x00\x00" + bytes(range(200))), None),
+    ("exif-cut-short", _exif_cut_short, "decoder warning: Tag data larger than file"),
     ("webp-named-jpg", lambda: _poster("WEBP"), None),
     ("jpeg-with-a-zip-appended", _jpeg_with_trailing_zip, None),
     ("jpeg-at-the-aspect-limit-portrait", _image("JPEG", (40, 320)), None),
