@@ -13,8 +13,8 @@ class ArtworkInputError(ValueError):
     code : str
         A stable, machine-readable reason (``"empty"``, ``"truncated"``,
         ``"not_an_image"``, ``"svg"``, ``"html"``, ``"too_large"``,
-        ``"too_small"``, ``"bad_array"``, ``"not_a_video"``, ``"no_frames"``,
-        ``"not_found"``). A server maps every code to a 4xx answer.
+        ``"too_small"``, ``"bad_aspect"``, ``"bad_array"``, ``"not_a_video"``,
+        ``"no_frames"``, ``"not_found"``). A server maps every code to a 4xx answer.
     message : str
         A sentence for a person: what was wrong, what was expected, what was
         received.

@@ -161,7 +161,7 @@ def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     if scale >= 1.0:
         return image, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    k = int(1.0 / scale)
+    k = min(int(1.0 / scale), height, width)
     if k >= 2:
         trimmed = image[: height - height % k, : width - width % k]
         image = cv2.resize(trimmed, (trimmed.shape[1] // k, trimmed.shape[0] // k),

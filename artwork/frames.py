@@ -28,9 +28,16 @@ from artwork._errors import ArtworkInputError
 from artwork.analysis import Analysis, analyze_image
 from artwork.detectors import Detectors
 from artwork.identity import fingerprint, is_near_duplicate
-from artwork.io import LoadedImage, check_image
+from artwork.io import (
+    LoadedImage,
+    _check_size,
+    _claimed_format,
+    _document_kind,
+    check_image,
+)
 
 __all__ = [
+    "DEFAULT_MAX_VIDEO_PIXELS",
     "FrameCandidate",
     "FrameMining",
     "Shot",
@@ -38,6 +45,11 @@ __all__ = [
     "mine_frames",
     "probe_video",
 ]
+
+
+#: Largest accepted video frame (width x height): DCI 4K. Each shot keeps a
+#: few full-resolution frames while decoding, so this bounds the memory used.
+DEFAULT_MAX_VIDEO_PIXELS = 4096 * 2160
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,23 +121,79 @@ class FrameMining:
     height: int
 
 
-def _open(path: str | os.PathLike) -> cv2.VideoCapture:
+def _open(path: str | os.PathLike, name: str | None = None) -> cv2.VideoCapture:
     p = Path(path)
     if not p.is_file():
         raise ArtworkInputError("not_found", f"no such video file: {str(p)!r}")
+    name = name or p.name
     if p.stat().st_size == 0:
-        raise ArtworkInputError("empty", f"{p.name}: the file is empty (0 bytes), expected a video")
+        raise ArtworkInputError("empty", f"{name}: the file is empty (0 bytes), expected a video")
     with open(p, "rb") as handle:
-        head = handle.read(64).lstrip().lower()
-    if head.startswith((b"<", b"{", b"[")):
-        raise ArtworkInputError("not_a_video", f"{p.name}: the file is text, not a video")
+        head = handle.read(64)
+    kind = _document_kind(head)
+    if kind is not None:
+        raise ArtworkInputError("not_a_video", f"{name}: the file is {kind}, not a video")
+    if _is_text(head):
+        raise ArtworkInputError("not_a_video", f"{name}: the file is text, not a video")
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()
+        _refuse_image(name, head)
         raise ArtworkInputError(
-            "not_a_video", f"{p.name}: OpenCV (FFmpeg) cannot open it as a video"
+            "not_a_video", f"{name}: OpenCV (FFmpeg) cannot open it as a video"
         )
     return cap
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether the first bytes are text: every video container starts with control bytes."""
+    return all((b >= 0x20 and b != 0x7F) or b in b"\t\n\r" for b in head)
+
+
+def _refuse_image(name: str, head: bytes) -> None:
+    """Refuse a file that starts like a still image (FFmpeg reads one as one frame)."""
+    image_format = _claimed_format(head)
+    if image_format is not None:
+        raise ArtworkInputError(
+            "not_a_video",
+            f"{name}: the file is a {image_format} image, not a video; upload a still "
+            "as a poster variant, and a trailer as a video file (MP4, MOV, MKV, WebM, AVI)",
+        )
+
+
+def _check_frame_size(width: int, height: int, *, max_pixels: int, name: str) -> None:
+    if width * height > max_pixels:
+        raise ArtworkInputError(
+            "too_large",
+            f"{name}: the video's frames are too large: {width}x{height} = "
+            f"{width * height:,} pixels, over the limit of {max_pixels:,}",
+        )
+    try:
+        _check_size(width, height, subject="each video frame")
+    except ArtworkInputError as exc:
+        raise ArtworkInputError(exc.code, f"{name}: {exc.message}") from None
+
+
+def _check_complete(cap: cv2.VideoCapture, *, n_decoded: int, last_ms: float, fps: float,
+                    name: str) -> None:
+    """Refuse a video whose frames stop well before the duration its container declares.
+
+    The declared duration may include an audio tail, so up to a tenth of it
+    (at least half a second) may be missing.
+    """
+    declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    if not (np.isfinite(declared) and declared >= 2):
+        return
+    duration = declared / fps
+    # a stream without timestamps reports 0 ms: count frames instead
+    reached = max(last_ms / 1000.0 + 1.0 / fps, n_decoded / fps)
+    if duration - reached > max(0.1 * duration, 0.5):
+        raise ArtworkInputError(
+            "truncated",
+            f"{name}: the video is truncated or corrupt: its container declares "
+            f"{duration:.1f} s ({int(declared)} frames) but frames decode only up to "
+            f"{reached:.1f} s ({n_decoded} frames); upload the whole file",
+        )
 
 
 def probe_video(path: str | os.PathLike) -> dict[str, float | int]:
@@ -180,7 +248,9 @@ def mine_frames(
     min_shot_frames: int = 10,
     keep_per_shot: int = 3,
     max_frames: int | None = None,
+    max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS,
     progress: Callable[[int], None] | None = None,
+    name: str | None = None,
 ) -> FrameMining:
     """Find the ``top_k`` best, mutually different frames of a video.
 
@@ -208,8 +278,14 @@ def mine_frames(
         Full-resolution frames kept per shot while decoding.
     max_frames : int, optional
         Stop after this many frames.
+    max_pixels : int, default=DEFAULT_MAX_VIDEO_PIXELS
+        Largest accepted frame (width x height), checked on the container's
+        declaration before decoding and on the first frame.
     progress : callable, optional
         Called with the number of frames decoded since the last call.
+    name : str, optional
+        What error messages call the file (an upload's own name when ``path``
+        is a scratch copy); default: the file's name.
 
     Returns
     -------
@@ -218,8 +294,14 @@ def mine_frames(
     Raises
     ------
     ArtworkInputError
-        ``not_found``, ``empty``, ``not_a_video`` or ``no_frames``.
+        ``not_found``, ``empty``, ``not_a_video`` (including a still image),
+        ``no_frames``, ``truncated`` (frames stop well before the declared
+        duration), ``too_large``, ``too_small`` or ``bad_aspect`` (frame size).
     """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
+        raise ArtworkInputError(
+            "bad_argument", f"max_pixels must be a positive int, got {max_pixels!r}"
+        )
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ArtworkInputError("bad_argument", f"top_k must be a positive int, got {top_k!r}")
     if not isinstance(threshold, int | float) or not threshold > 0:
@@ -229,10 +311,16 @@ def mine_frames(
             "bad_argument",
             f"detectors must come from artwork.load_detectors(), got {type(detectors).__name__}",
         )
-    cap = _open(path)
+    name = name or Path(path).name
+    cap = _open(path, name)
     try:
+        declared_width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        declared_height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if declared_width > 0 and declared_height > 0:
+            _check_frame_size(declared_width, declared_height, max_pixels=max_pixels, name=name)
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not np.isfinite(fps) or fps <= 0 or fps > 1000:
+        declares_fps = bool(np.isfinite(fps) and 0 < fps <= 1000)
+        if not declares_fps:
             fps = 25.0
         shots_bounds: list[tuple[int, int]] = []
         kept: list[list[tuple[float, int, float, np.ndarray]]] = []  # per shot
@@ -253,13 +341,16 @@ def mine_frames(
             kept.append(sorted(good, key=lambda c: -c[0]))
 
         frame = None
+        last_ms = 0.0
         while max_frames is None or index < max_frames:
             # decode into the same buffer: no 2.7 MB allocation per 720p frame
             ok, frame = cap.read(frame)
             if not ok or frame is None:
                 break
+            last_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
             if index == 0:
                 height, width = frame.shape[:2]
+                _check_frame_size(width, height, max_pixels=max_pixels, name=name)
             hsv, brightness, contrast, sharp = _cheap_frame(frame)
             motion = 0.0
             if prev_hsv is not None:
@@ -284,10 +375,15 @@ def mine_frames(
                 pending = 0
         if progress is not None and pending:
             progress(pending)
+        if index <= 1:
+            with open(path, "rb") as handle:
+                _refuse_image(name, handle.read(64))
         if index == 0:
             raise ArtworkInputError(
-                "no_frames", f"{Path(path).name}: the video has no decodable frames"
+                "no_frames", f"{name}: the video has no decodable frames"
             )
+        if declares_fps and (max_frames is None or index < max_frames):
+            _check_complete(cap, n_decoded=index, last_ms=last_ms, fps=fps, name=name)
         close_shot(index)
     finally:
         cap.release()

@@ -11,18 +11,21 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from artwork._errors import ArtworkInputError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_SIDE",
+    "MAX_ASPECT",
     "LoadedImage",
     "check_image",
     "load_image",
@@ -34,8 +37,45 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 100_000_000
 #: Smallest accepted side in pixels: below this nothing can be measured.
 DEFAULT_MIN_SIDE = 32
+#: Largest accepted ratio of the longer side to the shorter. The colour
+#: features read a copy whose longer side is 256 pixels, and its shorter side
+#: must keep ``DEFAULT_MIN_SIDE`` pixels: 256 / 32 = 8. Every artwork slot
+#: (2:3 poster, 16:9 billboard, 2.39:1 banner) is well inside it.
+MAX_ASPECT = 8.0
 _MAX_FILE_BYTES = 200 * 1024 * 1024
 _FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO")
+# What Pillow raises on bytes it cannot decode: the exceptions its own fuzz
+# test expects from open and load, plus low-level errors a damaged header can
+# let through some plugins (a TIFF page without dimensions is a TypeError).
+# MemoryError is not among them: that is the server's.
+_DECODER_ERRORS = (OSError, SyntaxError, ValueError, NotImplementedError, OverflowError,
+                   EOFError, TypeError, struct.error, zlib.error, IndexError)
+# Signatures of the supported formats: bytes starting like one of these that
+# Pillow cannot open are a damaged image, not some other kind of file.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+# Documents, archives and programs people upload by mistake, named so the
+# refusal says what was sent.
+_DOCUMENTS = (
+    (b"%PDF", "a PDF document"),
+    (b"%!PS", "a PostScript document"),
+    (b"PK\x03\x04", "a ZIP archive (or a document stored as one, such as .docx)"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"\x7fELF", "an executable program (ELF)"),
+)
+_MEDIA = (
+    (b"\x1a\x45\xdf\xa3", "a Matroska or WebM video"),
+    (b"OggS", "an Ogg audio or video file"),
+    (b"ID3", "an MP3 audio file"),
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +123,8 @@ def check_image(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     ------
     ArtworkInputError
         ``code="bad_array"`` for another type, dtype or shape;
-        ``code="too_small"`` for a side under ``DEFAULT_MIN_SIDE``.
+        ``code="too_small"`` for a side under ``DEFAULT_MIN_SIDE``;
+        ``code="bad_aspect"`` for a longer side over ``MAX_ASPECT`` times the shorter.
     """
     if not isinstance(image, np.ndarray):
         raise ArtworkInputError(
@@ -100,13 +141,26 @@ def check_image(image: np.ndarray, *, name: str = "image") -> np.ndarray:
             "decode files with artwork.load_image",
         )
     height, width = image.shape[:2]
-    if min(height, width) < DEFAULT_MIN_SIDE:
+    _check_size(width, height, subject=name)
+    return image
+
+
+def _check_size(width: int, height: int, *, subject: str) -> None:
+    """Refuse a side under ``DEFAULT_MIN_SIDE`` or an aspect ratio over ``MAX_ASPECT``."""
+    if min(width, height) < DEFAULT_MIN_SIDE:
         raise ArtworkInputError(
             "too_small",
-            f"{name} is {width}x{height} pixels; both sides must be at least "
+            f"{subject} is too small: {width}x{height} pixels; both sides must be at least "
             f"{DEFAULT_MIN_SIDE} pixels",
         )
-    return image
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        shape = "wide" if width > height else "tall"
+        raise ArtworkInputError(
+            "bad_aspect",
+            f"{subject} is {width}x{height} pixels, an aspect ratio of {ratio:.4g}:1 (too "
+            f"{shape}); the longer side may be at most {MAX_ASPECT:g} times the shorter",
+        )
 
 
 def _sniff(data: bytes) -> None:
@@ -161,6 +215,133 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int], notes: list[str]
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def _document_kind(data: bytes) -> str | None:
+    """Name a document, archive or program from its first bytes."""
+    for signature, kind in _DOCUMENTS:
+        if data.startswith(signature):
+            return kind
+    return None
+
+
+def _what_file(data: bytes) -> str | None:
+    """Name the kind of a file Pillow does not open, when its first bytes tell."""
+    kind = _document_kind(data)
+    if kind is not None:
+        return kind
+    for signature, kind in _MEDIA:
+        if data.startswith(signature):
+            return kind
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc"):
+            return "a HEIC/HEIF image, which is not supported (export it as JPEG or PNG)"
+        return "an MP4/MOV video"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "an AVI video"
+    return None
+
+
+def _claimed_format(data: bytes) -> str | None:
+    """The supported format ``data`` starts like (its first bytes, or all of them)."""
+    for signature, name in _SIGNATURES:
+        n = min(len(signature), len(data))
+        if n >= 2 and data[:n] == signature[:n]:
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:2] == b"BM" and len(data) >= 10 and data[6:10] == b"\x00\x00\x00\x00":
+        return "BMP"
+    return None
+
+
+def _unreadable(exc: Exception, image_format: str) -> ArtworkInputError:
+    """The refusal for a decoder error: a metadata bomb, or damaged image data."""
+    text = str(exc) or type(exc).__name__
+    if "MAX_TEXT_" in text:
+        return ArtworkInputError(
+            "too_large",
+            f"the {image_format}'s metadata is too large: its text or ICC colour-profile "
+            f"chunks decompress past {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB in one chunk or "
+            f"{PngImagePlugin.MAX_TEXT_MEMORY >> 20} MB in all (a decompression bomb); strip "
+            "the metadata and upload the image again",
+        )
+    return ArtworkInputError(
+        "truncated",
+        f"the {image_format} data is truncated or corrupt and cannot be decoded ({text})",
+    )
+
+
+def _open(data: bytes, *, max_pixels: int) -> Image.Image:
+    """Pillow's lazy image for ``data``, its header checked, no pixel decoded."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ArtworkInputError(
+            "too_large",
+            f"the image is too large: its header declares over "
+            f"{2 * Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb); the limit is "
+            f"{max_pixels:,}; refused before decoding",
+        ) from None
+    except UnidentifiedImageError:
+        claimed = _claimed_format(data)
+        if claimed is not None:
+            raise ArtworkInputError(
+                "truncated",
+                f"the file starts like a {claimed} image but its header is truncated or "
+                f"corrupt ({len(data):,} bytes in all)",
+            ) from None
+        kind = _what_file(data)
+        what = f"the file is {kind}, not an image" if kind else (
+            f"the bytes are not a recognised image (first bytes {data[:8]!r})")
+        raise ArtworkInputError(
+            "not_an_image", f"{what}; expected one of {', '.join(_FORMATS)}"
+        ) from None
+    except _DECODER_ERRORS as exc:
+        raise _unreadable(exc, _claimed_format(data) or "image") from None
+    if img.format not in _FORMATS:
+        raise ArtworkInputError(
+            "not_an_image",
+            f"image format {img.format} is not supported; expected one of "
+            f"{', '.join(_FORMATS)}",
+        )
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ArtworkInputError(
+            "too_large",
+            f"the image is too large: {width}x{height} = {width * height:,} pixels, over the "
+            f"limit of {max_pixels:,} (a decompression bomb or an unscaled master); refused "
+            "before decoding",
+        )
+    _check_size(width, height, subject="the image")
+    return img
+
+
+def _orient(img: Image.Image, notes: list[str]) -> Image.Image:
+    """Apply a valid EXIF orientation (2-8); say so, or say why one was ignored."""
+    orientation = img.getexif().get(0x0112, 1)
+    if orientation in (None, 1):
+        return img
+    if isinstance(orientation, int) and 2 <= orientation <= 8:
+        notes.append(f"EXIF orientation {orientation} applied")
+        return ImageOps.exif_transpose(img)
+    notes.append(f"EXIF orientation {orientation!r} is not a valid value (1-8); ignored")
+    return img
+
+
+def _check_palette(img: Image.Image) -> None:
+    """Refuse a PNG whose pixels index colours its palette does not have."""
+    if img.format != "PNG" or img.mode != "P":
+        return
+    n_colours = len(img.getpalette() or []) // 3
+    used = int(np.asarray(img).max(initial=0))
+    if used >= n_colours:
+        raise ArtworkInputError(
+            "truncated",
+            f"the PNG is corrupt: its palette has {n_colours} colour(s) but its pixels use "
+            f"colour index {used}",
+        )
+
+
 def _decode(
     data: bytes,
     *,
@@ -169,59 +350,29 @@ def _decode(
 ) -> LoadedImage:
     _sniff(data)
     notes: list[str] = []
-    with warnings.catch_warnings():
+    # Pillow warns about what it skipped in a damaged file (EXIF tags, TIFF
+    # tags); those warnings become notes, so the caller hears of them
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as exc:
-            raise ArtworkInputError(
-                "too_large", f"the image header declares too many pixels ({exc})"
-            ) from None
-        except UnidentifiedImageError:
-            raise ArtworkInputError(
-                "not_an_image",
-                f"the bytes are not a recognised image (first bytes {data[:8]!r}); "
-                f"expected one of {', '.join(_FORMATS)}",
-            ) from None
-        if img.format not in _FORMATS:
-            raise ArtworkInputError(
-                "not_an_image",
-                f"image format {img.format} is not supported; expected one of "
-                f"{', '.join(_FORMATS)}",
-            )
-        width, height = img.size
-        if width * height > max_pixels:
-            raise ArtworkInputError(
-                "too_large",
-                f"the image is {width}x{height} = {width * height:,} pixels, over the limit "
-                f"of {max_pixels:,} (a decompression bomb or an unscaled master); "
-                "refused before decoding",
-            )
-        if min(width, height) < DEFAULT_MIN_SIDE:
-            raise ArtworkInputError(
-                "too_small",
-                f"the image is {width}x{height} pixels; both sides must be at least "
-                f"{DEFAULT_MIN_SIDE} pixels",
-            )
-        n_frames = int(getattr(img, "n_frames", 1) or 1)
-        if getattr(img, "is_animated", False) and n_frames > 1:
-            notes.append(f"animated {img.format}: first of {n_frames} frames analysed")
-        source_mode = img.mode
+        img = _open(data, max_pixels=max_pixels)
         image_format = str(img.format)
+        source_mode = img.mode
         try:
+            n_frames = int(getattr(img, "n_frames", 1) or 1)
+            if getattr(img, "is_animated", False) and n_frames > 1:
+                notes.append(f"animated {image_format}: first of {n_frames} frames analysed")
             img.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ArtworkInputError(
-                "truncated",
-                f"the {img.format} data is truncated or corrupt and cannot be decoded ({exc})",
-            ) from None
-        except Image.DecompressionBombError as exc:  # pragma: no cover - checked above
-            raise ArtworkInputError("too_large", str(exc)) from None
-    exif_orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
-    if exif_orientation not in (None, 1):
-        img = ImageOps.exif_transpose(img)
-        notes.append(f"EXIF orientation {exif_orientation} applied")
-    image = _to_rgb(img, background, notes)
+            _check_palette(img)
+            image = _to_rgb(_orient(img, notes), background, notes)
+        except ArtworkInputError:
+            raise
+        except Image.DecompressionBombError as exc:  # pragma: no cover - checked in _open
+            raise ArtworkInputError("too_large", f"the image is too large ({exc})") from None
+        except _DECODER_ERRORS as exc:
+            raise _unreadable(exc, image_format) from None
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        notes.append(f"decoder warning: {message}")
     return LoadedImage(
         image=check_image(image),
         format=image_format,

@@ -27,6 +27,8 @@ CATALOGUE_TRAILER_FRAMES : int, default=8
     Candidate frames mined per trailer.
 CATALOGUE_TRAILER_MAX_FRAMES : int, default=18000
     Frames decoded at most per trailer (12 minutes at 25 fps).
+CATALOGUE_TRAILER_MAX_PIXELS : int, default=artwork's DEFAULT_MAX_VIDEO_PIXELS
+    Largest trailer frame (width x height, 4096 x 2160), checked before decoding.
 CATALOGUE_IMAGE_BASE_URL : str, default=""
     Prefix of image URLs (a CDN in front of the image route); empty gives
     root-relative URLs.
@@ -47,10 +49,12 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Flask, current_app, request, send_file
 from PIL import Image
+from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 import artwork
+from artwork.frames import DEFAULT_MAX_VIDEO_PIXELS
 from artwork.io import DEFAULT_MAX_PIXELS
 from banditkit.catalogue import (
     ID_PATTERN,
@@ -90,6 +94,7 @@ _DEFAULTS: dict[str, Any] = {
     "CATALOGUE_EXPECTED_ASPECT": 2 / 3,
     "CATALOGUE_TRAILER_FRAMES": 8,
     "CATALOGUE_TRAILER_MAX_FRAMES": 18000,
+    "CATALOGUE_TRAILER_MAX_PIXELS": DEFAULT_MAX_VIDEO_PIXELS,
     "CATALOGUE_IMAGE_BASE_URL": "",
 }
 _MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png",
@@ -179,13 +184,15 @@ def _read_upload(*, limit_key: str) -> tuple[bytes, str]:
             f"{request.content_type!r}.", status=415)
     request.max_content_length = limit  # also bounds chunked bodies
     try:
-        upload = request.files.get("file")
+        upload = _file_part()
     except RequestEntityTooLarge:
+        if request.content_length is not None:  # within the limit, checked above
+            raise ApiError(
+                f"The multipart body has a text field over {request.max_form_memory_size:,} "
+                f"bytes or over {request.max_form_parts:,} parts; an upload holds only the "
+                "'file' part.", status=413, target="file") from None
         raise ApiError(f"The upload is over the limit of {limit:,} bytes "
                        f"(CATALOGUE_{limit_key}).", status=413, target="file") from None
-    if upload is None:
-        raise ApiError("The multipart body needs a 'file' part holding the file.",
-                       target="file")
     filename = upload.filename or ""
     if ("/" in filename or "\\" in filename or "\x00" in filename
             or filename in (".", "..") or len(filename) > 255):
@@ -197,6 +204,29 @@ def _read_upload(*, limit_key: str) -> tuple[bytes, str]:
         raise ApiError(f"The file is over the limit of {limit:,} bytes "
                        f"(CATALOGUE_{limit_key}).", status=413, target="file")
     return data, filename
+
+
+def _file_part() -> FileStorage:
+    """The one file of a multipart body, in a part named ``file``; anything else is refused."""
+    files = [name for name in request.files if name != "file"]
+    fields = list(request.form)
+    if "file" not in request.files:
+        if "file" in request.form:
+            raise ApiError("The 'file' part is a text field, not a file: its "
+                           "Content-Disposition needs a filename (curl -F 'file=@poster.jpg').",
+                           target="file")
+        sent = f"; got parts {sorted({*files, *fields})}" if files or fields else (
+            "; got no parts (is the multipart boundary right?)")
+        raise ApiError(f"The multipart body needs a 'file' part holding the file{sent}.",
+                       target="file")
+    count = len(request.files.getlist("file"))
+    if count > 1:
+        raise ApiError(f"Send one file per upload; the body has {count} 'file' parts.",
+                       target="file")
+    if files or fields:
+        raise ApiError(f"Unexpected multipart parts {sorted({*files, *fields})}: an upload "
+                       "holds only the 'file' part.", target=sorted({*files, *fields})[0])
+    return request.files["file"]
 
 
 def _expected_aspect(title: Title) -> float | None:
@@ -463,13 +493,19 @@ def upload_trailer(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
     stem = Path(filename).stem or "trailer"
     scratch = Path(current_app.config["ENGINE_DATA_DIR"]) / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    handle, path = tempfile.mkstemp(dir=scratch, suffix=".video")
+    # the suffix helps FFmpeg tell raw streams apart; the name is never a path
+    suffix = Path(filename).suffix.lower()
+    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
+        suffix = ".video"
+    handle, path = tempfile.mkstemp(dir=scratch, suffix=suffix)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         mining = artwork.mine_frames(path, detectors=get_detectors(),
                                      top_k=int(_config("TRAILER_FRAMES")),
-                                     max_frames=int(_config("TRAILER_MAX_FRAMES")))
+                                     max_frames=int(_config("TRAILER_MAX_FRAMES")),
+                                     max_pixels=int(_config("TRAILER_MAX_PIXELS")),
+                                     name=filename or "the upload")
     except artwork.ArtworkInputError as exc:
         raise _artwork_error(exc) from None
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import cv2
 import numpy as np
@@ -104,3 +105,56 @@ def test_frames_on_a_non_video_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(artwork_group, ["frames", str(fake), "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "cannot open it as a video" in result.output
+
+
+def _png_with_ztxt(inflated_bytes: int) -> bytes:
+    from test_artwork_io import _png_chunk
+
+    plain = encode(np.full((48, 48, 3), 90, np.uint8), "PNG")
+    payload = zlib.compress(b"\x00" * inflated_bytes, 9)
+    return plain[:33] + _png_chunk(b"zTXt", b"k\x00\x00" + payload) + plain[33:]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_analyze_a_folder_of_bad_files_names_each_problem(tmp_path, real_images, workers):
+    good = encode(real_images["coffee"], quality=90)
+    (tmp_path / "good.jpg").write_bytes(good)
+    (tmp_path / "cut.jpg").write_bytes(good[:200])
+    (tmp_path / "thin.png").write_bytes(encode(np.full((6000, 32, 3), 128, np.uint8), "PNG"))
+    (tmp_path / "bomb.png").write_bytes(_png_with_ztxt(2 << 20))  # 2 MB of text in one chunk
+    (tmp_path / "report.jpg").write_bytes(b"%PDF-1.4\n" + bytes(100))
+    result = CliRunner().invoke(artwork_group, ["analyze", str(tmp_path), "--json",
+                                                "--workers", workers])
+    assert result.exit_code == 1
+    records = _records(result.stdout)
+    assert "error" not in records["good.jpg"]
+    expected = {"cut.jpg": ("truncated", "truncated or corrupt"),
+                "thin.png": ("bad_aspect", "aspect ratio of 187.5:1"),
+                "bomb.png": ("too_large", "metadata is too large"),
+                "report.jpg": ("not_an_image", "PDF document")}
+    for name, (code, phrase) in expected.items():
+        assert records[name]["error"]["code"] == code, records[name]
+        assert phrase in records[name]["error"]["message"]
+        assert f"error: {tmp_path / name}: " in result.stderr
+    assert "Traceback" not in result.output
+    assert "4 of 5 file(s) failed" in result.stderr
+
+
+def test_frames_on_a_truncated_video_or_a_still_image_is_a_clear_error(tmp_path, real_images):
+    video = tmp_path / "trailer.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(40):
+        frame = np.roll(cv2.resize(real_images["coffee"], (320, 240)), 4 * i, axis=1)
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    still = tmp_path / "still.mp4"
+    still.write_bytes(encode(real_images["coffee"], "PNG"))
+    for path, phrase in ((cut, "cut.avi: the video is truncated"),
+                         (still, "still.mp4: the file is a PNG image, not a video")):
+        result = CliRunner().invoke(artwork_group, ["frames", str(path), "--out",
+                                                    str(tmp_path / "out")])
+        assert result.exit_code == 1
+        assert phrase in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out" / "manifest.json").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from artwork_helpers import encode
 
 import artwork
 from artwork import ArtworkInputError
@@ -143,3 +144,51 @@ def test_bad_arguments(trailer, detectors):
         artwork.mine_frames(path, detectors=detectors, top_k=0)
     with pytest.raises(ArtworkInputError, match="threshold must be > 0"):
         artwork.mine_frames(path, detectors=detectors, threshold=0)
+    with pytest.raises(ArtworkInputError, match="max_pixels must be a positive int"):
+        artwork.mine_frames(path, detectors=detectors, max_pixels=0)
+
+
+def test_truncated_video(tmp_path, trailer, detectors):
+    path, _ = trailer
+    cut = tmp_path / "cut.avi"
+    data = path.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtworkInputError, match="cut.avi: the video is truncated") as info:
+        artwork.mine_frames(cut, detectors=detectors)
+    assert info.value.code == "truncated"
+    # stopping early on purpose is not truncation
+    assert artwork.mine_frames(path, detectors=detectors, max_frames=30).n_frames == 30
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_still_image_is_not_a_video(tmp_path, real_images, detectors, fmt):
+    path = tmp_path / "trailer.mp4"
+    path.write_bytes(encode(real_images["coffee"], fmt))
+    with pytest.raises(ArtworkInputError, match=f"trailer.mp4: the file is a {fmt} image") as info:
+        artwork.mine_frames(path, detectors=detectors)
+    assert info.value.code == "not_a_video"
+
+
+def test_a_document_is_named(tmp_path, detectors):
+    path = tmp_path / "trailer.mp4"
+    path.write_bytes(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n" + bytes(200))
+    with pytest.raises(ArtworkInputError, match="PDF document, not a video") as info:
+        artwork.mine_frames(path, detectors=detectors)
+    assert info.value.code == "not_a_video"
+
+
+@pytest.mark.parametrize(("size", "max_pixels", "code", "match"), [
+    ((320, 240), 320 * 240 - 1, "too_large", "frames are too large: 320x240"),
+    ((16, 16), None, "too_small", "frame is too small: 16x16"),
+    ((40, 400), None, "bad_aspect", "aspect ratio of 10:1"),
+])
+def test_frame_size_is_checked(tmp_path, detectors, size, max_pixels, code, match):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, size)
+    for i in range(5):
+        writer.write(np.full((size[1], size[0], 3), 40 * i, np.uint8))
+    writer.release()
+    limit = {} if max_pixels is None else {"max_pixels": max_pixels}
+    with pytest.raises(ArtworkInputError, match=match) as info:
+        artwork.mine_frames(path, detectors=detectors, **limit)
+    assert info.value.code == code

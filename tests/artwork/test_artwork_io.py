@@ -1,4 +1,4 @@
-"""Loading at the edge: every bad or unusual input of issue 3, built in code."""
+"""Loading at the edge: bad and unusual inputs, built in code."""
 
 from __future__ import annotations
 
@@ -72,6 +72,85 @@ def test_truncated_jpeg(astronaut):
     with pytest.raises(ArtworkInputError, match="truncated") as info:
         load_image(data[: len(data) // 2])
     assert info.value.code == "truncated"
+
+
+@pytest.mark.parametrize("keep", [2, 200, 600])
+def test_jpeg_cut_inside_its_header(astronaut, keep):
+    data = encode(astronaut, quality=90)[:keep]
+    with pytest.raises(ArtworkInputError, match="JPEG.*truncated or corrupt") as info:
+        load_image(data)
+    assert info.value.code == "truncated"
+
+
+@pytest.mark.parametrize("kind", [b"zTXt", b"iCCP"])
+def test_png_metadata_bomb_refused(kind):
+    packer = zlib.compressobj(9)
+    inflated = b"".join(packer.compress(b"\x00" * (1 << 20)) for _ in range(64)) + packer.flush()
+    chunk = _png_chunk(kind, b"bomb\x00\x00" + inflated)  # 64 MB once inflated
+    plain = encode(np.full((48, 48, 3), 90, np.uint8), "PNG")
+    with pytest.raises(ArtworkInputError, match="metadata is too large") as info:
+        load_image(plain[:33] + chunk + plain[33:])  # right after IHDR
+    assert info.value.code == "too_large"
+
+
+def test_png_using_colours_its_palette_lacks():
+    ihdr = struct.pack(">IIBBBBB", 40, 40, 8, 3, 0, 0, 0)
+    rows = (b"\x00" + bytes(range(40))) * 40
+    data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"PLTE", b"\xff" * 6)
+            + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
+    with pytest.raises(ArtworkInputError, match="palette has 2 colour.*index 39") as info:
+        load_image(data)
+    assert info.value.code == "truncated"
+
+
+@pytest.mark.parametrize(("data", "kind"), [
+    (b"%PDF-1.7\n%\xe2\xe3\n1 0 obj", "PDF document"),
+    (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "ZIP archive"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "HEIC/HEIF image"),
+    (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00", "MP4/MOV video"),
+])
+def test_other_files_are_named(data, kind):
+    with pytest.raises(ArtworkInputError, match=kind) as info:
+        load_image(data + b"\x00" * 64)
+    assert info.value.code == "not_an_image"
+
+
+@pytest.mark.parametrize("size", [(32, 60_000), (60_000, 32), (40, 330)])
+def test_extreme_aspect_ratio_refused_from_the_header(size):
+    width, height = size
+    with pytest.raises(ArtworkInputError, match="aspect ratio.*at most 8 times") as info:
+        load_image(encode(np.full((height, width, 3), 128, np.uint8), "PNG"))
+    assert info.value.code == "bad_aspect"
+
+
+def test_extreme_aspect_array_refused_by_every_entry_point(detectors):
+    thin = np.full((60_000, 32, 3), 128, np.uint8)
+    for call in (lambda: artwork.analyze(thin, detectors=detectors),
+                 lambda: artwork.color_features(thin),
+                 lambda: artwork.detect_faces(thin, detectors=detectors)):
+        with pytest.raises(ArtworkInputError, match="aspect ratio") as info:
+            call()
+        assert info.value.code == "bad_aspect"
+
+
+@pytest.mark.parametrize("shape", [(256, 32), (32, 256), (4000, 500), (500, 4000),
+                                   (4001, 501), (2047, 257)])
+def test_aspect_ratio_up_to_the_limit_is_analysed(detectors, shape):
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    result = artwork.analyze(image, detectors=detectors)
+    assert (result.height, result.width) == shape
+    assert 0.0 <= result.features["Color"]["brightness"] <= 1.0
+
+
+def test_invalid_exif_orientation_is_ignored_and_said_so():
+    image = Image.fromarray(np.zeros((40, 60, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 99
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    loaded = load_image(buffer.getvalue())
+    assert loaded.image.shape == (40, 60, 3)  # not rotated
+    assert any("orientation 99 is not a valid value" in note for note in loaded.notes)
 
 
 def test_random_bytes_with_image_extension(tmp_path):
@@ -244,3 +323,30 @@ def test_missing_file(tmp_path):
 def test_bad_max_pixels():
     with pytest.raises(ArtworkInputError, match="max_pixels must be a positive int"):
         load_image(b"x", max_pixels=0)
+
+
+def test_mutated_files_raise_only_artwork_input_error(detectors):
+    # seeded byte edits, mostly in the headers, of one poster in every format:
+    # each file either analyses or is refused with a code, never another exception
+    rng = np.random.default_rng(0)
+    base = cv2.resize(np.random.default_rng(1).integers(0, 256, (6, 4, 3), np.uint8),
+                      (96, 144), interpolation=cv2.INTER_CUBIC)
+    seeds = [encode(base, fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")]
+    outcomes = set()
+    for i in range(600):
+        data = bytearray(seeds[i % len(seeds)])
+        for _ in range(int(rng.integers(1, 8))):
+            pos = int(rng.integers(0, min(len(data), 200 if rng.random() < 0.6 else len(data))))
+            edit = rng.integers(0, 3)
+            if edit == 0:
+                data[pos] = int(rng.integers(0, 256))
+            elif edit == 1:
+                del data[pos : pos + int(rng.integers(1, 16))]
+            else:
+                data[pos:pos] = rng.integers(0, 256, int(rng.integers(1, 16)), np.uint8).tobytes()
+        try:
+            artwork.analyze(bytes(data), detectors=detectors, max_pixels=4_000_000)
+            outcomes.add("analysed")
+        except ArtworkInputError as exc:
+            outcomes.add(exc.code)
+    assert {"analysed", "truncated", "not_an_image"} <= outcomes
