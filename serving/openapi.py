@@ -17,9 +17,22 @@ from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.wrappers import Response
 
 import banditkit
-from serving._parsing import FLOAT32_MAX
+from banditkit.loop import EVENT_ID_MAX_LENGTH, EVENT_ID_PATTERN, MAX_ABS_REWARD
+from serving._parsing import (
+    ACTION_ID_MAX_LENGTH,
+    POLICY_ARGUMENTS_MAX_LENGTH,
+    POLICY_NAME_MAX_LENGTH,
+)
 
-__all__ = ["add_paths", "bp", "build_spec", "init_app"]
+__all__ = [
+    "add_paths",
+    "bp",
+    "build_spec",
+    "event_id_parameter",
+    "event_id_schema",
+    "init_app",
+    "reward_schema",
+]
 
 _EXTENSION = "banditkit.openapi"
 JSON = "application/json"
@@ -74,13 +87,36 @@ def protected(operation: dict[str, Any], roles: tuple[str, ...]) -> dict[str, An
     return operation
 
 
-_EVENT_ID = {
-    "name": "eventId",
-    "in": "path",
-    "required": True,
-    "description": "The event id returned by rank (or passed to it).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^/]+$"},
-}
+def event_id_schema(*, nullable: bool = False) -> dict[str, Any]:
+    """The schema of every eventId: :func:`banditkit.loop.check_event_id`'s rule."""
+    schema: dict[str, Any] = {
+        "type": "string", "minLength": 1, "maxLength": EVENT_ID_MAX_LENGTH,
+        "pattern": EVENT_ID_PATTERN,
+        "description": f"1 to {EVENT_ID_MAX_LENGTH} characters: no control character, no "
+                       "white space, no '/', and not '.' or '..'.",
+    }
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def event_id_parameter(description: str) -> dict[str, Any]:
+    """The ``{eventId}`` path parameter."""
+    return {"name": "eventId", "in": "path", "required": True, "description": description,
+            "schema": event_id_schema()}
+
+
+def reward_schema(*, nullable: bool = False) -> dict[str, Any]:
+    """The schema of a reward value: :func:`banditkit.loop.check_reward`'s bound."""
+    schema: dict[str, Any] = {
+        "type": "number", "minimum": -MAX_ABS_REWARD, "maximum": MAX_ABS_REWARD,
+        "description": f"A finite number within ±{MAX_ABS_REWARD:.4g}."}
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+_EVENT_ID = event_id_parameter("The event id returned by rank (or passed to it).")
 _API_VERSION = {
     "name": "api-version",
     "in": "query",
@@ -252,7 +288,7 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "type": "object",
             "required": ["id", "features"],
             "properties": {
-                "id": {"type": "string", "minLength": 1, "maxLength": 256},
+                "id": {"type": "string", "minLength": 1, "maxLength": ACTION_ID_MAX_LENGTH},
                 "features": features,
             },
         },
@@ -270,9 +306,10 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
                 "excludedActions": {
                     "type": "array",
                     "nullable": True,
-                    "items": {"type": "string", "maxLength": 256},
+                    "items": {"type": "string", "minLength": 1,
+                              "maxLength": ACTION_ID_MAX_LENGTH},
                 },
-                "eventId": {"type": "string", "maxLength": 256, "nullable": True},
+                "eventId": event_id_schema(nullable=True),
                 "deferActivation": {"type": "boolean", "default": False, "nullable": True},
             },
         },
@@ -288,7 +325,7 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "type": "object",
             "required": ["eventId", "ranking", "rewardActionId"],
             "properties": {
-                "eventId": {"type": "string"},
+                "eventId": event_id_schema(),
                 "ranking": {"type": "array", "items": _ref("RankedAction")},
                 "rewardActionId": {"type": "string", "nullable": True},
             },
@@ -309,8 +346,7 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
                     "pattern": _DURATION_PATTERN,
                     "description": "ISO-8601 duration, e.g. PT10M.",
                 },
-                "defaultReward": {"type": "number", "minimum": -FLOAT32_MAX,
-                                  "maximum": FLOAT32_MAX},
+                "defaultReward": reward_schema(),
                 "rewardAggregation": {"type": "string", "enum": ["earliest", "sum"]},
                 "explorationPercentage": {"type": "number", "minimum": 0, "maximum": 1},
                 "modelExportFrequency": {
@@ -344,11 +380,11 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "type": "object",
             "required": ["name", "arguments"],
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 256},
+                "name": {"type": "string", "minLength": 1, "maxLength": POLICY_NAME_MAX_LENGTH},
                 "arguments": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": 4096,
+                    "maxLength": POLICY_ARGUMENTS_MAX_LENGTH,
                     "description": "Vowpal Wabbit arguments, e.g. --cb_explore_adf --epsilon 0.2.",
                 },
             },
@@ -436,9 +472,7 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
         "RewardRequest": {
             "type": "object",
             "required": ["value"],
-            "properties": {"value": {
-                "type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX,
-                "description": "The reward (finite, within the 32-bit float range)."}},
+            "properties": {"value": reward_schema()},
         },
         **document["schemas"],
     }

@@ -34,16 +34,19 @@ from banditkit.settings import LoopSettings, check_policy_args
 from banditkit.types import Action, Decision
 from serving import openapi
 from serving._parsing import (
-    EVENT_ID_MAX_LENGTH,
+    ACTION_ID_MAX_LENGTH,
+    POLICY_ARGUMENTS_MAX_LENGTH,
+    POLICY_NAME_MAX_LENGTH,
     FeatureMemory,
     check_event_id,
     json_body,
     optional_bool,
-    optional_str,
+    optional_event_id,
     personalizer_features,
     require_finite_number,
     require_list,
     require_object,
+    require_reward,
     require_str,
 )
 from serving.auth import require_roles
@@ -163,9 +166,9 @@ def parse_rank_request(
         raw_excluded = require_list(body["excludedActions"], target="excludedActions")
         for index, value in enumerate(raw_excluded):
             where = f"excludedActions[{index}]"
-            excluded.append(require_str(value, target=where, max_length=EVENT_ID_MAX_LENGTH))
+            excluded.append(require_str(value, target=where, max_length=ACTION_ID_MAX_LENGTH))
     options = {
-        "event_id": optional_str(body, "eventId", max_length=EVENT_ID_MAX_LENGTH),
+        "event_id": optional_event_id(body),
         "excluded": tuple(excluded),
         "defer_activation": optional_bool(body, "deferActivation"),
     }
@@ -177,7 +180,7 @@ def _action(raw: Any, index: int, action_features: Callable[..., Mapping]) -> Ac
     raw = require_object(raw, target=where)
     if raw.get("id") is None:
         raise ApiError(f"{where}.id is required.", target=f"{where}.id")
-    action_id = require_str(raw["id"], target=f"{where}.id", max_length=EVENT_ID_MAX_LENGTH)
+    action_id = require_str(raw["id"], target=f"{where}.id", max_length=ACTION_ID_MAX_LENGTH)
     features = action_features(
         raw.get("features"), target=f"{where}.features", default_namespace=DEFAULT_NAMESPACE
     )
@@ -219,11 +222,11 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 def parse_reward(body: Any) -> float:
-    """The finite ``value`` of a reward body ``{"value": number}``."""
+    """The ``value`` of a reward body ``{"value": number}`` (:func:`require_reward`)."""
     body = require_object(body, target="")
     if "value" not in body:
         raise ApiError("value is required: the reward, a number.", target="value")
-    return require_finite_number(body["value"], target="value")
+    return require_reward(body["value"], target="value")
 
 
 @require_roles("client")
@@ -326,7 +329,7 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
         _int_field(body, "modelRetrainDays")
     changes: dict[str, Any] = {
         "reward_wait_seconds": _duration_field(body, "rewardWaitTime"),
-        "default_reward": require_finite_number(body["defaultReward"], target="defaultReward"),
+        "default_reward": require_reward(body["defaultReward"], target="defaultReward"),
         "reward_aggregation": require_str(
             body["rewardAggregation"], target="rewardAggregation"
         ).lower(),
@@ -417,9 +420,9 @@ def update_policy() -> tuple[dict[str, Any], int]:
     missing = [key for key in ("name", "arguments") if body.get(key) is None]
     if missing:
         raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
-    name = require_str(body["name"], target="name", max_length=256)
+    name = require_str(body["name"], target="name", max_length=POLICY_NAME_MAX_LENGTH)
     arguments = check_policy_arguments(
-        require_str(body["arguments"], target="arguments", max_length=4096)
+        require_str(body["arguments"], target="arguments", max_length=POLICY_ARGUMENTS_MAX_LENGTH)
     )
     engine = get_engine()
     _update_settings(_replace_settings(engine.settings, {"policy_args": arguments}))

@@ -56,15 +56,15 @@ from banditkit.settings import LoopSettings
 from banditkit.types import check_features
 from serving import openapi
 from serving._parsing import (
-    EVENT_ID_MAX_LENGTH,
+    ACTION_ID_MAX_LENGTH,
     check_event_id,
     json_body,
     optional_bool,
-    optional_str,
+    optional_event_id,
     personalizer_features,
-    require_finite_number,
     require_list,
     require_object,
+    require_reward,
     require_str,
 )
 from serving.auth import require_roles
@@ -120,7 +120,7 @@ def _features(value: Any, *, target: str) -> dict[str, dict[str, Any]]:
 
 
 def _id(value: Any, *, target: str) -> str:
-    return require_str(value, target=target, max_length=EVENT_ID_MAX_LENGTH)
+    return require_str(value, target=target, max_length=ACTION_ID_MAX_LENGTH)
 
 
 def _id_list(value: Any, *, target: str) -> list[str]:
@@ -219,7 +219,7 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
         "candidate_rows": rows, "n_slots": n_slots, "slots": slots,
         "rules": page_rules_from_json(body.get("rules")),
         "excluded": _id_list(body.get("excludedRows"), target="excludedRows"),
-        "event_id": optional_str(body, "eventId", max_length=EVENT_ID_MAX_LENGTH),
+        "event_id": optional_event_id(body),
         "defer_activation": optional_bool(body, "deferActivation"),
     }
 
@@ -274,7 +274,7 @@ def reward(eventId: str) -> tuple[str, int]:  # noqa: N803 - the URL's own spell
     if pairs:
         late = engine.reward_slots(event_id, pairs)
     if page is not None:
-        late = engine.reward_page(event_id, require_finite_number(page, target="pageReward"))
+        late = engine.reward_page(event_id, require_reward(page, target="pageReward"))
     get_metrics().rewards.labels(route="rows", late=str(bool(late)).lower()).inc()
     return "", 204
 
@@ -298,7 +298,7 @@ def _slot_rewards(value: Any, *, target: str) -> list[tuple[str, float]]:
         if item.get("slotId") is None or "value" not in item:
             raise ApiError(f"{where} needs slotId and value.", target=where)
         pairs.append((_id(item["slotId"], target=f"{where}.slotId"),
-                      require_finite_number(item["value"], target=f"{where}.value")))
+                      require_reward(item["value"], target=f"{where}.value")))
     return pairs
 
 
@@ -369,7 +369,7 @@ def parse_multislot_rank(body: Any, *, max_actions: int, max_slots: int) -> dict
         "context": personalizer_features(body.get("contextFeatures"), target="contextFeatures",
                                          default_namespace=DEFAULT_NAMESPACE),
         "candidate_rows": rows, "slots": slots,
-        "event_id": optional_str(body, "eventId", max_length=EVENT_ID_MAX_LENGTH),
+        "event_id": optional_event_id(body),
         "defer_activation": optional_bool(body, "deferActivation"),
     }
 
@@ -551,10 +551,7 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
 
 # ---------------------------------------------------------------------- OpenAPI
 
-_EVENT_ID = {"name": "eventId", "in": "path", "required": True,
-             "description": "The page's event id, from rank.",
-             "schema": {"type": "string", "minLength": 1, "maxLength": 256,
-                        "pattern": r"^[^/]+$"}}
+_EVENT_ID = openapi.event_id_parameter("The page's event id, from rank.")
 _API_VERSION_PARAMETER = {"name": "api-version", "in": "query", "required": True,
                           "description": "Personalizer API version, e.g. 2022-09-01-preview.",
                           "schema": {"type": "string", "pattern": API_VERSION_PATTERN},
@@ -615,12 +612,12 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
     namespaced = {"type": "object", "nullable": True,
                   "description": "Namespaced features, e.g. {\"Row\": {\"genre\": \"comedy\"}}.",
                   "additionalProperties": {"type": "object", "additionalProperties": scalar}}
-    ident = {"type": "string", "minLength": 1, "maxLength": 256}
+    ident = {"type": "string", "minLength": 1, "maxLength": ACTION_ID_MAX_LENGTH}
     ids = {"type": "array", "nullable": True, "items": ident}
     feature_list = {"type": "array", "nullable": True,
                     "items": {"type": "object", "additionalProperties": True}}
     slot_reward = {"type": "object", "required": ["slotId", "value"],
-                   "properties": {"slotId": ident, "value": {"type": "number"}}}
+                   "properties": {"slotId": ident, "value": openapi.reward_schema()}}
     return {
         "RowsRankRequest": {
             "type": "object", "required": ["rows", "slots"], "additionalProperties": False,
@@ -649,7 +646,7 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
                               "distinctGenresWithin": {"type": "integer", "minimum": 0,
                                                        "nullable": True}}},
                 "excludedRows": ids,
-                "eventId": {"type": "string", "maxLength": 256, "nullable": True},
+                "eventId": openapi.event_id_schema(nullable=True),
                 "deferActivation": {"type": "boolean", "nullable": True, "default": False},
             },
         },
@@ -657,7 +654,7 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
             "type": "object", "required": ["eventId", "modelVersion", "slots",
                                            "pageProbability"],
             "properties": {
-                "eventId": {"type": "string"}, "modelVersion": {"type": "string"},
+                "eventId": openapi.event_id_schema(), "modelVersion": {"type": "string"},
                 "pageProbability": {"type": "number", "minimum": 0, "maximum": 1},
                 "slots": {"type": "array", "items": {
                     "type": "object",
@@ -671,7 +668,7 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
         "RowsRewardRequest": {
             "type": "object", "additionalProperties": False,
             "properties": {"rewards": {"type": "array", "nullable": True, "items": slot_reward},
-                           "pageReward": {"type": "number", "nullable": True}},
+                           "pageReward": openapi.reward_schema(nullable=True)},
         },
         "MultiSlotRankRequest": {
             "type": "object", "required": ["actions", "slots"],
@@ -685,14 +682,14 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
                     "type": "object", "required": ["id", "baselineAction"],
                     "properties": {"id": ident, "baselineAction": ident,
                                    "features": feature_list, "excludedActions": ids}}},
-                "eventId": {"type": "string", "maxLength": 256, "nullable": True},
+                "eventId": openapi.event_id_schema(nullable=True),
                 "deferActivation": {"type": "boolean", "nullable": True, "default": False},
             },
         },
         "MultiSlotRankResponse": {
             "type": "object", "required": ["eventId", "slots"],
             "properties": {
-                "eventId": {"type": "string"},
+                "eventId": openapi.event_id_schema(),
                 "slots": {"type": "array", "items": {
                     "type": "object", "required": ["id", "rewardActionId"],
                     "properties": {"id": {"type": "string"},
