@@ -24,6 +24,7 @@ from serving.errors import ApiError
 
 __all__ = [
     "ACTION_ID_MAX_LENGTH",
+    "NOT_BLANK_PATTERN",
     "POLICY_ARGUMENTS_MAX_LENGTH",
     "POLICY_NAME_MAX_LENGTH",
     "check_event_id",
@@ -45,6 +46,13 @@ ACTION_ID_MAX_LENGTH = 256
 #: Longest policy name and Vowpal Wabbit arguments of a ``PolicyContract``.
 POLICY_NAME_MAX_LENGTH = 256
 POLICY_ARGUMENTS_MAX_LENGTH = 4096
+#: Every character ``str.strip`` removes (``str.isspace``), as a regular
+#: expression class that reads the same in Python and ECMAScript.
+WHITESPACE = (r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+              r"\u3000")
+#: A string that is not blank: the OpenAPI ``pattern`` of what :func:`require_str` accepts.
+NOT_BLANK_PATTERN = f"[^{WHITESPACE}]"
+_NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
 #: How deep a feature object may nest; deeper input is rejected, not recursed.
 MAX_FEATURE_DEPTH = 8
 # A \uD800-\uDFFF escape: only then can the parsed text hold an unpaired surrogate.
@@ -139,7 +147,7 @@ def require_str(
     """Return ``value`` if it is a string within the length limits, else raise 400."""
     if not isinstance(value, str):
         raise ApiError(f"{target} must be a string, got {_describe(value)}.", target=target)
-    if not allow_empty and not value.strip():
+    if not allow_empty and not _NOT_BLANK.search(value):
         raise ApiError(f"{target} must not be empty.", target=target)
     if max_length is not None and len(value) > max_length:
         raise ApiError(

@@ -18,11 +18,14 @@ from werkzeug.wrappers import Response
 
 import banditkit
 from banditkit.loop import EVENT_ID_MAX_LENGTH, EVENT_ID_PATTERN, MAX_ABS_REWARD
+from banditkit.settings import AGGREGATIONS
 from serving._parsing import (
     ACTION_ID_MAX_LENGTH,
+    NOT_BLANK_PATTERN,
     POLICY_ARGUMENTS_MAX_LENGTH,
     POLICY_NAME_MAX_LENGTH,
 )
+from serving.durations import DURATION_PATTERN
 
 __all__ = [
     "add_paths",
@@ -32,12 +35,12 @@ __all__ = [
     "event_id_schema",
     "init_app",
     "reward_schema",
+    "text_schema",
 ]
 
 _EXTENSION = "banditkit.openapi"
 JSON = "application/json"
 SECURITY = [{"subscriptionKey": []}, {"bearerKey": []}]
-_DURATION_PATTERN = r"^(P(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?|(\d+\.)?\d{1,2}:\d{2}:\d{2})$"
 
 bp = Blueprint("openapi", __name__)
 
@@ -85,6 +88,15 @@ def protected(operation: dict[str, Any], roles: tuple[str, ...]) -> dict[str, An
     operation["x-banditkit-roles"] = sorted(set(roles) | {"admin"})
     operation.setdefault("responses", {}).update(errors(401, 403))
     return operation
+
+
+def text_schema(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
+    """The schema of a string :func:`serving._parsing.require_str` accepts: not blank."""
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_length,
+                              "pattern": NOT_BLANK_PATTERN}
+    if nullable:
+        schema["nullable"] = True
+    return schema
 
 
 def event_id_schema(*, nullable: bool = False) -> dict[str, Any]:
@@ -276,8 +288,26 @@ _APPRENTICE_SUMS = {
 }
 
 
-def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
-    """Component schemas of the Personalizer-compatible routes."""
+def any_case_pattern(values: tuple[str, ...]) -> str:
+    """A pattern matching exactly ``values``, in any letter case (``sum``, ``Sum``, ``SUM``)."""
+    alternatives = ("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c)
+                            for c in value) for value in values)
+    return f"^(?:{'|'.join(alternatives)})$"
+
+
+def personalizer_schemas(*, max_actions: int, learning_modes: tuple[str, ...],
+                         forever_days: int) -> dict[str, Any]:
+    """Component schemas of the Personalizer-compatible routes.
+
+    Parameters
+    ----------
+    max_actions : int
+        Most actions of a rank request.
+    learning_modes : tuple of str
+        The ``learningMode`` names, read in any letter case.
+    forever_days : int
+        Most ``logRetentionDays``; -1 keeps the logs forever.
+    """
     features = {
         "type": "array",
         "description": "Feature objects: a key with an object value names a namespace.",
@@ -288,7 +318,7 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "type": "object",
             "required": ["id", "features"],
             "properties": {
-                "id": {"type": "string", "minLength": 1, "maxLength": ACTION_ID_MAX_LENGTH},
+                "id": text_schema(ACTION_ID_MAX_LENGTH),
                 "features": features,
             },
         },
@@ -306,8 +336,7 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
                 "excludedActions": {
                     "type": "array",
                     "nullable": True,
-                    "items": {"type": "string", "minLength": 1,
-                              "maxLength": ACTION_ID_MAX_LENGTH},
+                    "items": text_schema(ACTION_ID_MAX_LENGTH),
                 },
                 "eventId": event_id_schema(nullable=True),
                 "deferActivation": {"type": "boolean", "default": False, "nullable": True},
@@ -343,23 +372,26 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "properties": {
                 "rewardWaitTime": {
                     "type": "string",
-                    "pattern": _DURATION_PATTERN,
+                    "pattern": DURATION_PATTERN,
                     "description": "ISO-8601 duration, e.g. PT10M.",
                 },
                 "defaultReward": reward_schema(),
-                "rewardAggregation": {"type": "string", "enum": ["earliest", "sum"]},
+                "rewardAggregation": {
+                    "type": "string", "pattern": any_case_pattern(AGGREGATIONS),
+                    "description": f"One of {', '.join(AGGREGATIONS)} (any letter case)."},
                 "explorationPercentage": {"type": "number", "minimum": 0, "maximum": 1},
                 "modelExportFrequency": {
                     "type": "string",
-                    "pattern": _DURATION_PATTERN,
+                    "pattern": DURATION_PATTERN,
                     "description": "ISO-8601 duration, e.g. PT1M.",
                 },
-                "logRetentionDays": {"type": "integer", "minimum": -1},
-                "modelRetrainDays": {"type": "integer", "minimum": 0},
+                "logRetentionDays": {
+                    "type": "integer", "minimum": -1, "maximum": forever_days,
+                    "not": {"enum": [0]}, "description": "Days, or -1 to keep forever."},
+                "modelRetrainDays": {"type": "integer", "minimum": 0, "maximum": forever_days},
                 "learningMode": {
-                    "type": "string",
-                    "enum": ["Online", "Apprentice", "LoggingOnly"],
-                },
+                    "type": "string", "pattern": any_case_pattern(learning_modes),
+                    "description": f"One of {', '.join(learning_modes)} (any letter case)."},
                 "logMirrorEnabled": {"type": "boolean"},
                 "isAutoOptimizationEnabled": {"type": "boolean"},
                 "latestApprenticeModeMetrics": {
@@ -380,11 +412,9 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "type": "object",
             "required": ["name", "arguments"],
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": POLICY_NAME_MAX_LENGTH},
+                "name": text_schema(POLICY_NAME_MAX_LENGTH),
                 "arguments": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": POLICY_ARGUMENTS_MAX_LENGTH,
+                    **text_schema(POLICY_ARGUMENTS_MAX_LENGTH),
                     "description": "Vowpal Wabbit arguments, e.g. --cb_explore_adf --epsilon 0.2.",
                 },
             },

@@ -20,6 +20,7 @@ RANK_MAX_ACTIONS : int, default=50
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -291,10 +292,14 @@ def _duration_field(body: dict[str, Any], key: str) -> float:
         raise ApiError(f"{key}: {exc}.", target=key) from None
 
 
-def _int_field(body: dict[str, Any], key: str) -> int:
+def _int_field(body: dict[str, Any], key: str, *, minimum: int, maximum: int) -> int:
     value = body[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value != int(value)):
         raise ApiError(f"{key} must be an integer, got {value!r}.", target=key)
+    if not minimum <= value <= maximum:
+        raise ApiError(f"{key} must be between {minimum} and {maximum}, got {value!r}.",
+                       target=key)
     return int(value)
 
 
@@ -326,7 +331,7 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
         if body.get(key) is not None and optional_bool(body, key):
             raise ApiError(f"{key}=true is not supported by banditkit.", target=key)
     if body.get("modelRetrainDays") is not None:
-        _int_field(body, "modelRetrainDays")
+        _int_field(body, "modelRetrainDays", minimum=0, maximum=FOREVER_DAYS)
     changes: dict[str, Any] = {
         "reward_wait_seconds": _duration_field(body, "rewardWaitTime"),
         "default_reward": require_reward(body["defaultReward"], target="defaultReward"),
@@ -337,8 +342,12 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
             body["explorationPercentage"], target="explorationPercentage"
         ),
         "model_update_seconds": _duration_field(body, "modelExportFrequency"),
-        "log_retention_days": _int_field(body, "logRetentionDays"),
+        "log_retention_days": _int_field(body, "logRetentionDays", minimum=-1,
+                                         maximum=FOREVER_DAYS),
     }
+    if changes["log_retention_days"] == 0:
+        raise ApiError("logRetentionDays must be -1 (forever) or a number of days >= 1, got 0.",
+                       target="logRetentionDays")
     if changes["log_retention_days"] == -1:
         changes["log_retention_days"] = FOREVER_DAYS
     if body.get("learningMode") is not None:
@@ -478,4 +487,6 @@ def init_app(app: Flask, *, meta: MetaStore) -> None:
     paths = {}
     for prefix, versioned_family in (("/personalizer/v1.0", False), ("/personalizer", True)):
         paths.update(openapi.personalizer_paths(prefix, versioned=versioned_family))
-    openapi.add_paths(app, paths, openapi.personalizer_schemas(max_actions=max_actions))
+    openapi.add_paths(app, paths, openapi.personalizer_schemas(
+        max_actions=max_actions, learning_modes=tuple(_LEARNING_MODES.values()),
+        forever_days=FOREVER_DAYS))

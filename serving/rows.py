@@ -84,6 +84,8 @@ _logger = logging.getLogger(__name__)
 ROWS_EXTENSION = "banditkit.rows"
 _LEARNER_EXTENSION = "banditkit.rows.learner"
 _MAX_INT = 2**53
+#: Longest genre of a candidate row.
+GENRE_MAX_LENGTH = 256
 
 rows_bp = Blueprint("rows", __name__, url_prefix="/v1/rows")
 multislot_v1 = Blueprint("personalizer_multislot_v1", __name__,
@@ -186,7 +188,7 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
             raise ApiError(f"{where}.id is required.", target=f"{where}.id")
         genre = raw.get("genre")
         if genre is not None:
-            genre = require_str(genre, target=f"{where}.genre", max_length=256)
+            genre = require_str(genre, target=f"{where}.genre", max_length=GENRE_MAX_LENGTH)
         rows.append(Row(id=_id(raw["id"], target=f"{where}.id"),
                         features=_features(raw.get("features"), target=f"{where}.features"),
                         genre=genre))
@@ -612,7 +614,7 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
     namespaced = {"type": "object", "nullable": True,
                   "description": "Namespaced features, e.g. {\"Row\": {\"genre\": \"comedy\"}}.",
                   "additionalProperties": {"type": "object", "additionalProperties": scalar}}
-    ident = {"type": "string", "minLength": 1, "maxLength": ACTION_ID_MAX_LENGTH}
+    ident = openapi.text_schema(ACTION_ID_MAX_LENGTH)
     ids = {"type": "array", "nullable": True, "items": ident}
     feature_list = {"type": "array", "nullable": True,
                     "items": {"type": "object", "additionalProperties": True}}
@@ -626,8 +628,8 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
                 "rows": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {
                     "type": "object", "required": ["id"],
                     "properties": {"id": ident, "features": namespaced,
-                                   "genre": {"type": "string", "nullable": True,
-                                             "maxLength": 256}}}},
+                                   "genre": openapi.text_schema(GENRE_MAX_LENGTH,
+                                                                nullable=True)}}},
                 "slots": {"oneOf": [
                     {"type": "integer", "minimum": 1, "maximum": max_slots},
                     {"type": "array", "minItems": 1, "maxItems": max_slots, "items": {
@@ -667,8 +669,15 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
         },
         "RowsRewardRequest": {
             "type": "object", "additionalProperties": False,
+            "description": "At least one of a non-empty rewards and a pageReward.",
             "properties": {"rewards": {"type": "array", "nullable": True, "items": slot_reward},
                            "pageReward": openapi.reward_schema(nullable=True)},
+            "anyOf": [
+                {"required": ["rewards"],
+                 "properties": {"rewards": {"type": "array", "minItems": 1}}},
+                {"required": ["pageReward"],
+                 "properties": {"pageReward": {"type": "number"}}},
+            ],
         },
         "MultiSlotRankRequest": {
             "type": "object", "required": ["actions", "slots"],
@@ -698,6 +707,6 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
         },
         "MultiSlotRewardRequest": {
             "type": "object", "required": ["reward"],
-            "properties": {"reward": {"type": "array", "items": slot_reward}},
+            "properties": {"reward": {"type": "array", "minItems": 1, "items": slot_reward}},
         },
     }
