@@ -56,8 +56,10 @@ _ERROR_TEXT = {
     404: "Unknown event id or route.",
     409: "The event id is already used.",
     413: "The body is larger than SERVER_MAX_BODY_BYTES.",
+    414: "The request line is longer than the server accepts (LIMIT_REQUEST_LINE).",
     415: "The body is not JSON.",
     429: "Too many requests of this kind are running; retry later.",
+    431: "Too many header fields, or one too long (LIMIT_REQUEST_FIELDS/_FIELD_SIZE).",
 }
 
 
@@ -311,8 +313,11 @@ def personalizer_schemas(*, max_actions: int, learning_modes: tuple[str, ...],
     features = {
         "type": "array",
         "description": "Feature objects: a key with an object value names a namespace.",
-        "items": {"type": "object", "additionalProperties": True},
+        "items": {"type": "object", "additionalProperties": True, "nullable": True,
+                  "description": "A null item is skipped."},
     }
+    unsupported = {"type": "boolean", "nullable": True, "enum": [False, None],
+                   "description": "Not supported by banditkit: false or absent."}
     return {
         "RankableAction": {
             "type": "object",
@@ -388,12 +393,14 @@ def personalizer_schemas(*, max_actions: int, learning_modes: tuple[str, ...],
                 "logRetentionDays": {
                     "type": "integer", "minimum": -1, "maximum": forever_days,
                     "not": {"enum": [0]}, "description": "Days, or -1 to keep forever."},
-                "modelRetrainDays": {"type": "integer", "minimum": 0, "maximum": forever_days},
+                "modelRetrainDays": {"type": "integer", "minimum": 0, "maximum": forever_days,
+                                     "nullable": True},
                 "learningMode": {
                     "type": "string", "pattern": any_case_pattern(learning_modes),
+                    "nullable": True,
                     "description": f"One of {', '.join(learning_modes)} (any letter case)."},
-                "logMirrorEnabled": {"type": "boolean"},
-                "isAutoOptimizationEnabled": {"type": "boolean"},
+                "logMirrorEnabled": unsupported,
+                "isAutoOptimizationEnabled": unsupported,
                 "latestApprenticeModeMetrics": {
                     "type": "object", "readOnly": True,
                     "description": "Present once apprentice mode has joined events; "
@@ -513,7 +520,7 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
             "version": banditkit.__version__,
             "description": "Contextual-bandit decisions with Azure Personalizer-compatible routes.",
         },
-        "paths": copy.deepcopy(dict(sorted(document["paths"].items()))),
+        "paths": _with_server_limits(copy.deepcopy(dict(sorted(document["paths"].items())))),
         "components": {
             "schemas": copy.deepcopy(schemas),
             "securitySchemes": {
@@ -526,6 +533,15 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
             },
         },
     }
+
+
+def _with_server_limits(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with the answers ``banditkit serve`` may give any request (414, 431)."""
+    for item in paths.values():
+        for operation in item.values():
+            for status, response in errors(414, 431).items():
+                operation.setdefault("responses", {}).setdefault(status, response)
+    return paths
 
 
 def openapi_path(rule: str) -> str:

@@ -617,7 +617,8 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
     ident = openapi.text_schema(ACTION_ID_MAX_LENGTH)
     ids = {"type": "array", "nullable": True, "items": ident}
     feature_list = {"type": "array", "nullable": True,
-                    "items": {"type": "object", "additionalProperties": True}}
+                    "items": {"type": "object", "additionalProperties": True,
+                              "nullable": True}}
     slot_reward = {"type": "object", "required": ["slotId", "value"],
                    "properties": {"slotId": ident, "value": openapi.reward_schema()}}
     return {
