@@ -6,20 +6,25 @@ only): ``serving.serve`` imports this module only when the server starts.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
-from gunicorn import glogging
+from gunicorn import glogging, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.workers.gthread import ThreadWorker
+
+from serving.errors import error_json
 
 if TYPE_CHECKING:
     from serving.serve import _LearnerSupervisor
 
-__all__ = ["QuietAccessLogger", "ServeApplication"]
+__all__ = ["JsonErrorWorker", "QuietAccessLogger", "ServeApplication", "write_json_error"]
 
 
 class QuietAccessLogger(glogging.Logger):
@@ -31,6 +36,33 @@ class QuietAccessLogger(glogging.Logger):
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
         return None
+
+
+def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's ``util.write_error`` in the service's JSON error shape.
+
+    gunicorn answers requests it refuses before the app sees them (a request
+    line past ``limit_request_line``: 414; headers past their limits: 431;
+    a malformed request: 400) with this function; its own writes HTML.
+    """
+    message = f"{reason}: {mesg}" if mesg else reason
+    body = json.dumps(error_json(status_int, message)).encode("utf-8")
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn's ``gthread`` worker whose own error answers are JSON, as the app's are.
+
+    gunicorn offers no hook for the responses it writes itself, so the worker
+    process replaces ``gunicorn.util.write_error`` (only the worker's
+    ``handle_error`` calls it) with :func:`write_json_error` when it starts.
+    """
+
+    def init_process(self) -> None:
+        util.write_error = write_json_error
+        super().init_process()
 
 
 class _Arbiter(Arbiter):

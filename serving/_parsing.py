@@ -16,31 +16,45 @@ from typing import Any
 from flask import request
 
 from banditkit.encoding import ContentMemo, FrozenFeatures
-from banditkit.types import REWARD_LIMIT
+from banditkit.errors import InvalidInputError
+from banditkit.loop import check_event_id as _check_event_id
+from banditkit.loop import check_reward
+from banditkit.types import FLOAT32_MAX
 from serving.errors import ApiError
 
 __all__ = [
-    "EVENT_ID_MAX_LENGTH",
+    "ACTION_ID_MAX_LENGTH",
+    "NOT_BLANK_PATTERN",
+    "POLICY_ARGUMENTS_MAX_LENGTH",
+    "POLICY_NAME_MAX_LENGTH",
     "check_event_id",
     "json_body",
     "optional_bool",
+    "optional_event_id",
     "optional_str",
     "FeatureMemory",
     "personalizer_features",
     "require_finite_number",
-    "require_reward",
     "require_list",
     "require_object",
+    "require_reward",
     "require_str",
 ]
 
-#: The Personalizer limit on event and action ids.
-EVENT_ID_MAX_LENGTH = 256
+#: Personalizer's limit on action, slot and row ids.
+ACTION_ID_MAX_LENGTH = 256
+#: Longest policy name and Vowpal Wabbit arguments of a ``PolicyContract``.
+POLICY_NAME_MAX_LENGTH = 256
+POLICY_ARGUMENTS_MAX_LENGTH = 4096
+#: Every character ``str.strip`` removes (``str.isspace``), as a regular
+#: expression class that reads the same in Python and ECMAScript.
+WHITESPACE = (r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+              r"\u3000")
+#: A string that is not blank: the OpenAPI ``pattern`` of what :func:`require_str` accepts.
+NOT_BLANK_PATTERN = f"[^{WHITESPACE}]"
+_NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
 #: How deep a feature object may nest; deeper input is rejected, not recursed.
 MAX_FEATURE_DEPTH = 8
-#: Largest magnitude of a number sent to the learner: Vowpal Wabbit computes in
-#: 32-bit floats, where anything larger is infinite and turns the model to NaN.
-FLOAT32_MAX = 3.4028234663852886e38
 # A \uD800-\uDFFF escape: only then can the parsed text hold an unpaired surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
@@ -133,7 +147,7 @@ def require_str(
     """Return ``value`` if it is a string within the length limits, else raise 400."""
     if not isinstance(value, str):
         raise ApiError(f"{target} must be a string, got {_describe(value)}.", target=target)
-    if not allow_empty and not value.strip():
+    if not allow_empty and not _NOT_BLANK.search(value):
         raise ApiError(f"{target} must not be empty.", target=target)
     if max_length is not None and len(value) > max_length:
         raise ApiError(
@@ -184,18 +198,30 @@ def require_finite_number(value: Any, *, target: str) -> float:
     return number
 
 
+def check_event_id(event_id: Any, *, target: str = "eventId") -> str:
+    """Validate an event id from the URL path or a body (:func:`banditkit.loop.check_event_id`)."""
+    if not isinstance(event_id, str):
+        raise ApiError(f"{target} must be a string, got {_describe(event_id)}.", target=target)
+    try:
+        return _check_event_id(event_id, name=target)
+    except InvalidInputError as exc:
+        raise ApiError(f"{exc}.", target=target) from None
+
+
+def optional_event_id(body: Mapping[str, Any], key: str = "eventId") -> str | None:
+    """``body[key]`` as a valid event id, or None when absent or null (rank makes one)."""
+    value = body.get(key)
+    return None if value is None else check_event_id(value, target=key)
+
+
 def require_reward(value: Any, *, target: str) -> float:
-    """Return ``value`` as a reward within ±:data:`~banditkit.types.REWARD_LIMIT`, else 400."""
-    number = require_finite_number(value, target=target)
-    if abs(number) > REWARD_LIMIT:
-        raise ApiError(f"{target} must be within ±{REWARD_LIMIT:g} (larger rewards overflow "
-                       f"the learner's 32-bit weights), got {value!r}.", target=target)
-    return number
-
-
-def check_event_id(event_id: str, *, target: str = "eventId") -> str:
-    """Validate an event id taken from the URL path or a body."""
-    return require_str(event_id, target=target, max_length=EVENT_ID_MAX_LENGTH)
+    """Return ``value`` as a reward (:func:`banditkit.loop.check_reward`), else raise 400."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(f"{target} must be a number, got {_describe(value)}.", target=target)
+    try:
+        return check_reward(value, name=target)
+    except InvalidInputError as exc:
+        raise ApiError(f"{exc}.", target=target) from None
 
 
 # Integers below this magnitude are within the 32-bit float range (see _scalar).

@@ -85,6 +85,9 @@ _TIMESTAMP = b'"Timestamp":"'
 _MODEL_VERSION = re.compile(r"^model:v(\d{1,18})$")
 #: Policies an HTTP caller may name besides ``model:latest`` / ``model:vN``.
 SIMPLE_POLICIES = ("logged", "baseline", "uniform", "offline")
+#: The policy names ``POST /v1/evaluations`` resolves (its OpenAPI ``pattern`` too).
+POLICY_PATTERN = rf"^(?:{'|'.join(SIMPLE_POLICIES)}|model:latest|model:v\d{{1,18}})$"
+_POLICY = re.compile(POLICY_PATTERN)
 _MAX_POLICIES = 16
 _CI_METHODS = ("clt", "bernstein")
 
@@ -305,8 +308,8 @@ class EvaluationRequest:
 
 
 def _policy(value: Any, *, target: str) -> str:
-    name = require_str(value, target=target, max_length=256).strip()
-    if name in SIMPLE_POLICIES or name == "model:latest" or _MODEL_VERSION.match(name):
+    name = require_str(value, target=target, max_length=256)
+    if _POLICY.fullmatch(name):
         return name
     if name.startswith("model:"):
         raise ApiError(
@@ -640,13 +643,14 @@ def _schemas() -> dict[str, Any]:
                 "to": {"type": "string", "format": "date", "description": "Last day."},
                 "policies": {
                     "type": "array", "minItems": 1, "maxItems": _MAX_POLICIES,
-                    "items": {"type": "string", "maxLength": 256},
+                    "uniqueItems": True, "items": {"type": "string", "pattern": POLICY_PATTERN},
                     "description": "logged, baseline, uniform, offline, model:latest or "
                                    "model:vN (the latest version). Default: logged, "
                                    "baseline, uniform.",
                 },
                 "estimators": {
                     "type": "array", "minItems": 1, "maxItems": _MAX_POLICIES,
+                    "uniqueItems": True,
                     "items": {"type": "string", "enum": list(ESTIMATOR_NAMES)},
                     "description": "Default: ips, snips, dr.",
                 },

@@ -190,7 +190,8 @@ def _schemas(max_titles: int) -> dict[str, Any]:
                     "required": ["titleId", "variantId", "imageUrl", "eventId", "probability"],
                     "properties": {
                         "titleId": {"type": "string"}, "variantId": nullable_string,
-                        "imageUrl": nullable_string, "eventId": nullable_string,
+                        "imageUrl": nullable_string,
+                        "eventId": openapi.event_id_schema(nullable=True),
                         "probability": {"type": "number", "minimum": 0, "maximum": 1,
                                         "nullable": True},
                         "reason": {"type": "string"}}}},

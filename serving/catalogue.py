@@ -786,6 +786,11 @@ def _schemas() -> dict[str, Any]:
         "createdAt": {"type": "string"}, "features": features,
         "warnings": {"type": "array", "items": warning},
         "details": {"type": "object", "additionalProperties": True}}
+    # null leaves a field as it is (the name defaults to the id on creation).
+    title_fields = {"name": openapi.text_schema(256, nullable=True),
+                    "genres": {**genres, "nullable": True},
+                    "metadata": {"type": "object", "additionalProperties": True,
+                                 "nullable": True}}
     nullable_number = {"type": "number", "nullable": True}
     counts = {"impressions": {"type": "integer"}, "joined": {"type": "integer"},
               "takes": {"type": "integer"}, "share": nullable_number,
@@ -793,14 +798,10 @@ def _schemas() -> dict[str, Any]:
               "takeRateHigh": {"type": "number"}}
     return {
         "TitleCreate": {"type": "object", "required": ["id"], "additionalProperties": False,
-                        "properties": {
-                            "id": {"type": "string", "pattern": ID_PATTERN},
-                            "name": {"type": "string", "minLength": 1, "maxLength": 256},
-                            "genres": genres,
-                            "metadata": {"type": "object", "additionalProperties": True}}},
-        "TitleUpdate": {"type": "object", "additionalProperties": False, "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 256}, "genres": genres,
-            "metadata": {"type": "object", "additionalProperties": True}}},
+                        "properties": {"id": {"type": "string", "pattern": ID_PATTERN},
+                                       **title_fields}},
+        "TitleUpdate": {"type": "object", "additionalProperties": False,
+                        "properties": title_fields},
         "Title": {"type": "object", "required": title_required, "properties": title_props},
         "TitleList": {"type": "object", "required": ["titles"],
                       "properties": {"titles": {"type": "array", "items": ref("Title")}}},

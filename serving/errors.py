@@ -22,7 +22,7 @@ from banditkit.errors import (
     UnknownEventError,
 )
 
-__all__ = ["ApiError", "error_response", "init_app"]
+__all__ = ["ApiError", "error_json", "error_response", "init_app"]
 
 _logger = logging.getLogger(__name__)
 
@@ -36,9 +36,13 @@ _CODES = {
     409: "Conflict",
     411: "LengthRequired",
     413: "PayloadTooLarge",
+    414: "UriTooLong",
     415: "UnsupportedMediaType",
+    417: "ExpectationFailed",
     429: "TooManyRequests",
+    431: "RequestHeaderFieldsTooLarge",
     500: "InternalServerError",
+    501: "NotImplemented",
     503: "ServiceUnavailable",
 }
 
@@ -73,6 +77,28 @@ class ApiError(Exception):
         self.code = code
 
 
+def error_json(
+    status: int, message: str, *, target: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """The error body ``{"error": {"code", "message", "target"}}`` for ``status``.
+
+    Parameters
+    ----------
+    status : int
+        HTTP status code.
+    message : str
+        Human-readable explanation.
+    target : str, default=None
+        The field the error is about.
+    code : str, default=None
+        Machine-readable code; defaults to the Personalizer code for ``status``.
+    """
+    error: dict[str, Any] = {"code": code or _CODES.get(status, "Error"), "message": message}
+    if target is not None:
+        error["target"] = target
+    return {"error": error}
+
+
 def error_response(
     status: int, message: str, *, target: str | None = None, code: str | None = None
 ) -> Response:
@@ -89,13 +115,7 @@ def error_response(
     code : str, default=None
         Machine-readable code; defaults to the Personalizer code for ``status``.
     """
-    error: dict[str, Any] = {
-        "code": code or _CODES.get(status, "Error"),
-        "message": message,
-    }
-    if target is not None:
-        error["target"] = target
-    response = jsonify({"error": error})
+    response = jsonify(error_json(status, message, target=target, code=code))
     response.status_code = status
     return response
 

@@ -17,14 +17,31 @@ from flask import Blueprint, Flask, current_app, jsonify
 from werkzeug.wrappers import Response
 
 import banditkit
+from banditkit.loop import EVENT_ID_MAX_LENGTH, EVENT_ID_PATTERN
+from banditkit.settings import AGGREGATIONS
 from banditkit.types import REWARD_LIMIT
+from serving._parsing import (
+    ACTION_ID_MAX_LENGTH,
+    NOT_BLANK_PATTERN,
+    POLICY_ARGUMENTS_MAX_LENGTH,
+    POLICY_NAME_MAX_LENGTH,
+)
+from serving.durations import DURATION_PATTERN
 
-__all__ = ["add_paths", "bp", "build_spec", "init_app"]
+__all__ = [
+    "add_paths",
+    "bp",
+    "build_spec",
+    "event_id_parameter",
+    "event_id_schema",
+    "init_app",
+    "reward_schema",
+    "text_schema",
+]
 
 _EXTENSION = "banditkit.openapi"
 JSON = "application/json"
 SECURITY = [{"subscriptionKey": []}, {"bearerKey": []}]
-_DURATION_PATTERN = r"^(P(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?|(\d+\.)?\d{1,2}:\d{2}:\d{2})$"
 
 bp = Blueprint("openapi", __name__)
 
@@ -40,8 +57,10 @@ _ERROR_TEXT = {
     404: "Unknown event id or route.",
     409: "The event id is already used.",
     413: "The body is larger than SERVER_MAX_BODY_BYTES.",
+    414: "The request line is longer than the server accepts (LIMIT_REQUEST_LINE).",
     415: "The body is not JSON.",
     429: "Too many requests of this kind are running; retry later.",
+    431: "Too many header fields, or one too long (LIMIT_REQUEST_FIELDS/_FIELD_SIZE).",
 }
 
 
@@ -74,13 +93,46 @@ def protected(operation: dict[str, Any], roles: tuple[str, ...]) -> dict[str, An
     return operation
 
 
-_EVENT_ID = {
-    "name": "eventId",
-    "in": "path",
-    "required": True,
-    "description": "The event id returned by rank (or passed to it).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^/]+$"},
-}
+def text_schema(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
+    """The schema of a string :func:`serving._parsing.require_str` accepts: not blank."""
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_length,
+                              "pattern": NOT_BLANK_PATTERN}
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def event_id_schema(*, nullable: bool = False) -> dict[str, Any]:
+    """The schema of every eventId: :func:`banditkit.loop.check_event_id`'s rule."""
+    schema: dict[str, Any] = {
+        "type": "string", "minLength": 1, "maxLength": EVENT_ID_MAX_LENGTH,
+        "pattern": EVENT_ID_PATTERN,
+        "description": f"1 to {EVENT_ID_MAX_LENGTH} characters: no control character, no "
+                       "white space, no '/', and not '.' or '..'.",
+    }
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def event_id_parameter(description: str) -> dict[str, Any]:
+    """The ``{eventId}`` path parameter."""
+    return {"name": "eventId", "in": "path", "required": True, "description": description,
+            "schema": event_id_schema()}
+
+
+def reward_schema(*, nullable: bool = False) -> dict[str, Any]:
+    """The schema of a reward value: :func:`banditkit.loop.check_reward`'s bound."""
+    schema: dict[str, Any] = {
+        "type": "number", "minimum": -REWARD_LIMIT, "maximum": REWARD_LIMIT,
+        "description": f"A finite number within ±{REWARD_LIMIT:g} (larger ones overflow the "
+                       "learner's 32-bit weights; Personalizer asked for [-1, 1])."}
+    if nullable:
+        schema["nullable"] = True
+    return schema
+
+
+_EVENT_ID = event_id_parameter("The event id returned by rank (or passed to it).")
 _API_VERSION = {
     "name": "api-version",
     "in": "query",
@@ -240,19 +292,40 @@ _APPRENTICE_SUMS = {
 }
 
 
-def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
-    """Component schemas of the Personalizer-compatible routes."""
+def any_case_pattern(values: tuple[str, ...]) -> str:
+    """A pattern matching exactly ``values``, in any letter case (``sum``, ``Sum``, ``SUM``)."""
+    alternatives = ("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c)
+                            for c in value) for value in values)
+    return f"^(?:{'|'.join(alternatives)})$"
+
+
+def personalizer_schemas(*, max_actions: int, learning_modes: tuple[str, ...],
+                         forever_days: int) -> dict[str, Any]:
+    """Component schemas of the Personalizer-compatible routes.
+
+    Parameters
+    ----------
+    max_actions : int
+        Most actions of a rank request.
+    learning_modes : tuple of str
+        The ``learningMode`` names, read in any letter case.
+    forever_days : int
+        Most ``logRetentionDays``; -1 keeps the logs forever.
+    """
     features = {
         "type": "array",
         "description": "Feature objects: a key with an object value names a namespace.",
-        "items": {"type": "object", "additionalProperties": True},
+        "items": {"type": "object", "additionalProperties": True, "nullable": True,
+                  "description": "A null item is skipped."},
     }
+    unsupported = {"type": "boolean", "nullable": True, "enum": [False, None],
+                   "description": "Not supported by banditkit: false or absent."}
     return {
         "RankableAction": {
             "type": "object",
             "required": ["id", "features"],
             "properties": {
-                "id": {"type": "string", "minLength": 1, "maxLength": 256},
+                "id": text_schema(ACTION_ID_MAX_LENGTH),
                 "features": features,
             },
         },
@@ -270,9 +343,9 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
                 "excludedActions": {
                     "type": "array",
                     "nullable": True,
-                    "items": {"type": "string", "maxLength": 256},
+                    "items": text_schema(ACTION_ID_MAX_LENGTH),
                 },
-                "eventId": {"type": "string", "maxLength": 256, "nullable": True},
+                "eventId": event_id_schema(nullable=True),
                 "deferActivation": {"type": "boolean", "default": False, "nullable": True},
             },
         },
@@ -288,7 +361,7 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "type": "object",
             "required": ["eventId", "ranking", "rewardActionId"],
             "properties": {
-                "eventId": {"type": "string"},
+                "eventId": event_id_schema(),
                 "ranking": {"type": "array", "items": _ref("RankedAction")},
                 "rewardActionId": {"type": "string", "nullable": True},
             },
@@ -306,26 +379,30 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "properties": {
                 "rewardWaitTime": {
                     "type": "string",
-                    "pattern": _DURATION_PATTERN,
+                    "pattern": DURATION_PATTERN,
                     "description": "ISO-8601 duration, e.g. PT10M.",
                 },
-                "defaultReward": {"type": "number", "minimum": -REWARD_LIMIT,
-                                  "maximum": REWARD_LIMIT},
-                "rewardAggregation": {"type": "string", "enum": ["earliest", "sum"]},
+                "defaultReward": reward_schema(),
+                "rewardAggregation": {
+                    "type": "string", "pattern": any_case_pattern(AGGREGATIONS),
+                    "description": f"One of {', '.join(AGGREGATIONS)} (any letter case)."},
                 "explorationPercentage": {"type": "number", "minimum": 0, "maximum": 1},
                 "modelExportFrequency": {
                     "type": "string",
-                    "pattern": _DURATION_PATTERN,
+                    "pattern": DURATION_PATTERN,
                     "description": "ISO-8601 duration, e.g. PT1M.",
                 },
-                "logRetentionDays": {"type": "integer", "minimum": -1},
-                "modelRetrainDays": {"type": "integer", "minimum": 0},
+                "logRetentionDays": {
+                    "type": "integer", "minimum": -1, "maximum": forever_days,
+                    "not": {"enum": [0]}, "description": "Days, or -1 to keep forever."},
+                "modelRetrainDays": {"type": "integer", "minimum": 0, "maximum": forever_days,
+                                     "nullable": True},
                 "learningMode": {
-                    "type": "string",
-                    "enum": ["Online", "Apprentice", "LoggingOnly"],
-                },
-                "logMirrorEnabled": {"type": "boolean"},
-                "isAutoOptimizationEnabled": {"type": "boolean"},
+                    "type": "string", "pattern": any_case_pattern(learning_modes),
+                    "nullable": True,
+                    "description": f"One of {', '.join(learning_modes)} (any letter case)."},
+                "logMirrorEnabled": unsupported,
+                "isAutoOptimizationEnabled": unsupported,
                 "latestApprenticeModeMetrics": {
                     "type": "object", "readOnly": True,
                     "description": "Present once apprentice mode has joined events; "
@@ -344,11 +421,9 @@ def personalizer_schemas(*, max_actions: int) -> dict[str, Any]:
             "type": "object",
             "required": ["name", "arguments"],
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 256},
+                "name": text_schema(POLICY_NAME_MAX_LENGTH),
                 "arguments": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 4096,
+                    **text_schema(POLICY_ARGUMENTS_MAX_LENGTH),
                     "description": "Vowpal Wabbit arguments, e.g. --cb_explore_adf --epsilon 0.2.",
                 },
             },
@@ -436,10 +511,7 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
         "RewardRequest": {
             "type": "object",
             "required": ["value"],
-            "properties": {"value": {
-                "type": "number", "minimum": -REWARD_LIMIT, "maximum": REWARD_LIMIT,
-                "description": "The reward: finite, within ±1e6 (larger ones overflow the "
-                               "learner's 32-bit weights). Personalizer asked for [-1, 1]."}},
+            "properties": {"value": reward_schema()},
         },
         **document["schemas"],
     }
@@ -450,7 +522,7 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
             "version": banditkit.__version__,
             "description": "Contextual-bandit decisions with Azure Personalizer-compatible routes.",
         },
-        "paths": copy.deepcopy(dict(sorted(document["paths"].items()))),
+        "paths": _with_server_limits(copy.deepcopy(dict(sorted(document["paths"].items())))),
         "components": {
             "schemas": copy.deepcopy(schemas),
             "securitySchemes": {
@@ -463,6 +535,15 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
             },
         },
     }
+
+
+def _with_server_limits(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with the answers ``banditkit serve`` may give any request (414, 431)."""
+    for item in paths.values():
+        for operation in item.values():
+            for status, response in errors(414, 431).items():
+                operation.setdefault("responses", {}).setdefault(status, response)
+    return paths
 
 
 def openapi_path(rule: str) -> str:

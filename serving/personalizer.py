@@ -20,6 +20,7 @@ RANK_MAX_ACTIONS : int, default=50
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -34,12 +35,14 @@ from banditkit.settings import LoopSettings, check_policy_args
 from banditkit.types import Action, Decision
 from serving import openapi
 from serving._parsing import (
-    EVENT_ID_MAX_LENGTH,
+    ACTION_ID_MAX_LENGTH,
+    POLICY_ARGUMENTS_MAX_LENGTH,
+    POLICY_NAME_MAX_LENGTH,
     FeatureMemory,
     check_event_id,
     json_body,
     optional_bool,
-    optional_str,
+    optional_event_id,
     personalizer_features,
     require_finite_number,
     require_list,
@@ -164,9 +167,9 @@ def parse_rank_request(
         raw_excluded = require_list(body["excludedActions"], target="excludedActions")
         for index, value in enumerate(raw_excluded):
             where = f"excludedActions[{index}]"
-            excluded.append(require_str(value, target=where, max_length=EVENT_ID_MAX_LENGTH))
+            excluded.append(require_str(value, target=where, max_length=ACTION_ID_MAX_LENGTH))
     options = {
-        "event_id": optional_str(body, "eventId", max_length=EVENT_ID_MAX_LENGTH),
+        "event_id": optional_event_id(body),
         "excluded": tuple(excluded),
         "defer_activation": optional_bool(body, "deferActivation"),
     }
@@ -178,7 +181,7 @@ def _action(raw: Any, index: int, action_features: Callable[..., Mapping]) -> Ac
     raw = require_object(raw, target=where)
     if raw.get("id") is None:
         raise ApiError(f"{where}.id is required.", target=f"{where}.id")
-    action_id = require_str(raw["id"], target=f"{where}.id", max_length=EVENT_ID_MAX_LENGTH)
+    action_id = require_str(raw["id"], target=f"{where}.id", max_length=ACTION_ID_MAX_LENGTH)
     features = action_features(
         raw.get("features"), target=f"{where}.features", default_namespace=DEFAULT_NAMESPACE
     )
@@ -222,7 +225,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 def parse_reward(body: Any) -> float:
-    """The finite ``value`` of a reward body ``{"value": number}``."""
+    """The ``value`` of a reward body ``{"value": number}`` (:func:`require_reward`)."""
     body = require_object(body, target="")
     if "value" not in body:
         raise ApiError("value is required: the reward, a number.", target="value")
@@ -291,10 +294,14 @@ def _duration_field(body: dict[str, Any], key: str) -> float:
         raise ApiError(f"{key}: {exc}.", target=key) from None
 
 
-def _int_field(body: dict[str, Any], key: str) -> int:
+def _int_field(body: dict[str, Any], key: str, *, minimum: int, maximum: int) -> int:
     value = body[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value != int(value)):
         raise ApiError(f"{key} must be an integer, got {value!r}.", target=key)
+    if not minimum <= value <= maximum:
+        raise ApiError(f"{key} must be between {minimum} and {maximum}, got {value!r}.",
+                       target=key)
     return int(value)
 
 
@@ -326,7 +333,7 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
         if body.get(key) is not None and optional_bool(body, key):
             raise ApiError(f"{key}=true is not supported by banditkit.", target=key)
     if body.get("modelRetrainDays") is not None:
-        _int_field(body, "modelRetrainDays")
+        _int_field(body, "modelRetrainDays", minimum=0, maximum=FOREVER_DAYS)
     changes: dict[str, Any] = {
         "reward_wait_seconds": _duration_field(body, "rewardWaitTime"),
         "default_reward": require_reward(body["defaultReward"], target="defaultReward"),
@@ -337,8 +344,12 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
             body["explorationPercentage"], target="explorationPercentage"
         ),
         "model_update_seconds": _duration_field(body, "modelExportFrequency"),
-        "log_retention_days": _int_field(body, "logRetentionDays"),
+        "log_retention_days": _int_field(body, "logRetentionDays", minimum=-1,
+                                         maximum=FOREVER_DAYS),
     }
+    if changes["log_retention_days"] == 0:
+        raise ApiError("logRetentionDays must be -1 (forever) or a number of days >= 1, got 0.",
+                       target="logRetentionDays")
     if changes["log_retention_days"] == -1:
         changes["log_retention_days"] = FOREVER_DAYS
     if body.get("learningMode") is not None:
@@ -424,9 +435,9 @@ def update_policy() -> tuple[dict[str, Any], int]:
     missing = [key for key in ("name", "arguments") if body.get(key) is None]
     if missing:
         raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
-    name = require_str(body["name"], target="name", max_length=256)
+    name = require_str(body["name"], target="name", max_length=POLICY_NAME_MAX_LENGTH)
     arguments = check_policy_arguments(
-        require_str(body["arguments"], target="arguments", max_length=4096)
+        require_str(body["arguments"], target="arguments", max_length=POLICY_ARGUMENTS_MAX_LENGTH)
     )
     engine = get_engine()
     try:
@@ -486,4 +497,6 @@ def init_app(app: Flask, *, meta: MetaStore) -> None:
     paths = {}
     for prefix, versioned_family in (("/personalizer/v1.0", False), ("/personalizer", True)):
         paths.update(openapi.personalizer_paths(prefix, versioned=versioned_family))
-    openapi.add_paths(app, paths, openapi.personalizer_schemas(max_actions=max_actions))
+    openapi.add_paths(app, paths, openapi.personalizer_schemas(
+        max_actions=max_actions, learning_modes=tuple(_LEARNING_MODES.values()),
+        forever_days=FOREVER_DAYS))

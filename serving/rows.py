@@ -56,11 +56,11 @@ from banditkit.settings import LoopSettings
 from banditkit.types import check_features
 from serving import openapi
 from serving._parsing import (
-    EVENT_ID_MAX_LENGTH,
+    ACTION_ID_MAX_LENGTH,
     check_event_id,
     json_body,
     optional_bool,
-    optional_str,
+    optional_event_id,
     personalizer_features,
     require_list,
     require_object,
@@ -84,6 +84,8 @@ _logger = logging.getLogger(__name__)
 ROWS_EXTENSION = "banditkit.rows"
 _LEARNER_EXTENSION = "banditkit.rows.learner"
 _MAX_INT = 2**53
+#: Longest genre of a candidate row.
+GENRE_MAX_LENGTH = 256
 
 rows_bp = Blueprint("rows", __name__, url_prefix="/v1/rows")
 multislot_v1 = Blueprint("personalizer_multislot_v1", __name__,
@@ -120,7 +122,7 @@ def _features(value: Any, *, target: str) -> dict[str, dict[str, Any]]:
 
 
 def _id(value: Any, *, target: str) -> str:
-    return require_str(value, target=target, max_length=EVENT_ID_MAX_LENGTH)
+    return require_str(value, target=target, max_length=ACTION_ID_MAX_LENGTH)
 
 
 def _id_list(value: Any, *, target: str) -> list[str]:
@@ -186,7 +188,7 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
             raise ApiError(f"{where}.id is required.", target=f"{where}.id")
         genre = raw.get("genre")
         if genre is not None:
-            genre = require_str(genre, target=f"{where}.genre", max_length=256)
+            genre = require_str(genre, target=f"{where}.genre", max_length=GENRE_MAX_LENGTH)
         rows.append(Row(id=_id(raw["id"], target=f"{where}.id"),
                         features=_features(raw.get("features"), target=f"{where}.features"),
                         genre=genre))
@@ -219,7 +221,7 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
         "candidate_rows": rows, "n_slots": n_slots, "slots": slots,
         "rules": page_rules_from_json(body.get("rules")),
         "excluded": _id_list(body.get("excludedRows"), target="excludedRows"),
-        "event_id": optional_str(body, "eventId", max_length=EVENT_ID_MAX_LENGTH),
+        "event_id": optional_event_id(body),
         "defer_activation": optional_bool(body, "deferActivation"),
     }
 
@@ -369,7 +371,7 @@ def parse_multislot_rank(body: Any, *, max_actions: int, max_slots: int) -> dict
         "context": personalizer_features(body.get("contextFeatures"), target="contextFeatures",
                                          default_namespace=DEFAULT_NAMESPACE),
         "candidate_rows": rows, "slots": slots,
-        "event_id": optional_str(body, "eventId", max_length=EVENT_ID_MAX_LENGTH),
+        "event_id": optional_event_id(body),
         "defer_activation": optional_bool(body, "deferActivation"),
     }
 
@@ -551,10 +553,7 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
 
 # ---------------------------------------------------------------------- OpenAPI
 
-_EVENT_ID = {"name": "eventId", "in": "path", "required": True,
-             "description": "The page's event id, from rank.",
-             "schema": {"type": "string", "minLength": 1, "maxLength": 256,
-                        "pattern": r"^[^/]+$"}}
+_EVENT_ID = openapi.event_id_parameter("The page's event id, from rank.")
 _API_VERSION_PARAMETER = {"name": "api-version", "in": "query", "required": True,
                           "description": "Personalizer API version, e.g. 2022-09-01-preview.",
                           "schema": {"type": "string", "pattern": API_VERSION_PATTERN},
@@ -615,12 +614,13 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
     namespaced = {"type": "object", "nullable": True,
                   "description": "Namespaced features, e.g. {\"Row\": {\"genre\": \"comedy\"}}.",
                   "additionalProperties": {"type": "object", "additionalProperties": scalar}}
-    ident = {"type": "string", "minLength": 1, "maxLength": 256}
+    ident = openapi.text_schema(ACTION_ID_MAX_LENGTH)
     ids = {"type": "array", "nullable": True, "items": ident}
     feature_list = {"type": "array", "nullable": True,
-                    "items": {"type": "object", "additionalProperties": True}}
+                    "items": {"type": "object", "additionalProperties": True,
+                              "nullable": True}}
     slot_reward = {"type": "object", "required": ["slotId", "value"],
-                   "properties": {"slotId": ident, "value": {"type": "number"}}}
+                   "properties": {"slotId": ident, "value": openapi.reward_schema()}}
     return {
         "RowsRankRequest": {
             "type": "object", "required": ["rows", "slots"], "additionalProperties": False,
@@ -629,8 +629,8 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
                 "rows": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {
                     "type": "object", "required": ["id"],
                     "properties": {"id": ident, "features": namespaced,
-                                   "genre": {"type": "string", "nullable": True,
-                                             "maxLength": 256}}}},
+                                   "genre": openapi.text_schema(GENRE_MAX_LENGTH,
+                                                                nullable=True)}}},
                 "slots": {"oneOf": [
                     {"type": "integer", "minimum": 1, "maximum": max_slots},
                     {"type": "array", "minItems": 1, "maxItems": max_slots, "items": {
@@ -649,7 +649,7 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
                               "distinctGenresWithin": {"type": "integer", "minimum": 0,
                                                        "nullable": True}}},
                 "excludedRows": ids,
-                "eventId": {"type": "string", "maxLength": 256, "nullable": True},
+                "eventId": openapi.event_id_schema(nullable=True),
                 "deferActivation": {"type": "boolean", "nullable": True, "default": False},
             },
         },
@@ -657,7 +657,7 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
             "type": "object", "required": ["eventId", "modelVersion", "slots",
                                            "pageProbability"],
             "properties": {
-                "eventId": {"type": "string"}, "modelVersion": {"type": "string"},
+                "eventId": openapi.event_id_schema(), "modelVersion": {"type": "string"},
                 "pageProbability": {"type": "number", "minimum": 0, "maximum": 1},
                 "slots": {"type": "array", "items": {
                     "type": "object",
@@ -670,8 +670,15 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
         },
         "RowsRewardRequest": {
             "type": "object", "additionalProperties": False,
+            "description": "At least one of a non-empty rewards and a pageReward.",
             "properties": {"rewards": {"type": "array", "nullable": True, "items": slot_reward},
-                           "pageReward": {"type": "number", "nullable": True}},
+                           "pageReward": openapi.reward_schema(nullable=True)},
+            "anyOf": [
+                {"required": ["rewards"],
+                 "properties": {"rewards": {"type": "array", "minItems": 1}}},
+                {"required": ["pageReward"],
+                 "properties": {"pageReward": {"type": "number"}}},
+            ],
         },
         "MultiSlotRankRequest": {
             "type": "object", "required": ["actions", "slots"],
@@ -685,14 +692,14 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
                     "type": "object", "required": ["id", "baselineAction"],
                     "properties": {"id": ident, "baselineAction": ident,
                                    "features": feature_list, "excludedActions": ids}}},
-                "eventId": {"type": "string", "maxLength": 256, "nullable": True},
+                "eventId": openapi.event_id_schema(nullable=True),
                 "deferActivation": {"type": "boolean", "nullable": True, "default": False},
             },
         },
         "MultiSlotRankResponse": {
             "type": "object", "required": ["eventId", "slots"],
             "properties": {
-                "eventId": {"type": "string"},
+                "eventId": openapi.event_id_schema(),
                 "slots": {"type": "array", "items": {
                     "type": "object", "required": ["id", "rewardActionId"],
                     "properties": {"id": {"type": "string"},
@@ -701,6 +708,6 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
         },
         "MultiSlotRewardRequest": {
             "type": "object", "required": ["reward"],
-            "properties": {"reward": {"type": "array", "items": slot_reward}},
+            "properties": {"reward": {"type": "array", "minItems": 1, "items": slot_reward}},
         },
     }

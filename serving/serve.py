@@ -50,7 +50,24 @@ import click
 if TYPE_CHECKING:
     pass
 
-__all__ = ["JsonFormatter", "gunicorn_options", "logging_config", "run_learner", "serve"]
+__all__ = [
+    "LIMIT_REQUEST_FIELDS",
+    "LIMIT_REQUEST_FIELD_SIZE",
+    "LIMIT_REQUEST_LINE",
+    "JsonFormatter",
+    "gunicorn_options",
+    "logging_config",
+    "run_learner",
+    "serve",
+]
+
+#: Longest request line in bytes (method, URL, version): longer gets 414. It
+#: holds any route with a 256-character event id percent-encoded (12 bytes a
+#: character at most).
+LIMIT_REQUEST_LINE = 4094
+#: Most header fields, and longest header field in bytes: more gets 431.
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
 
 _logger = logging.getLogger("banditkit.serve")
 _LEARNER_RESTART_SECONDS = 2.0
@@ -150,7 +167,11 @@ def gunicorn_options(*, bind: str = "127.0.0.1:8000", workers: int = 2, threads:
     return {
         "bind": [part.strip() for part in bind.split(",") if part.strip()],
         "workers": workers,
-        "worker_class": "gthread",
+        # gthread, answering the requests gunicorn refuses itself in JSON.
+        "worker_class": "serving._gunicorn.JsonErrorWorker",
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_fields": LIMIT_REQUEST_FIELDS,
+        "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         "threads": threads,
         "timeout": timeout,
         "graceful_timeout": graceful_timeout,

@@ -121,7 +121,7 @@ def test_the_store_gives_back_the_exact_logged_line_without_keeping_features_twi
 
 
 @pytest.mark.parametrize("event_id", ["plain", 'with "quotes" and \\ slash', "naïve ✓ 日本",
-                                      "new\nline\ttab"])
+                                      "line\u2028separator\u00a0nbsp"])
 @pytest.mark.parametrize("extra, excluded", [({}, []), ({"title": "ç \"t\"", "n": 3}, []),
                                              ({}, ['q"1'])])
 def test_a_decision_record_is_written_exactly_as_compact_json(tmp_path, clock, event_id,

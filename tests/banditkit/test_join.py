@@ -172,8 +172,8 @@ def _pending(engine: Engine, event_id: str, *, activated: bool):
                         stored["decision"], row[0])
 
 
-@pytest.mark.parametrize("event_id", ["e", 'quo"te', "back\\slash", "ünïcode ☃ 𝄞", "new\nline",
-                                      '"leading', "</script>"])
+@pytest.mark.parametrize("event_id", ["e", 'quo"te', "back\\slash", "ünïcode ☃ 𝄞", "line\u2028sep",
+                                      '"leading', "<script>&amp;"])
 @pytest.mark.parametrize("mode", ["online", "apprentice"])
 @pytest.mark.parametrize("deferred,activated,rewards,excluded", [
     (False, False, [], ()),                                   # default reward

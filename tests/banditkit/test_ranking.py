@@ -91,7 +91,12 @@ def test_excluded_actions_get_zero_and_are_never_chosen(trained_engine):
 @pytest.mark.parametrize("bad, message", [
     ({"excluded": ["nope"]}, "not among the actions"),
     ({"excluded": ["v0", "v1", "v2", "v3"]}, "every action is excluded"),
-    ({"event_id": ""}, "event id must be"),
+    ({"event_id": ""}, "event id must not be empty"),
+    ({"event_id": "a/b"}, "event id must not contain '/'"),
+    ({"event_id": "a\x00b"}, r"event id must not contain control characters \(U\+0000\)"),
+    ({"event_id": "a\x9fb"}, r"event id must not contain control characters \(U\+009F\)"),
+    ({"event_id": ".."}, "event id must not be '.' or '..'"),
+    ({"event_id": "e" * 257}, "event id must be at most 256 characters, got 257"),
     ({"context": {"Member": {"country": None}}}, r"context\['Member'\]\['country'\]"),
     ({"context": {"Member": {"hour": float("nan")}}}, "must be finite"),
     ({"context": {"Member": {"hour": 1e39}}}, r"within ±3.4e38"),

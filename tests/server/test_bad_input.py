@@ -127,7 +127,7 @@ def test_oversized_body_is_413(client, keys) -> None:
         ("NaN", "NaN"),
         ("Infinity", "Infinity"),
         ("-1e400", "finite"),
-        ("1e39", "32-bit float"),
+        ("1e39", "within ±1e+06, got 1e+39"),
         ("1000000.5", "within ±1e+06"),
         ("-3e38", "within ±1e+06"),
         ("[1]", "got an array"),
@@ -167,6 +167,76 @@ def test_event_id_too_long_in_path(client, keys) -> None:
     assert "at most 256" in response.get_json()["error"]["message"]
 
 
+# Ids that rank must refuse: their reward and activate URLs could not reach them
+# (a '/' is decoded before routing, '.' and '..' are dropped by URL normalisation),
+# or they hold control characters, which no log line or URL should carry.
+BAD_EVENT_IDS = [
+    ("a/b", "must not contain '/'"),
+    ("a\tb", "control characters (U+0009)"),
+    ("a\x00b", "control characters (U+0000)"),
+    ("a\x85b", "control characters (U+0085)"),
+    (".", "must not be '.' or '..'"),
+    ("..", "must not be '.' or '..'"),
+    ("", "must not be empty"),
+    ("e" * 257, "at most 256 characters, got 257"),
+]
+ROWS_RANK_BODY = {"rows": [{"id": "r1"}, {"id": "r2"}], "slots": 1}
+MULTISLOT_RANK_BODY = {"actions": OK_ACTIONS, "slots": [{"id": "s1", "baselineAction": "a"}]}
+RANK_ROUTES = [
+    (RANK, {"actions": OK_ACTIONS}),
+    ("/personalizer/rank?api-version=2022-09-01-preview", {"actions": OK_ACTIONS}),
+    ("/personalizer/v1.0/multislot/rank", MULTISLOT_RANK_BODY),
+    ("/personalizer/multislot/rank?api-version=2022-09-01-preview", MULTISLOT_RANK_BODY),
+    ("/v1/rows/rank", ROWS_RANK_BODY),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), RANK_ROUTES, ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(("event_id", "needle"), BAD_EVENT_IDS, ids=repr)
+def test_rank_refuses_event_ids_its_routes_could_not_reach(
+        client, keys, path: str, body: dict, event_id: str, needle: str) -> None:
+    response = _post(client, path, keys["client"], json={**body, "eventId": event_id})
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["target"] == "eventId"
+    assert error["message"].startswith("eventId ")
+    assert needle in error["message"]
+
+
+@pytest.mark.parametrize(("path", "body"), RANK_ROUTES, ids=lambda v: str(v)[:40])
+def test_rank_accepts_event_ids_that_need_percent_encoding(client, keys, path: str,
+                                                          body: dict) -> None:
+    # Legal ids a URL carries percent-encoded: the reward route finds them again.
+    from urllib.parse import quote
+
+    event_id = f"{path[:12]}:é %?#\u00a0\\{len(path)}...".replace("/", "-")
+    response = _post(client, path, keys["client"], json={**body, "eventId": event_id})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["eventId"] == event_id
+    family = path.split("/rank")[0]
+    query = path.partition("?")[2]
+    activate = f"{family}/events/{quote(event_id, safe='')}/activate" + (
+        f"?{query}" if query else "")
+    assert _post(client, activate, keys["client"], json={}).status_code == 204
+
+
+@pytest.mark.parametrize("prefix", [
+    "/personalizer/v1.0/events", "/v1/events", "/v1/rows/events",
+    "/personalizer/v1.0/multislot/events"])
+@pytest.mark.parametrize(("encoded", "needle"), [
+    ("a%7Fb", "control characters (U+007F)"),
+    ("a%01b", "control characters (U+0001)"),
+    ("a%C2%85b", "control characters (U+0085)"),
+])
+def test_event_routes_refuse_ids_rank_refuses(client, keys, prefix: str, encoded: str,
+                                              needle: str) -> None:
+    response = _post(client, f"{prefix}/{encoded}/activate", keys["client"], json={})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["target"] == "eventId"
+    assert needle in error["message"]
+
+
 def test_duplicate_event_id_is_409(client, keys) -> None:
     body = {"actions": OK_ACTIONS, "eventId": "once"}
     assert _post(client, RANK, keys["client"], json=body).status_code == 201
@@ -192,7 +262,10 @@ GOOD_CONFIG = {"rewardWaitTime": "PT10M", "defaultReward": 0.0, "rewardAggregati
         ({"defaultReward": "0"}, "defaultReward must be a number"),
         ({"rewardAggregation": "average"}, "reward_aggregation"),
         ({"explorationPercentage": 1.5}, "exploration_percentage"),
-        ({"logRetentionDays": 0}, "log_retention_days"),
+        ({"logRetentionDays": 0}, "logRetentionDays must be -1 (forever) or a number of days"),
+        ({"logRetentionDays": 10**30}, "logRetentionDays must be between -1 and 1000000"),
+        ({"modelRetrainDays": -1}, "modelRetrainDays must be between 0 and 1000000"),
+        ({"rewardAggregation": "Most"}, "reward_aggregation must be one of"),
         ({"logRetentionDays": 1.5}, "logRetentionDays must be an integer"),
         ({"learningMode": "Offline"}, "learningMode must be one of"),
         ({"logMirrorEnabled": True}, "not supported"),

@@ -411,3 +411,70 @@ def test_one_learner_per_data_dir(data_dir: Path) -> None:
     finally:
         first_stop.set()
         first.join(10)
+
+
+def _raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as is; return the status, headers and body of the answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_requests_gunicorn_refuses_get_the_json_error_shape(
+        data_dir: Path, keys: dict[str, str], tmp_path: Path, started: list[Served]) -> None:
+    from serving.serve import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+
+    served = serve(data_dir, tmp_path / "serve.log")
+    started.append(served)
+    long_path = "/v1/events/" + "e" * LIMIT_REQUEST_LINE + "/activate"
+    cases = [
+        (b"POST " + long_path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "UriTooLong"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+         + b"a" * (LIMIT_REQUEST_FIELD_SIZE + 10) + b"\r\n\r\n",
+         431, "RequestHeaderFieldsTooLarge"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+         + b"".join(b"X-%d: 1\r\n" % i for i in range(LIMIT_REQUEST_FIELDS + 1)) + b"\r\n",
+         431, "RequestHeaderFieldsTooLarge"),
+        (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, "BadRequest"),
+    ]
+    for request, status, code in cases:
+        answered, headers, body = _raw_request(served.url, request)
+        assert answered == status, body
+        assert headers["content-type"] == "application/json"
+        assert int(headers["content-length"]) == len(body)
+        error = json.loads(body)["error"]
+        assert error["code"] == code
+        assert error["message"]
+    # The server still answers after refusing those.
+    assert requests.get(served.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_event_ids_round_trip_through_gunicorn_url_paths(
+        data_dir: Path, keys: dict[str, str], tmp_path: Path, started: list[Served]) -> None:
+    from urllib.parse import quote
+
+    served = serve(data_dir, tmp_path / "serve.log")
+    started.append(served)
+    headers = {"Ocp-Apim-Subscription-Key": keys["client"]}
+    for event_id in ["é€😀-1", "a%2Fb", "a?b#c", "a\\b", "...", "x" * 256]:
+        ranked = requests.post(served.url + RANK, headers=headers, timeout=10,
+                               json={"actions": ACTIONS, "eventId": event_id})
+        assert ranked.status_code == 201, ranked.text
+        url = f"{served.url}/personalizer/v1.0/events/{quote(event_id, safe='')}"
+        assert requests.post(url + "/reward", json={"value": 1.0}, headers=headers,
+                             timeout=10).status_code == 204, event_id
+    refused = requests.post(served.url + RANK, headers=headers, timeout=10,
+                            json={"actions": ACTIONS, "eventId": "a/b"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["target"] == "eventId"
+    assert "'/'" in refused.json()["error"]["message"]
