@@ -649,7 +649,7 @@ def _paths() -> dict[str, Any]:
     candidate_param = {"name": "candidateId", "in": "path", "required": True,
                        "schema": {"type": "string", "pattern": r"^c[0-9a-f]{12}$"}}
     multipart = {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"],
+        "type": "object", "required": ["file"], "additionalProperties": False,
         "properties": {"file": {"type": "string", "format": "binary"}}}}}}
 
     def op(summary: str, op_id: str, responses: dict[str, Any], *, params: list | None = None,

@@ -43,13 +43,16 @@ UNSTATED_RULES = re.compile("|".join([
     r"\(ANALYST_MAX_RANGE_DAYS\)",  # the span between two dates
     # Namespace and feature names are object keys (no propertyNames in 3.0).
     r"must start with an ASCII character", r"not starting with '_'",
-    r"feature names must be",
+    r"feature names must be", r"pinned must not be empty",  # row ids as keys
     r"integer too large for a feature",  # JSON numbers: 1e20 and 10**20 read alike
     # Personalizer feature objects nest freely (free-form objects in the schema).
-    r"\(the 32-bit float range the learner uses\)",
+    r"\(the 32-bit float range the learner uses\)", r"\(the learner computes in 32-bit floats\)",
     # Relations between fields of one body.
     r"ids must be unique", r"duplicate (?:action|row) id", r"is not an action id",
-    r"names unknown actions", r"no more than actions", r"baseline of another slot",
+    r"names unknown actions", r"excludes rows that are not candidates",
+    r"excluded row ids are not among the candidates", r"must be a unique non-empty string",
+    r"no page of \d+ slots satisfies the rules", r"no more than actions",
+    r"baseline of another slot",
     r"among its excludedActions", r"every action is excluded", r"not among the actions",
     r"slots but only \d+ candidate rows", r"must not be after to",
     r"longer than the maximum of 10 years",  # the sum of a duration's parts
@@ -90,9 +93,15 @@ def _unstated_refusal(response) -> bool:
             or bool(UNSTATED_RULES.search(error["message"])))
 
 
+def _path_sent_as_generated(case) -> bool:
+    """Whether the server reads the path parameters the fuzzer generated: it puts a
+    '%' into the path as it is, so a generated ``%0D`` arrives as a carriage return."""
+    return not any("%" in str(value) for value in (case.path_parameters or {}).values())
+
+
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_schema_and_validation_agree(case, fuzzed_server) -> None:
     response = case.call(
@@ -105,7 +114,7 @@ def test_schema_and_validation_agree(case, fuzzed_server) -> None:
         # Past the server's request-line and header limits, which no schema
         # states: refused whatever the schema says of the values.
         checks.remove(negative_data_rejection)
-    elif not _unstated_refusal(response):
+    elif not _unstated_refusal(response) and _path_sent_as_generated(case):
         checks.append(positive_data_acceptance)
     case.validate_response(response, checks=checks)
 
