@@ -34,7 +34,10 @@ stops the server with SIGTERM and checks the joined log
 (``logs/dt=*/events.dsjson``) against every acknowledged call:
 
 * ``lost``: acknowledged decisions not in the log; each is looked up in the
-  store and the journals to say where it stopped (``lost_where``), and
+  store and the journals to say where it stopped (``lost_where``:
+  ``store_pending`` or ``store_joined_not_logged`` when the learner did not
+  finish, see ``settled``; ``journal_not_ingested``; ``nowhere``, gone for
+  good, also ``lost_nowhere`` in the summary), and
   attributed to the first kill after it was sent (``lost_by_next_kill``); a
   reward or activation of an acknowledged decision answered 404 shows in
   ``http_errors``;
@@ -1018,7 +1021,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "name": "chaos_summary", "ok": ok, "seed": args.seed, "duration_s": args.duration,
         "threads": args.threads, "workers": args.workers, "reward_wait_s": args.reward_wait,
         "acknowledged": requests["acknowledged"], "kills": kill_report["kills"],
-        "lost": result["lost"], "duplicated": result["duplicated"],
+        "lost": result["lost"], "lost_nowhere": log_report["lost_where"].get("nowhere", 0),
+        "duplicated": result["duplicated"], "settled": settled,
         "rewards_lost": result["rewards_lost"], "activations_lost": result["activations_lost"],
         "torn_lines": torn, "rejects": sum(rejects["journal_rejects"].values()),
         "learner_step_failures": rejects["learner_step_failures"],
