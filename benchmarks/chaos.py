@@ -37,8 +37,8 @@ stops the server with SIGTERM and checks the joined log
   store and the journals to say where it stopped (``lost_where``:
   ``store_pending`` or ``store_joined_not_logged`` when the learner did not
   finish, see ``settled``; ``journal_not_ingested``; ``nowhere``, gone for
-  good, also ``lost_nowhere`` in the summary), and
-  attributed to the first kill after it was sent (``lost_by_next_kill``); a
+  good, also ``lost_nowhere`` in the summary); those gone for good are
+  attributed to the first kill after they were sent (``gone_by_next_kill``); a
   reward or activation of an acknowledged decision answered 404 shows in
   ``http_errors``;
 * ``duplicated``: event ids of the campaign in the log more than once;
@@ -784,10 +784,10 @@ def _log_line(record: dict) -> LogLine:
                    bool(record.get("_skipLearn")))
 
 
-def where_lost(data_dir: Path, event_ids: list[str]) -> collections.Counter:
+def where_lost(data_dir: Path, event_ids: list[str]) -> dict[str, str]:
     """Where each lost event stopped: joined but not logged, pending, only in a
     journal file, or nowhere."""
-    where: collections.Counter = collections.Counter()
+    where: dict[str, str] = {}
     if not event_ids:
         return where
     journal_text = ""
@@ -808,12 +808,12 @@ def where_lost(data_dir: Path, event_ids: list[str]) -> collections.Counter:
             db.close()
     for event_id in event_ids:
         if event_id in stored:
-            where["store_joined_not_logged" if stored[event_id] is not None
-                  else "store_pending"] += 1
+            where[event_id] = ("store_joined_not_logged" if stored[event_id] is not None
+                               else "store_pending")
         elif f"d {event_id} " in journal_text:
-            where["journal_not_ingested"] += 1
+            where[event_id] = "journal_not_ingested"
         else:
-            where["nowhere"] += 1
+            where[event_id] = "nowhere"
     return where
 
 
@@ -888,8 +888,7 @@ def check(events: list[Event], found: dict[str, list[LogLine]], *,
     }
 
 
-def lost_by_next_kill(events: list[Event], lost: list[str],
-                      kills: list[Kill]) -> dict[str, int]:
+def by_next_kill(events: list[Event], lost: list[str], kills: list[Kill]) -> dict[str, int]:
     """Lost decisions counted by the first kill after they were sent (an answer read
     after a kill may have been written before it)."""
     sent_at = {event.event_id: event.sent_at for event in events}
@@ -903,18 +902,23 @@ def lost_by_next_kill(events: list[Event], lost: list[str],
 
 
 def learner_failures(server: Server) -> dict[str, Any]:
-    """Failed learner steps and learner exits, from the server's JSON logs."""
+    """Failed learner steps, learner exits and the last step that joined something,
+    from the server's JSON logs."""
     failed: collections.Counter = collections.Counter()
     exits = 0
+    last_step = None
     for entry in server.log_entries():
         message = str(entry.get("message", ""))
-        if message == "learner step failed":
+        if message == "learner step":
+            last_step = max(last_step or "", str(entry.get("time", "")))
+        elif message == "learner step failed":
             lines = str(entry.get("exc", "")).strip().splitlines()
             failed[lines[-1][:160] if lines else "?"] += 1
         elif message.startswith("learner process") and "exited" in message:
             exits += 1
     return {"learner_step_failures": sum(failed.values()),
-            "learner_step_errors": dict(failed.most_common(5)), "learner_exits": exits}
+            "learner_step_errors": dict(failed.most_common(5)), "learner_exits": exits,
+            "last_learner_step": last_step}
 
 
 def versions() -> dict[str, str]:
@@ -981,6 +985,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     found, n_lines, torn, recovered = read_log(data_dir, prefix)
     result = check(events, found, reward_wait=args.reward_wait)
     lost_ids = result.pop("_lost_ids")
+    where = where_lost(data_dir, lost_ids)
     kills = killer.kills
     requests = {
         "name": "chaos_requests",
@@ -1007,14 +1012,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log_report = {
         "name": "chaos_log",
         **result,
-        "lost_where": dict(where_lost(data_dir, lost_ids)),
-        "lost_by_next_kill": lost_by_next_kill(events, lost_ids, kills),
+        "lost_where": dict(collections.Counter(where.values())),
+        "gone_by_next_kill": by_next_kill(
+            events, [i for i in lost_ids if where[i] == "nowhere"], kills),
         "log_lines": n_lines, "torn_lines": torn, "events_recovered_from_torn_lines": recovered,
         "log_readable": _log_readable(data_dir),
         "settled": settled,
     }
+    pending, unlogged = _store_counts(data_dir) or (None, None)
     rejects = {"name": "chaos_rejects", "journal_rejects": journal_rejects(data_dir),
                **journals_left(data_dir), **learner_failures(server),
+               "store_pending_at_end": pending, "unlogged_joins_at_end": unlogged,
                "final_stop_exit_code": exit_code}
     ok = result["lost"] == 0 and result["duplicated"] == 0
     summary = {

@@ -39,7 +39,7 @@ def test_no_acknowledged_call_is_lost_or_logged_twice_while_processes_are_killed
                           "--workers", "2", "--data-dir", str(tmp_path / "data")])
     report = {key: summary[key] for key in ("kills", "acknowledged", "lost", "duplicated",
                                             "rewards_lost", "activations_lost")}
-    report["lost_by_next_kill"] = summary["log_report"]["lost_by_next_kill"]
+    report["gone_by_next_kill"] = summary["log_report"]["gone_by_next_kill"]
     report["lost_where"] = summary["log_report"]["lost_where"]
     report["timeline"] = summary["kill_report"]["timeline"]
 
