@@ -102,19 +102,7 @@ def error_json(
 def error_response(
     status: int, message: str, *, target: str | None = None, code: str | None = None
 ) -> Response:
-    """Build the JSON error response for ``status``.
-
-    Parameters
-    ----------
-    status : int
-        HTTP status code.
-    message : str
-        Human-readable explanation.
-    target : str, default=None
-        The field the error is about.
-    code : str, default=None
-        Machine-readable code; defaults to the Personalizer code for ``status``.
-    """
+    """The response of status ``status`` whose body is :func:`error_json`'s."""
     response = jsonify(error_json(status, message, target=target, code=code))
     response.status_code = status
     return response
