@@ -24,12 +24,15 @@ once the decision is in the table.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mmap
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -191,6 +194,10 @@ class EventClaims:
     write transaction, no fsync); the primary key refuses a second claim of the
     same id from any process. Thread-safe: one connection per thread.
 
+    Writers queue on an ``flock`` of ``<path>.lock`` before they write: the
+    kernel wakes the next one when the lock is released, where SQLite's own
+    busy handler, meeting a held write lock, sleeps a millisecond or more.
+
     Parameters
     ----------
     path : path
@@ -201,6 +208,7 @@ class EventClaims:
         self.path = path
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        self._lock_files: list[TextIO] = []
         self._connections_lock = threading.Lock()
 
     @property
@@ -212,28 +220,42 @@ class EventClaims:
                                          check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # Each thread its own open file: flock excludes open files, not processes.
+            self._local.lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - closed in close
             with self._connections_lock:
                 connection.executescript(_CLAIMS_SCHEMA)
                 self._connections.append(connection)
+                self._lock_files.append(self._local.lock)
             self._local.connection = connection
         return connection
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, with the writers' lock held."""
+        db = self._db
+        fd = self._local.lock.fileno()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield db
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def claim(self, event_ids: Sequence[str], at: float) -> list[tuple[str, int]]:
         """Claim every id, all or none; returns ``(event_id, pid)`` of the ids claimed
         already (nothing is claimed then), else an empty list."""
-        db = self._db
         rows = [(event_id, _PID[0], at) for event_id in event_ids]
         try:
-            if len(rows) == 1:  # autocommit: one statement, one transaction
-                db.execute("INSERT INTO claims VALUES (?, ?, ?)", rows[0])
-            else:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.executemany("INSERT INTO claims VALUES (?, ?, ?)", rows)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+            with self._writing() as db:
+                if len(rows) == 1:  # autocommit: one statement, one transaction
+                    db.execute("INSERT INTO claims VALUES (?, ?, ?)", rows[0])
+                else:
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        db.executemany("INSERT INTO claims VALUES (?, ?, ?)", rows)
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
         except sqlite3.IntegrityError:
             return self._holders(event_ids)
         return []
@@ -251,30 +273,34 @@ class EventClaims:
         """Drop the claims of ``event_ids`` (only those of process ``pid`` if given)."""
         if not event_ids:
             return
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if pid is None:
-                db.executemany("DELETE FROM claims WHERE event_id = ?",
-                               [(event_id,) for event_id in event_ids])
-            else:
-                db.executemany("DELETE FROM claims WHERE event_id = ? AND pid = ?",
-                               [(event_id, pid) for event_id in event_ids])
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._writing() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if pid is None:
+                    db.executemany("DELETE FROM claims WHERE event_id = ?",
+                                   [(event_id,) for event_id in event_ids])
+                else:
+                    db.executemany("DELETE FROM claims WHERE event_id = ? AND pid = ?",
+                                   [(event_id, pid) for event_id in event_ids])
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def release_older_than(self, cutoff: float) -> int:
         """Drop claims made before ``cutoff``: those whose decision was never journaled
         (the claimer died in between) and whose id nobody used again."""
-        return self._db.execute("DELETE FROM claims WHERE claimed_at < ?", (cutoff,)).rowcount
+        with self._writing() as db:
+            return db.execute("DELETE FROM claims WHERE claimed_at < ?", (cutoff,)).rowcount
 
     def close(self) -> None:
         with self._connections_lock:
             for connection in self._connections:
                 connection.close()
+            for lock_file in self._lock_files:
+                lock_file.close()
             self._connections.clear()
+            self._lock_files.clear()
         self._local = threading.local()
 
 
