@@ -4,7 +4,7 @@ Marketers (role ``marketer``) create titles, upload poster variants as
 ``multipart/form-data``, mine candidate frames from a trailer and approve them,
 turn variants on and off, and read each variant's performance. Uploads are
 analysed by :mod:`artwork` (features, warnings, near-duplicates); the
-:class:`banditkit.catalogue.Catalogue` stores the results and the image bytes by
+:class:`catalogue.store.Catalogue` stores the results and the image bytes by
 content hash, served back at ``/v1/artwork/images/<sha256>.<ext>``.
 
 Image URLs are public (no key): ``<img>`` tags cannot send headers, and a
@@ -56,19 +56,20 @@ from werkzeug.wrappers import Response
 import artwork
 from artwork.frames import DEFAULT_MAX_VIDEO_PIXELS
 from artwork.io import DEFAULT_MAX_PIXELS
-from banditkit.catalogue import (
+from banditkit.errors import InvalidInputError
+from banditkit.eventlog import iso_timestamp
+from catalogue import (
     ID_PATTERN,
     Candidate,
     Catalogue,
     CatalogueConflictError,
     Title,
+    TitlePerformance,
     UnknownItemError,
     Variant,
     check_id,
+    title_performance,
 )
-from banditkit.errors import InvalidInputError
-from banditkit.eventlog import iso_timestamp
-from banditkit.performance import TitlePerformance, title_performance
 from serving import openapi
 from serving._parsing import json_body, require_object
 from serving.auth import require_roles
@@ -112,7 +113,7 @@ bp = Blueprint("catalogue", __name__, url_prefix="/v1")
 
 
 def get_catalogue(app: Flask | None = None) -> Catalogue:
-    """The app's :class:`~banditkit.catalogue.Catalogue`."""
+    """The app's :class:`~catalogue.store.Catalogue`."""
     return (app or current_app).extensions[CATALOGUE_EXTENSION]
 
 
@@ -307,7 +308,7 @@ def candidate_json(candidate: Candidate) -> dict[str, Any]:
 
 
 def performance_json(report: TitlePerformance) -> dict[str, Any]:
-    """A :class:`~banditkit.performance.TitlePerformance` as the API returns it."""
+    """A :class:`~catalogue.performance.TitlePerformance` as the API returns it."""
     return {
         "titleId": report.title_id, "since": _iso(report.since), "until": _iso(report.until),
         "confidence": report.confidence, "days": report.days,

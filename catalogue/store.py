@@ -1,11 +1,11 @@
 """The artwork catalogue: titles, their artwork variants and trailer frame candidates.
 
-The catalogue is data (DESIGN.md §3): titles with genres and metadata, and for
-each title its artwork variants, each with namespaced features, warnings,
-near-duplicate links, an active flag and the content hash of its image. It
-stores what it is given: image analysis happens elsewhere (``artwork/``, called
-by the server), and the catalogue keeps the bytes by content hash and an opaque
-fingerprint blob for near-duplicate checks.
+The catalogue is data: titles with genres and metadata, and for each title its
+artwork variants, each with namespaced features, warnings, near-duplicate
+links, an active flag and the content hash of its image. It stores what it is
+given: image analysis happens elsewhere (``artwork/``, called by
+:mod:`catalogue.curation`), and the catalogue keeps the bytes by content hash
+and an opaque fingerprint blob for near-duplicate checks.
 
 Storage is its own SQLite file (WAL mode) in the data directory, next to the
 engine's database, and the images under ``<data-dir>/images/<aa>/<sha256>``.

@@ -1,0 +1,47 @@
+"""catalogue: titles, their artwork variants and trailer candidates, and how each performs.
+
+Sits between :mod:`artwork` (image to features) and :mod:`serving` (HTTP):
+
+* :mod:`catalogue.store`: the :class:`Catalogue` of one data directory (SQLite
+  rows, images by content hash);
+* :mod:`catalogue.performance`: per-variant impressions and takes from the
+  engine's decision log.
+
+Nothing in :mod:`banditkit` or :mod:`artwork` imports this package.
+"""
+
+from catalogue.performance import (
+    DailyPerformance,
+    TitlePerformance,
+    VariantPerformance,
+    title_performance,
+    wilson_interval,
+)
+from catalogue.store import (
+    ID_PATTERN,
+    Candidate,
+    Catalogue,
+    CatalogueConflictError,
+    RankableVariant,
+    Title,
+    UnknownItemError,
+    Variant,
+    check_id,
+)
+
+__all__ = [
+    "ID_PATTERN",
+    "Candidate",
+    "Catalogue",
+    "CatalogueConflictError",
+    "DailyPerformance",
+    "RankableVariant",
+    "Title",
+    "TitlePerformance",
+    "UnknownItemError",
+    "Variant",
+    "VariantPerformance",
+    "check_id",
+    "title_performance",
+    "wilson_interval",
+]
