@@ -2,6 +2,8 @@
 
 Sits between :mod:`artwork` (image to features) and :mod:`serving` (HTTP):
 
+* :mod:`catalogue.records`: the titles, variants and candidates it returns,
+  the id checks and the errors;
 * :mod:`catalogue.store`: the :class:`Catalogue` of one data directory (SQLite
   rows, images by content hash);
 * :mod:`catalogue.performance`: per-variant impressions and takes from the
@@ -20,10 +22,9 @@ from catalogue.performance import (
     title_performance,
     wilson_interval,
 )
-from catalogue.store import (
+from catalogue.records import (
     ID_PATTERN,
     Candidate,
-    Catalogue,
     CatalogueConflictError,
     RankableVariant,
     Title,
@@ -31,6 +32,7 @@ from catalogue.store import (
     Variant,
     check_id,
 )
+from catalogue.store import Catalogue
 
 __all__ = [
     "ID_PATTERN",

@@ -32,7 +32,8 @@ from PIL import Image
 import artwork
 from artwork.frames import DEFAULT_MAX_VIDEO_PIXELS
 from artwork.io import DEFAULT_MAX_PIXELS
-from catalogue.store import Candidate, Catalogue, CatalogueConflictError, Title, Variant
+from catalogue.records import Candidate, CatalogueConflictError, Title, Variant
+from catalogue.store import Catalogue
 
 __all__ = [
     "MEDIA_TYPES",

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from banditkit.errors import InvalidInputError
-from catalogue.store import Catalogue, CatalogueConflictError, UnknownItemError
+from catalogue import Catalogue, CatalogueConflictError, UnknownItemError
 
 FEATURES = {"Color": {"brightness": 0.4, "palette": "warm"}, "Face": {"count": 1}}
 
