@@ -265,7 +265,7 @@ def tiny_png(index: int) -> bytes:
 def build_catalogue(data_dir: Path, *, n_titles: int, n_variants: int,
                     rng: np.random.Generator) -> list[str]:
     """``n_titles`` titles of ``n_variants`` variants each; returns the title ids."""
-    from banditkit.catalogue import Catalogue
+    from catalogue import Catalogue
 
     catalogue = Catalogue.open(data_dir)
     titles = []

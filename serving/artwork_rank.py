@@ -37,10 +37,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app
 
-from banditkit.catalogue import ID_PATTERN, check_id
 from banditkit.engine import RankRequest
 from banditkit.errors import InvalidInputError
 from banditkit.types import check_features
+from catalogue import ID_PATTERN, check_id
 from serving import openapi
 from serving._parsing import json_body, optional_bool, require_list, require_object
 from serving.auth import require_roles

@@ -3,9 +3,11 @@
 Marketers (role ``marketer``) create titles, upload poster variants as
 ``multipart/form-data``, mine candidate frames from a trailer and approve them,
 turn variants on and off, and read each variant's performance. Uploads are
-analysed by :mod:`artwork` (features, warnings, near-duplicates); the
-:class:`banditkit.catalogue.Catalogue` stores the results and the image bytes by
-content hash, served back at ``/v1/artwork/images/<sha256>.<ext>``.
+analysed by :mod:`artwork` (features, warnings, near-duplicates) through
+:class:`catalogue.Curator`; the :class:`catalogue.Catalogue` stores the results
+and the image bytes by content hash, served back at
+``/v1/artwork/images/<sha256>.<ext>``. The handlers only parse, call the
+catalogue and serialise.
 
 Image URLs are public (no key): ``<img>`` tags cannot send headers, and a
 SHA-256 in the URL is not guessable. Everything else needs a key.
@@ -36,19 +38,13 @@ CATALOGUE_IMAGE_BASE_URL : str, default=""
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, Flask, current_app, request, send_file
-from PIL import Image
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -56,19 +52,23 @@ from werkzeug.wrappers import Response
 import artwork
 from artwork.frames import DEFAULT_MAX_VIDEO_PIXELS
 from artwork.io import DEFAULT_MAX_PIXELS
-from banditkit.catalogue import (
+from banditkit.errors import InvalidInputError
+from banditkit.eventlog import iso_timestamp
+from catalogue import (
     ID_PATTERN,
+    MEDIA_TYPES,
     Candidate,
     Catalogue,
     CatalogueConflictError,
+    Curator,
     Title,
+    TitlePerformance,
     UnknownItemError,
     Variant,
+    VariantLimitError,
     check_id,
+    title_performance,
 )
-from banditkit.errors import InvalidInputError
-from banditkit.eventlog import iso_timestamp
-from banditkit.performance import TitlePerformance, title_performance
 from serving import openapi
 from serving._parsing import json_body, require_object
 from serving.auth import require_roles
@@ -97,9 +97,6 @@ _DEFAULTS: dict[str, Any] = {
     "CATALOGUE_TRAILER_MAX_PIXELS": DEFAULT_MAX_VIDEO_PIXELS,
     "CATALOGUE_IMAGE_BASE_URL": "",
 }
-_MEDIA_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png",
-                "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp",
-                "TIFF": "image/tiff"}
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
                "image/webp": "webp", "image/bmp": "bmp", "image/tiff": "tiff"}
 _IMAGE_NAME = re.compile(r"^([0-9a-f]{64})\.(jpg|png|gif|webp|bmp|tiff)$")
@@ -112,7 +109,7 @@ bp = Blueprint("catalogue", __name__, url_prefix="/v1")
 
 
 def get_catalogue(app: Flask | None = None) -> Catalogue:
-    """The app's :class:`~banditkit.catalogue.Catalogue`."""
+    """The app's :class:`~catalogue.store.Catalogue`."""
     return (app or current_app).extensions[CATALOGUE_EXTENSION]
 
 
@@ -150,22 +147,26 @@ def _item_id(value: str, *, prefix: str, name: str) -> str:
     return value
 
 
-def _encode_fingerprint(fp: artwork.Fingerprint) -> bytes:
-    header = json.dumps(fp.to_dict(), separators=(",", ":")).encode()
-    return header + b"\n" + np.ascontiguousarray(fp.orb, dtype=np.uint8).tobytes()
-
-
-def _decode_fingerprint(blob: bytes) -> artwork.Fingerprint:
-    header, _, orb = bytes(blob).partition(b"\n")
-    hashes = json.loads(header)
-    descriptors = np.frombuffer(orb, dtype=np.uint8).reshape(-1, 32).copy()
-    return artwork.Fingerprint(ahash=hashes["ahash"], dhash=hashes["dhash"],
-                               phash=hashes["phash"], orb=descriptors)
-
-
 def _artwork_error(exc: artwork.ArtworkInputError) -> ApiError:
     status = 413 if exc.code in _TOO_LARGE_CODES else 400
     return ApiError(exc.message, status=status, target="file", code=exc.code)
+
+
+def _limit_error(exc: VariantLimitError) -> ApiError:
+    return ApiError(f"Title {exc.title_id!r} already has {exc.limit} variants "
+                    "(CATALOGUE_MAX_VARIANTS); delete one first.", status=409)
+
+
+def _curator() -> Curator:
+    """A :class:`~catalogue.Curator` over the app's catalogue with this request's config."""
+    return Curator(
+        catalogue=get_catalogue(), detectors=get_detectors,
+        max_pixels=int(_config("MAX_PIXELS")), max_variants=int(_config("MAX_VARIANTS")),
+        expected_aspect=_config("EXPECTED_ASPECT"),
+        trailer_frames=int(_config("TRAILER_FRAMES")),
+        trailer_max_frames=int(_config("TRAILER_MAX_FRAMES")),
+        trailer_max_pixels=int(_config("TRAILER_MAX_PIXELS")),
+        scratch_dir=Path(current_app.config["ENGINE_DATA_DIR"]) / "tmp")
 
 
 # --------------------------------------------------------------------------- uploads
@@ -229,48 +230,6 @@ def _file_part() -> FileStorage:
     return request.files["file"]
 
 
-def _expected_aspect(title: Title) -> float | None:
-    value = title.metadata.get("expectedAspect", _config("EXPECTED_ASPECT"))
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value > 0):
-        return float(_config("EXPECTED_ASPECT"))
-    return float(value)
-
-
-def _features(analysis: artwork.Analysis) -> dict[str, dict[str, Any]]:
-    """The analysis's namespaces with floats rounded to 4 decimals.
-
-    Every rank call logs every candidate's features in the dsjson record, so
-    ``0.0659`` instead of ``0.06585477941176471`` makes the log about a third
-    smaller and ranking a page faster, well below any difference a learner uses.
-    """
-    return {namespace: {name: round(value, 4) if isinstance(value, float) else value
-                        for name, value in values.items()}
-            for namespace, values in analysis.to_namespaces().items()}
-
-
-def _warnings(analysis: artwork.Analysis) -> list[dict[str, str]]:
-    return [{"code": w.code, "message": w.message} for w in analysis.warnings]
-
-
-def _details(analysis: artwork.Analysis, **extra: Any) -> dict[str, Any]:
-    summary = analysis.to_dict()
-    for key in ("features", "warnings", "content_hash"):
-        summary.pop(key, None)
-    summary["sharpness"] = round(float(analysis.sharpness), 3)
-    summary["noise"] = round(float(analysis.noise), 3)
-    summary["colorfulness"] = round(float(analysis.colorfulness), 3)
-    summary.update(extra)
-    return summary
-
-
-def _near_duplicates(fp: artwork.Fingerprint, others: dict[str, artwork.Fingerprint]
-                     ) -> list[str]:
-    return [vid for vid, other in others.items() if artwork.is_near_duplicate(fp, other)]
-
-
 # --------------------------------------------------------------------------- JSON
 
 
@@ -307,7 +266,7 @@ def candidate_json(candidate: Candidate) -> dict[str, Any]:
 
 
 def performance_json(report: TitlePerformance) -> dict[str, Any]:
-    """A :class:`~banditkit.performance.TitlePerformance` as the API returns it."""
+    """A :class:`~catalogue.performance.TitlePerformance` as the API returns it."""
     return {
         "titleId": report.title_id, "since": _iso(report.since), "until": _iso(report.until),
         "confidence": report.confidence, "days": report.days,
@@ -416,29 +375,15 @@ def list_variants(titleId: str) -> dict[str, Any]:  # noqa: N803
 @require_roles("marketer")
 def upload_variant(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
     """Upload a poster (multipart ``file``): analysed, stored, active; 201."""
-    catalogue = get_catalogue()
-    title = catalogue.title(_title_id(titleId))
-    limit = int(_config("MAX_VARIANTS"))
-    if catalogue.variant_counts().get(title.id, (0, 0))[0] >= limit:
-        raise ApiError(f"Title {title.id!r} already has {limit} variants "
-                       "(CATALOGUE_MAX_VARIANTS); delete one first.", status=409)
-    data, filename = _read_upload(limit_key="MAX_UPLOAD_BYTES")
+    curator = _curator()
     try:
-        loaded = artwork.load_image(data, max_pixels=int(_config("MAX_PIXELS")))
-        others = {vid: _decode_fingerprint(fp)
-                  for vid, fp in catalogue.fingerprints(title.id).items()}
-        analysis = artwork.analyze_image(
-            loaded, detectors=get_detectors(), expected_aspect=_expected_aspect(title),
-            variants=others, expect_face=bool(title.metadata.get("expectFace", True)))
+        title = curator.check_room(_title_id(titleId))
+        data, filename = _read_upload(limit_key="MAX_UPLOAD_BYTES")
+        variant = curator.add_poster(title.id, data=data, filename=filename)
+    except VariantLimitError as exc:
+        raise _limit_error(exc) from None
     except artwork.ArtworkInputError as exc:
         raise _artwork_error(exc) from None
-    variant = catalogue.add_variant(
-        title.id, data=data, media_type=_MEDIA_TYPES.get(loaded.format, "image/jpeg"),
-        features=_features(analysis), warnings=_warnings(analysis),
-        details=_details(analysis, format=loaded.format, sourceMode=loaded.source_mode),
-        fingerprint=_encode_fingerprint(analysis.fingerprint),
-        near_duplicates=_near_duplicates(analysis.fingerprint, others),
-        filename=filename, source="upload")
     return variant_json(variant), 201
 
 
@@ -477,56 +422,18 @@ def delete_variant(titleId: str, variantId: str) -> tuple[str, int]:  # noqa: N8
 # --------------------------------------------------------------------------- trailers
 
 
-def _jpeg_bytes(image: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="JPEG", quality=92)
-    return out.getvalue()
-
-
 @bp.post("/catalogue/titles/<titleId>/trailers")
 @require_roles("marketer")
 def upload_trailer(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
     """Upload a trailer (multipart ``file``): its best frames become candidates; 201."""
-    catalogue = get_catalogue()
-    title = catalogue.title(_title_id(titleId))
+    title = get_catalogue().title(_title_id(titleId))
     data, filename = _read_upload(limit_key="MAX_TRAILER_BYTES")
-    stem = Path(filename).stem or "trailer"
-    scratch = Path(current_app.config["ENGINE_DATA_DIR"]) / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    # the suffix helps FFmpeg tell raw streams apart; the name is never a path
-    suffix = Path(filename).suffix.lower()
-    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
-        suffix = ".video"
-    handle, path = tempfile.mkstemp(dir=scratch, suffix=suffix)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        mining = artwork.mine_frames(path, detectors=get_detectors(),
-                                     top_k=int(_config("TRAILER_FRAMES")),
-                                     max_frames=int(_config("TRAILER_MAX_FRAMES")),
-                                     max_pixels=int(_config("TRAILER_MAX_PIXELS")),
-                                     name=filename or "the upload")
+        result = _curator().mine_trailer(title.id, data=data, filename=filename)
     except artwork.ArtworkInputError as exc:
         raise _artwork_error(exc) from None
-    finally:
-        os.unlink(path)
-    if mining.n_frames < 2:  # FFmpeg opens a still image as a one-frame "video"
-        raise ApiError(f"{filename or 'the file'} decodes to {mining.n_frames} frame; a trailer "
-                       "is a video (upload a still image as a poster variant instead).",
-                       target="file", code="not_a_video")
-    created = []
-    for rank, frame in enumerate(mining.candidates, start=1):
-        analysis = frame.analysis
-        created.append(catalogue.add_candidate(
-            title.id, data=_jpeg_bytes(frame.image), media_type="image/jpeg",
-            features=_features(analysis), warnings=_warnings(analysis),
-            details=_details(analysis, trailer=filename, timestamp=round(frame.timestamp, 3),
-                             frameIndex=frame.frame_index, shotIndex=frame.shot_index,
-                             score=round(frame.score, 4), rank=rank),
-            fingerprint=_encode_fingerprint(analysis.fingerprint),
-            filename=f"{stem}-{frame.timestamp:.2f}s.jpg"[:255]))
-    return {"candidates": [candidate_json(c) for c in created], "frames": mining.n_frames,
-            "shots": len(mining.shots), "fps": mining.fps}, 201
+    return {"candidates": [candidate_json(c) for c in result.candidates],
+            "frames": result.frames, "shots": result.shots, "fps": result.fps}, 201
 
 
 @bp.get("/catalogue/titles/<titleId>/candidates")
@@ -541,25 +448,12 @@ def list_candidates(titleId: str) -> dict[str, Any]:  # noqa: N803
 @require_roles("marketer")
 def approve_candidate(titleId: str, candidateId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
     """Approve a frame candidate: it becomes an active variant; 201."""
-    catalogue = get_catalogue()
     title_id = _title_id(titleId)
-    candidate = catalogue.candidate(title_id, _item_id(candidateId, prefix="c",
-                                                       name="candidateId"))
-    limit = int(_config("MAX_VARIANTS"))
-    fingerprints = catalogue.fingerprints(title_id)
-    if catalogue.variant_counts().get(title_id, (0, 0))[0] >= limit:
-        raise ApiError(f"Title {title_id!r} already has {limit} variants "
-                       "(CATALOGUE_MAX_VARIANTS); delete one first.", status=409)
-    duplicates: list[str] = []
-    if candidate.fingerprint is not None:
-        fp = _decode_fingerprint(candidate.fingerprint)
-        duplicates = _near_duplicates(fp, {vid: _decode_fingerprint(blob)
-                                           for vid, blob in fingerprints.items()})
-    warnings = [w for w in candidate.warnings if w.get("code") != "near_duplicate"]
-    warnings += [{"code": "near_duplicate", "message": f"Near-duplicate of variant {vid}."}
-                 for vid in duplicates]
-    variant = catalogue.approve_candidate(title_id, candidate.id, near_duplicates=duplicates,
-                                          warnings=warnings)
+    candidate_id = _item_id(candidateId, prefix="c", name="candidateId")
+    try:
+        variant = _curator().approve_candidate(title_id, candidate_id)
+    except VariantLimitError as exc:
+        raise _limit_error(exc) from None
     return variant_json(variant), 201
 
 
@@ -754,7 +648,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "The image bytes.", "content": {
                         media: {"schema": {"type": "string", "format": "binary"}}
-                        for media in sorted(set(_MEDIA_TYPES.values()))}},
+                        for media in sorted(set(MEDIA_TYPES.values()))}},
                     "304": {"description": "Not modified."},
                     **{"404": {"description": "No such image.",
                                "content": {j: {"schema": ref("Error")}}}},

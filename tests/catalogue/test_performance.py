@@ -8,9 +8,9 @@ import pytest
 
 from banditkit.engine import Engine, RankRequest
 from banditkit.errors import InvalidInputError
-from banditkit.performance import title_performance, wilson_interval
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
+from catalogue.performance import title_performance, wilson_interval
 
 DAY = 86400.0
 Z = 1.959963984540054

@@ -1,11 +1,14 @@
 """The artwork catalogue: titles, their artwork variants and trailer frame candidates.
 
-The catalogue is data (DESIGN.md §3): titles with genres and metadata, and for
-each title its artwork variants, each with namespaced features, warnings,
-near-duplicate links, an active flag and the content hash of its image. It
-stores what it is given: image analysis happens elsewhere (``artwork/``, called
-by the server), and the catalogue keeps the bytes by content hash and an opaque
-fingerprint blob for near-duplicate checks.
+The catalogue is data: titles with genres and metadata, and for each title its
+artwork variants, each with namespaced features, warnings, near-duplicate
+links, an active flag and the content hash of its image. It stores what it is
+given: image analysis happens elsewhere (``artwork/``, called by
+:mod:`catalogue.curation`), and the catalogue keeps the bytes by content hash
+and an opaque fingerprint blob for near-duplicate checks.
+
+The records it returns, the id checks and its errors live in
+:mod:`catalogue.records`.
 
 Storage is its own SQLite file (WAL mode) in the data directory, next to the
 engine's database, and the images under ``<data-dir>/images/<aa>/<sha256>``.
@@ -17,7 +20,6 @@ other processes' writes invalidate.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -28,33 +30,26 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from banditkit.encoding import FrozenFeatures
-from banditkit.errors import BanditkitError, InvalidInputError
+from banditkit.errors import InvalidInputError
 from banditkit.store import thread_connection
-from banditkit.types import Action, Features, check_features
+from banditkit.types import Features, check_features
+from catalogue.records import (
+    Candidate,
+    CatalogueConflictError,
+    RankableVariant,
+    Title,
+    UnknownItemError,
+    Variant,
+    check_content_hash,
+    check_id,
+)
 
-__all__ = [
-    "ID_PATTERN",
-    "Candidate",
-    "Catalogue",
-    "CatalogueConflictError",
-    "RankableVariant",
-    "Title",
-    "UnknownItemError",
-    "Variant",
-    "check_id",
-]
+__all__ = ["Catalogue"]
 
-#: Title ids: letters, digits, ``.``, ``_``, ``-``; no path separators, no leading dot.
-# No ".." anywhere (a path segment of the image store), stated in the pattern so
-# that the OpenAPI schema says what the check refuses.
-ID_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-_ID = re.compile(ID_PATTERN)
-_HASH = re.compile(r"^[0-9a-f]{64}$")
 _GENRE = re.compile(r"^[^\s_][^\s]{0,63}$")
 _MAX_GENRES = 32
 _MAX_METADATA_BYTES = 16 * 1024
@@ -108,139 +103,6 @@ CREATE TABLE IF NOT EXISTS generation (id INTEGER PRIMARY KEY CHECK (id = 1), va
 INSERT OR IGNORE INTO generation (id, value) VALUES (1, 0);
 """
 
-
-class UnknownItemError(BanditkitError, KeyError):
-    """A title, variant, candidate or image id that the catalogue does not hold."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class CatalogueConflictError(BanditkitError):
-    """A write that contradicts what is stored (a title id taken, an image uploaded twice)."""
-
-
-@dataclass(frozen=True)
-class Title:
-    """One title of the catalogue.
-
-    Attributes
-    ----------
-    id : str
-    name : str
-    genres : tuple of str
-    metadata : dict
-        Any JSON object (release year, maturity rating, expected artwork aspect...).
-    created_at : float
-        Unix seconds.
-    """
-
-    id: str
-    name: str
-    genres: tuple[str, ...]
-    metadata: dict[str, Any]
-    created_at: float
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One artwork variant of a title.
-
-    Attributes
-    ----------
-    id, title_id : str
-    content_hash : str
-        SHA-256 (hex) of the stored image bytes.
-    media_type : str
-        ``image/jpeg``, ``image/png``...
-    features : Features
-        The image's namespaced features, as given when it was added.
-    warnings : list of dict
-        ``{"code": ..., "message": ...}`` problems a marketer can act on.
-    details : dict
-        Other analysis results (sizes, boxes, palette, notes).
-    active : bool
-        Whether ranking may choose it.
-    source : {"upload", "trailer"}
-    filename : str
-        The uploaded file's name (display only; never used as a path).
-    created_at : float
-    near_duplicates : tuple of str
-        Ids of the title's other variants that look the same.
-    fingerprint : bytes or None
-        Opaque blob for near-duplicate checks (owned by the caller's analysis).
-    """
-
-    id: str
-    title_id: str
-    content_hash: str
-    media_type: str
-    features: Features
-    warnings: list[dict[str, str]]
-    details: dict[str, Any]
-    active: bool
-    source: str
-    filename: str
-    created_at: float
-    near_duplicates: tuple[str, ...] = ()
-    fingerprint: bytes | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A trailer frame proposed as artwork, waiting for a marketer's approval.
-
-    Attributes are those of :class:`Variant` that exist before approval;
-    ``details`` holds the frame's time, score and the analysis summary.
-    """
-
-    id: str
-    title_id: str
-    content_hash: str
-    media_type: str
-    features: Features
-    warnings: list[dict[str, str]]
-    details: dict[str, Any]
-    filename: str
-    created_at: float
-    fingerprint: bytes | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class RankableVariant:
-    """What ranking needs of one active variant: its id, image and action features."""
-
-    id: str
-    content_hash: str
-    media_type: str
-    features: Features
-
-    @functools.cached_property
-    def action(self) -> Action:
-        """The variant as a ranking action (made once: the catalogue cache keeps it)."""
-        return Action(id=self.id, features=self.features)
-
-
-def check_id(value: object, *, name: str = "title id") -> str:
-    """Validate a catalogue id (no path separators, no ``..``, at most 128 characters).
-
-    Raises
-    ------
-    InvalidInputError
-        Naming ``name``, the pattern and the value received.
-    """
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise InvalidInputError(
-            f"{name} must match {ID_PATTERN} (letters, digits, '.', '_', '-'; no '/' or '..'), "
-            f"got {value!r}")
-    return value
-
-
-def check_content_hash(value: object) -> str:
-    """Validate a lowercase hex SHA-256."""
-    if not isinstance(value, str) or not _HASH.match(value):
-        raise InvalidInputError(f"content hash must be 64 lowercase hex digits, got {value!r}")
-    return value
 
 
 def _check_genres(genres: object) -> tuple[str, ...]:

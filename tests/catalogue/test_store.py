@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from banditkit.catalogue import Catalogue, CatalogueConflictError, UnknownItemError
 from banditkit.errors import InvalidInputError
+from catalogue import Catalogue, CatalogueConflictError, UnknownItemError
 
 FEATURES = {"Color": {"brightness": 0.4, "palette": "warm"}, "Face": {"count": 1}}
 

@@ -1,0 +1,83 @@
+"""The curation steps without HTTP: posters, trailers and approvals into a catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import artwork
+from catalogue import Catalogue, Curator, UnknownItemError, VariantLimitError
+from tests.server.test_catalogue_helpers import poster, resized_copy, trailer
+
+
+@pytest.fixture(scope="module")
+def detectors() -> artwork.Detectors:
+    return artwork.load_detectors()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock) -> Catalogue:
+    catalogue = Catalogue.open(tmp_path, clock=clock)
+    catalogue.create_title("dune", genres=["scifi"])
+    yield catalogue
+    catalogue.close()
+
+
+def test_a_poster_becomes_an_active_variant_with_rounded_features(store, detectors) -> None:
+    curator = Curator(catalogue=store, detectors=detectors)
+    variant = curator.add_poster("dune", data=poster(1), filename="one.jpg")
+    assert variant.active and variant.source == "upload"
+    assert variant.media_type == "image/jpeg" and variant.filename == "one.jpg"
+    assert variant.fingerprint is not None
+    floats = [value for values in variant.features.values() for value in values.values()
+              if isinstance(value, float)]
+    assert floats and all(value == round(value, 4) for value in floats)
+
+
+def test_a_resized_copy_is_linked_as_a_near_duplicate(store, detectors) -> None:
+    curator = Curator(catalogue=store, detectors=lambda: detectors)
+    first = curator.add_poster("dune", data=poster(1))
+    other = curator.add_poster("dune", data=poster(2))
+    copy = curator.add_poster("dune", data=resized_copy(1))
+    assert copy.near_duplicates == (first.id,)
+    assert other.near_duplicates == ()
+
+
+def test_a_full_title_raises_variant_limit_error(store, detectors) -> None:
+    curator = Curator(catalogue=store, detectors=detectors, max_variants=1)
+    curator.add_poster("dune", data=poster(1))
+    with pytest.raises(VariantLimitError) as info:
+        curator.check_room("dune")
+    assert (info.value.title_id, info.value.limit) == ("dune", 1)
+    with pytest.raises(VariantLimitError):
+        curator.add_poster("dune", data=poster(2))
+
+
+def test_a_bad_file_raises_artwork_input_error_and_stores_nothing(store, detectors) -> None:
+    curator = Curator(catalogue=store, detectors=detectors)
+    with pytest.raises(artwork.ArtworkInputError):
+        curator.add_poster("dune", data=b"<html></html>")
+    assert store.variants("dune") == []
+    with pytest.raises(UnknownItemError):
+        curator.add_poster("nope", data=poster(1))
+
+
+def test_a_still_image_is_not_a_trailer(store, detectors, tmp_path: Path) -> None:
+    curator = Curator(catalogue=store, detectors=detectors, scratch_dir=tmp_path / "scratch")
+    with pytest.raises(artwork.ArtworkInputError):
+        curator.mine_trailer("dune", data=poster(1), filename="still.jpg")
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_trailer_frames_become_candidates_and_approval_makes_variants(
+        store, detectors, tmp_path: Path) -> None:
+    curator = Curator(catalogue=store, detectors=detectors, trailer_frames=2)
+    data = trailer(tmp_path / "t.avi").read_bytes()
+    result = curator.mine_trailer("dune", data=data, filename="t.avi")
+    assert result.frames > 1 and 1 <= len(result.candidates) <= 2
+    assert [c.id for c in store.candidates("dune")] == [c.id for c in result.candidates]
+    assert all(c.filename.startswith("t-") for c in result.candidates)
+    variant = curator.approve_candidate("dune", result.candidates[0].id)
+    assert variant.active and variant.source == "trailer"
+    assert store.candidates("dune") == result.candidates[1:]
