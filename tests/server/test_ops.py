@@ -179,7 +179,7 @@ def test_flask_learn_command(runner) -> None:
 
 
 def test_keys_command_create_list_revoke(tmp_path) -> None:
-    from banditkit.cli import main
+    from cli import main
 
     cli = CliRunner()
     data_dir = str(tmp_path)
@@ -208,7 +208,7 @@ def test_keys_command_create_list_revoke(tmp_path) -> None:
 
 @pytest.mark.parametrize("role", ["root", ""])
 def test_keys_command_rejects_unknown_roles(tmp_path, role: str) -> None:
-    from banditkit.cli import main
+    from cli import main
 
     result = CliRunner().invoke(main, ["keys", "create", "--role", role,
                                        "--data-dir", str(tmp_path)])

@@ -1,8 +1,4 @@
-"""``banditkit artwork analyze|frames``: thin click shells over :mod:`artwork`.
-
-Imports only ``artwork``, click and tqdm (DESIGN.md §2); ``banditkit/cli.py``
-attaches the group.
-"""
+"""``banditkit artwork analyze|frames``: thin click shells over :mod:`artwork`."""
 
 from __future__ import annotations
 

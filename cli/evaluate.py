@@ -1,7 +1,4 @@
-"""``banditkit evaluate`` and ``banditkit simulate``: thin shells over the simulator API.
-
-Attached to the ``banditkit`` command in :mod:`banditkit.cli`.
-"""
+"""``banditkit evaluate`` and ``banditkit simulate``: thin shells over the simulator API."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from banditkit.cli import data_dir_option
+from cli._options import data_dir_option
 
 __all__ = ["evaluate", "simulate"]
 
