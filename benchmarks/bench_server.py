@@ -293,7 +293,7 @@ class Served:
 
     def __init__(self, *, data_dir: Path, log_path: Path, args: argparse.Namespace,
                  app: str | None = None, pythonpath: Path | None = None) -> None:
-        command = [sys.executable, "-c", "from banditkit.cli import main; main()", "serve",
+        command = [sys.executable, "-c", "from cli import main; main()", "serve",
                    "--data-dir", str(data_dir), "--bind", "127.0.0.1:0",
                    "--workers", str(args.workers), "--threads", str(args.threads),
                    "--log-level", "warning"]

@@ -25,7 +25,7 @@ seconds:
   (SIGKILL to the whole process group, then ``banditkit serve`` again on the
   same data directory). Processes are found as children of the gunicorn
   master (``/proc``); the learner by its command line
-  (``python -m serving.serve learner``).
+  (``python -m cli serve-learner``).
 
 Then the load stops, the server is restarted if it is down, the campaign waits
 until the learner has joined everything (past the reward wait, until the store
@@ -206,7 +206,7 @@ class Server:
         log_path = self.log_dir / f"serve-{len(self.log_paths) + 1}.log"
         self.log_paths.append(log_path)
         fd = self.listener.fileno()
-        command = [sys.executable, "-c", "from banditkit.cli import main; main()", "serve",
+        command = [sys.executable, "-c", "from cli import main; main()", "serve",
                    "--data-dir", str(self.data_dir), "--bind", f"fd://{fd}",
                    "--workers", str(self.workers), "--threads", str(self.server_threads),
                    "--learner-interval", str(self.learner_interval),
@@ -245,13 +245,13 @@ class Server:
 
     def learner_pid(self) -> int | None:
         for pid, command in self.children():
-            if "serving.serve" in command and " learner " in command:
+            if " serve-learner " in command:
                 return pid
         return None
 
     def worker_pids(self) -> list[int]:
         return [pid for pid, command in self.children()
-                if not ("serving.serve" in command and " learner " in command)]
+                if " serve-learner " not in command]
 
     def wait_healthy(self, seconds: float) -> bool:
         """Wait until every worker runs, the learner runs and /readyz answers 200."""
@@ -340,7 +340,7 @@ def _kill(pid: int | None) -> bool:
 def create_key(data_dir: Path, role: str) -> str:
     """A key made with ``banditkit keys create`` (the key is its first line of output)."""
     finished = subprocess.run(
-        [sys.executable, "-c", "from banditkit.cli import main; main()", "keys", "create",
+        [sys.executable, "-c", "from cli import main; main()", "keys", "create",
          "--role", role, "--name", f"chaos {role}", "--data-dir", str(data_dir)],
         env=_child_env(), capture_output=True, text=True, timeout=120, check=True)
     return finished.stdout.splitlines()[0].strip()

@@ -118,7 +118,7 @@ class DemoServer:
         listener.bind(("127.0.0.1", 0))
         listener.listen(128)
         self.port = listener.getsockname()[1]
-        command = [sys.executable, "-c", "from banditkit.cli import main; main()", "serve",
+        command = [sys.executable, "-c", "from cli import main; main()", "serve",
                    "--data-dir", str(self.data_dir), "--bind", f"fd://{listener.fileno()}",
                    "--workers", str(self.workers),
                    "--learner-interval", str(self.learner_interval),

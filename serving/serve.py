@@ -41,14 +41,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import click
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 __all__ = [
     "LIMIT_REQUEST_FIELDS",
@@ -58,7 +53,7 @@ __all__ = [
     "gunicorn_options",
     "logging_config",
     "run_learner",
-    "serve",
+    "run_server",
 ]
 
 #: Longest request line in bytes (method, URL, version): longer gets 414. It
@@ -240,49 +235,40 @@ def _prepare_data_dir(data_dir: Path) -> None:
         engine.model_version  # noqa: B018 - reads settings and the latest snapshot
 
 
-def _data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    # banditkit.cli's shared option, repeated here because banditkit.cli imports
-    # this module: importing it back would make ``import serving.serve`` circular.
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("BANDITKIT_DATA_DIR", "banditkit-data"),
-        show_default="$BANDITKIT_DATA_DIR or ./banditkit-data",
-        help="Folder holding the SQLite database, images, models and logs.",
-    )(function)
-
-
-@click.command("serve")
-@_data_dir_option
-@click.option("--bind", "-b", default="127.0.0.1:8000", show_default=True,
-              help="HOST:PORT to listen on (several separated by commas), or unix:PATH.")
-@click.option("--workers", "-w", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Worker processes ranking requests (about one per core).")
-@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Threads per worker.")
-@click.option("--learner-interval", type=click.FloatRange(min=0.01), default=1.0,
-              show_default=True, help="Seconds between learner steps (join, learn, publish).")
-@click.option("--learner/--no-learner", default=True, show_default=True,
-              help="Run the learner process (turn it off only when another host runs it).")
-@click.option("--learner-nice", type=click.IntRange(min=0, max=19), default=10,
-              show_default=True,
-              help="Scheduling niceness of the learner: ranking gets the cores first and "
-                   "learning catches up in between (the join lag metric shows how far).")
-@click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Seconds before a stuck worker is restarted.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True)
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="One JSON line per request.")
-@click.option("--app", "app_factory", default="server:create_app", hidden=True,
-              help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
-def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interval: float,
-          learner: bool, learner_nice: int, timeout: int, log_level: str, access_log: bool,
-          app_factory: str) -> None:
+def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
+               bind: str = "127.0.0.1:8000", workers: int = 2, threads: int = 4,
+               learner_interval: float = 1.0, learner_nice: int = 10, timeout: int = 30,
+               log_level: str = "info", access_log: bool = True,
+               app_factory: str = "server:create_app") -> None:
     """Run the production server: gunicorn workers plus one learner process.
 
-    Every other setting of the app is read from BANDITKIT_* environment
-    variables (see server.py); stop it with SIGTERM or Ctrl-C.
+    Blocks until the server stops (SIGTERM or Ctrl-C).
+
+    Parameters
+    ----------
+    data_dir : path
+        Folder holding the SQLite database, images, models and logs.
+    learner_command : sequence of str or None
+        Command line that runs :func:`run_learner` in a process of its own, to
+        which ``--data-dir``, ``--interval``, ``--parent``, ``--log-level`` and
+        ``--nice`` are appended. None runs no learner process (another host runs it).
+    bind : str, default="127.0.0.1:8000"
+        HOST:PORT to listen on (several separated by commas), or unix:PATH.
+    workers : int, default=2
+        Worker processes ranking requests.
+    threads : int, default=4
+        Threads per worker.
+    learner_interval : float, default=1.0
+        Seconds between learner steps.
+    learner_nice : int, default=10
+        Scheduling niceness of the learner process.
+    timeout : int, default=30
+        Seconds before a stuck worker is restarted.
+    log_level : {"debug", "info", "warning", "error"}, default="info"
+    access_log : bool, default=True
+        One JSON line per request.
+    app_factory : str, default="server:create_app"
+        WSGI app factory MODULE:FUNCTION.
     """
     data_dir = data_dir.resolve()
     if app_factory == "server:create_app":
@@ -302,18 +288,17 @@ def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interva
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
     supervisor = None
-    if learner:
+    if learner_command is not None:
         # Workers' /readyz reads the learner process's health from this file.
         os.environ["BANDITKIT_LEARNER_HEALTH_PATH"] = str(data_dir / _LEARNER_HEALTH_FILE)
-        command = [sys.executable, "-m", "serving.serve", "learner", "--data-dir",
-                   str(data_dir), "--interval", str(learner_interval),
-                   "--parent", str(os.getpid()), "--log-level", log_level,
-                   "--nice", str(learner_nice)]
+        command = [*learner_command, "--data-dir", str(data_dir),
+                   "--interval", str(learner_interval), "--parent", str(os.getpid()),
+                   "--log-level", log_level, "--nice", str(learner_nice)]
         supervisor = _LearnerSupervisor(command=command, env=os.environ)
     options = gunicorn_options(bind=bind, workers=workers, threads=threads, timeout=timeout,
                                log_level=log_level, access_log=access_log)
     # gunicorn needs a POSIX system: imported here so that this module (and the
-    # banditkit command that attaches it) imports anywhere.
+    # banditkit command that calls it) imports anywhere.
     from serving._gunicorn import ServeApplication
 
     ServeApplication(app_factory=app_factory, options=options, supervisor=supervisor,
@@ -464,25 +449,3 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
         engine.close()
         rows.close()
         _logger.info("learner stopped")
-
-
-def _learner_main(argv: list[str]) -> None:
-    import argparse
-    import logging.config
-
-    parser = argparse.ArgumentParser(prog="python -m serving.serve learner")
-    parser.add_argument("command", choices=["learner"])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--parent", type=int, default=None)
-    parser.add_argument("--log-level", default="info")
-    parser.add_argument("--nice", type=int, default=0)
-    args = parser.parse_args(argv)
-    os.nice(args.nice)
-    logging.config.dictConfig(logging_config(args.log_level))
-    logging.captureWarnings(True)
-    run_learner(args.data_dir, interval_seconds=args.interval, parent_pid=args.parent)
-
-
-if __name__ == "__main__":
-    _learner_main(sys.argv[1:])

@@ -12,7 +12,7 @@ from artwork_helpers import ASTRONAUT_FACE, encode, iou
 from click.testing import CliRunner
 from PIL import Image
 
-from artwork._cli import artwork as artwork_group
+from cli.artwork import artwork as artwork_group
 
 
 @pytest.fixture

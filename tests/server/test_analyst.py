@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from banditkit.cli import main as banditkit_cli
+from cli import main as banditkit_cli
 from server import close_app, create_app
 from serving.runtime import get_engine
 from tests.server.conftest import FAST_SETTINGS, auth

@@ -1,12 +1,9 @@
-"""Operator routes, the OpenAPI document, the learner thread and the keys command."""
+"""Operator routes, the OpenAPI document and the learner thread."""
 
 from __future__ import annotations
 
 import json
 import time
-
-import pytest
-from click.testing import CliRunner
 
 from server import close_app, create_app
 from serving.openapi import openapi_path
@@ -176,44 +173,6 @@ def test_flask_learn_command(runner) -> None:
     result = runner.invoke(args=["learn"])
     assert result.exit_code == 0, result.output
     assert "processed 0 events" in result.output
-
-
-def test_keys_command_create_list_revoke(tmp_path) -> None:
-    from banditkit.cli import main
-
-    cli = CliRunner()
-    data_dir = str(tmp_path)
-    created = cli.invoke(main, ["keys", "create", "--role", "client", "--name", "web",
-                                "--data-dir", data_dir])
-    assert created.exit_code == 0, created.output
-    key = created.stdout.strip()
-    assert key.startswith("bk_")
-    listed = cli.invoke(main, ["keys", "list", "--data-dir", data_dir])
-    key_id, role, _, state, name = listed.stdout.strip().split("\t")
-    assert (role, state, name) == ("client", "active", "web")
-    assert key not in listed.stdout
-
-    app = create_app({"ENGINE_DATA_DIR": data_dir, "LEARNER_ENABLED": False})
-    response = app.test_client().post("/personalizer/v1.0/rank", headers=auth(key),
-                                      json={"actions": ACTIONS})
-    assert response.status_code == 201
-    close_app(app)
-
-    revoked = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir])
-    assert revoked.exit_code == 0
-    assert "revoked" in cli.invoke(main, ["keys", "list", "--data-dir", data_dir]).stdout
-    again = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir])
-    assert again.exit_code != 0
-
-
-@pytest.mark.parametrize("role", ["root", ""])
-def test_keys_command_rejects_unknown_roles(tmp_path, role: str) -> None:
-    from banditkit.cli import main
-
-    result = CliRunner().invoke(main, ["keys", "create", "--role", role,
-                                       "--data-dir", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "client" in result.output
 
 
 def test_engine_options_come_from_the_engine_namespace(tmp_path) -> None:

@@ -68,7 +68,7 @@ class Served:
 
 def serve(data_dir: Path, log_path: Path, *args: str) -> Served:
     """Start ``banditkit serve`` on a free loopback port; return once /readyz answers 200."""
-    command = [sys.executable, "-c", "from banditkit.cli import main; main()", "serve",
+    command = [sys.executable, "-c", "from cli import main; main()", "serve",
                "--data-dir", str(data_dir), "--bind", "127.0.0.1:0", "--workers", "2",
                "--learner-interval", "0.2", *args]
     env = {**os.environ, "BANDITKIT_AUTH_CACHE_SECONDS": "0"}

@@ -131,7 +131,7 @@ def test_a_line_that_is_not_a_ccb_page_is_named(tmp_path):
 def test_banditkit_evaluate_recognises_row_logs(logged, tmp_path):
     from click.testing import CliRunner
 
-    from banditkit.cli import main
+    from cli import main
 
     _, log_dir, _, _ = logged
     result = CliRunner().invoke(main, ["evaluate", str(log_dir), "--policy", "uniform",

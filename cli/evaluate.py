@@ -1,16 +1,17 @@
-"""``banditkit evaluate`` and ``banditkit simulate``: thin shells over the simulator API.
-
-Attached to the ``banditkit`` command in :mod:`banditkit.cli`.
-"""
+"""``banditkit evaluate`` and ``banditkit simulate``: thin shells over the simulator API."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from banditkit.cli import data_dir_option
+from cli._options import data_dir_option
+
+if TYPE_CHECKING:
+    from simulator.evaluation import EvaluationReport
 
 __all__ = ["evaluate", "simulate"]
 
@@ -30,7 +31,7 @@ def _estimator_names(text: str) -> list[str]:
                                  param_hint="--estimators") from None
 
 
-def _print(report, as_json: bool) -> None:
+def _print(report: EvaluationReport, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), default=str))
         return
@@ -186,7 +187,7 @@ def _evaluate_rows(paths: tuple[Path, ...], policies: tuple[str, ...],
     _finish(report, as_json, report_dir)
 
 
-def _finish(report, as_json: bool, report_dir: Path | None) -> None:
+def _finish(report: EvaluationReport, as_json: bool, report_dir: Path | None) -> None:
     _print(report, as_json)
     if report_dir is not None:
         from simulator.report import write_report

@@ -1,40 +1,17 @@
-"""The ``banditkit`` command: thin click shells over the Python API.
-
-This module and ``server.py`` are the only places that compose all packages
-(DESIGN.md §2). Each package may keep its own click group in a private
-``_cli`` module that imports only that package; they are attached here.
-"""
+"""``banditkit demo``: the whole loop on a simulated world."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from banditkit import __version__
+from cli._options import data_dir_option
 
-DEFAULT_DATA_DIR = "banditkit-data"
-
-
-def data_dir_option(function):
-    """The shared ``--data-dir`` option (env ``BANDITKIT_DATA_DIR``)."""
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("BANDITKIT_DATA_DIR", DEFAULT_DATA_DIR),
-        show_default=f"$BANDITKIT_DATA_DIR or ./{DEFAULT_DATA_DIR}",
-        help="Folder holding the SQLite database, images, models and logs.",
-    )(function)
+__all__ = ["demo"]
 
 
-@click.group()
-@click.version_option(__version__, prog_name="banditkit")
-def main() -> None:
-    """banditkit: personalized artwork and homepage rows with contextual bandits."""
-
-
-@main.command()
+@click.command("demo")
 @data_dir_option
 @click.option("--events", "n_events", type=click.IntRange(min=500), default=None,
               help="Simulated impressions to run through the loop  [default: 12000 over "
@@ -102,7 +79,7 @@ def demo(data_dir: Path, n_events: int | None, seed: int, fresh: bool, in_proces
     click.echo(f"Learned policy vs best single variant: {learned / best - 1:+.1%} take rate.")
     click.echo(f"Decision log (dsjson): {result.log_dir}")
     click.echo(f"Model (Vowpal Wabbit): {result.model_path}")
-    # Row ordering (issue 6): the same loop for homepage rows, one event per page.
+    # The same loop for homepage rows, one event per page.
     from simulator.demo_rows import run_row_demo
 
     n_pages = 6000
@@ -118,21 +95,3 @@ def demo(data_dir: Path, n_events: int | None, seed: int, fresh: bool, in_proces
     click.echo(rows_result.table())
     click.echo(f"Row decision log (CCB dsjson): {rows_result.log_dir}")
     click.echo(f"Done in {time.monotonic() - started:.0f} s.")
-
-
-from serving._cli import keys as _keys_group  # noqa: E402
-
-main.add_command(_keys_group)
-
-from simulator._cli import evaluate as _evaluate, simulate as _simulate  # noqa: E402, I001
-
-main.add_command(_evaluate)
-main.add_command(_simulate)
-
-from serving.serve import serve as _serve_command  # noqa: E402
-
-main.add_command(_serve_command)
-
-from artwork._cli import artwork as _artwork_group  # noqa: E402
-
-main.add_command(_artwork_group)

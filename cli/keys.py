@@ -1,7 +1,6 @@
 """``banditkit keys``: create, list and revoke API keys.
 
-Attached to the ``banditkit`` command in :mod:`banditkit.cli`. Keys live in
-the data directory's ``serving.sqlite3``, where the server looks for them.
+Keys live in the data directory's ``serving.sqlite3``, where the server looks for them.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from banditkit.cli import data_dir_option
+from cli._options import data_dir_option
 from serving.keys import ROLES, KeyStore, default_path
 
 __all__ = ["keys"]

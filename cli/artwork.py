@@ -1,8 +1,4 @@
-"""``banditkit artwork analyze|frames``: thin click shells over :mod:`artwork`.
-
-Imports only ``artwork``, click and tqdm (DESIGN.md §2); ``banditkit/cli.py``
-attaches the group.
-"""
+"""``banditkit artwork analyze|frames``: thin click shells over :mod:`artwork`."""
 
 from __future__ import annotations
 
@@ -116,7 +112,8 @@ def artwork() -> None:
               show_default="number of cores, at most 2", help="Processes analysing in parallel.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=aw.io.DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse images larger than this (decompression bombs).")
-def analyze_command(paths, as_json, aspect, workers, max_pixels) -> None:
+def analyze_command(paths: tuple[Path, ...], as_json: bool, aspect: str | None, workers: int,
+                    max_pixels: int) -> None:
     """Analyse images (files or directories, walked for image files).
 
     Errors are reported per file on stderr (and as an ``error`` field with
@@ -158,7 +155,7 @@ def analyze_command(paths, as_json, aspect, workers, max_pixels) -> None:
               help="Folder for the JPEG frames, manifest.json and contact_sheet.png.")
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=27.0,
               show_default=True, help="Cut threshold (mean HSV difference, 0-255).")
-def frames_command(video, top_k, out_dir, threshold) -> None:
+def frames_command(video: Path, top_k: int, out_dir: Path, threshold: float) -> None:
     """Mine the best, mutually different frames of VIDEO as artwork candidates."""
     detectors = aw.load_detectors()
     try:

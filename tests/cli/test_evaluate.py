@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from banditkit.cli import main
+from cli import main
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,79 @@
+"""``banditkit serve``, and the hidden ``banditkit serve-learner`` it starts.
+
+Shells over :func:`serving.serve.run_server` and :func:`serving.serve.run_learner`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cli._options import data_dir_option
+
+__all__ = ["LEARNER_COMMAND", "serve", "serve_learner"]
+
+#: How the server master starts its learner process: this interpreter, and the
+#: installed ``cli`` package rather than a script on PATH.
+LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
+
+
+@click.command("serve")
+@data_dir_option
+@click.option("--bind", "-b", default="127.0.0.1:8000", show_default=True,
+              help="HOST:PORT to listen on (several separated by commas), or unix:PATH.")
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes ranking requests (about one per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Threads per worker.")
+@click.option("--learner-interval", type=click.FloatRange(min=0.01), default=1.0,
+              show_default=True, help="Seconds between learner steps (join, learn, publish).")
+@click.option("--learner/--no-learner", default=True, show_default=True,
+              help="Run the learner process (turn it off only when another host runs it).")
+@click.option("--learner-nice", type=click.IntRange(min=0, max=19), default=10,
+              show_default=True,
+              help="Scheduling niceness of the learner: ranking gets the cores first and "
+                   "learning catches up in between (the join lag metric shows how far).")
+@click.option("--timeout", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds before a stuck worker is restarted.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True)
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One JSON line per request.")
+@click.option("--app", "app_factory", default="server:create_app", hidden=True,
+              help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
+def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interval: float,
+          learner: bool, learner_nice: int, timeout: int, log_level: str, access_log: bool,
+          app_factory: str) -> None:
+    """Run the production server: gunicorn workers plus one learner process.
+
+    Every other setting of the app is read from BANDITKIT_* environment
+    variables (see server.py); stop it with SIGTERM or Ctrl-C.
+    """
+    from serving.serve import run_server
+
+    run_server(data_dir, learner_command=LEARNER_COMMAND if learner else None, bind=bind,
+               workers=workers, threads=threads, learner_interval=learner_interval,
+               learner_nice=learner_nice, timeout=timeout, log_level=log_level,
+               access_log=access_log, app_factory=app_factory)
+
+
+@click.command("serve-learner", hidden=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--interval", type=float, default=1.0)
+@click.option("--parent", type=int, default=None)
+@click.option("--log-level", default="info")
+@click.option("--nice", type=int, default=0)
+def serve_learner(data_dir: Path, interval: float, parent: int | None, log_level: str,
+                  nice: int) -> None:
+    """The learner process that ``banditkit serve`` starts and supervises."""
+    import logging.config
+
+    from serving.serve import logging_config, run_learner
+
+    os.nice(nice)
+    logging.config.dictConfig(logging_config(log_level))
+    logging.captureWarnings(True)
+    run_learner(data_dir, interval_seconds=interval, parent_pid=parent)
