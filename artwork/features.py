@@ -1,6 +1,6 @@
 """Extractors: pure functions from an RGB ``uint8`` image to one namespace.
 
-Each returns ``{"Namespace": {feature: value}}`` (DESIGN.md §3): numbers are
+Each returns ``{"Namespace": {feature: value}}`` (docs/architecture.md §3): numbers are
 numeric features scaled to about [0, 1], strings are categorical. Namespace
 and feature names are the contract with the learner; renaming one is a
 breaking change. Namespaces start with distinct letters (``I``, ``C``, ``Q``,

@@ -1,7 +1,7 @@
 """The learner interface: any engine that picks among actions and learns from rewards.
 
 Vowpal Wabbit sits behind it in :mod:`banditkit.vw`; nothing else in banditkit
-knows which engine learns (DESIGN.md §2).
+knows which engine learns (docs/architecture.md §2).
 """
 
 from __future__ import annotations

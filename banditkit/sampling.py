@@ -1,4 +1,4 @@
-"""Reproducible sampling: the event id seeds the draw (DESIGN.md §4).
+"""Reproducible sampling: the event id seeds the draw (docs/architecture.md §4).
 
 The same event id with the same model gives the same choice, in any process, so
 a decision can be replayed exactly from the log.

@@ -1,4 +1,4 @@
-"""The loop settings of Personalizer's service configuration (DESIGN.md §4)."""
+"""The loop settings of Personalizer's service configuration (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

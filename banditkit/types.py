@@ -1,4 +1,4 @@
-"""The data types every part of banditkit speaks (DESIGN.md §3).
+"""The data types every part of banditkit speaks (docs/architecture.md §3).
 
 Features are namespaced dicts, the Vowpal Wabbit and Personalizer convention:
 ``{"Member": {"country": "BR", "hour": 21}, "Taste": {"comedy": 0.7}}``.

@@ -12,7 +12,7 @@ else Python processes with keep-alive ``http.client`` connections. Every run
 is bounded in time (``--seconds``; wrk runs exactly that long) and, with the
 Python generator, in count too (``--requests``).
 
-Targets (DESIGN.md §8):
+Targets (docs/architecture.md §8):
 
 * ``personalizer_rank``: ``POST /personalizer/v1.0/rank``, one member context and
   one title's 8 artwork variants sent by the client, each with the features

@@ -5,7 +5,7 @@ with ``--server gunicorn`` when installed), each in its own process on a
 loopback port, and driven by the same closed-loop load generator (keep-alive
 sessions in threads, a bounded number of requests). The rank request carries
 one member context and 8 artwork variants, the size of one title's decision
-(DESIGN.md §8); the bare endpoint parses the same body and returns a JSON
+(docs/architecture.md §8); the bare endpoint parses the same body and returns a JSON
 object of the same shape, so the ratio is the cost of banditkit's server path:
 auth, validation, feature conversion, the engine's rank and its durable log.
 

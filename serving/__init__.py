@@ -2,7 +2,7 @@
 
 ``server.create_app`` composes these components; each has an ``init_app(app)``.
 This package may import ``banditkit`` (and later ``artwork``); nothing in those
-packages imports it (DESIGN.md §2).
+packages imports it (docs/architecture.md §2).
 """
 
 __all__: list[str] = []

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 __all__ = ["Metrics", "get_metrics", "init_app"]
 
 _EXTENSION = "banditkit.metrics"
-# Rank latency buckets in seconds: the targets are in milliseconds (DESIGN.md §8).
+# Rank latency buckets in seconds: the targets are in milliseconds (docs/architecture.md §8).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 

@@ -1,6 +1,6 @@
 """``banditkit serve``: the production server, gunicorn workers plus one learner process.
 
-Process layout (DESIGN.md §4: learning happens in one learner, ranking uses a
+Process layout (docs/architecture.md §4: learning happens in one learner, ranking uses a
 read-only snapshot)::
 
     gunicorn master  (this process: binds the socket, supervises)

@@ -6,7 +6,7 @@ through rank -> reward -> join -> learn, through a :class:`Ranker`: either
 a real data directory (SQLite store, dsjson log, VW snapshots) with a simulated
 clock, or any other implementation of the protocol (``banditkit demo`` uses
 one that talks to a real ``banditkit serve`` over HTTP; the simulator itself
-never uses the server, DESIGN.md §2). The learned policy is then scored
+never uses the server, docs/architecture.md §2). The learned policy is then scored
 exactly against uniform random, the best single variant per title, and the
 oracle.
 """
