@@ -145,6 +145,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if learner_config.get("enabled", True):
         learner = BackgroundLearner(
             engine=get_engine(app),
+            rows=rows.get_row_engine(app),
+            follow=rows.follows_main_settings(app),
             interval_seconds=float(learner_config.get("interval_seconds", 1.0)),
             metrics=metrics.get_metrics(app),
         )
@@ -171,7 +173,7 @@ def _open_engine(app: Flask, data_dir: Path) -> Engine:
 
 
 def close_app(app: Flask) -> None:
-    """Stop the app's learner thread and close its engine (idempotent).
+    """Stop the app's learner thread and close its engines (idempotent).
 
     Parameters
     ----------
@@ -184,10 +186,11 @@ def close_app(app: Flask) -> None:
     engine = app.extensions.pop(ENGINE_EXTENSION, None)
     if engine is not None:
         engine.close()
+    rows.close(app)
 
 
 def _init_access_log(app: Flask) -> None:
-    # One JSON line per request, for log pipelines (structured logs, issue 5).
+    # One JSON line per request, for log pipelines.
     @app.before_request
     def _start_timer() -> None:
         g.banditkit_started = time.perf_counter()
@@ -216,5 +219,5 @@ def _init_cli(app: Flask) -> None:
     def learn() -> None:
         """Run one learner step now (join due events, learn, publish)."""
         learner = get_learner(app)
-        processed = learner.step() if learner else get_engine(app).process_due()
+        processed = learner.step().joined if learner else get_engine(app).process_due()
         click.echo(f"processed {processed} events")

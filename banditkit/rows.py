@@ -768,6 +768,17 @@ class RowEngine(LoopEngine):
 
     # -- settings and snapshots ----------------------------------------------------
 
+    def follow(self, settings: LoopSettings) -> None:
+        """Adopt the single-slot loop's settings, all but its policy.
+
+        The main policy's interactions name artwork namespaces; the row loop
+        keeps its own VW arguments.
+        """
+        current = self._load_settings()
+        wanted = settings.replace(policy_args=current.policy_args)
+        if current != wanted:
+            self.update_settings(wanted)
+
     # -- decisions -------------------------------------------------------------
 
     def rank_rows(self, context: Features, candidate_rows: Sequence[Row],

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -78,11 +77,12 @@ from serving.personalizer import (
 )
 from serving.runtime import ENGINE_EXTENSION, get_engine
 
-__all__ = ["close", "get_row_engine", "init_app", "learner_step", "page_rules_from_json"]
+__all__ = ["close", "follows_main_settings", "get_row_engine", "init_app",
+           "page_rules_from_json"]
 
 _logger = logging.getLogger(__name__)
 ROWS_EXTENSION = "banditkit.rows"
-_LEARNER_EXTENSION = "banditkit.rows.learner"
+_FOLLOW_EXTENSION = "banditkit.rows.follow"
 _MAX_INT = 2**53
 #: Longest genre of a candidate row.
 GENRE_MAX_LENGTH = 256
@@ -92,6 +92,11 @@ multislot_v1 = Blueprint("personalizer_multislot_v1", __name__,
                          url_prefix="/personalizer/v1.0/multislot")
 multislot_versioned = Blueprint("personalizer_multislot", __name__,
                                 url_prefix="/personalizer/multislot")
+
+
+def follows_main_settings(app: Flask | None = None) -> bool:
+    """Whether the row loop adopts the main loop's settings (no ``ROWS_SETTINGS``)."""
+    return (app or current_app).extensions[_FOLLOW_EXTENSION]
 
 
 def get_row_engine(app: Flask | None = None) -> RowEngine:
@@ -424,90 +429,8 @@ for _blueprint in (multislot_v1, multislot_versioned):
                                 endpoint=_view.__name__)
 
 
-# ------------------------------------------------------------------ the learner
-
-
-class _RowLearner:
-    """Steps the row engine in a daemon thread; stops when the app's engine is closed.
-
-    ``server.close_app`` pops the main engine; this thread notices within one
-    interval and closes the row engine, so no change to the app factory's
-    shutdown is needed. Unless ``follow`` is False, each step first adopts the
-    main engine's settings.
-    """
-
-    def __init__(self, *, app: Flask, engine: RowEngine, interval_seconds: float,
-                 follow: bool) -> None:
-        self._app = weakref.ref(app)
-        self.engine = engine
-        self.interval_seconds = interval_seconds
-        self.follow = follow
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="banditkit-rows-learner",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-
-    def step(self) -> int:
-        app = self._app()
-        if app is None or ENGINE_EXTENSION not in app.extensions:
-            self._stop.set()
-            return 0
-        return learner_step(self.engine, get_engine(app).settings if self.follow else None)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:
-                _logger.exception("row learner step failed")
-            self._stop.wait(self.interval_seconds)
-        self.engine.close()
-
-
-def learner_step(engine: RowEngine, main_settings: LoopSettings | None = None) -> int:
-    """One row-learner step: adopt the main loop's settings, then join and learn.
-
-    For a separate learner process (``banditkit serve`` runs its workers without
-    learner threads), which should call this next to ``Engine.process_due``.
-
-    Parameters
-    ----------
-    engine : RowEngine
-        ``RowEngine.open(data_dir)`` of the served data directory.
-    main_settings : LoopSettings, default=None
-        The main engine's settings to follow; None keeps the row engine's own.
-
-    Returns
-    -------
-    int
-        Pages joined.
-    """
-    if main_settings is not None:
-        _follow_settings(engine, main_settings)
-    return engine.process_due()
-
-
-def _follow_settings(engine: RowEngine, settings: LoopSettings) -> None:
-    # Everything but the policy: the main policy's interactions name artwork
-    # namespaces, and the row loop keeps its own VW arguments (ROWS_SETTINGS).
-    current = engine._load_settings()
-    wanted = settings.replace(policy_args=current.policy_args)
-    if current != wanted:
-        engine.update_settings(wanted)
-
-
 def close(app: Flask) -> None:
-    """Stop the row learner and close the row engine (idempotent)."""
-    learner = app.extensions.pop(_LEARNER_EXTENSION, None)
-    if learner is not None:
-        learner.stop()
+    """Close the row engine (idempotent); the app's learner is stopped first."""
     engine = app.extensions.pop(ROWS_EXTENSION, None)
     if engine is not None:
         engine.close()
@@ -534,17 +457,12 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
     engine = RowEngine.open(data_dir, settings=LoopSettings(**raw) if raw else None,
                             rules=rules, max_rows=int(config["ROWS_MAX_ROWS"]))
     if follow and ENGINE_EXTENSION in app.extensions:
-        _follow_settings(engine, get_engine(app).settings)
+        engine.follow(get_engine(app).settings)
     app.extensions[ROWS_EXTENSION] = engine
+    app.extensions[_FOLLOW_EXTENSION] = follow
     weakref.finalize(app, engine.close)  # apps without a learner thread close it when dropped
     for blueprint in (rows_bp, multislot_v1, multislot_versioned):
         app.register_blueprint(blueprint)
-    if config.get("LEARNER_ENABLED", True):
-        learner = _RowLearner(app=app, engine=engine,
-                              interval_seconds=float(config.get("LEARNER_INTERVAL_SECONDS", 1.0)),
-                              follow=follow)
-        app.extensions[_LEARNER_EXTENSION] = learner
-        learner.start()
     max_actions = int(config.get("RANK_MAX_ACTIONS", 50))
     openapi.add_paths(app, _paths(), _schemas(max_rows=int(config["ROWS_MAX_ROWS"]),
                                               max_slots=int(config["ROWS_MAX_SLOTS"]),

@@ -25,15 +25,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from flask import Flask, current_app
 
 if TYPE_CHECKING:
     from banditkit.engine import Engine
+    from banditkit.rows import RowEngine
     from serving.metrics import Metrics
 
-__all__ = ["BackgroundLearner", "get_engine", "get_learner", "learner_health"]
+__all__ = ["BackgroundLearner", "LearnerStep", "get_engine", "get_learner", "learner_health"]
 
 _T = TypeVar("_T")
 #: Steps failing in a row before readiness reports the learner as failing: one
@@ -55,17 +56,31 @@ def get_learner(app: Flask | None = None) -> BackgroundLearner | None:
     return (app or current_app).extensions.get(LEARNER_EXTENSION)
 
 
-class BackgroundLearner:
-    """Calls ``engine.process_due()`` every ``interval_seconds`` in a daemon thread.
+class LearnerStep(NamedTuple):
+    """What one learner step did: events joined and row pages joined."""
 
-    Learning is not thread-safe in Vowpal Wabbit, so the engine confines it to
-    ``process_due``; this thread is its only caller in the process. A failing
-    step is logged and counted, and the thread carries on.
+    joined: int
+    pages_joined: int
+
+
+class BackgroundLearner:
+    """Steps the engines' learners: in a daemon thread of the app, or in the learner
+    process of ``banditkit serve`` (:func:`serving.serve.run_learner`).
+
+    Learning is not thread-safe in Vowpal Wabbit, so the engines confine it to
+    ``process_due``; this runner is its only caller. A step joins and learns the
+    single-slot engine's due events, then the row engine's pages (adopting the
+    main loop's settings first, unless told not to). A failing step is logged,
+    counted and kept for readiness, and the runner carries on.
 
     Parameters
     ----------
     engine : Engine
-        The engine to step.
+        The single-slot engine to step.
+    rows : RowEngine, default=None
+        The row engine to step after it.
+    follow : bool, default=True
+        The row engine adopts ``engine``'s settings (all but the policy) each step.
     interval_seconds : float, default=1.0
         Pause between steps.
     metrics : Metrics, default=None
@@ -83,10 +98,13 @@ class BackgroundLearner:
     """
 
     def __init__(
-        self, *, engine: Engine, interval_seconds: float = 1.0, metrics: Metrics | None = None,
+        self, *, engine: Engine, rows: RowEngine | None = None, follow: bool = True,
+        interval_seconds: float = 1.0, metrics: Metrics | None = None,
         health_path: Path | None = None,
     ) -> None:
         self.engine = engine
+        self.rows = rows
+        self.follow = follow
         self.interval_seconds = interval_seconds
         self.metrics = metrics
         self.health_path = health_path
@@ -105,12 +123,17 @@ class BackgroundLearner:
         )
         self._thread.start()
 
-    def step(self) -> int:
-        """Run one learner step now; returns the number of events processed."""
-        processed = self.engine.process_due()
+    def step(self) -> LearnerStep:
+        """Run one learner step now: join, log and learn what is due in both loops."""
+        joined = self.engine.process_due()
+        pages = 0
+        if self.rows is not None:
+            if self.follow:
+                self.rows.follow(self.engine.settings)
+            pages = self.rows.process_due()
         if self.metrics is not None:
-            self.metrics.learner_step(processed)
-        return processed
+            self.metrics.learner_step(joined)
+        return LearnerStep(joined, pages)
 
     def guarded(self, step: Callable[[], _T]) -> _T | None:
         """Run ``step``; a failure is logged, counted and kept for readiness, not raised.

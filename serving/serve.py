@@ -420,7 +420,6 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
     from banditkit.engine import Engine
     from banditkit.rows import RowEngine
     from serving.metrics import Metrics
-    from serving.rows import learner_step
     from serving.runtime import BackgroundLearner
 
     # Engine.process_due follows a policy changed through a worker's admin route.
@@ -429,7 +428,7 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
     # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
     # that every worker's /metrics aggregates.
     metrics = Metrics(registry=CollectorRegistry())
-    stepper = BackgroundLearner(engine=engine, interval_seconds=interval_seconds,
+    stepper = BackgroundLearner(engine=engine, rows=rows, interval_seconds=interval_seconds,
                                 metrics=metrics,
                                 health_path=Path(data_dir) / _LEARNER_HEALTH_FILE)
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
@@ -439,10 +438,10 @@ def _learn(data_dir: Path, *, interval_seconds: float, parent_pid: int | None,
             if parent_pid is not None and os.getppid() != parent_pid:
                 _logger.warning("the server master is gone; learner exiting")
                 break
-            done = stepper.guarded(lambda: (stepper.step(), learner_step(rows, engine.settings)))
+            done = stepper.guarded(stepper.step)
             if done is not None and any(done):
-                _logger.info(json.dumps({"message": "learner step", "joined": done[0],
-                                         "pages_joined": done[1],
+                _logger.info(json.dumps({"message": "learner step", "joined": done.joined,
+                                         "pages_joined": done.pages_joined,
                                          "model_version": engine.model_version}))
             stop.wait(interval_seconds)
     finally:

@@ -159,7 +159,6 @@ def test_openapi_documents_the_row_routes(client):
 
 
 def test_row_loop_follows_the_service_configuration_but_not_the_policy(client, keys, app):
-    from serving.rows import learner_step
     from serving.runtime import get_engine
 
     admin = auth(keys["admin"])
@@ -171,7 +170,8 @@ def test_row_loop_follows_the_service_configuration_but_not_the_policy(client, k
     assert client.put("/personalizer/v1.0/configurations/policy", headers=admin,
                       json=policy).status_code == 200
     rows = get_row_engine(app)
-    learner_step(rows, get_engine(app).settings)
+    rows.follow(get_engine(app).settings)
+    rows.process_due()
     settings = rows.settings
     assert settings.reward_wait_seconds == 7.0 and settings.exploration_percentage == 0.33
     assert "-q MA" not in settings.policy_args
