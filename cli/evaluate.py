@@ -281,7 +281,7 @@ def simulate(data_dir: Path, seed: int, n_rounds: int, n_members: int, n_titles:
                    if logging_kind == "taste" else world.uniform_policy())
         log = sample_log(world, logging, n_rounds=n_rounds, seed=seed + 1)
         estimators = make_estimators(names, seed=seed)
-        needs_model = any(e._needs_model for e in estimators)
+        needs_model = any(e.needs_model for e in estimators)
         report = evaluate_world_log(
             log, reference_policies(world, logging), estimators=estimators,
             reward_model=CrossFitRewardModel(seed=seed) if needs_model else None)

@@ -220,7 +220,8 @@ class OffPolicyEstimator:
     seed: int = 0
 
     name: ClassVar[str] = ""
-    _needs_model: ClassVar[bool] = False
+    #: Whether the estimate needs a reward model's predictions (``model_reward``).
+    needs_model: ClassVar[bool] = False
     _is_ratio: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
@@ -315,7 +316,7 @@ class OffPolicyEstimator:
     def _check_target(self, rounds: LoggedRounds,
                       target: TargetRounds | np.ndarray) -> TargetRounds:
         target = _as_target(rounds, target)
-        if self._needs_model and (target.model_reward is None or target.model_value is None):
+        if self.needs_model and (target.model_reward is None or target.model_value is None):
             raise ValueError(
                 f"{type(self).__name__} needs a reward model: target must be a TargetRounds "
                 f"with model_reward and model_value (see CrossFitRewardModel or "
@@ -331,8 +332,8 @@ class OffPolicyEstimator:
         total = None
         for start in range(0, len(rounds), _BLOCK):
             stop = min(start + _BLOCK, len(rounds))
-            stats = self._statistics(rounds=rounds._view(start, stop),
-                                     target=target._view(start, stop))
+            stats = self._statistics(rounds=rounds.block(start, stop),
+                                     target=target.block(start, stop))
             total = stats if total is None else total.merge(stats)
         return total
 
@@ -533,7 +534,7 @@ class DM(OffPolicyEstimator):
     """
 
     name: ClassVar[str] = "dm"
-    _needs_model: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True
 
     def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
         return np.asarray(target.model_value)[:, None]
@@ -555,7 +556,7 @@ class DR(OffPolicyEstimator):
     """
 
     name: ClassVar[str] = "dr"
-    _needs_model: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True
 
     def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
         residual = rounds.reward - np.asarray(target.model_reward)
@@ -580,7 +581,7 @@ class SNDR(OffPolicyEstimator):
     """
 
     name: ClassVar[str] = "sndr"
-    _needs_model: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True
     _is_ratio: ClassVar[bool] = True
 
     def _round_rewards(self, rounds: LoggedRounds, target: TargetRounds) -> np.ndarray:
@@ -621,7 +622,7 @@ class SwitchDR(OffPolicyEstimator):
 
     tau: float
     name: ClassVar[str] = "switch_dr"
-    _needs_model: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -658,7 +659,7 @@ class DRos(OffPolicyEstimator):
 
     shrinkage: float
     name: ClassVar[str] = "dros"
-    _needs_model: ClassVar[bool] = True
+    needs_model: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

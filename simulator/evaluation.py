@@ -361,7 +361,7 @@ def evaluate_log(paths: Sequence[str | Path], *, estimators: Sequence[OffPolicyE
     """
     from simulator.dsjson import HashedRewardModel, evaluate_dsjson
 
-    needs_model = any(e._needs_model for e in estimators)
+    needs_model = any(e.needs_model for e in estimators)
     return evaluate_dsjson(
         list(paths), policies=list(policies) or list(DEFAULT_LOG_POLICIES),
         estimators=estimators,

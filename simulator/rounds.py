@@ -142,8 +142,9 @@ class LoggedRounds:
             context=None if self.context is None else self.context[index],
             first_index=first)
 
-    def _view(self, start: int, stop: int) -> LoggedRounds:
-        """Rounds ``start:stop`` as views, without re-validation (internal blocking)."""
+    def block(self, start: int, stop: int) -> LoggedRounds:
+        """Rounds ``start:stop`` as views of these arrays, without re-validation (estimators
+        stream over blocks of rounds)."""
         view = object.__new__(LoggedRounds)
         for f in fields(self):
             value = getattr(self, f.name)
@@ -228,8 +229,9 @@ class TargetRounds:
         return TargetRounds(**{f.name: None if getattr(self, f.name) is None
                                else getattr(self, f.name)[index] for f in fields(self)})
 
-    def _view(self, start: int, stop: int) -> TargetRounds:
-        """Rounds ``start:stop`` as views, without re-validation (internal blocking)."""
+    def block(self, start: int, stop: int) -> TargetRounds:
+        """Rounds ``start:stop`` as views of these arrays, without re-validation (estimators
+        stream over blocks of rounds)."""
         view = object.__new__(TargetRounds)
         for f in fields(self):
             value = getattr(self, f.name)

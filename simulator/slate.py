@@ -97,7 +97,7 @@ class SlateRounds:
     def n_slots(self) -> int:
         return self.reward.shape[1]
 
-    def _view(self, start: int, stop: int) -> SlateRounds:
+    def block(self, start: int, stop: int) -> SlateRounds:
         view = object.__new__(SlateRounds)
         object.__setattr__(view, "reward", self.reward[start:stop])
         object.__setattr__(view, "probability", self.probability[start:stop])
@@ -130,7 +130,7 @@ class SlateTarget:
     def __len__(self) -> int:
         return self.probability.shape[0]
 
-    def _view(self, start: int, stop: int) -> SlateTarget:
+    def block(self, start: int, stop: int) -> SlateTarget:
         view = object.__new__(SlateTarget)
         object.__setattr__(view, "probability", self.probability[start:stop])
         return view
