@@ -207,7 +207,7 @@ class VWLearner(_VWModel, Learner):
         self._n_updates = self.__dict__.get("_n_updates", 0) + 1
 
 
-# -- rows: conditional contextual bandits (issue 6) --------------------------------
+# -- rows: conditional contextual bandits ---------------------------------------------
 
 from banditkit.rows_learner import SlateLearner, SlatePage  # noqa: E402
 

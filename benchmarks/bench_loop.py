@@ -43,7 +43,7 @@ How it is measured, because a shared VM changes speed from second to second
   an engine's first calls, as a running service has made them);
 - each figure is the median over ``--rounds`` rounds, each with new processes.
 
-Prints JSON lines; the goal of issue 2 is ratio >= 0.5 for decisions and learning.
+Prints JSON lines; the goal is ratio >= 0.5 for decisions and learning.
 
     python benchmarks/bench_loop.py [--events 4800] [--chunk 400] [--rounds 5]
         [--features world|poster|both] [--smoke]

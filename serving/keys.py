@@ -19,7 +19,7 @@ from banditkit.store import thread_connection
 
 __all__ = ["DB_FILENAME", "ROLES", "ApiKey", "KeyStore", "default_path", "hash_key"]
 
-#: Roles in the order of issue 5. ``admin`` may do everything the others may.
+#: Roles from least to most privileged. ``admin`` may do everything the others may.
 ROLES = ("client", "marketer", "analyst", "admin")
 #: The server's own SQLite file in the data directory (keys, policy name).
 DB_FILENAME = "serving.sqlite3"

@@ -1,4 +1,4 @@
-"""A simulated homepage whose ground truth is known exactly (issue 6).
+"""A simulated homepage whose ground truth is known exactly.
 
 Members scan the page top-down. Under the **position-based model** (PBM) a
 member examines slot ``k`` with probability :math:`e_k = (1 + k)^{-\\eta}`
