@@ -36,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from banditkit.dsjson import JoinedLine, dsjson_context
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import EventLogWriter, dsjson_context, iso_timestamp
-from banditkit.join import JoinedLine, JoinOutcome, join_event
+from banditkit.eventlog import EventLogWriter, iso_timestamp
+from banditkit.join import JoinOutcome, join_event
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.rows_learner import SlatePage
 from banditkit.rows_store import RowStore

@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from banditkit.dsjson import EXTRA_KEY
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import EXTRA_KEY, log_files
+from banditkit.eventlog import log_files
 from simulator.estimators import OffPolicyEstimator
 from simulator.evaluation import EvaluationReport, evaluate_stream
 from simulator.slate import (
