@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from banditkit.encoding import compact_json, dsjson_namespaces, json_string
-from banditkit.types import Features
+from banditkit.types import Action, Features
 
 __all__ = [
     "EXTRA_KEY",
@@ -43,7 +43,7 @@ EXTRA_KEY = "_banditkit"
 
 
 def decision_head(event_id: str, timestamp: str, model_version: int | str,
-                  order: Sequence[int], pmf: Sequence[float], action_ids: Sequence[str],
+                  order: Sequence[int], pmf: Sequence[float], actions: Sequence[Action],
                   extra: Mapping[str, Any]) -> str:
     """The decision's record without its features, and without its closing brace.
 
@@ -56,16 +56,16 @@ def decision_head(event_id: str, timestamp: str, model_version: int | str,
     order : sequence of int
         0-based action indices in ranked order, the chosen one first.
     pmf : sequence of float, length n_actions
-        Probability of each action, in ``action_ids`` order.
-    action_ids : sequence of str, length n_actions
-        Caller ids of the eligible actions (``_multi`` order).
+        Probability of each action, in ``actions`` order.
+    actions : sequence of Action, length n_actions
+        The eligible actions (``_multi`` order): their ids are written as ``actionIds``.
     extra : mapping
         Written into ``_banditkit`` after ``actionIds``.
     """
     if extra:
-        extra_json = compact_json({"actionIds": list(action_ids), **extra})
+        extra_json = compact_json({"actionIds": [a.id for a in actions], **extra})
     else:
-        extra_json = '{"actionIds":[' + ",".join([json_string(i) for i in action_ids]) + "]}"
+        extra_json = '{"actionIds":[' + ",".join([json_string(a.id) for a in actions]) + "]}"
     return (f'{{"EventId":{json_string(event_id)},"Timestamp":"{timestamp}","Version":"1",'
             f'"VWState":{{"m":"{model_version}"}},"a":[{",".join([str(i + 1) for i in order])}],'
             f'"p":[{",".join([repr(pmf[i]) for i in order])}],"{EXTRA_KEY}":{extra_json}')
@@ -126,7 +126,7 @@ class JoinedLine(NamedTuple):
                    bool(record.get("_skipLearn")))
 
 
-def joined_line_text(decision: str, context_at: int | None, *, reward: float,
+def joined_line_text(decision: str, context_at: int | None, reward: float,
                      outcomes: list[dict], ignored: list[dict], deferred: bool,
                      skip_learn: bool, used_default: bool) -> JoinedLine:
     """The dsjson line of a joined decision.
@@ -173,7 +173,7 @@ def _joined_record(decision: dict, reward: float, outcomes: list[dict], ignored:
     """The joined record encoded by the slow path: the reference the splice must match."""
     chosen_action = decision["a"][0]
     record = {**label_fields(-reward, decision["p"][0], chosen_action - 1),
-              "o": outcomes, **decision}
+              "o": list(outcomes), **decision}
     if deferred:
         record["DeferredAction"] = True
     if skip_learn:

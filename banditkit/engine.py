@@ -276,8 +276,7 @@ class Engine(LoopEngine):
             extra = {**extra, "learningMode": settings.learning_mode,
                      "modelAgreesWithBaseline": strictly_preferred(model_pmf, 0)}
         order = rank_order(pmf, chosen)
-        head = decision_head(event_id, timestamp, version, order, pmf,
-                             [a.id for a in eligible], extra)
+        head = decision_head(event_id, timestamp, version, order, pmf, eligible, extra)
         line = decision_line(head, self._encoder.shared(context, texts))
         ranking = [RankedAction(eligible[i].id, pmf[i]) for i in order]
         if excluded:

@@ -69,13 +69,15 @@ def join_event(event: PendingEvent, rewards: Sequence[RewardRecord],
 
 def joined_line(event: PendingEvent, outcome: JoinOutcome) -> JoinedLine:
     """The dsjson line of a joined event (:func:`banditkit.dsjson.joined_line_text`)."""
+    # Positional: every joined event makes this call.
     return joined_line_text(
-        event.decision, event.context_at, reward=outcome.reward,
-        outcomes=(_outcome_records(event, outcome) if outcome.counted or event.deferred
-                  else []),
-        ignored=_ignored_records(outcome) if outcome.ignored else [],
-        deferred=event.deferred, skip_learn=outcome.skip_learn,
-        used_default=outcome.used_default)
+        event.decision, event.context_at, outcome.reward,
+        _outcome_records(event, outcome) if outcome.counted or event.deferred else _NONE,
+        _ignored_records(outcome) if outcome.ignored else _NONE,
+        event.deferred, outcome.skip_learn, outcome.used_default)
+
+
+_NONE: list[dict] = []  # read, never written
 
 
 def _outcome_records(event: PendingEvent, outcome: JoinOutcome) -> list[dict]:

@@ -210,9 +210,10 @@ def _decisions(draw: st.DrawFn) -> dict:
 def test_a_written_decision_spliced_and_parsed_back_is_the_encoded_one(
         decision, reward, deferred, skip_learn, outcomes, ignored):
     """Head writer -> splice -> parser gives what the slow encode path gives, and the inputs."""
+    actions = [Action(id=i, features=f)
+               for i, f in zip(decision["action_ids"], decision["actions"], strict=True)]
     head = decision_head(decision["event_id"], decision["timestamp"], decision["model_version"],
-                         decision["order"], decision["pmf"], decision["action_ids"],
-                         decision["extra"])
+                         decision["order"], decision["pmf"], actions, decision["extra"])
     line = decision_line(head, compact_json(dsjson_context(decision["context"],
                                                            decision["actions"])))
     assert line == compact_json(json.loads(line))
