@@ -24,11 +24,16 @@ from banditkit.types import Action, Features
 __all__ = [
     "EXTRA_KEY",
     "JoinedEvent",
+    "CcbSlot",
+    "CcbSlotJoin",
     "JoinedLine",
+    "ccb_decision_line",
+    "ccb_slot_ids",
     "decision_head",
     "decision_line",
     "dsjson_context",
     "full_line",
+    "joined_ccb_line",
     "joined_line_text",
     "label_fields",
     "line_timestamp",
@@ -252,6 +257,96 @@ def _decoded(text: str) -> dict:
     except StopIteration:
         return json.loads(text)  # raises, explaining the error
     return value if end == len(text) else json.loads(text)
+
+
+# ----------------------------------------------------------------- pages (CCB)
+
+
+class CcbSlot(NamedTuple):
+    """One slot of a page decision, as its record holds it.
+
+    Attributes
+    ----------
+    id : str
+    features : Features
+    eligible : list of int
+        0-based indices of the actions the slot may show (``_inc``).
+    actions : list of int
+        0-based action indices in ranked order, the chosen one first (``_a``).
+    probabilities : list of float
+        Aligned with ``actions`` (``_p``).
+    """
+
+    id: str
+    features: Features
+    eligible: list[int]
+    actions: list[int]
+    probabilities: list[float]
+
+
+def ccb_decision_line(event_id: str, timestamp: str, model_version: str, context: Features,
+                      actions: Sequence[Features], slots: Sequence[CcbSlot],
+                      extra: Mapping[str, Any]) -> str:
+    """A page decision's CCB dsjson record, ``extra`` under ``_banditkit``."""
+    shared = dsjson_context(context, actions)
+    shared["_slots"] = [{"_id": slot.id, "_inc": list(slot.eligible),
+                         **dsjson_namespaces(slot.features)} for slot in slots]
+    outcomes = [{"_id": slot.id, "_a": list(slot.actions), "_p": list(slot.probabilities)}
+                for slot in slots]
+    # VW's parser needs "c" before "_outcomes" (the reverse crashes it).
+    record = {"EventId": event_id, "Timestamp": timestamp, "Version": "1",
+              "VWState": {"m": model_version}, "c": shared, "_outcomes": outcomes,
+              EXTRA_KEY: dict(extra)}
+    return json.dumps(record, separators=(",", ":"))
+
+
+def ccb_slot_ids(decision: str) -> list[str]:
+    """The slot ids of a page decision's record, in slot order."""
+    return json.loads(decision)[EXTRA_KEY]["slotIds"]
+
+
+class CcbSlotJoin(NamedTuple):
+    """One slot's join: its reward and the rewards counted and ignored (``{"v", "t"}``)."""
+
+    reward: float
+    used_default: bool
+    counted: list[dict]
+    ignored: list[dict]
+
+
+def joined_ccb_line(decision: str, slots: Mapping[str, CcbSlotJoin], *, deferred: bool,
+                    activated_at: str | None, skip_learn: bool, page_reward: float,
+                    page_used_default: bool, page_ignored: list[dict]) -> JoinedLine:
+    """The CCB dsjson line of a joined page.
+
+    Each slot's outcome gets ``_label_cost`` = minus its joined reward and
+    ``_o``, the rewards that counted; the page reward goes to
+    ``_banditkit.pageReward``.
+    """
+    record = json.loads(decision)
+    outcomes = []
+    for outcome in record["_outcomes"]:
+        joined = slots[outcome["_id"]]
+        outcomes.append({"_id": outcome["_id"], "_label_cost": -joined.reward or 0.0,
+                         "_a": outcome["_a"], "_p": outcome["_p"], "_o": joined.counted})
+    record["_outcomes"] = outcomes
+    info = record.setdefault(EXTRA_KEY, {})
+    if deferred:
+        record["DeferredAction"] = True
+        if activated_at is not None:
+            info["activatedAt"] = activated_at
+    if skip_learn:
+        record["_skipLearn"] = True
+    info["pageReward"] = page_reward
+    info["pageRewardDefault"] = page_used_default
+    info["defaultRewardSlots"] = [slot for slot, j in slots.items() if j.used_default]
+    ignored = {slot: j.ignored for slot, j in slots.items() if j.ignored}
+    if page_ignored:
+        ignored["_page"] = page_ignored
+    if ignored:
+        info["ignoredRewards"] = ignored
+    line = json.dumps(record, separators=(",", ":"))
+    return JoinedLine.of_record(line, record)
 
 
 # --------------------------------------------------------------------------- reading

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from banditkit.dsjson import JoinedLine, decision_head, decision_line
+from banditkit.dsjson import EXTRA_KEY, JoinedLine, decision_head, decision_line
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
@@ -148,7 +148,7 @@ class Engine(LoopEngine):
             return
         rewards = [-float(r["_label_cost"]) for r in apprentice]
         imitated = [reward for r, reward in zip(apprentice, rewards, strict=True)
-                    if r["_banditkit"]["modelAgreesWithBaseline"]]
+                    if r[EXTRA_KEY]["modelAgreesWithBaseline"]]
         totals = self.store.get_setting(_APPRENTICE_KEY) or {}
         self.store.put_setting(_APPRENTICE_KEY, {
             "n": totals.get("n", 0) + len(apprentice),
