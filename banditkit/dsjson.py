@@ -27,6 +27,7 @@ __all__ = [
     "CcbSlot",
     "CcbSlotJoin",
     "JoinedLine",
+    "JoinedPage",
     "ccb_decision_line",
     "ccb_slot_ids",
     "decision_head",
@@ -38,6 +39,7 @@ __all__ = [
     "label_fields",
     "line_timestamp",
     "parse_event",
+    "parse_page",
 ]
 
 #: The one key of our own fields in a record; VW ignores it.
@@ -421,6 +423,84 @@ def parse_event(record: dict) -> JoinedEvent:
 def _namespaces(obj: dict) -> Features:
     features: Features = {}
     for key, value in obj.items():
+        if isinstance(value, dict):
+            features[key] = dict(value)
+        else:
+            features.setdefault("", {})[key] = value
+    return features
+
+
+@dataclass(frozen=True)
+class JoinedPage:
+    """One joined page (CCB) as read back from the log.
+
+    Attributes
+    ----------
+    context : Features
+        Shared features.
+    rows : list of Features, length n_rows
+        Candidate row features, in ``_multi`` order.
+    slots : list of Features, length n_slots
+        Slot features.
+    chosen : list of int, length n_slots
+        Row index shown in each slot.
+    eligible : list of list of int, length n_slots
+        Rows the rules allowed in each slot.
+    probability : tuple of float, length n_slots
+        Logging probability of each shown row given the rows above.
+    reward : tuple of float, length n_slots
+        Joined reward of each slot (``-_label_cost``).
+    page_reward : float
+    """
+
+    event_id: str
+    context: Features
+    rows: list[Features]
+    row_ids: list[str]
+    slot_ids: list[str]
+    slots: list[Features]
+    chosen: list[int]
+    eligible: list[list[int]]
+    probability: tuple[float, ...]
+    reward: tuple[float, ...]
+    page_reward: float
+    skip_learn: bool
+    model_version: str
+
+
+def parse_page(record: dict) -> JoinedPage:
+    """One joined CCB dsjson object to a :class:`JoinedPage`."""
+    shared = record["c"]
+    rows = [_page_namespaces(entry) for entry in shared["_multi"]]
+    slots = shared["_slots"]
+    outcomes = record["_outcomes"]
+    if len(outcomes) != len(slots):
+        raise ValueError(f"{len(outcomes)} outcomes for {len(slots)} slots")
+    extra = record.get(EXTRA_KEY, {})
+    n_rows = len(rows)
+    eligible = [list(slot.get("_inc", range(n_rows))) for slot in slots]
+    chosen = [int(outcome["_a"][0]) for outcome in outcomes]
+    for k, (row, allowed) in enumerate(zip(chosen, eligible, strict=True)):
+        if row not in allowed:
+            raise ValueError(f"slot {k}: row {row} shown but not among _inc {allowed}")
+    return JoinedPage(
+        event_id=str(record["EventId"]), context=_page_namespaces(shared), rows=rows,
+        row_ids=list(extra.get("rowIds") or [str(i) for i in range(n_rows)]),
+        slot_ids=[str(slot.get("_id", k + 1)) for k, slot in enumerate(slots)],
+        slots=[_page_namespaces(slot) for slot in slots], chosen=chosen, eligible=eligible,
+        probability=tuple(float(outcome["_p"][0]) for outcome in outcomes),
+        reward=tuple(-float(outcome["_label_cost"]) for outcome in outcomes),
+        page_reward=float(extra.get("pageReward", 0.0)),
+        skip_learn=bool(record.get("_skipLearn", False)),
+        model_version=str(record.get("VWState", {}).get("m", "")))
+
+
+def _page_namespaces(obj: dict) -> Features:
+    """Features of a CCB object: its keys starting with ``_`` (``_multi``, ``_id``...) left out."""
+    features: Features = {}
+    for key, value in obj.items():
+        if key.startswith("_"):
+            continue
         if isinstance(value, dict):
             features[key] = dict(value)
         else:

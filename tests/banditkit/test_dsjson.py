@@ -11,12 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from banditkit.dsjson import (
+    CcbSlot,
+    CcbSlotJoin,
     _spliced,
+    ccb_decision_line,
+    ccb_slot_ids,
     decision_head,
     decision_line,
     dsjson_context,
+    joined_ccb_line,
     joined_line_text,
     parse_event,
+    parse_page,
 )
 from banditkit.encoding import compact_json
 from banditkit.engine import Engine
@@ -242,3 +248,31 @@ def test_a_written_decision_spliced_and_parsed_back_is_the_encoded_one(
     assert event.pmf == tuple(decision["pmf"])
     assert event.context == decision["context"] and event.actions == decision["actions"]
     assert event.extra["defaultReward"] == (not outcomes)
+
+
+def test_a_page_written_joined_and_parsed_back_keeps_its_fields():
+    """The CCB record: decision writer -> join -> parser gives the page's fields back."""
+    rows = [{"Row": {"kind": f"k{i}"}} for i in range(3)]
+    slots = [CcbSlot("1", {"Slot": {"top": True}}, [0, 1, 2], [2, 0, 1], [0.5, 0.3, 0.2]),
+             CcbSlot("2", {"": {"pos": 2.0}}, [0, 1], [0, 1], [0.75, 0.25])]
+    decision = ccb_decision_line("p\u00e9", "2026-01-01T00:00:00.000000Z", "7", CONTEXT, rows,
+                                 slots, {"rowIds": ["a", "b", "c"], "slotIds": ["1", "2"]})
+    assert list(json.loads(decision)) == ["EventId", "Timestamp", "Version", "VWState", "c",
+                                          "_outcomes", "_banditkit"]
+    assert ccb_slot_ids(decision) == ["1", "2"]
+    joined = joined_ccb_line(
+        decision, {"1": CcbSlotJoin(1.5, False, [{"v": 1.5, "t": "x"}], []),
+                   "2": CcbSlotJoin(0.0, True, [], [{"v": 9.0, "t": "y"}])},
+        deferred=True, activated_at="z", skip_learn=False, page_reward=2.0,
+        page_used_default=False, page_ignored=[])
+    record = json.loads(joined.line)
+    assert record["_banditkit"]["ignoredRewards"] == {"2": [{"v": 9.0, "t": "y"}]}
+    assert record["_banditkit"]["defaultRewardSlots"] == ["2"]
+    assert record["DeferredAction"] is True and joined.timestamp == "2026-01-01T00:00:00.000000Z"
+    page = parse_page(record)
+    assert (page.event_id, page.model_version, page.page_reward) == ("p\u00e9", "7", 2.0)
+    assert page.context == CONTEXT and page.rows == rows
+    assert page.slots == [{"Slot": {"top": True}}, {"": {"pos": 2.0}}]
+    assert page.chosen == [2, 0] and page.eligible == [[0, 1, 2], [0, 1]]
+    assert page.probability == (0.5, 0.75) and page.reward == (1.5, 0.0)
+    assert page.row_ids == ["a", "b", "c"] and page.slot_ids == ["1", "2"]
