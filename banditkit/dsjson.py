@@ -36,6 +36,7 @@ __all__ = [
     "full_line",
     "joined_ccb_line",
     "joined_line_text",
+    "joined_reward",
     "label_fields",
     "line_timestamp",
     "parse_event",
@@ -413,11 +414,16 @@ def parse_event(record: dict) -> JoinedEvent:
         chosen_index=chosen,
         probability=float(record["_label_probability"]),
         pmf=tuple(pmf),
-        reward=-float(record["_label_cost"]),
+        reward=joined_reward(record),
         skip_learn=bool(record.get("_skipLearn", False)),
         model_version=str(record.get("VWState", {}).get("m", "")),
         extra=extra,
     )
+
+
+def joined_reward(labelled: Mapping[str, Any]) -> float:
+    """The joined reward of a record or of a page's slot outcome: minus its ``_label_cost``."""
+    return -float(labelled["_label_cost"])
 
 
 def _namespaces(obj: dict) -> Features:
@@ -489,7 +495,7 @@ def parse_page(record: dict) -> JoinedPage:
         slot_ids=[str(slot.get("_id", k + 1)) for k, slot in enumerate(slots)],
         slots=[_page_namespaces(slot) for slot in slots], chosen=chosen, eligible=eligible,
         probability=tuple(float(outcome["_p"][0]) for outcome in outcomes),
-        reward=tuple(-float(outcome["_label_cost"]) for outcome in outcomes),
+        reward=tuple(joined_reward(outcome) for outcome in outcomes),
         page_reward=float(extra.get("pageReward", 0.0)),
         skip_learn=bool(record.get("_skipLearn", False)),
         model_version=str(record.get("VWState", {}).get("m", "")))

@@ -17,7 +17,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from banditkit.dsjson import EXTRA_KEY, JoinedLine, decision_head, decision_line
+from banditkit.dsjson import (
+    EXTRA_KEY,
+    JoinedLine,
+    decision_head,
+    decision_line,
+    joined_reward,
+)
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
@@ -146,7 +152,7 @@ class Engine(LoopEngine):
                       if item.learning_mode == "apprentice" and not item.skip_learn]
         if not apprentice:
             return
-        rewards = [-float(r["_label_cost"]) for r in apprentice]
+        rewards = [joined_reward(r) for r in apprentice]
         imitated = [reward for r, reward in zip(apprentice, rewards, strict=True)
                     if r[EXTRA_KEY]["modelAgreesWithBaseline"]]
         totals = self.store.get_setting(_APPRENTICE_KEY) or {}
