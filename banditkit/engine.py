@@ -17,10 +17,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from banditkit.encoding import FeatureEncoder, compact_json, json_string
+from banditkit.dsjson import (
+    EXTRA_KEY,
+    JoinedLine,
+    decision_head,
+    decision_line,
+    joined_reward,
+)
+from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
-from banditkit.join import JoinedLine, join_event, joined_line
+from banditkit.join import join_event, joined_line
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.sampling import rank_order, sample_index, strictly_preferred
 from banditkit.settings import LoopSettings
@@ -145,9 +152,9 @@ class Engine(LoopEngine):
                       if item.learning_mode == "apprentice" and not item.skip_learn]
         if not apprentice:
             return
-        rewards = [-float(r["_label_cost"]) for r in apprentice]
+        rewards = [joined_reward(r) for r in apprentice]
         imitated = [reward for r, reward in zip(apprentice, rewards, strict=True)
-                    if r["_banditkit"]["modelAgreesWithBaseline"]]
+                    if r[EXTRA_KEY]["modelAgreesWithBaseline"]]
         totals = self.store.get_setting(_APPRENTICE_KEY) or {}
         self.store.put_setting(_APPRENTICE_KEY, {
             "n": totals.get("n", 0) + len(apprentice),
@@ -275,16 +282,8 @@ class Engine(LoopEngine):
             extra = {**extra, "learningMode": settings.learning_mode,
                      "modelAgreesWithBaseline": strictly_preferred(model_pmf, 0)}
         order = rank_order(pmf, chosen)
-        # The record's head as compact_json writes it (floats as repr, strings
-        # escaped to ASCII), formatted directly: a third of the encoding's cost.
-        if extra:
-            extra_json = compact_json({"actionIds": [a.id for a in eligible], **extra})
-        else:
-            extra_json = '{"actionIds":[' + ",".join([json_string(a.id) for a in eligible]) + "]}"
-        head = (f'{{"EventId":{json_string(event_id)},"Timestamp":"{timestamp}","Version":"1",'
-                f'"VWState":{{"m":"{version}"}},"a":[{",".join([str(i + 1) for i in order])}],'
-                f'"p":[{",".join([repr(pmf[i]) for i in order])}],"_banditkit":{extra_json}')
-        line = head + ',"c":' + self._encoder.shared(context, texts) + "}"
+        head = decision_head(event_id, timestamp, version, order, pmf, eligible, extra)
+        line = decision_line(head, self._encoder.shared(context, texts))
         ranking = [RankedAction(eligible[i].id, pmf[i]) for i in order]
         if excluded:
             ranking += [RankedAction(a.id, 0.0) for a in actions if a.id in excluded]

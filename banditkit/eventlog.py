@@ -13,15 +13,13 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence, Set
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Set
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from banditkit.encoding import dsjson_namespaces
+from banditkit.dsjson import EXTRA_KEY, JoinedEvent, dsjson_context, parse_event
 from banditkit.errors import InvalidInputError
-from banditkit.types import Features
 
 _log = logging.getLogger(__name__)
 
@@ -36,7 +34,6 @@ __all__ = [
     "read_events",
 ]
 
-EXTRA_KEY = "_banditkit"
 PARTITION_FILE = "events.dsjson"
 _BLOCK = 1 << 16  # bytes read at a time when reading a partition from its end
 
@@ -60,44 +57,6 @@ def iso_timestamp(unix_seconds: float) -> str:
 @functools.lru_cache(maxsize=8)
 def _second_text(second: int) -> str:
     return datetime.fromtimestamp(second, tz=UTC).isoformat(timespec="seconds")[:-6]
-
-
-@dataclass(frozen=True)
-class JoinedEvent:
-    """One decision with its outcome, as read back from the log.
-
-    Attributes
-    ----------
-    context : Features
-        Shared features.
-    actions : list of Features, length n_actions
-        Features of each eligible action, in ``_multi`` order.
-    action_ids : list of str, length n_actions
-        Caller ids of the actions, aligned with ``actions``.
-    chosen_index : int
-        0-based index into ``actions`` of the action shown.
-    probability : float
-        Logging propensity of the chosen action.
-    pmf : tuple of float, length n_actions
-        Logging probability of every action, in ``_multi`` order.
-    reward : float
-        The joined reward (``-_label_cost``).
-    skip_learn : bool
-        True for deferred events that were never activated.
-    """
-
-    event_id: str
-    timestamp: str
-    context: Features
-    actions: list[Features]
-    action_ids: list[str]
-    chosen_index: int
-    probability: float
-    pmf: tuple[float, ...]
-    reward: float
-    skip_learn: bool
-    model_version: str
-    extra: dict = field(default_factory=dict)
 
 
 class EventLogWriter:
@@ -216,15 +175,6 @@ def _lines_from_end(handle: BinaryIO) -> Iterator[bytes]:
         yield rest
 
 
-def dsjson_context(context: Features, actions: Sequence[Features]) -> dict:
-    """The dsjson ``c`` object: shared namespaces plus ``_multi``, one entry per action.
-
-    Features of the default namespace ``""`` sit at the top level, as VW's JSON
-    expects; :func:`parse_event` reverses this.
-    """
-    return {**dsjson_namespaces(context), "_multi": [dsjson_namespaces(a) for a in actions]}
-
-
 def log_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files and folders (searched recursively for ``*.dsjson``) in sorted order."""
     files: list[Path] = []
@@ -264,41 +214,3 @@ def read_events(paths: Iterable[str | os.PathLike]) -> Iterator[JoinedEvent]:
                 except (ValueError, KeyError, TypeError, IndexError) as error:
                     raise InvalidInputError(f"{path}:{number}: not a joined dsjson event: "
                                             f"{error}") from None
-
-
-def parse_event(record: dict) -> JoinedEvent:
-    """One joined dsjson object to a :class:`JoinedEvent`."""
-    shared = record["c"]
-    actions = [_namespaces(entry) for entry in shared["_multi"]]
-    pmf = [0.0] * len(actions)
-    for action, probability in zip(record["a"], record["p"], strict=True):
-        pmf[int(action) - 1] = float(probability)
-    extra = record.get(EXTRA_KEY, {})
-    ids = extra.get("actionIds") or [str(i + 1) for i in range(len(actions))]
-    chosen = int(record["_labelIndex"])
-    if not 0 <= chosen < len(actions):
-        raise ValueError(f"_labelIndex {chosen} outside the {len(actions)} actions")
-    return JoinedEvent(
-        event_id=str(record["EventId"]),
-        timestamp=str(record["Timestamp"]),
-        context=_namespaces({k: v for k, v in shared.items() if k != "_multi"}),
-        actions=actions,
-        action_ids=list(ids),
-        chosen_index=chosen,
-        probability=float(record["_label_probability"]),
-        pmf=tuple(pmf),
-        reward=-float(record["_label_cost"]),
-        skip_learn=bool(record.get("_skipLearn", False)),
-        model_version=str(record.get("VWState", {}).get("m", "")),
-        extra=extra,
-    )
-
-
-def _namespaces(obj: dict) -> Features:
-    features: Features = {}
-    for key, value in obj.items():
-        if isinstance(value, dict):
-            features[key] = dict(value)
-        else:
-            features.setdefault("", {})[key] = value
-    return features

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from banditkit import __version__
+from banditkit.dsjson import JoinedLine
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter
-from banditkit.join import JoinedLine
 from banditkit.sampling import new_event_id
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord, Store, Unjoinable

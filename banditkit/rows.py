@@ -27,7 +27,6 @@ it has already read.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,9 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
+from banditkit.dsjson import (
+    CcbSlot,
+    CcbSlotJoin,
+    JoinedLine,
+    ccb_decision_line,
+    ccb_slot_ids,
+    joined_ccb_line,
+)
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import EventLogWriter, dsjson_context, iso_timestamp
-from banditkit.join import JoinedLine, JoinOutcome, join_event
+from banditkit.eventlog import EventLogWriter, iso_timestamp
+from banditkit.join import JoinOutcome, join_event
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.rows_learner import SlatePage
 from banditkit.rows_store import RowStore
@@ -839,13 +846,13 @@ class RowEngine(LoopEngine):
             decided = decide_page(page, rows, slots, rules=rules, event_id=event_id,
                                   excluded=excluded, mode=mode)
         now = self.clock()
-        record = _decision_record(event_id=event_id, timestamp=iso_timestamp(now),
-                                  version=str(version), context=context, rows=rows,
-                                  slots=slots, decided=decided, excluded=excluded,
-                                  rules=rules, mode=mode, extra=extra or {})
+        line = _decision_line(event_id=event_id, timestamp=iso_timestamp(now),
+                              version=str(version), context=context, rows=rows,
+                              slots=slots, decided=decided, excluded=excluded,
+                              rules=rules, mode=mode, extra=extra or {})
         self.store.insert_page(PendingEvent(
             event_id=event_id, created_at=now, deferred=bool(defer_activation),
-            activated_at=None, decision=json.dumps(record, separators=(",", ":"))),
+            activated_at=None, decision=line),
             [slot.id for slot in slots])
         return PageDecision(
             event_id=event_id, model_version=str(version),
@@ -907,24 +914,18 @@ class RowEngine(LoopEngine):
 # ------------------------------------------------------------------------ the log
 
 
-def _decision_record(*, event_id: str, timestamp: str, version: str, context: Features,
-                     rows: Sequence[Row], slots: Sequence[Slot], decided: _DecidedPage,
-                     excluded: set[str], rules: PageRules, mode: str, extra: dict) -> dict:
-    shared = dsjson_context(context, [row.features for row in rows])
-    slot_objects = []
-    outcomes = []
+def _decision_line(*, event_id: str, timestamp: str, version: str, context: Features,
+                   rows: Sequence[Row], slots: Sequence[Slot], decided: _DecidedPage,
+                   excluded: set[str], rules: PageRules, mode: str, extra: dict) -> str:
+    ccb_slots = []
     for slot, row, eligible, pmf in zip(slots, decided.chosen, decided.eligible, decided.pmfs,
                                         strict=True):
-        slot_object = {"_id": slot.id, "_inc": list(eligible)}
-        slot_object.update(dsjson_context(slot.features, []))
-        del slot_object["_multi"]
-        slot_objects.append(slot_object)
         position = eligible.index(row)
         others = [i for i in np.argsort(-pmf, kind="stable") if i != position]
         order = [position, *others]
-        outcomes.append({"_id": slot.id, "_a": [int(eligible[i]) for i in order],
-                         "_p": [float(pmf[i]) for i in order]})
-    shared["_slots"] = slot_objects
+        ccb_slots.append(CcbSlot(slot.id, slot.features, list(eligible),
+                                 [int(eligible[i]) for i in order],
+                                 [float(pmf[i]) for i in order]))
     info: dict = {"rowIds": [row.id for row in rows], "slotIds": [slot.id for slot in slots],
                   "genres": [row.genre for row in rows], **extra}
     if excluded:
@@ -935,9 +936,8 @@ def _decision_record(*, event_id: str, timestamp: str, version: str, context: Fe
         info["learningMode"] = mode
         if decided.model_agrees is not None:
             info["modelAgreesWithBaseline"] = decided.model_agrees
-    # VW's parser needs "c" before "_outcomes" (the reverse crashes it).
-    return {"EventId": event_id, "Timestamp": timestamp, "Version": "1",
-            "VWState": {"m": version}, "c": shared, "_outcomes": outcomes, "_banditkit": info}
+    return ccb_decision_line(event_id, timestamp, version, context,
+                             [row.features for row in rows], ccb_slots, info)
 
 
 def join_page(event: PendingEvent, page_rewards: Sequence[RewardRecord],
@@ -951,8 +951,7 @@ def join_page(event: PendingEvent, page_rewards: Sequence[RewardRecord],
     page : JoinOutcome
         Of the page-level rewards (its ``reward`` is the default when none came).
     """
-    decision = json.loads(event.decision)
-    slot_ids = decision["_banditkit"]["slotIds"]
+    slot_ids = ccb_slot_ids(event.decision)
     per_slot = {slot: join_event(event, list(slot_rewards.get(slot, ())), settings)
                 for slot in slot_ids}
     return per_slot, join_event(event, list(page_rewards), settings)
@@ -968,34 +967,18 @@ def joined_page_line(event: PendingEvent, page_rewards: Sequence[RewardRecord],
     ``_banditkit.pageReward``.
     """
     per_slot, page = join_page(event, page_rewards, slot_rewards, settings)
-    record = json.loads(event.decision)
-    outcomes = []
-    for outcome in record["_outcomes"]:
-        joined = per_slot[outcome["_id"]]
-        outcomes.append({"_id": outcome["_id"], "_label_cost": -joined.reward or 0.0,
-                         "_a": outcome["_a"], "_p": outcome["_p"],
-                         "_o": [{"v": r.value, "t": iso_timestamp(r.received_at)}
-                                for r in joined.counted]})
-    record["_outcomes"] = outcomes
-    info = record.setdefault("_banditkit", {})
-    if event.deferred:
-        record["DeferredAction"] = True
-        if event.activated_at is not None:
-            info["activatedAt"] = iso_timestamp(event.activated_at)
-    if page.skip_learn:
-        record["_skipLearn"] = True
-    info["pageReward"] = page.reward
-    info["pageRewardDefault"] = page.used_default
-    info["defaultRewardSlots"] = [slot for slot, j in per_slot.items() if j.used_default]
-    ignored = {slot: [{"v": r.value, "t": iso_timestamp(r.received_at)} for r in j.ignored]
-               for slot, j in per_slot.items() if j.ignored}
-    if page.ignored:
-        ignored["_page"] = [{"v": r.value, "t": iso_timestamp(r.received_at)}
-                            for r in page.ignored]
-    if ignored:
-        info["ignoredRewards"] = ignored
-    line = json.dumps(record, separators=(",", ":"))
-    return JoinedLine.of_record(line, record)
+    return joined_ccb_line(
+        event.decision,
+        {slot: CcbSlotJoin(j.reward, j.used_default, _reward_records(j.counted),
+                           _reward_records(j.ignored)) for slot, j in per_slot.items()},
+        deferred=event.deferred,
+        activated_at=None if event.activated_at is None else iso_timestamp(event.activated_at),
+        skip_learn=page.skip_learn, page_reward=page.reward,
+        page_used_default=page.used_default, page_ignored=_reward_records(page.ignored))
+
+
+def _reward_records(rewards: Sequence[RewardRecord]) -> list[dict]:
+    return [{"v": r.value, "t": iso_timestamp(r.received_at)} for r in rewards]
 
 
 # --------------------------------------------------------------------- validation

@@ -14,6 +14,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
+from banditkit.dsjson import EXTRA_KEY
 from banditkit.errors import InvalidInputError
 from banditkit.journal import JournalLine, slot_reward_line
 from banditkit.store import PendingEvent, RewardRecord, Store
@@ -85,7 +86,7 @@ class RowStore(Store):
         if row is None:  # this process's page, not in the tables yet: not joined either
             joined_at, slot_ids = None, recent
         else:
-            joined_at, slot_ids = row[0], json.loads(row[1]).get("_banditkit", {}).get(
+            joined_at, slot_ids = row[0], json.loads(row[1]).get(EXTRA_KEY, {}).get(
                 "slotIds", [])
         unknown = [slot for slot, _ in rewards if slot not in slot_ids]
         if unknown:

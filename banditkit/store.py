@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol, TypeVar
 
 from banditkit.bounded import drop_older_half
+from banditkit.dsjson import full_line
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
 from banditkit.event_ids import ChangeToken, EventClaims, StoredIdFilter, process_alive
 from banditkit.journal import (
@@ -636,7 +637,7 @@ class Store:
                     "SELECT joined_line, decision, context_at FROM events "
                     "WHERE join_seq BETWEEN ? AND ? ORDER BY join_seq", (first, last)):
                 lines.append((json.loads(stored)["Timestamp"],
-                              _full_line(stored, decision, context_at)))
+                              full_line(stored, decision, context_at)))
             entries.append(UnloggedJoin(entry, lines))
         return entries
 
@@ -649,7 +650,7 @@ class Store:
         for join_seq, stored, decision, context_at in self._db.execute(
                 "SELECT join_seq, joined_line, decision, context_at FROM events "
                 "WHERE join_seq > ? ORDER BY join_seq", (seq,)).fetchall():
-            yield join_seq, _full_line(stored, decision, context_at)
+            yield join_seq, full_line(stored, decision, context_at)
 
     def last_join_seq(self) -> int:
         return self._db.execute(_LAST_JOIN_SEQ).fetchone()[0]
@@ -671,7 +672,7 @@ class Store:
                 "joined_line")
         record = dict(zip(keys, row[:-1], strict=True))
         if record["joined_line"] is not None:
-            record["joined_line"] = _full_line(record["joined_line"], row[4], row[-1])
+            record["joined_line"] = full_line(record["joined_line"], row[4], row[-1])
         record["rewards"] = [
             {"value": v, "received_at": t, "late": bool(late)}
             for v, t, late in self._db.execute(
@@ -780,10 +781,3 @@ def _rejected_record(line: JournalLine) -> str:
     if line.kind == "s":
         return f"slot {line.payload!r}: {line.value!r}"
     return repr(line.value)
-
-
-def _full_line(stored: str, decision: str, context_at: int | None) -> str:
-    """A joined line from what the store keeps: features copied back from the decision."""
-    if context_at is None:
-        return stored
-    return stored[:-1] + decision[context_at:-1] + "}"

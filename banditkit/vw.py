@@ -22,9 +22,9 @@ import vowpal_wabbit_next as vw
 from vowpal_wabbit_next import _core as _vw_core
 
 from banditkit.bounded import drop_older_half
+from banditkit.dsjson import dsjson_context, label_fields
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError, NotFittedError
-from banditkit.eventlog import dsjson_context
 from banditkit.learner import Learner
 from banditkit.types import Features
 
@@ -144,8 +144,7 @@ class VWLearner(_VWModel, Learner):
         record: dict = {}
         if label is not None:
             index, cost, probability = label
-            record = {"_label_cost": cost, "_label_probability": probability,
-                      "_label_Action": index + 1, "_labelIndex": index,
+            record = {**label_fields(cost, probability, index),
                       "a": [index + 1], "p": [probability]}
         record["c"] = dsjson_context(context, actions)
         return self._parse(json.dumps(record, separators=(",", ":")))

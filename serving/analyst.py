@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Flask, Response, current_app, request
 
+from banditkit.dsjson import line_timestamp
 from banditkit.eventlog import EventLogWriter
 from serving import openapi
 from serving._parsing import (
@@ -81,7 +82,6 @@ _DEFAULTS = {"MAX_RANGE_DAYS": 366, "MAX_EVALUATION_EVENTS": 200_000,
 _EVALUATION_SLOTS = "banditkit.analyst.evaluation_slots"  # app.extensions key
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
-_TIMESTAMP = b'"Timestamp":"'
 _MODEL_VERSION = re.compile(r"^model:v(\d{1,18})$")
 #: Policies an HTTP caller may name besides ``model:latest`` / ``model:vN``.
 SIMPLE_POLICIES = ("logged", "baseline", "uniform", "offline")
@@ -183,13 +183,9 @@ def _scan(path: Path, day: date) -> LogPartition:
             if not line.strip():
                 continue
             n_events += 1
-            # Label fields and outcomes (whose times are "t") precede the
-            # decision's own Timestamp, so its first occurrence is the one.
-            at = line.find(_TIMESTAMP)
-            if at < 0:
+            stamp = line_timestamp(line)
+            if stamp is None:
                 continue
-            start = at + len(_TIMESTAMP)
-            stamp = line[start:line.find(b'"', start)]
             first = stamp if first is None or stamp < first else first
             last = stamp if last is None or stamp > last else last
     return LogPartition(day=day, path=path, n_bytes=n_bytes, n_events=n_events,

@@ -30,14 +30,8 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
-from banditkit.eventlog import (
-    EXTRA_KEY,
-    JoinedEvent,
-    dsjson_context,
-    iso_timestamp,
-    log_files,
-    read_events,
-)
+from banditkit.dsjson import EXTRA_KEY, JoinedEvent, dsjson_context, label_fields
+from banditkit.eventlog import iso_timestamp, log_files, read_events
 from banditkit.sampling import rank_order
 from simulator._validation import check_integer_at_least
 from simulator.estimators import OffPolicyEstimator, Replay
@@ -461,8 +455,7 @@ def write_world_log(log: WorldLog, path: str | Path, *, start_time: float = 1.7e
                 "a": [k + 1 for k in order], "p": [float(pmf[k]) for k in order],
                 "c": dsjson_context(world.context(int(member)),
                                     world.action_features(int(title))),
-                "_label_cost": -reward, "_label_probability": float(pmf[chosen]),
-                "_label_Action": int(chosen) + 1, "_labelIndex": int(chosen),
+                **label_fields(-reward, float(pmf[chosen]), int(chosen)),
                 "o": [{"EventId": event_id, "v": reward}], "_skipLearn": False,
                 EXTRA_KEY: {"actionIds": [world.variant_id(int(title), v)
                                           for v in range(world.n_variants)],

@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from banditkit.dsjson import parse_page as parse_joined_page
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import EXTRA_KEY, log_files
+from banditkit.eventlog import log_files
 from simulator.estimators import OffPolicyEstimator
 from simulator.evaluation import EvaluationReport, evaluate_stream
 from simulator.slate import (
@@ -109,43 +110,18 @@ class LoggedPage:
     model_version: str
 
 
-def _namespaces(obj: dict) -> dict:
-    features: dict = {}
-    for key, value in obj.items():
-        if key.startswith("_"):
-            continue
-        if isinstance(value, dict):
-            features[key] = dict(value)
-        else:
-            features.setdefault("", {})[key] = value
-    return features
-
-
 def parse_page(record: dict) -> LoggedPage:
-    """One joined CCB dsjson object to a :class:`LoggedPage`."""
-    shared = record["c"]
-    rows = [_namespaces(entry) for entry in shared["_multi"]]
-    slots = shared["_slots"]
-    outcomes = record["_outcomes"]
-    if len(outcomes) != len(slots):
-        raise ValueError(f"{len(outcomes)} outcomes for {len(slots)} slots")
-    extra = record.get(EXTRA_KEY, {})
-    n_rows = len(rows)
-    eligible = [list(slot.get("_inc", range(n_rows))) for slot in slots]
-    chosen = [int(outcome["_a"][0]) for outcome in outcomes]
-    for k, (row, allowed) in enumerate(zip(chosen, eligible, strict=True)):
-        if row not in allowed:
-            raise ValueError(f"slot {k}: row {row} shown but not among _inc {allowed}")
+    """One joined CCB dsjson object to a :class:`LoggedPage`.
+
+    Read by :func:`banditkit.dsjson.parse_page`; the arrays are its tuples.
+    """
+    page = parse_joined_page(record)
     return LoggedPage(
-        event_id=str(record["EventId"]), context=_namespaces(shared), rows=rows,
-        row_ids=list(extra.get("rowIds") or [str(i) for i in range(n_rows)]),
-        slot_ids=[str(slot.get("_id", k + 1)) for k, slot in enumerate(slots)],
-        slots=[_namespaces(slot) for slot in slots], chosen=chosen, eligible=eligible,
-        probability=np.array([float(outcome["_p"][0]) for outcome in outcomes]),
-        reward=np.array([-float(outcome["_label_cost"]) for outcome in outcomes]),
-        page_reward=float(extra.get("pageReward", 0.0)),
-        skip_learn=bool(record.get("_skipLearn", False)),
-        model_version=str(record.get("VWState", {}).get("m", "")))
+        event_id=page.event_id, context=page.context, rows=page.rows, row_ids=page.row_ids,
+        slot_ids=page.slot_ids, slots=page.slots, chosen=page.chosen, eligible=page.eligible,
+        probability=np.array(page.probability), reward=np.array(page.reward),
+        page_reward=page.page_reward, skip_learn=page.skip_learn,
+        model_version=page.model_version)
 
 
 def read_pages(paths: Iterable[str | os.PathLike]) -> Iterator[LoggedPage]:

@@ -7,9 +7,26 @@ import json
 import numpy as np
 import pytest
 import vowpal_wabbit_next as vw
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from banditkit.dsjson import (
+    CcbSlot,
+    CcbSlotJoin,
+    _spliced,
+    ccb_decision_line,
+    ccb_slot_ids,
+    decision_head,
+    decision_line,
+    dsjson_context,
+    joined_ccb_line,
+    joined_line_text,
+    parse_event,
+    parse_page,
+)
+from banditkit.encoding import compact_json
 from banditkit.engine import Engine
-from banditkit.eventlog import dsjson_context, read_events
+from banditkit.eventlog import iso_timestamp, read_events
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
 from banditkit.vw import VWLearner
@@ -140,3 +157,122 @@ def test_a_decision_record_is_written_exactly_as_compact_json(tmp_path, clock, e
                                     **({"excludedActionIds": excluded} if excluded else {})}
     assert sum(record["p"]) == pytest.approx(1.0)
     assert sorted(record["a"]) == list(range(1, len(shown) + 1))
+
+
+@pytest.mark.parametrize("text", ['{"a":[1,2.5],"b":{"c":"\\u00fc"}}', ' {"a":1}', '{"a":1}\n',
+                                  '{"a":1}x', "", "{", "[1]", '"s"'])
+def test_decoding_a_head_is_json_loads(text):
+    from banditkit.dsjson import _decoded
+
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as error:
+        with pytest.raises(json.JSONDecodeError, match=error.msg):
+            _decoded(text)
+    else:
+        assert _decoded(text) == expected
+
+
+_NAMES = st.text("abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=6)
+_VALUES = st.one_of(st.text(max_size=8), st.floats(allow_nan=False, allow_infinity=False))
+_FEATURES = st.dictionaries(st.sampled_from(["Member", "Taste", "Artwork", ""]),
+                            st.dictionaries(_NAMES, _VALUES, min_size=1, max_size=3),
+                            max_size=3)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+_FINITE = st.floats(allow_nan=False, allow_infinity=False)
+_TIME = st.floats(min_value=0, max_value=4e9).map(iso_timestamp)
+
+
+@st.composite
+def _decisions(draw: st.DrawFn) -> dict:
+    n_actions = draw(st.integers(1, 4))
+    return {
+        "event_id": draw(st.text(max_size=12)),
+        "timestamp": draw(_TIME),
+        "model_version": draw(st.integers(0, 10**6)),
+        "order": draw(st.permutations(range(n_actions))),
+        "pmf": draw(st.lists(st.floats(min_value=0, max_value=1), min_size=n_actions,
+                             max_size=n_actions)),
+        "action_ids": draw(st.lists(st.text(max_size=8), min_size=n_actions,
+                                    max_size=n_actions, unique=True)),
+        # "defaultReward" among the keys: the head is not spliced but encoded
+        "extra": draw(st.dictionaries(st.text(max_size=6) | st.just("defaultReward"), _JSON,
+                                      max_size=3)),
+        "context": draw(_FEATURES),
+        "actions": draw(st.lists(_FEATURES, min_size=n_actions, max_size=n_actions)),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(decision=_decisions(), reward=_FINITE, deferred=st.booleans(), skip_learn=st.booleans(),
+       outcomes=st.lists(st.fixed_dictionaries({"EventId": st.text(max_size=5), "v": _FINITE,
+                                                "t": _TIME}), max_size=2),
+       ignored=st.lists(st.fixed_dictionaries({"v": _FINITE, "t": _TIME}), max_size=2))
+def test_a_written_decision_spliced_and_parsed_back_is_the_encoded_one(
+        decision, reward, deferred, skip_learn, outcomes, ignored):
+    """Head writer -> splice -> parser gives what the slow encode path gives, and the inputs."""
+    actions = [Action(id=i, features=f)
+               for i, f in zip(decision["action_ids"], decision["actions"], strict=True)]
+    head = decision_head(decision["event_id"], decision["timestamp"], decision["model_version"],
+                         decision["order"], decision["pmf"], actions, decision["extra"])
+    line = decision_line(head, compact_json(dsjson_context(decision["context"],
+                                                           decision["actions"])))
+    assert line == compact_json(json.loads(line))
+    join = {"reward": reward, "outcomes": outcomes, "ignored": ignored, "deferred": deferred,
+            "skip_learn": skip_learn, "used_default": not outcomes}
+    spliced = joined_line_text(line, len(head), **join)
+    encoded = joined_line_text(line, None, **join)
+    if "defaultReward" not in decision["extra"]:
+        assert _spliced(head + "}", reward, outcomes, ignored, deferred, skip_learn,
+                        not outcomes) is not None
+    # The same object; the spliced text is byte for byte the encoder's, features last.
+    assert json.loads(spliced.line) == json.loads(encoded.line)
+    assert spliced.stored == compact_json({k: v for k, v in json.loads(encoded.line).items()
+                                           if k != "c"})
+    assert spliced.line == spliced.stored[:-1] + line[len(head):-1] + "}"
+    assert (spliced.timestamp, spliced.learning_mode, spliced.skip_learn) == (
+        encoded.timestamp, encoded.learning_mode, encoded.skip_learn)
+    event = parse_event(json.loads(spliced.line))
+    assert event == parse_event(json.loads(encoded.line))
+    chosen = decision["order"][0]
+    assert (event.event_id, event.timestamp, event.model_version) == (
+        decision["event_id"], decision["timestamp"], str(decision["model_version"]))
+    assert (event.chosen_index, event.probability, event.reward, event.skip_learn) == (
+        chosen, decision["pmf"][chosen], reward, skip_learn)
+    assert event.action_ids == decision["action_ids"]
+    assert event.pmf == tuple(decision["pmf"])
+    assert event.context == decision["context"] and event.actions == decision["actions"]
+    assert event.extra["defaultReward"] == (not outcomes)
+
+
+def test_a_page_written_joined_and_parsed_back_keeps_its_fields():
+    """The CCB record: decision writer -> join -> parser gives the page's fields back."""
+    rows = [{"Row": {"kind": f"k{i}"}} for i in range(3)]
+    slots = [CcbSlot("1", {"Slot": {"top": True}}, [0, 1, 2], [2, 0, 1], [0.5, 0.3, 0.2]),
+             CcbSlot("2", {"": {"pos": 2.0}}, [0, 1], [0, 1], [0.75, 0.25])]
+    decision = ccb_decision_line("p\u00e9", "2026-01-01T00:00:00.000000Z", "7", CONTEXT, rows,
+                                 slots, {"rowIds": ["a", "b", "c"], "slotIds": ["1", "2"]})
+    assert list(json.loads(decision)) == ["EventId", "Timestamp", "Version", "VWState", "c",
+                                          "_outcomes", "_banditkit"]
+    assert ccb_slot_ids(decision) == ["1", "2"]
+    joined = joined_ccb_line(
+        decision, {"1": CcbSlotJoin(1.5, False, [{"v": 1.5, "t": "x"}], []),
+                   "2": CcbSlotJoin(0.0, True, [], [{"v": 9.0, "t": "y"}])},
+        deferred=True, activated_at="z", skip_learn=False, page_reward=2.0,
+        page_used_default=False, page_ignored=[])
+    record = json.loads(joined.line)
+    assert record["_banditkit"]["ignoredRewards"] == {"2": [{"v": 9.0, "t": "y"}]}
+    assert record["_banditkit"]["defaultRewardSlots"] == ["2"]
+    assert record["DeferredAction"] is True and joined.timestamp == "2026-01-01T00:00:00.000000Z"
+    page = parse_page(record)
+    assert (page.event_id, page.model_version, page.page_reward) == ("p\u00e9", "7", 2.0)
+    assert page.context == CONTEXT and page.rows == rows
+    assert page.slots == [{"Slot": {"top": True}}, {"": {"pos": 2.0}}]
+    assert page.chosen == [2, 0] and page.eligible == [[0, 1, 2], [0, 1]]
+    assert page.probability == (0.5, 0.75) and page.reward == (1.5, 0.0)
+    assert page.row_ids == ["a", "b", "c"] and page.slot_ids == ["1", "2"]

@@ -184,8 +184,9 @@ def _pending(engine: Engine, event_id: str, *, activated: bool):
 ])
 def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
         tmp_path, clock, event_id, mode, deferred, activated, rewards, excluded):
+    from banditkit.dsjson import _spliced
     from banditkit.encoding import compact_json
-    from banditkit.join import _spliced, join_event, joined_line
+    from banditkit.join import _ignored_records, _outcome_records, join_event, joined_line
     from banditkit.store import RewardRecord
 
     engine = _engine(tmp_path, clock, learning_mode=mode)
@@ -202,7 +203,9 @@ def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
     assert joined.line == joined.stored[:-1] + event.decision[event.context_at:-1] + "}"
     assert joined.record == without_features
     # The engine's decisions are spliced, not encoded again; the learner reads its mode.
-    assert _spliced(event.decision[:event.context_at] + "}", event, outcome) is not None
+    assert _spliced(event.decision[:event.context_at] + "}", outcome.reward,
+                    _outcome_records(event, outcome), _ignored_records(outcome),
+                    event.deferred, outcome.skip_learn, outcome.used_default) is not None
     assert joined.learning_mode == (None if mode == "online" else mode)
     assert joined.skip_learn == (deferred and not activated)
 
@@ -225,20 +228,6 @@ def test_a_decision_of_another_shape_is_joined_by_encoding_it(head):
     joined = joined_line(event, join_event(event, [], LoopSettings(default_reward=-1)))
     assert joined.stored == compact_json(joined.record)
     assert joined.line == joined.stored[:-1] + ',"c":{"x":1}}'
-
-
-@pytest.mark.parametrize("text", ['{"a":[1,2.5],"b":{"c":"\\u00fc"}}', ' {"a":1}', '{"a":1}\n',
-                                  '{"a":1}x', "", "{", "[1]", '"s"'])
-def test_decoding_a_head_is_json_loads(text):
-    from banditkit.join import _decoded
-
-    try:
-        expected = json.loads(text)
-    except json.JSONDecodeError as error:
-        with pytest.raises(json.JSONDecodeError, match=error.msg):
-            _decoded(text)
-    else:
-        assert _decoded(text) == expected
 
 
 def test_due_events_are_those_the_single_scan_found_in_its_order(tmp_path):
