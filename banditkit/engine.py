@@ -4,7 +4,7 @@ One :class:`Engine` per process. Ranking uses a read-only snapshot of the latest
 published model and never waits for learning; :meth:`Engine.process_due` is the
 learner step (one process runs it, e.g. a background thread of the server),
 which joins due events, appends them to the dsjson log, learns them in order and
-publishes a snapshot every ``model_update_seconds`` (DESIGN.md §4).
+publishes a snapshot every ``model_update_seconds`` (docs/architecture.md §4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The decision log: Vowpal Wabbit dsjson, one joined event per line (DESIGN.md §3).
+"""The decision log: Vowpal Wabbit dsjson, one joined event per line (docs/architecture.md §3).
 
 Lines are appended to date partitions, ``<root>/dt=YYYY-MM-DD/events.dsjson``,
 a layout that object storage, Spark and ``vw --dsjson`` all read as is. Our own

@@ -1,4 +1,4 @@
-"""The reward join: Personalizer's rules as pure functions (DESIGN.md §4).
+"""The reward join: Personalizer's rules as pure functions (docs/architecture.md §4).
 
 A decision's rewards count inside its window: ``reward_wait_seconds`` from the
 decision, or from its activation when activation was deferred. Several rewards

@@ -2,7 +2,7 @@
 
 The single-slot :class:`~banditkit.engine.Engine` and the row
 :class:`~banditkit.rows.RowEngine` differ in how they decide, join and which VW
-reduction learns; the loop around them is one (DESIGN.md §4): settings live in
+reduction learns; the loop around them is one (docs/architecture.md §4): settings live in
 the store, rankers read the latest published snapshot, and one learner joins due
 events, appends them to the dsjson log, learns them in join order and publishes
 a snapshot every ``model_update_seconds``.

@@ -1,4 +1,4 @@
-"""Row ordering: multi-slot decisions for a homepage (issue 6).
+"""Row ordering: multi-slot decisions for a homepage.
 
 For a member, fill the page's slots top to bottom from candidate rows. Each
 slot's row is drawn from Vowpal Wabbit's conditional contextual bandit

@@ -1,4 +1,4 @@
-"""The embedded store: SQLite in WAL mode under the data directory (DESIGN.md §3).
+"""The embedded store: SQLite in WAL mode under the data directory (docs/architecture.md §3).
 
 It holds pending decisions, rewards, activations, model snapshots and the loop
 settings. Several processes may rank and reward through it at once; one learner

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import NormalDist
 
+from banditkit.dsjson import EXTRA_KEY, joined_reward
 from banditkit.errors import InvalidInputError
 
 __all__ = [
@@ -246,7 +247,7 @@ def title_performance(
         if not since < created_at <= until or marker not in decision:
             continue
         record = json.loads(joined if joined is not None else decision)
-        extra = record.get("_banditkit") or {}
+        extra = record.get(EXTRA_KEY) or {}
         if extra.get("title") != title_id:
             continue
         if record.get("_skipLearn"):
@@ -257,7 +258,7 @@ def title_performance(
                        daily.setdefault((variant_id, day), _Counts())):
             counts.impressions += 1
             if joined is not None:
-                reward = -float(record["_label_cost"])
+                reward = joined_reward(record)
                 counts.joined += 1
                 counts.reward_sum += reward
                 if not extra.get("defaultReward") and reward > take_threshold:

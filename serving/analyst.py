@@ -2,7 +2,7 @@
 
 Issue 5 gives the ``analyst`` role "read logs, export, evaluate"; these routes
 (``admin`` may use them too) do that over HTTP, on the engine's dsjson log
-(``<data>/logs/dt=YYYY-MM-DD/events.dsjson``, DESIGN.md §3):
+(``<data>/logs/dt=YYYY-MM-DD/events.dsjson``, docs/architecture.md §3):
 
 * ``GET /v1/logs``: the date partitions, with bytes, events and the first and
   last decision timestamps of each.

@@ -1,4 +1,4 @@
-"""Off-policy evaluation over banditkit's dsjson decision log (DESIGN.md §3).
+"""Off-policy evaluation over banditkit's dsjson decision log (docs/architecture.md §3).
 
 Reads joined events with :func:`banditkit.eventlog.read_events`, chunk by
 chunk, and turns each chunk into a :class:`~simulator.rounds.LoggedRounds`
