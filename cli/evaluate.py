@@ -267,11 +267,16 @@ def simulate(data_dir: Path, seed: int, n_rounds: int, n_members: int, n_titles:
     Evaluate the written log with ``banditkit evaluate LOG``: its logged,
     baseline and uniform policies are the ones shown here.
     """
-    from simulator.dsjson import write_world_log
     from simulator.evaluation import make_estimators
     from simulator.reward_model import CrossFitRewardModel
     from simulator.world import ArtworkWorld
-    from simulator.worldlog import evaluate_world_log, reference_policies, sample_log, taste_policy
+    from simulator.worldlog import (
+        evaluate_world_log,
+        reference_policies,
+        sample_log,
+        taste_policy,
+        write_world_log,
+    )
 
     names = _estimator_names(estimator_text)
     try:

@@ -10,15 +10,11 @@ pmf), ``baseline`` (always the first action), ``uniform``, ``model:PATH`` (a
 saved banditkit/VW model whose probabilities are recomputed on each logged
 context) and ``offline`` (a VW learner trained on the first part of the log,
 all policies then being evaluated on the rest).
-
-Also writes simulated worlds as dsjson logs (:func:`write_world_log`), so that
-``banditkit simulate`` output can be evaluated like production logs.
 """
 
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,14 +26,12 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
-from banditkit.dsjson import EXTRA_KEY, JoinedEvent, dsjson_context, label_fields
-from banditkit.eventlog import iso_timestamp, log_files, read_events
-from banditkit.sampling import rank_order
+from banditkit.dsjson import JoinedEvent
+from banditkit.eventlog import log_files, read_events
 from simulator._validation import check_integer_at_least
 from simulator.estimators import OffPolicyEstimator, Replay
 from simulator.evaluation import EvaluationReport, evaluate_stream
 from simulator.rounds import LoggedRounds, TargetRounds
-from simulator.worldlog import WorldLog
 
 __all__ = [
     "EventPolicy",
@@ -48,7 +42,6 @@ __all__ = [
     "make_policy",
     "rounds_from_events",
     "targets_from_events",
-    "write_world_log",
 ]
 
 
@@ -421,46 +414,3 @@ def evaluate_dsjson(
         if "at least one chunk" in str(error):
             raise ValueError("the log holds no activated events to evaluate") from None
         raise
-
-
-def write_world_log(log: WorldLog, path: str | Path, *, start_time: float = 1.7e9,
-                    seconds_between: float = 1.0, policy_name: str = "simulated") -> Path:
-    """Write a simulated log as joined dsjson, readable by ``read_events`` and ``vw --dsjson``.
-
-    Parameters
-    ----------
-    log : WorldLog
-    path : path
-        File to write (parents created; overwritten).
-    start_time : float, default=1.7e9
-        Unix time of the first event.
-    seconds_between : float, default=1.0
-    policy_name : str, default="simulated"
-        Stored under ``_banditkit`` and as ``VWState.m``.
-    """
-    world, rounds = log.world, log.rounds
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for i, ((member, title), chosen) in enumerate(zip(log.requests, rounds.action,
-                                                          strict=True)):
-            pmf = log.logging_policy[member, title]
-            order = rank_order(pmf, int(chosen))
-            reward = float(rounds.reward[i])
-            event_id = f"sim-{i:09d}"
-            record = {
-                "EventId": event_id,
-                "Timestamp": iso_timestamp(start_time + i * seconds_between),
-                "Version": "1", "VWState": {"m": policy_name},
-                "a": [k + 1 for k in order], "p": [float(pmf[k]) for k in order],
-                "c": dsjson_context(world.context(int(member)),
-                                    world.action_features(int(title))),
-                **label_fields(-reward, float(pmf[chosen]), int(chosen)),
-                "o": [{"EventId": event_id, "v": reward}], "_skipLearn": False,
-                EXTRA_KEY: {"actionIds": [world.variant_id(int(title), v)
-                                          for v in range(world.n_variants)],
-                            "policy": policy_name, "member": int(member),
-                            "title": int(title)},
-            }
-            handle.write(json.dumps(record) + "\n")
-    return path

@@ -8,10 +8,15 @@ exact value that an off-policy estimate on a :class:`WorldLog` aims at.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from banditkit.dsjson import EXTRA_KEY, dsjson_context, label_fields
+from banditkit.eventlog import iso_timestamp
+from banditkit.sampling import rank_order
 from simulator._validation import check_integer_at_least, check_non_negative
 from simulator.rounds import LoggedRounds, TargetRounds
 from simulator.world import ArtworkWorld
@@ -25,6 +30,7 @@ __all__ = [
     "sample_log",
     "taste_policy",
     "world_features",
+    "write_world_log",
 ]
 
 
@@ -217,3 +223,46 @@ def evaluate_world_log(log: WorldLog, policies: dict[str, np.ndarray], *,
     return evaluate(log.rounds, targets, estimators=estimators,
                     true_values={name: log.true_value(policy)
                                  for name, policy in policies.items()})
+
+
+def write_world_log(log: WorldLog, path: str | Path, *, start_time: float = 1.7e9,
+                    seconds_between: float = 1.0, policy_name: str = "simulated") -> Path:
+    """Write a simulated log as joined dsjson, readable by ``read_events`` and ``vw --dsjson``.
+
+    Parameters
+    ----------
+    log : WorldLog
+    path : path
+        File to write (parents created; overwritten).
+    start_time : float, default=1.7e9
+        Unix time of the first event.
+    seconds_between : float, default=1.0
+    policy_name : str, default="simulated"
+        Stored under ``_banditkit`` and as ``VWState.m``.
+    """
+    world, rounds = log.world, log.rounds
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for i, ((member, title), chosen) in enumerate(zip(log.requests, rounds.action,
+                                                          strict=True)):
+            pmf = log.logging_policy[member, title]
+            order = rank_order(pmf, int(chosen))
+            reward = float(rounds.reward[i])
+            event_id = f"sim-{i:09d}"
+            record = {
+                "EventId": event_id,
+                "Timestamp": iso_timestamp(start_time + i * seconds_between),
+                "Version": "1", "VWState": {"m": policy_name},
+                "a": [k + 1 for k in order], "p": [float(pmf[k]) for k in order],
+                "c": dsjson_context(world.context(int(member)),
+                                    world.action_features(int(title))),
+                **label_fields(-reward, float(pmf[chosen]), int(chosen)),
+                "o": [{"EventId": event_id, "v": reward}], "_skipLearn": False,
+                EXTRA_KEY: {"actionIds": [world.variant_id(int(title), v)
+                                          for v in range(world.n_variants)],
+                            "policy": policy_name, "member": int(member),
+                            "title": int(title)},
+            }
+            handle.write(json.dumps(record) + "\n")
+    return path

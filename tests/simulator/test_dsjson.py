@@ -13,11 +13,10 @@ from simulator.dsjson import (
     make_policy,
     rounds_from_events,
     targets_from_events,
-    write_world_log,
 )
 from simulator.estimators import DR, IPS, SNIPS, Replay
 from simulator.world import ArtworkWorld
-from simulator.worldlog import reference_policies, sample_log, taste_policy
+from simulator.worldlog import reference_policies, sample_log, taste_policy, write_world_log
 
 N_EVENTS = 3000
 
