@@ -3,7 +3,7 @@
 On one synthetic log (default 1,000,000 rounds, 10 actions) this times IPS,
 SNIPS and DR *with intervals* two ways, in the same process:
 
-* banditkit: ``simulator.estimators`` on per-round arrays (``TargetRounds``),
+* banditkit: ``ope.estimators`` on per-round arrays (``TargetRounds``),
   CLT / delta-method intervals from mergeable moments; O(n_rounds) memory;
 * baseline: the Open Bandit Pipeline way, dense ``(n_rounds, n_actions, 1)``
   action distributions and reward-model arrays, and a Python-loop bootstrap
@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.estimators import DR, IPS, SNIPS  # noqa: E402
-from simulator.rounds import LoggedRounds, TargetRounds  # noqa: E402
+from ope.estimators import DR, IPS, SNIPS  # noqa: E402
+from ope.rounds import LoggedRounds, TargetRounds  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator.estimators import all_estimators  # noqa: E402
-from simulator.reward_model import CrossFitRewardModel  # noqa: E402
+from ope.estimators import all_estimators  # noqa: E402
+from ope.reward_model import CrossFitRewardModel  # noqa: E402
 from simulator.supervised import digits_bandit  # noqa: E402
 from simulator.world import ArtworkWorld  # noqa: E402
 from simulator.worldlog import (  # noqa: E402

@@ -18,7 +18,7 @@ and per UTC day:
 
 This is descriptive reporting of what each variant earned *under the logging
 policy*; to estimate what a different policy would earn, use off-policy
-evaluation (``simulator``).
+evaluation (``ope``).
 """
 
 from __future__ import annotations

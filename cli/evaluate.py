@@ -1,4 +1,4 @@
-"""``banditkit evaluate`` and ``banditkit simulate``: thin shells over the simulator API."""
+"""``banditkit evaluate`` and ``banditkit simulate``: thin shells over ope and simulator."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 from cli._options import data_dir_option
 
 if TYPE_CHECKING:
-    from simulator.evaluation import EvaluationReport
+    from ope.evaluation import EvaluationReport
 
 __all__ = ["evaluate", "simulate"]
 
@@ -21,7 +21,7 @@ _SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "ci_method", "ess
 
 
 def _estimator_names(text: str) -> list[str]:
-    from simulator.evaluation import ESTIMATOR_NAMES, check_estimator_names
+    from ope.evaluation import ESTIMATOR_NAMES, check_estimator_names
 
     try:
         return check_estimator_names(text.split(","))
@@ -122,7 +122,7 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
     recognised and evaluated with slate estimators (rips, sips, iips, pi) and
     page policies (logged, uniform, editorial, model:PATH, greedy:PATH).
     """
-    from simulator.evaluation import make_estimators
+    from ope.evaluation import make_estimators
 
     tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
     if not tables and _is_row_log(logs):
@@ -173,7 +173,7 @@ def _is_row_log(paths: tuple[Path, ...]) -> bool:
 def _evaluate_rows(paths: tuple[Path, ...], policies: tuple[str, ...],
                    estimator_text: str | None, *, slate_reward: str, model_args: str | None,
                    confidence: float, as_json: bool, report_dir: Path | None) -> None:
-    from simulator.rows_ope import evaluate_pages
+    from ope.rows_ope import evaluate_pages
 
     try:
         report = evaluate_pages(
@@ -190,7 +190,7 @@ def _evaluate_rows(paths: tuple[Path, ...], policies: tuple[str, ...],
 def _finish(report: EvaluationReport, as_json: bool, report_dir: Path | None) -> None:
     _print(report, as_json)
     if report_dir is not None:
-        from simulator.report import write_report
+        from ope.report import write_report
 
         index = write_report(report, report_dir)
         if not as_json:
@@ -201,7 +201,7 @@ def _evaluate_table(paths: list[Path], policies: tuple[str, ...], estimators: li
                     reward_col: str, propensity_col: str, action_col: str | None,
                     n_actions_col: str | None, target_prob_cols: tuple[str, ...],
                     model_reward_col: str | None, model_value_col: str | None):
-    from simulator.evaluation import evaluate, read_table
+    from ope.evaluation import evaluate, read_table
 
     unknown = [p for p in policies if p != "logged"]
     if unknown:
@@ -220,8 +220,8 @@ def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimat
                      model_args: str | None, data_dir: Path, seed: int):
     from tqdm import tqdm
 
-    from simulator.dsjson import count_events
-    from simulator.evaluation import evaluate_log
+    from ope.dsjson import count_events
+    from ope.evaluation import evaluate_log
 
     with tqdm(total=count_events(paths), unit="event", disable=None, leave=False) as bar:
         return evaluate_log(
@@ -267,8 +267,8 @@ def simulate(data_dir: Path, seed: int, n_rounds: int, n_members: int, n_titles:
     Evaluate the written log with ``banditkit evaluate LOG``: its logged,
     baseline and uniform policies are the ones shown here.
     """
-    from simulator.evaluation import make_estimators
-    from simulator.reward_model import CrossFitRewardModel
+    from ope.evaluation import make_estimators
+    from ope.reward_model import CrossFitRewardModel
     from simulator.world import ArtworkWorld
     from simulator.worldlog import (
         evaluate_world_log,

@@ -11,7 +11,7 @@ Issue 5 gives the ``analyst`` role "read logs, export, evaluate"; these routes
   the files block by block (never loaded whole); an empty range is an empty
   200 body.
 * ``POST /v1/evaluations``: off-policy evaluation of named policies on those
-  days, synchronously, through :func:`simulator.evaluation.evaluate_log` (what
+  days, synchronously, through :func:`ope.evaluation.evaluate_log` (what
   ``banditkit evaluate --json`` runs); the response is that command's JSON.
   A range without events is 404. Only policies the server resolves itself
   are accepted: ``logged``, ``baseline``, ``uniform``, ``offline``,
@@ -281,7 +281,7 @@ class EvaluationRequest:
     policies : tuple of str
         Checked names (``model:PATH`` never passes).
     estimators : tuple of str
-        Names among :data:`simulator.evaluation.ESTIMATOR_NAMES`.
+        Names among :data:`ope.evaluation.ESTIMATOR_NAMES`.
     confidence : float
     max_weight : float
         Cap of ``clipped_ips``.
@@ -336,7 +336,7 @@ def _names(body: dict[str, Any], key: str, *, parse: Any, default: Sequence[str]
 
 
 def _estimator(value: Any, *, target: str) -> str:
-    from simulator.evaluation import check_estimator_names
+    from ope.evaluation import check_estimator_names
 
     text = require_str(value, target=target, max_length=64)
     try:
@@ -370,7 +370,7 @@ def parse_evaluation_request(body: Any, *, max_days: int) -> EvaluationRequest:
     max_days : int
         Most days the range may cover.
     """
-    from simulator.evaluation import (
+    from ope.evaluation import (
         DEFAULT_DROS_SHRINKAGE,
         DEFAULT_ESTIMATORS,
         DEFAULT_LOG_POLICIES,
@@ -402,7 +402,7 @@ def parse_evaluation_request(body: Any, *, max_days: int) -> EvaluationRequest:
 
 
 def _resolve_model(name: str, *, latest: int, target: str) -> str:
-    """``model:latest`` / ``model:vN`` as the name :func:`simulator.dsjson.make_policy` takes."""
+    """``model:latest`` / ``model:vN`` as the name :func:`ope.dsjson.make_policy` takes."""
     if latest <= 0:
         raise ApiError(f"{target}: {name} cannot be evaluated: no model has been published "
                        "yet.", target=target, status=400)
@@ -451,8 +451,8 @@ def run_evaluation(engine: Any, spec: EvaluationRequest, *, data_dir: Path,
         404 when the range holds no (activated) event; 400 when it holds more
         than ``max_events`` or a policy cannot be resolved.
     """
-    from simulator.dsjson import count_events
-    from simulator.evaluation import evaluate_log, make_estimators
+    from ope.dsjson import count_events
+    from ope.evaluation import evaluate_log, make_estimators
 
     files = partition_files(engine.log, spec.start, spec.end)
     n_events = count_events(files) if files else 0
@@ -580,7 +580,7 @@ def _paths() -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    from simulator.evaluation import (
+    from ope.evaluation import (
         DEFAULT_DROS_SHRINKAGE,
         DEFAULT_MAX_WEIGHT,
         DEFAULT_SWITCH_TAU,

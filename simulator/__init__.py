@@ -1,8 +1,10 @@
-"""simulator: worlds with known ground truth, off-policy estimators and replay.
+"""simulator: worlds with known ground truth, the logs drawn from them, and the demos.
 
-Start with :func:`evaluate` on a :class:`LoggedRounds` and one
-:class:`TargetRounds` per policy; see ``docs/evaluation.md``. dsjson logs are
-read by :mod:`simulator.dsjson`, HTML reports written by :mod:`simulator.report`.
+:class:`ArtworkWorld` gives the exact value of every policy; :func:`sample_log`
+draws a :class:`WorldLog` from it, which the estimators of :mod:`ope` evaluate
+(``docs/evaluation.md``). :func:`supervised_to_bandit` makes a second ground
+truth from labelled data; :mod:`simulator.online` runs a learner against a
+world; :mod:`simulator.rows_world` is the homepage-row world.
 
 Names are imported on first use (PEP 562), so ``import simulator.world`` or the
 ``banditkit`` command do not pay for scikit-learn and pandas.
@@ -12,18 +14,9 @@ from importlib import import_module
 from typing import Any
 
 _MODULES = {
-    "simulator.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos",
-                             "Estimate", "OffPolicyEstimator", "Replay", "SwitchDR",
-                             "WeightDiagnostics", "all_estimators"),
-    "simulator.evaluation": ("EvaluationReport", "evaluate", "evaluate_stream",
-                             "make_estimators", "read_table"),
-    "simulator.reward_model": ("CrossFitRewardModel",),
-    "simulator.rounds": ("LoggedRounds", "TargetRounds", "iter_chunks"),
-    "simulator.slate": ("SlateIndependentIPS", "SlatePseudoInverse", "SlateRewardInteractionIPS",
-                        "SlateRounds", "SlateStandardIPS", "SlateTarget"),
     "simulator.supervised": ("SupervisedBandit", "digits_bandit", "supervised_to_bandit"),
     "simulator.world": ("ArtworkWorld",),
-    "simulator.worldlog": ("WorldLog", "sample_log", "taste_policy"),
+    "simulator.worldlog": ("WorldLog", "sample_log", "taste_policy", "write_world_log"),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -41,39 +34,12 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DM",
-    "DR",
-    "IPS",
-    "SNDR",
-    "SNIPS",
     "ArtworkWorld",
-    "ClippedIPS",
-    "CrossFitRewardModel",
-    "DRos",
-    "Estimate",
-    "EvaluationReport",
-    "LoggedRounds",
-    "OffPolicyEstimator",
-    "Replay",
-    "SlateIndependentIPS",
-    "SlatePseudoInverse",
-    "SlateRewardInteractionIPS",
-    "SlateRounds",
-    "SlateStandardIPS",
-    "SlateTarget",
     "SupervisedBandit",
-    "SwitchDR",
-    "TargetRounds",
-    "WeightDiagnostics",
     "WorldLog",
-    "all_estimators",
     "digits_bandit",
-    "evaluate",
-    "evaluate_stream",
-    "iter_chunks",
-    "make_estimators",
-    "read_table",
     "sample_log",
     "supervised_to_bandit",
     "taste_policy",
+    "write_world_log",
 ]

@@ -17,8 +17,8 @@ import numpy as np
 from banditkit.dsjson import EXTRA_KEY, dsjson_context, label_fields
 from banditkit.eventlog import iso_timestamp
 from banditkit.sampling import rank_order
-from simulator._validation import check_integer_at_least, check_non_negative
-from simulator.rounds import LoggedRounds, TargetRounds
+from ope._validation import check_integer_at_least, check_non_negative
+from ope.rounds import LoggedRounds, TargetRounds
 from simulator.world import ArtworkWorld
 
 __all__ = [
@@ -212,7 +212,7 @@ def evaluate_world_log(log: WorldLog, policies: dict[str, np.ndarray], *,
     -------
     EvaluationReport
     """
-    from simulator.evaluation import evaluate
+    from ope.evaluation import evaluate
 
     predictions = None
     if reward_model is not None:

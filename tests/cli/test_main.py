@@ -32,7 +32,7 @@ def test_serve_learner_is_hidden_but_runs() -> None:
 def test_the_learner_process_loads_neither_opencv_nor_the_simulator() -> None:
     code = ("import sys; from cli import main; main.get_command(None, 'serve-learner'); "
             "loaded = {m.split('.')[0] for m in sys.modules}; "
-            "print(sorted(loaded & {'cv2', 'artwork', 'simulator'}))")
+            "print(sorted(loaded & {'cv2', 'artwork', 'ope', 'simulator'}))")
     finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                               text=True, timeout=60, check=True)
     assert finished.stdout.strip() == "[]"
@@ -40,7 +40,7 @@ def test_the_learner_process_loads_neither_opencv_nor_the_simulator() -> None:
 
 def test_no_library_package_imports_cli() -> None:
     files = [ROOT / "server.py"]
-    for package in ("banditkit", "serving", "simulator", "artwork"):
+    for package in ("banditkit", "serving", "ope", "simulator", "artwork"):
         files.extend((ROOT / package).rglob("*.py"))
     importers = []
     for path in files:

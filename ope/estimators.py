@@ -7,7 +7,7 @@ action probability :math:`\pi_e(a_i \mid x_i)`, so the importance weight is
 :math:`w_i = \pi_e(a_i \mid x_i) / \pi_b(a_i \mid x_i)`. A reward model gives
 :math:`\hat q_i = \hat q(x_i, a_i)` and
 :math:`\hat v_i = \sum_a \pi_e(a \mid x_i)\, \hat q(x_i, a)` (see
-:class:`~simulator.rounds.TargetRounds`).
+:class:`~ope.rounds.TargetRounds`).
 
 Each estimator maps round :math:`i` to a small vector of terms :math:`t_i`
 (:meth:`OffPolicyEstimator._round_rewards`) and the estimate to a smooth
@@ -49,14 +49,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from simulator._statistics import RoundStatistics, WeightStatistics
-from simulator._validation import (
+from ope._statistics import RoundStatistics, WeightStatistics
+from ope._validation import (
     check_confidence_level,
     check_integer_at_least,
     check_non_negative,
     check_positive,
 )
-from simulator.rounds import LoggedRounds, TargetRounds
+from ope.rounds import LoggedRounds, TargetRounds
 
 __all__ = [
     "CI_METHODS",

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from simulator.estimators import DM, DR, IPS, SNDR, SNIPS, DRos, Replay, SwitchDR
-from simulator.rounds import iter_chunks
+from ope.estimators import DM, DR, IPS, SNDR, SNIPS, DRos, Replay, SwitchDR
+from ope.rounds import iter_chunks
 from simulator.world import ArtworkWorld
 from simulator.worldlog import epsilon_greedy, sample_log, taste_policy
 

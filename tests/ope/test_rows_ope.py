@@ -11,9 +11,9 @@ import pytest
 from banditkit.errors import InvalidInputError
 from banditkit.rows import PageRules, RowEngine, decide_page, default_slots
 from banditkit.settings import LoopSettings
-from simulator.rows_ope import evaluate_pages, make_page_policy, read_pages, slate_inputs
+from ope.rows_ope import evaluate_pages, make_page_policy, read_pages, slate_inputs
+from ope.slate import SlateIndependentIPS, SlateRounds, SlateTarget
 from simulator.rows_world import RowWorld, SoftmaxSlatePage, slot_marginals
-from simulator.slate import SlateIndependentIPS, SlateRounds, SlateTarget
 
 N_SLOTS = 3
 

@@ -1,4 +1,4 @@
-"""Input checks shared by the simulator's public functions.
+"""Input checks shared by the OPE estimators and the simulator's public functions.
 
 Every check names the argument, states the expectation and shows the value
 received, so a bad log fails with a message a data scientist can act on.

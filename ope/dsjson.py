@@ -1,8 +1,8 @@
 """Off-policy evaluation over banditkit's dsjson decision log (docs/architecture.md §3).
 
 Reads joined events with :func:`banditkit.eventlog.read_events`, chunk by
-chunk, and turns each chunk into a :class:`~simulator.rounds.LoggedRounds`
-plus, for every policy under evaluation, a :class:`~simulator.rounds.TargetRounds`
+chunk, and turns each chunk into a :class:`~ope.rounds.LoggedRounds`
+plus, for every policy under evaluation, a :class:`~ope.rounds.TargetRounds`
 computed event by event (O(chunk) memory, whatever the log size).
 
 Policies (:func:`make_policy` names): ``logged`` (the online policy's logged
@@ -28,10 +28,10 @@ from sklearn.model_selection import KFold
 
 from banditkit.dsjson import JoinedEvent
 from banditkit.eventlog import log_files, read_events
-from simulator._validation import check_integer_at_least
-from simulator.estimators import OffPolicyEstimator, Replay
-from simulator.evaluation import EvaluationReport, evaluate_stream
-from simulator.rounds import LoggedRounds, TargetRounds
+from ope._validation import check_integer_at_least
+from ope.estimators import OffPolicyEstimator, Replay
+from ope.evaluation import EvaluationReport, evaluate_stream
+from ope.rounds import LoggedRounds, TargetRounds
 
 __all__ = [
     "EventPolicy",

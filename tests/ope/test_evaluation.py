@@ -7,16 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.estimators import DR, IPS, SNIPS, ClippedIPS, Replay
-from simulator.evaluation import (
+from ope.estimators import DR, IPS, SNIPS, ClippedIPS, Replay
+from ope.evaluation import (
     ESTIMATOR_NAMES,
     evaluate,
     evaluate_stream,
     make_estimators,
     read_table,
 )
-from simulator.report import write_report
-from simulator.rounds import LoggedRounds, TargetRounds, iter_chunks
+from ope.report import write_report
+from ope.rounds import LoggedRounds, TargetRounds, iter_chunks
 
 
 def small_log(n=4000, seed=0):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from simulator.rounds import LoggedRounds, TargetRounds, iter_chunks
+from ope.rounds import LoggedRounds, TargetRounds, iter_chunks
 
 
 def make_rounds(n=10, seed=0, n_actions=3):

@@ -7,14 +7,14 @@ import pytest
 
 from banditkit.eventlog import read_events
 from banditkit.vw import VWLearner
-from simulator.dsjson import (
+from ope.dsjson import (
     HashedRewardModel,
     evaluate_dsjson,
     make_policy,
     rounds_from_events,
     targets_from_events,
 )
-from simulator.estimators import DR, IPS, SNIPS, Replay
+from ope.estimators import DR, IPS, SNIPS, Replay
 from simulator.world import ArtworkWorld
 from simulator.worldlog import reference_policies, sample_log, taste_policy, write_world_log
 

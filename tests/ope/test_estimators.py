@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.estimators import (
+from ope.estimators import (
     DM,
     DR,
     IPS,
@@ -25,7 +25,7 @@ from simulator.estimators import (
     all_estimators,
     bootstrap_means,
 )
-from simulator.rounds import LoggedRounds, TargetRounds, iter_chunks
+from ope.rounds import LoggedRounds, TargetRounds, iter_chunks
 
 Z95 = NormalDist().inv_cdf(0.975)
 
@@ -261,9 +261,9 @@ def test_constructor_arguments_are_keyword_only_and_validated(estimator):
 
 
 def documented_dataclasses():
-    from simulator.dsjson import HashedRewardModel
-    from simulator.reward_model import CrossFitRewardModel
-    from simulator.slate import (
+    from ope.dsjson import HashedRewardModel
+    from ope.reward_model import CrossFitRewardModel
+    from ope.slate import (
         SlateIndependentIPS,
         SlatePseudoInverse,
         SlateRewardInteractionIPS,

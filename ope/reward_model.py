@@ -25,8 +25,8 @@ from sklearn.base import clone, is_classifier
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
-from simulator._validation import check_integer_at_least
-from simulator.rounds import LoggedRounds, TargetRounds
+from ope._validation import check_integer_at_least
+from ope.rounds import LoggedRounds, TargetRounds
 
 __all__ = ["CrossFitRewardModel"]
 

@@ -1,4 +1,4 @@
-"""An HTML page for an :class:`~simulator.evaluation.EvaluationReport`.
+"""An HTML page for an :class:`~ope.evaluation.EvaluationReport`.
 
 ``write_report(report, directory)`` writes ``index.html`` with two matplotlib
 figures beside it: the estimates with their intervals per policy (and the true
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.evaluation import EvaluationReport
+from ope.evaluation import EvaluationReport
 
 __all__ = ["write_report"]
 

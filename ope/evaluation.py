@@ -1,8 +1,8 @@
 """Compare several target policies with several estimators: the data scientist's entry point.
 
 :func:`evaluate` runs on rounds in memory; :func:`evaluate_stream` on chunks
-(any iterable of a :class:`~simulator.rounds.LoggedRounds` and one
-:class:`~simulator.rounds.TargetRounds` per policy), merging per-chunk
+(any iterable of a :class:`~ope.rounds.LoggedRounds` and one
+:class:`~ope.rounds.TargetRounds` per policy), merging per-chunk
 statistics so that memory is that of one chunk. Both return an
 :class:`EvaluationReport`, which turns into a pandas DataFrame
 (:meth:`EvaluationReport.to_frame`) or the JSON of ``banditkit evaluate --json``
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.estimators import (
+from ope.estimators import (
     DM,
     DR,
     IPS,
@@ -36,7 +36,7 @@ from simulator.estimators import (
     Replay,
     SwitchDR,
 )
-from simulator.rounds import LoggedRounds, TargetRounds
+from ope.rounds import LoggedRounds, TargetRounds
 
 __all__ = [
     "DEFAULT_DROS_SHRINKAGE",
@@ -326,9 +326,9 @@ def evaluate_log(paths: Sequence[str | Path], *, estimators: Sequence[OffPolicyE
     """Off-policy evaluation of named policies on banditkit's dsjson decision log.
 
     What ``banditkit evaluate LOG`` and ``POST /v1/evaluations`` run: the
-    policies are resolved by :func:`simulator.dsjson.make_policy`, and
+    policies are resolved by :func:`ope.dsjson.make_policy`, and
     estimators that need a reward model (DM and the DR family) get a
-    :class:`~simulator.dsjson.HashedRewardModel` cross-fitted within each chunk.
+    :class:`~ope.dsjson.HashedRewardModel` cross-fitted within each chunk.
 
     Parameters
     ----------
@@ -359,7 +359,7 @@ def evaluate_log(paths: Sequence[str | Path], *, estimators: Sequence[OffPolicyE
     -------
     EvaluationReport
     """
-    from simulator.dsjson import HashedRewardModel, evaluate_dsjson
+    from ope.dsjson import HashedRewardModel, evaluate_dsjson
 
     needs_model = any(e.needs_model for e in estimators)
     return evaluate_dsjson(

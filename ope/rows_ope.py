@@ -5,15 +5,15 @@ row shown, the logging probability :math:`\mu_{il}` of that row *given the rows
 placed above* (``_outcomes[l]._p[0]``), the rows the page rules allowed
 (``_slots[l]._inc``) and the slot's joined reward (``-_label_cost``). A target
 page policy is asked for the same conditional probability :math:`\pi_{il}` on
-the logged page, so the slate estimators of :mod:`simulator.slate` get exactly
+the logged page, so the slate estimators of :mod:`ope.slate` get exactly
 what they need:
 
-* :class:`~simulator.slate.SlateRewardInteractionIPS` ("rips") and
-  :class:`~simulator.slate.SlateStandardIPS` ("sips") take conditional
+* :class:`~ope.slate.SlateRewardInteractionIPS` ("rips") and
+  :class:`~ope.slate.SlateStandardIPS` ("sips") take conditional
   probabilities: exact from the log, unbiased (RIPS when a slot's reward
   depends on the rows at and above it, SIPS always);
-* :class:`~simulator.slate.SlateIndependentIPS` ("iips") and
-  :class:`~simulator.slate.SlatePseudoInverse` ("pi") want *marginal*
+* :class:`~ope.slate.SlateIndependentIPS` ("iips") and
+  :class:`~ope.slate.SlatePseudoInverse` ("pi") want *marginal*
   probabilities, which the log does not hold for a sequential logger. They
   are computed here with the conditional ones in their place, which is exact
   only when both policies fill slots independently of the rows above; the
@@ -43,9 +43,9 @@ import numpy as np
 from banditkit.dsjson import parse_page as parse_joined_page
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import log_files
-from simulator.estimators import OffPolicyEstimator
-from simulator.evaluation import EvaluationReport, evaluate_stream
-from simulator.slate import (
+from ope.estimators import OffPolicyEstimator
+from ope.evaluation import EvaluationReport, evaluate_stream
+from ope.slate import (
     SlateIndependentIPS,
     SlatePseudoInverse,
     SlateRewardInteractionIPS,

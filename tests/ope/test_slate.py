@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simulator.slate import (
+from ope.slate import (
     SlateIndependentIPS,
     SlatePseudoInverse,
     SlateRewardInteractionIPS,

@@ -1,0 +1,70 @@
+"""ope: off-policy estimators and the evaluation of logged decisions.
+
+Start with :func:`evaluate` on a :class:`LoggedRounds` and one
+:class:`TargetRounds` per policy; see ``docs/evaluation.md``. dsjson logs are
+read by :mod:`ope.dsjson`, row (slate) logs by :mod:`ope.rows_ope`, HTML
+reports written by :mod:`ope.report`.
+
+Names are imported on first use (PEP 562), so ``import ope.rounds`` does not
+pay for scikit-learn and pandas.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_MODULES = {
+    "ope.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos",
+                       "Estimate", "OffPolicyEstimator", "Replay", "SwitchDR",
+                       "WeightDiagnostics", "all_estimators"),
+    "ope.evaluation": ("EvaluationReport", "evaluate", "evaluate_stream",
+                       "make_estimators", "read_table"),
+    "ope.reward_model": ("CrossFitRewardModel",),
+    "ope.rounds": ("LoggedRounds", "TargetRounds", "iter_chunks"),
+    "ope.slate": ("SlateIndependentIPS", "SlatePseudoInverse", "SlateRewardInteractionIPS",
+                  "SlateRounds", "SlateStandardIPS", "SlateTarget"),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_WHERE))
+
+
+__all__ = [
+    "DM",
+    "DR",
+    "IPS",
+    "SNDR",
+    "SNIPS",
+    "ClippedIPS",
+    "CrossFitRewardModel",
+    "DRos",
+    "Estimate",
+    "EvaluationReport",
+    "LoggedRounds",
+    "OffPolicyEstimator",
+    "Replay",
+    "SlateIndependentIPS",
+    "SlatePseudoInverse",
+    "SlateRewardInteractionIPS",
+    "SlateRounds",
+    "SlateStandardIPS",
+    "SlateTarget",
+    "SwitchDR",
+    "TargetRounds",
+    "WeightDiagnostics",
+    "all_estimators",
+    "evaluate",
+    "evaluate_stream",
+    "iter_chunks",
+    "make_estimators",
+    "read_table",
+]
