@@ -323,10 +323,12 @@ def personalizer_schemas(*, max_actions: int, learning_modes: tuple[str, ...],
     return {
         "RankableAction": {
             "type": "object",
-            "required": ["id", "features"],
+            # Personalizer required features; banditkit takes an action without
+            # them (no features, as null does).
+            "required": ["id"],
             "properties": {
                 "id": text_schema(ACTION_ID_MAX_LENGTH),
-                "features": features,
+                "features": {**features, "nullable": True},
             },
         },
         "RankRequest": {

@@ -603,7 +603,7 @@ def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, An
             "properties": {
                 "contextFeatures": feature_list,
                 "actions": {"type": "array", "minItems": 1, "maxItems": max_actions,
-                            "items": {"type": "object", "required": ["id", "features"],
+                            "items": {"type": "object", "required": ["id"],
                                       "properties": {"id": ident,
                                                      "features": feature_list}}},
                 "slots": {"type": "array", "minItems": 1, "maxItems": max_slots, "items": {
