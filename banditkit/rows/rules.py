@@ -2,35 +2,107 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable, Sequence
 
 from banditkit.errors import InvalidInputError
 from banditkit.rows.types import PageRules, Row, Slot
 
-__all__ = ["page_violations"]
+__all__ = ["PageSearch", "page_search", "page_violations"]
 
 
-class _Feasibility:
-    """Can the page still be completed under the rules? Memoised depth-first search.
+class PageSearch(abc.ABC):
+    """Which rows may go in a slot so that the page can still be completed under the rules.
 
-    Rows of one genre are interchangeable for the rules, so the search runs
-    over genre counts; ``None`` (no genre) rows never conflict.
+    The page is filled top to bottom; a row is eligible in a slot iff some
+    completion of the page that respects the rules starts with it. This base
+    holds the rules' terms and the memoised search's node budget; the two
+    searches below differ in the state they search over. Build one with
+    :func:`page_search`.
+    """
+
+    _exhausted = "page rules too hard to satisfy for these rows"
+
+    def __init__(self, *, genres: list[str | None], n_slots: int, rules: PageRules) -> None:
+        self.genres = genres
+        self.n_slots = n_slots
+        self.no_adjacent = rules.no_adjacent_same_genre
+        self.need = rules.min_distinct_genres
+        self.within = min(rules.distinct_genres_within or n_slots, n_slots)
+        self.memo: dict[tuple, bool] = {}
+        self.budget = 200_000
+
+    @abc.abstractmethod
+    def page_feasible(self) -> bool:
+        """Whether any page respects the rules."""
+
+    @abc.abstractmethod
+    def eligible(self, slot: int, chosen: list[int], last: str | None,
+                 seen: frozenset[str]) -> list[int]:
+        """Row indices, ascending, allowed in ``slot`` below the rows ``chosen``.
+
+        ``last`` is the genre of the row just above, ``seen`` the genres seen so
+        far in the diversity window (:meth:`seen_after`).
+        """
+
+    def seen_after(self, seen: frozenset[str], genre: str | None, slot: int) -> frozenset[str]:
+        """The window's genres once a row of ``genre`` sits in ``slot``."""
+        if genre is None or slot >= self.within or genre in seen:
+            return seen
+        return seen | {genre}
+
+    def _conflict(self, genre: str | None, last: str | None) -> bool:
+        return self.no_adjacent and genre is not None and genre == last
+
+    def _short(self, slot: int, seen: frozenset[str]) -> bool:
+        """Whether the diversity rule can no longer be met from ``slot`` on."""
+        if slot >= self.within:
+            return len(seen) < self.need
+        return len(seen) + (self.within - slot) < self.need
+
+    def _spend(self) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise InvalidInputError(f"{self._exhausted} (search budget exhausted); relax "
+                                    "the rules")
+
+
+class _GenreSearch(PageSearch):
+    """The search when no slot excludes rows of its own.
+
+    Rows of one genre are interchangeable for the rules, so a memoised
+    depth-first search runs over genre counts; ``None`` (no genre) rows never
+    conflict.
     """
 
     def __init__(self, *, genres: list[str | None], n_slots: int, pinned_at: dict[int, int],
-                 rules: PageRules) -> None:
-        self.genres = genres
-        self.n_slots = n_slots
+                 pool: set[int], rules: PageRules) -> None:
+        super().__init__(genres=genres, n_slots=n_slots, rules=rules)
         self.pinned_at = pinned_at  # slot -> row index
-        self.no_adjacent = rules.no_adjacent_same_genre
-        self.need = rules.min_distinct_genres
-        within = rules.distinct_genres_within or n_slots
-        self.within = min(within, n_slots)
+        self.pool = pool  # rows that may be shown, pinned rows aside
         self.keys = sorted({g for g in genres if g is not None})
         self.key_index = {g: i for i, g in enumerate(self.keys)}
         self.last_pin = max(pinned_at, default=-1)
-        self.memo: dict[tuple, bool] = {}
-        self.budget = 200_000
+
+    def page_feasible(self) -> bool:
+        counts, none = self.counts(self.pool)
+        return self.feasible(0, None, counts, none, frozenset())
+
+    def eligible(self, slot: int, chosen: list[int], last: str | None,
+                 seen: frozenset[str]) -> list[int]:
+        if slot in self.pinned_at:
+            return [self.pinned_at[slot]]
+        pool = self.pool.difference(chosen)
+        counts, none = self.counts(pool)
+        verdict: dict[str | None, bool] = {}
+        out = []
+        for index in sorted(pool):
+            genre = self.genres[index]
+            if genre not in verdict:
+                verdict[genre] = self.allowed_genre(slot, genre, last, counts, none, seen)
+            if verdict[genre]:
+                out.append(index)
+        return out
 
     def counts(self, pool: Iterable[int]) -> tuple[tuple[int, ...], int]:
         per_genre = [0] * len(self.keys)
@@ -109,15 +181,13 @@ class _Feasibility:
                     remaining[best] -= 1
                 else:
                     return False
-            seen = self._seen(seen, genre, k)
+            seen = self.seen_after(seen, genre, k)
             last = genre
         return len(seen) >= self.need
 
     def _search(self, slot: int, last: str | None, counts: tuple[int, ...], none: int,
                 seen: frozenset[str]) -> bool:
-        if slot < self.within and len(seen) + (self.within - slot) < self.need:
-            return False
-        if slot >= self.within and len(seen) < self.need:
+        if self._short(slot, seen):
             return False
         if slot == self.n_slots:
             return True
@@ -127,16 +197,13 @@ class _Feasibility:
         cached = self.memo.get(key)
         if cached is not None:
             return cached
-        self.budget -= 1
-        if self.budget < 0:
-            raise InvalidInputError("page rules too hard to satisfy for these rows "
-                                    "(search budget exhausted); relax the rules")
+        self._spend()
         result = False
         if slot in self.pinned_at:
             genre = self.genres[self.pinned_at[slot]]
             if not self._conflict(genre, last):
                 result = self._search(slot + 1, genre, counts, none,
-                                       self._seen(seen, genre, slot))
+                                       self.seen_after(seen, genre, slot))
         else:
             # Unseen genres first while diversity is short, then the most plentiful.
             order = sorted(range(len(self.keys)), key=lambda i: (
@@ -146,21 +213,13 @@ class _Feasibility:
                 if counts[i] == 0 or self._conflict(genre, last):
                     continue
                 fewer = counts[:i] + (counts[i] - 1,) + counts[i + 1:]
-                if self._search(slot + 1, genre, fewer, none, self._seen(seen, genre, slot)):
+                if self._search(slot + 1, genre, fewer, none, self.seen_after(seen, genre, slot)):
                     result = True
                     break
             if not result and none > 0:
                 result = self._search(slot + 1, None, counts, none - 1, seen)
         self.memo[key] = result
         return result
-
-    def _conflict(self, genre: str | None, last: str | None) -> bool:
-        return self.no_adjacent and genre is not None and genre == last
-
-    def _seen(self, seen: frozenset[str], genre: str | None, slot: int) -> frozenset[str]:
-        if genre is None or slot >= self.within or genre in seen:
-            return seen
-        return seen | {genre}
 
     def allowed_genre(self, slot: int, genre: str | None, last: str | None,
                       counts: tuple[int, ...], none: int, seen: frozenset[str]) -> bool:
@@ -171,11 +230,11 @@ class _Feasibility:
             return self.feasible(slot + 1, None, counts, none - 1, seen)
         i = self.key_index[genre]
         fewer = counts[:i] + (counts[i] - 1,) + counts[i + 1:]
-        return self.feasible(slot + 1, genre, fewer, none, self._seen(seen, genre, slot))
+        return self.feasible(slot + 1, genre, fewer, none, self.seen_after(seen, genre, slot))
 
 
-class _SlotSearch:
-    """Feasibility when slots exclude rows of their own: rows are no longer
+class _RowSearch(PageSearch):
+    """The search when slots exclude rows of their own: rows are no longer
     interchangeable within a genre, so the search runs over rows.
 
     Without genre rules a completion is a matching of the remaining slots to
@@ -184,35 +243,30 @@ class _SlotSearch:
     bounded by a node budget.
     """
 
+    _exhausted = "page rules too hard to satisfy with these per-slot exclusions"
+
     def __init__(self, *, allowed: list[set[int]], genres: list[str | None],
                  rules: PageRules) -> None:
+        super().__init__(genres=genres, n_slots=len(allowed), rules=rules)
         self.allowed = allowed  # slot -> rows it may show (pins and exclusions applied)
-        self.genres = genres
-        self.n_slots = len(allowed)
-        self.no_adjacent = rules.no_adjacent_same_genre
-        self.need = rules.min_distinct_genres
-        self.within = min(rules.distinct_genres_within or self.n_slots, self.n_slots)
         self.genre_rules = self.no_adjacent or self.need > 0
-        self.memo: dict[tuple, bool] = {}
-        self.budget = 200_000
 
-    def _seen(self, seen: frozenset[str], genre: str | None, slot: int) -> frozenset[str]:
-        if genre is None or slot >= self.within or genre in seen:
-            return seen
-        return seen | {genre}
+    def page_feasible(self) -> bool:
+        return self.feasible(0, frozenset(), None, frozenset())
 
-    def eligible(self, slot: int, used: set[int], last: str | None,
+    def eligible(self, slot: int, chosen: list[int], last: str | None,
                  seen: frozenset[str]) -> list[int]:
+        used = set(chosen)
         candidates = sorted(self.allowed[slot] - used)
         if not self.genre_rules:
             return self._matching_eligible(slot, used, candidates)
         out = []
         for row in candidates:
             genre = self.genres[row]
-            if self.no_adjacent and genre is not None and genre == last:
+            if self._conflict(genre, last):
                 continue
             if self.feasible(slot + 1, frozenset(used | {row}), genre,
-                             self._seen(seen, genre, slot)):
+                             self.seen_after(seen, genre, slot)):
                 out.append(row)
         return out
 
@@ -220,9 +274,7 @@ class _SlotSearch:
                  seen: frozenset[str]) -> bool:
         if not self.genre_rules:
             return len(self._matching(slot, set(used))) == self.n_slots - slot
-        if slot >= self.within and len(seen) < self.need:
-            return False
-        if slot < self.within and len(seen) + (self.within - slot) < self.need:
+        if self._short(slot, seen):
             return False
         if slot == self.n_slots:
             return True
@@ -230,17 +282,14 @@ class _SlotSearch:
         cached = self.memo.get(key)
         if cached is not None:
             return cached
-        self.budget -= 1
-        if self.budget < 0:
-            raise InvalidInputError("page rules too hard to satisfy with these per-slot "
-                                    "exclusions (search budget exhausted); relax them")
+        self._spend()
         result = False
         for row in sorted(self.allowed[slot] - used,
                           key=lambda r: self.genres[r] in seen):
             genre = self.genres[row]
-            if self.no_adjacent and genre is not None and genre == last:
+            if self._conflict(genre, last):
                 continue
-            if self.feasible(slot + 1, used | {row}, genre, self._seen(seen, genre, slot)):
+            if self.feasible(slot + 1, used | {row}, genre, self.seen_after(seen, genre, slot)):
                 result = True
                 break
         self.memo[key] = result
@@ -280,6 +329,57 @@ class _SlotSearch:
             if self._augment(match[row], used | {row}, trial, set()):
                 out.append(row)
         return out
+
+
+def page_search(rows: Sequence[Row], slots: Sequence[Slot], rules: PageRules,
+                excluded: set[str]) -> PageSearch:
+    """The search deciding which rows each slot of this page allows.
+
+    Over genre counts when no slot excludes rows of its own, else over rows.
+
+    Raises
+    ------
+    InvalidInputError
+        When no page satisfies the rules.
+    """
+    n_slots = len(slots)
+    pinned_at = _pinned_slots(rows, rules, excluded, n_slots)
+    pinned_rows = set(pinned_at.values())
+    pool = {i for i, row in enumerate(rows) if row.id not in excluded and i not in pinned_rows}
+    if len(pool) + len(pinned_at) < n_slots:
+        raise InvalidInputError(
+            f"{n_slots} slots but only {len(pool) + len(pinned_at)} rows may be shown")
+    genres = [row.genre for row in rows]
+    search: PageSearch
+    if any(slot.excluded for slot in slots):
+        search = _RowSearch(allowed=_allowed_per_slot(rows, slots, pool, pinned_at),
+                            genres=genres, rules=rules)
+        unsatisfiable = (f"no page of {n_slots} slots satisfies the rules {rules.to_dict()} "
+                         f"and the slots' exclusions with these {len(rows)} rows")
+    else:
+        search = _GenreSearch(genres=genres, n_slots=n_slots, pinned_at=pinned_at, pool=pool,
+                              rules=rules)
+        unsatisfiable = (f"no page of {n_slots} slots satisfies the rules {rules.to_dict()} "
+                         f"with these {len(rows)} rows ({len(excluded)} excluded)")
+    if not search.page_feasible():
+        raise InvalidInputError(unsatisfiable)
+    return search
+
+
+def _allowed_per_slot(rows: Sequence[Row], slots: Sequence[Slot], pool: set[int],
+                      pinned_at: dict[int, int]) -> list[set[int]]:
+    index = {row.id: i for i, row in enumerate(rows)}
+    allowed: list[set[int]] = []
+    for slot_index, slot in enumerate(slots):
+        banned = {index[row_id] for row_id in slot.excluded}
+        if slot_index in pinned_at:
+            if pinned_at[slot_index] in banned:
+                raise InvalidInputError(f"slot {slot.id!r} excludes the row pinned to it, "
+                                        f"{rows[pinned_at[slot_index]].id!r}")
+            allowed.append({pinned_at[slot_index]})
+        else:
+            allowed.append(pool - banned)
+    return allowed
 
 
 def _pinned_slots(rows: Sequence[Row], rules: PageRules, excluded: set[str],
