@@ -1,4 +1,4 @@
-"""The slate learner interface, now :mod:`banditkit.rows.learner`; kept for importers."""
+"""Re-exports the slate learner interface of :mod:`banditkit.rows.learner` under this path."""
 
 from banditkit.rows.learner import SlateLearner, SlatePage
 

@@ -1,4 +1,4 @@
-"""Vowpal Wabbit behind banditkit's learner interface.
+"""Vowpal Wabbit behind banditkit's learner interfaces (one slot, and a page of rows).
 
 This is the only module that imports ``vowpal_wabbit_next`` (pinned, experimental),
 so another engine could replace it. Examples are built by VW's own DSJSON parser
