@@ -16,7 +16,16 @@ from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.rows.decide import _DecidedPage, decide_page
 from banditkit.rows.join import joined_page_line
 from banditkit.rows.store import RowStore
-from banditkit.rows.types import PageDecision, PageRules, Row, Slot, SlotDecision, default_slots
+from banditkit.rows.types import (
+    PageDecision,
+    PageRules,
+    Row,
+    Slot,
+    SlotDecision,
+    check_excluded,
+    check_rows,
+    check_slots,
+)
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord
 from banditkit.types import Features, check_features
@@ -144,8 +153,8 @@ class RowEngine(LoopEngine):
         settings = self._settings
         assert settings is not None
         context = check_features(context, name="context")
-        rows = _check_rows(candidate_rows, self.max_rows)
-        slots = _check_slots(n_slots, slots, len(rows))
+        rows = check_rows(candidate_rows, self.max_rows)
+        slots = check_slots(n_slots, slots, len(rows))
         ids = {row.id for row in rows}
         for slot in slots:
             unknown = set(slot.excluded) - ids
@@ -155,7 +164,7 @@ class RowEngine(LoopEngine):
         rules = rules if rules is not None else (self.rules or PageRules())
         if not isinstance(rules, PageRules):
             raise InvalidInputError(f"rules must be PageRules, got {type(rules).__name__}")
-        excluded = _check_excluded(excluded, rows)
+        excluded = check_excluded(excluded, rows)
         event_id = check_event_id(event_id)
         mode = settings.learning_mode
         with self._rank_lock:
@@ -259,65 +268,3 @@ def _decision_line(*, event_id: str, timestamp: str, version: str, context: Feat
             info["modelAgreesWithBaseline"] = decided.model_agrees
     return ccb_decision_line(event_id, timestamp, version, context,
                              [row.features for row in rows], ccb_slots, info)
-
-
-# --------------------------------------------------------------------- validation
-
-
-def _check_rows(rows: object, max_rows: int) -> list[Row]:
-    if not isinstance(rows, Sequence) or isinstance(rows, str) or not rows:
-        raise InvalidInputError("candidate_rows must be a non-empty list of Row")
-    if len(rows) > max_rows:
-        raise InvalidInputError(
-            f"too many candidate rows: at most {max_rows} per page, got {len(rows)}")
-    seen: set[str] = set()
-    for position, row in enumerate(rows):
-        if not isinstance(row, Row):
-            raise InvalidInputError(
-                f"candidate_rows[{position}] must be a Row, got {type(row).__name__}")
-        if not isinstance(row.id, str) or not row.id:
-            raise InvalidInputError(f"candidate_rows[{position}].id must be a non-empty string")
-        if row.id in seen:
-            raise InvalidInputError(f"duplicate row id {row.id!r}")
-        if row.genre is not None and not isinstance(row.genre, str):
-            raise InvalidInputError(
-                f"candidate_rows[{position}].genre must be a string or None, got {row.genre!r}")
-        seen.add(row.id)
-        check_features(row.features, name=f"candidate_rows[{position}].features")
-    return list(rows)
-
-
-def _check_slots(n_slots: int | None, slots: Sequence[Slot] | None, n_rows: int) -> list[Slot]:
-    if (n_slots is None) == (slots is None):
-        raise InvalidInputError("give exactly one of n_slots and slots")
-    if slots is None:
-        if isinstance(n_slots, bool) or not isinstance(n_slots, int) or n_slots < 1:
-            raise InvalidInputError(f"n_slots must be an integer >= 1, got {n_slots!r}")
-        slots = default_slots(n_slots)
-    if not isinstance(slots, Sequence) or not slots:
-        raise InvalidInputError("slots must be a non-empty list of Slot")
-    seen: set[str] = set()
-    for position, slot in enumerate(slots):
-        if not isinstance(slot, Slot):
-            raise InvalidInputError(f"slots[{position}] must be a Slot, got {type(slot).__name__}")
-        if not isinstance(slot.id, str) or not slot.id or slot.id in seen:
-            raise InvalidInputError(f"slots[{position}].id must be a unique non-empty string, "
-                                    f"got {slot.id!r}")
-        seen.add(slot.id)
-        check_features(slot.features, name=f"slots[{position}].features")
-        if isinstance(slot.excluded, str) or not isinstance(slot.excluded, tuple | list):
-            raise InvalidInputError(f"slots[{position}].excluded must be a list of row ids")
-    if len(slots) > n_rows:
-        raise InvalidInputError(f"{len(slots)} slots but only {n_rows} candidate rows")
-    return list(slots)
-
-
-def _check_excluded(excluded: Iterable[str], rows: Sequence[Row]) -> set[str]:
-    if isinstance(excluded, str):
-        raise InvalidInputError("excluded must be a list of row ids, not a string")
-    excluded = set(excluded)
-    unknown = excluded - {row.id for row in rows}
-    if unknown:
-        raise InvalidInputError(f"excluded row ids are not among the candidates: "
-                                f"{sorted(unknown)}")
-    return excluded

@@ -1,15 +1,16 @@
-"""The page's types: candidate rows, slots, the page rules and the decided page."""
+"""The page's types: candidate rows, slots, the page rules, the decided page, and their checks."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from banditkit.errors import InvalidInputError
-from banditkit.types import Features
+from banditkit.types import Features, check_features
 
-__all__ = ["PageDecision", "PageRules", "Row", "Slot", "SlotDecision", "default_slots"]
+__all__ = ["PageDecision", "PageRules", "Row", "Slot", "SlotDecision", "check_excluded",
+           "check_rows", "check_slots", "default_slots"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +157,68 @@ class PageDecision:
     def probability(self) -> float:
         """Probability of the whole page (product of the slot probabilities)."""
         return float(math.prod(slot.probability for slot in self.slots))
+
+
+# --------------------------------------------------------------------- validation
+
+
+def check_rows(rows: object, max_rows: int) -> list[Row]:
+    """Validate a page's candidate rows: 1 to ``max_rows`` Rows with unique ids."""
+    if not isinstance(rows, Sequence) or isinstance(rows, str) or not rows:
+        raise InvalidInputError("candidate_rows must be a non-empty list of Row")
+    if len(rows) > max_rows:
+        raise InvalidInputError(
+            f"too many candidate rows: at most {max_rows} per page, got {len(rows)}")
+    seen: set[str] = set()
+    for position, row in enumerate(rows):
+        if not isinstance(row, Row):
+            raise InvalidInputError(
+                f"candidate_rows[{position}] must be a Row, got {type(row).__name__}")
+        if not isinstance(row.id, str) or not row.id:
+            raise InvalidInputError(f"candidate_rows[{position}].id must be a non-empty string")
+        if row.id in seen:
+            raise InvalidInputError(f"duplicate row id {row.id!r}")
+        if row.genre is not None and not isinstance(row.genre, str):
+            raise InvalidInputError(
+                f"candidate_rows[{position}].genre must be a string or None, got {row.genre!r}")
+        seen.add(row.id)
+        check_features(row.features, name=f"candidate_rows[{position}].features")
+    return list(rows)
+
+
+def check_slots(n_slots: int | None, slots: Sequence[Slot] | None, n_rows: int) -> list[Slot]:
+    """The page's slots, from exactly one of ``n_slots`` and ``slots``, at most ``n_rows``."""
+    if (n_slots is None) == (slots is None):
+        raise InvalidInputError("give exactly one of n_slots and slots")
+    if slots is None:
+        if isinstance(n_slots, bool) or not isinstance(n_slots, int) or n_slots < 1:
+            raise InvalidInputError(f"n_slots must be an integer >= 1, got {n_slots!r}")
+        slots = default_slots(n_slots)
+    if not isinstance(slots, Sequence) or not slots:
+        raise InvalidInputError("slots must be a non-empty list of Slot")
+    seen: set[str] = set()
+    for position, slot in enumerate(slots):
+        if not isinstance(slot, Slot):
+            raise InvalidInputError(f"slots[{position}] must be a Slot, got {type(slot).__name__}")
+        if not isinstance(slot.id, str) or not slot.id or slot.id in seen:
+            raise InvalidInputError(f"slots[{position}].id must be a unique non-empty string, "
+                                    f"got {slot.id!r}")
+        seen.add(slot.id)
+        check_features(slot.features, name=f"slots[{position}].features")
+        if isinstance(slot.excluded, str) or not isinstance(slot.excluded, tuple | list):
+            raise InvalidInputError(f"slots[{position}].excluded must be a list of row ids")
+    if len(slots) > n_rows:
+        raise InvalidInputError(f"{len(slots)} slots but only {n_rows} candidate rows")
+    return list(slots)
+
+
+def check_excluded(excluded: Iterable[str], rows: Sequence[Row]) -> set[str]:
+    """Row ids excluded from the page, each one of ``rows``."""
+    if isinstance(excluded, str):
+        raise InvalidInputError("excluded must be a list of row ids, not a string")
+    excluded = set(excluded)
+    unknown = excluded - {row.id for row in rows}
+    if unknown:
+        raise InvalidInputError(f"excluded row ids are not among the candidates: "
+                                f"{sorted(unknown)}")
+    return excluded
