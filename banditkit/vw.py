@@ -1,4 +1,4 @@
-"""Vowpal Wabbit behind banditkit's learner interface.
+"""Vowpal Wabbit behind banditkit's learner interfaces (one slot, and a page of rows).
 
 This is the only module that imports ``vowpal_wabbit_next`` (pinned, experimental),
 so another engine could replace it. Examples are built by VW's own DSJSON parser
@@ -26,9 +26,10 @@ from banditkit.dsjson import dsjson_context, label_fields
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError, NotFittedError
 from banditkit.learner import Learner
+from banditkit.rows.learner import SlateLearner, SlatePage
 from banditkit.types import Features
 
-__all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner"]
+__all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner", "VWSlateLearner"]
 
 # Parsed examples a ranker keeps for reuse. A VW example takes about 31 KB (room
 # for 256 namespaces), so these bound a ranker to about 130 MB. Kept examples go
@@ -207,10 +208,6 @@ class VWLearner(_VWModel, Learner):
 
 
 # -- rows: conditional contextual bandits ---------------------------------------------
-
-from banditkit.rows_learner import SlateLearner, SlatePage  # noqa: E402
-
-__all__ += ["VWSlateLearner"]
 
 
 class _VWSlatePage(SlatePage):

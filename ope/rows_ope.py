@@ -184,7 +184,7 @@ class ModelPagePolicy(PagePolicy):
 
     Parameters
     ----------
-    learner : banditkit.rows_learner.SlateLearner
+    learner : banditkit.rows.learner.SlateLearner
     name : str
     greedy : bool, default=False
         Show each slot's top row with probability 1 instead of exploring.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from banditkit.rows import PageRules, Row, Slot, decide_page, default_slots
-from banditkit.rows_learner import SlateLearner, SlatePage
+from banditkit.rows.learner import SlateLearner, SlatePage
 
 __all__ = [
     "CLICK_MODELS",
