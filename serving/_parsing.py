@@ -19,14 +19,10 @@ from banditkit.encoding import ContentMemo, FrozenFeatures
 from banditkit.errors import InvalidInputError
 from banditkit.loop import check_event_id as _check_event_id
 from banditkit.loop import check_reward
-from banditkit.types import FLOAT32_MAX
+from serving.contract.limits import FLOAT32_MAX, MAX_FEATURE_DEPTH, NOT_BLANK_PATTERN
 from serving.errors import ApiError
 
 __all__ = [
-    "ACTION_ID_MAX_LENGTH",
-    "NOT_BLANK_PATTERN",
-    "POLICY_ARGUMENTS_MAX_LENGTH",
-    "POLICY_NAME_MAX_LENGTH",
     "check_event_id",
     "json_body",
     "optional_bool",
@@ -41,20 +37,7 @@ __all__ = [
     "require_str",
 ]
 
-#: Personalizer's limit on action, slot and row ids.
-ACTION_ID_MAX_LENGTH = 256
-#: Longest policy name and Vowpal Wabbit arguments of a ``PolicyContract``.
-POLICY_NAME_MAX_LENGTH = 256
-POLICY_ARGUMENTS_MAX_LENGTH = 4096
-#: Every character ``str.strip`` removes (``str.isspace``), as a regular
-#: expression class that reads the same in Python and ECMAScript.
-WHITESPACE = (r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
-              r"\u3000")
-#: A string that is not blank: the OpenAPI ``pattern`` of what :func:`require_str` accepts.
-NOT_BLANK_PATTERN = f"[^{WHITESPACE}]"
 _NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
-#: How deep a feature object may nest; deeper input is rejected, not recursed.
-MAX_FEATURE_DEPTH = 8
 # A \uD800-\uDFFF escape: only then can the parsed text hold an unpaired surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")

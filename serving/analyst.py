@@ -58,6 +58,15 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.contract.analyst import (
+    CI_METHODS,
+    DATE_MAX_LENGTH,
+    NDJSON,
+    OPERATIONS,
+    POLICY_PATTERN,
+    SIMPLE_POLICIES,
+)
+from serving.contract.limits import ID_MAX_LENGTH, MAX_NAMES
 from serving.errors import ApiError
 from serving.runtime import get_engine
 
@@ -76,20 +85,13 @@ __all__ = [
 
 bp = Blueprint("analyst", __name__, url_prefix="/v1")
 
-NDJSON = "application/x-ndjson"
 _DEFAULTS = {"MAX_RANGE_DAYS": 366, "MAX_EVALUATION_EVENTS": 200_000,
              "EXPORT_CHUNK_BYTES": 64 * 1024, "MAX_CONCURRENT_EVALUATIONS": 1}
 _EVALUATION_SLOTS = "banditkit.analyst.evaluation_slots"  # app.extensions key
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 _MODEL_VERSION = re.compile(r"^model:v(\d{1,18})$")
-#: Policies an HTTP caller may name besides ``model:latest`` / ``model:vN``.
-SIMPLE_POLICIES = ("logged", "baseline", "uniform", "offline")
-#: The policy names ``POST /v1/evaluations`` resolves (its OpenAPI ``pattern`` too).
-POLICY_PATTERN = rf"^(?:{'|'.join(SIMPLE_POLICIES)}|model:latest|model:v\d{{1,18}})$"
 _POLICY = re.compile(POLICY_PATTERN)
-_MAX_POLICIES = 16
-_CI_METHODS = ("clt", "bernstein")
 
 
 def _config(name: str) -> int:
@@ -239,7 +241,7 @@ def export_chunks(files: Sequence[Path], *, chunk_bytes: int) -> Iterator[bytes]
 def _parse_date(value: Any, *, target: str) -> date:
     if value is None:
         raise ApiError(f"{target} is required: a date YYYY-MM-DD.", target=target)
-    text = require_str(value, target=target, max_length=10)
+    text = require_str(value, target=target, max_length=DATE_MAX_LENGTH)
     if not _DATE.match(text):
         raise ApiError(f"{target} must be a date YYYY-MM-DD, got {text!r}.", target=target)
     try:
@@ -304,7 +306,7 @@ class EvaluationRequest:
 
 
 def _policy(value: Any, *, target: str) -> str:
-    name = require_str(value, target=target, max_length=256)
+    name = require_str(value, target=target, max_length=ID_MAX_LENGTH)
     if _POLICY.fullmatch(name):
         return name
     if name.startswith("model:"):
@@ -324,8 +326,8 @@ def _names(body: dict[str, Any], key: str, *, parse: Any, default: Sequence[str]
     values = require_list(body[key], target=key)
     if not values:
         raise ApiError(f"{key} must name at least one, got an empty array.", target=key)
-    if len(values) > _MAX_POLICIES:
-        raise ApiError(f"{key} may hold at most {_MAX_POLICIES} names, got {len(values)}.",
+    if len(values) > MAX_NAMES:
+        raise ApiError(f"{key} may hold at most {MAX_NAMES} names, got {len(values)}.",
                        target=key)
     names = [parse(value, target=f"{key}[{index}]") for index, value in enumerate(values)]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -381,8 +383,8 @@ def parse_evaluation_request(body: Any, *, max_days: int) -> EvaluationRequest:
     body = require_object(body, target="")
     start, end = parse_date_range(body.get("from"), body.get("to"), max_days=max_days)
     ci_method = body.get("ciMethod", "clt")
-    if ci_method not in _CI_METHODS:
-        raise ApiError(f"ciMethod must be one of {', '.join(_CI_METHODS)} (bootstrap needs "
+    if ci_method not in CI_METHODS:
+        raise ApiError(f"ciMethod must be one of {', '.join(CI_METHODS)} (bootstrap needs "
                        f"every round in memory), got {ci_method!r}.", target="ciMethod")
     return EvaluationRequest(
         start=start, end=end,
@@ -530,163 +532,6 @@ def create_evaluation() -> tuple[dict[str, Any], int]:
         slots.release()
 
 
-# --------------------------------------------------------------------------- OpenAPI
-
-
-_DATE_PARAMETERS = [
-    {"name": "from", "in": "query", "required": True, "description": "First day (UTC), inclusive.",
-     "schema": {"type": "string", "format": "date"}, "example": "2024-01-01"},
-    {"name": "to", "in": "query", "required": True, "description": "Last day (UTC), inclusive.",
-     "schema": {"type": "string", "format": "date"}, "example": "2024-01-31"},
-]
-
-
-def _paths() -> dict[str, Any]:
-    return {
-        "/v1/logs": {"get": openapi.protected({
-            "tags": ["analyst"],
-            "summary": "The decision log's date partitions: bytes, events, first/last timestamp.",
-            "operationId": "analyst_list_logs",
-            "responses": {"200": openapi.json_response("The partitions, oldest first.",
-                                                       "LogPartitionList"),
-                          **openapi.errors(400)},
-        }, ("analyst",))},
-        "/v1/logs/export": {"get": openapi.protected({
-            "tags": ["analyst"],
-            "summary": "The joined dsjson lines of a date range, streamed as NDJSON.",
-            "description": "Days are inclusive; a range without events is an empty body.",
-            "operationId": "analyst_export_logs",
-            "parameters": _DATE_PARAMETERS,
-            "responses": {"200": {"description": "One joined dsjson event per line.",
-                                  "content": {NDJSON: {"schema": {"type": "string"}}}},
-                          **openapi.errors(400)},
-        }, ("analyst",))},
-        "/v1/evaluations": {"post": openapi.protected({
-            "tags": ["analyst"],
-            "summary": "Off-policy evaluation of policies on a date range of the log.",
-            "description": "Synchronous; the range may hold at most "
-                           "ANALYST_MAX_EVALUATION_EVENTS events. 404 when it holds none.",
-            "operationId": "analyst_create_evaluation",
-            "requestBody": openapi.json_body("EvaluationRequest"),
-            "responses": {"200": openapi.json_response("Estimates with intervals, as "
-                                                       "banditkit evaluate --json.",
-                                                       "EvaluationReport"),
-                          "404": {"description": "No (activated) event in the range.",
-                                  "content": {openapi.JSON: {"schema": {
-                                      "$ref": "#/components/schemas/Error"}}}},
-                          **openapi.errors(400, 413, 415, 429)},
-        }, ("analyst",))},
-    }
-
-
-def _schemas() -> dict[str, Any]:
-    from ope.evaluation import (
-        DEFAULT_DROS_SHRINKAGE,
-        DEFAULT_MAX_WEIGHT,
-        DEFAULT_SWITCH_TAU,
-        ESTIMATOR_NAMES,
-    )
-
-    number = {"type": "number", "nullable": True}
-    estimate = {
-        "type": "object",
-        "required": ["value", "ci", "n_rounds"],
-        "properties": {
-            "value": number,
-            "ci": {"type": "array", "minItems": 2, "maxItems": 2, "items": number},
-            "ci_method": {"type": "string"},
-            "confidence_level": {"type": "number"},
-            "std_error": number,
-            "n_rounds": {"type": "integer"},
-            "ess": number,
-            "max_weight": number,
-            "mean_weight": number,
-            "weight_quantiles": {"type": "object", "additionalProperties": number},
-            "unsupported_share": number,
-            "unsupported_mass": number,
-        },
-        "additionalProperties": True,
-    }
-    by_estimator = {"type": "object", "additionalProperties": {"$ref":
-                                                               "#/components/schemas/Estimate"}}
-    return {
-        "LogPartition": {
-            "type": "object",
-            "required": ["date", "bytes", "events", "firstTimestamp", "lastTimestamp"],
-            "properties": {
-                "date": {"type": "string", "format": "date"},
-                "bytes": {"type": "integer", "minimum": 0},
-                "events": {"type": "integer", "minimum": 0},
-                "firstTimestamp": {"type": "string", "nullable": True},
-                "lastTimestamp": {"type": "string", "nullable": True},
-            },
-        },
-        "LogPartitionList": {
-            "type": "object",
-            "required": ["partitions", "events", "bytes"],
-            "properties": {
-                "partitions": {"type": "array",
-                               "items": {"$ref": "#/components/schemas/LogPartition"}},
-                "events": {"type": "integer", "minimum": 0},
-                "bytes": {"type": "integer", "minimum": 0},
-            },
-        },
-        "EvaluationRequest": {
-            "type": "object",
-            "required": ["from", "to"],
-            "properties": {
-                "from": {"type": "string", "format": "date", "description": "First day."},
-                "to": {"type": "string", "format": "date", "description": "Last day."},
-                "policies": {
-                    "type": "array", "minItems": 1, "maxItems": _MAX_POLICIES,
-                    "uniqueItems": True, "items": {"type": "string", "pattern": POLICY_PATTERN},
-                    "description": "logged, baseline, uniform, offline, model:latest or "
-                                   "model:vN (the latest version). Default: logged, "
-                                   "baseline, uniform.",
-                },
-                "estimators": {
-                    "type": "array", "minItems": 1, "maxItems": _MAX_POLICIES,
-                    "uniqueItems": True,
-                    "items": {"type": "string", "enum": list(ESTIMATOR_NAMES)},
-                    "description": "Default: ips, snips, dr.",
-                },
-                "confidence": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
-                               "exclusiveMaximum": True, "maximum": 1, "default": 0.95},
-                "maxWeight": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
-                              "default": DEFAULT_MAX_WEIGHT,
-                              "description": "clipped_ips: the cap of each weight."},
-                "switchTau": {"type": "number", "minimum": 0, "default": DEFAULT_SWITCH_TAU,
-                              "description": "switch_dr: rounds whose weight exceeds it keep "
-                                             "only the model's term."},
-                "drosShrinkage": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
-                                  "default": DEFAULT_DROS_SHRINKAGE,
-                                  "description": "dros: lambda of the shrunk weight "
-                                                 "lambda*w/(w^2+lambda)."},
-                "ciMethod": {"type": "string", "enum": list(_CI_METHODS), "default": "clt"},
-            },
-        },
-        "Estimate": estimate,
-        "EvaluationReport": {
-            "type": "object",
-            "required": ["from", "to", "n_rounds", "estimates", "policies"],
-            "properties": {
-                "from": {"type": "string", "format": "date"},
-                "to": {"type": "string", "format": "date"},
-                "n_rounds": {"type": "integer", "minimum": 0},
-                "estimates": {**by_estimator, "description": "The first policy's estimates."},
-                "policies": {"type": "object", "additionalProperties": {
-                    "type": "object", "required": ["estimates"],
-                    "properties": {"estimates": by_estimator}}},
-                "notes": {"type": "object", "additionalProperties": True},
-                "warnings": {"type": "array", "items": {"type": "string"},
-                             "description": "Estimates no logged round informs (every "
-                                            "importance weight 0), by policy; absent "
-                                            "when there are none."},
-            },
-        },
-    }
-
-
 def init_app(app: Flask) -> None:
     """Register the analyst routes and their OpenAPI description on ``app``.
 
@@ -700,4 +545,4 @@ def init_app(app: Flask) -> None:
     app.extensions[_EVALUATION_SLOTS] = threading.BoundedSemaphore(
         int(app.config["ANALYST_MAX_CONCURRENT_EVALUATIONS"]))
     app.register_blueprint(bp)
-    openapi.add_paths(app, _paths(), _schemas())
+    openapi.add_operations(app, bp, OPERATIONS, tag="analyst")

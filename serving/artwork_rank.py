@@ -40,19 +40,19 @@ from flask import Blueprint, Flask, current_app
 from banditkit.engine import RankRequest
 from banditkit.errors import InvalidInputError
 from banditkit.types import check_features
-from catalogue import ID_PATTERN, check_id
+from catalogue import check_id
 from serving import openapi
 from serving._parsing import json_body, optional_bool, require_list, require_object
 from serving.auth import require_roles
 from serving.catalogue import get_catalogue, image_url
+from serving.contract.artwork import OPERATIONS
+from serving.contract.limits import FEATURE_INT_MAX, MODEL_VERSION_HEADER, SURFACE_MAX_LENGTH
 from serving.errors import ApiError
 from serving.metrics import get_metrics
 from serving.runtime import get_engine
 
 __all__ = ["bp", "init_app"]
 
-MODEL_VERSION_HEADER = "X-Banditkit-Model-Version"
-_MAX_INT = 2**53  # larger integers lose precision as VW floats
 bp = Blueprint("artwork_rank", __name__, url_prefix="/v1/artwork")
 
 
@@ -72,7 +72,7 @@ def _parse(body: Any, *, max_titles: int) -> tuple[dict[str, Any], list[str], bo
         raise ApiError(str(exc), target="context") from None
     for namespace, group in context.items():
         for feature, value in group.items():
-            if type(value) is int and abs(value) > _MAX_INT:
+            if type(value) is int and abs(value) > FEATURE_INT_MAX:
                 raise ApiError(f"context[{namespace!r}][{feature!r}] is an integer too large "
                                f"for a feature, got {value}.", target="context")
     if "titles" not in body:
@@ -94,8 +94,10 @@ def _parse(body: Any, *, max_titles: int) -> tuple[dict[str, Any], list[str], bo
                            target=f"titles[{index}]")
         seen.add(title_id)
     surface = body.get("surface")
-    if surface is not None and (not isinstance(surface, str) or len(surface) > 64):
-        raise ApiError("surface must be a string of at most 64 characters.", target="surface")
+    if surface is not None and (not isinstance(surface, str)
+                                or len(surface) > SURFACE_MAX_LENGTH):
+        raise ApiError(f"surface must be a string of at most {SURFACE_MAX_LENGTH} characters.",
+                       target="surface")
     return context, titles, optional_bool(body, "deferActivation"), surface
 
 
@@ -144,65 +146,8 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
             {MODEL_VERSION_HEADER: model_version})
 
 
-def _paths(max_titles: int) -> dict[str, Any]:
-    operation = openapi.protected({
-        "tags": ["artwork"],
-        "summary": "Choose one artwork variant per title for a member (a page in one call).",
-        "operationId": "artwork_rank",
-        "requestBody": openapi.json_body("ArtworkRankRequest"),
-        "responses": {
-            "201": openapi.json_response("One result per title, in request order.",
-                                         "ArtworkRankResponse"),
-            **openapi.errors(400, 404, 409, 413, 415),
-        },
-    }, ("client",))
-    return {"/v1/artwork/rank": {"post": operation}}
-
-
-def _schemas(max_titles: int) -> dict[str, Any]:
-    nullable_string = {"type": "string", "nullable": True}
-    return {
-        "ArtworkRankRequest": {
-            "type": "object", "required": ["titles"], "additionalProperties": False,
-            "properties": {
-                "context": {"type": "object", "nullable": True,
-                            "description": "Member context: namespaced features, e.g. "
-                                           "{\"Member\": {\"country\": \"BR\"}}.",
-                            "additionalProperties": {"type": "object",
-                                                     "additionalProperties": {
-                                                         "oneOf": [{"type": "string"},
-                                                                   {"type": "number"},
-                                                                   {"type": "boolean"}]}}},
-                "titles": {"type": "array", "minItems": 1, "maxItems": max_titles,
-                           "uniqueItems": True,
-                           "items": {"type": "string", "pattern": ID_PATTERN}},
-                "deferActivation": {"type": "boolean", "nullable": True, "default": False},
-                "surface": {"type": "string", "maxLength": 64, "nullable": True,
-                            "description": "Where the page is shown (logged, not a feature)."},
-            },
-        },
-        "ArtworkRankResponse": {
-            "type": "object", "required": ["modelVersion", "results"],
-            "properties": {
-                "modelVersion": {"type": "string"},
-                "results": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["titleId", "variantId", "imageUrl", "eventId", "probability"],
-                    "properties": {
-                        "titleId": {"type": "string"}, "variantId": nullable_string,
-                        "imageUrl": nullable_string,
-                        "eventId": openapi.event_id_schema(nullable=True),
-                        "probability": {"type": "number", "minimum": 0, "maximum": 1,
-                                        "nullable": True},
-                        "reason": {"type": "string"}}}},
-            },
-        },
-    }
-
-
 def init_app(app: Flask) -> None:
     """Register the route and document it (after :func:`serving.catalogue.init_app`)."""
     app.config.setdefault("ARTWORK_RANK_MAX_TITLES", 100)
-    max_titles = int(app.config["ARTWORK_RANK_MAX_TITLES"])
     app.register_blueprint(bp)
-    openapi.add_paths(app, _paths(max_titles), _schemas(max_titles))
+    openapi.add_operations(app, bp, OPERATIONS, tag="artwork")

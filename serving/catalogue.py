@@ -55,8 +55,6 @@ from artwork.io import DEFAULT_MAX_PIXELS
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import iso_timestamp
 from catalogue import (
-    ID_PATTERN,
-    MEDIA_TYPES,
     Candidate,
     Catalogue,
     CatalogueConflictError,
@@ -72,6 +70,12 @@ from catalogue import (
 from serving import openapi
 from serving._parsing import json_body, require_object
 from serving.auth import require_roles
+from serving.contract.catalogue import (
+    CANDIDATE_ID_PATTERN,
+    IMAGE_NAME_PATTERN,
+    OPERATIONS,
+    VARIANT_ID_PATTERN,
+)
 from serving.errors import ApiError, error_response
 from serving.runtime import get_engine
 
@@ -99,7 +103,7 @@ _DEFAULTS: dict[str, Any] = {
 }
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
                "image/webp": "webp", "image/bmp": "bmp", "image/tiff": "tiff"}
-_IMAGE_NAME = re.compile(r"^([0-9a-f]{64})\.(jpg|png|gif|webp|bmp|tiff)$")
+_IMAGE_NAME = re.compile(IMAGE_NAME_PATTERN)
 _TOO_LARGE_CODES = {"too_large"}
 
 bp = Blueprint("catalogue", __name__, url_prefix="/v1")
@@ -140,8 +144,11 @@ def _title_id(value: str) -> str:
         raise ApiError(str(exc), target="titleId") from None
 
 
+_ITEM_PATTERNS = {"v": re.compile(VARIANT_ID_PATTERN), "c": re.compile(CANDIDATE_ID_PATTERN)}
+
+
 def _item_id(value: str, *, prefix: str, name: str) -> str:
-    if not re.fullmatch(prefix + r"[0-9a-f]{12}", value):
+    if not _ITEM_PATTERNS[prefix].match(value):
         raise ApiError(f"{name} must look like {prefix}0123456789ab, got {value!r}.",
                        status=404, target=name)
     return value
@@ -529,228 +536,6 @@ def image(name: str) -> Response:
     return response
 
 
-# --------------------------------------------------------------------------- OpenAPI
-
-
-def _paths() -> dict[str, Any]:
-    j = openapi.JSON
-    ref = openapi._ref  # noqa: SLF001 - the module's own helper
-    title_param = {"name": "titleId", "in": "path", "required": True,
-                   "description": "Title id.",
-                   "schema": {"type": "string", "pattern": ID_PATTERN}}
-    variant_param = {"name": "variantId", "in": "path", "required": True,
-                     "schema": {"type": "string", "pattern": r"^v[0-9a-f]{12}$"}}
-    candidate_param = {"name": "candidateId", "in": "path", "required": True,
-                       "schema": {"type": "string", "pattern": r"^c[0-9a-f]{12}$"}}
-    multipart = {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"], "additionalProperties": False,
-        "properties": {"file": {"type": "string", "format": "binary"}}}}}}
-
-    def op(summary: str, op_id: str, responses: dict[str, Any], *, params: list | None = None,
-           body: dict | None = None, roles: tuple[str, ...] = ("marketer",)) -> dict[str, Any]:
-        operation: dict[str, Any] = {"tags": ["catalogue"], "summary": summary,
-                                     "operationId": op_id, "responses": responses}
-        if params:
-            operation["parameters"] = params
-        if body:
-            operation["requestBody"] = body
-        return openapi.protected(operation, roles)
-
-    def ok(description: str, schema: str, status: str = "200") -> dict[str, Any]:
-        return {status: openapi.json_response(description, schema)}
-
-    no_content = {"204": {"description": "Done."}}
-    t, tv = [title_param], [title_param, variant_param]
-    tc = [title_param, candidate_param]
-    return {
-        "/v1/catalogue/titles": {
-            "get": op("List titles.", "catalogue_list_titles", {
-                **ok("Titles.", "TitleList"), **openapi.errors(400)}),
-            "post": op("Create a title.", "catalogue_create_title", {
-                **ok("Created.", "Title", "201"), **openapi.errors(400, 409, 413, 415)},
-                body=openapi.json_body("TitleCreate")),
-        },
-        "/v1/catalogue/titles/{titleId}": {
-            "get": op("A title with its variants and candidates.", "catalogue_get_title", {
-                **ok("The title.", "TitleDetail"), **openapi.errors(400, 404)}, params=t),
-            "patch": op("Change a title's name, genres or metadata.",
-                        "catalogue_update_title", {
-                            **ok("The title.", "Title"),
-                            **openapi.errors(400, 404, 413, 415)},
-                        params=t, body=openapi.json_body("TitleUpdate")),
-            "delete": op("Delete a title, its variants and candidates.",
-                         "catalogue_delete_title", {**no_content, **openapi.errors(400, 404)},
-                         params=t),
-        },
-        "/v1/catalogue/titles/{titleId}/variants": {
-            "get": op("A title's variants.", "catalogue_list_variants", {
-                **ok("Variants.", "VariantList"), **openapi.errors(400, 404)}, params=t),
-            "post": op("Upload a poster variant (analysed by artwork/).",
-                       "catalogue_upload_variant", {
-                           **ok("Created.", "Variant", "201"),
-                           **openapi.errors(400, 404, 409, 413, 415)},
-                       params=t, body=multipart),
-        },
-        "/v1/catalogue/titles/{titleId}/variants/{variantId}": {
-            "get": op("One variant.", "catalogue_get_variant", {
-                **ok("The variant.", "Variant"), **openapi.errors(400, 404)}, params=tv),
-            "patch": op("Turn a variant on or off.", "catalogue_update_variant", {
-                **ok("The variant.", "Variant"), **openapi.errors(400, 404, 413, 415)},
-                params=tv, body=openapi.json_body("VariantUpdate")),
-            "delete": op("Delete a variant.", "catalogue_delete_variant", {
-                **no_content, **openapi.errors(400, 404)}, params=tv),
-        },
-        "/v1/catalogue/titles/{titleId}/trailers": {
-            "post": op("Upload a trailer; its best frames become candidates.",
-                       "catalogue_upload_trailer", {
-                           **ok("Candidates mined.", "TrailerResult", "201"),
-                           **openapi.errors(400, 404, 413, 415)},
-                       params=t, body=multipart),
-        },
-        "/v1/catalogue/titles/{titleId}/candidates": {
-            "get": op("Frame candidates waiting for approval.", "catalogue_list_candidates", {
-                **ok("Candidates.", "CandidateList"), **openapi.errors(400, 404)}, params=t),
-        },
-        "/v1/catalogue/titles/{titleId}/candidates/{candidateId}/approve": {
-            "post": op("Approve a frame candidate as an active variant.",
-                       "catalogue_approve_candidate", {
-                           **ok("The new variant.", "Variant", "201"),
-                           **openapi.errors(400, 404, 409)}, params=tc),
-        },
-        "/v1/catalogue/titles/{titleId}/candidates/{candidateId}": {
-            "delete": op("Discard a frame candidate.", "catalogue_delete_candidate", {
-                **no_content, **openapi.errors(400, 404)}, params=tc),
-        },
-        "/v1/catalogue/titles/{titleId}/performance": {
-            "get": op("Per-variant impressions, takes, take rate and share, per day.",
-                      "catalogue_performance", {
-                          **ok("The report.", "Performance"), **openapi.errors(400, 404)},
-                      params=[title_param,
-                              {"name": "days", "in": "query", "required": False,
-                               "schema": {"type": "integer", "minimum": 1, "maximum": 366,
-                                          "default": 14}},
-                              {"name": "confidence", "in": "query", "required": False,
-                               "schema": {"type": "number", "minimum": 0.5,
-                                          "maximum": 0.999, "default": 0.95}},
-                              {"name": "takeThreshold", "in": "query", "required": False,
-                               "description": "A joined reward above this is a take.",
-                               "schema": {"type": "number", "minimum": -1e12,
-                                          "maximum": 1e12, "default": 0}}],
-                      roles=("analyst", "marketer")),
-        },
-        "/v1/artwork/images/{name}": {
-            "get": {
-                "tags": ["catalogue"], "summary": "An image by content hash (public).",
-                "operationId": "artwork_image", "security": [],
-                "parameters": [{"name": "name", "in": "path", "required": True,
-                                "schema": {"type": "string",
-                                           "pattern": _IMAGE_NAME.pattern}}],
-                "responses": {
-                    "200": {"description": "The image bytes.", "content": {
-                        media: {"schema": {"type": "string", "format": "binary"}}
-                        for media in sorted(set(MEDIA_TYPES.values()))}},
-                    "304": {"description": "Not modified."},
-                    **{"404": {"description": "No such image.",
-                               "content": {j: {"schema": ref("Error")}}}},
-                },
-            },
-        },
-    }
-
-
-def _schemas() -> dict[str, Any]:
-    ref = openapi._ref  # noqa: SLF001
-    features = {"type": "object", "description": "Namespaced features.",
-                "additionalProperties": {"type": "object", "additionalProperties": True}}
-    warning = {"type": "object", "required": ["code", "message"],
-               "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
-    genres = {"type": "array", "maxItems": 32,
-              "items": {"type": "string", "pattern": r"^[^\s_][^\s]{0,63}$"}}
-    title_props = {
-        "id": {"type": "string"}, "name": {"type": "string"}, "genres": genres,
-        "metadata": {"type": "object", "additionalProperties": True},
-        "createdAt": {"type": "string"}, "variantCount": {"type": "integer"},
-        "activeVariantCount": {"type": "integer"}}
-    title_required = ["id", "name", "genres", "metadata", "createdAt", "variantCount",
-                      "activeVariantCount"]
-    image_props = {
-        "id": {"type": "string"}, "titleId": {"type": "string"},
-        "imageUrl": {"type": "string"}, "contentHash": {"type": "string"},
-        "mediaType": {"type": "string"}, "filename": {"type": "string"},
-        "createdAt": {"type": "string"}, "features": features,
-        "warnings": {"type": "array", "items": warning},
-        "details": {"type": "object", "additionalProperties": True}}
-    # null leaves a field as it is (the name defaults to the id on creation).
-    title_fields = {"name": openapi.text_schema(256, nullable=True),
-                    "genres": {**genres, "nullable": True},
-                    "metadata": {"type": "object", "additionalProperties": True,
-                                 "nullable": True}}
-    nullable_number = {"type": "number", "nullable": True}
-    counts = {"impressions": {"type": "integer"}, "joined": {"type": "integer"},
-              "takes": {"type": "integer"}, "share": nullable_number,
-              "takeRate": nullable_number, "takeRateLow": {"type": "number"},
-              "takeRateHigh": {"type": "number"}}
-    return {
-        "TitleCreate": {"type": "object", "required": ["id"], "additionalProperties": False,
-                        "properties": {"id": {"type": "string", "pattern": ID_PATTERN},
-                                       **title_fields}},
-        "TitleUpdate": {"type": "object", "additionalProperties": False,
-                        "properties": title_fields},
-        "Title": {"type": "object", "required": title_required, "properties": title_props},
-        "TitleList": {"type": "object", "required": ["titles"],
-                      "properties": {"titles": {"type": "array", "items": ref("Title")}}},
-        "TitleDetail": {"type": "object",
-                        "required": [*title_required, "variants", "candidates"],
-                        "properties": {**title_props,
-                                       "variants": {"type": "array", "items": ref("Variant")},
-                                       "candidates": {"type": "array",
-                                                      "items": ref("Candidate")}}},
-        "Variant": {"type": "object",
-                    "required": [*image_props, "active", "source", "nearDuplicates"],
-                    "properties": {**image_props, "active": {"type": "boolean"},
-                                   "source": {"type": "string", "enum": ["upload", "trailer"]},
-                                   "nearDuplicates": {"type": "array",
-                                                      "items": {"type": "string"}}}},
-        "VariantList": {"type": "object", "required": ["variants"],
-                        "properties": {"variants": {"type": "array",
-                                                    "items": ref("Variant")}}},
-        "VariantUpdate": {"type": "object", "required": ["active"],
-                          "additionalProperties": False,
-                          "properties": {"active": {"type": "boolean"}}},
-        "Candidate": {"type": "object", "required": list(image_props),
-                      "properties": image_props},
-        "CandidateList": {"type": "object", "required": ["candidates"],
-                          "properties": {"candidates": {"type": "array",
-                                                        "items": ref("Candidate")}}},
-        "TrailerResult": {"type": "object", "required": ["candidates", "frames", "shots", "fps"],
-                          "properties": {"candidates": {"type": "array",
-                                                        "items": ref("Candidate")},
-                                         "frames": {"type": "integer"},
-                                         "shots": {"type": "integer"},
-                                         "fps": {"type": "number"}}},
-        "Performance": {
-            "type": "object",
-            "required": ["titleId", "since", "until", "confidence", "days", "impressions",
-                         "joined", "takes", "variants"],
-            "properties": {
-                "titleId": {"type": "string"}, "since": {"type": "string"},
-                "until": {"type": "string"}, "confidence": {"type": "number"},
-                "days": {"type": "array", "items": {"type": "string"}},
-                "impressions": {"type": "integer"}, "joined": {"type": "integer"},
-                "takes": {"type": "integer"},
-                "variants": {"type": "array", "items": {
-                    "type": "object", "required": ["variantId", *counts, "meanReward", "daily"],
-                    "properties": {
-                        "variantId": {"type": "string"}, **counts,
-                        "meanReward": nullable_number,
-                        "daily": {"type": "array", "items": {
-                            "type": "object", "required": ["day", *counts],
-                            "properties": {"day": {"type": "string"}, **counts}}}}}},
-            },
-        },
-    }
-
-
 # --------------------------------------------------------------------------- init
 
 
@@ -779,4 +564,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(UnknownItemError, _unknown_item)
     app.register_error_handler(CatalogueConflictError, _conflict)
     app.register_blueprint(bp)
-    openapi.add_paths(app, _paths(), _schemas())
+    openapi.add_operations(app, bp, OPERATIONS, tag="catalogue")

@@ -9,11 +9,9 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 
 from serving import openapi
-from serving._parsing import check_event_id, json_body
 from serving.auth import require_roles
-from serving.metrics import get_metrics
-from serving.personalizer import parse_reward
-from serving.runtime import get_engine
+from serving.contract.personalizer import EVENT_OPERATIONS
+from serving.personalizer import activate_event, reward_event
 
 __all__ = ["bp", "init_app"]
 
@@ -24,24 +22,17 @@ bp = Blueprint("events", __name__, url_prefix="/v1/events")
 @require_roles("client")
 def reward(eventId: str) -> tuple[str, int]:  # noqa: N803 - the URL's own spelling
     """Record ``{"value": number}`` as a reward of the event: ``204``."""
-    event_id = check_event_id(eventId)
-    value = parse_reward(json_body())
-    late = get_engine().reward(event_id, value)
-    get_metrics().rewards.labels(route="v1", late=str(bool(late)).lower()).inc()
-    return "", 204
+    return reward_event(eventId, route="v1")
 
 
 @bp.post("/<eventId>/activate")
 @require_roles("client")
 def activate(eventId: str) -> tuple[str, int]:  # noqa: N803
     """Mark a deferred event as shown, so its rewards count: ``204``."""
-    event_id = check_event_id(eventId)
-    get_engine().activate(event_id)
-    get_metrics().activations.labels(route="v1").inc()
-    return "", 204
+    return activate_event(eventId, route="v1")
 
 
 def init_app(app: Flask) -> None:
     """Register the blueprint and its OpenAPI paths on ``app``."""
     app.register_blueprint(bp)
-    openapi.add_paths(app, openapi.event_paths("/v1/events"), {})
+    openapi.add_operations(app, bp, EVENT_OPERATIONS, tag="events")

@@ -15,13 +15,13 @@ origin's scripts, styles and connections; images also from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, send_from_directory
 from werkzeug.wrappers import Response
 
 from serving import openapi
+from serving.contract.ops import MARKETER_OPERATIONS
 
 __all__ = ["STATIC_DIR", "bp", "init_app"]
 
@@ -64,31 +64,7 @@ def static(filename: str) -> Response:
     return _harden(send_from_directory(STATIC_DIR, filename, max_age=300))
 
 
-def _paths() -> dict[str, Any]:
-    error = {"description": "No such file.",
-             "content": {openapi.JSON: {"schema": openapi._ref("Error")}}}  # noqa: SLF001
-    text = {"schema": {"type": "string"}}
-    return {
-        "/marketer": {"get": {
-            "tags": ["marketer"], "summary": "The marketer web page.",
-            "operationId": "marketer_page", "security": [],
-            "responses": {"200": {"description": "HTML.", "content": {"text/html": text}},
-                          "304": {"description": "Not modified."}},
-        }},
-        "/marketer/static/{filename}": {"get": {
-            "tags": ["marketer"], "summary": "The page's script and stylesheet.",
-            "operationId": "marketer_static", "security": [],
-            "parameters": [{"name": "filename", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "The file.", "content": {
-                "text/css": text, "text/javascript": text, "application/javascript": text,
-                "text/html": text}},
-                "304": {"description": "Not modified."}, "404": error},
-        }},
-    }
-
-
 def init_app(app: Flask) -> None:
     """Register the page and document its routes."""
     app.register_blueprint(bp)
-    openapi.add_paths(app, _paths(), {})
+    openapi.add_operations(app, bp, MARKETER_OPERATIONS, tag="marketer")

@@ -1,55 +1,37 @@
-"""The OpenAPI 3.0 description of every route, served at ``/openapi.json``.
+"""The OpenAPI 3.1 description of every route, served at ``/openapi.json``.
 
-Each component contributes its paths and schemas when it registers
-(:func:`add_paths`), so a blueprint added later (the artwork catalogue, the
-marketer page) documents itself the same way; a test checks that every URL
-rule of the app appears here. Protected operations carry
-``x-banditkit-roles``, the roles that may call them.
+Nothing here is written by hand per route: each component declares its views'
+operations (:class:`serving.contract.operations.Operation`, with the pydantic
+models of their bodies and parameters) when it registers
+(:func:`add_operations`), and the document is generated from those models and
+the app's URL rules (docs/architecture.md §3). Roles come from the views'
+:func:`serving.auth.require_roles`: protected operations carry
+``x-banditkit-roles``, the roles that may call them. A test checks that every
+URL rule of the app appears here.
 """
 
 from __future__ import annotations
 
-import copy
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from werkzeug.wrappers import Response
 
 import banditkit
-from banditkit.loop import EVENT_ID_MAX_LENGTH, EVENT_ID_PATTERN
-from banditkit.settings import AGGREGATIONS
-from banditkit.types import REWARD_LIMIT
-from serving._parsing import (
-    ACTION_ID_MAX_LENGTH,
-    NOT_BLANK_PATTERN,
-    POLICY_ARGUMENTS_MAX_LENGTH,
-    POLICY_NAME_MAX_LENGTH,
-)
-from serving.durations import DURATION_PATTERN
+from serving.contract.common import ApiVersionQuery, Error
+from serving.contract.fields import CONFIG_LIMIT
+from serving.contract.operations import JSON, Answer, Operation
 
-__all__ = [
-    "add_paths",
-    "bp",
-    "build_spec",
-    "event_id_parameter",
-    "event_id_schema",
-    "init_app",
-    "reward_schema",
-    "text_schema",
-]
+__all__ = ["add_operations", "bp", "build_spec", "init_app", "openapi_path"]
 
 _EXTENSION = "banditkit.openapi"
-JSON = "application/json"
-SECURITY = [{"subscriptionKey": []}, {"bearerKey": []}]
-
-bp = Blueprint("openapi", __name__)
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
+_REF = "#/components/schemas/{model}"
+_SECURITY = [{"subscriptionKey": []}, {"bearerKey": []}]
 _ERROR_TEXT = {
     400: "Malformed request; the body names the problem.",
     401: "Missing, unknown or revoked API key.",
@@ -62,495 +44,193 @@ _ERROR_TEXT = {
     429: "Too many requests of this kind are running; retry later.",
     431: "Too many header fields, or one too long (LIMIT_REQUEST_FIELDS/_FIELD_SIZE).",
 }
+#: Answers ``banditkit serve`` may give any request, before the app sees it.
+_SERVER_ERRORS = (414, 431)
+
+bp = Blueprint("openapi", __name__)
 
 
-def errors(*statuses: int) -> dict[str, Any]:
-    """OpenAPI responses for error ``statuses``, all with the ``Error`` body."""
-    return {
-        str(status): {
-            "description": _ERROR_TEXT.get(status, "Error."),
-            "content": {JSON: {"schema": _ref("Error")}},
-        }
-        for status in statuses
-    }
+@dataclass(frozen=True)
+class _Documented:
+    operation: Operation
+    tag: str
+    operation_id: str
+    family_query: type[BaseModel] | None
 
 
-def json_body(schema_name: str) -> dict[str, Any]:
-    """A required JSON request body of component ``schema_name``."""
-    return {"required": True, "content": {JSON: {"schema": _ref(schema_name)}}}
+class _Generator(GenerateJsonSchema):
+    """pydantic's JSON schema without a title on every property."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
 
-def json_response(description: str, schema_name: str) -> dict[str, Any]:
-    """A JSON response of component ``schema_name``."""
-    return {"description": description, "content": {JSON: {"schema": _ref(schema_name)}}}
-
-
-def protected(operation: dict[str, Any], roles: tuple[str, ...]) -> dict[str, Any]:
-    """Mark ``operation`` as needing a key with one of ``roles`` (admin always may)."""
-    operation["security"] = SECURITY
-    operation["x-banditkit-roles"] = sorted(set(roles) | {"admin"})
-    operation.setdefault("responses", {}).update(errors(401, 403))
-    return operation
-
-
-def text_schema(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
-    """The schema of a string :func:`serving._parsing.require_str` accepts: not blank."""
-    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_length,
-                              "pattern": NOT_BLANK_PATTERN}
-    if nullable:
-        schema["nullable"] = True
-    return schema
-
-
-def event_id_schema(*, nullable: bool = False) -> dict[str, Any]:
-    """The schema of every eventId: :func:`banditkit.loop.check_event_id`'s rule."""
-    schema: dict[str, Any] = {
-        "type": "string", "minLength": 1, "maxLength": EVENT_ID_MAX_LENGTH,
-        "pattern": EVENT_ID_PATTERN,
-        "description": f"1 to {EVENT_ID_MAX_LENGTH} characters: no control character, no "
-                       "white space, no '/', and not '.' or '..'.",
-    }
-    if nullable:
-        schema["nullable"] = True
-    return schema
-
-
-def event_id_parameter(description: str) -> dict[str, Any]:
-    """The ``{eventId}`` path parameter."""
-    return {"name": "eventId", "in": "path", "required": True, "description": description,
-            "schema": event_id_schema()}
-
-
-def reward_schema(*, nullable: bool = False) -> dict[str, Any]:
-    """The schema of a reward value: :func:`banditkit.loop.check_reward`'s bound."""
-    schema: dict[str, Any] = {
-        "type": "number", "minimum": -REWARD_LIMIT, "maximum": REWARD_LIMIT,
-        "description": f"A finite number within ±{REWARD_LIMIT:g} (larger ones overflow the "
-                       "learner's 32-bit weights; Personalizer asked for [-1, 1])."}
-    if nullable:
-        schema["nullable"] = True
-    return schema
-
-
-_EVENT_ID = event_id_parameter("The event id returned by rank (or passed to it).")
-_API_VERSION = {
-    "name": "api-version",
-    "in": "query",
-    "required": True,
-    "description": "Personalizer API version, e.g. 2022-09-01-preview.",
-    "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"},
-    "example": "2022-09-01-preview",
-}
-
-
-def event_paths(prefix: str, *, tag: str = "events") -> dict[str, Any]:
-    """Paths of ``{prefix}/{eventId}/reward`` and ``/activate``."""
-    return {
-        f"{prefix}/{{eventId}}/reward": {
-            "post": protected(
-                {
-                    "tags": [tag],
-                    "summary": "Report the reward of an event.",
-                    "operationId": f"{tag}_reward".replace("-", "_"),
-                    "parameters": [_EVENT_ID],
-                    "requestBody": json_body("RewardRequest"),
-                    "responses": {
-                        "204": {"description": "Reward recorded."},
-                        **errors(400, 404, 413, 415),
-                    },
-                },
-                ("client",),
-            )
-        },
-        f"{prefix}/{{eventId}}/activate": {
-            "post": protected(
-                {
-                    "tags": [tag],
-                    "summary": "Activate a deferred event so its rewards count.",
-                    "operationId": f"{tag}_activate".replace("-", "_"),
-                    "parameters": [_EVENT_ID],
-                    "responses": {
-                        "204": {"description": "Event activated."},
-                        **errors(400, 404),
-                    },
-                },
-                ("client",),
-            )
-        },
-    }
-
-
-def personalizer_paths(prefix: str, *, versioned: bool) -> dict[str, Any]:
-    """The Personalizer-compatible paths under ``prefix``.
-
-    Parameters
-    ----------
-    prefix : str
-        ``/personalizer/v1.0`` or ``/personalizer``.
-    versioned : bool
-        Whether every operation takes the ``api-version`` query parameter.
-    """
-    tag = "personalizer-api-version" if versioned else "personalizer-v1.0"
-    extra = [_API_VERSION] if versioned else []
-    paths: dict[str, Any] = {
-        f"{prefix}/rank": {
-            "post": protected(
-                {
-                    "tags": [tag],
-                    "summary": "Rank actions for a context; returns the action to show.",
-                    "operationId": f"{tag}_rank",
-                    "requestBody": json_body("RankRequest"),
-                    "responses": {
-                        "201": json_response("The decision.", "RankResponse"),
-                        **errors(400, 409, 413, 415),
-                    },
-                },
-                ("client",),
-            )
-        },
-        f"{prefix}/configurations/service": {
-            "get": protected(
-                {
-                    "tags": [tag],
-                    "summary": "The loop settings.",
-                    "operationId": f"{tag}_get_service_configuration",
-                    "responses": {
-                        "200": json_response("Settings in force.", "ServiceConfiguration"),
-                        **errors(400),
-                    },
-                },
-                ("analyst",),
-            ),
-            "put": protected(
-                {
-                    "tags": [tag],
-                    "summary": "Replace the loop settings.",
-                    "operationId": f"{tag}_update_service_configuration",
-                    "requestBody": json_body("ServiceConfiguration"),
-                    "responses": {
-                        "200": json_response("Settings in force.", "ServiceConfiguration"),
-                        **errors(400, 413, 415),
-                    },
-                },
-                (),
-            ),
-        },
-        f"{prefix}/configurations/policy": {
-            "get": protected(
-                {
-                    "tags": [tag],
-                    "summary": "The learning policy (Vowpal Wabbit arguments).",
-                    "operationId": f"{tag}_get_policy",
-                    "responses": {
-                        "200": json_response("Policy in force.", "PolicyContract"),
-                        **errors(400),
-                    },
-                },
-                ("analyst",),
-            ),
-            "put": protected(
-                {
-                    "tags": [tag],
-                    "summary": "Replace the learning policy.",
-                    "operationId": f"{tag}_update_policy",
-                    "requestBody": json_body("PolicyContract"),
-                    "responses": {
-                        "200": json_response("Policy in force.", "PolicyContract"),
-                        **errors(400, 413, 415),
-                    },
-                },
-                (),
-            ),
-            "delete": protected(
-                {
-                    "tags": [tag],
-                    "summary": "Restore the default learning policy.",
-                    "operationId": f"{tag}_reset_policy",
-                    "responses": {
-                        "200": json_response("Policy in force.", "PolicyContract"),
-                        **errors(400),
-                    },
-                },
-                (),
-            ),
-        },
-    }
-    paths.update(event_paths(f"{prefix}/events", tag=tag))
-    if extra:
-        for item in paths.values():
-            for operation in item.values():
-                operation["parameters"] = [*operation.get("parameters", []), *extra]
-    return paths
-
-
-_APPRENTICE_SUMS = {
-    "numberOfEvents": {"type": "integer", "minimum": 0},
-    "sumOfRewards": {"type": "number"},
-    "sumOfImitatedRewards": {"type": "number",
-                             "description": "Rewards of the events where the model's top "
-                                            "action was the baseline shown."},
-}
-
-
-def any_case_pattern(values: tuple[str, ...]) -> str:
-    """A pattern matching exactly ``values``, in any letter case (``sum``, ``Sum``, ``SUM``)."""
-    alternatives = ("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c)
-                            for c in value) for value in values)
-    return f"^(?:{'|'.join(alternatives)})$"
-
-
-def personalizer_schemas(*, max_actions: int, learning_modes: tuple[str, ...],
-                         forever_days: int) -> dict[str, Any]:
-    """Component schemas of the Personalizer-compatible routes.
-
-    Parameters
-    ----------
-    max_actions : int
-        Most actions of a rank request.
-    learning_modes : tuple of str
-        The ``learningMode`` names, read in any letter case.
-    forever_days : int
-        Most ``logRetentionDays``; -1 keeps the logs forever.
-    """
-    features = {
-        "type": "array",
-        "description": "Feature objects: a key with an object value names a namespace.",
-        "items": {"type": "object", "additionalProperties": True, "nullable": True,
-                  "description": "A null item is skipped."},
-    }
-    unsupported = {"type": "boolean", "nullable": True, "enum": [False, None],
-                   "description": "Not supported by banditkit: false or absent."}
-    return {
-        "RankableAction": {
-            "type": "object",
-            # Personalizer required features; banditkit takes an action without
-            # them (no features, as null does).
-            "required": ["id"],
-            "properties": {
-                "id": text_schema(ACTION_ID_MAX_LENGTH),
-                "features": {**features, "nullable": True},
-            },
-        },
-        "RankRequest": {
-            "type": "object",
-            "required": ["actions"],
-            "properties": {
-                "contextFeatures": {**features, "nullable": True},
-                "actions": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": max_actions,
-                    "items": _ref("RankableAction"),
-                },
-                "excludedActions": {
-                    "type": "array",
-                    "nullable": True,
-                    "items": text_schema(ACTION_ID_MAX_LENGTH),
-                },
-                "eventId": event_id_schema(nullable=True),
-                "deferActivation": {"type": "boolean", "default": False, "nullable": True},
-            },
-        },
-        "RankedAction": {
-            "type": "object",
-            "required": ["id", "probability"],
-            "properties": {
-                "id": {"type": "string"},
-                "probability": {"type": "number", "minimum": 0, "maximum": 1},
-            },
-        },
-        "RankResponse": {
-            "type": "object",
-            "required": ["eventId", "ranking", "rewardActionId"],
-            "properties": {
-                "eventId": event_id_schema(),
-                "ranking": {"type": "array", "items": _ref("RankedAction")},
-                "rewardActionId": {"type": "string", "nullable": True},
-            },
-        },
-        "ServiceConfiguration": {
-            "type": "object",
-            "required": [
-                "rewardWaitTime",
-                "defaultReward",
-                "rewardAggregation",
-                "explorationPercentage",
-                "modelExportFrequency",
-                "logRetentionDays",
-            ],
-            "properties": {
-                "rewardWaitTime": {
-                    "type": "string",
-                    "pattern": DURATION_PATTERN,
-                    "description": "ISO-8601 duration, e.g. PT10M.",
-                },
-                "defaultReward": reward_schema(),
-                "rewardAggregation": {
-                    "type": "string", "pattern": any_case_pattern(AGGREGATIONS),
-                    "description": f"One of {', '.join(AGGREGATIONS)} (any letter case)."},
-                "explorationPercentage": {"type": "number", "minimum": 0, "maximum": 1},
-                "modelExportFrequency": {
-                    "type": "string",
-                    "pattern": DURATION_PATTERN,
-                    "description": "ISO-8601 duration, e.g. PT1M.",
-                },
-                "logRetentionDays": {
-                    "type": "integer", "minimum": -1, "maximum": forever_days,
-                    "not": {"enum": [0]}, "description": "Days, or -1 to keep forever."},
-                "modelRetrainDays": {"type": "integer", "minimum": 0, "maximum": forever_days,
-                                     "nullable": True},
-                "learningMode": {
-                    "type": "string", "pattern": any_case_pattern(learning_modes),
-                    "nullable": True,
-                    "description": f"One of {', '.join(learning_modes)} (any letter case)."},
-                "logMirrorEnabled": unsupported,
-                "isAutoOptimizationEnabled": unsupported,
-                "latestApprenticeModeMetrics": {
-                    "type": "object", "readOnly": True,
-                    "description": "Present once apprentice mode has joined events; "
-                                   "ignored on update.",
-                    "properties": {
-                        "startTime": {"type": "string", "format": "date-time"},
-                        "lastProcessedEventTime": {"type": "string", "format": "date-time"},
-                        "lastBatchMetrics": _ref("ApprenticeBatchMetrics"),
-                        **_APPRENTICE_SUMS,
-                    },
-                },
-            },
-        },
-        "ApprenticeBatchMetrics": {"type": "object", "properties": _APPRENTICE_SUMS},
-        "PolicyContract": {
-            "type": "object",
-            "required": ["name", "arguments"],
-            "properties": {
-                "name": text_schema(POLICY_NAME_MAX_LENGTH),
-                "arguments": {
-                    **text_schema(POLICY_ARGUMENTS_MAX_LENGTH),
-                    "description": "Vowpal Wabbit arguments, e.g. --cb_explore_adf --epsilon 0.2.",
-                },
-            },
-        },
-    }
-
-
-def ops_paths() -> dict[str, Any]:
-    """Paths of the operator routes."""
-    plain = {"type": "object", "additionalProperties": True}
-    return {
-        "/healthz": {
-            "get": {
-                "tags": ["ops"],
-                "summary": "Liveness.",
-                "operationId": "healthz",
-                "security": [],
-                "responses": {"200": {"description": "Alive.",
-                                      "content": {JSON: {"schema": plain}}}},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "tags": ["ops"],
-                "summary": "Readiness: engine, key store and learner.",
-                "operationId": "readyz",
-                "security": [],
-                "responses": {
-                    "200": {"description": "Ready.", "content": {JSON: {"schema": plain}}},
-                    "503": {"description": "Not ready; the body lists failed checks.",
-                            "content": {JSON: {"schema": plain}}},
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "tags": ["ops"],
-                "summary": "Prometheus metrics.",
-                "operationId": "metrics",
-                "security": [],
-                "responses": {"200": {"description": "Text exposition format.",
-                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            }
-        },
-    }
-
-
-def add_paths(app: Flask, paths: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """Add a component's ``paths`` and component ``schemas`` to the app's document.
+def add_operations(app: Flask, blueprint: Blueprint, operations: Mapping[str, Operation], *,
+                   tag: str, operation_prefix: str | None = None,
+                   api_version: bool = False) -> None:
+    """Declare the operations of ``blueprint``'s views in the app's document.
 
     Parameters
     ----------
     app : Flask
-        The application (its ``init_app`` must have run).
-    paths : dict
-        OpenAPI path items by path (``{name}`` placeholders).
-    schemas : dict
-        Component schemas by name.
+        The application (:func:`init_app` must have run).
+    blueprint : Blueprint
+        The registered blueprint whose views these are.
+    operations : mapping of str to Operation
+        By view name (the endpoint within the blueprint).
+    tag : str
+        The operations' tag.
+    operation_prefix : str, default=None
+        Prefix of the operation ids (the view name follows); None uses ``tag + "_"``.
+    api_version : bool, default=False
+        Whether every operation takes Personalizer's ``api-version`` query parameter.
     """
-    document = app.extensions[_EXTENSION]
-    for path, item in paths.items():
-        document["paths"].setdefault(path, {}).update(item)
-    document["schemas"].update(schemas)
-
-
-def build_spec(app: Flask | None = None) -> dict[str, Any]:
-    """The full OpenAPI document of ``app``."""
-    document = (app or current_app).extensions[_EXTENSION]
-    schemas = {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "target": {"type": "string"},
-                    },
-                }
-            },
-        },
-        "RewardRequest": {
-            "type": "object",
-            "required": ["value"],
-            "properties": {"value": reward_schema()},
-        },
-        **document["schemas"],
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "banditkit",
-            "version": banditkit.__version__,
-            "description": "Contextual-bandit decisions with Azure Personalizer-compatible routes.",
-        },
-        "paths": _with_server_limits(copy.deepcopy(dict(sorted(document["paths"].items())))),
-        "components": {
-            "schemas": copy.deepcopy(schemas),
-            "securitySchemes": {
-                "subscriptionKey": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "Ocp-Apim-Subscription-Key",
-                },
-                "bearerKey": {"type": "http", "scheme": "bearer"},
-            },
-        },
-    }
-
-
-def _with_server_limits(paths: dict[str, Any]) -> dict[str, Any]:
-    """``paths`` with the answers ``banditkit serve`` may give any request (414, 431)."""
-    for item in paths.values():
-        for operation in item.values():
-            for status, response in errors(414, 431).items():
-                operation.setdefault("responses", {}).setdefault(status, response)
-    return paths
+    prefix = f"{tag}_" if operation_prefix is None else operation_prefix
+    registry = app.extensions[_EXTENSION]
+    for name, operation in operations.items():
+        registry[f"{blueprint.name}.{name}"] = _Documented(
+            operation, tag, f"{prefix}{name}", ApiVersionQuery if api_version else None)
 
 
 def openapi_path(rule: str) -> str:
     """The OpenAPI path of a werkzeug rule (``/a/<eventId>`` -> ``/a/{eventId}``)."""
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _models(registry: Mapping[str, _Documented]) -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {"Error": Error}
+    for documented in registry.values():
+        operation = documented.operation
+        for body in (operation.request_model(),
+                     *(answer.body for answer in operation.responses.values())):
+            if isinstance(body, type) and issubclass(body, BaseModel):
+                found[body.__name__] = body
+    return list(found.values())
+
+
+def _schema(body: Any, refs: Mapping[tuple[type, str], Any]) -> dict[str, Any]:
+    if (body, "validation") in refs:
+        return refs[(body, "validation")]
+    return TypeAdapter(body).json_schema(ref_template=_REF, schema_generator=_Generator)
+
+
+def _content(body: Any, media_types: tuple[str, ...],
+             refs: Mapping[tuple[type, str], Any]) -> dict[str, Any]:
+    schema = _schema(body, refs)
+    return {media_type: {"schema": schema} for media_type in media_types}
+
+
+def _parameters(model: type[BaseModel] | None, where: str) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    schema = model.model_json_schema(ref_template=_REF, schema_generator=_Generator)
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field in schema["properties"].items():
+        field = dict(field)
+        parameter: dict[str, Any] = {"name": name, "in": where,
+                                     "required": where == "path" or name in required}
+        if "description" in field:
+            parameter["description"] = field.pop("description")
+        if "examples" in field:
+            parameter["example"] = field.pop("examples")[0]
+        parameter["schema"] = field
+        parameters.append(parameter)
+    return parameters
+
+
+def _errors(statuses: tuple[int, ...], refs: Mapping[tuple[type, str], Any]
+            ) -> dict[str, Any]:
+    return {str(status): {"description": _ERROR_TEXT.get(status, "Error."),
+                          "content": _content(Error, (JSON,), refs)} for status in statuses}
+
+
+def _answer(answer: Answer, refs: Mapping[tuple[type, str], Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": answer.description}
+    if answer.body is not None:
+        out["content"] = _content(answer.body, answer.media_types, refs)
+    return out
+
+
+def _operation(documented: _Documented, roles: tuple[str, ...] | None,
+               refs: Mapping[tuple[type, str], Any]) -> dict[str, Any]:
+    operation = documented.operation
+    out: dict[str, Any] = {"tags": [documented.tag], "summary": operation.summary,
+                           "operationId": documented.operation_id}
+    if operation.description:
+        out["description"] = operation.description
+    parameters = [*_parameters(operation.path, "path"), *_parameters(operation.query, "query"),
+                  *_parameters(documented.family_query, "query")]
+    if parameters:
+        out["parameters"] = parameters
+    request = operation.request_model()
+    if request is not None:
+        out["requestBody"] = {"required": True, "content": _content(
+            request, (operation.request_media_type,), refs)}
+    responses = {str(status): _answer(answer, refs)
+                 for status, answer in operation.responses.items()}
+    for status, response in _errors(operation.errors, refs).items():
+        responses.setdefault(status, response)
+    if roles:
+        out["security"] = _SECURITY
+        out["x-banditkit-roles"] = list(roles)
+        responses.update(_errors((401, 403), refs))
+    else:
+        out["security"] = []
+    for status, response in _errors(_SERVER_ERRORS, refs).items():
+        responses.setdefault(status, response)
+    out["responses"] = responses
+    return out
+
+
+def _with_config_limits(value: Any, config: Mapping[str, Any]) -> Any:
+    """``value`` with each :class:`~serving.contract.fields.ConfigLimit` set from ``config``."""
+    if isinstance(value, list):
+        return [_with_config_limits(item, config) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: _with_config_limits(inner, config) for key, inner in value.items()
+           if key != CONFIG_LIMIT}
+    for keyword, key in value.get(CONFIG_LIMIT, {}).items():
+        if key in config:
+            out[keyword] = int(config[key])
+    return out
+
+
+def build_spec(app: Flask | None = None) -> dict[str, Any]:
+    """The full OpenAPI document of ``app``, from its rules and declared operations."""
+    app = app or current_app
+    registry: Mapping[str, _Documented] = app.extensions[_EXTENSION]
+    refs, definitions = models_json_schema(
+        [(model, "validation") for model in _models(registry)], ref_template=_REF,
+        schema_generator=_Generator)
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        documented = registry.get(rule.endpoint)
+        if documented is None:
+            continue
+        roles = getattr(app.view_functions[rule.endpoint], "banditkit_roles", None)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = _operation(
+                documented, roles, refs)
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "banditkit",
+            "version": banditkit.__version__,
+            "description": "Contextual-bandit decisions with Azure Personalizer-compatible routes.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                "subscriptionKey": {"type": "apiKey", "in": "header",
+                                    "name": "Ocp-Apim-Subscription-Key"},
+                "bearerKey": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+    return _with_config_limits(document, app.config)
 
 
 @bp.get("/openapi.json")
@@ -559,19 +239,12 @@ def openapi_json() -> Response:
     return jsonify(build_spec())
 
 
+_OPERATIONS = {"openapi_json": Operation("This document.", {
+    200: Answer("OpenAPI 3.1 document.", dict[str, Any])})}
+
+
 def init_app(app: Flask) -> None:
     """Create the app's document and serve it at ``/openapi.json``."""
-    app.extensions[_EXTENSION] = {"paths": {}, "schemas": {}}
+    app.extensions[_EXTENSION] = {}
     app.register_blueprint(bp)
-    document = {"type": "object", "additionalProperties": True}
-    operation = {
-        "tags": ["ops"],
-        "summary": "This document.",
-        "operationId": "openapi",
-        "security": [],
-        "responses": {
-            "200": {"description": "OpenAPI 3.0 document.",
-                    "content": {JSON: {"schema": document}}}
-        },
-    }
-    add_paths(app, {"/openapi.json": {"get": operation}}, {})
+    add_operations(app, bp, _OPERATIONS, tag="ops", operation_prefix="")

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving import openapi
 from serving.auth import get_key_store
+from serving.contract.ops import OPS_OPERATIONS
 from serving.metrics import exposition_registry
 from serving.runtime import get_engine, get_learner, learner_health
 
@@ -65,4 +66,4 @@ def metrics() -> Response:
 def init_app(app: Flask) -> None:
     """Register the blueprint and its OpenAPI paths on ``app``."""
     app.register_blueprint(bp)
-    openapi.add_paths(app, openapi.ops_paths(), {})
+    openapi.add_operations(app, bp, OPS_OPERATIONS, tag="ops", operation_prefix="")

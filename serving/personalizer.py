@@ -35,9 +35,6 @@ from banditkit.settings import LoopSettings, check_policy_args
 from banditkit.types import Action, Decision
 from serving import openapi
 from serving._parsing import (
-    ACTION_ID_MAX_LENGTH,
-    POLICY_ARGUMENTS_MAX_LENGTH,
-    POLICY_NAME_MAX_LENGTH,
     FeatureMemory,
     check_event_id,
     json_body,
@@ -51,6 +48,15 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.contract.limits import (
+    API_VERSION_PATTERN,
+    DEFAULT_NAMESPACE,
+    FOREVER_DAYS,
+    ID_MAX_LENGTH,
+    MODEL_VERSION_HEADER,
+    POLICY_ARGUMENTS_MAX_LENGTH,
+)
+from serving.contract.personalizer import LEARNING_MODES, OPERATIONS, ServiceConfiguration
 from serving.durations import format_duration, parse_duration
 from serving.errors import ApiError
 from serving.meta import MetaStore
@@ -58,27 +64,18 @@ from serving.metrics import get_metrics
 from serving.runtime import get_engine
 
 __all__ = [
-    "API_VERSION_PATTERN",
-    "DEFAULT_NAMESPACE",
-    "FOREVER_DAYS",
-    "MODEL_VERSION_HEADER",
+    "activate_event",
     "check_policy_arguments",
     "decision_json",
     "init_app",
     "parse_rank_request",
     "parse_reward",
     "parse_service_configuration",
+    "require_api_version",
+    "reward_event",
     "service_configuration_json",
 ]
 
-#: Namespace of top-level scalar features (``[{"hour": 21}]``): VW's default
-#: namespace, where Personalizer put them too.
-DEFAULT_NAMESPACE = ""
-#: Response header of rank naming the model version that decided.
-MODEL_VERSION_HEADER = "X-Banditkit-Model-Version"
-#: ``logRetentionDays: -1`` (keep forever) is stored as this many days.
-FOREVER_DAYS = 1_000_000
-API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"
 _API_VERSION = re.compile(API_VERSION_PATTERN)
 _META_EXTENSION = "banditkit.meta"
 _FEATURES_EXTENSION = "banditkit.personalizer_features"
@@ -88,8 +85,7 @@ _ACTION_LISTS_KEPT = 2_048
 _POLICY_NAME_KEY = "personalizer.policy_name"
 _DEFAULT_POLICY_NAME = "banditkit default"
 
-_LEARNING_MODES = {"online": "Online", "apprentice": "Apprentice", "logging_only": "LoggingOnly"}
-_LEARNING_MODES_IN = {value.lower(): key for key, value in _LEARNING_MODES.items()}
+_LEARNING_MODES_IN = {value.lower(): key for key, value in LEARNING_MODES.items()}
 
 v1 = Blueprint("personalizer_v1", __name__, url_prefix="/personalizer/v1.0")
 versioned = Blueprint("personalizer", __name__, url_prefix="/personalizer")
@@ -167,7 +163,7 @@ def parse_rank_request(
         raw_excluded = require_list(body["excludedActions"], target="excludedActions")
         for index, value in enumerate(raw_excluded):
             where = f"excludedActions[{index}]"
-            excluded.append(require_str(value, target=where, max_length=ACTION_ID_MAX_LENGTH))
+            excluded.append(require_str(value, target=where, max_length=ID_MAX_LENGTH))
     options = {
         "event_id": optional_event_id(body),
         "excluded": tuple(excluded),
@@ -181,7 +177,7 @@ def _action(raw: Any, index: int, action_features: Callable[..., Mapping]) -> Ac
     raw = require_object(raw, target=where)
     if raw.get("id") is None:
         raise ApiError(f"{where}.id is required.", target=f"{where}.id")
-    action_id = require_str(raw["id"], target=f"{where}.id", max_length=ACTION_ID_MAX_LENGTH)
+    action_id = require_str(raw["id"], target=f"{where}.id", max_length=ID_MAX_LENGTH)
     features = action_features(
         raw.get("features"), target=f"{where}.features", default_namespace=DEFAULT_NAMESPACE
     )
@@ -232,23 +228,39 @@ def parse_reward(body: Any) -> float:
     return require_reward(body["value"], target="value")
 
 
+def reward_event(event_id: str, *, route: str) -> tuple[str, int]:
+    """Record the request's ``{"value": number}`` as a reward of ``event_id``: ``204``.
+
+    Parameters
+    ----------
+    event_id : str
+        As the URL carries it (checked here).
+    route : str
+        The route family, the metrics' label.
+    """
+    value = parse_reward(json_body())
+    late = get_engine().reward(check_event_id(event_id), value)
+    get_metrics().rewards.labels(route=route, late=str(bool(late)).lower()).inc()
+    return "", 204
+
+
+def activate_event(event_id: str, *, route: str) -> tuple[str, int]:
+    """Mark the deferred event ``event_id`` as shown, so its rewards count: ``204``."""
+    get_engine().activate(check_event_id(event_id))
+    get_metrics().activations.labels(route=route).inc()
+    return "", 204
+
+
 @require_roles("client")
 def reward(eventId: str) -> tuple[str, int]:  # noqa: N803 - the URL's own spelling
     """Report the reward of an event: ``204``."""
-    event_id = check_event_id(eventId)
-    value = parse_reward(json_body())
-    late = get_engine().reward(event_id, value)
-    get_metrics().rewards.labels(route="personalizer", late=str(bool(late)).lower()).inc()
-    return "", 204
+    return reward_event(eventId, route="personalizer")
 
 
 @require_roles("client")
 def activate(eventId: str) -> tuple[str, int]:  # noqa: N803
     """Activate a deferred event: ``204``."""
-    event_id = check_event_id(eventId)
-    get_engine().activate(event_id)
-    get_metrics().activations.labels(route="personalizer").inc()
-    return "", 204
+    return activate_event(eventId, route="personalizer")
 
 
 # ------------------------------------------------------------------ configurations
@@ -268,7 +280,7 @@ def service_configuration_json(settings: LoopSettings,
             -1 if settings.log_retention_days >= FOREVER_DAYS else int(settings.log_retention_days)
         ),
         "modelRetrainDays": 0,
-        "learningMode": _LEARNING_MODES.get(settings.learning_mode, settings.learning_mode),
+        "learningMode": LEARNING_MODES.get(settings.learning_mode, settings.learning_mode),
         "logMirrorEnabled": False,
         "isAutoOptimizationEnabled": False,
     }
@@ -305,14 +317,9 @@ def _int_field(body: dict[str, Any], key: str, *, minimum: int, maximum: int) ->
     return int(value)
 
 
-_REQUIRED_SERVICE_FIELDS = (
-    "rewardWaitTime",
-    "defaultReward",
-    "rewardAggregation",
-    "explorationPercentage",
-    "modelExportFrequency",
-    "logRetentionDays",
-)
+_REQUIRED_SERVICE_FIELDS = tuple(field.alias for field in
+                                 ServiceConfiguration.model_fields.values()
+                                 if field.is_required())
 
 
 def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSettings:
@@ -435,7 +442,7 @@ def update_policy() -> tuple[dict[str, Any], int]:
     missing = [key for key in ("name", "arguments") if body.get(key) is None]
     if missing:
         raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
-    name = require_str(body["name"], target="name", max_length=POLICY_NAME_MAX_LENGTH)
+    name = require_str(body["name"], target="name", max_length=ID_MAX_LENGTH)
     arguments = check_policy_arguments(
         require_str(body["arguments"], target="arguments", max_length=POLICY_ARGUMENTS_MAX_LENGTH)
     )
@@ -493,10 +500,6 @@ def init_app(app: Flask, *, meta: MetaStore) -> None:
     app.extensions[_ACTION_LISTS_EXTENSION] = ContentMemo(_ACTION_LISTS_KEPT)
     app.register_blueprint(v1)
     app.register_blueprint(versioned)
-    max_actions = int(app.config.get("RANK_MAX_ACTIONS", 50))
-    paths = {}
-    for prefix, versioned_family in (("/personalizer/v1.0", False), ("/personalizer", True)):
-        paths.update(openapi.personalizer_paths(prefix, versioned=versioned_family))
-    openapi.add_paths(app, paths, openapi.personalizer_schemas(
-        max_actions=max_actions, learning_modes=tuple(_LEARNING_MODES.values()),
-        forever_days=FOREVER_DAYS))
+    openapi.add_operations(app, v1, OPERATIONS, tag="personalizer-v1.0")
+    openapi.add_operations(app, versioned, OPERATIONS, tag="personalizer-api-version",
+                           api_version=True)

@@ -55,7 +55,6 @@ from banditkit.settings import LoopSettings
 from banditkit.types import check_features
 from serving import openapi
 from serving._parsing import (
-    ACTION_ID_MAX_LENGTH,
     check_event_id,
     json_body,
     optional_bool,
@@ -67,14 +66,16 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.contract.limits import (
+    DEFAULT_NAMESPACE,
+    FEATURE_INT_MAX,
+    ID_MAX_LENGTH,
+    MODEL_VERSION_HEADER,
+)
+from serving.contract.rows import MULTISLOT_OPERATIONS, ROWS_OPERATIONS
 from serving.errors import ApiError
 from serving.metrics import get_metrics
-from serving.personalizer import (
-    API_VERSION_PATTERN,
-    DEFAULT_NAMESPACE,
-    MODEL_VERSION_HEADER,
-    require_api_version,
-)
+from serving.personalizer import require_api_version
 from serving.runtime import ENGINE_EXTENSION, get_engine
 
 __all__ = ["close", "follows_main_settings", "get_row_engine", "init_app",
@@ -83,9 +84,6 @@ __all__ = ["close", "follows_main_settings", "get_row_engine", "init_app",
 _logger = logging.getLogger(__name__)
 ROWS_EXTENSION = "banditkit.rows"
 _FOLLOW_EXTENSION = "banditkit.rows.follow"
-_MAX_INT = 2**53
-#: Longest genre of a candidate row.
-GENRE_MAX_LENGTH = 256
 
 rows_bp = Blueprint("rows", __name__, url_prefix="/v1/rows")
 multislot_v1 = Blueprint("personalizer_multislot_v1", __name__,
@@ -120,14 +118,14 @@ def _features(value: Any, *, target: str) -> dict[str, dict[str, Any]]:
         raise ApiError(str(exc), target=target) from None
     for namespace, group in value.items():
         for feature, leaf in group.items():
-            if type(leaf) is int and abs(leaf) > _MAX_INT:
+            if type(leaf) is int and abs(leaf) > FEATURE_INT_MAX:
                 raise ApiError(f"{target}[{namespace!r}][{feature!r}] is an integer too large "
                                f"for a feature, got {leaf}.", target=target)
     return value
 
 
 def _id(value: Any, *, target: str) -> str:
-    return require_str(value, target=target, max_length=ACTION_ID_MAX_LENGTH)
+    return require_str(value, target=target, max_length=ID_MAX_LENGTH)
 
 
 def _id_list(value: Any, *, target: str) -> list[str]:
@@ -193,7 +191,7 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
             raise ApiError(f"{where}.id is required.", target=f"{where}.id")
         genre = raw.get("genre")
         if genre is not None:
-            genre = require_str(genre, target=f"{where}.genre", max_length=GENRE_MAX_LENGTH)
+            genre = require_str(genre, target=f"{where}.genre", max_length=ID_MAX_LENGTH)
         rows.append(Row(id=_id(raw["id"], target=f"{where}.id"),
                         features=_features(raw.get("features"), target=f"{where}.features"),
                         genre=genre))
@@ -463,169 +461,8 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
     weakref.finalize(app, engine.close)  # apps without a learner thread close it when dropped
     for blueprint in (rows_bp, multislot_v1, multislot_versioned):
         app.register_blueprint(blueprint)
-    max_actions = int(config.get("RANK_MAX_ACTIONS", 50))
-    openapi.add_paths(app, _paths(), _schemas(max_rows=int(config["ROWS_MAX_ROWS"]),
-                                              max_slots=int(config["ROWS_MAX_SLOTS"]),
-                                              max_actions=max_actions))
-
-
-# ---------------------------------------------------------------------- OpenAPI
-
-_EVENT_ID = openapi.event_id_parameter("The page's event id, from rank.")
-_API_VERSION_PARAMETER = {"name": "api-version", "in": "query", "required": True,
-                          "description": "Personalizer API version, e.g. 2022-09-01-preview.",
-                          "schema": {"type": "string", "pattern": API_VERSION_PATTERN},
-                          "example": "2022-09-01-preview"}
-
-
-def _operation(tag: str, operation_id: str, summary: str, *, body: str | None,
-               ok: dict[str, Any], errors: tuple[int, ...],
-               parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    operation: dict[str, Any] = {"tags": [tag], "summary": summary, "operationId": operation_id,
-                                 "responses": {**ok, **openapi.errors(*errors)}}
-    if parameters:
-        operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = openapi.json_body(body)
-    return openapi.protected(operation, ("client",))
-
-
-def _paths() -> dict[str, Any]:
-    paths: dict[str, Any] = {
-        "/v1/rows/rank": {"post": _operation(
-            "rows", "rows_rank", "Fill a page's slots from candidate rows (one event per page).",
-            body="RowsRankRequest",
-            ok={"201": openapi.json_response("Each slot's row and probability.",
-                                             "RowsRankResponse")},
-            errors=(400, 409, 413, 415), parameters=[])},
-        "/v1/rows/events/{eventId}/reward": {"post": _operation(
-            "rows", "rows_reward", "Report rewards of slots and/or of the page.",
-            body="RowsRewardRequest", ok={"204": {"description": "Recorded."}},
-            errors=(400, 404, 413, 415), parameters=[_EVENT_ID])},
-        "/v1/rows/events/{eventId}/activate": {"post": _operation(
-            "rows", "rows_activate", "Activate a deferred page so its rewards count.",
-            body=None, ok={"204": {"description": "Activated."}}, errors=(400, 404),
-            parameters=[_EVENT_ID])},
-    }
-    for prefix, versioned in (("/personalizer/v1.0/multislot", False),
-                              ("/personalizer/multislot", True)):
-        tag = "personalizer-api-version" if versioned else "personalizer-v1.0"
-        extra = [_API_VERSION_PARAMETER] if versioned else []
-        paths[f"{prefix}/rank"] = {"post": _operation(
-            tag, f"{tag}_multislot_rank", "Multi-slot rank: the action to show in each slot.",
-            body="MultiSlotRankRequest",
-            ok={"201": openapi.json_response("One action per slot.", "MultiSlotRankResponse")},
-            errors=(400, 409, 413, 415), parameters=extra)}
-        paths[f"{prefix}/events/{{eventId}}/reward"] = {"post": _operation(
-            tag, f"{tag}_multislot_reward", "Multi-slot reward: one value per slot.",
-            body="MultiSlotRewardRequest", ok={"204": {"description": "Recorded."}},
-            errors=(400, 404, 413, 415), parameters=[_EVENT_ID, *extra])}
-        paths[f"{prefix}/events/{{eventId}}/activate"] = {"post": _operation(
-            tag, f"{tag}_multislot_activate", "Multi-slot activate a deferred event.",
-            body=None, ok={"204": {"description": "Activated."}}, errors=(400, 404),
-            parameters=[_EVENT_ID, *extra])}
-    return paths
-
-
-def _schemas(*, max_rows: int, max_slots: int, max_actions: int) -> dict[str, Any]:
-    scalar = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
-    namespaced = {"type": "object", "nullable": True,
-                  "description": "Namespaced features, e.g. {\"Row\": {\"genre\": \"comedy\"}}.",
-                  "additionalProperties": {"type": "object", "additionalProperties": scalar}}
-    ident = openapi.text_schema(ACTION_ID_MAX_LENGTH)
-    ids = {"type": "array", "nullable": True, "items": ident}
-    feature_list = {"type": "array", "nullable": True,
-                    "items": {"type": "object", "additionalProperties": True,
-                              "nullable": True}}
-    slot_reward = {"type": "object", "required": ["slotId", "value"],
-                   "properties": {"slotId": ident, "value": openapi.reward_schema()}}
-    return {
-        "RowsRankRequest": {
-            "type": "object", "required": ["rows", "slots"], "additionalProperties": False,
-            "properties": {
-                "context": namespaced,
-                "rows": {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {
-                    "type": "object", "required": ["id"],
-                    "properties": {"id": ident, "features": namespaced,
-                                   "genre": openapi.text_schema(GENRE_MAX_LENGTH,
-                                                                nullable=True)}}},
-                "slots": {"oneOf": [
-                    {"type": "integer", "minimum": 1, "maximum": max_slots},
-                    {"type": "array", "minItems": 1, "maxItems": max_slots, "items": {
-                        "type": "object", "required": ["id"],
-                        "properties": {"id": ident, "features": namespaced,
-                                       "baseline": {**ident, "nullable": True},
-                                       "excludedRows": ids}}}]},
-                "rules": {"type": "object", "nullable": True, "additionalProperties": False,
-                          "properties": {
-                              "pinned": {"type": "object", "nullable": True,
-                                         "additionalProperties": {"type": "integer",
-                                                                  "minimum": 1}},
-                              "noAdjacentSameGenre": {"type": "boolean", "nullable": True},
-                              "minDistinctGenres": {"type": "integer", "minimum": 0,
-                                                    "nullable": True},
-                              "distinctGenresWithin": {"type": "integer", "minimum": 0,
-                                                       "nullable": True}}},
-                "excludedRows": ids,
-                "eventId": openapi.event_id_schema(nullable=True),
-                "deferActivation": {"type": "boolean", "nullable": True, "default": False},
-            },
-        },
-        "RowsRankResponse": {
-            "type": "object", "required": ["eventId", "modelVersion", "slots",
-                                           "pageProbability"],
-            "properties": {
-                "eventId": openapi.event_id_schema(), "modelVersion": {"type": "string"},
-                "pageProbability": {"type": "number", "minimum": 0, "maximum": 1},
-                "slots": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["id", "rowId", "probability", "eligibleRows"],
-                    "properties": {"id": {"type": "string"}, "rowId": {"type": "string"},
-                                   "probability": {"type": "number", "minimum": 0,
-                                                   "maximum": 1},
-                                   "eligibleRows": {"type": "integer", "minimum": 1}}}},
-            },
-        },
-        "RowsRewardRequest": {
-            "type": "object", "additionalProperties": False,
-            "description": "At least one of a non-empty rewards and a pageReward.",
-            "properties": {"rewards": {"type": "array", "nullable": True, "items": slot_reward},
-                           "pageReward": openapi.reward_schema(nullable=True)},
-            "anyOf": [
-                {"required": ["rewards"],
-                 "properties": {"rewards": {"type": "array", "minItems": 1}}},
-                {"required": ["pageReward"],
-                 "properties": {"pageReward": {"type": "number"}}},
-            ],
-        },
-        "MultiSlotRankRequest": {
-            "type": "object", "required": ["actions", "slots"],
-            "properties": {
-                "contextFeatures": feature_list,
-                "actions": {"type": "array", "minItems": 1, "maxItems": max_actions,
-                            "items": {"type": "object", "required": ["id"],
-                                      "properties": {"id": ident,
-                                                     "features": feature_list}}},
-                "slots": {"type": "array", "minItems": 1, "maxItems": max_slots, "items": {
-                    "type": "object", "required": ["id", "baselineAction"],
-                    "properties": {"id": ident, "baselineAction": ident,
-                                   "features": feature_list, "excludedActions": ids}}},
-                "eventId": openapi.event_id_schema(nullable=True),
-                "deferActivation": {"type": "boolean", "nullable": True, "default": False},
-            },
-        },
-        "MultiSlotRankResponse": {
-            "type": "object", "required": ["eventId", "slots"],
-            "properties": {
-                "eventId": openapi.event_id_schema(),
-                "slots": {"type": "array", "items": {
-                    "type": "object", "required": ["id", "rewardActionId"],
-                    "properties": {"id": {"type": "string"},
-                                   "rewardActionId": {"type": "string", "nullable": True}}}},
-            },
-        },
-        "MultiSlotRewardRequest": {
-            "type": "object", "required": ["reward"],
-            "properties": {"reward": {"type": "array", "minItems": 1, "items": slot_reward}},
-        },
-    }
+    openapi.add_operations(app, rows_bp, ROWS_OPERATIONS, tag="rows")
+    for blueprint, tag, versioned in ((multislot_v1, "personalizer-v1.0", False),
+                                      (multislot_versioned, "personalizer-api-version", True)):
+        openapi.add_operations(app, blueprint, MULTISLOT_OPERATIONS, tag=tag,
+                               api_version=versioned)

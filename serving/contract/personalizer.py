@@ -1,0 +1,165 @@
+"""The Personalizer-compatible single-slot routes and banditkit's ``/v1/events``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from banditkit.settings import AGGREGATIONS
+from serving.contract.common import EventPath, RewardRequest
+from serving.contract.fields import (
+    Body,
+    ConfigLimit,
+    EventId,
+    FeatureList,
+    Id,
+    Probability,
+    Reward,
+    text,
+)
+from serving.contract.limits import FOREVER_DAYS, ID_MAX_LENGTH, POLICY_ARGUMENTS_MAX_LENGTH
+from serving.contract.operations import Answer, Operation
+from serving.durations import DURATION_PATTERN
+
+__all__ = [
+    "EVENT_OPERATIONS",
+    "LEARNING_MODES",
+    "OPERATIONS",
+    "PolicyContract",
+    "RankRequest",
+    "RankResponse",
+    "ServiceConfiguration",
+]
+
+#: Personalizer's ``learningMode`` names by the engine's.
+LEARNING_MODES = {"online": "Online", "apprentice": "Apprentice", "logging_only": "LoggingOnly"}
+
+
+def any_case_pattern(values: tuple[str, ...]) -> str:
+    """A pattern matching exactly ``values``, in any letter case (``sum``, ``Sum``, ``SUM``)."""
+    alternatives = ("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c)
+                            for c in value) for value in values)
+    return f"^(?:{'|'.join(alternatives)})$"
+
+
+class RankableAction(Body):
+    # Personalizer required features; banditkit takes an action without them
+    # (no features, as null does).
+    id: Id
+    features: FeatureList | None = None
+
+
+class RankRequest(Body):
+    """A Personalizer rank body."""
+
+    context_features: FeatureList | None = None
+    actions: Annotated[list[RankableAction], Field(min_length=1, max_length=50),
+                       ConfigLimit("maxItems", "RANK_MAX_ACTIONS")]
+    excluded_actions: list[Id] | None = None
+    event_id: EventId | None = None
+    defer_activation: bool | None = False
+
+
+class RankedAction(Body):
+    id: str
+    probability: Probability
+
+
+class RankResponse(Body):
+    """The decision: each action's probability and the one to show."""
+
+    event_id: EventId
+    ranking: list[RankedAction]
+    reward_action_id: str | None
+
+
+class ApprenticeBatchMetrics(Body):
+    number_of_events: Annotated[int, Field(ge=0)] = 0
+    sum_of_rewards: float = 0.0
+    sum_of_imitated_rewards: Annotated[float, Field(
+        description="Rewards of the events where the model's top action was the baseline "
+                    "shown.")] = 0.0
+
+
+class ApprenticeModeMetrics(ApprenticeBatchMetrics):
+    start_time: Annotated[str, Field(json_schema_extra={"format": "date-time"})] = ""
+    last_processed_event_time: Annotated[str, Field(
+        json_schema_extra={"format": "date-time"})] = ""
+    last_batch_metrics: ApprenticeBatchMetrics | None = None
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    return f"One of {', '.join(names)} (any letter case)."
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+Unsupported = Annotated[Literal[False] | None, Field(
+    description="Not supported by banditkit: false or absent.")]
+
+
+class ServiceConfiguration(Body):
+    """The loop settings, Personalizer's ``ServiceConfiguration``."""
+
+    reward_wait_time: Annotated[Duration, Field(description="ISO-8601 duration, e.g. PT10M.")]
+    default_reward: Reward
+    reward_aggregation: Annotated[str, Field(pattern=any_case_pattern(AGGREGATIONS),
+                                             description=_one_of(AGGREGATIONS))]
+    exploration_percentage: Probability
+    model_export_frequency: Annotated[Duration, Field(description="ISO-8601 duration, "
+                                                                  "e.g. PT1M.")]
+    log_retention_days: Annotated[int, Field(
+        ge=-1, le=FOREVER_DAYS, description="Days, or -1 to keep forever.",
+        json_schema_extra={"not": {"enum": [0]}})]
+    model_retrain_days: Annotated[int, Field(ge=0, le=FOREVER_DAYS)] | None = None
+    learning_mode: Annotated[str, Field(
+        pattern=any_case_pattern(tuple(LEARNING_MODES.values())),
+        description=_one_of(tuple(LEARNING_MODES.values())))] | None = None
+    log_mirror_enabled: Unsupported = None
+    is_auto_optimization_enabled: Unsupported = None
+    latest_apprentice_mode_metrics: Annotated[ApprenticeModeMetrics | None, Field(
+        json_schema_extra={"readOnly": True},
+        description="Present once apprentice mode has joined events; ignored on "
+                    "update.")] = None
+
+
+class PolicyContract(Body):
+    """The learning policy: a name and Vowpal Wabbit arguments."""
+
+    name: text(ID_MAX_LENGTH)
+    arguments: Annotated[text(POLICY_ARGUMENTS_MAX_LENGTH), Field(
+        description="Vowpal Wabbit arguments, e.g. --cb_explore_adf --epsilon 0.2.")]
+
+
+_SETTINGS = Answer("Settings in force.", ServiceConfiguration)
+_POLICY = Answer("Policy in force.", PolicyContract)
+#: The reward and activate routes, by view name (both route families and ``/v1/events``).
+EVENT_OPERATIONS = {
+    "reward": Operation("Report the reward of an event.", {204: Answer("Reward recorded.")},
+                        errors=(400, 404, 413, 415), request=RewardRequest, path=EventPath),
+    "activate": Operation("Activate a deferred event so its rewards count.",
+                          {204: Answer("Event activated.")}, errors=(400, 404),
+                          path=EventPath),
+}
+
+#: The Personalizer single-slot routes, by view name.
+OPERATIONS = {
+    "rank": Operation("Rank actions for a context; returns the action to show.",
+                      {201: Answer("The decision.", RankResponse)},
+                      errors=(400, 409, 413, 415), request=RankRequest),
+    **EVENT_OPERATIONS,
+    "get_service_configuration": Operation("The loop settings.",
+                                           {200: _SETTINGS},
+                                           errors=(400,)),
+    "update_service_configuration": Operation("Replace the loop settings.",
+                                              {200: _SETTINGS},
+                                              errors=(400, 413, 415),
+                                              request=ServiceConfiguration),
+    "get_policy": Operation("The learning policy (Vowpal Wabbit arguments).",
+                            {200: _POLICY}, errors=(400,)),
+    "update_policy": Operation("Replace the learning policy.", {200: _POLICY},
+                               errors=(400, 413, 415), request=PolicyContract),
+    "reset_policy": Operation("Restore the default learning policy.", {200: _POLICY},
+                              errors=(400,)),
+}
