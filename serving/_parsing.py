@@ -20,6 +20,7 @@ from banditkit.errors import InvalidInputError
 from banditkit.loop import check_event_id as _check_event_id
 from banditkit.loop import check_reward
 from serving.contract.limits import FLOAT32_MAX, MAX_FEATURE_DEPTH, NOT_BLANK_PATTERN
+from serving.contract.validation import describe
 from serving.errors import ApiError
 
 __all__ = [
@@ -41,22 +42,6 @@ _NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
 # A \uD800-\uDFFF escape: only then can the parsed text hold an unpaired surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]*\+)?json$")
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _reject_constant(name: str) -> Any:
@@ -113,14 +98,14 @@ def require_object(value: Any, *, target: str) -> dict[str, Any]:
     """Return ``value`` if it is a JSON object, else raise 400 naming ``target``."""
     if not isinstance(value, dict):
         where = target or "The request body"
-        raise ApiError(f"{where} must be a JSON object, got {_describe(value)}.", target=target)
+        raise ApiError(f"{where} must be a JSON object, got {describe(value)}.", target=target)
     return value
 
 
 def require_list(value: Any, *, target: str) -> list[Any]:
     """Return ``value`` if it is a JSON array, else raise 400 naming ``target``."""
     if not isinstance(value, list):
-        raise ApiError(f"{target} must be an array, got {_describe(value)}.", target=target)
+        raise ApiError(f"{target} must be an array, got {describe(value)}.", target=target)
     return value
 
 
@@ -129,7 +114,7 @@ def require_str(
 ) -> str:
     """Return ``value`` if it is a string within the length limits, else raise 400."""
     if not isinstance(value, str):
-        raise ApiError(f"{target} must be a string, got {_describe(value)}.", target=target)
+        raise ApiError(f"{target} must be a string, got {describe(value)}.", target=target)
     if not allow_empty and not _NOT_BLANK.search(value):
         raise ApiError(f"{target} must not be empty.", target=target)
     if max_length is not None and len(value) > max_length:
@@ -154,7 +139,7 @@ def optional_bool(body: Mapping[str, Any], key: str, *, default: bool = False) -
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise ApiError(f"{key} must be true or false, got {_describe(value)}.", target=key)
+        raise ApiError(f"{key} must be true or false, got {describe(value)}.", target=key)
     return value
 
 
@@ -165,7 +150,7 @@ def require_finite_number(value: Any, *, target: str) -> float:
     range (which Vowpal Wabbit would read as infinite) are refused.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(f"{target} must be a number, got {_describe(value)}.", target=target)
+        raise ApiError(f"{target} must be a number, got {describe(value)}.", target=target)
     try:
         number = float(value)
     except OverflowError:
@@ -184,7 +169,7 @@ def require_finite_number(value: Any, *, target: str) -> float:
 def check_event_id(event_id: Any, *, target: str = "eventId") -> str:
     """Validate an event id from the URL path or a body (:func:`banditkit.loop.check_event_id`)."""
     if not isinstance(event_id, str):
-        raise ApiError(f"{target} must be a string, got {_describe(event_id)}.", target=target)
+        raise ApiError(f"{target} must be a string, got {describe(event_id)}.", target=target)
     try:
         return _check_event_id(event_id, name=target)
     except InvalidInputError as exc:
@@ -200,7 +185,7 @@ def optional_event_id(body: Mapping[str, Any], key: str = "eventId") -> str | No
 def require_reward(value: Any, *, target: str) -> float:
     """Return ``value`` as a reward (:func:`banditkit.loop.check_reward`), else raise 400."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(f"{target} must be a number, got {_describe(value)}.", target=target)
+        raise ApiError(f"{target} must be a number, got {describe(value)}.", target=target)
     try:
         return check_reward(value, name=target)
     except InvalidInputError as exc:

@@ -75,7 +75,9 @@ from serving.contract.catalogue import (
     IMAGE_NAME_PATTERN,
     OPERATIONS,
     VARIANT_ID_PATTERN,
+    VariantUpdate,
 )
+from serving.contract.validation import validate
 from serving.errors import ApiError, error_response
 from serving.runtime import get_engine
 
@@ -408,13 +410,8 @@ def update_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N80
     """Turn a variant on or off: ``{"active": bool}``."""
     title_id = _title_id(titleId)
     variant_id = _item_id(variantId, prefix="v", name="variantId")
-    body = require_object(json_body(), target="")
-    unknown = sorted(set(body) - {"active"})
-    if unknown:
-        raise ApiError(f"Unknown fields {unknown}; only 'active' can change.", target=unknown[0])
-    if not isinstance(body.get("active"), bool):
-        raise ApiError("active is required: true or false.", target="active")
-    return variant_json(get_catalogue().set_active(title_id, variant_id, body["active"]))
+    change = validate(VariantUpdate, json_body())
+    return variant_json(get_catalogue().set_active(title_id, variant_id, change.active))
 
 
 @bp.delete("/catalogue/titles/<titleId>/variants/<variantId>")

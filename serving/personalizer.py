@@ -48,15 +48,21 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.contract.common import RewardRequest
 from serving.contract.limits import (
     API_VERSION_PATTERN,
     DEFAULT_NAMESPACE,
     FOREVER_DAYS,
     ID_MAX_LENGTH,
     MODEL_VERSION_HEADER,
-    POLICY_ARGUMENTS_MAX_LENGTH,
 )
-from serving.contract.personalizer import LEARNING_MODES, OPERATIONS, ServiceConfiguration
+from serving.contract.personalizer import (
+    LEARNING_MODES,
+    OPERATIONS,
+    PolicyContract,
+    ServiceConfiguration,
+)
+from serving.contract.validation import validate
 from serving.durations import format_duration, parse_duration
 from serving.errors import ApiError
 from serving.meta import MetaStore
@@ -221,11 +227,8 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 def parse_reward(body: Any) -> float:
-    """The ``value`` of a reward body ``{"value": number}`` (:func:`require_reward`)."""
-    body = require_object(body, target="")
-    if "value" not in body:
-        raise ApiError("value is required: the reward, a number.", target="value")
-    return require_reward(body["value"], target="value")
+    """The ``value`` of a reward body ``{"value": number}`` (:class:`RewardRequest`)."""
+    return validate(RewardRequest, body).value
 
 
 def reward_event(event_id: str, *, route: str) -> tuple[str, int]:
@@ -438,21 +441,15 @@ def update_policy() -> tuple[dict[str, Any], int]:
     Under epsilon-greedy, ``explorationPercentage`` sets the epsilon: an
     ``--epsilon`` in the arguments must equal it (400 otherwise) and is not stored.
     """
-    body = require_object(json_body(), target="")
-    missing = [key for key in ("name", "arguments") if body.get(key) is None]
-    if missing:
-        raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
-    name = require_str(body["name"], target="name", max_length=ID_MAX_LENGTH)
-    arguments = check_policy_arguments(
-        require_str(body["arguments"], target="arguments", max_length=POLICY_ARGUMENTS_MAX_LENGTH)
-    )
+    policy = validate(PolicyContract, json_body())
+    arguments = check_policy_arguments(policy.arguments)
     engine = get_engine()
     try:
         settings = engine.settings.with_policy_args(arguments)
     except InvalidInputError as exc:
         raise ApiError(f"{exc}.", target="arguments") from None
     _update_settings(settings)
-    _meta().set(_POLICY_NAME_KEY, name)
+    _meta().set(_POLICY_NAME_KEY, policy.name)
     return _policy_json(engine.settings), 200
 
 

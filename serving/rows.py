@@ -43,7 +43,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,20 +153,44 @@ def page_rules_from_json(value: Any, *, target: str = "rules") -> PageRules | No
                                   "distinctGenresWithin"})
     if unknown:
         raise ApiError(f"{target}: unknown fields {unknown}.", target=f"{target}.{unknown[0]}")
-    pinned_raw = body.get("pinned") or {}
+    # null leaves a rule out, as absent does (RowsRankRequest's rules).
+    pinned_raw = {} if body.get("pinned") is None else body["pinned"]
     pinned = {_id(key, target=f"{target}.pinned"):
               _int(position, target=f"{target}.pinned.{key}", minimum=1)
               for key, position in require_object(pinned_raw, target=f"{target}.pinned").items()}
+
+    def count(key: str) -> int:
+        value = body.get(key)
+        return 0 if value is None else _int(value, target=f"{target}.{key}", minimum=0)
+
     try:
         return PageRules(
             pinned=pinned,
             no_adjacent_same_genre=optional_bool(body, "noAdjacentSameGenre"),
-            min_distinct_genres=_int(body.get("minDistinctGenres") or 0,
-                                     target=f"{target}.minDistinctGenres", minimum=0),
-            distinct_genres_within=_int(body.get("distinctGenresWithin") or 0,
-                                        target=f"{target}.distinctGenresWithin", minimum=0))
+            min_distinct_genres=count("minDistinctGenres"),
+            distinct_genres_within=count("distinctGenresWithin"))
     except InvalidInputError as exc:
         raise ApiError(f"{target}: {exc}", target=target) from None
+
+
+_SLOTS_HINT = "a number of slots, or [{id, features, baseline, excludedRows}]"
+
+
+def _listed(body: dict[str, Any], key: str, *, maximum: int, hint: str,
+            limit: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(path, item)`` of ``body[key]``: 1 to ``maximum`` objects, each with an id."""
+    if body.get(key) is None:
+        raise ApiError(f"{key} is required: {hint}.", target=key)
+    items = require_list(body[key], target=key)
+    if not items or len(items) > maximum:
+        raise ApiError(f"{key} must hold between 1 and {maximum} {key}{limit}, "
+                       f"got {len(items)}.", target=key)
+    for i, raw in enumerate(items):
+        where = f"{key}[{i}]"
+        raw = require_object(raw, target=where)
+        if raw.get("id") is None:
+            raise ApiError(f"{where}.id is required.", target=f"{where}.id")
+        yield where, raw
 
 
 def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
@@ -176,19 +200,9 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
     if unknown:
         raise ApiError(f"Unknown fields {unknown}; expected context, rows, slots, rules, "
                        "excludedRows, eventId, deferActivation.", target=unknown[0])
-    if body.get("rows") is None:
-        raise ApiError("rows is required: the candidate rows, [{id, features, genre}].",
-                       target="rows")
-    raw_rows = require_list(body["rows"], target="rows")
-    if not raw_rows or len(raw_rows) > max_rows:
-        raise ApiError(f"rows must hold between 1 and {max_rows} rows (ROWS_MAX_ROWS), "
-                       f"got {len(raw_rows)}.", target="rows")
     rows = []
-    for i, raw in enumerate(raw_rows):
-        where = f"rows[{i}]"
-        raw = require_object(raw, target=where)
-        if raw.get("id") is None:
-            raise ApiError(f"{where}.id is required.", target=f"{where}.id")
+    for where, raw in _listed(body, "rows", maximum=max_rows, limit=" (ROWS_MAX_ROWS)",
+                              hint="the candidate rows, [{id, features, genre}]"):
         genre = raw.get("genre")
         if genre is not None:
             genre = require_str(genre, target=f"{where}.genre", max_length=ID_MAX_LENGTH)
@@ -197,19 +211,12 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
                         genre=genre))
     raw_slots = body.get("slots")
     if raw_slots is None:
-        raise ApiError("slots is required: a number of slots, or [{id, features, baseline, "
-                       "excludedRows}].", target="slots")
+        raise ApiError(f"slots is required: {_SLOTS_HINT}.", target="slots")
     n_slots, slots = None, None
     if isinstance(raw_slots, list):
-        if not raw_slots or len(raw_slots) > max_slots:
-            raise ApiError(f"slots must hold between 1 and {max_slots} slots (ROWS_MAX_SLOTS), "
-                           f"got {len(raw_slots)}.", target="slots")
         slots = []
-        for i, raw in enumerate(raw_slots):
-            where = f"slots[{i}]"
-            raw = require_object(raw, target=where)
-            if raw.get("id") is None:
-                raise ApiError(f"{where}.id is required.", target=f"{where}.id")
+        for where, raw in _listed(body, "slots", maximum=max_slots, limit=" (ROWS_MAX_SLOTS)",
+                                  hint=_SLOTS_HINT):
             baseline = raw.get("baseline")
             slots.append(Slot(
                 id=_id(raw["id"], target=f"{where}.id"),
@@ -313,18 +320,9 @@ def _slot_rewards(value: Any, *, target: str) -> list[tuple[str, float]]:
 def parse_multislot_rank(body: Any, *, max_actions: int, max_slots: int) -> dict[str, Any]:
     """Validate a Personalizer ``MultiSlotRankRequest`` into ``rank_rows`` arguments."""
     body = require_object(body, target="")
-    if body.get("actions") is None:
-        raise ApiError("actions is required: an array of {id, features}.", target="actions")
-    raw_actions = require_list(body["actions"], target="actions")
-    if not raw_actions or len(raw_actions) > max_actions:
-        raise ApiError(f"actions must hold between 1 and {max_actions} actions, "
-                       f"got {len(raw_actions)}.", target="actions")
     rows = []
-    for i, raw in enumerate(raw_actions):
-        where = f"actions[{i}]"
-        raw = require_object(raw, target=where)
-        if raw.get("id") is None:
-            raise ApiError(f"{where}.id is required.", target=f"{where}.id")
+    for where, raw in _listed(body, "actions", maximum=max_actions,
+                              hint="an array of {id, features}"):
         rows.append(Row(id=_id(raw["id"], target=f"{where}.id"),
                         features=personalizer_features(raw.get("features"),
                                                        target=f"{where}.features",
@@ -332,18 +330,10 @@ def parse_multislot_rank(body: Any, *, max_actions: int, max_slots: int) -> dict
     ids = [row.id for row in rows]
     if len(set(ids)) != len(ids):
         raise ApiError("actions ids must be unique.", target="actions")
-    if body.get("slots") is None:
-        raise ApiError("slots is required: an array of {id, baselineAction}.", target="slots")
-    raw_slots = require_list(body["slots"], target="slots")
-    if not raw_slots or len(raw_slots) > min(max_slots, len(rows)):
-        raise ApiError(f"slots must hold between 1 and {min(max_slots, len(rows))} slots "
-                       f"(no more than actions), got {len(raw_slots)}.", target="slots")
     slots, baselines = [], set()
-    for i, raw in enumerate(raw_slots):
-        where = f"slots[{i}]"
-        raw = require_object(raw, target=where)
-        if raw.get("id") is None:
-            raise ApiError(f"{where}.id is required.", target=f"{where}.id")
+    for where, raw in _listed(body, "slots", maximum=min(max_slots, len(rows)),
+                              limit=" (no more than actions)",
+                              hint="an array of {id, baselineAction}"):
         if raw.get("baselineAction") is None:
             raise ApiError(f"{where}.baselineAction is required: the action shown there "
                            "without personalization.", target=f"{where}.baselineAction")

@@ -17,13 +17,14 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from banditkit.loop import check_event_id
+from banditkit.loop import check_event_id, check_reward
 from serving.contract.limits import (
     EVENT_ID_MAX_LENGTH,
     EVENT_ID_PATTERN,
@@ -95,8 +96,16 @@ def text(max_length: int) -> Any:
 Id = text(ID_MAX_LENGTH)
 
 
-def _event_id(value: str) -> str:
-    return check_event_id(value, name="eventId")
+def _name(info: ValidationInfo) -> str:
+    return to_camel(info.field_name or "value")
+
+
+def _event_id(value: str, info: ValidationInfo) -> str:
+    return check_event_id(value, name=_name(info))
+
+
+def _reward(value: float, info: ValidationInfo) -> float:
+    return check_reward(value, name=_name(info))
 
 
 #: Every eventId: :func:`banditkit.loop.check_event_id`'s rule.
@@ -106,11 +115,12 @@ EventId = Annotated[str, AfterValidator(_event_id), WithJsonSchema({
     "description": f"1 to {EVENT_ID_MAX_LENGTH} characters: no control character, no "
                    "white space, no '/', and not '.' or '..'."})]
 
-#: A reward value: :func:`banditkit.loop.check_reward`'s bound.
-Reward = Annotated[float, Field(
-    ge=-REWARD_LIMIT, le=REWARD_LIMIT,
-    description=f"A finite number within ±{REWARD_LIMIT:g} (larger ones overflow the "
-                "learner's 32-bit weights; Personalizer asked for [-1, 1]).")]
+#: A reward value: :func:`banditkit.loop.check_reward`'s bound (which also names the
+#: non-finite values the schema's bounds exclude).
+Reward = Annotated[float, AfterValidator(_reward), Field(json_schema_extra={
+    "minimum": -REWARD_LIMIT, "maximum": REWARD_LIMIT,
+    "description": f"A finite number within ±{REWARD_LIMIT:g} (larger ones overflow the "
+                   "learner's 32-bit weights; Personalizer asked for [-1, 1])."})]
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 

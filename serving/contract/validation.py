@@ -1,0 +1,115 @@
+"""Validation through the contract's models, answering in the service's error shape.
+
+:func:`validate` runs a model over a decoded JSON body (``serving._parsing.json_body``
+keeps the strict JSON rules) and turns pydantic's first error into the
+:class:`~serving.errors.ApiError` every handler raises: 400, the field's JSON
+path as ``target`` and a message naming the path, the expectation and what
+was received (docs/architecture.md §3).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from serving.contract.limits import NOT_BLANK_PATTERN
+from serving.errors import ApiError
+
+__all__ = ["describe", "json_path", "validate"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_EXPECTED = {"string_type": "a string", "float_type": "a number", "int_type": "an integer",
+             "bool_type": "true or false", "list_type": "an array",
+             "dict_type": "a JSON object", "model_type": "a JSON object",
+             "model_attributes_type": "a JSON object"}
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+           "greater_than": ("above", "gt"), "less_than": ("below", "lt")}
+
+
+def describe(value: Any) -> str:
+    """What a JSON value is, for messages: ``null``, ``a string``, ``an array``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def json_path(location: tuple[int | str, ...]) -> str:
+    """``("actions", 2, "id")`` as ``actions[2].id``."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else part
+    return path
+
+
+def _message(error: ErrorDetails, path: str) -> str:
+    kind, value, context = error["type"], error["input"], error.get("ctx", {})
+    if kind == "float_type" and type(value) is int:
+        return f"{path} must be a finite number, got an integer beyond the float range."
+    if kind in _EXPECTED:
+        return f"{path or 'The request body'} must be {_EXPECTED[kind]}, got {describe(value)}."
+    if kind == "string_too_short" or (
+            kind == "string_pattern_mismatch" and context["pattern"] == NOT_BLANK_PATTERN):
+        return f"{path} must not be empty."
+    if kind == "string_too_long":
+        return f"{path} must be at most {context['max_length']} characters, got {len(value)}."
+    if kind == "string_pattern_mismatch":
+        return f"{path} must match {context['pattern']}, got {value!r}."
+    if kind == "too_short":
+        return f"{path} must hold at least {context['min_length']} items, got {len(value)}."
+    if kind == "too_long":
+        return f"{path} may hold at most {context['max_length']} items, got {len(value)}."
+    if kind in _BOUNDS:
+        words, key = _BOUNDS[kind]
+        return f"{path} must be {words} {context[key]:g}, got {value!r}."
+    if kind == "extra_forbidden":
+        return f"Unknown field {path}."
+    if kind == "literal_error":
+        return f"{path} must be {context['expected']}, got {value!r}."
+    if kind == "value_error":
+        # The contract's checks name the field; a nested one gets its whole path.
+        message = str(context["error"])
+        name = error["loc"][-1] if error["loc"] else ""
+        if isinstance(name, str) and message.startswith(name):
+            message = path + message[len(name):]
+        return f"{message}."
+    return f"{path}: {error['msg']}."
+
+
+def validate(model: type[M], body: Any) -> M:
+    """``body`` as ``model``, or the :class:`~serving.errors.ApiError` of its first problem.
+
+    Parameters
+    ----------
+    model : type of BaseModel
+        A model of :mod:`serving.contract`.
+    body : object
+        The decoded JSON body.
+
+    Raises
+    ------
+    ApiError
+        400; all the missing fields are named together.
+    """
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    missing = [json_path(error["loc"]) for error in errors if error["type"] == "missing"]
+    if missing:
+        raise ApiError(f"Missing required fields: {', '.join(missing)}.",
+                       target=missing[0]) from None
+    path = json_path(errors[0]["loc"])
+    raise ApiError(_message(errors[0], path), target=path) from None
