@@ -8,8 +8,10 @@ from pydantic import BaseModel, Field
 
 from serving.contract.fields import Body, EventId, Reward
 from serving.contract.limits import API_VERSION_PATTERN
+from serving.contract.operations import Answer, Operation
 
-__all__ = ["ApiVersionQuery", "Error", "ErrorDetail", "EventPath", "RewardRequest"]
+__all__ = ["ApiVersionQuery", "Error", "ErrorDetail", "EventPath", "RewardRequest",
+           "event_operations"]
 
 
 class ErrorDetail(BaseModel):
@@ -45,3 +47,25 @@ class RewardRequest(Body):
     """A reward of one event, ``{"value": number}``."""
 
     value: Reward
+
+
+def event_operations(reward: str, activate: str, *, request: type[BaseModel],
+                     done: tuple[str, str] = ("Recorded.", "Activated.")
+                     ) -> dict[str, Operation]:
+    """The ``reward`` and ``activate`` operations of an ``events/{eventId}`` family.
+
+    Parameters
+    ----------
+    reward, activate : str
+        Their summaries.
+    request : type of BaseModel
+        The model of the reward body.
+    done : tuple of str, default=("Recorded.", "Activated.")
+        The descriptions of their 204 answers.
+    """
+    return {
+        "reward": Operation(reward, {204: Answer(done[0])}, errors=(400, 404, 413, 415),
+                            request=request, path=EventPath),
+        "activate": Operation(activate, {204: Answer(done[1])}, errors=(400, 404),
+                              path=EventPath),
+    }

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from banditkit.settings import AGGREGATIONS
-from serving.contract.common import EventPath, RewardRequest
+from serving.contract.common import RewardRequest, event_operations
 from serving.contract.fields import (
     Body,
     ConfigLimit,
@@ -135,13 +135,9 @@ class PolicyContract(Body):
 _SETTINGS = Answer("Settings in force.", ServiceConfiguration)
 _POLICY = Answer("Policy in force.", PolicyContract)
 #: The reward and activate routes, by view name (both route families and ``/v1/events``).
-EVENT_OPERATIONS = {
-    "reward": Operation("Report the reward of an event.", {204: Answer("Reward recorded.")},
-                        errors=(400, 404, 413, 415), request=RewardRequest, path=EventPath),
-    "activate": Operation("Activate a deferred event so its rewards count.",
-                          {204: Answer("Event activated.")}, errors=(400, 404),
-                          path=EventPath),
-}
+EVENT_OPERATIONS = event_operations(
+    "Report the reward of an event.", "Activate a deferred event so its rewards count.",
+    request=RewardRequest, done=("Reward recorded.", "Event activated."))
 
 #: The Personalizer single-slot routes, by view name.
 OPERATIONS = {

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from serving.contract.common import EventPath
+from serving.contract.common import event_operations
 from serving.contract.fields import (
     Body,
     ConfigLimit,
@@ -136,19 +136,14 @@ class MultiSlotRewardRequest(Body):
     reward: Annotated[list[SlotReward], Field(min_length=1)]
 
 
-_ACTIVATED = {204: Answer("Activated.")}
-_RECORDED = {204: Answer("Recorded.")}
-
 #: ``/v1/rows`` by view name.
 ROWS_OPERATIONS = {
     "rank": Operation("Fill a page's slots from candidate rows (one event per page).",
                       {201: Answer("Each slot's row and probability.", RowsRankResponse)},
                       errors=(400, 409, 413, 415), request=RowsRankRequest),
-    "reward": Operation("Report rewards of slots and/or of the page.", _RECORDED,
-                        errors=(400, 404, 413, 415), request=RowsRewardRequest,
-                        path=EventPath),
-    "activate": Operation("Activate a deferred page so its rewards count.", _ACTIVATED,
-                          errors=(400, 404), path=EventPath),
+    **event_operations("Report rewards of slots and/or of the page.",
+                       "Activate a deferred page so its rewards count.",
+                       request=RowsRewardRequest),
 }
 
 #: Personalizer's multi-slot routes by view name.
@@ -156,9 +151,7 @@ MULTISLOT_OPERATIONS = {
     "multislot_rank": Operation("Multi-slot rank: the action to show in each slot.",
                       {201: Answer("One action per slot.", MultiSlotRankResponse)},
                       errors=(400, 409, 413, 415), request=MultiSlotRankRequest),
-    "multislot_reward": Operation("Multi-slot reward: one value per slot.", _RECORDED,
-                        errors=(400, 404, 413, 415), request=MultiSlotRewardRequest,
-                        path=EventPath),
-    "multislot_activate": Operation("Multi-slot activate a deferred event.", _ACTIVATED,
-                          errors=(400, 404), path=EventPath),
+    **{f"multislot_{name}": operation for name, operation in event_operations(
+        "Multi-slot reward: one value per slot.", "Multi-slot activate a deferred event.",
+        request=MultiSlotRewardRequest).items()},
 }

@@ -25,8 +25,19 @@ _EXPECTED = {"string_type": "a string", "float_type": "a number", "int_type": "a
              "bool_type": "true or false", "list_type": "an array",
              "dict_type": "a JSON object", "model_type": "a JSON object",
              "model_attributes_type": "a JSON object"}
-_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-           "greater_than": ("above", "gt"), "less_than": ("below", "lt")}
+_TEMPLATES = {
+    "string_too_short": "{path} must not be empty.",
+    "string_too_long": "{path} must be at most {max_length} characters, got {length}.",
+    "string_pattern_mismatch": "{path} must match {pattern}, got {value!r}.",
+    "too_short": "{path} must hold at least {min_length} items, got {length}.",
+    "too_long": "{path} may hold at most {max_length} items, got {length}.",
+    "greater_than_equal": "{path} must be at least {ge:g}, got {value!r}.",
+    "less_than_equal": "{path} must be at most {le:g}, got {value!r}.",
+    "greater_than": "{path} must be above {gt:g}, got {value!r}.",
+    "less_than": "{path} must be below {lt:g}, got {value!r}.",
+    "extra_forbidden": "Unknown field {path}.",
+    "literal_error": "{path} must be {expected}, got {value!r}.",
+}
 
 
 def describe(value: Any) -> str:
@@ -60,24 +71,11 @@ def _message(error: ErrorDetails, path: str) -> str:
         return f"{path} must be a finite number, got an integer beyond the float range."
     if kind in _EXPECTED:
         return f"{path or 'The request body'} must be {_EXPECTED[kind]}, got {describe(value)}."
-    if kind == "string_too_short" or (
-            kind == "string_pattern_mismatch" and context["pattern"] == NOT_BLANK_PATTERN):
-        return f"{path} must not be empty."
-    if kind == "string_too_long":
-        return f"{path} must be at most {context['max_length']} characters, got {len(value)}."
-    if kind == "string_pattern_mismatch":
-        return f"{path} must match {context['pattern']}, got {value!r}."
-    if kind == "too_short":
-        return f"{path} must hold at least {context['min_length']} items, got {len(value)}."
-    if kind == "too_long":
-        return f"{path} may hold at most {context['max_length']} items, got {len(value)}."
-    if kind in _BOUNDS:
-        words, key = _BOUNDS[kind]
-        return f"{path} must be {words} {context[key]:g}, got {value!r}."
-    if kind == "extra_forbidden":
-        return f"Unknown field {path}."
-    if kind == "literal_error":
-        return f"{path} must be {context['expected']}, got {value!r}."
+    if kind == "string_pattern_mismatch" and context["pattern"] == NOT_BLANK_PATTERN:
+        kind = "string_too_short"  # a blank string
+    if kind in _TEMPLATES:
+        length = len(value) if isinstance(value, str | list | dict) else None
+        return _TEMPLATES[kind].format(path=path, value=value, length=length, **context)
     if kind == "value_error":
         # The contract's checks name the field; a nested one gets its whole path.
         message = str(context["error"])

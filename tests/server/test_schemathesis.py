@@ -54,7 +54,8 @@ UNSTATED_RULES = re.compile("|".join([
     r"no page of \d+ slots satisfies the rules", r"no more than actions",
     r"baseline of another slot",
     r"among its excludedActions", r"every action is excluded", r"not among the actions",
-    r"slots but only \d+ candidate rows", r"must not be after to",
+    r"slots but only \d+ candidate rows", r"slots but only \d+ rows may be shown",
+    r"must not be after to",
     r"longer than the maximum of 10 years",  # the sum of a duration's parts
     r"^Invalid settings: ", r"^policy arguments",  # Vowpal Wabbit reads the arguments
     r"metadata",  # its size as JSON text
