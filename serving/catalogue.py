@@ -156,16 +156,6 @@ def _item_id(value: str, *, prefix: str, name: str) -> str:
     return value
 
 
-def _artwork_error(exc: artwork.ArtworkInputError) -> ApiError:
-    status = 413 if exc.code in _TOO_LARGE_CODES else 400
-    return ApiError(exc.message, status=status, target="file", code=exc.code)
-
-
-def _limit_error(exc: VariantLimitError) -> ApiError:
-    return ApiError(f"Title {exc.title_id!r} already has {exc.limit} variants "
-                    "(CATALOGUE_MAX_VARIANTS); delete one first.", status=409)
-
-
 def _curator() -> Curator:
     """A :class:`~catalogue.Curator` over the app's catalogue with this request's config."""
     return Curator(
@@ -385,15 +375,9 @@ def list_variants(titleId: str) -> dict[str, Any]:  # noqa: N803
 def upload_variant(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
     """Upload a poster (multipart ``file``): analysed, stored, active; 201."""
     curator = _curator()
-    try:
-        title = curator.check_room(_title_id(titleId))
-        data, filename = _read_upload(limit_key="MAX_UPLOAD_BYTES")
-        variant = curator.add_poster(title.id, data=data, filename=filename)
-    except VariantLimitError as exc:
-        raise _limit_error(exc) from None
-    except artwork.ArtworkInputError as exc:
-        raise _artwork_error(exc) from None
-    return variant_json(variant), 201
+    title = curator.check_room(_title_id(titleId))
+    data, filename = _read_upload(limit_key="MAX_UPLOAD_BYTES")
+    return variant_json(curator.add_poster(title.id, data=data, filename=filename)), 201
 
 
 @bp.get("/catalogue/titles/<titleId>/variants/<variantId>")
@@ -432,10 +416,7 @@ def upload_trailer(titleId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
     """Upload a trailer (multipart ``file``): its best frames become candidates; 201."""
     title = get_catalogue().title(_title_id(titleId))
     data, filename = _read_upload(limit_key="MAX_TRAILER_BYTES")
-    try:
-        result = _curator().mine_trailer(title.id, data=data, filename=filename)
-    except artwork.ArtworkInputError as exc:
-        raise _artwork_error(exc) from None
+    result = _curator().mine_trailer(title.id, data=data, filename=filename)
     return {"candidates": [candidate_json(c) for c in result.candidates],
             "frames": result.frames, "shots": result.shots, "fps": result.fps}, 201
 
@@ -454,11 +435,7 @@ def approve_candidate(titleId: str, candidateId: str) -> tuple[dict[str, Any], i
     """Approve a frame candidate: it becomes an active variant; 201."""
     title_id = _title_id(titleId)
     candidate_id = _item_id(candidateId, prefix="c", name="candidateId")
-    try:
-        variant = _curator().approve_candidate(title_id, candidate_id)
-    except VariantLimitError as exc:
-        raise _limit_error(exc) from None
-    return variant_json(variant), 201
+    return variant_json(_curator().approve_candidate(title_id, candidate_id)), 201
 
 
 @bp.delete("/catalogue/titles/<titleId>/candidates/<candidateId>")
@@ -544,6 +521,16 @@ def _conflict(exc: CatalogueConflictError) -> Response:
     return error_response(409, str(exc))
 
 
+def _full_title(exc: VariantLimitError) -> Response:
+    return error_response(409, f"Title {exc.title_id!r} already has {exc.limit} variants "
+                               "(CATALOGUE_MAX_VARIANTS); delete one first.")
+
+
+def _bad_artwork(exc: artwork.ArtworkInputError) -> Response:
+    status = 413 if exc.code in _TOO_LARGE_CODES else 400
+    return error_response(status, exc.message, target="file", code=exc.code)
+
+
 def init_app(app: Flask) -> None:
     """Open the data directory's catalogue, register the routes and document them.
 
@@ -560,5 +547,7 @@ def init_app(app: Flask) -> None:
     app.extensions[_DETECTORS_EXTENSION] = {"lock": threading.Lock(), "detectors": None}
     app.register_error_handler(UnknownItemError, _unknown_item)
     app.register_error_handler(CatalogueConflictError, _conflict)
+    app.register_error_handler(VariantLimitError, _full_title)
+    app.register_error_handler(artwork.ArtworkInputError, _bad_artwork)
     app.register_blueprint(bp)
     openapi.add_operations(app, bp, OPERATIONS, tag="catalogue")
