@@ -61,6 +61,7 @@ from serving.auth import require_roles
 from serving.contract.analyst import (
     CI_METHODS,
     DATE_MAX_LENGTH,
+    ESTIMATOR_NAME_MAX_LENGTH,
     NDJSON,
     OPERATIONS,
     POLICY_PATTERN,
@@ -340,7 +341,7 @@ def _names(body: dict[str, Any], key: str, *, parse: Any, default: Sequence[str]
 def _estimator(value: Any, *, target: str) -> str:
     from ope.evaluation import check_estimator_names
 
-    text = require_str(value, target=target, max_length=64)
+    text = require_str(value, target=target, max_length=ESTIMATOR_NAME_MAX_LENGTH)
     try:
         (name,) = check_estimator_names([text])
     except ValueError as exc:

@@ -15,9 +15,17 @@ from serving.contract.operations import Answer, Operation
 
 __all__ = [
     "CI_METHODS",
+    "DATE_MAX_LENGTH",
+    "DateRangeQuery",
+    "ESTIMATOR_NAME_MAX_LENGTH",
+    "Estimate",
+    "EvaluationReport",
+    "LogPartition",
+    "LogPartitionList",
     "NDJSON",
     "OPERATIONS",
     "POLICY_PATTERN",
+    "PolicyEstimates",
     "SIMPLE_POLICIES",
     "evaluation_request",
 ]
@@ -31,6 +39,8 @@ POLICY_PATTERN = rf"^(?:{'|'.join(SIMPLE_POLICIES)}|model:latest|model:v\d{{1,18
 CI_METHODS = ("clt", "bernstein")
 #: Most characters of a date, ``YYYY-MM-DD``.
 DATE_MAX_LENGTH = 10
+#: Most characters of an estimator's name.
+ESTIMATOR_NAME_MAX_LENGTH = 64
 
 
 class DateRangeQuery(Body):
@@ -99,24 +109,24 @@ def evaluation_request() -> type[BaseModel]:
     return EvaluationRequest
 
 
-Number = float | None
+_Number = float | None
 
 
 class Estimate(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    value: Number
-    ci: Annotated[list[Number], Field(min_length=2, max_length=2)]
+    value: _Number
+    ci: Annotated[list[_Number], Field(min_length=2, max_length=2)]
     ci_method: str | None = None
     confidence_level: float | None = None
-    std_error: Number = None
+    std_error: _Number = None
     n_rounds: int
-    ess: Number = None
-    max_weight: Number = None
-    mean_weight: Number = None
-    weight_quantiles: dict[str, Number] | None = None
-    unsupported_share: Number = None
-    unsupported_mass: Number = None
+    ess: _Number = None
+    max_weight: _Number = None
+    mean_weight: _Number = None
+    weight_quantiles: dict[str, _Number] | None = None
+    unsupported_share: _Number = None
+    unsupported_mass: _Number = None
 
 
 class PolicyEstimates(BaseModel):
@@ -125,8 +135,6 @@ class PolicyEstimates(BaseModel):
 
 class EvaluationReport(BaseModel):
     """Estimates with intervals, as ``banditkit evaluate --json`` writes them."""
-
-    model_config = ConfigDict(populate_by_name=True)
 
     from_: Annotated[date, Field(alias="from")]
     to: date

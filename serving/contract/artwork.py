@@ -11,7 +11,12 @@ from serving.contract.fields import Body, ConfigLimit, EventId, NamespacedFeatur
 from serving.contract.limits import SURFACE_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
 
-__all__ = ["OPERATIONS", "ArtworkRankRequest"]
+__all__ = [
+    "ArtworkRankRequest",
+    "ArtworkRankResponse",
+    "OPERATIONS",
+    "TitleArtwork",
+]
 
 
 class ArtworkRankRequest(Body, extra="forbid"):

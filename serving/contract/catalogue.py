@@ -13,11 +13,32 @@ from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
 
 __all__ = [
+    "ArtworkWarning",
     "CANDIDATE_ID_PATTERN",
+    "Candidate",
+    "CandidateList",
+    "CandidatePath",
+    "DailyCounts",
+    "DayCounts",
     "IMAGE_NAME_PATTERN",
+    "ImagePath",
     "OPERATIONS",
-    "VARIANT_ID_PATTERN",
+    "Performance",
     "PerformanceQuery",
+    "Title",
+    "TitleCreate",
+    "TitleDetail",
+    "TitleList",
+    "TitlePath",
+    "TitleUpdate",
+    "TrailerResult",
+    "Upload",
+    "VARIANT_ID_PATTERN",
+    "Variant",
+    "VariantList",
+    "VariantPath",
+    "VariantPerformance",
+    "VariantUpdate",
 ]
 
 VARIANT_ID_PATTERN = r"^v[0-9a-f]{12}$"
@@ -25,15 +46,15 @@ CANDIDATE_ID_PATTERN = r"^c[0-9a-f]{12}$"
 #: An image's URL name: its SHA-256 and the extension of its media type.
 IMAGE_NAME_PATTERN = r"^([0-9a-f]{64})\.(jpg|png|gif|webp|bmp|tiff)$"
 
-TitleId = Annotated[str, Field(pattern=ID_PATTERN)]
-Genres = Annotated[list[Annotated[str, Field(pattern=r"^[^\s_][^\s]{0,63}$")]],
+_TitleId = Annotated[str, Field(pattern=ID_PATTERN)]
+_Genres = Annotated[list[Annotated[str, Field(pattern=r"^[^\s_][^\s]{0,63}$")]],
                    Field(max_length=32)]
-Metadata = dict[str, Any]
-Timestamp = str
+_Metadata = dict[str, Any]
+_Timestamp = str
 
 
 class TitlePath(Body):
-    title_id: Annotated[TitleId, Field(description="Title id.")]
+    title_id: Annotated[_TitleId, Field(description="Title id.")]
 
 
 class VariantPath(TitlePath):
@@ -61,22 +82,22 @@ class TitleUpdate(Body, extra="forbid"):
     """A title's fields to change; null leaves a field as it is."""
 
     name: text(ID_MAX_LENGTH) | None = None
-    genres: Genres | None = None
-    metadata: Metadata | None = None
+    genres: _Genres | None = None
+    metadata: _Metadata | None = None
 
 
 class TitleCreate(TitleUpdate):
     """A new title; its name defaults to the id."""
 
-    id: TitleId
+    id: _TitleId
 
 
 class Title(Body):
     id: str
     name: str
-    genres: Genres
-    metadata: Metadata
-    created_at: Timestamp
+    genres: _Genres
+    metadata: _Metadata
+    created_at: _Timestamp
     variant_count: int
     active_variant_count: int
 
@@ -99,7 +120,7 @@ class Candidate(Body):
     content_hash: str
     media_type: str
     filename: str
-    created_at: Timestamp
+    created_at: _Timestamp
     features: dict[str, dict[str, Any]]
     warnings: list[ArtworkWarning]
     details: dict[str, Any]
@@ -163,8 +184,8 @@ class Performance(Body):
     """Per-variant impressions, takes, take rate and share, per day."""
 
     title_id: str
-    since: Timestamp
-    until: Timestamp
+    since: _Timestamp
+    until: _Timestamp
     confidence: float
     days: list[str]
     impressions: int

@@ -10,8 +10,14 @@ from serving.contract.fields import Body, EventId, Reward
 from serving.contract.limits import API_VERSION_PATTERN
 from serving.contract.operations import Answer, Operation
 
-__all__ = ["ApiVersionQuery", "Error", "ErrorDetail", "EventPath", "RewardRequest",
-           "event_operations"]
+__all__ = [
+    "ApiVersionQuery",
+    "Error",
+    "ErrorDetail",
+    "EventPath",
+    "RewardRequest",
+    "event_operations",
+]
 
 
 class ErrorDetail(BaseModel):

@@ -34,8 +34,8 @@ from serving.contract.limits import (
 )
 
 __all__ = [
-    "CONFIG_LIMIT",
     "Body",
+    "CONFIG_LIMIT",
     "ConfigLimit",
     "EventId",
     "FeatureList",
@@ -57,8 +57,7 @@ class Body(BaseModel):
     patterns of the contract use look-arounds, which only Python's ``re`` reads.
     """
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, strict=True,
-                              regex_engine="python-re")
+    model_config = ConfigDict(alias_generator=to_camel, strict=True, regex_engine="python-re")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["JSON", "Answer", "Operation"]
+__all__ = [
+    "Answer",
+    "JSON",
+    "Operation",
+]
 
 JSON = "application/json"
 

@@ -8,7 +8,11 @@ from serving.contract.common import Error
 from serving.contract.fields import Body
 from serving.contract.operations import Answer, Operation
 
-__all__ = ["MARKETER_OPERATIONS", "OPS_OPERATIONS"]
+__all__ = [
+    "MARKETER_OPERATIONS",
+    "OPS_OPERATIONS",
+    "StaticPath",
+]
 
 _OBJECT = dict[str, Any]
 

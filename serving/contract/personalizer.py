@@ -24,12 +24,16 @@ from serving.contract.operations import Answer, Operation
 from serving.durations import DURATION_PATTERN
 
 __all__ = [
+    "ApprenticeBatchMetrics",
+    "ApprenticeModeMetrics",
     "EVENT_OPERATIONS",
     "LEARNING_MODES",
     "OPERATIONS",
     "PolicyContract",
     "RankRequest",
     "RankResponse",
+    "RankableAction",
+    "RankedAction",
     "ServiceConfiguration",
 ]
 
@@ -37,7 +41,7 @@ __all__ = [
 LEARNING_MODES = {"online": "Online", "apprentice": "Apprentice", "logging_only": "LoggingOnly"}
 
 
-def any_case_pattern(values: tuple[str, ...]) -> str:
+def _any_case_pattern(values: tuple[str, ...]) -> str:
     """A pattern matching exactly ``values``, in any letter case (``sum``, ``Sum``, ``SUM``)."""
     alternatives = ("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c)
                             for c in value) for value in values)
@@ -94,30 +98,30 @@ def _one_of(names: tuple[str, ...]) -> str:
     return f"One of {', '.join(names)} (any letter case)."
 
 
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
-Unsupported = Annotated[Literal[False] | None, Field(
+_Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+_Unsupported = Annotated[Literal[False] | None, Field(
     description="Not supported by banditkit: false or absent.")]
 
 
 class ServiceConfiguration(Body):
     """The loop settings, Personalizer's ``ServiceConfiguration``."""
 
-    reward_wait_time: Annotated[Duration, Field(description="ISO-8601 duration, e.g. PT10M.")]
+    reward_wait_time: Annotated[_Duration, Field(description="ISO-8601 duration, e.g. PT10M.")]
     default_reward: Reward
-    reward_aggregation: Annotated[str, Field(pattern=any_case_pattern(AGGREGATIONS),
+    reward_aggregation: Annotated[str, Field(pattern=_any_case_pattern(AGGREGATIONS),
                                              description=_one_of(AGGREGATIONS))]
     exploration_percentage: Probability
-    model_export_frequency: Annotated[Duration, Field(description="ISO-8601 duration, "
+    model_export_frequency: Annotated[_Duration, Field(description="ISO-8601 duration, "
                                                                   "e.g. PT1M.")]
     log_retention_days: Annotated[int, Field(
         ge=-1, le=FOREVER_DAYS, description="Days, or -1 to keep forever.",
         json_schema_extra={"not": {"enum": [0]}})]
     model_retrain_days: Annotated[int, Field(ge=0, le=FOREVER_DAYS)] | None = None
     learning_mode: Annotated[str, Field(
-        pattern=any_case_pattern(tuple(LEARNING_MODES.values())),
+        pattern=_any_case_pattern(tuple(LEARNING_MODES.values())),
         description=_one_of(tuple(LEARNING_MODES.values())))] | None = None
-    log_mirror_enabled: Unsupported = None
-    is_auto_optimization_enabled: Unsupported = None
+    log_mirror_enabled: _Unsupported = None
+    is_auto_optimization_enabled: _Unsupported = None
     latest_apprentice_mode_metrics: Annotated[ApprenticeModeMetrics | None, Field(
         json_schema_extra={"readOnly": True},
         description="Present once apprentice mode has joined events; ignored on "

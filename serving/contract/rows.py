@@ -21,7 +21,24 @@ from serving.contract.fields import (
 from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
 
-__all__ = ["MULTISLOT_OPERATIONS", "ROWS_OPERATIONS", "PageRulesBody", "RowsRankRequest"]
+__all__ = [
+    "CandidateRow",
+    "FilledSlot",
+    "MULTISLOT_OPERATIONS",
+    "MultiSlot",
+    "MultiSlotAction",
+    "MultiSlotChoice",
+    "MultiSlotRankRequest",
+    "MultiSlotRankResponse",
+    "MultiSlotRewardRequest",
+    "PageRulesBody",
+    "PageSlot",
+    "ROWS_OPERATIONS",
+    "RowsRankRequest",
+    "RowsRankResponse",
+    "RowsRewardRequest",
+    "SlotReward",
+]
 
 _ROWS = ConfigLimit("maxItems", "ROWS_MAX_ROWS")
 _SLOTS = ConfigLimit("maxItems", "ROWS_MAX_SLOTS")

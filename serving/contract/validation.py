@@ -17,7 +17,11 @@ from pydantic_core import ErrorDetails
 from serving.contract.limits import NOT_BLANK_PATTERN
 from serving.errors import ApiError
 
-__all__ = ["describe", "json_path", "validate"]
+__all__ = [
+    "describe",
+    "json_path",
+    "validate",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
