@@ -376,7 +376,7 @@ def test_one_learner_per_data_dir(data_dir: Path) -> None:
     import fcntl
     import threading
 
-    from serving.serve import _learner_lock, run_learner
+    from serving.learner_process import _learner_lock, run_learner
 
     first_stop = threading.Event()
     first = threading.Thread(target=run_learner, args=(data_dir,),
