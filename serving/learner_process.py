@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from serving.processes import terminate
+
 __all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "run_learner"]
 
 #: The learner process's health file in the data dir (``LEARNER_HEALTH_PATH``).
@@ -85,14 +87,9 @@ class LearnerSupervisor:
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _logger.error("learner process %s did not stop in %s s; killing it",
+        if not terminate(process, timeout=timeout):
+            _logger.error("learner process %s did not stop in %s s; killed it",
                           process.pid, timeout)
-            process.kill()
-            process.wait(10)
         _logger.info("learner process %s stopped", process.pid)
 
 
