@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -86,7 +87,7 @@ def _blank_is_none(value: Any) -> Any:
 
 def _decoded_object(value: Any) -> Any:
     # Object-valued keys arrive as JSON text from the environment.
-    return _json_value(value) if isinstance(value, str) else value
+    return _json_value(value) if isinstance(value, str) and value else _blank_is_none(value)
 
 
 _OptionalPath = Annotated[Path | None, BeforeValidator(_blank_is_none)]
@@ -108,8 +109,7 @@ class ServerConfig(BaseModel):
         ``ENGINE_MAX_ACTIONS=256``).
     """
 
-    model_config = ConfigDict(alias_generator=str.upper, populate_by_name=True, frozen=True,
-                              extra="ignore", arbitrary_types_allowed=True)
+    model_config = ConfigDict(alias_generator=str.upper, frozen=True, extra="ignore")
 
     engine_data_dir: Path = Field(
         default_factory=default_data_dir,
@@ -157,8 +157,9 @@ class ServerConfig(BaseModel):
         200_000, description="Most logged events an evaluation over HTTP reads.")
     analyst_export_chunk_bytes: PositiveInt = Field(
         64 * 1024, description="Bytes per chunk of a streamed log export.")
-    analyst_max_concurrent_evaluations: PositiveInt = Field(
-        1, description="Evaluations running at once in one worker; more get 429.")
+    analyst_max_concurrent_evaluations: NonNegativeInt = Field(
+        1, description="Evaluations running at once in one worker; more get 429 (0 turns "
+                       "evaluations off).")
     catalogue_max_upload_bytes: PositiveInt = Field(
         20 * 1024 * 1024, description="Largest poster upload; larger gets 413.")
     catalogue_max_trailer_bytes: PositiveInt = Field(
