@@ -52,7 +52,8 @@ def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interva
     """Run the production server: gunicorn workers plus one learner process.
 
     Every other setting of the app is read from BANDITKIT_* environment
-    variables (see server.py); stop it with SIGTERM or Ctrl-C.
+    variables (serving/config.py; docs/server.md), checked before any worker
+    starts; stop it with SIGTERM or Ctrl-C.
     """
     from serving.config import ConfigError
     from serving.serve import run_server
