@@ -221,8 +221,10 @@ def environ_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
     Each value is decoded as JSON when it is JSON (``BANDITKIT_AUTH_ENABLED=false``
     is False, ``BANDITKIT_ENGINE_SETTINGS='{"reward_wait_seconds": 300}'`` a
-    dict) and kept as text otherwise (``BANDITKIT_ENGINE_SYNCHRONOUS=FULL``), as
-    Flask's ``Config.from_prefixed_env`` decodes them.
+    dict) and kept as text otherwise (``BANDITKIT_ENGINE_SYNCHRONOUS=FULL``); ``__``
+    sets one field of an object-valued key
+    (``BANDITKIT_ENGINE_SETTINGS__reward_wait_seconds=300``). These are the
+    rules of Flask's ``Config.from_prefixed_env``.
 
     Parameters
     ----------
@@ -230,8 +232,16 @@ def environ_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         The environment; None is ``os.environ``.
     """
     environ = os.environ if environ is None else environ
-    return {key[len(ENV_PREFIX):]: _json_value(value)
-            for key, value in sorted(environ.items()) if key.startswith(ENV_PREFIX)}
+    config: dict[str, Any] = {}
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        *parents, key = name[len(ENV_PREFIX):].split("__")
+        target = config
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[key] = _json_value(text)
+    return config
 
 
 def child_environ(config: Mapping[str, Any],

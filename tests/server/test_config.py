@@ -65,6 +65,11 @@ def test_the_environment_is_decoded_as_json_when_it_is_json() -> None:
     assert config.engine_settings == {"reward_wait_seconds": 300}
 
 
+def test_a_double_underscore_sets_one_field_of_an_object_key() -> None:
+    environ = {"BANDITKIT_ENGINE_SETTINGS__reward_wait_seconds": "300"}
+    assert environ_config(environ) == {"ENGINE_SETTINGS": {"reward_wait_seconds": 300}}
+
+
 def test_child_environ_round_trips_through_environ_config(tmp_path: Path) -> None:
     written = {"ENGINE_DATA_DIR": tmp_path, "LEARNER_ENABLED": False,
                "LEARNER_INTERVAL_SECONDS": 0.2, "LEARNER_HEALTH_PATH": tmp_path / "h"}
