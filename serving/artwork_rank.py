@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
 
 from banditkit.engine import RankRequest
 from banditkit.errors import InvalidInputError
@@ -45,6 +45,7 @@ from serving import openapi
 from serving._parsing import json_body, optional_bool, require_list, require_object
 from serving.auth import require_roles
 from serving.catalogue import get_catalogue, image_url
+from serving.config import get_config
 from serving.errors import ApiError
 from serving.metrics import get_metrics
 from serving.runtime import get_engine
@@ -103,7 +104,7 @@ def _parse(body: Any, *, max_titles: int) -> tuple[dict[str, Any], list[str], bo
 @require_roles("client")
 def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Choose one artwork variant per title for a member: 201."""
-    max_titles = int(current_app.config.get("ARTWORK_RANK_MAX_TITLES", 100))
+    max_titles = get_config().artwork_rank_max_titles
     context, titles, defer, surface = _parse(json_body(), max_titles=max_titles)
     variants = get_catalogue().active_variants(titles)
     requests: list[RankRequest] = []
@@ -202,7 +203,6 @@ def _schemas(max_titles: int) -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     """Register the route and document it (after :func:`serving.catalogue.init_app`)."""
-    app.config.setdefault("ARTWORK_RANK_MAX_TITLES", 100)
-    max_titles = int(app.config["ARTWORK_RANK_MAX_TITLES"])
+    max_titles = get_config(app).artwork_rank_max_titles
     app.register_blueprint(bp)
     openapi.add_paths(app, _paths(max_titles), _schemas(max_titles))

@@ -51,6 +51,7 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.config import get_config
 from serving.durations import format_duration, parse_duration
 from serving.errors import ApiError
 from serving.meta import MetaStore
@@ -207,7 +208,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     The ``X-Banditkit-Model-Version`` response header names the model snapshot
     that decided (Personalizer clients ignore it).
     """
-    max_actions = int(current_app.config.get("RANK_MAX_ACTIONS", 50))
+    max_actions = get_config().rank_max_actions
     context, actions, options = parse_rank_request(
         json_body(), max_actions=max_actions,
         action_features=current_app.extensions[_FEATURES_EXTENSION],
@@ -493,7 +494,7 @@ def init_app(app: Flask, *, meta: MetaStore) -> None:
     app.extensions[_ACTION_LISTS_EXTENSION] = ContentMemo(_ACTION_LISTS_KEPT)
     app.register_blueprint(v1)
     app.register_blueprint(versioned)
-    max_actions = int(app.config.get("RANK_MAX_ACTIONS", 50))
+    max_actions = get_config(app).rank_max_actions
     paths = {}
     for prefix, versioned_family in (("/personalizer/v1.0", False), ("/personalizer", True)):
         paths.update(openapi.personalizer_paths(prefix, versioned=versioned_family))
