@@ -35,7 +35,7 @@ from typing import Any
 
 from banditkit.encoding import FrozenFeatures
 from banditkit.errors import InvalidInputError
-from banditkit.store import thread_connection
+from banditkit.store import ThreadConnections
 from banditkit.types import Features, check_features
 from catalogue.records import (
     Candidate,
@@ -172,6 +172,10 @@ class Catalogue:
         self.path = path
         self.images_dir = images_dir
         self.clock = clock
+        self._connections = ThreadConnections(path=path, schema=_SCHEMA)
+        # The rankable variants of the titles asked for, and the generation they are of.
+        self._rank_cache: tuple[int, dict[str, list[RankableVariant]]] = (-1, {})
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], *, clock: Any = time.time) -> Catalogue:
@@ -184,7 +188,7 @@ class Catalogue:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        return thread_connection(self, self.path, schema=_SCHEMA)
+        return self._connections.get()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -200,9 +204,7 @@ class Catalogue:
 
     def close(self) -> None:
         """Close every connection (the catalogue reopens on next use)."""
-        for connection in self.__dict__.pop("_connections", []):
-            connection.close()
-        self.__dict__.pop("_local", None)
+        self._connections.close()
 
     def generation(self) -> int:
         """A number that changes whenever any process writes to the catalogue."""
@@ -658,13 +660,10 @@ class Catalogue:
             Naming every requested title the catalogue does not hold.
         """
         generation = self.generation()
-        with self.__dict__.setdefault("_cache_lock", threading.Lock()):
-            cached: tuple[int, dict[str, list[RankableVariant]]] | None = self.__dict__.get(
-                "_rank_cache")
-            if cached is None or cached[0] != generation:
-                cached = (generation, {})
-                self.__dict__["_rank_cache"] = cached
-            titles: dict[str, list[RankableVariant]] = cached[1]
+        with self._cache_lock:
+            if self._rank_cache[0] != generation:
+                self._rank_cache = (generation, {})
+            titles = self._rank_cache[1]
             missing = [t for t in dict.fromkeys(title_ids) if t not in titles]
             if missing:
                 titles.update(self._load_rankable(missing))

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 from banditkit.dsjson import EXTRA_KEY
 from banditkit.errors import InvalidInputError
-from banditkit.journal import JournalLine, slot_reward_line
 from banditkit.store import PendingEvent, RewardRecord, Store
+from banditkit.store.journal import JournalLine, slot_reward_line
+from banditkit.store.schema import SCHEMA
 
 __all__ = ["RowStore"]
 
@@ -37,22 +38,10 @@ CREATE INDEX IF NOT EXISTS slot_rewards_event ON slot_rewards (event_id);
 class RowStore(Store):
     """SQLite store of the row engine (its own database file).
 
-    Parameters
-    ----------
-    path : path
-        The database file; its folder is created.
-    synchronous : {"NORMAL", "FULL"}, default="NORMAL"
-        SQLite's fsync policy (see :class:`~banditkit.store.Store`).
+    Its parameters are those of :class:`~banditkit.store.Store`.
     """
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        connection = super()._db
-        ready = self.__dict__.setdefault("_row_schema_ready", set())
-        if id(connection) not in ready:
-            connection.executescript(_ROW_SCHEMA)
-            ready.add(id(connection))
-        return connection
+    schema = SCHEMA + _ROW_SCHEMA
 
     def insert_page(self, event: PendingEvent, slot_ids: Sequence[str]) -> None:
         """Record a page durably (:meth:`insert_events`), remembering its slot ids: a
