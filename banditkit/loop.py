@@ -31,7 +31,7 @@ from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter
 from banditkit.sampling import new_event_id
 from banditkit.settings import LoopSettings
-from banditkit.store import PendingEvent, RewardRecord, Store, Unjoinable
+from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Unjoinable
 from banditkit.types import REWARD_LIMIT
 
 __all__ = [
@@ -77,7 +77,8 @@ class LoopEngine(abc.ABC):
 
     Parameters
     ----------
-    store : Store
+    store : DecisionStore
+        Decisions, rewards, models and settings.
     log : EventLogWriter
         Where joined events are appended.
     models_dir : path
@@ -88,7 +89,7 @@ class LoopEngine(abc.ABC):
         How often ranking looks for new settings and a new snapshot.
     """
 
-    def __init__(self, *, store: Store, log: EventLogWriter, models_dir: Path,
+    def __init__(self, *, store: DecisionStore, log: EventLogWriter, models_dir: Path,
                  clock: Callable[[], float] = time.time, refresh_seconds: float = 1.0) -> None:
         self.store = store
         self.log = log

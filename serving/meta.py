@@ -22,7 +22,8 @@ class MetaStore:
     Parameters
     ----------
     path : path-like
-        The SQLite file; created with its table on first use.
+        The server's SQLite file (:data:`~serving.keys.DB_FILENAME`, beside the
+        keys); ``service_meta`` is created on first use.
     """
 
     def __init__(self, *, path: str | Path) -> None:
