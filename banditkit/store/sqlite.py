@@ -155,23 +155,9 @@ class Store(DecisionStore):
     def insert_events(self, events: Sequence[PendingEvent], *,
                       fresh_ids: bool = False, remember: Sequence[object] | None = None
                       ) -> None:
-        """Record decisions durably (one journal write); all or none.
-
-        Parameters
-        ----------
-        fresh_ids : bool, default=False
-            The ids were just generated (random UUIDs): skip the duplicate check.
-        remember : sequence, default=None
-            One value per event that :meth:`_recent_value` gives back until the
-            learner has ingested the event (None if not given).
-
-        Raises
-        ------
-        DuplicateEventError
-            When an event id was used before, by any process of this data
-            directory: in the tables, or claimed (:class:`EventClaims`) by a
-            decision not ingested yet.
-        """
+        """One journal write. An id is used when it is in the tables or claimed
+        (:class:`~banditkit.store.event_ids.EventClaims`) by a decision not ingested
+        yet; ``remember`` values come back from :meth:`_recent_value`."""
         text = "".join([decision_line(e.event_id, e.created_at, e.deferred, e.decision,
                                       e.context_at, e.tag) for e in events])
         ids = [event.event_id for event in events]
@@ -391,26 +377,8 @@ class Store(DecisionStore):
     def join_due(self, *, now: float, wait_seconds: float, limit: int,
                  join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
                                 Sequence[Joined]]) -> tuple[int, list[tuple[int, Joined]]]:
-        """Join due events in one transaction.
-
-        ``join(events, rewards)`` receives the due :class:`PendingEvent` list (oldest
-        first) and a dict of their :class:`RewardRecord` lists, and returns one
-        item per event with ``timestamp``, ``line`` (the joined dsjson line) and
-        ``stored`` (what the store keeps of it) attributes, or an
-        :class:`Unjoinable`: that event and its rewards move to
-        ``journal_rejects`` with its reason, so that one bad record never stops
-        the loop. The same transaction
-        that marks the events joined records them as unlogged, so a reward
-        arriving later is recorded as late, and a crash before the caller wrote
-        the lines to the log and called :meth:`mark_logged` is repaired from
-        :meth:`unlogged`.
-
-        Returns
-        -------
-        (int, list)
-            The unlogged entry to pass to :meth:`mark_logged`, and ``(join_seq,
-            item)`` per joined event in join order (empty when nothing was due).
-        """
+        """The transaction ingests the journals first, so a reward that arrives
+        after it is recorded as late; unjoinable events go to ``journal_rejects``."""
         cutoff = now - wait_seconds
         self._journal.remove_abandoned()  # the learner's housekeeping
         self._use_learner_cache()
