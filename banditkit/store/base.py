@@ -21,7 +21,7 @@ from banditkit.store.records import (
     UnloggedJoin,
 )
 
-__all__ = ["DecisionStore"]
+__all__ = ["DecisionStore", "Joined"]
 
 Joined = TypeVar("Joined", bound=JoinedItem)
 
