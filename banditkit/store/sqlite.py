@@ -97,7 +97,9 @@ class Store(DecisionStore):
         self.journal_dir = journal_dir or self.path.parent / f"{self.path.stem}-journal"
         self._connections = ThreadConnections(path=self.path, schema=self.schema,
                                               synchronous=synchronous, prepare=prepare)
-        self._local = threading.local()  # per thread: the open transaction's after-commit actions
+        # Per thread: the open transaction's after-commit actions, and whether its
+        # connection has the learner's page cache.
+        self._local = threading.local()
         self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
         self._journal = JournalReader(self.journal_dir)
         self._recent: dict[str, object] = {}
