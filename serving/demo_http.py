@@ -225,13 +225,7 @@ class HttpRanker:
         self.server = server
         self.finish_timeout = finish_timeout
         self.model_versions: set[str] = set()
-
-    @property
-    def _client(self) -> _Client:
-        client = self.__dict__.get("_http")
-        if client is None:
-            client = self._http = _Client(port=self.server.port, key=self.server.client_key)
-        return client
+        self._client = _Client(port=server.port, key=server.client_key)
 
     def rank(self, context: Features, actions: Sequence[Action], *, event_id: str) -> str:
         body = {"contextFeatures": [context], "eventId": event_id,
