@@ -23,7 +23,7 @@ SIGTERM/SIGINT (gunicorn's graceful shutdown: workers finish their requests).
 A learner whose master disappears (SIGKILL) exits by itself within a moment.
 gunicorn's workers notice the master's death themselves, within a second, and
 finish their requests first. Every acknowledged decision
-and reward is already in its worker's journal (``banditkit.journal``), so nothing
+and reward is already in its worker's journal (``banditkit.store.journal``), so nothing
 acknowledged is lost when any of these processes is killed; the next learner
 ingests and joins them.
 
