@@ -3,31 +3,16 @@
 There is no module-level app: ``create_app()`` is the only way to get one
 (``flask --app server run``, ``gunicorn "server:create_app()"``).
 
-Config keys
------------
-ENGINE_DATA_DIR : str, default=$BANDITKIT_DATA_DIR or ``banditkit-data``
-    The data directory (engine database and logs, key store).
-ENGINE_SETTINGS : dict, default=None
-    :class:`~banditkit.settings.LoopSettings` fields to start with; None loads
-    the persisted settings (or the defaults).
-ENGINE_FACTORY : callable, default=None
-    ``factory(data_dir, settings=..., **options) -> Engine``, for embedding; None
-    uses :meth:`banditkit.engine.Engine.open`.
-ENGINE_<OPTION>
-    Any other ``ENGINE_`` key is passed to the factory as a keyword argument
-    (``ENGINE_SYNCHRONOUS="FULL"``, ``ENGINE_MAX_ACTIONS=256``).
-LEARNER_ENABLED, LEARNER_INTERVAL_SECONDS
-    The background learner thread (:mod:`serving.runtime`).
-AUTH_ENABLED, AUTH_CACHE_SECONDS, AUTH_KEYS_PATH
-    API keys (:mod:`serving.auth`).
-RANK_MAX_ACTIONS : int, default=50
-    Most actions per rank request.
-SERVER_MAX_BODY_BYTES : int, default=1048576
-    Larger request bodies get 413 (Flask's ``MAX_CONTENT_LENGTH``).
-
-With ``config=None`` every key is read from ``BANDITKIT_``-prefixed environment
-variables (``BANDITKIT_ENGINE_DATA_DIR``, ``BANDITKIT_AUTH_ENABLED=false``);
-values are parsed as JSON when they can be.
+Configuration
+-------------
+Every config key (``ENGINE_DATA_DIR``, ``ENGINE_SETTINGS``, ``ENGINE_FACTORY``,
+the ``ENGINE_<OPTION>`` pass-through to the engine factory, ``LEARNER_``,
+``AUTH_``, ``RANK_MAX_ACTIONS``, ``SERVER_MAX_BODY_BYTES``, ``ROWS_``,
+``ANALYST_``, ``CATALOGUE_``, ``ARTWORK_RANK_MAX_TITLES``) is declared, with
+its type, default and check, in :class:`serving.config.ServerConfig`; with
+``config=None`` every key is read from ``BANDITKIT_``-prefixed environment
+variables (:func:`serving.config.environ_config`). A bad value fails
+:func:`create_app` naming the key.
 
 Later components (the artwork catalogue, the marketer page) plug in as further
 blueprints with their own ``init_app(app)``, reaching the engine through
@@ -40,11 +25,9 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import time
 import weakref
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import click
@@ -66,7 +49,7 @@ from serving import (
     personalizer,
     rows,
 )
-from serving.keys import default_path
+from serving.config import AppConfig, ServerConfig, environ_config, get_config
 from serving.meta import MetaStore
 from serving.runtime import (
     ENGINE_EXTENSION,
@@ -81,19 +64,8 @@ __all__ = ["close_app", "create_app"]
 _access_log = logging.getLogger("banditkit.access")
 
 
-def _defaults() -> dict[str, Any]:
-    return {
-        "ENGINE_DATA_DIR": os.environ.get("BANDITKIT_DATA_DIR", "banditkit-data"),
-        "ENGINE_SETTINGS": None,
-        "ENGINE_FACTORY": None,
-        "LEARNER_ENABLED": True,
-        "LEARNER_INTERVAL_SECONDS": 1.0,
-        "AUTH_ENABLED": True,
-        "AUTH_CACHE_SECONDS": 5.0,
-        "AUTH_KEYS_PATH": None,
-        "RANK_MAX_ACTIONS": 50,
-        "SERVER_MAX_BODY_BYTES": 1024 * 1024,
-    }
+class _App(Flask):
+    config_class = AppConfig
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -102,35 +74,37 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Parameters
     ----------
     config : mapping, default=None
-        Config keys (see the module docstring). None reads ``BANDITKIT_*``
-        environment variables instead.
+        Config keys (:class:`serving.config.ServerConfig`). None reads
+        ``BANDITKIT_*`` environment variables instead.
 
     Returns
     -------
     Flask
         The app, with its engine open and (unless disabled) its learner thread
         running. Call :func:`close_app` to stop both.
+
+    Raises
+    ------
+    serving.config.ConfigError
+        When a config value fails its check.
     """
     # No app-wide static folder: the web page will bring its own blueprint.
-    app = Flask(__name__, static_folder=None)
-    app.config.from_mapping(_defaults())
-    if config is None:
-        app.config.from_prefixed_env("BANDITKIT")
-    else:
-        app.config.update(config)
-    app.config["MAX_CONTENT_LENGTH"] = int(app.config["SERVER_MAX_BODY_BYTES"])
+    app = _App(__name__, static_folder=None)
+    app.config.update(environ_config() if config is None else config)
+    settings = get_config(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.server_max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # "//" in a path is a 404 here, not a redirect clients would not follow.
     app.url_map.merge_slashes = False
 
-    data_dir = Path(app.config["ENGINE_DATA_DIR"])
+    data_dir = settings.engine_data_dir
     errors.init_app(app)
     openapi.init_app(app)
     metrics.init_app(app)
-    app.extensions[ENGINE_EXTENSION] = _open_engine(app, data_dir)
+    app.extensions[ENGINE_EXTENSION] = _open_engine(settings)
     auth.init_app(app, data_dir=data_dir)
-    keys_path = app.config.get("AUTH_KEYS_PATH") or default_path(data_dir)
-    personalizer.init_app(app, meta=MetaStore(path=keys_path))
+    # The loop's metadata shares the key store's file.
+    personalizer.init_app(app, meta=MetaStore(path=auth.get_key_store(app).path))
     events.init_app(app)
     analyst.init_app(app)
     rows.init_app(app, data_dir=data_dir)
@@ -141,13 +115,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _init_access_log(app)
     _init_cli(app)
 
-    learner_config = app.config.get_namespace("LEARNER_")
-    if learner_config.get("enabled", True):
+    if settings.learner_enabled:
         learner = BackgroundLearner(
             engine=get_engine(app),
             rows=rows.get_row_engine(app),
             follow=rows.follows_main_settings(app),
-            interval_seconds=float(learner_config.get("interval_seconds", 1.0)),
+            interval_seconds=settings.learner_interval_seconds,
             metrics=metrics.get_metrics(app),
         )
         app.extensions[LEARNER_EXTENSION] = learner
@@ -159,17 +132,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _open_engine(app: Flask, data_dir: Path) -> Engine:
-    config = app.config.get_namespace("ENGINE_")
-    raw_settings = config.get("settings")
-    if isinstance(raw_settings, str):
-        raw_settings = json.loads(raw_settings)
-    settings = LoopSettings(**raw_settings) if raw_settings else None
-    factory = config.pop("factory", None) or Engine.open
-    # Remaining ENGINE_ keys are Engine.open keyword arguments (ENGINE_MAX_ACTIONS,
-    # ENGINE_SYNCHRONOUS, ...).
-    options = {key: value for key, value in config.items() if key not in ("data_dir", "settings")}
-    return factory(data_dir, settings=settings, **options)
+def _open_engine(config: ServerConfig) -> Engine:
+    settings = LoopSettings(**config.engine_settings) if config.engine_settings else None
+    factory = config.engine_factory or Engine.open
+    return factory(config.engine_data_dir, settings=settings, **config.engine_options)
 
 
 def close_app(app: Flask) -> None:

@@ -31,7 +31,7 @@ from banditkit.join import join_event, joined_line
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.sampling import rank_order, sample_index, strictly_preferred
 from banditkit.settings import LoopSettings
-from banditkit.store import PendingEvent, RewardRecord, Store
+from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Store
 from banditkit.types import (
     Action,
     Decision,
@@ -104,14 +104,9 @@ class Engine(LoopEngine):
 
     Parameters
     ----------
-    store : Store
-        Decisions, rewards, models and settings.
-    log : EventLogWriter
-        Where joined events are appended.
-    models_dir : path
-        Where each published model is also written as a VW model file.
-    clock : callable, default=time.time
-        Returns the current time in Unix seconds (tests pass a fake one).
+    store, log, models_dir, clock, refresh_seconds
+        Those of :class:`~banditkit.loop.LoopEngine` (:meth:`open` gives it the
+        SQLite :class:`~banditkit.store.Store` of the data directory).
     max_actions : int, default=256
         Largest number of actions accepted in one decision.
 
@@ -122,7 +117,7 @@ class Engine(LoopEngine):
         probabilities were not finite (logged with ``modelFallback``).
     """
 
-    def __init__(self, *, store: Store, log: EventLogWriter, models_dir: Path,
+    def __init__(self, *, store: DecisionStore, log: EventLogWriter, models_dir: Path,
                  clock: Callable[[], float] = time.time, max_actions: int = 256,
                  refresh_seconds: float = 1.0) -> None:
         super().__init__(store=store, log=log, models_dir=models_dir, clock=clock,

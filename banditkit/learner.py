@@ -22,7 +22,12 @@ class Learner(abc.ABC):
     """Gives a probability to each action for a context and learns from one reward at a time.
 
     Public methods validate, then call the private hooks subclasses implement.
+    Subclasses call ``super().__init__()``: it makes the encoder :meth:`predict_one`
+    keeps its encoded features in.
     """
+
+    def __init__(self) -> None:
+        self._encoder = FeatureEncoder()
 
     def predict_one(self, context: Features, actions: Sequence[Features]) -> np.ndarray:
         """Probability of choosing each action.
@@ -41,10 +46,9 @@ class Learner(abc.ABC):
         """
         if not actions:
             raise InvalidInputError("actions must not be empty")
-        encoder = self.__dict__.setdefault("_encoder", FeatureEncoder())
         return np.asarray(self._predict_encoded(
-            encoder.encode(context, name="context"),
-            encoder.encode_all(actions, name="actions[{}]")))
+            self._encoder.encode(context, name="context"),
+            self._encoder.encode_all(actions, name="actions[{}]")))
 
     def learn_one(self, context: Features, actions: Sequence[Features], *, chosen: int,
                   reward: float, probability: float) -> None:

@@ -27,11 +27,11 @@ import numpy as np
 
 from banditkit import __version__
 from banditkit.dsjson import JoinedLine
-from banditkit.errors import InvalidInputError
+from banditkit.errors import InvalidInputError, NotFittedError
 from banditkit.eventlog import EventLogWriter
 from banditkit.sampling import new_event_id
 from banditkit.settings import LoopSettings
-from banditkit.store import PendingEvent, RewardRecord, Store, Unjoinable
+from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Unjoinable
 from banditkit.types import REWARD_LIMIT
 
 __all__ = [
@@ -77,7 +77,8 @@ class LoopEngine(abc.ABC):
 
     Parameters
     ----------
-    store : Store
+    store : DecisionStore
+        Decisions, rewards, models and settings.
     log : EventLogWriter
         Where joined events are appended.
     models_dir : path
@@ -88,7 +89,7 @@ class LoopEngine(abc.ABC):
         How often ranking looks for new settings and a new snapshot.
     """
 
-    def __init__(self, *, store: Store, log: EventLogWriter, models_dir: Path,
+    def __init__(self, *, store: DecisionStore, log: EventLogWriter, models_dir: Path,
                  clock: Callable[[], float] = time.time, refresh_seconds: float = 1.0) -> None:
         self.store = store
         self.log = log
@@ -330,7 +331,7 @@ class LoopEngine(abc.ABC):
         version = self.store.publish_model(
             created_at=self.clock(), policy_args=trainer.args, banditkit_version=__version__,
             through_seq=self._through_seq,
-            n_updates=trainer.__dict__.get("_n_updates", 0), data=data)
+            n_updates=_updates_learned(trainer), data=data)
         self.models_dir.mkdir(parents=True, exist_ok=True)
         path = self.models_dir / f"model-v{version}.vw"
         path.write_bytes(data)
@@ -390,6 +391,14 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _updates_learned(trainer: Any) -> int:
+    """The trainer's ``n_updates_``, or 0 before its first update."""
+    try:
+        return trainer.n_updates_
+    except NotFittedError:
+        return 0
 
 
 def _check_version(saved_version: str) -> None:

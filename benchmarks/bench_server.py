@@ -27,7 +27,7 @@ Targets (docs/architecture.md §8):
 * ``personalizer_rank_ids``: ``personalizer_rank`` with a caller-chosen
   ``eventId`` in every request (unique: a random prefix per client and a
   counter), so every decision claims its id across the workers before it is
-  journaled (``banditkit.event_ids.EventClaims``). ``ratio_rps_ids`` and
+  journaled (``banditkit.store.event_ids.EventClaims``). ``ratio_rps_ids`` and
   ``ratio_cpu_ids`` compare it with ``personalizer_rank``: the duplicate
   check's cost.
 

@@ -57,6 +57,11 @@ decision was lost or an event was logged twice.
 
     python benchmarks/chaos.py [--duration 60] [--seed 0] [--threads 4] [--workers 2]
                                [--data-dir DIR] [--smoke]
+
+One file of about a thousand lines on purpose: it is a script an operator
+copies next to a deployment and runs as it is, with nothing of it imported by
+banditkit, and it reads the server only from outside (HTTP, ``/proc``, the data
+directory), as the tests load it by path.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ given: image analysis happens elsewhere (``artwork/``, called by
 and an opaque fingerprint blob for near-duplicate checks.
 
 The records it returns, the id checks and its errors live in
-:mod:`catalogue.records`.
+:mod:`catalogue.records`, the checks of the other fields it takes in
+:mod:`catalogue.fields`, and the image files in :mod:`catalogue.images`.
 
 Storage is its own SQLite file (WAL mode) in the data directory, next to the
 engine's database, and the images under ``<data-dir>/images/<aa>/<sha256>``.
@@ -20,13 +21,10 @@ other processes' writes invalidate.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import re
 import secrets
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,8 +33,16 @@ from typing import Any
 
 from banditkit.encoding import FrozenFeatures
 from banditkit.errors import InvalidInputError
-from banditkit.store import thread_connection
-from banditkit.types import Features, check_features
+from banditkit.store import ThreadConnections
+from banditkit.types import Features
+from catalogue.fields import (
+    check_filename,
+    check_genres,
+    check_metadata,
+    check_name,
+    check_variant_fields,
+)
+from catalogue.images import ImageFiles
 from catalogue.records import (
     Candidate,
     CatalogueConflictError,
@@ -49,10 +55,6 @@ from catalogue.records import (
 )
 
 __all__ = ["Catalogue"]
-
-_GENRE = re.compile(r"^[^\s_][^\s]{0,63}$")
-_MAX_GENRES = 32
-_MAX_METADATA_BYTES = 16 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS titles (
@@ -105,53 +107,6 @@ INSERT OR IGNORE INTO generation (id, value) VALUES (1, 0);
 
 
 
-def _check_genres(genres: object) -> tuple[str, ...]:
-    if isinstance(genres, str) or not isinstance(genres, Sequence):
-        raise InvalidInputError(f"genres must be a list of strings, got {genres!r}")
-    if len(genres) > _MAX_GENRES:
-        raise InvalidInputError(f"genres may hold at most {_MAX_GENRES} entries, got {len(genres)}")
-    out: list[str] = []
-    for position, genre in enumerate(genres):
-        if not isinstance(genre, str) or not _GENRE.match(genre):
-            raise InvalidInputError(
-                f"genres[{position}] must be a non-empty word of at most 64 characters without "
-                f"spaces, not starting with '_', got {genre!r}")
-        if genre.lower() not in out:
-            out.append(genre.lower())
-    return tuple(out)
-
-
-def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 256:
-        raise InvalidInputError(f"name must be a non-empty string of at most 256 characters, "
-                                f"got {name!r}")
-    return name.strip()
-
-
-def _check_metadata(metadata: object) -> dict[str, Any]:
-    if not isinstance(metadata, Mapping):
-        raise InvalidInputError(f"metadata must be an object, got {type(metadata).__name__}")
-    try:
-        encoded = json.dumps(dict(metadata), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"metadata must be plain JSON (no NaN or infinity): {exc}") from None
-    if len(encoded) > _MAX_METADATA_BYTES:
-        raise InvalidInputError(
-            f"metadata must encode to at most {_MAX_METADATA_BYTES} bytes, got {len(encoded)}")
-    return json.loads(encoded)
-
-
-def _check_filename(filename: object) -> str:
-    if not isinstance(filename, str) or len(filename) > 255:
-        raise InvalidInputError(f"filename must be a string of at most 255 characters, "
-                                f"got {filename!r}")
-    if "/" in filename or "\\" in filename or "\x00" in filename or filename in (".", ".."):
-        raise InvalidInputError(
-            f"filename must be a plain name without path separators, got {filename!r}")
-    return filename
-
-
 class Catalogue:
     """Titles, artwork variants, frame candidates and images of one data directory.
 
@@ -172,6 +127,11 @@ class Catalogue:
         self.path = path
         self.images_dir = images_dir
         self.clock = clock
+        self._connections = ThreadConnections(path=path, schema=_SCHEMA)
+        self._images = ImageFiles(folder=images_dir)
+        # The rankable variants of the titles asked for, and the generation they are of.
+        self._rank_cache: tuple[int, dict[str, list[RankableVariant]]] = (-1, {})
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], *, clock: Any = time.time) -> Catalogue:
@@ -184,7 +144,7 @@ class Catalogue:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        return thread_connection(self, self.path, schema=_SCHEMA)
+        return self._connections.get()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -200,9 +160,7 @@ class Catalogue:
 
     def close(self) -> None:
         """Close every connection (the catalogue reopens on next use)."""
-        for connection in self.__dict__.pop("_connections", []):
-            connection.close()
-        self.__dict__.pop("_local", None)
+        self._connections.close()
 
     def generation(self) -> int:
         """A number that changes whenever any process writes to the catalogue."""
@@ -231,8 +189,8 @@ class Catalogue:
         InvalidInputError, CatalogueConflictError
         """
         check_id(title_id)
-        title = Title(id=title_id, name=_check_name(title_id if name is None else name),
-                      genres=_check_genres(genres), metadata=_check_metadata(metadata or {}),
+        title = Title(id=title_id, name=check_name(title_id if name is None else name),
+                      genres=check_genres(genres), metadata=check_metadata(metadata or {}),
                       created_at=float(self.clock()))
         try:
             with self._transaction() as db:
@@ -250,9 +208,9 @@ class Catalogue:
         current = self.title(title_id)
         title = Title(
             id=current.id,
-            name=current.name if name is None else _check_name(name),
-            genres=current.genres if genres is None else _check_genres(genres),
-            metadata=current.metadata if metadata is None else _check_metadata(metadata),
+            name=current.name if name is None else check_name(name),
+            genres=current.genres if genres is None else check_genres(genres),
+            metadata=current.metadata if metadata is None else check_metadata(metadata),
             created_at=current.created_at)
         with self._transaction() as db:
             db.execute("UPDATE titles SET name = ?, genres = ?, metadata = ? WHERE title_id = ?",
@@ -294,14 +252,13 @@ class Catalogue:
                 "SELECT content_hash FROM candidates WHERE title_id = ?", (title_id, title_id))]
             db.execute("DELETE FROM titles WHERE title_id = ?", (title_id,))
             orphans = self._drop_orphan_images(db, hashes)
-        self._unlink(orphans)
+        self._images.unlink(orphans)
 
     # -- images --------------------------------------------------------------
 
     def image_path(self, content_hash: str) -> Path:
         """Where the bytes of ``content_hash`` live (whether or not they exist)."""
-        check_content_hash(content_hash)
-        return self.images_dir / content_hash[:2] / content_hash
+        return self._images.path(content_hash)
 
     def image(self, content_hash: str) -> tuple[Path, str]:
         """``(path, media_type)`` of a stored image.
@@ -318,31 +275,6 @@ class Catalogue:
             raise UnknownItemError(f"unknown image {content_hash!r}")
         return path, row[0]
 
-    def _write_image(self, data: bytes) -> str:
-        """Store bytes under their SHA-256, atomically; returns the hash."""
-        content_hash = hashlib.sha256(data).hexdigest()
-        path = self.image_path(content_hash)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(temporary, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
-                raise
-        return content_hash
-
-    def _ensure_file(self, content_hash: str, data: bytes) -> None:
-        # A concurrent delete of the last other user may have removed the file
-        # between our write and our commit; the row now says it is used.
-        if not self.image_path(content_hash).is_file():
-            self._write_image(bytes(data))
-
     @staticmethod
     def _drop_orphan_images(db: sqlite3.Connection, hashes: Sequence[str]) -> list[str]:
         orphans = []
@@ -355,11 +287,6 @@ class Catalogue:
                 db.execute("DELETE FROM images WHERE content_hash = ?", (content_hash,))
                 orphans.append(content_hash)
         return orphans
-
-    def _unlink(self, hashes: Sequence[str]) -> None:
-        for content_hash in hashes:
-            with contextlib.suppress(FileNotFoundError):
-                self.image_path(content_hash).unlink()
 
     # -- variants ------------------------------------------------------------
 
@@ -401,9 +328,9 @@ class Catalogue:
             For malformed features, warnings, names or duplicate ids.
         """
         self.title(title_id)
-        self._check_variant_fields(features, warnings, details, media_type, source)
-        filename = _check_filename(filename)
-        content_hash = self._write_image(bytes(data))
+        check_variant_fields(features, warnings, details, media_type, source)
+        filename = check_filename(filename)
+        content_hash = self._images.write(bytes(data))
         variant_id = "v" + secrets.token_hex(6)
         now = float(self.clock())
         try:
@@ -427,26 +354,8 @@ class Catalogue:
         except BaseException:
             self._unlink_if_unused(content_hash)
             raise
-        self._ensure_file(content_hash, data)
+        self._images.ensure(content_hash, data)
         return self.variant(title_id, variant_id)
-
-    @staticmethod
-    def _check_variant_fields(features: Features, warnings: Sequence[Mapping[str, str]],
-                              details: Mapping[str, Any] | None, media_type: str,
-                              source: str) -> None:
-        check_features(features, name="features")
-        for position, warning in enumerate(warnings):
-            if not isinstance(warning, Mapping) or not isinstance(warning.get("code"), str) \
-                    or not isinstance(warning.get("message"), str):
-                raise InvalidInputError(
-                    f"warnings[{position}] must be {{'code': str, 'message': str}}, "
-                    f"got {warning!r}")
-        if details is not None and not isinstance(details, Mapping):
-            raise InvalidInputError(f"details must be a mapping, got {type(details).__name__}")
-        if not isinstance(media_type, str) or not media_type.startswith("image/"):
-            raise InvalidInputError(f"media_type must be an image/* type, got {media_type!r}")
-        if source not in ("upload", "trailer"):
-            raise InvalidInputError(f"source must be 'upload' or 'trailer', got {source!r}")
 
     @staticmethod
     def _link_duplicates(db: sqlite3.Connection, title_id: str, variant_id: str,
@@ -465,7 +374,7 @@ class Catalogue:
         row = self._db.execute(
             "SELECT 1 FROM images WHERE content_hash = ?", (content_hash,)).fetchone()
         if row is None:
-            self._unlink([content_hash])
+            self._images.unlink([content_hash])
 
     def variant(self, title_id: str, variant_id: str) -> Variant:
         """One variant of a title.
@@ -523,7 +432,7 @@ class Catalogue:
         with self._transaction() as db:
             db.execute("DELETE FROM variants WHERE variant_id = ?", (variant_id,))
             orphans = self._drop_orphan_images(db, [variant.content_hash])
-        self._unlink(orphans)
+        self._images.unlink(orphans)
 
     # -- candidates (trailer frames) -------------------------------------------
 
@@ -536,9 +445,9 @@ class Catalogue:
         Parameters are those of :meth:`add_variant`.
         """
         self.title(title_id)
-        self._check_variant_fields(features, warnings, details, media_type, "trailer")
-        filename = _check_filename(filename)
-        content_hash = self._write_image(bytes(data))
+        check_variant_fields(features, warnings, details, media_type, "trailer")
+        filename = check_filename(filename)
+        content_hash = self._images.write(bytes(data))
         candidate_id = "c" + secrets.token_hex(6)
         try:
             with self._transaction() as db:
@@ -552,7 +461,7 @@ class Catalogue:
         except BaseException:
             self._unlink_if_unused(content_hash)
             raise
-        self._ensure_file(content_hash, data)
+        self._images.ensure(content_hash, data)
         return self.candidate(title_id, candidate_id)
 
     def candidate(self, title_id: str, candidate_id: str) -> Candidate:
@@ -605,7 +514,7 @@ class Catalogue:
         candidate = self.candidate(title_id, candidate_id)
         variant_id = "v" + secrets.token_hex(6)
         kept = list(candidate.warnings if warnings is None else warnings)
-        self._check_variant_fields(candidate.features, kept, None, candidate.media_type,
+        check_variant_fields(candidate.features, kept, None, candidate.media_type,
                                    "trailer")
         with self._transaction() as db:
             existing = db.execute(
@@ -630,7 +539,7 @@ class Catalogue:
         with self._transaction() as db:
             db.execute("DELETE FROM candidates WHERE candidate_id = ?", (candidate_id,))
             orphans = self._drop_orphan_images(db, [candidate.content_hash])
-        self._unlink(orphans)
+        self._images.unlink(orphans)
 
     # -- ranking -------------------------------------------------------------
 
@@ -658,13 +567,10 @@ class Catalogue:
             Naming every requested title the catalogue does not hold.
         """
         generation = self.generation()
-        with self.__dict__.setdefault("_cache_lock", threading.Lock()):
-            cached: tuple[int, dict[str, list[RankableVariant]]] | None = self.__dict__.get(
-                "_rank_cache")
-            if cached is None or cached[0] != generation:
-                cached = (generation, {})
-                self.__dict__["_rank_cache"] = cached
-            titles: dict[str, list[RankableVariant]] = cached[1]
+        with self._cache_lock:
+            if self._rank_cache[0] != generation:
+                self._rank_cache = (generation, {})
+            titles = self._rank_cache[1]
             missing = [t for t in dict.fromkeys(title_ids) if t not in titles]
             if missing:
                 titles.update(self._load_rankable(missing))

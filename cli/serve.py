@@ -1,6 +1,8 @@
 """``banditkit serve``, and the hidden ``banditkit serve-learner`` it starts.
 
-Shells over :func:`serving.serve.run_server` and :func:`serving.serve.run_learner`.
+Shells over :func:`serving.serve.run_server` and
+:func:`serving.learner_process.run_learner`; both read the app's configuration
+through :mod:`serving.config`.
 """
 
 from __future__ import annotations
@@ -50,30 +52,45 @@ def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interva
     """Run the production server: gunicorn workers plus one learner process.
 
     Every other setting of the app is read from BANDITKIT_* environment
-    variables (see server.py); stop it with SIGTERM or Ctrl-C.
+    variables (serving/config.py; docs/server.md), checked before any worker
+    starts; stop it with SIGTERM or Ctrl-C.
     """
+    from serving.config import ConfigError
     from serving.serve import run_server
 
-    run_server(data_dir, learner_command=LEARNER_COMMAND if learner else None, bind=bind,
-               workers=workers, threads=threads, learner_interval=learner_interval,
-               learner_nice=learner_nice, timeout=timeout, log_level=log_level,
-               access_log=access_log, app_factory=app_factory)
+    try:
+        run_server(data_dir, learner_command=LEARNER_COMMAND if learner else None, bind=bind,
+                   workers=workers, threads=threads, learner_interval=learner_interval,
+                   learner_nice=learner_nice, timeout=timeout, log_level=log_level,
+                   access_log=access_log, app_factory=app_factory)
+    except ConfigError as error:
+        raise click.ClickException(f"bad configuration: {error}") from None
 
 
 @click.command("serve-learner", hidden=True)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--interval", type=float, default=1.0)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Overrides ENGINE_DATA_DIR of the environment.")
 @click.option("--parent", type=int, default=None)
 @click.option("--log-level", default="info")
 @click.option("--nice", type=int, default=0)
-def serve_learner(data_dir: Path, interval: float, parent: int | None, log_level: str,
+def serve_learner(data_dir: Path | None, parent: int | None, log_level: str,
                   nice: int) -> None:
-    """The learner process that ``banditkit serve`` starts and supervises."""
+    """The learner process that ``banditkit serve`` starts and supervises.
+
+    Its configuration (ENGINE_DATA_DIR, LEARNER_INTERVAL_SECONDS,
+    LEARNER_HEALTH_PATH) is read from BANDITKIT_* environment variables, as
+    the app reads it.
+    """
     import logging.config
 
-    from serving.serve import logging_config, run_learner
+    from serving.config import ServerConfig, environ_config
+    from serving.learner_process import run_learner
+    from serving.serve import logging_config
 
+    config = ServerConfig.from_mapping(environ_config())
     os.nice(nice)
     logging.config.dictConfig(logging_config(log_level))
     logging.captureWarnings(True)
-    run_learner(data_dir, interval_seconds=interval, parent_pid=parent)
+    run_learner(data_dir or config.engine_data_dir,
+                interval_seconds=config.learner_interval_seconds, parent_pid=parent,
+                health_path=config.learner_health_path)

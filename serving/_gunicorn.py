@@ -22,7 +22,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from serving.errors import error_json
 
 if TYPE_CHECKING:
-    from serving.serve import _LearnerSupervisor
+    from serving.learner_process import LearnerSupervisor
 
 __all__ = ["JsonErrorWorker", "QuietAccessLogger", "ServeApplication", "write_json_error"]
 
@@ -84,14 +84,14 @@ class ServeApplication(BaseApplication):
         ``"module:function"``; each worker calls it with no arguments after the fork.
     options : mapping
         gunicorn settings (:func:`serving.serve.gunicorn_options`).
-    supervisor : _LearnerSupervisor, default=None
+    supervisor : LearnerSupervisor, default=None
         The learner process to run beside the workers; None runs none.
     on_exit : callable, default=None
         Called in the master after the workers and the learner stopped.
     """
 
     def __init__(self, *, app_factory: str, options: Mapping[str, Any],
-                 supervisor: _LearnerSupervisor | None = None,
+                 supervisor: LearnerSupervisor | None = None,
                  on_exit: Callable[[], None] | None = None) -> None:
         self.app_factory = app_factory
         self.options = dict(options)

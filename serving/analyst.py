@@ -58,6 +58,7 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.config import get_config
 from serving.contract.analyst import (
     CI_METHODS,
     DATE_MAX_LENGTH,
@@ -86,8 +87,6 @@ __all__ = [
 
 bp = Blueprint("analyst", __name__, url_prefix="/v1")
 
-_DEFAULTS = {"MAX_RANGE_DAYS": 366, "MAX_EVALUATION_EVENTS": 200_000,
-             "EXPORT_CHUNK_BYTES": 64 * 1024, "MAX_CONCURRENT_EVALUATIONS": 1}
 _EVALUATION_SLOTS = "banditkit.analyst.evaluation_slots"  # app.extensions key
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
@@ -96,7 +95,7 @@ _POLICY = re.compile(POLICY_PATTERN)
 
 
 def _config(name: str) -> int:
-    return int(current_app.config.get(f"ANALYST_{name}", _DEFAULTS[name]))
+    return getattr(get_config(), f"analyst_{name.lower()}")
 
 
 # --------------------------------------------------------------------------- partitions
@@ -527,7 +526,7 @@ def create_evaluation() -> tuple[dict[str, Any], int]:
                        "finish.", status=429)
     try:
         return run_evaluation(get_engine(), spec,
-                              data_dir=Path(current_app.config["ENGINE_DATA_DIR"]),
+                              data_dir=get_config().engine_data_dir,
                               max_events=_config("MAX_EVALUATION_EVENTS")), 200
     finally:
         slots.release()
@@ -541,9 +540,7 @@ def init_app(app: Flask) -> None:
     app : Flask
         The application (``ANALYST_`` config keys, see the module docstring).
     """
-    for name, value in _DEFAULTS.items():
-        app.config.setdefault(f"ANALYST_{name}", value)
     app.extensions[_EVALUATION_SLOTS] = threading.BoundedSemaphore(
-        int(app.config["ANALYST_MAX_CONCURRENT_EVALUATIONS"]))
+        get_config(app).analyst_max_concurrent_evaluations)
     app.register_blueprint(bp)
     openapi.add_operations(app, bp, OPERATIONS, tag="analyst")

@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
 
 from banditkit.engine import RankRequest
 from banditkit.errors import InvalidInputError
@@ -45,6 +45,7 @@ from serving import openapi
 from serving._parsing import json_body, optional_bool, require_list, require_object
 from serving.auth import require_roles
 from serving.catalogue import get_catalogue, image_url
+from serving.config import get_config
 from serving.contract.artwork import OPERATIONS
 from serving.contract.limits import FEATURE_INT_MAX, MODEL_VERSION_HEADER, SURFACE_MAX_LENGTH
 from serving.errors import ApiError
@@ -105,7 +106,7 @@ def _parse(body: Any, *, max_titles: int) -> tuple[dict[str, Any], list[str], bo
 @require_roles("client")
 def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Choose one artwork variant per title for a member: 201."""
-    max_titles = int(current_app.config.get("ARTWORK_RANK_MAX_TITLES", 100))
+    max_titles = get_config().artwork_rank_max_titles
     context, titles, defer, surface = _parse(json_body(), max_titles=max_titles)
     variants = get_catalogue().active_variants(titles)
     requests: list[RankRequest] = []
@@ -148,6 +149,5 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 def init_app(app: Flask) -> None:
     """Register the route and document it (after :func:`serving.catalogue.init_app`)."""
-    app.config.setdefault("ARTWORK_RANK_MAX_TITLES", 100)
     app.register_blueprint(bp)
     openapi.add_operations(app, bp, OPERATIONS, tag="artwork")

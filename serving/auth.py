@@ -5,15 +5,9 @@ Personalizer SDKs work unchanged) or as ``Authorization: Bearer <key>``.
 A missing or unknown key gives 401; a valid key whose role may not use the
 route gives 403. ``admin`` may use every route.
 
-Config keys (``AUTH_`` namespace)
----------------------------------
-AUTH_ENABLED : bool, default=True
-    False serves every route without keys (local experiments only).
-AUTH_CACHE_SECONDS : float, default=5.0
-    How long a verified key is trusted without asking the store again; also the
-    longest a revoked key keeps working in a running server.
-AUTH_KEYS_PATH : str, default=None
-    The SQLite file of the key store; defaults to ``serving.sqlite3`` in the data dir.
+Configured by the ``AUTH_`` keys of :class:`serving.config.ServerConfig`:
+``AUTH_ENABLED``, ``AUTH_CACHE_SECONDS`` (also the longest a revoked key keeps
+working in a running server) and ``AUTH_KEYS_PATH``.
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 
+from serving.config import get_config
 from serving.errors import ApiError
 from serving.keys import ROLES, ApiKey, KeyStore, default_path, hash_key
 
@@ -65,7 +60,7 @@ class _Auth:
 
 
 def init_app(app: Flask, *, data_dir: Path) -> None:
-    """Attach the key store to ``app`` (``AUTH_`` config keys).
+    """Attach the key store to ``app`` (its ``AUTH_`` config keys).
 
     Parameters
     ----------
@@ -74,12 +69,11 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
     data_dir : Path
         The data directory; the key store defaults to ``data_dir/serving.sqlite3``.
     """
-    config = app.config.get_namespace("AUTH_")
-    path = config.get("keys_path") or default_path(data_dir)
+    config = get_config(app)
     app.extensions[_EXTENSION] = _Auth(
-        store=KeyStore(path=path),
-        enabled=bool(config.get("enabled", True)),
-        cache_seconds=float(config.get("cache_seconds", 5.0)),
+        store=KeyStore(path=config.auth_keys_path or default_path(data_dir)),
+        enabled=config.auth_enabled,
+        cache_seconds=config.auth_cache_seconds,
     )
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request, send_file
@@ -70,6 +69,7 @@ from catalogue import (
 from serving import openapi
 from serving._parsing import json_body, require_object
 from serving.auth import require_roles
+from serving.config import get_config
 from serving.contract.catalogue import (
     CANDIDATE_ID_PATTERN,
     IMAGE_NAME_PATTERN,
@@ -92,17 +92,6 @@ __all__ = [
 
 CATALOGUE_EXTENSION = "banditkit.catalogue"
 _DETECTORS_EXTENSION = "banditkit.artwork_detectors"
-_DEFAULTS: dict[str, Any] = {
-    "CATALOGUE_MAX_UPLOAD_BYTES": 20 * 1024 * 1024,
-    "CATALOGUE_MAX_TRAILER_BYTES": 200 * 1024 * 1024,
-    "CATALOGUE_MAX_PIXELS": DEFAULT_MAX_PIXELS,
-    "CATALOGUE_MAX_VARIANTS": 50,
-    "CATALOGUE_EXPECTED_ASPECT": 2 / 3,
-    "CATALOGUE_TRAILER_FRAMES": 8,
-    "CATALOGUE_TRAILER_MAX_FRAMES": 18000,
-    "CATALOGUE_TRAILER_MAX_PIXELS": DEFAULT_MAX_VIDEO_PIXELS,
-    "CATALOGUE_IMAGE_BASE_URL": "",
-}
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
                "image/webp": "webp", "image/bmp": "bmp", "image/tiff": "tiff"}
 _IMAGE_NAME = re.compile(IMAGE_NAME_PATTERN)
@@ -130,7 +119,7 @@ def get_detectors(app: Flask | None = None) -> artwork.Detectors:
 
 
 def _config(name: str) -> Any:
-    return current_app.config.get(f"CATALOGUE_{name}", _DEFAULTS[f"CATALOGUE_{name}"])
+    return getattr(get_config(), f"catalogue_{name.lower()}")
 
 
 def image_url(content_hash: str, media_type: str) -> str:
@@ -160,12 +149,13 @@ def _curator() -> Curator:
     """A :class:`~catalogue.Curator` over the app's catalogue with this request's config."""
     return Curator(
         catalogue=get_catalogue(), detectors=get_detectors,
-        max_pixels=int(_config("MAX_PIXELS")), max_variants=int(_config("MAX_VARIANTS")),
+        max_pixels=_config("MAX_PIXELS") or DEFAULT_MAX_PIXELS,
+        max_variants=_config("MAX_VARIANTS"),
         expected_aspect=_config("EXPECTED_ASPECT"),
-        trailer_frames=int(_config("TRAILER_FRAMES")),
-        trailer_max_frames=int(_config("TRAILER_MAX_FRAMES")),
-        trailer_max_pixels=int(_config("TRAILER_MAX_PIXELS")),
-        scratch_dir=Path(current_app.config["ENGINE_DATA_DIR"]) / "tmp")
+        trailer_frames=_config("TRAILER_FRAMES"),
+        trailer_max_frames=_config("TRAILER_MAX_FRAMES"),
+        trailer_max_pixels=_config("TRAILER_MAX_PIXELS") or DEFAULT_MAX_VIDEO_PIXELS,
+        scratch_dir=get_config().engine_data_dir / "tmp")
 
 
 # --------------------------------------------------------------------------- uploads
@@ -173,7 +163,7 @@ def _curator() -> Curator:
 
 def _read_upload(*, limit_key: str) -> tuple[bytes, str]:
     """The ``file`` part of a multipart upload, within ``CATALOGUE_<limit_key>`` bytes."""
-    limit = int(_config(limit_key))
+    limit = _config(limit_key)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(
             f"The upload is {request.content_length:,} bytes, over the limit of {limit:,} "
@@ -539,9 +529,7 @@ def init_app(app: Flask) -> None:
     app : Flask
         The application; ``ENGINE_DATA_DIR`` names the data directory.
     """
-    for key, value in _DEFAULTS.items():
-        app.config.setdefault(key, value)
-    catalogue = Catalogue.open(Path(app.config["ENGINE_DATA_DIR"]),
+    catalogue = Catalogue.open(get_config(app).engine_data_dir,
                                clock=get_engine(app).clock)
     app.extensions[CATALOGUE_EXTENSION] = catalogue
     app.extensions[_DETECTORS_EXTENSION] = {"lock": threading.Lock(), "detectors": None}

@@ -15,7 +15,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from banditkit.types import Action, Features
 from banditkit.vw import VWLearner
 from serving.durations import format_duration
 from serving.keys import KeyStore, default_path
+from serving.processes import terminate
 from simulator.demo import DEMO_POLICY_ARGS, FinishedRun
 
 __all__ = ["DemoServer", "HttpRanker", "ServerError"]
@@ -182,13 +182,7 @@ class DemoServer:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        terminate(process, timeout=timeout, group=True)
 
     def __enter__(self) -> DemoServer:
         return self.start()
@@ -225,13 +219,7 @@ class HttpRanker:
         self.server = server
         self.finish_timeout = finish_timeout
         self.model_versions: set[str] = set()
-
-    @property
-    def _client(self) -> _Client:
-        client = self.__dict__.get("_http")
-        if client is None:
-            client = self._http = _Client(port=self.server.port, key=self.server.client_key)
-        return client
+        self._client = _Client(port=server.port, key=server.client_key)
 
     def rank(self, context: Features, actions: Sequence[Action], *, event_id: str) -> str:
         body = {"contextFeatures": [context], "eventId": event_id,

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from banditkit.store import thread_connection
+from banditkit.store import ThreadConnections
 
 __all__ = ["DB_FILENAME", "ROLES", "ApiKey", "KeyStore", "default_path", "hash_key"]
 
@@ -82,10 +81,7 @@ class KeyStore:
 
     def __init__(self, *, path: str | Path) -> None:
         self.path = path
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        return thread_connection(self, self.path, schema=_SCHEMA)
+        self._connections = ThreadConnections(path=path, schema=_SCHEMA)
 
     def create(self, *, role: str, name: str = "") -> tuple[str, ApiKey]:
         """Create a key for ``role``.
@@ -109,7 +105,7 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         record = ApiKey(key_id=key_id, role=role, name=name, created_at=time.time())
-        self._db.execute(
+        self._connections.get().execute(
             "INSERT INTO api_keys (key_id, key_hash, role, name, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (key_id, hash_key(key), role, name, record.created_at),
@@ -120,7 +116,7 @@ class KeyStore:
         """The valid (not revoked) key record matching ``key``, or None."""
         if not key.startswith(_PREFIX) or len(key) > 200:
             return None
-        row = self._db.execute(
+        row = self._connections.get().execute(
             "SELECT key_id, role, name, created_at, revoked_at FROM api_keys"
             " WHERE key_hash = ? AND revoked_at IS NULL",
             (hash_key(key),),
@@ -129,7 +125,7 @@ class KeyStore:
 
     def list(self) -> list[ApiKey]:
         """Every key record, oldest first, revoked ones included."""
-        rows = self._db.execute(
+        rows = self._connections.get().execute(
             "SELECT key_id, role, name, created_at, revoked_at FROM api_keys"
             " ORDER BY created_at"
         ).fetchall()
@@ -137,7 +133,7 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> bool:
         """Revoke the key with ``key_id``; False if no valid key has that id."""
-        cursor = self._db.execute(
+        cursor = self._connections.get().execute(
             "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
             (time.time(), key_id),
         )

@@ -17,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, send_from_directory
+from flask import Blueprint, Flask, send_from_directory
 from werkzeug.wrappers import Response
 
 from serving import openapi
+from serving.config import get_config
 from serving.contract.ops import MARKETER_OPERATIONS
 
 __all__ = ["STATIC_DIR", "bp", "init_app"]
@@ -32,7 +33,7 @@ bp = Blueprint("marketer", __name__, url_prefix="/marketer", static_folder=None)
 
 def _csp() -> str:
     images = ["'self'", "data:", "blob:"]
-    base = str(current_app.config.get("CATALOGUE_IMAGE_BASE_URL") or "")
+    base = get_config().catalogue_image_base_url
     parts = urlsplit(base)
     if parts.scheme in ("http", "https") and parts.netloc:
         images.append(f"{parts.scheme}://{parts.netloc}")

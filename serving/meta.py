@@ -7,10 +7,9 @@ so the server stores it here, in its own SQLite file, shared by all workers.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-from banditkit.store import thread_connection
+from banditkit.store import ThreadConnections
 
 __all__ = ["MetaStore"]
 
@@ -23,24 +22,23 @@ class MetaStore:
     Parameters
     ----------
     path : path-like
-        The SQLite file; created with its table on first use.
+        The server's SQLite file (:data:`~serving.keys.DB_FILENAME`, beside the
+        keys); ``service_meta`` is created on first use.
     """
 
     def __init__(self, *, path: str | Path) -> None:
         self.path = path
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        return thread_connection(self, self.path, schema=_SCHEMA)
+        self._connections = ThreadConnections(path=path, schema=_SCHEMA)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The value stored under ``key``, or ``default``."""
-        row = self._db.execute("SELECT value FROM service_meta WHERE key = ?", (key,)).fetchone()
+        row = self._connections.get().execute(
+            "SELECT value FROM service_meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
     def set(self, key: str, value: str) -> None:
         """Store ``value`` under ``key``, replacing any previous value."""
-        self._db.execute(
+        self._connections.get().execute(
             "INSERT INTO service_meta (key, value) VALUES (?, ?)"
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),

@@ -23,6 +23,7 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from werkzeug.wrappers import Response
 
 import banditkit
+from serving.config import ServerConfig, get_config
 from serving.contract.common import ApiVersionQuery, Error
 from serving.contract.fields import CONFIG_LIMIT
 from serving.contract.operations import JSON, Answer, Operation
@@ -183,7 +184,7 @@ def _operation(documented: _Documented, roles: tuple[str, ...] | None,
     return out
 
 
-def _with_config_limits(value: Any, config: Mapping[str, Any]) -> Any:
+def _with_config_limits(value: Any, config: ServerConfig) -> Any:
     """``value`` with each :class:`~serving.contract.fields.ConfigLimit` set from ``config``."""
     if isinstance(value, list):
         return [_with_config_limits(item, config) for item in value]
@@ -192,8 +193,7 @@ def _with_config_limits(value: Any, config: Mapping[str, Any]) -> Any:
     out = {key: _with_config_limits(inner, config) for key, inner in value.items()
            if key != CONFIG_LIMIT}
     for keyword, key in value.get(CONFIG_LIMIT, {}).items():
-        if key in config:
-            out[keyword] = int(config[key])
+        out[keyword] = getattr(config, key.lower())
     return out
 
 
@@ -230,7 +230,7 @@ def build_spec(app: Flask | None = None) -> dict[str, Any]:
             },
         },
     }
-    return _with_config_limits(document, app.config)
+    return _with_config_limits(document, get_config(app))
 
 
 @bp.get("/openapi.json")

@@ -8,14 +8,14 @@ in a row, whether it is a thread of this process or the learner process of
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving import openapi
 from serving.auth import get_key_store
+from serving.config import get_config
 from serving.contract.ops import OPS_OPERATIONS
 from serving.metrics import exposition_registry
 from serving.runtime import get_engine, get_learner, learner_health
@@ -46,11 +46,11 @@ def readyz() -> tuple[dict[str, Any], int]:
     except Exception as exc:
         checks["keys"] = f"failed: {exc}"
     learner = get_learner()
-    health_path = current_app.config.get("LEARNER_HEALTH_PATH")
+    health_path = get_config().learner_health_path
     if learner is not None:
         checks["learner"] = learner.health()
-    elif health_path:
-        checks["learner"] = learner_health(Path(health_path))
+    elif health_path is not None:
+        checks["learner"] = learner_health(health_path)
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, (
         200 if ready else 503

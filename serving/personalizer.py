@@ -48,6 +48,7 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.config import get_config
 from serving.contract.common import RewardRequest
 from serving.contract.limits import (
     API_VERSION_PATTERN,
@@ -209,7 +210,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     The ``X-Banditkit-Model-Version`` response header names the model snapshot
     that decided (Personalizer clients ignore it).
     """
-    max_actions = int(current_app.config.get("RANK_MAX_ACTIONS", 50))
+    max_actions = get_config().rank_max_actions
     context, actions, options = parse_rank_request(
         json_body(), max_actions=max_actions,
         action_features=current_app.extensions[_FEATURES_EXTENSION],

@@ -39,7 +39,6 @@ ROWS_MAX_SLOTS : int, default=50
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import weakref
@@ -66,6 +65,7 @@ from serving._parsing import (
     require_str,
 )
 from serving.auth import require_roles
+from serving.config import get_config
 from serving.contract.limits import (
     DEFAULT_NAMESPACE,
     FEATURE_INT_MAX,
@@ -260,9 +260,9 @@ def _rank(arguments: dict[str, Any], *, route: str) -> PageDecision:
 @require_roles("client")
 def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Fill a page's slots from candidate rows: ``201`` with each slot's row and probability."""
-    config = current_app.config
-    arguments = _parse_rank(json_body(), max_rows=int(config["ROWS_MAX_ROWS"]),
-                            max_slots=int(config["ROWS_MAX_SLOTS"]))
+    config = get_config()
+    arguments = _parse_rank(json_body(), max_rows=config.rows_max_rows,
+                            max_slots=config.rows_max_slots)
     decision = _rank(arguments, route="rows")
     return _page_json(decision), 201, {MODEL_VERSION_HEADER: decision.model_version}
 
@@ -372,10 +372,10 @@ def parse_multislot_rank(body: Any, *, max_actions: int, max_slots: int) -> dict
 @require_roles("client")
 def multislot_rank() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Personalizer multi-slot rank: ``201``, one ``{"id", "rewardActionId"}`` per slot."""
-    config = current_app.config
+    config = get_config()
     arguments = parse_multislot_rank(json_body(),
-                                     max_actions=int(config.get("RANK_MAX_ACTIONS", 50)),
-                                     max_slots=int(config["ROWS_MAX_SLOTS"]))
+                                     max_actions=config.rank_max_actions,
+                                     max_slots=config.rows_max_slots)
     decision = _rank(arguments, route="personalizer_multislot")
     body = {"eventId": decision.event_id,
             "slots": [{"id": s.slot_id, "rewardActionId": s.row_id} for s in decision.slots]}
@@ -429,21 +429,14 @@ def close(app: Flask) -> None:
 
 def init_app(app: Flask, *, data_dir: Path) -> None:
     """Open the row engine in ``data_dir``, register the routes and document them."""
-    config = app.config
-    for key, default in (("ROWS_SETTINGS", None), ("ROWS_RULES", None),
-                         ("ROWS_MAX_ROWS", 100), ("ROWS_MAX_SLOTS", 50)):
-        config.setdefault(key, default)
-    raw = config["ROWS_SETTINGS"]
+    config = get_config(app)
+    raw = config.rows_settings
     follow = raw is None
-    if isinstance(raw, str):
-        raw = json.loads(raw)
-    rules_raw = config["ROWS_RULES"]
-    if isinstance(rules_raw, str):
-        rules_raw = json.loads(rules_raw)
+    rules_raw = config.rows_rules
     with app.test_request_context():
         rules = page_rules_from_json(rules_raw, target="ROWS_RULES")
     engine = RowEngine.open(data_dir, settings=LoopSettings(**raw) if raw else None,
-                            rules=rules, max_rows=int(config["ROWS_MAX_ROWS"]))
+                            rules=rules, max_rows=config.rows_max_rows)
     if follow and ENGINE_EXTENSION in app.extensions:
         engine.follow(get_engine(app).settings)
     app.extensions[ROWS_EXTENSION] = engine

@@ -1,19 +1,13 @@
-"""The engine behind the app, and the background learner thread.
+"""The engine behind the app, and the learner runner.
 
 Handlers reach the engine through :func:`get_engine`, never an import, so the
 factory decides how many engines exist (one per app) and tests can build apps
 side by side.
 
-Config keys (``LEARNER_`` namespace)
-------------------------------------
-LEARNER_ENABLED : bool, default=True
-    Run ``engine.process_due()`` in a background thread of this process. Turn it
-    off in all but one process when several share a data directory.
-LEARNER_INTERVAL_SECONDS : float, default=1.0
-    Pause between learner steps.
-LEARNER_HEALTH_PATH : str, default=None
-    The health file of a learner in another process (``banditkit serve`` sets
-    it): ``/readyz`` reads it when this process runs no learner of its own.
+:class:`BackgroundLearner` is the one learner runner: a thread of the app
+(``LEARNER_ENABLED``, every ``LEARNER_`` key in :mod:`serving.config`), or
+the loop of the learner process of ``banditkit serve``
+(:mod:`serving.learner_process`).
 """
 
 from __future__ import annotations
@@ -64,8 +58,9 @@ class LearnerStep(NamedTuple):
 
 
 class BackgroundLearner:
-    """Steps the engines' learners: in a daemon thread of the app, or in the learner
-    process of ``banditkit serve`` (:func:`serving.serve.run_learner`).
+    """Steps the engines' learners: in a daemon thread of the app (:meth:`start`), or
+    in the learner process of ``banditkit serve`` (:meth:`run`, called by
+    :func:`serving.learner_process.run_learner`).
 
     Learning is not thread-safe in Vowpal Wabbit, so the engines confine it to
     ``process_due``; this runner is its only caller. A step joins and learns the
@@ -119,7 +114,7 @@ class BackgroundLearner:
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._run, name="banditkit-learner", daemon=True
+            target=self.run, args=(self._stop,), name="banditkit-learner", daemon=True
         )
         self._thread.start()
 
@@ -163,10 +158,19 @@ class BackgroundLearner:
             return "failed: learner thread is not running"
         return _failing(self.failures_in_a_row, self.last_error) or "ok"
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.guarded(self.step)
-            self._stop.wait(self.interval_seconds)
+    def run(self, stop: threading.Event) -> None:
+        """Step until ``stop`` is set: a guarded step, then ``stop.wait(interval_seconds)``.
+
+        Waiting on the event, not sleeping, makes a stop take effect at once
+        between steps. A step that joined anything is logged.
+        """
+        while not stop.is_set():
+            done = self.guarded(self.step)
+            if done is not None and any(done) and _logger.isEnabledFor(logging.INFO):
+                _logger.info(json.dumps({"message": "learner step", "joined": done.joined,
+                                         "pages_joined": done.pages_joined,
+                                         "model_version": self.engine.model_version}))
+            stop.wait(self.interval_seconds)
 
     @property
     def alive(self) -> bool:

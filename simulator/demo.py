@@ -93,27 +93,34 @@ class EngineRanker:
     and each :meth:`step` moves the clock past the reward wait and runs the
     learner, which joins, learns and publishes a snapshot.
 
+    Build it with :meth:`open`.
+
     Parameters
     ----------
+    engine : Engine
+        The engine, on ``clock``, with ``settings``.
+    clock : _SimulatedClock
+        The engine's clock, which this ranker advances.
+    settings : LoopSettings
+        The engine's settings (their reward wait sets how far a step advances).
     data_dir : Path
         Where the engine keeps its store, log and models.
-    epsilon : float, default=0.2
-        Exploration rate.
     """
 
-    def __init__(self, *, data_dir: Path, epsilon: float = 0.2) -> None:
+    def __init__(self, *, engine: Engine, clock: _SimulatedClock, settings: LoopSettings,
+                 data_dir: Path) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._settings = settings
         self.data_dir = data_dir
-        self.epsilon = epsilon
 
-    @property
-    def _engine(self) -> Engine:
-        engine = self.__dict__.get("_opened")
-        if engine is None:
-            self._clock = _SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
-            self._settings = demo_settings(epsilon=self.epsilon)
-            engine = Engine.open(self.data_dir, settings=self._settings, clock=self._clock)
-            self._opened = engine
-        return engine
+    @classmethod
+    def open(cls, data_dir: Path, *, epsilon: float = 0.2) -> EngineRanker:
+        """The ranker of a fresh engine in ``data_dir`` exploring at rate ``epsilon``."""
+        clock = _SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
+        settings = demo_settings(epsilon=epsilon)
+        engine = Engine.open(data_dir, settings=settings, clock=clock)
+        return cls(engine=engine, clock=clock, settings=settings, data_dir=data_dir)
 
     def rank(self, context: Features, actions: Sequence[Action], *, event_id: str) -> str:
         decision = self._engine.rank(context, actions, event_id=event_id)
@@ -138,9 +145,7 @@ class EngineRanker:
                            model_path=engine.latest_model_path() or Path())
 
     def close(self) -> None:
-        engine = self.__dict__.pop("_opened", None)
-        if engine is not None:
-            engine.close()
+        self._engine.close()
 
 
 @dataclass(frozen=True)
@@ -240,7 +245,7 @@ def run_demo(data_dir: Path | None = None, *, n_events: int = 40_000, seed: int 
     if ranker is None:
         if data_dir is None:
             raise ValueError("run_demo needs a data_dir or a ranker, got neither")
-        ranker = owned = EngineRanker(data_dir=Path(data_dir), epsilon=epsilon)
+        ranker = owned = EngineRanker.open(Path(data_dir), epsilon=epsilon)
     try:
         online = drive(world, ranker, n_events=n_events, seed=seed, progress=progress)
         finished = ranker.finish()

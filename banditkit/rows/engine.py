@@ -15,7 +15,7 @@ from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.loop import LoopEngine, check_event_id, check_reward
 from banditkit.rows.decide import _DecidedPage, decide_page
 from banditkit.rows.join import joined_page_line
-from banditkit.rows.store import RowStore
+from banditkit.rows.store import PageStore, RowStore
 from banditkit.rows.types import (
     PageDecision,
     PageRules,
@@ -52,7 +52,7 @@ class RowEngine(LoopEngine):
 
     Parameters
     ----------
-    store : RowStore
+    store : PageStore
         Pages, rewards, models and settings.
     log : EventLogWriter
         Where joined CCB lines are appended.
@@ -68,7 +68,7 @@ class RowEngine(LoopEngine):
         How often ranking looks for a new snapshot and settings.
     """
 
-    def __init__(self, *, store: RowStore, log: EventLogWriter, models_dir: Path,
+    def __init__(self, *, store: PageStore, log: EventLogWriter, models_dir: Path,
                  clock: Callable[[], float] = time.time, rules: PageRules | None = None,
                  max_rows: int = 256, refresh_seconds: float = 1.0) -> None:
         super().__init__(store=store, log=log, models_dir=models_dir, clock=clock,

@@ -1,6 +1,8 @@
-"""The row store: :class:`banditkit.store.Store` plus rewards per slot.
+"""The row store: a decision store plus rewards per slot.
 
-A page is one event of the store (its decision is the CCB dsjson object before
+:class:`PageStore` is what the row engine needs of it; :class:`RowStore` is the
+SQLite one, :class:`banditkit.store.Store` with a table more. A page is one
+event of the store (its decision is the CCB dsjson object before
 the join), so durability, activation, the journaled join and model snapshots
 are the store's own. Page-level rewards use the store's ``rewards`` table;
 this module adds ``slot_rewards``, one row per reward of one slot. A slot
@@ -10,16 +12,18 @@ wait for while the learner holds one) and ingested at the next join.
 
 from __future__ import annotations
 
+import abc
 import json
 import sqlite3
 from collections.abc import Sequence
 
 from banditkit.dsjson import EXTRA_KEY
 from banditkit.errors import InvalidInputError
-from banditkit.journal import JournalLine, slot_reward_line
-from banditkit.store import PendingEvent, RewardRecord, Store
+from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Store
+from banditkit.store.journal import JournalLine, slot_reward_line
+from banditkit.store.schema import SCHEMA
 
-__all__ = ["RowStore"]
+__all__ = ["PageStore", "RowStore"]
 
 _ROW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS slot_rewards (
@@ -34,35 +38,23 @@ CREATE INDEX IF NOT EXISTS slot_rewards_event ON slot_rewards (event_id);
 """
 
 
-class RowStore(Store):
-    """SQLite store of the row engine (its own database file).
+class PageStore(DecisionStore):
+    """A :class:`~banditkit.store.DecisionStore` whose events are pages, with rewards
+    per slot."""
 
-    Parameters
-    ----------
-    path : path
-        The database file; its folder is created.
-    synchronous : {"NORMAL", "FULL"}, default="NORMAL"
-        SQLite's fsync policy (see :class:`~banditkit.store.Store`).
-    """
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        connection = super()._db
-        ready = self.__dict__.setdefault("_row_schema_ready", set())
-        if id(connection) not in ready:
-            connection.executescript(_ROW_SCHEMA)
-            ready.add(id(connection))
-        return connection
-
+    @abc.abstractmethod
     def insert_page(self, event: PendingEvent, slot_ids: Sequence[str]) -> None:
-        """Record a page durably (:meth:`insert_events`), remembering its slot ids: a
-        slot reward before the learner ingested the page needs no ingestion (a
-        write transaction) of its own."""
-        self.insert_events([event], remember=[list(slot_ids)])
+        """Record a page durably (:meth:`insert_events`) with the ids of its slots.
 
+        Raises
+        ------
+        DuplicateEventError
+        """
+
+    @abc.abstractmethod
     def add_slot_rewards(self, event_id: str, rewards: Sequence[tuple[str, float]],
                          received_at: float) -> bool:
-        """Record rewards of slots of one page, all or none.
+        """Record rewards of slots of one page durably, all or none.
 
         Parameters
         ----------
@@ -81,6 +73,28 @@ class RowStore(Store):
         InvalidInputError
             When a slot id is not one of the page's slots.
         """
+
+    @abc.abstractmethod
+    def slot_rewards(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[RewardRecord]]]:
+        """``{event_id: {slot_id: [RewardRecord, ...]}}`` in arrival order."""
+
+
+class RowStore(Store, PageStore):
+    """The SQLite :class:`PageStore` of the row engine (its own database file).
+
+    Its parameters are those of :class:`~banditkit.store.Store`.
+    """
+
+    schema = SCHEMA + _ROW_SCHEMA
+
+    def insert_page(self, event: PendingEvent, slot_ids: Sequence[str]) -> None:
+        """Remembers the slot ids: a slot reward before the learner ingested the page
+        needs no ingestion (a write transaction) of its own."""
+        self.insert_events([event], remember=[list(slot_ids)])
+
+    def add_slot_rewards(self, event_id: str, rewards: Sequence[tuple[str, float]],
+                         received_at: float) -> bool:
+        """Journaled as one line per slot, in one ``write``."""
         recent = self._recent_value(event_id)
         row = self._event_row(event_id, "joined_at, decision", recent_ok=recent is not None)
         if row is None:  # this process's page, not in the tables yet: not joined either
@@ -108,7 +122,6 @@ class RowStore(Store):
         super()._ingest_other_outcomes(db, [line for line in lines if line.kind != "s"])
 
     def slot_rewards(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[RewardRecord]]]:
-        """``{event_id: {slot_id: [RewardRecord, ...]}}`` in arrival order."""
         out: dict[str, dict[str, list[RewardRecord]]] = {}
         for start in range(0, len(event_ids), 500):
             chunk = list(event_ids[start:start + 500])

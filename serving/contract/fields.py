@@ -65,7 +65,8 @@ class ConfigLimit:
     """Marks a schema keyword (``maxItems``) whose value is an app config key's.
 
     The models hold the default; :mod:`serving.openapi` writes the app's value
-    into the document it serves, as the handlers read the same key.
+    (:func:`serving.config.get_config`) into the document it serves, as the
+    handlers read the same key.
 
     Parameters
     ----------

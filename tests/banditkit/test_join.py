@@ -270,12 +270,12 @@ def test_the_learner_step_reads_neither_waiting_nor_retained_events(tmp_path, cl
     engine = _engine(tmp_path, clock)
     engine.rank(CONTEXT, ACTIONS, event_id="e")
     db = engine.store._db
-    from banditkit.store import _DUE_ACTIVATED_EARLY, _DUE_CREATED
+    from banditkit.store.schema import DUE_ACTIVATED_EARLY, DUE_CREATED
 
     plans = {sql: str(db.execute("EXPLAIN QUERY PLAN " + sql, {"c": 1.0, "n": 5}).fetchall())
-             for sql in (_DUE_CREATED, _DUE_ACTIVATED_EARLY)}
-    assert "events_pending (created_at<?)" in plans[_DUE_CREATED]
-    assert "events_activated_early (activated_at<?)" in plans[_DUE_ACTIVATED_EARLY]
+             for sql in (DUE_CREATED, DUE_ACTIVATED_EARLY)}
+    assert "events_pending (created_at<?)" in plans[DUE_CREATED]
+    assert "events_activated_early (activated_at<?)" in plans[DUE_ACTIVATED_EARLY]
     retention = str(db.execute(
         "EXPLAIN QUERY PLAN DELETE FROM events WHERE joined_at IS NOT NULL AND joined_at < ? "
         "AND join_seq <= ?", (1.0, 5)).fetchall())

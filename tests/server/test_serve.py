@@ -25,7 +25,6 @@ import requests
 from banditkit.engine import Engine
 from banditkit.eventlog import read_events
 from banditkit.settings import LoopSettings
-from tests.server.conftest import make_keys
 
 CONTEXT = [{"Member": {"country": "BR", "device": "tv"}}]
 ACTIONS = [
@@ -152,16 +151,6 @@ def reward(url: str, key: str, event_id: str, value: float) -> None:
                              json={"value": value},
                              headers={"Ocp-Apim-Subscription-Key": key}, timeout=10)
     assert response.status_code == 204, response.text
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def keys(data_dir: Path) -> dict[str, str]:
-    return make_keys(data_dir)
 
 
 @pytest.fixture
@@ -376,7 +365,7 @@ def test_one_learner_per_data_dir(data_dir: Path) -> None:
     import fcntl
     import threading
 
-    from serving.serve import _learner_lock, run_learner
+    from serving.learner_process import _learner_lock, run_learner
 
     first_stop = threading.Event()
     first = threading.Thread(target=run_learner, args=(data_dir,),
@@ -411,6 +400,35 @@ def test_one_learner_per_data_dir(data_dir: Path) -> None:
     finally:
         first_stop.set()
         first.join(10)
+
+
+def test_serve_refuses_a_bad_setting_before_any_worker_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "BANDITKIT_RANK_MAX_ACTIONS": "0"}
+    finished = subprocess.run(
+        [sys.executable, "-c", "from cli import main; main()", "serve",
+         "--data-dir", str(tmp_path / "data"), "--bind", "127.0.0.1:0"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 1
+    assert "RANK_MAX_ACTIONS" in finished.stderr and "greater than 0" in finished.stderr
+    assert "Booting worker" not in finished.stderr
+
+
+def test_the_learner_process_reads_its_configuration_from_the_environment(
+        tmp_path: Path) -> None:
+    from serving.config import child_environ
+
+    data_dir, health = tmp_path / "data", tmp_path / "learner.health"
+    env = child_environ({"ENGINE_DATA_DIR": data_dir, "LEARNER_INTERVAL_SECONDS": 0.05,
+                         "LEARNER_HEALTH_PATH": health})
+    process = subprocess.Popen([sys.executable, "-m", "cli", "serve-learner"], env=env,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_until(health.exists, seconds=30, what="the learner's first health write")
+        assert json.loads(health.read_text())["interval_seconds"] == 0.05
+        assert (data_dir / "learner.lock").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
 
 
 def _raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -19,9 +19,9 @@ import pytest
 from banditkit.engine import Engine, RankRequest
 from banditkit.errors import DuplicateEventError, UnknownEventError
 from banditkit.eventlog import read_events
-from banditkit.journal import decision_line, parse_line, reward_line, slot_reward_line
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, Store
+from banditkit.store.journal import decision_line, parse_line, reward_line, slot_reward_line
 from banditkit.types import Action
 
 ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(3)]
@@ -273,10 +273,10 @@ def test_reports_find_a_tag_by_index_and_old_stores_gain_the_column(tmp_path, cl
 
 
 def test_a_journal_being_opened_is_not_taken_for_a_finished_one(tmp_path, monkeypatch):
-    import banditkit.journal
+    import banditkit.store.journal
 
     store = Store(path=tmp_path / "banditkit.sqlite3")
-    flock = banditkit.journal.fcntl.flock
+    flock = banditkit.store.journal.fcntl.flock
     ingested_meanwhile: list[int] = []
     calls = itertools.count()
 
@@ -285,7 +285,7 @@ def test_a_journal_being_opened_is_not_taken_for_a_finished_one(tmp_path, monkey
             ingested_meanwhile.append(store.ingest())
         flock(fd, operation)
 
-    monkeypatch.setattr(banditkit.journal.fcntl, "flock", another_process_ingests_first)
+    monkeypatch.setattr(banditkit.store.journal.fcntl, "flock", another_process_ingests_first)
     store.insert_events([PendingEvent("e", 1.0, False, None, '{"x":1}')])
     assert ingested_meanwhile == [0]
     assert store.pending_count() == 1 and store.event("e")["decision"] == '{"x":1}'
@@ -294,7 +294,7 @@ def test_a_journal_being_opened_is_not_taken_for_a_finished_one(tmp_path, monkey
 _LEARNER_KILLED_AT_REMOVE = """
 import os, signal, sys
 from banditkit.engine import Engine
-from banditkit.journal import JournalReader
+from banditkit.store.journal import JournalReader
 
 def remove(self, name, _remove=JournalReader.remove):
     {before}
@@ -441,7 +441,7 @@ def test_a_claim_whose_process_died_before_journaling_is_taken_over(tmp_path, cl
     script = textwrap.dedent(f"""
         import os, signal
         from banditkit.engine import Engine
-        from banditkit.journal import JournalWriter
+        from banditkit.store.journal import JournalWriter
         from banditkit.types import Action
         JournalWriter.append = lambda self, text: os.kill(os.getpid(), signal.SIGKILL)
         Engine.open({str(tmp_path)!r}).rank(

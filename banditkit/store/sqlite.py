@@ -1,12 +1,13 @@
-"""The embedded store: SQLite in WAL mode under the data directory (docs/architecture.md §3).
+"""The decision store in SQLite (WAL mode) under the data directory (docs/architecture.md §3).
 
-It holds pending decisions, rewards, activations, model snapshots and the loop
-settings. Several processes may rank and reward through it at once; one learner
-joins. Decisions, rewards and activations are first appended to this process's
-journal (:mod:`banditkit.journal`), so an acknowledged one survives the process
-being killed at the cost of one ``write``; they reach the tables when the
-learner joins or when any reader needs them (:meth:`Store.ingest`). Every other
-public method is one transaction, committed before it returns.
+:class:`Store` implements :class:`~banditkit.store.DecisionStore` for the
+processes of one host. Several processes may rank and reward through it at
+once; one learner joins. Decisions, rewards and activations are first appended
+to this process's journal (:mod:`banditkit.store.journal`), so an acknowledged
+one survives the process being killed at the cost of one ``write``; they reach
+the tables when the learner joins or when any reader needs them
+(:meth:`Store.ingest`). Every other public method is one transaction,
+committed before it returns.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol, TypeVar
+from typing import ClassVar
 
 from banditkit.bounded import drop_older_half
 from banditkit.dsjson import full_line
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
-from banditkit.event_ids import ChangeToken, EventClaims, StoredIdFilter, process_alive
-from banditkit.journal import (
+from banditkit.store.base import DecisionStore, Joined
+from banditkit.store.connections import ThreadConnections
+from banditkit.store.event_ids import ChangeToken, EventClaims, StoredIdFilter, process_alive
+from banditkit.store.journal import (
     JournalLine,
     JournalReader,
     JournalWriter,
@@ -36,27 +38,24 @@ from banditkit.journal import (
     decision_line,
     reward_line,
 )
+from banditkit.store.records import (
+    ModelSnapshot,
+    PendingEvent,
+    RewardRecord,
+    Unjoinable,
+    UnloggedJoin,
+)
+from banditkit.store.schema import (
+    DUE_ACTIVATED_EARLY,
+    DUE_CREATED,
+    LAST_JOIN_SEQ,
+    SCHEMA,
+    prepare,
+)
 
-__all__ = [
-    "ModelSnapshot",
-    "PendingEvent",
-    "RewardRecord",
-    "Store",
-    "UnloggedJoin",
-    "Unjoinable",
-    "thread_connection",
-]
+__all__ = ["Store"]
 
 _log = logging.getLogger(__name__)
-
-
-class _JoinedItem(Protocol):
-    timestamp: str
-    line: str
-    stored: str
-
-
-_Joined = TypeVar("_Joined", bound=_JoinedItem)
 
 # Event ids this process journaled, remembered (with what the caller asked to
 # keep of each, e.g. a row page's slot ids) so its own rewards and duplicate
@@ -67,152 +66,13 @@ _RECENT_IDS = 100_000
 # leaves a duplicate to be caught at ingestion (journal_rejects).
 _CLAIM_GRACE_SECONDS = 60.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    event_id     TEXT PRIMARY KEY,
-    created_at   REAL NOT NULL,
-    deferred     INTEGER NOT NULL,
-    activated_at REAL,
-    decision     TEXT NOT NULL,   -- the dsjson object before the join
-    context_at   INTEGER,         -- where its ',"c":' features begin, if known
-    joined_at    REAL,
-    join_seq     INTEGER,         -- order of joining, for replay after a restart
-    joined_line  TEXT             -- the joined dsjson line; without "c" when context_at is
-                                  -- known (the decision holds the features)
-);
-CREATE INDEX IF NOT EXISTS events_pending ON events (created_at) WHERE joined_at IS NULL;
-CREATE INDEX IF NOT EXISTS events_join_seq ON events (join_seq) WHERE join_seq IS NOT NULL;
--- Retention deletes by joined_at: without it, every learner step read every kept event.
-CREATE INDEX IF NOT EXISTS events_joined ON events (joined_at) WHERE joined_at IS NOT NULL;
--- Pending deferred events activated before their creation time (another process's
--- clock): the only due events created after the cutoff, so the due scan can stop there.
-CREATE INDEX IF NOT EXISTS events_activated_early ON events (activated_at)
-    WHERE joined_at IS NULL AND activated_at < created_at;
-CREATE TABLE IF NOT EXISTS rewards (
-    id          INTEGER PRIMARY KEY,
-    event_id    TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
-    value       REAL NOT NULL,
-    received_at REAL NOT NULL,
-    late        INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS rewards_event ON rewards (event_id);
-CREATE TABLE IF NOT EXISTS models (
-    version           INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at        REAL NOT NULL,
-    policy_args       TEXT NOT NULL,
-    banditkit_version TEXT NOT NULL,
-    through_seq       INTEGER NOT NULL,
-    n_updates         INTEGER NOT NULL,
-    data              BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS unlogged_joins (
-    id        INTEGER PRIMARY KEY,  -- joined events whose lines may not be in the log yet
-    first_seq INTEGER NOT NULL,
-    last_seq  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal_files (
-    name   TEXT PRIMARY KEY,        -- a file of the journal folder
-    offset INTEGER NOT NULL         -- bytes already ingested
-);
-CREATE TABLE IF NOT EXISTS journal_rejects (
-    id     INTEGER PRIMARY KEY,
-    kind   TEXT NOT NULL,           -- d(ecision), r(eward) or a(ctivation)
-    event_id TEXT NOT NULL,
-    at     REAL NOT NULL,
-    record TEXT NOT NULL,           -- the decision JSON or the reward value
-    reason TEXT NOT NULL
-);
-"""
-
-
-# What the WAL may gain before a commit copies its pages into the database
-# (SQLite's default is 1000 pages, 4 MB). The learner writes every event twice
-# (ingested, then joined): checkpointing ten times less often copies a page once
-# where it copied it several times, a sixth of a learner step
-# (benchmarks/bench_loop.py). Durability is the WAL's either way.
-_WAL_CHECKPOINT_BYTES = 40 << 20
-# Page size of a new database (SQLite's default is 4 KiB) and the learner's page
-# cache (SQLite's default is 2 MB). A joined event's row takes about 1.5 KB, a
-# batch of them more than 2 MB, and the WAL writes each page with two system
-# calls: with 4 KiB pages the learner wrote pages out and read them back
-# mid-step. Both together cut its page reads and writes from 15,100 to 2,400
-# per 5,000 events, and its time by 7% (benchmarks/bench_loop.py).
-_PAGE_SIZE = 16_384
+# The learner's page cache (SQLite's default is 2 MB): a batch of joined events
+# takes more than 2 MB (see banditkit.store.connections on the page size).
 _LEARNER_CACHE_KIB = 64 << 10
-# Columns added after a data directory may have been created: (table, column, type).
-_ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT")]
-# The latest join sequence, read from the partial index on join_seq: without the
-# WHERE, SQLite cannot use that index and scans every event the retention keeps.
-_LAST_JOIN_SEQ = "SELECT COALESCE(MAX(join_seq), 0) FROM events WHERE join_seq IS NOT NULL"
-# Due events (not joined; deferred ones counted from their activation, if any), oldest
-# first, in two parts so that no query reads the pending events that are not due yet.
-# Those created by the cutoff come by the pending index, its scan stopping at the cutoff.
-# After them come the deferred ones created after it but activated by it: activated
-# before their creation time, by another process's clock, and found by their own index.
-_DUE_COLUMNS = "rowid, event_id, created_at, deferred, activated_at, decision, context_at"
-_DUE_CREATED = (
-    f"SELECT {_DUE_COLUMNS} FROM events WHERE joined_at IS NULL AND created_at <= :c "
-    "AND (deferred = 0 OR COALESCE(activated_at, created_at) <= :c) "
-    "ORDER BY created_at, rowid LIMIT :n")
-_DUE_ACTIVATED_EARLY = (
-    f"SELECT {_DUE_COLUMNS} FROM events INDEXED BY events_activated_early "
-    "WHERE joined_at IS NULL AND activated_at < created_at AND deferred = 1 "
-    "AND activated_at <= :c AND created_at > :c ORDER BY created_at, rowid LIMIT :n")
-# Indexes on added columns: created once the columns exist.
-_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS events_tag ON events (tag, created_at);"
 
 
-class PendingEvent(NamedTuple):
-    """A decision as the store keeps it until it is joined.
-
-    A named tuple: every decision and every joined event builds one, and a
-    frozen dataclass costs three times as much to construct.
-    """
-
-    event_id: str
-    created_at: float
-    deferred: bool
-    activated_at: float | None
-    decision: str
-    context_at: int | None = None  # where ``,"c":`` starts in ``decision``, when known
-    tag: str | None = None         # what reports group decisions by (a title id)
-
-
-@dataclass(frozen=True)
-class RewardRecord:
-    value: float
-    received_at: float
-
-
-@dataclass(frozen=True)
-class ModelSnapshot:
-    version: int
-    created_at: float
-    policy_args: str
-    banditkit_version: str
-    through_seq: int
-    n_updates: int
-    data: bytes
-
-
-class Unjoinable(NamedTuple):
-    """What a join gives for an event whose decision record cannot be joined; the
-    store keeps the event and its rewards aside with ``reason`` (``journal_rejects``)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class UnloggedJoin:
-    """Joined lines, ``(timestamp, line)``, that may not be in the dsjson log yet."""
-
-    id: int
-    lines: list[tuple[str, str]]
-
-
-class Store:
-    """SQLite store of one data directory.
+class Store(DecisionStore):
+    """The SQLite :class:`~banditkit.store.DecisionStore` of one data directory.
 
     Parameters
     ----------
@@ -225,6 +85,9 @@ class Store:
         This store's journal folder; ``<stem>-journal`` beside the database if None.
     """
 
+    #: The tables a subclass's database holds (the row store adds its own).
+    schema: ClassVar[str] = SCHEMA
+
     def __init__(self, *, path: Path, synchronous: str = "NORMAL",
                  journal_dir: Path | None = None) -> None:
         if synchronous not in ("NORMAL", "FULL"):
@@ -232,6 +95,11 @@ class Store:
         self.path = Path(path)
         self.synchronous = synchronous
         self.journal_dir = journal_dir or self.path.parent / f"{self.path.stem}-journal"
+        self._connections = ThreadConnections(path=self.path, schema=self.schema,
+                                              synchronous=synchronous, prepare=prepare)
+        # Per thread: the open transaction's after-commit actions, and whether its
+        # connection has the learner's page cache.
+        self._local = threading.local()
         self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
         self._journal = JournalReader(self.journal_dir)
         self._recent: dict[str, object] = {}
@@ -244,22 +112,8 @@ class Store:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        """This thread's connection, migrated (rank asks for it on every decision)."""
-        migrated = getattr(self.__dict__.get("_local"), "migrated", None)
-        if migrated is not None:
-            return migrated
-        connection = thread_connection(self, self.path, schema=_SCHEMA,
-                                       synchronous=self.synchronous)
-        for table, column, kind in _ADDED_COLUMNS:
-            present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                with contextlib.suppress(sqlite3.OperationalError):  # another did it
-                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        connection.executescript(_ADDED_INDEXES)
-        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-        connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_BYTES // page_size}")
-        self._local.migrated = connection
-        return connection
+        """This thread's connection (rank asks for it on every decision)."""
+        return self._connections.get()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -295,32 +149,17 @@ class Store:
         self._writer.close()
         self._events_token.close()
         self._claims.close()
-        for connection in self.__dict__.pop("_connections", []):
-            connection.close()
-        self.__dict__.pop("_local", None)
+        self._connections.close()
+        self._local = threading.local()
 
     # -- decisions -----------------------------------------------------------
 
     def insert_events(self, events: Sequence[PendingEvent], *,
                       fresh_ids: bool = False, remember: Sequence[object] | None = None
                       ) -> None:
-        """Record decisions durably (one journal write); all or none.
-
-        Parameters
-        ----------
-        fresh_ids : bool, default=False
-            The ids were just generated (random UUIDs): skip the duplicate check.
-        remember : sequence, default=None
-            One value per event that :meth:`_recent_value` gives back until the
-            learner has ingested the event (None if not given).
-
-        Raises
-        ------
-        DuplicateEventError
-            When an event id was used before, by any process of this data
-            directory: in the tables, or claimed (:class:`EventClaims`) by a
-            decision not ingested yet.
-        """
+        """One journal write. An id is used when it is in the tables or claimed
+        (:class:`~banditkit.store.event_ids.EventClaims`) by a decision not ingested
+        yet; ``remember`` values come back from :meth:`_recent_value`."""
         text = "".join([decision_line(e.event_id, e.created_at, e.deferred, e.decision,
                                       e.context_at, e.tag) for e in events])
         ids = [event.event_id for event in events]
@@ -539,35 +378,17 @@ class Store:
 
     def join_due(self, *, now: float, wait_seconds: float, limit: int,
                  join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
-                                Sequence[_Joined]]) -> tuple[int, list[tuple[int, _Joined]]]:
-        """Join due events in one transaction.
-
-        ``join(events, rewards)`` receives the due :class:`PendingEvent` list (oldest
-        first) and a dict of their :class:`RewardRecord` lists, and returns one
-        item per event with ``timestamp``, ``line`` (the joined dsjson line) and
-        ``stored`` (what the store keeps of it) attributes, or an
-        :class:`Unjoinable`: that event and its rewards move to
-        ``journal_rejects`` with its reason, so that one bad record never stops
-        the loop. The same transaction
-        that marks the events joined records them as unlogged, so a reward
-        arriving later is recorded as late, and a crash before the caller wrote
-        the lines to the log and called :meth:`mark_logged` is repaired from
-        :meth:`unlogged`.
-
-        Returns
-        -------
-        (int, list)
-            The unlogged entry to pass to :meth:`mark_logged`, and ``(join_seq,
-            item)`` per joined event in join order (empty when nothing was due).
-        """
+                                Sequence[Joined]]) -> tuple[int, list[tuple[int, Joined]]]:
+        """The transaction ingests the journals first, so a reward that arrives
+        after it is recorded as late; unjoinable events go to ``journal_rejects``."""
         cutoff = now - wait_seconds
         self._journal.remove_abandoned()  # the learner's housekeeping
         self._use_learner_cache()
         with self._transaction() as db:
             self._ingest(db)  # what arrives after this transaction is late
-            rows = db.execute(_DUE_CREATED, {"c": cutoff, "n": limit}).fetchall()
+            rows = db.execute(DUE_CREATED, {"c": cutoff, "n": limit}).fetchall()
             if len(rows) < limit:  # all of those come first: they were created by the cutoff
-                rows += db.execute(_DUE_ACTIVATED_EARLY,
+                rows += db.execute(DUE_ACTIVATED_EARLY,
                                    {"c": cutoff, "n": limit - len(rows)}).fetchall()
             if not rows:
                 return 0, []
@@ -578,7 +399,7 @@ class Store:
                 rows, events, joined = self._set_aside(db, rows, events, joined, rewards)
                 if not rows:
                     return 0, []
-            seq = db.execute(_LAST_JOIN_SEQ).fetchone()[0]
+            seq = db.execute(LAST_JOIN_SEQ).fetchone()[0]
             db.executemany(
                 "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? WHERE rowid = ?",
                 [(now, seq + i + 1, item.stored if e.context_at is not None else item.line,
@@ -653,7 +474,7 @@ class Store:
             yield join_seq, full_line(stored, decision, context_at)
 
     def last_join_seq(self) -> int:
-        return self._db.execute(_LAST_JOIN_SEQ).fetchone()[0]
+        return self._db.execute(LAST_JOIN_SEQ).fetchone()[0]
 
     def pending_count(self) -> int:
         self.ingest()
@@ -747,31 +568,6 @@ class Store:
         self._db.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                          (key, json.dumps(value)))
-
-
-def thread_connection(owner: object, path: str | Path, *, schema: str,
-                      synchronous: str = "NORMAL") -> sqlite3.Connection:
-    """``owner``'s SQLite connection for the calling thread, opened once in WAL mode.
-
-    Autocommit (transactions are explicit), foreign keys on, ``schema`` applied
-    once per connection under a per-owner lock; ``owner.close()`` implementations
-    close what ``owner.__dict__["_connections"]`` lists.
-    """
-    local = owner.__dict__.setdefault("_local", threading.local())
-    connection = getattr(local, "connection", None)
-    if connection is None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, isolation_level=None, timeout=30.0,
-                                     check_same_thread=False)
-        connection.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # when it creates the file
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={synchronous}")
-        connection.execute("PRAGMA foreign_keys=ON")
-        with owner.__dict__.setdefault("_schema_lock", threading.Lock()):
-            connection.executescript(schema)
-        local.connection = connection
-        owner.__dict__.setdefault("_connections", []).append(connection)
-    return connection
 
 
 def _rejected_record(line: JournalLine) -> str:

@@ -62,20 +62,20 @@ class ChangeToken:
 
     def __init__(self, *, path: Path) -> None:
         self.path = path
+        self._mapped: mmap.mmap | None = None  # mapped on first use, unmapped by close
 
     @property
     def _map(self) -> mmap.mmap:
-        mapped = self.__dict__.get("_mapped")
-        if mapped is None:
+        if self._mapped is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 if os.fstat(fd).st_size < _TOKEN_BYTES:  # only ever grows
                     os.ftruncate(fd, _TOKEN_BYTES)
-                mapped = self.__dict__["_mapped"] = mmap.mmap(fd, _TOKEN_BYTES)
+                self._mapped = mmap.mmap(fd, _TOKEN_BYTES)
             finally:
                 os.close(fd)
-        return mapped
+        return self._mapped
 
     def read(self) -> bytes:
         return self._map[:_TOKEN_BYTES]
@@ -85,7 +85,7 @@ class ChangeToken:
         self._map[:_TOKEN_BYTES] = os.urandom(_TOKEN_BYTES)
 
     def close(self) -> None:
-        mapped = self.__dict__.pop("_mapped", None)
+        mapped, self._mapped = self._mapped, None
         if mapped is not None:
             mapped.close()
 
@@ -106,6 +106,14 @@ class StoredIdFilter:
     def __init__(self, *, token: ChangeToken, min_capacity: int = _MIN_CAPACITY) -> None:
         self.token = token
         self.min_capacity = min_capacity
+        self._token_read: bytes | None = None  # the token when the filter last caught up
+        self._complete = False  # holds every id of the table (else every id asks SQLite)
+        self._mark: tuple[int, str | None] | None = None  # the newest row read; None: none yet
+        # The filter, made by _reset on first use.
+        self._bits = bytearray()
+        self._mask = 0
+        self._capacity = 0
+        self._added = 0
 
     def candidates(self, db: sqlite3.Connection, event_ids: Sequence[str]) -> list[str]:
         """The ids the table may hold; only these need asking SQLite.
@@ -113,9 +121,9 @@ class StoredIdFilter:
         ``db`` is read only when the table changed since the last call.
         """
         token = self.token.read()  # read before the rows: a later commit changes it again
-        if token != self.__dict__.get("_token_read"):
+        if token != self._token_read:
             self._catch_up(db, token)
-        if not self.__dict__.get("_complete"):
+        if not self._complete:
             return list(event_ids)
         bits, mask = self._bits, self._mask
         maybe = []
@@ -135,7 +143,7 @@ class StoredIdFilter:
         self._complete = False  # until this returns: every id asks SQLite if it raises
         db.execute("BEGIN")
         try:
-            mark = self.__dict__.get("_mark")
+            mark = self._mark
             if mark is None or self._added > self._capacity or mark[0] and db.execute(
                     "SELECT event_id FROM events WHERE rowid = ?",
                     (mark[0],)).fetchone() != (mark[1],):

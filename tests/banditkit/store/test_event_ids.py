@@ -11,8 +11,8 @@ import pytest
 from scipy.stats import binom
 
 from banditkit.errors import DuplicateEventError
-from banditkit.event_ids import _CATCH_UP_ROWS, _PROBES, ChangeToken, StoredIdFilter
 from banditkit.store import PendingEvent, Store
+from banditkit.store.event_ids import _CATCH_UP_ROWS, _PROBES, ChangeToken, StoredIdFilter
 
 
 def _store(tmp_path) -> Store:

@@ -1,0 +1,33 @@
+"""Where decisions, rewards, activations, model snapshots and settings are kept.
+
+:class:`DecisionStore` is what the engines need of a store; :class:`Store` is
+its SQLite implementation for the processes of one host (docs/architecture.md
+§3). Beside it: the per-process journals that make a decision durable in one
+``write`` (:mod:`~banditkit.store.journal`), the memory of used event ids
+(:mod:`~banditkit.store.event_ids`), and :class:`ThreadConnections`, the
+per-thread SQLite connections every store of a data directory owns.
+"""
+
+from banditkit.store.base import DecisionStore
+from banditkit.store.connections import ThreadConnections
+from banditkit.store.records import (
+    JoinedItem,
+    ModelSnapshot,
+    PendingEvent,
+    RewardRecord,
+    Unjoinable,
+    UnloggedJoin,
+)
+from banditkit.store.sqlite import Store
+
+__all__ = [
+    "DecisionStore",
+    "JoinedItem",
+    "ModelSnapshot",
+    "PendingEvent",
+    "RewardRecord",
+    "Store",
+    "ThreadConnections",
+    "UnloggedJoin",
+    "Unjoinable",
+]
