@@ -242,8 +242,8 @@ def reward_event(event_id: str, *, route: str) -> tuple[str, int]:
     route : str
         The route family, the metrics' label.
     """
-    value = parse_reward(json_body())
-    late = get_engine().reward(check_event_id(event_id), value)
+    checked = check_event_id(event_id)
+    late = get_engine().reward(checked, parse_reward(json_body()))
     get_metrics().rewards.labels(route=route, late=str(bool(late)).lower()).inc()
     return "", 204
 
