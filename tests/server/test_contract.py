@@ -1,4 +1,4 @@
-"""The HTTP contract stated once: models, limits, the hand-written rank parser, the document."""
+"""The HTTP contract stated once: models, limits, the hand-written rank parsers, the document."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from serving._parsing import personalizer_features
 from serving.contract.common import RewardRequest
 from serving.contract.limits import EVENT_ID_MAX_LENGTH, ID_MAX_LENGTH
 from serving.contract.personalizer import RankRequest
+from serving.contract.rows import MultiSlotRankRequest
 from serving.contract.validation import validate
 from serving.errors import ApiError
 from serving.personalizer import parse_rank_request
+from serving.rows import parse_multislot_rank
 
 ACTION = {"id": "a", "features": [{"x": 1}, {"Ns": {"y": "z"}}, None]}
 MAX_ACTIONS = next(rule.max_length for rule in RankRequest.model_fields["actions"].metadata
@@ -53,17 +55,32 @@ RANK_BODIES = [
 ]
 
 
-def _parser_accepts(body: object) -> bool:
-    try:
-        parse_rank_request(body, max_actions=MAX_ACTIONS, action_features=personalizer_features)
-    except ApiError:
-        return False
-    return True
+SLOT = {"id": "s1", "baselineAction": "a"}
+# Multi-slot bodies on both sides of the MultiSlotRankRequest model's rules (the
+# relations between fields, a baseline among the actions, are the parser's alone).
+MULTISLOT_BODIES = [
+    {"actions": [ACTION], "slots": [SLOT]},
+    {"actions": [ACTION], "slots": [{**SLOT, "features": None, "excludedActions": None}],
+     "contextFeatures": None, "eventId": None, "deferActivation": None},
+    {"actions": [ACTION, {"id": "b"}], "slots": [SLOT, {"id": "s2", "baselineAction": "b",
+                                                        "excludedActions": ["a"]}],
+     "eventId": "page 1", "deferActivation": True},
+    {"actions": [ACTION]},
+    {"actions": [ACTION], "slots": []},
+    {"actions": [ACTION], "slots": [{"id": "s1"}]},
+    {"actions": [ACTION], "slots": [{**SLOT, "id": ""}]},
+    {"actions": [ACTION], "slots": [{**SLOT, "features": {"x": 1}}]},
+    {"actions": [ACTION], "slots": [{**SLOT, "excludedActions": "b"}]},
+    {"actions": [], "slots": [SLOT]},
+    {"actions": [{"id": 1}], "slots": [SLOT]},
+    {"actions": [ACTION], "slots": [SLOT], "eventId": "a/b"},
+    {"actions": [ACTION], "slots": [SLOT], "deferActivation": 1},
+]
 
 
-def _model_accepts(body: object) -> bool:
+def _accepts(parse, body: object) -> bool:
     try:
-        validate(RankRequest, body)
+        parse(body)
     except ApiError:
         return False
     return True
@@ -73,7 +90,16 @@ def _model_accepts(body: object) -> bool:
 def test_the_rank_parser_and_the_rank_model_agree(body) -> None:
     # rank keeps its hand-written parser (the hot path); the model describes it in
     # /openapi.json, so both must accept and refuse the same bodies.
-    assert _parser_accepts(body) == _model_accepts(body)
+    assert _accepts(lambda value: parse_rank_request(
+        value, max_actions=MAX_ACTIONS, action_features=personalizer_features), body) == (
+        _accepts(lambda value: validate(RankRequest, value), body))
+
+
+@pytest.mark.parametrize("body", MULTISLOT_BODIES, ids=lambda body: str(body)[:60])
+def test_the_multislot_parser_and_its_model_agree(body) -> None:
+    assert _accepts(lambda value: parse_multislot_rank(
+        value, max_actions=MAX_ACTIONS, max_slots=MAX_ACTIONS), body) == (
+        _accepts(lambda value: validate(MultiSlotRankRequest, value), body))
 
 
 @pytest.mark.parametrize(("body", "target", "needle"), [
