@@ -17,7 +17,7 @@ variables (:func:`serving.config.environ_config`). A bad value fails
 Later components (the artwork catalogue, the marketer page) plug in as further
 blueprints with their own ``init_app(app)``, reaching the engine through
 :func:`serving.runtime.get_engine` and documenting their paths through
-:func:`serving.openapi.add_paths`.
+:func:`serving.openapi.add_operations`.
 """
 
 from __future__ import annotations
