@@ -13,9 +13,9 @@ from importlib import import_module
 from typing import Any
 
 _MODULES = {
-    "ope.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos",
-                       "Estimate", "OffPolicyEstimator", "Replay", "SwitchDR",
-                       "WeightDiagnostics", "all_estimators"),
+    "ope.base": ("Estimate", "OffPolicyEstimator", "WeightDiagnostics"),
+    "ope.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos", "Replay",
+                       "SwitchDR", "all_estimators"),
     "ope.evaluation": ("EvaluationReport", "evaluate", "evaluate_stream",
                        "make_estimators", "read_table"),
     "ope.reward_model": ("CrossFitRewardModel",),

@@ -43,7 +43,7 @@ import numpy as np
 from banditkit.dsjson import parse_page as parse_joined_page
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import log_files
-from ope.estimators import OffPolicyEstimator
+from ope.base import OffPolicyEstimator
 from ope.evaluation import EvaluationReport, evaluate_stream
 from ope.slate import (
     SlateIndependentIPS,
