@@ -7,6 +7,8 @@ and converts once can hand its working copies to every stage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -61,7 +63,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def scale_box(box, scale: float, shape: tuple[int, ...]) -> Box:
+def scale_box(box: Sequence[float] | np.ndarray, scale: float, shape: tuple[int, ...]) -> Box:
     """A box found on a copy at ``scale``, in the pixels of the image of ``shape``,
     clipped to it."""
     x, y, w, h = (float(v) / scale for v in box)
@@ -72,20 +74,8 @@ def scale_box(box, scale: float, shape: tuple[int, ...]) -> Box:
 
 
 def saliency(image: np.ndarray, model: object, *, size: int = 128) -> np.ndarray:
-    """Spectral-residual saliency of an RGB image, summing to 1.
-
-    Parameters
-    ----------
-    image : ndarray of shape (height, width, 3), dtype uint8
-    model : cv2.saliency.StaticSaliencySpectralResidual
-        ``Detectors.saliency``.
-    size : int, default=128
-        Longer side of the map.
-
-    Returns
-    -------
-    ndarray of shape (map_height, map_width), dtype float64
-        Non-negative, sums to 1 (uniform when the image is flat).
+    """:func:`artwork.detectors.saliency_map` of an image already checked, given the
+    saliency model itself (``Detectors.saliency``), so that this module knows no detectors.
     """
     work, _ = fit(image, size)
     ok, sal = model.computeSaliency(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
