@@ -42,8 +42,8 @@ from typing import ClassVar
 import numpy as np
 
 from ope._statistics import RoundStatistics, WeightStatistics
-from ope._validation import check_confidence_level, check_integer_at_least
 from ope.rounds import LoggedRounds, TargetRounds
+from ope.validation import check_confidence_level, check_integer_at_least
 
 __all__ = [
     "CI_METHODS",

@@ -25,9 +25,9 @@ from typing import ClassVar
 import numpy as np
 
 from ope._statistics import RoundStatistics
-from ope._validation import check_non_negative, check_positive
 from ope.base import Estimate, OffPolicyEstimator
 from ope.rounds import LoggedRounds, TargetRounds
+from ope.validation import check_non_negative, check_positive
 
 __all__ = [
     "DM",

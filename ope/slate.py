@@ -28,8 +28,8 @@ from typing import ClassVar
 import numpy as np
 
 from ope._statistics import RoundStatistics
-from ope._validation import check_finite, check_probability_vector
 from ope.base import OffPolicyEstimator
+from ope.validation import check_finite, check_probability_vector
 
 __all__ = [
     "SlateIndependentIPS",
