@@ -63,19 +63,20 @@ class PageSearch:
         self.within = min(rules.distinct_genres_within or self.n_slots, self.n_slots)
         self.genre_rules = self.no_adjacent or self.need > 0
         self.exhausted = exhausted
-        signature = {r: (genres[r], frozenset(s for s, banned in enumerate(banned_at)
-                                              if r in banned)) for r in pool}
+        excluding = [(s, banned) for s, banned in enumerate(banned_at) if banned]
+        signature = {r: (genres[r], frozenset(s for s, banned in excluding if r in banned))
+                     for r in pool}
         classes = sorted(set(signature.values()),
                          key=lambda c: (c[0] is None, c[0] or "", sorted(c[1])))
         index = {c: i for i, c in enumerate(classes)}
         self.class_of = {r: index[c] for r, c in signature.items()}
         self.class_genre = [genre for genre, _ in classes]
+        self.one_class_per_genre = len(set(self.class_genre)) == len(classes)
         self.usable = [[] if s in pinned_at else
                        [c for c, (_, banned) in enumerate(classes) if s not in banned]
                        for s in range(self.n_slots)]
         # Past this slot nothing is pinned and rows of one genre are interchangeable.
-        self.last_restricted = max([*pinned_at, *(s for s, b in enumerate(banned_at) if b)],
-                                   default=-1)
+        self.last_restricted = max([*pinned_at, *(s for s, _ in excluding)], default=-1)
         self.memo: dict[tuple, bool] = {}
         self.budget = _BUDGET
 
@@ -195,14 +196,20 @@ class PageSearch:
             return True
         if not self.no_adjacent:
             return sum(counts) >= m
+        cap, cap_last = (m + 1) // 2, m // 2
+        total = 0
+        for genre, count in self._genre_counts(counts):
+            total += count if genre is None else min(count, cap_last if genre == last else cap)
+        return total >= m
+
+    def _genre_counts(self, counts: tuple[int, ...]) -> Iterable[tuple[str | None, int]]:
+        """Rows left per genre (rows without genre possibly in several entries)."""
+        if self.one_class_per_genre:
+            return zip(self.class_genre, counts, strict=True)
         per_genre: dict[str | None, int] = {}
         for genre, count in zip(self.class_genre, counts, strict=True):
             per_genre[genre] = per_genre.get(genre, 0) + count
-        cap, cap_last = (m + 1) // 2, m // 2
-        total = per_genre.pop(None, 0)
-        for genre, count in per_genre.items():
-            total += min(count, cap_last if genre == last else cap)
-        return total >= m
+        return per_genre.items()
 
     def _greedy(self, slot: int, last: str | None, counts: tuple[int, ...],
                 seen: frozenset[str]) -> bool:
@@ -220,16 +227,17 @@ class PageSearch:
                     return False
             else:
                 best, best_key, plain = -1, None, -1
+                blocked = last if self.no_adjacent else None
                 for c in self.usable[k]:
-                    genre = self.class_genre[c]
-                    if remaining[c] == 0 or self._conflict(genre, last):
+                    if remaining[c] == 0:
                         continue
+                    genre = self.class_genre[c]
                     if genre is None:
                         plain = c if plain < 0 else plain
-                        continue
-                    key = (genre not in seen, remaining[c])
-                    if best_key is None or key > best_key:
-                        best, best_key = c, key
+                    elif genre != blocked:
+                        key = (genre not in seen, remaining[c])
+                        if best_key is None or key > best_key:
+                            best, best_key = c, key
                 if best >= 0 and (plain < 0 or best_key[0] or self.need > len(seen)
                                   or remaining[best] > 1):
                     pick = best
