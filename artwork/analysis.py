@@ -14,26 +14,26 @@ from artwork.detectors import (
     Detectors,
     Face,
     Region,
-    _faces_in_gray,
-    _fit,
-    _gray,
-    _scale_box,
-    _text_in_gray,
     detect_people,
+    faces_in_gray,
+    text_in_gray,
 )
 from artwork.features import (
     BLUR_THRESHOLD,
     Features,
-    _color,
-    _face_namespace,
-    _laplacian_variance,
-    _layout,
+    color_analysis,
+    face_namespace,
     geometry_features,
+    laplacian_variance,
+    largest_face_centre,
+    layout_namespace,
     noise_sigma,
     people_features,
+    quality_namespace,
     text_features,
 )
-from artwork.identity import Fingerprint, _fingerprint_gray, is_near_duplicate
+from artwork.identity import Fingerprint, fingerprint_gray, is_near_duplicate
+from artwork.imageops import fit, scale_box, to_gray
 from artwork.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
 __all__ = ["WORK_SIDE", "Analysis", "ArtworkWarning", "analyze", "analyze_image"]
@@ -250,44 +250,37 @@ def analyze_image(
             )
     image = loaded.image
     height, width = image.shape[:2]
-    work, scale = _fit(image, WORK_SIDE)
+    work, scale = fit(image, WORK_SIDE)
 
     def back(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         # work pixels to original pixels, clipped to the image
-        return _scale_box(box, scale, image.shape)
+        return scale_box(box, scale, image.shape)
 
     # one working copy and its greyscale feed every stage (STYLE.md: no
     # stage converts again); only the noise estimate reads native pixels
-    gray = _gray(work)
-    small, _ = _fit(work, 256)
-    faces_work = _faces_in_gray(gray, 1.0, work.shape, gray, detectors=detectors)
+    gray = to_gray(work)
+    small, _ = fit(work, 256)
+    faces_work = faces_in_gray(gray, 1.0, work.shape, gray, detectors=detectors)
     faces = [Face(box=back(f.box), confidence=f.confidence, smile=f.smile) for f in faces_work]
     people_work = detect_people(work, detectors=detectors)
     people = [Region(box=back(r.box), confidence=r.confidence) for r in people_work]
-    text_work = _text_in_gray(gray, 1.0, work.shape)
+    text_work = text_in_gray(gray, 1.0, work.shape)
     text = [Region(box=back(r.box), confidence=r.confidence) for r in text_work]
 
     features: Features = {}
     features.update(geometry_features(image))
-    color, colorfulness_m, palette = _color(small, n_colors=5, seed=seed)
+    color, colorfulness_m, palette = color_analysis(small, n_colors=5, seed=seed)
     features.update(color)
-    sharp = _laplacian_variance(gray)
+    sharp = laplacian_variance(gray)
     noise = noise_sigma(image)
-    features["Quality"] = {
-        "sharpness": float(min(1.0, np.log10(1.0 + sharp) / 4.0)),
-        "noise": float(min(1.0, noise / 25.0)),
-        "blurry": "yes" if sharp < BLUR_THRESHOLD else "no",
-    }
-    subject = None
-    if faces:
-        x, y, w, h = faces[0].box
-        subject = ((x + w / 2) / width, (y + h / 2) / height)
-    features.update(_layout(small, detectors=detectors, subject=subject))
-    features.update(_face_namespace(faces, image.shape))
+    features.update(quality_namespace(sharp, noise))
+    features.update(layout_namespace(small, detectors=detectors,
+                                     subject=largest_face_centre(faces, image.shape)))
+    features.update(face_namespace(faces, image.shape))
     features.update(people_features(work, detectors=detectors, people=people_work))
     features.update(text_features(work, regions=text_work))
 
-    fp = _fingerprint_gray(gray)
+    fp = fingerprint_gray(gray)
     duplicates = [
         name for name, other in (variants or {}).items() if is_near_duplicate(fp, other)
     ]

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from artwork._errors import ArtworkInputError
+from artwork.imageops import Box, fit, saliency, scale_box, to_gray
 from artwork.io import check_image
 
 __all__ = [
@@ -27,8 +28,10 @@ __all__ = [
     "detect_faces",
     "detect_people",
     "detect_text",
+    "faces_in_gray",
     "load_detectors",
     "saliency_map",
+    "text_in_gray",
 ]
 
 #: Face cascades selectable by name; all ship in the OpenCV wheel.
@@ -37,9 +40,6 @@ FACE_MODELS = {
     "default": "haarcascade_frontalface_default.xml",
     "alt": "haarcascade_frontalface_alt.xml",
 }
-
-Box = tuple[int, int, int, int]
-
 
 @dataclass(frozen=True, kw_only=True)
 class Face:
@@ -143,46 +143,6 @@ def load_detectors(
     )
 
 
-def _single_thread() -> None:
-    """Make OpenCV use one thread in this process (for process pools)."""
-    cv2.setNumThreads(1)
-
-
-def _fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """Downscale so the longer side is at most ``max_side``; return the scale.
-
-    Large reductions first average exact integer blocks (OpenCV's fast
-    ``INTER_AREA`` path, after trimming at most ``k - 1`` edge pixels), then
-    finish with ``INTER_AREA`` on the small copy: the same result as one area
-    resize to within rounding, at a tenth of the cost.
-    """
-    height, width = image.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale >= 1.0:
-        return image, 1.0
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    k = min(int(1.0 / scale), height, width)
-    if k >= 2:
-        trimmed = image[: height - height % k, : width - width % k]
-        image = cv2.resize(trimmed, (trimmed.shape[1] // k, trimmed.shape[0] // k),
-                           interpolation=cv2.INTER_AREA)
-    if (image.shape[1], image.shape[0]) != size:
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image, scale
-
-
-def _gray(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-
-
-def _scale_box(box, scale: float, shape: tuple[int, ...]) -> Box:
-    x, y, w, h = (float(v) / scale for v in box)
-    height, width = shape[:2]
-    x0, y0 = max(0, round(x)), max(0, round(y))
-    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
-    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
-
-
 def _smiles(gray: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
     x, y, w, h = box
     if w < 48:
@@ -220,16 +180,16 @@ def detect_faces(
     list of Face
     """
     check_image(image)
-    work, scale = _fit(image, max_side)
-    gray = _gray(work)
+    work, scale = fit(image, max_side)
+    gray = to_gray(work)
     smile_gray = None
     if detectors.smile is not None:
-        smile_gray = gray if work is image else _gray(image)
-    return _faces_in_gray(gray, scale, image.shape, smile_gray, detectors=detectors,
+        smile_gray = gray if work is image else to_gray(image)
+    return faces_in_gray(gray, scale, image.shape, smile_gray, detectors=detectors,
                           min_size=min_size)
 
 
-def _faces_in_gray(
+def faces_in_gray(
     gray: np.ndarray,
     scale: float,
     shape: tuple[int, ...],
@@ -248,7 +208,7 @@ def _faces_in_gray(
     )
     faces = []
     for box, count in zip(boxes, counts, strict=False):
-        original = _scale_box(box, scale, shape)
+        original = scale_box(box, scale, shape)
         smile = None
         if detectors.smile is not None and smile_gray is not None:
             smile = _smiles(smile_gray, original, detectors.smile)
@@ -280,9 +240,9 @@ def detect_people(
     check_image(image)
     if detectors.people is None:
         return []
-    work, scale = _fit(image, max_side)
+    work, scale = fit(image, max_side)
     if min(work.shape[:2]) < 128:
-        work, scale = _fit(image, max_side * 2)
+        work, scale = fit(image, max_side * 2)
         if min(work.shape[:2]) < 128:
             return []
     boxes, weights = detectors.people.detectMultiScale(
@@ -294,7 +254,7 @@ def detect_people(
     keep = cv2.dnn.NMSBoxes([list(map(int, b)) for b in boxes], weights.tolist(), 0.5, 0.4)
     regions = [
         Region(
-            box=_scale_box(boxes[i], scale, image.shape),
+            box=scale_box(boxes[i], scale, image.shape),
             confidence=float(1.0 / (1.0 + np.exp(-weights[i]))),
         )
         for i in np.asarray(keep).reshape(-1)
@@ -319,19 +279,7 @@ def saliency_map(image: np.ndarray, *, detectors: Detectors, size: int = 128) ->
         Non-negative, sums to 1 (uniform when the image is flat).
     """
     check_image(image)
-    return _saliency(image, detectors=detectors, size=size)
-
-
-def _saliency(image: np.ndarray, *, detectors: Detectors, size: int = 128) -> np.ndarray:
-    work, _ = _fit(image, size)
-    ok, sal = detectors.saliency.computeSaliency(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
-    sal = np.asarray(sal, dtype=np.float64) if ok else np.zeros(work.shape[:2])
-    sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)
-    sal = np.clip(sal, 0.0, None)
-    total = sal.sum()
-    if total <= 1e-12:
-        return np.full(work.shape[:2], 1.0 / (work.shape[0] * work.shape[1]))
-    return sal / total
+    return saliency(image, detectors.saliency, size=size)
 
 
 def _glyph_boxes(gray: np.ndarray) -> np.ndarray:
@@ -397,11 +345,11 @@ def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
         ``confidence`` grows with the number of letters (3 -> 0.375, 8+ -> 1).
     """
     check_image(image)
-    work, scale = _fit(image, max_side)
-    return _text_in_gray(_gray(work), scale, image.shape)
+    work, scale = fit(image, max_side)
+    return text_in_gray(to_gray(work), scale, image.shape)
 
 
-def _text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
+def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
     """Text lines found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels."""
     boxes = _glyph_boxes(gray)
     if len(boxes) < 3:
@@ -456,7 +404,7 @@ def _text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> lis
             if x1 - x0 < 1.5 * (y1 - y0):
                 continue
             regions.append(Region(
-                box=_scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),
+                box=scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),
                 confidence=float(min(1.0, len(run) / 8.0)),
             ))
     regions.sort(key=lambda r: r.box[2] * r.box[3], reverse=True)

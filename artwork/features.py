@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from artwork._errors import ArtworkInputError
-from artwork.detectors import Detectors, Face, Region, _fit, _gray, _saliency
+from artwork.detectors import Detectors, Face, Region
+from artwork.imageops import fit, saliency, to_gray
 from artwork.io import check_image
 
 __all__ = [
@@ -22,14 +23,20 @@ __all__ = [
     "CLOSEUP_HEIGHT",
     "Features",
     "color_features",
+    "color_analysis",
     "colorfulness",
     "composition_features",
     "dominant_colors",
     "face_features",
+    "face_namespace",
     "geometry_features",
+    "laplacian_variance",
+    "largest_face_centre",
+    "layout_namespace",
     "noise_sigma",
     "people_features",
     "quality_features",
+    "quality_namespace",
     "sharpness",
     "text_features",
 ]
@@ -165,7 +172,7 @@ def dominant_colors(
         raise ArtworkInputError(
             "bad_argument", f"n_colors must be a positive int, got {n_colors!r}"
         )
-    thumb = cv2.resize(_fit(image, 128)[0], (32, 32), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(fit(image, 128)[0], (32, 32), interpolation=cv2.INTER_AREA)
     lab8 = cv2.cvtColor(thumb, cv2.COLOR_RGB2LAB).reshape(-1, 3)
     packed = (lab8[:, 0].astype(np.int32) << 16) | (lab8[:, 1].astype(np.int32) << 8) | lab8[:, 2]
     k = min(n_colors, len(np.unique(packed)))
@@ -219,15 +226,27 @@ def color_features(image: np.ndarray, *, n_colors: int = 5, seed: int = 0) -> Fe
         in [0, 1], plus categorical ``dominant_hue`` and numeric
         ``dominant_share`` of the largest palette colour.
     """
-    namespace, _, _ = _color(image, n_colors=n_colors, seed=seed)
+    namespace, _, _ = color_analysis(image, n_colors=n_colors, seed=seed)
     return namespace
 
 
-def _color(image: np.ndarray, *, n_colors: int, seed: int):
-    """Colour namespace, raw colourfulness M and palette in one pass."""
+def color_analysis(image: np.ndarray, *, n_colors: int, seed: int
+                   ) -> tuple[Features, float, list[tuple[tuple[int, int, int], float]]]:
+    """Colour namespace, raw colourfulness M and palette in one pass, so an analysis
+    that reports all three reduces the image once.
+
+    Returns
+    -------
+    namespace : dict
+        As :func:`color_features`.
+    colorfulness : float
+        As :func:`colorfulness`.
+    palette : list of (rgb, share)
+        As :func:`dominant_colors`.
+    """
     check_image(image)
-    work, _ = _fit(image, 256)
-    luma = _gray(work).astype(np.float64)
+    work, _ = fit(image, 256)
+    luma = to_gray(work).astype(np.float64)
     rgb = work.astype(np.float64) / 255.0
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
     palette = dominant_colors(work, n_colors=n_colors, seed=seed)
@@ -265,11 +284,12 @@ def sharpness(image: np.ndarray) -> float:
         Non-negative; about 100 separates blurry from sharp (Pech-Pacheco
         et al. 2000).
     """
-    work, _ = _fit(check_image(image), 512)
-    return _laplacian_variance(_gray(work))
+    work, _ = fit(check_image(image), 512)
+    return laplacian_variance(to_gray(work))
 
 
-def _laplacian_variance(gray: np.ndarray) -> float:
+def laplacian_variance(gray: np.ndarray) -> float:
+    """:func:`sharpness` of a greyscale copy the caller already reduced."""
     return float(cv2.Laplacian(gray, cv2.CV_64F, ksize=1).var())
 
 
@@ -286,7 +306,7 @@ def noise_sigma(image: np.ndarray) -> float:
     """
     height, width = check_image(image).shape[:2]
     top, left = max(0, (height - 320) // 2), max(0, (width - 320) // 2)
-    gray = _gray(np.ascontiguousarray(image[top : top + 320, left : left + 320]))
+    gray = to_gray(np.ascontiguousarray(image[top : top + 320, left : left + 320]))
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
     response = cv2.filter2D(gray.astype(np.float64), -1, kernel)[1:-1, 1:-1]
     h, w = gray.shape
@@ -312,11 +332,15 @@ def quality_features(image: np.ndarray) -> Features:
         Immerkær sigma / 25 clipped to [0, 1], ``blurry`` is "yes" or "no"
         (variance under ``BLUR_THRESHOLD``).
     """
-    sharp = sharpness(image)
+    return quality_namespace(sharpness(image), noise_sigma(image))
+
+
+def quality_namespace(sharp: float, noise: float) -> Features:
+    """:func:`quality_features` from a measured Laplacian variance and noise sigma."""
     return {
         "Quality": {
             "sharpness": float(min(1.0, np.log10(1.0 + sharp) / 4.0)),
-            "noise": float(min(1.0, noise_sigma(image) / 25.0)),
+            "noise": float(min(1.0, noise / 25.0)),
             "blurry": "yes" if sharp < BLUR_THRESHOLD else "no",
         }
     }
@@ -347,16 +371,23 @@ def composition_features(
         ``negative_space`` (share of the frame far from any edge).
     """
     check_image(image)
-    height, width = image.shape[:2]
-    subject = None
-    if faces:
-        x, y, w, h = faces[0].box
-        subject = ((x + w / 2) / width, (y + h / 2) / height)
-    small, _ = _fit(image, 256)
-    return _layout(small, detectors=detectors, subject=subject)
+    small, _ = fit(image, 256)
+    return layout_namespace(small, detectors=detectors,
+                            subject=largest_face_centre(faces, image.shape))
 
 
-def _layout(
+def largest_face_centre(faces: list[Face] | None,
+                        shape: tuple[int, ...]) -> tuple[float, float] | None:
+    """The centre of ``faces[0]`` (the largest) as fractions of the width and height of
+    the image of ``shape``; None without faces."""
+    if not faces:
+        return None
+    height, width = shape[:2]
+    x, y, w, h = faces[0].box
+    return ((x + w / 2) / width, (y + h / 2) / height)
+
+
+def layout_namespace(
     small: np.ndarray, *, detectors: Detectors, subject: tuple[float, float] | None,
     gray: np.ndarray | None = None,
 ) -> Features:
@@ -366,7 +397,7 @@ def _layout(
     height (``None``: the saliency centre); ``gray`` is ``small``'s greyscale
     when the caller has it.
     """
-    sal = _saliency(small, detectors=detectors)
+    sal = saliency(small, detectors.saliency)
     mh, mw = sal.shape
     ys, xs = (np.arange(mh) + 0.5) / mh, (np.arange(mw) + 0.5) / mw
     cy, cx = float(sal.sum(axis=1) @ ys), float(sal.sum(axis=0) @ xs)
@@ -377,7 +408,7 @@ def _layout(
     nearest = float(np.min(np.hypot(*(_THIRDS - point).T)))
     thirds = max(0.0, 1.0 - nearest / _THIRDS_MAX)
     if gray is None:
-        gray = _gray(small)
+        gray = to_gray(small)
     g = gray.astype(np.float64)
     sym_lr = 1.0 - float(np.abs(g - g[:, ::-1]).mean() / 255.0)
     sym_tb = 1.0 - float(np.abs(g - g[::-1, :]).mean() / 255.0)
@@ -397,7 +428,8 @@ def _layout(
     }
 
 
-def _face_namespace(faces: list[Face], shape: tuple[int, ...]) -> Features:
+def face_namespace(faces: list[Face], shape: tuple[int, ...]) -> Features:
+    """:func:`face_features` of faces already detected in the image of ``shape``."""
     height, width = shape[:2]
     feats: dict[str, float | str] = {
         "count": float(len(faces)),
@@ -454,7 +486,7 @@ def face_features(
     check_image(image)
     if faces is None:
         faces = detect_faces(image, detectors=detectors)
-    return _face_namespace(faces, image.shape)
+    return face_namespace(faces, image.shape)
 
 
 def people_features(

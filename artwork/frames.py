@@ -30,10 +30,10 @@ from artwork.detectors import Detectors
 from artwork.identity import fingerprint, is_near_duplicate
 from artwork.io import (
     LoadedImage,
-    _check_size,
-    _claimed_format,
-    _document_kind,
     check_image,
+    check_size,
+    claimed_format,
+    document_kind,
 )
 
 __all__ = [
@@ -130,7 +130,7 @@ def _open(path: str | os.PathLike, name: str | None = None) -> cv2.VideoCapture:
         raise ArtworkInputError("empty", f"{name}: the file is empty (0 bytes), expected a video")
     with open(p, "rb") as handle:
         head = handle.read(64)
-    kind = _document_kind(head)
+    kind = document_kind(head)
     if kind is not None:
         raise ArtworkInputError("not_a_video", f"{name}: the file is {kind}, not a video")
     if _is_text(head):
@@ -152,7 +152,7 @@ def _is_text(head: bytes) -> bool:
 
 def _refuse_image(name: str, head: bytes) -> None:
     """Refuse a file that starts like a still image (FFmpeg reads one as one frame)."""
-    image_format = _claimed_format(head)
+    image_format = claimed_format(head)
     if image_format is not None:
         raise ArtworkInputError(
             "not_a_video",
@@ -169,7 +169,7 @@ def _check_frame_size(width: int, height: int, *, max_pixels: int, name: str) ->
             f"{width * height:,} pixels, over the limit of {max_pixels:,}",
         )
     try:
-        _check_size(width, height, subject="each video frame")
+        check_size(width, height, subject="each video frame")
     except ArtworkInputError as exc:
         raise ArtworkInputError(exc.code, f"{name}: {exc.message}") from None
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from artwork.detectors import _fit, _gray
+from artwork.imageops import fit, to_gray
 from artwork.io import check_image
 
 __all__ = [
     "Fingerprint",
     "fingerprint",
+    "fingerprint_gray",
     "hamming",
     "is_near_duplicate",
     "orb_match_share",
@@ -73,12 +74,12 @@ def fingerprint(image: np.ndarray, *, n_keypoints: int = 300) -> Fingerprint:
     Fingerprint
     """
     check_image(image)
-    return _fingerprint_gray(_gray(image), n_keypoints=n_keypoints)
+    return fingerprint_gray(to_gray(image), n_keypoints=n_keypoints)
 
 
-def _fingerprint_gray(gray: np.ndarray, *, n_keypoints: int = 300) -> Fingerprint:
+def fingerprint_gray(gray: np.ndarray, *, n_keypoints: int = 300) -> Fingerprint:
     """:func:`fingerprint` of a greyscale image (resized here to 384 pixels)."""
-    gray = _fit(gray, 384)[0]
+    gray = fit(gray, 384)[0]
     small = cv2.resize(gray, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float64)
     ahash = _bits_to_hex(small > small.mean())
     wide = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.float64)

@@ -28,6 +28,9 @@ __all__ = [
     "MAX_ASPECT",
     "LoadedImage",
     "check_image",
+    "check_size",
+    "claimed_format",
+    "document_kind",
     "load_image",
     "save_image",
 ]
@@ -141,11 +144,11 @@ def check_image(image: np.ndarray, *, name: str = "image") -> np.ndarray:
             "decode files with artwork.load_image",
         )
     height, width = image.shape[:2]
-    _check_size(width, height, subject=name)
+    check_size(width, height, subject=name)
     return image
 
 
-def _check_size(width: int, height: int, *, subject: str) -> None:
+def check_size(width: int, height: int, *, subject: str) -> None:
     """Refuse a side under ``DEFAULT_MIN_SIDE`` or an aspect ratio over ``MAX_ASPECT``."""
     if min(width, height) < DEFAULT_MIN_SIDE:
         raise ArtworkInputError(
@@ -215,7 +218,7 @@ def _to_rgb(img: Image.Image, background: tuple[int, int, int], notes: list[str]
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _document_kind(data: bytes) -> str | None:
+def document_kind(data: bytes) -> str | None:
     """Name a document, archive or program from its first bytes."""
     for signature, kind in _DOCUMENTS:
         if data.startswith(signature):
@@ -225,7 +228,7 @@ def _document_kind(data: bytes) -> str | None:
 
 def _what_file(data: bytes) -> str | None:
     """Name the kind of a file Pillow does not open, when its first bytes tell."""
-    kind = _document_kind(data)
+    kind = document_kind(data)
     if kind is not None:
         return kind
     for signature, kind in _MEDIA:
@@ -241,7 +244,7 @@ def _what_file(data: bytes) -> str | None:
     return None
 
 
-def _claimed_format(data: bytes) -> str | None:
+def claimed_format(data: bytes) -> str | None:
     """The supported format ``data`` starts like (its first bytes, or all of them)."""
     for signature, name in _SIGNATURES:
         n = min(len(signature), len(data))
@@ -283,7 +286,7 @@ def _open(data: bytes, *, max_pixels: int) -> Image.Image:
             f"{max_pixels:,}; refused before decoding",
         ) from None
     except UnidentifiedImageError:
-        claimed = _claimed_format(data)
+        claimed = claimed_format(data)
         if claimed is not None:
             raise ArtworkInputError(
                 "truncated",
@@ -297,7 +300,7 @@ def _open(data: bytes, *, max_pixels: int) -> Image.Image:
             "not_an_image", f"{what}; expected one of {', '.join(_FORMATS)}"
         ) from None
     except _DECODER_ERRORS as exc:
-        raise _unreadable(exc, _claimed_format(data) or "image") from None
+        raise _unreadable(exc, claimed_format(data) or "image") from None
     if img.format not in _FORMATS:
         raise ArtworkInputError(
             "not_an_image",
@@ -312,7 +315,7 @@ def _open(data: bytes, *, max_pixels: int) -> Image.Image:
             f"limit of {max_pixels:,} (a decompression bomb or an unscaled master); refused "
             "before decoding",
         )
-    _check_size(width, height, subject="the image")
+    check_size(width, height, subject="the image")
     return img
 
 

@@ -426,9 +426,17 @@ def joined_reward(labelled: Mapping[str, Any]) -> float:
     return -float(labelled["_label_cost"])
 
 
-def _namespaces(obj: dict) -> Features:
+def _namespaces(obj: dict, *, skip_reserved: bool = False) -> Features:
+    """Features of a dsjson object: a dict value is a namespace, any other value a
+    feature of the default namespace ``""``.
+
+    ``skip_reserved`` leaves out the keys starting with ``_`` (``_multi``,
+    ``_id``...), as CCB objects need.
+    """
     features: Features = {}
     for key, value in obj.items():
+        if skip_reserved and key.startswith("_"):
+            continue
         if isinstance(value, dict):
             features[key] = dict(value)
         else:
@@ -477,7 +485,7 @@ class JoinedPage:
 def parse_page(record: dict) -> JoinedPage:
     """One joined CCB dsjson object to a :class:`JoinedPage`."""
     shared = record["c"]
-    rows = [_page_namespaces(entry) for entry in shared["_multi"]]
+    rows = [_namespaces(entry, skip_reserved=True) for entry in shared["_multi"]]
     slots = shared["_slots"]
     outcomes = record["_outcomes"]
     if len(outcomes) != len(slots):
@@ -490,28 +498,17 @@ def parse_page(record: dict) -> JoinedPage:
         if row not in allowed:
             raise ValueError(f"slot {k}: row {row} shown but not among _inc {allowed}")
     return JoinedPage(
-        event_id=str(record["EventId"]), context=_page_namespaces(shared), rows=rows,
+        event_id=str(record["EventId"]), context=_namespaces(shared, skip_reserved=True),
+        rows=rows,
         row_ids=list(extra.get("rowIds") or [str(i) for i in range(n_rows)]),
         slot_ids=[str(slot.get("_id", k + 1)) for k, slot in enumerate(slots)],
-        slots=[_page_namespaces(slot) for slot in slots], chosen=chosen, eligible=eligible,
+        slots=[_namespaces(slot, skip_reserved=True) for slot in slots], chosen=chosen,
+        eligible=eligible,
         probability=tuple(float(outcome["_p"][0]) for outcome in outcomes),
         reward=tuple(joined_reward(outcome) for outcome in outcomes),
         page_reward=float(extra.get("pageReward", 0.0)),
         skip_learn=bool(record.get("_skipLearn", False)),
         model_version=str(record.get("VWState", {}).get("m", "")))
-
-
-def _page_namespaces(obj: dict) -> Features:
-    """Features of a CCB object: its keys starting with ``_`` (``_multi``, ``_id``...) left out."""
-    features: Features = {}
-    for key, value in obj.items():
-        if key.startswith("_"):
-            continue
-        if isinstance(value, dict):
-            features[key] = dict(value)
-        else:
-            features.setdefault("", {})[key] = value
-    return features
 
 
 _TIMESTAMP = b'"Timestamp":"'

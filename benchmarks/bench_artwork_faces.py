@@ -112,7 +112,7 @@ def iou(a, b):
 
 
 def detectors():
-    import artwork
+    import artwork.imageops
 
     out = {}
     for model, sides in (("alt2", (320, 512, 640)), ("default", (512, 640))):
@@ -130,7 +130,7 @@ def detectors():
 
     def alt2_profile(image):
         boxes = [f.box for f in artwork.detect_faces(image, detectors=det)]
-        work, scale = artwork.detectors._fit(image, 512)
+        work, scale = artwork.imageops.fit(image, 512)
         gray = cv2.equalizeHist(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY))
         width = gray.shape[1]
         for flipped in (False, True):
@@ -155,7 +155,7 @@ def detectors():
         hog = dlib.get_frontal_face_detector()
 
         def dlib_hog(image, upsample=1):
-            work, scale = artwork.detectors._fit(image, 640)
+            work, scale = artwork.imageops.fit(image, 640)
             rects = hog(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY), upsample)
             return [tuple(int(round(v / scale)) for v in
                           (r.left(), r.top(), r.width(), r.height())) for r in rects]

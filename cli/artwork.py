@@ -15,7 +15,7 @@ import click
 from tqdm import tqdm
 
 import artwork as aw
-from artwork.detectors import _single_thread
+from artwork.imageops import single_thread
 
 __all__ = ["artwork"]
 
@@ -63,7 +63,7 @@ def _expand(paths: tuple[Path, ...]) -> tuple[list[Path], int]:
 
 def _init_worker() -> None:
     global _worker_detectors
-    _single_thread()  # one core per process: the pool is the parallelism
+    single_thread()  # one core per process: the pool is the parallelism
     _worker_detectors = aw.load_detectors()
 
 

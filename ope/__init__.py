@@ -9,13 +9,12 @@ Names are imported on first use (PEP 562), so ``import ope.rounds`` does not
 pay for scikit-learn and pandas.
 """
 
-from importlib import import_module
-from typing import Any
+from banditkit.lazy import lazy_exports
 
 _MODULES = {
-    "ope.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos",
-                       "Estimate", "OffPolicyEstimator", "Replay", "SwitchDR",
-                       "WeightDiagnostics", "all_estimators"),
+    "ope.base": ("Estimate", "OffPolicyEstimator", "WeightDiagnostics"),
+    "ope.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos", "Replay",
+                       "SwitchDR", "all_estimators"),
     "ope.evaluation": ("EvaluationReport", "evaluate", "evaluate_stream",
                        "make_estimators", "read_table"),
     "ope.reward_model": ("CrossFitRewardModel",),
@@ -23,20 +22,7 @@ _MODULES = {
     "ope.slate": ("SlateIndependentIPS", "SlatePseudoInverse", "SlateRewardInteractionIPS",
                   "SlateRounds", "SlateStandardIPS", "SlateTarget"),
 }
-_WHERE = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ope' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_WHERE))
-
+__getattr__, __dir__ = lazy_exports(globals(), _MODULES)
 
 __all__ = [
     "DM",

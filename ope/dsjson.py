@@ -28,10 +28,11 @@ from sklearn.model_selection import KFold
 
 from banditkit.dsjson import JoinedEvent
 from banditkit.eventlog import log_files, read_events
-from ope._validation import check_integer_at_least
-from ope.estimators import OffPolicyEstimator, Replay
+from ope.base import OffPolicyEstimator
+from ope.estimators import Replay
 from ope.evaluation import EvaluationReport, evaluate_stream
 from ope.rounds import LoggedRounds, TargetRounds
+from ope.validation import check_integer_at_least
 
 __all__ = [
     "EventPolicy",

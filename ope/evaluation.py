@@ -23,19 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ope.estimators import (
-    DM,
-    DR,
-    IPS,
-    SNDR,
-    SNIPS,
-    ClippedIPS,
-    DRos,
-    Estimate,
-    OffPolicyEstimator,
-    Replay,
-    SwitchDR,
-)
+from ope.base import Estimate, OffPolicyEstimator
+from ope.estimators import DM, DR, IPS, SNDR, SNIPS, ClippedIPS, DRos, Replay, SwitchDR
 from ope.rounds import LoggedRounds, TargetRounds
 
 __all__ = [

@@ -25,8 +25,8 @@ from sklearn.base import clone, is_classifier
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
-from ope._validation import check_integer_at_least
 from ope.rounds import LoggedRounds, TargetRounds
+from ope.validation import check_integer_at_least
 
 __all__ = ["CrossFitRewardModel"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from ope._validation import (
+from ope.validation import (
     check_1d,
     check_finite,
     check_in_open_closed_unit,

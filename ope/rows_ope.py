@@ -35,15 +35,14 @@ import abc
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from banditkit.dsjson import parse_page as parse_joined_page
+from banditkit.dsjson import JoinedPage, parse_page
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import log_files
-from ope.estimators import OffPolicyEstimator
+from ope.base import OffPolicyEstimator
 from ope.evaluation import EvaluationReport, evaluate_stream
 from ope.slate import (
     SlateIndependentIPS,
@@ -55,13 +54,11 @@ from ope.slate import (
 )
 
 __all__ = [
-    "LoggedPage",
     "PagePolicy",
     "SLATE_ESTIMATOR_NAMES",
     "evaluate_pages",
     "make_page_policy",
     "make_slate_estimators",
-    "parse_page",
     "read_pages",
     "slate_inputs",
 ]
@@ -72,59 +69,7 @@ _CLASSES = {"rips": SlateRewardInteractionIPS, "sips": SlateStandardIPS,
 _MARGINAL = ("iips", "pi")
 
 
-@dataclass(frozen=True)
-class LoggedPage:
-    """One joined page read back from the CCB log.
-
-    Attributes
-    ----------
-    context : dict
-        Shared features (namespaced).
-    rows : list of dict, length n_rows
-        Candidate row features, in ``_multi`` order.
-    slots : list of dict, length n_slots
-        Slot features.
-    chosen : list of int, length n_slots
-        Row index shown in each slot.
-    eligible : list of list of int, length n_slots
-        Rows the rules allowed in each slot.
-    probability : ndarray of shape (n_slots,)
-        Logging probability of each shown row given the rows above.
-    reward : ndarray of shape (n_slots,)
-        Joined reward of each slot.
-    page_reward : float
-    """
-
-    event_id: str
-    context: dict
-    rows: list[dict]
-    row_ids: list[str]
-    slot_ids: list[str]
-    slots: list[dict]
-    chosen: list[int]
-    eligible: list[list[int]]
-    probability: np.ndarray
-    reward: np.ndarray
-    page_reward: float
-    skip_learn: bool
-    model_version: str
-
-
-def parse_page(record: dict) -> LoggedPage:
-    """One joined CCB dsjson object to a :class:`LoggedPage`.
-
-    Read by :func:`banditkit.dsjson.parse_page`; the arrays are its tuples.
-    """
-    page = parse_joined_page(record)
-    return LoggedPage(
-        event_id=page.event_id, context=page.context, rows=page.rows, row_ids=page.row_ids,
-        slot_ids=page.slot_ids, slots=page.slots, chosen=page.chosen, eligible=page.eligible,
-        probability=np.array(page.probability), reward=np.array(page.reward),
-        page_reward=page.page_reward, skip_learn=page.skip_learn,
-        model_version=page.model_version)
-
-
-def read_pages(paths: Iterable[str | os.PathLike]) -> Iterator[LoggedPage]:
+def read_pages(paths: Iterable[str | os.PathLike]) -> Iterator[JoinedPage]:
     """Joined pages from CCB dsjson files or folders, in file order.
 
     Raises
@@ -153,28 +98,28 @@ class PagePolicy(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def conditional(self, page: LoggedPage) -> np.ndarray:
+    def conditional(self, page: JoinedPage) -> np.ndarray:
         """Probability of each logged slot's row given the logged rows above; shape (n_slots,)."""
 
 
 class _Logged(PagePolicy):
     name = "logged"
 
-    def conditional(self, page: LoggedPage) -> np.ndarray:
-        return page.probability.copy()
+    def conditional(self, page: JoinedPage) -> np.ndarray:
+        return np.array(page.probability)
 
 
 class _Uniform(PagePolicy):
     name = "uniform"
 
-    def conditional(self, page: LoggedPage) -> np.ndarray:
+    def conditional(self, page: JoinedPage) -> np.ndarray:
         return np.array([1.0 / len(allowed) for allowed in page.eligible])
 
 
 class _Editorial(PagePolicy):
     name = "editorial"
 
-    def conditional(self, page: LoggedPage) -> np.ndarray:
+    def conditional(self, page: JoinedPage) -> np.ndarray:
         return np.array([float(row == allowed[0])
                          for row, allowed in zip(page.chosen, page.eligible, strict=True)])
 
@@ -195,7 +140,7 @@ class ModelPagePolicy(PagePolicy):
         self.name = name
         self.greedy = greedy
 
-    def conditional(self, page: LoggedPage) -> np.ndarray:
+    def conditional(self, page: JoinedPage) -> np.ndarray:
         prepared = self.learner.open_page(page.context, page.rows, page.slots,
                                           check_input=False)
         out = np.empty(len(page.chosen))
@@ -250,7 +195,7 @@ def make_slate_estimators(names: Sequence[str] = ("rips", "sips"), *,
     return out
 
 
-def slate_inputs(pages: Sequence[LoggedPage], policies: Sequence[PagePolicy], *,
+def slate_inputs(pages: Sequence[JoinedPage], policies: Sequence[PagePolicy], *,
                  reward: str = "slots", n_slots: int | None = None
                  ) -> tuple[SlateRounds, dict[str, SlateTarget]]:
     """The estimators' inputs for a list of pages.
@@ -322,7 +267,7 @@ def evaluate_pages(paths: Sequence[str | os.PathLike], *,
 
     def chunks() -> Iterator[tuple[SlateRounds, dict[str, SlateTarget]]]:
         nonlocal skipped
-        batch: list[LoggedPage] = []
+        batch: list[JoinedPage] = []
         for page in read_pages(files):
             if page.skip_learn:
                 skipped += 1

@@ -15,7 +15,7 @@ the top of the page) for :class:`SlateRewardInteractionIPS` and
 the two coincide.
 
 Memory is O(n_rounds x n_slots), never x n_candidate_rows. All four reuse the
-machinery of :class:`~ope.estimators.OffPolicyEstimator` (CLT intervals by
+machinery of :class:`~ope.base.OffPolicyEstimator` (CLT intervals by
 default, streaming statistics, diagnostics on a per-round weight each class
 names).
 """
@@ -28,8 +28,8 @@ from typing import ClassVar
 import numpy as np
 
 from ope._statistics import RoundStatistics
-from ope._validation import check_finite, check_probability_vector
-from ope.estimators import OffPolicyEstimator
+from ope.base import OffPolicyEstimator
+from ope.validation import check_finite, check_probability_vector
 
 __all__ = [
     "SlateIndependentIPS",

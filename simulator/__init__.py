@@ -10,28 +10,14 @@ Names are imported on first use (PEP 562), so ``import simulator.world`` or the
 ``banditkit`` command do not pay for scikit-learn and pandas.
 """
 
-from importlib import import_module
-from typing import Any
+from banditkit.lazy import lazy_exports
 
 _MODULES = {
     "simulator.supervised": ("SupervisedBandit", "digits_bandit", "supervised_to_bandit"),
     "simulator.world": ("ArtworkWorld",),
     "simulator.worldlog": ("WorldLog", "sample_log", "taste_policy", "write_world_log"),
 }
-_WHERE = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_WHERE))
-
+__getattr__, __dir__ = lazy_exports(globals(), _MODULES)
 
 __all__ = [
     "ArtworkWorld",

@@ -18,6 +18,7 @@ import numpy as np
 from banditkit.rows import PageRules, RowEngine, decide_page, default_slots
 from banditkit.settings import LoopSettings
 from banditkit.vw import VWSlateLearner
+from simulator.clock import SimulatedClock
 from simulator.rows_world import (
     RowWorld,
     SoftmaxSlatePage,
@@ -105,7 +106,7 @@ def run_row_demo(data_dir: Path, *, n_pages: int = 6000, n_slots: int = 8, seed:
     """
     rules = rules or PageRules()
     world = RowWorld.generate(seed=seed)
-    clock = _SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
+    clock = SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
     settings = LoopSettings(reward_wait_seconds=60.0, model_update_seconds=0.0,
                             exploration_percentage=epsilon, policy_args=ROW_DEMO_POLICY_ARGS)
     engine = RowEngine.open(data_dir, settings=settings, clock=clock, rules=rules)
@@ -185,14 +186,3 @@ def evaluate_row_policies(world: RowWorld, learner: VWSlateLearner | None, *, n_
         lambda m, eid: decide_page(UniformSlatePage(n_actions=world.n_rows, n_slots=n_slots),
                                    world.rows, slots, rules=rules, event_id=eid).chosen)
     return rates
-
-
-class _SimulatedClock:
-    def __init__(self, *, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds

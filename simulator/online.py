@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ope._validation import check_integer_at_least
+from ope.validation import check_integer_at_least
 from simulator.world import ArtworkWorld
 
 __all__ = ["OnlineResult", "run_online"]

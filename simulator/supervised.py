@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ope._validation import check_integer_at_least, check_non_negative
 from ope.rounds import LoggedRounds, TargetRounds
+from ope.validation import check_integer_at_least, check_non_negative
 
 __all__ = ["SupervisedBandit", "digits_bandit", "supervised_to_bandit"]
 

@@ -17,8 +17,8 @@ import numpy as np
 from banditkit.dsjson import EXTRA_KEY, dsjson_context, label_fields
 from banditkit.eventlog import iso_timestamp
 from banditkit.sampling import rank_order
-from ope._validation import check_integer_at_least, check_non_negative
 from ope.rounds import LoggedRounds, TargetRounds
+from ope.validation import check_integer_at_least, check_non_negative
 from simulator.world import ArtworkWorld
 
 __all__ = [

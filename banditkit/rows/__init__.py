@@ -33,7 +33,7 @@ rules allow in a slot), :mod:`~banditkit.rows.decide` (filling a page),
 :class:`banditkit.vw.VWSlateLearner`).
 """
 
-from banditkit.rows.decide import decide_page
+from banditkit.rows.decide import DecidedPage, decide_page
 from banditkit.rows.engine import RowEngine, ccb_args
 from banditkit.rows.join import joined_page_line
 from banditkit.rows.rules import page_violations
@@ -47,6 +47,7 @@ from banditkit.rows.types import (
 )
 
 __all__ = [
+    "DecidedPage",
     "PageDecision",
     "PageRules",
     "Row",

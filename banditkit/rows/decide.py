@@ -13,11 +13,17 @@ from banditkit.rows.rules import page_search
 from banditkit.rows.types import PageRules, Row, Slot
 from banditkit.sampling import sample_index, strictly_preferred
 
-__all__ = ["decide_page"]
+__all__ = ["DecidedPage", "decide_page"]
 
 
 @dataclass(frozen=True)
-class _DecidedPage:
+class DecidedPage:
+    """A filled page in row indices, before the engine names it and logs it.
+
+    The engine turns it into the decision record (``_inc``, ``_a``, ``_p`` per
+    slot) and the :class:`~banditkit.rows.types.PageDecision` it answers with.
+    """
+
     chosen: list[int]                 # row index per slot
     eligible: list[list[int]]         # allowed row indices per slot
     pmfs: list[np.ndarray]            # aligned with eligible
@@ -26,7 +32,7 @@ class _DecidedPage:
 
 def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slot], *,
                 rules: PageRules, event_id: str, excluded: Iterable[str] = (),
-                mode: str = "online") -> _DecidedPage:
+                mode: str = "online") -> DecidedPage:
     """Fill the slots top to bottom, each from the rows the rules allow there.
 
     Slot ``k``'s row is drawn from ``page.slot_pmf`` restricted to its eligible
@@ -70,7 +76,7 @@ def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slo
         pmfs.append(pmf)
         last = rows[row].genre
         seen = search.seen_after(seen, last, slot_index)
-    return _DecidedPage(chosen=chosen, eligible=eligible_per_slot, pmfs=pmfs,
+    return DecidedPage(chosen=chosen, eligible=eligible_per_slot, pmfs=pmfs,
                         model_agrees=agrees if mode != "online" and page is not None else None)
 
 

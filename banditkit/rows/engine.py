@@ -13,7 +13,7 @@ from banditkit.dsjson import CcbSlot, JoinedLine, ccb_decision_line
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.loop import LoopEngine, check_event_id, check_reward
-from banditkit.rows.decide import _DecidedPage, decide_page
+from banditkit.rows.decide import DecidedPage, decide_page
 from banditkit.rows.join import joined_page_line
 from banditkit.rows.store import PageStore, RowStore
 from banditkit.rows.types import (
@@ -245,7 +245,7 @@ class RowEngine(LoopEngine):
 
 
 def _decision_line(*, event_id: str, timestamp: str, version: str, context: Features,
-                   rows: Sequence[Row], slots: Sequence[Slot], decided: _DecidedPage,
+                   rows: Sequence[Row], slots: Sequence[Slot], decided: DecidedPage,
                    excluded: set[str], rules: PageRules, mode: str, extra: dict) -> str:
     ccb_slots = []
     for slot, row, eligible, pmf in zip(slots, decided.chosen, decided.eligible, decided.pmfs,

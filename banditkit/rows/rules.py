@@ -1,8 +1,25 @@
-"""The page rules applied: which rows may still go in a slot, and what a page breaks."""
+"""The page rules applied: which rows may still go in a slot, and what a page breaks.
+
+One search decides every page. Its state is the slot being filled, the genre
+just above, the genres seen in the diversity window, and how many rows are
+left of each *class*: rows that share a genre and the slots that exclude them
+are interchangeable for the rules, so only their count matters. Without
+per-slot exclusions the classes are the genres. Exact shortcuts answer the
+common cases before the memoised depth-first search runs:
+
+- only per-slot exclusions constrain the page: a completion is a matching of
+  the remaining slots to rows, found by augmenting paths
+  (:meth:`PageSearch._matching`);
+- only the adjacency rule is left (past the last pinned or excluding slot,
+  diversity met): a counting argument (:meth:`PageSearch._closed_form`);
+- otherwise a greedy completion proves most pages completable
+  (:meth:`PageSearch._greedy`) and the search settles the rest, bounded by a
+  node budget.
+"""
 
 from __future__ import annotations
 
-import abc
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from banditkit.errors import InvalidInputError
@@ -10,33 +27,59 @@ from banditkit.rows.types import PageRules, Row, Slot
 
 __all__ = ["PageSearch", "page_search", "page_violations"]
 
+_BUDGET = 200_000
 
-class PageSearch(abc.ABC):
+
+class PageSearch:
     """Which rows may go in a slot so that the page can still be completed under the rules.
 
     The page is filled top to bottom; a row is eligible in a slot iff some
-    completion of the page that respects the rules starts with it. This base
-    holds the rules' terms and the memoised search's node budget; the two
-    searches below differ in the state they search over. Build one with
-    :func:`page_search`.
+    completion of the page that respects the rules starts with it. Build one
+    with :func:`page_search`.
+
+    Parameters
+    ----------
+    genres : list of str or None
+        The genre of each candidate row.
+    pinned_at : dict of int to int
+        Slot -> the row pinned there.
+    pool : set of int
+        The rows that may be shown, pinned rows aside.
+    banned_at : list of set of int
+        Per slot, the pool rows it excludes.
+    rules : PageRules
+    exhausted : str
+        What the error says when the search budget runs out.
     """
 
-    _exhausted = "page rules too hard to satisfy for these rows"
-
-    def __init__(self, *, genres: list[str | None], n_slots: int, rules: PageRules) -> None:
+    def __init__(self, *, genres: list[str | None], pinned_at: dict[int, int], pool: set[int],
+                 banned_at: list[set[int]], rules: PageRules, exhausted: str) -> None:
         self.genres = genres
-        self.n_slots = n_slots
+        self.pinned_at = pinned_at
+        self.pool = pool
+        self.n_slots = len(banned_at)
         self.no_adjacent = rules.no_adjacent_same_genre
         self.need = rules.min_distinct_genres
-        self.within = min(rules.distinct_genres_within or n_slots, n_slots)
+        self.within = min(rules.distinct_genres_within or self.n_slots, self.n_slots)
+        self.genre_rules = self.no_adjacent or self.need > 0
+        self.exhausted = exhausted
+        excluding = [(s, banned) for s, banned in enumerate(banned_at) if banned]
+        signature = {r: (genres[r], frozenset(s for s, banned in excluding if r in banned))
+                     for r in pool}
+        classes = sorted(set(signature.values()),
+                         key=lambda c: (c[0] is None, c[0] or "", sorted(c[1])))
+        index = {c: i for i, c in enumerate(classes)}
+        self.class_of = {r: index[c] for r, c in signature.items()}
+        self.class_genre = [genre for genre, _ in classes]
+        self.one_class_per_genre = len(set(self.class_genre)) == len(classes)
+        self.usable = [[] if s in pinned_at else
+                       [c for c, (_, banned) in enumerate(classes) if s not in banned]
+                       for s in range(self.n_slots)]
+        # Past this slot nothing is pinned and rows of one genre are interchangeable.
+        self.last_restricted = max([*pinned_at, *(s for s, _ in excluding)], default=-1)
         self.memo: dict[tuple, bool] = {}
-        self.budget = 200_000
+        self.budget = _BUDGET
 
-    @abc.abstractmethod
-    def page_feasible(self) -> bool:
-        """Whether any page respects the rules."""
-
-    @abc.abstractmethod
     def eligible(self, slot: int, chosen: list[int], last: str | None,
                  seen: frozenset[str]) -> list[int]:
         """Row indices, ascending, allowed in ``slot`` below the rows ``chosen``.
@@ -44,12 +87,205 @@ class PageSearch(abc.ABC):
         ``last`` is the genre of the row just above, ``seen`` the genres seen so
         far in the diversity window (:meth:`seen_after`).
         """
+        if slot in self.pinned_at:
+            return [self.pinned_at[slot]]
+        pool = self.pool.difference(chosen)
+        counts = self._counts(pool)
+        if self.genre_rules:
+            allowed = {c for c in self.usable[slot]
+                       if self._allowed_class(slot, c, last, counts, seen)}
+        else:
+            allowed = self._matching_allows(slot, counts)
+        return [r for r in sorted(pool) if self.class_of[r] in allowed]
 
     def seen_after(self, seen: frozenset[str], genre: str | None, slot: int) -> frozenset[str]:
         """The window's genres once a row of ``genre`` sits in ``slot``."""
         if genre is None or slot >= self.within or genre in seen:
             return seen
         return seen | {genre}
+
+    def page_feasible(self) -> bool:
+        """Whether any page respects the rules."""
+        return self._feasible(0, None, self._counts(self.pool), frozenset())
+
+    def _counts(self, pool: Iterable[int]) -> tuple[int, ...]:
+        counts = [0] * len(self.class_genre)
+        for row in pool:
+            counts[self.class_of[row]] += 1
+        return tuple(counts)
+
+    def _allowed_class(self, slot: int, taken: int, last: str | None, counts: tuple[int, ...],
+                       seen: frozenset[str]) -> bool:
+        """Whether a row of class ``taken`` placed in ``slot`` keeps the page completable."""
+        genre = self.class_genre[taken]
+        if counts[taken] == 0 or self._conflict(genre, last):
+            return False
+        return self._feasible(slot + 1, genre, _minus_one(counts, taken),
+                              self.seen_after(seen, genre, slot))
+
+    def _feasible(self, slot: int, last: str | None, counts: tuple[int, ...],
+                  seen: frozenset[str]) -> bool:
+        """Whether slots ``slot..`` can be filled from ``counts``."""
+        if slot >= self.within and len(seen) < self.need:
+            return False  # the diversity window closed short
+        if not self.genre_rules:
+            return self._matching(slot, counts) is not None
+        if self._closed_form_applies(slot, seen):
+            return self._closed_form(slot, last, counts)
+        return self._greedy(slot, last, counts, seen) or self._search(slot, last, counts, seen)
+
+    def _matching(self, slot: int, counts: tuple[int, ...]) -> dict[int, int] | None:
+        """Slot -> class for the open slots ``slot..``, at most ``counts[c]`` slots per
+        class, each class allowed where it goes; None when no such matching exists."""
+        # Only exclusions constrain: the page completes iff the open slots match
+        # (augmenting paths). The pool always holds enough rows for the open slots.
+        assigned: dict[int, int] = {}
+        for s in range(slot, self.n_slots):
+            if s not in self.pinned_at and not self._augment(s, counts, assigned, set()):
+                return None
+        return assigned
+
+    def _matching_allows(self, slot: int, counts: tuple[int, ...]) -> set[int]:
+        """The classes a row may come from in ``slot`` when only exclusions constrain."""
+        usable = {c for c in self.usable[slot] if counts[c] > 0}
+        if slot + 1 > self.last_restricted:
+            return usable
+        below = self._matching(slot + 1, counts)
+        if below is None:
+            return set()
+        allowed = set()
+        for c in usable:
+            holders = [s for s, held in below.items() if held == c]
+            if len(holders) < counts[c]:
+                allowed.add(c)  # a row of c is left over below
+                continue
+            # c's rows are all taken below: one of its slots must move elsewhere.
+            trial = {s: held for s, held in below.items() if s != holders[0]}
+            if self._augment(holders[0], _minus_one(counts, c), trial, set()):
+                allowed.add(c)
+        return allowed
+
+    def _augment(self, slot: int, counts: tuple[int, ...], assigned: dict[int, int],
+                 visited: set[int]) -> bool:
+        """Give ``slot`` a class, moving other slots along an augmenting path if needed."""
+        load = Counter(assigned.values())
+        for c in self.usable[slot]:
+            if load[c] < counts[c]:  # a class with a row to spare ends the path at once
+                assigned[slot] = c
+                return True
+        for c in self.usable[slot]:
+            if c in visited or counts[c] == 0:
+                continue
+            visited.add(c)
+            if any(self._augment(s, counts, assigned, visited)
+                   for s in [s for s, held in assigned.items() if held == c]):
+                assigned[slot] = c
+                return True
+        return False
+
+    def _closed_form_applies(self, slot: int, seen: frozenset[str]) -> bool:
+        return self.last_restricted < slot and len(seen) >= self.need
+
+    def _closed_form(self, slot: int, last: str | None, counts: tuple[int, ...]) -> bool:
+        # Only adjacency left. m rows, none of two neighbours sharing a genre, exist
+        # iff some x_g <= c_g with sum m fit: at most ceil(m/2) of a genre, floor(m/2)
+        # of the genre just placed (it cannot open the rest); rows without genre
+        # fit anywhere. So: none + sum_g min(c_g, cap_g) >= m.
+        m = self.n_slots - slot
+        if m <= 0:
+            return True
+        if not self.no_adjacent:
+            return sum(counts) >= m
+        cap, cap_last = (m + 1) // 2, m // 2
+        total = 0
+        for genre, count in self._genre_counts(counts):
+            total += count if genre is None else min(count, cap_last if genre == last else cap)
+        return total >= m
+
+    def _genre_counts(self, counts: tuple[int, ...]) -> Iterable[tuple[str | None, int]]:
+        """Rows left per genre (rows without genre possibly in several entries)."""
+        if self.one_class_per_genre:
+            return zip(self.class_genre, counts, strict=True)
+        per_genre: dict[str | None, int] = {}
+        for genre, count in zip(self.class_genre, counts, strict=True):
+            per_genre[genre] = per_genre.get(genre, 0) + count
+        return per_genre.items()
+
+    def _greedy(self, slot: int, last: str | None, counts: tuple[int, ...],
+                seen: frozenset[str]) -> bool:
+        # Unseen genres while diversity is short, else the most plentiful genre that
+        # does not repeat the last one, else a row without genre. Sufficient only.
+        remaining = list(counts)
+        for k in range(slot, self.n_slots):
+            if self._closed_form_applies(k, seen):  # only adjacency left: decide exactly
+                return self._closed_form(k, last, tuple(remaining))
+            if k < self.within and len(seen) + (self.within - k) < self.need:
+                return False
+            if k in self.pinned_at:
+                genre = self.genres[self.pinned_at[k]]
+                if self._conflict(genre, last):
+                    return False
+            else:
+                best, best_key, plain = -1, None, -1
+                blocked = last if self.no_adjacent else None
+                for c in self.usable[k]:
+                    if remaining[c] == 0:
+                        continue
+                    genre = self.class_genre[c]
+                    if genre is None:
+                        plain = c if plain < 0 else plain
+                    elif genre != blocked:
+                        key = (genre not in seen, remaining[c])
+                        if best_key is None or key > best_key:
+                            best, best_key = c, key
+                if best >= 0 and (plain < 0 or best_key[0] or self.need > len(seen)
+                                  or remaining[best] > 1):
+                    pick = best
+                elif plain >= 0:
+                    pick = plain
+                elif best >= 0:
+                    pick = best
+                else:
+                    return False
+                remaining[pick] -= 1
+                genre = self.class_genre[pick]
+            seen = self.seen_after(seen, genre, k)
+            last = genre
+        return len(seen) >= self.need
+
+    def _search(self, slot: int, last: str | None, counts: tuple[int, ...],
+                seen: frozenset[str]) -> bool:
+        if self._short(slot, seen):
+            return False
+        if slot == self.n_slots:
+            return True
+        if self._closed_form_applies(slot, seen):
+            return self._closed_form(slot, last, counts)
+        key = (slot, last, counts, seen if slot < self.within else None)
+        cached = self.memo.get(key)
+        if cached is not None:
+            return cached
+        self._spend()
+        result = False
+        if slot in self.pinned_at:
+            genre = self.genres[self.pinned_at[slot]]
+            if not self._conflict(genre, last):
+                result = self._search(slot + 1, genre, counts, self.seen_after(seen, genre, slot))
+        else:
+            # Unseen genres first while diversity is short, then the most plentiful,
+            # rows without genre last.
+            order = sorted(self.usable[slot], key=lambda c: (
+                self.class_genre[c] is None, self.class_genre[c] in seen, -counts[c]))
+            for c in order:
+                genre = self.class_genre[c]
+                if counts[c] == 0 or self._conflict(genre, last):
+                    continue
+                if self._search(slot + 1, genre, _minus_one(counts, c),
+                                self.seen_after(seen, genre, slot)):
+                    result = True
+                    break
+        self.memo[key] = result
+        return result
 
     def _conflict(self, genre: str | None, last: str | None) -> bool:
         return self.no_adjacent and genre is not None and genre == last
@@ -63,279 +299,17 @@ class PageSearch(abc.ABC):
     def _spend(self) -> None:
         self.budget -= 1
         if self.budget < 0:
-            raise InvalidInputError(f"{self._exhausted} (search budget exhausted); relax "
+            raise InvalidInputError(f"{self.exhausted} (search budget exhausted); relax "
                                     "the rules")
 
 
-class _GenreSearch(PageSearch):
-    """The search when no slot excludes rows of its own.
-
-    Rows of one genre are interchangeable for the rules, so a memoised
-    depth-first search runs over genre counts; ``None`` (no genre) rows never
-    conflict.
-    """
-
-    def __init__(self, *, genres: list[str | None], n_slots: int, pinned_at: dict[int, int],
-                 pool: set[int], rules: PageRules) -> None:
-        super().__init__(genres=genres, n_slots=n_slots, rules=rules)
-        self.pinned_at = pinned_at  # slot -> row index
-        self.pool = pool  # rows that may be shown, pinned rows aside
-        self.keys = sorted({g for g in genres if g is not None})
-        self.key_index = {g: i for i, g in enumerate(self.keys)}
-        self.last_pin = max(pinned_at, default=-1)
-
-    def page_feasible(self) -> bool:
-        counts, none = self.counts(self.pool)
-        return self.feasible(0, None, counts, none, frozenset())
-
-    def eligible(self, slot: int, chosen: list[int], last: str | None,
-                 seen: frozenset[str]) -> list[int]:
-        if slot in self.pinned_at:
-            return [self.pinned_at[slot]]
-        pool = self.pool.difference(chosen)
-        counts, none = self.counts(pool)
-        verdict: dict[str | None, bool] = {}
-        out = []
-        for index in sorted(pool):
-            genre = self.genres[index]
-            if genre not in verdict:
-                verdict[genre] = self.allowed_genre(slot, genre, last, counts, none, seen)
-            if verdict[genre]:
-                out.append(index)
-        return out
-
-    def counts(self, pool: Iterable[int]) -> tuple[tuple[int, ...], int]:
-        per_genre = [0] * len(self.keys)
-        none = 0
-        for index in pool:
-            genre = self.genres[index]
-            if genre is None:
-                none += 1
-            else:
-                per_genre[self.key_index[genre]] += 1
-        return tuple(per_genre), none
-
-    def feasible(self, slot: int, last: str | None, counts: tuple[int, ...], none: int,
-                 seen: frozenset[str]) -> bool:
-        """Whether slots ``slot..`` can be filled; a greedy completion first, then search."""
-        if slot >= self.within and len(seen) < self.need:
-            return False  # the diversity window closed short
-        if not self.no_adjacent and not self.need:
-            return True  # only pins: any pool of the right size completes the page
-        if self._closed_form_applies(slot, seen):
-            return self._closed_form(slot, last, counts, none)
-        return self._greedy(slot, last, counts, none, seen) or self._search(
-            slot, last, counts, none, seen)
-
-    def _closed_form_applies(self, slot: int, seen: frozenset[str]) -> bool:
-        return self.last_pin < slot and len(seen) >= self.need
-
-    def _closed_form(self, slot: int, last: str | None, counts: tuple[int, ...],
-                     none: int) -> bool:
-        # Only adjacency left. m rows, none of two neighbours sharing a genre, exist
-        # iff some x_g <= c_g with sum m fit: at most ceil(m/2) of a genre, floor(m/2)
-        # of the genre just placed (it cannot open the rest); rows without genre
-        # fit anywhere. So: none + sum_g min(c_g, cap_g) >= m.
-        m = self.n_slots - slot
-        if m <= 0:
-            return True
-        if not self.no_adjacent:
-            return none + sum(counts) >= m
-        cap, cap_last = (m + 1) // 2, m // 2
-        total = none
-        for key, count in zip(self.keys, counts, strict=True):
-            total += min(count, cap_last if key == last else cap)
-        return total >= m
-
-    def _greedy(self, slot: int, last: str | None, counts: tuple[int, ...], none: int,
-                seen: frozenset[str]) -> bool:
-        # Unseen genres while diversity is short, else the most plentiful genre that
-        # does not repeat the last one, else a row without genre. Sufficient only.
-        remaining = list(counts)
-        for k in range(slot, self.n_slots):
-            if self._closed_form_applies(k, seen):  # only adjacency left: decide exactly
-                return self._closed_form(k, last, tuple(remaining), none)
-            if k < self.within and len(seen) + (self.within - k) < self.need:
-                return False
-            if k in self.pinned_at:
-                genre = self.genres[self.pinned_at[k]]
-                if self._conflict(genre, last):
-                    return False
-            else:
-                best, best_key = -1, None
-                blocked = last if self.no_adjacent else None
-                for i, count in enumerate(remaining):
-                    if count == 0 or (blocked is not None and self.keys[i] == blocked):
-                        continue
-                    key = (self.keys[i] not in seen, count)
-                    if best_key is None or key > best_key:
-                        best, best_key = i, key
-                if best >= 0 and (none == 0 or best_key[0] or self.need > len(seen)
-                                  or remaining[best] > 1):
-                    genre = self.keys[best]
-                    remaining[best] -= 1
-                elif none > 0:
-                    genre, none = None, none - 1
-                elif best >= 0:
-                    genre = self.keys[best]
-                    remaining[best] -= 1
-                else:
-                    return False
-            seen = self.seen_after(seen, genre, k)
-            last = genre
-        return len(seen) >= self.need
-
-    def _search(self, slot: int, last: str | None, counts: tuple[int, ...], none: int,
-                seen: frozenset[str]) -> bool:
-        if self._short(slot, seen):
-            return False
-        if slot == self.n_slots:
-            return True
-        if self._closed_form_applies(slot, seen):
-            return self._closed_form(slot, last, counts, none)
-        key = (slot, last, counts, none, seen if slot < self.within else None)
-        cached = self.memo.get(key)
-        if cached is not None:
-            return cached
-        self._spend()
-        result = False
-        if slot in self.pinned_at:
-            genre = self.genres[self.pinned_at[slot]]
-            if not self._conflict(genre, last):
-                result = self._search(slot + 1, genre, counts, none,
-                                       self.seen_after(seen, genre, slot))
-        else:
-            # Unseen genres first while diversity is short, then the most plentiful.
-            order = sorted(range(len(self.keys)), key=lambda i: (
-                self.keys[i] in seen, -counts[i]))
-            for i in order:
-                genre = self.keys[i]
-                if counts[i] == 0 or self._conflict(genre, last):
-                    continue
-                fewer = counts[:i] + (counts[i] - 1,) + counts[i + 1:]
-                if self._search(slot + 1, genre, fewer, none, self.seen_after(seen, genre, slot)):
-                    result = True
-                    break
-            if not result and none > 0:
-                result = self._search(slot + 1, None, counts, none - 1, seen)
-        self.memo[key] = result
-        return result
-
-    def allowed_genre(self, slot: int, genre: str | None, last: str | None,
-                      counts: tuple[int, ...], none: int, seen: frozenset[str]) -> bool:
-        """Whether a row of ``genre`` taken from the pool at ``slot`` keeps the page completable."""
-        if self._conflict(genre, last):
-            return False
-        if genre is None:
-            return self.feasible(slot + 1, None, counts, none - 1, seen)
-        i = self.key_index[genre]
-        fewer = counts[:i] + (counts[i] - 1,) + counts[i + 1:]
-        return self.feasible(slot + 1, genre, fewer, none, self.seen_after(seen, genre, slot))
-
-
-class _RowSearch(PageSearch):
-    """The search when slots exclude rows of their own: rows are no longer
-    interchangeable within a genre, so the search runs over rows.
-
-    Without genre rules a completion is a matching of the remaining slots to
-    rows (each slot to a row it allows): exact and polynomial, by augmenting
-    paths. With genre rules too, a memoised depth-first search over rows,
-    bounded by a node budget.
-    """
-
-    _exhausted = "page rules too hard to satisfy with these per-slot exclusions"
-
-    def __init__(self, *, allowed: list[set[int]], genres: list[str | None],
-                 rules: PageRules) -> None:
-        super().__init__(genres=genres, n_slots=len(allowed), rules=rules)
-        self.allowed = allowed  # slot -> rows it may show (pins and exclusions applied)
-        self.genre_rules = self.no_adjacent or self.need > 0
-
-    def page_feasible(self) -> bool:
-        return self.feasible(0, frozenset(), None, frozenset())
-
-    def eligible(self, slot: int, chosen: list[int], last: str | None,
-                 seen: frozenset[str]) -> list[int]:
-        used = set(chosen)
-        candidates = sorted(self.allowed[slot] - used)
-        if not self.genre_rules:
-            return self._matching_eligible(slot, used, candidates)
-        out = []
-        for row in candidates:
-            genre = self.genres[row]
-            if self._conflict(genre, last):
-                continue
-            if self.feasible(slot + 1, frozenset(used | {row}), genre,
-                             self.seen_after(seen, genre, slot)):
-                out.append(row)
-        return out
-
-    def feasible(self, slot: int, used: frozenset[int], last: str | None,
-                 seen: frozenset[str]) -> bool:
-        if not self.genre_rules:
-            return len(self._matching(slot, set(used))) == self.n_slots - slot
-        if self._short(slot, seen):
-            return False
-        if slot == self.n_slots:
-            return True
-        key = (slot, used, last, seen if slot < self.within else None)
-        cached = self.memo.get(key)
-        if cached is not None:
-            return cached
-        self._spend()
-        result = False
-        for row in sorted(self.allowed[slot] - used,
-                          key=lambda r: self.genres[r] in seen):
-            genre = self.genres[row]
-            if self._conflict(genre, last):
-                continue
-            if self.feasible(slot + 1, used | {row}, genre, self.seen_after(seen, genre, slot)):
-                result = True
-                break
-        self.memo[key] = result
-        return result
-
-    def _matching(self, start: int, used: set[int]) -> dict[int, int]:
-        """A maximum matching ``row -> slot`` of slots ``start..`` to unused rows."""
-        match: dict[int, int] = {}
-        for slot in range(start, self.n_slots):
-            self._augment(slot, used, match, set())
-        return match
-
-    def _augment(self, slot: int, used: set[int], match: dict[int, int],
-                 visited: set[int]) -> bool:
-        for row in self.allowed[slot]:
-            if row in used or row in visited:
-                continue
-            visited.add(row)
-            if row not in match or self._augment(match[row], used, match, visited):
-                match[row] = slot
-                return True
-        return False
-
-    def _matching_eligible(self, slot: int, used: set[int], candidates: list[int]) -> list[int]:
-        # Row r may go to `slot` iff the slots below still match without r: true when
-        # a maximum matching of them leaves r free, else iff r's slot re-augments
-        # around r.
-        match = self._matching(slot + 1, used)
-        if len(match) < self.n_slots - slot - 1:
-            return []
-        out = []
-        for row in candidates:
-            if row not in match:
-                out.append(row)
-                continue
-            trial = {r: s for r, s in match.items() if r != row}
-            if self._augment(match[row], used | {row}, trial, set()):
-                out.append(row)
-        return out
+def _minus_one(counts: tuple[int, ...], taken: int) -> tuple[int, ...]:
+    return counts[:taken] + (counts[taken] - 1,) + counts[taken + 1:]
 
 
 def page_search(rows: Sequence[Row], slots: Sequence[Slot], rules: PageRules,
                 excluded: set[str]) -> PageSearch:
     """The search deciding which rows each slot of this page allows.
-
-    Over genre counts when no slot excludes rows of its own, else over rows.
 
     Raises
     ------
@@ -349,37 +323,33 @@ def page_search(rows: Sequence[Row], slots: Sequence[Slot], rules: PageRules,
     if len(pool) + len(pinned_at) < n_slots:
         raise InvalidInputError(
             f"{n_slots} slots but only {len(pool) + len(pinned_at)} rows may be shown")
-    genres = [row.genre for row in rows]
-    search: PageSearch
+    banned_at = _banned_per_slot(rows, slots, pool, pinned_at)
     if any(slot.excluded for slot in slots):
-        search = _RowSearch(allowed=_allowed_per_slot(rows, slots, pool, pinned_at),
-                            genres=genres, rules=rules)
+        exhausted = "page rules too hard to satisfy with these per-slot exclusions"
         unsatisfiable = (f"no page of {n_slots} slots satisfies the rules {rules.to_dict()} "
                          f"and the slots' exclusions with these {len(rows)} rows")
     else:
-        search = _GenreSearch(genres=genres, n_slots=n_slots, pinned_at=pinned_at, pool=pool,
-                              rules=rules)
+        exhausted = "page rules too hard to satisfy for these rows"
         unsatisfiable = (f"no page of {n_slots} slots satisfies the rules {rules.to_dict()} "
                          f"with these {len(rows)} rows ({len(excluded)} excluded)")
+    search = PageSearch(genres=[row.genre for row in rows], pinned_at=pinned_at, pool=pool,
+                        banned_at=banned_at, rules=rules, exhausted=exhausted)
     if not search.page_feasible():
         raise InvalidInputError(unsatisfiable)
     return search
 
 
-def _allowed_per_slot(rows: Sequence[Row], slots: Sequence[Slot], pool: set[int],
-                      pinned_at: dict[int, int]) -> list[set[int]]:
+def _banned_per_slot(rows: Sequence[Row], slots: Sequence[Slot], pool: set[int],
+                     pinned_at: dict[int, int]) -> list[set[int]]:
     index = {row.id: i for i, row in enumerate(rows)}
-    allowed: list[set[int]] = []
+    banned_at: list[set[int]] = []
     for slot_index, slot in enumerate(slots):
         banned = {index[row_id] for row_id in slot.excluded}
-        if slot_index in pinned_at:
-            if pinned_at[slot_index] in banned:
-                raise InvalidInputError(f"slot {slot.id!r} excludes the row pinned to it, "
-                                        f"{rows[pinned_at[slot_index]].id!r}")
-            allowed.append({pinned_at[slot_index]})
-        else:
-            allowed.append(pool - banned)
-    return allowed
+        if pinned_at.get(slot_index) in banned:
+            raise InvalidInputError(f"slot {slot.id!r} excludes the row pinned to it, "
+                                    f"{rows[pinned_at[slot_index]].id!r}")
+        banned_at.append(set() if slot_index in pinned_at else banned & pool)
+    return banned_at
 
 
 def _pinned_slots(rows: Sequence[Row], rules: PageRules, excluded: set[str],

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ope.base import OffPolicyEstimator
 from ope.estimators import (
     DM,
     DR,
@@ -19,11 +20,9 @@ from ope.estimators import (
     SNIPS,
     ClippedIPS,
     DRos,
-    OffPolicyEstimator,
     Replay,
     SwitchDR,
     all_estimators,
-    bootstrap_means,
 )
 from ope.rounds import LoggedRounds, TargetRounds, iter_chunks
 
@@ -329,21 +328,6 @@ def test_streaming_rejects_what_cannot_stream():
         stats.merge(SNIPS().statistics(rounds, target))
     with pytest.raises(ValueError, match="at least one"):
         IPS().estimate_chunks([])
-
-
-def test_bootstrap_means_both_paths_agree_in_distribution():
-    rng = np.random.default_rng(0)
-    discrete = rng.integers(3, size=(5000, 1)).astype(float)  # 3 distinct rows: multinomial
-    continuous = discrete + rng.normal(0, 1e-9, size=discrete.shape)  # all distinct: gather
-    a = bootstrap_means(discrete, n_bootstrap=400, seed=1)[:, 0]
-    b = bootstrap_means(continuous, n_bootstrap=400, seed=1, max_block=20_000)[:, 0]
-    # both estimate the sd of the mean, sd/sqrt(n); with 400 resamples the
-    # sample sd of the means is within ~3.5% (1/sqrt(2*400)) of it, so 15% is safe
-    expected = discrete.std() / math.sqrt(5000)
-    assert a.std() == pytest.approx(expected, rel=0.15)
-    assert b.std() == pytest.approx(expected, rel=0.15)
-    # the mean of 400 resample means is within 4 sd (sd = expected / sqrt(400)) of the data mean
-    assert a.mean() == pytest.approx(discrete.mean(), abs=4 * expected / math.sqrt(400))
 
 
 def test_every_estimator_is_an_off_policy_estimator_with_a_name():

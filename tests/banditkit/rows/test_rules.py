@@ -109,3 +109,21 @@ def test_large_page_is_fast_and_valid():
                               excluded=excluded)
         page = [rows[i].id for i in decided.chosen]
         assert page_violations(rows, page, rules, excluded=excluded) == []
+
+
+def test_large_page_with_slot_exclusions_is_valid():
+    # The same page with three rows excluded from each slot: rows of one genre
+    # are no longer interchangeable, and every rule still holds.
+    rng = np.random.default_rng(1)
+    genres = [f"g{i % 12}" for i in range(54)] + [None] * 6
+    rows = [Row(id=f"r{i}", features={}, genre=g) for i, g in enumerate(genres)]
+    rules = PageRules(pinned={"r59": 1}, no_adjacent_same_genre=True, min_distinct_genres=5,
+                      distinct_genres_within=6)
+    slots = [Slot(id=s.id, features=s.features,
+                  excluded=tuple(f"r{i}" for i in rng.choice(59, 3, replace=False)))
+             for s in default_slots(20)]
+    for event in range(10):
+        decided = decide_page(UniformSlatePage(n_actions=60, n_slots=20), rows, slots,
+                              rules=rules, event_id=str(event))
+        page = [rows[i].id for i in decided.chosen]
+        assert page_violations(rows, page, rules, slots=slots) == []

@@ -1,0 +1,88 @@
+"""Image operations the detectors, features, fingerprints and analysis share.
+
+They take arrays already checked by :func:`artwork.io.check_image` (or
+greyscale copies of them) and do not check again, so a pipeline that resizes
+and converts once can hand its working copies to every stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["Box", "fit", "saliency", "scale_box", "single_thread", "to_gray"]
+
+#: ``(x, y, width, height)`` in pixels.
+Box = tuple[int, int, int, int]
+
+
+def single_thread() -> None:
+    """Make OpenCV use one thread in this process (for process pools)."""
+    cv2.setNumThreads(1)
+
+
+def fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Downscale so the longer side is at most ``max_side``; return the scale.
+
+    Large reductions first average exact integer blocks (OpenCV's fast
+    ``INTER_AREA`` path, after trimming at most ``k - 1`` edge pixels), then
+    finish with ``INTER_AREA`` on the small copy: the same result as one area
+    resize to within rounding, at a tenth of the cost.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width) or (height, width, 3), dtype uint8
+    max_side : int
+
+    Returns
+    -------
+    image : ndarray
+        ``image`` itself when it is small enough, else the reduced copy.
+    scale : float
+        Copy pixels per original pixel, at most 1.
+    """
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    k = min(int(1.0 / scale), height, width)
+    if k >= 2:
+        trimmed = image[: height - height % k, : width - width % k]
+        image = cv2.resize(trimmed, (trimmed.shape[1] // k, trimmed.shape[0] // k),
+                           interpolation=cv2.INTER_AREA)
+    if (image.shape[1], image.shape[0]) != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """The greyscale of an RGB image, shape (height, width), dtype uint8."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def scale_box(box: Sequence[float] | np.ndarray, scale: float, shape: tuple[int, ...]) -> Box:
+    """A box found on a copy at ``scale``, in the pixels of the image of ``shape``,
+    clipped to it."""
+    x, y, w, h = (float(v) / scale for v in box)
+    height, width = shape[:2]
+    x0, y0 = max(0, round(x)), max(0, round(y))
+    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
+    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+def saliency(image: np.ndarray, model: object, *, size: int = 128) -> np.ndarray:
+    """:func:`artwork.detectors.saliency_map` of an image already checked, given the
+    saliency model itself (``Detectors.saliency``), so that this module knows no detectors.
+    """
+    work, _ = fit(image, size)
+    ok, sal = model.computeSaliency(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
+    sal = np.asarray(sal, dtype=np.float64) if ok else np.zeros(work.shape[:2])
+    sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)
+    sal = np.clip(sal, 0.0, None)
+    total = sal.sum()
+    if total <= 1e-12:
+        return np.full(work.shape[:2], 1.0 / (work.shape[0] * work.shape[1]))
+    return sal / total
