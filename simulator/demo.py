@@ -24,6 +24,7 @@ from banditkit.engine import Engine
 from banditkit.settings import LoopSettings
 from banditkit.types import Action, Features
 from banditkit.vw import VWLearner
+from simulator.clock import SimulatedClock
 from simulator.world import ArtworkWorld
 
 __all__ = ["DEMO_POLICY_ARGS", "DemoResult", "EngineRanker", "FinishedRun", "Ranker",
@@ -99,7 +100,7 @@ class EngineRanker:
     ----------
     engine : Engine
         The engine, on ``clock``, with ``settings``.
-    clock : _SimulatedClock
+    clock : SimulatedClock
         The engine's clock, which this ranker advances.
     settings : LoopSettings
         The engine's settings (their reward wait sets how far a step advances).
@@ -107,7 +108,7 @@ class EngineRanker:
         Where the engine keeps its store, log and models.
     """
 
-    def __init__(self, *, engine: Engine, clock: _SimulatedClock, settings: LoopSettings,
+    def __init__(self, *, engine: Engine, clock: SimulatedClock, settings: LoopSettings,
                  data_dir: Path) -> None:
         self._engine = engine
         self._clock = clock
@@ -117,7 +118,7 @@ class EngineRanker:
     @classmethod
     def open(cls, data_dir: Path, *, epsilon: float = 0.2) -> EngineRanker:
         """The ranker of a fresh engine in ``data_dir`` exploring at rate ``epsilon``."""
-        clock = _SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
+        clock = SimulatedClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
         settings = demo_settings(epsilon=epsilon)
         engine = Engine.open(data_dir, settings=settings, clock=clock)
         return cls(engine=engine, clock=clock, settings=settings, data_dir=data_dir)
@@ -274,14 +275,3 @@ def evaluate_learner(world: ArtworkWorld, learner: VWLearner, *, n_eval: int,
         "oracle": world.oracle_policy()[pick],
     }
     return {name: float(world.expected_take(requests, p).mean()) for name, p in policies.items()}
-
-
-class _SimulatedClock:
-    def __init__(self, *, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
