@@ -166,6 +166,21 @@ def require_finite_number(value: Any, *, target: str) -> float:
     return number
 
 
+def require_int(value: Any, *, target: str, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int in ``[minimum, maximum]``; an integral number (``12.0``) counts.
+
+    JSON Schema, which ``/openapi.json`` states, calls ``12.0`` an integer, so
+    clients that send it get what the document promises.
+    """
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value != int(value)):
+        raise ApiError(f"{target} must be an integer, got {value!r}.", target=target)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ApiError(f"{target} must be {bound}, got {value!r}.", target=target)
+    return int(value)
+
+
 def check_event_id(event_id: Any, *, target: str = "eventId") -> str:
     """Validate an event id from the URL path or a body (:func:`banditkit.loop.check_event_id`)."""
     if not isinstance(event_id, str):

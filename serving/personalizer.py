@@ -20,7 +20,6 @@ RANK_MAX_ACTIONS : int, default=50
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +41,7 @@ from serving._parsing import (
     optional_event_id,
     personalizer_features,
     require_finite_number,
+    require_int,
     require_list,
     require_object,
     require_reward,
@@ -310,17 +310,6 @@ def _duration_field(body: dict[str, Any], key: str) -> float:
         raise ApiError(f"{key}: {exc}.", target=key) from None
 
 
-def _int_field(body: dict[str, Any], key: str, *, minimum: int, maximum: int) -> int:
-    value = body[key]
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or value != int(value)):
-        raise ApiError(f"{key} must be an integer, got {value!r}.", target=key)
-    if not minimum <= value <= maximum:
-        raise ApiError(f"{key} must be between {minimum} and {maximum}, got {value!r}.",
-                       target=key)
-    return int(value)
-
-
 _REQUIRED_SERVICE_FIELDS = tuple(field.alias for field in
                                  ServiceConfiguration.model_fields.values()
                                  if field.is_required())
@@ -344,7 +333,8 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
         if body.get(key) is not None and optional_bool(body, key):
             raise ApiError(f"{key}=true is not supported by banditkit.", target=key)
     if body.get("modelRetrainDays") is not None:
-        _int_field(body, "modelRetrainDays", minimum=0, maximum=FOREVER_DAYS)
+        require_int(body["modelRetrainDays"], target="modelRetrainDays", minimum=0,
+                    maximum=FOREVER_DAYS)
     changes: dict[str, Any] = {
         "reward_wait_seconds": _duration_field(body, "rewardWaitTime"),
         "default_reward": require_reward(body["defaultReward"], target="defaultReward"),
@@ -355,8 +345,8 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
             body["explorationPercentage"], target="explorationPercentage"
         ),
         "model_update_seconds": _duration_field(body, "modelExportFrequency"),
-        "log_retention_days": _int_field(body, "logRetentionDays", minimum=-1,
-                                         maximum=FOREVER_DAYS),
+        "log_retention_days": require_int(body["logRetentionDays"], target="logRetentionDays",
+                                          minimum=-1, maximum=FOREVER_DAYS),
     }
     if changes["log_retention_days"] == 0:
         raise ApiError("logRetentionDays must be -1 (forever) or a number of days >= 1, got 0.",

@@ -59,6 +59,7 @@ from serving._parsing import (
     optional_bool,
     optional_event_id,
     personalizer_features,
+    require_int,
     require_list,
     require_object,
     require_reward,
@@ -135,15 +136,6 @@ def _id_list(value: Any, *, target: str) -> list[str]:
             for i, item in enumerate(require_list(value, target=target))]
 
 
-def _int(value: Any, *, target: str, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(f"{target} must be an integer, got {value!r}.", target=target)
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ApiError(f"{target} must be {bound}, got {value}.", target=target)
-    return value
-
-
 def page_rules_from_json(value: Any, *, target: str = "rules") -> PageRules | None:
     """:class:`~banditkit.rows.PageRules` from ``{"pinned", "noAdjacentSameGenre", ...}``."""
     if value is None:
@@ -156,12 +148,12 @@ def page_rules_from_json(value: Any, *, target: str = "rules") -> PageRules | No
     # null leaves a rule out, as absent does (RowsRankRequest's rules).
     pinned_raw = {} if body.get("pinned") is None else body["pinned"]
     pinned = {_id(key, target=f"{target}.pinned"):
-              _int(position, target=f"{target}.pinned.{key}", minimum=1)
+              require_int(position, target=f"{target}.pinned.{key}", minimum=1)
               for key, position in require_object(pinned_raw, target=f"{target}.pinned").items()}
 
     def count(key: str) -> int:
         value = body.get(key)
-        return 0 if value is None else _int(value, target=f"{target}.{key}", minimum=0)
+        return 0 if value is None else require_int(value, target=f"{target}.{key}", minimum=0)
 
     try:
         return PageRules(
@@ -225,7 +217,7 @@ def _parse_rank(body: Any, *, max_rows: int, max_slots: int) -> dict[str, Any]:
                 excluded=tuple(_id_list(raw.get("excludedRows"),
                                         target=f"{where}.excludedRows"))))
     else:
-        n_slots = _int(raw_slots, target="slots", minimum=1, maximum=max_slots)
+        n_slots = require_int(raw_slots, target="slots", minimum=1, maximum=max_slots)
     return {
         "context": _features(body.get("context"), target="context"),
         "candidate_rows": rows, "n_slots": n_slots, "slots": slots,

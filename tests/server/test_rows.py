@@ -81,6 +81,18 @@ def test_bad_rank_requests_get_400_naming_the_problem(client, keys, body, messag
     assert message in response.json["error"]["message"]
 
 
+def test_an_integral_number_of_slots_is_an_integer_as_the_schema_says(client, keys):
+    """JSON Schema (what /openapi.json states) calls 2.0 an integer; 2.5 is refused."""
+    response = client.post("/v1/rows/rank", headers=auth(keys["client"]),
+                           json={"rows": ROWS, "slots": 2.0})
+    assert response.status_code == 201, response.json
+    assert len(response.json["slots"]) == 2
+    response = client.post("/v1/rows/rank", headers=auth(keys["client"]),
+                           json={"rows": ROWS, "slots": 2.5})
+    assert response.status_code == 400
+    assert "slots must be an integer, got 2.5" in response.json["error"]["message"]
+
+
 def test_rewards_errors(client, keys):
     client.post("/v1/rows/rank", headers=auth(keys["client"]),
                 json={"rows": ROWS, "slots": 2, "eventId": "e"})
