@@ -36,10 +36,10 @@ from banditkit.dsjson import dsjson_context, label_fields
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError, NotFittedError
 from banditkit.learner import Learner
-from banditkit.rows.learner import SlateLearner, SlatePage
+from banditkit.rows.learner import OpenPage, PageLearner
 from banditkit.types import Features
 
-__all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner", "VWSlateLearner"]
+__all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner", "VWPageLearner"]
 
 # Parsed examples a ranker keeps for reuse. A VW example takes about 31 KB (room
 # for 256 namespaces), so these bound a ranker to about 130 MB. Kept examples go
@@ -251,7 +251,7 @@ class VWLearner(_VWModel, Learner):
 # -- rows: conditional contextual bandits ---------------------------------------------
 
 
-class _VWSlatePage(SlatePage):
+class _VWOpenPage(OpenPage):
     """Examples of one page parsed once; each slot re-labels the slot examples.
 
     For slot ``k`` VW sees slots ``0..k``: those above include only the row
@@ -287,7 +287,7 @@ class _VWSlatePage(SlatePage):
         return pmf / pmf.sum()
 
 
-class VWSlateLearner(_VWModel, SlateLearner):
+class VWPageLearner(_VWModel, PageLearner):
     """A ``ccb_explore_adf`` conditional contextual bandit in Vowpal Wabbit.
 
     Parameters
@@ -311,12 +311,12 @@ class VWSlateLearner(_VWModel, SlateLearner):
         super().__init__(args=args, model_data=model_data)
 
     def _open_page(self, context: Features, actions: Sequence[Features],
-                   slots: Sequence[Features]) -> SlatePage:
+                   slots: Sequence[Features]) -> OpenPage:
         shared = dsjson_context(context, actions)
         shared["_slots"] = [dsjson_context(slot, [])
                             for slot in slots]
         for slot in shared["_slots"]:
             del slot["_multi"]
         examples = self._parse(json.dumps({"c": shared}, separators=(",", ":")))
-        return _VWSlatePage(workspace=self._vw, examples=examples, n_actions=len(actions),
+        return _VWOpenPage(workspace=self._vw, examples=examples, n_actions=len(actions),
                             n_slots=len(slots))

@@ -38,7 +38,7 @@ from banditkit.engine import Engine
 from banditkit.rows import PageRules, Row, RowEngine, decide_page, default_slots
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
-from banditkit.vw import VWSlateLearner
+from banditkit.vw import VWPageLearner
 from simulator.demo import DEMO_POLICY_ARGS
 from simulator.demo_rows import ROW_DEMO_POLICY_ARGS
 from simulator.world import ArtworkWorld
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         no_rules = time_each(
             lambda i: rank_page(args.pages + i, prefix="c", page_rules=PageRules()), args.pages)
         snapshot = engine.store.latest_model()
-        learner = VWSlateLearner(args=snapshot.policy_args, model_data=snapshot.data)
+        learner = VWPageLearner(args=snapshot.policy_args, model_data=snapshot.data)
         slots = default_slots(args.slots)
         decide = time_each(lambda i: decide_page(
             learner.open_page(contexts[i], [r.features for r in rows],

@@ -103,9 +103,9 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
               show_default=True, help="dsjson: VW arguments of the 'offline' policy.")
 @click.option("--model-args", default=None,
               help="dsjson: VW arguments of model:PATH policies [default: VWLearner's].")
-@click.option("--slate-reward", type=click.Choice(["slots", "page"]), default="slots",
-              show_default=True,
-              help="Row (CCB) logs: per-slot rewards, or the page reward alone.")
+@click.option("--page-reward", "--slate-reward", "page_reward",
+              type=click.Choice(["slots", "page"]), default="slots", show_default=True,
+              help="Row logs: per-slot rewards, or the page reward alone.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              estimator_text: str | None,
@@ -115,7 +115,7 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              model_value_col: str | None, max_weight: float, switch_tau: float,
              dros_shrinkage: float, ci_method: str,
              confidence: float, chunk_size: int, train_fraction: float, offline_args: str,
-             model_args: str | None, slate_reward: str, seed: int) -> None:
+             model_args: str | None, page_reward: str, seed: int) -> None:
     """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet).
 
     Row-ordering logs (the row engine's CCB dsjson, ``DATA_DIR/rows/logs``) are
@@ -126,7 +126,7 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
 
     tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
     if not tables and _is_row_log(logs):
-        _evaluate_rows(logs, policies, estimator_text, slate_reward=slate_reward,
+        _evaluate_rows(logs, policies, estimator_text, page_reward=page_reward,
                        model_args=model_args, confidence=confidence, as_json=as_json,
                        report_dir=report_dir)
         return
@@ -171,7 +171,7 @@ def _is_row_log(paths: tuple[Path, ...]) -> bool:
 
 
 def _evaluate_rows(paths: tuple[Path, ...], policies: tuple[str, ...],
-                   estimator_text: str | None, *, slate_reward: str, model_args: str | None,
+                   estimator_text: str | None, *, page_reward: str, model_args: str | None,
                    confidence: float, as_json: bool, report_dir: Path | None) -> None:
     from ope.rows_ope import evaluate_pages
 
@@ -180,7 +180,7 @@ def _evaluate_rows(paths: tuple[Path, ...], policies: tuple[str, ...],
             list(paths), policies=list(policies) or ["logged", "uniform", "editorial"],
             estimators=[n.strip() for n in (estimator_text or "rips,sips").split(",")
                         if n.strip()],
-            reward=slate_reward,
+            reward=page_reward,
             confidence_level=confidence, model_args=model_args)
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from None

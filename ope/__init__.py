@@ -20,7 +20,7 @@ _MODULES = {
     "ope.reward_model": ("CrossFitRewardModel",),
     "ope.rounds": ("LoggedRounds", "TargetRounds", "iter_chunks"),
     "ope.slate": ("SlateIndependentIPS", "SlatePseudoInverse", "SlateRewardInteractionIPS",
-                  "SlateRounds", "SlateStandardIPS", "SlateTarget"),
+                  "PageRounds", "SlateStandardIPS", "PageTarget"),
 }
 __getattr__, __dir__ = lazy_exports(globals(), _MODULES)
 
@@ -41,9 +41,9 @@ __all__ = [
     "SlateIndependentIPS",
     "SlatePseudoInverse",
     "SlateRewardInteractionIPS",
-    "SlateRounds",
+    "PageRounds",
     "SlateStandardIPS",
-    "SlateTarget",
+    "PageTarget",
     "SwitchDR",
     "TargetRounds",
     "WeightDiagnostics",

@@ -45,12 +45,12 @@ from banditkit.eventlog import log_files
 from ope.base import OffPolicyEstimator
 from ope.evaluation import EvaluationReport, evaluate_stream
 from ope.slate import (
+    PageRounds,
+    PageTarget,
     SlateIndependentIPS,
     SlatePseudoInverse,
     SlateRewardInteractionIPS,
-    SlateRounds,
     SlateStandardIPS,
-    SlateTarget,
 )
 
 __all__ = [
@@ -125,11 +125,11 @@ class _Editorial(PagePolicy):
 
 
 class ModelPagePolicy(PagePolicy):
-    """A slate learner (``open_page``/``slot_pmf``) as a page policy.
+    """A page learner (``open_page``/``slot_pmf``) as a page policy.
 
     Parameters
     ----------
-    learner : banditkit.rows.learner.SlateLearner
+    learner : banditkit.rows.learner.PageLearner
     name : str
     greedy : bool, default=False
         Show each slot's top row with probability 1 instead of exploring.
@@ -157,7 +157,7 @@ def make_page_policy(spec: str | PagePolicy, *, model_args: str | None = None) -
     Parameters
     ----------
     model_args : str, default=None
-        VW arguments of saved models; None uses ``VWSlateLearner``'s default.
+        VW arguments of saved models; None uses ``VWPageLearner``'s default.
     """
     if isinstance(spec, PagePolicy):
         return spec
@@ -166,14 +166,14 @@ def make_page_policy(spec: str | PagePolicy, *, model_args: str | None = None) -
         return simple[spec]()
     for prefix in ("model:", "greedy:"):
         if spec.startswith(prefix):
-            from banditkit.vw import VWSlateLearner
+            from banditkit.vw import VWPageLearner
 
             path = Path(spec[len(prefix):])
             if not path.is_file():
                 raise ValueError(f"model file does not exist: {path}")
             arguments = {} if model_args is None else {"args": model_args}
             return ModelPagePolicy(
-                learner=VWSlateLearner(model_data=path.read_bytes(), **arguments), name=spec,
+                learner=VWPageLearner(model_data=path.read_bytes(), **arguments), name=spec,
                 greedy=prefix == "greedy:")
     raise ValueError(f"page policy must be logged, uniform, editorial, model:PATH or "
                      f"greedy:PATH, got {spec!r}")
@@ -197,7 +197,7 @@ def make_slate_estimators(names: Sequence[str] = ("rips", "sips"), *,
 
 def slate_inputs(pages: Sequence[JoinedPage], policies: Sequence[PagePolicy], *,
                  reward: str = "slots", n_slots: int | None = None
-                 ) -> tuple[SlateRounds, dict[str, SlateTarget]]:
+                 ) -> tuple[PageRounds, dict[str, PageTarget]]:
     """The estimators' inputs for a list of pages.
 
     Pages shorter than ``n_slots`` (default: the longest) are padded with
@@ -224,8 +224,8 @@ def slate_inputs(pages: Sequence[JoinedPage], policies: Sequence[PagePolicy], *,
         logged[i, :n] = page.probability
         for policy in policies:
             targets[policy.name][i, :n] = policy.conditional(page)
-    return (SlateRounds(reward=logged_reward, probability=logged),
-            {name: SlateTarget(probability=p) for name, p in targets.items()})
+    return (PageRounds(reward=logged_reward, probability=logged),
+            {name: PageTarget(probability=p) for name, p in targets.items()})
 
 
 def evaluate_pages(paths: Sequence[str | os.PathLike], *,
@@ -265,7 +265,7 @@ def evaluate_pages(paths: Sequence[str | os.PathLike], *,
         raise ValueError(f"no joined CCB pages in {[str(p) for p in paths]}")
     skipped = 0
 
-    def chunks() -> Iterator[tuple[SlateRounds, dict[str, SlateTarget]]]:
+    def chunks() -> Iterator[tuple[PageRounds, dict[str, PageTarget]]]:
         nonlocal skipped
         batch: list[JoinedPage] = []
         for page in read_pages(files):

@@ -35,9 +35,9 @@ __all__ = [
     "SlateIndependentIPS",
     "SlatePseudoInverse",
     "SlateRewardInteractionIPS",
-    "SlateRounds",
+    "PageRounds",
     "SlateStandardIPS",
-    "SlateTarget",
+    "PageTarget",
 ]
 
 
@@ -55,8 +55,8 @@ def _check_matrix(values: object, *, name: str, shape: tuple[int, int] | None = 
 
 
 @dataclass(frozen=True, eq=False)
-class SlateRounds:
-    """Logged slates.
+class PageRounds:
+    """Logged pages.
 
     Parameters
     ----------
@@ -97,21 +97,21 @@ class SlateRounds:
     def n_slots(self) -> int:
         return self.reward.shape[1]
 
-    def block(self, start: int, stop: int) -> SlateRounds:
-        view = object.__new__(SlateRounds)
+    def block(self, start: int, stop: int) -> PageRounds:
+        view = object.__new__(PageRounds)
         object.__setattr__(view, "reward", self.reward[start:stop])
         object.__setattr__(view, "probability", self.probability[start:stop])
         object.__setattr__(view, "first_index", self.first_index + start)
         return view
 
-    def take(self, index: slice) -> SlateRounds:
+    def take(self, index: slice) -> PageRounds:
         start = index.indices(len(self))[0]
-        return SlateRounds(reward=self.reward[index], probability=self.probability[index],
+        return PageRounds(reward=self.reward[index], probability=self.probability[index],
                            first_index=self.first_index + start)
 
 
 @dataclass(frozen=True, eq=False)
-class SlateTarget:
+class PageTarget:
     """The target policy's probability of each logged slot's row.
 
     Parameters
@@ -130,31 +130,31 @@ class SlateTarget:
     def __len__(self) -> int:
         return self.probability.shape[0]
 
-    def block(self, start: int, stop: int) -> SlateTarget:
-        view = object.__new__(SlateTarget)
+    def block(self, start: int, stop: int) -> PageTarget:
+        view = object.__new__(PageTarget)
         object.__setattr__(view, "probability", self.probability[start:stop])
         return view
 
-    def take(self, index: slice) -> SlateTarget:
-        return SlateTarget(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+    def take(self, index: slice) -> PageTarget:
+        return PageTarget(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
 
 @dataclass(frozen=True, kw_only=True)
 class _SlateEstimator(OffPolicyEstimator):
     """Shared plumbing: slate inputs in, per-round terms out."""
 
-    def _check_target(self, rounds: SlateRounds,  # type: ignore[override]
-                      target: SlateTarget | np.ndarray) -> SlateTarget:
-        if not isinstance(rounds, SlateRounds):
-            raise TypeError(f"rounds must be a SlateRounds, got {type(rounds).__name__}")
-        if not isinstance(target, SlateTarget):
-            target = SlateTarget(probability=target)
+    def _check_target(self, rounds: PageRounds,  # type: ignore[override]
+                      target: PageTarget | np.ndarray) -> PageTarget:
+        if not isinstance(rounds, PageRounds):
+            raise TypeError(f"rounds must be a PageRounds, got {type(rounds).__name__}")
+        if not isinstance(target, PageTarget):
+            target = PageTarget(probability=target)
         if target.probability.shape != rounds.reward.shape:
             raise ValueError(f"target probability must have shape {rounds.reward.shape}, "
                              f"got {target.probability.shape}")
         return target
 
-    def _statistics(self, *, rounds: SlateRounds, target: SlateTarget,  # type: ignore[override]
+    def _statistics(self, *, rounds: PageRounds, target: PageTarget,  # type: ignore[override]
                     terms: np.ndarray | None = None) -> RoundStatistics:
         if terms is None:
             terms = self._round_rewards(rounds, target)
@@ -184,7 +184,7 @@ class SlateIndependentIPS(_SlateEstimator):
 
     name: ClassVar[str] = "slate_iips"
 
-    def _round_rewards(self, rounds: SlateRounds, target: SlateTarget) -> np.ndarray:
+    def _round_rewards(self, rounds: PageRounds, target: PageTarget) -> np.ndarray:
         weight = target.probability / rounds.probability
         return (weight * rounds.reward).sum(axis=1)[:, None]
 
@@ -210,7 +210,7 @@ class SlateRewardInteractionIPS(_SlateEstimator):
 
     name: ClassVar[str] = "slate_rips"
 
-    def _round_rewards(self, rounds: SlateRounds, target: SlateTarget) -> np.ndarray:
+    def _round_rewards(self, rounds: PageRounds, target: PageTarget) -> np.ndarray:
         cumulative = np.cumprod(target.probability / rounds.probability, axis=1)
         return (cumulative * rounds.reward).sum(axis=1)[:, None]
 
@@ -236,7 +236,7 @@ class SlateStandardIPS(_SlateEstimator):
 
     name: ClassVar[str] = "slate_sips"
 
-    def _round_rewards(self, rounds: SlateRounds, target: SlateTarget) -> np.ndarray:
+    def _round_rewards(self, rounds: PageRounds, target: PageTarget) -> np.ndarray:
         joint = np.prod(target.probability / rounds.probability, axis=1)
         return (joint * rounds.reward.sum(axis=1))[:, None]
 
@@ -266,7 +266,7 @@ class SlatePseudoInverse(_SlateEstimator):
 
     name: ClassVar[str] = "slate_pi"
 
-    def _round_rewards(self, rounds: SlateRounds, target: SlateTarget) -> np.ndarray:
+    def _round_rewards(self, rounds: PageRounds, target: PageTarget) -> np.ndarray:
         weight = target.probability / rounds.probability
         pseudo = weight.sum(axis=1) - rounds.n_slots + 1
         return (pseudo * rounds.reward.sum(axis=1))[:, None]

@@ -17,12 +17,12 @@ import numpy as np
 
 from banditkit.rows import PageRules, RowEngine, decide_page, default_slots
 from banditkit.settings import LoopSettings
-from banditkit.vw import VWSlateLearner
+from banditkit.vw import VWPageLearner
 from simulator.clock import SimulatedClock
 from simulator.rows_world import (
     RowWorld,
-    SoftmaxSlatePage,
-    UniformSlatePage,
+    SoftmaxPage,
+    UniformPage,
     editorial_slots,
     greedy_page,
 )
@@ -135,7 +135,7 @@ def run_row_demo(data_dir: Path, *, n_pages: int = 6000, n_slots: int = 8, seed:
                 reported = i + 1
         snapshot = engine.store.latest_model()
         assert snapshot is not None
-        learner = VWSlateLearner(args=snapshot.policy_args, model_data=snapshot.data)
+        learner = VWPageLearner(args=snapshot.policy_args, model_data=snapshot.data)
         rates = evaluate_row_policies(world, learner, n_slots=n_slots, rules=rules,
                                       n_eval_pages=n_eval_pages, seed=seed + 3)
         return RowDemoResult(slot_take_rates=rates,
@@ -144,7 +144,7 @@ def run_row_demo(data_dir: Path, *, n_pages: int = 6000, n_slots: int = 8, seed:
                              model_path=engine.latest_model_path() or Path())
 
 
-def evaluate_row_policies(world: RowWorld, learner: VWSlateLearner | None, *, n_slots: int,
+def evaluate_row_policies(world: RowWorld, learner: VWPageLearner | None, *, n_slots: int,
                           rules: PageRules, n_eval_pages: int = 400,
                           seed: int = 0) -> dict[str, np.ndarray]:
     """Exact per-slot take rates of the learned, editorial and random page policies.
@@ -179,10 +179,10 @@ def evaluate_row_policies(world: RowWorld, learner: VWSlateLearner | None, *, n_
         lambda m: decide_page(None, world.rows, editorial, rules=rules, event_id="editorial",
                               mode="logging_only").chosen)
     rates["oracle (true attraction, greedy)"] = exact(
-        lambda m: decide_page(SoftmaxSlatePage(scores=world.attraction[m], temperature=1e-9,
+        lambda m: decide_page(SoftmaxPage(scores=world.attraction[m], temperature=1e-9,
                                                n_slots=n_slots),
                               world.rows, slots, rules=rules, event_id="oracle").chosen)
     rates["random pages"] = sampled(
-        lambda m, eid: decide_page(UniformSlatePage(n_actions=world.n_rows, n_slots=n_slots),
+        lambda m, eid: decide_page(UniformPage(n_actions=world.n_rows, n_slots=n_slots),
                                    world.rows, slots, rules=rules, event_id=eid).chosen)
     return rates

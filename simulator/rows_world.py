@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from banditkit.rows import PageRules, Row, Slot, decide_page, default_slots
-from banditkit.rows.learner import SlateLearner, SlatePage
+from banditkit.rows.learner import OpenPage, PageLearner
 
 __all__ = [
     "CLICK_MODELS",
     "GENRES",
     "RowWorld",
-    "SoftmaxSlatePage",
-    "UniformSlatePage",
+    "SoftmaxPage",
+    "UniformPage",
     "editorial_slots",
     "greedy_page",
     "policy_value",
@@ -197,14 +197,14 @@ def editorial_slots(world: RowWorld, n_slots: int) -> list[Slot]:
             for k, slot in enumerate(default_slots(n_slots))]
 
 
-class UniformSlatePage(SlatePage):
+class UniformPage(OpenPage):
     """Every allowed row equally likely (random pages that respect the rules)."""
 
     def _slot_pmf(self, slot: int, included: list[int], chosen_above: list[int]) -> np.ndarray:
         return np.full(len(included), 1.0 / len(included))
 
 
-class SoftmaxSlatePage(SlatePage):
+class SoftmaxPage(OpenPage):
     """Softmax of fixed row scores over the allowed rows (a known stochastic policy).
 
     Parameters
@@ -224,8 +224,8 @@ class SoftmaxSlatePage(SlatePage):
         return z / z.sum()
 
 
-class _GreedyPage(SlatePage):
-    def __init__(self, inner: SlatePage) -> None:
+class _GreedyPage(OpenPage):
+    def __init__(self, inner: OpenPage) -> None:
         super().__init__(n_actions=inner.n_actions, n_slots=inner.n_slots)
         self.inner = inner
 
@@ -236,7 +236,7 @@ class _GreedyPage(SlatePage):
         return out
 
 
-def greedy_page(world: RowWorld, learner: SlateLearner, member: int, n_slots: int,
+def greedy_page(world: RowWorld, learner: PageLearner, member: int, n_slots: int,
                 rules: PageRules) -> list[int]:
     """The learner's page without exploration: the top row of each slot."""
     page = learner.open_page(world.context(member), [r.features for r in world.rows],
@@ -261,7 +261,7 @@ def policy_value(world: RowWorld, page_of: Callable[[int], Sequence[int]], *,
     return float(np.mean([world.page_value(m, page_of(m)) for m in members]))
 
 
-def slot_marginals(page: SlatePage, *, n_rows: int, n_slots: int,
+def slot_marginals(page: OpenPage, *, n_rows: int, n_slots: int,
                    max_prefixes: int = 20_000) -> np.ndarray:
     """Exact probability that each row lands in each slot, by enumerating prefixes.
 
@@ -270,7 +270,7 @@ def slot_marginals(page: SlatePage, *, n_rows: int, n_slots: int,
 
     Parameters
     ----------
-    page : SlatePage
+    page : OpenPage
         The policy on one context.
     n_rows, n_slots : int
     max_prefixes : int, default=20000

@@ -29,8 +29,8 @@ The package mirrors the single-slot decision path: :mod:`~banditkit.rows.types`
 rules allow in a slot), :mod:`~banditkit.rows.decide` (filling a page),
 :mod:`~banditkit.rows.engine` (:class:`RowEngine` and the decision record),
 :mod:`~banditkit.rows.join` (the page join), :mod:`~banditkit.rows.store` and
-:mod:`~banditkit.rows.learner` (the slate learner interface; Vowpal Wabbit's is
-:class:`banditkit.vw.VWSlateLearner`).
+:mod:`~banditkit.rows.learner` (the page learner interface; Vowpal Wabbit's is
+:class:`banditkit.vw.VWPageLearner`).
 """
 
 from banditkit.rows.decide import DecidedPage, decide_page

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from banditkit.errors import InvalidInputError
-from banditkit.rows.learner import SlatePage
+from banditkit.rows.learner import OpenPage
 from banditkit.rows.rules import page_search
 from banditkit.rows.types import PageRules, Row, Slot
 from banditkit.sampling import sample_index, strictly_preferred
@@ -30,7 +30,7 @@ class DecidedPage:
     model_agrees: list[bool] | None   # apprentice: the model prefers the baseline alone
 
 
-def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slot], *,
+def decide_page(page: OpenPage | None, rows: Sequence[Row], slots: Sequence[Slot], *,
                 rules: PageRules, event_id: str, excluded: Iterable[str] = (),
                 mode: str = "online") -> DecidedPage:
     """Fill the slots top to bottom, each from the rows the rules allow there.
@@ -43,7 +43,7 @@ def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slo
 
     Parameters
     ----------
-    page : SlatePage or None
+    page : OpenPage or None
         The learner's prepared page; None allowed only in ``logging_only`` mode.
     rows : sequence of Row
     slots : sequence of Slot
@@ -80,7 +80,7 @@ def decide_page(page: SlatePage | None, rows: Sequence[Row], slots: Sequence[Slo
                         model_agrees=agrees if mode != "online" and page is not None else None)
 
 
-def _draw(page: SlatePage | None, slot: int, eligible: list[int], chosen: list[int], *,
+def _draw(page: OpenPage | None, slot: int, eligible: list[int], chosen: list[int], *,
           mode: str, event_id: str, baseline: int, agrees: list[bool]) -> tuple[int, np.ndarray]:
     """Index into ``eligible`` of the slot's row, and the slot's pmf over ``eligible``."""
     if mode == "online":

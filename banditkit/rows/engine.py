@@ -81,8 +81,8 @@ class RowEngine(LoopEngine):
     def _learner_args(self, settings: LoopSettings) -> str:
         return ccb_args(settings.learner_args())
 
-    def _new_learner(self, args: str, model_data: bytes | None = None) -> vw.VWSlateLearner:
-        return vw.VWSlateLearner(args=args, model_data=model_data)
+    def _new_learner(self, args: str, model_data: bytes | None = None) -> vw.VWPageLearner:
+        return vw.VWPageLearner(args=args, model_data=model_data)
 
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,

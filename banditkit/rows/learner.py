@@ -1,11 +1,11 @@
-"""The slate learner interface: fills a page slot by slot and learns from per-slot costs.
+"""The page learner interface: fills a page slot by slot and learns from per-slot costs.
 
 The multi-slot counterpart of :class:`banditkit.learner.Learner`. A page is
 decided one slot at a time, top to bottom: for slot ``k`` the caller names the
 rows allowed there (page rules applied, rows placed above removed) and the
 rows already placed above; the learner answers a probability for each allowed
 row. Vowpal Wabbit's conditional contextual bandit (``--ccb_explore_adf``) sits
-behind it in :mod:`banditkit.vw` (:class:`banditkit.vw.VWSlateLearner`).
+behind it in :mod:`banditkit.vw` (:class:`banditkit.vw.VWPageLearner`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from banditkit.types import Features, check_features
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["SlatePage", "SlateLearner"]
+__all__ = ["OpenPage", "PageLearner"]
 
 
-class SlatePage(abc.ABC):
+class OpenPage(abc.ABC):
     """One page being filled: the context, candidate rows and slots, prepared once.
 
-    Obtained from :meth:`SlateLearner.open_page`; not thread-safe, use it from
+    Obtained from :meth:`PageLearner.open_page`; not thread-safe, use it from
     the thread that opened it and drop it once the page is decided.
     """
 
@@ -76,12 +76,12 @@ class SlatePage(abc.ABC):
         ...
 
 
-class SlateLearner(abc.ABC):
+class PageLearner(abc.ABC):
     """Decides pages slot by slot and learns from logged CCB dsjson lines."""
 
     def open_page(self, context: Features, actions: Sequence[Features],
-                  slots: Sequence[Features], *, check_input: bool = True) -> SlatePage:
-        """Prepare one page for :meth:`SlatePage.slot_pmf`.
+                  slots: Sequence[Features], *, check_input: bool = True) -> OpenPage:
+        """Prepare one page for :meth:`OpenPage.slot_pmf`.
 
         Parameters
         ----------
@@ -109,7 +109,7 @@ class SlateLearner(abc.ABC):
 
     @abc.abstractmethod
     def _open_page(self, context: Features, actions: Sequence[Features],
-                   slots: Sequence[Features]) -> SlatePage: ...
+                   slots: Sequence[Features]) -> OpenPage: ...
 
     @abc.abstractmethod
     def learn_dsjson(self, line: str, *, skip_learn: bool | None = None) -> bool:

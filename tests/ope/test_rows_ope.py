@@ -12,8 +12,8 @@ from banditkit.errors import InvalidInputError
 from banditkit.rows import PageRules, RowEngine, decide_page, default_slots
 from banditkit.settings import LoopSettings
 from ope.rows_ope import evaluate_pages, make_page_policy, read_pages, slate_inputs
-from ope.slate import SlateIndependentIPS, SlateRounds, SlateTarget
-from simulator.rows_world import RowWorld, SoftmaxSlatePage, slot_marginals
+from ope.slate import PageRounds, PageTarget, SlateIndependentIPS
+from simulator.rows_world import RowWorld, SoftmaxPage, slot_marginals
 
 N_SLOTS = 3
 
@@ -98,14 +98,14 @@ def test_independent_ips_with_exact_marginals_is_unbiased():
     n_rows = world.n_rows
     target_scores = np.linspace(1.0, -1.0, n_rows)  # prefers the editorial order
     target_marginal = slot_marginals(
-        SoftmaxSlatePage(scores=target_scores, temperature=1.0, n_slots=N_SLOTS),
+        SoftmaxPage(scores=target_scores, temperature=1.0, n_slots=N_SLOTS),
         n_rows=n_rows, n_slots=N_SLOTS)
     exam = world.examination(N_SLOTS)
     truth = float(np.mean([(exam[:, None] * target_marginal * world.attraction[m]).sum()
                            for m in range(world.n_types)]))
     reward, logging_p, target_p = [], [], []
     for i, member in enumerate(members):
-        logger = SoftmaxSlatePage(scores=world.attraction[member], temperature=0.5,
+        logger = SoftmaxPage(scores=world.attraction[member], temperature=0.5,
                                   n_slots=N_SLOTS)
         marginal = slot_marginals(logger, n_rows=n_rows, n_slots=N_SLOTS)
         page = decide_page(logger, world.rows, slots, rules=PageRules(),
@@ -114,8 +114,8 @@ def test_independent_ips_with_exact_marginals_is_unbiased():
         logging_p.append(marginal[np.arange(N_SLOTS), page])
         target_p.append(target_marginal[np.arange(N_SLOTS), page])
     estimate = SlateIndependentIPS().estimate(
-        SlateRounds(reward=np.array(reward), probability=np.array(logging_p)),
-        SlateTarget(probability=np.array(target_p)))
+        PageRounds(reward=np.array(reward), probability=np.array(logging_p)),
+        PageTarget(probability=np.array(target_p)))
     # unbiased under the position-based model; 4 standard errors
     assert abs(estimate.value - truth) < 4 * estimate.std_error
     assert estimate.std_error < 0.05

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 
 from ope.slate import (
+    PageRounds,
+    PageTarget,
     SlateIndependentIPS,
     SlatePseudoInverse,
     SlateRewardInteractionIPS,
-    SlateRounds,
     SlateStandardIPS,
-    SlateTarget,
 )
 
 # Two rounds, two slots:
 #   reward  = [[1, 0], [1, 1]]
 #   mu      = [[0.5, 0.5], [0.25, 0.5]]
 #   pi      = [[1, 0.5], [0.5, 1]]     -> w = [[2, 1], [2, 2]]
-ROUNDS = SlateRounds(reward=[[1.0, 0.0], [1.0, 1.0]], probability=[[0.5, 0.5], [0.25, 0.5]])
+ROUNDS = PageRounds(reward=[[1.0, 0.0], [1.0, 1.0]], probability=[[0.5, 0.5], [0.25, 0.5]])
 TARGET = np.array([[1.0, 0.5], [0.5, 1.0]])
 
 HAND_COMPUTED = [
@@ -52,8 +52,8 @@ def product_page(n, seed, n_slots=3, n_rows=4):
     slots = np.arange(n_slots)
     reward = (rng.random((n, n_slots)) < click[slots, shown]).astype(float)
     truth = float((target * click).sum())
-    rounds = SlateRounds(reward=reward, probability=logging[slots, shown])
-    return rounds, SlateTarget(probability=target[slots, shown]), truth
+    rounds = PageRounds(reward=reward, probability=logging[slots, shown])
+    return rounds, PageTarget(probability=target[slots, shown]), truth
 
 
 @pytest.mark.parametrize("estimator", [SlateIndependentIPS(), SlateRewardInteractionIPS(),
@@ -88,13 +88,13 @@ def test_slate_streaming_equals_in_memory():
 
 def test_slate_inputs_are_validated():
     with pytest.raises(ValueError, match=r"probability must be in \(0, 1\], got 0.0 at round 0"):
-        SlateRounds(reward=[[1.0, 0.0]], probability=[[0.0, 0.5]])
+        PageRounds(reward=[[1.0, 0.0]], probability=[[0.0, 0.5]])
     with pytest.raises(ValueError, match=r"probability must have shape \(1, 2\)"):
-        SlateRounds(reward=[[1.0, 0.0]], probability=[[0.5]])
+        PageRounds(reward=[[1.0, 0.0]], probability=[[0.5]])
     with pytest.raises(ValueError, match="reward must be finite"):
-        SlateRounds(reward=[[np.nan, 0.0]], probability=[[0.5, 0.5]])
+        PageRounds(reward=[[np.nan, 0.0]], probability=[[0.5, 0.5]])
     with pytest.raises(ValueError, match=r"target probability must have shape \(2, 2\)"):
         SlateIndependentIPS().estimate(ROUNDS, np.ones((2, 3)))
-    with pytest.raises(TypeError, match="rounds must be a SlateRounds"):
+    with pytest.raises(TypeError, match="rounds must be a PageRounds"):
         SlateIndependentIPS().estimate({"reward": 1}, TARGET)
     assert dataclasses.replace(SlatePseudoInverse()) == SlatePseudoInverse()

@@ -7,7 +7,7 @@ import pytest
 
 from banditkit.rows import decide_page, default_slots, page_violations
 from simulator.demo_rows import DEMO_RULES, run_row_demo
-from simulator.rows_world import RowWorld, UniformSlatePage, slot_marginals
+from simulator.rows_world import RowWorld, UniformPage, slot_marginals
 
 
 @pytest.mark.parametrize("click_model", ["pbm", "cascade"])
@@ -26,7 +26,7 @@ def test_exact_page_value_matches_simulated_plays(click_model):
 
 
 def test_marginals_of_a_uniform_page_are_uniform():
-    marginal = slot_marginals(UniformSlatePage(n_actions=5, n_slots=3),
+    marginal = slot_marginals(UniformPage(n_actions=5, n_slots=3),
                               n_rows=5, n_slots=3)
     assert marginal == pytest.approx(np.full((3, 5), 1 / 5))
 
@@ -52,7 +52,7 @@ def test_learned_page_order_beats_the_editorial_order(tmp_path):
 def test_demo_pages_respect_the_rules():
     world = RowWorld.generate(seed=0)
     for event in range(200):
-        decided = decide_page(UniformSlatePage(n_actions=world.n_rows, n_slots=8), world.rows,
+        decided = decide_page(UniformPage(n_actions=world.n_rows, n_slots=8), world.rows,
                               default_slots(8), rules=DEMO_RULES, event_id=str(event))
         page = [world.rows[i].id for i in decided.chosen]
         assert page_violations(world.rows, page, DEMO_RULES) == []

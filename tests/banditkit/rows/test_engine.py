@@ -15,7 +15,7 @@ import vowpal_wabbit_next as vw
 from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
 from banditkit.rows import PageRules, Row, RowEngine, Slot, default_slots
 from banditkit.settings import LoopSettings
-from banditkit.vw import VWSlateLearner
+from banditkit.vw import VWPageLearner
 
 CONTEXT = {"Member": {"country": "BR", "device": "tv"}}
 ROWS = [Row(id=f"row{i}", features={"Row": {"kind": f"k{i}", "genre": "ab"[i % 2]}},
@@ -280,7 +280,7 @@ def test_reused_page_examples_give_the_pmf_of_a_fresh_page(engine, clock):
     clock.advance(11)
     engine.process_due(force_publish=True)
     snapshot = engine.store.latest_model()
-    learner = VWSlateLearner(args=snapshot.policy_args, model_data=snapshot.data)
+    learner = VWPageLearner(args=snapshot.policy_args, model_data=snapshot.data)
     rows, slots = [r.features for r in ROWS], [s.features for s in default_slots(3)]
     reused = learner.open_page(CONTEXT, rows, slots)
     queries = [(0, [0, 1, 2, 3, 4], []), (1, [0, 2, 3, 4], [1]), (2, [0, 2, 4], [1, 3]),

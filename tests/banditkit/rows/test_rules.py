@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from banditkit.errors import InvalidInputError
 from banditkit.rows import PageRules, Row, Slot, decide_page, default_slots, page_violations
-from simulator.rows_world import SoftmaxSlatePage, UniformSlatePage
+from simulator.rows_world import SoftmaxPage, UniformPage
 
 GENRE_POOL = ["a", "b", "c", None]
 
@@ -54,7 +54,7 @@ def test_rules_hold_and_eligibility_is_exactly_the_completable_rows(case):
     note(f"genres={[r.genre for r in rows]} slots={slots} rules={rules} "
          f"excluded={sorted(excluded)}")
     valid = _valid_pages(rows, slots, rules, excluded)
-    page = SoftmaxSlatePage(scores=scores, temperature=1.0, n_slots=n_slots)
+    page = SoftmaxPage(scores=scores, temperature=1.0, n_slots=n_slots)
     if not valid:
         with pytest.raises(InvalidInputError):
             decide_page(page, rows, slots, rules=rules, event_id=event, excluded=excluded)
@@ -78,7 +78,7 @@ def test_pinned_row_takes_its_slot_with_probability_one():
             for i in range(6)]
     rules = PageRules(pinned={"r5": 1}, no_adjacent_same_genre=True)
     for event in range(50):
-        decided = decide_page(UniformSlatePage(n_actions=6, n_slots=4), rows, default_slots(4),
+        decided = decide_page(UniformPage(n_actions=6, n_slots=4), rows, default_slots(4),
                               rules=rules, event_id=str(event))
         assert decided.chosen[0] == 5
         assert decided.pmfs[0].tolist() == [1.0]
@@ -89,7 +89,7 @@ def test_pinned_row_takes_its_slot_with_probability_one():
 def test_impossible_rules_name_the_problem():
     rows = [Row(id=f"r{i}", features={}, genre="a") for i in range(4)]
     with pytest.raises(InvalidInputError, match="no page of 2 slots satisfies"):
-        decide_page(UniformSlatePage(n_actions=4, n_slots=2), rows, default_slots(2),
+        decide_page(UniformPage(n_actions=4, n_slots=2), rows, default_slots(2),
                     rules=PageRules(no_adjacent_same_genre=True), event_id="x")
     with pytest.raises(InvalidInputError, match="both claim slot 1"):
         PageRules(pinned={"r0": 1, "r1": 1})
@@ -104,7 +104,7 @@ def test_large_page_is_fast_and_valid():
                       distinct_genres_within=6)
     excluded = {f"r{i}" for i in rng.choice(59, 5, replace=False)}
     for event in range(20):
-        decided = decide_page(UniformSlatePage(n_actions=60, n_slots=20), rows,
+        decided = decide_page(UniformPage(n_actions=60, n_slots=20), rows,
                               default_slots(20), rules=rules, event_id=str(event),
                               excluded=excluded)
         page = [rows[i].id for i in decided.chosen]
@@ -123,7 +123,7 @@ def test_large_page_with_slot_exclusions_is_valid():
                   excluded=tuple(f"r{i}" for i in rng.choice(59, 3, replace=False)))
              for s in default_slots(20)]
     for event in range(10):
-        decided = decide_page(UniformSlatePage(n_actions=60, n_slots=20), rows, slots,
+        decided = decide_page(UniformPage(n_actions=60, n_slots=20), rows, slots,
                               rules=rules, event_id=str(event))
         page = [rows[i].id for i in decided.chosen]
         assert page_violations(rows, page, rules, slots=slots) == []
