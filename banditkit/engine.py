@@ -39,7 +39,7 @@ from banditkit.types import (
     RankedAction,
     check_actions,
 )
-from banditkit.vw import VWLearner
+from banditkit.vw import VWLearner, check_model
 
 __all__ = ["ApprenticeMetrics", "Engine", "RankRequest"]
 
@@ -134,6 +134,9 @@ class Engine(LoopEngine):
 
     def _new_learner(self, args: str, model_data: bytes | None = None) -> VWLearner:
         return VWLearner(args=args, model_data=model_data)
+
+    def _check_model(self, args: str, data: bytes) -> None:
+        check_model(data, args=args)
 
     @staticmethod
     def _join(events: list[PendingEvent], rewards: dict[str, list[RewardRecord]],

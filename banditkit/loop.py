@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
 import gc
 import json
 import logging
+import os
 import re
+import shutil
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +66,11 @@ _EVENT_ID_FORBIDDEN_CHARACTER = re.compile(f"[{_EVENT_ID_FORBIDDEN}]")
 MODELS_KEPT = 48
 
 _SETTINGS_KEY = "loop_settings"
+# When and how the model that ranks now began: a fresh model, a reset or an import.
+_LINEAGE_KEY = "model_lineage"
 _log = logging.getLogger(__name__)
+# The log locks each thread holds (LoopEngine._log_locked), by lock file.
+_log_locks_held = threading.local()
 # What a malformed decision record raises when it is joined (JSONDecodeError is a
 # ValueError).
 _RECORD_ERRORS = (ValueError, KeyError, TypeError, IndexError)
@@ -101,8 +109,10 @@ class LoopEngine(abc.ABC):
         self._ranker: Any = None
         self._ranker_version = -1
         self._refreshed_at = -np.inf
+        self._model_token = b""
         self._settings: LoopSettings | None = None
         self._trainer: Any = None
+        self._base_version = 0  # the snapshot the trainer grew from, or last published
         self._through_seq = 0
         self._published_at = 0.0
         self._learned_since_publish = 0
@@ -124,6 +134,11 @@ class LoopEngine(abc.ABC):
 
     def _observe_learned(self, joined: list[JoinedLine]) -> None:  # noqa: B027 - optional hook
         """Called with the joined lines of each learner step, in join order."""
+
+    def _check_model(self, args: str, data: bytes) -> None:
+        """Raise :class:`~banditkit.errors.InvalidInputError` unless ``data`` is a model
+        this engine can rank with under ``args``; engines that import models override it."""
+        raise InvalidInputError(f"{type(self).__name__} does not import models")
 
     # -- settings and snapshots ----------------------------------------------------
 
@@ -148,7 +163,7 @@ class LoopEngine(abc.ABC):
                 self._start_trainer(self._new_learner(args),
                                     through_seq=self.store.last_join_seq(),
                                     published_at=self.clock())
-                self._publish()
+                self._publish(origin="policy")
         self._refreshed_at = -np.inf
 
     def _load_settings(self) -> LoopSettings:
@@ -156,11 +171,14 @@ class LoopEngine(abc.ABC):
         return LoopSettings() if stored is None else LoopSettings.from_dict(stored)
 
     def _refresh(self) -> None:
-        """Pick up settings and the latest snapshot, at most every ``refresh_seconds``."""
+        """Pick up settings and the latest snapshot, at most every ``refresh_seconds``,
+        and at once when the model token changed (an import, a reset, a new policy)."""
         now = time.monotonic()
-        if now - self._refreshed_at < self.refresh_seconds:
+        token = self.store.model_token()
+        if now - self._refreshed_at < self.refresh_seconds and token == self._model_token:
             return
         self._refreshed_at = now
+        self._model_token = token
         self._settings = self._load_settings()
         version = self.store.latest_model_version()
         if version != self._ranker_version or self._ranker is None:
@@ -189,7 +207,8 @@ class LoopEngine(abc.ABC):
             settings = self._load_settings()
             self._settings = settings
             trainer = self._ensure_trainer(settings)
-            self._log_unlogged()  # what a stopped learner joined but may not have logged
+            with self._log_locked():
+                self._log_unlogged()  # what a stopped learner joined but may not have logged
             self._learn_stored(trainer)  # joined before and not learned (after a restart)
             joined = 0
             while batch_joined := self._process_batch(trainer, settings, batch_size):
@@ -208,7 +227,7 @@ class LoopEngine(abc.ABC):
         The garbage collector pauses for the batch (:func:`_collector_paused`), one
         batch at a time, so that a long backlog does not hold it off for long.
         """
-        with _collector_paused():
+        with _collector_paused(), self._log_locked():
             return self._join_log_learn(trainer, settings, batch_size)
 
     def _join_log_learn(self, trainer: Any, settings: LoopSettings, batch_size: int) -> int:
@@ -273,15 +292,18 @@ class LoopEngine(abc.ABC):
         fresh snapshot that process published, or starts a fresh model itself.
         """
         args = self._learner_args(settings)
-        if self._trainer is not None and self._trainer.args != args:
-            self._trainer = None
+        if self._trainer is not None and (
+                self._trainer.args != args
+                or self.store.latest_model_version() != self._base_version):
+            self._trainer = None  # another process published (an import): follow it
         if self._trainer is None:
             snapshot = self.store.latest_model()
             if snapshot is not None and snapshot.policy_args == args:
                 _check_version(snapshot.banditkit_version)
                 self._start_trainer(self._new_learner(args, snapshot.data),
                                     through_seq=snapshot.through_seq,
-                                    published_at=snapshot.created_at)
+                                    published_at=snapshot.created_at,
+                                    base_version=snapshot.version)
             elif snapshot is None:
                 self._start_trainer(self._new_learner(args), through_seq=0,
                                     published_at=self.clock())
@@ -289,11 +311,13 @@ class LoopEngine(abc.ABC):
                 self._start_trainer(self._new_learner(args),
                                     through_seq=self.store.last_join_seq(),
                                     published_at=self.clock())
-                self._publish()
+                self._publish(origin="policy")
         return self._trainer
 
-    def _start_trainer(self, trainer: Any, *, through_seq: int, published_at: float) -> None:
+    def _start_trainer(self, trainer: Any, *, through_seq: int, published_at: float,
+                       base_version: int = 0) -> None:
         self._trainer = trainer
+        self._base_version = base_version
         self._through_seq = through_seq
         self._published_at = published_at
         self._learned_since_publish = 0
@@ -319,28 +343,145 @@ class LoopEngine(abc.ABC):
             self._observe_learned(learned)
 
     def publish(self) -> int:
-        """Publish the learner's current model now; returns its version."""
+        """Publish the learner's current model now; returns its version, or 0 when
+        another process published a model meanwhile (the learner follows it)."""
         with self._learn_lock:
             self._ensure_trainer(self._load_settings())
             return self._publish()
 
-    def _publish(self) -> int:
+    def _publish(self, *, origin: str = "learner") -> int:
+        """Publish the trainer's model. The learner's own snapshots are compared and
+        published: refused when another process published since the trainer's base
+        (an import), and then the trainer is dropped, so the next step grows from
+        that model instead of overwriting it."""
         trainer = self._trainer
         assert trainer is not None
-        data = trainer.to_bytes()
+        version = self._store_model(
+            trainer.to_bytes(), args=trainer.args, through_seq=self._through_seq,
+            n_updates=_updates_learned(trainer), origin=origin,
+            replaces=self._base_version if origin == "learner" else None)
+        if not version:
+            _log.info("a model was published by another process since version %s; the "
+                      "learner continues from it", self._base_version)
+            self._trainer = None
+            return 0
+        self._base_version = version
+        if origin != "learner":
+            self.store.put_setting(_LINEAGE_KEY, {"started_at": self.clock(), "origin": origin})
+        self._published_at = self.clock()
+        self._learned_since_publish = 0
+        return version
+
+    def _store_model(self, data: bytes, *, args: str, through_seq: int, n_updates: int,
+                     origin: str, replaces: int | None) -> int:
+        """Keep a snapshot in the store and as a file; returns its version (0: refused)."""
         version = self.store.publish_model(
-            created_at=self.clock(), policy_args=trainer.args, banditkit_version=__version__,
-            through_seq=self._through_seq,
-            n_updates=_updates_learned(trainer), data=data)
+            created_at=self.clock(), policy_args=args, banditkit_version=__version__,
+            through_seq=through_seq, n_updates=n_updates, data=data, origin=origin,
+            replaces=replaces)
+        if not version:
+            return 0
         self.models_dir.mkdir(parents=True, exist_ok=True)
         path = self.models_dir / f"model-v{version}.vw"
         path.write_bytes(data)
         (self.models_dir / "latest.txt").write_text(path.name + "\n")
-        self._published_at = self.clock()
-        self._learned_since_publish = 0
         self._refreshed_at = -np.inf
         self._prune_models()
         return version
+
+    # -- model administration (Personalizer's model routes) -------------------------
+
+    def model_bytes(self) -> tuple[int, bytes]:
+        """``(version, VW model bytes)`` of the model that ranks now; version 0 and a
+        fresh model's bytes before the first snapshot."""
+        snapshot = self.store.latest_model()
+        if snapshot is None:
+            return 0, self._new_learner(self._learner_args(self._load_settings())).to_bytes()
+        return snapshot.version, snapshot.data
+
+    def replace_model(self, data: bytes | None, *, origin: str) -> int:
+        """Make ``data`` (None: a fresh model for the policy in force) the model that
+        ranks and learns; returns its version.
+
+        Nothing is published before the model is checked (:meth:`_check_model`),
+        so a bad file leaves the current model ranking. Every process's next
+        decision uses the new one (the store's :meth:`~DecisionStore.model_token`),
+        and the learner continues from it with the events joined afterwards.
+
+        Parameters
+        ----------
+        data : bytes or None
+            A VW model saved under the policy in force.
+        origin : {"import", "reset"}
+            Recorded with the snapshot and as the start of the model's lineage.
+
+        Raises
+        ------
+        InvalidInputError
+            When ``data`` is not such a model, naming why.
+        """
+        with self._learn_lock:
+            args = self._learner_args(self._load_settings())
+            if data is None:
+                data = self._new_learner(args).to_bytes()
+            else:
+                self._check_model(args, data)
+            version = self._store_model(data, args=args, through_seq=self.store.last_join_seq(),
+                                        n_updates=0, origin=origin, replaces=None)
+            self.store.put_setting(_LINEAGE_KEY, {"started_at": self.clock(), "origin": origin})
+            self._trainer = None  # the next learner step starts from the new snapshot
+        return version
+
+    def model_times(self) -> tuple[datetime, datetime]:
+        """``(created, last modified)`` of the model that ranks now, in UTC: when its
+        lineage began (a fresh model, a new policy, a reset, an import) and when
+        its latest snapshot was published; both now before the first snapshot."""
+        versions = self.store.model_versions()
+        if not versions:
+            now = self.clock()
+            return _utc(now), _utc(now)
+        lineage = self.store.get_setting(_LINEAGE_KEY) or {}
+        started = lineage.get("started_at", versions[0][1])
+        return _utc(started), _utc(versions[-1][1])
+
+    def purge_log(self) -> tuple[int, int]:
+        """Delete the joined log and every event, pending or joined; returns ``(events,
+        partitions)`` deleted. Models and settings stay.
+
+        Holds the log lock (:meth:`_log_locked`), which the learner holds while it
+        joins, appends and marks a batch, so no batch is half in the log.
+        """
+        with self._log_locked():
+            events = self.store.purge_events()
+            partitions = 0
+            root = Path(self.log.root)
+            for folder in (root, root.with_name(f"{root.name}-rejects")):
+                if folder.is_dir():
+                    partitions += sum(1 for entry in folder.iterdir() if entry.is_dir())
+                    shutil.rmtree(folder)
+        return events, partitions
+
+    @contextlib.contextmanager
+    def _log_locked(self) -> Iterator[None]:
+        """An exclusive lock on ``<log root>.lock``, across threads and processes:
+        the learner holds it from joining a batch to marking it logged, a log
+        purge while it deletes (flock locks per open file, so two threads of one
+        process exclude each other too). Re-entrant within a thread."""
+        root = Path(self.log.root)
+        path = root.with_name(f"{root.name}.lock")
+        held = _log_locks_held.__dict__.setdefault("paths", set())
+        if path in held:  # this thread holds it already (another engine of the same log)
+            yield
+            return
+        root.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.add(path)
+            yield
+        finally:
+            held.discard(path)
+            os.close(fd)  # releases the lock
 
     def _prune_models(self) -> None:
         """Keep the newest :data:`MODELS_KEPT` snapshots (rollback, comparing recent
@@ -399,6 +540,10 @@ def _updates_learned(trainer: Any) -> int:
         return trainer.n_updates_
     except NotFittedError:
         return 0
+
+
+def _utc(unix_seconds: float) -> datetime:
+    return datetime.fromtimestamp(unix_seconds, tz=UTC)
 
 
 def _check_version(saved_version: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -39,7 +40,14 @@ from banditkit.learner import Learner
 from banditkit.rows.learner import OpenPage, PageLearner
 from banditkit.types import Features
 
-__all__ = ["ACTION_EXAMPLES_KEPT", "SHARED_EXAMPLES_KEPT", "VWLearner", "VWPageLearner"]
+__all__ = [
+    "ACTION_EXAMPLES_KEPT",
+    "SHARED_EXAMPLES_KEPT",
+    "VWLearner",
+    "VWPageLearner",
+    "check_model",
+    "read_model_options",
+]
 
 # Parsed examples a ranker keeps for reuse. A VW example takes about 31 KB (room
 # for 256 namespaces), so these bound a ranker to about 130 MB. Kept examples go
@@ -320,3 +328,78 @@ class VWPageLearner(_VWModel, PageLearner):
         examples = self._parse(json.dumps({"c": shared}, separators=(",", ":")))
         return _VWOpenPage(workspace=self._vw, examples=examples, n_actions=len(actions),
                             n_slots=len(slots))
+
+
+# -- saved models ------------------------------------------------------------------------
+
+# A VW model begins with a header holding the options it was saved under, as a
+# length-prefixed (uint32, little-endian), NUL-terminated string starting " --"
+# (" --cb_adf --cb_explore_adf --cb_type mtr ... --quadratic ::"); it sits within
+# the first few hundred bytes, after the version, model id and label range.
+_HEADER_BYTES = 4096
+_OPTIONS_START = re.compile(rb" --")
+# What a model is asked to rank when it is checked: two actions of one namespace.
+_PROBE = ('{"Probe":{"context":1}}', ['{"Probe":{"action":"a"}}', '{"Probe":{"action":"b"}}'])
+
+
+def read_model_options(data: bytes) -> str:
+    """The VW options a model was saved under, as its header holds them.
+
+    Vowpal Wabbit loads a model saved under other options without complaint
+    (a ``ccb_explore_adf`` model then predicts nothing, a regressor loads as a
+    bandit), so a model from elsewhere is checked against these first.
+
+    Parameters
+    ----------
+    data : bytes
+        A serialised VW model.
+
+    Raises
+    ------
+    InvalidInputError
+        When no options are found where a VW model keeps them.
+    """
+    head = data[:_HEADER_BYTES]
+    for match in _OPTIONS_START.finditer(head):
+        start = match.start()
+        if start < 4:
+            continue
+        end = start + int.from_bytes(head[start - 4:start], "little")
+        if end <= len(data) and data[end - 1:end] == b"\0":
+            return data[start:end - 1].decode("ascii", "replace").strip()
+    raise InvalidInputError(f"not a Vowpal Wabbit model: no saved options in its first "
+                            f"{min(len(data), _HEADER_BYTES)} bytes")
+
+
+def check_model(data: bytes, *, args: str) -> None:
+    """Check that ``data`` is a ``cb_explore_adf`` model a :class:`VWLearner` with
+    ``args`` ranks with, before anything publishes it.
+
+    Three checks, each naming what failed: the options saved in the model equal
+    those of a fresh model under ``args`` (same reductions, exploration and
+    interactions); VW loads it; and it gives finite probabilities for a
+    two-action decision.
+
+    Parameters
+    ----------
+    data : bytes
+        A serialised VW model.
+    args : str
+        The VW arguments of the policy in force.
+
+    Raises
+    ------
+    InvalidInputError
+    """
+    saved = read_model_options(data)
+    expected = read_model_options(VWLearner(args=args).to_bytes())
+    if saved != expected:
+        raise InvalidInputError(f"the model was saved under VW options {saved!r}; the policy "
+                                f"in force ({args!r}) saves {expected!r}")
+    learner = VWLearner(args=args, model_data=data)
+    try:
+        pmf = learner.predict_encoded(*_PROBE)
+    except (InvalidInputError, ModelOutputError, RuntimeError) as error:
+        raise InvalidInputError(f"Vowpal Wabbit cannot rank with the model: {error}") from None
+    if len(pmf) != len(_PROBE[1]):
+        raise InvalidInputError(f"the model ranked {len(pmf)} of 2 actions")

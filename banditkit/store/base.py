@@ -148,12 +148,40 @@ class DecisionStore(abc.ABC):
         """Drop joined events older than ``cutoff`` whose join sequence is at most
         ``keep_after_seq`` (their lines are in the log); returns how many."""
 
+    @abc.abstractmethod
+    def purge_events(self) -> int:
+        """Delete every event, joined or pending, with its rewards, the unlogged joins
+        and the records kept aside, in one transaction, after ingesting what was
+        recorded; returns how many events. The join sequence goes on past the
+        deleted ones (:meth:`last_join_seq` does not go back), so a learner
+        that has learned through it learns every later join.
+        """
+
     # -- models --------------------------------------------------------------------------
 
     @abc.abstractmethod
     def publish_model(self, *, created_at: float, policy_args: str, banditkit_version: str,
-                      through_seq: int, n_updates: int, data: bytes) -> int:
-        """Keep a model snapshot; returns its version (increasing)."""
+                      through_seq: int, n_updates: int, data: bytes, origin: str = "learner",
+                      replaces: int | None = None) -> int:
+        """Keep a model snapshot; returns its version (increasing), or 0 when refused.
+
+        Parameters
+        ----------
+        origin : {"learner", "policy", "import", "reset"}, default="learner"
+            What made it (:class:`~banditkit.store.ModelSnapshot`). Any origin but
+            ``learner`` changes :meth:`model_token`.
+        replaces : int, default=None
+            Compare and publish: keep the snapshot only while the newest version
+            is still this one (the learner passes the version its model grew
+            from, so that it never overwrites a model imported meanwhile); None
+            keeps it unconditionally.
+        """
+
+    @abc.abstractmethod
+    def model_token(self) -> bytes:
+        """A few bytes every process reads cheaply that change whenever a snapshot not
+        made by the learner (an import, a reset, a new policy) is published, so
+        that rankers load it at their next decision (docs/architecture.md §4)."""
 
     @abc.abstractmethod
     def model_versions(self) -> list[tuple[int, float]]:

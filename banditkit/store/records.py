@@ -55,7 +55,12 @@ class RewardRecord:
 @dataclass(frozen=True)
 class ModelSnapshot:
     """A published model: its bytes, the policy that made it and the join sequence
-    it has learned through, so a learner resumes from it (docs/architecture.md §4)."""
+    it has learned through, so a learner resumes from it (docs/architecture.md §4).
+
+    ``origin`` says what published it: ``learner`` (a snapshot of the learner),
+    ``policy`` (a fresh model for a new policy), ``import`` or ``reset``; a
+    learner follows a snapshot of any other origin instead of overwriting it.
+    """
 
     version: int
     created_at: float
@@ -64,6 +69,7 @@ class ModelSnapshot:
     through_seq: int
     n_updates: int
     data: bytes
+    origin: str = "learner"
 
 
 class Unjoinable(NamedTuple):

@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS models (
     data              BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The join sequence reached before the joined events were deleted (a log purge), so
+-- that joins after it go on numbering past what every learner has learned.
+CREATE TABLE IF NOT EXISTS join_seq_floor (
+    id  INTEGER PRIMARY KEY CHECK (id = 0),
+    seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS unlogged_joins (
     id        INTEGER PRIMARY KEY,  -- joined events whose lines may not be in the log yet
     first_seq INTEGER NOT NULL,
@@ -83,13 +89,18 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 # (benchmarks/bench_loop.py). Durability is the WAL's either way.
 _WAL_CHECKPOINT_BYTES = 40 << 20
 # Columns added after a data directory may have been created: (table, column, type).
-_ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT")]
+# models.origin: what published a snapshot (learner, policy, import, reset).
+_ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT"),
+                  ("models", "origin", "TEXT NOT NULL DEFAULT 'learner'")]
 # Indexes on added columns: created once the columns exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS events_tag ON events (tag, created_at);"
 
 #: The latest join sequence, read from the partial index on join_seq: without the
 #: WHERE, SQLite cannot use that index and scans every event the retention keeps.
-LAST_JOIN_SEQ = "SELECT COALESCE(MAX(join_seq), 0) FROM events WHERE join_seq IS NOT NULL"
+#: Never below the floor a log purge left (``join_seq_floor``).
+LAST_JOIN_SEQ = (
+    "SELECT MAX((SELECT COALESCE(MAX(join_seq), 0) FROM events WHERE join_seq IS NOT NULL), "
+    "(SELECT COALESCE(MAX(seq), 0) FROM join_seq_floor))")
 # Due events (not joined; deferred ones counted from their activation, if any), oldest
 # first, in two parts so that no query reads the pending events that are not due yet.
 # Those created by the cutoff come by the pending index, its scan stopping at the cutoff

@@ -105,6 +105,7 @@ class Store(DecisionStore):
         self._recent: dict[str, object] = {}
         self._recent_lock = threading.Lock()
         self._events_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-events.token")
+        self._models_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-models.token")
         self._stored_ids = StoredIdFilter(token=self._events_token)
         self._claims = EventClaims(path=self.path.parent / f"{self.path.stem}-claims.sqlite3")
 
@@ -148,6 +149,7 @@ class Store(DecisionStore):
     def close(self) -> None:
         self._writer.close()
         self._events_token.close()
+        self._models_token.close()
         self._claims.close()
         self._connections.close()
         self._local = threading.local()
@@ -529,15 +531,42 @@ class Store(DecisionStore):
             (cutoff, keep_after_seq))
         return cursor.rowcount
 
+    def purge_events(self) -> int:
+        """The tables that hang on events (rewards, a subclass's) go with them: their
+        foreign keys cascade."""
+        with self._transaction() as db:
+            self._ingest(db)  # what was journaled before the purge goes too
+            floor = db.execute(LAST_JOIN_SEQ).fetchone()[0]
+            deleted = db.execute("DELETE FROM events").rowcount
+            db.execute("DELETE FROM unlogged_joins")
+            db.execute("DELETE FROM journal_rejects")
+            db.execute("INSERT INTO join_seq_floor (id, seq) VALUES (0, ?) "
+                       "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq", (floor,))
+            self._after_commit(self._events_token.change)  # id filters start over
+        with self._recent_lock:
+            self._recent.clear()
+        return deleted
+
     # -- models --------------------------------------------------------------
 
     def publish_model(self, *, created_at: float, policy_args: str, banditkit_version: str,
-                      through_seq: int, n_updates: int, data: bytes) -> int:
+                      through_seq: int, n_updates: int, data: bytes, origin: str = "learner",
+                      replaces: int | None = None) -> int:
+        """One statement, so the comparison with ``replaces`` and the insert are atomic."""
         cursor = self._db.execute(
             "INSERT INTO models (created_at, policy_args, banditkit_version, through_seq, "
-            "n_updates, data) VALUES (?,?,?,?,?,?)",
-            (created_at, policy_args, banditkit_version, through_seq, n_updates, data))
+            "n_updates, data, origin) SELECT ?,?,?,?,?,?,? "
+            "WHERE ? IS NULL OR (SELECT COALESCE(MAX(version), 0) FROM models) = ?",
+            (created_at, policy_args, banditkit_version, through_seq, n_updates, data, origin,
+             replaces, replaces))
+        if cursor.rowcount == 0:
+            return 0
+        if origin != "learner":
+            self._models_token.change()
         return int(cursor.lastrowid)
+
+    def model_token(self) -> bytes:
+        return self._models_token.read()
 
     def model_versions(self) -> list[tuple[int, float]]:
         """``(version, created_at)`` of every kept model, oldest first."""
@@ -555,7 +584,7 @@ class Store(DecisionStore):
     def latest_model(self) -> ModelSnapshot | None:
         row = self._db.execute(
             "SELECT version, created_at, policy_args, banditkit_version, through_seq, "
-            "n_updates, data FROM models ORDER BY version DESC LIMIT 1").fetchone()
+            "n_updates, data, origin FROM models ORDER BY version DESC LIMIT 1").fetchone()
         return None if row is None else ModelSnapshot(*row)
 
     # -- settings ------------------------------------------------------------
