@@ -44,6 +44,7 @@ from serving import (
     events,
     marketer,
     metrics,
+    model_admin,
     openapi,
     ops,
     personalizer,
@@ -105,6 +106,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app, data_dir=data_dir)
     # The loop's metadata shares the key store's file.
     personalizer.init_app(app, meta=MetaStore(path=auth.get_key_store(app).path))
+    model_admin.init_app(app)
     events.init_app(app)
     analyst.init_app(app)
     rows.init_app(app, data_dir=data_dir)

@@ -2,7 +2,7 @@
 
 A banditkit app is configured by a flat mapping of upper-case keys,
 namespaced per component (``ENGINE_``, ``LEARNER_``, ``AUTH_``, ``RANK_``,
-``SERVER_``, ``ROWS_``, ``ANALYST_``, ``CATALOGUE_``, ``ARTWORK_RANK_``): the
+``SERVER_``, ``ROWS_``, ``ANALYST_``, ``CATALOGUE_``, ``ARTWORK_RANK_``, ``MODEL_``): the
 mapping given to ``server.create_app(config)``, or the ``BANDITKIT_``-prefixed
 environment variables (:func:`environ_config`). :class:`ServerConfig` declares
 every key with its type, default, one-line description and check; it is the
@@ -185,6 +185,10 @@ class ServerConfig(BaseModel):
                         "gives root-relative URLs.")
     artwork_rank_max_titles: PositiveInt = Field(
         100, description="Most titles per artwork rank request.")
+    model_max_import_bytes: PositiveInt = Field(
+        256 * 1024 * 1024, description="Largest model a PUT /model imports; larger gets 413 "
+                                       "PayloadSizeExceeded (SERVER_MAX_BODY_BYTES does not "
+                                       "apply to it).")
 
     @classmethod
     def config_keys(cls) -> tuple[str, ...]:
