@@ -152,6 +152,7 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
         info = archive.getinfo(name)
     except KeyError:
         raise ApiError(f"The model zip has no {name}; it holds {archive.namelist()}.",
+                       target="file",
                        code="InvalidModelMetadata") from None
     if info.file_size > limit:
         raise ApiError(f"{name} in the zip unpacks to {info.file_size} bytes, more than "
@@ -169,21 +170,25 @@ def _unsigned_model(data: bytes, limit: int) -> bytes:
             signature = _member(archive, _SIGNATURE_MEMBER, limit)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as error:
         raise ApiError(f"The body starts like a zip but is not one: {error}.",
+                       target="file",
                        code="InvalidModelImportFormat") from None
     if not hmac.compare_digest(signature.decode("ascii", "replace").strip(),
                                _signature(metadata, model)):
         raise ApiError("The model's signature does not match this server's signing key "
                        f"({SIGNING_KEY_FILE}): export it here, or copy that key file from "
-                       "the server that signed it.", code="InvalidModelImportSignature")
+                       "the server that signed it.", target="file",
+                       code="InvalidModelImportSignature")
     try:
         fields = json.loads(metadata)
     except ValueError:
         fields = None
     if not isinstance(fields, dict) or fields.get("format") != _FORMAT:
         raise ApiError(f"metadata.json must be a JSON object with format {_FORMAT!r}.",
+                       target="file",
                        code="InvalidModelMetadata")
     if fields.get("sha256") != hashlib.sha256(model).hexdigest():
         raise ApiError("metadata.json's sha256 does not match model.vw.",
+                       target="file",
                        code="InvalidModelMetadata")
     return model
 
@@ -199,6 +204,7 @@ def import_model() -> tuple[str, int]:
         version = get_engine().replace_model(data, origin="import")
     except InvalidInputError as error:
         raise ApiError(f"Not a model this server can rank with: {error}.",
+                       target="file",
                        code="InvalidModelImportFormat") from None
     _audit("model imported", version=version, bytes=len(data))
     return "", 204

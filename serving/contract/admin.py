@@ -56,7 +56,7 @@ class LogsProperties(Body):
 
 _UNSERVED = Operation(
     "Not served: banditkit records interactions through /rank and observations through "
-    "/events/{eventId}/reward.", {}, errors=(501,))
+    "/events/{eventId}/reward.", {}, errors=(400, 501))
 
 #: The model and log routes, by view name.
 OPERATIONS = {

@@ -111,7 +111,10 @@ def test_schema_and_validation_agree(case, fuzzed_server) -> None:
         timeout=30,
     )
     checks = list(CHECKS)
-    if response.status_code in (414, 431):
+    if response.status_code == 501:
+        # Personalizer routes banditkit does not serve answer 501 by design (documented).
+        checks.remove(not_a_server_error)
+    elif response.status_code in (414, 431):
         # Past the server's request-line and header limits, which no schema
         # states: refused whatever the schema says of the values.
         checks.remove(negative_data_rejection)
