@@ -101,7 +101,8 @@ Id = text(ID_MAX_LENGTH)
 
 def wire_name(info: ValidationInfo) -> str:
     """The JSON name of the field a validator checks (``rewardWaitTime``), for messages."""
-    return to_camel(info.field_name or "value")
+    # ``from_`` is ``from``: a trailing underscore only dodges a Python keyword.
+    return to_camel((info.field_name or "value").rstrip("_"))
 
 
 def _integral(value: Any) -> Any:

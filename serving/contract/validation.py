@@ -98,6 +98,8 @@ def _message(error: ErrorDetails, path: str) -> str:
         return f"{path or 'The request body'} must be {_EXPECTED[kind]}, got {describe(value)}."
     if kind == "string_pattern_mismatch" and context["pattern"] == NOT_BLANK_PATTERN:
         kind = "string_too_short"  # a blank string
+    if kind == "too_short" and context["min_length"] == 1:
+        return f"{path} must hold at least one item, got {describe(value)} with none."
     if kind in _TEMPLATES:
         length = len(value) if isinstance(value, str | list | dict) else None
         return _TEMPLATES[kind].format(path=path, value=value, length=length, **context)
