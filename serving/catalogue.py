@@ -67,7 +67,7 @@ from catalogue import (
     title_performance,
 )
 from serving import openapi
-from serving._parsing import json_body, require_object
+from serving._parsing import json_body
 from serving.auth import require_roles
 from serving.config import get_config
 from serving.contract.catalogue import (
@@ -75,6 +75,8 @@ from serving.contract.catalogue import (
     IMAGE_NAME_PATTERN,
     OPERATIONS,
     VARIANT_ID_PATTERN,
+    TitleCreate,
+    TitleUpdate,
     VariantUpdate,
 )
 from serving.contract.validation import validate
@@ -273,24 +275,6 @@ def performance_json(report: TitlePerformance) -> dict[str, Any]:
     }
 
 
-def _title_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    allowed = {"id", "name", "genres", "metadata"} if creating else {"name", "genres",
-                                                                      "metadata"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(f"Unknown fields {unknown}; expected some of {sorted(allowed)}.",
-                       target=unknown[0])
-    fields: dict[str, Any] = {}
-    for key in ("name", "genres", "metadata"):
-        if body.get(key) is not None:
-            fields[key] = body[key]
-    if "genres" in fields and not isinstance(fields["genres"], list):
-        raise ApiError("genres must be an array of strings.", target="genres")
-    if "metadata" in fields and not isinstance(fields["metadata"], dict):
-        raise ApiError("metadata must be an object.", target="metadata")
-    return fields
-
-
 # --------------------------------------------------------------------------- titles
 
 
@@ -307,13 +291,9 @@ def list_titles() -> dict[str, Any]:
 @require_roles("marketer")
 def create_title() -> tuple[dict[str, Any], int]:
     """Create a title: ``{"id", "name"?, "genres"?, "metadata"?}`` -> 201."""
-    body = require_object(json_body(), target="")
-    if "id" not in body:
-        raise ApiError("id is required: the title id, e.g. 'stranger-things'.", target="id")
-    if not isinstance(body["id"], str):
-        raise ApiError("id must be a string.", target="id")
-    title_id = _title_id(body["id"])
-    title = get_catalogue().create_title(title_id, **_title_fields(body, creating=True))
+    body = validate(TitleCreate, json_body())
+    title = get_catalogue().create_title(body.id, **body.model_dump(exclude={"id"},
+                                                                    exclude_none=True))
     return title_json(title), 201
 
 
@@ -335,9 +315,9 @@ def get_title(titleId: str) -> dict[str, Any]:  # noqa: N803 - the URL's own spe
 def update_title(titleId: str) -> dict[str, Any]:  # noqa: N803
     """Change a title's name, genres or metadata."""
     title_id = _title_id(titleId)
-    body = require_object(json_body(), target="")
+    changes = validate(TitleUpdate, json_body()).model_dump(exclude_none=True)
     catalogue = get_catalogue()
-    title = catalogue.update_title(title_id, **_title_fields(body, creating=False))
+    title = catalogue.update_title(title_id, **changes)
     return title_json(title, catalogue.variant_counts().get(title.id, (0, 0)))
 
 

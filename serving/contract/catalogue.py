@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from catalogue import ID_PATTERN, MEDIA_TYPES
+from banditkit.errors import InvalidInputError
+from catalogue import ID_PATTERN, MEDIA_TYPES, check_id
 from serving.contract.common import Error
 from serving.contract.fields import Body, text
 from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
+from serving.contract.validation import FieldError
 
 __all__ = [
     "ArtworkWarning",
@@ -89,7 +91,16 @@ class TitleUpdate(Body, extra="forbid"):
 class TitleCreate(TitleUpdate):
     """A new title; its name defaults to the id."""
 
-    id: _TitleId
+    id: Annotated[str, Field(json_schema_extra={"pattern": ID_PATTERN})]
+
+    @model_validator(mode="after")
+    def _title_id(self) -> TitleCreate:
+        # The id is the titleId of the title's URLs, and is refused as that.
+        try:
+            check_id(self.id, name="titleId")
+        except InvalidInputError as exc:
+            raise FieldError("titleId", str(exc)) from None
+        return self
 
 
 class Title(Body):
