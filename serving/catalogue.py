@@ -38,7 +38,6 @@ CATALOGUE_IMAGE_BASE_URL : str, default=""
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from typing import Any
@@ -75,6 +74,7 @@ from serving.contract.catalogue import (
     IMAGE_NAME_PATTERN,
     OPERATIONS,
     VARIANT_ID_PATTERN,
+    PerformanceQuery,
     TitleCreate,
     TitleUpdate,
     VariantUpdate,
@@ -420,38 +420,20 @@ def delete_candidate(titleId: str, candidateId: str) -> tuple[str, int]:  # noqa
 # --------------------------------------------------------------------------- performance
 
 
-def _number_arg(name: str, default: float, *, low: float, high: float,
-                integer: bool = False) -> float:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and low <= value <= high):
-        kind = "an integer" if integer else "a number"
-        raise ApiError(f"{name} must be {kind} in [{low:g}, {high:g}], got {raw!r}.",
-                       target=name)
-    return value
-
-
 @bp.get("/catalogue/titles/<titleId>/performance")
 @require_roles("marketer", "analyst")
 def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
     """Impressions, takes, take rate (Wilson interval) and share per variant and day."""
     catalogue = get_catalogue()
     title = catalogue.title(_title_id(titleId))
-    days = int(_number_arg("days", 14, low=1, high=366, integer=True))
-    confidence = _number_arg("confidence", 0.95, low=0.5, high=0.999)
-    threshold = _number_arg("takeThreshold", 0.0, low=-1e12, high=1e12)
+    query = validate(PerformanceQuery, request.args.to_dict())
     engine = get_engine()
     until = float(engine.clock())
-    since = until - days * 86400.0
+    since = until - query.days * 86400.0
     report = title_performance(
         engine.store.events_since(since, tag=title.id), title_id=title.id, since=since,
         until=until, variant_ids=[v.id for v in catalogue.variants(title.id)],
-        confidence=confidence, take_threshold=threshold)
+        confidence=query.confidence, take_threshold=query.take_threshold)
     return performance_json(report)
 
 

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from banditkit.errors import InvalidInputError
 from catalogue import ID_PATTERN, MEDIA_TYPES, check_id
 from serving.contract.common import Error
-from serving.contract.fields import Body, text
+from serving.contract.fields import Body, Query, text
 from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
 from serving.contract.validation import FieldError
@@ -71,7 +71,7 @@ class ImagePath(Body):
     name: Annotated[str, Field(pattern=IMAGE_NAME_PATTERN)]
 
 
-class PerformanceQuery(Body):
+class PerformanceQuery(Query):
     """The window and the take rule of a performance report."""
 
     days: Annotated[int, Field(ge=1, le=366)] = 14

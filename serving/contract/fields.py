@@ -43,6 +43,7 @@ __all__ = [
     "Id",
     "NamespacedFeatures",
     "Probability",
+    "Query",
     "Reward",
     "integer",
     "text",
@@ -61,6 +62,15 @@ class Body(BaseModel):
     """
 
     model_config = ConfigDict(alias_generator=to_camel, strict=True, regex_engine="python-re")
+
+
+class Query(Body):
+    """A query string's parameters: each text read as its field's type (``?days=14``).
+
+    Not strict, since a query holds only text; a number must still be finite.
+    """
+
+    model_config = ConfigDict(strict=False, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

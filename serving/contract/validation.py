@@ -30,7 +30,8 @@ M = TypeVar("M", bound=BaseModel)
 _EXPECTED = {"string_type": "a string", "float_type": "a number", "int_type": "an integer",
              "bool_type": "true or false", "list_type": "an array",
              "dict_type": "a JSON object", "model_type": "a JSON object",
-             "model_attributes_type": "a JSON object"}
+             "model_attributes_type": "a JSON object", "int_parsing": "an integer",
+             "float_parsing": "a number", "bool_parsing": "true or false"}
 _TEMPLATES = {
     "string_too_short": "{path} must not be empty.",
     "string_too_long": "{path} must be at most {max_length} characters, got {length}.",
@@ -42,6 +43,7 @@ _TEMPLATES = {
     "greater_than": "{path} must be above {gt:g}, got {value!r}.",
     "less_than": "{path} must be below {lt:g}, got {value!r}.",
     "extra_forbidden": "Unknown field {path}.",
+    "finite_number": "{path} must be a finite number, got {value!r}.",
     "literal_error": "{path} must be {expected}, got {value!r}.",
 }
 
