@@ -1,6 +1,6 @@
 """The analyst's routes: read the decision log, export it, evaluate policies on it.
 
-Issue 5 gives the ``analyst`` role "read logs, export, evaluate"; these routes
+The ``analyst`` role reads logs, exports and evaluates; these routes
 (``admin`` may use them too) do that over HTTP, on the engine's dsjson log
 (``<data>/logs/dt=YYYY-MM-DD/events.dsjson``, docs/architecture.md §3):
 

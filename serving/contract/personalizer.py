@@ -123,6 +123,9 @@ def _seconds(value: Any, info: ValidationInfo) -> float:
         raise ValueError(f"{wire_name(info)}: {exc}") from None
 
 
+_LEARNING_MODES_IN = {value.lower(): key for key, value in LEARNING_MODES.items()}
+
+
 def _learning_mode(value: str) -> str:
     mode = _LEARNING_MODES_IN.get(value.lower())
     if mode is None:
@@ -133,12 +136,10 @@ def _learning_mode(value: str) -> str:
 
 def _unsupported(value: bool | None, info: ValidationInfo) -> bool | None:
     if value:
-        raise ValueError(f"{wire_name(info)}=true is not supported by "
-                         "banditkit")
+        raise ValueError(f"{wire_name(info)}=true is not supported by banditkit")
     return value
 
 
-_LEARNING_MODES_IN = {value.lower(): key for key, value in LEARNING_MODES.items()}
 #: An ISO-8601 duration on the wire; its seconds once validated
 #: (:func:`serving.durations.parse_duration`, whose messages name the problem).
 _Duration = Annotated[float, PlainValidator(_seconds), WithJsonSchema(

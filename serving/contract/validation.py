@@ -1,10 +1,10 @@
 """Validation through the contract's models, answering in the service's error shape.
 
 :func:`validate` runs a model over a decoded JSON body (``serving._parsing.json_body``
-keeps the strict JSON rules) and turns pydantic's first error into the
-:class:`~serving.errors.ApiError` every handler raises: 400, the field's JSON
-path as ``target`` and a message naming the path, the expectation and what
-was received (docs/architecture.md §3).
+keeps the strict JSON rules) or a query string's parameters, and turns
+pydantic's first error into the :class:`~serving.errors.ApiError` every handler
+raises: 400, the field's JSON path as ``target`` and a message naming the path,
+the expectation and what was received (docs/architecture.md §3).
 """
 
 from __future__ import annotations
