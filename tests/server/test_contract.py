@@ -207,3 +207,45 @@ def test_the_models_hold_what_the_engine_takes() -> None:
     spec = _evaluation({**RANGE, "policies": None, "confidence": None})
     assert spec.policies == ["logged", "baseline", "uniform"] and spec.confidence == 0.95
     assert spec.estimators == ["ips", "snips", "dr"]
+
+
+# A body or query each non-rank route refuses, and the model the route documents:
+# the route's 400 is the model's own verdict, word for word.
+ROUTE_REFUSALS = [
+    ("put", "/personalizer/v1.0/configurations/service", {**SERVICE, "rewardWaitTime": 5},
+     ServiceConfiguration),
+    ("put", "/personalizer/v1.0/configurations/policy", {"name": " ", "arguments": "x"},
+     PolicyContract),
+    ("post", "/v1/events/e/reward", {"value": True}, RewardRequest),
+    ("post", "/v1/rows/events/e/reward", {"rewards": [{"slotId": "s"}]}, RowsRewardRequest),
+    ("post", "/personalizer/v1.0/multislot/events/e/reward", {"reward": []},
+     MultiSlotRewardRequest),
+    ("post", "/v1/catalogue/titles", {"id": "a..b"}, TitleCreate),
+    ("patch", "/v1/catalogue/titles/t", {"genres": "drama"}, TitleUpdate),
+    ("get", "/v1/logs/export?from=2024-03-02&to=2024-03-01",
+     {"from": "2024-03-02", "to": "2024-03-01"}, DateRangeQuery),
+    ("post", "/v1/evaluations", {**RANGE, "ciMethod": "bootstrap"}, None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "model"), ROUTE_REFUSALS,
+                         ids=lambda value: value if isinstance(value, str) else None)
+def test_each_route_answers_its_model_s_verdict(tmp_path, method: str, path: str,
+                                                body: dict, model) -> None:
+    from server import close_app
+    from serving.contract.analyst import evaluation_request
+    from tests.server.conftest import auth, build_app, make_keys
+
+    keys = make_keys(tmp_path)
+    app = build_app(tmp_path)
+    try:
+        response = getattr(app.test_client(), method)(
+            path, headers=auth(keys["admin"]), json=None if method == "get" else body)
+    finally:
+        close_app(app)
+    with pytest.raises(ApiError) as raised:
+        validate(model or evaluation_request(), body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {"code": "BadRequest",
+                                            "message": raised.value.message,
+                                            "target": raised.value.target}
