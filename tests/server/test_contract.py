@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from serving._parsing import personalizer_features
+from serving.contract import analyst, catalogue, personalizer, rows
 from serving.contract.analyst import DateRangeQuery
 from serving.contract.catalogue import PerformanceQuery, TitleCreate, TitleUpdate
 from serving.contract.common import RewardRequest
@@ -209,31 +210,33 @@ def test_the_models_hold_what_the_engine_takes() -> None:
     assert spec.estimators == ["ips", "snips", "dr"]
 
 
-# A body or query each non-rank route refuses, and the model the route documents:
-# the route's 400 is the model's own verdict, word for word.
+# A body or query each non-rank route refuses, and the operation that documents it:
+# the route's 400 is its documented model's own verdict, word for word.
 ROUTE_REFUSALS = [
     ("put", "/personalizer/v1.0/configurations/service", {**SERVICE, "rewardWaitTime": 5},
-     ServiceConfiguration),
+     personalizer.OPERATIONS["update_service_configuration"]),
     ("put", "/personalizer/v1.0/configurations/policy", {"name": " ", "arguments": "x"},
-     PolicyContract),
-    ("post", "/v1/events/e/reward", {"value": True}, RewardRequest),
-    ("post", "/v1/rows/events/e/reward", {"rewards": [{"slotId": "s"}]}, RowsRewardRequest),
+     personalizer.OPERATIONS["update_policy"]),
+    ("post", "/v1/events/e/reward", {"value": True}, personalizer.EVENT_OPERATIONS["reward"]),
+    ("post", "/v1/rows/events/e/reward", {"rewards": [{"slotId": "s"}]},
+     rows.ROWS_OPERATIONS["reward"]),
     ("post", "/personalizer/v1.0/multislot/events/e/reward", {"reward": []},
-     MultiSlotRewardRequest),
-    ("post", "/v1/catalogue/titles", {"id": "a..b"}, TitleCreate),
-    ("patch", "/v1/catalogue/titles/t", {"genres": "drama"}, TitleUpdate),
+     rows.MULTISLOT_OPERATIONS["multislot_reward"]),
+    ("post", "/v1/catalogue/titles", {"id": "a..b"}, catalogue.OPERATIONS["create_title"]),
+    ("patch", "/v1/catalogue/titles/t", {"genres": "drama"},
+     catalogue.OPERATIONS["update_title"]),
     ("get", "/v1/logs/export?from=2024-03-02&to=2024-03-01",
-     {"from": "2024-03-02", "to": "2024-03-01"}, DateRangeQuery),
-    ("post", "/v1/evaluations", {**RANGE, "ciMethod": "bootstrap"}, None),
+     {"from": "2024-03-02", "to": "2024-03-01"}, analyst.OPERATIONS["export_logs"]),
+    ("post", "/v1/evaluations", {**RANGE, "ciMethod": "bootstrap"},
+     analyst.OPERATIONS["create_evaluation"]),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "model"), ROUTE_REFUSALS,
+@pytest.mark.parametrize(("method", "path", "body", "operation"), ROUTE_REFUSALS,
                          ids=lambda value: value if isinstance(value, str) else None)
 def test_each_route_answers_its_model_s_verdict(tmp_path, method: str, path: str,
-                                                body: dict, model) -> None:
+                                                body: dict, operation) -> None:
     from server import close_app
-    from serving.contract.analyst import evaluation_request
     from tests.server.conftest import auth, build_app, make_keys
 
     keys = make_keys(tmp_path)
@@ -244,7 +247,7 @@ def test_each_route_answers_its_model_s_verdict(tmp_path, method: str, path: str
     finally:
         close_app(app)
     with pytest.raises(ApiError) as raised:
-        validate(model or evaluation_request(), body)
+        validate(operation.request_model() or operation.query, body)
     assert response.status_code == 400
     assert response.get_json()["error"] == {"code": "BadRequest",
                                             "message": raised.value.message,
