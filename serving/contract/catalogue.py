@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from banditkit.errors import InvalidInputError
 from catalogue import ID_PATTERN, MEDIA_TYPES, check_id
+from catalogue.fields import GENRE_PATTERN
 from serving.contract.common import Error
 from serving.contract.fields import Body, Query, text
 from serving.contract.limits import ID_MAX_LENGTH
@@ -49,7 +50,7 @@ CANDIDATE_ID_PATTERN = r"^c[0-9a-f]{12}$"
 IMAGE_NAME_PATTERN = r"^([0-9a-f]{64})\.(jpg|png|gif|webp|bmp|tiff)$"
 
 _TitleId = Annotated[str, Field(pattern=ID_PATTERN)]
-_Genres = Annotated[list[Annotated[str, Field(pattern=r"^[^\s_][^\s]{0,63}$")]],
+_Genres = Annotated[list[Annotated[str, Field(pattern=GENRE_PATTERN)]],
                    Field(max_length=32)]
 _Metadata = dict[str, Any]
 _Timestamp = str
