@@ -46,7 +46,7 @@ NDJSON = "application/x-ndjson"
 #: Policies an HTTP caller may name besides ``model:latest`` / ``model:vN``.
 SIMPLE_POLICIES = ("logged", "baseline", "uniform", "offline")
 #: The policy names ``POST /v1/evaluations`` resolves.
-POLICY_PATTERN = rf"^(?:{'|'.join(SIMPLE_POLICIES)}|model:latest|model:v\d{{1,18}})$"
+POLICY_PATTERN = rf"^(?:{'|'.join(SIMPLE_POLICIES)}|model:latest|model:v[0-9]{{1,18}})$"
 _POLICY = re.compile(POLICY_PATTERN)
 #: Interval methods an evaluation over HTTP may use (bootstrap needs every round in memory).
 CI_METHODS = ("clt", "bernstein")

@@ -53,6 +53,6 @@ DEFAULT_NAMESPACE = ""
 #: ``logRetentionDays: -1`` (keep forever) is stored as this many days.
 FOREVER_DAYS = 1_000_000
 #: The ``api-version`` query parameter of the Personalizer route family that takes one.
-API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"
+API_VERSION_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview(\.[0-9]+)?)?$"
 #: Response header of the rank routes naming the model version that decided.
 MODEL_VERSION_HEADER = "X-Banditkit-Model-Version"
