@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from ope.search import (
     split_exploration,
 )
 from ope.timeseries import PolicyResult, default_estimators, series, summary
+
+if TYPE_CHECKING:
+    from ope.evaluation import EvaluationReport
 
 __all__ = ["OPTIMIZED", "RESERVED_NAMES", "WindowEvaluation", "evaluate_window"]
 
@@ -104,7 +108,7 @@ class WindowEvaluation:
             out["featureScores"] = [score.to_dict() for score in self.feature_scores]
         return out
 
-    def to_report(self) -> object:
+    def to_report(self) -> EvaluationReport:
         """The estimates as an :class:`~ope.evaluation.EvaluationReport` (HTML report)."""
         from ope.evaluation import EvaluationReport
 
@@ -188,7 +192,7 @@ def evaluate_window(window: Window, *, online_args: str,
                result("Baseline", "", "Baseline", baseline_probability(window)),
                result("Random", "", "Random", random_probability(window))]
     models: dict[str, bytes] = {}
-    for (name, args), run in zip(custom, runs, strict=False):
+    for (name, args), run in zip(custom, runs[:len(custom)], strict=True):
         results.append(result(name, args, "Custom", run.probability))
         models[name] = run.model
     found = None

@@ -120,6 +120,7 @@ def freeze_window(paths: Iterable[str | Path], *, start: float | datetime | None
         Naming file and line of a line that is not a joined event, or when the
         window holds no event to learn from.
     """
+    paths = list(paths)
     start_s, end_s = _unix(start), _unix(end)
     if start_s is not None and end_s is not None and not start_s < end_s:
         raise ValueError(f"start must be before end, got start={start!r}, end={end!r}")
@@ -280,7 +281,7 @@ def score_candidates(window: Window, tasks: Sequence[str | tuple[str, Feature | 
     """
     check_integer_at_least(workers, 1, name="workers")
     pairs = [(task, None) if isinstance(task, str) else tuple(task) for task in tasks]
-    for args, _ in pairs:
+    for args in dict.fromkeys(args for args, _ in pairs):
         ProgressiveScorer(args=args).to_bytes()  # bad arguments fail here, not in a child
     if workers == 1 or len(pairs) <= 1:
         return [score_candidate(window, args, drop=drop) for args, drop in pairs]
