@@ -16,7 +16,7 @@ from banditkit.errors import InvalidInputError
 from banditkit.vw import ProgressiveScorer, VWLearner
 from ope.personalizer import evaluate_window
 from ope.progressive import freeze_window, score_candidates
-from ope.search import SearchBudget, split_exploration
+from ope.search import SearchBudget, search, split_exploration
 from simulator.learnerlog import write_learner_log
 from simulator.world import ArtworkWorld
 
@@ -184,3 +184,22 @@ def test_the_window_keeps_its_bounds_and_skips_unactivated_events(log_path, tmp_
         freeze_window([path])
     with pytest.raises(InvalidInputError, match="no joined event"):
         freeze_window([log_path], start=1.0, end=2.0)
+
+
+def test_split_exploration_keeps_the_service_exploration_apart():
+    exploration, searched, other = split_exploration(
+        "--cb_explore_adf --epsilon=0.3 --dsjson -q :: -l 0.5 -b 20 --quiet")
+    assert exploration == ["--epsilon", "0.3"]
+    assert searched == ["-q", "::", "-l", "0.5"]
+    assert other == ["-b", "20"]
+
+
+def test_a_spent_budget_returns_the_best_seed(window, log_path):
+    small = freeze_window([log_path], end=window.timestamp[800])
+    # Personalizer's own example arguments carry --dsjson: accepted
+    seeds = score_candidates(small, [ONLINE, NO_INTERACTIONS + " --dsjson"])
+    found = search(small, exploration=["--epsilon", "0.2"], seeds=seeds,
+                   budget=SearchBudget(cpu_seconds=1e-9))
+    assert found.n_candidates == 0 and found.cpu_seconds == 0
+    values = {row.args: row.value for row in found.trace}
+    assert found.best.args == max(values, key=values.get)
