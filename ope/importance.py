@@ -23,7 +23,13 @@ from statistics import NormalDist
 import numpy as np
 
 from ope.estimators import SNIPS
-from ope.progressive import CandidateResult, Feature, Window, score_candidates
+from ope.progressive import (
+    CandidatePool,
+    CandidateResult,
+    Feature,
+    Window,
+    score_candidates,
+)
 from ope.validation import check_confidence_level, check_integer_at_least
 
 __all__ = ["FeatureScore", "feature_importance", "features_of", "paired_drop"]
@@ -113,7 +119,8 @@ class FeatureScore:
 
 def feature_importance(window: Window, *, args: str, workers: int = 1,
                        max_features: int = 64, full: CandidateResult | None = None,
-                       confidence_level: float = 0.95) -> tuple[FeatureScore, ...]:
+                       confidence_level: float = 0.95,
+                       pool: CandidatePool | None = None) -> tuple[FeatureScore, ...]:
     """Ablation scores of every feature of the window, sorted by score, descending.
 
     Parameters
@@ -129,6 +136,9 @@ def feature_importance(window: Window, *, args: str, workers: int = 1,
         The policy's run on the whole window when already made (an evaluation's
         online run); made here otherwise.
     confidence_level : float, default=0.95
+    pool : CandidatePool, default=None
+        An open pool on ``window`` shared with other steps (``workers`` is then
+        ignored).
 
     Raises
     ------
@@ -143,7 +153,7 @@ def feature_importance(window: Window, *, args: str, workers: int = 1,
     tasks: list[tuple[str, Feature | None]] = [(args, feature) for feature in features]
     if full is None:
         tasks.insert(0, (args, None))
-    runs = score_candidates(window, tasks, workers=workers)
+    runs = score_candidates(window, tasks, workers=workers, pool=pool)
     if full is None:
         full, runs = runs[0], runs[1:]
     drops = [paired_drop(window, full.probability, run.probability,

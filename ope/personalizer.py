@@ -21,11 +21,11 @@ from banditkit.eventlog import iso_timestamp
 from ope.base import OffPolicyEstimator
 from ope.importance import FeatureScore, feature_importance
 from ope.progressive import (
+    CandidatePool,
     CandidateResult,
     Window,
     baseline_probability,
     random_probability,
-    score_candidates,
 )
 from ope.search import (
     DEFAULT_BUDGET,
@@ -36,7 +36,13 @@ from ope.search import (
     search,
     split_exploration,
 )
-from ope.timeseries import PolicyResult, default_estimators, series, summary
+from ope.timeseries import (
+    PolicyResult,
+    check_series_options,
+    default_estimators,
+    series,
+    summary,
+)
 
 if TYPE_CHECKING:
     from ope.evaluation import EvaluationReport
@@ -172,12 +178,26 @@ def evaluate_window(window: Window, *, online_args: str,
         On forbidden or invalid VW arguments (before any policy runs).
     """
     custom = _check_custom(custom)
+    check_series_options(interval_minutes, window_kind)
     estimators = tuple(estimators) if estimators is not None else default_estimators()
+    with CandidatePool.open(window, workers=workers) as pool:
+        return _evaluate(window, pool, online_args=online_args, custom=custom,
+                         optimize=optimize, importance=importance,
+                         interval_minutes=interval_minutes, window_kind=window_kind,
+                         estimators=estimators, space=space, budget=budget,
+                         max_features=max_features)
+
+
+def _evaluate(window: Window, pool: CandidatePool, *, online_args: str,
+              custom: list[tuple[str, str]], optimize: bool, importance: bool,
+              interval_minutes: int, window_kind: str,
+              estimators: tuple[OffPolicyEstimator, ...], space: SearchSpace,
+              budget: SearchBudget, max_features: int) -> WindowEvaluation:
     rounds = window.rounds
     learned = [args for _, args in custom]
     if optimize or importance:
         learned.append(online_args)
-    runs = score_candidates(window, learned, workers=workers)
+    runs = pool.run(learned)
     online_run = runs[-1] if optimize or importance else None
 
     def result(name: str, arguments: str, source: str,
@@ -200,14 +220,14 @@ def evaluate_window(window: Window, *, online_args: str,
         exploration, _, other = split_exploration(online_args)
         seeds: list[CandidateResult] = [online_run, *runs[:len(custom)]]  # type: ignore[list-item]
         found = search(window, exploration=exploration, seeds=seeds, space=space,
-                       budget=budget, workers=workers, other=other)
+                       budget=budget, other=other, pool=pool)
         results.append(result(OPTIMIZED, found.best.args, "OfflineExperimentation",
                               found.best.probability))
         models[OPTIMIZED] = found.best.model
     scores = None
     if importance:
-        scores = feature_importance(window, args=online_args, workers=workers,
-                                    max_features=max_features, full=online_run)
+        scores = feature_importance(window, args=online_args, max_features=max_features,
+                                    full=online_run, pool=pool)
     return WindowEvaluation(window=window, interval_minutes=interval_minutes,
                             policies=tuple(results),
                             optimal_policy=OPTIMIZED if optimize else None, search=found,

@@ -33,6 +33,7 @@ from ope.rounds import LoggedRounds
 from ope.validation import check_integer_at_least
 
 __all__ = [
+    "CandidatePool",
     "CandidateResult",
     "Window",
     "ablated_line",
@@ -261,8 +262,64 @@ def _score_installed(task: tuple[str, Feature | None]) -> CandidateResult:
     return score_candidate(_installed, args, drop=drop)  # type: ignore[arg-type]
 
 
+class CandidatePool:
+    """A ``spawn`` process pool for one window: each child receives the window once.
+
+    Open it with :meth:`open` and close it (or use it as a context manager), so
+    that the stages of a search and the ablations of feature importance share
+    its children instead of starting new ones and sending the window again.
+
+    Parameters
+    ----------
+    window : Window
+    executor : ProcessPoolExecutor or None
+        None runs the candidates in this process.
+    """
+
+    def __init__(self, *, window: Window, executor: ProcessPoolExecutor | None) -> None:
+        self.window = window
+        self.executor = executor
+
+    @classmethod
+    def open(cls, window: Window, *, workers: int) -> CandidatePool:
+        """A pool of ``workers`` children (1: no children, candidates run here)."""
+        check_integer_at_least(workers, 1, name="workers")
+        executor = None
+        if workers > 1:
+            executor = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                           initializer=_install, initargs=(window,))
+        return cls(window=window, executor=executor)
+
+    def run(self, tasks: Sequence[str | tuple[str, Feature | None]]) -> list[CandidateResult]:
+        """Score ``tasks`` (VW arguments, or (arguments, feature to drop)), in their order.
+
+        Raises
+        ------
+        InvalidInputError
+            On forbidden or invalid arguments, before any task runs.
+        """
+        pairs = [(task, None) if isinstance(task, str) else tuple(task) for task in tasks]
+        for args in dict.fromkeys(args for args, _ in pairs):
+            ProgressiveScorer(args=args).to_bytes()  # bad arguments fail here, not in a child
+        if self.executor is None or len(pairs) <= 1:
+            return [score_candidate(self.window, args, drop=drop) for args, drop in pairs]
+        return list(self.executor.map(_score_installed, pairs))
+
+    def close(self) -> None:
+        """Stop the children."""
+        if self.executor is not None:
+            self.executor.shutdown()
+
+    def __enter__(self) -> CandidatePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def score_candidates(window: Window, tasks: Sequence[str | tuple[str, Feature | None]], *,
-                     workers: int = 1) -> list[CandidateResult]:
+                     workers: int = 1, pool: CandidatePool | None = None
+                     ) -> list[CandidateResult]:
     """Run several policies over one window, in ``workers`` processes.
 
     Parameters
@@ -271,21 +328,18 @@ def score_candidates(window: Window, tasks: Sequence[str | tuple[str, Feature | 
     tasks : sequence of str or (str, feature)
         VW arguments, or (arguments, feature to drop).
     workers : int, default=1
-        1 runs in this process; more start a ``spawn`` pool whose children
-        each get the window once (so a task carries only its arguments).
+        1 runs in this process; more start a :class:`CandidatePool` for these tasks.
+    pool : CandidatePool, default=None
+        An open pool on ``window`` to use instead (``workers`` is then ignored).
 
     Returns
     -------
     list of CandidateResult
         In the order of ``tasks``; deterministic whatever ``workers``.
     """
-    check_integer_at_least(workers, 1, name="workers")
-    pairs = [(task, None) if isinstance(task, str) else tuple(task) for task in tasks]
-    for args in dict.fromkeys(args for args, _ in pairs):
-        ProgressiveScorer(args=args).to_bytes()  # bad arguments fail here, not in a child
-    if workers == 1 or len(pairs) <= 1:
-        return [score_candidate(window, args, drop=drop) for args, drop in pairs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(pairs)),
-                             mp_context=get_context("spawn"), initializer=_install,
-                             initargs=(window,)) as pool:
-        return list(pool.map(_score_installed, pairs))
+    if pool is not None:
+        if pool.window is not window:
+            raise ValueError("pool must have been opened on this window")
+        return pool.run(tasks)
+    with CandidatePool.open(window, workers=min(workers, max(len(tasks), 1))) as opened:
+        return opened.run(tasks)

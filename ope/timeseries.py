@@ -26,6 +26,7 @@ __all__ = [
     "PolicyResult",
     "TimePoint",
     "TimeSeries",
+    "check_series_options",
     "default_estimators",
     "series",
     "summary",
@@ -86,6 +87,15 @@ class TimeSeries:
         return {"data": [point.to_dict() for point in self.points]}
 
 
+def check_series_options(interval_minutes: int, window: str) -> None:
+    """Refuse an interval outside :data:`INTERVALS_MINUTES` or a window outside :data:`WINDOWS`."""
+    if interval_minutes not in INTERVALS_MINUTES:
+        raise ValueError(f"interval_minutes must be one of {INTERVALS_MINUTES}, "
+                         f"got {interval_minutes!r}")
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+
+
 def series(rounds: LoggedRounds, target: TargetRounds | np.ndarray, timestamp: np.ndarray, *,
            estimator: OffPolicyEstimator, interval_minutes: int = 60,
            window: str = "Expanding") -> TimeSeries:
@@ -108,11 +118,7 @@ def series(rounds: LoggedRounds, target: TargetRounds | np.ndarray, timestamp: n
     TimeSeries
         One point per bucket holding rounds, stamped with the bucket's start.
     """
-    if interval_minutes not in INTERVALS_MINUTES:
-        raise ValueError(f"interval_minutes must be one of {INTERVALS_MINUTES}, "
-                         f"got {interval_minutes!r}")
-    if window not in WINDOWS:
-        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    check_series_options(interval_minutes, window)
     if not isinstance(target, TargetRounds):
         target = TargetRounds(probability=target)
     timestamp = np.asarray(timestamp, dtype=np.float64)

@@ -15,7 +15,7 @@ from banditkit.dsjson import parse_event
 from banditkit.errors import InvalidInputError
 from banditkit.vw import ProgressiveScorer, VWLearner
 from ope.personalizer import evaluate_window
-from ope.progressive import freeze_window, score_candidates
+from ope.progressive import CandidatePool, freeze_window, score_candidates
 from ope.search import SearchBudget, search, split_exploration
 from simulator.learnerlog import write_learner_log
 from simulator.world import ArtworkWorld
@@ -150,10 +150,15 @@ def test_pool_results_equal_in_process_results(window, log_path):
     small = freeze_window([log_path], end=window.timestamp[600])
     tasks = [NO_INTERACTIONS, ("--cb_explore_adf --epsilon 0.2 -q TA", ("Taste", "comedy"))]
     alone = score_candidates(small, tasks, workers=1)
-    pooled = score_candidates(small, tasks, workers=2)
+    with CandidatePool.open(small, workers=2) as pool:
+        pooled = score_candidates(small, tasks, pool=pool)
+        again = pool.run(tasks[:1])  # the same children serve a second stage
+        with pytest.raises(ValueError, match="opened on this window"):
+            score_candidates(window, tasks, pool=pool)
     for a, b in zip(alone, pooled, strict=True):
         np.testing.assert_array_equal(a.probability, b.probability)
         assert a.args == b.args and a.dropped == b.dropped
+    np.testing.assert_array_equal(again[0].probability, alone[0].probability)
 
 
 def test_each_event_is_scored_before_it_is_learned(window):
