@@ -5,7 +5,7 @@ have done better on the window. Every candidate is scored by progressive
 validation (:mod:`ope.progressive`) and compared by its SNIPS value; the
 exploration stays the service's, so only how the policy *learns* changes.
 
-Stages (docs/evaluation.md, "Policy search"):
+Stages (docs/evaluation.md, "Policy search: the space and the budget"):
 
 A. interactions with default learning settings: none, ``-q ::``, each
    context x action namespace pair alone, all such pairs, then rounds of
@@ -195,7 +195,7 @@ class SearchResult:
                 "cpuSeconds": self.cpu_seconds, "trace": [row.to_dict() for row in self.trace]}
 
 
-#: The search's defaults (design of docs/evaluation.md, "Policy search").
+#: The defaults that docs/evaluation.md states.
 DEFAULT_SPACE = SearchSpace()
 DEFAULT_BUDGET = SearchBudget()
 
@@ -292,7 +292,8 @@ def search(window: Window, *, exploration: Sequence[str], seeds: Sequence[Candid
             break
         best_set = top
 
-    ranked = sorted({s for s in sets if value_of(s) > -np.inf},
+    # dict, not set: ties keep the order the sets were tried in, in every process
+    ranked = sorted(dict.fromkeys(s for s in sets if value_of(s) > -np.inf),
                     key=lambda s: (-value_of(s), len(s)))[:2]
     rng = np.random.default_rng(budget.seed)
     samples = []
