@@ -22,14 +22,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_ope import versions, write  # noqa: E402  (the JSON lines of every OPE benchmark)
 
 from banditkit.vw import VWLearner  # noqa: E402
 from ope.personalizer import evaluate_window  # noqa: E402
@@ -57,17 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def emit(row: dict, out: Path | None) -> None:
-    text = json.dumps(row)
-    print(text, flush=True)
-    if out is not None:
-        with open(out, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    versions = {"python": platform.python_version(), "machine": platform.machine()}
+    library = versions()
     world = ArtworkWorld.generate(seed=args.seed)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
@@ -81,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     plain = score_candidate(window, ONLINE)
     base_wall, base_cpu = time.perf_counter() - started, time.process_time() - cpu
-    emit({"name": "baseline_one_candidate", "events": len(window), "wall_s": base_wall,
+    write({"name": "baseline_one_candidate", "events": len(window), "wall_s": base_wall,
           "cpu_s": base_cpu, "candidate_cpu_s": plain.cpu_seconds, "log_write_s": logged,
-          "freeze_s": frozen, **versions}, args.out)
+          "freeze_s": frozen, **library}, args.out)
 
     budget = SearchBudget(cpu_seconds=args.cpu_seconds, max_candidates=args.max_candidates,
                           seed=args.seed)
@@ -94,13 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.perf_counter() - started
     search = result.search
     per_candidate = search.cpu_seconds / max(search.n_candidates, 1)
-    emit({"name": "evaluation_with_optimization", "events": len(window),
+    write({"name": "evaluation_with_optimization", "events": len(window),
           "workers": args.workers, "wall_s": wall, "candidates": search.n_candidates,
           "search_cpu_s": search.cpu_seconds, "wall_in_baseline_runs": wall / base_wall,
           "candidate_cpu_vs_baseline": per_candidate / plain.cpu_seconds,
           "best": search.best.args,
           "best_snips": result.policy("Optimized").summary.value,
-          "online_snips": result.policy("Online").summary.value, **versions}, args.out)
+          "online_snips": result.policy("Online").summary.value, **library}, args.out)
 
 
 if __name__ == "__main__":
