@@ -135,7 +135,9 @@ class SearchBudget:
     Parameters
     ----------
     cpu_seconds : float, default=240.0
-        CPU-seconds over all candidates (summed over worker processes).
+        CPU-seconds over all candidates (summed over worker processes). They
+        depend on the machine: a search cut by them is reproducible only where
+        ``max_candidates`` binds first.
     max_candidates : int, default=48
         Candidates run, seeds not counted.
     stage_b_samples : int, default=24
