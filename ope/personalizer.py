@@ -173,13 +173,18 @@ def evaluate_window(window: Window, *, online_args: str,
     Raises
     ------
     ValueError
-        On reserved or repeated Custom names.
+        On reserved or repeated Custom names, an unknown interval or window,
+        or an estimator that needs a reward model or every round in memory.
     banditkit.errors.InvalidInputError
         On forbidden or invalid VW arguments (before any policy runs).
     """
     custom = _check_custom(custom)
     check_series_options(interval_minutes, window_kind)
     estimators = tuple(estimators) if estimators is not None else default_estimators()
+    unfit = [e.name for e in estimators if e.needs_model or e.ci_method == "bootstrap"]
+    if unfit:
+        raise ValueError(f"estimators must need no reward model and stream (ci_method 'clt' "
+                         f"or 'bernstein') for an evaluation's time series; got {unfit}")
     with CandidatePool.open(window, workers=workers) as pool:
         return _evaluate(window, pool, online_args=online_args, custom=custom,
                          optimize=optimize, importance=importance,

@@ -14,6 +14,7 @@ import pytest
 from banditkit.dsjson import parse_event
 from banditkit.errors import InvalidInputError
 from banditkit.vw import ProgressiveScorer, VWLearner
+from ope.estimators import DR, SNIPS
 from ope.personalizer import evaluate_window
 from ope.progressive import CandidatePool, freeze_window, score_candidates
 from ope.search import SearchBudget, search, split_exploration
@@ -144,6 +145,9 @@ def test_bad_arguments_and_names_are_refused_before_any_run(window):
                         custom=[("a", NO_INTERACTIONS), ("A", NO_INTERACTIONS)])
     with pytest.raises(ValueError, match="interval_minutes"):
         evaluate_window(window, online_args=ONLINE, interval_minutes=7)
+    with pytest.raises(ValueError, match=r"reward model .* got \['dr', 'snips'\]"):
+        evaluate_window(window, online_args=ONLINE,
+                        estimators=[DR(), SNIPS(ci_method="bootstrap")])
 
 
 def test_pool_results_equal_in_process_results(window, log_path):
