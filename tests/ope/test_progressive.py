@@ -126,6 +126,9 @@ def test_rolling_points_split_the_window_into_buckets(window):
     assert len(points) == 2
     assert sum(p.estimate.n_rounds for p in points) == N_EVENTS
     assert points[1].time - points[0].time == 3600.0
+    # each Rolling point is the estimator on its bucket's events alone
+    second = window.timestamp >= points[1].time
+    assert points[1].estimate.value == pytest.approx(window.reward[second].mean(), rel=1e-12)
     shape = result.to_dict()["value"][0]
     assert set(shape) >= {"name", "arguments", "policySource", "summary", "timeseries"}
     assert set(shape["timeseries"]["data"][0]) == {"timeStamp", "expectedReward",
