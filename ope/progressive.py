@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -54,6 +54,12 @@ def _unix(value: float | datetime | None) -> float | None:
         raise ValueError(f"start and end must be timezone-aware datetimes or Unix seconds, "
                          f"got the naive {value!r}")
     return value.timestamp()
+
+
+def _utc_seconds(text: str) -> float:
+    """Unix seconds of an ISO-8601 time; without an offset it is UTC, as banditkit writes it."""
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,7 +143,7 @@ def freeze_window(paths: Iterable[str | Path], *, start: float | datetime | None
                     continue
                 try:
                     record = json.loads(line)
-                    stamp = datetime.fromisoformat(record["Timestamp"]).timestamp()
+                    stamp = _utc_seconds(record["Timestamp"])
                     if (start_s is not None and stamp < start_s) or \
                             (end_s is not None and stamp >= end_s):
                         continue

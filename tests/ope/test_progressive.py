@@ -191,6 +191,10 @@ def test_the_window_keeps_its_bounds_and_skips_unactivated_events(log_path, tmp_
     window = freeze_window([path], start=1.7e9 + 5, end=1.7e9 + 50)
     assert len(window) == 44 and window.n_skipped == 1
     assert window.timestamp.min() >= 1.7e9 + 5 and window.timestamp.max() < 1.7e9 + 50
+    naive = json.loads(lines[0])
+    naive["Timestamp"] = naive["Timestamp"].rstrip("Z")  # no offset: UTC
+    path.write_text(json.dumps(naive) + "\n")
+    assert freeze_window([path]).timestamp[0] == 1.7e9
     path.write_text(lines[0] + "\n{\"EventId\": \"x\"}\n")
     with pytest.raises(InvalidInputError, match=r"events.dsjson:2: not a joined dsjson event"):
         freeze_window([path])
