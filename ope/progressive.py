@@ -9,8 +9,8 @@ action is the target probability the importance-weighted estimators of
 
 A :class:`Window` is the frozen input: the joined lines of ``[start, end)`` with
 per-event arrays. :func:`score_candidates` runs policies over it, in a
-``spawn`` process pool of ``workers`` children that each receive the window
-once; arguments and results pickle, so a job runner can call it as is.
+:class:`CandidatePool` of ``workers`` ``spawn`` children that each receive the
+window once; arguments and results pickle, so a job runner can call it as is.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ope.validation import check_integer_at_least
 __all__ = [
     "CandidatePool",
     "CandidateResult",
+    "Feature",
     "Window",
     "ablated_line",
     "baseline_probability",
@@ -44,6 +45,7 @@ __all__ = [
     "score_candidates",
 ]
 
+#: A feature: (namespace, feature name); namespace ``""`` is VW's default one.
 Feature = tuple[str, str]
 
 
