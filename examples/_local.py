@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalServer", "call", "local_server", "upload"]
+__all__ = ["LocalServer", "call", "joined_lines", "local_server", "upload"]
 
 #: Loop settings for examples: rewards count for 1 s, a new model at every learner step.
 FAST_LOOP = {"reward_wait_seconds": 1.0, "model_update_seconds": 0.0}
@@ -101,6 +101,19 @@ def _wait_ready(url: str, seconds: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url}/readyz did not answer 200 in {seconds:.0f} s")
         time.sleep(0.1)
+
+
+def joined_lines(logs: Path, expected: int, seconds: float = 30.0) -> int:
+    """Lines in the dsjson files under ``logs`` once ``expected`` are there (or time is up).
+
+    The learner joins an event once its reward wait is over, at its next step.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        found = sum(len(path.read_text().splitlines()) for path in logs.rglob("*.dsjson"))
+        if found >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def _send(request: urllib.request.Request) -> Any:

@@ -11,9 +11,7 @@ and reward (the client), and prints what came back.
 
 from __future__ import annotations
 
-import time
-
-from _local import local_server
+from _local import joined_lines, local_server
 from azure.ai.personalizer import PersonalizerAdministrationClient, PersonalizerClient
 from azure.core.credentials import AzureKeyCredential
 
@@ -55,11 +53,5 @@ with local_server("admin", "client") as server:
     print(f"20 ranks, activations and rewards accepted ({takes} plays)")
 
     # After the reward wait, the learner joins the events into the dsjson log.
-    logs = server.data_dir / "logs"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        joined = sum(len(p.read_text().splitlines()) for p in logs.rglob("*.dsjson"))
-        if joined == 20:
-            break
-        time.sleep(0.2)
+    joined = joined_lines(server.data_dir / "logs", 20)
     print(f"events joined into the decision log: {joined}")

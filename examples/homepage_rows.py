@@ -10,10 +10,8 @@ per slot the member played from. See docs/rows.md.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from _local import call, local_server
+from _local import call, joined_lines, local_server
 
 ROWS = [{"id": row_id, "genre": genre, "features": {"Row": {"kind": row_id, "genre": genre}}}
         for row_id, genre in [("continue-watching", "any"), ("trending", "any"),
@@ -43,10 +41,5 @@ with local_server("client") as server:
     print(f"50 pages ranked, {plays} slot rewards sent")
 
     # After the 1 s reward wait the learner joins each page into the row log (CCB dsjson).
-    logs = server.data_dir / "rows" / "logs"
-    deadline = time.monotonic() + 30
-    joined = 0
-    while joined < 50 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        joined = sum(len(p.read_text().splitlines()) for p in logs.rglob("*.dsjson"))
-    print(f"pages joined into {logs.relative_to(server.data_dir)}: {joined}")
+    joined = joined_lines(server.data_dir / "rows" / "logs", 50)
+    print(f"pages joined into rows/logs: {joined}")

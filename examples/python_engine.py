@@ -47,7 +47,8 @@ with tempfile.TemporaryDirectory(prefix="banditkit-example-") as folder:
         plays = []
         for i in range(ROUNDS):
             taste = THEMES[rng.integers(len(THEMES))]
-            decision = engine.rank({"Member": {"likes": taste}}, POSTERS)
+            # The event id seeds the draw: the same ids give the same run.
+            decision = engine.rank({"Member": {"likes": taste}}, POSTERS, event_id=f"round-{i}")
             played = decision.reward_action_id == f"{taste}-poster"
             if played:
                 engine.reward(decision.event_id, 1.0)  # no reward: the default (0) is learned
@@ -59,8 +60,9 @@ with tempfile.TemporaryDirectory(prefix="banditkit-example-") as folder:
         print(f"take rate, first {STEP} rounds: {np.mean(plays[:STEP]):.2f} "
               f"(uniform would be {1 / len(THEMES):.2f})")
         print(f"take rate, last {STEP} rounds:  {np.mean(plays[-STEP:]):.2f}")
-        decision = engine.rank({"Member": {"likes": "drama"}}, POSTERS)
-        print("a drama lover now sees:", decision.reward_action_id,
+        decision = engine.rank({"Member": {"likes": "drama"}}, POSTERS, event_id="drama-lover")
+        likeliest = max(decision.ranking, key=lambda ranked: ranked.probability)
+        print("a drama lover most likely sees:", likeliest.id,
               {ranked.id: round(ranked.probability, 3) for ranked in decision.ranking})
         print("model version:", engine.model_version)
         logged = sum(len(p.read_text().splitlines())
