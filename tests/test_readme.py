@@ -1,18 +1,27 @@
-"""README.md's Python code runs as pasted: each block in a fresh folder, its output read."""
+"""README.md's code as pasted: each Python block runs in a fresh folder, its output read;
+each ``banditkit`` command of its shell blocks names a real subcommand and real options."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = re.findall(r"^```python\n(.*?)^```$", (ROOT / "README.md").read_text(),
-                    re.DOTALL | re.MULTILINE)
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"^```python\n(.*?)^```$", README, re.DOTALL | re.MULTILINE)
+COMMANDS = [shlex.split(line, comments=True)
+            for block in re.findall(r"^```bash\n(.*?)^```$", README, re.DOTALL | re.MULTILINE)
+            for part in block.replace("\\\n", " ").splitlines()
+            for line in part.split("&&") if line.strip().startswith("banditkit ")]
 
 
 def run_block(code: str, folder: Path) -> str:
@@ -44,3 +53,11 @@ def test_the_engine_block_ranks_learns_and_publishes(tmp_path: Path) -> None:
     assert (tmp_path / "banditkit-data" / "models" / "model-v1.vw").is_file()
     (partition,) = (tmp_path / "banditkit-data" / "logs").iterdir()
     assert len((partition / "events.dsjson").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:3]) for c in COMMANDS])
+def test_each_banditkit_command_parses(command: list[str]) -> None:
+    # --help is eager: click parses every option given (an unknown one is an
+    # error, exit 2) and then prints the help instead of running the command.
+    run = CliRunner().invoke(main, [*command[1:], "--help"])
+    assert run.exit_code == 0, run.output
