@@ -52,8 +52,7 @@ LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
               help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
 def serve(data_dir: Path, bind: str | None, host: str | None, port: int | None, workers: int,
           threads: int, learner_interval: float, learner: bool, learner_nice: int, timeout: int,
-          log_level: str, access_log: bool,
-          app_factory: str) -> None:
+          log_level: str, access_log: bool, app_factory: str) -> None:
     """Run the production server: gunicorn workers plus one learner process.
 
     Every other setting of the app is read from BANDITKIT_* environment
