@@ -211,6 +211,7 @@ def _decisions(draw: st.DrawFn) -> dict:
     }
 
 
+@pytest.mark.slow  # hundreds of generated records
 @settings(max_examples=300, deadline=None)
 @given(decision=_decisions(), reward=_FINITE, deferred=st.booleans(), skip_learn=st.booleans(),
        outcomes=st.lists(st.fixed_dictionaries({"EventId": st.text(max_size=5), "v": _FINITE,

@@ -27,6 +27,9 @@ from banditkit.engine import Engine
 from banditkit.eventlog import read_events
 from banditkit.settings import LoopSettings
 
+# Real gunicorn servers, each a few seconds: in the full run, not in `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 CONTEXT = [{"Member": {"country": "BR", "device": "tv"}}]
 ACTIONS = [
     {"id": "bad", "features": [{"Artwork": {"theme": "horror"}}]},
