@@ -40,12 +40,9 @@ class LocalServer:
     data_dir: Path
 
 
-def _banditkit(*args: str, **kwargs: Any) -> subprocess.Popen | subprocess.CompletedProcess:
-    """``banditkit ARGS`` run with this interpreter (so it works in any venv, activated or not)."""
-    command = [sys.executable, "-m", "cli", *args]
-    if kwargs.pop("background", False):
-        return subprocess.Popen(command, **kwargs)
-    return subprocess.run(command, check=True, **kwargs)
+def _banditkit(*args: str) -> list[str]:
+    """The command line ``banditkit ARGS`` with this interpreter (any venv, activated or not)."""
+    return [sys.executable, "-m", "cli", *args]
 
 
 @contextlib.contextmanager
@@ -65,20 +62,23 @@ def local_server(*roles: str, settings: Mapping[str, float] = FAST_LOOP
         keys = {}
         for role in roles:
             # `banditkit keys create` prints the key on stdout, once.
-            created = _banditkit("keys", "create", "--role", role, "--name", "example",
-                                 "--data-dir", str(data_dir), capture_output=True, text=True)
+            created = subprocess.run(
+                _banditkit("keys", "create", "--role", role, "--name", "example",
+                           "--data-dir", str(data_dir)),
+                check=True, capture_output=True, text=True)
             keys[role] = created.stdout.strip()
         env = {**os.environ, "BANDITKIT_ENGINE_SETTINGS": json.dumps(dict(settings)),
                "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         with open(Path(folder) / "server.log", "w") as log:
-            server = _banditkit("serve", "--data-dir", str(data_dir), "--port", "0",
-                                "--workers", "1", "--learner-interval", "0.2",
-                                "--log-level", "warning", "--no-access-log",
-                                background=True, stdout=subprocess.PIPE, stderr=log,
-                                text=True, env=env)
+            server = subprocess.Popen(
+                _banditkit("serve", "--data-dir", str(data_dir), "--port", "0",
+                           "--workers", "1", "--learner-interval", "0.2",
+                           "--log-level", "warning", "--no-access-log"),
+                stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         try:
             # "banditkit listening on http://127.0.0.1:PORT; marketer page ...; ..."
+            assert server.stdout is not None
             ready = server.stdout.readline()
             if not ready.startswith("banditkit listening on http://"):
                 raise RuntimeError("banditkit serve did not start: "
