@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 
+from banditkit.dsjson import shortest_probability
 from banditkit.encoding import ContentMemo
 from banditkit.engine import ApprenticeMetrics
 from banditkit.errors import InvalidInputError
@@ -190,7 +191,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     return {
         "eventId": decision.event_id,
         "ranking": [
-            {"id": ranked.id, "probability": float(ranked.probability)}
+            {"id": ranked.id, "probability": shortest_probability(ranked.probability)}
             for ranked in decision.ranking
         ],
         "rewardActionId": decision.reward_action_id,

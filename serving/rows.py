@@ -48,6 +48,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app
 
+from banditkit.dsjson import shortest_probability
 from banditkit.errors import InvalidInputError
 from banditkit.rows import PageDecision, PageRules, Row, RowEngine, Slot
 from banditkit.settings import LoopSettings
@@ -238,9 +239,10 @@ def _page_json(decision: PageDecision) -> dict[str, Any]:
     return {
         "eventId": decision.event_id,
         "modelVersion": decision.model_version,
-        "slots": [{"id": s.slot_id, "rowId": s.row_id, "probability": s.probability,
+        "slots": [{"id": s.slot_id, "rowId": s.row_id,
+                   "probability": shortest_probability(s.probability),
                    "eligibleRows": s.n_eligible} for s in decision.slots],
-        "pageProbability": decision.probability,
+        "pageProbability": shortest_probability(decision.probability),
     }
 
 
