@@ -42,6 +42,7 @@ from serving import (
     catalogue,
     errors,
     events,
+    landing,
     marketer,
     metrics,
     model_admin,
@@ -113,6 +114,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     catalogue.init_app(app)
     artwork_rank.init_app(app)
     marketer.init_app(app)
+    landing.init_app(app)
     ops.init_app(app)
     _init_access_log(app)
     _init_cli(app)

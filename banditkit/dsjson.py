@@ -11,12 +11,15 @@ scanner needs without a full parse through :func:`line_timestamp`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from banditkit.encoding import compact_json, dsjson_namespaces, json_string
 from banditkit.types import Action, Features
@@ -41,6 +44,7 @@ __all__ = [
     "line_timestamp",
     "parse_event",
     "parse_page",
+    "shortest_probability",
 ]
 
 #: The one key of our own fields in a record; VW ignores it.
@@ -48,6 +52,30 @@ EXTRA_KEY = "_banditkit"
 
 
 # --------------------------------------------------------------------------- writing
+
+
+@functools.lru_cache(maxsize=4096)
+def shortest_probability(probability: float) -> float:
+    """The float whose ``repr`` is the shortest decimal of ``probability`` as a float32.
+
+    Vowpal Wabbit computes probabilities in float32; written as float64 they
+    carry noise (``0.06000000238418579``). This value reads back to the same
+    float32 and prints as ``0.06``, so the log and every HTTP answer, which
+    all call this function, show the same short number. A policy's
+    probabilities take few distinct values, hence the cache: a lookup costs
+    about a tenth of formatting.
+
+    Parameters
+    ----------
+    probability : float
+        A probability as the learner computed it (float32 precision).
+
+    Returns
+    -------
+    float
+        ``float(str(np.float32(probability)))``; equal to ``probability`` as a float32.
+    """
+    return float(str(np.float32(probability)))
 
 
 def decision_head(event_id: str, timestamp: str, model_version: int | str,
@@ -64,7 +92,8 @@ def decision_head(event_id: str, timestamp: str, model_version: int | str,
     order : sequence of int
         0-based action indices in ranked order, the chosen one first.
     pmf : sequence of float, length n_actions
-        Probability of each action, in ``actions`` order.
+        Probability of each action, in ``actions`` order, written as
+        :func:`shortest_probability` gives it (as the HTTP answers are).
     actions : sequence of Action, length n_actions
         The eligible actions (``_multi`` order): their ids are written as ``actionIds``.
     extra : mapping
@@ -76,7 +105,8 @@ def decision_head(event_id: str, timestamp: str, model_version: int | str,
         extra_json = '{"actionIds":[' + ",".join([json_string(a.id) for a in actions]) + "]}"
     return (f'{{"EventId":{json_string(event_id)},"Timestamp":"{timestamp}","Version":"1",'
             f'"VWState":{{"m":"{model_version}"}},"a":[{",".join([str(i + 1) for i in order])}],'
-            f'"p":[{",".join([repr(pmf[i]) for i in order])}],"{EXTRA_KEY}":{extra_json}')
+            f'"p":[{",".join([repr(shortest_probability(pmf[i])) for i in order])}],'
+            f'"{EXTRA_KEY}":{extra_json}')
 
 
 def decision_line(head: str, shared: str) -> str:
@@ -294,7 +324,8 @@ def ccb_decision_line(event_id: str, timestamp: str, model_version: str, context
     shared = dsjson_context(context, actions)
     shared["_slots"] = [{"_id": slot.id, "_inc": list(slot.eligible),
                          **dsjson_namespaces(slot.features)} for slot in slots]
-    outcomes = [{"_id": slot.id, "_a": list(slot.actions), "_p": list(slot.probabilities)}
+    outcomes = [{"_id": slot.id, "_a": list(slot.actions),
+                 "_p": [shortest_probability(p) for p in slot.probabilities]}
                 for slot in slots]
     # VW's parser needs "c" before "_outcomes" (the reverse crashes it).
     record = {"EventId": event_id, "Timestamp": timestamp, "Version": "1",

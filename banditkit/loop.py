@@ -105,6 +105,7 @@ class LoopEngine(abc.ABC):
         self.clock = clock
         self.refresh_seconds = refresh_seconds
         self._rank_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._learn_lock = threading.Lock()
         self._ranker: Any = None
         self._ranker_version = -1
@@ -177,19 +178,24 @@ class LoopEngine(abc.ABC):
         token = self.store.model_token()
         if now - self._refreshed_at < self.refresh_seconds and token == self._model_token:
             return
-        self._refreshed_at = now
-        self._model_token = token
-        self._settings = self._load_settings()
-        version = self.store.latest_model_version()
-        if version != self._ranker_version or self._ranker is None:
-            snapshot = self.store.latest_model()
-            if snapshot is None:
-                ranker = self._new_learner(self._learner_args(self._settings))
-            else:
-                _check_version(snapshot.banditkit_version)
-                ranker = self._new_learner(snapshot.policy_args, snapshot.data)
-            with self._rank_lock:
-                self._ranker, self._ranker_version = ranker, version
+        # One thread reloads; the others that saw the token change wait for it, so
+        # no decision made after an import ranks with the model it replaced.
+        with self._refresh_lock:
+            if now - self._refreshed_at < self.refresh_seconds and token == self._model_token:
+                return  # another thread reloaded meanwhile
+            self._refreshed_at = now
+            self._settings = self._load_settings()
+            version = self.store.latest_model_version()
+            if version != self._ranker_version or self._ranker is None:
+                snapshot = self.store.latest_model()
+                if snapshot is None:
+                    ranker = self._new_learner(self._learner_args(self._settings))
+                else:
+                    _check_version(snapshot.banditkit_version)
+                    ranker = self._new_learner(snapshot.policy_args, snapshot.data)
+                with self._rank_lock:
+                    self._ranker, self._ranker_version = ranker, version
+            self._model_token = token
 
     @property
     def model_version(self) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "FeatureValue",
     "FLOAT32_MAX",
     "REWARD_LIMIT",
+    "WHITESPACE",
     "Features",
     "RankedAction",
     "check_actions",
@@ -28,6 +29,10 @@ __all__ = [
 
 FeatureValue = str | float | int | bool
 FLOAT32_MAX = 3.4028234663852886e38
+#: Every character ``str.strip`` removes (``str.isspace``), as a regular
+#: expression class that reads the same in Python and ECMAScript.
+WHITESPACE = (r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+              r"\u3000")
 #: Largest absolute reward (and default reward) accepted. Vowpal Wabbit learns in
 #: 32-bit floats and squares costs: past about 1e19 its weights overflow and its
 #: probabilities turn non-finite. 1e6 leaves that far behind and still holds

@@ -38,11 +38,13 @@ from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError, NotFittedError
 from banditkit.learner import Learner
 from banditkit.rows.learner import OpenPage, PageLearner
+from banditkit.settings import check_policy_args
 from banditkit.types import Features
 
 __all__ = [
     "ACTION_EXAMPLES_KEPT",
     "SHARED_EXAMPLES_KEPT",
+    "ProgressiveScorer",
     "VWLearner",
     "VWPageLearner",
     "check_model",
@@ -254,6 +256,59 @@ class VWLearner(_VWModel, Learner):
                    reward: float, probability: float) -> None:
         self._vw.learn_one(self._examples(context, actions, (chosen, -reward, probability)))
         self._n_updates += 1
+
+
+class ProgressiveScorer(_VWModel):
+    """Progressive validation of a ``cb_explore_adf`` policy over joined log lines.
+
+    Each :meth:`step` returns the policy's probabilities over the line's
+    actions *before* it learns the line, then learns it (vw-next's
+    predict-then-learn in one call), so every event is scored by a model that
+    has not seen it: what the policy would have done online on that log
+    (docs/architecture.md §6).
+
+    Parameters
+    ----------
+    args : str
+        VW arguments; must contain ``--cb_explore_adf``. Options that read or
+        write files, open sockets or print are refused
+        (:func:`banditkit.settings.check_policy_args`).
+
+    Attributes
+    ----------
+    n_updates_ : int
+        Lines learned since construction.
+    """
+
+    _REDUCTION = "--cb_explore_adf"
+
+    def __init__(self, *, args: str) -> None:
+        super().__init__(args=args, model_data=None)
+
+    def _build(self) -> None:
+        check_policy_args(self.args)
+        super()._build()
+
+    def step(self, line: str, n_actions: int) -> np.ndarray:
+        """The pmf over a joined line's actions before learning it; then learn it.
+
+        Parameters
+        ----------
+        line : str
+            A joined dsjson line (not ``_skipLearn``).
+        n_actions : int
+            Actions in the line's ``_multi``.
+
+        Returns
+        -------
+        ndarray of shape (n_actions,)
+        """
+        pmf = np.zeros(n_actions)
+        for index, probability in _core(self._vw).predict_then_learn_multi_ex_one(
+                self._parse_core(line)):
+            pmf[index] = probability
+        self._n_updates += 1
+        return pmf
 
 
 # -- rows: conditional contextual bandits ---------------------------------------------

@@ -14,12 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from banditkit.errors import InvalidInputError
-from banditkit.types import Features, check_features
+from banditkit.types import WHITESPACE, Features, check_features
 
-__all__ = ["check_filename", "check_genres", "check_metadata", "check_name",
+__all__ = ["GENRE_PATTERN", "check_filename", "check_genres", "check_metadata", "check_name",
            "check_variant_fields"]
 
-_GENRE = re.compile(r"^[^\s_][^\s]{0,63}$")
+#: A genre: one word of 1 to 64 characters, not starting with ``_``. The class
+#: of spaces is spelled out so that JSON Schema validators read it as ``re`` does.
+GENRE_PATTERN = f"^[^{WHITESPACE}_][^{WHITESPACE}]{{0,63}}$"
+_GENRE = re.compile(GENRE_PATTERN)
 _MAX_GENRES = 32
 _MAX_METADATA_BYTES = 16 * 1024
 

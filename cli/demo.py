@@ -8,7 +8,7 @@ import click
 
 from cli._options import data_dir_option
 
-__all__ = ["demo"]
+__all__ = ["demo", "next_steps"]
 
 
 @click.command("demo")
@@ -95,3 +95,32 @@ def demo(data_dir: Path, n_events: int | None, seed: int, fresh: bool, in_proces
     click.echo(rows_result.table())
     click.echo(f"Row decision log (CCB dsjson): {rows_result.log_dir}")
     click.echo(f"Done in {time.monotonic() - started:.0f} s.")
+    click.echo("")
+    click.echo(next_steps(demo_dir))
+
+
+def next_steps(demo_dir: Path) -> str:
+    """The commands that work on what the demo just wrote into ``demo_dir``.
+
+    Parameters
+    ----------
+    demo_dir : Path
+        The demo's data directory (``<data dir>/demo``): its store, ``logs/``
+        and ``models/`` as a server's data directory holds them.
+    """
+    import shlex
+
+    folder = shlex.quote(str(demo_dir))
+    report = shlex.quote(str(demo_dir / "report"))
+    return "\n".join([
+        "Next:",
+        "  # evaluate the logged, uniform, baseline and latest learned policies; HTML report",
+        f"  banditkit evaluate {folder}/logs --data-dir {folder} --policy logged "
+        f"--policy uniform --policy baseline --policy model:latest --report {report}",
+        "  # serve the demo's data; the marketer page wants a marketer key",
+        f"  banditkit keys create --role marketer --name me --data-dir {folder}",
+        f"  banditkit serve --data-dir {folder} --port 8000   "
+        "# then open http://127.0.0.1:8000/marketer",
+        f"Decision log: {folder}/logs   models: {folder}/models   "
+        f"homepage rows: {folder}/rows",
+    ])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,6 +107,35 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
 @click.option("--page-reward", "--slate-reward", "page_reward",
               type=click.Choice(["slots", "page"]), default="slots", show_default=True,
               help="Row logs: per-slot rewards, or the page reward alone.")
+@click.option("--custom", "custom", multiple=True, metavar="[NAME=]ARGS",
+              help="dsjson: a Custom policy's VW arguments, scored Personalizer's way by "
+                   "progressive validation over the log (repeatable). Any of --custom, "
+                   "--optimize and --feature-importance switches to Personalizer's "
+                   "evaluation: Online, Baseline, Random, each Custom and the optimum.")
+@click.option("--optimize", is_flag=True,
+              help="dsjson: search learning arguments (interactions, -l, --power_t, --l2, "
+                   "--cb_type) with --online-args' exploration.")
+@click.option("--feature-importance", "importance", is_flag=True,
+              help="dsjson: score every feature by the drop in the online arguments' value "
+                   "when it is removed.")
+@click.option("--online-args", default="--cb_explore_adf --epsilon 0.2 -q ::",
+              show_default=True, help="dsjson: the live policy's VW arguments (exploration "
+                                      "kept by the search; explained by feature importance).")
+@click.option("--interval-minutes", type=click.Choice(["5", "60", "360", "720", "1440"]),
+              default="60", show_default=True, help="Time series bucket.")
+@click.option("--window", "window_kind", type=click.Choice(["expanding", "rolling"]),
+              default="expanding", show_default=True,
+              help="Time series: everything up to each bucket, or each bucket alone.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"]), default=None,
+              help="Evaluate decisions from this UTC time on.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"]), default=None,
+              help="Evaluate decisions before this UTC time.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes running learned policies.")
+@click.option("--budget-cpu-seconds", type=click.FloatRange(min=0, min_open=True),
+              default=240.0, show_default=True, help="--optimize: CPU-seconds for candidates.")
+@click.option("--max-candidates", type=click.IntRange(min=1), default=48, show_default=True,
+              help="--optimize: most candidates tried.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              estimator_text: str | None,
@@ -115,14 +145,30 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              model_value_col: str | None, max_weight: float, switch_tau: float,
              dros_shrinkage: float, ci_method: str,
              confidence: float, chunk_size: int, train_fraction: float, offline_args: str,
-             model_args: str | None, page_reward: str, seed: int) -> None:
+             model_args: str | None, page_reward: str, custom: tuple[str, ...],
+             optimize: bool, importance: bool, online_args: str, interval_minutes: str,
+             window_kind: str, start: datetime | None, end: datetime | None, workers: int,
+             budget_cpu_seconds: float, max_candidates: int, seed: int) -> None:
     """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet).
 
     Row-ordering logs (the row engine's CCB dsjson, ``DATA_DIR/rows/logs``) are
     recognised and evaluated with slate estimators (rips, sips, iips, pi) and
     page policies (logged, uniform, editorial, model:PATH, greedy:PATH).
+
+    With --custom, --optimize or --feature-importance, dsjson logs get
+    Personalizer's evaluation instead (docs/evaluation.md, "Policy evaluation
+    and search").
     """
     from ope.evaluation import make_estimators
+
+    if custom or optimize or importance:
+        _evaluate_window(logs, custom=custom, optimize=optimize, importance=importance,
+                         online_args=online_args, interval_minutes=int(interval_minutes),
+                         window_kind=window_kind.capitalize(), start=start, end=end,
+                         workers=workers, budget_cpu_seconds=budget_cpu_seconds,
+                         max_candidates=max_candidates, confidence=confidence, seed=seed,
+                         as_json=as_json, report_dir=report_dir)
+        return
 
     tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
     if not tables and _is_row_log(logs):
@@ -156,6 +202,64 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from None
     _finish(report, as_json, report_dir)
+
+
+def _custom_policies(texts: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``[NAME=]ARGS`` options as (name, args); unnamed ones are ``custom-1``, ``custom-2``..."""
+    out = []
+    for number, text in enumerate(texts, start=1):
+        name, sep, args = text.partition("=")
+        if not sep or name.startswith("-") or " " in name.strip():
+            name, args = f"custom-{number}", text
+        out.append((name.strip(), args.strip()))
+    return out
+
+
+def _evaluate_window(logs: tuple[Path, ...], *, custom: tuple[str, ...], optimize: bool,
+                     importance: bool, online_args: str, interval_minutes: int,
+                     window_kind: str, start: datetime | None, end: datetime | None,
+                     workers: int, budget_cpu_seconds: float, max_candidates: int,
+                     confidence: float, seed: int, as_json: bool,
+                     report_dir: Path | None) -> None:
+    from banditkit.errors import InvalidInputError
+    from ope.personalizer import evaluate_window
+    from ope.progressive import freeze_window
+    from ope.search import SearchBudget
+    from ope.timeseries import default_estimators
+
+    try:
+        window = freeze_window(logs, start=start and start.replace(tzinfo=UTC),
+                               end=end and end.replace(tzinfo=UTC))
+        result = evaluate_window(
+            window, online_args=online_args, custom=_custom_policies(custom),
+            optimize=optimize, importance=importance, interval_minutes=interval_minutes,
+            window_kind=window_kind, estimators=default_estimators(confidence),
+            budget=SearchBudget(cpu_seconds=budget_cpu_seconds, max_candidates=max_candidates,
+                                seed=seed),
+            workers=workers)
+    except (ValueError, InvalidInputError) as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        click.echo(f"{len(window):,} events ({window.n_skipped} never activated, left out)")
+        for policy in result.policies:
+            estimate = policy.summary
+            click.echo(f"{policy.name:>20} {policy.policy_source:<22} {estimate.value:.4f} "
+                       f"[{estimate.ci[0]:.4f}, {estimate.ci[1]:.4f}]  {policy.arguments}")
+        if result.search is not None:
+            click.echo(f"search: {result.search.n_candidates} candidates, "
+                       f"{result.search.cpu_seconds:.1f} CPU-s; best {result.search.best.args}")
+        for score in result.feature_scores or ():
+            click.echo(f"feature {score.namespace}.{score.feature_name}: {score.score:.3f} "
+                       f"(drop {score.drop:+.4f} [{score.ci[0]:+.4f}, {score.ci[1]:+.4f}])")
+    if report_dir is not None:
+        from ope.report import write_report
+
+        index = write_report(result.to_report(), report_dir, search=result.search,
+                             feature_scores=result.feature_scores)
+        if not as_json:
+            click.echo(f"report: {index}")
 
 
 def _is_row_log(paths: tuple[Path, ...]) -> bool:

@@ -24,8 +24,12 @@ LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
 
 @click.command("serve")
 @data_dir_option
-@click.option("--bind", "-b", default="127.0.0.1:8000", show_default=True,
-              help="HOST:PORT to listen on (several separated by commas), or unix:PATH.")
+@click.option("--bind", "-b", default=None,
+              help="HOST:PORT to listen on (several separated by commas), or unix:PATH "
+                   "[default: 127.0.0.1:8000].")
+@click.option("--host", default=None, help="Host to listen on, with --port [default: 127.0.0.1].")
+@click.option("--port", "-p", type=click.IntRange(min=0, max=65535), default=None,
+              help="Port to listen on, with --host [default: 8000; 0 picks a free one].")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=2, show_default=True,
               help="Worker processes ranking requests (about one per core).")
 @click.option("--threads", type=click.IntRange(min=1), default=4, show_default=True,
@@ -46,25 +50,41 @@ LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
               help="One JSON line per request.")
 @click.option("--app", "app_factory", default="server:create_app", hidden=True,
               help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
-def serve(data_dir: Path, bind: str, workers: int, threads: int, learner_interval: float,
-          learner: bool, learner_nice: int, timeout: int, log_level: str, access_log: bool,
-          app_factory: str) -> None:
+def serve(data_dir: Path, bind: str | None, host: str | None, port: int | None, workers: int,
+          threads: int, learner_interval: float, learner: bool, learner_nice: int, timeout: int,
+          log_level: str, access_log: bool, app_factory: str) -> None:
     """Run the production server: gunicorn workers plus one learner process.
 
     Every other setting of the app is read from BANDITKIT_* environment
     variables (serving/config.py; docs/server.md), checked before any worker
-    starts; stop it with SIGTERM or Ctrl-C.
+    starts; stop it with SIGTERM or Ctrl-C. Once listening it prints one line
+    with the URLs of the API, the marketer page and /openapi.json.
     """
     from serving.config import ConfigError
-    from serving.serve import run_server
+    from serving.serve import BindError, run_server
 
     try:
-        run_server(data_dir, learner_command=LEARNER_COMMAND if learner else None, bind=bind,
+        run_server(data_dir, learner_command=LEARNER_COMMAND if learner else None,
+                   bind=_bind(bind, host, port),
                    workers=workers, threads=threads, learner_interval=learner_interval,
                    learner_nice=learner_nice, timeout=timeout, log_level=log_level,
                    access_log=access_log, app_factory=app_factory)
     except ConfigError as error:
         raise click.ClickException(f"bad configuration: {error}") from None
+    except BindError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _bind(bind: str | None, host: str | None, port: int | None) -> str:
+    """gunicorn's bind from ``--bind`` or ``--host``/``--port`` (flask run's habit)."""
+    if bind is not None:
+        if host is not None or port is not None:
+            raise click.UsageError("give either --bind or --host/--port, not both")
+        return bind
+    host = host or "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"{host}:{8000 if port is None else port}"
 
 
 @click.command("serve-learner", hidden=True)

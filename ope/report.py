@@ -3,18 +3,25 @@
 ``write_report(report, directory)`` writes ``index.html`` with two matplotlib
 figures beside it: the estimates with their intervals per policy (and the true
 value when known), and the weight diagnostics (effective sample size share,
-max weight, unsupported share) that say how far to trust them.
+max weight, unsupported share) that say how far to trust them. A policy
+search adds its table of candidates, feature importance a bar chart.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ope.evaluation import EvaluationReport
+
+if TYPE_CHECKING:
+    from ope.importance import FeatureScore
+    from ope.search import SearchResult
 
 __all__ = ["write_report"]
 
@@ -83,7 +90,45 @@ def _plot_weights(report: EvaluationReport, path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(report: EvaluationReport, directory: str | Path) -> Path:
+def _plot_feature_scores(scores: Sequence[FeatureScore], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{s.namespace}.{s.feature_name}" for s in scores]
+    top = max((s.drop for s in scores if s.score == 1.0), default=0.0)
+    scale = 1.0 / top if top > 0 else 0.0
+    # the drop's interval on the score's scale; scores below 0 are shown as 0
+    low = [max(s.score - max(s.ci[0] * scale, 0.0), 0.0) for s in scores]
+    high = [max(s.ci[1] * scale - s.score, 0.0) for s in scores]
+    figure, axis = plt.subplots(figsize=(7, 0.35 * len(scores) + 1.2))
+    y = np.arange(len(scores))[::-1]
+    axis.barh(y, [s.score for s in scores], xerr=[low, high], capsize=2, color="tab:blue")
+    axis.set_yticks(y, names, fontsize="small")
+    axis.set_xlabel("importance (drop in the policy's value without it; 1 = largest)")
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _search_table(search: SearchResult) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(row.stage)}</td><td><code>{html.escape(row.args)}</code></td>"
+        f"<td>{row.value:.4f}</td><td>[{row.ci[0]:.4f}, {row.ci[1]:.4f}]</td>"
+        f"<td>{row.cpu_seconds:.2f}</td></tr>"
+        for row in sorted(search.trace, key=lambda r: -r.value))
+    return (f"<h2>Policy search</h2><p>{search.n_candidates} candidates in "
+            f"{search.cpu_seconds:.1f} CPU-seconds (seeds not counted); best: "
+            f"<code>{html.escape(search.best.args)}</code>.</p>"
+            f'<table class="estimates"><tr><th>stage</th><th>arguments</th><th>SNIPS</th>'
+            f"<th>interval</th><th>CPU-s</th></tr>{rows}</table>")
+
+
+def write_report(report: EvaluationReport, directory: str | Path, *,
+                 search: SearchResult | None = None,
+                 feature_scores: Sequence[FeatureScore] | None = None) -> Path:
     """Write ``index.html``, ``estimates.png`` and ``weights.png`` into ``directory``.
 
     Parameters
@@ -91,6 +136,10 @@ def write_report(report: EvaluationReport, directory: str | Path) -> Path:
     report : EvaluationReport
     directory : path
         Created if missing; existing files of the same names are replaced.
+    search : SearchResult, default=None
+        Adds the table of the search's candidates, best first.
+    feature_scores : sequence of FeatureScore, default=None
+        Adds ``features.png``, a bar chart of the scores with the drops' intervals.
 
     Returns
     -------
@@ -108,6 +157,11 @@ def write_report(report: EvaluationReport, directory: str | Path) -> Path:
                           border=0, classes="estimates")
     notes = html.escape(json.dumps(report.notes, indent=2, default=str)) if report.notes else ""
     warnings = "".join(f"<li>{html.escape(warning)}</li>" for warning in report.warnings)
+    extra = _search_table(search) if search is not None else ""
+    if feature_scores:
+        _plot_feature_scores(feature_scores, directory / "features.png")
+        extra += ('<h2>Feature importance</h2><img src="features.png" '
+                  'alt="feature importance scores with intervals">')
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>banditkit off-policy evaluation</title>
@@ -131,6 +185,7 @@ those actions).</p>
 <img src="weights.png" alt="importance weight diagnostics per policy">
 <h2>Table</h2>
 {table}
+{extra}
 {f"<h2>Notes</h2><pre>{notes}</pre>" if notes else ""}
 </body></html>
 """

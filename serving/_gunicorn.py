@@ -10,7 +10,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -24,7 +24,26 @@ from serving.errors import error_json
 if TYPE_CHECKING:
     from serving.learner_process import LearnerSupervisor
 
-__all__ = ["JsonErrorWorker", "QuietAccessLogger", "ServeApplication", "write_json_error"]
+__all__ = [
+    "JsonErrorWorker",
+    "QuietAccessLogger",
+    "ServeApplication",
+    "ready_message",
+    "write_json_error",
+]
+
+
+def ready_message(urls: Sequence[str]) -> str:
+    """The one plain line ``banditkit serve`` prints once it listens.
+
+    Parameters
+    ----------
+    urls : sequence of str
+        The listeners as gunicorn names them (``http://127.0.0.1:8000``, ``unix:/path``).
+    """
+    web = [url for url in urls if url.startswith("http")]
+    pages = f"; marketer page {web[0]}/marketer; OpenAPI {web[0]}/openapi.json" if web else ""
+    return f"banditkit listening on {', '.join(urls)}{pages}; Ctrl-C stops it"
 
 
 class QuietAccessLogger(glogging.Logger):
@@ -120,6 +139,10 @@ class ServeApplication(BaseApplication):
 
                 multiprocess.mark_process_dead(worker.pid)
 
+        def when_ready(server: Any) -> None:
+            click.echo(ready_message([str(listener) for listener in server.LISTENERS]))
+
+        self.cfg.set("when_ready", when_ready)
         self.cfg.set("on_exit", on_exit)
         self.cfg.set("child_exit", child_exit)
 

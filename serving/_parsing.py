@@ -18,7 +18,6 @@ from flask import request
 from banditkit.encoding import ContentMemo, FrozenFeatures
 from banditkit.errors import InvalidInputError
 from banditkit.loop import check_event_id as _check_event_id
-from banditkit.loop import check_reward
 from serving.contract.limits import FLOAT32_MAX, MAX_FEATURE_DEPTH, NOT_BLANK_PATTERN
 from serving.contract.validation import describe
 from serving.errors import ApiError
@@ -28,13 +27,12 @@ __all__ = [
     "json_body",
     "optional_bool",
     "optional_event_id",
-    "optional_str",
     "FeatureMemory",
     "personalizer_features",
     "require_finite_number",
+    "require_int",
     "require_list",
     "require_object",
-    "require_reward",
     "require_str",
 ]
 
@@ -125,14 +123,6 @@ def require_str(
     return value
 
 
-def optional_str(body: Mapping[str, Any], key: str, *, max_length: int | None = None) -> str | None:
-    """``body[key]`` as a string, or None when absent or null."""
-    value = body.get(key)
-    if value is None:
-        return None
-    return require_str(value, target=key, max_length=max_length)
-
-
 def optional_bool(body: Mapping[str, Any], key: str, *, default: bool = False) -> bool:
     """``body[key]`` as a boolean, ``default`` when absent or null."""
     value = body.get(key)
@@ -195,16 +185,6 @@ def optional_event_id(body: Mapping[str, Any], key: str = "eventId") -> str | No
     """``body[key]`` as a valid event id, or None when absent or null (rank makes one)."""
     value = body.get(key)
     return None if value is None else check_event_id(value, target=key)
-
-
-def require_reward(value: Any, *, target: str) -> float:
-    """Return ``value`` as a reward (:func:`banditkit.loop.check_reward`), else raise 400."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(f"{target} must be a number, got {describe(value)}.", target=target)
-    try:
-        return check_reward(value, name=target)
-    except InvalidInputError as exc:
-        raise ApiError(f"{exc}.", target=target) from None
 
 
 # Integers below this magnitude are within the 32-bit float range (see _scalar).

@@ -1,6 +1,6 @@
 """The analyst's routes: read the decision log, export it, evaluate policies on it.
 
-Issue 5 gives the ``analyst`` role "read logs, export, evaluate"; these routes
+The ``analyst`` role reads logs, exports and evaluates; these routes
 (``admin`` may use them too) do that over HTTP, on the engine's dsjson log
 (``<data>/logs/dt=YYYY-MM-DD/events.dsjson``, docs/architecture.md §3):
 
@@ -50,37 +50,20 @@ from flask import Blueprint, Flask, Response, current_app, request
 from banditkit.dsjson import line_timestamp
 from banditkit.eventlog import EventLogWriter
 from serving import openapi
-from serving._parsing import (
-    json_body,
-    require_finite_number,
-    require_list,
-    require_object,
-    require_str,
-)
+from serving._parsing import json_body
 from serving.auth import require_roles
 from serving.config import get_config
-from serving.contract.analyst import (
-    CI_METHODS,
-    DATE_MAX_LENGTH,
-    ESTIMATOR_NAME_MAX_LENGTH,
-    NDJSON,
-    OPERATIONS,
-    POLICY_PATTERN,
-    SIMPLE_POLICIES,
-)
-from serving.contract.limits import ID_MAX_LENGTH, MAX_NAMES
+from serving.contract.analyst import NDJSON, OPERATIONS, DateRangeQuery, evaluation_request
+from serving.contract.validation import validate
 from serving.errors import ApiError
 from serving.runtime import get_engine
 
 __all__ = [
-    "EvaluationRequest",
     "LogPartition",
     "bp",
     "export_chunks",
     "init_app",
     "log_partitions",
-    "parse_date_range",
-    "parse_evaluation_request",
     "partition_files",
     "run_evaluation",
 ]
@@ -88,10 +71,8 @@ __all__ = [
 bp = Blueprint("analyst", __name__, url_prefix="/v1")
 
 _EVALUATION_SLOTS = "banditkit.analyst.evaluation_slots"  # app.extensions key
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PARTITION_DIR = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 _MODEL_VERSION = re.compile(r"^model:v(\d{1,18})$")
-_POLICY = re.compile(POLICY_PATTERN)
 
 
 def _config(name: str) -> int:
@@ -235,171 +216,6 @@ def export_chunks(files: Sequence[Path], *, chunk_bytes: int) -> Iterator[bytes]
         yield from _complete_blocks(path, chunk_bytes)
 
 
-# --------------------------------------------------------------------------- parsing
-
-
-def _parse_date(value: Any, *, target: str) -> date:
-    if value is None:
-        raise ApiError(f"{target} is required: a date YYYY-MM-DD.", target=target)
-    text = require_str(value, target=target, max_length=DATE_MAX_LENGTH)
-    if not _DATE.match(text):
-        raise ApiError(f"{target} must be a date YYYY-MM-DD, got {text!r}.", target=target)
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise ApiError(f"{target} is not a valid date: {text!r} ({exc}).",
-                       target=target) from None
-
-
-def parse_date_range(start: Any, end: Any, *, max_days: int) -> tuple[date, date]:
-    """Validate ``from`` and ``to`` (inclusive days) and the span between them.
-
-    Parameters
-    ----------
-    start, end : str
-        ``YYYY-MM-DD`` texts from the query or the body.
-    max_days : int
-        Most days the range may cover.
-    """
-    first = _parse_date(start, target="from")
-    last = _parse_date(end, target="to")
-    if first > last:
-        raise ApiError(f"from ({first}) must not be after to ({last}).", target="from")
-    span = (last - first).days + 1
-    if span > max_days:
-        raise ApiError(f"The range from {first} to {last} covers {span} days; at most "
-                       f"{max_days} are allowed (ANALYST_MAX_RANGE_DAYS).", target="to")
-    return first, last
-
-
-@dataclass(frozen=True)
-class EvaluationRequest:
-    """A parsed ``POST /v1/evaluations`` body.
-
-    Attributes
-    ----------
-    start, end : date
-        Inclusive days of the log to evaluate on.
-    policies : tuple of str
-        Checked names (``model:PATH`` never passes).
-    estimators : tuple of str
-        Names among :data:`ope.evaluation.ESTIMATOR_NAMES`.
-    confidence : float
-    max_weight : float
-        Cap of ``clipped_ips``.
-    switch_tau : float
-        Threshold of ``switch_dr``.
-    dros_shrinkage : float
-        Shrinkage λ of ``dros``.
-    ci_method : str
-    """
-
-    start: date
-    end: date
-    policies: tuple[str, ...]
-    estimators: tuple[str, ...]
-    confidence: float
-    max_weight: float
-    switch_tau: float
-    dros_shrinkage: float
-    ci_method: str
-
-
-def _policy(value: Any, *, target: str) -> str:
-    name = require_str(value, target=target, max_length=ID_MAX_LENGTH)
-    if _POLICY.fullmatch(name):
-        return name
-    if name.startswith("model:"):
-        raise ApiError(
-            f"{target}: {name!r} is not accepted over HTTP: the server reads no model file "
-            "named by a request. Use model:latest or model:vN (a published version), or "
-            "run banditkit evaluate --policy model:PATH on the exported log.",
-            target=target)
-    raise ApiError(f"{target} must be one of {', '.join(SIMPLE_POLICIES)}, model:latest or "
-                   f"model:vN; got {name!r}.", target=target)
-
-
-def _names(body: dict[str, Any], key: str, *, parse: Any, default: Sequence[str]
-           ) -> tuple[str, ...]:
-    if body.get(key) is None:
-        return tuple(default)
-    values = require_list(body[key], target=key)
-    if not values:
-        raise ApiError(f"{key} must name at least one, got an empty array.", target=key)
-    if len(values) > MAX_NAMES:
-        raise ApiError(f"{key} may hold at most {MAX_NAMES} names, got {len(values)}.",
-                       target=key)
-    names = [parse(value, target=f"{key}[{index}]") for index, value in enumerate(values)]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ApiError(f"{key} must not repeat a name, got {', '.join(repeated)} twice.",
-                       target=key)
-    return tuple(names)
-
-
-def _estimator(value: Any, *, target: str) -> str:
-    from ope.evaluation import check_estimator_names
-
-    text = require_str(value, target=target, max_length=ESTIMATOR_NAME_MAX_LENGTH)
-    try:
-        (name,) = check_estimator_names([text])
-    except ValueError as exc:
-        raise ApiError(f"{target}: {exc}.", target=target) from None
-    return name
-
-
-def _open_interval(body: dict[str, Any], key: str, default: float, *, low: float,
-                   high: float, closed_low: bool = False) -> float:
-    if body.get(key) is None:
-        return default
-    value = require_finite_number(body[key], target=key)
-    if closed_low and not low <= value < high:
-        raise ApiError(f"{key} must be at least {low:g} and below {high:g}, got {value!r}.",
-                       target=key)
-    if not closed_low and not low < value < high:
-        raise ApiError(f"{key} must be between {low:g} and {high:g} (exclusive), got {value!r}.",
-                       target=key)
-    return value
-
-
-def parse_evaluation_request(body: Any, *, max_days: int) -> EvaluationRequest:
-    """Validate an evaluation body: ``{"from", "to", "policies", "estimators", ...}``.
-
-    Parameters
-    ----------
-    body : object
-        The decoded JSON body.
-    max_days : int
-        Most days the range may cover.
-    """
-    from ope.evaluation import (
-        DEFAULT_DROS_SHRINKAGE,
-        DEFAULT_ESTIMATORS,
-        DEFAULT_LOG_POLICIES,
-        DEFAULT_MAX_WEIGHT,
-        DEFAULT_SWITCH_TAU,
-    )
-
-    body = require_object(body, target="")
-    start, end = parse_date_range(body.get("from"), body.get("to"), max_days=max_days)
-    ci_method = body.get("ciMethod", "clt")
-    if ci_method not in CI_METHODS:
-        raise ApiError(f"ciMethod must be one of {', '.join(CI_METHODS)} (bootstrap needs "
-                       f"every round in memory), got {ci_method!r}.", target="ciMethod")
-    return EvaluationRequest(
-        start=start, end=end,
-        policies=_names(body, "policies", parse=_policy, default=DEFAULT_LOG_POLICIES),
-        estimators=_names(body, "estimators", parse=_estimator, default=DEFAULT_ESTIMATORS),
-        confidence=_open_interval(body, "confidence", 0.95, low=0.0, high=1.0),
-        max_weight=_open_interval(body, "maxWeight", DEFAULT_MAX_WEIGHT, low=0.0,
-                                  high=math.inf),
-        switch_tau=_open_interval(body, "switchTau", DEFAULT_SWITCH_TAU, low=0.0,
-                                  high=math.inf, closed_low=True),
-        dros_shrinkage=_open_interval(body, "drosShrinkage", DEFAULT_DROS_SHRINKAGE, low=0.0,
-                                      high=math.inf),
-        ci_method=ci_method)
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -428,14 +244,15 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def run_evaluation(engine: Any, spec: EvaluationRequest, *, data_dir: Path,
+def run_evaluation(engine: Any, spec: Any, *, data_dir: Path,
                    max_events: int) -> dict[str, Any]:
     """Evaluate ``spec`` on the engine's log; the ``banditkit evaluate --json`` document.
 
     Parameters
     ----------
     engine : banditkit.engine.Engine
-    spec : EvaluationRequest
+    spec : serving.contract.analyst.evaluation_request()
+        A validated evaluation body.
     data_dir : Path
         The data directory whose store holds the published models.
     max_events : int
@@ -456,14 +273,14 @@ def run_evaluation(engine: Any, spec: EvaluationRequest, *, data_dir: Path,
     from ope.dsjson import count_events
     from ope.evaluation import evaluate_log, make_estimators
 
-    files = partition_files(engine.log, spec.start, spec.end)
+    files = partition_files(engine.log, spec.from_, spec.to)
     n_events = count_events(files) if files else 0
     if n_events == 0:
-        raise ApiError(f"The log holds no events from {spec.start} to {spec.end}.", status=404,
+        raise ApiError(f"The log holds no events from {spec.from_} to {spec.to}.", status=404,
                        code="NoEvents")
     if n_events > max_events:
         raise ApiError(
-            f"The range from {spec.start} to {spec.end} holds {n_events} events; an evaluation "
+            f"The range from {spec.from_} to {spec.to} holds {n_events} events; an evaluation "
             f"over HTTP reads at most {max_events} (ANALYST_MAX_EVALUATION_EVENTS). Narrow the "
             "range, or export it and run banditkit evaluate.", target="from")
     latest = engine.store.latest_model_version()
@@ -481,10 +298,10 @@ def run_evaluation(engine: Any, spec: EvaluationRequest, *, data_dir: Path,
                               data_dir=data_dir)
     except ValueError as exc:
         if "no activated events" in str(exc):  # every event of the range was skipped
-            raise ApiError(f"The log holds no activated events from {spec.start} to "
-                           f"{spec.end}.", status=404, code="NoEvents") from None
+            raise ApiError(f"The log holds no activated events from {spec.from_} to "
+                           f"{spec.to}.", status=404, code="NoEvents") from None
         raise ApiError(f"The evaluation failed: {exc}.") from None
-    return _json_ready({"from": spec.start.isoformat(), "to": spec.end.isoformat(),
+    return _json_ready({"from": spec.from_.isoformat(), "to": spec.to.isoformat(),
                         **report.to_dict()})
 
 
@@ -505,8 +322,9 @@ def list_logs() -> tuple[dict[str, Any], int]:
 @require_roles("analyst")
 def export_logs() -> Response:
     """The dsjson lines of ``from`` to ``to`` (inclusive days), streamed as NDJSON."""
-    start, end = parse_date_range(request.args.get("from"), request.args.get("to"),
-                                  max_days=_config("MAX_RANGE_DAYS"))
+    days = validate(DateRangeQuery, request.args.to_dict(),
+                    context={"max_days": _config("MAX_RANGE_DAYS")})
+    start, end = days.from_, days.to
     files = partition_files(get_engine().log, start, end)
     body = export_chunks(files, chunk_bytes=_config("EXPORT_CHUNK_BYTES"))
     name = f"banditkit-events-{start.isoformat()}_{end.isoformat()}.ndjson"
@@ -518,7 +336,8 @@ def export_logs() -> Response:
 @require_roles("analyst")
 def create_evaluation() -> tuple[dict[str, Any], int]:
     """Off-policy evaluation on a date range of the log: 200 with the estimates."""
-    spec = parse_evaluation_request(json_body(), max_days=_config("MAX_RANGE_DAYS"))
+    spec = validate(evaluation_request(), json_body(),
+                    context={"max_days": _config("MAX_RANGE_DAYS")})
     slots = current_app.extensions[_EVALUATION_SLOTS]
     if not slots.acquire(blocking=False):
         raise ApiError(f"{_config('MAX_CONCURRENT_EVALUATIONS')} evaluation(s) already running "

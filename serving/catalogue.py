@@ -38,7 +38,6 @@ CATALOGUE_IMAGE_BASE_URL : str, default=""
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from typing import Any
@@ -67,7 +66,7 @@ from catalogue import (
     title_performance,
 )
 from serving import openapi
-from serving._parsing import json_body, require_object
+from serving._parsing import json_body
 from serving.auth import require_roles
 from serving.config import get_config
 from serving.contract.catalogue import (
@@ -75,6 +74,9 @@ from serving.contract.catalogue import (
     IMAGE_NAME_PATTERN,
     OPERATIONS,
     VARIANT_ID_PATTERN,
+    PerformanceQuery,
+    TitleCreate,
+    TitleUpdate,
     VariantUpdate,
 )
 from serving.contract.validation import validate
@@ -273,24 +275,6 @@ def performance_json(report: TitlePerformance) -> dict[str, Any]:
     }
 
 
-def _title_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    allowed = {"id", "name", "genres", "metadata"} if creating else {"name", "genres",
-                                                                      "metadata"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(f"Unknown fields {unknown}; expected some of {sorted(allowed)}.",
-                       target=unknown[0])
-    fields: dict[str, Any] = {}
-    for key in ("name", "genres", "metadata"):
-        if body.get(key) is not None:
-            fields[key] = body[key]
-    if "genres" in fields and not isinstance(fields["genres"], list):
-        raise ApiError("genres must be an array of strings.", target="genres")
-    if "metadata" in fields and not isinstance(fields["metadata"], dict):
-        raise ApiError("metadata must be an object.", target="metadata")
-    return fields
-
-
 # --------------------------------------------------------------------------- titles
 
 
@@ -307,13 +291,9 @@ def list_titles() -> dict[str, Any]:
 @require_roles("marketer")
 def create_title() -> tuple[dict[str, Any], int]:
     """Create a title: ``{"id", "name"?, "genres"?, "metadata"?}`` -> 201."""
-    body = require_object(json_body(), target="")
-    if "id" not in body:
-        raise ApiError("id is required: the title id, e.g. 'stranger-things'.", target="id")
-    if not isinstance(body["id"], str):
-        raise ApiError("id must be a string.", target="id")
-    title_id = _title_id(body["id"])
-    title = get_catalogue().create_title(title_id, **_title_fields(body, creating=True))
+    body = validate(TitleCreate, json_body())
+    title = get_catalogue().create_title(body.id, **body.model_dump(exclude={"id"},
+                                                                    exclude_none=True))
     return title_json(title), 201
 
 
@@ -335,9 +315,9 @@ def get_title(titleId: str) -> dict[str, Any]:  # noqa: N803 - the URL's own spe
 def update_title(titleId: str) -> dict[str, Any]:  # noqa: N803
     """Change a title's name, genres or metadata."""
     title_id = _title_id(titleId)
-    body = require_object(json_body(), target="")
+    changes = validate(TitleUpdate, json_body()).model_dump(exclude_none=True)
     catalogue = get_catalogue()
-    title = catalogue.update_title(title_id, **_title_fields(body, creating=False))
+    title = catalogue.update_title(title_id, **changes)
     return title_json(title, catalogue.variant_counts().get(title.id, (0, 0)))
 
 
@@ -440,38 +420,20 @@ def delete_candidate(titleId: str, candidateId: str) -> tuple[str, int]:  # noqa
 # --------------------------------------------------------------------------- performance
 
 
-def _number_arg(name: str, default: float, *, low: float, high: float,
-                integer: bool = False) -> float:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and low <= value <= high):
-        kind = "an integer" if integer else "a number"
-        raise ApiError(f"{name} must be {kind} in [{low:g}, {high:g}], got {raw!r}.",
-                       target=name)
-    return value
-
-
 @bp.get("/catalogue/titles/<titleId>/performance")
 @require_roles("marketer", "analyst")
 def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
     """Impressions, takes, take rate (Wilson interval) and share per variant and day."""
     catalogue = get_catalogue()
     title = catalogue.title(_title_id(titleId))
-    days = int(_number_arg("days", 14, low=1, high=366, integer=True))
-    confidence = _number_arg("confidence", 0.95, low=0.5, high=0.999)
-    threshold = _number_arg("takeThreshold", 0.0, low=-1e12, high=1e12)
+    query = validate(PerformanceQuery, request.args.to_dict())
     engine = get_engine()
     until = float(engine.clock())
-    since = until - days * 86400.0
+    since = until - query.days * 86400.0
     report = title_performance(
         engine.store.events_since(since, tag=title.id), title_id=title.id, since=since,
         until=until, variant_ids=[v.id for v in catalogue.variants(title.id)],
-        confidence=confidence, take_threshold=threshold)
+        confidence=query.confidence, take_threshold=query.take_threshold)
     return performance_json(report)
 
 

@@ -27,10 +27,11 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 
+from banditkit.dsjson import shortest_probability
 from banditkit.encoding import ContentMemo
 from banditkit.engine import ApprenticeMetrics
 from banditkit.errors import InvalidInputError
-from banditkit.settings import LoopSettings, check_policy_args
+from banditkit.settings import LoopSettings
 from banditkit.types import Action, Decision
 from serving import openapi
 from serving._parsing import (
@@ -40,11 +41,8 @@ from serving._parsing import (
     optional_bool,
     optional_event_id,
     personalizer_features,
-    require_finite_number,
-    require_int,
     require_list,
     require_object,
-    require_reward,
     require_str,
 )
 from serving.auth import require_roles
@@ -64,7 +62,7 @@ from serving.contract.personalizer import (
     ServiceConfiguration,
 )
 from serving.contract.validation import validate
-from serving.durations import format_duration, parse_duration
+from serving.durations import format_duration
 from serving.errors import ApiError
 from serving.meta import MetaStore
 from serving.metrics import get_metrics
@@ -72,7 +70,6 @@ from serving.runtime import get_engine
 
 __all__ = [
     "activate_event",
-    "check_policy_arguments",
     "decision_json",
     "init_app",
     "parse_rank_request",
@@ -91,8 +88,6 @@ _ACTION_LISTS_EXTENSION = "banditkit.personalizer_action_lists"
 _ACTION_LISTS_KEPT = 2_048
 _POLICY_NAME_KEY = "personalizer.policy_name"
 _DEFAULT_POLICY_NAME = "banditkit default"
-
-_LEARNING_MODES_IN = {value.lower(): key for key, value in LEARNING_MODES.items()}
 
 v1 = Blueprint("personalizer_v1", __name__, url_prefix="/personalizer/v1.0")
 versioned = Blueprint("personalizer", __name__, url_prefix="/personalizer")
@@ -196,7 +191,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     return {
         "eventId": decision.event_id,
         "ranking": [
-            {"id": ranked.id, "probability": float(ranked.probability)}
+            {"id": ranked.id, "probability": shortest_probability(ranked.probability)}
             for ranked in decision.ranking
         ],
         "rewardActionId": decision.reward_action_id,
@@ -302,82 +297,29 @@ def service_configuration_json(settings: LoopSettings,
     return configuration
 
 
-def _duration_field(body: dict[str, Any], key: str) -> float:
-    value = require_str(body[key], target=key)
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ApiError(f"{key}: {exc}.", target=key) from None
-
-
-_REQUIRED_SERVICE_FIELDS = tuple(field.alias for field in
-                                 ServiceConfiguration.model_fields.values()
-                                 if field.is_required())
-
-
 def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSettings:
     """New settings from a ``ServiceConfiguration`` body, keeping what it does not set.
 
     Parameters
     ----------
     body : object
-        The decoded JSON body.
+        The decoded JSON body, validated by :class:`ServiceConfiguration`.
     current : LoopSettings
         The settings in force (for ``learningMode`` when absent, and the policy).
     """
-    body = require_object(body, target="")
-    missing = [key for key in _REQUIRED_SERVICE_FIELDS if body.get(key) is None]
-    if missing:
-        raise ApiError(f"Missing required fields: {', '.join(missing)}.", target=missing[0])
-    for key in ("logMirrorEnabled", "isAutoOptimizationEnabled"):
-        if body.get(key) is not None and optional_bool(body, key):
-            raise ApiError(f"{key}=true is not supported by banditkit.", target=key)
-    if body.get("modelRetrainDays") is not None:
-        require_int(body["modelRetrainDays"], target="modelRetrainDays", minimum=0,
-                    maximum=FOREVER_DAYS)
+    config = validate(ServiceConfiguration, body)
     changes: dict[str, Any] = {
-        "reward_wait_seconds": _duration_field(body, "rewardWaitTime"),
-        "default_reward": require_reward(body["defaultReward"], target="defaultReward"),
-        "reward_aggregation": require_str(
-            body["rewardAggregation"], target="rewardAggregation"
-        ).lower(),
-        "exploration_percentage": require_finite_number(
-            body["explorationPercentage"], target="explorationPercentage"
-        ),
-        "model_update_seconds": _duration_field(body, "modelExportFrequency"),
-        "log_retention_days": require_int(body["logRetentionDays"], target="logRetentionDays",
-                                          minimum=-1, maximum=FOREVER_DAYS),
+        "reward_wait_seconds": config.reward_wait_time,
+        "default_reward": config.default_reward,
+        "reward_aggregation": config.reward_aggregation,
+        "exploration_percentage": config.exploration_percentage,
+        "model_update_seconds": config.model_export_frequency,
+        "log_retention_days": (FOREVER_DAYS if config.log_retention_days == -1
+                               else config.log_retention_days),
     }
-    if changes["log_retention_days"] == 0:
-        raise ApiError("logRetentionDays must be -1 (forever) or a number of days >= 1, got 0.",
-                       target="logRetentionDays")
-    if changes["log_retention_days"] == -1:
-        changes["log_retention_days"] = FOREVER_DAYS
-    if body.get("learningMode") is not None:
-        mode = require_str(body["learningMode"], target="learningMode")
-        if mode.lower() not in _LEARNING_MODES_IN:
-            raise ApiError(
-                "learningMode must be one of Online, Apprentice, LoggingOnly; "
-                f"got {mode!r}.",
-                target="learningMode",
-            )
-        changes["learning_mode"] = _LEARNING_MODES_IN[mode.lower()]
+    if config.learning_mode is not None:
+        changes["learning_mode"] = config.learning_mode
     return _replace_settings(current, changes)
-
-
-def check_policy_arguments(arguments: str) -> str:
-    """Refuse VW options that touch files, sockets or the logs; return ``arguments``.
-
-    Parameters
-    ----------
-    arguments : str
-        Vowpal Wabbit arguments from a policy body.
-    """
-    try:
-        check_policy_args(arguments)
-    except InvalidInputError as exc:
-        raise ApiError(f"{exc}.", target="arguments") from None
-    return arguments
 
 
 def _replace_settings(current: LoopSettings, changes: dict[str, Any]) -> LoopSettings:
@@ -433,10 +375,9 @@ def update_policy() -> tuple[dict[str, Any], int]:
     ``--epsilon`` in the arguments must equal it (400 otherwise) and is not stored.
     """
     policy = validate(PolicyContract, json_body())
-    arguments = check_policy_arguments(policy.arguments)
     engine = get_engine()
     try:
-        settings = engine.settings.with_policy_args(arguments)
+        settings = engine.settings.with_policy_args(policy.arguments)
     except InvalidInputError as exc:
         raise ApiError(f"{exc}.", target="arguments") from None
     _update_settings(settings)

@@ -48,6 +48,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app
 
+from banditkit.dsjson import shortest_probability
 from banditkit.errors import InvalidInputError
 from banditkit.rows import PageDecision, PageRules, Row, RowEngine, Slot
 from banditkit.settings import LoopSettings
@@ -62,7 +63,6 @@ from serving._parsing import (
     require_int,
     require_list,
     require_object,
-    require_reward,
     require_str,
 )
 from serving.auth import require_roles
@@ -73,7 +73,14 @@ from serving.contract.limits import (
     ID_MAX_LENGTH,
     MODEL_VERSION_HEADER,
 )
-from serving.contract.rows import MULTISLOT_OPERATIONS, ROWS_OPERATIONS
+from serving.contract.rows import (
+    MULTISLOT_OPERATIONS,
+    ROWS_OPERATIONS,
+    MultiSlotRewardRequest,
+    RowsRewardRequest,
+    SlotReward,
+)
+from serving.contract.validation import validate
 from serving.errors import ApiError
 from serving.metrics import get_metrics
 from serving.personalizer import require_api_version
@@ -232,9 +239,10 @@ def _page_json(decision: PageDecision) -> dict[str, Any]:
     return {
         "eventId": decision.event_id,
         "modelVersion": decision.model_version,
-        "slots": [{"id": s.slot_id, "rowId": s.row_id, "probability": s.probability,
+        "slots": [{"id": s.slot_id, "rowId": s.row_id,
+                   "probability": shortest_probability(s.probability),
                    "eligibleRows": s.n_eligible} for s in decision.slots],
-        "pageProbability": decision.probability,
+        "pageProbability": shortest_probability(decision.probability),
     }
 
 
@@ -264,21 +272,13 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
 def reward(eventId: str) -> tuple[str, int]:  # noqa: N803 - the URL's own spelling
     """Record slot rewards and/or a page reward: ``204``."""
     event_id = check_event_id(eventId)
-    body = require_object(json_body(), target="")
-    unknown = sorted(set(body) - {"rewards", "pageReward"})
-    if unknown:
-        raise ApiError(f"Unknown fields {unknown}; expected rewards, pageReward.",
-                       target=unknown[0])
-    pairs = _slot_rewards(body.get("rewards"), target="rewards")
-    page = body.get("pageReward")
-    if not pairs and page is None:
-        raise ApiError("Give rewards ([{slotId, value}]) or pageReward.", target="rewards")
+    body = validate(RowsRewardRequest, json_body())
     engine = get_row_engine()
     late = False
-    if pairs:
-        late = engine.reward_slots(event_id, pairs)
-    if page is not None:
-        late = engine.reward_page(event_id, require_reward(page, target="pageReward"))
+    if body.rewards:
+        late = engine.reward_slots(event_id, _pairs(body.rewards))
+    if body.page_reward is not None:
+        late = engine.reward_page(event_id, body.page_reward)
     get_metrics().rewards.labels(route="rows", late=str(bool(late)).lower()).inc()
     return "", 204
 
@@ -292,18 +292,8 @@ def activate(eventId: str) -> tuple[str, int]:  # noqa: N803
     return "", 204
 
 
-def _slot_rewards(value: Any, *, target: str) -> list[tuple[str, float]]:
-    if value is None:
-        return []
-    pairs = []
-    for i, item in enumerate(require_list(value, target=target)):
-        where = f"{target}[{i}]"
-        item = require_object(item, target=where)
-        if item.get("slotId") is None or "value" not in item:
-            raise ApiError(f"{where} needs slotId and value.", target=where)
-        pairs.append((_id(item["slotId"], target=f"{where}.slotId"),
-                      require_reward(item["value"], target=f"{where}.value")))
-    return pairs
+def _pairs(rewards: list[SlotReward]) -> list[tuple[str, float]]:
+    return [(reward.slot_id, reward.value) for reward in rewards]
 
 
 # -------------------------------------------------------- Personalizer multi-slot
@@ -378,12 +368,7 @@ def multislot_rank() -> tuple[dict[str, Any], int, dict[str, str]]:
 def multislot_reward(eventId: str) -> tuple[str, int]:  # noqa: N803
     """Personalizer multi-slot reward ``{"reward": [{"slotId", "value"}]}``: ``204``."""
     event_id = check_event_id(eventId)
-    body = require_object(json_body(), target="")
-    if body.get("reward") is None:
-        raise ApiError("reward is required: an array of {slotId, value}.", target="reward")
-    pairs = _slot_rewards(body["reward"], target="reward")
-    if not pairs:
-        raise ApiError("reward must name at least one slot.", target="reward")
+    pairs = _pairs(validate(MultiSlotRewardRequest, json_body()).reward)
     late = get_row_engine().reward_slots(event_id, pairs)
     get_metrics().rewards.labels(route="personalizer_multislot",
                                  late=str(bool(late)).lower()).inc()

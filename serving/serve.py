@@ -36,10 +36,12 @@ Prometheus metrics of all workers and the learner are aggregated through
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,10 +51,12 @@ from serving.config import ServerConfig, child_environ, environ_config
 from serving.learner_process import LEARNER_HEALTH_FILE, LearnerSupervisor
 
 __all__ = [
+    "BindError",
     "LIMIT_REQUEST_FIELDS",
     "LIMIT_REQUEST_FIELD_SIZE",
     "LIMIT_REQUEST_LINE",
     "JsonFormatter",
+    "check_addresses_free",
     "gunicorn_options",
     "logging_config",
     "run_server",
@@ -68,6 +72,52 @@ LIMIT_REQUEST_FIELD_SIZE = 8190
 
 #: Loggers whose messages are JSON objects, merged into the log line as they are.
 _JSON_LOGGERS = frozenset({"banditkit.access"})
+
+
+class BindError(RuntimeError):
+    """``banditkit serve`` cannot listen on an address it was given (taken, or not ours)."""
+
+
+def check_addresses_free(binds: Sequence[str]) -> None:
+    """Refuse at once, in one sentence, an address another process listens on.
+
+    gunicorn would retry a taken address five times, a second apart, logging
+    each attempt, before giving up; checking first gives the operator the
+    answer and the fix at once. Unix sockets and inherited descriptors are
+    left to gunicorn.
+
+    Parameters
+    ----------
+    binds : sequence of str
+        gunicorn's ``bind`` values (``HOST:PORT``, ``[V6]:PORT``, ``unix:PATH``).
+
+    Raises
+    ------
+    BindError
+        When binding ``HOST:PORT`` fails, naming the address and why.
+    """
+    from gunicorn.util import parse_address  # POSIX only, as in run_server
+
+    for bind in binds:
+        try:
+            address = parse_address(bind)
+        except RuntimeError as error:
+            raise BindError(f"cannot listen on {bind}: {error}") from None
+        if not isinstance(address, tuple):
+            continue
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As gunicorn binds: a port in TIME_WAIT is free, a listening one is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise BindError(f"cannot listen on {bind}: {error.strerror}") from None
+                raise BindError(
+                    f"{bind} is already in use (another server listens there); "
+                    "choose another address with --port or --bind") from None
 
 
 class JsonFormatter(logging.Formatter):
@@ -202,6 +252,8 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
     ------
     serving.config.ConfigError
         When a ``BANDITKIT_`` environment variable fails its check.
+    BindError
+        When an address of ``bind`` is taken or cannot be bound.
 
     Parameters
     ----------
@@ -230,6 +282,13 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
     app_factory : str, default="server:create_app"
         WSGI app factory MODULE:FUNCTION.
     """
+    # gunicorn needs a POSIX system: imported here so that this module (and the
+    # banditkit command that calls it) imports anywhere.
+    from serving._gunicorn import ServeApplication
+
+    options = gunicorn_options(bind=bind, workers=workers, threads=threads, timeout=timeout,
+                               log_level=log_level, access_log=access_log)
+    check_addresses_free(options["bind"])
     data_dir = data_dir.resolve()
     config: dict[str, Any] = {"ENGINE_DATA_DIR": data_dir,
                               "LEARNER_INTERVAL_SECONDS": learner_interval}
@@ -260,11 +319,5 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
                    "--log-level", log_level, "--nice", str(learner_nice)]
         supervisor = LearnerSupervisor(
             command=command, env=child_environ({**config, "LEARNER_ENABLED": True}))
-    options = gunicorn_options(bind=bind, workers=workers, threads=threads, timeout=timeout,
-                               log_level=log_level, access_log=access_log)
-    # gunicorn needs a POSIX system: imported here so that this module (and the
-    # banditkit command that calls it) imports anywhere.
-    from serving._gunicorn import ServeApplication
-
     ServeApplication(app_factory=app_factory, options=options, supervisor=supervisor,
                      on_exit=cleanup).run()

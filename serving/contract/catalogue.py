@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from catalogue import ID_PATTERN, MEDIA_TYPES
+from banditkit.errors import InvalidInputError
+from catalogue import ID_PATTERN, MEDIA_TYPES, check_id
+from catalogue.fields import GENRE_PATTERN
 from serving.contract.common import Error
-from serving.contract.fields import Body, text
+from serving.contract.fields import Body, Query, text
 from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
+from serving.contract.validation import FieldError
 
 __all__ = [
     "ArtworkWarning",
@@ -47,7 +50,7 @@ CANDIDATE_ID_PATTERN = r"^c[0-9a-f]{12}$"
 IMAGE_NAME_PATTERN = r"^([0-9a-f]{64})\.(jpg|png|gif|webp|bmp|tiff)$"
 
 _TitleId = Annotated[str, Field(pattern=ID_PATTERN)]
-_Genres = Annotated[list[Annotated[str, Field(pattern=r"^[^\s_][^\s]{0,63}$")]],
+_Genres = Annotated[list[Annotated[str, Field(pattern=GENRE_PATTERN)]],
                    Field(max_length=32)]
 _Metadata = dict[str, Any]
 _Timestamp = str
@@ -69,7 +72,7 @@ class ImagePath(Body):
     name: Annotated[str, Field(pattern=IMAGE_NAME_PATTERN)]
 
 
-class PerformanceQuery(Body):
+class PerformanceQuery(Query):
     """The window and the take rule of a performance report."""
 
     days: Annotated[int, Field(ge=1, le=366)] = 14
@@ -89,7 +92,16 @@ class TitleUpdate(Body, extra="forbid"):
 class TitleCreate(TitleUpdate):
     """A new title; its name defaults to the id."""
 
-    id: _TitleId
+    id: Annotated[str, Field(json_schema_extra={"pattern": ID_PATTERN})]
+
+    @model_validator(mode="after")
+    def _title_id(self) -> TitleCreate:
+        # The id is the titleId of the title's URLs, and is refused as that.
+        try:
+            check_id(self.id, name="titleId")
+        except InvalidInputError as exc:
+            raise FieldError("titleId", str(exc)) from None
+        return self
 
 
 class Title(Body):

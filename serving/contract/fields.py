@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
@@ -42,8 +43,11 @@ __all__ = [
     "Id",
     "NamespacedFeatures",
     "Probability",
+    "Query",
     "Reward",
+    "integer",
     "text",
+    "wire_name",
 ]
 
 #: The JSON-schema key :class:`ConfigLimit` leaves for :mod:`serving.openapi` to resolve.
@@ -58,6 +62,15 @@ class Body(BaseModel):
     """
 
     model_config = ConfigDict(alias_generator=to_camel, strict=True, regex_engine="python-re")
+
+
+class Query(Body):
+    """A query string's parameters: each text read as its field's type (``?days=14``).
+
+    Not strict, since a query holds only text; a number must still be finite.
+    """
+
+    model_config = ConfigDict(strict=False, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -96,16 +109,42 @@ def text(max_length: int) -> Any:
 Id = text(ID_MAX_LENGTH)
 
 
-def _name(info: ValidationInfo) -> str:
-    return to_camel(info.field_name or "value")
+def wire_name(info: ValidationInfo) -> str:
+    """The JSON name of the field a validator checks (``rewardWaitTime``), for messages."""
+    # ``from_`` is ``from``: a trailing underscore only dodges a Python keyword.
+    return to_camel((info.field_name or "value").rstrip("_"))
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema, which /openapi.json states, calls 12.0 an integer.
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+def integer(minimum: int, maximum: int | None = None) -> Any:
+    """An integer in ``[minimum, maximum]``; an integral number (``12.0``) counts.
+
+    The bounds are checked after the type, so the message names both of them
+    (``between -1 and 1000000``), as a reader of the range wants.
+    """
+    bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+
+    def check(value: int, info: ValidationInfo) -> int:
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(f"{wire_name(info)} must be {bound}, got {value!r}")
+        return value
+
+    schema = {"minimum": minimum} if maximum is None else {"minimum": minimum,
+                                                           "maximum": maximum}
+    return Annotated[int, BeforeValidator(_integral), AfterValidator(check),
+                     Field(json_schema_extra=schema)]
 
 
 def _event_id(value: str, info: ValidationInfo) -> str:
-    return check_event_id(value, name=_name(info))
+    return check_event_id(value, name=wire_name(info))
 
 
 def _reward(value: float, info: ValidationInfo) -> float:
-    return check_reward(value, name=_name(info))
+    return check_reward(value, name=wire_name(info))
 
 
 #: Every eventId: :func:`banditkit.loop.check_event_id`'s rule.

@@ -10,7 +10,7 @@ re-exported from :mod:`banditkit`, which enforces them again below HTTP.
 from __future__ import annotations
 
 from banditkit.loop import EVENT_ID_MAX_LENGTH, EVENT_ID_PATTERN
-from banditkit.types import FLOAT32_MAX, REWARD_LIMIT
+from banditkit.types import FLOAT32_MAX, REWARD_LIMIT, WHITESPACE
 
 __all__ = [
     "API_VERSION_PATTERN",
@@ -40,10 +40,6 @@ POLICY_ARGUMENTS_MAX_LENGTH = 4096
 SURFACE_MAX_LENGTH = 64
 #: Most names in one list of an evaluation (policies, estimators).
 MAX_NAMES = 16
-#: Every character ``str.strip`` removes (``str.isspace``), as a regular
-#: expression class that reads the same in Python and ECMAScript.
-WHITESPACE = (r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
-              r"\u3000")
 #: A string that is not blank: the ``pattern`` of every required text field.
 NOT_BLANK_PATTERN = f"[^{WHITESPACE}]"
 #: How deep a Personalizer feature object may nest; deeper input is refused.
@@ -57,6 +53,6 @@ DEFAULT_NAMESPACE = ""
 #: ``logRetentionDays: -1`` (keep forever) is stored as this many days.
 FOREVER_DAYS = 1_000_000
 #: The ``api-version`` query parameter of the Personalizer route family that takes one.
-API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview(\.\d+)?)?$"
+API_VERSION_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview(\.[0-9]+)?)?$"
 #: Response header of the rank routes naming the model version that decided.
 MODEL_VERSION_HEADER = "X-Banditkit-Model-Version"

@@ -9,6 +9,7 @@ from serving.contract.fields import Body
 from serving.contract.operations import Answer, Operation
 
 __all__ = [
+    "LANDING_OPERATIONS",
     "MARKETER_OPERATIONS",
     "OPS_OPERATIONS",
     "StaticPath",
@@ -42,4 +43,10 @@ MARKETER_OPERATIONS = {
                                        "text/html")),
         304: _NOT_MODIFIED,
         404: Answer("No such file.", Error)}, path=StaticPath),
+}
+
+#: The landing page by view name.
+LANDING_OPERATIONS = {
+    "landing": Operation("A page linking to the marketer page and this document.",
+                         {200: Answer("HTML.", str, ("text/html",))}),
 }

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import (
+    AfterValidator,
+    Field,
+    PlainValidator,
+    SkipValidation,
+    ValidationInfo,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
-from banditkit.settings import AGGREGATIONS
+from banditkit.settings import AGGREGATIONS, check_policy_args
 from serving.contract.common import RewardRequest, event_operations
 from serving.contract.fields import (
     Body,
@@ -17,11 +25,13 @@ from serving.contract.fields import (
     Id,
     Probability,
     Reward,
+    integer,
     text,
+    wire_name,
 )
 from serving.contract.limits import FOREVER_DAYS, ID_MAX_LENGTH, POLICY_ARGUMENTS_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
-from serving.durations import DURATION_PATTERN
+from serving.durations import DURATION_PATTERN, parse_duration
 
 __all__ = [
     "ApprenticeBatchMetrics",
@@ -94,46 +104,94 @@ class ApprenticeModeMetrics(ApprenticeBatchMetrics):
     last_batch_metrics: ApprenticeBatchMetrics | None = None
 
 
+def _retention(value: int) -> int:
+    if value == 0:
+        raise ValueError("logRetentionDays must be -1 (forever) or a number of days >= 1, got 0")
+    return value
+
+
 def _one_of(names: tuple[str, ...]) -> str:
     return f"One of {', '.join(names)} (any letter case)."
 
 
-_Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
-_Unsupported = Annotated[Literal[False] | None, Field(
+def _seconds(value: Any, info: ValidationInfo) -> float:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{wire_name(info)}: {exc}") from None
+
+
+_LEARNING_MODES_IN = {value.lower(): key for key, value in LEARNING_MODES.items()}
+
+
+def _learning_mode(value: str) -> str:
+    mode = _LEARNING_MODES_IN.get(value.lower())
+    if mode is None:
+        raise ValueError(f"learningMode must be one of {', '.join(LEARNING_MODES.values())}; "
+                         f"got {value!r}")
+    return mode
+
+
+def _unsupported(value: bool | None, info: ValidationInfo) -> bool | None:
+    if value:
+        raise ValueError(f"{wire_name(info)}=true is not supported by banditkit")
+    return value
+
+
+#: An ISO-8601 duration on the wire; its seconds once validated
+#: (:func:`serving.durations.parse_duration`, whose messages name the problem).
+_Duration = Annotated[float, PlainValidator(_seconds), WithJsonSchema(
+    {"type": "string", "pattern": DURATION_PATTERN})]
+_Unsupported = Annotated[bool | None, AfterValidator(_unsupported), WithJsonSchema(
+    {"anyOf": [{"const": False, "type": "boolean"}, {"type": "null"}]}), Field(
     description="Not supported by banditkit: false or absent.")]
 
 
+# Validated, the durations hold seconds and learningMode the engine's name
+# (logging_only); the aggregation's and the exploration's ranges are LoopSettings'
+# own checks, which the schema states.
 class ServiceConfiguration(Body):
     """The loop settings, Personalizer's ``ServiceConfiguration``."""
 
     reward_wait_time: Annotated[_Duration, Field(description="ISO-8601 duration, e.g. PT10M.")]
     default_reward: Reward
-    reward_aggregation: Annotated[str, Field(pattern=_any_case_pattern(AGGREGATIONS),
-                                             description=_one_of(AGGREGATIONS))]
-    exploration_percentage: Probability
+    reward_aggregation: Annotated[str, AfterValidator(str.lower), Field(
+        json_schema_extra={"pattern": _any_case_pattern(AGGREGATIONS)},
+        description=_one_of(AGGREGATIONS))]
+    exploration_percentage: Annotated[float, Field(json_schema_extra={"minimum": 0,
+                                                                      "maximum": 1})]
     model_export_frequency: Annotated[_Duration, Field(description="ISO-8601 duration, "
                                                                   "e.g. PT1M.")]
-    log_retention_days: Annotated[int, Field(
-        ge=-1, le=FOREVER_DAYS, description="Days, or -1 to keep forever.",
-        json_schema_extra={"not": {"enum": [0]}})]
-    model_retrain_days: Annotated[int, Field(ge=0, le=FOREVER_DAYS)] | None = None
-    learning_mode: Annotated[str, Field(
-        pattern=_any_case_pattern(tuple(LEARNING_MODES.values())),
+    log_retention_days: Annotated[integer(-1, FOREVER_DAYS), AfterValidator(_retention), Field(
+        description="Days, or -1 to keep forever.", json_schema_extra={"not": {"enum": [0]}})]
+    model_retrain_days: integer(0, FOREVER_DAYS) | None = None
+    learning_mode: Annotated[str, AfterValidator(_learning_mode), Field(
+        json_schema_extra={"pattern": _any_case_pattern(tuple(LEARNING_MODES.values()))},
         description=_one_of(tuple(LEARNING_MODES.values())))] | None = None
     log_mirror_enabled: _Unsupported = None
     is_auto_optimization_enabled: _Unsupported = None
-    latest_apprentice_mode_metrics: Annotated[ApprenticeModeMetrics | None, Field(
+    # Ignored on update: a client sends back what it read.
+    latest_apprentice_mode_metrics: Annotated[ApprenticeModeMetrics | None, SkipValidation,
+                                              Field(
         json_schema_extra={"readOnly": True},
         description="Present once apprentice mode has joined events; ignored on "
                     "update.")] = None
+
+
+def _policy_arguments(value: str) -> str:
+    check_policy_args(value)  # options that touch files, sockets or the logs
+    return value
 
 
 class PolicyContract(Body):
     """The learning policy: a name and Vowpal Wabbit arguments."""
 
     name: text(ID_MAX_LENGTH)
-    arguments: Annotated[text(POLICY_ARGUMENTS_MAX_LENGTH), Field(
-        description="Vowpal Wabbit arguments, e.g. --cb_explore_adf --epsilon 0.2.")]
+    arguments: Annotated[text(POLICY_ARGUMENTS_MAX_LENGTH), AfterValidator(_policy_arguments),
+                         Field(description="Vowpal Wabbit arguments, e.g. --cb_explore_adf "
+                                           "--epsilon 0.2.")]
 
 
 _SETTINGS = Answer("Settings in force.", ServiceConfiguration)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from serving.contract.common import event_operations
 from serving.contract.fields import (
@@ -20,6 +20,7 @@ from serving.contract.fields import (
 )
 from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
+from serving.contract.validation import FieldError
 
 __all__ = [
     "CandidateRow",
@@ -99,6 +100,13 @@ class SlotReward(Body):
     slot_id: Id
     value: Reward
 
+    @model_validator(mode="before")
+    @classmethod
+    def _both(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("slotId") is None or "value" not in data):
+            raise ValueError("needs slotId and value")
+        return data
+
 
 _SOME_REWARD = [
     {"required": ["rewards"], "properties": {"rewards": {"type": "array", "minItems": 1}}},
@@ -110,6 +118,12 @@ class RowsRewardRequest(Body, extra="forbid", json_schema_extra={"anyOf": _SOME_
 
     rewards: list[SlotReward] | None = None
     page_reward: Reward | None = None
+
+    @model_validator(mode="after")
+    def _some_reward(self) -> RowsRewardRequest:
+        if not self.rewards and self.page_reward is None:
+            raise FieldError("rewards", "Give rewards ([{slotId, value}]) or pageReward")
+        return self
 
 
 class MultiSlotAction(Body):

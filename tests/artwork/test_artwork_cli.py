@@ -33,6 +33,7 @@ def _records(output: str) -> dict[str, dict]:
     return {rec["path"].rsplit("/", 1)[-1]: rec for rec in records}
 
 
+@pytest.mark.slow  # the command in subprocesses
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_analyze_json_lines_with_errors_per_file(folder, workers):
     result = run(["analyze", str(folder), "--json", "--workers", workers, "--aspect", "1:1"])

@@ -49,6 +49,7 @@ def test_no_faces_on_faceless_images(faceless, detectors, name):
     assert "no_face" in [w.code for w in result.warnings]
 
 
+@pytest.mark.slow  # a labelled face set
 def test_recall_on_labeled_faces_in_the_wild(detectors):
     import skimage.data
 

@@ -23,6 +23,7 @@ from banditkit.dsjson import (
     joined_line_text,
     parse_event,
     parse_page,
+    shortest_probability,
 )
 from banditkit.encoding import compact_json
 from banditkit.engine import Engine
@@ -210,6 +211,7 @@ def _decisions(draw: st.DrawFn) -> dict:
     }
 
 
+@pytest.mark.slow  # hundreds of generated records
 @settings(max_examples=300, deadline=None)
 @given(decision=_decisions(), reward=_FINITE, deferred=st.booleans(), skip_learn=st.booleans(),
        outcomes=st.lists(st.fixed_dictionaries({"EventId": st.text(max_size=5), "v": _FINITE,
@@ -244,10 +246,12 @@ def test_a_written_decision_spliced_and_parsed_back_is_the_encoded_one(
     chosen = decision["order"][0]
     assert (event.event_id, event.timestamp, event.model_version) == (
         decision["event_id"], decision["timestamp"], str(decision["model_version"]))
+    # Logged as the HTTP answers give them: float32's shortest decimals.
+    logged = tuple(shortest_probability(p) for p in decision["pmf"])
     assert (event.chosen_index, event.probability, event.reward, event.skip_learn) == (
-        chosen, decision["pmf"][chosen], reward, skip_learn)
+        chosen, logged[chosen], reward, skip_learn)
     assert event.action_ids == decision["action_ids"]
-    assert event.pmf == tuple(decision["pmf"])
+    assert event.pmf == logged
     assert event.context == decision["context"] and event.actions == decision["actions"]
     assert event.extra["defaultReward"] == (not outcomes)
 
@@ -278,3 +282,19 @@ def test_a_page_written_joined_and_parsed_back_keeps_its_fields():
     assert page.chosen == [2, 0] and page.eligible == [[0, 1, 2], [0, 1]]
     assert page.probability == (0.5, 0.75) and page.reward == (1.5, 0.0)
     assert page.row_ids == ["a", "b", "c"] and page.slot_ids == ["1", "2"]
+
+
+@given(st.floats(min_value=0.0, max_value=1.0, width=32))
+def test_shortest_probability_reads_back_as_the_same_float32(probability: float) -> None:
+    short = shortest_probability(probability)
+    assert np.float32(short) == np.float32(probability)
+    digits = repr(short).split("e")[0].replace(".", "").strip("0")
+    assert len(digits) <= 9, repr(short)
+
+
+def test_shortest_probability_drops_float32_noise() -> None:
+    noisy = float(np.float32(0.06))
+    assert repr(noisy) == "0.05999999865889549"
+    assert repr(shortest_probability(noisy)) == "0.06"
+    assert repr(shortest_probability(float(np.float32(1 / 3)))) == "0.33333334"
+    assert shortest_probability(1.0) == 1.0 and shortest_probability(0.0) == 0.0

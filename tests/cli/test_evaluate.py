@@ -150,3 +150,49 @@ def test_evaluate_reads_the_engines_own_log_and_latest_model(tmp_path):
     logged = report["policies"]["logged"]["estimates"]["ips"]
     assert logged["ess"] == pytest.approx(report["n_rounds"])
     assert 0.0 <= logged["value"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def online_log(tmp_path_factory):
+    from banditkit.vw import VWLearner
+    from simulator.learnerlog import write_learner_log
+    from simulator.world import ArtworkWorld
+
+    world = ArtworkWorld.generate(seed=0, n_members=100, n_titles=8, n_variants=3)
+    path = tmp_path_factory.mktemp("online") / "logs" / "events.dsjson"
+    return write_learner_log(world, VWLearner(args="--cb_explore_adf --epsilon 0.2 -q ::"),
+                             path, n_rounds=1500, seed=3)
+
+
+def test_evaluate_custom_optimize_and_feature_importance(online_log, tmp_path):
+    result = CliRunner().invoke(main, [
+        "evaluate", str(online_log), "--custom", "flat=--cb_explore_adf --epsilon 0.2",
+        "--custom", "--cb_explore_adf --epsilon 0.2 -q TA", "--optimize",
+        "--max-candidates", "3", "--feature-importance", "--interval-minutes", "5",
+        "--window", "rolling", "--json", "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    value = payload["value"]
+    assert [p["name"] for p in value] == ["Online", "Baseline", "Random", "flat", "custom-2",
+                                          "Optimized"]
+    assert [p["policySource"] for p in value][-3:] == ["Custom", "Custom",
+                                                      "OfflineExperimentation"]
+    assert payload["optimalPolicy"] == "Optimized" and payload["intervalInMinutes"] == 5
+    assert payload["nEvents"] == 1500 and payload["search"]["candidates"] <= 3
+    # events one second apart from 1.7e9 s (22:13:20 UTC) to 1.7e9 + 1499 s: the
+    # UTC-aligned 5-minute buckets 22:10 to 22:35
+    first, last = 1.7e9 // 300, (1.7e9 + 1499) // 300
+    data = value[0]["timeseries"]["data"]
+    assert len(data) == last - first + 1 == 6
+    assert data[0]["timeStamp"] == "2023-11-14T22:10:00Z"
+    scores = [s["score"] for s in payload["featureScores"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 1.0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Policy search" in page and (tmp_path / "report" / "features.png").is_file()
+
+
+def test_evaluate_refuses_a_custom_policy_that_writes_files(online_log):
+    result = CliRunner().invoke(main, ["evaluate", str(online_log), "--custom",
+                                       "--cb_explore_adf --epsilon 0.2 --readable_model m.txt"])
+    assert result.exit_code != 0
+    assert "--readable_model" in result.output and "not allowed" in result.output

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from server import close_app, create_app
@@ -75,6 +77,21 @@ def runner(app):
 
 def auth(key: str) -> dict[str, str]:
     return {"Ocp-Apim-Subscription-Key": key}
+
+
+def assert_short_probabilities(text: str, probabilities: Sequence[float] = ()) -> None:
+    """Probabilities are written as float32's shortest decimals and sum to 1 as float32s.
+
+    Float32 noise printed as float64 has 16 or 17 significant digits
+    (``0.06000000238418579``); a float32's shortest decimal has at most 9.
+    ``text`` holds them all; ``probabilities``, if given, are one distribution.
+    """
+    assert re.search(r"[0-9]\.[0-9]{10,}", text) is None, text
+    for probability in probabilities:
+        assert len(repr(probability).lstrip("0.").replace(".", "")) <= 9, probability
+    # Each value is within half a float32 ulp of the learner's: n of them, n ulps at most.
+    if probabilities:
+        assert abs(sum(probabilities) - 1.0) <= len(probabilities) * np.finfo(np.float32).eps
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from server import close_app, create_app
 from serving.catalogue import get_catalogue
 from serving.runtime import get_engine
-from tests.server.conftest import FAST_SETTINGS, auth
+from tests.server.conftest import FAST_SETTINGS, assert_short_probabilities, auth
 from tests.server.test_catalogue_helpers import poster
 
 CONTEXT = {"Member": {"country": "BR", "device": "tv", "hour_bucket": "evening"}}
@@ -91,7 +91,8 @@ def test_a_page_gets_one_variant_per_title(client, m, c, app) -> None:
     assert multi[0]["Color"] == second[0]["features"]["Color"]
     chosen = extra["actionIds"][record["a"][0] - 1]
     assert chosen == results[0]["variantId"]
-    assert record["p"][0] == pytest.approx(results[0]["probability"])
+    assert record["p"][0] == results[0]["probability"]
+    assert_short_probabilities(response.get_data(as_text=True))
 
 
 def test_inactive_variants_are_never_shown(client, m, c, app) -> None:

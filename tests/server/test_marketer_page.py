@@ -26,6 +26,9 @@ from PIL import Image
 from tests.server.conftest import start_server, stop_server
 from tests.server.test_catalogue_helpers import poster, resized_copy, trailer
 
+# A real browser against a live server: in the full run, not in `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 

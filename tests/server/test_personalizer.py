@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from banditkit.eventlog import read_events
 from serving.runtime import get_engine
-from tests.server.conftest import auth
+from tests.server.conftest import assert_short_probabilities, auth
 
 API_VERSION = "api-version=2022-09-01-preview"
 # Both families, as (path builder) pairs: v1.0 paths and api-version paths.
@@ -84,9 +86,12 @@ def test_generated_event_ids_are_unique(client, keys, url) -> None:
 
 def test_reward_and_activate_reach_the_join(app, client, keys, url) -> None:
     headers = auth(keys["client"])
-    decided = client.post(url("/rank"), headers=headers, json={
+    answer = client.post(url("/rank"), headers=headers, json={
         "contextFeatures": CONTEXT, "actions": ACTIONS, "deferActivation": True,
-    }).get_json()
+    })
+    decided = answer.get_json()
+    assert_short_probabilities(answer.get_data(as_text=True),
+                               [r["probability"] for r in decided["ranking"]])
     event_id = decided["eventId"]
     assert client.post(url(f"/events/{event_id}/activate"), headers=headers).status_code == 204
     response = client.post(url(f"/events/{event_id}/reward"), headers=headers,
@@ -104,7 +109,9 @@ def test_reward_and_activate_reach_the_join(app, client, keys, url) -> None:
     assert not event.skip_learn
     assert event.action_ids[event.chosen_index] == decided["rewardActionId"]
     logged = dict(zip(event.action_ids, event.pmf, strict=True))
-    assert logged == pytest.approx({r["id"]: r["probability"] for r in decided["ranking"]})
+    assert logged == {r["id"]: r["probability"] for r in decided["ranking"]}
+    line = next(path for path in Path(app.config["ENGINE_DATA_DIR"], "logs").rglob("*.dsjson"))
+    assert_short_probabilities(line.read_text(), list(event.pmf))
 
 
 def test_v1_event_routes(client, keys) -> None:

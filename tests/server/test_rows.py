@@ -9,7 +9,7 @@ import pytest
 
 from banditkit.rows import PageRules, Row, page_violations
 from serving.rows import get_row_engine
-from tests.server.conftest import auth
+from tests.server.conftest import assert_short_probabilities, auth
 
 ROWS = [{"id": f"row{i}", "features": {"Row": {"genre": "ab"[i % 2], "kind": f"k{i}"}},
          "genre": "ab"[i % 2]} for i in range(6)]
@@ -49,6 +49,10 @@ def test_rank_reward_join(client, keys, app, data_dir):
     line = _joined(data_dir)["page-1"]
     assert [o["_label_cost"] for o in line["_outcomes"]] == [0.0, -1.0, 0.0, 0.0]
     assert line["_banditkit"]["pageReward"] == 3.0
+    assert [o["_p"][0] for o in line["_outcomes"]] == [s["probability"] for s in body["slots"]]
+    for outcome in line["_outcomes"]:
+        assert_short_probabilities(json.dumps(outcome["_p"]), outcome["_p"])
+    assert_short_probabilities(response.get_data(as_text=True))
 
 
 def test_explicit_slots_and_activation(client, keys):

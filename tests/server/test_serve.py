@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,9 @@ import requests
 from banditkit.engine import Engine
 from banditkit.eventlog import read_events
 from banditkit.settings import LoopSettings
+
+# Real gunicorn servers, each a few seconds: in the full run, not in `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
 
 CONTEXT = [{"Member": {"country": "BR", "device": "tv"}}]
 ACTIONS = [
@@ -65,27 +69,26 @@ class Served:
                 and entry["message"].endswith("started")]
 
 
-def serve(data_dir: Path, log_path: Path, *args: str) -> Served:
+def serve(data_dir: Path, log_path: Path, *args: str,
+          listen: tuple[str, ...] = ("--bind", "127.0.0.1:0")) -> Served:
     """Start ``banditkit serve`` on a free loopback port; return once /readyz answers 200."""
-    command = [sys.executable, "-c", "from cli import main; main()", "serve",
-               "--data-dir", str(data_dir), "--bind", "127.0.0.1:0", "--workers", "2",
-               "--learner-interval", "0.2", *args]
+    command = _serve_command(data_dir, *listen, "--workers", "2", "--learner-interval", "0.2",
+                             *args)
     env = {**os.environ, "BANDITKIT_AUTH_CACHE_SECONDS": "0"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with open(log_path, "w") as log:
+    out_path = log_path.with_suffix(".out")
+    with open(log_path, "w") as log, open(out_path, "w") as out:
         # Its own process group, so that the test can kill master, workers and
         # learner at once, by the group's id.
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env,
+        process = subprocess.Popen(command, stdout=out, stderr=log, env=env,
                                    start_new_session=True)
     served = Served(process=process, url="", log_path=log_path)
     try:
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             assert process.poll() is None, log_path.read_text()
-            for entry in served.log() if log_path.exists() else []:
-                message = str(entry.get("message", ""))
-                if message.startswith("Listening at: "):  # gunicorn picked the port (:0)
-                    served.url = message.split()[2]
+            # The one plain line on stdout names the port gunicorn picked (:0).
+            served.url = ready_url(out_path.read_text())
             if served.url and _all_workers_answer(served, workers=2):
                 return served
             time.sleep(0.1)
@@ -93,6 +96,14 @@ def serve(data_dir: Path, log_path: Path, *args: str) -> Served:
     except BaseException:
         kill(served)  # never leave a server behind, whatever went wrong
         raise
+
+
+def ready_url(stdout: str) -> str:
+    """The API's URL from serve's ready line, or "" before it is printed."""
+    for line in stdout.splitlines():
+        if line.startswith("banditkit listening on http://"):
+            return line.split()[3].rstrip(";,")
+    return ""
 
 
 def _all_workers_answer(served: Served, *, workers: int) -> bool:
@@ -405,9 +416,8 @@ def test_one_learner_per_data_dir(data_dir: Path) -> None:
 def test_serve_refuses_a_bad_setting_before_any_worker_starts(tmp_path: Path) -> None:
     env = {**os.environ, "BANDITKIT_RANK_MAX_ACTIONS": "0"}
     finished = subprocess.run(
-        [sys.executable, "-c", "from cli import main; main()", "serve",
-         "--data-dir", str(tmp_path / "data"), "--bind", "127.0.0.1:0"],
-        env=env, capture_output=True, text=True, timeout=60)
+        _serve_command(tmp_path / "data", "--bind", "127.0.0.1:0"), env=env,
+        capture_output=True, text=True, timeout=60)
     assert finished.returncode == 1
     assert "RANK_MAX_ACTIONS" in finished.stderr and "greater than 0" in finished.stderr
     assert "Booting worker" not in finished.stderr
@@ -496,3 +506,50 @@ def test_event_ids_round_trip_through_gunicorn_url_paths(
     assert refused.status_code == 400
     assert refused.json()["error"]["target"] == "eventId"
     assert "'/'" in refused.json()["error"]["message"]
+
+
+def _serve_command(data_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-c", "from cli import main; main()", "serve",
+            "--data-dir", str(data_dir), *args]
+
+
+def test_host_and_port_serve_a_landing_page_announced_in_one_line(tmp_path: Path) -> None:
+    served = serve(tmp_path / "data", tmp_path / "serve.log",
+                   listen=("--host", "127.0.0.1", "--port", "0"))
+    try:
+        lines = (tmp_path / "serve.out").read_text().splitlines()
+        base = served.url
+        assert lines == [f"banditkit listening on {base}; marketer page {base}/marketer; "
+                         f"OpenAPI {base}/openapi.json; Ctrl-C stops it"]
+        landing = requests.get(base + "/", timeout=10)
+        assert landing.status_code == 200
+        assert landing.headers["Content-Type"].startswith("text/html")
+        for link in ('href="/marketer"', 'href="/openapi.json"', "docs/server.md"):
+            assert link in landing.text
+        assert requests.get(base + "/marketer", timeout=10).status_code == 200
+        spec = requests.get(base + "/openapi.json", timeout=10).json()
+        assert "text/html" in spec["paths"]["/"]["get"]["responses"]["200"]["content"]
+    finally:
+        kill(served)
+
+
+def test_a_taken_port_is_refused_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = subprocess.run(_serve_command(tmp_path / "data", "--port", str(port)),
+                                  capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 1
+    assert finished.stderr.splitlines() == [
+        f"Error: 127.0.0.1:{port} is already in use (another server listens there); "
+        "choose another address with --port or --bind"]
+    assert finished.stdout == ""
+
+
+def test_bind_and_port_together_are_refused(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        _serve_command(tmp_path / "data", "--bind", "127.0.0.1:0", "--port", "8000"),
+        capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2
+    assert "give either --bind or --host/--port, not both" in finished.stderr

@@ -31,6 +31,7 @@ def test_marginals_of_a_uniform_page_are_uniform():
     assert marginal == pytest.approx(np.full((3, 5), 1 / 5))
 
 
+@pytest.mark.slow  # a learning run
 def test_learned_page_order_beats_the_editorial_order(tmp_path):
     result = run_row_demo(tmp_path, n_pages=1500, n_slots=6, seed=0, n_eval_pages=100)
     values = result.plays_per_page

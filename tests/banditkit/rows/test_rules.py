@@ -46,6 +46,7 @@ def _valid_pages(rows, slots, rules, excluded):
             if not page_violations(rows, page, rules, excluded=excluded, slots=slots)]
 
 
+@pytest.mark.slow  # 300 generated pages
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pages())
 def test_rules_hold_and_eligibility_is_exactly_the_completable_rows(case):

@@ -416,6 +416,7 @@ for i in range({n}):
 """
 
 
+@pytest.mark.slow  # several processes
 def test_concurrent_processes_acknowledge_each_shared_id_exactly_once(tmp_path):
     Engine.open(tmp_path, settings=_settings()).close()
     n = 200

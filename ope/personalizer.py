@@ -1,0 +1,239 @@
+"""Personalizer's evaluation of a window: Online, Baseline, Random, Custom and Optimized.
+
+:func:`evaluate_window` is the whole evaluation job over a frozen
+:class:`~ope.progressive.Window`: the fixed policies from the log itself,
+each Custom policy by progressive validation, optionally a policy search
+(:mod:`ope.search`) and feature importance (:mod:`ope.importance`). Its
+result turns into Personalizer's ``EvaluationResult`` JSON
+(:meth:`WindowEvaluation.to_dict`) and into an
+:class:`~ope.evaluation.EvaluationReport` for the HTML report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from banditkit.eventlog import iso_timestamp
+from ope.base import OffPolicyEstimator
+from ope.importance import FeatureScore, feature_importance
+from ope.progressive import (
+    CandidatePool,
+    CandidateResult,
+    Window,
+    baseline_probability,
+    random_probability,
+)
+from ope.search import (
+    DEFAULT_BUDGET,
+    DEFAULT_SPACE,
+    SearchBudget,
+    SearchResult,
+    SearchSpace,
+    search,
+    split_exploration,
+)
+from ope.timeseries import (
+    PolicyResult,
+    check_series_options,
+    default_estimators,
+    series,
+    summary,
+)
+
+if TYPE_CHECKING:
+    from ope.evaluation import EvaluationReport
+
+__all__ = ["OPTIMIZED", "RESERVED_NAMES", "WindowEvaluation", "evaluate_window"]
+
+#: Name of the search's result (``policySource: OfflineExperimentation``).
+OPTIMIZED = "Optimized"
+#: Names a Custom policy may not take (any letter case).
+RESERVED_NAMES = ("Online", "Baseline", "Random", OPTIMIZED)
+
+
+def _time(value: float | None) -> str | None:
+    return None if value is None else iso_timestamp(value)[:19] + "Z"
+
+
+@dataclass(frozen=True, eq=False)
+class WindowEvaluation:
+    """An evaluation's results.
+
+    Attributes
+    ----------
+    window : Window
+        The events evaluated.
+    interval_minutes : int
+    policies : tuple of PolicyResult
+        Online, Baseline, Random, each Custom, then Optimized when searched.
+    optimal_policy : str or None
+        ``"Optimized"`` when a search ran.
+    search : SearchResult or None
+    feature_scores : tuple of FeatureScore or None
+    models : dict of str to bytes
+        The model each learned policy (Custom, Optimized) ends the window with.
+    """
+
+    window: Window
+    interval_minutes: int
+    policies: tuple[PolicyResult, ...]
+    optimal_policy: str | None
+    search: SearchResult | None
+    feature_scores: tuple[FeatureScore, ...] | None
+    models: dict[str, bytes]
+
+    def policy(self, name: str) -> PolicyResult:
+        """The result named ``name`` (any letter case)."""
+        for result in self.policies:
+            if result.name.lower() == name.lower():
+                return result
+        raise KeyError(f"no policy named {name!r}; have {[p.name for p in self.policies]}")
+
+    def to_dict(self) -> dict[str, object]:
+        """Personalizer's ``EvaluationResult`` (``startTime``, ``endTime``,
+        ``intervalInMinutes``, ``value``) with ``optimalPolicy``, and banditkit's
+        detail: events, the search trace and feature scores when made."""
+        stamps = self.window.timestamp
+        out: dict[str, object] = {
+            "startTime": _time(self.window.start if self.window.start is not None
+                               else float(stamps.min())),
+            "endTime": _time(self.window.end if self.window.end is not None
+                             else float(stamps.max())),
+            "intervalInMinutes": self.interval_minutes,
+            "value": [policy.to_dict() for policy in self.policies],
+            "nEvents": len(self.window), "skippedNotActivated": self.window.n_skipped}
+        if self.optimal_policy is not None:
+            out["optimalPolicy"] = self.optimal_policy
+        if self.search is not None:
+            out["search"] = self.search.to_dict()
+        if self.feature_scores is not None:
+            out["featureScores"] = [score.to_dict() for score in self.feature_scores]
+        return out
+
+    def to_report(self) -> EvaluationReport:
+        """The estimates as an :class:`~ope.evaluation.EvaluationReport` (HTML report)."""
+        from ope.evaluation import EvaluationReport
+
+        return EvaluationReport(n_rounds=len(self.window),
+                                estimates={p.name: p.estimates for p in self.policies},
+                                notes={"skipped_not_activated": self.window.n_skipped})
+
+
+def _check_custom(custom: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    pairs = [tuple(pair) for pair in custom]
+    names = [name for name, _ in pairs]
+    reserved = [n for n in names if n.lower() in {r.lower() for r in RESERVED_NAMES}]
+    if reserved:
+        raise ValueError(f"custom policy names must differ from {', '.join(RESERVED_NAMES)}; "
+                         f"got {reserved}")
+    if len({n.lower() for n in names}) != len(names):
+        raise ValueError(f"custom policy names must be unique, got {names}")
+    if any(not name.strip() for name in names):
+        raise ValueError(f"custom policy names must not be blank, got {names}")
+    return pairs  # type: ignore[return-value]
+
+
+def evaluate_window(window: Window, *, online_args: str,
+                    custom: Sequence[tuple[str, str]] = (), optimize: bool = False,
+                    importance: bool = False, interval_minutes: int = 60,
+                    window_kind: str = "Expanding",
+                    estimators: Sequence[OffPolicyEstimator] | None = None,
+                    space: SearchSpace = DEFAULT_SPACE, budget: SearchBudget = DEFAULT_BUDGET,
+                    workers: int = 1, max_features: int = 64) -> WindowEvaluation:
+    """Evaluate the online policy, Baseline, Random, Custom policies and, optionally, a search.
+
+    Parameters
+    ----------
+    window : Window
+    online_args : str
+        The live policy's VW arguments: its exploration is the search's, its
+        progressive run seeds the search and explains feature importance.
+    custom : sequence of (str, str), default=()
+        (name, VW arguments) of each Custom policy.
+    optimize : bool, default=False
+        Search learning arguments (:func:`ope.search.search`).
+    importance : bool, default=False
+        Feature importance by ablation of the online arguments.
+    interval_minutes : int, default=60
+        Time series bucket (5, 60, 360, 720 or 1440).
+    window_kind : {"Expanding", "Rolling"}, default="Expanding"
+    estimators : sequence of OffPolicyEstimator, default=None
+        None: SNIPS (the reported value) and IPS.
+    space : SearchSpace, default=SearchSpace()
+    budget : SearchBudget, default=SearchBudget()
+    workers : int, default=1
+        Processes running learned policies.
+    max_features : int, default=64
+        Feature importance refuses windows with more features.
+
+    Raises
+    ------
+    ValueError
+        On reserved or repeated Custom names, an unknown interval or window,
+        or an estimator that needs a reward model or every round in memory.
+    banditkit.errors.InvalidInputError
+        On forbidden or invalid VW arguments (before any policy runs).
+    """
+    custom = _check_custom(custom)
+    check_series_options(interval_minutes, window_kind)
+    estimators = tuple(estimators) if estimators is not None else default_estimators()
+    unfit = [e.name for e in estimators if e.needs_model or e.ci_method == "bootstrap"]
+    if unfit:
+        raise ValueError(f"estimators must need no reward model and stream (ci_method 'clt' "
+                         f"or 'bernstein') for an evaluation's time series; got {unfit}")
+    with CandidatePool.open(window, workers=workers) as pool:
+        return _evaluate(window, pool, online_args=online_args, custom=custom,
+                         optimize=optimize, importance=importance,
+                         interval_minutes=interval_minutes, window_kind=window_kind,
+                         estimators=estimators, space=space, budget=budget,
+                         max_features=max_features)
+
+
+def _evaluate(window: Window, pool: CandidatePool, *, online_args: str,
+              custom: list[tuple[str, str]], optimize: bool, importance: bool,
+              interval_minutes: int, window_kind: str,
+              estimators: tuple[OffPolicyEstimator, ...], space: SearchSpace,
+              budget: SearchBudget, max_features: int) -> WindowEvaluation:
+    rounds = window.rounds
+    learned = [args for _, args in custom]
+    if optimize or importance:
+        learned.append(online_args)
+    runs = pool.run(learned)
+    online_run = runs[-1] if optimize or importance else None
+
+    def result(name: str, arguments: str, source: str,
+               probability: np.ndarray) -> PolicyResult:
+        return PolicyResult(
+            name=name, arguments=arguments, policy_source=source,
+            estimates=summary(rounds, probability, estimators),
+            timeseries=series(rounds, probability, window.timestamp, estimator=estimators[0],
+                              interval_minutes=interval_minutes, window=window_kind))
+
+    results = [result("Online", online_args, "Online", rounds.probability),
+               result("Baseline", "", "Baseline", baseline_probability(window)),
+               result("Random", "", "Random", random_probability(window))]
+    models: dict[str, bytes] = {}
+    for (name, args), run in zip(custom, runs[:len(custom)], strict=True):
+        results.append(result(name, args, "Custom", run.probability))
+        models[name] = run.model
+    found = None
+    if optimize:
+        exploration, _, other = split_exploration(online_args)
+        seeds: list[CandidateResult] = [online_run, *runs[:len(custom)]]  # type: ignore[list-item]
+        found = search(window, exploration=exploration, seeds=seeds, space=space,
+                       budget=budget, other=other, pool=pool)
+        results.append(result(OPTIMIZED, found.best.args, "OfflineExperimentation",
+                              found.best.probability))
+        models[OPTIMIZED] = found.best.model
+    scores = None
+    if importance:
+        scores = feature_importance(window, args=online_args, max_features=max_features,
+                                    full=online_run, pool=pool)
+    return WindowEvaluation(window=window, interval_minutes=interval_minutes,
+                            policies=tuple(results),
+                            optimal_policy=OPTIMIZED if optimize else None, search=found,
+                            feature_scores=scores, models=models)

@@ -1,0 +1,112 @@
+"""Every script in examples/ runs as a user runs it, and prints what it promises.
+
+Each example starts what it needs (a ``banditkit serve`` on a free loopback
+port, a temporary data directory) and cleans up; these tests run them in a
+fresh process and read their output. Figures that depend on the draw are
+checked against ranges the example's own simulation guarantees.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(name: str) -> str:
+    """Run ``examples/NAME`` from a temporary folder; its stdout (it must exit 0)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    finished = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True,
+                              text=True, env=env, timeout=300, cwd=EXAMPLES.parent)
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text``, which must match."""
+    match = re.search(pattern, text)
+    assert match is not None, f"{pattern!r} not in:\n{text}"
+    return match.group(1)
+
+
+def assert_printed(text: str, *lines: str) -> None:
+    """Each of ``lines`` is in ``text`` (all missing ones named at once)."""
+    missing = [line for line in lines if line not in text]
+    assert not missing, f"{missing} not in:\n{text}"
+
+
+def test_every_example_is_tested() -> None:
+    tested = {name[len("test_"):] + ".py" for name in globals() if name.startswith("test_")}
+    scripts = {path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("_")}
+    assert scripts <= tested, scripts - tested
+
+
+def test_python_engine() -> None:
+    out = run_example("python_engine.py")
+    first = float(found(r"first 250 rounds: ([0-9.]+)", out))
+    last = float(found(r"last 250 rounds: +([0-9.]+)", out))
+    # Uniform play earns 1/3; the learned policy (10% exploration) earns about 0.93.
+    assert first < 0.5 < 0.8 < last
+    assert_printed(out, "a drama lover most likely sees: drama-poster",
+                   "decision log: 3000 joined events in logs/")
+
+
+@pytest.mark.slow
+def test_azure_personalizer_migration() -> None:
+    pytest.importorskip("azure.ai.personalizer")
+    out = run_example("azure_personalizer_migration.py")
+    assert_printed(out, "reward wait: PT1S exploration: 0.2",
+                   "policy: softmax | --cb_explore_adf --softmax --lambda 10 -q MA",
+                   "20 ranks, activations and rewards accepted",
+                   "events joined into the decision log: 20")
+    ranking = found(r"ranking: (\[.*\])", out)
+    probabilities = [float(p) for p in re.findall(r"'[a-z-]+', ([0-9.e-]+)\)", ranking)]
+    assert len(probabilities) == 3 and sum(probabilities) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_artwork_catalogue() -> None:
+    out = run_example("artwork_catalogue.py")
+    # title-0 was on every page: 5 impressions, split between its two posters.
+    assert_printed(out, "catalogue: 40 titles, 80 poster variants",
+                   "ranked 200 title slots on 5 pages", "title-0 performance: 5 impressions")
+    assert float(found(r"title-0 dark: brightness ([0-9.]+)", out)) < 0.4
+    found(r"page 1, title-0: show the (bright|dark) poster \(probability 0\.5\) "
+          r"from /v1/artwork/images/[0-9a-f]{64}\.jpg", out)
+    shown = [int(n) for n in re.findall(r"(?:bright|dark) poster: (\d+) impressions", out)]
+    assert len(shown) == 2 and sum(shown) == 5
+
+
+@pytest.mark.slow
+def test_homepage_rows() -> None:
+    out = run_example("homepage_rows.py")
+    assert_printed(out, "50 pages ranked", "pages joined into rows/logs: 50")
+    slots = re.findall(r"slot (\d): ([a-z-]+) \(p=([0-9.e-]+)\)", out)
+    assert [slot for slot, _, _ in slots] == ["1", "2", "3", "4"]
+    assert len({row for _, row, _ in slots}) == 4
+    page = float(found(r"probability of the whole page: ([0-9.e-]+)", out))
+    assert page == pytest.approx(math.prod(float(p) for *_, p in slots), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_offline_evaluation() -> None:
+    out = run_example("offline_evaluation.py")
+    assert "4000 logged rounds" in out
+    rows = re.findall(r"(logged|uniform|baseline) +([0-9.]+) \[([0-9.]+), ([0-9.]+)\] +"
+                      r"true ([0-9.]+)", out)
+    assert [name for name, *_ in rows] == ["logged", "uniform", "baseline"]
+    for _, value, low, high, true in rows:
+        # 4000 rounds: each interval is about +-0.015 (+-0.03 for the baseline); a
+        # true value further than 0.05 from the estimate would be an estimator bug.
+        assert float(low) <= float(value) <= float(high)
+        assert abs(float(value) - float(true)) < 0.05
+    assert "HTML report written: estimates.png, index.html, weights.png" in out
