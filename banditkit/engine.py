@@ -23,6 +23,7 @@ from banditkit.dsjson import (
     decision_head,
     decision_line,
     joined_reward,
+    shortest_probability,
 )
 from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError
@@ -282,7 +283,8 @@ class Engine(LoopEngine):
         order = rank_order(pmf, chosen)
         head = decision_head(event_id, timestamp, version, order, pmf, eligible, extra)
         line = decision_line(head, self._encoder.shared(context, texts))
-        ranking = [RankedAction(eligible[i].id, pmf[i]) for i in order]
+        # The same short numbers the log holds (docs/dsjson.md), not float32 noise.
+        ranking = [RankedAction(eligible[i].id, shortest_probability(pmf[i])) for i in order]
         if excluded:
             ranking += [RankedAction(a.id, 0.0) for a in actions if a.id in excluded]
         decision = Decision(event_id, tuple(ranking), eligible[chosen].id, str(version))

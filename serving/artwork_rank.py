@@ -37,7 +37,6 @@ from typing import Any
 
 from flask import Blueprint, Flask
 
-from banditkit.dsjson import shortest_probability
 from banditkit.engine import RankRequest
 from banditkit.errors import InvalidInputError
 from banditkit.types import check_features
@@ -143,7 +142,7 @@ def rank() -> tuple[dict[str, Any], int, dict[str, str]]:
         results.append({"titleId": title_id, "variantId": chosen.id,
                         "imageUrl": image_url(chosen.content_hash, chosen.media_type),
                         "eventId": decision.event_id,
-                        "probability": shortest_probability(decision.probability)})
+                        "probability": decision.probability})
     return ({"modelVersion": model_version, "results": results}, 201,
             {MODEL_VERSION_HEADER: model_version})
 

@@ -27,7 +27,6 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 
-from banditkit.dsjson import shortest_probability
 from banditkit.encoding import ContentMemo
 from banditkit.engine import ApprenticeMetrics
 from banditkit.errors import InvalidInputError
@@ -191,7 +190,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     return {
         "eventId": decision.event_id,
         "ranking": [
-            {"id": ranked.id, "probability": shortest_probability(ranked.probability)}
+            {"id": ranked.id, "probability": ranked.probability}
             for ranked in decision.ranking
         ],
         "rewardActionId": decision.reward_action_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,16 @@ def test_probabilities_sum_to_one_and_respect_the_epsilon_floor(trained_engine):
     assert decision.ranking[0].id == decision.reward_action_id
     best = max(decision.ranking, key=lambda r: r.probability)
     assert best.id == "v2" and best.probability == pytest.approx(1 - 0.2 + 0.2 / 4, abs=1e-6)
+
+
+def test_the_python_api_gives_the_logged_short_probabilities(trained_engine):
+    """Each probability is the float32 the model drew with, printed as its shortest decimal."""
+    decision = trained_engine.rank(CONTEXT, ACTIONS, event_id="short")
+    for ranked in decision.ranking:
+        assert ranked.probability == float(str(np.float32(ranked.probability)))
+    logged = json.loads(trained_engine.store.event("short")["decision"])
+    # dsjson's "p" is aligned with "a", the ranking order
+    assert logged["p"] == [r.probability for r in decision.ranking]
 
 
 def test_choice_frequencies_match_the_probabilities(trained_engine):
