@@ -35,6 +35,9 @@ from azure.ai.personalizer import PersonalizerAdministrationClient  # noqa: E402
 from azure.core.credentials import AzureKeyCredential  # noqa: E402
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError  # noqa: E402
 
+# A real banditkit serve with two workers and its learner process.
+pytestmark = pytest.mark.slow
+
 MODEL_VERSION = "X-Banditkit-Model-Version"
 # The banditkit features of CONTEXT and ACTIONS (one namespace each: the same dicts).
 FEATURES = CONTEXT[0]
