@@ -29,7 +29,7 @@ from banditkit.encoding import FeatureEncoder
 from banditkit.errors import InvalidInputError, ModelOutputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.join import join_event, joined_line
-from banditkit.loop import LoopEngine, check_event_id, check_reward
+from banditkit.loop import LoopEngine
 from banditkit.sampling import rank_order, sample_index, strictly_preferred
 from banditkit.settings import LoopSettings
 from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Store
@@ -39,6 +39,8 @@ from banditkit.types import (
     Features,
     RankedAction,
     check_actions,
+    check_event_id,
+    check_reward,
 )
 from banditkit.vw import VWLearner, check_model
 

@@ -17,7 +17,6 @@ import gc
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -33,34 +32,14 @@ from banditkit import __version__
 from banditkit.dsjson import JoinedLine
 from banditkit.errors import InvalidInputError, NotFittedError
 from banditkit.eventlog import EventLogWriter
-from banditkit.sampling import new_event_id
 from banditkit.settings import LoopSettings
 from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Unjoinable
-from banditkit.types import REWARD_LIMIT
 
 __all__ = [
-    "EVENT_ID_MAX_LENGTH",
-    "EVENT_ID_PATTERN",
     "MODELS_KEPT",
     "LoopEngine",
-    "check_event_id",
-    "check_reward",
 ]
 
-#: Most characters in an event id (Personalizer's limit).
-EVENT_ID_MAX_LENGTH = 256
-# Characters no event id may hold: control characters (C0, DEL, C1), which no
-# log line or URL should carry, and '/': the reward and activate routes take the
-# id as one URL path segment, where '/' cannot stand even percent-encoded
-# (servers decode it before routing). Spaces are fine (percent-encoded in URLs).
-_EVENT_ID_FORBIDDEN = r"\x00-\x1f\x7f-\x9f/"
-#: What an event id may hold, as a regular expression that reads the same in
-#: Python and ECMAScript (the OpenAPI ``pattern`` of every eventId): none of the
-#: forbidden characters, and not the path segment ``.`` or ``..``, which URL
-#: normalisation removes. The length is :data:`EVENT_ID_MAX_LENGTH`, checked apart.
-EVENT_ID_PATTERN = rf"^(?!\.\.?$)(?![\s\S]*[{_EVENT_ID_FORBIDDEN}])"
-_EVENT_ID = re.compile(EVENT_ID_PATTERN)
-_EVENT_ID_FORBIDDEN_CHARACTER = re.compile(f"[{_EVENT_ID_FORBIDDEN}]")
 #: Newest model snapshots always kept (besides each day's last, see
 #: :meth:`LoopEngine._prune_models`).
 MODELS_KEPT = 48
@@ -556,61 +535,3 @@ def _check_version(saved_version: str) -> None:
     if saved_version != __version__:
         warnings.warn(f"model was saved by banditkit {saved_version}, this is {__version__}",
                       stacklevel=3)
-
-
-def check_event_id(event_id: object, *, name: str = "event id") -> str:
-    """The caller's event id, validated, or a new one when None.
-
-    An event id is 1 to :data:`EVENT_ID_MAX_LENGTH` characters matching
-    :data:`EVENT_ID_PATTERN`: no control character, no space, no ``/``, and
-    not ``.`` or ``..``, so that it stands unchanged as a URL path segment.
-
-    Raises
-    ------
-    InvalidInputError
-        Naming ``name``, what is wrong and the value received.
-    """
-    if event_id is None:
-        return new_event_id()
-    if not isinstance(event_id, str):
-        raise InvalidInputError(f"{name} must be a string, got {event_id!r}")
-    problem = _event_id_problem(event_id)
-    if problem is not None:
-        raise InvalidInputError(f"{name} {problem}")
-    return event_id
-
-
-def _event_id_problem(event_id: str) -> str | None:
-    """What makes ``event_id`` break the rule of :data:`EVENT_ID_PATTERN`, or None."""
-    if not event_id:
-        return "must not be empty, got ''"
-    if len(event_id) > EVENT_ID_MAX_LENGTH:
-        return (f"must be at most {EVENT_ID_MAX_LENGTH} characters, got {len(event_id)} "
-                f"characters starting {event_id[:32]!r}")
-    if _EVENT_ID.search(event_id):
-        return None
-    forbidden = _EVENT_ID_FORBIDDEN_CHARACTER.search(event_id)
-    if forbidden is None:
-        return (f"must not be '.' or '..' (URLs drop such path segments, so its reward "
-                f"could never reach it), got {event_id!r}")
-    character = forbidden.group()
-    if character == "/":
-        kind = "'/' (it is one URL path segment of the reward and activate routes)"
-    else:
-        kind = f"control characters (U+{ord(character):04X})"
-    return f"must not contain {kind}, got {event_id!r}"
-
-
-def check_reward(value: object, *, name: str = "reward value") -> float:
-    """A reward as a float: finite and within ±:data:`~banditkit.types.REWARD_LIMIT`.
-
-    Raises
-    ------
-    InvalidInputError
-        Naming ``name``, the bound and the value received.
-    """
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not abs(value) <= REWARD_LIMIT):
-        raise InvalidInputError(
-            f"{name} must be a finite number within ±{REWARD_LIMIT:g}, got {value!r}")
-    return float(value)

@@ -17,7 +17,7 @@ from flask import request
 
 from banditkit.encoding import ContentMemo, FrozenFeatures
 from banditkit.errors import InvalidInputError
-from banditkit.loop import check_event_id as _check_event_id
+from banditkit.types import check_event_id as _check_event_id
 from serving.contract.limits import FLOAT32_MAX, MAX_FEATURE_DEPTH, NOT_BLANK_PATTERN
 from serving.contract.validation import describe
 from serving.errors import ApiError
@@ -172,7 +172,7 @@ def require_int(value: Any, *, target: str, minimum: int, maximum: int | None = 
 
 
 def check_event_id(event_id: Any, *, target: str = "eventId") -> str:
-    """Validate an event id from the URL path or a body (:func:`banditkit.loop.check_event_id`)."""
+    """Validate an event id from the URL path or a body (:func:`banditkit.types.check_event_id`)."""
     if not isinstance(event_id, str):
         raise ApiError(f"{target} must be a string, got {describe(event_id)}.", target=target)
     try:

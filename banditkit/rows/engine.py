@@ -12,7 +12,7 @@ from banditkit import vw
 from banditkit.dsjson import CcbSlot, JoinedLine, ccb_decision_line
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import EventLogWriter, iso_timestamp
-from banditkit.loop import LoopEngine, check_event_id, check_reward
+from banditkit.loop import LoopEngine
 from banditkit.rows.decide import DecidedPage, decide_page
 from banditkit.rows.join import joined_page_line
 from banditkit.rows.store import PageStore, RowStore
@@ -28,7 +28,7 @@ from banditkit.rows.types import (
 )
 from banditkit.settings import LoopSettings
 from banditkit.store import PendingEvent, RewardRecord
-from banditkit.types import Features, check_features
+from banditkit.types import Features, check_event_id, check_features, check_reward
 
 __all__ = ["RowEngine", "ccb_args"]
 

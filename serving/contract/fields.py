@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from banditkit.loop import check_event_id, check_reward
+from banditkit.types import check_event_id, check_reward
 from serving.contract.limits import (
     EVENT_ID_MAX_LENGTH,
     EVENT_ID_PATTERN,
@@ -147,14 +147,14 @@ def _reward(value: float, info: ValidationInfo) -> float:
     return check_reward(value, name=wire_name(info))
 
 
-#: Every eventId: :func:`banditkit.loop.check_event_id`'s rule.
+#: Every eventId: :func:`banditkit.types.check_event_id`'s rule.
 EventId = Annotated[str, AfterValidator(_event_id), WithJsonSchema({
     "type": "string", "minLength": 1, "maxLength": EVENT_ID_MAX_LENGTH,
     "pattern": EVENT_ID_PATTERN,
     "description": f"1 to {EVENT_ID_MAX_LENGTH} characters: no control character, no "
                    "white space, no '/', and not '.' or '..'."})]
 
-#: A reward value: :func:`banditkit.loop.check_reward`'s bound (which also names the
+#: A reward value: :func:`banditkit.types.check_reward`'s bound (which also names the
 #: non-finite values the schema's bounds exclude).
 Reward = Annotated[float, AfterValidator(_reward), Field(json_schema_extra={
     "minimum": -REWARD_LIMIT, "maximum": REWARD_LIMIT,

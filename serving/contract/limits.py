@@ -9,8 +9,13 @@ re-exported from :mod:`banditkit`, which enforces them again below HTTP.
 
 from __future__ import annotations
 
-from banditkit.loop import EVENT_ID_MAX_LENGTH, EVENT_ID_PATTERN
-from banditkit.types import FLOAT32_MAX, REWARD_LIMIT, WHITESPACE
+from banditkit.types import (
+    EVENT_ID_MAX_LENGTH,
+    EVENT_ID_PATTERN,
+    FLOAT32_MAX,
+    REWARD_LIMIT,
+    WHITESPACE,
+)
 
 __all__ = [
     "API_VERSION_PATTERN",
