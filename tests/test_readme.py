@@ -38,11 +38,13 @@ def test_the_readme_has_python_blocks() -> None:
     assert BLOCKS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_each_python_block_runs_as_pasted(code: str, tmp_path: Path) -> None:
     run_block(code, tmp_path)
 
 
+@pytest.mark.slow
 def test_the_engine_block_ranks_learns_and_publishes(tmp_path: Path) -> None:
     (code,) = [block for block in BLOCKS if "Engine.open" in block]
     chosen, ranking, joined, version = run_block(code, tmp_path).splitlines()

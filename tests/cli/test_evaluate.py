@@ -58,6 +58,7 @@ def test_evaluate_dsjson_json_shape_matches_simulate(simulated):
             sim["policies"][policy]["estimates"]["ips"]["value"], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_an_html_report(simulated, tmp_path):
     _, out = simulated
     result = CliRunner().invoke(main, ["evaluate", str(out), "--policy", "uniform",
@@ -164,6 +165,7 @@ def online_log(tmp_path_factory):
                              path, n_rounds=1500, seed=3)
 
 
+@pytest.mark.slow
 def test_evaluate_custom_optimize_and_feature_importance(online_log, tmp_path):
     result = CliRunner().invoke(main, [
         "evaluate", str(online_log), "--custom", "flat=--cb_explore_adf --epsilon 0.2",

@@ -50,6 +50,7 @@ def test_every_example_is_tested() -> None:
     assert scripts <= tested, scripts - tested
 
 
+@pytest.mark.slow
 def test_python_engine() -> None:
     out = run_example("python_engine.py")
     first = float(found(r"first 250 rounds: ([0-9.]+)", out))

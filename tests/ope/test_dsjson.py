@@ -63,6 +63,7 @@ def test_dsjson_evaluation_equals_the_array_path(simulated, chunk_size):
             assert got.diagnostics.unsupported_share == 0.0  # the logger explores all
 
 
+@pytest.mark.slow
 def test_dr_on_dsjson_is_close_to_the_truth(simulated):
     world, logging, log, path = simulated
     report = evaluate_dsjson([path], policies=["uniform"], estimators=[DR()],

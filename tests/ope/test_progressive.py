@@ -54,6 +54,7 @@ def evaluation(window):
         workers=2)
 
 
+@pytest.mark.slow
 def test_online_snips_is_the_plain_log_average(evaluation, window):
     online = evaluation.policy("Online")
     # the online policy's weights are its own propensities over themselves: all 1
@@ -62,6 +63,7 @@ def test_online_snips_is_the_plain_log_average(evaluation, window):
     assert online.estimates["ips"].value == pytest.approx(window.reward.mean(), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_random_and_baseline_intervals_hold_their_exact_values(evaluation, world):
     baseline = np.zeros(world.take_probability.shape)
     baseline[..., 0] = 1.0  # the first action of _multi is variant 0
@@ -72,6 +74,7 @@ def test_random_and_baseline_intervals_hold_their_exact_values(evaluation, world
         assert low < world.policy_value(policy) < high, name
 
 
+@pytest.mark.slow
 def test_no_interaction_custom_scores_below_the_online_policy(evaluation):
     online = evaluation.policy("Online").summary
     flat = evaluation.policy("no-interactions").summary
@@ -80,6 +83,7 @@ def test_no_interaction_custom_scores_below_the_online_policy(evaluation):
     assert flat.ci[1] < online.ci[0]
 
 
+@pytest.mark.slow
 def test_the_optimum_is_not_worse_than_the_best_custom(evaluation):
     customs = [p for p in evaluation.policies if p.policy_source == "Custom"]
     optimized = evaluation.policy(evaluation.optimal_policy)
@@ -88,6 +92,7 @@ def test_the_optimum_is_not_worse_than_the_best_custom(evaluation):
     assert evaluation.models["Optimized"]
 
 
+@pytest.mark.slow
 def test_the_search_finds_a_taste_by_artwork_interaction(evaluation):
     best = evaluation.search.best.args
     pairs = re.findall(r"-q (\S+)", best)
@@ -99,6 +104,7 @@ def test_the_search_finds_a_taste_by_artwork_interaction(evaluation):
     assert split_exploration(best)[0] == ["--epsilon", "0.2"]
 
 
+@pytest.mark.slow
 def test_features_that_drive_reward_score_above_noise_features(evaluation):
     scores = {(s.namespace, s.feature_name): s for s in evaluation.feature_scores}
     drivers = [scores[("Artwork", "theme")]] + [s for k, s in scores.items() if k[0] == "Taste"]
@@ -110,6 +116,7 @@ def test_features_that_drive_reward_score_above_noise_features(evaluation):
     assert values == sorted(values, reverse=True) and values[0] == 1.0
 
 
+@pytest.mark.slow
 def test_the_last_expanding_point_is_the_summary(evaluation):
     for policy in evaluation.policies:
         last = policy.timeseries.points[-1].estimate
@@ -153,6 +160,7 @@ def test_bad_arguments_and_names_are_refused_before_any_run(window):
                         estimators=[DR(), SNIPS(ci_method="bootstrap")])
 
 
+@pytest.mark.slow
 def test_pool_results_equal_in_process_results(window, log_path):
     small = freeze_window([log_path], end=window.timestamp[600])
     tasks = [NO_INTERACTIONS, ("--cb_explore_adf --epsilon 0.2 -q TA", ("Taste", "comedy"))]

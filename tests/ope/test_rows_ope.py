@@ -54,6 +54,7 @@ def logged(tmp_path_factory):
     return world, root / "rows" / "logs", model, float(np.mean(page_rewards))
 
 
+@pytest.mark.slow
 def test_logged_policy_estimates_the_observed_mean(logged):
     world, log_dir, _, observed = logged
     report = evaluate_pages([log_dir], policies=["logged"], estimators=["rips", "sips"])
@@ -76,6 +77,7 @@ def test_rips_and_sips_from_the_log_cover_the_true_value_of_uniform_pages(logged
         assert estimate.std_error < 0.1
 
 
+@pytest.mark.slow
 def test_model_policies_and_editorial_evaluate(logged):
     _, log_dir, model, _ = logged
     report = evaluate_pages([log_dir], policies=["editorial", f"greedy:{model}",
@@ -89,6 +91,7 @@ def test_model_policies_and_editorial_evaluate(logged):
     assert ((probability > 0) & (probability <= 1)).all()
 
 
+@pytest.mark.slow
 def test_independent_ips_with_exact_marginals_is_unbiased():
     """IIPS on the position-based world, marginals enumerated exactly."""
     world = RowWorld.generate(seed=2, n_genres=3, rows_per_genre=1, n_general=2)

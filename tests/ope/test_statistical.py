@@ -37,6 +37,7 @@ def repeat(estimator, log, target):
     return [estimator.estimate(r, t) for r, t in iter_chunks(log.rounds, target, N_ROUNDS)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", [IPS(), SNIPS(), DR()], ids=lambda e: e.name)
 def test_95_percent_intervals_cover_the_truth_93_to_97_percent(experiment, estimator):
     # With 1000 repetitions the coverage count is Binomial(1000, 0.95) if the

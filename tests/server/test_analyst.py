@@ -230,6 +230,7 @@ def test_evaluation_is_what_the_cli_prints(app, client, keys, logged) -> None:
     assert report == {"from": "2024-03-01", "to": "2024-03-04", **printed}
 
 
+@pytest.mark.slow
 def test_each_estimator_threshold_is_its_own(app, client, keys, logged) -> None:
     body = {"from": "2024-03-01", "to": "2024-03-04", "policies": ["uniform"],
             "estimators": ["clipped_ips", "switch_dr", "dros"]}

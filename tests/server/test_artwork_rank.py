@@ -107,6 +107,7 @@ def test_inactive_variants_are_never_shown(client, m, c, app) -> None:
     assert record["_banditkit"]["actionIds"] == [variants[2]["id"]]
 
 
+@pytest.mark.slow
 def test_rewards_and_activation_feed_the_performance_report(client, m, c, app) -> None:
     make_title(client, m, "t-one", [1, 2])
     shown = rank(client, c, ["t-one"]).get_json()["results"][0]
@@ -142,6 +143,7 @@ def test_rewards_and_activation_feed_the_performance_report(client, m, c, app) -
         assert variant["daily"][-1]["impressions"] == variant["impressions"]
 
 
+@pytest.mark.slow
 def test_the_learner_memorises_the_best_variant_through_its_id(client, c, app) -> None:
     # Three variants with identical image features: only the Id namespace
     # tells them apart, so preferring the rewarded one proves it is learned.

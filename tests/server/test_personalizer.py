@@ -84,6 +84,7 @@ def test_generated_event_ids_are_unique(client, keys, url) -> None:
     assert len(ids) == 5
 
 
+@pytest.mark.slow
 def test_reward_and_activate_reach_the_join(app, client, keys, url) -> None:
     headers = auth(keys["client"])
     answer = client.post(url("/rank"), headers=headers, json={

@@ -50,6 +50,7 @@ def client(live_server) -> PersonalizerClient:
     return PersonalizerClient(live_server.url, AzureKeyCredential(live_server.keys["client"]))
 
 
+@pytest.mark.slow
 def test_sdk_multislot_rank_activate_reward(live_server, client) -> None:
     response = client.rank_multi_slot({
         "contextFeatures": CONTEXT, "actions": ACTIONS, "slots": SLOTS,
@@ -76,6 +77,7 @@ def test_sdk_multislot_rank_activate_reward(live_server, client) -> None:
     workspace.learn_one(vw.DSJsonFormatParser(workspace).parse_json(json.dumps(line)))
 
 
+@pytest.mark.slow
 def test_sdk_multislot_without_activation_skips_learning(live_server, client) -> None:
     response = client.rank_multi_slot({"contextFeatures": CONTEXT, "actions": ACTIONS,
                                        "slots": SLOTS[:2], "deferActivation": True})
@@ -102,6 +104,7 @@ def test_sdk_multislot_errors(live_server, client) -> None:
     assert no_baseline.value.status_code == 400
 
 
+@pytest.mark.slow
 def test_v1_family_and_learning_over_http(live_server) -> None:
     import requests
 

@@ -83,6 +83,7 @@ def v1_client(live_server) -> PersonalizerClient:
                               CognitiveServicesCredentials(live_server.keys["client"]))
 
 
+@pytest.mark.slow
 def test_v1_sdk_rank_activate_reward(live_server, v1_client) -> None:
     request = RankRequest(
         context_features=CONTEXT,
@@ -106,6 +107,7 @@ def test_v1_sdk_rank_activate_reward(live_server, v1_client) -> None:
     assert not event.skip_learn  # activated, so the reward counts
 
 
+@pytest.mark.slow
 def test_v1_sdk_without_activation_skips_learning(live_server, v1_client) -> None:
     request = RankRequest(
         context_features=CONTEXT,
@@ -153,6 +155,7 @@ def admin_client(live_server) -> PersonalizerAdministrationClient:
                                             AzureKeyCredential(live_server.keys["admin"]))
 
 
+@pytest.mark.slow
 def test_new_sdk_rank_activate_reward(live_server, new_client) -> None:
     response = new_client.rank({
         "contextFeatures": CONTEXT,
@@ -205,6 +208,7 @@ def test_new_sdk_service_configuration_round_trip(live_server, admin_client) -> 
     assert admin_client.get_service_configuration() == original
 
 
+@pytest.mark.slow
 def test_new_sdk_reads_the_apprentice_metrics(live_server, new_client, admin_client) -> None:
     original = admin_client.get_service_configuration()
     admin_client.update_service_configuration({**original, "learningMode": "Apprentice"})

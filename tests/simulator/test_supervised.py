@@ -33,6 +33,7 @@ def test_conversion_rejects_bad_labels():
                              seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["greedy", "softmax", "uniform", "logging"])
 def test_estimators_recover_the_digits_truth(digits, policy):
     bandit, targets, predictions = digits

@@ -192,6 +192,7 @@ def test_same_event_id_same_model_same_page(tmp_path, clock):
     assert len({tuple(p) for p in pages[0]}) > 5  # and different ids give different pages
 
 
+@pytest.mark.slow
 def test_slot_probabilities_match_sampling_frequencies(tmp_path, clock):
     """Logged conditional probabilities are the frequencies the engine samples with."""
     settings = FAST.replace(exploration_percentage=0.4)

@@ -205,6 +205,7 @@ def test_a_forked_worker_writes_its_own_journal(tmp_path, clock):
     assert [name.split("-")[0] for name in _journal_files(engine.store)] == [str(os.getpid())]
 
 
+@pytest.mark.slow
 def test_concurrent_rankers_and_a_learner_log_every_decision_exactly_once(tmp_path):
     Engine.open(tmp_path, settings=LoopSettings(
         reward_wait_seconds=0.1, model_update_seconds=0.5,
