@@ -8,13 +8,23 @@ Sits between :mod:`artwork` (image to features) and :mod:`serving` (HTTP):
   rows, images by content hash);
 * :mod:`catalogue.performance`: per-variant impressions and takes from the
   engine's decision log;
+* :mod:`catalogue.tags`: a variant's label and tags (themes from the
+  catalogue's vocabulary, tone, cast, setting, visual) and the action
+  features they give;
 * :mod:`catalogue.curation`: the :class:`Curator` that analyses posters and
-  trailers with :mod:`artwork` and adds them to the store.
+  trailers with :mod:`artwork` and adds them to the store, and the visual
+  tags an analysis suggests.
 
 Nothing in :mod:`banditkit` or :mod:`artwork` imports this package.
 """
 
-from catalogue.curation import MEDIA_TYPES, Curator, TrailerResult, VariantLimitError
+from catalogue.curation import (
+    MEDIA_TYPES,
+    Curator,
+    TrailerResult,
+    VariantLimitError,
+    suggest_visual_tags,
+)
 from catalogue.performance import (
     DailyPerformance,
     TitlePerformance,
@@ -30,11 +40,14 @@ from catalogue.records import (
     Title,
     UnknownItemError,
     Variant,
+    VariantRevision,
     check_id,
 )
 from catalogue.store import Catalogue
+from catalogue.tags import DEFAULT_THEMES, TAGS_NAMESPACE, VISUAL_TAGS, Tags
 
 __all__ = [
+    "DEFAULT_THEMES",
     "ID_PATTERN",
     "MEDIA_TYPES",
     "Candidate",
@@ -43,14 +56,19 @@ __all__ = [
     "Curator",
     "DailyPerformance",
     "RankableVariant",
+    "TAGS_NAMESPACE",
+    "Tags",
     "Title",
     "TitlePerformance",
     "TrailerResult",
     "UnknownItemError",
+    "VISUAL_TAGS",
     "Variant",
     "VariantLimitError",
     "VariantPerformance",
+    "VariantRevision",
     "check_id",
+    "suggest_visual_tags",
     "title_performance",
     "wilson_interval",
 ]

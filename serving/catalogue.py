@@ -62,6 +62,7 @@ from catalogue import (
     UnknownItemError,
     Variant,
     VariantLimitError,
+    VariantRevision,
     check_id,
     title_performance,
 )
@@ -75,6 +76,7 @@ from serving.contract.catalogue import (
     OPERATIONS,
     VARIANT_ID_PATTERN,
     PerformanceQuery,
+    ThemesAdd,
     TitleCreate,
     TitleUpdate,
     VariantUpdate,
@@ -243,7 +245,15 @@ def variant_json(variant: Variant) -> dict[str, Any]:
             "filename": variant.filename, "source": variant.source,
             "createdAt": _iso(variant.created_at), "features": variant.features,
             "warnings": variant.warnings, "nearDuplicates": list(variant.near_duplicates),
-            "details": variant.details}
+            "details": variant.details, "label": variant.label, "tags": variant.tags.to_dict(),
+            "suggestedTags": list(variant.suggested_tags), "revision": variant.revision}
+
+
+def revision_json(revision: VariantRevision) -> dict[str, Any]:
+    """One revision of a variant as the API returns it."""
+    return {"revision": revision.revision, "label": revision.label,
+            "tags": revision.tags.to_dict(), "active": revision.active,
+            "changedAt": _iso(revision.changed_at)}
 
 
 def candidate_json(candidate: Candidate) -> dict[str, Any]:
@@ -361,11 +371,24 @@ def get_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
 @bp.patch("/catalogue/titles/<titleId>/variants/<variantId>")
 @require_roles("marketer")
 def update_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
-    """Turn a variant on or off: ``{"active": bool}``."""
+    """Change a variant's ``active`` flag, ``label``, ``tags`` or pending ``suggestedTags``."""
     title_id = _title_id(titleId)
     variant_id = _item_id(variantId, prefix="v", name="variantId")
-    change = validate(VariantUpdate, json_body())
-    return variant_json(get_catalogue().set_active(title_id, variant_id, change.active))
+    catalogue = get_catalogue()
+    change = validate(VariantUpdate, json_body(), context={"themes": catalogue.themes()})
+    tags = None if change.tags is None else change.tags.model_dump(exclude_none=True)
+    return variant_json(catalogue.update_variant(
+        title_id, variant_id, active=change.active, label=change.label, tags=tags,
+        suggested_tags=change.suggested_tags, revision=change.revision))
+
+
+@bp.get("/catalogue/titles/<titleId>/variants/<variantId>/revisions")
+@require_roles("marketer", "analyst")
+def variant_revisions(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
+    """A variant's label, tags and active flag at each revision, oldest first."""
+    variant_id = _item_id(variantId, prefix="v", name="variantId")
+    revisions = get_catalogue().variant_revisions(_title_id(titleId), variant_id)
+    return {"revisions": [revision_json(r) for r in revisions]}
 
 
 @bp.delete("/catalogue/titles/<titleId>/variants/<variantId>")
@@ -375,6 +398,24 @@ def delete_variant(titleId: str, variantId: str) -> tuple[str, int]:  # noqa: N8
     variant_id = _item_id(variantId, prefix="v", name="variantId")
     get_catalogue().delete_variant(_title_id(titleId), variant_id)
     return "", 204
+
+
+# --------------------------------------------------------------------------- themes
+
+
+@bp.get("/catalogue/themes")
+@require_roles("marketer", "analyst")
+def list_themes() -> dict[str, Any]:
+    """The theme vocabulary that variants' ``tags.themes`` come from."""
+    return {"themes": list(get_catalogue().themes())}
+
+
+@bp.post("/catalogue/themes")
+@require_roles("admin")
+def add_themes() -> dict[str, Any]:
+    """Extend the theme vocabulary (the catalogue owner's, so admin only)."""
+    body = validate(ThemesAdd, json_body())
+    return {"themes": list(get_catalogue().add_themes(body.themes))}
 
 
 # --------------------------------------------------------------------------- trailers
