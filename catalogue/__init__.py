@@ -43,13 +43,14 @@ from catalogue.records import (
     VariantRevision,
     check_id,
 )
-from catalogue.store import Catalogue
+from catalogue.store import RANKED_NAMESPACES, Catalogue
 from catalogue.tags import DEFAULT_THEMES, TAGS_NAMESPACE, VISUAL_TAGS, Tags
 
 __all__ = [
     "DEFAULT_THEMES",
     "ID_PATTERN",
     "MEDIA_TYPES",
+    "RANKED_NAMESPACES",
     "Candidate",
     "Catalogue",
     "CatalogueConflictError",

@@ -63,7 +63,12 @@ from catalogue.tags import (
     check_theme_names,
 )
 
-__all__ = ["Catalogue"]
+__all__ = ["Catalogue", "RANKED_NAMESPACES"]
+
+#: Artwork namespaces ranked under another name, so that no two namespaces a
+#: learner sees share a first letter (VW's ``-q`` pairs by first letter):
+#: artwork's ``Text`` would pair with a member's ``Taste`` (docs/marketer.md).
+RANKED_NAMESPACES = {"Text": "Words"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS titles (
@@ -719,7 +724,8 @@ class Catalogue:
     def active_variants(self, title_ids: Sequence[str]) -> dict[str, list[RankableVariant]]:
         """Each title's active variants with their action features, for one rank call.
 
-        The action features of a variant are its image features, plus the title's
+        The action features of a variant are its image features (``Text`` as
+        ``Words``, :data:`RANKED_NAMESPACES`), plus the title's
         genres as the ``Genre`` namespace (``{"comedy": True}``), plus its tags as
         the :data:`~catalogue.tags.TAGS_NAMESPACE` namespace (``{"theme=romance":
         1.0}``, when it has any), plus a ``Variant`` namespace holding the variant
@@ -770,7 +776,8 @@ class Catalogue:
                     "FROM variants v JOIN images i USING (content_hash) "
                     f"WHERE v.active = 1 AND v.title_id IN ({marks}) "
                     "ORDER BY v.created_at, v.rowid", chunk):
-                features = json.loads(raw)
+                features = {RANKED_NAMESPACES.get(namespace, namespace): values
+                            for namespace, values in json.loads(raw).items()}
                 if genres[title_id]:
                     features["Genre"] = dict(genres[title_id])
                 depicted = Tags.from_dict(json.loads(tags)).features()

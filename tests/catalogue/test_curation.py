@@ -112,3 +112,16 @@ def test_visual_tags_follow_the_namespaces() -> None:
             "Layout": {"negative_space": 0.2, "edge_density": 0.2}}
     assert suggest_visual_tags(busy) == ["closeup", "group", "text-heavy"]
     assert suggest_visual_tags({}) == []  # nothing measured, nothing suggested
+
+
+def test_ranked_namespaces_have_distinct_first_letters(store, detectors) -> None:
+    # VW's -q pairs namespaces by first letter: every namespace of a ranked
+    # variant, and the members' Member and Taste, must start with its own.
+    variant = Curator(catalogue=store, detectors=detectors).add_poster("dune", data=poster(3))
+    assert "Text" in variant.features  # artwork's name, kept in the catalogue
+    store.update_variant("dune", variant.id, tags={"themes": ["scifi"], "tone": ["bleak"]})
+    ranked = store.active_variants(["dune"])["dune"][0].features
+    assert {"Words", "Genre", "Depicts", "Variant"} <= set(ranked) and "Text" not in ranked
+    assert ranked["Words"] == variant.features["Text"]
+    letters = [name[0] for name in [*ranked, "Member", "Taste"]]
+    assert len(letters) == len(set(letters)), sorted(letters)
