@@ -272,11 +272,13 @@ def performance_json(report: TitlePerformance) -> dict[str, Any]:
         "titleId": report.title_id, "since": _iso(report.since), "until": _iso(report.until),
         "confidence": report.confidence, "days": report.days,
         "impressions": report.impressions, "joined": report.joined, "takes": report.takes,
+        "recentSince": _iso(report.recent_since), "recentImpressions": report.recent_impressions,
         "variants": [{
             "variantId": v.variant_id, "impressions": v.impressions, "joined": v.joined,
             "takes": v.takes, "share": v.share, "takeRate": v.take_rate,
             "takeRateLow": v.take_rate_low, "takeRateHigh": v.take_rate_high,
-            "meanReward": v.mean_reward,
+            "meanReward": v.mean_reward, "recentImpressions": v.recent_impressions,
+            "recentShare": v.recent_share,
             "daily": [{"day": d.day, "impressions": d.impressions, "joined": d.joined,
                        "takes": d.takes, "share": d.share, "takeRate": d.take_rate,
                        "takeRateLow": d.take_rate_low, "takeRateHigh": d.take_rate_high}
@@ -464,7 +466,8 @@ def delete_candidate(titleId: str, candidateId: str) -> tuple[str, int]:  # noqa
 @bp.get("/catalogue/titles/<titleId>/performance")
 @require_roles("marketer", "analyst")
 def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
-    """Impressions, takes, take rate (Wilson interval) and share per variant and day."""
+    """Impressions, takes, take rate (Wilson interval) and share per variant and day, and
+    each variant's share of the last ``recentHours``."""
     catalogue = get_catalogue()
     title = catalogue.title(_title_id(titleId))
     query = validate(PerformanceQuery, request.args.to_dict())
@@ -474,7 +477,8 @@ def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
     report = title_performance(
         engine.store.events_since(since, tag=title.id), title_id=title.id, since=since,
         until=until, variant_ids=[v.id for v in catalogue.variants(title.id)],
-        confidence=query.confidence, take_threshold=query.take_threshold)
+        confidence=query.confidence, take_threshold=query.take_threshold,
+        recent_since=until - query.recent_hours * 3600.0)
     return performance_json(report)
 
 

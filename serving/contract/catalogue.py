@@ -86,6 +86,8 @@ class PerformanceQuery(Query):
     confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
     take_threshold: Annotated[float, Field(ge=-1e12, le=1e12, description="A joined reward "
                                            "above this is a take.")] = 0.0
+    recent_hours: Annotated[int, Field(ge=1, le=8784, description="The recent share counts "
+                                       "the window's last hours.")] = 24
 
 
 class TitleUpdate(Body, extra="forbid"):
@@ -281,6 +283,9 @@ class VariantPerformance(DayCounts):
     variant_id: str
     mean_reward: float | None
     daily: list[DailyCounts]
+    recent_impressions: int
+    recent_share: Annotated[float | None, Field(
+        description="Share of the title's impressions since recentSince.")]
 
 
 class Performance(Body):
@@ -294,6 +299,8 @@ class Performance(Body):
     impressions: int
     joined: int
     takes: int
+    recent_since: _Timestamp
+    recent_impressions: int
     variants: list[VariantPerformance]
 
 

@@ -608,9 +608,13 @@
                        labelOf(v.variantId).slice(0, 18));
       name.append(svg("title", {}, v.variantId));
       root.append(name);
-      root.append(svg("rect", { x: left, y: y + 6, height: rowH - 12, rx: 2, fill: color,
+      root.append(svg("rect", { x: left, y: y + 6, height: rowH - 16, rx: 2, fill: color,
                                 width: Math.max(0, (v.share || 0) * barW),
                                 "data-variant": v.variantId, "data-kind": "share" }));
+      root.append(svg("rect", { x: left, y: y + rowH - 8, height: 3, fill: color,
+                                "fill-opacity": 0.6,
+                                width: Math.max(0, (v.recentShare || 0) * barW),
+                                "data-variant": v.variantId, "data-kind": "recent-share" }));
       if (v.joined) {
         const x = (value) => rateX + value * barW;
         root.append(svg("line", { x1: x(v.takeRateLow), x2: x(v.takeRateHigh), y1: mid, y2: mid,
@@ -633,7 +637,8 @@
     const known = new Set(variants.map((v) => v.id));
     const rows = report.variants;
     $("perf-summary").textContent = report.impressions + " impressions, " + report.takes +
-      " takes (" + report.joined + " with a known outcome) since " + report.since.slice(0, 10);
+      " takes (" + report.joined + " with a known outcome) since " + report.since.slice(0, 10) +
+      "; " + report.recentImpressions + " impressions in the last 24 h";
     const share = rows.map((v) => ({ id: v.variantId, color: colorOf(v.variantId),
                                      values: v.daily.map((d) => d.share) }));
     const rate = rows.map((v) => ({ id: v.variantId, color: colorOf(v.variantId),
@@ -655,7 +660,8 @@
         el("td", { text: v.impressions }), el("td", { text: v.takes }),
         el("td", { text: pct(v.takeRate) }),
         el("td", { text: v.joined ? pct(v.takeRateLow) + " – " + pct(v.takeRateHigh) : "–" }),
-        el("td", { text: pct(v.share) })));
+        el("td", { text: pct(v.share) }),
+        el("td", { "data-kind": "recent-share", text: pct(v.recentShare) })));
     }
   }
 

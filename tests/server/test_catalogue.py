@@ -471,3 +471,23 @@ def test_suggested_tags_are_confirmed_or_dismissed(client, m) -> None:
     confirmed = client.patch(url, headers=m, json={
         "tags": {"visual": ["dark"]}, "suggestedTags": rest}).get_json()
     assert confirmed["tags"]["visual"] == ["dark"] and confirmed["suggestedTags"] == rest
+
+
+def test_performance_gives_the_recent_share_beside_the_whole_windows(client, m, keys) -> None:
+    create(client, m)
+    ids = [upload(client, m, poster(seed)).get_json()["id"] for seed in (10, 11)]
+    for _ in range(6):
+        response = client.post("/v1/artwork/rank", headers=auth(keys["client"]), json={
+            "titles": ["stranger-things"], "context": {"Member": {"country": "BR"}}})
+        assert response.status_code == 201
+    report = client.get("/v1/catalogue/titles/stranger-things/performance?recentHours=1",
+                        headers=m).get_json()
+    assert report["recentImpressions"] == report["impressions"] == 6
+    rows = {v["variantId"]: v for v in report["variants"]}
+    assert set(rows) == set(ids)
+    assert sum(v["recentImpressions"] for v in rows.values()) == 6
+    assert sum(v["recentShare"] for v in rows.values()) == pytest.approx(1.0)
+    assert all(v["recentShare"] == v["share"] for v in rows.values())  # all within the hour
+    bad = client.get("/v1/catalogue/titles/stranger-things/performance?recentHours=0",
+                     headers=m)
+    assert bad.status_code == 400 and error_of(bad)["target"] == "recentHours"

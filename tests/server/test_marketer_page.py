@@ -299,11 +299,18 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     row = page.inner_text(f"#perf-table tbody tr[data-variant='{first_id}']")
     takes = sum(r["variantId"] == first_id for r in shown)
     assert f"\t{takes}\t" in row
-    share_bar = page.locator(f"#chart-variants rect[data-variant='{first_id}']")
+    share_bar = page.locator(f"#chart-variants rect[data-variant='{first_id}'][data-kind=share]")
     assert float(share_bar.get_attribute("width")) > 0
     assert page.locator(f"#chart-variants circle[data-variant='{first_id}']").count() == 1
     assert page.locator("#chart-rate svg circle").count() > 0
     assert str(len(shown)) in page.inner_text("#perf-summary")
+    # All of it came within the last 24 hours: the recent share is the window's.
+    cells = page.locator(f"#perf-table tbody tr[data-variant='{first_id}'] td")
+    assert cells.nth(6).inner_text() == cells.nth(5).inner_text() != "–"
+    recent_bar = page.locator(f"#chart-variants rect[data-variant='{first_id}']"
+                              "[data-kind=recent-share]")
+    assert float(recent_bar.get_attribute("width")) == pytest.approx(float(
+        share_bar.get_attribute("width")))
 
     # The screenshot: a rendered page, with the first variant's colour in the chart.
     shot = tmp_path / "marketer-page.png"
