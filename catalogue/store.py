@@ -61,6 +61,7 @@ from catalogue.tags import (
     check_label,
     check_suggestions,
     check_theme_names,
+    check_visual_tags,
 )
 
 __all__ = ["Catalogue", "RANKED_NAMESPACES"]
@@ -407,7 +408,7 @@ class Catalogue:
         self.title(title_id)
         check_variant_fields(features, warnings, details, media_type, source)
         filename = check_filename(filename)
-        suggested = Tags().replace({"visual": suggested_tags}, themes=()).visual
+        suggested = check_visual_tags(suggested_tags, name="suggested_tags")
         content_hash = self._images.write(bytes(data))
         variant_id = "v" + secrets.token_hex(6)
         now = float(self.clock())
@@ -694,7 +695,7 @@ class Catalogue:
         kept = list(candidate.warnings if warnings is None else warnings)
         check_variant_fields(candidate.features, kept, None, candidate.media_type,
                                    "trailer")
-        suggested = Tags().replace({"visual": suggested_tags}, themes=()).visual
+        suggested = check_visual_tags(suggested_tags, name="suggested_tags")
         with self._transaction() as db:
             existing = db.execute(
                 "SELECT variant_id FROM variants WHERE title_id = ? AND content_hash = ?",

@@ -30,6 +30,7 @@ __all__ = [
     "check_label",
     "check_suggestions",
     "check_theme_names",
+    "check_visual_tags",
 ]
 
 #: The action namespace of a variant's tags. Its first letter is no other
@@ -44,8 +45,8 @@ DEFAULT_THEMES = ("romance", "action", "comedy", "drama", "horror", "family", "t
 VISUAL_TAGS = ("closeup", "group", "no-people", "dark", "bright", "warm", "cool",
                "text-heavy", "minimal")
 
-#: A theme: a lower-case word of 1 to 32 letters, digits or ``-``.
-THEME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+#: A theme: a word of 1 to 32 letters, digits or ``-`` (stored lower-cased).
+THEME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$"
 _THEME = re.compile(THEME_PATTERN)
 LABEL_MAX_LENGTH = 128
 TAG_MAX_LENGTH = 64
@@ -124,12 +125,11 @@ class Tags:
                 out[f"{prefix}={'_'.join(value.lower().split())}"] = 1.0
         return out
 
-    def __bool__(self) -> bool:
-        return any(getattr(self, f.name) for f in fields(self))
 
 
-def _check_field(name: str, values: object, *, themes: Sequence[str]) -> tuple[str, ...]:
-    path = f"tags.{name}"
+def _check_field(name: str, values: object, *, themes: Sequence[str],
+                 path: str | None = None) -> tuple[str, ...]:
+    path = path or f"tags.{name}"
     if isinstance(values, str) or not isinstance(values, Sequence):
         raise InvalidInputError(f"{path} must be a list of strings, got {values!r}")
     if len(values) > TAG_MAX_PER_FIELD:
@@ -181,16 +181,21 @@ def check_theme_names(names: object, *, present: int = 0) -> tuple[str, ...]:
         raise InvalidInputError(f"themes must be a non-empty list of strings, got {names!r}")
     out: list[str] = []
     for position, name in enumerate(names):
-        if not isinstance(name, str) or not _THEME.match(name.lower()):
+        if not isinstance(name, str) or not _THEME.match(name):
             raise InvalidInputError(
-                f"themes[{position}] must be a word of 1 to 32 lower-case letters, digits or "
-                f"'-' (matching {THEME_PATTERN}), got {name!r}")
+                f"themes[{position}] must be a word of 1 to 32 letters, digits or '-' "
+                f"(matching {THEME_PATTERN}), got {name!r}")
         if name.lower() not in out:
             out.append(name.lower())
     if present + len(out) > _MAX_THEMES:
         raise InvalidInputError(f"the theme vocabulary may hold at most {_MAX_THEMES} themes; "
                                 f"it has {present}, got {len(out)} more")
     return tuple(out)
+
+
+def check_visual_tags(values: object, *, name: str) -> tuple[str, ...]:
+    """Distinct tags of :data:`VISUAL_TAGS` (suggestions an analysis makes), in the order given."""
+    return _check_field("visual", values, themes=(), path=name)
 
 
 def check_suggestions(kept: object, *, pending: Sequence[str]) -> tuple[str, ...]:

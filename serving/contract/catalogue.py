@@ -250,7 +250,7 @@ class ThemeList(Body):
 class ThemesAdd(Body, extra="forbid"):
     """Themes to add to the vocabulary (those already in it are kept once)."""
 
-    themes: Annotated[list[Annotated[str, Field(pattern=THEME_PATTERN.replace("a-z", "A-Za-z"))]],
+    themes: Annotated[list[Annotated[str, Field(pattern=THEME_PATTERN)]],
                       Field(min_length=1, max_length=256)]
 
 

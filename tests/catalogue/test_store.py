@@ -94,6 +94,8 @@ def test_bad_variant_input_leaves_nothing_behind(catalogue, tmp_path) -> None:
         add(catalogue, "nope")
     with pytest.raises(InvalidInputError, match="near_duplicates"):
         add(catalogue, near_duplicates=["v000000000000"])
+    with pytest.raises(InvalidInputError, match=r"suggested_tags\[0\]: unknown visual tag"):
+        add(catalogue, suggested_tags=["sparkly"])
     assert catalogue.variants("t1") == []
     assert not any(p.is_file() for p in (tmp_path / "images").rglob("*"))
 
