@@ -218,14 +218,6 @@ class VariantUpdate(Body, extra="forbid"):
     revision: Annotated[int | None, Field(
         ge=1, description="The revision read; another gets 409 (changed meanwhile).")] = None
 
-    @model_validator(mode="after")
-    def _something(self) -> VariantUpdate:
-        if all(getattr(self, name) is None
-               for name in ("active", "label", "tags", "suggested_tags")):
-            raise FieldError("active", "active: the body must change at least one of "
-                             "active, label, tags or suggestedTags")
-        return self
-
 
 class VariantRevision(Body):
     """A variant's label, tags and active flag as one revision left them."""

@@ -190,7 +190,7 @@ def test_deactivate_reactivate_delete(client, m, data_dir) -> None:
     title = client.get("/v1/catalogue/titles", headers=m).get_json()["titles"][0]
     assert (title["variantCount"], title["activeVariantCount"]) == (1, 0)
     assert client.patch(url, json={"active": True}, headers=m).get_json()["active"] is True
-    for bad in ({"active": "no"}, {}, {"active": True, "id": "x"}):
+    for bad in ({"active": "no"}, {"active": True, "id": "x"}, {"label": None, "x": 1}):
         assert client.patch(url, json=bad, headers=m).status_code == 400
     assert client.delete(url, headers=m).status_code == 204
     assert client.get(url, headers=m).status_code == 404
@@ -407,6 +407,8 @@ def test_labels_and_tags_are_edited_as_revisions(client, m, keys, app) -> None:
     # Another marketer's edit from revision 1 is refused: it would undo this one.
     stale = client.patch(url, headers=m, json={"label": "Kiss", "revision": 1})
     assert stale.status_code == 409 and "revision 2, not 1" in error_of(stale)["message"]
+    # A body that changes nothing makes no revision.
+    assert client.patch(url, headers=m, json={"tags": {}}).get_json()["revision"] == 2
     revisions = client.get(url + "/revisions", headers=auth(keys["analyst"])).get_json()
     assert [(r["revision"], r["label"]) for r in revisions["revisions"]] == [
         (1, "kiss.jpg"), (2, "The kiss")]
@@ -427,8 +429,7 @@ def test_labels_and_tags_are_edited_as_revisions(client, m, keys, app) -> None:
     ({"tags": {"cast": ["x" * 65]}}, "tags.cast[0]", ["at most 64"]),
     ({"label": " "}, "label", ["must not be empty"]),
     ({"suggestedTags": ["sparkly"]}, "suggestedTags[0]", ["closeup"]),
-    ({}, "active", ["at least one of"]),
-    ({"revision": 1}, "active", ["at least one of"]),
+    ({"revision": 0}, "revision", ["at least 1"]),
 ])
 def test_bad_tags_are_400_naming_the_problem(client, m, body, target, words) -> None:
     create(client, m)
