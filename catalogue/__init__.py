@@ -44,7 +44,7 @@ from catalogue.records import (
     check_id,
 )
 from catalogue.store import RANKED_NAMESPACES, Catalogue
-from catalogue.tags import DEFAULT_THEMES, TAGS_NAMESPACE, VISUAL_TAGS, Tags
+from catalogue.tags import DEFAULT_THEMES, TAGS_NAMESPACE, VISUAL_TAGS, Tags, UnknownThemeError
 
 __all__ = [
     "DEFAULT_THEMES",
@@ -63,6 +63,7 @@ __all__ = [
     "TitlePerformance",
     "TrailerResult",
     "UnknownItemError",
+    "UnknownThemeError",
     "VISUAL_TAGS",
     "Variant",
     "VariantLimitError",

@@ -26,6 +26,7 @@ __all__ = [
     "TAG_MAX_PER_FIELD",
     "THEME_PATTERN",
     "Tags",
+    "UnknownThemeError",
     "VISUAL_TAGS",
     "check_label",
     "check_suggestions",
@@ -52,7 +53,25 @@ LABEL_MAX_LENGTH = 128
 TAG_MAX_LENGTH = 64
 TAG_MAX_PER_FIELD = 16
 _MAX_THEMES = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnknownThemeError(InvalidInputError):
+    """A theme that is not in the catalogue's vocabulary.
+
+    Attributes
+    ----------
+    field : str
+        Where it was given (``tags.themes[0]``).
+    theme : str
+    vocabulary : tuple of str
+    """
+
+    def __init__(self, field: str, theme: str, vocabulary: Sequence[str]) -> None:
+        super().__init__(f"{field}: unknown theme {theme!r}; the theme vocabulary is "
+                         f"{sorted(vocabulary)} (the catalogue owner can extend it)")
+        self.field = field
+        self.theme = theme
+        self.vocabulary = tuple(vocabulary)
 
 
 @dataclass(frozen=True)
@@ -97,8 +116,9 @@ class Tags:
         Raises
         ------
         InvalidInputError
-            Naming the field (``tags.themes``), the expectation and the value;
-            an unknown theme names the vocabulary.
+            Naming the field (``tags.tone``), the expectation and the value.
+        UnknownThemeError
+            Naming the theme and the vocabulary.
         """
         if not isinstance(changes, Mapping):
             raise InvalidInputError(f"tags must be an object, got {type(changes).__name__}")
@@ -137,18 +157,15 @@ def _check_field(name: str, values: object, *, themes: Sequence[str],
                                 f"got {len(values)}")
     out: list[str] = []
     for position, value in enumerate(values):
-        if not isinstance(value, str) or not value.strip() or len(value) > TAG_MAX_LENGTH \
-                or _CONTROL.search(value):
+        if not isinstance(value, str) or not value.strip() or len(value) > TAG_MAX_LENGTH:
             raise InvalidInputError(
-                f"{path}[{position}] must be a non-empty string of at most {TAG_MAX_LENGTH} "
-                f"characters without control characters, got {value!r}")
+                f"{path}[{position}] must be a non-blank string of at most {TAG_MAX_LENGTH} "
+                f"characters, got {value!r}")
         value = " ".join(value.split())
         if name == "themes":
             value = value.lower()
             if value not in themes:
-                raise InvalidInputError(
-                    f"{path}[{position}]: unknown theme {value!r}; the theme vocabulary is "
-                    f"{sorted(themes)} (the catalogue owner can extend it)")
+                raise UnknownThemeError(f"{path}[{position}]", value, themes)
         elif name == "visual" and value not in VISUAL_TAGS:
             raise InvalidInputError(f"{path}[{position}]: unknown visual tag {value!r}; "
                                     f"the visual tags are {list(VISUAL_TAGS)}")
@@ -158,12 +175,11 @@ def _check_field(name: str, values: object, *, themes: Sequence[str],
 
 
 def check_label(label: object) -> str:
-    """A variant's display name, stripped: 1 to 128 characters without control characters."""
-    if not isinstance(label, str) or not label.strip() or len(label) > LABEL_MAX_LENGTH \
-            or _CONTROL.search(label):
+    """A variant's display name, stripped: a non-blank string of at most 128 characters."""
+    if not isinstance(label, str) or not label.strip() or len(label) > LABEL_MAX_LENGTH:
         raise InvalidInputError(
-            f"label must be a non-empty string of at most {LABEL_MAX_LENGTH} characters "
-            f"without control characters, got {label!r}")
+            f"label must be a non-blank string of at most {LABEL_MAX_LENGTH} characters, "
+            f"got {label!r}")
     return label.strip()
 
 

@@ -60,6 +60,7 @@ from catalogue import (
     Title,
     TitlePerformance,
     UnknownItemError,
+    UnknownThemeError,
     Variant,
     VariantLimitError,
     VariantRevision,
@@ -377,7 +378,7 @@ def update_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N80
     title_id = _title_id(titleId)
     variant_id = _item_id(variantId, prefix="v", name="variantId")
     catalogue = get_catalogue()
-    change = validate(VariantUpdate, json_body(), context={"themes": catalogue.themes()})
+    change = validate(VariantUpdate, json_body())
     tags = None if change.tags is None else change.tags.model_dump(exclude_none=True)
     return variant_json(catalogue.update_variant(
         title_id, variant_id, active=change.active, label=change.label, tags=tags,
@@ -514,6 +515,10 @@ def _unknown_item(exc: UnknownItemError) -> Response:
     return error_response(404, str(exc))
 
 
+def _unknown_theme(exc: UnknownThemeError) -> Response:
+    return error_response(400, str(exc), target=exc.field)
+
+
 def _conflict(exc: CatalogueConflictError) -> Response:
     return error_response(409, str(exc))
 
@@ -542,6 +547,7 @@ def init_app(app: Flask) -> None:
     app.extensions[_DETECTORS_EXTENSION] = {"lock": threading.Lock(), "detectors": None}
     app.register_error_handler(UnknownItemError, _unknown_item)
     app.register_error_handler(CatalogueConflictError, _conflict)
+    app.register_error_handler(UnknownThemeError, _unknown_theme)
     app.register_error_handler(VariantLimitError, _full_title)
     app.register_error_handler(artwork.ArtworkInputError, _bad_artwork)
     app.register_blueprint(bp)

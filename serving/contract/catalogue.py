@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from banditkit.errors import InvalidInputError
-from catalogue import ID_PATTERN, MEDIA_TYPES, VISUAL_TAGS, Tags, check_id
+from catalogue import ID_PATTERN, MEDIA_TYPES, VISUAL_TAGS, check_id
 from catalogue.fields import GENRE_PATTERN
 from catalogue.tags import LABEL_MAX_LENGTH, TAG_MAX_LENGTH, TAG_MAX_PER_FIELD, THEME_PATTERN
 from serving.contract.common import Error
@@ -187,24 +187,13 @@ class VariantTags(Body):
 class TagsUpdate(Body, extra="forbid"):
     """Tag fields to replace; a field left out or null is kept."""
 
-    themes: Annotated[_TagList | None, Field(description="From GET /v1/catalogue/themes "
-                                             "(case-insensitive).")] = None
+    themes: Annotated[_TagList | None, Field(
+        description="From GET /v1/catalogue/themes (case-insensitive); another is refused "
+                    "with 400 naming it and the vocabulary.")] = None
     tone: _TagList | None = None
     cast: _TagList | None = None
     setting: _TagList | None = None
     visual: Annotated[list[_VisualTag], Field(max_length=len(VISUAL_TAGS))] | None = None
-
-    @field_validator("themes")
-    @classmethod
-    def _known_themes(cls, themes: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        # The vocabulary comes in the validation context; the catalogue checks again.
-        vocabulary = (info.context or {}).get("themes")
-        if themes is not None and vocabulary is not None:
-            try:
-                Tags().replace({"themes": themes}, themes=vocabulary)
-            except InvalidInputError as exc:
-                raise ValueError(str(exc).removeprefix("tags.")) from None
-        return themes
 
 
 class VariantUpdate(Body, extra="forbid"):

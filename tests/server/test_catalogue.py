@@ -422,7 +422,7 @@ def test_labels_and_tags_are_edited_as_revisions(client, m, keys, app) -> None:
 
 
 @pytest.mark.parametrize("body, target, words", [
-    ({"tags": {"themes": ["heist"]}}, "tags.themes",
+    ({"tags": {"themes": ["heist"]}}, "tags.themes[0]",
      ["unknown theme 'heist'", "'romance'", "'documentary'"]),
     ({"tags": {"visual": ["sparkly"]}}, "tags.visual[0]", ["closeup"]),
     ({"tags": {"mood": ["x"]}}, "tags.mood", ["Unknown field"]),
