@@ -11,7 +11,7 @@ from catalogue import ID_PATTERN, MEDIA_TYPES, VISUAL_TAGS, check_id
 from catalogue.fields import GENRE_PATTERN
 from catalogue.tags import LABEL_MAX_LENGTH, TAG_MAX_LENGTH, TAG_MAX_PER_FIELD, THEME_PATTERN
 from serving.contract.common import Error
-from serving.contract.fields import Body, Query, text
+from serving.contract.fields import Body, Query, integer, text
 from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
 from serving.contract.validation import FieldError
@@ -204,8 +204,8 @@ class VariantUpdate(Body, extra="forbid"):
     tags: TagsUpdate | None = None
     suggested_tags: Annotated[list[_VisualTag] | None, Field(
         description="The pending suggestions to keep; leave one out to dismiss it.")] = None
-    revision: Annotated[int | None, Field(
-        ge=1, description="The revision read; another gets 409 (changed meanwhile).")] = None
+    revision: Annotated[integer(1) | None, Field(
+        description="The revision read; another gets 409 (changed meanwhile).")] = None
 
 
 class VariantRevision(Body):

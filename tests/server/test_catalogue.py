@@ -407,8 +407,9 @@ def test_labels_and_tags_are_edited_as_revisions(client, m, keys, app) -> None:
     # Another marketer's edit from revision 1 is refused: it would undo this one.
     stale = client.patch(url, headers=m, json={"label": "Kiss", "revision": 1})
     assert stale.status_code == 409 and "revision 2, not 1" in error_of(stale)["message"]
-    # A body that changes nothing makes no revision.
-    assert client.patch(url, headers=m, json={"tags": {}}).get_json()["revision"] == 2
+    # A body that changes nothing makes no revision; 2.0 is the integer 2.
+    assert client.patch(url, headers=m, json={"tags": {}, "revision": 2.0}
+                        ).get_json()["revision"] == 2
     revisions = client.get(url + "/revisions", headers=auth(keys["analyst"])).get_json()
     assert [(r["revision"], r["label"]) for r in revisions["revisions"]] == [
         (1, "kiss.jpg"), (2, "The kiss")]
@@ -429,7 +430,8 @@ def test_labels_and_tags_are_edited_as_revisions(client, m, keys, app) -> None:
     ({"tags": {"cast": ["x" * 65]}}, "tags.cast[0]", ["at most 64"]),
     ({"label": " "}, "label", ["must not be empty"]),
     ({"suggestedTags": ["sparkly"]}, "suggestedTags[0]", ["closeup"]),
-    ({"revision": 0}, "revision", ["at least 1"]),
+    ({"revision": 0}, "revision", [">= 1"]),
+    ({"revision": 1.5}, "revision", ["integer"]),
 ])
 def test_bad_tags_are_400_naming_the_problem(client, m, body, target, words) -> None:
     create(client, m)
