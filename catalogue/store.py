@@ -423,10 +423,10 @@ class Catalogue:
                 db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?)",
                            (content_hash, media_type, len(data)))
                 self._insert_variant(
-                    db, (variant_id, title_id, content_hash, json.dumps(features),
-                         json.dumps([dict(w) for w in warnings]),
-                         json.dumps(dict(details or {})), fingerprint, int(bool(active)),
-                         source, filename, now), suggested)
+                    db, variant_id=variant_id, title_id=title_id, content_hash=content_hash,
+                    features=features, warnings=warnings, details=details or {},
+                    fingerprint=fingerprint, active=bool(active), source=source,
+                    filename=filename, created_at=now, suggested=suggested)
                 self._link_duplicates(db, title_id, variant_id, near_duplicates)
         except CatalogueConflictError:
             raise
@@ -437,16 +437,23 @@ class Catalogue:
         return self.variant(title_id, variant_id)
 
     @staticmethod
-    def _insert_variant(db: sqlite3.Connection, row: tuple[Any, ...],
-                        suggested: Sequence[str]) -> None:
-        """Insert a variant row (the columns up to ``created_at``) at revision 1, labelled
-        with its file name, or its id when it has none."""
-        label = row[9] or row[0]
+    def _insert_variant(db: sqlite3.Connection, *, variant_id: str, title_id: str,
+                        content_hash: str, features: Features,
+                        warnings: Sequence[Mapping[str, str]], details: Mapping[str, Any],
+                        fingerprint: bytes | None, active: bool, source: str, filename: str,
+                        created_at: float, suggested: Sequence[str]) -> None:
+        """Insert a variant at revision 1 without tags, labelled with its file name (its
+        id when it has none)."""
+        label = filename or variant_id
         tags = json.dumps(Tags().to_dict())
         db.execute(f"INSERT INTO variants ({_VARIANT_COLUMNS}) VALUES "
-                   "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (*row, label, tags, json.dumps(suggested)))
+                   "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (variant_id, title_id, content_hash, json.dumps(features),
+                    json.dumps([dict(w) for w in warnings]), json.dumps(dict(details)),
+                    fingerprint, int(active), source, filename, created_at, label, tags,
+                    json.dumps(list(suggested))))
         db.execute("INSERT INTO variant_revisions VALUES (?, 1, ?, ?, ?, ?)",
-                   (row[0], label, tags, row[7], row[10]))
+                   (variant_id, label, tags, int(active), created_at))
 
     @staticmethod
     def _link_duplicates(db: sqlite3.Connection, title_id: str, variant_id: str,
@@ -704,10 +711,11 @@ class Catalogue:
                 raise CatalogueConflictError(
                     f"title {title_id!r} already has this frame as variant {existing[0]!r}")
             self._insert_variant(
-                db, (variant_id, title_id, candidate.content_hash,
-                     json.dumps(candidate.features), json.dumps([dict(w) for w in kept]),
-                     json.dumps(candidate.details), candidate.fingerprint, 1, "trailer",
-                     candidate.filename, float(self.clock())), suggested)
+                db, variant_id=variant_id, title_id=title_id,
+                content_hash=candidate.content_hash, features=candidate.features,
+                warnings=kept, details=candidate.details, fingerprint=candidate.fingerprint,
+                active=True, source="trailer", filename=candidate.filename,
+                created_at=float(self.clock()), suggested=suggested)
             self._link_duplicates(db, title_id, variant_id, near_duplicates)
             db.execute("DELETE FROM candidates WHERE candidate_id = ?", (candidate_id,))
         return self.variant(title_id, variant_id)

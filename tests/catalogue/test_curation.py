@@ -82,6 +82,8 @@ def test_trailer_frames_become_candidates_and_approval_makes_variants(
     assert all(c.filename.startswith("t-") for c in result.candidates)
     variant = curator.approve_candidate("dune", result.candidates[0].id)
     assert variant.active and variant.source == "trailer"
+    assert variant.label == result.candidates[0].filename and variant.revision == 1
+    assert list(variant.suggested_tags) == suggest_visual_tags(result.candidates[0].features)
     assert store.candidates("dune") == result.candidates[1:]
 
 
