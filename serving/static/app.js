@@ -471,7 +471,7 @@
       grid.append(el("div", { class: "card", "data-candidate": candidate.id },
         el("img", { src: candidate.imageUrl, alt: candidate.filename }),
         el("div", { class: "meta" },
-          el("span", { class: "id", text: candidate.id }),
+          el("span", { class: "label", title: candidate.id, text: candidate.filename || candidate.id }),
           el("span", { class: "muted", text: "t=" + (details.timestamp ?? "?") + "s · score " +
                                               (details.score ?? "?") })),
         warnings, featureTable(candidate.features),
