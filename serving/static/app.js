@@ -288,7 +288,8 @@
       el("div", { class: "meta" },
         el("span", { class: "label", "data-role": "label", title: variant.id, text: variant.label }),
         el("span", { class: "muted", text: (details.width || "?") + "×" + (details.height || "?") })),
-      el("div", { class: "muted", text: variant.filename || "(" + variant.source + ")" }),
+      el("div", { class: "muted", text: variant.filename && variant.filename !== variant.label ?
+                                          variant.filename : "(" + variant.source + ")" }),
       tagBadges(variant), suggestionChips(variant),
       badges, warnings, tagForm(variant, openForms.has(variant.id)),
       featureTable(variant.features, featuresOpen),

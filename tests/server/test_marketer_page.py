@@ -376,6 +376,9 @@ def test_a_variant_is_named_and_tagged_on_its_card(page, server, tmp_path) -> No
     card.locator(".badge.suggestion[data-suggestion='dark'] button[data-role=confirm]").click()
     expect(card.locator(".badge.tag[data-tag='visual=dark']")).to_be_visible()
     expect(card.locator(".badge.suggestion[data-suggestion='dark']")).to_have_count(0)
+    keep = os.environ.get("BANDITKIT_SCREENSHOT_DIR")
+    if keep:
+        card.screenshot(path=str(Path(keep) / "marketer-tags.png"))
     stored = api(server, "GET", f"/v1/catalogue/titles/bridgerton/variants/{variant_id}").json()
     assert stored["label"] == "The ball" and stored["revision"] == 3
     assert stored["tags"]["themes"] == ["romance", "drama"]
