@@ -8,13 +8,23 @@ Sits between :mod:`artwork` (image to features) and :mod:`serving` (HTTP):
   rows, images by content hash);
 * :mod:`catalogue.performance`: per-variant impressions and takes from the
   engine's decision log;
+* :mod:`catalogue.tags`: a variant's label and tags (themes from the
+  catalogue's vocabulary, tone, cast, setting, visual) and the action
+  features they give;
 * :mod:`catalogue.curation`: the :class:`Curator` that analyses posters and
-  trailers with :mod:`artwork` and adds them to the store.
+  trailers with :mod:`artwork` and adds them to the store, and the visual
+  tags an analysis suggests.
 
 Nothing in :mod:`banditkit` or :mod:`artwork` imports this package.
 """
 
-from catalogue.curation import MEDIA_TYPES, Curator, TrailerResult, VariantLimitError
+from catalogue.curation import (
+    MEDIA_TYPES,
+    Curator,
+    TrailerResult,
+    VariantLimitError,
+    suggest_visual_tags,
+)
 from catalogue.performance import (
     DailyPerformance,
     TitlePerformance,
@@ -30,27 +40,37 @@ from catalogue.records import (
     Title,
     UnknownItemError,
     Variant,
+    VariantRevision,
     check_id,
 )
-from catalogue.store import Catalogue
+from catalogue.store import RANKED_NAMESPACES, Catalogue
+from catalogue.tags import DEFAULT_THEMES, TAGS_NAMESPACE, VISUAL_TAGS, Tags, UnknownThemeError
 
 __all__ = [
+    "DEFAULT_THEMES",
     "ID_PATTERN",
     "MEDIA_TYPES",
+    "RANKED_NAMESPACES",
     "Candidate",
     "Catalogue",
     "CatalogueConflictError",
     "Curator",
     "DailyPerformance",
     "RankableVariant",
+    "TAGS_NAMESPACE",
+    "Tags",
     "Title",
     "TitlePerformance",
     "TrailerResult",
     "UnknownItemError",
+    "UnknownThemeError",
+    "VISUAL_TAGS",
     "Variant",
     "VariantLimitError",
     "VariantPerformance",
+    "VariantRevision",
     "check_id",
+    "suggest_visual_tags",
     "title_performance",
     "wilson_interval",
 ]

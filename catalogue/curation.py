@@ -21,7 +21,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,14 @@ from artwork.frames import DEFAULT_MAX_VIDEO_PIXELS
 from artwork.io import DEFAULT_MAX_PIXELS
 from catalogue.records import Candidate, CatalogueConflictError, Title, Variant
 from catalogue.store import Catalogue
+from catalogue.tags import VISUAL_TAGS
 
 __all__ = [
     "MEDIA_TYPES",
     "Curator",
     "TrailerResult",
     "VariantLimitError",
+    "suggest_visual_tags",
 ]
 
 #: Media type of each image format :func:`artwork.load_image` decodes.
@@ -186,9 +188,11 @@ class Curator:
         analysis = artwork.analyze_image(
             loaded, detectors=self._detectors(), expected_aspect=self._expected_aspect(title),
             variants=others, expect_face=bool(title.metadata.get("expectFace", True)))
+        features = _features(analysis)
         return self.catalogue.add_variant(
             title.id, data=data, media_type=MEDIA_TYPES.get(loaded.format, "image/jpeg"),
-            features=_features(analysis), warnings=_warnings(analysis),
+            features=features, warnings=_warnings(analysis),
+            suggested_tags=suggest_visual_tags(features),
             details=_details(analysis, format=loaded.format, sourceMode=loaded.source_mode),
             fingerprint=_encode_fingerprint(analysis.fingerprint),
             near_duplicates=_near_duplicates(analysis.fingerprint, others),
@@ -284,8 +288,52 @@ class Curator:
         warnings = [w for w in candidate.warnings if w.get("code") != "near_duplicate"]
         warnings += [{"code": "near_duplicate", "message": f"Near-duplicate of variant {vid}."}
                      for vid in duplicates]
-        return self.catalogue.approve_candidate(title_id, candidate.id,
-                                                near_duplicates=duplicates, warnings=warnings)
+        return self.catalogue.approve_candidate(
+            title_id, candidate.id, near_duplicates=duplicates, warnings=warnings,
+            suggested_tags=suggest_visual_tags(candidate.features))
+
+
+def suggest_visual_tags(features: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The visual tags (:data:`catalogue.tags.VISUAL_TAGS`) an analysis suggests.
+
+    Read from artwork's namespaces, so that a marketer confirms a tag instead
+    of typing it: ``closeup`` (artwork's ``Face.closeup``), ``group`` (three
+    people or faces or more), ``no-people`` (neither), ``dark`` / ``bright``
+    (mean luma under 0.3 / over 0.65), ``warm`` / ``cool`` (``Color.warmth``
+    over 0.55 / under 0.45, i.e. red over blue by a tenth of the range on
+    average), ``text-heavy`` (text lines over 12% of the area, or 4 lines or
+    more), ``minimal`` (over 60% negative space and under 4% edge pixels).
+    A namespace the analysis did not give suggests nothing.
+
+    Parameters
+    ----------
+    features : mapping
+        Namespaced features as :meth:`artwork.Analysis.to_namespaces` gives them.
+
+    Returns
+    -------
+    list of str
+        In the order of ``VISUAL_TAGS``.
+    """
+    def value(namespace: str, name: str) -> Any:
+        return features.get(namespace, {}).get(name)
+
+    faces, people = value("Face", "count"), value("People", "count")
+    brightness, warmth = value("Color", "brightness"), value("Color", "warmth")
+    text_share, text_lines = value("Text", "share"), value("Text", "lines")
+    space, edges = value("Layout", "negative_space"), value("Layout", "edge_density")
+    rules = {
+        "closeup": value("Face", "closeup") == "yes",
+        "group": faces is not None and people is not None and max(faces, people) >= 3,
+        "no-people": faces == 0 and people == 0,
+        "dark": brightness is not None and brightness < 0.3,
+        "bright": brightness is not None and brightness > 0.65,
+        "warm": warmth is not None and warmth > 0.55,
+        "cool": warmth is not None and warmth < 0.45,
+        "text-heavy": text_share is not None and (text_share > 0.12 or text_lines >= 0.4),
+        "minimal": space is not None and edges is not None and space > 0.6 and edges < 0.04,
+    }
+    return [tag for tag in VISUAL_TAGS if rules[tag]]
 
 
 def _encode_fingerprint(fp: artwork.Fingerprint) -> bytes:

@@ -14,7 +14,9 @@ and per UTC day:
 * **takes**: joined impressions with a reward above ``take_threshold`` that
   actually arrived (the default reward never counts as a take).
 * **take rate**: takes / joined, with a Wilson score interval.
-* **share**: the variant's impressions over the title's impressions.
+* **share**: the variant's impressions over the title's impressions; the
+  **recent share** is the same over the window's last hours (24 by default),
+  which shows where the policy sends traffic now rather than on average.
 
 This is descriptive reporting of what each variant earned *under the logging
 policy*; to estimate what a different policy would earn, use off-policy
@@ -95,6 +97,7 @@ class _Counts:
     joined: int = 0
     takes: int = 0
     reward_sum: float = 0.0
+    recent: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,10 @@ class VariantPerformance:
         Mean joined reward (default rewards included); None when none joined.
     daily : list of DailyPerformance
         One entry per day of the window, oldest first (zeros included).
+    recent_impressions : int
+        Impressions after the report's ``recent_since``.
+    recent_share : float or None
+        Those over the title's recent impressions; None without any.
     """
 
     variant_id: str
@@ -152,6 +159,8 @@ class VariantPerformance:
     take_rate_high: float
     mean_reward: float | None
     daily: list[DailyPerformance]
+    recent_impressions: int = 0
+    recent_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,10 @@ class TitlePerformance:
     confidence : float
     impressions, joined, takes : int
         Totals of the title.
+    recent_since : float
+        Start of the recent part of the window, Unix seconds.
+    recent_impressions : int
+        The title's impressions after ``recent_since``.
     variants : list of VariantPerformance
         The requested variants first (in the order given), then any other
         variant found in the log (e.g. deleted since).
@@ -182,6 +195,8 @@ class TitlePerformance:
     joined: int
     takes: int
     variants: list[VariantPerformance]
+    recent_since: float = 0.0
+    recent_impressions: int = 0
 
 
 def _day(timestamp: float) -> str:
@@ -210,6 +225,7 @@ def title_performance(
     variant_ids: Sequence[str] = (),
     confidence: float = 0.95,
     take_threshold: float = 0.0,
+    recent_since: float | None = None,
 ) -> TitlePerformance:
     """Count impressions and takes of a title's variants, in total and per UTC day.
 
@@ -228,6 +244,9 @@ def title_performance(
         Of the Wilson intervals.
     take_threshold : float, default=0.0
         A joined reward strictly above this is a take.
+    recent_since : float, default=None
+        Impressions after this (Unix seconds) are also counted as recent; None
+        is the window's last 24 hours (the whole window when it is shorter).
 
     Returns
     -------
@@ -238,6 +257,12 @@ def title_performance(
         raise InvalidInputError(f"need finite since < until, got since={since!r}, "
                                 f"until={until!r}")
     wilson_interval(0, 0, confidence=confidence)  # validates confidence
+    if recent_since is None:
+        recent_since = until - 86400.0
+    if not isinstance(recent_since, int | float) or not math.isfinite(recent_since):
+        raise InvalidInputError(f"recent_since must be a finite number, got {recent_since!r}")
+    recent_since = max(float(recent_since), float(since))
+    n_recent = 0
     days = _days(since, until)
     marker = f'"title":{json.dumps(title_id)}'
     totals: dict[str, _Counts] = {v: _Counts() for v in variant_ids}
@@ -254,6 +279,9 @@ def title_performance(
             continue  # deferred and never activated: not shown
         variant_id = extra["actionIds"][record["a"][0] - 1]
         day = _day(created_at)
+        if created_at > recent_since:
+            totals.setdefault(variant_id, _Counts()).recent += 1
+            n_recent += 1
         for counts in (totals.setdefault(variant_id, _Counts()),
                        daily.setdefault((variant_id, day), _Counts())):
             counts.impressions += 1
@@ -283,9 +311,11 @@ def title_performance(
             share=counts.impressions / n_impressions if n_impressions else None,
             take_rate=rate, take_rate_low=low, take_rate_high=high,
             mean_reward=counts.reward_sum / counts.joined if counts.joined else None,
-            daily=per_day))
+            daily=per_day, recent_impressions=counts.recent,
+            recent_share=counts.recent / n_recent if n_recent else None))
     return TitlePerformance(
         title_id=title_id, since=float(since), until=float(until), days=days,
         confidence=float(confidence), impressions=n_impressions,
         joined=sum(c.joined for c in totals.values()),
-        takes=sum(c.takes for c in totals.values()), variants=variants)
+        takes=sum(c.takes for c in totals.values()), variants=variants,
+        recent_since=recent_since, recent_impressions=n_recent)

@@ -14,6 +14,7 @@ from typing import Any
 
 from banditkit.errors import BanditkitError, InvalidInputError
 from banditkit.types import Action, Features
+from catalogue.tags import Tags
 
 __all__ = [
     "ID_PATTERN",
@@ -23,6 +24,7 @@ __all__ = [
     "Title",
     "UnknownItemError",
     "Variant",
+    "VariantRevision",
     "check_content_hash",
     "check_id",
 ]
@@ -95,6 +97,14 @@ class Variant:
         Ids of the title's other variants that look the same.
     fingerprint : bytes or None
         Opaque blob for near-duplicate checks (owned by the caller's analysis).
+    label : str
+        Its display name (the file name, or the id, until a marketer names it).
+    tags : Tags
+        What it shows, set by marketers.
+    suggested_tags : tuple of str
+        Visual tags the analysis suggests and no marketer has confirmed or removed.
+    revision : int
+        1 when added; one more at each change of its label, tags or active flag.
     """
 
     id: str
@@ -110,6 +120,31 @@ class Variant:
     created_at: float
     near_duplicates: tuple[str, ...] = ()
     fingerprint: bytes | None = field(default=None, repr=False)
+    label: str = ""
+    tags: Tags = Tags()
+    suggested_tags: tuple[str, ...] = ()
+    revision: int = 1
+
+
+@dataclass(frozen=True)
+class VariantRevision:
+    """A variant's label, tags and active flag as one revision left them.
+
+    Attributes
+    ----------
+    revision : int
+    label : str
+    tags : Tags
+    active : bool
+    changed_at : float
+        Unix seconds.
+    """
+
+    revision: int
+    label: str
+    tags: Tags
+    active: bool
+    changed_at: float
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,26 @@ from catalogue.records import (
     Title,
     UnknownItemError,
     Variant,
+    VariantRevision,
     check_content_hash,
     check_id,
 )
+from catalogue.tags import (
+    DEFAULT_THEMES,
+    TAGS_NAMESPACE,
+    Tags,
+    check_label,
+    check_suggestions,
+    check_theme_names,
+    check_visual_tags,
+)
 
-__all__ = ["Catalogue"]
+__all__ = ["Catalogue", "RANKED_NAMESPACES"]
+
+#: Artwork namespaces ranked under another name, so that no two namespaces a
+#: learner sees share a first letter (VW's ``-q`` pairs by first letter):
+#: artwork's ``Text`` would pair with a member's ``Taste`` (docs/marketer.md).
+RANKED_NAMESPACES = {"Text": "Words"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS titles (
@@ -81,6 +96,10 @@ CREATE TABLE IF NOT EXISTS variants (
     source       TEXT NOT NULL,     -- upload | trailer
     filename     TEXT NOT NULL,
     created_at   REAL NOT NULL,
+    label        TEXT NOT NULL DEFAULT '',
+    tags         TEXT NOT NULL DEFAULT '{}',   -- JSON {themes, tone, cast, setting, visual}
+    suggested    TEXT NOT NULL DEFAULT '[]',   -- JSON list of pending visual tags
+    revision     INTEGER NOT NULL DEFAULT 1,
     UNIQUE (title_id, content_hash)
 );
 CREATE INDEX IF NOT EXISTS variants_title ON variants (title_id, created_at);
@@ -103,7 +122,62 @@ CREATE TABLE IF NOT EXISTS candidates (
 CREATE INDEX IF NOT EXISTS candidates_title ON candidates (title_id, created_at);
 CREATE TABLE IF NOT EXISTS generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER);
 INSERT OR IGNORE INTO generation (id, value) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS themes (
+    name       TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS variant_revisions (
+    variant_id TEXT NOT NULL REFERENCES variants (variant_id) ON DELETE CASCADE,
+    revision   INTEGER NOT NULL,
+    label      TEXT NOT NULL,
+    tags       TEXT NOT NULL,
+    active     INTEGER NOT NULL,
+    changed_at REAL NOT NULL,
+    PRIMARY KEY (variant_id, revision)
+);
 """
+
+# Columns a catalogue made before labels and tags lacks, added when it opens.
+_ADDED_VARIANT_COLUMNS = (("label", "TEXT NOT NULL DEFAULT ''"),
+                          ("tags", "TEXT NOT NULL DEFAULT '{}'"),
+                          ("suggested", "TEXT NOT NULL DEFAULT '[]'"),
+                          ("revision", "INTEGER NOT NULL DEFAULT 1"))
+_VARIANT_COLUMNS = ("variant_id, title_id, content_hash, features, warnings, details, "
+                    "fingerprint, active, source, filename, created_at, label, tags, suggested")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a catalogue made by an older banditkit to this schema; seed the themes.
+
+    Run on each new connection after the schema; writes (in one transaction)
+    only when something is missing: variants of before labels get their file
+    name (or id) as label and their state as revision 1; a catalogue without
+    themes gets :data:`DEFAULT_THEMES`.
+    """
+    if not _outdated(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        present = {row[1] for row in db.execute("PRAGMA table_info(variants)")}
+        if "label" not in present:  # not done by another process meanwhile
+            for column, kind in _ADDED_VARIANT_COLUMNS:
+                db.execute(f"ALTER TABLE variants ADD COLUMN {column} {kind}")
+            db.execute("UPDATE variants SET label = CASE filename WHEN '' THEN variant_id "
+                       "ELSE filename END")
+            db.execute("INSERT INTO variant_revisions SELECT variant_id, 1, label, tags, "
+                       "active, created_at FROM variants")
+        if db.execute("SELECT COUNT(*) FROM themes").fetchone()[0] == 0:
+            db.executemany("INSERT INTO themes VALUES (?, 0)", [(t,) for t in DEFAULT_THEMES])
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _outdated(db: sqlite3.Connection) -> bool:
+    present = {row[1] for row in db.execute("PRAGMA table_info(variants)")}
+    return "label" not in present or db.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM themes)").fetchone()[0] == 1
 
 
 
@@ -127,7 +201,7 @@ class Catalogue:
         self.path = path
         self.images_dir = images_dir
         self.clock = clock
-        self._connections = ThreadConnections(path=path, schema=_SCHEMA)
+        self._connections = ThreadConnections(path=path, schema=_SCHEMA, prepare=_migrate)
         self._images = ImageFiles(folder=images_dir)
         # The rankable variants of the titles asked for, and the generation they are of.
         self._rank_cache: tuple[int, dict[str, list[RankableVariant]]] = (-1, {})
@@ -294,7 +368,8 @@ class Catalogue:
                     warnings: Sequence[Mapping[str, str]] = (),
                     details: Mapping[str, Any] | None = None, fingerprint: bytes | None = None,
                     near_duplicates: Sequence[str] = (), filename: str = "",
-                    source: str = "upload", active: bool = True) -> Variant:
+                    source: str = "upload", active: bool = True,
+                    suggested_tags: Sequence[str] = ()) -> Variant:
         """Store an image and add it as a variant of a title.
 
         Parameters
@@ -317,6 +392,9 @@ class Catalogue:
             The upload's name, for display; path separators are refused.
         source : {"upload", "trailer"}, default="upload"
         active : bool, default=True
+        suggested_tags : sequence of str, default=()
+            Visual tags (:data:`catalogue.tags.VISUAL_TAGS`) the analysis suggests,
+            pending until a marketer confirms or removes them.
 
         Raises
         ------
@@ -330,6 +408,7 @@ class Catalogue:
         self.title(title_id)
         check_variant_fields(features, warnings, details, media_type, source)
         filename = check_filename(filename)
+        suggested = check_visual_tags(suggested_tags, name="suggested_tags")
         content_hash = self._images.write(bytes(data))
         variant_id = "v" + secrets.token_hex(6)
         now = float(self.clock())
@@ -343,11 +422,11 @@ class Catalogue:
                         f"title {title_id!r} already has this image as variant {existing[0]!r}")
                 db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?)",
                            (content_hash, media_type, len(data)))
-                db.execute(
-                    "INSERT INTO variants VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (variant_id, title_id, content_hash, json.dumps(features),
-                     json.dumps([dict(w) for w in warnings]), json.dumps(dict(details or {})),
-                     fingerprint, int(bool(active)), source, filename, now))
+                self._insert_variant(
+                    db, variant_id=variant_id, title_id=title_id, content_hash=content_hash,
+                    features=features, warnings=warnings, details=details or {},
+                    fingerprint=fingerprint, active=bool(active), source=source,
+                    filename=filename, created_at=now, suggested=suggested)
                 self._link_duplicates(db, title_id, variant_id, near_duplicates)
         except CatalogueConflictError:
             raise
@@ -356,6 +435,25 @@ class Catalogue:
             raise
         self._images.ensure(content_hash, data)
         return self.variant(title_id, variant_id)
+
+    @staticmethod
+    def _insert_variant(db: sqlite3.Connection, *, variant_id: str, title_id: str,
+                        content_hash: str, features: Features,
+                        warnings: Sequence[Mapping[str, str]], details: Mapping[str, Any],
+                        fingerprint: bytes | None, active: bool, source: str, filename: str,
+                        created_at: float, suggested: Sequence[str]) -> None:
+        """Insert a variant at revision 1 without tags, labelled with its file name (its
+        id when it has none)."""
+        label = filename or variant_id
+        tags = json.dumps(Tags().to_dict())
+        db.execute(f"INSERT INTO variants ({_VARIANT_COLUMNS}) VALUES "
+                   "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (variant_id, title_id, content_hash, json.dumps(features),
+                    json.dumps([dict(w) for w in warnings]), json.dumps(dict(details)),
+                    fingerprint, int(active), source, filename, created_at, label, tags,
+                    json.dumps(list(suggested))))
+        db.execute("INSERT INTO variant_revisions VALUES (?, 1, ?, ?, ?, ?)",
+                   (variant_id, label, tags, int(active), created_at))
 
     @staticmethod
     def _link_duplicates(db: sqlite3.Connection, title_id: str, variant_id: str,
@@ -399,14 +497,16 @@ class Catalogue:
             "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features, "
             "v.warnings, v.details, v.active, v.source, v.filename, v.created_at, "
             "v.fingerprint, (SELECT json_group_array(d.other_id) FROM duplicates d "
-            "WHERE d.variant_id = v.variant_id) "
+            "WHERE d.variant_id = v.variant_id), v.label, v.tags, v.suggested, v.revision "
             f"FROM variants v JOIN images i USING (content_hash) WHERE {where} "
             "ORDER BY v.created_at, v.rowid", params).fetchall()
         return [Variant(id=r[0], title_id=r[1], content_hash=r[2], media_type=r[3],
                         features=json.loads(r[4]), warnings=json.loads(r[5]),
                         details=json.loads(r[6]), active=bool(r[7]), source=r[8],
                         filename=r[9], created_at=r[10], fingerprint=r[11],
-                        near_duplicates=tuple(sorted(json.loads(r[12]))))
+                        near_duplicates=tuple(sorted(json.loads(r[12]))), label=r[13],
+                        tags=Tags.from_dict(json.loads(r[14])),
+                        suggested_tags=tuple(json.loads(r[15])), revision=r[16])
                 for r in rows]
 
     def fingerprints(self, title_id: str) -> dict[str, bytes]:
@@ -416,15 +516,98 @@ class Catalogue:
             "SELECT variant_id, fingerprint FROM variants WHERE title_id = ? "
             "AND fingerprint IS NOT NULL ORDER BY created_at", (title_id,))}
 
-    def set_active(self, title_id: str, variant_id: str, active: bool) -> Variant:
-        """Turn a variant on (ranking may choose it) or off."""
-        if not isinstance(active, bool):
+    def update_variant(self, title_id: str, variant_id: str, *, active: bool | None = None,
+                       label: str | None = None, tags: Mapping[str, Any] | None = None,
+                       suggested_tags: Sequence[str] | None = None,
+                       revision: int | None = None) -> Variant:
+        """Change a variant's active flag, label or tags: a new revision (one transaction).
+
+        Parameters
+        ----------
+        active : bool, default=None
+            Whether ranking may choose it.
+        label : str, default=None
+            Its display name.
+        tags : mapping of str to sequence of str, default=None
+            Tag fields to replace (``{"themes": ["romance"]}``); the others are kept.
+            Themes must be in :meth:`themes`. A visual tag set here is no longer
+            a pending suggestion.
+        suggested_tags : sequence of str, default=None
+            The pending suggestions to keep (the others are removed).
+        revision : int, default=None
+            The revision the change was made from; another gets
+            :class:`CatalogueConflictError` (someone changed it meanwhile).
+
+        None leaves a field as it is. A change that leaves everything as it was
+        makes no revision.
+
+        Raises
+        ------
+        UnknownItemError, CatalogueConflictError, InvalidInputError
+        """
+        if active is not None and not isinstance(active, bool):
             raise InvalidInputError(f"active must be true or false, got {active!r}")
-        self.variant(title_id, variant_id)
+        if revision is not None and (isinstance(revision, bool)
+                                     or not isinstance(revision, int)):
+            raise InvalidInputError(f"revision must be an integer, got {revision!r}")
+        label = None if label is None else check_label(label)
+        self.title(title_id)
         with self._transaction() as db:
-            db.execute("UPDATE variants SET active = ? WHERE variant_id = ?",
-                       (int(active), variant_id))
+            found = self._variants("v.title_id = ? AND v.variant_id = ?", (title_id, variant_id))
+            if not found:
+                raise UnknownItemError(f"title {title_id!r} has no variant {variant_id!r}")
+            current = found[0]
+            if revision is not None and revision != current.revision:
+                raise CatalogueConflictError(
+                    f"variant {variant_id!r} is at revision {current.revision}, not "
+                    f"{revision}: someone changed it since; read it again")
+            new_tags = current.tags if tags is None else current.tags.replace(
+                tags, themes=self._themes(db))
+            pending = current.suggested_tags if suggested_tags is None else check_suggestions(
+                suggested_tags, pending=current.suggested_tags)
+            pending = tuple(t for t in pending if t not in new_tags.visual)
+            changed = (current.active if active is None else active,
+                       current.label if label is None else label, new_tags)
+            if changed == (current.active, current.label, current.tags) \
+                    and pending == current.suggested_tags:
+                return current
+            encoded = json.dumps(new_tags.to_dict())
+            db.execute("UPDATE variants SET active = ?, label = ?, tags = ?, suggested = ?, "
+                       "revision = revision + 1 WHERE variant_id = ?",
+                       (int(changed[0]), changed[1], encoded, json.dumps(pending), variant_id))
+            db.execute("INSERT INTO variant_revisions VALUES (?, ?, ?, ?, ?, ?)",
+                       (variant_id, current.revision + 1, changed[1], encoded,
+                        int(changed[0]), float(self.clock())))
         return self.variant(title_id, variant_id)
+
+    def variant_revisions(self, title_id: str, variant_id: str) -> list[VariantRevision]:
+        """A variant's label, tags and active flag at each revision, oldest first."""
+        self.variant(title_id, variant_id)
+        return [VariantRevision(revision=r[0], label=r[1], tags=Tags.from_dict(json.loads(r[2])),
+                                active=bool(r[3]), changed_at=r[4])
+                for r in self._db.execute(
+                    "SELECT revision, label, tags, active, changed_at FROM variant_revisions "
+                    "WHERE variant_id = ? ORDER BY revision", (variant_id,))]
+
+    # -- themes --------------------------------------------------------------
+
+    def themes(self) -> tuple[str, ...]:
+        """The theme vocabulary, in the order themes were added."""
+        return self._themes(self._db)
+
+    @staticmethod
+    def _themes(db: sqlite3.Connection) -> tuple[str, ...]:
+        return tuple(r[0] for r in db.execute(
+            "SELECT name FROM themes ORDER BY created_at, rowid"))
+
+    def add_themes(self, names: Sequence[str]) -> tuple[str, ...]:
+        """Extend the theme vocabulary (themes already in it are kept once); returns it."""
+        with self._transaction() as db:
+            present = self._themes(db)
+            new = [t for t in check_theme_names(names, present=len(present)) if t not in present]
+            now = float(self.clock())
+            db.executemany("INSERT INTO themes VALUES (?, ?)", [(t, now) for t in new])
+        return self.themes()
 
     def delete_variant(self, title_id: str, variant_id: str) -> None:
         """Remove a variant (its image too when nothing else uses it)."""
@@ -497,7 +680,8 @@ class Catalogue:
 
     def approve_candidate(self, title_id: str, candidate_id: str, *,
                           near_duplicates: Sequence[str] = (),
-                          warnings: Sequence[Mapping[str, str]] | None = None) -> Variant:
+                          warnings: Sequence[Mapping[str, str]] | None = None,
+                          suggested_tags: Sequence[str] = ()) -> Variant:
         """Turn a candidate into an active variant (one transaction).
 
         Parameters
@@ -506,6 +690,8 @@ class Catalogue:
             The title's variants the frame looks like (checked by the caller).
         warnings : sequence of dict, default=None
             Replacement warnings (e.g. with near-duplicate ones added); None keeps them.
+        suggested_tags : sequence of str, default=()
+            As :meth:`add_variant`'s.
 
         Raises
         ------
@@ -516,6 +702,7 @@ class Catalogue:
         kept = list(candidate.warnings if warnings is None else warnings)
         check_variant_fields(candidate.features, kept, None, candidate.media_type,
                                    "trailer")
+        suggested = check_visual_tags(suggested_tags, name="suggested_tags")
         with self._transaction() as db:
             existing = db.execute(
                 "SELECT variant_id FROM variants WHERE title_id = ? AND content_hash = ?",
@@ -523,12 +710,12 @@ class Catalogue:
             if existing is not None:
                 raise CatalogueConflictError(
                     f"title {title_id!r} already has this frame as variant {existing[0]!r}")
-            db.execute(
-                "INSERT INTO variants VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (variant_id, title_id, candidate.content_hash, json.dumps(candidate.features),
-                 json.dumps([dict(w) for w in kept]), json.dumps(candidate.details),
-                 candidate.fingerprint, 1, "trailer", candidate.filename,
-                 float(self.clock())))
+            self._insert_variant(
+                db, variant_id=variant_id, title_id=title_id,
+                content_hash=candidate.content_hash, features=candidate.features,
+                warnings=kept, details=candidate.details, fingerprint=candidate.fingerprint,
+                active=True, source="trailer", filename=candidate.filename,
+                created_at=float(self.clock()), suggested=suggested)
             self._link_duplicates(db, title_id, variant_id, near_duplicates)
             db.execute("DELETE FROM candidates WHERE candidate_id = ?", (candidate_id,))
         return self.variant(title_id, variant_id)
@@ -546,9 +733,12 @@ class Catalogue:
     def active_variants(self, title_ids: Sequence[str]) -> dict[str, list[RankableVariant]]:
         """Each title's active variants with their action features, for one rank call.
 
-        The action features of a variant are its image features, plus the title's
-        genres as the ``Genre`` namespace (``{"comedy": True}``), plus an ``Id``
-        namespace holding the variant id so that a learner can memorise a variant.
+        The action features of a variant are its image features (``Text`` as
+        ``Words``, :data:`RANKED_NAMESPACES`), plus the title's
+        genres as the ``Genre`` namespace (``{"comedy": True}``), plus its tags as
+        the :data:`~catalogue.tags.TAGS_NAMESPACE` namespace (``{"theme=romance":
+        1.0}``, when it has any), plus a ``Variant`` namespace holding the variant
+        id so that a learner can memorise a variant.
         Served from a cache that any write (by any process) invalidates.
 
         Parameters
@@ -589,15 +779,20 @@ class Catalogue:
                     f"SELECT title_id, genres FROM titles WHERE title_id IN ({marks})", chunk):
                 out[title_id] = []
                 genres[title_id] = {g: True for g in json.loads(raw)}
-            for variant_id, title_id, content_hash, media_type, raw in self._db.execute(
-                    "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features "
+            for variant_id, title_id, content_hash, media_type, raw, tags in self._db.execute(
+                    "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features, "
+                    "v.tags "
                     "FROM variants v JOIN images i USING (content_hash) "
                     f"WHERE v.active = 1 AND v.title_id IN ({marks}) "
                     "ORDER BY v.created_at, v.rowid", chunk):
-                features = json.loads(raw)
+                features = {RANKED_NAMESPACES.get(namespace, namespace): values
+                            for namespace, values in json.loads(raw).items()}
                 if genres[title_id]:
                     features["Genre"] = dict(genres[title_id])
-                features["Id"] = {"variant": variant_id}
+                depicted = Tags.from_dict(json.loads(tags)).features()
+                if depicted:
+                    features[TAGS_NAMESPACE] = depicted
+                features["Variant"] = {"id": variant_id}
                 out[title_id].append(RankableVariant(
                     id=variant_id, content_hash=content_hash, media_type=media_type,
                     features=FrozenFeatures(features, name=f"variant {variant_id!r} features")))

@@ -60,8 +60,10 @@ from catalogue import (
     Title,
     TitlePerformance,
     UnknownItemError,
+    UnknownThemeError,
     Variant,
     VariantLimitError,
+    VariantRevision,
     check_id,
     title_performance,
 )
@@ -75,6 +77,7 @@ from serving.contract.catalogue import (
     OPERATIONS,
     VARIANT_ID_PATTERN,
     PerformanceQuery,
+    ThemesAdd,
     TitleCreate,
     TitleUpdate,
     VariantUpdate,
@@ -243,7 +246,15 @@ def variant_json(variant: Variant) -> dict[str, Any]:
             "filename": variant.filename, "source": variant.source,
             "createdAt": _iso(variant.created_at), "features": variant.features,
             "warnings": variant.warnings, "nearDuplicates": list(variant.near_duplicates),
-            "details": variant.details}
+            "details": variant.details, "label": variant.label, "tags": variant.tags.to_dict(),
+            "suggestedTags": list(variant.suggested_tags), "revision": variant.revision}
+
+
+def revision_json(revision: VariantRevision) -> dict[str, Any]:
+    """One revision of a variant as the API returns it."""
+    return {"revision": revision.revision, "label": revision.label,
+            "tags": revision.tags.to_dict(), "active": revision.active,
+            "changedAt": _iso(revision.changed_at)}
 
 
 def candidate_json(candidate: Candidate) -> dict[str, Any]:
@@ -262,11 +273,13 @@ def performance_json(report: TitlePerformance) -> dict[str, Any]:
         "titleId": report.title_id, "since": _iso(report.since), "until": _iso(report.until),
         "confidence": report.confidence, "days": report.days,
         "impressions": report.impressions, "joined": report.joined, "takes": report.takes,
+        "recentSince": _iso(report.recent_since), "recentImpressions": report.recent_impressions,
         "variants": [{
             "variantId": v.variant_id, "impressions": v.impressions, "joined": v.joined,
             "takes": v.takes, "share": v.share, "takeRate": v.take_rate,
             "takeRateLow": v.take_rate_low, "takeRateHigh": v.take_rate_high,
-            "meanReward": v.mean_reward,
+            "meanReward": v.mean_reward, "recentImpressions": v.recent_impressions,
+            "recentShare": v.recent_share,
             "daily": [{"day": d.day, "impressions": d.impressions, "joined": d.joined,
                        "takes": d.takes, "share": d.share, "takeRate": d.take_rate,
                        "takeRateLow": d.take_rate_low, "takeRateHigh": d.take_rate_high}
@@ -361,11 +374,24 @@ def get_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
 @bp.patch("/catalogue/titles/<titleId>/variants/<variantId>")
 @require_roles("marketer")
 def update_variant(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
-    """Turn a variant on or off: ``{"active": bool}``."""
+    """Change a variant's ``active`` flag, ``label``, ``tags`` or pending ``suggestedTags``."""
     title_id = _title_id(titleId)
     variant_id = _item_id(variantId, prefix="v", name="variantId")
+    catalogue = get_catalogue()
     change = validate(VariantUpdate, json_body())
-    return variant_json(get_catalogue().set_active(title_id, variant_id, change.active))
+    tags = None if change.tags is None else change.tags.model_dump(exclude_none=True)
+    return variant_json(catalogue.update_variant(
+        title_id, variant_id, active=change.active, label=change.label, tags=tags,
+        suggested_tags=change.suggested_tags, revision=change.revision))
+
+
+@bp.get("/catalogue/titles/<titleId>/variants/<variantId>/revisions")
+@require_roles("marketer", "analyst")
+def variant_revisions(titleId: str, variantId: str) -> dict[str, Any]:  # noqa: N803
+    """A variant's label, tags and active flag at each revision, oldest first."""
+    variant_id = _item_id(variantId, prefix="v", name="variantId")
+    revisions = get_catalogue().variant_revisions(_title_id(titleId), variant_id)
+    return {"revisions": [revision_json(r) for r in revisions]}
 
 
 @bp.delete("/catalogue/titles/<titleId>/variants/<variantId>")
@@ -375,6 +401,24 @@ def delete_variant(titleId: str, variantId: str) -> tuple[str, int]:  # noqa: N8
     variant_id = _item_id(variantId, prefix="v", name="variantId")
     get_catalogue().delete_variant(_title_id(titleId), variant_id)
     return "", 204
+
+
+# --------------------------------------------------------------------------- themes
+
+
+@bp.get("/catalogue/themes")
+@require_roles("marketer", "analyst")
+def list_themes() -> dict[str, Any]:
+    """The theme vocabulary that variants' ``tags.themes`` come from."""
+    return {"themes": list(get_catalogue().themes())}
+
+
+@bp.post("/catalogue/themes")
+@require_roles("admin")
+def add_themes() -> dict[str, Any]:
+    """Extend the theme vocabulary (the catalogue owner's, so admin only)."""
+    body = validate(ThemesAdd, json_body())
+    return {"themes": list(get_catalogue().add_themes(body.themes))}
 
 
 # --------------------------------------------------------------------------- trailers
@@ -423,7 +467,8 @@ def delete_candidate(titleId: str, candidateId: str) -> tuple[str, int]:  # noqa
 @bp.get("/catalogue/titles/<titleId>/performance")
 @require_roles("marketer", "analyst")
 def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
-    """Impressions, takes, take rate (Wilson interval) and share per variant and day."""
+    """Impressions, takes, take rate (Wilson interval) and share per variant and day, and
+    each variant's share of the last ``recentHours``."""
     catalogue = get_catalogue()
     title = catalogue.title(_title_id(titleId))
     query = validate(PerformanceQuery, request.args.to_dict())
@@ -433,7 +478,8 @@ def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
     report = title_performance(
         engine.store.events_since(since, tag=title.id), title_id=title.id, since=since,
         until=until, variant_ids=[v.id for v in catalogue.variants(title.id)],
-        confidence=query.confidence, take_threshold=query.take_threshold)
+        confidence=query.confidence, take_threshold=query.take_threshold,
+        recent_since=until - query.recent_hours * 3600.0)
     return performance_json(report)
 
 
@@ -469,6 +515,10 @@ def _unknown_item(exc: UnknownItemError) -> Response:
     return error_response(404, str(exc))
 
 
+def _unknown_theme(exc: UnknownThemeError) -> Response:
+    return error_response(400, str(exc), target=exc.field)
+
+
 def _conflict(exc: CatalogueConflictError) -> Response:
     return error_response(409, str(exc))
 
@@ -497,6 +547,7 @@ def init_app(app: Flask) -> None:
     app.extensions[_DETECTORS_EXTENSION] = {"lock": threading.Lock(), "detectors": None}
     app.register_error_handler(UnknownItemError, _unknown_item)
     app.register_error_handler(CatalogueConflictError, _conflict)
+    app.register_error_handler(UnknownThemeError, _unknown_theme)
     app.register_error_handler(VariantLimitError, _full_title)
     app.register_error_handler(artwork.ArtworkInputError, _bad_artwork)
     app.register_blueprint(bp)

@@ -25,6 +25,7 @@ from banditkit.settings import LoopSettings
 from banditkit.types import Action, Features
 from banditkit.vw import VWLearner
 from simulator.clock import SimulatedClock
+from simulator.releases import ReleaseWorld, TaggingComparison, compare_tagging
 from simulator.world import ArtworkWorld
 
 __all__ = ["DEMO_POLICY_ARGS", "DemoResult", "EngineRanker", "FinishedRun", "Ranker",
@@ -161,6 +162,8 @@ class DemoResult:
         Take rate observed while learning (exploration and early mistakes included).
     n_events : int
     log_dir, model_path : Path
+    tagging : TaggingComparison or None
+        New titles with and without theme tags (:func:`~simulator.releases.compare_tagging`).
     """
 
     take_rates: dict[str, float]
@@ -168,6 +171,7 @@ class DemoResult:
     n_events: int
     log_dir: Path
     model_path: Path
+    tagging: TaggingComparison | None = None
 
     def table(self) -> str:
         oracle = self.take_rates["oracle"]
@@ -176,6 +180,8 @@ class DemoResult:
             lines.append(f"{name:<54}{rate:>10.4f}{rate / oracle:>10.1%}")
         lines.append(f"{'observed online while learning':<54}{self.online_take_rate:>10.4f}"
                      f"{self.online_take_rate / oracle:>10.1%}")
+        if self.tagging is not None:
+            lines.append(self.tagging.line())
         return "\n".join(lines)
 
 
@@ -221,7 +227,7 @@ def drive(world: ArtworkWorld, ranker: Ranker, *, n_events: int, seed: int = 0,
 def run_demo(data_dir: Path | None = None, *, n_events: int = 40_000, seed: int = 0,
              epsilon: float = 0.2, n_eval: int = 4000,
              progress: Callable[[int], None] | None = None,
-             ranker: Ranker | None = None) -> DemoResult:
+             ranker: Ranker | None = None, compare_tags: bool = True) -> DemoResult:
     """Drive ``n_events`` simulated impressions through a ranker and score what it learned.
 
     Parameters
@@ -240,6 +246,10 @@ def run_demo(data_dir: Path | None = None, *, n_events: int = 40_000, seed: int 
         Called with the number of impressions done since its last call.
     ranker : Ranker, default=None
         Where decisions are made; None makes an :class:`EngineRanker` in ``data_dir``.
+    compare_tags : bool, default=True
+        Also run :func:`~simulator.releases.compare_tagging` in this process
+        (titles that come and go, learners with and without theme tags; a few
+        seconds), reported in :meth:`DemoResult.table`.
     """
     world = ArtworkWorld.generate(seed=seed)
     owned = None
@@ -254,8 +264,10 @@ def run_demo(data_dir: Path | None = None, *, n_events: int = 40_000, seed: int 
         if owned is not None:
             owned.close()
     take_rates = evaluate_learner(world, finished.learner, n_eval=n_eval, seed=seed + 3)
+    tagging = compare_tagging(ReleaseWorld.generate(seed=seed), seed=seed) if compare_tags \
+        else None
     return DemoResult(take_rates=take_rates, online_take_rate=online, n_events=n_events,
-                      log_dir=finished.log_dir, model_path=finished.model_path)
+                      log_dir=finished.log_dir, model_path=finished.model_path, tagging=tagging)
 
 
 def evaluate_learner(world: ArtworkWorld, learner: VWLearner, *, n_eval: int,

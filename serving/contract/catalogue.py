@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from banditkit.errors import InvalidInputError
-from catalogue import ID_PATTERN, MEDIA_TYPES, check_id
+from catalogue import ID_PATTERN, MEDIA_TYPES, VISUAL_TAGS, check_id
 from catalogue.fields import GENRE_PATTERN
+from catalogue.tags import LABEL_MAX_LENGTH, TAG_MAX_LENGTH, TAG_MAX_PER_FIELD, THEME_PATTERN
 from serving.contract.common import Error
-from serving.contract.fields import Body, Query, text
+from serving.contract.fields import Body, Query, integer, text
 from serving.contract.limits import ID_MAX_LENGTH
 from serving.contract.operations import Answer, Operation
 from serving.contract.validation import FieldError
@@ -34,6 +35,9 @@ __all__ = [
     "TitleList",
     "TitlePath",
     "TitleUpdate",
+    "TagsUpdate",
+    "ThemeList",
+    "ThemesAdd",
     "TrailerResult",
     "Upload",
     "VARIANT_ID_PATTERN",
@@ -41,6 +45,9 @@ __all__ = [
     "VariantList",
     "VariantPath",
     "VariantPerformance",
+    "VariantRevision",
+    "VariantRevisionList",
+    "VariantTags",
     "VariantUpdate",
 ]
 
@@ -79,6 +86,8 @@ class PerformanceQuery(Query):
     confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
     take_threshold: Annotated[float, Field(ge=-1e12, le=1e12, description="A joined reward "
                                            "above this is a take.")] = 0.0
+    recent_hours: Annotated[int, Field(ge=1, le=8784, description="The recent share counts "
+                                       "the window's last hours.")] = 24
 
 
 class TitleUpdate(Body, extra="forbid"):
@@ -144,6 +153,11 @@ class Variant(Candidate):
     active: bool
     source: Literal["upload", "trailer"]
     near_duplicates: list[str]
+    label: str
+    tags: VariantTags
+    suggested_tags: Annotated[list[_VisualTag], Field(
+        description="Visual tags the analysis suggests, pending a marketer's decision.")]
+    revision: int
 
 
 class TitleDetail(Title):
@@ -155,10 +169,70 @@ class VariantList(Body):
     variants: list[Variant]
 
 
-class VariantUpdate(Body, extra="forbid"):
-    """Turn a variant on or off."""
+_TagList = Annotated[list[text(TAG_MAX_LENGTH)], Field(max_length=TAG_MAX_PER_FIELD)]
+_VisualTag = Literal[VISUAL_TAGS]  # type: ignore[valid-type]
 
+
+class VariantTags(Body):
+    """What a variant shows: its themes (from the catalogue's vocabulary), tone, cast
+    or characters, setting and confirmed visual tags."""
+
+    themes: list[str]
+    tone: list[str]
+    cast: list[str]
+    setting: list[str]
+    visual: list[_VisualTag]
+
+
+class TagsUpdate(Body, extra="forbid"):
+    """Tag fields to replace; a field left out or null is kept."""
+
+    themes: Annotated[_TagList | None, Field(
+        description="From GET /v1/catalogue/themes (case-insensitive); another is refused "
+                    "with 400 naming it and the vocabulary.")] = None
+    tone: _TagList | None = None
+    cast: _TagList | None = None
+    setting: _TagList | None = None
+    visual: Annotated[list[_VisualTag], Field(max_length=len(VISUAL_TAGS))] | None = None
+
+
+class VariantUpdate(Body, extra="forbid"):
+    """A variant's fields to change (a new revision); null or absent leaves one as it is."""
+
+    active: bool | None = None
+    label: text(LABEL_MAX_LENGTH) | None = None
+    tags: TagsUpdate | None = None
+    suggested_tags: Annotated[list[_VisualTag] | None, Field(
+        description="The pending suggestions to keep; leave one out to dismiss it.")] = None
+    revision: Annotated[integer(1) | None, Field(
+        description="The revision read; another gets 409 (changed meanwhile).")] = None
+
+
+class VariantRevision(Body):
+    """A variant's label, tags and active flag as one revision left them."""
+
+    revision: int
+    label: str
+    tags: VariantTags
     active: bool
+    changed_at: _Timestamp
+
+
+class VariantRevisionList(Body):
+    revisions: list[VariantRevision]
+
+
+class ThemeList(Body):
+    """The theme vocabulary of the catalogue."""
+
+    themes: list[str]
+
+
+class ThemesAdd(Body, extra="forbid"):
+    """Themes to add to the vocabulary (those already in it are kept once)."""
+
+    themes: Annotated[list[Annotated[str, Field(pattern=THEME_PATTERN)]],
+                      Field(min_length=1, max_length=256)]
 
 
 class CandidateList(Body):
@@ -190,6 +264,9 @@ class VariantPerformance(DayCounts):
     variant_id: str
     mean_reward: float | None
     daily: list[DailyCounts]
+    recent_impressions: int
+    recent_share: Annotated[float | None, Field(
+        description="Share of the title's impressions since recentSince.")]
 
 
 class Performance(Body):
@@ -203,6 +280,8 @@ class Performance(Body):
     impressions: int
     joined: int
     takes: int
+    recent_since: _Timestamp
+    recent_impressions: int
     variants: list[VariantPerformance]
 
 
@@ -236,10 +315,19 @@ OPERATIONS = {
                                 request_media_type=_MULTIPART, path=TitlePath),
     "get_variant": Operation("One variant.", {200: Answer("The variant.", Variant)},
                              errors=(400, 404), path=VariantPath),
-    "update_variant": Operation("Turn a variant on or off.",
+    "update_variant": Operation("Change a variant's label, tags or active flag.",
                                 {200: Answer("The variant.", Variant)},
-                                errors=(400, 404, 413, 415), request=VariantUpdate,
+                                errors=(400, 404, 409, 413, 415), request=VariantUpdate,
                                 path=VariantPath),
+    "variant_revisions": Operation("A variant's label, tags and active flag per revision.",
+                                   {200: Answer("Revisions, oldest first.",
+                                                VariantRevisionList)},
+                                   errors=(400, 404), path=VariantPath),
+    "list_themes": Operation("The theme vocabulary.", {200: Answer("Themes.", ThemeList)},
+                             errors=(400,)),
+    "add_themes": Operation("Add themes to the vocabulary (admin).",
+                            {200: Answer("The vocabulary.", ThemeList)},
+                            errors=(400, 413, 415), request=ThemesAdd),
     "delete_variant": Operation("Delete a variant.", _DONE, errors=(400, 404),
                                 path=VariantPath),
     "upload_trailer": Operation("Upload a trailer; its best frames become candidates.",

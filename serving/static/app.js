@@ -9,6 +9,11 @@
   let titles = [];
   let current = null;          // the selected title's id
   let variants = [];
+  let themes = [];             // the catalogue's theme vocabulary
+  let openForms = new Set();   // variants whose tag form is open, kept across re-renders
+  let shownReport = null;      // the performance report on screen, redrawn when labels change
+  const VISUAL_TAGS = ["closeup", "group", "no-people", "dark", "bright", "warm", "cool",
+                       "text-heavy", "minimal"];
   const COLORS = ["#e50914", "#46d369", "#6ab0ff", "#f5a623", "#c77dff", "#00c2c7",
                   "#ff7eb6", "#b8e986", "#ffd27a", "#8d99ae"];
   const SVG = "http://www.w3.org/2000/svg";
@@ -81,6 +86,20 @@
     return COLORS[(index < 0 ? variants.length : index) % COLORS.length];
   }
 
+  // A variant's name on the page: its label (its id, in a tooltip, for support).
+  function labelOf(variantId) {
+    const variant = variants.find((v) => v.id === variantId);
+    return variant ? variant.label : variantId;
+  }
+
+  function variantUrl(variantId) {
+    return "/v1/catalogue/titles/" + encodeURIComponent(current) + "/variants/" + variantId;
+  }
+
+  function words(text) {
+    return text.split(",").map((w) => w.trim()).filter(Boolean);
+  }
+
   function pct(value, digits) {
     return value === null || value === undefined ? "–" : (100 * value).toFixed(digits ?? 1) + "%";
   }
@@ -102,6 +121,7 @@
       document.body.dataset.signedIn = "true";
       say("");
       titles = data.titles;
+      themes = (await api("GET", "/v1/catalogue/themes")).themes;
       renderTitles();
     } catch (error) {
       apiKey = null;
@@ -112,7 +132,7 @@
   }
 
   function signOut() {
-    apiKey = null; current = null; titles = []; variants = [];
+    apiKey = null; current = null; titles = []; variants = []; themes = []; shownReport = null;
     $("app").hidden = true; $("who").hidden = true; $("signin").hidden = false;
     $("title-panel").hidden = true;
     delete document.body.dataset.signedIn;
@@ -161,6 +181,7 @@
 
   async function selectTitle(titleId) {
     current = titleId;
+    shownReport = null;
     renderTitles();
     try {
       const title = await api("GET", "/v1/catalogue/titles/" + encodeURIComponent(titleId));
@@ -214,6 +235,7 @@
     variants = title.variants;
     renderVariants();
     renderCandidates(title.candidates);
+    if (shownReport) renderPerformance(shownReport);
     const entry = titles.find((t) => t.id === current);
     if (entry) {
       entry.variantCount = title.variantCount;
@@ -254,23 +276,103 @@
     }
     const badges = el("div", { class: "badges" });
     for (const other of variant.nearDuplicates) {
-      badges.append(el("span", { class: "badge dup", "data-duplicate-of": other },
-                       "near-duplicate of " + other));
+      badges.append(el("span", { class: "badge dup", "data-duplicate-of": other, title: other },
+                       "near-duplicate of " + labelOf(other)));
     }
     const details = variant.details || {};
     const card = el("div", {
       class: "card" + (variant.active ? "" : " inactive"),
       "data-variant": variant.id, style: "--swatch: " + colorOf(variant.id),
     },
-      el("img", { src: variant.imageUrl, alt: variant.filename || variant.id, loading: "lazy" }),
+      el("img", { src: variant.imageUrl, alt: variant.label, title: variant.id, loading: "lazy" }),
       el("div", { class: "meta" },
-        el("span", { class: "id", text: variant.id }),
+        el("span", { class: "label", "data-role": "label", title: variant.id, text: variant.label }),
         el("span", { class: "muted", text: (details.width || "?") + "×" + (details.height || "?") })),
-      el("div", { class: "muted", text: variant.filename || "(" + variant.source + ")" }),
-      badges, warnings, featureTable(variant.features, featuresOpen),
+      el("div", { class: "muted", text: variant.filename && variant.filename !== variant.label ?
+                                          variant.filename : "(" + variant.source + ")" }),
+      tagBadges(variant), suggestionChips(variant),
+      badges, warnings, tagForm(variant, openForms.has(variant.id)),
+      featureTable(variant.features, featuresOpen),
       el("div", { class: "actions" },
         el("label", {}, toggle, " Active"), remove));
     return card;
+  }
+
+  // ------------------------------------------------------------------ labels and tags
+
+  function tagBadges(variant) {
+    const box = el("div", { class: "tags", "data-role": "tags" });
+    const tags = variant.tags;
+    for (const [field, kind] of [["themes", "theme"], ["tone", "tone"], ["cast", "cast"],
+                                 ["setting", "setting"], ["visual", "visual"]]) {
+      for (const value of tags[field]) {
+        box.append(el("span", { class: "badge tag " + kind, "data-tag": kind + "=" + value,
+                                title: kind }, value));
+      }
+    }
+    return box;
+  }
+
+  function suggestionChips(variant) {
+    const box = el("div", { class: "suggestions", "data-role": "suggestions" });
+    if (!variant.suggestedTags.length) return box;
+    box.append(el("span", { class: "muted", text: "Suggested: " }));
+    for (const tag of variant.suggestedTags) {
+      const rest = variant.suggestedTags.filter((t) => t !== tag);
+      box.append(el("span", { class: "badge suggestion", "data-suggestion": tag }, tag,
+        el("button", { type: "button", class: "chip", "data-role": "confirm", title: "confirm",
+                       onclick: () => saveVariant(variant, {
+                         tags: { visual: variant.tags.visual.concat([tag]) } }, "confirmed " + tag) }, "✓"),
+        el("button", { type: "button", class: "chip", "data-role": "dismiss", title: "remove",
+                       onclick: () => saveVariant(variant, { suggestedTags: rest },
+                                                  "removed suggestion " + tag) }, "✕")));
+    }
+    return box;
+  }
+
+  function tagForm(variant, open) {
+    const input = (name, value, hint) => el("label", {}, name + " ",
+      el("input", { name, value, placeholder: hint || "", autocomplete: "off" }));
+    const visual = el("fieldset", { class: "visual" }, el("legend", { text: "visual" }));
+    for (const tag of VISUAL_TAGS) {
+      const box = el("input", { type: "checkbox", name: "visual", value: tag });
+      box.checked = variant.tags.visual.includes(tag);
+      visual.append(el("label", {}, box, " " + tag));
+    }
+    const form = el("form", { "data-role": "tag-form", autocomplete: "off" },
+      input("label", variant.label),
+      input("themes", variant.tags.themes.join(", "), themes.join(", ")),
+      input("tone", variant.tags.tone.join(", "), "tense, tender"),
+      input("cast", variant.tags.cast.join(", "), "characters shown"),
+      input("setting", variant.tags.setting.join(", "), "where it is set"),
+      visual,
+      el("button", { type: "submit", "data-role": "save-tags" }, "Save"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const field = (name) => form.elements.namedItem(name).value;
+      const checked = Array.from(form.querySelectorAll("input[name=visual]:checked"))
+        .map((box) => box.value);
+      saveVariant(variant, {
+        label: field("label").trim() || variant.label,
+        tags: { themes: words(field("themes")), tone: words(field("tone")),
+                cast: words(field("cast")), setting: words(field("setting")), visual: checked },
+      }, "saved");
+    });
+    const details = el("details", { class: "edit", "data-role": "edit" },
+                       el("summary", { text: "Label & tags" }), form);
+    details.open = open;
+    return details;
+  }
+
+  async function saveVariant(variant, change, what) {
+    try {
+      const saved = await api("PATCH", variantUrl(variant.id),
+                              Object.assign({ revision: variant.revision }, change));
+      await refreshTitle();
+      say(saved.label + ": " + what + ".");
+    } catch (error) {
+      say("Could not change " + variant.label + ": " + error.message, true);
+    }
   }
 
   function renderVariants() {
@@ -278,6 +380,9 @@
     // A re-render (another upload finished, a toggle) keeps the feature tables the marketer opened.
     const opened = new Set(Array.from(grid.querySelectorAll(".card"))
       .filter((card) => card.querySelector("details.features").open)
+      .map((card) => card.dataset.variant));
+    openForms = new Set(Array.from(grid.querySelectorAll(".card"))
+      .filter((card) => card.querySelector("details.edit").open)
       .map((card) => card.dataset.variant));
     grid.replaceChildren(...variants.map((variant) => variantCard(variant, opened.has(variant.id))));
     const active = variants.filter((v) => v.active).length;
@@ -287,25 +392,25 @@
 
   async function setActive(variantId, active, toggle) {
     try {
-      await api("PATCH", "/v1/catalogue/titles/" + encodeURIComponent(current) +
-                "/variants/" + variantId, { active });
+      const name = labelOf(variantId);
+      await api("PATCH", variantUrl(variantId), { active });
       await refreshTitle();
-      say("Variant " + variantId + (active ? " is on." : " is off."));
+      say(name + (active ? " is on." : " is off."));
     } catch (error) {
       toggle.checked = !active;
-      say("Could not change " + variantId + ": " + error.message, true);
+      say("Could not change " + labelOf(variantId) + ": " + error.message, true);
     }
   }
 
   async function deleteVariant(variantId) {
-    if (!window.confirm("Delete variant " + variantId + "? Its image is removed.")) return;
+    const name = labelOf(variantId);
+    if (!window.confirm("Delete variant " + name + "? Its image is removed.")) return;
     try {
-      await api("DELETE", "/v1/catalogue/titles/" + encodeURIComponent(current) +
-                "/variants/" + variantId);
+      await api("DELETE", variantUrl(variantId));
       await refreshTitle();
-      say("Variant " + variantId + " deleted.");
+      say(name + " deleted.");
     } catch (error) {
-      say("Could not delete " + variantId + ": " + error.message, true);
+      say("Could not delete " + name + ": " + error.message, true);
     }
   }
 
@@ -323,8 +428,10 @@
         const variant = await api("POST", "/v1/catalogue/titles/" +
                                   encodeURIComponent(current) + "/variants", form);
         row.className = "done";
-        row.textContent = file.name + " → " + variant.id +
-          (variant.warnings.length ? " (" + variant.warnings.length + " warnings)" : "");
+        row.title = variant.id;
+        row.textContent = file.name + " → " + variant.label +
+          (variant.warnings.length ? " (" + variant.warnings.length + " warnings)" : "") +
+          (variant.suggestedTags.length ? "; suggested tags: " + variant.suggestedTags.join(", ") : "");
       } catch (error) {
         row.className = "error";
         row.textContent = file.name + ": " + error.message;
@@ -365,7 +472,7 @@
       grid.append(el("div", { class: "card", "data-candidate": candidate.id },
         el("img", { src: candidate.imageUrl, alt: candidate.filename }),
         el("div", { class: "meta" },
-          el("span", { class: "id", text: candidate.id }),
+          el("span", { class: "label", title: candidate.id, text: candidate.filename || candidate.id }),
           el("span", { class: "muted", text: "t=" + (details.timestamp ?? "?") + "s · score " +
                                               (details.score ?? "?") })),
         warnings, featureTable(candidate.features),
@@ -401,7 +508,7 @@
       const variant = await api("POST", "/v1/catalogue/titles/" + encodeURIComponent(current) +
                                 "/candidates/" + candidateId + "/approve");
       await refreshTitle();
-      say("Frame approved as variant " + variant.id + ".");
+      say("Frame approved as variant " + variant.label + ".");
     } catch (error) {
       say("Could not approve " + candidateId + ": " + error.message, true);
     }
@@ -498,10 +605,17 @@
     }
     rows.forEach((v, i) => {
       const y = top + i * rowH, mid = y + rowH / 2, color = colorOf(v.variantId);
-      root.append(svg("text", { x: left - 8, y: mid + 4, "text-anchor": "end" }, v.variantId));
-      root.append(svg("rect", { x: left, y: y + 6, height: rowH - 12, rx: 2, fill: color,
+      const name = svg("text", { x: left - 8, y: mid + 4, "text-anchor": "end" },
+                       labelOf(v.variantId).slice(0, 18));
+      name.append(svg("title", {}, v.variantId));
+      root.append(name);
+      root.append(svg("rect", { x: left, y: y + 6, height: rowH - 16, rx: 2, fill: color,
                                 width: Math.max(0, (v.share || 0) * barW),
                                 "data-variant": v.variantId, "data-kind": "share" }));
+      root.append(svg("rect", { x: left, y: y + rowH - 8, height: 3, fill: color,
+                                "fill-opacity": 0.6,
+                                width: Math.max(0, (v.recentShare || 0) * barW),
+                                "data-variant": v.variantId, "data-kind": "recent-share" }));
       if (v.joined) {
         const x = (value) => rateX + value * barW;
         root.append(svg("line", { x1: x(v.takeRateLow), x2: x(v.takeRateHigh), y1: mid, y2: mid,
@@ -520,10 +634,12 @@
   }
 
   function renderPerformance(report) {
+    shownReport = report;
     const known = new Set(variants.map((v) => v.id));
     const rows = report.variants;
     $("perf-summary").textContent = report.impressions + " impressions, " + report.takes +
-      " takes (" + report.joined + " with a known outcome) since " + report.since.slice(0, 10);
+      " takes (" + report.joined + " with a known outcome) since " + report.since.slice(0, 10) +
+      "; " + report.recentImpressions + " impressions in the last 24 h";
     const share = rows.map((v) => ({ id: v.variantId, color: colorOf(v.variantId),
                                      values: v.daily.map((d) => d.share) }));
     const rate = rows.map((v) => ({ id: v.variantId, color: colorOf(v.variantId),
@@ -539,12 +655,14 @@
     body.replaceChildren();
     for (const v of rows) {
       body.append(el("tr", { "data-variant": v.variantId },
-        el("td", {}, el("span", { class: "swatch", style: "background:" + colorOf(v.variantId) }),
-           v.variantId + (known.has(v.variantId) ? "" : " (deleted)")),
+        el("td", { title: v.variantId },
+           el("span", { class: "swatch", style: "background:" + colorOf(v.variantId) }),
+           labelOf(v.variantId) + (known.has(v.variantId) ? "" : " (deleted)")),
         el("td", { text: v.impressions }), el("td", { text: v.takes }),
         el("td", { text: pct(v.takeRate) }),
         el("td", { text: v.joined ? pct(v.takeRateLow) + " – " + pct(v.takeRateHigh) : "–" }),
-        el("td", { text: pct(v.share) })));
+        el("td", { text: pct(v.share) }),
+        el("td", { "data-kind": "recent-share", text: pct(v.recentShare) })));
     }
   }
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import artwork
-from catalogue import Catalogue, Curator, UnknownItemError, VariantLimitError
+from catalogue import Catalogue, Curator, UnknownItemError, VariantLimitError, suggest_visual_tags
 from tests.server.test_catalogue_helpers import poster, resized_copy, trailer
 
 
@@ -80,4 +82,48 @@ def test_trailer_frames_become_candidates_and_approval_makes_variants(
     assert all(c.filename.startswith("t-") for c in result.candidates)
     variant = curator.approve_candidate("dune", result.candidates[0].id)
     assert variant.active and variant.source == "trailer"
+    assert variant.label == result.candidates[0].filename and variant.revision == 1
+    assert list(variant.suggested_tags) == suggest_visual_tags(result.candidates[0].features)
     assert store.candidates("dune") == result.candidates[1:]
+
+
+def _plain_jpeg(rgb: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (400, 600), rgb).save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("rgb, expected", [
+    # A night-blue plain poster: luma about 0.1, blue over red by 0.35 of the range.
+    ((10, 20, 100), ["no-people", "dark", "cool", "minimal"]),
+    # A pale orange one: luma about 0.8, red over blue by 0.55 of the range.
+    ((250, 200, 110), ["no-people", "bright", "warm", "minimal"]),
+])
+def test_an_upload_suggests_the_visual_tags_its_analysis_shows(store, detectors, rgb,
+                                                               expected) -> None:
+    variant = Curator(catalogue=store, detectors=detectors).add_poster(
+        "dune", data=_plain_jpeg(rgb), filename="plain.jpg")
+    assert list(variant.suggested_tags) == expected
+    assert variant.tags.visual == ()  # suggested, not confirmed
+
+
+def test_visual_tags_follow_the_namespaces() -> None:
+    busy = {"Face": {"count": 1.0, "closeup": "yes"}, "People": {"count": 4.0},
+            "Color": {"brightness": 0.5, "warmth": 0.5},
+            "Text": {"share": 0.2, "lines": 0.1},
+            "Layout": {"negative_space": 0.2, "edge_density": 0.2}}
+    assert suggest_visual_tags(busy) == ["closeup", "group", "text-heavy"]
+    assert suggest_visual_tags({}) == []  # nothing measured, nothing suggested
+
+
+def test_ranked_namespaces_have_distinct_first_letters(store, detectors) -> None:
+    # VW's -q pairs namespaces by first letter: every namespace of a ranked
+    # variant, and the members' Member and Taste, must start with its own.
+    variant = Curator(catalogue=store, detectors=detectors).add_poster("dune", data=poster(3))
+    assert "Text" in variant.features  # artwork's name, kept in the catalogue
+    store.update_variant("dune", variant.id, tags={"themes": ["scifi"], "tone": ["bleak"]})
+    ranked = store.active_variants(["dune"])["dune"][0].features
+    assert {"Words", "Genre", "Depicts", "Variant"} <= set(ranked) and "Text" not in ranked
+    assert ranked["Words"] == variant.features["Text"]
+    letters = [name[0] for name in [*ranked, "Member", "Taste"]]
+    assert len(letters) == len(set(letters)), sorted(letters)

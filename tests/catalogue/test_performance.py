@@ -52,7 +52,7 @@ VARIANTS = ("va", "vb")
 
 def show(engine, variant, *, title="t1", defer=False, reward=None, activate=False):
     """One decision forced onto ``variant`` (the other is excluded)."""
-    actions = [Action(id=v, features={"Id": {"variant": v}}) for v in VARIANTS]
+    actions = [Action(id=v, features={"Variant": {"id": v}}) for v in VARIANTS]
     decision = engine.rank_many([RankRequest(
         context={"Member": {"country": "BR"}}, actions=actions,
         excluded=[v for v in VARIANTS if v != variant], defer_activation=defer,
@@ -104,6 +104,15 @@ def test_counts_takes_shares_and_days(engine, clock) -> None:
     assert (day2.impressions, day2.joined, day2.takes, day2.take_rate) == (1, 0, 0, None)
     assert day2.share == pytest.approx(1 / 3)
     assert vb.daily[1].take_rate == 1.0 and vb.daily[0].take_rate == 0.0
+    # The last 24 hours: day 2's impressions (va once, vb twice), beside the whole window's.
+    assert report.recent_since == pytest.approx(clock.now - DAY)
+    assert report.recent_impressions == 3
+    assert (va.recent_impressions, vb.recent_impressions, vc.recent_impressions) == (1, 2, 0)
+    assert va.recent_share == pytest.approx(1 / 3) and vb.recent_share == pytest.approx(2 / 3)
+    assert vc.recent_share == 0.0
+    since_start = title_performance(engine.store.events_since(start - 1), title_id="t1",
+                                    since=start - 1, until=clock.now, recent_since=start - 10)
+    assert since_start.recent_impressions == since_start.impressions == 7
 
 
 def test_the_window_and_the_threshold(engine, clock) -> None:
@@ -124,3 +133,7 @@ def test_the_window_and_the_threshold(engine, clock) -> None:
         title_performance([], title_id="t1", since=clock.now, until=clock.now - 1)
     with pytest.raises(InvalidInputError):
         title_performance([], title_id="t1", since=0.0, until=math.inf)
+    with pytest.raises(InvalidInputError, match="recent_since"):
+        title_performance([], title_id="t1", since=0.0, until=1.0, recent_since=math.nan)
+    assert title_performance([], title_id="t1", since=0.0, until=1.0,
+                             variant_ids=["va"]).variants[0].recent_share is None

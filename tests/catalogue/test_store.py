@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 
 import pytest
 
 from banditkit.errors import InvalidInputError
-from catalogue import Catalogue, CatalogueConflictError, UnknownItemError
+from catalogue import DEFAULT_THEMES, Catalogue, CatalogueConflictError, Tags, UnknownItemError
 
 FEATURES = {"Color": {"brightness": 0.4, "palette": "warm"}, "Face": {"count": 1}}
 
@@ -92,6 +94,8 @@ def test_bad_variant_input_leaves_nothing_behind(catalogue, tmp_path) -> None:
         add(catalogue, "nope")
     with pytest.raises(InvalidInputError, match="near_duplicates"):
         add(catalogue, near_duplicates=["v000000000000"])
+    with pytest.raises(InvalidInputError, match=r"suggested_tags\[0\]: unknown visual tag"):
+        add(catalogue, suggested_tags=["sparkly"])
     assert catalogue.variants("t1") == []
     assert not any(p.is_file() for p in (tmp_path / "images").rglob("*"))
 
@@ -117,8 +121,9 @@ def test_active_variants_feed_ranking(catalogue) -> None:
     features = ranked["t1"][1].features
     assert features["Color"] == FEATURES["Color"]
     assert features["Genre"] == {"drama": True, "horror": True}
-    assert features["Id"] == {"variant": second.id}
-    catalogue.set_active("t1", first.id, False)
+    assert features["Variant"] == {"id": second.id}
+    assert "Depicts" not in features  # no tags, no namespace
+    catalogue.update_variant("t1", first.id, active=False)
     assert [v.id for v in catalogue.active_variants(["t1"])["t1"]] == [second.id]
     with pytest.raises(UnknownItemError, match="nope"):
         catalogue.active_variants(["t1", "nope"])
@@ -131,11 +136,13 @@ def test_the_ranking_cache_sees_other_processes_writes(tmp_path, clock) -> None:
         marketer.create_title("t1")
         variant = add(marketer, data=b"1")
         assert [v.id for v in ranker.active_variants(["t1"])["t1"]] == [variant.id]
-        marketer.set_active("t1", variant.id, False)
+        marketer.update_variant("t1", variant.id, active=False)
         assert ranker.active_variants(["t1"])["t1"] == []
         marketer.update_title("t1", genres=["comedy"])
-        marketer.set_active("t1", variant.id, True)
-        assert ranker.active_variants(["t1"])["t1"][0].features["Genre"] == {"comedy": True}
+        marketer.update_variant("t1", variant.id, active=True, tags={"themes": ["comedy"]})
+        features = ranker.active_variants(["t1"])["t1"][0].features
+        assert features["Genre"] == {"comedy": True}
+        assert features["Depicts"] == {"theme=comedy": 1.0}
     finally:
         ranker.close()
         marketer.close()
@@ -170,3 +177,118 @@ def test_deleting_a_title_removes_everything(catalogue) -> None:
     assert not catalogue.image_path(variant.content_hash).exists()
     assert not catalogue.image_path(candidate.content_hash).exists()
     assert catalogue.variant_counts() == {}
+
+
+def test_labels_default_to_the_file_name_and_tags_start_empty(catalogue) -> None:
+    catalogue.create_title("t1")
+    named = add(catalogue, data=b"1", filename="kiss.jpg")
+    unnamed = add(catalogue, data=b"2")
+    assert named.label == "kiss.jpg" and unnamed.label == unnamed.id
+    assert named.tags == Tags() and named.revision == 1
+    assert catalogue.themes() == DEFAULT_THEMES
+
+
+def test_tags_and_labels_are_revisions_of_the_variant(catalogue, clock) -> None:
+    catalogue.create_title("t1")
+    variant = add(catalogue, data=b"1", filename="kiss.jpg", suggested_tags=["warm", "closeup"])
+    assert variant.suggested_tags == ("warm", "closeup")
+    clock.advance(10)
+    changed = catalogue.update_variant(
+        "t1", variant.id, label="  The kiss ", revision=1,
+        tags={"themes": ["Romance", "drama", "romance"], "cast": ["Jim  Hopper"],
+              "visual": ["warm"]})
+    assert changed.label == "The kiss" and changed.revision == 2
+    assert changed.tags == Tags(themes=("romance", "drama"), cast=("Jim Hopper",),
+                                visual=("warm",))
+    assert changed.suggested_tags == ("closeup",)  # confirmed: no longer pending
+    # Fields not named are kept; dismissing a suggestion is a revision too.
+    later = catalogue.update_variant("t1", variant.id, tags={"tone": ["tender"]},
+                                     suggested_tags=[])
+    assert later.tags.themes == ("romance", "drama") and later.tags.tone == ("tender",)
+    assert later.suggested_tags == () and later.revision == 3
+    # A change that changes nothing makes no revision.
+    assert catalogue.update_variant("t1", variant.id, label="The kiss").revision == 3
+    history = catalogue.variant_revisions("t1", variant.id)
+    assert [(r.revision, r.label) for r in history] == [
+        (1, "kiss.jpg"), (2, "The kiss"), (3, "The kiss")]
+    assert history[0].tags == Tags() and history[1].changed_at == clock.now
+    features = catalogue.active_variants(["t1"])["t1"][0].features
+    assert features["Depicts"] == {"theme=romance": 1.0, "theme=drama": 1.0,
+                                   "tone=tender": 1.0, "cast=jim_hopper": 1.0,
+                                   "visual=warm": 1.0}
+    with pytest.raises(CatalogueConflictError, match="revision 3, not 2"):
+        catalogue.update_variant("t1", variant.id, label="x", revision=2)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"tags": {"themes": ["heist"]}}, r"unknown theme 'heist'; the theme vocabulary is \["),
+    ({"tags": {"visual": ["sparkly"]}}, "unknown visual tag 'sparkly'"),
+    ({"tags": {"mood": ["x"]}}, "tags has no field 'mood'"),
+    ({"tags": {"tone": "dark"}}, "tags.tone must be a list"),
+    ({"tags": {"cast": ["  "]}}, r"tags.cast\[0\] must be a non-blank"),
+    ({"tags": {"setting": ["x"] * 17}}, "at most 16"),
+    ({"label": ""}, "label"),
+    ({"label": "x" * 129}, "label"),
+    ({"suggested_tags": ["dark"]}, "pending suggestions"),
+    ({"active": 1}, "active"),
+])
+def test_bad_tags_are_refused_naming_the_problem(catalogue, changes, match) -> None:
+    catalogue.create_title("t1")
+    variant = add(catalogue)
+    with pytest.raises(InvalidInputError, match=match):
+        catalogue.update_variant("t1", variant.id, **changes)
+    assert catalogue.variant("t1", variant.id) == variant
+
+
+def test_the_theme_vocabulary_grows(catalogue) -> None:
+    catalogue.create_title("t1")
+    variant = add(catalogue)
+    assert catalogue.add_themes(["Heist", "heist", "romance"])[-1] == "heist"
+    assert catalogue.themes().count("romance") == 1
+    assert catalogue.update_variant("t1", variant.id,
+                                    tags={"themes": ["heist"]}).tags.themes == ("heist",)
+    for bad in ([], ["two words"], "heist", ["x" * 33]):
+        with pytest.raises(InvalidInputError, match="themes"):
+            catalogue.add_themes(bad)
+
+
+def test_a_catalogue_of_before_labels_is_migrated(tmp_path, clock) -> None:
+    # The variants table as banditkit wrote it before labels, tags and revisions.
+    db = sqlite3.connect(tmp_path / "catalogue.sqlite3")
+    db.executescript("""
+        CREATE TABLE titles (title_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+            genres TEXT NOT NULL, metadata TEXT NOT NULL, created_at REAL NOT NULL);
+        CREATE TABLE images (content_hash TEXT PRIMARY KEY, media_type TEXT NOT NULL,
+            size INTEGER NOT NULL);
+        CREATE TABLE variants (variant_id TEXT PRIMARY KEY, title_id TEXT NOT NULL
+            REFERENCES titles (title_id) ON DELETE CASCADE, content_hash TEXT NOT NULL
+            REFERENCES images (content_hash), features TEXT NOT NULL, warnings TEXT NOT NULL,
+            details TEXT NOT NULL, fingerprint BLOB, active INTEGER NOT NULL,
+            source TEXT NOT NULL, filename TEXT NOT NULL, created_at REAL NOT NULL,
+            UNIQUE (title_id, content_hash));
+    """)
+    digest = hashlib.sha256(b"old").hexdigest()
+    db.execute("INSERT INTO titles VALUES ('t1', 'One', '[]', '{}', 5.0)")
+    db.execute("INSERT INTO images VALUES (?, 'image/png', 3)", (digest,))
+    db.executemany("INSERT INTO variants VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+        ("v000000000001", "t1", digest, json.dumps(FEATURES), "[]", "{}", None, 1, "upload",
+         "old.png", 7.0)])
+    db.commit()
+    db.close()
+    catalogue = Catalogue.open(tmp_path, clock=clock)
+    try:
+        old = catalogue.variant("t1", "v000000000001")
+        assert (old.label, old.tags, old.revision, old.suggested_tags) == (
+            "old.png", Tags(), 1, ())
+        assert [r.changed_at for r in catalogue.variant_revisions("t1", old.id)] == [7.0]
+        assert catalogue.themes() == DEFAULT_THEMES
+        assert catalogue.update_variant("t1", old.id, tags={"themes": ["horror"]}).revision == 2
+    finally:
+        catalogue.close()
+    # Opening it again changes nothing.
+    again = Catalogue.open(tmp_path, clock=clock)
+    try:
+        assert again.variant("t1", "v000000000001").revision == 2
+        assert len(again.variant_revisions("t1", "v000000000001")) == 2
+    finally:
+        again.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -29,7 +30,14 @@ def test_the_printed_next_commands_work_on_the_demo_data(tmp_path: Path) -> None
     from simulator.demo import run_demo
 
     demo_dir = tmp_path / "data" / "demo"
-    run_demo(demo_dir, n_events=1000, seed=0)  # what `banditkit demo --in-process` writes
+    result = run_demo(demo_dir, n_events=1000, seed=0)  # `banditkit demo --in-process`
+    # The demo's table says what theme tags are worth on new titles (the margins
+    # are tests/simulator/test_releases.py's, on the same world and seed).
+    line = next(x for x in result.table().splitlines() if x.startswith("New titles"))
+    rates = [float(x) for x in re.findall(r"take rate ([\d.]+) with theme tags, ([\d.]+) without",
+                                          line)[0]]
+    assert rates[0] > rates[1] + 0.05, line
+    assert "reached after 0 impressions with tags" in line
     text = next_steps(demo_dir)
     assert f"Decision log: {demo_dir}/logs   models: {demo_dir}/models" in text
     evaluate, create_key, serve = _commands(text)

@@ -86,7 +86,7 @@ def test_a_page_gets_one_variant_per_title(client, m, c, app) -> None:
     assert extra["variantIds"] == [v["id"] for v in second] == extra["actionIds"]
     assert record["c"]["Member"] == CONTEXT["Member"]
     multi = record["c"]["_multi"]
-    assert [a["Id"]["variant"] for a in multi] == [v["id"] for v in second]
+    assert [a["Variant"]["id"] for a in multi] == [v["id"] for v in second]
     assert all(a["Genre"] == {"comedy": True, "family": True} for a in multi)
     assert multi[0]["Color"] == second[0]["features"]["Color"]
     chosen = extra["actionIds"][record["a"][0] - 1]
@@ -145,7 +145,7 @@ def test_rewards_and_activation_feed_the_performance_report(client, m, c, app) -
 
 @pytest.mark.slow
 def test_the_learner_memorises_the_best_variant_through_its_id(client, c, app) -> None:
-    # Three variants with identical image features: only the Id namespace
+    # Three variants with identical image features: only the Variant namespace
     # tells them apart, so preferring the rewarded one proves it is learned.
     catalogue = get_catalogue(app)
     catalogue.create_title("t-ids")

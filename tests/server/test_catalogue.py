@@ -6,9 +6,11 @@ import hashlib
 import io
 import json
 
+import numpy as np
 import pytest
 
 from server import close_app, create_app
+from serving.runtime import get_engine
 from tests.server.conftest import FAST_SETTINGS, auth
 from tests.server.test_catalogue_helpers import encode, poster, poster_array, resized_copy, trailer
 
@@ -188,7 +190,7 @@ def test_deactivate_reactivate_delete(client, m, data_dir) -> None:
     title = client.get("/v1/catalogue/titles", headers=m).get_json()["titles"][0]
     assert (title["variantCount"], title["activeVariantCount"]) == (1, 0)
     assert client.patch(url, json={"active": True}, headers=m).get_json()["active"] is True
-    for bad in ({"active": "no"}, {}, {"active": True, "id": "x"}):
+    for bad in ({"active": "no"}, {"active": True, "id": "x"}, {"label": None, "x": 1}):
         assert client.patch(url, json=bad, headers=m).status_code == 400
     assert client.delete(url, headers=m).status_code == 204
     assert client.get(url, headers=m).status_code == 404
@@ -381,3 +383,114 @@ def test_openapi_documents_the_catalogue(client) -> None:
     assert upload_op["x-banditkit-roles"] == ["admin", "marketer"]
     assert spec["paths"]["/v1/artwork/images/{name}"]["get"]["security"] == []
     assert json.dumps(spec)  # serialisable
+
+
+# --------------------------------------------------------------------------- labels and tags
+
+
+def test_labels_and_tags_are_edited_as_revisions(client, m, keys, app) -> None:
+    create(client, m)
+    variant = upload(client, m, poster(7), name="kiss.jpg").get_json()
+    assert variant["label"] == "kiss.jpg" and variant["revision"] == 1
+    assert variant["tags"] == {"themes": [], "tone": [], "cast": [], "setting": [],
+                               "visual": []}
+    assert set(variant["suggestedTags"]) <= {"closeup", "group", "no-people", "dark", "bright",
+                                             "warm", "cool", "text-heavy", "minimal"}
+    url = f"/v1/catalogue/titles/stranger-things/variants/{variant['id']}"
+    response = client.patch(url, headers=m, json={
+        "label": "The kiss", "revision": 1,
+        "tags": {"themes": ["Romance"], "tone": ["tender"], "cast": ["Nancy"]}})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["label"] == "The kiss" and body["revision"] == 2
+    assert body["tags"]["themes"] == ["romance"] and body["tags"]["cast"] == ["Nancy"]
+    # Another marketer's edit from revision 1 is refused: it would undo this one.
+    stale = client.patch(url, headers=m, json={"label": "Kiss", "revision": 1})
+    assert stale.status_code == 409 and "revision 2, not 1" in error_of(stale)["message"]
+    # A body that changes nothing makes no revision; 2.0 is the integer 2.
+    assert client.patch(url, headers=m, json={"tags": {}, "revision": 2.0}
+                        ).get_json()["revision"] == 2
+    revisions = client.get(url + "/revisions", headers=auth(keys["analyst"])).get_json()
+    assert [(r["revision"], r["label"]) for r in revisions["revisions"]] == [
+        (1, "kiss.jpg"), (2, "The kiss")]
+    # Ranking sees the tags in their own namespace, and the log keeps them.
+    ranked = client.post("/v1/artwork/rank", headers=auth(keys["client"]), json={
+        "titles": ["stranger-things"], "context": {"Taste": {"romance": 0.9}}}).get_json()
+    event_id = ranked["results"][0]["eventId"]
+    record = json.loads(get_engine(app).store.event(event_id)["decision"])
+    assert record["c"]["_multi"][0]["Depicts"] == {
+        "theme=romance": 1.0, "tone=tender": 1.0, "cast=nancy": 1.0}
+
+
+@pytest.mark.parametrize("body, target, words", [
+    ({"tags": {"themes": ["heist"]}}, "tags.themes[0]",
+     ["unknown theme 'heist'", "'romance'", "'documentary'"]),
+    ({"tags": {"visual": ["sparkly"]}}, "tags.visual[0]", ["closeup"]),
+    ({"tags": {"mood": ["x"]}}, "tags.mood", ["Unknown field"]),
+    ({"tags": {"cast": ["x" * 65]}}, "tags.cast[0]", ["at most 64"]),
+    ({"label": " "}, "label", ["must not be empty"]),
+    ({"suggestedTags": ["sparkly"]}, "suggestedTags[0]", ["closeup"]),
+    ({"revision": 0}, "revision", [">= 1"]),
+    ({"revision": 1.5}, "revision", ["integer"]),
+])
+def test_bad_tags_are_400_naming_the_problem(client, m, body, target, words) -> None:
+    create(client, m)
+    variant = upload(client, m, poster(8)).get_json()
+    url = f"/v1/catalogue/titles/stranger-things/variants/{variant['id']}"
+    response = client.patch(url, json=body, headers=m)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["target"] == target, error
+    for word in words:
+        assert word in error["message"], error
+    assert client.get(url, headers=m).get_json()["revision"] == 1
+
+
+def test_the_theme_vocabulary_is_listed_and_extended_by_the_owner(client, m, keys) -> None:
+    create(client, m)
+    variant = upload(client, m, poster(9)).get_json()
+    themes = client.get("/v1/catalogue/themes", headers=m).get_json()["themes"]
+    assert "romance" in themes and "heist" not in themes
+    admin = auth(keys["admin"])
+    assert client.post("/v1/catalogue/themes", json={"themes": ["heist"]},
+                       headers=m).status_code == 403
+    grown = client.post("/v1/catalogue/themes", json={"themes": ["Heist"]}, headers=admin)
+    assert grown.status_code == 200 and grown.get_json()["themes"][-1] == "heist"
+    bad = client.post("/v1/catalogue/themes", json={"themes": ["two words"]}, headers=admin)
+    assert bad.status_code == 400 and error_of(bad)["target"] == "themes[0]"
+    url = f"/v1/catalogue/titles/stranger-things/variants/{variant['id']}"
+    patched = client.patch(url, json={"tags": {"themes": ["heist"]}}, headers=m).get_json()
+    assert patched["tags"]["themes"] == ["heist"]
+
+
+def test_suggested_tags_are_confirmed_or_dismissed(client, m) -> None:
+    create(client, m)
+    # A dark blue plain poster: the analysis suggests dark and cool, among others.
+    variant = upload(client, m, encode(np.full((600, 400, 3), (10, 20, 100), np.uint8)),
+                     name="night.jpg").get_json()
+    assert {"dark", "cool"} <= set(variant["suggestedTags"])
+    url = f"/v1/catalogue/titles/stranger-things/variants/{variant['id']}"
+    rest = [t for t in variant["suggestedTags"] if t not in ("dark", "cool")]
+    confirmed = client.patch(url, headers=m, json={
+        "tags": {"visual": ["dark"]}, "suggestedTags": rest}).get_json()
+    assert confirmed["tags"]["visual"] == ["dark"] and confirmed["suggestedTags"] == rest
+
+
+def test_performance_gives_the_recent_share_beside_the_whole_windows(client, m, keys) -> None:
+    create(client, m)
+    ids = [upload(client, m, poster(seed)).get_json()["id"] for seed in (10, 11)]
+    for _ in range(6):
+        response = client.post("/v1/artwork/rank", headers=auth(keys["client"]), json={
+            "titles": ["stranger-things"], "context": {"Member": {"country": "BR"}}})
+        assert response.status_code == 201
+    report = client.get("/v1/catalogue/titles/stranger-things/performance?recentHours=1",
+                        headers=m).get_json()
+    assert report["recentImpressions"] == report["impressions"] == 6
+    rows = {v["variantId"]: v for v in report["variants"]}
+    assert set(rows) == set(ids)
+    assert sum(v["recentImpressions"] for v in rows.values()) == 6
+    assert sum(v["recentShare"] for v in rows.values()) == pytest.approx(1.0)
+    assert all(v["recentShare"] == v["share"] for v in rows.values())  # all within the hour
+    bad = client.get("/v1/catalogue/titles/stranger-things/performance?recentHours=0",
+                     headers=m)
+    assert bad.status_code == 400 and error_of(bad)["target"] == "recentHours"

@@ -299,11 +299,18 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     row = page.inner_text(f"#perf-table tbody tr[data-variant='{first_id}']")
     takes = sum(r["variantId"] == first_id for r in shown)
     assert f"\t{takes}\t" in row
-    share_bar = page.locator(f"#chart-variants rect[data-variant='{first_id}']")
+    share_bar = page.locator(f"#chart-variants rect[data-variant='{first_id}'][data-kind=share]")
     assert float(share_bar.get_attribute("width")) > 0
     assert page.locator(f"#chart-variants circle[data-variant='{first_id}']").count() == 1
     assert page.locator("#chart-rate svg circle").count() > 0
     assert str(len(shown)) in page.inner_text("#perf-summary")
+    # All of it came within the last 24 hours: the recent share is the window's.
+    cells = page.locator(f"#perf-table tbody tr[data-variant='{first_id}'] td")
+    assert cells.nth(6).inner_text() == cells.nth(5).inner_text() != "–"
+    recent_bar = page.locator(f"#chart-variants rect[data-variant='{first_id}']"
+                              "[data-kind=recent-share]")
+    assert float(recent_bar.get_attribute("width")) == pytest.approx(float(
+        share_bar.get_attribute("width")))
 
     # The screenshot: a rendered page, with the first variant's colour in the chart.
     shot = tmp_path / "marketer-page.png"
@@ -326,3 +333,53 @@ def test_the_marketer_workflow(page, server, tmp_path) -> None:
     expect(page.locator("#title-panel")).to_be_hidden()
     assert api(server, "GET", "/v1/catalogue/titles/the-crown").status_code == 404
     assert requests.get(server.url + shown[0]["imageUrl"], timeout=10).status_code == 404
+
+
+def test_a_variant_is_named_and_tagged_on_its_card(page, server, tmp_path) -> None:
+    assert api(server, "POST", "/v1/catalogue/titles",
+               json={"id": "bridgerton", "genres": ["romance"]}).status_code == 201
+    night = io.BytesIO()
+    Image.new("RGB", (400, 600), (10, 20, 100)).save(night, format="JPEG")
+    uploaded = api(server, "POST", "/v1/catalogue/titles/bridgerton/variants",
+                   files={"file": ("night.jpg", night.getvalue(), "image/jpeg")}).json()
+    variant_id = uploaded["id"]
+    assert "dark" in uploaded["suggestedTags"]
+    sign_in(page, server)
+    page.click("#titles button[data-title='bridgerton']")
+    card = page.locator(f"#variants .card[data-variant='{variant_id}']")
+    # The card is named by its label (the file name until renamed); the id is its tooltip.
+    expect(card.locator("[data-role=label]")).to_have_text("night.jpg")
+    assert card.locator("[data-role=label]").get_attribute("title") == variant_id
+
+    # An unknown theme is refused, naming it and the vocabulary; nothing changes.
+    card.locator("details.edit summary").click()
+    card.locator("input[name=themes]").fill("heist")
+    card.locator("button[data-role=save-tags]").click()
+    expect(page.locator("#message.error")).to_contain_text("unknown theme 'heist'")
+    expect(page.locator("#message")).to_contain_text("'romance'")
+    assert api(server, "GET", f"/v1/catalogue/titles/bridgerton/variants/{variant_id}"
+               ).json()["revision"] == 1
+
+    # A label and a theme: the card, the performance table and the server agree.
+    card.locator("input[name=label]").fill("The ball")
+    card.locator("input[name=themes]").fill("Romance, drama")
+    card.locator("input[name=cast]").fill("Daphne")
+    card.locator("button[data-role=save-tags]").click()
+    expect(card.locator("[data-role=label]")).to_have_text("The ball")
+    expect(card.locator(".badge.tag[data-tag='theme=romance']")).to_be_visible()
+    expect(card.locator(".badge.tag[data-tag='cast=Daphne']")).to_be_visible()
+    expect(card.locator("details.edit")).to_have_attribute("open", "")
+    expect(page.locator(f"#perf-table tbody tr[data-variant='{variant_id}']")
+           ).to_contain_text("The ball")
+
+    # A suggested visual tag is confirmed with one click.
+    card.locator(".badge.suggestion[data-suggestion='dark'] button[data-role=confirm]").click()
+    expect(card.locator(".badge.tag[data-tag='visual=dark']")).to_be_visible()
+    expect(card.locator(".badge.suggestion[data-suggestion='dark']")).to_have_count(0)
+    keep = os.environ.get("BANDITKIT_SCREENSHOT_DIR")
+    if keep:
+        card.screenshot(path=str(Path(keep) / "marketer-tags.png"))
+    stored = api(server, "GET", f"/v1/catalogue/titles/bridgerton/variants/{variant_id}").json()
+    assert stored["label"] == "The ball" and stored["revision"] == 3
+    assert stored["tags"]["themes"] == ["romance", "drama"]
+    assert stored["tags"]["visual"] == ["dark"] and "dark" not in stored["suggestedTags"]
