@@ -21,3 +21,10 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+from tests.postgres_fixture import (  # noqa: E402, F401 - fixtures of every test package
+    database_url,
+    postgres_server,
+    postgres_url,
+)
