@@ -107,7 +107,7 @@ class JournaledStore(DecisionStore):
     # -- connections (the database's own) ----------------------------------------
 
     @abc.abstractmethod
-    def _connection(self) -> contextlib.AbstractContextManager[Any]:
+    def _any_connection(self) -> contextlib.AbstractContextManager[Any]:
         """A connection for reads and single-statement writes (each its own transaction).
 
         It takes the shared ``?`` statements: ``execute(sql, parameters)``
@@ -126,6 +126,17 @@ class JournaledStore(DecisionStore):
         ``DUE_CREATED`` for which are due)."""
 
     @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """The connection of this thread's open write transaction, if any (what a join
+        callback reads must see what the transaction ingested), else any."""
+        db = getattr(self._local, "transaction", None)
+        if db is not None:
+            yield db
+            return
+        with self._any_connection() as db:
+            yield db
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
         """One write transaction (:meth:`_write_transaction`).
 
@@ -137,10 +148,12 @@ class JournaledStore(DecisionStore):
         actions: list[Callable[[], None]] = []
         with self._write_transaction() as db:
             self._local.after_commit = actions
+            self._local.transaction = db
             try:
                 yield db
             finally:
                 self._local.after_commit = None
+                self._local.transaction = None
         for action in actions:
             action()
 

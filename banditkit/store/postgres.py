@@ -259,7 +259,7 @@ class PostgresStore(JournaledStore):
         return pool
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[_Qmark]:
+    def _any_connection(self) -> Iterator[_Qmark]:
         with self._open_pool().connection() as connection:
             yield _Qmark(connection)
 

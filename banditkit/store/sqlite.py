@@ -65,7 +65,7 @@ class Store(JournaledStore):
         return self._connections.get()
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _any_connection(self) -> Iterator[sqlite3.Connection]:
         yield self._connections.get()
 
     @contextlib.contextmanager

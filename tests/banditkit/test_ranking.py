@@ -18,9 +18,9 @@ ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in
 
 
 @pytest.fixture
-def trained_engine(tmp_path, clock):
+def trained_engine(database_url, tmp_path, clock):
     """An engine whose model prefers v2 after learning that v2 gets played."""
-    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=LoopSettings(
         reward_wait_seconds=1, exploration_percentage=0.2, model_update_seconds=0))
     for i in range(200):
         decision = engine.rank(CONTEXT, ACTIONS, event_id=f"train-{i}")
@@ -69,9 +69,10 @@ def test_choice_frequencies_match_the_probabilities(trained_engine):
         assert abs(counts[action_id] - n * p) <= tolerance, (action_id, counts, pmf)
 
 
-def test_same_event_id_and_model_give_the_same_choice(tmp_path, clock, trained_engine):
+def test_same_event_id_and_model_give_the_same_choice(database_url, tmp_path, clock,
+                                                      trained_engine):
     first = trained_engine.rank(CONTEXT, ACTIONS, event_id="replay-me")
-    other = Engine.open(trained_engine.store.path.parent, clock=clock)
+    other = Engine.open(tmp_path, database_url=database_url, clock=clock)
     # A second process with the same snapshot reproduces the draw for the same id.
     assert other.model_version == first.model_version
     pmf = np.array([{r.id: r.probability for r in first.ranking}[a.id] for a in ACTIONS])
@@ -131,8 +132,8 @@ def test_non_ascii_text_after_the_first_namespace_letter_is_fine(trained_engine)
     assert sum(r.probability for r in decision.ranking) == pytest.approx(1.0)
 
 
-def test_too_many_actions_is_rejected(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, max_actions=3)
+def test_too_many_actions_is_rejected(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, max_actions=3)
     with pytest.raises(InvalidInputError, match="at most 3"):
         engine.rank(CONTEXT, ACTIONS)
 
@@ -141,8 +142,8 @@ def test_too_many_actions_is_rejected(tmp_path, clock):
                                     "--cb_explore_adf --bag 4",
                                     "--cb_explore_adf --squarecb",
                                     "--cb_explore_adf --cover 3"])
-def test_every_exploration_algorithm_ranks_and_learns(tmp_path, clock, policy):
-    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+def test_every_exploration_algorithm_ranks_and_learns(database_url, tmp_path, clock, policy):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=LoopSettings(
         policy_args=policy, reward_wait_seconds=0, model_update_seconds=0))
     assert engine.settings.learner_args() == policy  # no epsilon forced onto another algorithm
     for i in range(50):
