@@ -152,7 +152,8 @@ def _watch_parent(parent_pid: int, stop: threading.Event, interval_seconds: floa
     threading.Thread(target=watch, name="banditkit-parent-watch", daemon=True).start()
 
 
-def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
+def run_learner(data_dir: Path, *, database_url: str | None = None,
+                interval_seconds: float = 1.0,
                 parent_pid: int | None = None, stop: threading.Event | None = None,
                 health_path: Path | None = None) -> None:
     """Step the engine's learner until ``stop`` is set, SIGTERM, or the parent is gone.
@@ -163,6 +164,8 @@ def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
     ----------
     data_dir : path
         The data directory the workers serve.
+    database_url : str, default=None
+        The PostgreSQL store the workers serve; None: SQLite in ``data_dir``.
     interval_seconds : float, default=1.0
         Pause between steps.
     parent_pid : int, default=None
@@ -191,7 +194,8 @@ def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
         if lock is None:
             return
         try:
-            _learn(data_dir, interval_seconds=interval_seconds, stop=stop,
+            _learn(data_dir, database_url=database_url, interval_seconds=interval_seconds,
+                   stop=stop,
                    health_path=health_path)
         finally:
             lock.close()  # releases the lock
@@ -229,7 +233,8 @@ def _learner_lock(data_dir: Path, *, stop: threading.Event, interval_seconds: fl
     return None
 
 
-def _learn(data_dir: Path, *, interval_seconds: float, stop: threading.Event,
+def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
+           stop: threading.Event,
            health_path: Path | None) -> None:
     from prometheus_client import CollectorRegistry
 
@@ -239,8 +244,8 @@ def _learn(data_dir: Path, *, interval_seconds: float, stop: threading.Event,
     from serving.runtime import BackgroundLearner
 
     # Engine.process_due follows a policy changed through a worker's admin route.
-    engine = Engine.open(data_dir)
-    rows = RowEngine.open(data_dir)
+    engine = Engine.open(data_dir, database_url=database_url)
+    rows = RowEngine.open(data_dir, database_url=database_url)
     # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
     # that every worker's /metrics aggregates.
     metrics = Metrics(registry=CollectorRegistry())
