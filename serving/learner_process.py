@@ -158,7 +158,8 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
                 health_path: Path | None = None) -> None:
     """Step the engine's learner until ``stop`` is set, SIGTERM, or the parent is gone.
 
-    Holds ``learner.lock`` in ``data_dir`` while it runs: one learner per store.
+    Holds ``learner.lock`` in ``data_dir`` while it runs: one learner per store;
+    with ``database_url`` also the store's learner lease, one learner across hosts.
 
     Parameters
     ----------
@@ -193,11 +194,19 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
                              parent_pid=parent_pid)
         if lock is None:
             return
+        lease = None
+        if database_url is not None:
+            lease = _learner_lease(database_url, stop=stop, interval_seconds=interval_seconds)
+            if lease is None:
+                lock.close()
+                return
         try:
             _learn(data_dir, database_url=database_url, interval_seconds=interval_seconds,
                    stop=stop,
                    health_path=health_path)
         finally:
+            if lease is not None:
+                lease.release()
             lock.close()  # releases the lock
     except _MasterGone:
         _logger.warning("the server master is gone; learner exiting")
@@ -231,6 +240,42 @@ def _learner_lock(data_dir: Path, *, stop: threading.Event, interval_seconds: fl
             stop.wait(interval_seconds)
     handle.close()
     return None
+
+
+def _learner_lease(database_url: str, *, stop: threading.Event,
+                   interval_seconds: float) -> Any:
+    """The PostgreSQL store's learner lease: one learner across every host.
+
+    Waits while another host's learner holds it; then a daemon thread checks it
+    every ``interval_seconds`` and stops this learner when it was lost (the
+    supervisor restarts the process, which waits for the lease again). Returns
+    the lease, or None when asked to stop first.
+    """
+    from banditkit.store.postgres import LearnerLease
+
+    lease = LearnerLease(url=database_url)
+    waiting = False
+    while not stop.is_set():
+        if lease.acquire():
+            break
+        if not waiting:
+            _logger.warning("another host's learner holds the store's learner lease; "
+                            "waiting for it")
+            waiting = True
+        stop.wait(interval_seconds)
+    else:
+        lease.release()
+        return None
+
+    def watch() -> None:
+        while not stop.wait(interval_seconds):
+            if not lease.held():
+                _logger.warning("the learner lease was lost (the database stopped "
+                                "answering); learner exiting")
+                stop.set()
+
+    threading.Thread(target=watch, name="banditkit-lease-watch", daemon=True).start()
+    return lease
 
 
 def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-__all__ = ["MIGRATIONS", "PostgresStore", "check_database_url", "migrate"]
+__all__ = ["MIGRATIONS", "LearnerLease", "PostgresStore", "check_database_url", "migrate"]
 
 _log = logging.getLogger(__name__)
 
@@ -103,6 +103,13 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # per schema for its writers.
 _MIGRATION_LOCK = zlib.crc32(b"banditkit:migrations")
 _DUE_COLUMNS = "id, event_id, created_at, deferred, activated_at, decision, context_at"
+# The lease's connection is declared dead after 4 + 3 x 2 = 10 s without an answer,
+# by the server (its session ends, the lock goes to the next learner) and by the
+# client (the holder sees it lost the lease); unacknowledged writes time out as soon.
+_LEASE_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 4, "keepalives_interval": 2,
+                     "keepalives_count": 3, "tcp_user_timeout": 10_000}
+_LEASE_SERVER_OPTIONS = ("-c tcp_keepalives_idle=4 -c tcp_keepalives_interval=2 "
+                         "-c tcp_keepalives_count=3 -c tcp_user_timeout=10000")
 
 
 def check_database_url(url: str) -> str:
@@ -286,3 +293,58 @@ def _new_pool(url: str, schema: str, max_size: int) -> ConnectionPool:
 
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                           kwargs={"autocommit": True, "options": f"-c search_path={schema}"})
+
+
+class LearnerLease:
+    """The right to be the one learner of a PostgreSQL store, among every host.
+
+    A session-level advisory lock held on a connection of its own: it ends with
+    the session, so when the holder dies the server releases it at once, and
+    when the holder's host goes silent, within about 10 s (the connection's
+    keepalives). A learner waits until :meth:`acquire` gives it the lease and
+    stops learning as soon as :meth:`held` says it lost it.
+
+    Parameters
+    ----------
+    url : str
+        The store's database.
+    schema : str, default="banditkit"
+        The store's schema: one learner per schema.
+    """
+
+    def __init__(self, *, url: str, schema: str = "banditkit") -> None:
+        self.url = check_database_url(url)
+        self.schema = schema
+        self._key = zlib.crc32(f"banditkit:{schema}:learner".encode())
+        self._connection: psycopg.Connection | None = None  # while held or asked for
+
+    def acquire(self) -> bool:
+        """Take the lease if nobody holds it; True when this object holds it."""
+        import psycopg
+
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self.url, autocommit=True,
+                                               options=_LEASE_SERVER_OPTIONS,
+                                               **_LEASE_KEEPALIVES)
+        return bool(self._connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                             (self._key,)).fetchone()[0])
+
+    def held(self) -> bool:
+        """Whether the lease is still this object's: its session answers (a session's
+        advisory lock lasts as long as the session)."""
+        import psycopg
+
+        if self._connection is None or self._connection.closed:
+            return False
+        try:
+            self._connection.execute("SELECT 1")
+        except psycopg.Error:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """Give the lease up (closing the session releases the lock)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()

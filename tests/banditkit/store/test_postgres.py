@@ -9,7 +9,7 @@ import pytest
 
 from banditkit.errors import InvalidInputError
 from banditkit.store import PostgresStore
-from banditkit.store.postgres import MIGRATIONS, check_database_url, migrate
+from banditkit.store.postgres import MIGRATIONS, LearnerLease, check_database_url, migrate
 
 
 @pytest.mark.parametrize("url", ["sqlite:///x.db", "postgresql", "", "http://h/db"])
@@ -63,3 +63,55 @@ def test_a_store_opened_again_keeps_its_rows_and_applies_no_migration(postgres_u
 def test_a_bad_schema_name_is_refused(postgres_url, tmp_path):
     with pytest.raises(InvalidInputError, match="schema must be"):
         PostgresStore.open(postgres_url, local=tmp_path / "x", schema="Robert'); DROP")
+
+
+def test_one_learner_lease_among_hosts_and_a_dead_holders_goes_to_the_next(postgres_url):
+    first, second = LearnerLease(url=postgres_url), LearnerLease(url=postgres_url)
+    try:
+        assert first.acquire() is True
+        assert second.acquire() is False
+        assert first.held() is True
+        # The holder's session ends (its host died; the server ended the session).
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks "
+                          "WHERE locktype = 'advisory' AND granted")
+        assert first.held() is False
+        assert second.acquire() is True
+        assert first.acquire() is False  # back in line
+    finally:
+        first.release()
+        second.release()
+
+
+def test_a_second_hosts_learner_waits_for_the_lease_and_takes_over(postgres_url, tmp_path,
+                                                                    caplog):
+    from serving.learner_process import run_learner
+
+    stops = {host: threading.Event() for host in ("a", "b")}
+    threads = {host: threading.Thread(target=run_learner, args=(tmp_path / host,), kwargs={
+        "database_url": postgres_url, "interval_seconds": 0.1, "stop": stops[host]})
+        for host in ("a", "b")}
+    caplog.set_level("INFO", logger="banditkit.serve")
+    threads["a"].start()
+    _wait(lambda: _started(caplog) == 1)
+    threads["b"].start()
+    _wait(lambda: "waiting for it" in caplog.text)
+    assert _started(caplog) == 1  # b waits while a learns
+    stops["a"].set()
+    threads["a"].join()
+    _wait(lambda: _started(caplog) == 2)  # b took over
+    stops["b"].set()
+    threads["b"].join()
+
+
+def _started(caplog) -> int:
+    return sum('"learner started"' in record.getMessage() for record in caplog.records)
+
+
+def _wait(condition, seconds: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
