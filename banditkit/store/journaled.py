@@ -78,6 +78,9 @@ class JournaledStore(DecisionStore):
         process; FULL also survives power loss, at one fsync per call.
     journal_dir : path, default=None
         This store's journal folder; ``<local>-journal`` if None.
+    journal_scope : str, default=""
+        Whose journal offsets this store reads and writes in ``journal_files``
+        (every host's journal folder has its own; one host's is ``""``).
     """
 
     #: The column that numbers rows in insertion order (the stored-id filter and
@@ -87,12 +90,13 @@ class JournaledStore(DecisionStore):
     _LAST_JOIN_SEQ: ClassVar[str]
 
     def __init__(self, *, local: Path, synchronous: str = "NORMAL",
-                 journal_dir: Path | None = None) -> None:
+                 journal_dir: Path | None = None, journal_scope: str = "") -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidInputError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         local = Path(local)
         self.synchronous = synchronous
         self.journal_dir = journal_dir or local.parent / f"{local.name}-journal"
+        self.journal_scope = journal_scope
         # Per thread: the open transaction's after-commit actions.
         self._local = threading.local()
         self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
@@ -291,7 +295,9 @@ class JournaledStore(DecisionStore):
         # journaled microseconds after it is made) or of ones never journaled.
         self._after_commit(functools.partial(self._claims.release_older_than,
                                              time.time() - _CLAIM_GRACE_SECONDS))
-        offsets = dict(db.execute('SELECT name, "offset" FROM journal_files').fetchall())
+        scope = self.journal_scope
+        offsets = dict(db.execute('SELECT name, "offset" FROM journal_files WHERE host = ?',
+                                  (scope,)).fetchall())
         decisions: list[JournalLine] = []
         outcomes: list[JournalLine] = []
         finished = []
@@ -308,9 +314,9 @@ class JournaledStore(DecisionStore):
                                    f"torn last line of {chunk.name} (its writer died "
                                    "mid-write, before acknowledging it)"))
             if chunk.offset != offsets.get(chunk.name):
-                db.execute('INSERT INTO journal_files (name, "offset") VALUES (?, ?) '
+                db.execute('INSERT INTO journal_files (host, name, "offset") VALUES (?, ?, ?) '
                            'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
-                           (chunk.name, chunk.offset))
+                           (scope, chunk.name, chunk.offset))
             if chunk.finished:
                 finished.append(chunk.name)
         decisions.sort(key=lambda line: line.at)  # of duplicates, the earliest is kept

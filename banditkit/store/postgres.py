@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import re
+import socket
 import threading
 import time
 import zlib
@@ -85,7 +86,12 @@ CREATE TABLE unlogged_joins (
     first_seq BIGINT NOT NULL,
     last_seq  BIGINT NOT NULL
 );
-CREATE TABLE journal_files (name TEXT PRIMARY KEY, "offset" BIGINT NOT NULL);
+CREATE TABLE journal_files (       -- files are named <pid>-<uuid>: unique among hosts
+    name     TEXT PRIMARY KEY,
+    "offset" BIGINT NOT NULL,         -- bytes already ingested
+    host     TEXT NOT NULL            -- the host and journal folder it is in
+);
+CREATE INDEX journal_files_host ON journal_files (host);
 CREATE TABLE journal_rejects (
     id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind     TEXT NOT NULL,
@@ -210,7 +216,10 @@ class PostgresStore(JournaledStore):
 
     def __init__(self, *, pool: ConnectionPool, schema: str, local: Path,
                  synchronous: str = "NORMAL", journal_dir: Path | None = None) -> None:
-        super().__init__(local=local, synchronous=synchronous, journal_dir=journal_dir)
+        journal_dir = journal_dir or local.parent / f"{local.name}-journal"
+        # Each host ingests (ships) its own folder's files and forgets only those.
+        super().__init__(local=local, synchronous=synchronous, journal_dir=journal_dir,
+                         journal_scope=f"{socket.gethostname()}:{journal_dir.resolve()}")
         self.pool = pool
         self.schema = schema
         # Writers of the schema take this transaction-scoped lock one at a time,

@@ -115,3 +115,26 @@ def _wait(condition, seconds: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_hosts_ingest_their_own_journals_and_never_forget_anothers_offsets(postgres_url,
+                                                                           tmp_path):
+    from banditkit.engine import Engine
+    from banditkit.types import Action
+
+    actions = [Action(id=f"v{i}", features={"Artwork": {"t": f"t{i}"}}) for i in range(2)]
+    hosts = {name: Engine.open(tmp_path / name, database_url=postgres_url)
+             for name in ("a", "b")}
+    for round_ in range(3):
+        for name, engine in hosts.items():
+            event_id = f"{name}-{round_}"
+            engine.rank({"Member": {"c": "BR"}}, actions, event_id=event_id)
+            engine.reward(event_id, 1.0)
+            engine.store.ingest()
+    a = hosts["a"].store
+    for name in hosts:
+        for round_ in range(3):
+            assert [r["value"] for r in a.event(f"{name}-{round_}")["rewards"]] == [1.0]
+    assert a.rejects() == [] and hosts["b"].store.rejects() == []
+    for engine in hosts.values():
+        engine.close()
