@@ -16,6 +16,7 @@ reason, elsewhere.
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import itertools
 import os
@@ -29,13 +30,13 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PostgresServer", "database_url", "postgres_server", "postgres_url"]
+__all__ = ["PostgresServer", "database_url", "find_binaries", "postgres_server", "postgres_url"]
 
 _USER = "banditkit"
 _counter = itertools.count()
 
 
-def _binaries() -> Path | None:
+def find_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl: on PATH, else Debian's versioned folder."""
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
@@ -132,7 +133,7 @@ def _server_user() -> str:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    bin_dir = _binaries()
+    bin_dir = find_binaries()
     if bin_dir is None:
         message = ("PostgreSQL's initdb and pg_ctl are missing: install Debian's postgresql "
                    "package (.ci/run does)")
@@ -152,9 +153,14 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """The URL of the session's test database, holding no schema of a previous test."""
-    return postgres_server.emptied(postgres_server.test_url)
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of the session's test database, holding no schema of a previous test.
+
+    Stores a test left open are collected on this thread at its end: collected
+    on one of their pool's own threads, the pool cannot join that thread.
+    """
+    yield postgres_server.emptied(postgres_server.test_url)
+    gc.collect()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -120,15 +120,18 @@ class StoredIdFilter:
         self._capacity = 0
         self._added = 0
 
-    def candidates(self, db: Any, event_ids: Sequence[str]) -> list[str]:
-        """The ids the table may hold; only these need asking SQLite.
+    def stale(self) -> bool:
+        """Whether a commit added events since the filter last read the table."""
+        return self.token.read() != self._token_read
 
-        ``db`` (a connection taking ``?`` statements) is read only when the table
-        changed since the last call.
-        """
-        token = self.token.read()  # read before the rows: a later commit changes it again
-        if token != self._token_read:
-            self._catch_up(db, token)
+    def catch_up(self, db: Any) -> None:
+        """Read the rows added since the last call (:meth:`stale` says whether any)."""
+        # The token is read before the rows: a commit after them changes it again.
+        self._catch_up(db, self.token.read())
+
+    def maybe(self, event_ids: Sequence[str]) -> list[str]:
+        """The ids the table may hold, as of the last :meth:`catch_up`: only these need
+        asking the database (all of them while the filter is not complete)."""
         if not self._complete:
             return list(event_ids)
         bits, mask = self._bits, self._mask

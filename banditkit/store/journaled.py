@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -212,9 +212,15 @@ class JournaledStore(DecisionStore):
         for _ in range(2):
             held = self._claims.claim(event_ids, time.time())
             if not held:
-                with self._connection() as db:
-                    maybe = self._stored_ids.candidates(db, event_ids)
-                    taken = self._existing(db, maybe) if maybe else ()  # one query a page
+                stored = self._stored_ids
+                if stored.stale():  # the only read of a new id, once per ingestion
+                    with self._connection() as db:
+                        stored.catch_up(db)
+                maybe = stored.maybe(event_ids)
+                taken: Collection[str] = ()
+                if maybe:
+                    with self._connection() as db:
+                        taken = self._existing(db, maybe)  # one query a page
                 if not taken:
                     return None
                 self._claims.release(event_ids)
