@@ -1,11 +1,12 @@
 """Ranking and learning on the PostgreSQL store against the SQLite store, in one run.
 
-For each store in turn (a fresh data directory; for PostgreSQL a fresh
-database), one process ranks ``--events`` decisions (one title, 4 variants,
-caller-chosen event ids), rewards a third of them and then the learner
-moves them from the journal into the store (``ingest``) and joins, logs and
-learns them (``process_due``). Each round measures both stores back to back;
-each figure is the median over rounds, and the summary gives PostgreSQL's
+For each store (a fresh data directory; for PostgreSQL a fresh database)
+one process ranks ``--events`` decisions (one title, 4 variants,
+caller-chosen event ids) and rewards a third of them, the two stores in
+alternating chunks of 250 (this shared machine's speed drifts within
+seconds); then the learner moves them from the journal into the store
+(``ingest``) and joins, logs and learns them (``process_due``). Each figure
+is the median over rounds, and the summary gives PostgreSQL's
 rate over SQLite's (docs/operations.md, "PostgreSQL deployments").
 
 Without ``--database-url`` a throwaway PostgreSQL server is started in a
@@ -91,33 +92,42 @@ def _fresh_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-def measure(data_dir: Path, database_url: str | None, *, events: int, seed: int) -> dict:
-    """Rank, reward, then ingest, then join-log-learn ``events`` decisions; rates per
-    second."""
-    engine = Engine.open(data_dir, settings=SETTINGS, database_url=database_url)
+def measure(engines: dict[str, Engine], *, events: int, seed: int, chunk: int = 250
+            ) -> dict[str, dict[str, float]]:
+    """Rank and reward ``events`` decisions with each engine, in alternating chunks (this
+    machine's speed drifts within seconds), then ingest, then join-log-learn them;
+    rates per second, per store."""
     contexts = [{"Member": {"country": "BR"[i % 2], "device": f"d{i % 3}"}}
                 for i in range(events)]
-    engine.rank(contexts[0], ACTIONS, event_id=f"warm-{seed}")  # the first snapshot load
-    started = time.perf_counter()
-    for i, context in enumerate(contexts):
-        engine.rank(context, ACTIONS, event_id=f"e{seed}-{i}")
-    ranked = time.perf_counter() - started
-    rewarded_ids = [f"e{seed}-{i}" for i in range(0, events, 3)]
-    started = time.perf_counter()
-    for event_id in rewarded_ids:
-        engine.reward(event_id, 1.0)
-    rewarded = time.perf_counter() - started
-    started = time.perf_counter()
-    ingested = engine.store.ingest()
-    ingest = time.perf_counter() - started
-    started = time.perf_counter()
-    joined = engine.process_due()
-    step = time.perf_counter() - started
-    engine.close()
-    assert joined == events + 1, (joined, events)
-    return {"rank_per_s": events / ranked, "reward_per_s": len(rewarded_ids) / rewarded,
-            "ingest_lines_per_s": ingested / ingest,
-            "join_log_learn_per_s": joined / step}
+    seconds = {name: {"rank": 0.0, "reward": 0.0} for name in engines}
+    for engine in engines.values():
+        engine.rank(contexts[0], ACTIONS, event_id=f"warm-{seed}")  # the first snapshot load
+    for k, start in enumerate(range(0, events, chunk)):
+        order = list(engines.items()) if k % 2 else list(engines.items())[::-1]
+        for name, engine in order:
+            started = time.perf_counter()
+            for i in range(start, min(start + chunk, events)):
+                engine.rank(contexts[i], ACTIONS, event_id=f"e{seed}-{i}")
+            seconds[name]["rank"] += time.perf_counter() - started
+        for name, engine in order:
+            started = time.perf_counter()
+            for i in range(start, min(start + chunk, events), 3):
+                engine.reward(f"e{seed}-{i}", 1.0)
+            seconds[name]["reward"] += time.perf_counter() - started
+    figures = {}
+    for name, engine in engines.items():
+        started = time.perf_counter()
+        ingested = engine.store.ingest()
+        ingest = time.perf_counter() - started
+        started = time.perf_counter()
+        joined = engine.process_due()
+        step = time.perf_counter() - started
+        assert joined == events + 1, (name, joined, events)
+        figures[name] = {"rank_per_s": events / seconds[name]["rank"],
+                         "reward_per_s": len(range(0, events, 3)) / seconds[name]["reward"],
+                         "ingest_lines_per_s": ingested / ingest,
+                         "join_log_learn_per_s": joined / step}
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,14 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict]] = {"sqlite": [], "postgres": []}
     with _server(args.database_url) as server, tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
-            for store in results:
-                url = None if store == "sqlite" else _fresh_database(
-                    server, f"bench_store_{round_}")
-                figures = measure(Path(scratch) / f"{store}-{round_}", url,
-                                  events=args.events, seed=args.seed + round_)
-                results[store].append(figures)
+            url = _fresh_database(server, f"bench_store_{round_}")
+            engines = {store: Engine.open(Path(scratch) / f"{store}-{round_}", settings=SETTINGS,
+                                          database_url=None if store == "sqlite" else url)
+                       for store in results}
+            figures = measure(engines, events=args.events, seed=args.seed + round_)
+            for store, engine in engines.items():
+                engine.close()
+                results[store].append(figures[store])
                 print(json.dumps({"name": "store", "store": store, "round": round_,
-                                  "events": args.events, **_rounded(figures)}), flush=True)
+                                  "events": args.events, **_rounded(figures[store])}),
+                      flush=True)
     medians = {store: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
                for store, rounds in results.items()}
     print(json.dumps({
