@@ -196,7 +196,8 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
             return
         lease = None
         if database_url is not None:
-            lease = _learner_lease(database_url, stop=stop, interval_seconds=interval_seconds)
+            lease = _learner_lease(data_dir, database_url, stop=stop,
+                                   interval_seconds=interval_seconds)
             if lease is None:
                 lock.close()
                 return
@@ -242,30 +243,37 @@ def _learner_lock(data_dir: Path, *, stop: threading.Event, interval_seconds: fl
     return None
 
 
-def _learner_lease(database_url: str, *, stop: threading.Event,
+def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
                    interval_seconds: float) -> Any:
     """The PostgreSQL store's learner lease: one learner across every host.
 
-    Waits while another host's learner holds it; then a daemon thread checks it
-    every ``interval_seconds`` and stops this learner when it was lost (the
+    While another host's learner holds it, this process ships its host's
+    journals into the store every ``interval_seconds`` (the lease holder joins
+    them). Once it holds the lease, a daemon thread checks it every
+    ``interval_seconds`` and stops this learner when it was lost (the
     supervisor restarts the process, which waits for the lease again). Returns
     the lease, or None when asked to stop first.
     """
     from banditkit.store.postgres import LearnerLease
 
     lease = LearnerLease(url=database_url)
-    waiting = False
-    while not stop.is_set():
-        if lease.acquire():
-            break
-        if not waiting:
-            _logger.warning("another host's learner holds the store's learner lease; "
-                            "waiting for it")
-            waiting = True
-        stop.wait(interval_seconds)
-    else:
-        lease.release()
-        return None
+    shipper: _Shipper | None = None
+    try:
+        while not stop.is_set():
+            if lease.acquire():
+                break
+            if shipper is None:
+                _logger.warning("another host's learner holds the store's learner lease; "
+                                "waiting for it and shipping this host's journals")
+                shipper = _Shipper(data_dir, database_url)
+            shipper.ship()
+            stop.wait(interval_seconds)
+        else:
+            lease.release()
+            return None
+    finally:
+        if shipper is not None:
+            shipper.close()
 
     def watch() -> None:
         while not stop.wait(interval_seconds):
@@ -276,6 +284,29 @@ def _learner_lease(database_url: str, *, stop: threading.Event,
 
     threading.Thread(target=watch, name="banditkit-lease-watch", daemon=True).start()
     return lease
+
+
+class _Shipper:
+    """Moves this host's journals (both engines') into the shared store, for a
+    learner on another host to join."""
+
+    def __init__(self, data_dir: Path, database_url: str) -> None:
+        from banditkit.engine import Engine
+        from banditkit.rows import RowEngine
+
+        self.engines = (Engine.open(data_dir, database_url=database_url),
+                        RowEngine.open(data_dir, database_url=database_url))
+
+    def ship(self) -> None:
+        for engine in self.engines:
+            try:
+                engine.store.ingest()
+            except Exception:  # noqa: BLE001 - the database may be back at the next try
+                _logger.exception("shipping the journal failed; trying again")
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
 
 
 def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,

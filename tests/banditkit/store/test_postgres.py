@@ -95,7 +95,7 @@ def test_a_second_hosts_learner_waits_for_the_lease_and_takes_over(postgres_url,
     threads["a"].start()
     _wait(lambda: _started(caplog) == 1)
     threads["b"].start()
-    _wait(lambda: "waiting for it" in caplog.text)
+    _wait(lambda: "waiting for it and shipping" in caplog.text)
     assert _started(caplog) == 1  # b waits while a learns
     stops["a"].set()
     threads["a"].join()
@@ -138,3 +138,40 @@ def test_hosts_ingest_their_own_journals_and_never_forget_anothers_offsets(postg
     assert a.rejects() == [] and hosts["b"].store.rejects() == []
     for engine in hosts.values():
         engine.close()
+
+
+def test_a_waiting_hosts_journal_is_shipped_and_joined_by_the_lease_holder(postgres_url,
+                                                                            tmp_path, caplog):
+    from banditkit.engine import Engine
+    from banditkit.eventlog import read_events
+    from banditkit.settings import LoopSettings
+    from banditkit.types import Action
+    from serving.learner_process import run_learner
+
+    settings = LoopSettings(reward_wait_seconds=0.2, model_update_seconds=0.0)
+    Engine.open(tmp_path / "a", database_url=postgres_url, settings=settings).close()
+    stops = {host: threading.Event() for host in ("a", "b")}
+    threads = {host: threading.Thread(target=run_learner, args=(tmp_path / host,), kwargs={
+        "database_url": postgres_url, "interval_seconds": 0.1, "stop": stops[host]})
+        for host in ("a", "b")}
+    caplog.set_level("INFO", logger="banditkit.serve")
+    threads["a"].start()
+    _wait(lambda: _started(caplog) == 1)  # a holds the lease
+    threads["b"].start()
+    _wait(lambda: "shipping this host's journals" in caplog.text)
+    # A worker of host b: its journal is in b's data directory, which only b reads.
+    worker = Engine.open(tmp_path / "b", database_url=postgres_url)
+    actions = [Action(id=f"v{i}", features={"Artwork": {"t": f"t{i}"}}) for i in range(2)]
+    worker.rank({"Member": {"c": "BR"}}, actions, event_id="from-b")
+    worker.reward("from-b", 1.0)
+
+    def joined_on_a() -> list:
+        logs = tmp_path / "a" / "logs"
+        return [e for e in read_events([logs]) if e.event_id == "from-b"] if logs.exists() else []
+
+    _wait(joined_on_a)
+    assert [e.reward for e in joined_on_a()] == [1.0]
+    for host in ("a", "b"):
+        stops[host].set()
+        threads[host].join()
+    worker.close()
