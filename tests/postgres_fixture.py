@@ -153,13 +153,29 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+def postgres_url(postgres_server: PostgresServer,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The URL of the session's test database, holding no schema of a previous test.
 
-    Stores a test left open are collected on this thread at its end: collected
-    on one of their pool's own threads, the pool cannot join that thread.
+    Every PostgreSQL store the test opened in this process is closed at its
+    end: a pool left to the garbage collector may be collected on one of its
+    own threads, which it cannot join.
     """
+    from banditkit.store import PostgresStore
+
+    opened: list[PostgresStore] = []
+    open_store = PostgresStore.open.__func__
+
+    def recording_open(cls: type[PostgresStore], *args: object, **kwargs: object
+                       ) -> PostgresStore:
+        store = open_store(cls, *args, **kwargs)
+        opened.append(store)
+        return store
+
+    monkeypatch.setattr(PostgresStore, "open", classmethod(recording_open))
     yield postgres_server.emptied(postgres_server.test_url)
+    for store in opened:
+        store.close()
     gc.collect()
 
 
