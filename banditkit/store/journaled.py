@@ -8,9 +8,10 @@ durable in one ``write``, and reach the tables when the learner joins or when a
 reader needs them (:meth:`JournaledStore.ingest`); event ids are refused
 through the claims and the stored-id filter (:mod:`banditkit.store.event_ids`);
 the join, the unlogged joins, models and settings are the same statements in
-both databases (docs/architecture.md §3, §5).
+both databases (docs/architecture.md §3, §5). Every other public method is
+one transaction, committed before it returns.
 
-Subclasses give the connections (:meth:`JournaledStore._connection`,
+Subclasses give the connections (:meth:`JournaledStore._any_connection`,
 :meth:`JournaledStore._write_transaction`) and the few statements their SQL
 dialects write differently. Shared statements use ``?`` placeholders.
 """
