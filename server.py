@@ -139,7 +139,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _open_engine(config: ServerConfig) -> Engine:
     settings = LoopSettings(**config.engine_settings) if config.engine_settings else None
     factory = config.engine_factory or Engine.open
-    return factory(config.engine_data_dir, settings=settings, **config.engine_options)
+    options = dict(config.engine_options)
+    if config.database_url is not None:
+        options["database_url"] = config.database_url
+    return factory(config.engine_data_dir, settings=settings, **options)
 
 
 def close_app(app: Flask) -> None:

@@ -32,7 +32,7 @@ from banditkit.join import join_event, joined_line
 from banditkit.loop import LoopEngine
 from banditkit.sampling import rank_order, sample_index, strictly_preferred
 from banditkit.settings import LoopSettings
-from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Store
+from banditkit.store import DecisionStore, PendingEvent, RewardRecord, open_store
 from banditkit.types import (
     Action,
     Decision,
@@ -109,7 +109,7 @@ class Engine(LoopEngine):
     ----------
     store, log, models_dir, clock, refresh_seconds
         Those of :class:`~banditkit.loop.LoopEngine` (:meth:`open` gives it the
-        SQLite :class:`~banditkit.store.Store` of the data directory).
+        store :func:`~banditkit.store.open_store` chooses).
     max_actions : int, default=256
         Largest number of actions accepted in one decision.
 
@@ -170,16 +170,20 @@ class Engine(LoopEngine):
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
              clock: Callable[[], float] = time.time, synchronous: str = "NORMAL",
-             max_actions: int = 256) -> Engine:
+             max_actions: int = 256, database_url: str | None = None) -> Engine:
         """Open (or create) the engine of a data directory.
 
         Parameters
         ----------
         settings : LoopSettings, default=None
             Replace the persisted settings; None keeps them (defaults on first use).
+        database_url : str, default=None
+            Keep the store's tables in this PostgreSQL database
+            (``postgresql://user@host:port/db``); None keeps them in SQLite in
+            the data directory (:func:`~banditkit.store.open_store`).
         """
         data_dir = Path(data_dir)
-        store = Store(path=data_dir / "banditkit.sqlite3", synchronous=synchronous)
+        store = open_store(data_dir, database_url=database_url, synchronous=synchronous)
         engine = cls(store=store, log=EventLogWriter(root=data_dir / "logs"),
                      models_dir=data_dir / "models", clock=clock, max_actions=max_actions)
         if settings is not None:

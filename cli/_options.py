@@ -8,9 +8,15 @@ from typing import Any
 
 import click
 
-from serving.config import DEFAULT_DATA_DIR, ENV_PREFIX, default_data_dir
+from serving.config import (
+    DATABASE_URL_KEY,
+    DEFAULT_DATA_DIR,
+    ENV_PREFIX,
+    default_data_dir,
+    default_database_url,
+)
 
-__all__ = ["data_dir_option"]
+__all__ = ["data_dir_option", "database_url_option"]
 
 
 def data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -22,3 +28,27 @@ def data_dir_option(function: Callable[..., Any]) -> Callable[..., Any]:
         show_default=f"${ENV_PREFIX}DATA_DIR or ./{DEFAULT_DATA_DIR}",
         help="Folder holding the SQLite database, images, models and logs.",
     )(function)
+
+
+def database_url_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The shared ``--database-url`` option, defaulting as the app's ``DATABASE_URL`` does."""
+    return click.option(
+        "--database-url",
+        default=default_database_url,
+        show_default=f"${ENV_PREFIX}{DATABASE_URL_KEY}, else SQLite in --data-dir",
+        callback=_checked_url,
+        help="PostgreSQL store, postgresql://user@host:port/database: events, models and "
+             "settings there, this host's journals in --data-dir.",
+    )(function)
+
+
+def _checked_url(context: click.Context, parameter: click.Parameter,
+                 value: str | None) -> str | None:
+    from banditkit.store.postgres import check_database_url
+
+    if not value:
+        return None
+    try:
+        return check_database_url(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from cli._options import data_dir_option
+from cli._options import data_dir_option, database_url_option
 
 __all__ = ["LEARNER_COMMAND", "serve", "serve_learner"]
 
@@ -24,6 +24,7 @@ LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
 
 @click.command("serve")
 @data_dir_option
+@database_url_option
 @click.option("--bind", "-b", default=None,
               help="HOST:PORT to listen on (several separated by commas), or unix:PATH "
                    "[default: 127.0.0.1:8000].")
@@ -50,9 +51,10 @@ LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
               help="One JSON line per request.")
 @click.option("--app", "app_factory", default="server:create_app", hidden=True,
               help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
-def serve(data_dir: Path, bind: str | None, host: str | None, port: int | None, workers: int,
-          threads: int, learner_interval: float, learner: bool, learner_nice: int, timeout: int,
-          log_level: str, access_log: bool, app_factory: str) -> None:
+def serve(data_dir: Path, database_url: str | None, bind: str | None, host: str | None,
+          port: int | None, workers: int, threads: int, learner_interval: float, learner: bool,
+          learner_nice: int, timeout: int, log_level: str, access_log: bool,
+          app_factory: str) -> None:
     """Run the production server: gunicorn workers plus one learner process.
 
     Every other setting of the app is read from BANDITKIT_* environment
@@ -64,7 +66,8 @@ def serve(data_dir: Path, bind: str | None, host: str | None, port: int | None, 
     from serving.serve import BindError, run_server
 
     try:
-        run_server(data_dir, learner_command=LEARNER_COMMAND if learner else None,
+        run_server(data_dir, database_url=database_url,
+                   learner_command=LEARNER_COMMAND if learner else None,
                    bind=_bind(bind, host, port),
                    workers=workers, threads=threads, learner_interval=learner_interval,
                    learner_nice=learner_nice, timeout=timeout, log_level=log_level,
@@ -97,7 +100,7 @@ def serve_learner(data_dir: Path | None, parent: int | None, log_level: str,
                   nice: int) -> None:
     """The learner process that ``banditkit serve`` starts and supervises.
 
-    Its configuration (ENGINE_DATA_DIR, LEARNER_INTERVAL_SECONDS,
+    Its configuration (ENGINE_DATA_DIR, DATABASE_URL, LEARNER_INTERVAL_SECONDS,
     LEARNER_HEALTH_PATH) is read from BANDITKIT_* environment variables, as
     the app reads it.
     """
@@ -111,6 +114,6 @@ def serve_learner(data_dir: Path | None, parent: int | None, log_level: str,
     os.nice(nice)
     logging.config.dictConfig(logging_config(log_level))
     logging.captureWarnings(True)
-    run_learner(data_dir or config.engine_data_dir,
+    run_learner(data_dir or config.engine_data_dir, database_url=config.database_url,
                 interval_seconds=config.learner_interval_seconds, parent_pid=parent,
                 health_path=config.learner_health_path)

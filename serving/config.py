@@ -28,6 +28,7 @@ from typing import Annotated, Any
 import flask
 from flask import Flask, current_app
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -40,6 +41,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "DATABASE_URL_KEY",
     "DEFAULT_DATA_DIR",
     "ENV_PREFIX",
     "AppConfig",
@@ -47,6 +49,7 @@ __all__ = [
     "ServerConfig",
     "child_environ",
     "default_data_dir",
+    "default_database_url",
     "environ_config",
     "get_config",
 ]
@@ -56,6 +59,8 @@ ENV_PREFIX = "BANDITKIT_"
 #: The data directory when neither ``ENGINE_DATA_DIR`` nor ``$BANDITKIT_DATA_DIR`` names one.
 DEFAULT_DATA_DIR = "banditkit-data"
 _ENGINE_NAMESPACE = "ENGINE_"
+#: The key of the PostgreSQL store's URL (``$BANDITKIT_DATABASE_URL``).
+DATABASE_URL_KEY = "DATABASE_URL"
 
 
 class ConfigError(ValueError):
@@ -70,6 +75,21 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     """
     environ = os.environ if environ is None else environ
     return Path(environ.get(f"{ENV_PREFIX}DATA_DIR", DEFAULT_DATA_DIR))
+
+
+def default_database_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The store's PostgreSQL URL by default: ``$BANDITKIT_DATABASE_URL``, else None
+    (SQLite in the data directory). Shared by the app and every ``--database-url``."""
+    environ = os.environ if environ is None else environ
+    return environ.get(f"{ENV_PREFIX}{DATABASE_URL_KEY}") or None
+
+
+def _database_url(value: Any) -> Any:
+    # The one rule of the URL's form is the store's (imported here: the store's
+    # module imports no driver until a store opens).
+    from banditkit.store.postgres import check_database_url
+
+    return None if value is None else check_database_url(value)
 
 
 def _json_value(text: str) -> Any:
@@ -91,6 +111,8 @@ def _decoded_object(value: Any) -> Any:
 
 
 _OptionalPath = Annotated[Path | None, BeforeValidator(_blank_is_none)]
+_DatabaseUrl = Annotated[str | None, BeforeValidator(_blank_is_none),
+                         AfterValidator(_database_url)]
 _OptionalObject = Annotated[dict[str, Any] | None, BeforeValidator(_decoded_object)]
 
 
@@ -115,6 +137,10 @@ class ServerConfig(BaseModel):
         default_factory=default_data_dir,
         description="The data directory: engine database and logs, models, key store, "
                     "catalogue. Default: $BANDITKIT_DATA_DIR or banditkit-data.")
+    database_url: _DatabaseUrl = Field(
+        None, description="PostgreSQL URL of the store (postgresql://user@host:port/db): "
+                          "events, models and settings there, the journals still in the data "
+                          "directory. None keeps the store in SQLite in the data directory.")
     engine_settings: _OptionalObject = Field(
         None, description="LoopSettings fields to start with (a JSON object in the "
                           "environment); None loads the persisted settings or the defaults.")

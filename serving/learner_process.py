@@ -152,17 +152,21 @@ def _watch_parent(parent_pid: int, stop: threading.Event, interval_seconds: floa
     threading.Thread(target=watch, name="banditkit-parent-watch", daemon=True).start()
 
 
-def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
+def run_learner(data_dir: Path, *, database_url: str | None = None,
+                interval_seconds: float = 1.0,
                 parent_pid: int | None = None, stop: threading.Event | None = None,
                 health_path: Path | None = None) -> None:
     """Step the engine's learner until ``stop`` is set, SIGTERM, or the parent is gone.
 
-    Holds ``learner.lock`` in ``data_dir`` while it runs: one learner per store.
+    Holds ``learner.lock`` in ``data_dir`` while it runs: one learner per store;
+    with ``database_url`` also the store's learner lease, one learner across hosts.
 
     Parameters
     ----------
     data_dir : path
         The data directory the workers serve.
+    database_url : str, default=None
+        The PostgreSQL store the workers serve; None: SQLite in ``data_dir``.
     interval_seconds : float, default=1.0
         Pause between steps.
     parent_pid : int, default=None
@@ -190,10 +194,20 @@ def run_learner(data_dir: Path, *, interval_seconds: float = 1.0,
                              parent_pid=parent_pid)
         if lock is None:
             return
+        lease = None
+        if database_url is not None:
+            lease = _learner_lease(data_dir, database_url, stop=stop,
+                                   interval_seconds=interval_seconds)
+            if lease is None:
+                lock.close()
+                return
         try:
-            _learn(data_dir, interval_seconds=interval_seconds, stop=stop,
+            _learn(data_dir, database_url=database_url, interval_seconds=interval_seconds,
+                   stop=stop,
                    health_path=health_path)
         finally:
+            if lease is not None:
+                lease.release()
             lock.close()  # releases the lock
     except _MasterGone:
         _logger.warning("the server master is gone; learner exiting")
@@ -229,7 +243,74 @@ def _learner_lock(data_dir: Path, *, stop: threading.Event, interval_seconds: fl
     return None
 
 
-def _learn(data_dir: Path, *, interval_seconds: float, stop: threading.Event,
+def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
+                   interval_seconds: float) -> Any:
+    """The PostgreSQL store's learner lease: one learner across every host.
+
+    While another host's learner holds it, this process ships its host's
+    journals into the store every ``interval_seconds`` (the lease holder joins
+    them). Once it holds the lease, a daemon thread checks it every
+    ``interval_seconds`` and stops this learner when it was lost (the
+    supervisor restarts the process, which waits for the lease again). Returns
+    the lease, or None when asked to stop first.
+    """
+    from banditkit.store.postgres import LearnerLease
+
+    lease = LearnerLease(url=database_url)
+    shipper: _Shipper | None = None
+    try:
+        while not stop.is_set():
+            if lease.acquire():
+                break
+            if shipper is None:
+                _logger.warning("another host's learner holds the store's learner lease; "
+                                "waiting for it and shipping this host's journals")
+                shipper = _Shipper(data_dir, database_url)
+            shipper.ship()
+            stop.wait(interval_seconds)
+        else:
+            lease.release()
+            return None
+    finally:
+        if shipper is not None:
+            shipper.close()
+
+    def watch() -> None:
+        while not stop.wait(interval_seconds):
+            if not lease.held():
+                _logger.warning("the learner lease was lost (the database stopped "
+                                "answering); learner exiting")
+                stop.set()
+
+    threading.Thread(target=watch, name="banditkit-lease-watch", daemon=True).start()
+    return lease
+
+
+class _Shipper:
+    """Moves this host's journals (both engines') into the shared store, for a
+    learner on another host to join."""
+
+    def __init__(self, data_dir: Path, database_url: str) -> None:
+        from banditkit.engine import Engine
+        from banditkit.rows import RowEngine
+
+        self.engines = (Engine.open(data_dir, database_url=database_url),
+                        RowEngine.open(data_dir, database_url=database_url))
+
+    def ship(self) -> None:
+        for engine in self.engines:
+            try:
+                engine.store.ingest()
+            except Exception:  # noqa: BLE001 - the database may be back at the next try
+                _logger.exception("shipping the journal failed; trying again")
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
+
+
+def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
+           stop: threading.Event,
            health_path: Path | None) -> None:
     from prometheus_client import CollectorRegistry
 
@@ -239,8 +320,8 @@ def _learn(data_dir: Path, *, interval_seconds: float, stop: threading.Event,
     from serving.runtime import BackgroundLearner
 
     # Engine.process_due follows a policy changed through a worker's admin route.
-    engine = Engine.open(data_dir)
-    rows = RowEngine.open(data_dir)
+    engine = Engine.open(data_dir, database_url=database_url)
+    rows = RowEngine.open(data_dir, database_url=database_url)
     # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
     # that every worker's /metrics aggregates.
     metrics = Metrics(registry=CollectorRegistry())

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from serving.config import ServerConfig, child_environ, environ_config
+from serving.config import DATABASE_URL_KEY, ServerConfig, child_environ, environ_config
 from serving.learner_process import LEARNER_HEALTH_FILE, LearnerSupervisor
 
 __all__ = [
@@ -231,15 +231,20 @@ def gunicorn_options(*, bind: str = "127.0.0.1:8000", workers: int = 2, threads:
     }
 
 
-def _prepare_data_dir(data_dir: Path) -> None:
-    """Create the store's schema once, before workers race to do it; fail fast."""
+def _prepare_data_dir(data_dir: Path, database_url: str | None) -> None:
+    """Create or migrate the store's schema once, before workers race to do it; fail fast
+    (a PostgreSQL server that cannot be reached stops the server here)."""
     from banditkit.engine import Engine
+    from banditkit.rows import RowEngine
 
-    with Engine.open(data_dir) as engine:
+    with Engine.open(data_dir, database_url=database_url) as engine:
         engine.model_version  # noqa: B018 - reads settings and the latest snapshot
+    if database_url is not None:
+        RowEngine.open(data_dir, database_url=database_url).close()
 
 
 def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
+               database_url: str | None = None,
                bind: str = "127.0.0.1:8000", workers: int = 2, threads: int = 4,
                learner_interval: float = 1.0, learner_nice: int = 10, timeout: int = 30,
                log_level: str = "info", access_log: bool = True,
@@ -264,6 +269,8 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
         process of its own, to which ``--parent``, ``--log-level`` and ``--nice``
         are appended; it reads the rest of its configuration from the
         environment. None runs no learner process (another host runs it).
+    database_url : str, default=None
+        The PostgreSQL store (``DATABASE_URL``); None keeps it in SQLite in ``data_dir``.
     bind : str, default="127.0.0.1:8000"
         HOST:PORT to listen on (several separated by commas), or unix:PATH.
     workers : int, default=2
@@ -292,6 +299,8 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
     data_dir = data_dir.resolve()
     config: dict[str, Any] = {"ENGINE_DATA_DIR": data_dir,
                               "LEARNER_INTERVAL_SECONDS": learner_interval}
+    if database_url is not None:
+        config[DATABASE_URL_KEY] = database_url
     if learner_command is not None:
         # The learner process writes its health there; workers' /readyz reads it.
         config["LEARNER_HEALTH_PATH"] = data_dir / LEARNER_HEALTH_FILE
@@ -302,7 +311,7 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
     if app_factory == "server:create_app":
         # A bad BANDITKIT_ value stops the server here, before any worker starts.
         ServerConfig.from_mapping(environ_config())
-        _prepare_data_dir(data_dir)
+        _prepare_data_dir(data_dir, database_url)
     # Python warnings become JSON log records too (workers inherit this at the fork).
     logging.captureWarnings(True)
     cleanup: Callable[[], None] | None = None

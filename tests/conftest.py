@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.postgres_fixture import (  # noqa: F401 - fixtures of every test package
+    database_url,
+    postgres_server,
+    postgres_url,
+)
+
 
 class FakeClock:
     """A clock the test moves by hand (Unix seconds)."""

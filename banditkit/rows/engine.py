@@ -15,7 +15,7 @@ from banditkit.eventlog import EventLogWriter, iso_timestamp
 from banditkit.loop import LoopEngine
 from banditkit.rows.decide import DecidedPage, decide_page
 from banditkit.rows.join import joined_page_line
-from banditkit.rows.store import PageStore, RowStore
+from banditkit.rows.store import PageStore, PostgresRowStore, RowStore
 from banditkit.rows.types import (
     PageDecision,
     PageRules,
@@ -27,7 +27,7 @@ from banditkit.rows.types import (
     check_slots,
 )
 from banditkit.settings import LoopSettings
-from banditkit.store import PendingEvent, RewardRecord
+from banditkit.store import PendingEvent, RewardRecord, open_store
 from banditkit.types import Features, check_event_id, check_features, check_reward
 
 __all__ = ["RowEngine", "ccb_args"]
@@ -87,15 +87,20 @@ class RowEngine(LoopEngine):
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
              clock: Callable[[], float] = time.time, synchronous: str = "NORMAL",
-             rules: PageRules | None = None, max_rows: int = 256) -> RowEngine:
+             rules: PageRules | None = None, max_rows: int = 256,
+             database_url: str | None = None) -> RowEngine:
         """Open (or create) the row engine of a data directory.
 
         Its files sit in one folder beside the single-slot engine's, so that
         readers of ``logs/`` never meet CCB lines: ``rows/rows.sqlite3``,
-        ``rows/logs/dt=.../events.dsjson`` and ``rows/models/``.
+        ``rows/logs/dt=.../events.dsjson`` and ``rows/models/``. With
+        ``database_url`` the store's tables are in that PostgreSQL database's
+        ``banditkit_rows`` schema instead of ``rows.sqlite3``.
         """
         root = Path(data_dir) / "rows"
-        store = RowStore(path=root / "rows.sqlite3", synchronous=synchronous)
+        store = open_store(root, database_url=database_url, name="rows",
+                           schema="banditkit_rows", synchronous=synchronous,
+                           sqlite=RowStore, postgres=PostgresRowStore)
         engine = cls(store=store, log=EventLogWriter(root=root / "logs"),
                      models_dir=root / "models", clock=clock, rules=rules, max_rows=max_rows)
         if settings is not None:

@@ -1,7 +1,8 @@
 """The row store: a decision store plus rewards per slot.
 
 :class:`PageStore` is what the row engine needs of it; :class:`RowStore` is the
-SQLite one, :class:`banditkit.store.Store` with a table more. A page is one
+SQLite one, :class:`banditkit.store.Store` with a table more, and
+:class:`PostgresRowStore` the PostgreSQL one (the same table in its migrations). A page is one
 event of the store (its decision is the CCB dsjson object before
 the join), so durability, activation, the journaled join and model snapshots
 are the store's own. Page-level rewards use the store's ``rewards`` table;
@@ -14,16 +15,16 @@ from __future__ import annotations
 
 import abc
 import json
-import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from banditkit.dsjson import EXTRA_KEY
 from banditkit.errors import InvalidInputError
-from banditkit.store import DecisionStore, PendingEvent, RewardRecord, Store
+from banditkit.store import DecisionStore, PendingEvent, PostgresStore, RewardRecord, Store
 from banditkit.store.journal import JournalLine, slot_reward_line
 from banditkit.store.schema import SCHEMA
 
-__all__ = ["PageStore", "RowStore"]
+__all__ = ["PageStore", "PostgresRowStore", "RowStore"]
 
 _ROW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS slot_rewards (
@@ -35,6 +36,17 @@ CREATE TABLE IF NOT EXISTS slot_rewards (
     late        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS slot_rewards_event ON slot_rewards (event_id);
+"""
+_ROW_MIGRATION = """
+CREATE TABLE slot_rewards (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+    slot_id     TEXT NOT NULL,
+    value       DOUBLE PRECISION NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    late        BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX slot_rewards_event ON slot_rewards (event_id);
 """
 
 
@@ -79,13 +91,8 @@ class PageStore(DecisionStore):
         """``{event_id: {slot_id: [RewardRecord, ...]}}`` in arrival order."""
 
 
-class RowStore(Store, PageStore):
-    """The SQLite :class:`PageStore` of the row engine (its own database file).
-
-    Its parameters are those of :class:`~banditkit.store.Store`.
-    """
-
-    schema = SCHEMA + _ROW_SCHEMA
+class _SlotRewards(PageStore):
+    """:class:`PageStore`'s slot rewards over a journaled store, in either database."""
 
     def insert_page(self, event: PendingEvent, slot_ids: Sequence[str]) -> None:
         """Remembers the slot ids: a slot reward before the learner ingested the page
@@ -112,25 +119,28 @@ class RowStore(Store, PageStore):
                                      for slot, value in rewards]))
         return joined_at is not None
 
-    def _ingest_other_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
+    def _ingest_other_outcomes(self, db: Any, lines: list[JournalLine]) -> None:
         slots = [line for line in lines if line.kind == "s"]
-        db.executemany(
-            "INSERT INTO slot_rewards (event_id, slot_id, value, received_at, late) "
-            "SELECT ?, ?, ?, ?, joined_at IS NOT NULL FROM events WHERE event_id = ?",
-            [(line.event_id, line.payload, line.value, line.at, line.event_id)
-             for line in slots])
+        if slots:
+            db.executemany(
+                "INSERT INTO slot_rewards (event_id, slot_id, value, received_at, late) "
+                "SELECT ?, ?, ?, ?, joined_at IS NOT NULL FROM events WHERE event_id = ?",
+                [(line.event_id, line.payload, line.value, line.at, line.event_id)
+                 for line in slots])
         super()._ingest_other_outcomes(db, [line for line in lines if line.kind != "s"])
 
     def slot_rewards(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[RewardRecord]]]:
         out: dict[str, dict[str, list[RewardRecord]]] = {}
-        for start in range(0, len(event_ids), 500):
-            chunk = list(event_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for event_id, slot, value, received_at in self._db.execute(
-                    f"SELECT event_id, slot_id, value, received_at FROM slot_rewards "
-                    f"WHERE event_id IN ({marks}) ORDER BY received_at, id", chunk):
-                out.setdefault(event_id, {}).setdefault(slot, []).append(
-                    RewardRecord(value, received_at))
+        with self._connection() as db:
+            for start in range(0, len(event_ids), 500):
+                chunk = list(event_ids[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                for event_id, slot, value, received_at in db.execute(
+                        f"SELECT event_id, slot_id, value, received_at FROM slot_rewards "
+                        f"WHERE event_id IN ({marks}) ORDER BY received_at, id",
+                        chunk).fetchall():
+                    out.setdefault(event_id, {}).setdefault(slot, []).append(
+                        RewardRecord(value, received_at))
         return out
 
     def page(self, event_id: str) -> dict | None:
@@ -138,9 +148,28 @@ class RowStore(Store, PageStore):
         record = self.event(event_id)
         if record is None:
             return None
-        record["slot_rewards"] = [
-            {"slot_id": s, "value": v, "received_at": t, "late": bool(late)}
-            for s, v, t, late in self._db.execute(
-                "SELECT slot_id, value, received_at, late FROM slot_rewards WHERE event_id = ? "
-                "ORDER BY received_at, id", (event_id,))]
+        with self._connection() as db:
+            record["slot_rewards"] = [
+                {"slot_id": s, "value": v, "received_at": t, "late": bool(late)}
+                for s, v, t, late in db.execute(
+                    "SELECT slot_id, value, received_at, late FROM slot_rewards "
+                    "WHERE event_id = ? ORDER BY received_at, id", (event_id,)).fetchall()]
         return record
+
+
+class RowStore(_SlotRewards, Store):
+    """The SQLite :class:`PageStore` of the row engine (its own database file).
+
+    Its parameters are those of :class:`~banditkit.store.Store`.
+    """
+
+    schema = SCHEMA + _ROW_SCHEMA
+
+
+class PostgresRowStore(_SlotRewards, PostgresStore):
+    """The PostgreSQL :class:`PageStore` of the row engine (a schema of its own).
+
+    Its parameters are those of :class:`~banditkit.store.PostgresStore`.
+    """
+
+    migrations = (*PostgresStore.migrations, ("rows-0001-slot-rewards", _ROW_MIGRATION))

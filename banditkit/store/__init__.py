@@ -1,8 +1,9 @@
 """Where decisions, rewards, activations, model snapshots and settings are kept.
 
 :class:`DecisionStore` is what the engines need of a store; :class:`Store` is
-its SQLite implementation for the processes of one host (docs/architecture.md
-§3). Beside it: the per-process journals that make a decision durable in one
+its SQLite implementation for the processes of one host, :class:`PostgresStore`
+the one in PostgreSQL, and :func:`open_store` chooses between them
+(docs/architecture.md §3). Beside it: the per-process journals that make a decision durable in one
 ``write`` (:mod:`~banditkit.store.journal`), the memory of used event ids
 (:mod:`~banditkit.store.event_ids`), and :class:`ThreadConnections`, the
 per-thread SQLite connections every store of a data directory owns.
@@ -10,6 +11,8 @@ per-thread SQLite connections every store of a data directory owns.
 
 from banditkit.store.base import DecisionStore
 from banditkit.store.connections import ThreadConnections
+from banditkit.store.factory import open_store
+from banditkit.store.postgres import PostgresStore
 from banditkit.store.records import (
     JoinedItem,
     ModelSnapshot,
@@ -25,9 +28,11 @@ __all__ = [
     "JoinedItem",
     "ModelSnapshot",
     "PendingEvent",
+    "PostgresStore",
     "RewardRecord",
     "Store",
     "ThreadConnections",
     "UnloggedJoin",
     "Unjoinable",
+    "open_store",
 ]

@@ -32,7 +32,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -101,11 +101,16 @@ class StoredIdFilter:
         The data directory's token, changed by every commit that inserts events.
     min_capacity : int, default=65536
         Ids the filter is sized for at least; it doubles past the table's size.
+    row_key : str, default="rowid"
+        The events table's column numbering rows in insertion order (SQLite's
+        rowid; PostgreSQL's identity column, assigned under the store's write lock).
     """
 
-    def __init__(self, *, token: ChangeToken, min_capacity: int = _MIN_CAPACITY) -> None:
+    def __init__(self, *, token: ChangeToken, min_capacity: int = _MIN_CAPACITY,
+                 row_key: str = "rowid") -> None:
         self.token = token
         self.min_capacity = min_capacity
+        self.row_key = row_key
         self._token_read: bytes | None = None  # the token when the filter last caught up
         self._complete = False  # holds every id of the table (else every id asks SQLite)
         self._mark: tuple[int, str | None] | None = None  # the newest row read; None: none yet
@@ -115,14 +120,18 @@ class StoredIdFilter:
         self._capacity = 0
         self._added = 0
 
-    def candidates(self, db: sqlite3.Connection, event_ids: Sequence[str]) -> list[str]:
-        """The ids the table may hold; only these need asking SQLite.
+    def stale(self) -> bool:
+        """Whether a commit added events since the filter last read the table."""
+        return self.token.read() != self._token_read
 
-        ``db`` is read only when the table changed since the last call.
-        """
-        token = self.token.read()  # read before the rows: a later commit changes it again
-        if token != self._token_read:
-            self._catch_up(db, token)
+    def catch_up(self, db: Any) -> None:
+        """Read the rows added since the last call (:meth:`stale` says whether any)."""
+        # The token is read before the rows: a commit after them changes it again.
+        self._catch_up(db, self.token.read())
+
+    def maybe(self, event_ids: Sequence[str]) -> list[str]:
+        """The ids the table may hold, as of the last :meth:`catch_up`: only these need
+        asking the database (all of them while the filter is not complete)."""
         if not self._complete:
             return list(event_ids)
         bits, mask = self._bits, self._mask
@@ -138,20 +147,21 @@ class StoredIdFilter:
                 maybe.append(event_id)
         return maybe
 
-    def _catch_up(self, db: sqlite3.Connection, token: bytes) -> None:
+    def _catch_up(self, db: Any, token: bytes) -> None:
         """Read the next rows past the newest one read, in one read transaction."""
         self._complete = False  # until this returns: every id asks SQLite if it raises
+        key = self.row_key
         db.execute("BEGIN")
         try:
             mark = self._mark
             if mark is None or self._added > self._capacity or mark[0] and db.execute(
-                    "SELECT event_id FROM events WHERE rowid = ?",
+                    f"SELECT event_id FROM events WHERE {key} = ?",
                     (mark[0],)).fetchone() != (mark[1],):
                 # First use, full, or the newest row read is gone (retention emptied
                 # the table): later rowids may reuse older ones, so start over.
                 self._reset(db)
-            rows = db.execute("SELECT rowid, event_id FROM events WHERE rowid > ? "
-                              "ORDER BY rowid LIMIT ?",
+            rows = db.execute(f"SELECT {key}, event_id FROM events WHERE {key} > ? "
+                              f"ORDER BY {key} LIMIT ?",
                               (self._mark[0], _CATCH_UP_ROWS)).fetchall()
         finally:
             db.execute("COMMIT")
@@ -162,8 +172,9 @@ class StoredIdFilter:
         self._complete = len(rows) < _CATCH_UP_ROWS and self._added <= self._capacity
         self._token_read = token if self._complete else None
 
-    def _reset(self, db: sqlite3.Connection) -> None:
-        low, high = db.execute("SELECT MIN(rowid), MAX(rowid) FROM events").fetchone()
+    def _reset(self, db: Any) -> None:
+        low, high = db.execute(
+            f"SELECT MIN({self.row_key}), MAX({self.row_key}) FROM events").fetchone()
         rows = 0 if high is None else high - low + 1  # an upper bound of the row count
         capacity = max(self.min_capacity, 2 * rows)  # ids added before starting over
         n_bits = min(1 << (8 * capacity - 1).bit_length(), _MAX_BITS)

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS unlogged_joins (
 );
 CREATE TABLE IF NOT EXISTS journal_files (
     name   TEXT PRIMARY KEY,        -- a file of the journal folder
-    offset INTEGER NOT NULL         -- bytes already ingested
+    offset INTEGER NOT NULL,        -- bytes already ingested
+    host   TEXT NOT NULL DEFAULT '' -- whose journal folder ('' for the one host)
 );
 CREATE TABLE IF NOT EXISTS journal_rejects (
     id     INTEGER PRIMARY KEY,
@@ -89,9 +90,11 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 # (benchmarks/bench_loop.py). Durability is the WAL's either way.
 _WAL_CHECKPOINT_BYTES = 40 << 20
 # Columns added after a data directory may have been created: (table, column, type).
-# models.origin: what published a snapshot (learner, policy, import, reset).
+# models.origin: what published a snapshot (learner, policy, import, reset);
+# journal_files.host: whose journal folder a file is in (the journaled store's scope).
 _ADDED_COLUMNS = [("events", "context_at", "INTEGER"), ("events", "tag", "TEXT"),
-                  ("models", "origin", "TEXT NOT NULL DEFAULT 'learner'")]
+                  ("models", "origin", "TEXT NOT NULL DEFAULT 'learner'"),
+                  ("journal_files", "host", "TEXT NOT NULL DEFAULT ''")]
 # Indexes on added columns: created once the columns exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS events_tag ON events (tag, created_at);"
 

@@ -1,83 +1,42 @@
 """The decision store in SQLite (WAL mode) under the data directory (docs/architecture.md §3).
 
-:class:`Store` implements :class:`~banditkit.store.DecisionStore` for the
-processes of one host. Several processes may rank and reward through it at
-once; one learner joins. Decisions, rewards and activations are first appended
-to this process's journal (:mod:`banditkit.store.journal`), so an acknowledged
-one survives the process being killed at the cost of one ``write``; they reach
-the tables when the learner joins or when any reader needs them
-(:meth:`Store.ingest`). Every other public method is one transaction,
-committed before it returns.
+:class:`Store` is the :class:`~banditkit.store.journaled.JournaledStore` of one
+host: several processes may rank and reward through it at once; one learner
+joins. What is not SQLite's own (the journals, the claims, the join) is the
+journaled store's; here are the connections, one per thread, and the due
+query written for SQLite's indexes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
-import logging
-import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from banditkit.bounded import drop_older_half
-from banditkit.dsjson import full_line
-from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
-from banditkit.store.base import DecisionStore, Joined
+from banditkit.store.base import Joined
 from banditkit.store.connections import ThreadConnections
-from banditkit.store.event_ids import ChangeToken, EventClaims, StoredIdFilter, process_alive
-from banditkit.store.journal import (
-    JournalLine,
-    JournalReader,
-    JournalWriter,
-    activation_line,
-    decision_line,
-    reward_line,
-)
-from banditkit.store.records import (
-    ModelSnapshot,
-    PendingEvent,
-    RewardRecord,
-    Unjoinable,
-    UnloggedJoin,
-)
-from banditkit.store.schema import (
-    DUE_ACTIVATED_EARLY,
-    DUE_CREATED,
-    LAST_JOIN_SEQ,
-    SCHEMA,
-    prepare,
-)
+from banditkit.store.journaled import JournaledStore
+from banditkit.store.records import PendingEvent, RewardRecord
+from banditkit.store.schema import DUE_ACTIVATED_EARLY, DUE_CREATED, LAST_JOIN_SEQ, SCHEMA, prepare
 
 __all__ = ["Store"]
-
-_log = logging.getLogger(__name__)
-
-# Event ids this process journaled, remembered (with what the caller asked to
-# keep of each, e.g. a row page's slot ids) so its own rewards and duplicate
-# checks need no ingestion; older ones are in the tables by then.
-_RECENT_IDS = 100_000
-# How long a claim outlives the ingestion of its decision (EventClaims): a
-# process paused longer between claiming an id and journaling its decision
-# leaves a duplicate to be caught at ingestion (journal_rejects).
-_CLAIM_GRACE_SECONDS = 60.0
 
 # The learner's page cache (SQLite's default is 2 MB): a batch of joined events
 # takes more than 2 MB (see banditkit.store.connections on the page size).
 _LEARNER_CACHE_KIB = 64 << 10
 
 
-class Store(DecisionStore):
+class Store(JournaledStore):
     """The SQLite :class:`~banditkit.store.DecisionStore` of one data directory.
 
     Parameters
     ----------
     path : path
-        The database file; its folder is created.
+        The database file; its folder is created. The journal folder, tokens
+        and claims go beside it (``<stem>-journal``, ...).
     synchronous : {"NORMAL", "FULL"}, default="NORMAL"
         SQLite's and the journal's fsync policy. NORMAL survives a killed
         process; FULL also survives power loss, at one fsync per call.
@@ -87,29 +46,18 @@ class Store(DecisionStore):
 
     #: The tables a subclass's database holds (the row store adds its own).
     schema: ClassVar[str] = SCHEMA
+    row_key = "rowid"
+    _LAST_JOIN_SEQ = LAST_JOIN_SEQ
 
     def __init__(self, *, path: Path, synchronous: str = "NORMAL",
                  journal_dir: Path | None = None) -> None:
-        if synchronous not in ("NORMAL", "FULL"):
-            raise InvalidInputError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.path = Path(path)
-        self.synchronous = synchronous
-        self.journal_dir = journal_dir or self.path.parent / f"{self.path.stem}-journal"
+        super().__init__(local=self.path.parent / self.path.stem, synchronous=synchronous,
+                         journal_dir=journal_dir)
         self._connections = ThreadConnections(path=self.path, schema=self.schema,
                                               synchronous=synchronous, prepare=prepare)
-        # Per thread: the open transaction's after-commit actions, and whether its
-        # connection has the learner's page cache.
-        self._local = threading.local()
-        self._writer = JournalWriter(self.journal_dir, fsync=synchronous == "FULL")
-        self._journal = JournalReader(self.journal_dir)
-        self._recent: dict[str, object] = {}
-        self._recent_lock = threading.Lock()
-        self._events_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-events.token")
-        self._models_token = ChangeToken(path=self.path.parent / f"{self.path.stem}-models.token")
-        self._stored_ids = StoredIdFilter(token=self._events_token)
-        self._claims = EventClaims(path=self.path.parent / f"{self.path.stem}-claims.sqlite3")
-
-    # -- connections ---------------------------------------------------------
+        # Per thread: whether its connection has the learner's page cache.
+        self._learner_cache = threading.local()
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -117,492 +65,38 @@ class Store(DecisionStore):
         return self._connections.get()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once so concurrent writers queue, not deadlock.
+    def _any_connection(self) -> Iterator[sqlite3.Connection]:
+        yield self._connections.get()
 
-        What must only happen once the transaction's rows are durable (deleting
-        a journal file whose lines it ingested, telling other processes about new
-        events) is registered with :meth:`_after_commit` and runs after the
-        commit; a rollback discards it.
-        """
-        db = self._db
-        actions: list[Callable[[], None]] = []
-        self._local.after_commit = actions
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """Taken at once (``BEGIN IMMEDIATE``) so concurrent writers queue, not deadlock."""
+        db = self._connections.get()
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        finally:
-            self._local.after_commit = None
         db.execute("COMMIT")
-        for action in actions:
-            action()
 
-    def _after_commit(self, action: Callable[[], None]) -> None:
-        """Run ``action`` once the calling thread's open transaction has committed."""
-        actions = self._local.after_commit
-        if action not in actions:
-            actions.append(action)
-
-    def close(self) -> None:
-        self._writer.close()
-        self._events_token.close()
-        self._models_token.close()
-        self._claims.close()
-        self._connections.close()
-        self._local = threading.local()
-
-    # -- decisions -----------------------------------------------------------
-
-    def insert_events(self, events: Sequence[PendingEvent], *,
-                      fresh_ids: bool = False, remember: Sequence[object] | None = None
-                      ) -> None:
-        """One journal write. An id is used when it is in the tables or claimed
-        (:class:`~banditkit.store.event_ids.EventClaims`) by a decision not ingested
-        yet; ``remember`` values come back from :meth:`_recent_value`."""
-        text = "".join([decision_line(e.event_id, e.created_at, e.deferred, e.decision,
-                                      e.context_at, e.tag) for e in events])
-        ids = [event.event_id for event in events]
-        recent = self._recent
-        with self._recent_lock:
-            if not fresh_ids:
-                used = next((i for i in ids if i in recent), None) or self._claim(ids)
-                if used is not None:
-                    raise DuplicateEventError(f"event id {used!r} was already used; "
-                                              f"event ids are unique")
-            try:
-                self._writer.append(text)
-            except BaseException:
-                if not fresh_ids:
-                    self._claims.release(ids)  # nothing was recorded: the ids stay free
-                raise
-            recent.update(dict.fromkeys(ids) if remember is None
-                          else zip(ids, remember, strict=True))
-            drop_older_half(recent, _RECENT_IDS)
-
-    def _claim(self, event_ids: list[str]) -> str | None:
-        """Claim ids for decisions about to be journaled; returns one already used, if any.
-
-        A claim whose process is gone without journaling its decision (it was
-        killed in between) is stale: once ingestion shows the decision is not
-        in the tables, the claim is taken over.
-        """
-        for _ in range(2):
-            held = self._claims.claim(event_ids, time.time())
-            if not held:
-                db = self._db
-                maybe = self._stored_ids.candidates(db, event_ids)
-                taken = self._existing(db, maybe) if maybe else ()  # one query a page
-                if not taken:
-                    return None
-                self._claims.release(event_ids)
-                return next(i for i in event_ids if i in taken)
-            live = [i for i, pid in held if pid == os.getpid() or process_alive(pid)]
-            if live:
-                return live[0]
-            self.ingest()  # a dead process's journal is complete: its decisions arrive
-            taken = self._existing(self._db, [i for i, _ in held])
-            if taken:
-                return next(iter(taken))
-            for event_id, pid in held:
-                self._claims.release([event_id], pid=pid)
-        return held[0][0]
-
-    def _recent_value(self, event_id: str) -> object | None:
-        """What :meth:`insert_events` was asked to remember of an event this process
-        journaled moments ago; None for any other."""
-        return self._recent.get(event_id)
-
-    def _event_row(self, event_id: str, columns: str, *, recent_ok: bool = False
-                   ) -> tuple | None:
-        """``columns`` of a known event; ingests the journals once if the tables lack it.
-
-        A read, no write transaction, unless the event is not in the tables
-        yet. With ``recent_ok``, an event this process journaled moments ago
-        gives None instead of that ingestion.
-
-        Raises
-        ------
-        UnknownEventError
-        """
-        query = f"SELECT {columns} FROM events WHERE event_id = ?"
-        row = self._db.execute(query, (event_id,)).fetchone()
-        if row is None and not (recent_ok and event_id in self._recent):
-            self.ingest()
-            row = self._db.execute(query, (event_id,)).fetchone()
-            if row is None:
-                raise UnknownEventError(f"unknown event id {event_id!r}")
-        return row
-
-    def _joined(self, event_id: str) -> bool:
-        """Whether a known event was joined already (see :meth:`_event_row`)."""
-        row = self._event_row(event_id, "joined_at", recent_ok=True)
-        return row is not None and row[0] is not None
-
-    def add_reward(self, event_id: str, value: float, received_at: float) -> bool:
-        """Record a reward; returns True when it came after the event was joined (late)."""
-        late = self._joined(event_id)
-        self._writer.append(reward_line(event_id, received_at, value))
-        return late
-
-    def activate(self, event_id: str, at: float) -> bool:
-        """Record the activation (the first one counts); returns True if it came too late."""
-        late = self._joined(event_id)
-        self._writer.append(activation_line(event_id, at))
-        return late
-
-    # -- ingestion -------------------------------------------------------------
-
-    def ingest(self) -> int:
-        """Move every journal's new lines into the tables; returns how many lines."""
-        with self._transaction() as db:
-            return self._ingest(db)
-
-    def _ingest(self, db: sqlite3.Connection) -> int:
-        """Ingest inside the caller's write transaction, so nothing is read twice.
-
-        Decisions go first, then rewards and activations, whatever file they
-        are in: an outcome is journaled only after its decision was.
-        """
-        reader = self._journal
-        # Claims older than this are of decisions this ingestion reads (a claim is
-        # journaled microseconds after it is made) or of ones never journaled.
-        self._after_commit(functools.partial(self._claims.release_older_than,
-                                             time.time() - _CLAIM_GRACE_SECONDS))
-        offsets = dict(db.execute("SELECT name, offset FROM journal_files"))
-        decisions: list[JournalLine] = []
-        outcomes: list[JournalLine] = []
-        finished = []
-        unreadable: list[tuple[JournalLine, str]] = []
-        names = reader.names()
-        for chunk in reader.read(names, offsets):
-            for line in chunk.lines:
-                if line.kind == "?":
-                    unreadable.append((line, f"unreadable line in {chunk.name}"))
-                else:
-                    (decisions if line.kind == "d" else outcomes).append(line)
-            if chunk.torn:
-                unreadable.append((JournalLine("?", "", 0.0, payload=chunk.torn),
-                                   f"torn last line of {chunk.name} (its writer died "
-                                   "mid-write, before acknowledging it)"))
-            db.execute("INSERT INTO journal_files (name, offset) VALUES (?, ?) "
-                       "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset",
-                       (chunk.name, chunk.offset))
-            if chunk.finished:
-                finished.append(chunk.name)
-        decisions.sort(key=lambda line: line.at)  # of duplicates, the earliest is kept
-        self._ingest_decisions(db, decisions)
-        self._ingest_outcomes(db, outcomes)
-        self._reject(db, unreadable)
-        db.executemany("DELETE FROM journal_files WHERE name = ?",
-                       [(name,) for name in offsets.keys() - set(names)])
-        # A finished file goes only once the rows made from it are committed; its
-        # offset stays in journal_files until it is gone, so a crash in between
-        # reads none of it twice.
-        for name in finished:
-            self._after_commit(functools.partial(reader.remove, name))
-        return len(decisions) + len(outcomes)
-
-    def _ingest_decisions(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
-        taken = self._existing(db, [line.event_id for line in lines])
-        fresh, rejects = [], []
-        for line in lines:
-            if line.event_id in taken:
-                rejects.append((line, "duplicate event id"))
-            else:
-                taken.add(line.event_id)
-                fresh.append((line.event_id, line.at, int(line.deferred), line.payload,
-                              line.context_at, line.tag))
-        db.executemany("INSERT INTO events (event_id, created_at, deferred, decision, "
-                       "context_at, tag) VALUES (?,?,?,?,?,?)", fresh)
-        if fresh:
-            self._after_commit(self._events_token.change)  # readers of it see the rows
-        self._reject(db, rejects)
-
-    def _ingest_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
-        known = self._existing(db, [line.event_id for line in lines])
-        rewards, activations, others, rejects = [], [], [], []
-        for line in lines:
-            if line.event_id not in known:  # removed by retention meanwhile
-                rejects.append((line, "unknown event id"))
-            elif line.kind == "r":
-                rewards.append((line.event_id, line.value, line.at, line.event_id))
-            elif line.kind == "a":
-                activations.append((line.at, line.event_id, line.at))
-            else:
-                others.append(line)
-        db.executemany("INSERT INTO rewards (event_id, value, received_at, late) "
-                       "SELECT ?, ?, ?, joined_at IS NOT NULL FROM events WHERE event_id = ?",
-                       rewards)
-        db.executemany("UPDATE events SET activated_at = ? WHERE event_id = ? "
-                       "AND (activated_at IS NULL OR activated_at > ?)", activations)
-        self._ingest_other_outcomes(db, others)
-        self._reject(db, rejects)
-
-    def _ingest_other_outcomes(self, db: sqlite3.Connection, lines: list[JournalLine]) -> None:
-        """Outcomes of a kind a subclass records (the row store's slot rewards)."""
-        self._reject(db, [(line, f"no {line.kind!r} records in this store") for line in lines])
-
-    @staticmethod
-    def _existing(db: sqlite3.Connection, event_ids: list[str]) -> set[str]:
-        if len(event_ids) == 1:  # one decision: the statement SQLite keeps prepared
-            row = db.execute("SELECT 1 FROM events WHERE event_id = ?", event_ids).fetchone()
-            return set(event_ids) if row else set()
-        found: set[str] = set()
-        unique = list(dict.fromkeys(event_ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(row[0] for row in db.execute(
-                f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk))
-        return found
-
-    @staticmethod
-    def _reject(db: sqlite3.Connection, rejects: list[tuple[JournalLine, str]]) -> None:
-        for line, reason in rejects:
-            _log.warning("journal %s record for event %r rejected: %s; kept in journal_rejects",
-                         line.kind, line.event_id, reason)
-        db.executemany(
-            "INSERT INTO journal_rejects (kind, event_id, at, record, reason) VALUES (?,?,?,?,?)",
-            [(line.kind, line.event_id, line.at, _rejected_record(line), reason)
-             for line, reason in rejects])
-
-    def rejects(self) -> list[dict]:
-        """Journal records ingestion could not apply (duplicates, events gone), oldest first."""
-        self.ingest()
-        keys = ("kind", "event_id", "at", "record", "reason")
-        return [dict(zip(keys, row, strict=True)) for row in self._db.execute(
-            "SELECT kind, event_id, at, record, reason FROM journal_rejects ORDER BY id")]
-
-    # -- the join --------------------------------------------------------------
+    def _due_rows(self, db: sqlite3.Connection, cutoff: float, limit: int) -> list[tuple]:
+        rows = db.execute(DUE_CREATED, {"c": cutoff, "n": limit}).fetchall()
+        if len(rows) < limit:  # all of those come first: they were created by the cutoff
+            rows += db.execute(DUE_ACTIVATED_EARLY,
+                               {"c": cutoff, "n": limit - len(rows)}).fetchall()
+        return rows
 
     def join_due(self, *, now: float, wait_seconds: float, limit: int,
                  join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
                                 Sequence[Joined]]) -> tuple[int, list[tuple[int, Joined]]]:
-        """The transaction ingests the journals first, so a reward that arrives
-        after it is recorded as late; unjoinable events go to ``journal_rejects``."""
-        cutoff = now - wait_seconds
-        self._journal.remove_abandoned()  # the learner's housekeeping
-        self._use_learner_cache()
-        with self._transaction() as db:
-            self._ingest(db)  # what arrives after this transaction is late
-            rows = db.execute(DUE_CREATED, {"c": cutoff, "n": limit}).fetchall()
-            if len(rows) < limit:  # all of those come first: they were created by the cutoff
-                rows += db.execute(DUE_ACTIVATED_EARLY,
-                                   {"c": cutoff, "n": limit - len(rows)}).fetchall()
-            if not rows:
-                return 0, []
-            events = [PendingEvent(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
-            rewards = self._rewards([e.event_id for e in events])
-            joined = join(events, rewards)
-            if any(type(item) is Unjoinable for item in joined):
-                rows, events, joined = self._set_aside(db, rows, events, joined, rewards)
-                if not rows:
-                    return 0, []
-            seq = db.execute(LAST_JOIN_SEQ).fetchone()[0]
-            db.executemany(
-                "UPDATE events SET joined_at = ?, join_seq = ?, joined_line = ? WHERE rowid = ?",
-                [(now, seq + i + 1, item.stored if e.context_at is not None else item.line,
-                  row[0])
-                 for i, (row, e, item) in enumerate(zip(rows, events, joined, strict=True))])
-            entry = db.execute("INSERT INTO unlogged_joins (first_seq, last_seq) VALUES (?, ?)",
-                               (seq + 1, seq + len(joined))).lastrowid
-        return int(entry), [(seq + i + 1, item) for i, item in enumerate(joined)]
+        """The learner's page cache, then the journaled store's join."""
+        if not getattr(self._learner_cache, "on", False):
+            self._db.execute(f"PRAGMA cache_size=-{_LEARNER_CACHE_KIB}")
+            self._learner_cache.on = True
+        return super().join_due(now=now, wait_seconds=wait_seconds, limit=limit, join=join)
 
-    def _set_aside(self, db: sqlite3.Connection, rows: list, events: list[PendingEvent],
-                   joined: Sequence[object], rewards: dict[str, list[RewardRecord]]
-                   ) -> tuple[list, list[PendingEvent], list]:
-        """Move the :class:`Unjoinable` events of a join, with their rewards, to
-        ``journal_rejects``; returns the rows, events and items that remain."""
-        kept: tuple[list, list, list] = ([], [], [])
-        rejects: list[tuple[JournalLine, str]] = []
-        for row, event, item in zip(rows, events, joined, strict=True):
-            if type(item) is not Unjoinable:
-                for part, value in zip(kept, (row, event, item), strict=True):
-                    part.append(value)
-                continue
-            reason = f"decision cannot be joined: {item.reason}"
-            rejects.append((JournalLine("d", event.event_id, event.created_at,
-                                        payload=event.decision), reason))
-            rejects.extend((JournalLine("r", event.event_id, r.received_at, value=r.value),
-                            reason) for r in rewards.get(event.event_id, []))
-            db.execute("DELETE FROM events WHERE rowid = ?", (row[0],))
-        self._reject(db, rejects)
-        return kept
-
-    def _use_learner_cache(self) -> None:
-        """Give this thread's connection the learner's page cache (once)."""
-        db = self._db
-        if not getattr(self._local, "learner_cache", False):
-            db.execute(f"PRAGMA cache_size=-{_LEARNER_CACHE_KIB}")
-            self._local.learner_cache = True
-
-    def _rewards(self, event_ids: list[str]) -> dict[str, list[RewardRecord]]:
-        out: dict[str, list[RewardRecord]] = {}
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for event_id, value, received_at in self._db.execute(
-                    f"SELECT event_id, value, received_at FROM rewards WHERE event_id IN "
-                    f"({marks}) ORDER BY received_at, id", chunk):
-                out.setdefault(event_id, []).append(RewardRecord(value, received_at))
-        return out
-
-    def unlogged(self) -> list[UnloggedJoin]:
-        """Joins whose lines may not be in the log (the learner stopped in between)."""
-        entries = []
-        for entry, first, last in self._db.execute(
-                "SELECT id, first_seq, last_seq FROM unlogged_joins ORDER BY id").fetchall():
-            lines = []
-            for stored, decision, context_at in self._db.execute(
-                    "SELECT joined_line, decision, context_at FROM events "
-                    "WHERE join_seq BETWEEN ? AND ? ORDER BY join_seq", (first, last)):
-                lines.append((json.loads(stored)["Timestamp"],
-                              full_line(stored, decision, context_at)))
-            entries.append(UnloggedJoin(entry, lines))
-        return entries
-
-    def mark_logged(self, entry: int) -> None:
-        """The lines of an unlogged join are in the log now."""
-        self._db.execute("DELETE FROM unlogged_joins WHERE id = ?", (entry,))
-
-    def joined_lines_after(self, seq: int) -> Iterator[tuple[int, str]]:
-        """Joined lines with a join sequence above ``seq``, in join order (for replay)."""
-        for join_seq, stored, decision, context_at in self._db.execute(
-                "SELECT join_seq, joined_line, decision, context_at FROM events "
-                "WHERE join_seq > ? ORDER BY join_seq", (seq,)).fetchall():
-            yield join_seq, full_line(stored, decision, context_at)
-
-    def last_join_seq(self) -> int:
-        return self._db.execute(LAST_JOIN_SEQ).fetchone()[0]
-
-    def pending_count(self) -> int:
-        self.ingest()
-        return self._db.execute(
-            "SELECT COUNT(*) FROM events WHERE joined_at IS NULL").fetchone()[0]
-
-    def event(self, event_id: str) -> dict | None:
-        """The stored state of one event (for inspection and tests)."""
-        self.ingest()
-        row = self._db.execute(
-            "SELECT event_id, created_at, deferred, activated_at, decision, joined_at, "
-            "joined_line, context_at FROM events WHERE event_id = ?", (event_id,)).fetchone()
-        if row is None:
-            return None
-        keys = ("event_id", "created_at", "deferred", "activated_at", "decision", "joined_at",
-                "joined_line")
-        record = dict(zip(keys, row[:-1], strict=True))
-        if record["joined_line"] is not None:
-            record["joined_line"] = full_line(record["joined_line"], row[4], row[-1])
-        record["rewards"] = [
-            {"value": v, "received_at": t, "late": bool(late)}
-            for v, t, late in self._db.execute(
-                "SELECT value, received_at, late FROM rewards WHERE event_id = ? "
-                "ORDER BY received_at, id", (event_id,))]
-        return record
-
-    def events_since(self, created_after: float, *, tag: str | None = None
-                     ) -> Iterator[tuple[str, float, str, str | None]]:
-        """``(event_id, created_at, decision, joined or None)`` of events made after a time,
-        the decision and the joined line as JSON without their features where the
-        store keeps them apart (what reports read, at a fraction of the size).
-
-        Reporting (per-variant impressions and takes) reads through this; joined
-        events older than the retention period are only in the dsjson log.
-        With ``tag``, only events with that tag (found by index) and events
-        recorded before tags existed (untagged; the caller filters those).
-        """
-        self.ingest()
-        where = "created_at > ?" if tag is None else (
-            "(tag = ? OR tag IS NULL) AND created_at > ?")
-        parameters = (created_after,) if tag is None else (tag, created_after)
-        for event_id, created_at, decision, joined, context_at in self._db.execute(
-                "SELECT event_id, created_at, decision, joined_line, context_at FROM events "
-                f"WHERE {where} ORDER BY created_at", parameters):
-            head = decision if context_at is None else decision[:context_at] + "}"
-            yield event_id, created_at, head, joined
-
-    def delete_joined_before(self, cutoff: float, keep_after_seq: int) -> int:
-        """Drop joined events older than ``cutoff`` (their lines are in the log)."""
-        cursor = self._db.execute(
-            "DELETE FROM events WHERE joined_at IS NOT NULL AND joined_at < ? AND join_seq <= ?",
-            (cutoff, keep_after_seq))
-        return cursor.rowcount
-
-    def purge_events(self) -> int:
-        """The tables that hang on events (rewards, a subclass's) go with them: their
-        foreign keys cascade."""
-        with self._transaction() as db:
-            self._ingest(db)  # what was journaled before the purge goes too
-            floor = db.execute(LAST_JOIN_SEQ).fetchone()[0]
-            deleted = db.execute("DELETE FROM events").rowcount
-            db.execute("DELETE FROM unlogged_joins")
-            db.execute("DELETE FROM journal_rejects")
-            db.execute("INSERT INTO join_seq_floor (id, seq) VALUES (0, ?) "
-                       "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq", (floor,))
-            self._after_commit(self._events_token.change)  # id filters start over
-        with self._recent_lock:
-            self._recent.clear()
-        return deleted
-
-    # -- models --------------------------------------------------------------
-
-    def publish_model(self, *, created_at: float, policy_args: str, banditkit_version: str,
-                      through_seq: int, n_updates: int, data: bytes, origin: str = "learner",
-                      replaces: int | None = None) -> int:
-        """One statement, so the comparison with ``replaces`` and the insert are atomic."""
-        cursor = self._db.execute(
-            "INSERT INTO models (created_at, policy_args, banditkit_version, through_seq, "
-            "n_updates, data, origin) SELECT ?,?,?,?,?,?,? "
-            "WHERE ? IS NULL OR (SELECT COALESCE(MAX(version), 0) FROM models) = ?",
-            (created_at, policy_args, banditkit_version, through_seq, n_updates, data, origin,
-             replaces, replaces))
-        if cursor.rowcount == 0:
-            return 0
-        if origin != "learner":
-            self._models_token.change()
-        return int(cursor.lastrowid)
-
-    def model_token(self) -> bytes:
-        return self._models_token.read()
-
-    def model_versions(self) -> list[tuple[int, float]]:
-        """``(version, created_at)`` of every kept model, oldest first."""
-        return self._db.execute(
-            "SELECT version, created_at FROM models ORDER BY version").fetchall()
-
-    def delete_models(self, versions: Sequence[int]) -> None:
-        """Drop model snapshots (the latest is never among those a caller drops)."""
-        self._db.executemany("DELETE FROM models WHERE version = ?",
-                             [(version,) for version in versions])
-
-    def latest_model_version(self) -> int:
-        return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM models").fetchone()[0]
-
-    def latest_model(self) -> ModelSnapshot | None:
-        row = self._db.execute(
-            "SELECT version, created_at, policy_args, banditkit_version, through_seq, "
-            "n_updates, data, origin FROM models ORDER BY version DESC LIMIT 1").fetchone()
-        return None if row is None else ModelSnapshot(*row)
-
-    # -- settings ------------------------------------------------------------
-
-    def get_setting(self, key: str) -> object | None:
-        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
-
-    def put_setting(self, key: str, value: object) -> None:
-        self._db.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                         (key, json.dumps(value)))
-
-
-def _rejected_record(line: JournalLine) -> str:
-    """What ``journal_rejects`` keeps of a line: enough to apply it by hand."""
-    if line.kind in "d?":
-        return line.payload
-    if line.kind == "s":
-        return f"slot {line.payload!r}: {line.value!r}"
-    return repr(line.value)
+    def close(self) -> None:
+        super().close()
+        self._connections.close()
+        self._learner_cache = threading.local()

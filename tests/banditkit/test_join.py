@@ -17,8 +17,8 @@ ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in
 WAIT = 100.0
 
 
-def _engine(tmp_path, clock, **settings) -> Engine:
-    return Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+def _engine(tmp_path, clock, database_url, **settings) -> Engine:
+    return Engine.open(tmp_path, clock=clock, database_url=database_url, settings=LoopSettings(
         reward_wait_seconds=WAIT, default_reward=-0.5, model_update_seconds=0, **settings))
 
 
@@ -32,8 +32,8 @@ def _learned(engine: Engine) -> int:
     return engine._trainer.__dict__.get("_n_updates", 0)
 
 
-def test_no_defer_reward_within_wait_is_learned(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+def test_no_defer_reward_within_wait_is_learned(database_url, tmp_path, clock):
+    engine = _engine(tmp_path, clock, database_url)
     engine.rank(CONTEXT, ACTIONS, event_id="e")
     clock.advance(10)
     engine.reward("e", 1.0)
@@ -44,8 +44,8 @@ def test_no_defer_reward_within_wait_is_learned(tmp_path, clock):
     assert _learned(engine) == 1
 
 
-def test_defer_activate_reward_counts_from_activation(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+def test_defer_activate_reward_counts_from_activation(database_url, tmp_path, clock):
+    engine = _engine(tmp_path, clock, database_url)
     engine.rank(CONTEXT, ACTIONS, event_id="e", defer_activation=True)
     clock.advance(WAIT - 10)
     engine.activate("e")
@@ -59,8 +59,9 @@ def test_defer_activate_reward_counts_from_activation(tmp_path, clock):
     assert _learned(engine) == 1
 
 
-def test_defer_never_activated_is_logged_with_skip_learn_and_not_learned(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+def test_defer_never_activated_is_logged_with_skip_learn_and_not_learned(database_url, tmp_path,
+                                                                          clock):
+    engine = _engine(tmp_path, clock, database_url)
     engine.rank(CONTEXT, ACTIONS, event_id="e", defer_activation=True)
     engine.reward("e", 1.0)
     events = _joined(engine, tmp_path, clock)
@@ -71,8 +72,8 @@ def test_defer_never_activated_is_logged_with_skip_learn_and_not_learned(tmp_pat
     assert record["_banditkit"]["ignoredRewards"][0]["v"] == 1.0  # kept, not dropped
 
 
-def test_defer_activate_without_reward_learns_the_default(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+def test_defer_activate_without_reward_learns_the_default(database_url, tmp_path, clock):
+    engine = _engine(tmp_path, clock, database_url)
     engine.rank(CONTEXT, ACTIONS, event_id="e", defer_activation=True)
     engine.activate("e")
     events = _joined(engine, tmp_path, clock)
@@ -82,8 +83,8 @@ def test_defer_activate_without_reward_learns_the_default(tmp_path, clock):
 
 
 @pytest.mark.parametrize("aggregation, expected", [("earliest", 0.25), ("sum", 1.75)])
-def test_several_rewards_aggregate(tmp_path, clock, aggregation, expected):
-    engine = _engine(tmp_path, clock, reward_aggregation=aggregation)
+def test_several_rewards_aggregate(database_url, tmp_path, clock, aggregation, expected):
+    engine = _engine(tmp_path, clock, database_url, reward_aggregation=aggregation)
     engine.rank(CONTEXT, ACTIONS, event_id="e")
     for value in (0.25, 1.0, 0.5):
         clock.advance(5)
@@ -91,8 +92,8 @@ def test_several_rewards_aggregate(tmp_path, clock, aggregation, expected):
     assert _joined(engine, tmp_path, clock)["e"].reward == expected
 
 
-def test_late_reward_is_recorded_but_not_learned(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+def test_late_reward_is_recorded_but_not_learned(database_url, tmp_path, clock):
+    engine = _engine(tmp_path, clock, database_url)
     engine.rank(CONTEXT, ACTIONS, event_id="e")
     assert _joined(engine, tmp_path, clock)["e"].reward == -0.5
     assert engine.reward("e", 1.0) is True  # late
@@ -103,8 +104,9 @@ def test_late_reward_is_recorded_but_not_learned(tmp_path, clock):
     assert len(list(read_events([tmp_path / "logs"]))) == 1
 
 
-def test_reward_after_wait_but_before_the_learner_ran_is_not_counted(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+def test_reward_after_wait_but_before_the_learner_ran_is_not_counted(database_url, tmp_path,
+                                                                      clock):
+    engine = _engine(tmp_path, clock, database_url)
     engine.rank(CONTEXT, ACTIONS, event_id="e")
     clock.advance(WAIT + 30)  # the learner is lagging
     engine.reward("e", 1.0)
@@ -113,8 +115,8 @@ def test_reward_after_wait_but_before_the_learner_ran_is_not_counted(tmp_path, c
     assert events["e"].extra["ignoredRewards"][0]["v"] == 1.0
 
 
-def test_unknown_event_and_bad_values_are_rejected(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+def test_unknown_event_and_bad_values_are_rejected(database_url, tmp_path, clock):
+    engine = _engine(tmp_path, clock, database_url)
     with pytest.raises(UnknownEventError, match="unknown event id 'ghost'"):
         engine.reward("ghost", 1.0)
     with pytest.raises(UnknownEventError, match="unknown event id 'ghost'"):
@@ -139,7 +141,7 @@ def test_the_spliced_joined_line_is_the_encoded_one(tmp_path, clock, deferred, a
     from banditkit.join import join_event, joined_line
     from banditkit.store import PendingEvent, RewardRecord
 
-    engine = _engine(tmp_path, clock)
+    engine = _engine(tmp_path, clock, None)
     engine.rank({"Member": {"country": "BR"}, "": {"hour": 21.5}}, ACTIONS, event_id="e",
                 excluded=excluded, defer_activation=deferred, extra={"title": "t 1"})
     stored = engine.store.event("e")
@@ -189,7 +191,7 @@ def test_the_joined_text_spliced_from_the_decision_is_the_encoded_record(
     from banditkit.join import _ignored_records, _outcome_records, join_event, joined_line
     from banditkit.store import RewardRecord
 
-    engine = _engine(tmp_path, clock, learning_mode=mode)
+    engine = _engine(tmp_path, clock, None, learning_mode=mode)
     engine.rank({"Member": {"country": "BR", "nom": "Zoë \"Z\""}, "": {"hour": 21.5}}, ACTIONS,
                 event_id=event_id, excluded=excluded, defer_activation=deferred,
                 extra={"title": "t 1 ☃", "n": 3, "nested": {"k": [1.5, None, True]}})
@@ -230,25 +232,26 @@ def test_a_decision_of_another_shape_is_joined_by_encoding_it(head):
     assert joined.line == joined.stored[:-1] + ',"c":{"x":1}}'
 
 
-def test_due_events_are_those_the_single_scan_found_in_its_order(tmp_path):
+def test_due_events_are_those_the_single_scan_found_in_its_order(database_url, tmp_path):
     """Due events come in two indexed parts; together, what one scan of every pending
     event gave, deferred events activated before their creation time (skewed clocks)
     included."""
     import itertools
 
     from banditkit.join import JoinedLine
-    from banditkit.store import Store
+    from banditkit.store import open_store
 
-    store = Store(path=tmp_path / "store.sqlite3")
+    store = open_store(tmp_path, database_url=database_url)
     rows = [(f"e{i}", float(created), deferred, activated)
             for i, (created, deferred, activated) in enumerate(itertools.product(
                 [5, 1, 3, 3, 9], [0, 1], [None, 0.5, 2.0, 4.0, 7.0, 12.0]))]
-    store._db.executemany("INSERT INTO events (event_id, created_at, deferred, activated_at, "
-                          "decision) VALUES (?, ?, ?, ?, '{}')", rows)
+    with store._connection() as db:
+        db.executemany("INSERT INTO events (event_id, created_at, deferred, activated_at, "
+                       "decision) VALUES (?, ?, ?, ?, '{}')", rows)
     single_scan = (
         "SELECT event_id FROM events WHERE joined_at IS NULL AND ((deferred = 0 AND "
-        "created_at <= :c) OR (deferred = 1 AND COALESCE(activated_at, created_at) <= :c)) "
-        "ORDER BY created_at, rowid LIMIT :n")
+        "created_at <= ?) OR (deferred = 1 AND COALESCE(activated_at, created_at) <= ?)) "
+        f"ORDER BY created_at, {store.row_key} LIMIT ?")
 
     def due(cutoff: float, limit: int) -> list[str]:
         found = []
@@ -258,16 +261,19 @@ def test_due_events_are_those_the_single_scan_found_in_its_order(tmp_path):
             return [JoinedLine("", "{}", "{}", None, False) for _ in events]
 
         store.join_due(now=cutoff + 10, wait_seconds=10, limit=limit, join=join)
-        store._db.execute("UPDATE events SET joined_at = NULL, join_seq = NULL")
+        with store._connection() as db:
+            db.execute("UPDATE events SET joined_at = NULL, join_seq = NULL")
         return found
 
     for cutoff, limit in itertools.product([0, 2.0, 3, 4.5, 8, 20], [1, 7, 25, 100]):
-        expected = [r[0] for r in store._db.execute(single_scan, {"c": cutoff, "n": limit})]
+        with store._connection() as db:
+            expected = [r[0] for r in db.execute(single_scan, (cutoff, cutoff, limit))]
         assert due(cutoff, limit) == expected, (cutoff, limit)
+    store.close()
 
 
 def test_the_learner_step_reads_neither_waiting_nor_retained_events(tmp_path, clock):
-    engine = _engine(tmp_path, clock)
+    engine = _engine(tmp_path, clock, None)
     engine.rank(CONTEXT, ACTIONS, event_id="e")
     db = engine.store._db
     from banditkit.store.schema import DUE_ACTIVATED_EARLY, DUE_CREATED

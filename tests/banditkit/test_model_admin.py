@@ -13,7 +13,7 @@ from banditkit.engine import Engine
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import read_events
 from banditkit.settings import LoopSettings
-from banditkit.store import Store
+from banditkit.store import open_store
 from banditkit.types import Action
 from banditkit.vw import VWLearner, VWPageLearner, check_model, read_model_options
 
@@ -45,8 +45,8 @@ def _ranked(engine: Engine, event_id: str) -> tuple[str, np.ndarray]:
     return decision.model_version, np.array([by_id[a.id] for a in ACTIONS])
 
 
-def test_publish_compares_with_the_version_it_replaces(tmp_path):
-    store = Store(path=tmp_path / "banditkit.sqlite3")
+def test_publish_compares_with_the_version_it_replaces(database_url, tmp_path):
+    store = open_store(tmp_path, database_url=database_url)
     common = {"created_at": 0.0, "policy_args": POLICY, "banditkit_version": "x",
               "through_seq": 0, "n_updates": 0, "data": b"m"}
     assert store.publish_model(**common, replaces=0) == 1
@@ -56,9 +56,9 @@ def test_publish_compares_with_the_version_it_replaces(tmp_path):
     assert store.latest_model().origin == "learner"
 
 
-def test_only_models_not_made_by_the_learner_change_the_token(tmp_path):
-    store = Store(path=tmp_path / "banditkit.sqlite3")
-    other = Store(path=tmp_path / "banditkit.sqlite3")  # another process's view
+def test_only_models_not_made_by_the_learner_change_the_token(database_url, tmp_path):
+    store = open_store(tmp_path, database_url=database_url)
+    other = open_store(tmp_path, database_url=database_url)  # another process's view
     common = {"created_at": 0.0, "policy_args": POLICY, "banditkit_version": "x",
               "through_seq": 0, "n_updates": 0, "data": b"m"}
     before = other.model_token()
@@ -70,15 +70,15 @@ def test_only_models_not_made_by_the_learner_change_the_token(tmp_path):
 
 
 def test_an_import_ranks_at_the_next_decision_of_another_process_and_the_learner_follows(
-        tmp_path, clock):
-    learner = Engine.open(tmp_path, clock=clock, settings=_settings())
+        database_url, tmp_path, clock):
+    learner = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(learner, clock, 30, "a", best="v2")
     learner.process_due(force_publish=True)
     exported_version, exported = learner.model_bytes()
     _drive(learner, clock, 30, "b", best="v0")
     learner.process_due(force_publish=True)
 
-    worker = Engine.open(tmp_path, clock=clock)
+    worker = Engine.open(tmp_path, database_url=database_url, clock=clock)
     worker.refresh_seconds = 3600.0  # only the model token can make it reload
     moved_on, pmf = _ranked(worker, "w-0")
     assert int(moved_on) > exported_version
@@ -108,14 +108,16 @@ def test_an_import_ranks_at_the_next_decision_of_another_process_and_the_learner
     np.testing.assert_allclose(_pmf(latest.data, args), _pmf(replay.to_bytes(), args))
 
 
-def test_a_learner_snapshot_never_overwrites_an_import_made_meanwhile(tmp_path, clock):
-    learner = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_a_learner_snapshot_never_overwrites_an_import_made_meanwhile(database_url,
+                                                                      tmp_path, clock):
+    learner = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(learner, clock, 10, "a")
     learner.process_due(force_publish=True)
     _drive(learner, clock, 10, "b")
     learner.process_due()  # learned, not published yet (interval of an hour)
     fresh = VWLearner(args=learner.settings.learner_args()).to_bytes()
-    imported = Engine.open(tmp_path, clock=clock).replace_model(fresh, origin="import")
+    imported = Engine.open(tmp_path, database_url=database_url,
+                           clock=clock).replace_model(fresh, origin="import")
     assert learner._publish() == 0  # what the learner grew from is no longer the newest
     assert learner.store.latest_model().version == imported
     learner.process_due(force_publish=True)
@@ -123,8 +125,8 @@ def test_a_learner_snapshot_never_overwrites_an_import_made_meanwhile(tmp_path, 
 
 
 @pytest.mark.parametrize("bad", ["garbage", "cut in its header", "other interactions", "ccb"])
-def test_a_bad_model_is_refused_and_publishes_nothing(tmp_path, clock, bad):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_a_bad_model_is_refused_and_publishes_nothing(database_url, tmp_path, clock, bad):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(engine, clock, 20, "a")
     engine.process_due(force_publish=True)
     version, model = engine.model_bytes()
@@ -149,8 +151,8 @@ def test_check_model_reads_the_saved_options():
         check_model(model, args="--cb_explore_adf --epsilon 0.2")
 
 
-def test_reset_publishes_a_fresh_model_and_starts_its_lineage(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_reset_publishes_a_fresh_model_and_starts_its_lineage(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(engine, clock, 20, "a")
     engine.process_due(force_publish=True)
     created, _ = engine.model_times()
@@ -163,8 +165,9 @@ def test_reset_publishes_a_fresh_model_and_starts_its_lineage(tmp_path, clock):
     assert reset_at > created and reset_at == modified
 
 
-def test_purging_the_log_keeps_the_join_sequence_and_learning_goes_on(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_purging_the_log_keeps_the_join_sequence_and_learning_goes_on(database_url,
+                                                                      tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(engine, clock, 12, "a")
     engine.process_due()
     engine.rank(CONTEXT, ACTIONS, event_id="pending")

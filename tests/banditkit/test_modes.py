@@ -17,8 +17,9 @@ CONTEXT = {"Member": {"device": "tv"}}
 ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(3)]
 
 
-def test_apprentice_returns_the_baseline_learns_it_and_reports_agreement(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+def test_apprentice_returns_the_baseline_learns_it_and_reports_agreement(database_url,
+                                                                         tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=LoopSettings(
         learning_mode="apprentice", reward_wait_seconds=1, model_update_seconds=0,
         policy_args="--cb_explore_adf --cb_type mtr -q MA"))
     liked, disliked = {"Member": {"device": "tv"}}, {"Member": {"device": "mobile"}}
@@ -54,8 +55,8 @@ def test_apprentice_returns_the_baseline_learns_it_and_reports_agreement(tmp_pat
     assert metrics.last_batch == (1, rewards["59"], rewards["59"] if agrees["59"] else 0.0)
 
 
-def test_an_untrained_model_does_not_agree_with_the_baseline(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+def test_an_untrained_model_does_not_agree_with_the_baseline(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=LoopSettings(
         learning_mode="apprentice", reward_wait_seconds=1, model_update_seconds=0))
     for i in range(3):  # no model update: the pmf stays uniform, the model indifferent
         engine.reward(engine.rank(CONTEXT, ACTIONS, event_id=f"{i}").event_id, 1.0)
@@ -76,8 +77,8 @@ def test_strictly_preferred_needs_the_action_alone_on_top():
     assert not strictly_preferred([1 / 3] * 3, 0)
 
 
-def test_logging_only_logs_the_baseline_and_learns_nothing(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+def test_logging_only_logs_the_baseline_and_learns_nothing(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=LoopSettings(
         learning_mode="logging_only", reward_wait_seconds=1, model_update_seconds=0))
     for i in range(10):
         assert engine.rank(CONTEXT, ACTIONS, event_id=f"{i}").reward_action_id == "v0"
@@ -154,14 +155,16 @@ def test_bad_settings_are_rejected(field, value, message):
         LoopSettings(**{field: value})
 
 
-def test_invalid_vw_arguments_are_rejected_and_settings_unchanged(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock)
+def test_invalid_vw_arguments_are_rejected_and_settings_unchanged(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock)
     before = engine.settings
     with pytest.raises(InvalidInputError, match="invalid VW arguments"):
         engine.update_settings(before.replace(policy_args="--cb_explore_adf --no_such_flag"))
     assert engine.settings == before
 
 
-def test_settings_persist_across_restarts(tmp_path, clock):
-    Engine.open(tmp_path, clock=clock, settings=LoopSettings(default_reward=0.25)).close()
-    assert Engine.open(tmp_path, clock=clock).settings.default_reward == 0.25
+def test_settings_persist_across_restarts(database_url, tmp_path, clock):
+    Engine.open(tmp_path, database_url=database_url,
+                clock=clock, settings=LoopSettings(default_reward=0.25)).close()
+    assert Engine.open(tmp_path, database_url=database_url,
+                       clock=clock).settings.default_reward == 0.25

@@ -23,9 +23,9 @@ CONTEXT = {"Member": {"country": "BR"}}
 
 
 @pytest.fixture
-def engine(tmp_path, clock):
+def engine(database_url, tmp_path, clock):
     settings = LoopSettings(reward_wait_seconds=10, policy_args=POLICY)
-    with Engine.open(tmp_path, clock=clock, settings=settings) as engine:
+    with Engine.open(tmp_path, database_url=database_url, clock=clock, settings=settings) as engine:
         yield engine
 
 

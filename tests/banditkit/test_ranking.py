@@ -17,10 +17,9 @@ CONTEXT = {"Member": {"country": "US", "device": "mobile"}}
 ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(4)]
 
 
-@pytest.fixture
-def trained_engine(tmp_path, clock):
+def _trained(tmp_path, clock, database_url):
     """An engine whose model prefers v2 after learning that v2 gets played."""
-    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=LoopSettings(
         reward_wait_seconds=1, exploration_percentage=0.2, model_update_seconds=0))
     for i in range(200):
         decision = engine.rank(CONTEXT, ACTIONS, event_id=f"train-{i}")
@@ -28,6 +27,21 @@ def trained_engine(tmp_path, clock):
             engine.reward(decision.event_id, 1.0)
     clock.advance(2)
     engine.process_due(force_publish=True)
+    return engine
+
+
+@pytest.fixture
+def trained_engine(tmp_path, clock):
+    """:func:`_trained` on SQLite, for what does not depend on the store."""
+    engine = _trained(tmp_path, clock, None)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def trained_on_each_store(database_url, tmp_path, clock):
+    """:func:`_trained` on each store in turn, for what the store keeps."""
+    engine = _trained(tmp_path, clock, database_url)
     yield engine
     engine.close()
 
@@ -43,8 +57,9 @@ def test_probabilities_sum_to_one_and_respect_the_epsilon_floor(trained_engine):
     assert best.id == "v2" and best.probability == pytest.approx(1 - 0.2 + 0.2 / 4, abs=1e-6)
 
 
-def test_the_python_api_gives_the_logged_short_probabilities(trained_engine):
+def test_the_python_api_gives_the_logged_short_probabilities(trained_on_each_store):
     """Each probability is the float32 the model drew with, printed as its shortest decimal."""
+    trained_engine = trained_on_each_store
     decision = trained_engine.rank(CONTEXT, ACTIONS, event_id="short")
     for ranked in decision.ranking:
         assert ranked.probability == float(str(np.float32(ranked.probability)))
@@ -69,9 +84,11 @@ def test_choice_frequencies_match_the_probabilities(trained_engine):
         assert abs(counts[action_id] - n * p) <= tolerance, (action_id, counts, pmf)
 
 
-def test_same_event_id_and_model_give_the_same_choice(tmp_path, clock, trained_engine):
+def test_same_event_id_and_model_give_the_same_choice(database_url, tmp_path, clock,
+                                                      trained_on_each_store):
+    trained_engine = trained_on_each_store
     first = trained_engine.rank(CONTEXT, ACTIONS, event_id="replay-me")
-    other = Engine.open(trained_engine.store.path.parent, clock=clock)
+    other = Engine.open(tmp_path, database_url=database_url, clock=clock)
     # A second process with the same snapshot reproduces the draw for the same id.
     assert other.model_version == first.model_version
     pmf = np.array([{r.id: r.probability for r in first.ranking}[a.id] for a in ACTIONS])
@@ -83,7 +100,8 @@ def test_same_event_id_and_model_give_the_same_choice(tmp_path, clock, trained_e
     assert choices == {first.reward_action_id}
 
 
-def test_duplicate_event_id_is_rejected_and_nothing_changes(trained_engine):
+def test_duplicate_event_id_is_rejected_and_nothing_changes(trained_on_each_store):
+    trained_engine = trained_on_each_store
     trained_engine.rank(CONTEXT, ACTIONS, event_id="once")
     before = trained_engine.store.event("once")
     with pytest.raises(DuplicateEventError, match="'once' was already used"):
@@ -131,8 +149,8 @@ def test_non_ascii_text_after_the_first_namespace_letter_is_fine(trained_engine)
     assert sum(r.probability for r in decision.ranking) == pytest.approx(1.0)
 
 
-def test_too_many_actions_is_rejected(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, max_actions=3)
+def test_too_many_actions_is_rejected(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, max_actions=3)
     with pytest.raises(InvalidInputError, match="at most 3"):
         engine.rank(CONTEXT, ACTIONS)
 
@@ -141,8 +159,8 @@ def test_too_many_actions_is_rejected(tmp_path, clock):
                                     "--cb_explore_adf --bag 4",
                                     "--cb_explore_adf --squarecb",
                                     "--cb_explore_adf --cover 3"])
-def test_every_exploration_algorithm_ranks_and_learns(tmp_path, clock, policy):
-    engine = Engine.open(tmp_path, clock=clock, settings=LoopSettings(
+def test_every_exploration_algorithm_ranks_and_learns(database_url, tmp_path, clock, policy):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=LoopSettings(
         policy_args=policy, reward_wait_seconds=0, model_update_seconds=0))
     assert engine.settings.learner_args() == policy  # no epsilon forced onto another algorithm
     for i in range(50):

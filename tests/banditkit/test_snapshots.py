@@ -33,8 +33,8 @@ def _settings(**changes) -> LoopSettings:
                         policy_args="--cb_explore_adf -q MA", **changes)
 
 
-def test_snapshot_save_and_load_predict_identically(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_snapshot_save_and_load_predict_identically(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(engine, clock, 60, "a")
     clock.advance(20)
     engine.process_due(force_publish=True)
@@ -50,13 +50,13 @@ def test_snapshot_save_and_load_predict_identically(tmp_path, clock):
     assert not np.allclose(expected, 1 / 3)  # it did learn something
 
 
-def test_restart_keeps_pending_events_and_their_rewards(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_restart_keeps_pending_events_and_their_rewards(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     engine.rank(_context(0), ACTIONS, event_id="pending")
     engine.reward("pending", 1.0)
     engine.close()
     del engine
-    reopened = Engine.open(tmp_path, clock=clock)
+    reopened = Engine.open(tmp_path, database_url=database_url, clock=clock)
     assert reopened.store.pending_count() == 1
     reopened.activate("pending")  # still known after the restart
     clock.advance(11)
@@ -65,8 +65,8 @@ def test_restart_keeps_pending_events_and_their_rewards(tmp_path, clock):
     assert event.event_id == "pending" and event.reward == 1.0
 
 
-def test_restart_relearns_events_joined_after_the_last_snapshot(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_restart_relearns_events_joined_after_the_last_snapshot(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(engine, clock, 40, "a")
     clock.advance(20)
     engine.process_due(force_publish=True)
@@ -78,7 +78,7 @@ def test_restart_relearns_events_joined_after_the_last_snapshot(tmp_path, clock)
     weights = engine._trainer._vw.weights().copy()
     engine.close()
     # A new learner process starts from the snapshot and replays the 40 newer events.
-    restarted = Engine.open(tmp_path, clock=clock)
+    restarted = Engine.open(tmp_path, database_url=database_url, clock=clock)
     restarted.process_due()
     # Weights and their adaptive and normalisation state; VW keeps a last scratch
     # slot per weight that it does not serialise.
@@ -90,9 +90,9 @@ def test_restart_relearns_events_joined_after_the_last_snapshot(tmp_path, clock)
     ("log.append", 0),           # after the join committed, before the log write
     ("store.mark_logged", 5),    # after the log write, before it was marked
 ])
-def test_a_learner_killed_after_the_join_loses_no_line_and_writes_none_twice(
+def test_a_learner_killed_after_the_join_loses_no_line_and_writes_none_twice(database_url,
         tmp_path, clock, dies_in, lines_in_log):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(engine, clock, 5, "a")
     clock.advance(20)
     owner, method = dies_in.split(".")
@@ -105,7 +105,7 @@ def test_a_learner_killed_after_the_join_loses_no_line_and_writes_none_twice(
         engine.process_due()
     engine.close()
     assert len(list(read_events(list(tmp_path.glob("logs"))))) == lines_in_log
-    recovered = Engine.open(tmp_path, clock=clock)
+    recovered = Engine.open(tmp_path, database_url=database_url, clock=clock)
     assert [len(entry.lines) for entry in recovered.store.unlogged()] == [5]
     recovered.process_due()
     recovered.process_due()
@@ -114,9 +114,9 @@ def test_a_learner_killed_after_the_join_loses_no_line_and_writes_none_twice(
     assert sorted(ids) == sorted(f"a-{i}" for i in range(5))
 
 
-def test_rankers_in_other_processes_pick_up_new_snapshots(tmp_path, clock):
-    learner = Engine.open(tmp_path, clock=clock, settings=_settings())
-    ranker = Engine.open(tmp_path, clock=clock)
+def test_rankers_in_other_processes_pick_up_new_snapshots(database_url, tmp_path, clock):
+    learner = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
+    ranker = Engine.open(tmp_path, database_url=database_url, clock=clock)
     ranker.refresh_seconds = 0.0
     first_version = ranker.model_version
     _drive(learner, clock, 20, "a")
@@ -126,8 +126,8 @@ def test_rankers_in_other_processes_pick_up_new_snapshots(tmp_path, clock):
     assert learner.model_version != first_version
 
 
-def test_changing_the_policy_starts_a_fresh_model(tmp_path, clock):
-    engine = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_changing_the_policy_starts_a_fresh_model(database_url, tmp_path, clock):
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(engine, clock, 30, "a")
     clock.advance(20)
     engine.process_due(force_publish=True)
@@ -139,12 +139,12 @@ def test_changing_the_policy_starts_a_fresh_model(tmp_path, clock):
     assert sum(r.probability for r in decision.ranking) == pytest.approx(1.0)
 
 
-def test_the_learner_follows_a_policy_changed_by_another_process(tmp_path, clock):
-    learner = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_the_learner_follows_a_policy_changed_by_another_process(database_url, tmp_path, clock):
+    learner = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(learner, clock, 20, "a")
     clock.advance(20)
     learner.process_due(force_publish=True)
-    admin = Engine.open(tmp_path, clock=clock)  # e.g. a server worker
+    admin = Engine.open(tmp_path, database_url=database_url, clock=clock)  # e.g. a server worker
     admin.update_settings(admin.settings.replace(policy_args="--cb_explore_adf --bag 3"))
     _drive(admin, clock, 20, "b")
     clock.advance(20)
@@ -153,11 +153,11 @@ def test_the_learner_follows_a_policy_changed_by_another_process(tmp_path, clock
     assert learner.store.latest_model().policy_args == "--cb_explore_adf --bag 3"
 
 
-def test_a_learner_learns_what_another_joined_in_between(tmp_path, clock):
-    first = Engine.open(tmp_path, clock=clock, settings=_settings())
+def test_a_learner_learns_what_another_joined_in_between(database_url, tmp_path, clock):
+    first = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=_settings())
     _drive(first, clock, 6, "a")
     clock.advance(20)
-    second = Engine.open(tmp_path, clock=clock)
+    second = Engine.open(tmp_path, database_url=database_url, clock=clock)
     join_due = first.store.join_due
 
     def another_learner_joins_first(**kwargs):
@@ -219,10 +219,11 @@ def test_a_database_made_with_4_kib_pages_keeps_them_and_its_wal_bound(tmp_path,
     assert fresh_db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (40 << 20) // 16_384
 
 
-def test_old_snapshots_are_pruned_keeping_the_newest_and_each_days_last(tmp_path, clock):
+def test_old_snapshots_are_pruned_keeping_the_newest_and_each_days_last(database_url,
+                                                                        tmp_path, clock):
     settings = LoopSettings(log_retention_days=3, model_update_seconds=0,
                             policy_args="--cb_explore_adf -q MA")
-    engine = Engine.open(tmp_path, clock=clock, settings=settings)
+    engine = Engine.open(tmp_path, database_url=database_url, clock=clock, settings=settings)
     start = clock.now
     published = []
     for day in range(5):  # 20 versions a day, an hour apart

@@ -24,8 +24,8 @@ FAST = LoopSettings(reward_wait_seconds=10, model_update_seconds=0)
 
 
 @pytest.fixture
-def engine(tmp_path, clock):
-    engine = RowEngine.open(tmp_path, settings=FAST, clock=clock)
+def engine(database_url, tmp_path, clock):
+    engine = RowEngine.open(tmp_path, database_url=database_url, settings=FAST, clock=clock)
     yield engine
     engine.close()
 
@@ -78,9 +78,10 @@ def test_ccb_dsjson_parses_with_vw_next_and_carries_each_slot_label(engine, cloc
     workspace.learn_one(examples)  # and VW learns from it
 
 
-def test_per_slot_join_rules(tmp_path, clock):
+def test_per_slot_join_rules(database_url, tmp_path, clock):
     settings = FAST.replace(reward_aggregation="sum", default_reward=-0.5)
-    with RowEngine.open(tmp_path, settings=settings, clock=clock) as engine:
+    with RowEngine.open(tmp_path, database_url=database_url,
+                        settings=settings, clock=clock) as engine:
         engine.rank_rows(CONTEXT, ROWS, 3, event_id="sum")
         engine.reward_slots("sum", {"1": 1.0, "3": 0.25})
         clock.advance(1)
@@ -182,10 +183,11 @@ def test_bad_calls_name_the_problem(engine):
     assert engine.store.pending_count() == 1  # failed calls recorded nothing
 
 
-def test_same_event_id_same_model_same_page(tmp_path, clock):
+def test_same_event_id_same_model_same_page(database_url, tmp_path, clock):
     pages = []
     for name in ("a", "b"):
-        with RowEngine.open(tmp_path / name, settings=FAST, clock=clock) as engine:
+        with RowEngine.open(tmp_path / name, database_url=database_url,
+                            settings=FAST, clock=clock) as engine:
             pages.append([engine.rank_rows(CONTEXT, ROWS, 4, event_id=f"e{i}").row_ids
                           for i in range(20)])
     assert pages[0] == pages[1]
@@ -230,8 +232,8 @@ def test_slot_probabilities_match_sampling_frequencies(tmp_path, clock):
             assert abs(count / m - p) < 4.5 * np.sqrt(p * (1 - p) / m) + 1e-9
 
 
-def test_learning_snapshots_and_restart(tmp_path, clock):
-    with RowEngine.open(tmp_path, settings=FAST, clock=clock) as engine:
+def test_learning_snapshots_and_restart(database_url, tmp_path, clock):
+    with RowEngine.open(tmp_path, database_url=database_url, settings=FAST, clock=clock) as engine:
         assert engine.model_version == "0"  # nothing published yet
         for i in range(40):
             decision = engine.rank_rows(CONTEXT, ROWS, 2, event_id=f"e{i}")
@@ -240,7 +242,8 @@ def test_learning_snapshots_and_restart(tmp_path, clock):
         assert engine.process_due() == 40
         assert engine.model_version == "1"
         assert engine.latest_model_path().exists()
-    with RowEngine.open(tmp_path, clock=clock) as again:  # another process, same folder
+    with RowEngine.open(tmp_path, database_url=database_url,
+                        clock=clock) as again:  # another process, same folder
         assert again.model_version == "1"
         again.rank_rows(CONTEXT, ROWS, 2, event_id="after-restart")
         clock.advance(11)
@@ -248,10 +251,11 @@ def test_learning_snapshots_and_restart(tmp_path, clock):
         assert len(_lines(again)) == 41
 
 
-def test_logging_only_shows_slot_baselines(tmp_path, clock):
+def test_logging_only_shows_slot_baselines(database_url, tmp_path, clock):
     settings = FAST.replace(learning_mode="logging_only")
     slots = [Slot(id="hero", baseline="row3"), Slot(id="second", baseline="row3")]
-    with RowEngine.open(tmp_path, settings=settings, clock=clock) as engine:
+    with RowEngine.open(tmp_path, database_url=database_url,
+                        settings=settings, clock=clock) as engine:
         decision = engine.rank_rows(CONTEXT, ROWS, slots=slots, event_id="b")
         # row3 in the hero slot; the second slot's baseline is taken, so the first
         # eligible row in candidate order
@@ -259,10 +263,11 @@ def test_logging_only_shows_slot_baselines(tmp_path, clock):
         assert [s.probability for s in decision.slots] == [1.0, 1.0]
 
 
-def test_an_untrained_slot_model_does_not_agree_with_the_baseline(tmp_path, clock):
+def test_an_untrained_slot_model_does_not_agree_with_the_baseline(database_url, tmp_path, clock):
     settings = FAST.replace(learning_mode="apprentice")
     slots = [Slot(id="hero", baseline="row0"), Slot(id="second", baseline="row1")]
-    with RowEngine.open(tmp_path, settings=settings, clock=clock) as engine:
+    with RowEngine.open(tmp_path, database_url=database_url,
+                        settings=settings, clock=clock) as engine:
         engine.rank_rows(CONTEXT, ROWS, slots=slots, event_id="b")
         engine.reward_slot("b", "hero", 1.0)
         clock.advance(11)

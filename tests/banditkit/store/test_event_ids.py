@@ -44,10 +44,10 @@ def test_every_stored_id_is_a_candidate_and_few_new_ones_are(tmp_path):
     stored = [f"s{i}" for i in range(1500)]
     _stored(store, stored)
     ids, db = _filter(store, min_capacity=1000)  # loaded: about 18 false positives expected
-    assert ids.candidates(db, stored) == stored
+    assert _candidates(ids, db, stored) == stored
     new = [f"n{i}" for i in range(50_000)]
     n_bits = 8 * len(ids._bits)
-    assert len(ids.candidates(db, new)) <= _false_positive_bound(1500, n_bits, 50_000)
+    assert len(_candidates(ids, db, new)) <= _false_positive_bound(1500, n_bits, 50_000)
 
 
 def test_an_id_another_process_stored_is_refused_at_once(tmp_path):
@@ -65,9 +65,9 @@ def test_a_large_table_is_read_in_steps_and_every_id_asks_sqlite_meanwhile(tmp_p
     ids, db = _filter(store)
     new = [f"n{i}" for i in range(100)]
     for _ in range(2):  # two full steps
-        assert ids.candidates(db, new) == new
-    assert len(ids.candidates(db, new)) < len(new)  # the last 10 rows: complete
-    assert ids.candidates(db, stored) == stored
+        assert _candidates(ids, db, new) == new
+    assert len(_candidates(ids, db, new)) < len(new)  # the last 10 rows: complete
+    assert _candidates(ids, db, stored) == stored
 
 
 def test_an_id_another_os_process_stored_is_refused_at_once(tmp_path):
@@ -100,19 +100,19 @@ def test_the_filter_grows_past_its_capacity_and_misses_nothing(tmp_path):
     store = _store(tmp_path)
     _stored(store, [f"a{i}" for i in range(500)])
     ids, db = _filter(store, min_capacity=1000)
-    ids.candidates(db, ["x"])
+    _candidates(ids, db, ["x"])
     small = len(ids._bits)
     grown = [f"b{i}" for i in range(1600)]
     _stored(store, grown)
-    assert ids.candidates(db, ["x"]) == ["x"]  # reads the 1600 rows: past capacity
-    assert ids.candidates(db, ["x"]) == ["x"]  # starts over, sized for the table,
+    assert _candidates(ids, db, ["x"]) == ["x"]  # reads the 1600 rows: past capacity
+    assert _candidates(ids, db, ["x"]) == ["x"]  # starts over, sized for the table,
     assert len(ids._bits) > small                      # and reads its first 2000 rows
-    ids.candidates(db, ["x"])  # the last 100: complete
+    _candidates(ids, db, ["x"])  # the last 100: complete
     everything = [f"a{i}" for i in range(500)] + grown
-    assert ids.candidates(db, everything) == everything
+    assert _candidates(ids, db, everything) == everything
     new = [f"n{i}" for i in range(20_000)]
     bound = _false_positive_bound(len(everything), 8 * len(ids._bits), len(new))
-    assert len(ids.candidates(db, new)) <= bound
+    assert len(_candidates(ids, db, new)) <= bound
 
 
 def test_a_change_token_is_shared_through_its_file(tmp_path):
@@ -120,3 +120,10 @@ def test_a_change_token_is_shared_through_its_file(tmp_path):
     before = reader.read()
     writer.change()
     assert reader.read() != before and reader.read() == writer.read()
+
+
+def _candidates(ids: StoredIdFilter, db: sqlite3.Connection, event_ids: list[str]) -> list[str]:
+    """What a store asks of its filter before a decision: catch up if stale, then filter."""
+    if ids.stale():
+        ids.catch_up(db)
+    return ids.maybe(event_ids)

@@ -1,0 +1,167 @@
+"""Ranking and learning on the PostgreSQL store against the SQLite store, in one run.
+
+For each store (a fresh data directory; for PostgreSQL a fresh database)
+one process ranks ``--events`` decisions (one title, 4 variants,
+caller-chosen event ids) and rewards a third of them, the two stores in
+alternating chunks of 250 (this shared machine's speed drifts within
+seconds); then the learner moves them from the journal into the store
+(``ingest``) and joins, logs and learns them (``process_due``). Each figure
+is the median over rounds, and the summary gives PostgreSQL's
+rate over SQLite's (docs/operations.md, "PostgreSQL deployments").
+
+Without ``--database-url`` a throwaway PostgreSQL server is started in a
+temporary folder (``initdb`` and ``pg_ctl`` from PostgreSQL's packages) and
+stopped at the end.
+
+    python benchmarks/bench_store.py                 # 5000 events x 3 rounds
+    python benchmarks/bench_store.py --smoke         # a few hundred, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+
+from banditkit import __version__
+from banditkit.engine import Engine
+from banditkit.settings import LoopSettings
+from banditkit.types import Action
+
+ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}", "warmth": i / 4}})
+           for i in range(4)]
+SETTINGS = LoopSettings(reward_wait_seconds=0.0, model_update_seconds=3600.0,
+                        policy_args="--cb_explore_adf --epsilon 0.2 -q MA")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000, help="decisions per store and round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measurements of both stores; figures are medians over rounds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server to use (its databases bench_store_<n> are "
+                             "created); default: start a throwaway one")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.events, args.rounds = 300, 1
+    if args.events <= 0 or args.rounds <= 0:
+        parser.error("--events and --rounds must be positive")
+    return args
+
+
+@contextlib.contextmanager
+def _server(url: str | None) -> Iterator[str]:
+    """The maintenance URL of the given server, or of a throwaway one."""
+    if url is not None:
+        yield url
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.postgres_fixture import PostgresServer, find_binaries
+
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL's initdb and pg_ctl are missing: install PostgreSQL or "
+                         "pass --database-url")
+    folder = Path(tempfile.mkdtemp(prefix="banditkit-pg-"))
+    server = PostgresServer(bin_dir=bin_dir, folder=folder)
+    try:
+        server.start()
+        yield server.url()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fresh_database(url: str, name: str) -> str:
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def measure(engines: dict[str, Engine], *, events: int, seed: int, chunk: int = 250
+            ) -> dict[str, dict[str, float]]:
+    """Rank and reward ``events`` decisions with each engine, in alternating chunks (this
+    machine's speed drifts within seconds), then ingest, then join-log-learn them;
+    rates per second, per store."""
+    contexts = [{"Member": {"country": "BR"[i % 2], "device": f"d{i % 3}"}}
+                for i in range(events)]
+    seconds = {name: {"rank": 0.0, "reward": 0.0} for name in engines}
+    for engine in engines.values():
+        engine.rank(contexts[0], ACTIONS, event_id=f"warm-{seed}")  # the first snapshot load
+    for k, start in enumerate(range(0, events, chunk)):
+        order = list(engines.items()) if k % 2 else list(engines.items())[::-1]
+        for name, engine in order:
+            started = time.perf_counter()
+            for i in range(start, min(start + chunk, events)):
+                engine.rank(contexts[i], ACTIONS, event_id=f"e{seed}-{i}")
+            seconds[name]["rank"] += time.perf_counter() - started
+        for name, engine in order:
+            started = time.perf_counter()
+            for i in range(start, min(start + chunk, events), 3):
+                engine.reward(f"e{seed}-{i}", 1.0)
+            seconds[name]["reward"] += time.perf_counter() - started
+    figures = {}
+    for name, engine in engines.items():
+        started = time.perf_counter()
+        ingested = engine.store.ingest()
+        ingest = time.perf_counter() - started
+        started = time.perf_counter()
+        joined = engine.process_due()
+        step = time.perf_counter() - started
+        assert joined == events + 1, (name, joined, events)
+        figures[name] = {"rank_per_s": events / seconds[name]["rank"],
+                         "reward_per_s": len(range(0, events, 3)) / seconds[name]["reward"],
+                         "ingest_lines_per_s": ingested / ingest,
+                         "join_log_learn_per_s": joined / step}
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results: dict[str, list[dict]] = {"sqlite": [], "postgres": []}
+    with _server(args.database_url) as server, tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(args.rounds):
+            url = _fresh_database(server, f"bench_store_{round_}")
+            engines = {store: Engine.open(Path(scratch) / f"{store}-{round_}", settings=SETTINGS,
+                                          database_url=None if store == "sqlite" else url)
+                       for store in results}
+            figures = measure(engines, events=args.events, seed=args.seed + round_)
+            for store, engine in engines.items():
+                engine.close()
+                results[store].append(figures[store])
+                print(json.dumps({"name": "store", "store": store, "round": round_,
+                                  "events": args.events, **_rounded(figures[store])}),
+                      flush=True)
+    medians = {store: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+               for store, rounds in results.items()}
+    print(json.dumps({
+        "name": "summary", "events": args.events, "rounds": args.rounds,
+        **{f"{store}_{key}": round(value, 1) for store, figures in medians.items()
+           for key, value in figures.items()},
+        **{f"ratio_{key}": round(medians["postgres"][key] / medians["sqlite"][key], 3)
+           for key in medians["sqlite"]},
+        "banditkit": __version__, "psycopg": psycopg.__version__,
+        "python": platform.python_version()}), flush=True)
+    return 0
+
+
+def _rounded(figures: dict) -> dict:
+    return {key: round(value, 1) for key, value in figures.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
