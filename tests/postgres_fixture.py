@@ -179,10 +179,10 @@ def postgres_url(postgres_server: PostgresServer,
     gc.collect()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def database_url(request: pytest.FixtureRequest) -> str | None:
     """Each store in turn: None (SQLite in the data directory), then a fresh PostgreSQL
-    database's URL."""
+    database's URL (a slow case: it needs the session's server)."""
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("postgres_url")

@@ -24,6 +24,7 @@ def test_the_password_of_a_refused_url_is_not_repeated():
     assert "secret" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_migrations_apply_once_when_hosts_start_at_once(postgres_url, tmp_path):
     errors, applied = [], []
 
@@ -47,6 +48,7 @@ def test_migrations_apply_once_when_hosts_start_at_once(postgres_url, tmp_path):
     assert names == [name for name, _ in MIGRATIONS]
 
 
+@pytest.mark.slow
 def test_a_store_opened_again_keeps_its_rows_and_applies_no_migration(postgres_url, tmp_path):
     store = PostgresStore.open(postgres_url, local=tmp_path / "banditkit")
     store.put_setting("k", {"v": 1})
@@ -60,11 +62,13 @@ def test_a_store_opened_again_keeps_its_rows_and_applies_no_migration(postgres_u
     again.close()
 
 
+@pytest.mark.slow
 def test_a_bad_schema_name_is_refused(postgres_url, tmp_path):
     with pytest.raises(InvalidInputError, match="schema must be"):
         PostgresStore.open(postgres_url, local=tmp_path / "x", schema="Robert'); DROP")
 
 
+@pytest.mark.slow
 def test_one_learner_lease_among_hosts_and_a_dead_holders_goes_to_the_next(postgres_url):
     first, second = LearnerLease(url=postgres_url), LearnerLease(url=postgres_url)
     try:
@@ -83,6 +87,7 @@ def test_one_learner_lease_among_hosts_and_a_dead_holders_goes_to_the_next(postg
         second.release()
 
 
+@pytest.mark.slow
 def test_a_second_hosts_learner_waits_for_the_lease_and_takes_over(postgres_url, tmp_path,
                                                                     caplog):
     from serving.learner_process import run_learner
@@ -117,6 +122,7 @@ def _wait(condition, seconds: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_hosts_ingest_their_own_journals_and_never_forget_anothers_offsets(postgres_url,
                                                                            tmp_path):
     from banditkit.engine import Engine
@@ -140,6 +146,7 @@ def test_hosts_ingest_their_own_journals_and_never_forget_anothers_offsets(postg
         engine.close()
 
 
+@pytest.mark.slow
 def test_a_waiting_hosts_journal_is_shipped_and_joined_by_the_lease_holder(postgres_url,
                                                                             tmp_path, caplog):
     from banditkit.engine import Engine
