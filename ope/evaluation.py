@@ -469,7 +469,9 @@ def _read_file(path: Path, columns: list[str]) -> pa.Table:
         import pyarrow.csv as pv
 
         delimiter = "\t" if name.endswith(".tsv") else ","
-        table = pv.read_csv(path, parse_options=pv.ParseOptions(delimiter=delimiter))
+        # An empty cell is missing in a text column too, as in pandas.
+        table = pv.read_csv(path, parse_options=pv.ParseOptions(delimiter=delimiter),
+                            convert_options=pv.ConvertOptions(strings_can_be_null=True))
         _check_columns(columns, table.column_names, path)
         return table.select(columns)
     raise ValueError(f"log files must be .dsjson, .csv or .parquet, got {path}")
