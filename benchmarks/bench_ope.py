@@ -43,6 +43,7 @@ import importlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -308,6 +309,13 @@ def import_times(command: list[str], env: dict[str, str], runs: int) -> dict[str
     return {name: round(float(np.median(ms)), 1) for name, ms in found.items()}
 
 
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's finished children (less sensitive to
+    a shared machine's load than wall time; pyarrow's threads add theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def whole_process(args: argparse.Namespace) -> dict:
     """``banditkit evaluate`` and the obp-style process on one CSV, start-up included."""
     data = make_data(args.n_rounds, args.n_actions, args.seed)
@@ -327,21 +335,24 @@ def whole_process(args: argparse.Namespace) -> dict:
             "interpreter": [sys.executable, "-c", "pass"],
         }
         seconds: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         stdout: dict[str, str] = {}
         # Round 0 warms the page cache and the bytecode; the order alternates so
         # that the load of a shared machine drifts over every command alike.
         for round_ in range(args.rounds + 1):
             for name in (commands if round_ % 2 else reversed(commands)):
-                start = time.perf_counter()
+                cpu_start, start = children_cpu_seconds(), time.perf_counter()
                 stdout[name] = run(commands[name], env).stdout
                 if round_:
                     seconds[name].append(time.perf_counter() - start)
+                    cpu[name].append(children_cpu_seconds() - cpu_start)
         imports = import_times(commands["banditkit"], env, runs=3)
     ours = json.loads(stdout["banditkit"])["estimates"]
     obp = json.loads(stdout["obp_style"])
     equal = all(np.isclose(ours[name]["value"], obp["estimates"][name]["value"], rtol=1e-9,
                            atol=0) for name in ("ips", "snips", "dr"))
-    timings = {name: {**summarise(s), "best_s": min(s)} for name, s in seconds.items()}
+    timings = {name: {**summarise(s), "best_s": min(s), "cpu_median_s": float(np.median(cpu[name]))}
+               for name, s in seconds.items()}
     obp_s = timings["obp_style"]
     import pyarrow
 
@@ -353,6 +364,7 @@ def whole_process(args: argparse.Namespace) -> dict:
         "speedup_median": obp_s["median_s"] / timings["banditkit"]["median_s"],
         "speedup_best": obp_s["best_s"] / timings["banditkit"]["best_s"],
         "speedup_text_median": obp_s["median_s"] / timings["banditkit_text"]["median_s"],
+        "speedup_cpu_median": obp_s["cpu_median_s"] / timings["banditkit"]["cpu_median_s"],
         "obp_style_phases_s": obp["phases"], "banditkit_imports_ms": imports,
         "equal_point_estimates": bool(equal), "pyarrow": pyarrow.__version__, **versions(),
     }
