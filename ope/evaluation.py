@@ -67,6 +67,9 @@ _CLASSES: dict[str, type[OffPolicyEstimator]] = {
 DEFAULT_MAX_WEIGHT = 100.0
 DEFAULT_SWITCH_TAU = 100.0
 DEFAULT_DROS_SHRINKAGE = 100.0 ** 2
+#: File names :func:`read_table` reads as CSV (tab-separated for ``.tsv``) and as Parquet.
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def check_estimator_names(names: Iterable[str]) -> list[str]:
@@ -449,9 +452,6 @@ def read_table(paths: Sequence[str | Path], *, reward_col: str, propensity_col: 
                                        model_reward=model_reward, model_value=model_value)
     return TableLog(rounds=rounds, targets=targets)
 
-
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def _read_file(path: Path, columns: list[str]) -> pa.Table:
