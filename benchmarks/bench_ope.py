@@ -25,9 +25,9 @@ rounds in alternating order, two processes on it:
   obp's dense ``(n_rounds, n_actions, 1)`` inputs and runs the baseline above
   for IPS, SNIPS and DR with obp's default bootstrap (100 resamples).
 
-It prints one JSON line with each command's median and best seconds, the
-ratios, the obp-style process's phases, banditkit's import times and whether
-both give the same point estimates.
+It prints one JSON line with each command's median and best wall seconds
+and median CPU seconds, the ratios, the obp-style process's phases,
+banditkit's import times and whether both give the same point estimates.
 
 Usage::
 
