@@ -13,18 +13,41 @@ It checks that both give the same point estimate, and prints one JSON line per
 estimator with median/p95 seconds, peak traced memory (tracemalloc) and the
 speed-up. A second set of lines times banditkit's own vectorized bootstrap.
 
+``--whole-process`` times what a user waits for instead, start-up included:
+the same log written as a CSV of per-round columns, then, over ``--rounds``
+rounds in alternating order, two processes on it:
+
+* ``python -m cli evaluate LOG.csv ... --json`` (the ``banditkit`` command),
+  and the same without ``--json`` (its text table needs pandas);
+* an obp-style process: it imports what obp imports (pandas, scikit-learn,
+  scipy; obp also imports matplotlib, seaborn and torch, left out here, so
+  this baseline starts faster than obp), reads the CSV with pandas, builds
+  obp's dense ``(n_rounds, n_actions, 1)`` inputs and runs the baseline above
+  for IPS, SNIPS and DR with obp's default bootstrap (100 resamples).
+
+It prints one JSON line with each command's median and best wall seconds
+and median CPU seconds, the ratios, the obp-style process's phases,
+banditkit's import times, the CPU seconds of its reading and estimates alone
+(in this process) and whether both give the same point estimates.
+
 Usage::
 
-    python benchmarks/bench_ope.py             # 1M rounds
-    python benchmarks/bench_ope.py --smoke     # tiny sizes, for CI
+    python benchmarks/bench_ope.py                       # 1M rounds, in process
+    python benchmarks/bench_ope.py --whole-process       # 1M rounds, as processes
+    python benchmarks/bench_ope.py --smoke [--whole-process]   # tiny sizes, for CI
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import platform
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -32,10 +55,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from ope.estimators import DR, IPS, SNIPS  # noqa: E402
-from ope.rounds import LoggedRounds, TargetRounds  # noqa: E402
+#: What importing obp loads besides numpy (obp.utils, obp.ope's estimators and
+#: regression model), in the obp-style process.
+OBP_IMPORTS = ("pandas", "scipy.stats", "sklearn.base", "sklearn.model_selection",
+               "sklearn.utils")
+#: The per-round columns of the whole-process CSV, as ``banditkit evaluate`` names them.
+TABLE_OPTIONS = ("--action-col", "action", "--target-prob-col", "target_prob",
+                 "--model-reward-col", "model_reward", "--model-value-col", "model_value")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,11 +76,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs after a warm-up (x5 for banditkit's CLT path)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time `banditkit evaluate` and an obp-style process on a CSV")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="--whole-process: timed runs of each command after a warm-up")
+    parser.add_argument("--obp-process", type=Path, default=None, metavar="CSV",
+                        help=argparse.SUPPRESS)  # the obp-style child of --whole-process
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.n_rounds, args.repeats, args.n_bootstrap = 5_000, 1, 20
+        args.n_rounds, args.repeats, args.n_bootstrap, args.rounds = 5_000, 1, 20, 2
     return args
 
 
@@ -99,6 +134,48 @@ def baseline(name: str, data: dict[str, np.ndarray], n_bootstrap: int, seed: int
     return float(round_rewards.mean()), _obp_interval(round_rewards, n_bootstrap, seed)
 
 
+def dense_inputs(table: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """obp's inputs from the per-round table, in the layout :func:`baseline` takes.
+
+    obp's estimators take the target's and the reward model's whole
+    ``(n_rounds, n_actions, 1)`` arrays. The logged action keeps its target
+    probability and q̂; the other actions share the rest of the probability
+    evenly, with the q̂ that makes ``Σ_a π(a) q̂(a)`` the table's v̂.
+    """
+    action, probability = table["action"], table["target_prob"]
+    rows = np.arange(len(action))
+    rest = 1.0 - probability
+    action_dist = np.repeat((rest / (k - 1))[:, None], k, axis=1)
+    action_dist[rows, action] = probability
+    other = np.divide(table["model_value"] - probability * table["model_reward"], rest,
+                      out=np.zeros(len(rest)), where=rest > 0)
+    q = np.repeat(other[:, None], k, axis=1)
+    q[rows, action] = table["model_reward"]
+    return {"action": action, "reward": table["reward"], "pscore": table["propensity"],
+            "action_dist": action_dist[:, :, None], "q": q[:, :, None]}
+
+
+def obp_process(path: Path, *, n_actions: int, n_bootstrap: int, seed: int) -> dict:
+    """The obp-style process of ``--whole-process``, with the seconds of each phase."""
+    clock = [time.perf_counter()]
+    for module in OBP_IMPORTS:
+        importlib.import_module(module)
+    import pandas as pd
+
+    clock.append(time.perf_counter())
+    frame = pd.read_csv(path)
+    clock.append(time.perf_counter())
+    data = dense_inputs({column: frame[column].to_numpy() for column in frame.columns},
+                        n_actions)
+    clock.append(time.perf_counter())
+    estimates = {name: baseline(name, data, n_bootstrap, seed) for name in ("ips", "snips", "dr")}
+    clock.append(time.perf_counter())
+    phases = dict(zip(("import_s", "read_s", "dense_s", "estimate_s"), np.diff(clock).tolist(),
+                      strict=True))
+    return {"estimates": {name: {"value": value, "ci": list(ci)}
+                          for name, (value, ci) in estimates.items()}, "phases": phases}
+
+
 # -- measurement ---------------------------------------------------------------
 
 
@@ -135,8 +212,11 @@ def write(record: dict, out: Path | None) -> None:
             handle.write(line + "\n")
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    args = parse_args(argv)
+def in_process(args: argparse.Namespace) -> list[dict]:
+    """The estimators alone, banditkit's against the baseline, in this process."""
+    from ope.estimators import DR, IPS, SNIPS
+    from ope.rounds import LoggedRounds, TargetRounds
+
     data = make_data(args.n_rounds, args.n_actions, args.seed)
     rounds = LoggedRounds(reward=data["reward"], action=data["action"],
                           probability=data["pscore"], n_actions=args.n_actions)
@@ -187,6 +267,144 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not all(r["equal_point_estimate"] for r in records):
         raise SystemExit("point estimates differ from the baseline")
     return records
+
+
+def write_table(path: Path, data: dict[str, np.ndarray]) -> None:
+    """The log as the per-round CSV that ``banditkit evaluate`` reads with TABLE_OPTIONS."""
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    rows = np.arange(len(data["reward"]))
+    action_dist, q = data["action_dist"][:, :, 0], data["q"][:, :, 0]
+    pv.write_csv(pa.table({
+        "action": data["action"], "reward": data["reward"], "propensity": data["pscore"],
+        "target_prob": action_dist[rows, data["action"]],
+        "model_reward": q[rows, data["action"]],
+        "model_value": np.average(q, weights=action_dist, axis=1)}), path)
+
+
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    finished = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    if finished.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{finished.stderr}")
+    return finished
+
+
+#: Modules whose first import ``--whole-process`` reports (cumulative ms, from
+#: ``python -X importtime``); those absent were not imported.
+WATCHED_IMPORTS = ("click", "serving.config", "flask", "pydantic", "numpy", "ope.evaluation",
+                   "pyarrow", "pyarrow.csv", "pyarrow.compute", "pandas", "scipy", "sklearn",
+                   "matplotlib", "vowpal_wabbit_next", "tqdm")
+
+
+def import_times(command: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median cumulative import milliseconds of the WATCHED_IMPORTS ``command`` loads."""
+    found: dict[str, list[float]] = {}
+    for _ in range(runs):
+        stderr = run([command[0], "-X", "importtime", *command[1:]], env).stderr
+        for line in stderr.splitlines():
+            if line.startswith("import time:") and "|" in line:
+                _, cumulative, name = line.split("|")
+                if name.strip() in WATCHED_IMPORTS:
+                    found.setdefault(name.strip(), []).append(int(cumulative) / 1000)
+    return {name: round(float(np.median(ms)), 1) for name, ms in found.items()}
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's finished children (less sensitive to
+    a shared machine's load than wall time; pyarrow's threads add theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def in_process_work(path: Path, runs: int) -> dict[str, float]:
+    """Median CPU seconds of reading the CSV and of the estimates, in this process: the
+    rest of the command's CPU time is start-up."""
+    from ope.evaluation import evaluate, make_estimators, read_table
+
+    read, estimate = [], []
+    for _ in range(runs):
+        start = time.process_time()
+        log = read_table([path], reward_col="reward", propensity_col="propensity",
+                         action_col="action", target_prob_cols=["target_prob"],
+                         model_reward_col="model_reward", model_value_col="model_value")
+        middle = time.process_time()
+        evaluate(log.rounds, log.targets,
+                 estimators=make_estimators(["ips", "snips", "dr"])).to_dict()
+        read.append(middle - start)
+        estimate.append(time.process_time() - middle)
+    return {"read_table": float(np.median(read)), "evaluate": float(np.median(estimate))}
+
+
+def whole_process(args: argparse.Namespace) -> dict:
+    """``banditkit evaluate`` and the obp-style process on one CSV, start-up included."""
+    data = make_data(args.n_rounds, args.n_actions, args.seed)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "log.csv"
+        write_table(path, data)
+        del data
+        evaluate = [sys.executable, "-m", "cli", "evaluate", str(path), *TABLE_OPTIONS]
+        commands = {
+            "banditkit": [*evaluate, "--json"],
+            "banditkit_text": evaluate,
+            "obp_style": [sys.executable, str(Path(__file__).resolve()), "--obp-process",
+                          str(path), "--n-actions", str(args.n_actions),
+                          "--n-bootstrap", str(args.n_bootstrap), "--seed", str(args.seed)],
+            "interpreter": [sys.executable, "-c", "pass"],
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        stdout: dict[str, str] = {}
+        # Round 0 warms the page cache and the bytecode; the order alternates so
+        # that the load of a shared machine drifts over every command alike.
+        for round_ in range(args.rounds + 1):
+            for name in (commands if round_ % 2 else reversed(commands)):
+                cpu_start, start = children_cpu_seconds(), time.perf_counter()
+                stdout[name] = run(commands[name], env).stdout
+                if round_:
+                    seconds[name].append(time.perf_counter() - start)
+                    cpu[name].append(children_cpu_seconds() - cpu_start)
+        imports = import_times(commands["banditkit"], env, runs=3)
+        work = in_process_work(path, runs=3)
+    ours = json.loads(stdout["banditkit"])["estimates"]
+    obp = json.loads(stdout["obp_style"])
+    equal = all(np.isclose(ours[name]["value"], obp["estimates"][name]["value"], rtol=1e-9,
+                           atol=0) for name in ("ips", "snips", "dr"))
+    timings = {name: {**summarise(s), "best_s": min(s), "cpu_median_s": float(np.median(cpu[name]))}
+               for name, s in seconds.items()}
+    obp_s = timings["obp_style"]
+    import pyarrow
+
+    record = {
+        "bench": "ope_whole_process", "n_rounds": args.n_rounds, "n_actions": args.n_actions,
+        "n_bootstrap": args.n_bootstrap, "rounds": args.rounds, "smoke": args.smoke,
+        "command": "python -m cli evaluate LOG.csv " + " ".join(TABLE_OPTIONS) + " --json",
+        **timings,
+        "speedup_median": obp_s["median_s"] / timings["banditkit"]["median_s"],
+        "speedup_best": obp_s["best_s"] / timings["banditkit"]["best_s"],
+        "speedup_text_median": obp_s["median_s"] / timings["banditkit_text"]["median_s"],
+        "speedup_cpu_median": obp_s["cpu_median_s"] / timings["banditkit"]["cpu_median_s"],
+        "obp_style_phases_s": obp["phases"], "banditkit_imports_ms": imports,
+        "banditkit_in_process_cpu_s": work,
+        "equal_point_estimates": bool(equal), "pyarrow": pyarrow.__version__, **versions(),
+    }
+    write(record, args.out)
+    if not equal:
+        raise SystemExit("point estimates differ between banditkit and the obp-style process")
+    return record
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.obp_process is not None:
+        print(json.dumps(obp_process(args.obp_process, n_actions=args.n_actions,
+                                     n_bootstrap=args.n_bootstrap, seed=args.seed)))
+        return []
+    if args.whole_process:
+        return [whole_process(args)]
+    return in_process(args)
 
 
 if __name__ == "__main__":
