@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from serving.config import (
+from serving.environment import (
     DATABASE_URL_KEY,
     DEFAULT_DATA_DIR,
     ENV_PREFIX,

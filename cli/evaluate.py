@@ -32,18 +32,30 @@ def _estimator_names(text: str) -> list[str]:
                                  param_hint="--estimators") from None
 
 
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def _text_table(rows: list[dict[str, object]], columns: list[str]) -> str:
+    """Right-aligned columns under their names, the way a terminal reader scans them."""
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max([len(column)] + [len(line[i]) for line in cells])
+              for i, column in enumerate(columns)]
+    return "\n".join(" ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
+                     for line in [columns, *cells])
+
+
 def _print(report: EvaluationReport, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), default=str))
         return
-    import pandas as pd
-
-    frame = report.to_frame()
-    columns = [c for c in _SHOWN + ["true_value", "acceptance_rate"] if c in frame.columns]
-    with pd.option_context("display.width", 160, "display.max_columns", 20,
-                           "display.float_format", "{:.4f}".format):
-        click.echo(f"{report.n_rounds:,} rounds")
-        click.echo(frame[columns].to_string(index=False))
+    rows = report.rows()
+    present = {key for row in rows for key in row}
+    columns = [c for c in _SHOWN + ["true_value", "acceptance_rate"] if c in present]
+    click.echo(f"{report.n_rounds:,} rounds")
+    click.echo(_text_table(rows, columns))
     for key, value in report.notes.items():
         click.echo(f"note: {key} = {value}")
     for warning in report.warnings:

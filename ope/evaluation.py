@@ -189,10 +189,8 @@ class EvaluationReport:
                            f"these estimates and their intervals are not certainty")
         return out
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per (policy, estimator): value, ci_low, ci_high, ess, weight quantiles, ..."""
-        import pandas as pd
-
+    def rows(self) -> list[dict[str, object]]:
+        """One dict per (policy, estimator): value, ci_low, ci_high, ess, weight quantiles, ..."""
         rows = []
         for policy, by_estimator in self.estimates.items():
             for estimate in by_estimator.values():
@@ -200,7 +198,13 @@ class EvaluationReport:
                 if policy in self.true_values:
                     row["true_value"] = self.true_values[policy]
                 rows.append(row)
-        return pd.DataFrame(rows)
+        return rows
+
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`rows` as a DataFrame (pandas is imported here, on first use)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
 
     def to_dict(self) -> dict[str, object]:
         """The ``--json`` shape: ``{"n_rounds", "estimates", "policies"}``, with
