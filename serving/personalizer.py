@@ -69,6 +69,7 @@ from serving.runtime import get_engine
 
 __all__ = [
     "activate_event",
+    "apply_policy",
     "decision_json",
     "init_app",
     "parse_rank_request",
@@ -374,14 +375,26 @@ def update_policy() -> tuple[dict[str, Any], int]:
     ``--epsilon`` in the arguments must equal it (400 otherwise) and is not stored.
     """
     policy = validate(PolicyContract, json_body())
-    engine = get_engine()
+    apply_policy(policy.name, policy.arguments)
+    return _policy_json(get_engine().settings), 200
+
+
+def apply_policy(name: str, arguments: str) -> None:
+    """Make ``arguments`` the learning policy, named ``name``: a new policy starts a fresh
+    model, as Personalizer did (``PUT /configurations/policy``, and apply from an
+    evaluation).
+
+    Raises
+    ------
+    ApiError
+        400 when the settings refuse the arguments, naming why.
+    """
     try:
-        settings = engine.settings.with_policy_args(policy.arguments)
+        settings = get_engine().settings.with_policy_args(arguments)
     except InvalidInputError as exc:
         raise ApiError(f"{exc}.", target="arguments") from None
     _update_settings(settings)
-    _meta().set(_POLICY_NAME_KEY, policy.name)
-    return _policy_json(engine.settings), 200
+    _meta().set(_POLICY_NAME_KEY, name)
 
 
 @require_roles()
