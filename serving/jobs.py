@@ -11,35 +11,116 @@ niceness, so ranking keeps its cores first (docs/server.md, "Jobs").
 When the runner starts, a job some earlier runner left ``Running`` (the server
 stopped or was killed mid-job) is queued again, or ``Failed`` naming why after
 ``JOBS_MAX_ATTEMPTS`` attempts: no job stays ``Running`` once a runner is back.
+
+Auto-optimization (Personalizer's ``isAutoOptimizationEnabled``): when due, the
+runner queues an ``Auto`` evaluation with policy optimization over the last
+``autoOptimizationFrequency``; it applies the optimum only when the lower
+bound of its interval is above the upper bound of the online policy's
+(``OptimalPolicyApplied``), and otherwise keeps the online policy
+(``OnlinePolicyRetained``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shlex
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from banditkit.errors import InvalidInputError
+from banditkit.eventlog import iso_timestamp
 from banditkit.store.jobs import FAILED, SUCCEEDED, Job, JobStore
 from serving.analyst import json_ready, partition_files
 
 if TYPE_CHECKING:
+    from banditkit.engine import Engine
     from banditkit.eventlog import EventLogWriter
+    from banditkit.store import DecisionStore
     from serving.config import ServerConfig
 
-__all__ = ["EVALUATION_INTERVAL_MINUTES", "JobLimits", "JobRunner", "ROUNDS_ARTIFACT",
-           "model_artifact", "run_job"]
+__all__ = ["AUTO_OPTIMIZATION_MIN_SECONDS", "AutoOptimization", "EVALUATION_INTERVAL_MINUTES",
+           "JobLimits", "JobRunner", "ROUNDS_ARTIFACT", "model_artifact", "publish_model",
+           "run_job", "utc_text", "without_epsilon"]
 
 #: Artefact of an evaluation: its per-event arrays (``ope.personalizer.EvaluationRounds``).
 ROUNDS_ARTIFACT = "rounds"
 #: The time series interval of an evaluation's stored result (Personalizer's default).
 EVALUATION_INTERVAL_MINUTES = 5
+#: Shortest ``autoOptimizationFrequency``: each run evaluates that much of the log.
+AUTO_OPTIMIZATION_MIN_SECONDS = 3600.0
+_AUTO_OPTIMIZATION_KEY = "personalizer.auto_optimization"
 _logger = logging.getLogger("banditkit.jobs")
+
+
+def utc_text(unix_seconds: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``, the times of Personalizer's job bodies."""
+    return iso_timestamp(unix_seconds)[:19] + "Z"
+
+
+def without_epsilon(arguments: str) -> str:
+    """``arguments`` without ``--epsilon``: under epsilon-greedy the service's
+    explorationPercentage sets the epsilon (``LoopSettings.learner_args``)."""
+    kept: list[str] = []
+    skip = False
+    for token in shlex.split(arguments):
+        if skip:
+            skip = False
+        elif token == "--epsilon":
+            skip = True
+        elif not token.startswith("--epsilon="):
+            kept.append(token)
+    return shlex.join(kept)
+
+
+def publish_model(engine: Engine, model: bytes) -> int | None:
+    """Publish an evaluated policy's model (origin ``apply``) when it ranks under the live
+    options; its version, or None when it was trained under another exploration (the
+    policy then starts from the fresh model its change published)."""
+    try:
+        return engine.replace_model(model, origin="apply")
+    except InvalidInputError as error:
+        _logger.info("the evaluation's model does not rank under the live settings: %s",
+                     error)
+        return None
+
+
+@dataclass(frozen=True)
+class AutoOptimization:
+    """Personalizer's auto-optimization settings, kept in the decision store's settings.
+
+    Parameters
+    ----------
+    enabled : bool, default=False
+    frequency_seconds : float, default=604800.0
+        Between runs, and the span of log each run evaluates (P7D).
+    start_at : float or None, default=None
+        Unix seconds of the first run; None: as soon as enabled.
+    last_run_at : float or None, default=None
+    """
+
+    enabled: bool = False
+    frequency_seconds: float = 7 * 86400.0
+    start_at: float | None = None
+    last_run_at: float | None = None
+
+    @classmethod
+    def read(cls, store: DecisionStore) -> AutoOptimization:
+        """The settings in ``store`` (defaults when never set)."""
+        return cls(**(store.get_setting(_AUTO_OPTIMIZATION_KEY) or {}))
+
+    def write(self, store: DecisionStore) -> None:
+        store.put_setting(_AUTO_OPTIMIZATION_KEY, dataclasses.asdict(self))
+
+    def due(self, now: float) -> bool:
+        """Whether a run should start at ``now``."""
+        if not self.enabled or (self.start_at is not None and now < self.start_at):
+            return False
+        return self.last_run_at is None or now >= self.last_run_at + self.frequency_seconds
 
 
 def model_artifact(policy_name: str) -> str:
@@ -141,23 +222,21 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str,
 
 class JobRunner:
     """Runs queued jobs one at a time, in a daemon thread (:meth:`start`) or a step at a
-    time (:meth:`run_once`).
+    time (:meth:`run_once`), and queues auto-optimization runs when due.
 
     Parameters
     ----------
     jobs : JobStore
-    log : EventLogWriter
-        The joined log the jobs read.
-    online_args : callable
-        Returns the live policy's VW arguments when a job starts.
+    engine : Engine
+        Its log is what the jobs read, its settings give the online policy, and
+        an auto-optimization applies through it.
     limits : JobLimits, default=JobLimits()
     """
 
-    def __init__(self, *, jobs: JobStore, log: EventLogWriter,
-                 online_args: Callable[[], str], limits: JobLimits = JobLimits()) -> None:
+    def __init__(self, *, jobs: JobStore, engine: Engine,
+                 limits: JobLimits = JobLimits()) -> None:
         self.jobs = jobs
-        self.log = log
-        self.online_args = online_args
+        self.engine = engine
         self.limits = limits
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,6 +247,24 @@ class JobRunner:
         for job in recovered:
             _log("job recovered", job, status=job.status, reason=job.message)
         return recovered
+
+    def schedule(self, now: float | None = None) -> Job | None:
+        """Queue an auto-optimization run when one is due at ``now``; the job, or None."""
+        now = time.time() if now is None else now
+        settings = AutoOptimization.read(self.engine.store)
+        if not settings.due(now):
+            return None
+        start = now - settings.frequency_seconds
+        stamp = utc_text(now)
+        job, _ = self.jobs.create(
+            "evaluation", f"auto-{stamp.replace(':', '').replace('-', '')}",
+            name=f"Auto-optimization {stamp}", job_type="Auto",
+            request={"name": f"Auto-optimization {stamp}", "startTime": utc_text(start),
+                     "endTime": stamp, "start": start, "end": now, "policies": [],
+                     "enablePolicyOptimization": True})
+        dataclasses.replace(settings, last_run_at=now).write(self.engine.store)
+        _log("auto-optimization queued", job)
+        return job
 
     def run_once(self) -> Job | None:
         """Claim the oldest queued job and run it to its end; None when none waits.
@@ -183,7 +280,8 @@ class JobRunner:
         result: dict[str, Any] | None = None
         artifacts: dict[str, bytes] = {}
         try:
-            result, artifacts = run_job(job, log=self.log, online_args=self.online_args(),
+            result, artifacts = run_job(job, log=self.engine.log,
+                                        online_args=self.engine.settings.learner_args(),
                                         limits=self.limits)
         except (InvalidInputError, ValueError) as error:
             status, message = FAILED, str(error)
@@ -192,17 +290,50 @@ class JobRunner:
             status, message = FAILED, f"the job failed: {type(error).__name__}: {error}"
         else:
             status, message = SUCCEEDED, f"evaluated {result['nEvents']} events"
+            if job.job_type == "Auto":
+                status, message = self._auto_apply(result, artifacts)
         kept = self.jobs.finish(job, status=status, message=message, result=result,
                                 artifacts=artifacts)
         _log("job finished" if kept else "job deleted while it ran", job, status=status,
              seconds=round(time.monotonic() - started, 3), reason=message)
         return self.jobs.get(job.kind, job.job_id) or job
 
+    def _auto_apply(self, result: dict[str, Any],
+                    artifacts: dict[str, bytes]) -> tuple[str, str]:
+        """Apply an auto-optimization's optimum if it beats the online policy beyond both
+        intervals: its status (``OptimalPolicyApplied`` or ``OnlinePolicyRetained``) and why.
+
+        The best of many noisy candidates is biased upward (the winner's curse), so
+        the bar is that the intervals do not overlap, not a higher point estimate.
+        """
+        from ope.personalizer import OPTIMIZED
+
+        policies = {p["name"]: p for p in result["value"]}
+        online, best = policies["Online"], policies[OPTIMIZED]
+        low = best["summary"]["confidenceInterval"][0]
+        high = online["summary"]["confidenceInterval"][1]
+        if low is None or high is None or not low > high:
+            versus = f"the optimum's interval does not lie above the online policy's " \
+                     f"(lower bound {low} vs upper bound {high})"
+            return "OnlinePolicyRetained", f"online policy retained: {versus}"
+        versus = f"the optimum's lower bound {low:.4f} is above the online upper bound " \
+                 f"{high:.4f}"
+        try:
+            settings = self.engine.settings.with_policy_args(without_epsilon(best["arguments"]))
+            self.engine.update_settings(settings)
+        except InvalidInputError as error:
+            return "OnlinePolicyRetained", f"online policy retained: the optimum's arguments " \
+                                           f"were refused ({error})"
+        version = publish_model(self.engine, artifacts[model_artifact(OPTIMIZED)])
+        return "OptimalPolicyApplied", (f"applied {best['arguments']!r} "
+                                        f"(model version {version}): {versus}")
+
     def run(self, stop: threading.Event) -> None:
-        """Recover, then run jobs until ``stop`` is set (looking every ``poll_seconds``)."""
+        """Recover, then schedule and run jobs until ``stop`` is set (every ``poll_seconds``)."""
         self.recover()
         while not stop.is_set():
             try:
+                self.schedule()
                 ran = self.run_once()
             except Exception:  # the store itself failed: log, wait, try again
                 _logger.exception("the job runner could not claim or record a job")

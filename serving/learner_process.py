@@ -258,9 +258,7 @@ def _learn(data_dir: Path, *, interval_seconds: float, stop: threading.Event,
     jobs = SQLiteJobStore.open(engine.store.path)
     runner = None
     if config.jobs_enabled:
-        runner = JobRunner(jobs=jobs, log=engine.log,
-                           online_args=lambda: engine.settings.learner_args(),
-                           limits=JobLimits.from_config(config))
+        runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config))
         runner.start()
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
                              "policy": engine.settings.learner_args(),

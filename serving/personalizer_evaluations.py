@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -27,7 +26,6 @@ from flask import Blueprint, Flask, current_app, request
 
 from banditkit.dsjson import line_timestamp
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import iso_timestamp
 from banditkit.store.jobs import SUCCEEDED, Job, JobExistsError, JobStore, SQLiteJobStore
 from serving import openapi
 from serving._parsing import json_body
@@ -46,7 +44,15 @@ from serving.contract.evaluations import (
 )
 from serving.contract.validation import validate
 from serving.errors import ApiError
-from serving.jobs import ROUNDS_ARTIFACT, JobLimits, JobRunner, model_artifact
+from serving.jobs import (
+    ROUNDS_ARTIFACT,
+    JobLimits,
+    JobRunner,
+    model_artifact,
+    publish_model,
+    utc_text,
+    without_epsilon,
+)
 from serving.model_admin import with_error_code
 from serving.personalizer import apply_policy, require_api_version
 from serving.runtime import get_engine
@@ -66,10 +72,6 @@ versioned.before_request(require_api_version)
 def get_jobs(app: Flask | None = None) -> JobStore:
     """The app's :class:`~banditkit.store.jobs.JobStore`."""
     return (app or current_app).extensions[_JOBS_EXTENSION]
-
-
-def _utc_text(unix_seconds: float) -> str:
-    return iso_timestamp(unix_seconds)[:19] + "Z"
 
 
 def _job_id(path_model: type, value: str, name: str) -> str:
@@ -130,7 +132,7 @@ def _time_range(start: datetime, end: datetime) -> dict[str, Any]:
         raise ApiError(f"The range holds {count} events; a job reads at most {limit} "
                        "(JOBS_MAX_EVENTS). Narrow the range.", target="endTime",
                        code="LogsSizeExceedAllowedLimit")
-    return {"startTime": _utc_text(start.timestamp()), "endTime": _utc_text(end.timestamp()),
+    return {"startTime": utc_text(start.timestamp()), "endTime": utc_text(end.timestamp()),
             "start": start.timestamp(), "end": end.timestamp()}
 
 
@@ -218,7 +220,7 @@ def create_feature_importance(featureImportanceId: str) -> tuple[dict[str, Any],
 
 def _details(job: Job) -> dict[str, Any]:
     return {"id": job.job_id, "name": job.name, "startTime": job.request["startTime"],
-            "endTime": job.request["endTime"], "creationTime": _utc_text(job.created_at),
+            "endTime": job.request["endTime"], "creationTime": utc_text(job.created_at),
             "status": job.status}
 
 
@@ -228,7 +230,7 @@ def _evaluation_json(job: Job, query: EvaluationQuery) -> dict[str, Any]:
     from ope.personalizer import EvaluationRounds
 
     out = {**_details(job), "evaluationType": job.job_type, "description": job.message}
-    if job.status != SUCCEEDED or job.result is None:
+    if job.result is None:  # queued, running or failed
         return out
     result = job.result
     start = query.start_time.timestamp() if query.start_time else job.request["start"]
@@ -246,7 +248,7 @@ def _evaluation_json(job: Job, query: EvaluationQuery) -> dict[str, Any]:
                        "timeseries": series})
     if result.get("optimalPolicy"):
         out["optimalPolicy"] = result["optimalPolicy"]
-    out["content"] = {"startTime": _utc_text(start), "endTime": _utc_text(end),
+    out["content"] = {"startTime": utc_text(start), "endTime": utc_text(end),
                       "intervalInMinutes": query.interval_in_minutes, "value": values}
     return json_ready(out)
 
@@ -285,7 +287,7 @@ def job_report(kind: str, job_id: str) -> dict[str, Any]:
     """
     job = _found(kind, job_id)
     return {"id": job.job_id, "kind": job.kind, "name": job.name, "status": job.status,
-            "description": job.message, "creationTime": _utc_text(job.created_at),
+            "description": job.message, "creationTime": utc_text(job.created_at),
             "attempts": job.attempts,
             "request": {k: v for k, v in job.request.items() if k not in ("start", "end")},
             "result": job.result}
@@ -353,30 +355,14 @@ def delete_feature_importance(featureImportanceId: str) -> tuple[str, int]:  # n
 # ------------------------------------------------------------------ apply
 
 
-def _service_exploration_removed(arguments: str) -> str:
-    """``arguments`` without ``--epsilon``: under epsilon-greedy the service's
-    explorationPercentage sets the epsilon (``LoopSettings.learner_args``)."""
-    tokens = shlex.split(arguments)
-    kept: list[str] = []
-    skip = False
-    for token in tokens:
-        if skip:
-            skip = False
-        elif token == "--epsilon":
-            skip = True
-        elif not token.startswith("--epsilon="):
-            kept.append(token)
-    return shlex.join(kept)
-
-
 @require_roles()
 def apply_from_evaluation() -> tuple[str, int]:
     """Make an evaluation's policy the live one (learning settings, and its model when the
     live exploration lets it rank as trained): ``204``."""
     reference = validate(PolicyReferenceContract, json_body())
     job = _found("evaluation", reference.evaluation_id)
-    if job.status != SUCCEEDED or job.result is None:
-        raise ApiError(f"Evaluation {job.job_id!r} is {job.status}; only a Succeeded one can "
+    if job.result is None:
+        raise ApiError(f"Evaluation {job.job_id!r} is {job.status}; only a finished one can "
                        "be applied.", status=409, code="OperationNotAllowed")
     names = [p["name"] for p in job.result["value"]]
     policy = next((p for p in job.result["value"]
@@ -388,15 +374,9 @@ def apply_from_evaluation() -> tuple[str, int]:
                        status=404, target="policyName", code="LearningSettingsNotFound")
     if policy["policySource"] == "Online":
         return "", 204  # the live policy already
-    apply_policy(policy["name"], _service_exploration_removed(policy["arguments"]))
+    apply_policy(policy["name"], without_epsilon(policy["arguments"]))
     model = get_jobs().artifact(job, model_artifact(policy["name"]))
-    version = None
-    if model is not None:
-        try:
-            version = get_engine().replace_model(model, origin="apply")
-        except InvalidInputError as error:  # trained under another exploration: fresh model
-            _logger.info("the evaluation's model does not rank under the live settings: %s",
-                         error)
+    version = None if model is None else publish_model(get_engine(), model)
     _audit("policy applied from evaluation", evaluation=job.job_id, policy=policy["name"],
            arguments=policy["arguments"], model_version=version)
     return "", 204
@@ -437,9 +417,7 @@ def init_app(app: Flask) -> None:
     jobs = SQLiteJobStore.open(engine.store.path)  # type: ignore[attr-defined]
     app.extensions[_JOBS_EXTENSION] = jobs
     if config.learner_enabled and config.jobs_enabled:
-        runner = JobRunner(jobs=jobs, log=engine.log,
-                           online_args=lambda: engine.settings.learner_args(),
-                           limits=JobLimits.from_config(config))
+        runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config))
         app.extensions[_RUNNER_EXTENSION] = runner
         runner.start()
     app.register_blueprint(v1)

@@ -242,6 +242,10 @@ class SQLiteJobStore(JobStore):
         return deleted > 0
 
     def claim_next(self) -> Job | None:
+        # An idle runner asks every second: a read first, the write lock only for a job.
+        if self.connections.get().execute("SELECT 1 FROM jobs WHERE status = ? LIMIT 1",
+                                          (NOT_SUBMITTED,)).fetchone() is None:
+            return None
         with self._transaction() as db:
             found = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status = ? "
                                "ORDER BY created_at, rowid_ LIMIT 1",

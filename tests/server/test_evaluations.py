@@ -52,7 +52,7 @@ def served(world, tmp_path_factory):
                       "LEARNER_ENABLED": False})
     engine = Engine.open(data_dir)
     runner = JobRunner(jobs=SQLiteJobStore.open(data_dir / "banditkit.sqlite3"),
-                       log=engine.log, online_args=lambda: ONLINE, limits=LIMITS)
+                       engine=engine, limits=LIMITS)
     yield app.test_client(), keys, runner
     runner.jobs.close()
     engine.close()
@@ -101,7 +101,7 @@ def test_online_is_the_plain_log_average_within_its_interval(evaluated, served):
 def _events(runner):
     from banditkit.eventlog import read_events
 
-    return list(read_events([runner.log.root]))
+    return list(read_events([runner.engine.log.root]))
 
 
 def test_random_and_baseline_hold_their_exact_values(evaluated, world):
@@ -253,9 +253,7 @@ def test_apply_makes_the_policy_and_its_model_live(evaluated, served):
     assert policy["name"] == "Optimized"
     assert policy["arguments"] == arguments.replace(" --epsilon 0.2", "")
     # the evaluation's model ranks now (its exploration is the live one)
-    engine = Engine.open(served[2].log.root.parent)
-    assert engine.store.latest_model().origin == "apply"
-    engine.close()
+    assert served[2].engine.store.latest_model().origin == "apply"
 
 
 @pytest.mark.slow  # one VW run per feature over 6000 events: about 20 s in one process
@@ -277,3 +275,80 @@ def test_feature_importance_ranks_the_driving_feature_first(served):
     assert client.delete(f"{FEATURES}/fi{V}", headers=auth(keys["analyst"])).status_code == 204
     gone = client.get(f"{FEATURES}/fi{V}", headers=auth(keys["analyst"]))
     assert gone.json["error"]["code"] == "FeatureImportanceNotFound"
+
+
+def _drain(runner, job_id):
+    """Run queued jobs until ``job_id`` has run; its job."""
+    while (job := runner.run_once()).job_id != job_id:
+        assert job.status == "Succeeded", job.message
+    return job
+
+
+def test_auto_optimization_is_configured_and_keeps_an_online_policy_it_cannot_beat(served):
+    client, keys, runner = served
+    path = f"/personalizer/configurations/service{V}"
+    configuration = client.get(path, headers=auth(keys["admin"])).json
+    assert configuration["isAutoOptimizationEnabled"] is False
+    too_often = client.put(path, headers=auth(keys["admin"]), json={
+        **configuration, "isAutoOptimizationEnabled": True, "autoOptimizationFrequency": "PT5M"})
+    assert too_often.status_code == 400 and "at least PT1H" in too_often.json["error"]["message"]
+    answer = client.put(path, headers=auth(keys["admin"]), json={
+        **configuration, "isAutoOptimizationEnabled": True, "autoOptimizationFrequency": "P1D",
+        "autoOptimizationStartDate": START})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["isAutoOptimizationEnabled"] is True
+    assert answer.json["autoOptimizationFrequency"] == "P1D"
+    assert answer.json["autoOptimizationStartDate"] == START
+
+    end_of_log = 1.7e9 + N_EVENTS
+    assert runner.schedule(now=1.6e9) is None  # before the start date
+    job = runner.schedule(now=end_of_log)
+    assert job.job_type == "Auto" and job.request["enablePolicyOptimization"]
+    assert runner.schedule(now=end_of_log + 3600) is None  # the next one is a day later
+    policy_before = client.get(f"/personalizer/configurations/policy{V}",
+                               headers=auth(keys["admin"])).json
+    done = _drain(runner, job.job_id)
+    evaluation = client.get(f"{EVALUATIONS}/{job.job_id}{V}", headers=auth(keys["admin"])).json
+    # the log was written by a -q :: learner, which the small search cannot beat
+    # beyond both intervals: the optimum's lower bound is under the online upper one
+    online, best = _policy(evaluation, "Online"), _policy(evaluation, "Optimized")
+    assert best["summary"]["confidenceInterval"][0] <= online["summary"][
+        "confidenceInterval"][1]
+    assert done.status == "OnlinePolicyRetained", done.message
+    assert evaluation["status"] == "OnlinePolicyRetained"
+    assert evaluation["evaluationType"] == "Auto"
+    assert client.get(f"/personalizer/configurations/policy{V}",
+                      headers=auth(keys["admin"])).json == policy_before
+    autos = client.get(f"{EVALUATIONS}{V}&filter=evaluationType eq 'Auto'",
+                       headers=auth(keys["analyst"])).json["value"]
+    assert [a["id"] for a in autos] == [job.job_id]
+
+
+@pytest.mark.slow  # a second world, its log and a search: about 5 s
+def test_auto_optimization_applies_an_optimum_that_beats_the_online_policy(world, tmp_path):
+    from ope.personalizer import OPTIMIZED
+    from serving.jobs import AutoOptimization
+    from simulator.worldlog import sample_log, write_world_log
+
+    # logged by a policy showing each title's worst variant 70 % of the time (true
+    # value 0.072): even the uniform policy (0.129) beats it beyond both intervals
+    worst = world.take_probability.argmin(axis=-1)[..., None]
+    logging = np.full(world.take_probability.shape, 0.1)
+    np.put_along_axis(logging, worst, 0.7, axis=-1)
+    log = sample_log(world, logging, n_rounds=N_EVENTS, seed=1)
+    write_world_log(log, tmp_path / "logs" / "dt=2023-11-14" / "events.dsjson")
+    engine = Engine.open(tmp_path, settings=Engine.open(tmp_path).settings.replace(
+        exploration_percentage=0.2, policy_args=ONLINE))
+    jobs = SQLiteJobStore.open(tmp_path / "banditkit.sqlite3")
+    runner = JobRunner(jobs=jobs, engine=engine, limits=LIMITS)
+    AutoOptimization(enabled=True, frequency_seconds=86400.0).write(engine.store)
+    job = runner.schedule(now=1.7e9 + N_EVENTS)
+    done = runner.run_once()
+    assert done.job_id == job.job_id and done.status == "OptimalPolicyApplied", done.message
+    best = next(p for p in done.result["value"] if p["name"] == OPTIMIZED)
+    online = next(p for p in done.result["value"] if p["name"] == "Online")
+    assert best["summary"]["confidenceInterval"][0] > online["summary"]["confidenceInterval"][1]
+    assert engine.settings.policy_args == best["arguments"].replace(" --epsilon 0.2", "")
+    assert engine.store.latest_model().origin == "apply"
+    jobs.close()
+    engine.close()
