@@ -112,10 +112,18 @@ def _events_between(start: datetime, end: datetime) -> int:
                 stamp = line_timestamp(line)
                 if stamp is None:
                     continue
-                moment = datetime.fromisoformat(stamp.decode("ascii", "replace"))
+                try:
+                    moment = datetime.fromisoformat(stamp.decode("ascii", "replace"))
+                except ValueError:
+                    continue  # not a decision time: the job's window leaves the line out too
                 moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
                 count += start <= moment < end
     return count
+
+
+def _text(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` of an aware UTC time, years 1 to 9999 alike."""
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _time_range(start: datetime, end: datetime) -> dict[str, Any]:
@@ -132,7 +140,7 @@ def _time_range(start: datetime, end: datetime) -> dict[str, Any]:
         raise ApiError(f"The range holds {count} events; a job reads at most {limit} "
                        "(JOBS_MAX_EVENTS). Narrow the range.", target="endTime",
                        code="LogsSizeExceedAllowedLimit")
-    return {"startTime": utc_text(start.timestamp()), "endTime": utc_text(end.timestamp()),
+    return {"startTime": _text(start), "endTime": _text(end),
             "start": start.timestamp(), "end": end.timestamp()}
 
 
@@ -248,7 +256,10 @@ def _evaluation_json(job: Job, query: EvaluationQuery) -> dict[str, Any]:
                        "timeseries": series})
     if result.get("optimalPolicy"):
         out["optimalPolicy"] = result["optimalPolicy"]
-    out["content"] = {"startTime": utc_text(start), "endTime": utc_text(end),
+    out["content"] = {"startTime": _text(query.start_time) if query.start_time
+                      else job.request["startTime"],
+                      "endTime": _text(query.end_time) if query.end_time
+                      else job.request["endTime"],
                       "intervalInMinutes": query.interval_in_minutes, "value": values}
     return json_ready(out)
 

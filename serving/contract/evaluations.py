@@ -83,7 +83,10 @@ def parse_date_time(value: str, *, name: str) -> datetime:
         moment = datetime.fromisoformat(f"{day}T{minutes}:{seconds:02d}{fraction}{offset}")
     except ValueError as error:
         raise ValueError(f"{name} is not a valid date-time: {value!r} ({error})") from None
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00: past the last time Python holds
+        return (datetime.max if moment.year > 1 else datetime.min).replace(tzinfo=UTC)
 
 
 def _date_time(value: Any, info: ValidationInfo) -> datetime:
