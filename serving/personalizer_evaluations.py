@@ -35,6 +35,7 @@ from serving.config import get_config
 from serving.contract.evaluations import (
     EVALUATION_OPERATIONS,
     EvaluationContract,
+    EvaluationListQuery,
     EvaluationPath,
     EvaluationQuery,
     FeatureImportanceContract,
@@ -314,10 +315,9 @@ def _filter(text: str | None) -> dict[str, str]:
 
 
 def _page(kind: str, to_json: Callable[[Job], dict[str, Any]]) -> tuple[dict[str, Any], int]:
-    query = validate(ListQuery, request.args.to_dict())
-    conditions = _filter(query.filter)
-    if conditions and kind != "evaluation":
-        raise ApiError("filter applies to evaluations only.", target="filter")
+    evaluations = kind == "evaluation"
+    query = validate(EvaluationListQuery if evaluations else ListQuery, request.args.to_dict())
+    conditions = _filter(query.filter) if evaluations else {}
     top = query.top if query.top is not None else 2**31 - 1
     size = min(query.maxpagesize, top)
     jobs, total = get_jobs().page(kind, skip=query.skip, top=size,

@@ -37,6 +37,7 @@ __all__ = [
     "Evaluation",
     "EvaluationContract",
     "EvaluationList",
+    "EvaluationListQuery",
     "EvaluationPath",
     "EvaluationQuery",
     "FeatureImportance",
@@ -167,17 +168,22 @@ class EvaluationQuery(Query):
 
 
 class ListQuery(Query):
-    """Paging of ``GET /evaluations`` and ``GET /featureImportances``."""
+    """Paging of ``GET /featureImportances``, and of ``GET /evaluations`` with its filter."""
 
     top: Annotated[int | None, Field(ge=0, le=_INT32_MAX,
                                      description="Most items in all pages.")] = None
     skip: Annotated[int, Field(ge=0, le=_INT32_MAX, description="Items skipped.")] = 0
     maxpagesize: Annotated[int, Field(ge=1, le=_INT32_MAX,
                                       description="Most items per page.")] = 100
+
+
+class EvaluationListQuery(ListQuery):
+    """Paging and filter of ``GET /evaluations``."""
+
     filter: Annotated[str | None, Field(
         pattern=FILTER_PATTERN, examples=["evaluationType eq 'Manual'"],
-        description="evaluationType eq '...' and/or status eq '...' (evaluations "
-                    "only).")] = None
+        description="evaluationType eq '...' and/or status eq '...', joined by "
+                    "and.")] = None
 
 
 class Summary(Body):
@@ -291,7 +297,7 @@ _JOB_ERRORS = (400,)
 
 
 def _job_operations(kind: str, title: str, contract: type[BaseModel], one: type[BaseModel],
-                    page: type[BaseModel], path: type[BaseModel],
+                    page: type[BaseModel], path: type[BaseModel], list_query: type[BaseModel],
                     query: type[BaseModel] | None = None) -> dict[str, Operation]:
     return {
         f"create_{kind}": Operation(
@@ -310,16 +316,17 @@ def _job_operations(kind: str, title: str, contract: type[BaseModel], one: type[
                                     errors=_JOB_ERRORS, path=path),
         f"list_{kind}s": Operation(f"The {title}s, oldest first, a page at a time.",
                                    {200: Answer("A page; nextLink names the next.", page)},
-                                   errors=_JOB_ERRORS, query=ListQuery),
+                                   errors=_JOB_ERRORS, query=list_query),
     }
 
 
 #: The Personalizer routes of evaluations, feature importances and apply, by view name.
 EVALUATION_OPERATIONS = {
     **_job_operations("evaluation", "evaluation", EvaluationContract, Evaluation,
-                      EvaluationList, EvaluationPath, EvaluationQuery),
+                      EvaluationList, EvaluationPath, EvaluationListQuery, EvaluationQuery),
     **_job_operations("feature_importance", "feature importance", FeatureImportanceContract,
-                      FeatureImportance, FeatureImportanceList, FeatureImportancePath),
+                      FeatureImportance, FeatureImportanceList, FeatureImportancePath,
+                      ListQuery),
     "apply_from_evaluation": Operation(
         "Make a succeeded evaluation's policy (its learning settings and model) the live one.",
         {204: Answer("Applied."),

@@ -145,7 +145,8 @@ def _date_time(value: Any, info: ValidationInfo) -> float:
 
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "Input should be a valid string")
-    return parse_date_time(value, name=wire_name(info)).timestamp()
+    # within the times Python formats back: the last second of year 9999 at most
+    return min(parse_date_time(value, name=wire_name(info)).timestamp(), 253402300799.0)
 
 
 #: An RFC 3339 date-time on the wire; its Unix seconds once validated.
