@@ -3,7 +3,8 @@
 One app over a data directory whose joined log was written by banditkit's own
 online learner in a world with known truth (``ArtworkWorld``); the job runner
 is driven a job at a time (``run_once``) in the test's process, as the learner
-process drives it in ``banditkit serve`` (tests/server/test_sdk_admin.py).
+process drives it in ``banditkit serve`` (tests/server/test_evaluations_sdk.py).
+The tests that wait for a job's run are slow ones; the checks of requests are not.
 """
 
 from __future__ import annotations
@@ -39,13 +40,11 @@ def world():
     return ArtworkWorld.generate(seed=0, n_members=500, n_titles=20, n_variants=4)
 
 
-@pytest.fixture(scope="module")
-def served(world, tmp_path_factory):
+def _served(world, data_dir, n_events):
     """The app, its keys and a job runner over a data dir holding the learner's log."""
-    data_dir = tmp_path_factory.mktemp("evaluations") / "data"
     write_learner_log(world, VWLearner(args=ONLINE),
                       data_dir / "logs" / "dt=2023-11-14" / "events.dsjson",
-                      n_rounds=N_EVENTS, seed=1, seconds_between=1.0)
+                      n_rounds=n_events, seed=1, seconds_between=1.0)
     keys = make_keys(data_dir)
     app = create_app({"TESTING": True, "ENGINE_DATA_DIR": str(data_dir),
                       "ENGINE_SETTINGS": {**FAST_SETTINGS, "exploration_percentage": 0.2},
@@ -57,6 +56,18 @@ def served(world, tmp_path_factory):
     runner.jobs.close()
     engine.close()
     close_app(app)
+
+
+@pytest.fixture(scope="module")
+def served(world, tmp_path_factory):
+    """Over the whole log: what the jobs' results are checked on."""
+    yield from _served(world, tmp_path_factory.mktemp("evaluations") / "data", N_EVENTS)
+
+
+@pytest.fixture(scope="module")
+def requests_only(world, tmp_path_factory):
+    """Over 300 events: enough for the checks of requests, which run no job."""
+    yield from _served(world, tmp_path_factory.mktemp("requests") / "data", 300)
 
 
 def _put(client, path, key, body):
@@ -88,6 +99,7 @@ def _policy(evaluation, name):
     return next(p for p in evaluation["content"]["value"] if p["name"] == name)
 
 
+@pytest.mark.slow  # shares the evaluation run by the job runner (about 5 s)
 def test_online_is_the_plain_log_average_within_its_interval(evaluated, served):
     client, keys, runner = served
     online = _policy(evaluated, "Online")
@@ -104,6 +116,7 @@ def _events(runner):
     return list(read_events([runner.engine.log.root]))
 
 
+@pytest.mark.slow  # shares the evaluation run by the job runner (about 5 s)
 def test_random_and_baseline_hold_their_exact_values(evaluated, world):
     baseline = np.zeros(world.take_probability.shape)
     baseline[..., 0] = 1.0  # the first action of _multi is variant 0
@@ -114,6 +127,7 @@ def test_random_and_baseline_hold_their_exact_values(evaluated, world):
         assert low < world.policy_value(policy) < high, name
 
 
+@pytest.mark.slow  # shares the evaluation run by the job runner (about 5 s)
 def test_the_result_has_personalizers_shape(evaluated):
     assert evaluated["status"] == "Succeeded" and evaluated["evaluationType"] == "Manual"
     assert evaluated["optimalPolicy"] == "Optimized"
@@ -133,6 +147,7 @@ def test_the_result_has_personalizers_shape(evaluated):
             policy["summary"]["expectedReward"], rel=1e-9)
 
 
+@pytest.mark.slow  # shares the evaluation run by the job runner (about 5 s)
 def test_the_time_series_follows_the_query(evaluated, served):
     client, keys, _ = served
     rolling = client.get(f"{EVALUATIONS}/main{V}&startTime=2023-11-14T23:00:00Z"
@@ -147,6 +162,7 @@ def test_the_time_series_follows_the_query(evaluated, served):
     assert bad.status_code == 400 and "intervalInMinutes" in bad.json["error"]["message"]
 
 
+@pytest.mark.slow  # shares the evaluation run by the job runner (about 5 s)
 def test_the_full_report_has_every_diagnostic(evaluated, served):
     client, keys, _ = served
     report = client.get("/v1/evaluations/main", headers=auth(keys["analyst"])).json
@@ -157,8 +173,8 @@ def test_the_full_report_has_every_diagnostic(evaluated, served):
     assert report["request"]["policies"][0]["name"] == "no-interactions"
 
 
-def test_create_is_idempotent_and_a_changed_body_conflicts(served):
-    client, keys, _ = served
+def test_create_is_idempotent_and_a_changed_body_conflicts(requests_only):
+    client, keys, _ = requests_only
     body = {"policies": [{"name": "a", "arguments": NO_INTERACTIONS}]}
     first = _evaluation(client, keys["analyst"], "retry", **body)
     again = _evaluation(client, keys["analyst"], "retry", **body)
@@ -189,16 +205,16 @@ def test_create_is_idempotent_and_a_changed_body_conflicts(served):
      "DuplicateCustomPolicyNames", "'X' is repeated"),
     ({"startTime": "yesterday"}, 400, "InvalidEvaluationContract", "RFC 3339"),
 ])
-def test_bad_requests_name_the_problem(served, body, status, code, where):
-    client, keys, _ = served
+def test_bad_requests_name_the_problem(requests_only, body, status, code, where):
+    client, keys, _ = requests_only
     response = _evaluation(client, keys["analyst"], "bad", **body)
     assert response.status_code == status, response.json
     assert response.json["error"]["code"] == code
     assert where in response.json["error"]["message"]
 
 
-def test_lists_page_with_absolute_next_links(served):
-    client, keys, _ = served
+def test_lists_page_with_absolute_next_links(requests_only):
+    client, keys, _ = requests_only
     for name in ("page-1", "page-2", "page-3"):
         assert _evaluation(client, keys["analyst"], name).status_code == 200
     url = f"{EVALUATIONS}{V}&maxpagesize=2"
@@ -222,8 +238,8 @@ def test_lists_page_with_absolute_next_links(served):
     assert bad.status_code == 400 and bad.json["error"]["target"] == "filter"
 
 
-def test_roles_guard_the_routes(served):
-    client, keys, _ = served
+def test_roles_guard_the_routes(requests_only):
+    client, keys, _ = requests_only
     assert _evaluation(client, keys["client"], "by-client").status_code == 403
     apply = client.post(f"/personalizer/configurations/applyFromEvaluation{V}",
                         json={"evaluationId": "main", "policyName": "Optimized"},
@@ -231,6 +247,7 @@ def test_roles_guard_the_routes(served):
     assert apply.status_code == 403
 
 
+@pytest.mark.slow  # shares the evaluation run by the job runner (about 5 s)
 def test_apply_makes_the_policy_and_its_model_live(evaluated, served):
     client, keys, _ = served
     path = f"/personalizer/configurations/applyFromEvaluation{V}"
@@ -284,6 +301,7 @@ def _drain(runner, job_id):
     return job
 
 
+@pytest.mark.slow  # an auto-optimization's search: about 2 to 4 s
 def test_auto_optimization_is_configured_and_keeps_an_online_policy_it_cannot_beat(served):
     client, keys, runner = served
     path = f"/personalizer/configurations/service{V}"
