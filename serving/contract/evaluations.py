@@ -328,10 +328,10 @@ EVALUATION_OPERATIONS = {
                       FeatureImportance, FeatureImportanceList, FeatureImportancePath,
                       ListQuery),
     "apply_from_evaluation": Operation(
-        "Make a succeeded evaluation's policy (its learning settings and model) the live one.",
+        "Make a finished evaluation's policy (its learning settings and model) the live one.",
         {204: Answer("Applied."),
          404: Answer("EvaluationNotFound or LearningSettingsNotFound.", Error),
-         409: Answer("OperationNotAllowed: the evaluation has not succeeded.", Error)},
+         409: Answer("OperationNotAllowed: the evaluation has not finished.", Error)},
         errors=(400, 413, 415), request=PolicyReferenceContract),
 }
 
