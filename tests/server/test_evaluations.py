@@ -370,3 +370,25 @@ def test_auto_optimization_applies_an_optimum_that_beats_the_online_policy(world
     assert engine.store.latest_model().origin == "apply"
     jobs.close()
     engine.close()
+
+
+def test_a_queued_job_runs_to_its_result_or_fails_with_the_reason(requests_only):
+    client, keys, runner = requests_only
+    assert _evaluation(client, keys["analyst"], "quick").status_code == 200
+    done = _drain(runner, "quick")
+    assert done.status == "Succeeded" and done.attempts == 1, done.message
+    evaluation = client.get(f"{EVALUATIONS}/quick{V}", headers=auth(keys["analyst"])).json
+    assert [p["name"] for p in evaluation["content"]["value"]] == ["Online", "Baseline", "Random"]
+    rewards = [e.reward for e in _events(runner)]
+    assert _policy(evaluation, "Online")["summary"]["expectedReward"] == pytest.approx(
+        sum(rewards) / len(rewards), rel=1e-12)
+    # a job that cannot run as asked is a 200 whose status and description say why
+    narrow = JobRunner(jobs=runner.jobs, engine=runner.engine,
+                       limits=JobLimits(workers=1, max_features=1))
+    body = {"name": "too many", "startTime": START, "endTime": END}
+    assert _put(client, f"{FEATURES}/many", keys["analyst"], body).status_code == 200
+    assert narrow.run_once().status == "Failed"
+    failed = client.get(f"{FEATURES}/many{V}", headers=auth(keys["analyst"]))
+    assert failed.status_code == 200 and failed.json["status"] == "Failed"
+    assert "more than max_features=1" in failed.json["description"]
+    assert "featureScores" not in failed.json
