@@ -49,6 +49,7 @@ from serving import (
     openapi,
     ops,
     personalizer,
+    personalizer_evaluations,
     rows,
 )
 from serving.config import AppConfig, ServerConfig, environ_config, get_config
@@ -108,6 +109,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The loop's metadata shares the key store's file.
     personalizer.init_app(app, meta=MetaStore(path=auth.get_key_store(app).path))
     model_admin.init_app(app)
+    personalizer_evaluations.init_app(app)
     events.init_app(app)
     analyst.init_app(app)
     rows.init_app(app, data_dir=data_dir)
@@ -153,6 +155,7 @@ def close_app(app: Flask) -> None:
     app : Flask
         An app from :func:`create_app`.
     """
+    personalizer_evaluations.close(app)
     learner = app.extensions.pop(LEARNER_EXTENSION, None)
     if learner is not None:
         learner.stop()

@@ -11,14 +11,17 @@ result turns into Personalizer's ``EvaluationResult`` JSON
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from banditkit.eventlog import iso_timestamp
 from ope.base import OffPolicyEstimator
+from ope.estimators import SNIPS
 from ope.importance import FeatureScore, feature_importance
 from ope.progressive import (
     CandidatePool,
@@ -27,6 +30,7 @@ from ope.progressive import (
     baseline_probability,
     random_probability,
 )
+from ope.rounds import LoggedRounds
 from ope.search import (
     DEFAULT_BUDGET,
     DEFAULT_SPACE,
@@ -38,6 +42,7 @@ from ope.search import (
 )
 from ope.timeseries import (
     PolicyResult,
+    TimeSeries,
     check_series_options,
     default_estimators,
     series,
@@ -47,7 +52,8 @@ from ope.timeseries import (
 if TYPE_CHECKING:
     from ope.evaluation import EvaluationReport
 
-__all__ = ["OPTIMIZED", "RESERVED_NAMES", "WindowEvaluation", "evaluate_window"]
+__all__ = ["OPTIMIZED", "RESERVED_NAMES", "EvaluationRounds", "WindowEvaluation",
+           "evaluate_window"]
 
 #: Name of the search's result (``policySource: OfflineExperimentation``).
 OPTIMIZED = "Optimized"
@@ -76,6 +82,8 @@ class WindowEvaluation:
     feature_scores : tuple of FeatureScore or None
     models : dict of str to bytes
         The model each learned policy (Custom, Optimized) ends the window with.
+    targets : dict of str to ndarray of shape (n_events,)
+        Each policy's probability of the logged actions, by name.
     """
 
     window: Window
@@ -85,6 +93,14 @@ class WindowEvaluation:
     search: SearchResult | None
     feature_scores: tuple[FeatureScore, ...] | None
     models: dict[str, bytes]
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def rounds(self) -> EvaluationRounds:
+        """What the time series are made of, to keep and redraw them at another interval."""
+        window = self.window
+        return EvaluationRounds(timestamp=window.timestamp, reward=window.reward,
+                                probability=window.probability, chosen=window.chosen,
+                                n_actions=window.n_actions, targets=dict(self.targets))
 
     def policy(self, name: str) -> PolicyResult:
         """The result named ``name`` (any letter case)."""
@@ -121,6 +137,83 @@ class WindowEvaluation:
         return EvaluationReport(n_rounds=len(self.window),
                                 estimates={p.name: p.estimates for p in self.policies},
                                 notes={"skipped_not_activated": self.window.n_skipped})
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationRounds:
+    """An evaluation's events and each policy's probability of the logged actions.
+
+    Kept with a finished evaluation, so that its time series can be drawn at
+    any interval, window and time range later without running a policy again.
+
+    Attributes
+    ----------
+    timestamp, reward, probability : ndarray of shape (n_events,)
+        Decision time (Unix seconds), joined reward, logging propensity.
+    chosen, n_actions : ndarray of shape (n_events,), dtype int
+    targets : dict of str to ndarray of shape (n_events,)
+        By policy name.
+    """
+
+    timestamp: np.ndarray
+    reward: np.ndarray
+    probability: np.ndarray
+    chosen: np.ndarray
+    n_actions: np.ndarray
+    targets: dict[str, np.ndarray]
+
+    def to_bytes(self) -> bytes:
+        """The arrays as a compressed ``.npz`` file."""
+        buffer = io.BytesIO()
+        names = list(self.targets)
+        np.savez_compressed(
+            buffer, timestamp=self.timestamp, reward=self.reward,
+            probability=self.probability, chosen=self.chosen, n_actions=self.n_actions,
+            names=np.array(json.dumps(names)),
+            targets=np.array([self.targets[name] for name in names]).reshape(
+                len(names), len(self.timestamp)))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EvaluationRounds:
+        """Read what :meth:`to_bytes` wrote."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            names = json.loads(str(arrays["names"]))
+            return cls(timestamp=arrays["timestamp"], reward=arrays["reward"],
+                       probability=arrays["probability"], chosen=arrays["chosen"],
+                       n_actions=arrays["n_actions"],
+                       targets=dict(zip(names, arrays["targets"], strict=True)))
+
+    def series(self, name: str, *, interval_minutes: int, window: str = "Expanding",
+               start: float | None = None, end: float | None = None,
+               confidence_level: float = 0.95) -> TimeSeries:
+        """Policy ``name``'s SNIPS estimate per time bucket, over the events of ``[start, end]``.
+
+        Parameters
+        ----------
+        name : str
+        interval_minutes : int
+            One of :data:`ope.timeseries.INTERVALS_MINUTES`.
+        window : {"Expanding", "Rolling"}, default="Expanding"
+            Expanding accumulates from the first event of the range.
+        start, end : float, default=None
+            Unix seconds, both inclusive; None leaves that side open.
+        confidence_level : float, default=0.95
+        """
+        keep = np.ones(len(self.timestamp), dtype=bool)
+        if start is not None:
+            keep &= self.timestamp >= start
+        if end is not None:
+            keep &= self.timestamp <= end
+        index = np.flatnonzero(keep)
+        if not len(index):
+            return TimeSeries(interval_minutes=interval_minutes, window=window, points=())
+        rounds = LoggedRounds(reward=self.reward[index], action=self.chosen[index],
+                              probability=self.probability[index],
+                              n_actions=self.n_actions[index])
+        return series(rounds, self.targets[name][index], self.timestamp[index],
+                      estimator=SNIPS(confidence_level=confidence_level),
+                      interval_minutes=interval_minutes, window=window)
 
 
 def _check_custom(custom: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -205,8 +298,11 @@ def _evaluate(window: Window, pool: CandidatePool, *, online_args: str,
     runs = pool.run(learned)
     online_run = runs[-1] if optimize or importance else None
 
+    targets: dict[str, np.ndarray] = {}
+
     def result(name: str, arguments: str, source: str,
                probability: np.ndarray) -> PolicyResult:
+        targets[name] = probability
         return PolicyResult(
             name=name, arguments=arguments, policy_source=source,
             estimates=summary(rounds, probability, estimators),
@@ -236,4 +332,4 @@ def _evaluate(window: Window, pool: CandidatePool, *, online_args: str,
     return WindowEvaluation(window=window, interval_minutes=interval_minutes,
                             policies=tuple(results),
                             optimal_policy=OPTIMIZED if optimize else None, search=found,
-                            feature_scores=scores, models=models)
+                            feature_scores=scores, models=models, targets=targets)

@@ -17,6 +17,11 @@ The ``analyst`` role reads logs, exports and evaluates; these routes
   are accepted: ``logged``, ``baseline``, ``uniform``, ``offline``,
   ``model:latest`` and ``model:vN`` naming the latest published version;
   ``model:PATH`` never (a request names no file on the server).
+* ``GET /v1/evaluations/{id}`` and ``GET /v1/featureImportances/{id}``: the
+  full reports of Personalizer's evaluation and feature-importance jobs
+  (:mod:`serving.personalizer_evaluations`): every estimate with its
+  diagnostics (ESS, weight quantiles), the policy search's trace, each
+  feature's drop and its interval.
 
 Config keys (``ANALYST_`` namespace)
 ------------------------------------
@@ -40,7 +45,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +59,11 @@ from serving._parsing import json_body
 from serving.auth import require_roles
 from serving.config import get_config
 from serving.contract.analyst import NDJSON, OPERATIONS, DateRangeQuery, evaluation_request
+from serving.contract.evaluations import (
+    REPORT_OPERATIONS,
+    EvaluationPath,
+    FeatureImportancePath,
+)
 from serving.contract.validation import validate
 from serving.errors import ApiError
 from serving.runtime import get_engine
@@ -63,6 +73,7 @@ __all__ = [
     "bp",
     "export_chunks",
     "init_app",
+    "json_ready",
     "log_partitions",
     "partition_files",
     "run_evaluation",
@@ -199,15 +210,14 @@ def log_partitions(log: EventLogWriter) -> list[LogPartition]:
 
 
 def partition_files(log: EventLogWriter, start: date, end: date) -> list[Path]:
-    """The existing partition files of the days ``start`` to ``end`` (inclusive), in order."""
-    files = []
-    day = start
-    while day <= end:
-        path = _partition_path(log, day)
-        if path.is_file():
-            files.append(path)
-        day += timedelta(days=1)
-    return files
+    """The existing partition files of the days ``start`` to ``end`` (inclusive), in order.
+
+    Reads the log's folder, not every day of the range: a range of centuries
+    costs what the partitions there are cost.
+    """
+    paths = (_partition_path(log, day) for day in _partition_days(Path(log.root))
+             if start <= day <= end)
+    return [path for path in paths if path.is_file()]
 
 
 def export_chunks(files: Sequence[Path], *, chunk_bytes: int) -> Iterator[bytes]:
@@ -231,12 +241,12 @@ def _resolve_model(name: str, *, latest: int, target: str) -> str:
     return "model:latest"
 
 
-def _json_ready(value: Any) -> Any:
-    # Strict JSON: non-finite numbers become null, numpy scalars plain numbers.
+def json_ready(value: Any) -> Any:
+    """``value`` as strict JSON: non-finite numbers null, numpy scalars plain numbers."""
     if isinstance(value, dict):
-        return {str(key): _json_ready(inner) for key, inner in value.items()}
+        return {str(key): json_ready(inner) for key, inner in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(inner) for inner in value]
+        return [json_ready(inner) for inner in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -301,7 +311,7 @@ def run_evaluation(engine: Any, spec: Any, *, data_dir: Path,
             raise ApiError(f"The log holds no activated events from {spec.from_} to "
                            f"{spec.to}.", status=404, code="NoEvents") from None
         raise ApiError(f"The evaluation failed: {exc}.") from None
-    return _json_ready({"from": spec.from_.isoformat(), "to": spec.to.isoformat(),
+    return json_ready({"from": spec.from_.isoformat(), "to": spec.to.isoformat(),
                         **report.to_dict()})
 
 
@@ -351,6 +361,26 @@ def create_evaluation() -> tuple[dict[str, Any], int]:
         slots.release()
 
 
+@bp.get("/evaluations/<evaluationId>")
+@require_roles("analyst")
+def evaluation_report(evaluationId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
+    """The full report of a Personalizer evaluation job: 200."""
+    from serving.personalizer_evaluations import job_report
+
+    validate(EvaluationPath, {"evaluationId": evaluationId})
+    return job_report("evaluation", evaluationId), 200
+
+
+@bp.get("/featureImportances/<featureImportanceId>")
+@require_roles("analyst")
+def feature_importance_report(featureImportanceId: str) -> tuple[dict[str, Any], int]:  # noqa: N803
+    """The full report of a Personalizer feature importance job: 200."""
+    from serving.personalizer_evaluations import job_report
+
+    validate(FeatureImportancePath, {"featureImportanceId": featureImportanceId})
+    return job_report("featureImportance", featureImportanceId), 200
+
+
 def init_app(app: Flask) -> None:
     """Register the analyst routes and their OpenAPI description on ``app``.
 
@@ -362,4 +392,4 @@ def init_app(app: Flask) -> None:
     app.extensions[_EVALUATION_SLOTS] = threading.BoundedSemaphore(
         get_config(app).analyst_max_concurrent_evaluations)
     app.register_blueprint(bp)
-    openapi.add_operations(app, bp, OPERATIONS, tag="analyst")
+    openapi.add_operations(app, bp, {**OPERATIONS, **REPORT_OPERATIONS}, tag="analyst")

@@ -2,7 +2,8 @@
 
 A banditkit app is configured by a flat mapping of upper-case keys,
 namespaced per component (``ENGINE_``, ``LEARNER_``, ``AUTH_``, ``RANK_``,
-``SERVER_``, ``ROWS_``, ``ANALYST_``, ``CATALOGUE_``, ``ARTWORK_RANK_``, ``MODEL_``): the
+``SERVER_``, ``ROWS_``, ``ANALYST_``, ``CATALOGUE_``, ``ARTWORK_RANK_``, ``MODEL_``,
+``JOBS_``): the
 mapping given to ``server.create_app(config)``, or the ``BANDITKIT_``-prefixed
 environment variables (:func:`environ_config`). :class:`ServerConfig` declares
 every key with its type, default, one-line description and check; it is the
@@ -200,6 +201,30 @@ class ServerConfig(BaseModel):
         256 * 1024 * 1024, description="Largest model a PUT /model imports; larger gets 413 "
                                        "PayloadSizeExceeded (SERVER_MAX_BODY_BYTES does not "
                                        "apply to it).")
+    jobs_enabled: bool = Field(
+        True, description="Run evaluation and feature-importance jobs where the learner runs "
+                          "(the learner process, or the app's learner thread); off, jobs "
+                          "stay NotSubmitted.")
+    jobs_workers: PositiveInt = Field(
+        2, description="Processes a job's policies run in (1: in the runner's own process).")
+    jobs_poll_seconds: PositiveFloat = Field(
+        1.0, description="How often an idle job runner looks for a queued job.")
+    jobs_max_attempts: PositiveInt = Field(
+        2, description="Times a job interrupted by a server stop is started again before it "
+                       "is Failed.")
+    jobs_max_events: PositiveInt = Field(
+        2_000_000, description="Most events one job's time range may hold; more get 400 "
+                               "LogsSizeExceedAllowedLimit.")
+    jobs_search_cpu_seconds: PositiveFloat = Field(
+        240.0, description="CPU-seconds a policy search (enablePolicyOptimization) may spend.")
+    jobs_search_max_candidates: PositiveInt = Field(
+        48, description="Most learning settings a policy search tries.")
+    jobs_search_samples: NonNegativeInt = Field(
+        24, description="Learning-rate, power_t, l2 and cb_type samples of a search's "
+                        "second stage.")
+    jobs_max_features: PositiveInt = Field(
+        64, description="Most features a feature importance job scores (one policy run "
+                        "each); more fail the job naming the count.")
 
     @classmethod
     def config_keys(cls) -> tuple[str, ...]:

@@ -13,6 +13,10 @@ so a restart never waits for the old learner's lock: on Linux the kernel sends
 it SIGTERM when the master dies (``prctl(PR_SET_PDEATHSIG)``), which abandons
 the step under way; elsewhere a watcher notices within an interval and stops
 it between steps.
+
+Beside the learner, the process runs the job runner of Personalizer's
+evaluations (:mod:`serving.jobs`, ``JOBS_`` config keys): a job left running
+by a stopped learner is queued again when the next one starts.
 """
 
 from __future__ import annotations
@@ -316,6 +320,9 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
 
     from banditkit.engine import Engine
     from banditkit.rows import RowEngine
+    from banditkit.store.jobs import SQLiteJobStore
+    from serving.config import ServerConfig, environ_config
+    from serving.jobs import JobLimits, JobRunner
     from serving.metrics import Metrics
     from serving.runtime import BackgroundLearner
 
@@ -327,11 +334,22 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
     metrics = Metrics(registry=CollectorRegistry())
     learner = BackgroundLearner(engine=engine, rows=rows, interval_seconds=interval_seconds,
                                 metrics=metrics, health_path=health_path)
+    # Personalizer's evaluation jobs run here, the one process per data dir.
+    config = ServerConfig.from_mapping(environ_config())
+    jobs = SQLiteJobStore.open(engine.store.path)
+    runner = None
+    if config.jobs_enabled:
+        runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config))
+        runner.start()
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
-                             "policy": engine.settings.learner_args()}))
+                             "policy": engine.settings.learner_args(),
+                             "jobs": config.jobs_enabled}))
     try:
         learner.run(stop)
     finally:
+        if runner is not None:
+            runner.stop(timeout=1.0)
         engine.close()
         rows.close()
+        jobs.close()
         _logger.info("learner stopped")

@@ -51,7 +51,7 @@ from serving.errors import ApiError
 from serving.personalizer import require_api_version
 from serving.runtime import get_engine
 
-__all__ = ["SIGNING_KEY_FILE", "init_app"]
+__all__ = ["SIGNING_KEY_FILE", "init_app", "with_error_code"]
 
 #: The signing key of exported models, in the data directory.
 SIGNING_KEY_FILE = "model-signing.key"
@@ -68,7 +68,7 @@ versioned = Blueprint("model_admin", __name__, url_prefix="/personalizer")
 versioned.before_request(require_api_version)
 
 
-def _with_error_code(response: Response) -> Response:
+def with_error_code(response: Response) -> Response:
     """Personalizer's ``x-ms-error-code`` header on an error: its body's ``error.code``."""
     if response.status_code >= 400 and response.is_json:
         error = (response.get_json(silent=True) or {}).get("error")
@@ -291,7 +291,7 @@ _ROUTES: tuple[tuple[str, str, str, Callable[..., Any]], ...] = (
 )
 
 for _blueprint in (v1, versioned):
-    _blueprint.after_request(_with_error_code)
+    _blueprint.after_request(with_error_code)
     for _rule, _method, _name, _view in _ROUTES:
         _blueprint.add_url_rule(_rule, view_func=_view, methods=[_method], endpoint=_name)
 

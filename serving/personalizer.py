@@ -63,12 +63,14 @@ from serving.contract.personalizer import (
 from serving.contract.validation import validate
 from serving.durations import format_duration
 from serving.errors import ApiError
+from serving.jobs import AUTO_OPTIMIZATION_MIN_SECONDS, AutoOptimization, utc_text
 from serving.meta import MetaStore
 from serving.metrics import get_metrics
 from serving.runtime import get_engine
 
 __all__ = [
     "activate_event",
+    "apply_policy",
     "decision_json",
     "init_app",
     "parse_rank_request",
@@ -265,9 +267,12 @@ def activate(eventId: str) -> tuple[str, int]:  # noqa: N803
 
 
 def service_configuration_json(settings: LoopSettings,
-                               apprentice: ApprenticeMetrics | None = None) -> dict[str, Any]:
+                               apprentice: ApprenticeMetrics | None = None,
+                               auto: AutoOptimization | None = None) -> dict[str, Any]:
     """Personalizer's ``ServiceConfiguration`` for the engine's ``settings``, with
-    ``latestApprenticeModeMetrics`` once apprentice mode has joined events."""
+    ``latestApprenticeModeMetrics`` once apprentice mode has joined events, and the
+    auto-optimization settings ``auto``."""
+    auto = auto or AutoOptimization()
     configuration = {
         "rewardWaitTime": format_duration(settings.reward_wait_seconds),
         "defaultReward": float(settings.default_reward),
@@ -280,8 +285,11 @@ def service_configuration_json(settings: LoopSettings,
         "modelRetrainDays": 0,
         "learningMode": LEARNING_MODES.get(settings.learning_mode, settings.learning_mode),
         "logMirrorEnabled": False,
-        "isAutoOptimizationEnabled": False,
+        "isAutoOptimizationEnabled": auto.enabled,
+        "autoOptimizationFrequency": format_duration(auto.frequency_seconds),
     }
+    if auto.start_at is not None:
+        configuration["autoOptimizationStartDate"] = utc_text(auto.start_at)
     if apprentice is not None:
         n, rewards, imitated = apprentice.last_batch
         configuration["latestApprenticeModeMetrics"] = {
@@ -306,7 +314,10 @@ def parse_service_configuration(body: Any, current: LoopSettings) -> LoopSetting
     current : LoopSettings
         The settings in force (for ``learningMode`` when absent, and the policy).
     """
-    config = validate(ServiceConfiguration, body)
+    return _settings_of(validate(ServiceConfiguration, body), current)
+
+
+def _settings_of(config: ServiceConfiguration, current: LoopSettings) -> LoopSettings:
     changes: dict[str, Any] = {
         "reward_wait_seconds": config.reward_wait_time,
         "default_reward": config.default_reward,
@@ -335,20 +346,45 @@ def _update_settings(settings: LoopSettings) -> None:
         raise ApiError(f"Invalid settings: {exc}") from None
 
 
+def _auto_optimization_of(config: ServiceConfiguration,
+                          current: AutoOptimization) -> AutoOptimization:
+    """The auto-optimization settings a body asks for; what it leaves out stays."""
+    frequency = config.auto_optimization_frequency
+    if frequency is not None and frequency < AUTO_OPTIMIZATION_MIN_SECONDS:
+        raise ApiError(f"Invalid settings: autoOptimizationFrequency must be at least "
+                       f"{format_duration(AUTO_OPTIMIZATION_MIN_SECONDS)} (each run evaluates "
+                       f"that much of the log), got {format_duration(frequency)}.",
+                       target="autoOptimizationFrequency")
+    changes = {"enabled": config.is_auto_optimization_enabled, "frequency_seconds": frequency,
+               "start_at": config.auto_optimization_start_date}
+    return dataclasses.replace(current, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _configuration_json() -> dict[str, Any]:
+    engine = get_engine()
+    return service_configuration_json(engine.settings, engine.apprentice_metrics(),
+                                      AutoOptimization.read(engine.store))
+
+
 @require_roles("analyst")
 def get_service_configuration() -> tuple[dict[str, Any], int]:
     """The loop settings as a Personalizer ``ServiceConfiguration``."""
-    engine = get_engine()
-    return service_configuration_json(engine.settings, engine.apprentice_metrics()), 200
+    return _configuration_json(), 200
 
 
 @require_roles()
 def update_service_configuration() -> tuple[dict[str, Any], int]:
-    """Replace the loop settings (admin only); returns the configuration in force."""
+    """Replace the loop settings and the auto-optimization ones (admin only); returns the
+    configuration in force."""
     engine = get_engine()
-    settings = parse_service_configuration(json_body(), engine.settings)
+    config = validate(ServiceConfiguration, json_body())
+    settings = _settings_of(config, engine.settings)
+    current = AutoOptimization.read(engine.store)
+    auto = _auto_optimization_of(config, current)
     _update_settings(settings)
-    return service_configuration_json(engine.settings, engine.apprentice_metrics()), 200
+    if auto != current:
+        auto.write(engine.store)
+    return _configuration_json(), 200
 
 
 def _meta() -> MetaStore:
@@ -374,14 +410,26 @@ def update_policy() -> tuple[dict[str, Any], int]:
     ``--epsilon`` in the arguments must equal it (400 otherwise) and is not stored.
     """
     policy = validate(PolicyContract, json_body())
-    engine = get_engine()
+    apply_policy(policy.name, policy.arguments)
+    return _policy_json(get_engine().settings), 200
+
+
+def apply_policy(name: str, arguments: str) -> None:
+    """Make ``arguments`` the learning policy, named ``name``: a new policy starts a fresh
+    model, as Personalizer did (``PUT /configurations/policy``, and apply from an
+    evaluation).
+
+    Raises
+    ------
+    ApiError
+        400 when the settings refuse the arguments, naming why.
+    """
     try:
-        settings = engine.settings.with_policy_args(policy.arguments)
+        settings = get_engine().settings.with_policy_args(arguments)
     except InvalidInputError as exc:
         raise ApiError(f"{exc}.", target="arguments") from None
     _update_settings(settings)
-    _meta().set(_POLICY_NAME_KEY, policy.name)
-    return _policy_json(engine.settings), 200
+    _meta().set(_POLICY_NAME_KEY, name)
 
 
 @require_roles()

@@ -81,6 +81,31 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
     record TEXT NOT NULL,           -- the decision JSON or the reward value
     reason TEXT NOT NULL
 );
+-- Long-running jobs (Personalizer's evaluations and feature importances), run by the
+-- learner process's job runner (banditkit/store/jobs.py).
+CREATE TABLE IF NOT EXISTS jobs (
+    rowid_      INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,          -- evaluation | featureImportance
+    job_id      TEXT NOT NULL,          -- the caller's id
+    name        TEXT NOT NULL,
+    job_type    TEXT NOT NULL,          -- Manual | Auto
+    request     TEXT NOT NULL,          -- JSON: the request as validated and resolved
+    status      TEXT NOT NULL,          -- NotSubmitted, Running, Succeeded, Failed, ...
+    message     TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL,
+    started_at  REAL,
+    finished_at REAL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    result      TEXT,                   -- JSON, once succeeded
+    UNIQUE (kind, job_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, created_at);
+CREATE TABLE IF NOT EXISTS job_artifacts (
+    job  INTEGER NOT NULL REFERENCES jobs (rowid_) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job, name)
+);
 """
 
 # What the WAL may gain before a commit copies its pages into the database

@@ -140,6 +140,18 @@ def _unsupported(value: bool | None, info: ValidationInfo) -> bool | None:
     return value
 
 
+def _date_time(value: Any, info: ValidationInfo) -> float:
+    from serving.contract.evaluations import parse_date_time  # it imports this module
+
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    # within the times Python formats back: the last second of year 9999 at most
+    return min(parse_date_time(value, name=wire_name(info)).timestamp(), 253402300799.0)
+
+
+#: An RFC 3339 date-time on the wire; its Unix seconds once validated.
+_DateTime = Annotated[float, PlainValidator(_date_time), WithJsonSchema(
+    {"type": "string", "format": "date-time"})]
 #: An ISO-8601 duration on the wire; its seconds once validated
 #: (:func:`serving.durations.parse_duration`, whose messages name the problem).
 _Duration = Annotated[float, PlainValidator(_seconds), WithJsonSchema(
@@ -171,7 +183,15 @@ class ServiceConfiguration(Body):
         json_schema_extra={"pattern": _any_case_pattern(tuple(LEARNING_MODES.values()))},
         description=_one_of(tuple(LEARNING_MODES.values())))] | None = None
     log_mirror_enabled: _Unsupported = None
-    is_auto_optimization_enabled: _Unsupported = None
+    is_auto_optimization_enabled: Annotated[bool | None, Field(
+        description="Run an evaluation with policy optimization every "
+                    "autoOptimizationFrequency and apply its optimum when it beats the "
+                    "online policy beyond both intervals.")] = None
+    auto_optimization_frequency: Annotated[_Duration | None, Field(
+        description="ISO-8601 duration between auto-optimizations, and the log each one "
+                    "evaluates; at least PT1H (default P7D).")] = None
+    auto_optimization_start_date: Annotated[_DateTime | None, Field(
+        description="When the first auto-optimization may run (RFC 3339).")] = None
     # Ignored on update: a client sends back what it read.
     latest_apprentice_mode_metrics: Annotated[ApprenticeModeMetrics | None, SkipValidation,
                                               Field(
