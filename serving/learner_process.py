@@ -320,7 +320,7 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
 
     from banditkit.engine import Engine
     from banditkit.rows import RowEngine
-    from banditkit.store.jobs import SQLiteJobStore
+    from banditkit.store.factory import open_job_store
     from serving.config import ServerConfig, environ_config
     from serving.jobs import JobLimits, JobRunner
     from serving.metrics import Metrics
@@ -336,7 +336,7 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
                                 metrics=metrics, health_path=health_path)
     # Personalizer's evaluation jobs run here, the one process per data dir.
     config = ServerConfig.from_mapping(environ_config())
-    jobs = SQLiteJobStore.open(engine.store.path)
+    jobs = open_job_store(data_dir, database_url=database_url)
     runner = None
     if config.jobs_enabled:
         runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config))

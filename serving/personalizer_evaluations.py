@@ -26,7 +26,8 @@ from flask import Blueprint, Flask, current_app, request
 
 from banditkit.dsjson import line_timestamp
 from banditkit.errors import InvalidInputError
-from banditkit.store.jobs import SUCCEEDED, Job, JobExistsError, JobStore, SQLiteJobStore
+from banditkit.store.factory import open_job_store
+from banditkit.store.jobs import SUCCEEDED, Job, JobExistsError, JobStore
 from serving import openapi
 from serving._parsing import json_body
 from serving.analyst import export_chunks, json_ready, partition_files
@@ -425,7 +426,7 @@ def init_app(app: Flask) -> None:
     this app (``LEARNER_ENABLED``, ``JOBS_ENABLED``), start the job runner."""
     config = get_config(app)
     engine = get_engine(app)
-    jobs = SQLiteJobStore.open(engine.store.path)  # type: ignore[attr-defined]
+    jobs = open_job_store(config.engine_data_dir, database_url=config.database_url)
     app.extensions[_JOBS_EXTENSION] = jobs
     if config.learner_enabled and config.jobs_enabled:
         runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from banditkit.store.jobs import SQLiteJobStore
 from banditkit.store.journaled import JournaledStore
 from banditkit.store.postgres import PostgresStore
 from banditkit.store.sqlite import Store
 
-__all__ = ["open_store"]
+__all__ = ["open_job_store", "open_store"]
 
 
 def open_store(data_dir: str | Path, *, database_url: str | None = None, name: str = "banditkit",
@@ -36,3 +37,12 @@ def open_store(data_dir: str | Path, *, database_url: str | None = None, name: s
         return sqlite(path=data_dir / f"{name}.sqlite3", synchronous=synchronous)
     return postgres.open(database_url, local=data_dir / name, schema=schema,
                          synchronous=synchronous)
+
+
+def open_job_store(data_dir: str | Path, *, database_url: str | None = None) -> SQLiteJobStore:
+    """Personalizer's evaluation jobs: in the SQLite store's own file, or, beside a
+    PostgreSQL store, in this host's ``<data_dir>/jobs.sqlite3`` (the jobs of a host
+    are those its learner runs; docs/operations.md, PostgreSQL deployments)."""
+    data_dir = Path(data_dir)
+    name = "banditkit" if database_url is None else "jobs"
+    return SQLiteJobStore.open(data_dir / f"{name}.sqlite3")
