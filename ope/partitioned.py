@@ -228,9 +228,11 @@ class Runner(Protocol):
 
     def group_reduce(self, function: Callable[[Source, Any], list[tuple[int, Any]]],
                      finish: Callable[[int, list[Any], Any], PartialResult],
-                     sources: Sequence[Source], shared: Any) -> PartialResult:
+                     sources: Sequence[Source], shared: Any, *,
+                     shuffle: bool) -> PartialResult:
         """``function`` gives (key, value) pairs per source; the values of each key
-        go to ``finish(key, values, shared)``, whose results are merged."""
+        go to ``finish(key, values, shared)``, whose results are merged.
+        ``shuffle`` False promises that no two sources give the same key."""
 
 
 class LocalRunner:
@@ -242,7 +244,8 @@ class LocalRunner:
 
     def group_reduce(self, function: Callable[[Source, Any], list[tuple[int, Any]]],
                      finish: Callable[[int, list[Any], Any], PartialResult],
-                     sources: Sequence[Source], shared: Any) -> PartialResult:
+                     sources: Sequence[Source], shared: Any, *,
+                     shuffle: bool) -> PartialResult:
         groups: dict[int, list[Any]] = {}
         for source in sources:
             for key, value in function(source, shared):
@@ -452,7 +455,8 @@ def evaluate_partitions(paths: Sequence[str | os.PathLike], *,
     plan = Plan(estimators=tuple(estimators), policies=resolved, chunk_size=chunk_size,
                 reward_model=HashedRewardModel(seed=seed) if needs_model else None,
                 n_total=n_total)
-    total = runner.group_reduce(source_statistics, chunk_statistics, sources, plan)
+    total = runner.group_reduce(source_statistics, chunk_statistics, sources, plan,
+                                shuffle=n_total > 0)
     _raise_first(total)
     if total.n_rounds == 0:
         raise ValueError("the log holds no activated events to evaluate")

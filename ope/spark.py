@@ -166,14 +166,18 @@ class SparkRunner:
 
     def group_reduce(self, function: Callable[[Source, Any], list[tuple[int, Any]]],
                      finish: Callable[[int, list[Any], Any], PartialResult],
-                     sources: Sequence[Source], shared: Any) -> PartialResult:
+                     sources: Sequence[Source], shared: Any, *,
+                     shuffle: bool) -> PartialResult:
         context = self.spark.sparkContext
         shipped = context.broadcast(shared)
         try:
-            return (context.parallelize(list(sources), len(sources))
-                    .flatMap(lambda source: function(source, shipped.value))
-                    .groupByKey(len(sources))
-                    .map(lambda group: finish(group[0], list(group[1]), shipped.value))
+            pairs = context.parallelize(list(sources), len(sources)).flatMap(
+                lambda source: function(source, shipped.value))
+            if shuffle:
+                groups = pairs.groupByKey(min(len(sources), context.defaultParallelism))
+            else:
+                groups = pairs.map(lambda pair: (pair[0], [pair[1]]))
+            return (groups.map(lambda group: finish(group[0], list(group[1]), shipped.value))
                     .treeReduce(PartialResult.merge))
         finally:
             shipped.destroy()
