@@ -7,6 +7,7 @@ import pytest
 
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import read_events
+from banditkit.store import Store
 from banditkit.vw import VWLearner
 from ope.evaluation import evaluate_log, make_estimators
 from ope.logtable import write_log_table
@@ -77,14 +78,18 @@ def test_a_vw_model_scores_on_the_executors_as_it_does_locally(spark, partitione
                           reward=event.reward, probability=event.probability)
     model = tmp_path / "model.vw"
     model.write_bytes(learner.to_bytes())
+    Store(path=tmp_path / "banditkit.sqlite3").publish_model(
+        created_at=0.0, policy_args="--cb_explore_adf --epsilon 0.2 -q ::",
+        banditkit_version="test", through_seq=0, n_updates=300, data=learner.to_bytes())
     options = {"estimators": make_estimators(["ips", "snips"]),
-               "policies": ["logged", f"model:{model}"], "chunk_size": 500,
-               "model_args": "--cb_explore_adf --epsilon 0.1 -q ::"}
+               "policies": ["logged", f"model:{model}", "model:latest"], "chunk_size": 500,
+               "model_args": "--cb_explore_adf --epsilon 0.1 -q ::", "data_dir": tmp_path}
     expected = evaluate_log([partitioned_log], **options)
     got = evaluate_spark(spark, [partitioned_log], **options)
     assert_same_estimates(got, expected)
-    # the model is not the logging policy: its weights are not all 1
+    # the model is not the logging policy, and the store's arguments explore more
     assert got.estimates[f"model:{model}"]["ips"].diagnostics.max_weight > 1
+    assert got.estimates["model:v1"]["ips"].value != got.estimates[f"model:{model}"]["ips"].value
 
 
 @pytest.mark.slow
@@ -119,12 +124,16 @@ def test_bad_partitions_are_reported_as_in_process(spark, partitioned_log, tmp_p
     first = sorted(logs.glob("dt=*/events.dsjson"))[0]
     with open(first, "a", encoding="utf-8") as handle:
         handle.write('{"EventId":"torn","Timest')  # a writer killed mid-append
+    second = sorted(logs.glob("dt=*/events.dsjson"))[1]
+    text = second.read_text()
+    second.write_text(text.replace('"_skipLearn": false', '"_skipLearn": true', 5))
     (logs / "_SUCCESS").write_text("")
     (logs / "README.txt").write_text("notes")
     estimators = make_estimators(["ips", "snips"])
     expected = evaluate_log([logs], estimators=estimators)
     got = evaluate_spark(spark, [logs], estimators=estimators)
     assert_same_estimates(got, expected)  # the torn line is left out by both
+    assert got.notes["skipped_not_activated"] == expected.notes["skipped_not_activated"] == 5
     assert got.notes["skipped_lines"] == {
         "torn last line (no newline: still being written), not read": 1}
     assert got.notes["ignored_files"]["not a .dsjson or .parquet file"]["count"] == 2
