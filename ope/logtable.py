@@ -41,7 +41,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +61,7 @@ __all__ = [
     "check_log_table",
     "check_output_folder",
     "convert_file",
+    "convert_item",
     "read_log_table",
     "record_of_row",
     "row_of_record",
@@ -290,11 +291,40 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     return folder
 
 
-def write_log_table(paths: Sequence[str | os.PathLike], out: str | os.PathLike
-                    ) -> ConversionSummary:
-    """Convert dsjson files or folders into a log table in ``out``, in this process.
+def convert_item(item: tuple[int, str], out: str) -> ConversionSummary | str:
+    """:func:`convert_file` of ``(index, path)``; an error comes back as its message,
+    so that a task reports it rather than failing the job."""
+    try:
+        return convert_file(item[0], item[1], out)
+    except ValueError as error:
+        return str(error)
 
-    ``ope.spark.to_parquet`` does the same with one Spark task per file.
+
+def _collect_here(function: Callable[[Any, str], Any], items: Sequence[Any],
+                  shared: str) -> list[Any]:
+    return [function(item, shared) for item in items]
+
+
+def write_log_table(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                    collect: Callable[..., list[Any]] | None = None) -> ConversionSummary:
+    """Convert dsjson files or folders into a log table in ``out``.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        dsjson files or folders (searched recursively for ``*.dsjson``).
+    out : path
+        A new or empty folder.
+    collect : callable, default=None
+        ``collect(function, items, out)`` runs :func:`convert_item` on every
+        ``(index, path)``, giving the results in order; ``None`` runs them in
+        this process (``ope.spark.to_parquet`` passes Spark's).
+
+    Raises
+    ------
+    InvalidInputError
+        ``out`` holds files, no dsjson file is found, or a line is not a joined
+        event (the first in log order is named).
     """
     from banditkit.eventlog import log_files
 
@@ -302,9 +332,14 @@ def write_log_table(paths: Sequence[str | os.PathLike], out: str | os.PathLike
     files = log_files(paths)
     if not files:
         raise InvalidInputError(f"no .dsjson files found in {[str(p) for p in paths]}")
+    results = (collect or _collect_here)(
+        convert_item, [(index, str(path)) for index, path in enumerate(files)], str(folder))
+    errors = [result for result in results if isinstance(result, str)]
+    if errors:
+        raise InvalidInputError(errors[0])
     summary = ConversionSummary()
-    for index, path in enumerate(files):
-        summary = summary.merge(convert_file(index, path, folder))
+    for result in results:
+        summary = summary.merge(result)
     return summary
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from banditkit.errors import InvalidInputError
 from ope.base import OffPolicyEstimator
 from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
-from ope.logtable import ConversionSummary, check_output_folder, convert_file
+from ope.logtable import ConversionSummary, write_log_table
 from ope.partitioned import PartialResult, Source, evaluate_partitions
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class SparkRunner:
     def __init__(self, *, spark: SparkSession) -> None:
         self.spark = spark
 
-    def collect(self, function: Callable[[Source, Any], Any], sources: Sequence[Source],
+    def collect(self, function: Callable[[Any, Any], Any], sources: Sequence[Any],
                 shared: Any) -> list[Any]:
         context = self.spark.sparkContext
         shipped = context.broadcast(shared)
@@ -215,13 +215,6 @@ def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike]
                                    notes={"engine": "spark"})
 
 
-def _convert(source: Source, out: str) -> ConversionSummary | str:
-    try:
-        return convert_file(source.index, source.path, out)
-    except ValueError as error:
-        return f"{error}"
-
-
 def to_parquet(spark: SparkSession | str, paths: Sequence[str | os.PathLike],
                out: str | os.PathLike) -> ConversionSummary:
     """Write a dsjson log as the log table of :mod:`ope.logtable`, one Spark task per file.
@@ -234,19 +227,5 @@ def to_parquet(spark: SparkSession | str, paths: Sequence[str | os.PathLike],
         ``out`` holds files already, or a line is not a joined event (the first
         in log order is named).
     """
-    from banditkit.eventlog import log_files
-
-    folder = check_output_folder(out)
-    files = log_files(paths)
-    if not files:
-        raise InvalidInputError(f"no .dsjson files found in {[str(p) for p in paths]}")
-    sources = [Source(index, "dsjson", str(path)) for index, path in enumerate(files)]
     with spark_session(spark) as session:
-        results = SparkRunner(spark=session).collect(_convert, sources, str(folder))
-    errors = [r for r in results if isinstance(r, str)]
-    if errors:
-        raise InvalidInputError(errors[0])
-    total = ConversionSummary()
-    for result in results:
-        total = total.merge(result)
-    return total
+        return write_log_table(paths, out, collect=SparkRunner(spark=session).collect)
