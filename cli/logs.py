@@ -35,7 +35,7 @@ def to_parquet(paths: tuple[Path, ...], out: Path, spark_master: str | None,
     """
     try:
         if spark_master is None:
-            from ope.logtable import write_log_table
+            from ope.partitioned import write_log_table
 
             summary = write_log_table(paths, out)
         else:
@@ -52,3 +52,6 @@ def to_parquet(paths: tuple[Path, ...], out: Path, spark_master: str | None,
                f"{result['partitions']} date partitions: {out}")
     for reason, count in summary.skipped_lines.items():
         click.echo(f"skipped: {count} line(s), {reason}")
+    for reason, ignored in summary.ignored_files.items():
+        click.echo(f"ignored: {ignored['count']} file(s), {reason}, e.g. "
+                   f"{', '.join(ignored['examples'])}")

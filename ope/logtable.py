@@ -32,6 +32,8 @@ with ``from_json`` or ``get_json_object``. :func:`record_of_row` gives the
 dsjson record back, every field of it (the round trip is tested), and
 :func:`read_log_table` reads the table back as events through banditkit's
 dsjson codec, so evaluation reads a table and a dsjson log alike.
+:func:`ope.partitioned.write_log_table` converts a whole log, in process or
+with Spark.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,11 +63,9 @@ __all__ = [
     "check_log_table",
     "check_output_folder",
     "convert_file",
-    "convert_item",
     "read_log_table",
     "record_of_row",
     "row_of_record",
-    "write_log_table",
 ]
 
 SCHEMA = pa.schema([
@@ -203,21 +203,27 @@ class ConversionSummary:
     skipped_lines : Counter of str
         Lines not written, by reason (a torn last line is the only one: any
         other unreadable line is an error).
+    ignored_files : dict of str to dict
+        Files of the log's folders that are not dsjson, by reason, with a
+        count and examples.
     """
 
     events: int = 0
     files: list[str] = field(default_factory=list)
     skipped_lines: Counter = field(default_factory=Counter)
+    ignored_files: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def merge(self, other: ConversionSummary) -> ConversionSummary:
         return ConversionSummary(events=self.events + other.events,
                                  files=sorted(self.files + other.files),
-                                 skipped_lines=self.skipped_lines + other.skipped_lines)
+                                 skipped_lines=self.skipped_lines + other.skipped_lines,
+                                 ignored_files={**self.ignored_files, **other.ignored_files})
 
     def to_dict(self) -> dict[str, object]:
         return {"events": self.events, "files": len(self.files),
                 "partitions": len({Path(f).parent.name for f in self.files}),
-                "skipped_lines": dict(self.skipped_lines)}
+                "skipped_lines": dict(self.skipped_lines),
+                "ignored_files": self.ignored_files}
 
 
 def _records(path: Path, skipped: Counter) -> Iterator[dict]:
@@ -289,58 +295,6 @@ def check_output_folder(out: str | os.PathLike) -> Path:
         raise InvalidInputError(f"out must be a new or empty folder, got {folder}, which "
                                 f"already holds files")
     return folder
-
-
-def convert_item(item: tuple[int, str], out: str) -> ConversionSummary | str:
-    """:func:`convert_file` of ``(index, path)``; an error comes back as its message,
-    so that a task reports it rather than failing the job."""
-    try:
-        return convert_file(item[0], item[1], out)
-    except ValueError as error:
-        return str(error)
-
-
-def _collect_here(function: Callable[[Any, str], Any], items: Sequence[Any],
-                  shared: str) -> list[Any]:
-    return [function(item, shared) for item in items]
-
-
-def write_log_table(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                    collect: Callable[..., list[Any]] | None = None) -> ConversionSummary:
-    """Convert dsjson files or folders into a log table in ``out``.
-
-    Parameters
-    ----------
-    paths : sequence of path
-        dsjson files or folders (searched recursively for ``*.dsjson``).
-    out : path
-        A new or empty folder.
-    collect : callable, default=None
-        ``collect(function, items, out)`` runs :func:`convert_item` on every
-        ``(index, path)``, giving the results in order; ``None`` runs them in
-        this process (``ope.spark.to_parquet`` passes Spark's).
-
-    Raises
-    ------
-    InvalidInputError
-        ``out`` holds files, no dsjson file is found, or a line is not a joined
-        event (the first in log order is named).
-    """
-    from banditkit.eventlog import log_files
-
-    folder = check_output_folder(out)
-    files = log_files(paths)
-    if not files:
-        raise InvalidInputError(f"no .dsjson files found in {[str(p) for p in paths]}")
-    results = (collect or _collect_here)(
-        convert_item, [(index, str(path)) for index, path in enumerate(files)], str(folder))
-    errors = [result for result in results if isinstance(result, str)]
-    if errors:
-        raise InvalidInputError(errors[0])
-    summary = ConversionSummary()
-    for result in results:
-        summary = summary.merge(result)
-    return summary
 
 
 def check_log_table(files: Iterable[str | os.PathLike]) -> None:

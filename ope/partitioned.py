@@ -14,6 +14,9 @@ process; ``ope.spark.SparkRunner`` runs one Spark task per source, the
 policies' VW models broadcast once. The driver holds the list of sources and
 the merged statistics, never events.
 
+:func:`write_log_table` converts a dsjson log into the log table the same
+way, one file at a time.
+
 Numbers: the estimates are those of :func:`ope.dsjson.evaluate_dsjson` on
 the same log. Importance-weighted ones (IPS, SNIPS, clipped IPS) merge
 exactly, whatever the chunks; for Replay and the reward model of DM and the DR
@@ -44,7 +47,14 @@ from ope._statistics import RoundStatistics
 from ope.base import OffPolicyEstimator
 from ope.estimators import Replay
 from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
-from ope.logtable import TORN_LINE, check_log_table, read_log_table
+from ope.logtable import (
+    TORN_LINE,
+    ConversionSummary,
+    check_log_table,
+    check_output_folder,
+    convert_file,
+    read_log_table,
+)
 from ope.validation import check_integer_at_least
 
 __all__ = [
@@ -55,10 +65,12 @@ __all__ = [
     "Runner",
     "Source",
     "chunk_statistics",
+    "convert_item",
     "evaluate_partitions",
     "list_sources",
     "source_counts",
     "source_statistics",
+    "write_log_table",
 ]
 
 _TABLE_SUFFIXES = (".parquet", ".pq")
@@ -353,6 +365,52 @@ def chunk_statistics(key: int, values: list[Any], plan: Plan) -> PartialResult:
     except ValueError as error:
         result.error = (pieces[0][0], str(error))
     return result
+
+
+def convert_item(item: tuple[int, str], out: str) -> ConversionSummary | str:
+    """:func:`convert_file` of ``(index, path)``; an error comes back as its message,
+    so that a task reports it rather than failing the job."""
+    try:
+        return convert_file(item[0], item[1], out)
+    except ValueError as error:
+        return str(error)
+
+
+def write_log_table(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                    collect: Callable[..., list[Any]] | None = None) -> ConversionSummary:
+    """Convert dsjson files or folders into a log table in ``out``.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        dsjson files or folders (searched recursively for ``*.dsjson``).
+    out : path
+        A new or empty folder.
+    collect : callable, default=None
+        ``collect(function, items, out)`` runs :func:`convert_item` on every
+        ``(index, path)``, giving the results in order; ``None`` runs them in
+        this process (``ope.spark.to_parquet`` passes Spark's).
+
+    Raises
+    ------
+    InvalidInputError
+        ``out`` holds files, no dsjson file is found, or a line is not a joined
+        event (the first in log order is named).
+    """
+    folder = check_output_folder(out)
+    sources, ignored = list_sources(paths)
+    if sources[0].kind != "dsjson":
+        raise InvalidInputError(f"paths must name dsjson logs to convert, got Parquet files in "
+                                f"{[str(p) for p in paths]}")
+    results = (collect or LocalRunner().collect)(
+        convert_item, [(source.index, source.path) for source in sources], str(folder))
+    errors = [result for result in results if isinstance(result, str)]
+    if errors:
+        raise InvalidInputError(errors[0])
+    summary = ConversionSummary(ignored_files=ignored)
+    for result in results:
+        summary = summary.merge(result)
+    return summary
 
 
 def _raise_first(result: PartialResult) -> None:

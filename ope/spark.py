@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from banditkit.errors import InvalidInputError
 from ope.base import OffPolicyEstimator
 from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
-from ope.logtable import ConversionSummary, write_log_table
-from ope.partitioned import PartialResult, Source, evaluate_partitions
+from ope.logtable import ConversionSummary
+from ope.partitioned import PartialResult, Source, evaluate_partitions, write_log_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -219,7 +219,7 @@ def to_parquet(spark: SparkSession | str, paths: Sequence[str | os.PathLike],
                out: str | os.PathLike) -> ConversionSummary:
     """Write a dsjson log as the log table of :mod:`ope.logtable`, one Spark task per file.
 
-    The files written are those of :func:`ope.logtable.write_log_table`.
+    The files written are those of :func:`ope.partitioned.write_log_table`.
 
     Raises
     ------

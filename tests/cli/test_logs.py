@@ -42,12 +42,15 @@ def test_to_parquet_keeps_every_field_of_the_dsjson(partitioned_log, tmp_path):
     with open(first, "a", encoding="utf-8") as handle:
         handle.writelines(json.dumps(record) + "\n" for record in odd)
         handle.write('{"EventId":"torn"')  # still being written
+    (logs / "_SUCCESS").write_text("")  # a foreign file: not read, and said so
     result = CliRunner().invoke(main, ["logs", "to-parquet", str(logs), "--out",
                                        str(tmp_path / "table"), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["events"] == 1200 + len(odd) and summary["partitions"] == 4
     assert summary["skipped_lines"] == {TORN_LINE: 1}
+    assert summary["ignored_files"] == {"not a .dsjson or .parquet file": {
+        "count": 1, "examples": [str(logs / "_SUCCESS")]}}
 
     expected = [json.loads(line) for path in sorted(logs.glob("dt=*/events.dsjson"))
                 for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]

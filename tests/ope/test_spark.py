@@ -10,8 +10,7 @@ from banditkit.eventlog import read_events
 from banditkit.store import Store
 from banditkit.vw import VWLearner
 from ope.evaluation import evaluate_log, make_estimators
-from ope.logtable import write_log_table
-from ope.partitioned import evaluate_partitions
+from ope.partitioned import evaluate_partitions, write_log_table
 from ope.spark import evaluate_spark, spark_session, to_parquet
 
 FIXED = ["ips", "snips", "clipped_ips", "replay"]
