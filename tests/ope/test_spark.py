@@ -114,6 +114,16 @@ def test_the_log_table_evaluates_as_its_log_in_process_and_on_spark(spark, parti
     assert frame.count() == 1200
     assert {str(row.dt) for row in frame.select("dt").distinct().collect()} == {
         p.name[3:] for p in partitioned_log.iterdir()}
+    frame.createOrReplaceTempView("events")  # the query of docs/evaluation.md
+    rows = spark.sql("""
+        SELECT dt, model_version, count(*) AS events, avg(reward) AS mean_reward
+        FROM events
+        WHERE dt >= '2023-11-15' AND get_json_object(context, '$.Member.device') = 'tv'
+        GROUP BY dt, model_version ORDER BY dt""").collect()
+    on_tv = [e for e in read_events([partitioned_log]) if e.timestamp >= "2023-11-15"
+             and e.context["Member"]["device"] == "tv"]
+    assert sum(row.events for row in rows) == len(on_tv) > 0
+    assert len(rows) == 3 and all(row.model_version == "simulated" for row in rows)
 
 
 @pytest.mark.slow
