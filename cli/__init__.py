@@ -24,6 +24,7 @@ _SUBCOMMANDS = {
     "demo": "cli.demo:demo",
     "evaluate": "cli.evaluate:evaluate",
     "keys": "cli.keys:keys",
+    "logs": "cli.logs:logs",
     "serve": "cli.serve:serve",
     "serve-learner": "cli.serve:serve_learner",
     "simulate": "cli.evaluate:simulate",

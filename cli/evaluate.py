@@ -49,7 +49,10 @@ def _text_table(rows: list[dict[str, object]], columns: list[str]) -> str:
 
 def _print(report: EvaluationReport, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(report.to_dict(), default=str))
+        payload = report.to_dict()
+        if "engine" in report.notes:
+            payload["engine"] = report.notes["engine"]
+        click.echo(json.dumps(payload, default=str))
         return
     rows = report.rows()
     present = {key for row in rows for key in row}
@@ -148,6 +151,11 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
               default=240.0, show_default=True, help="--optimize: CPU-seconds for candidates.")
 @click.option("--max-candidates", type=click.IntRange(min=1), default=48, show_default=True,
               help="--optimize: most candidates tried.")
+@click.option("--spark", "spark_master", default=None, metavar="MASTER",
+              envvar="BANDITKIT_SPARK_MASTER", show_envvar=True,
+              help="Evaluate a dsjson log or a log table on Spark (local[2], spark://HOST:PORT, "
+                   "yarn, ...): one task per file, the same estimates (docs/evaluation.md). "
+                   "Needs banditkit[spark].")
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              estimator_text: str | None,
@@ -160,7 +168,8 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
              model_args: str | None, page_reward: str, custom: tuple[str, ...],
              optimize: bool, importance: bool, online_args: str, interval_minutes: str,
              window_kind: str, start: datetime | None, end: datetime | None, workers: int,
-             budget_cpu_seconds: float, max_candidates: int, seed: int) -> None:
+             budget_cpu_seconds: float, max_candidates: int, spark_master: str | None,
+             seed: int) -> None:
     """Off-policy evaluation of policies on logged decisions (dsjson, CSV or Parquet).
 
     Row-ordering logs (the row engine's CCB dsjson, ``DATA_DIR/rows/logs``) are
@@ -170,9 +179,15 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
     With --custom, --optimize or --feature-importance, dsjson logs get
     Personalizer's evaluation instead (docs/evaluation.md, "Policy evaluation
     and search").
+
+    A folder of Parquet files written by ``banditkit logs to-parquet`` (a log
+    table) is evaluated as its dsjson log would be; --spark runs either on Spark.
     """
     from ope.evaluation import make_estimators
 
+    if spark_master is not None and (custom or optimize or importance):
+        raise click.UsageError("--spark evaluates fixed policies; --custom, --optimize and "
+                               "--feature-importance run in process")
     if custom or optimize or importance:
         _evaluate_window(logs, custom=custom, optimize=optimize, importance=importance,
                          online_args=online_args, interval_minutes=int(interval_minutes),
@@ -183,6 +198,16 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
         return
 
     tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
+    if spark_master is not None and tables:
+        raise click.UsageError("--spark reads dsjson logs and log tables (folders written by "
+                               "'banditkit logs to-parquet'), not files with a column map")
+    if spark_master is not None or _is_log_table(logs):
+        _evaluate_partitioned(logs, policies, estimator_text, spark_master, max_weight=max_weight,
+                              switch_tau=switch_tau, dros_shrinkage=dros_shrinkage,
+                              confidence=confidence, ci_method=ci_method, seed=seed,
+                              chunk_size=chunk_size, model_args=model_args, data_dir=data_dir,
+                              as_json=as_json, report_dir=report_dir)
+        return
     if not tables and _is_row_log(logs):
         _evaluate_rows(logs, policies, estimator_text, page_reward=page_reward,
                        model_args=model_args, confidence=confidence, as_json=as_json,
@@ -212,6 +237,46 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
                                       offline_args=offline_args, model_args=model_args,
                                       data_dir=data_dir, seed=seed)
     except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from None
+    _finish(report, as_json, report_dir)
+
+
+def _is_log_table(paths: tuple[Path, ...]) -> bool:
+    """True when a folder holds Parquet files (a log table) and no dsjson."""
+    folders = [p for p in paths if p.is_dir()]
+    return bool(folders) and all(
+        next(p.rglob("*.parquet"), None) is not None and next(p.rglob("*.dsjson"), None) is None
+        for p in folders)
+
+
+def _evaluate_partitioned(logs: tuple[Path, ...], policies: tuple[str, ...],
+                          estimator_text: str | None, spark_master: str | None, *,
+                          max_weight: float, switch_tau: float, dros_shrinkage: float,
+                          confidence: float, ci_method: str, seed: int, chunk_size: int,
+                          model_args: str | None, data_dir: Path, as_json: bool,
+                          report_dir: Path | None) -> None:
+    """A dsjson log or a log table, file by file: on Spark, or in process for a table."""
+    from ope.evaluation import make_estimators
+    from ope.partitioned import evaluate_partitions
+
+    if _is_row_log(logs):
+        raise click.UsageError("--spark evaluates single-decision logs; page (row) logs run "
+                               "in process")
+    names = _estimator_names(estimator_text or "ips,snips,dr")
+    options = {"policies": list(policies) or ["logged", "baseline", "uniform"],
+               "chunk_size": chunk_size, "model_args": model_args, "data_dir": data_dir,
+               "seed": seed}
+    try:
+        estimators = make_estimators(names, max_weight=max_weight, switch_tau=switch_tau,
+                                     dros_shrinkage=dros_shrinkage, confidence_level=confidence,
+                                     ci_method=ci_method, seed=seed)
+        if spark_master is None:
+            report = evaluate_partitions(logs, estimators=estimators, **options)
+        else:
+            from ope.spark import evaluate_spark
+
+            report = evaluate_spark(spark_master, logs, estimators=estimators, **options)
+    except (ValueError, TypeError, ModuleNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     _finish(report, as_json, report_dir)
 

@@ -1,0 +1,231 @@
+"""Off-policy evaluation and the log table on Spark (PySpark), for logs one machine cannot read.
+
+:func:`evaluate_spark` runs :func:`ope.partitioned.evaluate_partitions` with
+one Spark task per log file (a date partition): each task reads its file with
+banditkit's dsjson codec and returns the estimators' mergeable statistics (and
+the pieces of the chunks it shares with the next file, joined by key in one
+shuffle), the statistics are merged on the executors (``treeReduce``) and the
+driver finishes the estimates. The plan (estimators, policies, VW models' bytes) is
+broadcast once. :func:`to_parquet` writes the log table of
+:mod:`ope.logtable`, one task per file.
+
+Tasks open the log's files by path, so the paths must name the same files on
+every executor (a shared mount), and banditkit must be installed there. Every
+function takes a ``SparkSession`` or a master URL (``local[2]``,
+``spark://host:7077``, ``yarn``, ``k8s://...``), so a notebook passes its
+session and a job its master. PySpark is the ``banditkit[spark]`` extra and is
+imported on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from banditkit.errors import InvalidInputError
+from ope.base import OffPolicyEstimator
+from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
+from ope.logtable import ConversionSummary
+from ope.partitioned import PartialResult, Source, evaluate_partitions, write_log_table
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = [
+    "INSTALL_HINT",
+    "MASTER_ENV",
+    "SparkRunner",
+    "evaluate_spark",
+    "require_pyspark",
+    "spark_session",
+    "to_parquet",
+]
+
+#: Environment variable read by ``--spark``'s default.
+MASTER_ENV = "BANDITKIT_SPARK_MASTER"
+INSTALL_HINT = ("--spark needs PySpark, which is not installed: "
+                "pip install 'banditkit[spark]' (and Java 17, e.g. openjdk-17-jre-headless)")
+_MASTER = re.compile(r"local(\[([0-9]+|\*)(,[0-9]+)?\])?|spark://[^/]+|yarn|k8s://.+|"
+                     r"mesos://.+")
+_CONNECT_SECONDS = 5.0
+
+
+def require_pyspark() -> None:
+    """Raise ``ModuleNotFoundError`` with :data:`INSTALL_HINT` when PySpark is missing."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise ModuleNotFoundError(INSTALL_HINT) from None
+
+
+def _check_master(master: str) -> None:
+    """Refuse a malformed master URL, and a standalone master nobody answers at.
+
+    Spark itself retries an unreachable standalone master for a minute before
+    failing; a TCP connect says the same in at most five seconds.
+    """
+    if not _MASTER.fullmatch(master):
+        raise InvalidInputError(f"Spark master must be local, local[N], local[*], "
+                                f"spark://HOST:PORT[,HOST:PORT], yarn or k8s://URL; got "
+                                f"{master!r}")
+    if master.startswith("spark://"):
+        for address in master[len("spark://"):].split(","):
+            host, _, port = address.rpartition(":")
+            try:
+                with socket.create_connection((host, int(port)), timeout=_CONNECT_SECONDS):
+                    return
+            except (OSError, ValueError) as error:
+                reason = error
+        raise InvalidInputError(f"cannot reach the Spark master {master}: {reason}")
+
+
+@contextmanager
+def spark_session(spark: SparkSession | str, *, app_name: str = "banditkit",
+                  driver_memory: str = "1g") -> Iterator[SparkSession]:
+    """A session for ``spark``: the session itself, or one for a master URL.
+
+    A session this function starts is stopped on exit. When the process
+    already runs a session with that master (a notebook's, a test's), it is
+    used and left running.
+
+    Parameters
+    ----------
+    spark : SparkSession or str
+        A session, or a master URL.
+    app_name : str, default="banditkit"
+    driver_memory : str, default="1g"
+        ``spark.driver.memory`` of a session started here (the driver holds
+        statistics, not events; in ``local`` mode the tasks share it).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        PySpark is missing (the message says how to install it).
+    InvalidInputError
+        The master URL is malformed or unreachable, Java is missing, or
+        another master's session is already running in this process.
+    """
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
+    if isinstance(spark, SparkSession):
+        yield spark
+        return
+    if not isinstance(spark, str):
+        raise TypeError(f"spark must be a SparkSession or a master URL, got "
+                        f"{type(spark).__name__}")
+    master = spark.strip()
+    _check_master(master)
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.master
+        if running != master:
+            raise InvalidInputError(f"a Spark session with master {running} already runs in "
+                                    f"this process; pass that session, or its master, "
+                                    f"instead of {master}")
+        yield active
+        return
+    try:
+        session = (SparkSession.builder.master(master).appName(app_name)
+                   .config("spark.driver.memory", driver_memory)
+                   .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    except Exception as error:  # py4j and the JVM raise many kinds
+        raise InvalidInputError(f"cannot start Spark with master {master}: "
+                                f"{str(error).strip().splitlines()[0]} (Spark needs Java 17: "
+                                f"is 'java' on PATH?)") from None
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+class SparkRunner:
+    """Runs one Spark task per source; shared data is broadcast once.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    """
+
+    def __init__(self, *, spark: SparkSession) -> None:
+        self.spark = spark
+
+    def collect(self, function: Callable[[Any, Any], Any], sources: Sequence[Any],
+                shared: Any) -> list[Any]:
+        context = self.spark.sparkContext
+        shipped = context.broadcast(shared)
+        try:
+            return (context.parallelize(list(sources), len(sources))
+                    .map(lambda source: function(source, shipped.value)).collect())
+        finally:
+            shipped.destroy()
+
+    def group_reduce(self, function: Callable[[Source, Any], list[tuple[int, Any]]],
+                     finish: Callable[[int, list[Any], Any], PartialResult],
+                     sources: Sequence[Source], shared: Any, *,
+                     shuffle: bool) -> PartialResult:
+        context = self.spark.sparkContext
+        shipped = context.broadcast(shared)
+        try:
+            pairs = context.parallelize(list(sources), len(sources)).flatMap(
+                lambda source: function(source, shipped.value))
+            if shuffle:
+                groups = pairs.groupByKey(min(len(sources), context.defaultParallelism))
+            else:
+                groups = pairs.map(lambda pair: (pair[0], [pair[1]]))
+            return (groups.map(lambda group: finish(group[0], list(group[1]), shipped.value))
+                    .treeReduce(PartialResult.merge))
+        finally:
+            shipped.destroy()
+
+
+def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike], *,
+                   estimators: Sequence[OffPolicyEstimator],
+                   policies: Sequence[str] = DEFAULT_LOG_POLICIES, chunk_size: int = 50_000,
+                   model_args: str | None = None, data_dir: str | os.PathLike | None = None,
+                   seed: int = 0) -> EvaluationReport:
+    """Evaluate policies on a dsjson log or a log table with Spark.
+
+    The same policies, estimators and report as
+    :func:`ope.evaluation.evaluate_log` (``notes["engine"]`` is ``"spark"``);
+    see :func:`ope.partitioned.evaluate_partitions` for the parameters and for
+    which estimates are equal to the in-process ones.
+
+    Parameters
+    ----------
+    spark : SparkSession or str
+        A session (a notebook's) or a master URL (``local[2]``, ``spark://...``).
+    paths : sequence of path
+        dsjson files or date-partition folders, or a log table's folder,
+        reachable at the same path from every executor.
+
+    Returns
+    -------
+    EvaluationReport
+    """
+    with spark_session(spark) as session:
+        return evaluate_partitions(paths, estimators=estimators, policies=policies,
+                                   chunk_size=chunk_size, model_args=model_args,
+                                   data_dir=data_dir, seed=seed,
+                                   runner=SparkRunner(spark=session),
+                                   notes={"engine": "spark"})
+
+
+def to_parquet(spark: SparkSession | str, paths: Sequence[str | os.PathLike],
+               out: str | os.PathLike) -> ConversionSummary:
+    """Write a dsjson log as the log table of :mod:`ope.logtable`, one Spark task per file.
+
+    The files written are those of :func:`ope.partitioned.write_log_table`.
+
+    Raises
+    ------
+    InvalidInputError
+        ``out`` holds files already, or a line is not a joined event (the first
+        in log order is named).
+    """
+    with spark_session(spark) as session:
+        return write_log_table(paths, out, collect=SparkRunner(spark=session).collect)
