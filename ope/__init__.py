@@ -20,6 +20,7 @@ _MODULES = {
     "ope.evaluation": ("EvaluationReport", "evaluate", "evaluate_stream",
                        "make_estimators", "read_table"),
     "ope.importance": ("FeatureScore", "feature_importance"),
+    "ope.partitioned": ("evaluate_partitions", "write_log_table"),
     "ope.personalizer": ("WindowEvaluation", "evaluate_window"),
     "ope.progressive": ("CandidatePool", "CandidateResult", "Window", "freeze_window",
                         "score_candidates"),
@@ -27,6 +28,7 @@ _MODULES = {
     "ope.rounds": ("LoggedRounds", "TargetRounds", "iter_chunks"),
     "ope.timeseries": ("PolicyResult", "TimeSeries", "series", "summary"),
     "ope.search": ("SearchBudget", "SearchResult", "SearchSpace"),
+    "ope.spark": ("evaluate_spark", "to_parquet"),
     "ope.slate": ("SlateIndependentIPS", "SlatePseudoInverse", "SlateRewardInteractionIPS",
                   "PageRounds", "SlateStandardIPS", "PageTarget"),
 }
@@ -67,6 +69,8 @@ __all__ = [
     "WindowEvaluation",
     "all_estimators",
     "evaluate",
+    "evaluate_partitions",
+    "evaluate_spark",
     "evaluate_stream",
     "evaluate_window",
     "feature_importance",
@@ -77,4 +81,6 @@ __all__ = [
     "score_candidates",
     "series",
     "summary",
+    "to_parquet",
+    "write_log_table",
 ]
