@@ -111,3 +111,21 @@ def test_offline_evaluation() -> None:
         assert float(low) <= float(value) <= float(high)
         assert abs(float(value) - float(true)) < 0.05
     assert "HTML report written: estimates.png, index.html, weights.png" in out
+
+
+@pytest.mark.slow
+def test_spark_evaluation() -> None:
+    out = run_example("spark_evaluation.py")
+    assert "7000 logged rounds in 7 date partitions" in out
+    rows = re.findall(r"(logged|uniform|baseline) +(ips|snips) +([0-9.]+) +([0-9.]+) +([0-9.]+)",
+                      out)
+    assert len(rows) == 6
+    for _, _, here, there, _ in rows:
+        assert here == there  # the same statistics, merged on the driver
+    assert_printed(out, "log table: 7000 events in log-table/")
+    daily = re.findall(r"2026-01-0\d: 1000 decisions, take rate ([0-9.]+)", out)
+    assert len(daily) == 7
+    # The logged policy's IPS is the plain mean reward: the mean of seven equal days.
+    logged_ips = float(next(here for name, est, here, *_ in rows
+                            if (name, est) == ("logged", "ips")))
+    assert sum(float(rate) for rate in daily) / 7 == pytest.approx(logged_ips, abs=5e-4)
