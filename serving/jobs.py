@@ -329,10 +329,17 @@ class JobRunner:
                                         f"(model version {version}): {versus}")
 
     def run(self, stop: threading.Event) -> None:
-        """Recover, then schedule and run jobs until ``stop`` is set (every ``poll_seconds``)."""
-        self.recover()
+        """Recover, then schedule and run jobs until ``stop`` is set (every ``poll_seconds``).
+
+        A store that fails (a locked SQLite file while another process opens it)
+        is retried at the next poll, recovery included: the thread never dies of it.
+        """
+        recovered = False
         while not stop.is_set():
             try:
+                if not recovered:
+                    self.recover()
+                    recovered = True
                 self.schedule()
                 ran = self.run_once()
             except Exception:  # the store itself failed: log, wait, try again
