@@ -11,11 +11,12 @@ import numpy as np
 
 from artwork._errors import ArtworkInputError
 from artwork.detectors import (
+    FACE_SEARCH_SIDE,
     Detectors,
     Face,
     Region,
     detect_people,
-    faces_in_gray,
+    faces_in,
     text_in_gray,
 )
 from artwork.features import (
@@ -260,8 +261,8 @@ def analyze_image(
     # stage converts again); only the noise estimate reads native pixels
     gray = to_gray(work)
     small, _ = fit(work, 256)
-    faces_work = faces_in_gray(gray, 1.0, work.shape, gray, detectors=detectors)
-    faces = [Face(box=back(f.box), confidence=f.confidence, smile=f.smile) for f in faces_work]
+    face_gray, face_scale = fit(gray, FACE_SEARCH_SIDE)
+    faces = faces_in(image, face_gray, scale * face_scale, detectors=detectors)
     people_work = detect_people(work, detectors=detectors)
     people = [Region(box=back(r.box), confidence=r.confidence) for r in people_work]
     text_work = text_in_gray(gray, 1.0, work.shape)
