@@ -427,8 +427,8 @@ def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
 
 
 #: Letters a text line needs.
-_MIN_LETTERS = 4
-_TONE_SPLIT = 0.8
+_MIN_LETTERS = 5
+_TONE_SPLIT = 0.75
 _TONE_GAP = 70
 
 
