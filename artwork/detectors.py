@@ -202,8 +202,8 @@ def detect_faces(
 ) -> list[Face]:
     """Frontal faces, largest first, in the pixel coordinates of ``image``.
 
-    The LBP cascade proposes every window it accepts (no grouping threshold)
-    on a reduced copy; each proposal is cut out of ``image`` with context,
+    The LBP cascade proposes every window it accepts (no grouping) on a
+    reduced copy; each proposal is cut out of ``image`` with context,
     scaled so the face is 48 pixels, and kept when the Haar cascade accepts
     at least :data:`FACE_VOTES` windows there. A cheap, permissive proposer
     keeps the recall; the verifier at a fixed scale removes its false alarms.
@@ -241,20 +241,25 @@ def faces_in(
     verified on ``image`` itself, largest first, boxes in ``image``'s pixels."""
     raw = detectors.face_proposer.detectMultiScale(
         gray, scaleFactor=_PROPOSAL_STEP, minNeighbors=0, minSize=(min_size, min_size))
-    if len(raw) == 0:
-        return []
-    # merge overlapping windows into one proposal each (a lone window stays)
-    rects, _ = cv2.groupRectangles(np.vstack([raw, raw]).tolist(), 1, 0.3)
     faces: list[Face] = []
-    for rect in rects:
-        verified = _verify(image, scale_box(rect, scale, image.shape), detectors.face)
+    rejected: list[Box] = []
+    # every window is a proposal (merging them averages a small face's lone
+    # window away); one on a face already found, or nearly the same as one
+    # the verifier refused, is not verified again
+    for rect in raw:
+        box = scale_box(rect, scale, image.shape)
+        if any(_iou(box, face.box) > 0.3 for face in faces) or any(
+                _iou(box, other) > 0.5 for other in rejected):
+            continue
+        verified = _verify(image, box, detectors.face)
         if verified is None:
+            rejected.append(box)
             continue
-        box, votes = verified
-        if any(_iou(box, face.box) > 0.3 for face in faces):
+        found, votes = verified
+        if any(_iou(found, face.box) > 0.3 for face in faces):
             continue
-        smile = None if detectors.smile is None else _smiles(image, box, detectors.smile)
-        faces.append(Face(box=box, confidence=float(1.0 - np.exp(-votes / FACE_VOTES)),
+        smile = None if detectors.smile is None else _smiles(image, found, detectors.smile)
+        faces.append(Face(box=found, confidence=float(1.0 - np.exp(-votes / FACE_VOTES)),
                           smile=smile))
     faces.sort(key=lambda face: face.box[2] * face.box[3], reverse=True)
     return faces
