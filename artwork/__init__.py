@@ -12,7 +12,13 @@ and mine candidate frames from a trailer with :func:`mine_frames`.
 """
 
 from artwork._errors import ArtworkInputError
-from artwork.analysis import Analysis, ArtworkWarning, analyze, analyze_image
+from artwork.analysis import (
+    Analysis,
+    ArtworkWarning,
+    analyze,
+    analyze_image,
+    near_duplicate_warnings,
+)
 from artwork.detectors import (
     Detectors,
     Face,
@@ -78,6 +84,7 @@ __all__ = [
     "load_detectors",
     "load_image",
     "mine_frames",
+    "near_duplicate_warnings",
     "noise_sigma",
     "people_features",
     "probe_video",

@@ -11,11 +11,12 @@ import numpy as np
 
 from artwork._errors import ArtworkInputError
 from artwork.detectors import (
+    FACE_SEARCH_SIDE,
     Detectors,
     Face,
     Region,
     detect_people,
-    faces_in_gray,
+    faces_in,
     text_in_gray,
 )
 from artwork.features import (
@@ -36,7 +37,8 @@ from artwork.identity import Fingerprint, fingerprint_gray, is_near_duplicate
 from artwork.imageops import fit, scale_box, to_gray
 from artwork.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
-__all__ = ["WORK_SIDE", "Analysis", "ArtworkWarning", "analyze", "analyze_image"]
+__all__ = ["WORK_SIDE", "Analysis", "ArtworkWarning", "analyze", "analyze_image",
+           "near_duplicate_warnings"]
 
 #: Longer side of the working copy that colour, composition and detectors see.
 WORK_SIDE = 512
@@ -140,6 +142,28 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> floa
     return inter / max(1, b[2] * b[3])
 
 
+def near_duplicate_warnings(
+    fingerprint: Fingerprint, others: Mapping[str, Fingerprint]
+) -> list[ArtworkWarning]:
+    """One ``near_duplicate`` warning per artwork in ``others`` that ``fingerprint``
+    nearly duplicates (:func:`artwork.is_near_duplicate`), named by its key.
+
+    The check :func:`analyze_image` runs against ``variants``, for callers that
+    compare artworks analysed apart (a batch of files, stored variants).
+
+    Parameters
+    ----------
+    fingerprint : Fingerprint
+    others : mapping of str to Fingerprint
+
+    Returns
+    -------
+    list of ArtworkWarning
+    """
+    return [ArtworkWarning(code="near_duplicate", message=f"Near-duplicate of variant {name}.")
+            for name, other in others.items() if is_near_duplicate(fingerprint, other)]
+
+
 def _warnings(
     *,
     features: Features,
@@ -149,7 +173,6 @@ def _warnings(
     width: int,
     height: int,
     expected_aspect: float | None,
-    duplicates: list[str],
     expect_face: bool,
 ) -> list[ArtworkWarning]:
     color = features["Color"]
@@ -187,8 +210,6 @@ def _warnings(
         if abs(np.log(aspect / expected_aspect)) > 0.03:
             add("wrong_aspect", f"Aspect ratio {aspect:.3f} ({width}x{height}) does not fit "
                 f"the slot's {expected_aspect:.3f}; it will be cropped or padded.")
-    for name in duplicates:
-        add("near_duplicate", f"Near-duplicate of variant {name}.")
     return out
 
 
@@ -260,8 +281,8 @@ def analyze_image(
     # stage converts again); only the noise estimate reads native pixels
     gray = to_gray(work)
     small, _ = fit(work, 256)
-    faces_work = faces_in_gray(gray, 1.0, work.shape, gray, detectors=detectors)
-    faces = [Face(box=back(f.box), confidence=f.confidence, smile=f.smile) for f in faces_work]
+    face_gray, face_scale = fit(gray, FACE_SEARCH_SIDE)
+    faces = faces_in(image, face_gray, scale * face_scale, detectors=detectors)
     people_work = detect_people(work, detectors=detectors)
     people = [Region(box=back(r.box), confidence=r.confidence) for r in people_work]
     text_work = text_in_gray(gray, 1.0, work.shape)
@@ -281,9 +302,6 @@ def analyze_image(
     features.update(text_features(work, regions=text_work))
 
     fp = fingerprint_gray(gray)
-    duplicates = [
-        name for name, other in (variants or {}).items() if is_near_duplicate(fp, other)
-    ]
     return Analysis(
         width=width,
         height=height,
@@ -299,9 +317,8 @@ def analyze_image(
         content_hash=loaded.content_hash,
         warnings=_warnings(
             features=features, faces=faces, text=text, sharp=sharp, width=width,
-            height=height, expected_aspect=expected_aspect, duplicates=duplicates,
-            expect_face=expect_face,
-        ),
+            height=height, expected_aspect=expected_aspect, expect_face=expect_face,
+        ) + near_duplicate_warnings(fp, variants or {}),
         notes=list(loaded.notes),
     )
 

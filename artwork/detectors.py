@@ -1,11 +1,13 @@
 """Detectors for faces, smiles, people, saliency and text regions.
 
-The cascades and the HOG people detector ship inside the
-``opencv-contrib-python-headless`` wheel (``cv2.data.haarcascades``); nothing
-is downloaded. They are built once by :func:`load_detectors` and passed to
-every function that needs them (STYLE.md: no globals). The choice of
-``haarcascade_frontalface_alt2`` over ``frontalface_default`` and dlib's HOG
-detector was measured (docs/artwork.md, benchmarks/bench_artwork_faces.py).
+The Haar cascades and the HOG people detector ship inside the
+``opencv-contrib-python-headless`` wheel (``cv2.data.haarcascades``), the LBP
+frontal-face cascade inside scikit-image (``skimage.data``); nothing is
+downloaded. They are built once by :func:`load_detectors` and passed to every
+function that needs them (STYLE.md: no globals). Faces are proposed by the
+fast LBP cascade and verified by ``haarcascade_frontalface_alt2`` at a fixed
+face size; that pairing was chosen by measurement over single cascades and
+dlib's HOG detector (docs/artwork.md, benchmarks/bench_artwork_faces.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import skimage.data
 
 from artwork._errors import ArtworkInputError
 from artwork.imageops import Box, fit, saliency, scale_box, to_gray
@@ -28,7 +31,7 @@ __all__ = [
     "detect_faces",
     "detect_people",
     "detect_text",
-    "faces_in_gray",
+    "faces_in",
     "load_detectors",
     "saliency_map",
     "text_in_gray",
@@ -50,11 +53,13 @@ class Face:
     box : tuple of 4 int
         ``(x, y, width, height)`` in the pixel coordinates of the image passed.
     confidence : float
-        In [0, 1]: ``1 - exp(-n / 4)`` of the number ``n`` of raw cascade
-        windows merged into this box (more agreeing windows, surer face).
+        In (0, 1]: ``1 - exp(-n / FACE_VOTES)`` of the number ``n`` of
+        verifying cascade windows merged into this box (more agreeing
+        windows, surer face); at least 0.63 for a reported face.
     smile : bool or None
         Whether the smile cascade fired in the lower half of the face;
-        ``None`` when the face is too small to tell (under 48 pixels wide).
+        ``None`` when the face is too small to tell (under 48 pixels wide in
+        the image passed).
     """
 
     box: Box
@@ -84,14 +89,18 @@ class Detectors:
 
     Attributes
     ----------
+    face_proposer : cv2.CascadeClassifier
+        The LBP frontal-face cascade: cheap, proposes candidate faces.
     face : cv2.CascadeClassifier
+        The Haar cascade that verifies each candidate.
     face_model : str
-        Key of :data:`FACE_MODELS` used.
+        Key of :data:`FACE_MODELS` used as the verifier.
     smile : cv2.CascadeClassifier or None
     people : cv2.HOGDescriptor or None
     saliency : cv2.saliency.StaticSaliencySpectralResidual
     """
 
+    face_proposer: cv2.CascadeClassifier
     face: cv2.CascadeClassifier
     face_model: str
     smile: cv2.CascadeClassifier | None
@@ -107,6 +116,23 @@ def _cascade(filename: str) -> cv2.CascadeClassifier:
     return cascade
 
 
+def _lbp_face_cascade() -> cv2.CascadeClassifier:
+    """OpenCV's LBP frontal-face cascade as scikit-image ships it.
+
+    The shipped XML spells its ``featureParams`` tag ``featuhreParams``, which
+    OpenCV's loader rejects, so the text is corrected in memory and read from
+    there.
+    """
+    path = skimage.data.lbp_frontal_face_cascade_filename()
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read().replace("featuhreParams", "featureParams")
+    storage = cv2.FileStorage(text, cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
+    cascade = cv2.CascadeClassifier()
+    if not cascade.read(storage.getFirstTopLevelNode()):  # pragma: no cover - broken install
+        raise RuntimeError(f"OpenCV could not read the LBP face cascade {path!r}")
+    return cascade
+
+
 def load_detectors(
     *, face_model: str = "alt2", smile: bool = True, people: bool = True
 ) -> Detectors:
@@ -115,7 +141,7 @@ def load_detectors(
     Parameters
     ----------
     face_model : {"alt2", "default", "alt"}, default="alt2"
-        Which bundled frontal-face cascade to use.
+        Which bundled Haar frontal-face cascade verifies the LBP proposals.
     smile : bool, default=True
         Load the smile cascade.
     people : bool, default=True
@@ -135,6 +161,7 @@ def load_detectors(
         hog = cv2.HOGDescriptor()
         hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
     return Detectors(
+        face_proposer=_lbp_face_cascade(),
         face=_cascade(FACE_MODELS[face_model]),
         face_model=face_model,
         smile=_cascade("haarcascade_smile.xml") if smile else None,
@@ -143,37 +170,55 @@ def load_detectors(
     )
 
 
-def _smiles(gray: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
+def _smiles(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
+    """Whether the smile cascade fires in the lower half of the face ``box`` of
+    ``image``; None when the face is under 48 pixels wide."""
     x, y, w, h = box
     if w < 48:
         return None
-    mouth = gray[y + h // 2 : y + h, x : x + w]
+    mouth = to_gray(np.ascontiguousarray(image[y + h // 2 : y + h, x : x + w]))
     mouth = cv2.resize(mouth, (96, max(1, round(96 * mouth.shape[0] / max(1, mouth.shape[1])))))
     mouth = cv2.equalizeHist(mouth)
     found = cascade.detectMultiScale(mouth, scaleFactor=1.1, minNeighbors=18, minSize=(24, 12))
     return len(found) > 0
 
 
+#: Longer side of the copy the LBP cascade searches for face proposals.
+FACE_SEARCH_SIDE = 448
+#: Proposal pyramid step: coarse, since verification searches again finely.
+_PROPOSAL_STEP = 1.2
+#: A proposal is cut out with this margin (share of its side) on each side and
+#: scaled so that its face is ``_VERIFY_SIDE`` pixels, where the verifier runs.
+_VERIFY_MARGIN = 0.5
+_VERIFY_SIDE = 48
+#: Verifying windows (pyramid step 1.1, faces 0.7 to 1.5 times the proposal) a
+#: face needs: no faceless proposal measured got more than 6 (docs/artwork.md).
+FACE_VOTES = 8
+
+
 def detect_faces(
-    image: np.ndarray, *, detectors: Detectors, max_side: int = 512, min_size: int = 32
+    image: np.ndarray, *, detectors: Detectors, max_side: int = FACE_SEARCH_SIDE,
+    min_size: int = 24,
 ) -> list[Face]:
     """Frontal faces, largest first, in the pixel coordinates of ``image``.
+
+    The LBP cascade proposes every window it accepts (no grouping) on a
+    reduced copy; each proposal is cut out of ``image`` with context,
+    scaled so the face is 48 pixels, and kept when the Haar cascade accepts
+    at least :data:`FACE_VOTES` windows there. A cheap, permissive proposer
+    keeps the recall; the verifier at a fixed scale removes its false alarms.
 
     Parameters
     ----------
     image : ndarray of shape (height, width, 3), dtype uint8
     detectors : Detectors
         From :func:`load_detectors`.
-    max_side : int, default=512
-        The search runs on a copy whose longer side is at most this, so cost
-        does not grow with resolution; boxes are scaled back. Searching at 480
-        or more finds a face 8% of a poster's height that 320 misses
-        (docs/artwork.md); 512 is the analysis working size, so
-        :func:`artwork.analyze` resizes once.
-    min_size : int, default=32
-        Smallest face side searched, in pixels of that copy: 32 px at 512 is
-        6% of the longer side (a face too small to read on a phone anyway);
-        searching from 24 px costs 1.8 times as much.
+    max_side : int, default=FACE_SEARCH_SIDE
+        The proposals are searched on a copy whose longer side is at most
+        this, so cost does not grow with resolution.
+    min_size : int, default=24
+        Smallest face side searched, in pixels of that copy (24 is the LBP
+        cascade's window): 5.4% of the longer side at 448.
 
     Returns
     -------
@@ -181,41 +226,78 @@ def detect_faces(
     """
     check_image(image)
     work, scale = fit(image, max_side)
-    gray = to_gray(work)
-    smile_gray = None
-    if detectors.smile is not None:
-        smile_gray = gray if work is image else to_gray(image)
-    return faces_in_gray(gray, scale, image.shape, smile_gray, detectors=detectors,
-                          min_size=min_size)
+    return faces_in(image, to_gray(work), scale, detectors=detectors, min_size=min_size)
 
 
-def faces_in_gray(
+def faces_in(
+    image: np.ndarray,
     gray: np.ndarray,
     scale: float,
-    shape: tuple[int, ...],
-    smile_gray: np.ndarray | None,
     *,
     detectors: Detectors,
-    min_size: int = 32,
+    min_size: int = 24,
 ) -> list[Face]:
-    """Faces found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels.
-
-    ``smile_gray`` is the greyscale image of ``shape`` the smile cascade reads
-    (``None`` leaves ``smile`` unset).
-    """
-    boxes, counts = detectors.face.detectMultiScale2(
-        cv2.equalizeHist(gray), scaleFactor=1.15, minNeighbors=4, minSize=(min_size, min_size)
-    )
-    faces = []
-    for box, count in zip(boxes, counts, strict=False):
-        original = scale_box(box, scale, shape)
-        smile = None
-        if detectors.smile is not None and smile_gray is not None:
-            smile = _smiles(smile_gray, original, detectors.smile)
-        confidence = float(1.0 - np.exp(-float(count) / 4.0))
-        faces.append(Face(box=original, confidence=confidence, smile=smile))
+    """Faces of ``image`` proposed on ``gray`` (its greyscale copy at ``scale``) and
+    verified on ``image`` itself, largest first, boxes in ``image``'s pixels."""
+    raw = detectors.face_proposer.detectMultiScale(
+        gray, scaleFactor=_PROPOSAL_STEP, minNeighbors=0, minSize=(min_size, min_size))
+    faces: list[Face] = []
+    rejected: list[Box] = []
+    # every window is a proposal (merging them averages a small face's lone
+    # window away); one on a face already found, or nearly the same as one
+    # the verifier refused, is not verified again
+    for rect in raw:
+        box = scale_box(rect, scale, image.shape)
+        if any(_iou(box, face.box) > 0.3 for face in faces) or any(
+                _iou(box, other) > 0.5 for other in rejected):
+            continue
+        verified = _verify(image, box, detectors.face)
+        if verified is None:
+            rejected.append(box)
+            continue
+        found, votes = verified
+        if any(_iou(found, face.box) > 0.3 for face in faces):
+            continue
+        smile = None if detectors.smile is None else _smiles(image, found, detectors.smile)
+        faces.append(Face(box=found, confidence=float(1.0 - np.exp(-votes / FACE_VOTES)),
+                          smile=smile))
     faces.sort(key=lambda face: face.box[2] * face.box[3], reverse=True)
     return faces
+
+
+def _iou(a: Box, b: Box) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _verify(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier
+            ) -> tuple[Box, int] | None:
+    """The verifier's face box near a proposal, in ``image`` pixels, and its votes;
+    None when it finds too few windows."""
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    margin = round(_VERIFY_MARGIN * w)
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+    k = _VERIFY_SIDE / w
+    size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
+    crop = cv2.resize(image[y0:y1, x0:x1], size,
+                      interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    side = _VERIFY_SIDE
+    found, votes = cascade.detectMultiScale2(
+        cv2.equalizeHist(to_gray(crop)), scaleFactor=1.1, minNeighbors=1,
+        minSize=(round(0.7 * side), round(0.7 * side)),
+        maxSize=(round(1.5 * side), round(1.5 * side)))
+    if len(found) == 0:
+        return None
+    best = int(np.argmax(votes))
+    if votes[best] < FACE_VOTES:
+        return None
+    fx, fy, fw, fh = found[best]
+    found_box = (x0 + fx / k, y0 + fy / k, fw / k, fh / k)
+    return scale_box(found_box, 1.0, image.shape), int(votes[best])
 
 
 def detect_people(
@@ -349,6 +431,41 @@ def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
     return text_in_gray(to_gray(work), scale, image.shape)
 
 
+#: Letters a text line needs.
+_MIN_LETTERS = 5
+_TONE_SPLIT = 0.75
+_TONE_GAP = 70
+
+
+def _two_tones(patch: np.ndarray) -> tuple[float, float]:
+    """Otsu's split of a patch: the share of its variance between the two tones, and
+    the grey levels between their means."""
+    _, binary = cv2.threshold(patch, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = binary > 0
+    share = float(ink.mean())
+    if share in (0.0, 1.0):
+        return 0.0, 0.0
+    values = patch.astype(np.float64)
+    gap = float(values[ink].mean() - values[~ink].mean())
+    return share * (1.0 - share) * gap * gap / max(float(values.var()), 1e-9), abs(gap)
+
+
+def _reads_as_print(gray: np.ndarray, letters: np.ndarray) -> bool:
+    """Whether the letter boxes ``(x, y, w, h)`` of a candidate line look printed.
+
+    Each letter box is split into two tones by Otsu's threshold: printed
+    letters put most of their box's variance between ink and ground
+    (``_TONE_SPLIT``) and lie ``_TONE_GAP`` grey levels or more from it; the
+    letter-sized blobs that leaves, petals or windows chain into a "line"
+    have graded tones. The median letter decides. Thresholds measured on
+    titles rendered over photographs against lines found on photographs
+    without text (docs/artwork.md).
+    """
+    splits, gaps = zip(*(_two_tones(gray[y : y + h, x : x + w]) for x, y, w, h in letters),
+                       strict=True)
+    return float(np.median(splits)) >= _TONE_SPLIT and float(np.median(gaps)) >= _TONE_GAP
+
+
 def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
     """Text lines found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels."""
     boxes = _glyph_boxes(gray)
@@ -396,12 +513,12 @@ def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list
             run.append(int(i))
         runs.append(run)
         for run in runs:
-            if len(run) < 3:
+            if len(run) < _MIN_LETTERS:
                 continue
             r = np.asarray(run)
             x0, y0 = x[r].min(), y[r].min()
             x1, y1 = (x[r] + w[r]).max(), (y[r] + h[r]).max()
-            if x1 - x0 < 1.5 * (y1 - y0):
+            if x1 - x0 < 1.5 * (y1 - y0) or not _reads_as_print(gray, boxes[r]):
                 continue
             regions.append(Region(
                 box=scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),

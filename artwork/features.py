@@ -21,11 +21,15 @@ from artwork.io import check_image
 __all__ = [
     "BLUR_THRESHOLD",
     "CLOSEUP_HEIGHT",
+    "COLOUR_NAMES",
+    "NEUTRAL_WEIGHT",
     "Features",
     "color_features",
     "color_analysis",
     "colorfulness",
+    "colour_names",
     "composition_features",
+    "dominant_colour",
     "dominant_colors",
     "face_features",
     "face_namespace",
@@ -87,19 +91,67 @@ def geometry_features(image: np.ndarray) -> Features:
     }
 
 
-def _hue_name(rgb: np.ndarray) -> str:
-    """Name a colour: neutral ones by lightness, the rest by hue sector."""
-    hsv = cv2.cvtColor(np.uint8(rgb).reshape(1, 1, 3), cv2.COLOR_RGB2HSV)[0, 0]
-    hue, sat, val = int(hsv[0]) * 2, hsv[1] / 255.0, hsv[2] / 255.0
-    if val < 0.2:
-        return "black"
-    if sat < 0.2:
-        return "white" if val > 0.8 else "grey"
-    for name, upper in (("red", 15), ("orange", 40), ("yellow", 70), ("green", 160),
-                        ("cyan", 200), ("blue", 255), ("purple", 290), ("pink", 340)):
-        if hue < upper:
-            return name
-    return "red"
+#: Colour names, neutral ones first; ``dominant_hue`` is one of these.
+COLOUR_NAMES = ("black", "white", "grey", "red", "orange", "yellow", "green", "cyan", "blue",
+                "purple", "pink")
+# upper hue bound (degrees) of each chromatic name; hues from 340 wrap to red
+_HUE_BOUNDS = np.array([15, 40, 70, 160, 200, 255, 290, 340])
+_HUE_INDEX = np.array([3, 4, 5, 6, 7, 8, 9, 10, 3])
+#: How much a neutral (black, white, grey) pixel counts towards the dominant colour,
+#: relative to a fully saturated one: saturated colour draws the eye, so a red
+#: costume on a grey set is what a person names.
+NEUTRAL_WEIGHT = 1 / 3
+
+
+def colour_names(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Name every pixel: neutral ones by lightness, the rest by hue sector.
+
+    Parameters
+    ----------
+    hsv : ndarray of shape (..., 3), dtype uint8
+        OpenCV HSV (hue 0-179, saturation and value 0-255).
+
+    Returns
+    -------
+    names : ndarray of shape (n_pixels,)
+        Indices into :data:`COLOUR_NAMES`: black under 20% value, white or
+        grey under 20% saturation (white above 80% value), else the hue sector.
+    saturation : ndarray of shape (n_pixels,)
+        In [0, 1].
+    """
+    flat = hsv.reshape(-1, 3)
+    hue = flat[:, 0].astype(np.int32) * 2
+    sat, val = flat[:, 1] / 255.0, flat[:, 2] / 255.0
+    chromatic = _HUE_INDEX[np.searchsorted(_HUE_BOUNDS, hue, side="right")]
+    neutral = np.where(val > 0.8, 1, 2)
+    names = np.where(val < 0.2, 0, np.where(sat < 0.2, neutral, chromatic))
+    return names, sat
+
+
+def dominant_colour(hsv: np.ndarray) -> tuple[str, float]:
+    """The colour a person would name, and the share of pixels that have it.
+
+    Each pixel votes for its name (:func:`colour_names`) with its saturation,
+    a neutral pixel with :data:`NEUTRAL_WEIGHT`; the name with the most votes
+    wins. A solid colour names itself; the astronaut's orange suit wins over
+    the larger grey background.
+
+    Parameters
+    ----------
+    hsv : ndarray of shape (..., 3), dtype uint8
+
+    Returns
+    -------
+    name : str
+        One of :data:`COLOUR_NAMES`.
+    share : float
+        Share of the pixels with that name, in [0, 1].
+    """
+    names, sat = colour_names(hsv)
+    votes = np.bincount(names, weights=np.where(names < 3, NEUTRAL_WEIGHT, sat),
+                        minlength=len(COLOUR_NAMES))
+    best = int(np.argmax(votes))
+    return COLOUR_NAMES[best], float(np.mean(names == best))
 
 
 def _kmeans(
@@ -212,7 +264,7 @@ def color_features(image: np.ndarray, *, n_colors: int = 5, seed: int = 0) -> Fe
     ----------
     image : ndarray of shape (height, width, 3), dtype uint8
     n_colors : int, default=5
-        Palette size for ``dominant_hue`` / ``dominant_share``.
+        Palette size (:func:`dominant_colors`), kept by :func:`artwork.analyze`.
     seed : int, default=0
 
     Returns
@@ -223,8 +275,9 @@ def color_features(image: np.ndarray, *, n_colors: int = 5, seed: int = 0) -> Fe
         ``colorfulness`` (Hasler-Süsstrunk M / 150, clipped to 1),
         ``saturation`` (mean HSV saturation), ``warmth`` (0.5 + mean(R - B) / 2),
         ``black_clip`` / ``white_clip`` (shares of luma <= 5 and >= 250), all
-        in [0, 1], plus categorical ``dominant_hue`` and numeric
-        ``dominant_share`` of the largest palette colour.
+        in [0, 1], plus categorical ``dominant_hue``, the colour a person
+        would name (:func:`dominant_colour`), and numeric ``dominant_share``,
+        the share of pixels of that colour.
     """
     namespace, _, _ = color_analysis(image, n_colors=n_colors, seed=seed)
     return namespace
@@ -250,6 +303,7 @@ def color_analysis(image: np.ndarray, *, n_colors: int, seed: int
     rgb = work.astype(np.float64) / 255.0
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
     palette = dominant_colors(work, n_colors=n_colors, seed=seed)
+    hue, share = dominant_colour(hsv)
     m = colorfulness(work)
     namespace = {
         "Color": {
@@ -260,8 +314,8 @@ def color_analysis(image: np.ndarray, *, n_colors: int, seed: int
             "warmth": float(0.5 + (rgb[..., 0] - rgb[..., 2]).mean() / 2.0),
             "black_clip": float((luma <= 5).mean()),
             "white_clip": float((luma >= 250).mean()),
-            "dominant_hue": _hue_name(np.array(palette[0][0])),
-            "dominant_share": palette[0][1],
+            "dominant_hue": hue,
+            "dominant_share": share,
         }
     }
     return namespace, m, palette

@@ -1,9 +1,12 @@
 """Face detector comparison on real images with known faces (docs/artwork.md).
 
-Recall, false positives and speed of the face detectors a PyPI wheel ships:
-OpenCV's Haar cascades (``frontalface_default``, ``frontalface_alt2``, and
-``alt2`` plus the profile cascade run on the image and its mirror) and, if
-the optional ``dlib`` (``dlib-bin``) wheel is installed, dlib's HOG detector.
+Recall, false positives and speed of the face detectors an installed wheel
+ships: artwork's detector (scikit-image's LBP cascade proposes, OpenCV's
+Haar ``frontalface_alt2`` verifies at a fixed face size), the LBP cascade
+alone, OpenCV's Haar cascades alone (``frontalface_default``,
+``frontalface_alt2``, and ``alt2`` plus the profile cascade run on the image
+and its mirror) and, if the optional ``dlib`` (``dlib-bin``) wheel is
+installed, dlib's HOG detector.
 
 Images: scikit-image's ``astronaut`` (one frontal face) and ``camera`` (one
 face in three-quarter profile), the faceless ``coffee``, ``rocket``,
@@ -12,7 +15,9 @@ more faceless images scikit-image ships (textures, text, a motorcycle, the
 moon, micrographs...); plus
 scikit-image's ``lfw_subset`` (100 face crops from Labeled Faces in the Wild,
 100 non-face crops), each 25 x 25 crop upscaled 4x and padded by 40 pixels
-so the detectors see a face with context.
+so the detectors see a face with context, and each face pasted at poster
+size: upscaled to 8%, 15% and 30% of a 1000 x 1500 poster's height, padded
+by 40% of its side (edge pixels repeated) and pasted over ``china.jpg``.
 
 Usage::
 
@@ -35,9 +40,10 @@ import numpy as np
 
 # ground-truth boxes (x, y, w, h) read off the images by eye
 FACES = {"astronaut": (175, 60, 95, 105), "camera": (150, 60, 110, 120)}
-FACELESS = ("coffee", "rocket", "chelsea", "china", "flower", "motorcycle_left",
-            "hubble_deep_field", "retina", "coins", "brick", "grass", "gravel", "page",
-            "text", "ihc", "clock", "moon", "immunohistochemistry_flip")
+FACELESS_NATIVE = ("coffee", "rocket", "chelsea", "china", "flower", "motorcycle_left",
+                   "hubble_deep_field", "retina", "coins", "brick", "grass", "gravel", "page",
+                   "text", "ihc", "clock", "moon", "immunohistochemistry_flip")
+FACELESS = FACELESS_NATIVE + tuple(f"{name}@poster" for name in FACELESS_NATIVE)
 
 
 def parse_args(argv):
@@ -85,6 +91,9 @@ def real_images():
         images[name] = np.ascontiguousarray(image[..., :3])
     images["ihc"] = data.immunohistochemistry()
     images["immunohistochemistry_flip"] = np.ascontiguousarray(data.immunohistochemistry()[::-1])
+    for name in FACELESS_NATIVE:  # stretched to a poster, as analyze sees a poster
+        images[f"{name}@poster"] = cv2.resize(images[name], (1000, 1500),
+                                              interpolation=cv2.INTER_CUBIC)
     return images
 
 
@@ -104,6 +113,28 @@ def lfw_crops(n_each):
     return out
 
 
+def lfw_posters(share, n_each):
+    """The LFW faces at ``share`` of a 1000 x 1500 poster's height, with their boxes."""
+    import skimage.data as data
+    from sklearn.datasets import load_sample_image
+
+    crops = np.load(os.path.join(os.path.dirname(data.__file__), "lfw_subset.npy"))[:n_each]
+    background = cv2.resize(load_sample_image("china.jpg"), (1000, 1500),
+                            interpolation=cv2.INTER_CUBIC)
+    side = round(share * 1500)
+    pad = side * 2 // 5
+    out = []
+    for crop in crops:
+        gray = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
+        face = cv2.resize(gray, (side, side), interpolation=cv2.INTER_CUBIC)
+        face = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        poster = background.copy()
+        x0, y0 = (1000 - face.shape[1]) // 2, 300
+        poster[y0 : y0 + face.shape[0], x0 : x0 + face.shape[1]] = face[..., None]
+        out.append((poster, (x0 + pad, y0 + pad, side, side)))
+    return out
+
+
 def iou(a, b):
     x0, y0 = max(a[0], b[0]), max(a[1], b[1])
     x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
@@ -115,21 +146,34 @@ def detectors():
     import artwork.imageops
 
     out = {}
-    for model, sides in (("alt2", (320, 512, 640)), ("default", (512, 640))):
-        det = artwork.load_detectors(face_model=model, smile=False, people=False)
+    det = artwork.load_detectors(smile=False, people=False)
+    out["lbp@448+alt2 verify (artwork default)"] = lambda image: [
+        f.box for f in artwork.detect_faces(image, detectors=det)]
+    lbp = det.face_proposer
+
+    def cascade_alone(cascade, side, min_size, equalize=True):
+        def detect(image):
+            work, scale = artwork.imageops.fit(image, side)
+            gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
+            if equalize:
+                gray = cv2.equalizeHist(gray)
+            found = cascade.detectMultiScale(gray, scaleFactor=1.15, minNeighbors=4,
+                                             minSize=(min_size, min_size))
+            return [artwork.imageops.scale_box(b, scale, image.shape) for b in found]
+        return detect
+
+    out["lbp@448 alone"] = cascade_alone(lbp, 448, 24)
+    for model, sides in (("alt2", (320, 512)), ("default", (512,))):
+        cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades,
+                                                     f"haarcascade_frontalface_{model}.xml"))
         for side in sides:
-            name = f"haar_{model}@{side}" + (" (artwork default)" if (model, side) == (
-                "alt2", 512) else "")
-            out[name] = (
-                lambda image, det=det, side=side: [
-                    f.box for f in artwork.detect_faces(image, detectors=det, max_side=side)]
-            )
-    det = artwork.load_detectors(face_model="alt2", smile=False, people=False)
+            out[f"haar_{model}@{side}"] = cascade_alone(cascade, side, 32)
+    alt2 = out["haar_alt2@512"]
     profile = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades,
                                                  "haarcascade_profileface.xml"))
 
     def alt2_profile(image):
-        boxes = [f.box for f in artwork.detect_faces(image, detectors=det)]
+        boxes = alt2(image)
         work, scale = artwork.imageops.fit(image, 512)
         gray = cv2.equalizeHist(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY))
         width = gray.shape[1]
@@ -169,7 +213,9 @@ def main(argv=None):
     args = parse_args(argv)
     cv2.setNumThreads(1)
     images = real_images()
-    crops = lfw_crops(10 if args.smoke else 100)
+    n_each = 10 if args.smoke else 100
+    crops = lfw_crops(n_each)
+    posters = {share: lfw_posters(share, n_each) for share in (0.08, 0.15, 0.3)}
     versions = {"python": platform.python_version(), "opencv": cv2.__version__}
     for name, detect in detectors().items():
         found, times = {}, []
@@ -186,13 +232,24 @@ def main(argv=None):
         lfw_hit = sum(bool(detect(img)) for img, is_face in crops if is_face)
         lfw_fp = sum(bool(detect(img)) for img, is_face in crops if not is_face)
         n_faces = sum(is_face for _, is_face in crops)
+        poster_recall = {}
+        for share, cases in posters.items():
+            hits_at = 0
+            for poster, truth in cases:
+                t0 = time.perf_counter()
+                boxes = detect(poster)
+                times.append(time.perf_counter() - t0)
+                hits_at += any(iou(b, truth) >= 0.3 for b in boxes)
+            poster_recall[f"{share:.0%}"] = round(hits_at / len(cases), 3)
         print(json.dumps({
             "detector": name,
             "named_faces_found": f"{hits}/{len(FACES)}",
             "named_false_positives": int(false_named),
-            "per_image": {n: len(b) for n, b in found.items()},
+            "false_positives_by_image": {n: len(b) for n, b in found.items()
+                                         if n in FACELESS and b},
             "lfw_recall": round(lfw_hit / n_faces, 3),
             "lfw_nonface_false_positive_rate": round(lfw_fp / (len(crops) - n_faces), 3),
+            "lfw_recall_on_posters_by_face_height": poster_recall,
             "ms_per_image_median": round(1000 * float(np.median(times)), 2),
             "ms_per_image_min": round(1000 * float(np.min(times)), 2),
             "ms_per_image_p95": round(1000 * float(np.percentile(times, 95)), 2),

@@ -67,24 +67,26 @@ def _init_worker() -> None:
     _worker_detectors = aw.load_detectors()
 
 
-def _analyze_one(job: tuple[str, float | None, int]) -> dict[str, Any]:
-    path, aspect, max_pixels = job
+_Job = tuple[str, float | None, bool, int]
+
+
+def _analyze_one(job: _Job) -> tuple[dict[str, Any], aw.Fingerprint | None]:
+    """The JSON record of one file, and its fingerprint for the near-duplicate check."""
+    path, aspect, expect_face, max_pixels = job
     if _worker_detectors is None:
         _init_worker()
     try:
-        result = aw.analyze(
-            path, detectors=_worker_detectors, expected_aspect=aspect, max_pixels=max_pixels
-        )
+        result = aw.analyze(path, detectors=_worker_detectors, expected_aspect=aspect,
+                            expect_face=expect_face, max_pixels=max_pixels)
     except aw.ArtworkInputError as exc:
-        return {"path": path, "error": {"code": exc.code, "message": exc.message}}
+        return {"path": path, "error": {"code": exc.code, "message": exc.message}}, None
     except Exception as exc:  # a bug must not stop a batch: report it per file
-        return {"path": path, "error": {"code": "internal", "message": repr(exc)}}
-    return {"path": path, **result.to_dict()}
+        return {"path": path, "error": {"code": "internal", "message": repr(exc)}}, None
+    return {"path": path, **result.to_dict()}, result.fingerprint
 
 
-def _results(
-    jobs: list[tuple[str, float | None, int]], workers: int
-) -> Iterator[dict[str, Any]]:
+def _results(jobs: list[_Job], workers: int
+             ) -> Iterator[tuple[dict[str, Any], aw.Fingerprint | None]]:
     if workers <= 1 or len(jobs) <= 1:
         yield from map(_analyze_one, jobs)
         return
@@ -108,16 +110,21 @@ def artwork() -> None:
               help="One JSON object per image per line on stdout.")
 @click.option("--aspect", default=None, metavar="W:H",
               help="Slot aspect ratio (2:3, 16:9 or a number); mismatches are warned about.")
+@click.option("--expect-face/--no-expect-face", default=True, show_default=True,
+              help="Warn (no_face) about artwork without a face.")
 @click.option("--workers", type=click.IntRange(min=1), default=lambda: min(2, os.cpu_count() or 1),
               show_default="number of cores, at most 2", help="Processes analysing in parallel.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=aw.io.DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse images larger than this (decompression bombs).")
-def analyze_command(paths: tuple[Path, ...], as_json: bool, aspect: str | None, workers: int,
-                    max_pixels: int) -> None:
+def analyze_command(paths: tuple[Path, ...], as_json: bool, aspect: str | None,
+                    expect_face: bool, workers: int, max_pixels: int) -> None:
     """Analyse images (files or directories, walked for image files).
 
-    Errors are reported per file on stderr (and as an ``error`` field with
-    --json) and the run goes on; the exit code is 1 if any file failed.
+    Each file gets the warnings the marketer page gives an upload: each is a
+    variant checked against the files before it for near-duplicates, and
+    against the slot's aspect ratio when --aspect is given. Errors are
+    reported per file on stderr (and as an ``error`` field with --json) and
+    the run goes on; the exit code is 1 if any file failed.
     """
     expected = _parse_aspect(aspect)
     files, skipped = _expand(paths)
@@ -125,12 +132,17 @@ def analyze_command(paths: tuple[Path, ...], as_json: bool, aspect: str | None, 
         click.echo(f"skipped {skipped} file(s) without an image suffix", err=True)
     if not files:
         raise click.UsageError("no image files found in the given paths")
-    jobs = [(str(path), expected, max_pixels) for path in files]
+    jobs = [(str(path), expected, expect_face, max_pixels) for path in files]
     failures = 0
+    seen: dict[str, aw.Fingerprint] = {}
     progress = tqdm(total=len(jobs), unit="image", file=sys.stderr,
                     disable=None if not as_json else not sys.stderr.isatty())
-    for record in _results(jobs, workers):
+    for record, fingerprint in _results(jobs, workers):
         progress.update(1)
+        if fingerprint is not None:
+            record["warnings"] += [{"code": w.code, "message": w.message}
+                                   for w in aw.near_duplicate_warnings(fingerprint, seen)]
+            seen[record["path"]] = fingerprint
         if "error" in record:
             failures += 1
             tqdm.write(f"error: {record['path']}: {record['error']['message']}", file=sys.stderr)

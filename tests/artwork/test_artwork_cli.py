@@ -159,3 +159,28 @@ def test_frames_on_a_truncated_video_or_a_still_image_is_a_clear_error(tmp_path,
         assert result.exit_code == 1
         assert phrase in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_analyze_warns_like_the_marketer_page(tmp_path, real_images):
+    # the page's checks on an upload: near-duplicates of the variants before
+    # it, the slot's aspect ratio, and a face expected unless told otherwise
+    astronaut = real_images["astronaut"]
+    (tmp_path / "a_astronaut.jpg").write_bytes(encode(astronaut, quality=92))
+    recut = cv2.resize(astronaut[30:-30, 40:], (300, 280), interpolation=cv2.INTER_AREA)
+    (tmp_path / "b_astronaut_recut.png").write_bytes(encode(recut, "PNG"))
+    (tmp_path / "c_coffee_poster.jpg").write_bytes(
+        encode(cv2.resize(real_images["coffee"], (1000, 1500)), quality=90))
+    result = run(["analyze", str(tmp_path), "--json", "--workers", "1", "--aspect", "2:3"])
+    assert result.exit_code == 0
+    records = _records(result.stdout)
+    warnings = {name: {w["code"]: w["message"] for w in rec["warnings"]}
+                for name, rec in records.items()}
+    assert "near_duplicate" not in warnings["a_astronaut.jpg"]
+    assert warnings["b_astronaut_recut.png"]["near_duplicate"] == (
+        f"Near-duplicate of variant {tmp_path / 'a_astronaut.jpg'}.")
+    assert "near_duplicate" not in warnings["c_coffee_poster.jpg"]
+    assert "wrong_aspect" in warnings["a_astronaut.jpg"]  # 512 x 512 for a 2:3 slot
+    assert "wrong_aspect" not in warnings["c_coffee_poster.jpg"]  # 1000 x 1500
+    assert "no_face" in warnings["c_coffee_poster.jpg"]
+    human = run(["analyze", str(tmp_path / "c_coffee_poster.jpg"), "--no-expect-face"])
+    assert human.exit_code == 0 and "warnings: -" in human.output
