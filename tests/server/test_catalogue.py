@@ -567,3 +567,12 @@ def test_insights_refuse_an_unknown_feature_naming_the_available_ones(client, m,
     document = client.get("/openapi.json").get_json()
     operation = document["paths"]["/v1/catalogue/titles/{titleId}/insights"]["get"]
     assert {p["name"] for p in operation["parameters"]} >= {"titleId", "feature", "days"}
+
+
+def test_every_feature_an_upload_shows_has_a_glossary_entry(client, m) -> None:
+    create(client, m)
+    features = upload(client, m, poster(12)).get_json()["features"]
+    glossary = json.loads(client.get("/marketer/static/glossary.json").data)
+    shown = {f"{namespace}.{name}" for namespace, values in features.items() for name in values}
+    assert shown - set(glossary) == set()
+    assert all(isinstance(text, str) and text for text in glossary.values())
