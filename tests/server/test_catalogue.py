@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import io
 import json
+import re
 import time
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from cli import main as cli_main
 from server import close_app, create_app
 from serving.runtime import get_engine
 from tests.server.conftest import FAST_SETTINGS, auth
@@ -576,3 +580,15 @@ def test_every_feature_an_upload_shows_has_a_glossary_entry(client, m) -> None:
     shown = {f"{namespace}.{name}" for namespace, values in features.items() for name in values}
     assert shown - set(glossary) == set()
     assert all(isinstance(text, str) and text for text in glossary.values())
+
+
+def test_the_landing_pages_key_command_makes_a_key_the_marketer_page_accepts(client,
+                                                                             data_dir) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert 'href="/marketer"' in page
+    command = re.search(r"<code>banditkit (keys create [^<]*)</code>", page).group(1)
+    arguments = html.unescape(command).replace('"your name"', "tester").split()
+    result = CliRunner().invoke(cli_main, [*arguments, "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[0]
+    assert client.get("/v1/catalogue/titles", headers=auth(key)).status_code == 200
