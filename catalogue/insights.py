@@ -128,6 +128,8 @@ class TitleInsights:
         ``Namespace.name``; None lists the features only.
     features : list of str
         Every context feature the title's joined decisions carry, sorted.
+    since : float
+        Start of the window, Unix seconds.
     confidence : float
     decisions : int
         Joined decisions of the title in the window (activated ones).
@@ -138,6 +140,7 @@ class TitleInsights:
     title_id: str
     feature: str | None
     features: list[str]
+    since: float
     confidence: float
     decisions: int
     segments: list[SegmentInsight]
@@ -152,7 +155,7 @@ class _Cell:
     weighted_takes: float = 0.0
 
 
-def _feature_names(context: dict) -> dict[str, str | float]:
+def _feature_values(context: dict) -> dict[str, str | float]:
     values: dict[str, str | float] = {}
     for namespace, features in context.items():
         for name, value in features.items():
@@ -202,7 +205,7 @@ def title_insights(
     feature : str or None
         ``Namespace.name`` of a context feature; None lists the features only.
     since : float
-        Unix seconds: decisions stamped before are left out.
+        Unix seconds: decisions stamped earlier are left out.
     variant_ids : sequence of str, default=()
         Variants to report in every segment even without impressions, first.
     confidence : float, default=0.95
@@ -232,7 +235,7 @@ def title_insights(
         event = parse_event(json.loads(line))
         if event.extra.get("title") != title_id or event.skip_learn or event.timestamp < start:
             continue
-        values = _feature_names(event.context)
+        values = _feature_values(event.context)
         features.update(values)
         take = not event.extra.get("defaultReward") and event.reward > take_threshold
         rounds.append((values.get(feature) if feature else None,
@@ -244,7 +247,7 @@ def title_insights(
     if feature is not None:
         segments = _segments(rounds, variant_ids, confidence)
     return TitleInsights(title_id=title_id, feature=feature, features=available,
-                         confidence=float(confidence), decisions=len(rounds),
+                         since=float(since), confidence=float(confidence), decisions=len(rounds),
                          segments=segments)
 
 

@@ -293,11 +293,11 @@ def performance_json(report: TitlePerformance) -> dict[str, Any]:
     }
 
 
-def insights_json(report: TitleInsights, since: float) -> dict[str, Any]:
+def insights_json(report: TitleInsights) -> dict[str, Any]:
     """A :class:`~catalogue.insights.TitleInsights` as the API returns it."""
     return {
         "titleId": report.title_id, "feature": report.feature, "features": report.features,
-        "since": _iso(since), "confidence": report.confidence, "decisions": report.decisions,
+        "since": _iso(report.since), "confidence": report.confidence, "decisions": report.decisions,
         "segments": [{
             "segment": s.segment, "decisions": s.decisions,
             "variants": [{
@@ -523,7 +523,7 @@ def insights(titleId: str) -> dict[str, Any]:  # noqa: N803
             confidence=query.confidence, take_threshold=query.take_threshold)
     except UnknownFeatureError as exc:
         raise ApiError(str(exc), target="feature") from None
-    return insights_json(report, since)
+    return insights_json(report)
 
 
 # --------------------------------------------------------------------------- images
