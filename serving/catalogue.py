@@ -4,10 +4,10 @@ and who likes which variant.
 Marketers (role ``marketer``) create titles, upload poster variants as
 ``multipart/form-data``, mine candidate frames from a trailer and approve them,
 turn variants on and off, and read each variant's performance and which
-audience prefers it. Uploads are
-analysed by :mod:`artwork` (features, warnings, near-duplicates) through
-:class:`catalogue.Curator`; the :class:`catalogue.Catalogue` stores the results
-and the image bytes by content hash, served back at
+audience prefers it. Uploads are analysed by :mod:`artwork` (features, warnings,
+near-duplicates) through :class:`catalogue.Curator`; the
+:class:`catalogue.Catalogue` stores the results and the image bytes by content
+hash, served back at
 ``/v1/artwork/images/<sha256>.<ext>``. The handlers only parse, call the
 catalogue and serialise.
 

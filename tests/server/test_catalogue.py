@@ -505,26 +505,30 @@ def test_performance_gives_the_recent_share_beside_the_whole_windows(client, m, 
 # --------------------------------------------------------------------------- insights
 
 
-def joined_traffic(client, m, keys, app, contexts):
-    """Two posters, one rank per context (a take for the first poster), all joined."""
+def joined_traffic(client, m, keys, app, contexts, *, rewarded=True):
+    """Two posters, one rank per context, all joined; with ``rewarded``, a take for each
+    showing of the first poster."""
     create(client, m)
     ids = [upload(client, m, poster(seed)).get_json()["id"] for seed in (10, 11)]
     engine = get_engine(app)
-    # Each reward follows its rank within milliseconds: half a second of wait is plenty.
-    engine.update_settings(dataclasses.replace(engine.settings, reward_wait_seconds=0.5))
+    # Each reward follows its rank within milliseconds: half a second of wait is
+    # plenty; without rewards the events join at once.
+    wait = 0.5 if rewarded else 0.0
+    engine.update_settings(dataclasses.replace(engine.settings, reward_wait_seconds=wait))
     shown = []
     for context in contexts:
         result = client.post("/v1/artwork/rank", headers=auth(keys["client"]), json={
             "titles": ["stranger-things"], "context": context}).get_json()["results"][0]
-        if result["variantId"] == ids[0]:
+        if rewarded and result["variantId"] == ids[0]:
             assert client.post(f"/v1/events/{result['eventId']}/reward", json={"value": 1.0},
                                headers=auth(keys["client"])).status_code == 204
         shown.append((context["Member"]["country"], result))
-    time.sleep(0.55)
+    time.sleep(wait + 0.05)
     assert engine.process_due() == len(contexts)
     return ids, shown
 
 
+@pytest.mark.slow  # half a second of reward wait, two analyses: about 1 s
 def test_insights_break_take_rates_down_by_a_context_feature(client, m, keys, app) -> None:
     contexts = [{"Member": {"country": country, "device": device}}
                 for country in ("BR", "GB") for device in ("tv", "phone", "tv")]
@@ -551,7 +555,7 @@ def test_insights_break_take_rates_down_by_a_context_feature(client, m, keys, ap
 
 def test_insights_refuse_an_unknown_feature_naming_the_available_ones(client, m, keys,
                                                                       app) -> None:
-    joined_traffic(client, m, keys, app, [{"Member": {"country": "BR"}}])
+    joined_traffic(client, m, keys, app, [{"Member": {"country": "BR"}}], rewarded=False)
     response = client.get("/v1/catalogue/titles/stranger-things/insights?feature=Member.age",
                           headers=m)
     assert response.status_code == 400
