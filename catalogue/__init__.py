@@ -8,6 +8,8 @@ Sits between :mod:`artwork` (image to features) and :mod:`serving` (HTTP):
   rows, images by content hash);
 * :mod:`catalogue.performance`: per-variant impressions and takes from the
   engine's decision log;
+* :mod:`catalogue.insights`: each variant's propensity-weighted take rate per
+  audience segment (who likes which variant);
 * :mod:`catalogue.tags`: a variant's label and tags (themes from the
   catalogue's vocabulary, tone, cast, setting, visual) and the action
   features they give;
@@ -25,11 +27,19 @@ from catalogue.curation import (
     VariantLimitError,
     suggest_visual_tags,
 )
+from catalogue.insights import (
+    SegmentInsight,
+    TitleInsights,
+    UnknownFeatureError,
+    VariantInsight,
+    title_insights,
+)
 from catalogue.performance import (
     DailyPerformance,
     TitlePerformance,
     VariantPerformance,
     title_performance,
+    wilson_bounds,
     wilson_interval,
 )
 from catalogue.records import (
@@ -57,20 +67,26 @@ __all__ = [
     "Curator",
     "DailyPerformance",
     "RankableVariant",
+    "SegmentInsight",
     "TAGS_NAMESPACE",
     "Tags",
     "Title",
+    "TitleInsights",
     "TitlePerformance",
     "TrailerResult",
+    "UnknownFeatureError",
     "UnknownItemError",
     "UnknownThemeError",
     "VISUAL_TAGS",
     "Variant",
+    "VariantInsight",
     "VariantLimitError",
     "VariantPerformance",
     "VariantRevision",
     "check_id",
     "suggest_visual_tags",
+    "title_insights",
     "title_performance",
+    "wilson_bounds",
     "wilson_interval",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "TitlePerformance",
     "VariantPerformance",
     "title_performance",
+    "wilson_bounds",
     "wilson_interval",
 ]
 
@@ -79,15 +80,46 @@ def wilson_interval(successes: int, trials: int, *, confidence: float = 0.95
             0 <= successes <= trials):
         raise InvalidInputError(f"successes must be an int in [0, trials={trials}], "
                                 f"got {successes!r}")
+    return wilson_bounds(successes / trials if trials else 0.0, trials,
+                         confidence=confidence)
+
+
+def wilson_bounds(proportion: float, size: float, *, confidence: float = 0.95
+                  ) -> tuple[float, float]:
+    r"""The Wilson score interval of :func:`wilson_interval` around an estimated
+    proportion with a real-valued sample size.
+
+    Weighted estimates (a propensity-weighted take rate) have no integer trial
+    count; their effective sample size stands in for :math:`n`, with
+    :math:`\hat p` the estimate.
+
+    Parameters
+    ----------
+    proportion : float
+        :math:`\hat p`, in [0, 1].
+    size : float
+        :math:`n`, at least 0 (an effective sample size may be fractional).
+    confidence : float, default=0.95
+        In (0, 1).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        Within [0, 1]; ``(0.0, 1.0)`` when ``size`` is 0.
+    """
+    if not isinstance(proportion, int | float) or not 0.0 <= proportion <= 1.0:
+        raise InvalidInputError(f"proportion must be in [0, 1], got {proportion!r}")
+    if not isinstance(size, int | float) or not math.isfinite(size) or size < 0:
+        raise InvalidInputError(f"size must be a finite number >= 0, got {size!r}")
     if not isinstance(confidence, int | float) or not 0.0 < confidence < 1.0:
         raise InvalidInputError(f"confidence must be in (0, 1), got {confidence!r}")
-    if trials == 0:
+    if size == 0:
         return 0.0, 1.0
     z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    p = successes / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2.0 * trials)) / denominator
-    half = z * math.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)) / denominator
+    p = float(proportion)
+    denominator = 1.0 + z * z / size
+    centre = (p + z * z / (2.0 * size)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / size + z * z / (4.0 * size * size)) / denominator
     return max(0.0, centre - half), min(1.0, centre + half)
 
 

@@ -1,11 +1,13 @@
-"""The artwork catalogue API: titles, poster variants, trailer frames, images, performance.
+"""The artwork catalogue API: titles, poster variants, trailer frames, images, performance
+and who likes which variant.
 
 Marketers (role ``marketer``) create titles, upload poster variants as
 ``multipart/form-data``, mine candidate frames from a trailer and approve them,
-turn variants on and off, and read each variant's performance. Uploads are
-analysed by :mod:`artwork` (features, warnings, near-duplicates) through
-:class:`catalogue.Curator`; the :class:`catalogue.Catalogue` stores the results
-and the image bytes by content hash, served back at
+turn variants on and off, and read each variant's performance and which
+audience prefers it. Uploads are analysed by :mod:`artwork` (features, warnings,
+near-duplicates) through :class:`catalogue.Curator`; the
+:class:`catalogue.Catalogue` stores the results and the image bytes by content
+hash, served back at
 ``/v1/artwork/images/<sha256>.<ext>``. The handlers only parse, call the
 catalogue and serialise.
 
@@ -58,13 +60,16 @@ from catalogue import (
     CatalogueConflictError,
     Curator,
     Title,
+    TitleInsights,
     TitlePerformance,
+    UnknownFeatureError,
     UnknownItemError,
     UnknownThemeError,
     Variant,
     VariantLimitError,
     VariantRevision,
     check_id,
+    title_insights,
     title_performance,
 )
 from serving import openapi
@@ -76,6 +81,7 @@ from serving.contract.catalogue import (
     IMAGE_NAME_PATTERN,
     OPERATIONS,
     VARIANT_ID_PATTERN,
+    InsightsQuery,
     PerformanceQuery,
     ThemesAdd,
     TitleCreate,
@@ -288,6 +294,23 @@ def performance_json(report: TitlePerformance) -> dict[str, Any]:
     }
 
 
+def insights_json(report: TitleInsights) -> dict[str, Any]:
+    """A :class:`~catalogue.insights.TitleInsights` as the API returns it."""
+    return {
+        "titleId": report.title_id, "feature": report.feature, "features": report.features,
+        "since": _iso(report.since), "confidence": report.confidence, "decisions": report.decisions,
+        "segments": [{
+            "segment": s.segment, "decisions": s.decisions,
+            "variants": [{
+                "variantId": v.variant_id, "impressions": v.impressions, "takes": v.takes,
+                "rawTakeRate": v.raw_take_rate, "takeRate": v.take_rate,
+                "takeRateLow": v.take_rate_low, "takeRateHigh": v.take_rate_high,
+                "effectiveSize": v.effective_size,
+            } for v in s.variants],
+        } for s in report.segments],
+    }
+
+
 # --------------------------------------------------------------------------- titles
 
 
@@ -481,6 +504,27 @@ def performance(titleId: str) -> dict[str, Any]:  # noqa: N803
         confidence=query.confidence, take_threshold=query.take_threshold,
         recent_since=until - query.recent_hours * 3600.0)
     return performance_json(report)
+
+
+@bp.get("/catalogue/titles/<titleId>/insights")
+@require_roles("marketer", "analyst")
+def insights(titleId: str) -> dict[str, Any]:  # noqa: N803
+    """Who likes which variant: each variant's propensity-weighted take rate per segment
+    of a context feature, from the joined decisions of the last ``days``."""
+    catalogue = get_catalogue()
+    title = catalogue.title(_title_id(titleId))
+    query = validate(InsightsQuery, request.args.to_dict())
+    engine = get_engine()
+    since = float(engine.clock()) - query.days * 86400.0
+    try:
+        report = title_insights(
+            (line for _, line in engine.store.joined_lines_after(0)), title_id=title.id,
+            feature=query.feature, since=since,
+            variant_ids=[v.id for v in catalogue.variants(title.id)],
+            confidence=query.confidence, take_threshold=query.take_threshold)
+    except UnknownFeatureError as exc:
+        raise ApiError(str(exc), target="feature") from None
+    return insights_json(report)
 
 
 # --------------------------------------------------------------------------- images

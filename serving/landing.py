@@ -1,7 +1,8 @@
 """``GET /``: a small page telling whoever opens the server's address where to go.
 
-Links to the marketer page, the OpenAPI document and the health routes; the
-routes themselves are described in ``docs/server.md``. Public, like
+Links to the marketer page (saying what it is for and how to get its key), the
+OpenAPI document and the health routes; the routes themselves are described in
+``docs/server.md``. Public, like
 ``/marketer``: it shows nothing but links.
 """
 
@@ -22,8 +23,14 @@ LANDING_HTML = """<!doctype html>
 <h1>banditkit</h1>
 <p>Contextual bandits choosing artwork and homepage rows, with Azure Personalizer's routes.</p>
 <ul>
-<li><a href="/marketer">Marketer page</a>: titles, poster variants and how each performs
-(sign in with a <code>marketer</code> key).</li>
+<li><a href="/marketer">Marketer page</a>: for the people who choose a title's artwork.
+Upload poster variants (each is analysed: faces, colour, text, layout), name and tag them,
+turn them on and off, mine frames from a trailer, and see how each variant performs and
+which audience prefers which variant. Sign in with a <code>marketer</code> API key; an
+operator creates one on the server's host with
+<code>banditkit keys create --role marketer --name "your name"</code> (add
+<code>--data-dir</code> when the server's data directory is not the default). The key is
+printed once; the page keeps it in memory only, so a reload signs out.</li>
 <li><a href="/openapi.json">/openapi.json</a>: every route, its body and its roles
 (OpenAPI 3.1).</li>
 <li>API: <code>POST /v1/artwork/rank</code>, <code>POST /v1/rows/rank</code>,

@@ -26,9 +26,12 @@ __all__ = [
     "DayCounts",
     "IMAGE_NAME_PATTERN",
     "ImagePath",
+    "Insights",
+    "InsightsQuery",
     "OPERATIONS",
     "Performance",
     "PerformanceQuery",
+    "SegmentInsight",
     "Title",
     "TitleCreate",
     "TitleDetail",
@@ -42,6 +45,7 @@ __all__ = [
     "Upload",
     "VARIANT_ID_PATTERN",
     "Variant",
+    "VariantInsight",
     "VariantList",
     "VariantPath",
     "VariantPerformance",
@@ -88,6 +92,20 @@ class PerformanceQuery(Query):
                                            "above this is a take.")] = 0.0
     recent_hours: Annotated[int, Field(ge=1, le=8784, description="The recent share counts "
                                        "the window's last hours.")] = 24
+
+
+class InsightsQuery(Query):
+    """The window, the take rule and the context feature of a breakdown."""
+
+    feature: Annotated[str | None, Field(
+        min_length=1, max_length=2 * ID_MAX_LENGTH + 1,
+        description="Namespace.name of a context feature (Member.country); absent lists "
+                    "the features only. One the title's decisions do not carry gets 400 "
+                    "naming it and the available ones.")] = None
+    days: Annotated[int, Field(ge=1, le=366)] = 14
+    confidence: Annotated[float, Field(ge=0.5, le=0.999)] = 0.95
+    take_threshold: Annotated[float, Field(ge=-1e12, le=1e12, description="A joined reward "
+                                           "above this is a take.")] = 0.0
 
 
 class TitleUpdate(Body, extra="forbid"):
@@ -285,6 +303,46 @@ class Performance(Body):
     variants: list[VariantPerformance]
 
 
+class VariantInsight(Body):
+    """One variant within one segment."""
+
+    variant_id: str
+    impressions: Annotated[int, Field(description="Joined decisions of the segment that "
+                                      "showed the variant.")]
+    takes: int
+    raw_take_rate: Annotated[float | None, Field(
+        description="Takes / impressions: members' preference mixed with the policy's "
+                    "choices.")]
+    take_rate: Annotated[float | None, Field(
+        description="Self-normalised inverse-propensity estimate of the take rate were "
+                    "the variant always shown to the segment.")]
+    take_rate_low: float
+    take_rate_high: float
+    effective_size: Annotated[float, Field(
+        description="(sum of weights)^2 / sum of squared weights; the interval's n.")]
+
+
+class SegmentInsight(Body):
+    """The members with one value of the feature (a numeric one is split at its median)."""
+
+    segment: str
+    decisions: int
+    variants: list[VariantInsight]
+
+
+class Insights(Body):
+    """Who likes which variant: propensity-weighted take rates per segment of a feature."""
+
+    title_id: str
+    feature: str | None
+    features: Annotated[list[str], Field(
+        description="The context features the title's joined decisions carry.")]
+    since: _Timestamp
+    confidence: float
+    decisions: int
+    segments: list[SegmentInsight]
+
+
 class Upload(Body, extra="forbid"):
     """A ``multipart/form-data`` body holding one ``file`` part."""
 
@@ -345,6 +403,10 @@ OPERATIONS = {
     "performance": Operation("Per-variant impressions, takes, take rate and share, per day.",
                              {200: Answer("The report.", Performance)}, errors=(400, 404),
                              path=TitlePath, query=PerformanceQuery),
+    "insights": Operation("Each variant's propensity-weighted take rate per segment of a "
+                          "context feature.",
+                          {200: Answer("The breakdown.", Insights)}, errors=(400, 404),
+                          path=TitlePath, query=InsightsQuery),
     "image": Operation("An image by content hash (public).", {
         200: Answer("The image bytes.", bytes, tuple(sorted(set(MEDIA_TYPES.values())))),
         304: Answer("Not modified."),

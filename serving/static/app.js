@@ -12,6 +12,8 @@
   let themes = [];             // the catalogue's theme vocabulary
   let openForms = new Set();   // variants whose tag form is open, kept across re-renders
   let shownReport = null;      // the performance report on screen, redrawn when labels change
+  let shownInsights = null;    // the breakdown on screen, redrawn when labels change
+  let glossary = {};           // "Namespace.feature" -> what it means (static/glossary.json)
   const VISUAL_TAGS = ["closeup", "group", "no-people", "dark", "bright", "warm", "cool",
                        "text-heavy", "minimal"];
   const COLORS = ["#e50914", "#46d369", "#6ab0ff", "#f5a623", "#c77dff", "#00c2c7",
@@ -133,6 +135,7 @@
 
   function signOut() {
     apiKey = null; current = null; titles = []; variants = []; themes = []; shownReport = null;
+    shownInsights = null;
     $("app").hidden = true; $("who").hidden = true; $("signin").hidden = false;
     $("title-panel").hidden = true;
     delete document.body.dataset.signedIn;
@@ -182,6 +185,7 @@
   async function selectTitle(titleId) {
     current = titleId;
     shownReport = null;
+    shownInsights = null;
     renderTitles();
     try {
       const title = await api("GET", "/v1/catalogue/titles/" + encodeURIComponent(titleId));
@@ -193,6 +197,7 @@
       renderVariants();
       renderCandidates(title.candidates);
       await loadPerformance();
+      await loadInsights();
     } catch (error) {
       say("Could not load " + titleId + ": " + error.message, true);
     }
@@ -236,6 +241,7 @@
     renderVariants();
     renderCandidates(title.candidates);
     if (shownReport) renderPerformance(shownReport);
+    if (shownInsights) renderInsights(shownInsights);
     const entry = titles.find((t) => t.id === current);
     if (entry) {
       entry.variantCount = title.variantCount;
@@ -251,8 +257,12 @@
     for (const [namespace, values] of Object.entries(features)) {
       for (const [name, value] of Object.entries(values)) {
         const shown = typeof value === "number" ? (Math.round(value * 1000) / 1000) : value;
-        table.append(el("tr", {}, el("td", { class: "ns", text: namespace }),
-                        el("td", { text: name }), el("td", { text: String(shown) })));
+        const meaning = glossary[namespace + "." + name];
+        const label = meaning ? el("td", { class: "glossed", title: meaning, text: name })
+                              : el("td", { text: name });
+        table.append(el("tr", { "data-feature": namespace + "." + name },
+                        el("td", { class: "ns", text: namespace }), label,
+                        el("td", { text: String(shown) })));
       }
     }
     const details = el("details", { class: "features" }, el("summary", { text: "Features" }), table);
@@ -666,6 +676,131 @@
     }
   }
 
+  // ------------------------------------------------------------------ who likes which variant
+
+  function insightsUrl(feature) {
+    const days = $("perf-days").value;
+    return "/v1/catalogue/titles/" + encodeURIComponent(current) + "/insights?days=" + days +
+      (feature ? "&feature=" + encodeURIComponent(feature) : "");
+  }
+
+  async function loadInsights() {
+    if (!current) return;
+    const select = $("insights-feature");
+    try {
+      const listed = await api("GET", insightsUrl(null));
+      const wanted = select.value;
+      select.replaceChildren(el("option", { value: "" }, "(pick a feature)"),
+        ...listed.features.map((f) => el("option", { value: f }, f)));
+      const feature = listed.features.includes(wanted) ? wanted : "";
+      select.value = feature;
+      if (!feature) {
+        shownInsights = null;
+        $("chart-insights").replaceChildren();
+        $("insights-table").tBodies[0].replaceChildren();
+        $("insights-summary").textContent = listed.features.length ?
+          listed.decisions + " decisions with an outcome: pick a feature." :
+          "No decisions with an outcome yet.";
+        return;
+      }
+      renderInsights(await api("GET", insightsUrl(feature)));
+    } catch (error) {
+      say("Could not load who likes which variant: " + error.message, true);
+    }
+  }
+
+  function insightsChart(container, report) {
+    // One group per segment, one row per variant: the weighted take rate as a
+    // point with its interval as a whisker, the raw take rate as a grey tick.
+    const width = 1040, rowH = 22, headH = 24, top = 34, left = 230, right = 30;
+    const plotW = width - left - right;
+    let maxRate = 0.05;
+    for (const s of report.segments) for (const v of s.variants) {
+      if (v.impressions) maxRate = Math.max(maxRate, v.takeRateHigh, v.rawTakeRate);
+    }
+    maxRate = Math.min(1, Math.ceil(maxRate * 10) / 10);
+    const x = (value) => left + (value / maxRate) * plotW;
+    const rows = report.segments.reduce((n, s) => n + s.variants.length, 0);
+    const height = top + report.segments.length * headH + rows * rowH + 20;
+    const root = svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img",
+                              "aria-label": "propensity-weighted take rate by " + report.feature });
+    root.append(svg("text", { x: left, y: 12, class: "legend" },
+                    "take rate by " + report.feature + ", propensity-weighted (members' preference, " +
+                    "not raw share); grey tick: raw take rate"));
+    for (let k = 0; k <= 4; k++) {
+      const value = (maxRate * k) / 4;
+      root.append(svg("line", { x1: x(value), x2: x(value), y1: top - 8, y2: height - 16,
+                                stroke: "#333" }));
+      root.append(svg("text", { x: x(value), y: height - 4, "text-anchor": "middle" },
+                      (100 * value).toFixed(0) + "%"));
+    }
+    let y = top;
+    for (const segment of report.segments) {
+      root.append(svg("text", { x: 8, y: y + 15, class: "segment", "data-segment": segment.segment },
+                      segment.segment + " (" + segment.decisions + ")"));
+      y += headH;
+      for (const v of segment.variants) {
+        const mid = y + rowH / 2, color = colorOf(v.variantId);
+        const name = svg("text", { x: left - 8, y: mid + 4, "text-anchor": "end", class: "variant",
+                                   "data-variant": v.variantId }, labelOf(v.variantId).slice(0, 28));
+        name.append(svg("title", {}, v.variantId));
+        root.append(name);
+        if (v.impressions) {
+          root.append(svg("line", { x1: x(v.takeRateLow), x2: x(v.takeRateHigh), y1: mid, y2: mid,
+                                    stroke: color, "stroke-width": 3 }));
+          root.append(svg("line", { x1: x(v.rawTakeRate), x2: x(v.rawTakeRate), y1: mid - 7,
+                                    y2: mid + 7, stroke: "#9a9a9a", "stroke-width": 2,
+                                    "data-kind": "raw" }));
+          root.append(svg("circle", { cx: x(v.takeRate), cy: mid, r: 6, fill: color,
+                                      "data-variant": v.variantId, "data-segment": segment.segment,
+                                      "data-kind": "weighted-rate" }));
+        } else {
+          root.append(svg("text", { x: left + 4, y: mid + 4 }, "not shown to this segment"));
+        }
+        y += rowH;
+      }
+    }
+    container.replaceChildren(root);
+  }
+
+  function renderInsights(report) {
+    shownInsights = report;
+    $("insights-summary").textContent = report.decisions + " decisions with an outcome since " +
+      report.since.slice(0, 10) + ", " + report.segments.length + " segments";
+    insightsChart($("chart-insights"), report);
+    const body = $("insights-table").tBodies[0];
+    body.replaceChildren();
+    for (const segment of report.segments) {
+      for (const v of segment.variants) {
+        body.append(el("tr", { "data-segment": segment.segment, "data-variant": v.variantId },
+          el("td", { text: segment.segment }),
+          el("td", { title: v.variantId },
+             el("span", { class: "swatch", style: "background:" + colorOf(v.variantId) }),
+             labelOf(v.variantId)),
+          el("td", { text: v.impressions }),
+          el("td", { text: v.impressions ? v.effectiveSize.toFixed(1) : "–" }),
+          el("td", { text: pct(v.takeRate) }),
+          el("td", { text: v.impressions ? pct(v.takeRateLow) + " – " + pct(v.takeRateHigh) : "–" }),
+          el("td", { text: pct(v.rawTakeRate) })));
+      }
+    }
+  }
+
+  async function loadGlossary() {
+    // Public and static: the meaning of each artwork feature, shown on hover.
+    try {
+      const response = await fetch("/marketer/static/glossary.json", { credentials: "omit" });
+      if (response.ok) glossary = await response.json();
+    } catch (error) {
+      glossary = {};
+    }
+  }
+
+  async function refreshReports() {
+    await loadPerformance();
+    await loadInsights();
+  }
+
   // ------------------------------------------------------------------ start
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -675,9 +810,10 @@
     $("trailer-input").addEventListener("change", uploadTrailer);
     $("genres-form").addEventListener("submit", saveGenres);
     $("delete-title").addEventListener("click", deleteTitle);
-    $("perf-refresh").addEventListener("click", loadPerformance);
-    $("perf-days").addEventListener("change", loadPerformance);
+    $("perf-refresh").addEventListener("click", refreshReports);
+    $("perf-days").addEventListener("change", refreshReports);
+    $("insights-feature").addEventListener("change", loadInsights);
     setupDropzone();
-    document.body.dataset.ready = "true";
+    loadGlossary().then(() => { document.body.dataset.ready = "true"; });
   });
 })();

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import html
 import io
 import json
+import re
+import time
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from cli import main as cli_main
 from server import close_app, create_app
 from serving.runtime import get_engine
 from tests.server.conftest import FAST_SETTINGS, auth
@@ -494,3 +500,99 @@ def test_performance_gives_the_recent_share_beside_the_whole_windows(client, m, 
     bad = client.get("/v1/catalogue/titles/stranger-things/performance?recentHours=0",
                      headers=m)
     assert bad.status_code == 400 and error_of(bad)["target"] == "recentHours"
+
+
+# --------------------------------------------------------------------------- insights
+
+
+def joined_traffic(client, m, keys, app, contexts, *, rewarded=True):
+    """Two posters, one rank per context, all joined; with ``rewarded``, a take for each
+    showing of the first poster."""
+    create(client, m)
+    ids = [upload(client, m, poster(seed)).get_json()["id"] for seed in (10, 11)]
+    engine = get_engine(app)
+    # Each reward follows its rank within milliseconds: half a second of wait is
+    # plenty; without rewards the events join at once.
+    wait = 0.5 if rewarded else 0.0
+    engine.update_settings(dataclasses.replace(engine.settings, reward_wait_seconds=wait))
+    shown = []
+    for context in contexts:
+        result = client.post("/v1/artwork/rank", headers=auth(keys["client"]), json={
+            "titles": ["stranger-things"], "context": context}).get_json()["results"][0]
+        if rewarded and result["variantId"] == ids[0]:
+            assert client.post(f"/v1/events/{result['eventId']}/reward", json={"value": 1.0},
+                               headers=auth(keys["client"])).status_code == 204
+        shown.append((context["Member"]["country"], result))
+    time.sleep(wait + 0.05)
+    assert engine.process_due() == len(contexts)
+    return ids, shown
+
+
+@pytest.mark.slow  # half a second of reward wait, two analyses: about 1 s
+def test_insights_break_take_rates_down_by_a_context_feature(client, m, keys, app) -> None:
+    contexts = [{"Member": {"country": country, "device": device}}
+                for country in ("BR", "GB") for device in ("tv", "phone", "tv")]
+    ids, shown = joined_traffic(client, m, keys, app, contexts)
+    listed = client.get("/v1/catalogue/titles/stranger-things/insights", headers=m).get_json()
+    assert listed["features"] == ["Member.country", "Member.device"]
+    assert listed["feature"] is None and listed["segments"] == [] and listed["decisions"] == 6
+    report = client.get("/v1/catalogue/titles/stranger-things/insights?feature=Member.country",
+                        headers=m).get_json()
+    assert [s["segment"] for s in report["segments"]] == ["BR", "GB"]
+    for segment in report["segments"]:
+        rows = {v["variantId"]: v for v in segment["variants"]}
+        assert list(rows) == ids and segment["decisions"] == 3
+        expected = [r["variantId"] for country, r in shown if country == segment["segment"]]
+        for variant_id, row in rows.items():
+            assert row["impressions"] == expected.count(variant_id)
+            assert row["takes"] == (row["impressions"] if variant_id == ids[0] else 0)
+            if row["impressions"]:
+                assert row["takeRateLow"] <= row["takeRate"] <= row["takeRateHigh"]
+                assert 0 < row["effectiveSize"] <= row["impressions"] + 1e-9
+            else:
+                assert row["takeRate"] is None and row["rawTakeRate"] is None
+
+
+def test_insights_refuse_an_unknown_feature_naming_the_available_ones(client, m, keys,
+                                                                      app) -> None:
+    joined_traffic(client, m, keys, app, [{"Member": {"country": "BR"}}], rewarded=False)
+    response = client.get("/v1/catalogue/titles/stranger-things/insights?feature=Member.age",
+                          headers=m)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["target"] == "feature"
+    assert "'Member.age'" in error["message"] and "'Member.country'" in error["message"]
+    for bad in ("days=0", "confidence=1", "takeThreshold=nan", "feature="):
+        response = client.get(f"/v1/catalogue/titles/stranger-things/insights?{bad}",
+                              headers=m)
+        assert response.status_code == 400, bad
+        assert error_of(response)["target"] == bad.split("=")[0]
+    assert client.get("/v1/catalogue/titles/nope/insights", headers=m).status_code == 404
+    assert client.get("/v1/catalogue/titles/stranger-things/insights",
+                      headers=auth(keys["client"])).status_code == 403
+    assert client.get("/v1/catalogue/titles/stranger-things/insights",
+                      headers=auth(keys["analyst"])).status_code == 200
+    document = client.get("/openapi.json").get_json()
+    operation = document["paths"]["/v1/catalogue/titles/{titleId}/insights"]["get"]
+    assert {p["name"] for p in operation["parameters"]} >= {"titleId", "feature", "days"}
+
+
+def test_every_feature_an_upload_shows_has_a_glossary_entry(client, m) -> None:
+    create(client, m)
+    features = upload(client, m, poster(12)).get_json()["features"]
+    glossary = json.loads(client.get("/marketer/static/glossary.json").data)
+    shown = {f"{namespace}.{name}" for namespace, values in features.items() for name in values}
+    assert shown - set(glossary) == set()
+    assert all(isinstance(text, str) and text for text in glossary.values())
+
+
+def test_the_landing_pages_key_command_makes_a_key_the_marketer_page_accepts(client,
+                                                                             data_dir) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert 'href="/marketer"' in page
+    command = re.search(r"<code>banditkit (keys create [^<]*)</code>", page).group(1)
+    arguments = html.unescape(command).replace('"your name"', "tester").split()
+    result = CliRunner().invoke(cli_main, [*arguments, "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[0]
+    assert client.get("/v1/catalogue/titles", headers=auth(key)).status_code == 200

@@ -383,3 +383,65 @@ def test_a_variant_is_named_and_tagged_on_its_card(page, server, tmp_path) -> No
     assert stored["label"] == "The ball" and stored["revision"] == 3
     assert stored["tags"]["themes"] == ["romance", "drama"]
     assert stored["tags"]["visual"] == ["dark"] and "dark" not in stored["suggestedTags"]
+
+
+def test_who_likes_which_variant_by_a_context_feature(page, server, tmp_path) -> None:
+    assert api(server, "POST", "/v1/catalogue/titles", json={"id": "dark-tower"}).status_code == 201
+    ids = []
+    for seed, label in ((5, "Gunslinger"), (6, "The tower")):
+        uploaded = api(server, "POST", "/v1/catalogue/titles/dark-tower/variants",
+                       files={"file": (f"{seed}.jpg", poster(seed), "image/jpeg")}).json()
+        assert api(server, "PATCH", f"/v1/catalogue/titles/dark-tower/variants/{uploaded['id']}",
+                   json={"label": label}).status_code == 200
+        ids.append(uploaded["id"])
+    # Members from two countries; Brazil takes the first poster, Japan the second.
+    n_ranks = 0
+    for country, liked in (("BR", ids[0]), ("JP", ids[1])):
+        for _ in range(16):
+            result = api(server, "POST", "/v1/artwork/rank", role="client",
+                         json={"context": {"Member": {"country": country}},
+                               "titles": ["dark-tower"]}).json()["results"][0]
+            n_ranks += 1
+            if result["variantId"] == liked:
+                api(server, "POST", f"/v1/events/{result['eventId']}/reward", role="client",
+                    json={"value": 1.0})
+    deadline = time.monotonic() + 30
+    while api(server, "GET", "/v1/catalogue/titles/dark-tower/insights").json()[
+            "decisions"] < n_ranks:
+        assert time.monotonic() < deadline, "the learner never joined the events"
+        time.sleep(0.2)
+
+    sign_in(page, server)
+    page.click("#titles button[data-title='dark-tower']")
+    # Each artwork feature explains itself on hover, from the one glossary.
+    card = page.locator(f"#variants .card[data-variant='{ids[0]}']")
+    glossed = card.locator("tr[data-feature='Face.largest_share'] td.glossed")
+    assert "face" in glossed.get_attribute("title").lower()
+    expect(page.locator("#insights-feature option[value='Member.country']")).to_have_count(1)
+    page.select_option("#insights-feature", "Member.country")
+    chart = page.locator("#chart-insights")
+    expect(chart.locator("text.segment")).to_have_count(2)
+    assert chart.locator("text.segment").all_text_contents() == ["BR (16)", "JP (16)"]
+    expect(page.locator("#insights-legend")).to_contain_text("propensity-weighted")
+    assert "propensity-weighted" in chart.locator("text.legend").text_content()
+    # The variant labels are text beside their rows, in every segment.
+    names = chart.locator("text.variant").evaluate_all(
+        "(nodes) => nodes.map((node) => node.firstChild.nodeValue)")  # the id is a <title>
+    assert names.count("Gunslinger") == 2 and names.count("The tower") == 2
+    assert chart.locator("circle[data-kind=weighted-rate]").count() >= 2
+    rows = page.locator("#insights-table tbody tr")
+    expect(rows).to_have_count(4)
+    first_in_br = f"#insights-table tr[data-segment='BR'][data-variant='{ids[0]}']"
+    assert "Gunslinger" in page.inner_text(first_in_br)
+
+    shot = tmp_path / "insights.png"
+    chart.screenshot(path=str(shot))
+    keep = os.environ.get("BANDITKIT_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "marketer-insights.png")
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(float)
+    assert pixels.shape[0] > 150  # two segments of two rows, not an empty box
+    # A blank panel is one grey; the grid, labels, whiskers and points spread the values.
+    assert pixels.std() > 10, pixels.std()
+    marks = (np.abs(pixels.reshape(-1, 3) - ACCENT).sum(axis=1) < 60).sum()
+    assert marks > 50, marks  # the first variant's points and whiskers were drawn
