@@ -288,8 +288,10 @@ class VWLearner(_VWModel, Learner):
             groups: dict[str, list[tuple[str, int, float]]] = {}
             for group, terms in [*_terms(workspace, action).items(), *shared.items()]:
                 groups.setdefault(group, []).extend(terms)
-            scores = {name: -float(flat[(index * stride) % flat.size]) * value
-                      for terms in groups.values() for name, index, value in terms}
+            scores: dict[str, float] = {}
+            for name, index, value in (term for terms in groups.values() for term in terms):
+                weight = flat[(index * stride) % flat.size]
+                scores[name] = scores.get(name, 0.0) - float(weight) * value
             for first, second in _expand(pairs, list(groups)):
                 for i, (name_a, index_a, value_a) in enumerate(groups[first]):
                     half = _FNV_PRIME * index_a * stride
