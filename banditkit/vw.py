@@ -263,7 +263,8 @@ class VWLearner(_VWModel, Learner):
         of two namespaces, ``:`` wildcards), signed as reward: VW learns costs,
         so a positive score raises the action's estimated reward. The weights
         are read where VW's own hashing puts them; other interaction orders
-        (``--cubic``) and ``--ignore`` are not explained.
+        (``--cubic``) and ``--ignore`` are not explained. Terms that share a
+        name (a namespace and feature in both context and action) are summed.
 
         Parameters
         ----------

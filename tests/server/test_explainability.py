@@ -50,30 +50,44 @@ def _trained(args: str, *, seed: int = 0, n: int = 400) -> VWLearner:
     return learner
 
 
+def _recorded(learner, context, action):
+    """Each weight the prediction of ``action`` touched, times its features' values, as
+    VW itself names them (``record_feature_names``), signed as reward; the constant left
+    out."""
+    workspace = vw.Workspace([*learner.args.split(), "--quiet"], model_data=learner.to_bytes(),
+                             record_feature_names=True)
+    line = json.dumps({"c": dsjson_context(context, [action])})
+    workspace.predict_one(vw.DSJsonFormatParser(workspace).parse_json(line))
+    values = {(ns or " ", name if not isinstance(v, str) else name + v):
+              1.0 if isinstance(v, str) else v
+              for ns, features in [*context.items(), *action.items()]
+              for name, v in features.items()}
+    return [-w["value"] * np.prod([values[t["namespace"], t["name"]] for t in w["terms"]])
+            for w in json.loads(workspace.json_weights(include_feature_names=True))["weights"]
+            if w["terms"] and w["terms"][0]["name"] != "Constant"]
+
+
 @pytest.mark.parametrize("args", ["-q ::", "-q MA", "", "-q AM -q ZB", "--interactions M:"])
 def test_contributions_are_the_weights_vw_records_for_the_features(args):
     learner = _trained(f"--cb_explore_adf --epsilon 0.2 {args}")
     explained = learner.explain(CONTEXT, ACTIONS, top=1000)
-    data = learner.to_bytes()
     for action, mine in zip(ACTIONS, explained, strict=True):
-        # VW's own names of the weights this action's prediction touched
-        workspace = vw.Workspace([*learner.args.split(), "--quiet"], model_data=data,
-                                 record_feature_names=True)
-        line = json.dumps({"c": dsjson_context(CONTEXT, [action])})
-        workspace.predict_one(vw.DSJsonFormatParser(workspace).parse_json(line))
-        values = {(ns or " ", name if not isinstance(v, str) else name + v):
-                  1.0 if isinstance(v, str) else v
-                  for ns, features in [*CONTEXT.items(), *action.items()]
-                  for name, v in features.items()}
-        expected = [-w["value"] * np.prod([values[t["namespace"], t["name"]]
-                                           for t in w["terms"]])
-                    for w in json.loads(workspace.json_weights(
-                        include_feature_names=True))["weights"]
-                    if w["terms"] and w["terms"][0]["name"] != "Constant"]
+        expected = _recorded(learner, CONTEXT, action)
         # VW lists the weights learning moved; the features it never saw weigh 0
         moved = sorted(score for _, score in mine if score != 0.0)
         assert len(moved) == len(expected) > 0
         assert moved == pytest.approx(sorted(expected), abs=1e-6)
+
+
+def test_a_feature_in_both_context_and_action_sums_its_contributions():
+    learner = _trained("--cb_explore_adf --epsilon 0.2 -q ::")
+    context = {"Member": {"country": "BR"}}
+    action = {"Member": {"country": "US"}, "Artwork": {"theme": "comedy"}}
+    [mine] = learner.explain(context, [action], top=1000)
+    names = [name for name, _ in mine]
+    assert len(names) == len(set(names)) and "Member.country^Member.country" in names
+    assert sum(score for _, score in mine) == pytest.approx(
+        sum(_recorded(learner, context, action)), abs=1e-5)
 
 
 def test_the_feature_that_drives_the_reward_contributes_most():
