@@ -174,3 +174,20 @@ def test_custom_policies_are_refused_on_a_multi_slot_log(served):
     response = _put(client, keys["analyst"], "single", multiSlot=False)
     assert response.status_code == 404
     assert "single-slot" in response.json["error"]["message"]
+
+
+@pytest.mark.slow  # shares the logged pages of the first test
+def test_a_page_window_refuses_a_broken_line_and_an_empty_range(served, tmp_path):
+    from banditkit.errors import InvalidInputError
+    from ope.personalizer import freeze_page_window
+
+    source = next((served[3] / "rows" / "logs").rglob("*.dsjson"))
+    broken = tmp_path / "events.dsjson"
+    lines = source.read_text().splitlines()
+    broken.write_text("\n".join([*lines[:3], '{"EventId": "x"}', *lines[3:]]) + "\n")
+    with pytest.raises(InvalidInputError, match=r"events\.dsjson:4: not a joined CCB page"):
+        freeze_page_window([broken])
+    with pytest.raises(InvalidInputError, match="no joined page"):
+        freeze_page_window([source], start=FIRST - 100, end=FIRST - 10)
+    window = freeze_page_window([source], start=FIRST, end=FIRST + 10)
+    assert len(window) == 10 and window.slot_ids() == ["1", "2", "3"]
