@@ -109,10 +109,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The loop's metadata shares the key store's file.
     personalizer.init_app(app, meta=MetaStore(path=auth.get_key_store(app).path))
     model_admin.init_app(app)
-    personalizer_evaluations.init_app(app)
     events.init_app(app)
     analyst.init_app(app)
     rows.init_app(app, data_dir=data_dir)
+    # After rows: multi-slot evaluations read the row engine's log.
+    personalizer_evaluations.init_app(app)
     catalogue.init_app(app)
     artwork_rank.init_app(app)
     marketer.init_app(app)

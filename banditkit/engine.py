@@ -273,6 +273,9 @@ class Engine(LoopEngine):
                 fallback = None
             except ModelOutputError as error:
                 model_pmf, fallback = self._fallback_pmf(len(texts), version, error)
+            explained = None
+            if settings.inference_explainability:
+                explained = ranker.explain(request.context, [a.features for a in eligible])
         extra = request.extra
         if fallback is not None:
             extra = {**extra, "modelFallback": fallback}
@@ -293,7 +296,11 @@ class Engine(LoopEngine):
         ranking = [RankedAction(eligible[i].id, shortest_probability(pmf[i])) for i in order]
         if excluded:
             ranking += [RankedAction(a.id, 0.0) for a in actions if a.id in excluded]
-        decision = Decision(event_id, tuple(ranking), eligible[chosen].id, str(version))
+        explanation = None
+        if explained is not None:
+            explanation = tuple((eligible[i].id, tuple(explained[i])) for i in order)
+        decision = Decision(event_id, tuple(ranking), eligible[chosen].id, str(version),
+                            explanation)
         return decision, line, len(head)
 
     def _fallback_pmf(self, n_actions: int, version: int, error: ModelOutputError

@@ -66,6 +66,8 @@ class LoopSettings:
     policy_args : str
         Vowpal Wabbit ``cb_explore_adf`` arguments, readable and stored with each
         model version.
+    inference_explainability : bool, default=False
+        Rank answers carry each action's largest feature contributions.
     """
 
     reward_wait_seconds: float = 600.0
@@ -76,6 +78,7 @@ class LoopSettings:
     log_retention_days: int = 90
     learning_mode: str = "online"
     policy_args: str = DEFAULT_POLICY_ARGS
+    inference_explainability: bool = False
 
     def __post_init__(self) -> None:
         for name in ("reward_wait_seconds", "model_update_seconds"):
@@ -101,6 +104,9 @@ class LoopSettings:
         if self.learning_mode not in LEARNING_MODES:
             raise InvalidInputError(
                 f"learning_mode must be one of {LEARNING_MODES}, got {self.learning_mode!r}")
+        if not isinstance(self.inference_explainability, bool):
+            raise InvalidInputError(f"inference_explainability must be a boolean, "
+                                    f"got {self.inference_explainability!r}")
         if not isinstance(self.policy_args, str):
             raise InvalidInputError(
                 f"policy_args must be a string, got {type(self.policy_args).__name__}")

@@ -106,12 +106,17 @@ class Decision(NamedTuple):
         The action to show; rewards are credited to it.
     model_version : str
         The model snapshot that decided.
+    explanation : tuple of (str, tuple of (str, float)), default=None
+        With inference explainability on: per ranked action that was not
+        excluded, its id and its largest feature contributions
+        (``VWLearner.explain``); None otherwise.
     """
 
     event_id: str
     ranking: tuple[RankedAction, ...]
     reward_action_id: str
     model_version: str
+    explanation: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] | None = None
 
     @property
     def probability(self) -> float:

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from banditkit.eventlog import iso_timestamp
+from banditkit.dsjson import EXTRA_KEY, JoinedPage, parse_page
+from banditkit.errors import InvalidInputError
+from banditkit.eventlog import iso_timestamp, log_files
 from ope.base import OffPolicyEstimator
 from ope.estimators import SNIPS
 from ope.importance import FeatureScore, feature_importance
@@ -29,6 +32,7 @@ from ope.progressive import (
     Window,
     baseline_probability,
     random_probability,
+    utc_seconds,
 )
 from ope.rounds import LoggedRounds
 from ope.search import (
@@ -52,8 +56,8 @@ from ope.timeseries import (
 if TYPE_CHECKING:
     from ope.evaluation import EvaluationReport
 
-__all__ = ["OPTIMIZED", "RESERVED_NAMES", "EvaluationRounds", "WindowEvaluation",
-           "evaluate_window"]
+__all__ = ["OPTIMIZED", "RESERVED_NAMES", "EvaluationRounds", "PageWindow", "SlotsEvaluation",
+           "WindowEvaluation", "evaluate_slots", "evaluate_window", "freeze_page_window"]
 
 #: Name of the search's result (``policySource: OfflineExperimentation``).
 OPTIMIZED = "Optimized"
@@ -333,3 +337,200 @@ def _evaluate(window: Window, pool: CandidatePool, *, online_args: str,
                             policies=tuple(results),
                             optimal_policy=OPTIMIZED if optimize else None, search=found,
                             feature_scores=scores, models=models, targets=targets)
+
+
+# -- multi-slot logs: one result per policy and slot -------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PageWindow:
+    """The joined pages (multi-slot decisions) of a time window, frozen.
+
+    Attributes
+    ----------
+    pages : tuple of JoinedPage, length n_pages
+        In log order, ``_skipLearn`` pages left out.
+    timestamp : ndarray of shape (n_pages,)
+        Decision time of each page, Unix seconds.
+    baselines : tuple of tuple of int, length n_pages
+        Each slot's baseline row: the slot's ``baselineAction`` when the log
+        names it and the rules allowed it, else its first allowed row (the row
+        the page shows without personalization, ``banditkit.rows.decide``).
+    start, end : float or None
+        The window ``[start, end)`` asked for, Unix seconds (None: open).
+    n_skipped : int
+        Pages never activated in the window.
+    """
+
+    pages: tuple[JoinedPage, ...]
+    timestamp: np.ndarray
+    baselines: tuple[tuple[int, ...], ...]
+    start: float | None
+    end: float | None
+    n_skipped: int
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def slot_ids(self) -> list[str]:
+        """Every slot id of the window, in the order slots first appear."""
+        return list(dict.fromkeys(s for page in self.pages for s in page.slot_ids))
+
+
+def _baselines(page: JoinedPage, record: dict) -> tuple[int, ...]:
+    named = record.get(EXTRA_KEY, {}).get("baselineRowIds") or [None] * len(page.chosen)
+    index = {row_id: i for i, row_id in enumerate(page.row_ids)}
+    return tuple(index[name] if name in index and index[name] in allowed else allowed[0]
+                 for name, allowed in zip(named, page.eligible, strict=True))
+
+
+def freeze_page_window(paths: Iterable[str | Path], *, start: float | None = None,
+                       end: float | None = None) -> PageWindow:
+    """Read the joined pages of the row engine's log decided in ``[start, end)``.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        CCB dsjson files or folders of date partitions (``rows/logs``).
+    start, end : float, default=None
+        Unix seconds; None leaves that side open.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming file and line of a line that is not a joined page, or when the
+        window holds no page.
+    """
+    paths = list(paths)
+    pages: list[JoinedPage] = []
+    stamps: list[float] = []
+    baselines: list[tuple[int, ...]] = []
+    skipped = 0
+    for path in log_files(paths):
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.endswith("\n"):
+                    break  # being appended right now
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    stamp = utc_seconds(record["Timestamp"])
+                    if (start is not None and stamp < start) or \
+                            (end is not None and stamp >= end):
+                        continue
+                    page = parse_page(record)
+                    if page.skip_learn:
+                        skipped += 1
+                        continue
+                    baselines.append(_baselines(page, record))
+                except (ValueError, KeyError, TypeError, IndexError) as error:
+                    raise InvalidInputError(f"{path}:{number}: not a joined CCB page: "
+                                            f"{error!r}") from None
+                pages.append(page)
+                stamps.append(stamp)
+    if not pages:
+        raise InvalidInputError(f"no joined page in [{start!r}, {end!r}) of "
+                                f"{[str(p) for p in paths]} ({skipped} never activated)")
+    return PageWindow(pages=tuple(pages), timestamp=np.array(stamps), baselines=tuple(baselines),
+                      start=start, end=end, n_skipped=skipped)
+
+
+def _slot_rounds(window: PageWindow, slot_id: str) -> EvaluationRounds:
+    r"""One slot's events and each fixed policy's probability of the logged rows.
+
+    Slot ``k``'s reward depends on the rows above it, so a policy's weight is
+    that of the whole prefix: :math:`w = \prod_{j \le k} \pi_j / \mu_j` with
+    :math:`\pi_j, \mu_j` the probabilities of slot ``j``'s logged row given the
+    rows above. The Online weights are then 1 and SNIPS is the slot's plain log
+    average. ``slot_id`` ``""`` is the whole page: the reward is the sum of its
+    slots' rewards, the prefix the whole page.
+    """
+    rows: list[tuple[float, float, int, int, float, float, float]] = []
+    for page, stamp, baseline in zip(window.pages, window.timestamp, window.baselines,
+                                     strict=True):
+        if slot_id:
+            if slot_id not in page.slot_ids:
+                continue
+            k = page.slot_ids.index(slot_id)
+            reward = page.reward[k]
+        else:
+            k = len(page.chosen) - 1
+            reward = float(sum(page.reward))
+        prefix = range(k + 1)
+        rows.append((
+            float(stamp), reward, page.chosen[k], len(page.rows),
+            float(np.prod([page.probability[j] for j in prefix])),
+            float(np.prod([1.0 / len(page.eligible[j]) for j in prefix])),
+            float(all(page.chosen[j] == baseline[j] for j in prefix))))
+    stamp, reward, chosen, n_rows, logged, uniform, first = np.array(rows, dtype=np.float64).T
+    return EvaluationRounds(timestamp=stamp, reward=reward, probability=logged,
+                            chosen=chosen.astype(np.int64), n_actions=n_rows.astype(np.int64),
+                            targets={"Online": logged, "Baseline": first, "Random": uniform})
+
+
+@dataclass(frozen=True, eq=False)
+class SlotsEvaluation:
+    """A multi-slot evaluation: Online, Baseline and Random over the whole page (slot id
+    ``""``) and in each slot.
+
+    Attributes
+    ----------
+    window : PageWindow
+    interval_minutes : int
+    policies : tuple of (str, PolicyResult)
+        (slot id, result): the page's first, then each slot's.
+    slot_rounds : dict of str to EvaluationRounds
+        By slot id, to draw the time series again.
+    """
+
+    window: PageWindow
+    interval_minutes: int
+    policies: tuple[tuple[str, PolicyResult], ...]
+    slot_rounds: dict[str, EvaluationRounds]
+
+    def to_dict(self) -> dict[str, object]:
+        """Personalizer's ``EvaluationResult``, one ``PolicyResult`` per policy and slot."""
+        stamps = self.window.timestamp
+        start = self.window.start if self.window.start is not None else float(stamps.min())
+        end = self.window.end if self.window.end is not None else float(stamps.max())
+        return {"startTime": _time(start), "endTime": _time(end),
+                "intervalInMinutes": self.interval_minutes,
+                "value": [{**result.to_dict(), "slotId": slot}
+                          for slot, result in self.policies],
+                "nEvents": len(self.window), "skippedNotActivated": self.window.n_skipped,
+                "multiSlot": True}
+
+
+def evaluate_slots(window: PageWindow, *, online_args: str, interval_minutes: int = 60,
+                   window_kind: str = "Expanding",
+                   estimators: Sequence[OffPolicyEstimator] | None = None) -> SlotsEvaluation:
+    """Evaluate Online, Baseline and Random on a multi-slot window, per page and per slot.
+
+    Parameters
+    ----------
+    window : PageWindow
+    online_args : str
+        The live page policy's VW arguments (reported with Online).
+    interval_minutes : int, default=60
+    window_kind : {"Expanding", "Rolling"}, default="Expanding"
+    estimators : sequence of OffPolicyEstimator, default=None
+        None: SNIPS (the reported value) and IPS.
+    """
+    check_series_options(interval_minutes, window_kind)
+    estimators = tuple(estimators) if estimators is not None else default_estimators()
+    policies: list[tuple[str, PolicyResult]] = []
+    slot_rounds: dict[str, EvaluationRounds] = {}
+    for slot in ["", *window.slot_ids()]:
+        rounds = slot_rounds[slot] = _slot_rounds(window, slot)
+        logged = LoggedRounds(reward=rounds.reward, action=rounds.chosen,
+                              probability=rounds.probability, n_actions=rounds.n_actions)
+        for name, arguments in (("Online", online_args), ("Baseline", ""), ("Random", "")):
+            target = rounds.targets[name]
+            policies.append((slot, PolicyResult(
+                name=name, arguments=arguments, policy_source=name,
+                estimates=summary(logged, target, estimators),
+                timeseries=series(logged, target, rounds.timestamp, estimator=estimators[0],
+                                  interval_minutes=interval_minutes, window=window_kind))))
+    return SlotsEvaluation(window=window, interval_minutes=interval_minutes,
+                           policies=tuple(policies), slot_rounds=slot_rounds)

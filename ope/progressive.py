@@ -43,6 +43,7 @@ __all__ = [
     "random_probability",
     "score_candidate",
     "score_candidates",
+    "utc_seconds",
 ]
 
 #: A feature: (namespace, feature name); namespace ``""`` is VW's default one.
@@ -58,7 +59,7 @@ def _unix(value: float | datetime | None) -> float | None:
     return value.timestamp()
 
 
-def _utc_seconds(text: str) -> float:
+def utc_seconds(text: str) -> float:
     """Unix seconds of an ISO-8601 time; without an offset it is UTC, as banditkit writes it."""
     moment = datetime.fromisoformat(text)
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
@@ -145,7 +146,7 @@ def freeze_window(paths: Iterable[str | Path], *, start: float | datetime | None
                     continue
                 try:
                     record = json.loads(line)
-                    stamp = _utc_seconds(record["Timestamp"])
+                    stamp = utc_seconds(record["Timestamp"])
                     if (start_s is not None and stamp < start_s) or \
                             (end_s is not None and stamp >= end_s):
                         continue

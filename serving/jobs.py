@@ -34,18 +34,20 @@ from typing import TYPE_CHECKING, Any
 
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import iso_timestamp
+from banditkit.rows.engine import ccb_args
 from banditkit.store.jobs import FAILED, SUCCEEDED, Job, JobStore
 from serving.analyst import json_ready, partition_files
 
 if TYPE_CHECKING:
     from banditkit.engine import Engine
     from banditkit.eventlog import EventLogWriter
+    from banditkit.rows import RowEngine
     from banditkit.store import DecisionStore
     from serving.config import ServerConfig
 
 __all__ = ["AUTO_OPTIMIZATION_MIN_SECONDS", "AutoOptimization", "EVALUATION_INTERVAL_MINUTES",
            "JobLimits", "JobRunner", "ROUNDS_ARTIFACT", "model_artifact", "publish_model",
-           "run_job", "utc_text", "without_epsilon"]
+           "rounds_artifact", "run_job", "utc_text", "without_epsilon"]
 
 #: Artefact of an evaluation: its per-event arrays (``ope.personalizer.EvaluationRounds``).
 ROUNDS_ARTIFACT = "rounds"
@@ -123,6 +125,12 @@ class AutoOptimization:
         return self.last_run_at is None or now >= self.last_run_at + self.frequency_seconds
 
 
+def rounds_artifact(slot_id: str) -> str:
+    """The artefact name of an evaluation's per-event arrays of one slot (``""``: the
+    single-slot log, or a multi-slot evaluation's whole page)."""
+    return f"{ROUNDS_ARTIFACT}:{slot_id}" if slot_id else ROUNDS_ARTIFACT
+
+
 def model_artifact(policy_name: str) -> str:
     """The artefact name of the model a learned policy ended an evaluation with."""
     return f"model:{policy_name}"
@@ -166,8 +174,9 @@ def _day(unix_seconds: float) -> Any:
     return datetime.fromtimestamp(unix_seconds, UTC).date()
 
 
-def run_job(job: Job, *, log: EventLogWriter, online_args: str,
-            limits: JobLimits) -> tuple[dict[str, Any], dict[str, bytes]]:
+def run_job(job: Job, *, log: EventLogWriter, online_args: str, limits: JobLimits,
+            rows_log: EventLogWriter | None = None,
+            rows_args: str = "") -> tuple[dict[str, Any], dict[str, bytes]]:
     """Run one job over the joined log; its result JSON and its artefacts.
 
     Parameters
@@ -182,6 +191,11 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str,
         The live policy's VW arguments: the Online policy, the search's
         exploration and seed, what feature importance explains.
     limits : JobLimits
+    rows_log : EventLogWriter, default=None
+        The row engine's joined log, which an evaluation with ``multiSlot``
+        reads instead of ``log``.
+    rows_args : str, default=""
+        The row engine's VW arguments (its Online policy).
 
     Raises
     ------
@@ -196,6 +210,8 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str,
 
     request = job.request
     start, end = float(request["start"]), float(request["end"])
+    if request.get("multiSlot"):
+        return _run_slots(rows_log, start=start, end=end, online_args=rows_args)
     files = partition_files(log, _day(start), _day(end))
     if not files:
         raise InvalidInputError("the log holds no event in the job's time range any more")
@@ -220,6 +236,23 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str,
     return json_ready({**head, **result.to_dict()}), artifacts
 
 
+def _run_slots(log: EventLogWriter | None, *, start: float, end: float,
+               online_args: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A multi-slot evaluation over the row engine's log: its result and per-slot arrays."""
+    from ope.personalizer import evaluate_slots, freeze_page_window
+
+    files = [] if log is None else partition_files(log, _day(start), _day(end))
+    if not files:
+        raise InvalidInputError("the multi-slot log holds no page in the job's time range "
+                                "any more")
+    result = evaluate_slots(freeze_page_window(files, start=start, end=end),
+                            online_args=online_args,
+                            interval_minutes=EVALUATION_INTERVAL_MINUTES)
+    artifacts = {rounds_artifact(slot): rounds.to_bytes()
+                 for slot, rounds in result.slot_rounds.items()}
+    return json_ready({"onlineArgs": online_args, **result.to_dict()}), artifacts
+
+
 class JobRunner:
     """Runs queued jobs one at a time, in a daemon thread (:meth:`start`) or a step at a
     time (:meth:`run_once`), and queues auto-optimization runs when due.
@@ -231,13 +264,16 @@ class JobRunner:
         Its log is what the jobs read, its settings give the online policy, and
         an auto-optimization applies through it.
     limits : JobLimits, default=JobLimits()
+    rows : RowEngine, default=None
+        The row engine, whose log and page policy multi-slot evaluations read.
     """
 
-    def __init__(self, *, jobs: JobStore, engine: Engine,
-                 limits: JobLimits = JobLimits()) -> None:
+    def __init__(self, *, jobs: JobStore, engine: Engine, limits: JobLimits = JobLimits(),
+                 rows: RowEngine | None = None) -> None:
         self.jobs = jobs
         self.engine = engine
         self.limits = limits
+        self.rows = rows
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -280,9 +316,11 @@ class JobRunner:
         result: dict[str, Any] | None = None
         artifacts: dict[str, bytes] = {}
         try:
-            result, artifacts = run_job(job, log=self.engine.log,
-                                        online_args=self.engine.settings.learner_args(),
-                                        limits=self.limits)
+            rows = self.rows
+            result, artifacts = run_job(
+                job, log=self.engine.log, online_args=self.engine.settings.learner_args(),
+                limits=self.limits, rows_log=None if rows is None else rows.log,
+                rows_args="" if rows is None else ccb_args(rows.settings.learner_args()))
         except (InvalidInputError, ValueError) as error:
             status, message = FAILED, str(error)
         except Exception as error:

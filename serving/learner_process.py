@@ -339,7 +339,8 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
     jobs = open_job_store(data_dir, database_url=database_url)
     runner = None
     if config.jobs_enabled:
-        runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config))
+        runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config),
+                           rows=rows)
         runner.start()
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
                              "policy": engine.settings.learner_args(),

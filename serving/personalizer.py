@@ -188,8 +188,9 @@ def _action(raw: Any, index: int, action_features: Callable[..., Mapping]) -> Ac
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
-    """The Personalizer ``RankResponse`` for ``decision``."""
-    return {
+    """The Personalizer ``RankResponse`` for ``decision``, with ``inferenceExplanation``
+    when the decision carries one."""
+    out: dict[str, Any] = {
         "eventId": decision.event_id,
         "ranking": [
             {"id": ranked.id, "probability": ranked.probability}
@@ -197,6 +198,12 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         ],
         "rewardActionId": decision.reward_action_id,
     }
+    if decision.explanation is not None:
+        out["inferenceExplanation"] = [
+            {"id": action_id, "features": [{"name": name, "score": score}
+                                           for name, score in features]}
+            for action_id, features in decision.explanation]
+    return out
 
 
 @require_roles("client")
@@ -287,6 +294,7 @@ def service_configuration_json(settings: LoopSettings,
         "logMirrorEnabled": False,
         "isAutoOptimizationEnabled": auto.enabled,
         "autoOptimizationFrequency": format_duration(auto.frequency_seconds),
+        "isInferenceExplainabilityEnabled": settings.inference_explainability,
     }
     if auto.start_at is not None:
         configuration["autoOptimizationStartDate"] = utc_text(auto.start_at)
@@ -329,6 +337,8 @@ def _settings_of(config: ServiceConfiguration, current: LoopSettings) -> LoopSet
     }
     if config.learning_mode is not None:
         changes["learning_mode"] = config.learning_mode
+    if config.is_inference_explainability_enabled is not None:
+        changes["inference_explainability"] = config.is_inference_explainability_enabled
     return _replace_settings(current, changes)
 
 

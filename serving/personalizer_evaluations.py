@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, current_app, request
 
 from banditkit.dsjson import line_timestamp
 from banditkit.errors import InvalidInputError
+from banditkit.eventlog import EventLogWriter
 from banditkit.store.factory import open_job_store
 from banditkit.store.jobs import SUCCEEDED, Job, JobExistsError, JobStore
 from serving import openapi
@@ -47,16 +48,17 @@ from serving.contract.evaluations import (
 from serving.contract.validation import validate
 from serving.errors import ApiError
 from serving.jobs import (
-    ROUNDS_ARTIFACT,
     JobLimits,
     JobRunner,
     model_artifact,
     publish_model,
+    rounds_artifact,
     utc_text,
     without_epsilon,
 )
 from serving.model_admin import with_error_code
 from serving.personalizer import apply_policy, require_api_version
+from serving.rows import get_row_engine
 from serving.runtime import get_engine
 
 __all__ = ["close", "get_jobs", "init_app", "job_report"]
@@ -99,9 +101,8 @@ def _found(kind: str, job_id: str) -> Job:
 # ------------------------------------------------------------------ creating
 
 
-def _events_between(start: datetime, end: datetime) -> int:
-    """Joined events decided in ``[start, end)``, counted from the date partitions."""
-    log = get_engine().log
+def _events_between(log: EventLogWriter, start: datetime, end: datetime) -> int:
+    """Joined events of ``log`` decided in ``[start, end)``, counted from the date partitions."""
     count = 0
     for path in partition_files(log, start.date(), end.date()):
         day = date.fromisoformat(path.parent.name.removeprefix("dt="))
@@ -128,13 +129,25 @@ def _text(moment: datetime) -> str:
     return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
-def _time_range(start: datetime, end: datetime) -> dict[str, Any]:
-    """The request's window, once the log holds events in it (404) and not too many (400)."""
-    count = _events_between(start, end) if start < end else 0
+def _time_range(start: datetime, end: datetime, *,
+                multi_slot: bool | None = False) -> dict[str, Any]:
+    """The request's window and the log it reads, once that log holds events in it (404)
+    and not too many (400).
+
+    ``multi_slot`` None picks the single-slot log when it holds events in the range,
+    else the row engine's (multi-slot) log.
+    """
+    asked, count = multi_slot, 0
+    if start < end and multi_slot is not True:
+        count = _events_between(get_engine().log, start, end)
+    if start < end and (multi_slot is True or (multi_slot is None and count == 0)):
+        count = _events_between(get_row_engine().log, start, end)
+        multi_slot = True
     if count == 0:
         empty = " (startTime is not before endTime: the range is empty)" if start >= end \
             else ""
-        raise ApiError(f"No joined event was decided from {start.isoformat()} to "
+        which = {True: "multi-slot ", False: "single-slot "}.get(asked, "")
+        raise ApiError(f"No joined {which}event was decided from {start.isoformat()} to "
                        f"{end.isoformat()}{empty}.", status=404,
                        code="NoLogsExistInDateRange")
     limit = get_config().jobs_max_events
@@ -143,7 +156,7 @@ def _time_range(start: datetime, end: datetime) -> dict[str, Any]:
                        "(JOBS_MAX_EVENTS). Narrow the range.", target="endTime",
                        code="LogsSizeExceedAllowedLimit")
     return {"startTime": _text(start), "endTime": _text(end),
-            "start": start.timestamp(), "end": end.timestamp()}
+            "start": start.timestamp(), "end": end.timestamp(), "multiSlot": bool(multi_slot)}
 
 
 def _check_policies(contract: EvaluationContract) -> list[dict[str, str]]:
@@ -206,7 +219,13 @@ def create_evaluation(evaluationId: str) -> tuple[dict[str, Any], int]:  # noqa:
     job_id = _job_id(EvaluationPath, evaluationId, "evaluationId")
     contract = _contract(EvaluationContract, "InvalidEvaluationContract")
     policies = _check_policies(contract)
-    window = _time_range(contract.start_time, contract.end_time)
+    window = _time_range(contract.start_time, contract.end_time, multi_slot=contract.multi_slot)
+    if window["multiSlot"] and (policies or contract.enable_policy_optimization):
+        target = "policies" if policies else "enablePolicyOptimization"
+        raise ApiError("A multi-slot evaluation scores Online, Baseline and Random only: "
+                       "Custom policies and policy optimization run single-slot policies "
+                       "and are not evaluated on the multi-slot log.", target=target,
+                       code="InvalidEvaluationContract")
     job = _create("evaluation", job_id, contract.name,
                   {"name": contract.name, **window, "policies": policies,
                    "enablePolicyOptimization": contract.enable_policy_optimization},
@@ -220,6 +239,7 @@ def create_feature_importance(featureImportanceId: str) -> tuple[dict[str, Any],
     job_id = _job_id(FeatureImportancePath, featureImportanceId, "featureImportanceId")
     contract = _contract(FeatureImportanceContract, "InvalidContract")
     window = _time_range(contract.start_time, contract.end_time)
+    window.pop("multiSlot")
     job = _create("featureImportance", job_id, contract.name,
                   {"name": contract.name, **window}, "FeatureImportanceAlreadyExists")
     return _feature_importance_json(job), 200
@@ -245,15 +265,19 @@ def _evaluation_json(job: Job, query: EvaluationQuery) -> dict[str, Any]:
     result = job.result
     start = query.start_time.timestamp() if query.start_time else job.request["start"]
     end = query.end_time.timestamp() if query.end_time else job.request["end"]
-    data = get_jobs().artifact(job, ROUNDS_ARTIFACT)
-    rounds = EvaluationRounds.from_bytes(data) if data is not None else None
+    rounds: dict[str, EvaluationRounds | None] = {}
     values = []
     for policy in result["value"]:
+        slot = policy.get("slotId", "")
+        if slot not in rounds:
+            data = get_jobs().artifact(job, rounds_artifact(slot))
+            rounds[slot] = EvaluationRounds.from_bytes(data) if data is not None else None
         series = {"data": []}
-        if rounds is not None:
-            series = rounds.series(policy["name"], interval_minutes=query.interval_in_minutes,
-                                   window=query.window, start=start, end=end).to_dict()
-        values.append({"name": policy["name"], "slotId": "", "arguments": policy["arguments"],
+        if rounds[slot] is not None:
+            series = rounds[slot].series(policy["name"],
+                                         interval_minutes=query.interval_in_minutes,
+                                         window=query.window, start=start, end=end).to_dict()
+        values.append({"name": policy["name"], "slotId": slot, "arguments": policy["arguments"],
                        "policySource": policy["policySource"], "summary": policy["summary"],
                        "timeseries": series})
     if result.get("optimalPolicy"):
@@ -429,7 +453,8 @@ def init_app(app: Flask) -> None:
     jobs = open_job_store(config.engine_data_dir, database_url=config.database_url)
     app.extensions[_JOBS_EXTENSION] = jobs
     if config.learner_enabled and config.jobs_enabled:
-        runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config))
+        runner = JobRunner(jobs=jobs, engine=engine, limits=JobLimits.from_config(config),
+                           rows=get_row_engine(app))
         app.extensions[_RUNNER_EXTENSION] = runner
         runner.start()
     app.register_blueprint(v1)

@@ -263,6 +263,8 @@ def _decision_line(*, event_id: str, timestamp: str, version: str, context: Feat
                                  [float(pmf[i]) for i in order]))
     info: dict = {"rowIds": [row.id for row in rows], "slotIds": [slot.id for slot in slots],
                   "genres": [row.genre for row in rows], **extra}
+    if any(slot.baseline is not None for slot in slots):
+        info["baselineRowIds"] = [slot.baseline for slot in slots]
     if excluded:
         info["excludedRowIds"] = [row.id for row in rows if row.id in excluded]
     if rules != PageRules():

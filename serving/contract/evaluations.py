@@ -116,6 +116,12 @@ class EvaluationContract(Body):
                                           "Optimized.")] = []
     enable_policy_optimization: Annotated[bool, Field(
         description="Also search learning settings better than the online ones.")] = False
+    multi_slot: Annotated[bool | None, Field(
+        description="banditkit: evaluate the multi-slot (row engine's) log instead of the "
+                    "single-slot one. Absent or null: the single-slot log when it holds "
+                    "events in the range, else the multi-slot log. A multi-slot evaluation "
+                    "gives Online, Baseline and Random for the whole page (slotId \"\") "
+                    "and for each slot.")] = None
 
 
 class FeatureImportanceContract(Body):

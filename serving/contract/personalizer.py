@@ -34,9 +34,11 @@ from serving.contract.operations import Answer, Operation
 from serving.durations import DURATION_PATTERN, parse_duration
 
 __all__ = [
+    "ActionExplanation",
     "ApprenticeBatchMetrics",
     "ApprenticeModeMetrics",
     "EVENT_OPERATIONS",
+    "FeatureContribution",
     "LEARNING_MODES",
     "OPERATIONS",
     "PolicyContract",
@@ -81,12 +83,28 @@ class RankedAction(Body):
     probability: Probability
 
 
+class FeatureContribution(Body):
+    name: Annotated[str, Field(description="Namespace.feature; an interaction joins its "
+                                           "features with ^.")]
+    score: Annotated[float, Field(description="Weight times value, signed as reward: "
+                                              "positive raises the action's estimate.")]
+
+
+class ActionExplanation(Body):
+    id: str
+    features: Annotated[list[FeatureContribution], Field(
+        description="The largest contributions, largest magnitude first.")]
+
+
 class RankResponse(Body):
     """The decision: each action's probability and the one to show."""
 
     event_id: EventId
     ranking: list[RankedAction]
     reward_action_id: str | None
+    inference_explanation: Annotated[list[ActionExplanation] | None, Field(
+        description="With isInferenceExplainabilityEnabled: each ranked action's (not "
+                    "excluded) feature contributions to the model's score.")] = None
 
 
 class ApprenticeBatchMetrics(Body):
@@ -192,6 +210,9 @@ class ServiceConfiguration(Body):
                     "evaluates; at least PT1H (default P7D).")] = None
     auto_optimization_start_date: Annotated[_DateTime | None, Field(
         description="When the first auto-optimization may run (RFC 3339).")] = None
+    is_inference_explainability_enabled: Annotated[bool | None, Field(
+        description="Rank answers carry inferenceExplanation; kept when absent or "
+                    "null.")] = None
     # Ignored on update: a client sends back what it read.
     latest_apprentice_mode_metrics: Annotated[ApprenticeModeMetrics | None, SkipValidation,
                                               Field(

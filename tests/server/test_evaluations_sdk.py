@@ -6,6 +6,7 @@ under it.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.server.test_serve import configure, joined, kill, rank, reward, serve
 
 pytest.importorskip("azure.ai.personalizer")
 
-from azure.ai.personalizer import PersonalizerAdministrationClient  # noqa: E402
+from azure.ai.personalizer import PersonalizerAdministrationClient, PersonalizerClient  # noqa: E402
 from azure.core.credentials import AzureKeyCredential  # noqa: E402
 from azure.core.exceptions import (  # noqa: E402
     HttpResponseError,
@@ -160,6 +161,51 @@ def test_evaluations_feature_importances_and_apply_through_the_sdk(server) -> No
     with pytest.raises(ResourceNotFoundError) as gone:
         analyst.get_feature_importance("fi-1")
     assert gone.value.error.code == "FeatureImportanceNotFound"
+
+
+def _joined_pages(data_dir: Path) -> list[dict]:
+    logs = data_dir / "rows" / "logs"
+    return [json.loads(line) for path in sorted(logs.rglob("*.dsjson"))
+            for line in path.read_text().splitlines()] if logs.exists() else []
+
+
+def test_a_multi_slot_evaluation_through_the_sdk_reports_each_slot(server) -> None:
+    (served, *_), data_dir, keys, _ = server
+    client = PersonalizerClient(served.url, AzureKeyCredential(keys["client"]))
+    analyst = _client(served.url, keys["analyst"])
+    actions = [{"id": name, "features": [{"Artwork": {"theme": name}}]}
+               for name in ("comedy", "drama", "news")]
+    slots = [{"id": "hero", "baselineAction": "comedy"},
+             {"id": "side", "baselineAction": "drama"}]
+    for i in range(N_EVENTS):
+        page = client.rank_multi_slot({"contextFeatures": [{"Member": {"country": "BR"}}],
+                                       "actions": actions, "slots": slots,
+                                       "eventId": f"page-{i}"})
+        shown = {slot["id"]: slot["rewardActionId"] for slot in page["slots"]}
+        client.reward_multi_slot(f"page-{i}", {"reward": [
+            {"slotId": "hero", "value": 1.0 if shown["hero"] == "news" else 0.0},
+            {"slotId": "side", "value": 0.5}]})
+    wait_until(lambda: len(_joined_pages(data_dir)) == N_EVENTS, seconds=60,
+               what="the pages to be joined")
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    # today's single-slot log holds events too: multiSlot chooses the pages
+    analyst.create_evaluation("ev-pages", {"name": "pages", "startTime": _utc(start),
+                                           "endTime": _utc(end), "multiSlot": True})
+    evaluation = _finished(lambda: analyst.get_evaluation("ev-pages", start_time=start,
+                                                          end_time=end))
+    assert evaluation["status"] == "Succeeded", evaluation["description"]
+    results = {(p["slotId"], p["name"]): p for p in evaluation["content"]["value"]}
+    assert set(results) == {(slot, name) for slot in ("", "hero", "side")
+                            for name in ("Online", "Baseline", "Random")}
+    lines = _joined_pages(data_dir)
+    for k, slot in enumerate(("hero", "side")):
+        mean = sum(-line["_outcomes"][k]["_label_cost"] for line in lines) / len(lines)
+        online = results[slot, "Online"]["summary"]
+        assert online["expectedReward"] == pytest.approx(mean)
+        assert results[slot, "Online"]["timeseries"]["data"]
+    assert results["side", "Random"]["summary"]["expectedReward"] == pytest.approx(0.5)
+    analyst.delete_evaluation("ev-pages")
 
 
 def _status(data_dir: Path, job_id: str) -> str:
