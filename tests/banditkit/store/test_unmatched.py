@@ -1,0 +1,105 @@
+"""Outcomes that reach a shared PostgreSQL store before their decision: kept
+waiting, joined when the decision arrives, orphans when it never does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from banditkit.engine import Engine
+from banditkit.eventlog import log_files
+from banditkit.settings import LoopSettings
+from banditkit.types import Action
+
+pytestmark = pytest.mark.slow  # every test needs the session's PostgreSQL server
+
+ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}"}}) for i in range(3)]
+CONTEXT = {"Member": {"country": "BR"}}
+SETTINGS = LoopSettings(reward_wait_seconds=10, orphan_grace_seconds=30,
+                        policy_args="--cb_explore_adf -q MA")
+
+
+@pytest.fixture
+def hosts(postgres_url, tmp_path, clock):
+    """Two hosts' engines: separate data directories, one database."""
+    engines = {name: Engine.open(tmp_path / name, database_url=postgres_url, clock=clock,
+                                 settings=SETTINGS) for name in ("a", "b")}
+    yield engines
+    for engine in engines.values():
+        engine.close()
+
+
+def _joined(engine: Engine) -> dict[str, dict]:
+    """The host's joined log, by event id (each id at most once)."""
+    lines = [json.loads(line) for path in log_files([engine.log.root])
+             for line in path.read_text().splitlines() if line.startswith("{")]
+    by_id = {line["EventId"]: line for line in lines}
+    assert len(by_id) == len(lines)
+    return by_id
+
+
+def test_a_reward_before_its_decision_arrives_is_joined_with_it(hosts, clock):
+    a, b = hosts["a"], hosts["b"]
+    a.rank(CONTEXT, ACTIONS, event_id="e1", defer_activation=True)
+    clock.advance(1)
+    # Host b has never seen e1: it accepts both, and ships them before a ships e1.
+    assert b.activate("e1") is False
+    assert b.reward("e1", 0.75) is False
+    assert b.store.ingest() == 2
+    assert b.store.unmatched_counts() == (2, 0)
+    assert b.store.event("e1") is None
+    a.store.ingest()  # the decision arrives: the outcomes leave the waiting table
+    assert a.store.unmatched_counts() == (0, 0)
+    event = a.store.event("e1")
+    assert event["activated_at"] == clock.now
+    assert [(r["value"], r["late"]) for r in event["rewards"]] == [(0.75, False)]
+    clock.advance(SETTINGS.reward_wait_seconds)
+    assert a.process_due() == 1
+    line = _joined(a)["e1"]
+    assert line["c"] is not None and line["_label_cost"] == -0.75
+    assert a.store.rejects() == [] and a.store.orphans() == []
+
+
+def test_a_reward_whose_decision_never_comes_is_an_orphan_after_the_grace(hosts, clock):
+    a, b = hosts["a"], hosts["b"]
+    b.reward("never", 1.0)
+    a.rank(CONTEXT, ACTIONS, event_id="ranked")
+    b.store.ingest()
+    clock.advance(SETTINGS.reward_wait_seconds + SETTINGS.orphan_grace_seconds - 1)
+    assert a.process_due() == 1  # "ranked" joins; "never" still waits within the grace
+    assert a.store.unmatched_counts() == (1, 0) and a.store.orphans() == []
+    clock.advance(2)
+    a.process_due()
+    assert a.store.unmatched_counts() == (0, 1)
+    (orphan,) = b.store.orphans()
+    assert (orphan["kind"], orphan["event_id"], orphan["record"]) == ("r", "never", "1.0")
+    assert "reward wait (10 s) and the orphan grace (30 s)" in orphan["reason"]
+    assert set(_joined(a)) == {"ranked"}
+
+
+def test_an_orphan_whose_decision_arrives_after_all_is_joined_with_it(
+        hosts, postgres_url, tmp_path, clock):
+    a, b = hosts["a"], hosts["b"]
+    behind = Engine.open(tmp_path / "behind", database_url=postgres_url, clock=clock)
+    try:
+        behind.rank(CONTEXT, ACTIONS, event_id="slow")  # a host whose shipping stalled
+        clock.advance(1)
+        b.reward("slow", 0.5)
+        b.store.ingest()
+        clock.advance(SETTINGS.reward_wait_seconds + SETTINGS.orphan_grace_seconds + 1)
+        a.process_due()
+        assert a.store.unmatched_counts() == (0, 1)
+        behind.store.ingest()
+    finally:
+        behind.close()
+    assert a.store.unmatched_counts() == (0, 0)
+    assert a.process_due() == 1
+    assert _joined(a)["slow"]["_label_cost"] == -0.5
+
+
+def test_deleting_every_event_drops_the_unmatched_outcomes_too(hosts, clock):
+    hosts["b"].reward("gone", 1.0)
+    hosts["b"].store.ingest()
+    hosts["a"].store.purge_events()
+    assert hosts["a"].store.unmatched_counts() == (0, 0)
