@@ -1,13 +1,16 @@
-"""Outcomes that reach a shared PostgreSQL store before their decision: kept
-waiting, joined when the decision arrives, orphans when it never does."""
+"""Two hosts on one PostgreSQL store: outcomes that reach it before their
+decision (kept waiting, joined when the decision arrives, orphans when it never
+does), and an event id ranked on both hosts."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from banditkit.engine import Engine
+from banditkit.errors import DuplicateEventError
 from banditkit.eventlog import log_files
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
@@ -103,3 +106,27 @@ def test_deleting_every_event_drops_the_unmatched_outcomes_too(hosts, clock):
     hosts["b"].store.ingest()
     hosts["a"].store.purge_events()
     assert hosts["a"].store.unmatched_counts() == (0, 0)
+
+
+def test_an_event_id_ranked_on_two_hosts_is_kept_once_and_the_later_set_aside(
+        hosts, clock, caplog):
+    a, b = hosts["a"], hosts["b"]
+    a.rank(CONTEXT, ACTIONS, event_id="dup")
+    first_at = clock.now
+    clock.advance(1)
+    b.rank(CONTEXT, ACTIONS, event_id="dup")  # b's claims and filter know nothing of a's
+    b.reward("dup", 0.5)
+    a.store.ingest()
+    with caplog.at_level(logging.WARNING, logger="banditkit.store.journaled"):
+        b.store.ingest()
+    assert "record for event 'dup' rejected: duplicate event id" in caplog.text
+    (reject,) = a.store.rejects()
+    assert (reject["kind"], reject["event_id"], reject["at"], reject["reason"]) == (
+        "d", "dup", first_at + 1, "duplicate event id")
+    assert a.store.event("dup")["created_at"] == first_at  # the earlier decision stays
+    for host in (a, b):  # once in the database, the id is refused on every host
+        with pytest.raises(DuplicateEventError):
+            host.rank(CONTEXT, ACTIONS, event_id="dup")
+    clock.advance(SETTINGS.reward_wait_seconds)
+    assert a.process_due() == 1
+    assert _joined(a)["dup"]["_label_cost"] == -0.5  # b's reward went to the decision kept
