@@ -90,7 +90,8 @@ class DecisionStore(abc.ABC):
     @abc.abstractmethod
     def rejects(self) -> list[dict]:
         """Records kept aside (``kind``, ``event_id``, ``at``, ``record``, ``reason``),
-        oldest first: duplicates, outcomes of events gone, unreadable or unjoinable ones."""
+        oldest first: duplicates, outcomes of events gone (on a store that refuses unknown
+        event ids; another keeps them as orphans), unreadable or unjoinable ones."""
 
     # -- the join ------------------------------------------------------------------------
 
