@@ -322,7 +322,9 @@ class Engine(LoopEngine):
         Raises
         ------
         UnknownEventError
-            When the event id was never ranked.
+            When the event id was never ranked, on a store of one host; a store
+            hosts share accepts it and waits for the decision from another host
+            (:attr:`~banditkit.store.journaled.JournaledStore.accepts_unknown_events`).
         InvalidInputError
             When the value is not a finite number.
         """

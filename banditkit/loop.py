@@ -220,7 +220,7 @@ class LoopEngine(abc.ABC):
         it returns, before the collector resumes, which then has nothing to scan."""
         entry, batch = self.store.join_due(
             now=self.clock(), wait_seconds=settings.reward_wait_seconds,
-            limit=batch_size,
+            grace_seconds=settings.orphan_grace_seconds, limit=batch_size,
             join=lambda events, rewards: self._join_each(events, rewards, settings))
         if not batch:
             return 0

@@ -58,6 +58,11 @@ class LoopSettings:
         ``policy_args``), which read ``policy_args`` alone.
     model_update_seconds : float, default=60.0
         How often the learner publishes a model snapshot for ranking.
+    orphan_grace_seconds : float, default=120.0
+        On a store that accepts outcomes before their decision (PostgreSQL: a
+        decision ranked on another host reaches the database one shipping
+        interval later), how long past ``reward_wait_seconds`` an outcome waits
+        for its decision before it is kept aside as an orphan.
     log_retention_days : int, default=90
         Days joined decisions stay in the database (the dsjson log is kept).
     learning_mode : {"online", "apprentice", "logging_only"}, default="online"
@@ -75,13 +80,14 @@ class LoopSettings:
     reward_aggregation: str = "earliest"
     exploration_percentage: float = 0.2
     model_update_seconds: float = 60.0
+    orphan_grace_seconds: float = 120.0
     log_retention_days: int = 90
     learning_mode: str = "online"
     policy_args: str = DEFAULT_POLICY_ARGS
     inference_explainability: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("reward_wait_seconds", "model_update_seconds"):
+        for name in ("reward_wait_seconds", "model_update_seconds", "orphan_grace_seconds"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")

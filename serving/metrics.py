@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from banditkit.store import DecisionStore
+
 __all__ = ["Metrics", "get_metrics", "init_app"]
 
 _EXTENSION = "banditkit.metrics"
@@ -181,6 +183,35 @@ class _WithJoinLag:
         yield from _JoinLag(lambda: last_run, since=self.since).collect()
 
 
+class _UnmatchedOutcomes:
+    """``banditkit_outcomes_awaiting_decision`` and ``banditkit_orphaned_outcomes``,
+    read from the stores when ``/metrics`` is read: on a store hosts share they
+    count every host's outcomes, whichever host answers (0 on SQLite, which
+    refuses an unknown event id).
+
+    Parameters
+    ----------
+    stores : callable
+        Returns the stores to count (the single-slot engine's and the row engine's).
+    """
+
+    def __init__(self, stores: Callable[[], list[DecisionStore]]) -> None:
+        self.stores = stores
+
+    def collect(self) -> Iterator[Metric]:
+        counts = [store.unmatched_counts() for store in self.stores()]
+        yield GaugeMetricFamily(
+            "banditkit_outcomes_awaiting_decision",
+            "Rewards and activations accepted for an event id whose decision has not "
+            "reached the store yet (ranked on another host, not shipped yet).",
+            value=sum(waiting for waiting, _ in counts))
+        yield GaugeMetricFamily(
+            "banditkit_orphaned_outcomes",
+            "Rewards and activations whose decision did not reach the store within the "
+            "reward wait and the orphan grace, kept aside with their reason.",
+            value=sum(orphaned for _, orphaned in counts))
+
+
 def init_app(app: Flask) -> None:
     """Create the app's metrics and count 4xx responses."""
     metrics = Metrics(registry=CollectorRegistry())
@@ -199,13 +230,20 @@ def get_metrics(app: Flask | None = None) -> Metrics:
 
 
 def exposition_registry(app: Flask | None = None) -> CollectorRegistry:
-    """The registry ``/metrics`` serialises: the app's, or all workers' in multiprocess mode."""
+    """The registry ``/metrics`` serialises: the app's, or all workers' in multiprocess mode,
+    and the stores' unmatched outcomes."""
+    from serving.rows import get_row_engine
+    from serving.runtime import get_engine
+
     metrics = get_metrics(app)
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
         registry.register(_WithJoinLag(multiprocess.MultiProcessCollector(None),
                                        since=metrics.created_at))
-        return registry
-    return metrics.registry
+    else:
+        registry.register(metrics.registry)
+    registry.register(_UnmatchedOutcomes(
+        lambda: [get_engine(app).store, get_row_engine(app).store]))
+    return registry

@@ -81,17 +81,25 @@ class DecisionStore(abc.ABC):
         """Bring what was recorded but not yet in the tables into them; returns how
         many records (0 for a store that writes its tables at once)."""
 
+    def unmatched_counts(self) -> tuple[int, int]:
+        """``(waiting, orphaned)``: outcomes accepted for an event id the tables did not
+        hold, still waiting for its decision, and those whose decision never came.
+        ``(0, 0)`` for a store that refuses an unknown event id."""
+        return 0, 0
+
     @abc.abstractmethod
     def rejects(self) -> list[dict]:
         """Records kept aside (``kind``, ``event_id``, ``at``, ``record``, ``reason``),
-        oldest first: duplicates, outcomes of events gone, unreadable or unjoinable ones."""
+        oldest first: duplicates, outcomes of events gone (on a store that refuses unknown
+        event ids; another keeps them as orphans), unreadable or unjoinable ones."""
 
     # -- the join ------------------------------------------------------------------------
 
     @abc.abstractmethod
     def join_due(self, *, now: float, wait_seconds: float, limit: int,
                  join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
-                                Sequence[Joined]]) -> tuple[int, list[tuple[int, Joined]]]:
+                                Sequence[Joined]],
+                 grace_seconds: float = 0.0) -> tuple[int, list[tuple[int, Joined]]]:
         """Join the due events, at most ``limit``, oldest first, in one transaction.
 
         ``join(events, rewards)`` receives the due events and their rewards in
@@ -100,7 +108,10 @@ class DecisionStore(abc.ABC):
         rewards are kept aside (:meth:`rejects`) so that one bad record never
         stops the loop. The same transaction records the joined events as
         unlogged (:meth:`unlogged`), so a crash before the caller appended the
-        lines to the log and called :meth:`mark_logged` is repaired.
+        lines to the log and called :meth:`mark_logged` is repaired. On a store
+        that accepts outcomes before their decision (:meth:`unmatched_counts`),
+        the same transaction makes orphans of those still without a decision
+        ``wait_seconds + grace_seconds`` after they were received.
 
         Returns
         -------

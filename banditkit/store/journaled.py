@@ -89,6 +89,11 @@ class JournaledStore(DecisionStore):
     row_key: ClassVar[str]
     #: The latest join sequence, never below the floor a log purge left.
     _LAST_JOIN_SEQ: ClassVar[str]
+    #: Whether a reward or an activation for an event id the tables lack is
+    #: accepted and kept in ``unmatched_outcomes`` until its decision arrives (a
+    #: store hosts share: the decision may be on its way from another host);
+    #: otherwise it is refused (:class:`~banditkit.errors.UnknownEventError`).
+    accepts_unknown_events: ClassVar[bool] = False
 
     def __init__(self, *, local: Path, synchronous: str = "NORMAL",
                  journal_dir: Path | None = None, journal_scope: str = "") -> None:
@@ -249,7 +254,9 @@ class JournaledStore(DecisionStore):
 
         A read, no write transaction, unless the event is not in the tables
         yet. With ``recent_ok``, an event this process journaled moments ago
-        gives None instead of that ingestion.
+        gives None instead of that ingestion, and so does any event the tables
+        lack on a store that :attr:`accepts_unknown_events` (ingestion keeps its
+        outcomes waiting for the decision).
 
         Raises
         ------
@@ -258,7 +265,8 @@ class JournaledStore(DecisionStore):
         query = f"SELECT {columns} FROM events WHERE event_id = ?"
         with self._connection() as db:
             row = db.execute(query, (event_id,)).fetchone()
-        if row is None and not (recent_ok and event_id in self._recent):
+        if row is None and not (recent_ok and (self.accepts_unknown_events
+                                               or event_id in self._recent)):
             self.ingest()
             with self._connection() as db:
                 row = db.execute(query, (event_id,)).fetchone()
@@ -327,8 +335,8 @@ class JournaledStore(DecisionStore):
             if chunk.finished:
                 finished.append(chunk.name)
         decisions.sort(key=lambda line: line.at)  # of duplicates, the earliest is kept
-        self._ingest_decisions(db, decisions)
-        self._ingest_outcomes(db, outcomes)
+        fresh = self._ingest_decisions(db, decisions)
+        self._ingest_outcomes(db, self._take_unmatched(db, fresh) + outcomes)
         self._reject(db, unreadable)
         gone = [(name,) for name in offsets.keys() - set(names)]
         if gone:
@@ -340,7 +348,8 @@ class JournaledStore(DecisionStore):
             self._after_commit(functools.partial(reader.remove, name))
         return len(decisions) + len(outcomes)
 
-    def _ingest_decisions(self, db: Any, lines: list[JournalLine]) -> None:
+    def _ingest_decisions(self, db: Any, lines: list[JournalLine]) -> list[str]:
+        """Insert the decisions of new event ids; returns those ids."""
         taken = self._existing(db, [line.event_id for line in lines])
         fresh, rejects = [], []
         for line in lines:
@@ -355,13 +364,14 @@ class JournaledStore(DecisionStore):
                            "context_at, tag) VALUES (?,?,?,?,?,?)", fresh)
             self._after_commit(self._events_token.change)  # readers of it see the rows
         self._reject(db, rejects)
+        return [row[0] for row in fresh]
 
     def _ingest_outcomes(self, db: Any, lines: list[JournalLine]) -> None:
         known = self._existing(db, [line.event_id for line in lines])
-        rewards, activations, others, rejects = [], [], [], []
+        rewards, activations, others, unmatched = [], [], [], []
         for line in lines:
-            if line.event_id not in known:  # removed by retention meanwhile
-                rejects.append((line, "unknown event id"))
+            if line.event_id not in known:  # not arrived yet, or removed by retention
+                unmatched.append(line)
             elif line.kind == "r":
                 rewards.append((line.event_id, line.value, line.at, line.event_id))
             elif line.kind == "a":
@@ -376,7 +386,77 @@ class JournaledStore(DecisionStore):
             db.executemany("UPDATE events SET activated_at = ? WHERE event_id = ? "
                            "AND (activated_at IS NULL OR activated_at > ?)", activations)
         self._ingest_other_outcomes(db, others)
-        self._reject(db, rejects)
+        self._keep_unmatched(db, unmatched)
+
+    def _keep_unmatched(self, db: Any, lines: list[JournalLine]) -> None:
+        """Outcomes whose event id the tables lack: kept waiting for the decision in
+        ``unmatched_outcomes`` (:attr:`accepts_unknown_events`), else rejected."""
+        if not self.accepts_unknown_events:
+            self._reject(db, [(line, "unknown event id") for line in lines])
+        elif lines:
+            db.executemany("INSERT INTO unmatched_outcomes (kind, event_id, at, value, payload) "
+                           "VALUES (?,?,?,?,?)",
+                           [(line.kind, line.event_id, line.at, line.value, line.payload)
+                            for line in lines])
+
+    def _take_unmatched(self, db: Any, event_ids: list[str]) -> list[JournalLine]:
+        """The outcomes kept in ``unmatched_outcomes`` for decisions just ingested (an
+        orphan too: its decision came after all), removed from it, in arrival order."""
+        if not self.accepts_unknown_events or not event_ids:
+            return []
+        lines = []
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            lines += [JournalLine(kind, event_id, at, value=value, payload=payload)
+                      for kind, event_id, at, value, payload in db.execute(
+                          f"DELETE FROM unmatched_outcomes WHERE event_id IN ({marks}) "
+                          "RETURNING kind, event_id, at, value, payload", chunk).fetchall()]
+        lines.sort(key=lambda line: line.at)
+        return lines
+
+    def _orphan_unmatched(self, db: Any, *, now: float, wait_seconds: float,
+                          grace_seconds: float) -> None:
+        """Mark as orphans the outcomes still without a decision ``wait_seconds +
+        grace_seconds`` after they were received, with the reason, and warn."""
+        if not self.accepts_unknown_events:
+            return
+        reason = (f"no decision with this event id reached the store within the reward wait "
+                  f"({wait_seconds:g} s) and the orphan grace ({grace_seconds:g} s)")
+        orphaned = db.execute(
+            "UPDATE unmatched_outcomes SET orphaned_at = ?, reason = ? "
+            "WHERE orphaned_at IS NULL AND at < ? RETURNING event_id",
+            (now, reason, now - wait_seconds - grace_seconds)).fetchall()
+        if orphaned:
+            _log.warning("%d outcomes orphaned (event ids %s): %s; kept in unmatched_outcomes",
+                         len(orphaned), sorted({row[0] for row in orphaned})[:10], reason)
+
+    def unmatched_counts(self) -> tuple[int, int]:
+        if not self.accepts_unknown_events:
+            return 0, 0
+        with self._connection() as db:
+            waiting, orphaned = db.execute(
+                "SELECT COUNT(*) FILTER (WHERE orphaned_at IS NULL), "
+                "COUNT(*) FILTER (WHERE orphaned_at IS NOT NULL) "
+                "FROM unmatched_outcomes").fetchone()
+        return int(waiting), int(orphaned)
+
+    def orphans(self) -> list[dict]:
+        """Outcomes whose decision never arrived (``kind``, ``event_id``, ``at``,
+        ``record``, ``reason``, ``orphaned_at``), oldest first; empty for a store that
+        refuses unknown event ids."""
+        if not self.accepts_unknown_events:
+            return []
+        keys = ("kind", "event_id", "at", "value", "payload", "reason", "orphaned_at")
+        with self._connection() as db:
+            rows = db.execute(
+                f"SELECT {', '.join(keys)} FROM unmatched_outcomes "
+                "WHERE orphaned_at IS NOT NULL ORDER BY at, id").fetchall()
+        return [{"kind": kind, "event_id": event_id, "at": at,
+                 "record": _rejected_record(JournalLine(kind, event_id, at, value=value,
+                                                        payload=payload)),
+                 "reason": reason, "orphaned_at": orphaned_at}
+                for kind, event_id, at, value, payload, reason, orphaned_at in rows]
 
     def _ingest_other_outcomes(self, db: Any, lines: list[JournalLine]) -> None:
         """Outcomes of a kind a subclass records (the row store's slot rewards)."""
@@ -423,13 +503,16 @@ class JournaledStore(DecisionStore):
 
     def join_due(self, *, now: float, wait_seconds: float, limit: int,
                  join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
-                                Sequence[Joined]]) -> tuple[int, list[tuple[int, Joined]]]:
+                                Sequence[Joined]],
+                 grace_seconds: float = 0.0) -> tuple[int, list[tuple[int, Joined]]]:
         """The transaction ingests the journals first, so a reward that arrives
         after it is recorded as late; unjoinable events go to ``journal_rejects``."""
         cutoff = now - wait_seconds
         self._journal.remove_abandoned()  # the learner's housekeeping
         with self._transaction() as db:
             self._ingest(db)  # what arrives after this transaction is late
+            self._orphan_unmatched(db, now=now, wait_seconds=wait_seconds,
+                                   grace_seconds=grace_seconds)
             rows = self._due_rows(db, cutoff, limit)
             if not rows:
                 return 0, []
@@ -584,6 +667,8 @@ class JournaledStore(DecisionStore):
             deleted = db.execute("DELETE FROM events").rowcount
             db.execute("DELETE FROM unlogged_joins")
             db.execute("DELETE FROM journal_rejects")
+            if self.accepts_unknown_events:
+                db.execute("DELETE FROM unmatched_outcomes")
             db.execute("INSERT INTO join_seq_floor (id, seq) VALUES (0, ?) "
                        "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq", (floor,))
             self._after_commit(self._events_token.change)  # id filters start over

@@ -101,6 +101,20 @@ CREATE TABLE journal_rejects (
     reason   TEXT NOT NULL
 );
 """),
+    ("0002-unmatched-outcomes", """
+CREATE TABLE unmatched_outcomes (  -- outcomes ingested before their decision
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        TEXT NOT NULL,              -- a journal record's kind: r, a, s
+    event_id    TEXT NOT NULL,
+    at          DOUBLE PRECISION NOT NULL,  -- when the host received it
+    value       DOUBLE PRECISION NOT NULL,
+    payload     TEXT NOT NULL,              -- the slot id of a slot reward
+    orphaned_at DOUBLE PRECISION,           -- set when its decision never came
+    reason      TEXT
+);
+CREATE INDEX unmatched_outcomes_event ON unmatched_outcomes (event_id);
+CREATE INDEX unmatched_outcomes_waiting ON unmatched_outcomes (at) WHERE orphaned_at IS NULL;
+"""),
 )
 
 _URL = re.compile(r"postgres(ql)?://\S*")
@@ -202,6 +216,8 @@ class PostgresStore(JournaledStore):
     #: The migrations of this store's schema (the row store adds its own).
     migrations: ClassVar[tuple[tuple[str, str], ...]] = MIGRATIONS
     row_key = "id"
+    # An event ranked on another host reaches the tables when that host ships it.
+    accepts_unknown_events = True
     _LAST_JOIN_SEQ = (
         "SELECT GREATEST((SELECT COALESCE(MAX(join_seq), 0) FROM events "
         "WHERE join_seq IS NOT NULL), (SELECT COALESCE(MAX(seq), 0) FROM join_seq_floor))")

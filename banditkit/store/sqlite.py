@@ -89,12 +89,14 @@ class Store(JournaledStore):
 
     def join_due(self, *, now: float, wait_seconds: float, limit: int,
                  join: Callable[[list[PendingEvent], dict[str, list[RewardRecord]]],
-                                Sequence[Joined]]) -> tuple[int, list[tuple[int, Joined]]]:
+                                Sequence[Joined]],
+                 grace_seconds: float = 0.0) -> tuple[int, list[tuple[int, Joined]]]:
         """The learner's page cache, then the journaled store's join."""
         if not getattr(self._learner_cache, "on", False):
             self._db.execute(f"PRAGMA cache_size=-{_LEARNER_CACHE_KIB}")
             self._learner_cache.on = True
-        return super().join_due(now=now, wait_seconds=wait_seconds, limit=limit, join=join)
+        return super().join_due(now=now, wait_seconds=wait_seconds, limit=limit,
+                                grace_seconds=grace_seconds, join=join)
 
     def close(self) -> None:
         super().close()
