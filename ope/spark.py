@@ -53,19 +53,26 @@ __all__ = [
 
 #: Environment variable read by ``--spark``'s default.
 MASTER_ENV = "BANDITKIT_SPARK_MASTER"
-INSTALL_HINT = ("--spark needs PySpark, which is not installed: "
-                "pip install 'banditkit[spark]' (and Java 17, e.g. openjdk-17-jre-headless)")
+_INSTALL = "pip install 'banditkit[spark]' (and Java 17, e.g. openjdk-17-jre-headless)"
+INSTALL_HINT = f"--spark needs PySpark, which is not installed: {_INSTALL}"
 _MASTER = re.compile(r"local(\[([0-9]+|\*)(,[0-9]+)?\])?|spark://[^/]+|yarn|k8s://.+|"
                      r"mesos://.+")
 _CONNECT_SECONDS = 5.0
 
 
-def require_pyspark() -> None:
-    """Raise ``ModuleNotFoundError`` with :data:`INSTALL_HINT` when PySpark is missing."""
+def require_pyspark(what: str = "--spark") -> None:
+    """Raise ``ModuleNotFoundError`` saying how to install PySpark when it is missing.
+
+    Parameters
+    ----------
+    what : str, default="--spark"
+        What needs it, named first in the message (:data:`INSTALL_HINT` by default).
+    """
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        raise ModuleNotFoundError(INSTALL_HINT) from None
+        raise ModuleNotFoundError(f"{what} needs PySpark, which is not installed: "
+                                  f"{_INSTALL}") from None
 
 
 def check_master(master: str, *, connect: bool = True) -> None:
