@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -201,6 +202,27 @@ class SparkRunner:
             shipped.destroy()
 
 
+def _wait_for_executors(spark: SparkSession, seconds: float) -> None:
+    """Return once an executor has joined ``spark``'s application, or raise after ``seconds``.
+
+    Spark waits for resources without end: a standalone master with no free
+    worker would keep a job's tasks pending forever. ``local`` masters run
+    tasks in the driver, and under dynamic allocation executors join only
+    once tasks are pending, so neither waits here.
+    """
+    context = spark.sparkContext
+    if context.master.startswith("local") or \
+            spark.conf.get("spark.dynamicAllocation.enabled", "false") == "true":
+        return
+    deadline = time.monotonic() + seconds
+    while len(context.statusTracker().getExecutorInfos()) < 2:  # the driver is listed too
+        if time.monotonic() >= deadline:
+            raise InvalidInputError(f"no Spark executor joined the application on "
+                                    f"{context.master} within {seconds:g} s: are its workers "
+                                    f"up, with free cores and memory?")
+        time.sleep(0.5)
+
+
 def _score_task(task: tuple[str, Feature | None], window: Window) -> CandidateResult:
     args, drop = task
     return score_candidate(window, args, drop=drop)
@@ -230,8 +252,17 @@ class SparkCandidatePool:
         self.shipped = shipped
 
     @classmethod
-    def open(cls, window: Window, *, spark: SparkSession) -> SparkCandidatePool:
-        """Broadcast ``window`` on ``spark``."""
+    def open(cls, window: Window, *, spark: SparkSession,
+             executor_wait_seconds: float = 120.0) -> SparkCandidatePool:
+        """Broadcast ``window`` on ``spark`` once an executor is there to run tasks.
+
+        Raises
+        ------
+        InvalidInputError
+            When no executor joined within ``executor_wait_seconds`` (a master
+            with no free worker), rather than tasks pending without end.
+        """
+        _wait_for_executors(spark, executor_wait_seconds)
         return cls(window=window, spark=spark,
                    shipped=spark.sparkContext.broadcast(window))
 

@@ -50,7 +50,7 @@ def _same_runs(got, expected):
         assert a.model == b.model
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # Spark's Python workers start here: about 10 s
 def test_the_spark_pool_scores_as_the_local_pool(spark, window):
     tasks = [ONLINE, CUSTOM[0][1], (ONLINE, ("T", "taste")), (ONLINE, ("", "missing"))]
     with SparkCandidatePool.open(window, spark=spark) as on_spark:
@@ -60,8 +60,8 @@ def test_the_spark_pool_scores_as_the_local_pool(spark, window):
         _same_runs(got, local.run(tasks))
 
 
-@pytest.mark.slow
-def test_an_evaluation_on_spark_equals_the_local_one(spark, window):
+@pytest.mark.slow  # an evaluation with a search and an importance, each twice: about 10 s
+def test_evaluations_and_importances_on_spark_equal_the_local_ones(spark, window):
     options = dict(online_args=ONLINE, custom=CUSTOM, optimize=True, interval_minutes=5,
                    budget=BUDGET)
     with SparkCandidatePool.open(window, spark=spark) as pool:
@@ -74,7 +74,7 @@ def test_an_evaluation_on_spark_equals_the_local_one(spark, window):
     assert scores == feature_importance(window, args=ONLINE, workers=1)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # needs the session, runs no task
 def test_bad_arguments_fail_on_the_driver_before_any_task(spark, window):
     with SparkCandidatePool.open(window, spark=spark) as pool:
         with pytest.raises(InvalidInputError, match="--no_such_option"):

@@ -62,7 +62,7 @@ def _without_cpu_seconds(value):
     return value
 
 
-@pytest.mark.slow  # three VW runs and a search on Spark, then locally: about 20 s
+@pytest.mark.slow  # a small search on Spark, then locally: about 5 s once the session runs
 def test_an_evaluation_on_spark_equals_the_local_one(spark, served):
     client, key, runner = served
     assert runner.limits.spark_master == "local[2]"
