@@ -245,10 +245,7 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str,
         When the window holds no event, or the job cannot run as asked (the
         message says why; the job fails with it).
     """
-    from ope.importance import feature_importance
-    from ope.personalizer import evaluate_window
     from ope.progressive import freeze_window
-    from ope.search import SearchBudget
 
     request = job.request
     start, end = float(request["start"]), float(request["end"])
@@ -256,22 +253,33 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str,
     if not files:
         raise InvalidInputError("the log holds no event in the job's time range any more")
     window = freeze_window(files, start=start, end=end)
+    with _candidate_pool(window, limits) as pool:
+        return _run_in(pool, job, online_args=online_args, limits=limits)
+
+
+def _run_in(pool: CandidateRunner, job: Job, *, online_args: str,
+            limits: JobLimits) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """:func:`run_job` once its window is frozen, its policies run in ``pool``."""
+    from ope.importance import feature_importance
+    from ope.personalizer import evaluate_window
+    from ope.search import SearchBudget
+
+    request, window = job.request, pool.window
     head = {"onlineArgs": online_args, "nEvents": len(window),
             "skippedNotActivated": window.n_skipped, "ranOn": limits.where}
-    with _candidate_pool(window, limits) as pool:
-        if job.kind == "featureImportance":
-            scores = feature_importance(window, args=online_args,
-                                        max_features=limits.max_features, pool=pool)
-            return json_ready({**head, "featureScores": [s.to_dict() for s in scores]}), {}
-        result = evaluate_window(
-            window, online_args=online_args,
-            custom=[(p["name"], p["arguments"]) for p in request["policies"]],
-            optimize=bool(request["enablePolicyOptimization"]),
-            interval_minutes=EVALUATION_INTERVAL_MINUTES,
-            budget=SearchBudget(cpu_seconds=limits.search_cpu_seconds,
-                                max_candidates=limits.search_max_candidates,
-                                stage_b_samples=limits.search_samples),
-            pool=pool)
+    if job.kind == "featureImportance":
+        scores = feature_importance(window, args=online_args, pool=pool,
+                                    max_features=limits.max_features)
+        return json_ready({**head, "featureScores": [s.to_dict() for s in scores]}), {}
+    result = evaluate_window(
+        window, online_args=online_args,
+        custom=[(p["name"], p["arguments"]) for p in request["policies"]],
+        optimize=bool(request["enablePolicyOptimization"]),
+        interval_minutes=EVALUATION_INTERVAL_MINUTES,
+        budget=SearchBudget(cpu_seconds=limits.search_cpu_seconds,
+                            max_candidates=limits.search_max_candidates,
+                            stage_b_samples=limits.search_samples),
+        pool=pool)
     artifacts = {model_artifact(name): model for name, model in result.models.items()}
     artifacts[ROUNDS_ARTIFACT] = result.rounds().to_bytes()
     return json_ready({**head, **result.to_dict()}), artifacts
