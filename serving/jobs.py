@@ -337,7 +337,7 @@ class JobRunner:
         A job that cannot run as asked ends ``Failed`` with the reason; so does
         one whose run raised anything else (logged with its traceback).
         """
-        job = self.jobs.claim_next()
+        job = self.jobs.claim_next(where=self.limits.where)
         if job is None:
             return None
         _log("job started", job, attempt=job.attempts, on=self.limits.where)

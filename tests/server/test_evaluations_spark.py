@@ -8,6 +8,7 @@ import dataclasses
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -70,9 +71,26 @@ def test_an_evaluation_on_spark_equals_the_local_one(spark, served):
         response = client.put(f"{EVALUATIONS}/{job_id}{V}", json={"name": job_id, **BODY},
                               headers=auth(key))
         assert response.status_code == 200, response.json
+    # the server answers while the runner waits for Spark, and says where the job runs
+    described, finished = set(), threading.Event()
+
+    def watch() -> None:
+        watcher = client.application.test_client()
+        while not finished.is_set():
+            shown = watcher.get(f"{EVALUATIONS}/on-spark{V}", headers=auth(key))
+            described.add((shown.status_code, shown.json["status"], shown.json["description"]))
+            time.sleep(0.05)
+
+    watching = threading.Thread(target=watch)
     tracker = spark.sparkContext.statusTracker()
     before = set(tracker.getJobIdsForGroup())
-    on_spark = runner.run_once()  # the oldest: "on-spark"
+    watching.start()
+    try:
+        on_spark = runner.run_once()  # the oldest: "on-spark"
+    finally:
+        finished.set()
+        watching.join()
+    assert (200, "Running", "running on Spark local[2]") in described
     ran = set(tracker.getJobIdsForGroup()) - before
     # one Spark job per batch of candidates: the Custom and Online runs, each search stage
     assert len(ran) >= 2
