@@ -256,6 +256,13 @@ class SparkCandidatePool:
              executor_wait_seconds: float = 120.0) -> SparkCandidatePool:
         """Broadcast ``window`` on ``spark`` once an executor is there to run tasks.
 
+        Parameters
+        ----------
+        window : Window
+        spark : SparkSession
+        executor_wait_seconds : float, default=120.0
+            How long a cluster master may take to give the application an executor.
+
         Raises
         ------
         InvalidInputError
