@@ -24,8 +24,8 @@ import numpy as np
 
 from ope.estimators import SNIPS
 from ope.progressive import (
-    CandidatePool,
     CandidateResult,
+    CandidateRunner,
     Feature,
     Window,
     score_candidates,
@@ -120,7 +120,7 @@ class FeatureScore:
 def feature_importance(window: Window, *, args: str, workers: int = 1,
                        max_features: int = 64, full: CandidateResult | None = None,
                        confidence_level: float = 0.95,
-                       pool: CandidatePool | None = None) -> tuple[FeatureScore, ...]:
+                       pool: CandidateRunner | None = None) -> tuple[FeatureScore, ...]:
     """Ablation scores of every feature of the window, sorted by score, descending.
 
     Parameters
@@ -136,9 +136,9 @@ def feature_importance(window: Window, *, args: str, workers: int = 1,
         The policy's run on the whole window when already made (an evaluation's
         online run); made here otherwise.
     confidence_level : float, default=0.95
-    pool : CandidatePool, default=None
-        An open pool on ``window`` shared with other steps (``workers`` is then
-        ignored).
+    pool : CandidateRunner, default=None
+        An open pool on ``window`` shared with other steps, local or on Spark
+        (``workers`` is then ignored).
 
     Raises
     ------

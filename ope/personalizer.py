@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from ope.importance import FeatureScore, feature_importance
 from ope.progressive import (
     CandidatePool,
     CandidateResult,
+    CandidateRunner,
     Window,
     baseline_probability,
     random_probability,
@@ -240,7 +242,8 @@ def evaluate_window(window: Window, *, online_args: str,
                     window_kind: str = "Expanding",
                     estimators: Sequence[OffPolicyEstimator] | None = None,
                     space: SearchSpace = DEFAULT_SPACE, budget: SearchBudget = DEFAULT_BUDGET,
-                    workers: int = 1, max_features: int = 64) -> WindowEvaluation:
+                    workers: int = 1, max_features: int = 64,
+                    pool: CandidateRunner | None = None) -> WindowEvaluation:
     """Evaluate the online policy, Baseline, Random, Custom policies and, optionally, a search.
 
     Parameters
@@ -266,6 +269,10 @@ def evaluate_window(window: Window, *, online_args: str,
         Processes running learned policies.
     max_features : int, default=64
         Feature importance refuses windows with more features.
+    pool : CandidateRunner, default=None
+        An open pool on ``window`` that runs the learned policies (Spark
+        executors: :class:`ope.spark.SparkCandidatePool`); ``workers`` is then
+        ignored.
 
     Raises
     ------
@@ -282,15 +289,18 @@ def evaluate_window(window: Window, *, online_args: str,
     if unfit:
         raise ValueError(f"estimators must need no reward model and stream (ci_method 'clt' "
                          f"or 'bernstein') for an evaluation's time series; got {unfit}")
-    with CandidatePool.open(window, workers=workers) as pool:
-        return _evaluate(window, pool, online_args=online_args, custom=custom,
+    if pool is not None and pool.window is not window:
+        raise ValueError("pool must have been opened on this window")
+    with nullcontext(pool) if pool is not None else \
+            CandidatePool.open(window, workers=workers) as opened:
+        return _evaluate(window, opened, online_args=online_args, custom=custom,
                          optimize=optimize, importance=importance,
                          interval_minutes=interval_minutes, window_kind=window_kind,
                          estimators=estimators, space=space, budget=budget,
                          max_features=max_features)
 
 
-def _evaluate(window: Window, pool: CandidatePool, *, online_args: str,
+def _evaluate(window: Window, pool: CandidateRunner, *, online_args: str,
               custom: list[tuple[str, str]], optimize: bool, importance: bool,
               interval_minutes: int, window_kind: str,
               estimators: tuple[OffPolicyEstimator, ...], space: SearchSpace,

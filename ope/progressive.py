@@ -10,7 +10,9 @@ action is the target probability the importance-weighted estimators of
 A :class:`Window` is the frozen input: the joined lines of ``[start, end)`` with
 per-event arrays. :func:`score_candidates` runs policies over it, in a
 :class:`CandidatePool` of ``workers`` ``spawn`` children that each receive the
-window once; arguments and results pickle, so a job runner can call it as is.
+window once, or in any other :class:`CandidateRunner` (Spark executors:
+:class:`ope.spark.SparkCandidatePool`); window, arguments and results pickle,
+so a job runner can call it as is.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -35,6 +38,7 @@ from ope.validation import check_integer_at_least
 __all__ = [
     "CandidatePool",
     "CandidateResult",
+    "CandidateRunner",
     "Feature",
     "Window",
     "ablated_line",
@@ -43,6 +47,7 @@ __all__ = [
     "random_probability",
     "score_candidate",
     "score_candidates",
+    "task_pairs",
     "utc_seconds",
 ]
 
@@ -258,6 +263,34 @@ def score_candidate(window: Window, args: str, *, drop: Feature | None = None) -
                            model=scorer.to_bytes(), dropped=drop)
 
 
+def task_pairs(tasks: Sequence[str | tuple[str, Feature | None]]
+               ) -> list[tuple[str, Feature | None]]:
+    """``tasks`` as (arguments, feature to drop) pairs, each distinct argument string
+    built by VW here, so that bad arguments fail before any task runs elsewhere.
+
+    Raises
+    ------
+    InvalidInputError
+        On forbidden or invalid arguments.
+    """
+    pairs = [(task, None) if isinstance(task, str) else (task[0], task[1]) for task in tasks]
+    for args in dict.fromkeys(args for args, _ in pairs):
+        ProgressiveScorer(args=args).to_bytes()
+    return pairs
+
+
+class CandidateRunner(Protocol):
+    """What scores a window's candidates: :class:`CandidatePool` (local processes) or
+    :class:`ope.spark.SparkCandidatePool` (Spark executors)."""
+
+    window: Window
+
+    def run(self, tasks: Sequence[str | tuple[str, Feature | None]]
+            ) -> list[CandidateResult]:
+        """Score ``tasks`` (VW arguments, or (arguments, feature to drop)), in their order."""
+        ...
+
+
 _installed: Window | None = None  # a pool child's window, sent once by the initializer
 
 
@@ -307,9 +340,7 @@ class CandidatePool:
         InvalidInputError
             On forbidden or invalid arguments, before any task runs.
         """
-        pairs = [(task, None) if isinstance(task, str) else tuple(task) for task in tasks]
-        for args in dict.fromkeys(args for args, _ in pairs):
-            ProgressiveScorer(args=args).to_bytes()  # bad arguments fail here, not in a child
+        pairs = task_pairs(tasks)
         if self.executor is None or len(pairs) <= 1:
             return [score_candidate(self.window, args, drop=drop) for args, drop in pairs]
         return list(self.executor.map(_score_installed, pairs))
@@ -327,7 +358,7 @@ class CandidatePool:
 
 
 def score_candidates(window: Window, tasks: Sequence[str | tuple[str, Feature | None]], *,
-                     workers: int = 1, pool: CandidatePool | None = None
+                     workers: int = 1, pool: CandidateRunner | None = None
                      ) -> list[CandidateResult]:
     """Run several policies over one window, in ``workers`` processes.
 
@@ -338,8 +369,9 @@ def score_candidates(window: Window, tasks: Sequence[str | tuple[str, Feature | 
         VW arguments, or (arguments, feature to drop).
     workers : int, default=1
         1 runs in this process; more start a :class:`CandidatePool` for these tasks.
-    pool : CandidatePool, default=None
-        An open pool on ``window`` to use instead (``workers`` is then ignored).
+    pool : CandidateRunner, default=None
+        An open pool on ``window`` to use instead (local or Spark; ``workers`` is
+        then ignored).
 
     Returns
     -------

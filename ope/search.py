@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ope.estimators import SNIPS
-from ope.progressive import CandidatePool, CandidateResult, Window, score_candidates
+from ope.progressive import CandidateResult, CandidateRunner, Window, score_candidates
 from ope.validation import check_integer_at_least, check_positive
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_SPACE", "SearchBudget", "SearchResult", "SearchSpace",
@@ -209,7 +209,7 @@ def _interaction_args(pairs: Sequence[str]) -> list[str]:
 def search(window: Window, *, exploration: Sequence[str], seeds: Sequence[CandidateResult],
            space: SearchSpace = DEFAULT_SPACE, budget: SearchBudget = DEFAULT_BUDGET,
            workers: int = 1, other: Sequence[str] = (),
-           pool: CandidatePool | None = None) -> SearchResult:
+           pool: CandidateRunner | None = None) -> SearchResult:
     """Search learning arguments for the policy with the highest SNIPS value.
 
     Parameters
@@ -226,9 +226,9 @@ def search(window: Window, *, exploration: Sequence[str], seeds: Sequence[Candid
         Processes scoring candidates (:func:`ope.progressive.score_candidates`).
     other : sequence of str, default=()
         Further tokens of the online policy kept on every candidate (``-b 20``).
-    pool : CandidatePool, default=None
-        An open pool on ``window`` shared with other steps (``workers`` is then
-        ignored).
+    pool : CandidateRunner, default=None
+        An open pool on ``window`` shared with other steps, local or on Spark
+        (``workers`` is then ignored).
 
     Returns
     -------

@@ -7,7 +7,9 @@ the pieces of the chunks it shares with the next file, joined by key in one
 shuffle), the statistics are merged on the executors (``treeReduce``) and the
 driver finishes the estimates. The plan (estimators, policies, VW models' bytes) is
 broadcast once. :func:`to_parquet` writes the log table of
-:mod:`ope.logtable`, one task per file.
+:mod:`ope.logtable`, one task per file. :class:`SparkCandidatePool` scores a
+frozen window's candidate policies (Personalizer's evaluation jobs), one task
+per candidate, the window broadcast once.
 
 Tasks open the log's files by path, so the paths must name the same files on
 every executor (a shared mount), and banditkit must be installed there. Every
@@ -22,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,14 +34,18 @@ from ope.base import OffPolicyEstimator
 from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
 from ope.logtable import ConversionSummary
 from ope.partitioned import PartialResult, Source, evaluate_partitions, write_log_table
+from ope.progressive import CandidateResult, Feature, Window, score_candidate, task_pairs
 
 if TYPE_CHECKING:
+    from pyspark import Broadcast
     from pyspark.sql import SparkSession
 
 __all__ = [
     "INSTALL_HINT",
     "MASTER_ENV",
+    "SparkCandidatePool",
     "SparkRunner",
+    "check_master",
     "evaluate_spark",
     "require_pyspark",
     "spark_session",
@@ -47,32 +54,44 @@ __all__ = [
 
 #: Environment variable read by ``--spark``'s default.
 MASTER_ENV = "BANDITKIT_SPARK_MASTER"
-INSTALL_HINT = ("--spark needs PySpark, which is not installed: "
-                "pip install 'banditkit[spark]' (and Java 17, e.g. openjdk-17-jre-headless)")
+_INSTALL = "pip install 'banditkit[spark]' (and Java 17, e.g. openjdk-17-jre-headless)"
+INSTALL_HINT = f"--spark needs PySpark, which is not installed: {_INSTALL}"
 _MASTER = re.compile(r"local(\[([0-9]+|\*)(,[0-9]+)?\])?|spark://[^/]+|yarn|k8s://.+|"
                      r"mesos://.+")
 _CONNECT_SECONDS = 5.0
 
 
-def require_pyspark() -> None:
-    """Raise ``ModuleNotFoundError`` with :data:`INSTALL_HINT` when PySpark is missing."""
+def require_pyspark(what: str = "--spark") -> None:
+    """Raise ``ModuleNotFoundError`` saying how to install PySpark when it is missing.
+
+    Parameters
+    ----------
+    what : str, default="--spark"
+        What needs it, named first in the message (:data:`INSTALL_HINT` by default).
+    """
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        raise ModuleNotFoundError(INSTALL_HINT) from None
+        raise ModuleNotFoundError(f"{what} needs PySpark, which is not installed: "
+                                  f"{_INSTALL}") from None
 
 
-def _check_master(master: str) -> None:
-    """Refuse a malformed master URL, and a standalone master nobody answers at.
+def check_master(master: str, *, connect: bool = True) -> None:
+    """Refuse a malformed master URL, and (``connect``) a standalone master nobody answers at.
 
     Spark itself retries an unreachable standalone master for a minute before
     failing; a TCP connect says the same in at most five seconds.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the master and what is wrong with it.
     """
-    if not _MASTER.fullmatch(master):
+    if not isinstance(master, str) or not _MASTER.fullmatch(master):
         raise InvalidInputError(f"Spark master must be local, local[N], local[*], "
                                 f"spark://HOST:PORT[,HOST:PORT], yarn or k8s://URL; got "
                                 f"{master!r}")
-    if master.startswith("spark://"):
+    if connect and master.startswith("spark://"):
         for address in master[len("spark://"):].split(","):
             host, _, port = address.rpartition(":")
             try:
@@ -119,7 +138,7 @@ def spark_session(spark: SparkSession | str, *, app_name: str = "banditkit",
         raise TypeError(f"spark must be a SparkSession or a master URL, got "
                         f"{type(spark).__name__}")
     master = spark.strip()
-    _check_master(master)
+    check_master(master)
     active = SparkSession.getActiveSession()
     if active is not None:
         running = active.sparkContext.master
@@ -181,6 +200,103 @@ class SparkRunner:
                     .treeReduce(PartialResult.merge))
         finally:
             shipped.destroy()
+
+
+def _wait_for_executors(spark: SparkSession, seconds: float) -> None:
+    """Return once an executor has joined ``spark``'s application, or raise after ``seconds``.
+
+    Spark waits for resources without end: a standalone master with no free
+    worker would keep a job's tasks pending forever. ``local`` masters run
+    tasks in the driver, and under dynamic allocation executors join only
+    once tasks are pending, so neither waits here.
+    """
+    context = spark.sparkContext
+    if context.master.startswith("local") or \
+            spark.conf.get("spark.dynamicAllocation.enabled", "false") == "true":
+        return
+    deadline = time.monotonic() + seconds
+    while len(context.statusTracker().getExecutorInfos()) < 2:  # the driver is listed too
+        if time.monotonic() >= deadline:
+            raise InvalidInputError(f"no Spark executor joined the application on "
+                                    f"{context.master} within {seconds:g} s: are its workers "
+                                    f"up, with free cores and memory?")
+        time.sleep(0.5)
+
+
+def _score_task(task: tuple[str, Feature | None], window: Window) -> CandidateResult:
+    args, drop = task
+    return score_candidate(window, args, drop=drop)
+
+
+class SparkCandidatePool:
+    """Scores a window's candidate policies on Spark executors, one task per candidate.
+
+    The window is broadcast once when the pool opens, so the stages of a search
+    and the ablations of feature importance share it, as the children of a
+    :class:`ope.progressive.CandidatePool` do; it has that pool's interface
+    (:class:`ope.progressive.CandidateRunner`). Each task runs
+    :func:`ope.progressive.score_candidate`, so the results are those of a
+    local run, whatever executor runs them.
+
+    Parameters
+    ----------
+    window : Window
+    spark : SparkSession
+    shipped : Broadcast
+        ``window`` broadcast on ``spark``.
+    """
+
+    def __init__(self, *, window: Window, spark: SparkSession, shipped: Broadcast) -> None:
+        self.window = window
+        self.spark = spark
+        self.shipped = shipped
+
+    @classmethod
+    def open(cls, window: Window, *, spark: SparkSession,
+             executor_wait_seconds: float = 120.0) -> SparkCandidatePool:
+        """Broadcast ``window`` on ``spark`` once an executor is there to run tasks.
+
+        Parameters
+        ----------
+        window : Window
+        spark : SparkSession
+        executor_wait_seconds : float, default=120.0
+            How long a cluster master may take to give the application an executor.
+
+        Raises
+        ------
+        InvalidInputError
+            When no executor joined within ``executor_wait_seconds`` (a master
+            with no free worker), rather than tasks pending without end.
+        """
+        _wait_for_executors(spark, executor_wait_seconds)
+        return cls(window=window, spark=spark,
+                   shipped=spark.sparkContext.broadcast(window))
+
+    def run(self, tasks: Sequence[str | tuple[str, Feature | None]]) -> list[CandidateResult]:
+        """Score ``tasks`` (VW arguments, or (arguments, feature to drop)), in their order.
+
+        Raises
+        ------
+        InvalidInputError
+            On forbidden or invalid arguments, before any task runs.
+        """
+        pairs = task_pairs(tasks)
+        if not pairs:
+            return []
+        shipped = self.shipped
+        return (self.spark.sparkContext.parallelize(pairs, len(pairs))
+                .map(lambda task: _score_task(task, shipped.value)).collect())
+
+    def close(self) -> None:
+        """Drop the broadcast window from the executors."""
+        self.shipped.destroy()
+
+    def __enter__(self) -> SparkCandidatePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike], *,

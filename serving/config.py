@@ -99,6 +99,17 @@ def _decoded_object(value: Any) -> Any:
 _OptionalPath = Annotated[Path | None, BeforeValidator(_blank_is_none)]
 _DatabaseUrl = Annotated[str | None, BeforeValidator(_blank_is_none),
                          AfterValidator(_database_url)]
+def _spark_master(value: str | None) -> str | None:
+    """A well-formed Spark master URL; whether it answers is the job runner's check."""
+    if value is not None:
+        from ope.spark import check_master
+
+        check_master(value, connect=False)
+    return value
+
+
+_SparkMaster = Annotated[str | None, BeforeValidator(_blank_is_none),
+                         AfterValidator(_spark_master)]
 _OptionalObject = Annotated[dict[str, Any] | None, BeforeValidator(_decoded_object)]
 
 
@@ -207,6 +218,10 @@ class ServerConfig(BaseModel):
                           "stay NotSubmitted.")
     jobs_workers: PositiveInt = Field(
         2, description="Processes a job's policies run in (1: in the runner's own process).")
+    jobs_spark_master: _SparkMaster = Field(
+        None, description="Spark master URL (local[2], spark://HOST:PORT, yarn, k8s://URL) "
+                          "whose executors score a job's policies instead of the JOBS_WORKERS "
+                          "processes; None runs them locally.")
     jobs_poll_seconds: PositiveFloat = Field(
         1.0, description="How often an idle job runner looks for a queued job.")
     jobs_max_attempts: PositiveInt = Field(

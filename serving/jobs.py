@@ -6,7 +6,10 @@ the learner process of ``banditkit serve`` (one per data directory, under
 ``learner.lock``), or of the app whose learner runs in a thread. A job's
 policies run in a ``spawn`` process pool of ``JOBS_WORKERS`` children
 (:class:`ope.progressive.CandidatePool`), which inherit the learner process's
-niceness, so ranking keeps its cores first (docs/server.md, "Jobs").
+niceness, so ranking keeps its cores first (docs/server.md, "Jobs"). With
+``JOBS_SPARK_MASTER`` set they run on that master's executors instead
+(:class:`ope.spark.SparkCandidatePool`); the runner thread waits for them, the
+server does not.
 
 When the runner starts, a job some earlier runner left ``Running`` (the server
 stopped or was killed mid-job) is queued again, or ``Failed`` naming why after
@@ -28,6 +31,8 @@ import logging
 import shlex
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -43,11 +48,12 @@ if TYPE_CHECKING:
     from banditkit.eventlog import EventLogWriter
     from banditkit.rows import RowEngine
     from banditkit.store import DecisionStore
+    from ope.progressive import CandidateRunner, Window
     from serving.config import ServerConfig
 
 __all__ = ["AUTO_OPTIMIZATION_MIN_SECONDS", "AutoOptimization", "EVALUATION_INTERVAL_MINUTES",
            "JobLimits", "JobRunner", "ROUNDS_ARTIFACT", "model_artifact", "publish_model",
-           "rounds_artifact", "run_job", "utc_text", "without_epsilon"]
+           "rounds_artifact", "run_job", "spark_problem", "utc_text", "without_epsilon"]
 
 #: Artefact of an evaluation: its per-event arrays (``ope.personalizer.EvaluationRounds``).
 ROUNDS_ARTIFACT = "rounds"
@@ -149,6 +155,9 @@ class JobLimits:
     search_max_candidates : int, default=48
     search_samples : int, default=24
     max_features : int, default=64
+    spark_master : str or None, default=None
+        Where a job's policies run: a Spark master URL, or None for ``workers``
+        local processes.
     """
 
     workers: int = 2
@@ -158,6 +167,7 @@ class JobLimits:
     search_max_candidates: int = 48
     search_samples: int = 24
     max_features: int = 64
+    spark_master: str | None = None
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> JobLimits:
@@ -167,7 +177,53 @@ class JobLimits:
                    search_cpu_seconds=config.jobs_search_cpu_seconds,
                    search_max_candidates=config.jobs_search_max_candidates,
                    search_samples=config.jobs_search_samples,
-                   max_features=config.jobs_max_features)
+                   max_features=config.jobs_max_features,
+                   spark_master=config.jobs_spark_master)
+
+    @property
+    def where(self) -> str:
+        """Where a job's policies run, as its description says it."""
+        if self.spark_master is None:
+            return f"{self.workers} local process{'es' if self.workers > 1 else ''}"
+        return f"Spark {self.spark_master}"
+
+
+def spark_problem(master: str) -> str | None:
+    """Why jobs cannot run on Spark master ``master`` (PySpark missing, master malformed or
+    not answering), or None."""
+    from ope.spark import check_master, require_pyspark
+
+    try:
+        require_pyspark("JOBS_SPARK_MASTER")
+        check_master(master)
+    except (ModuleNotFoundError, InvalidInputError) as error:
+        return str(error)
+    return None
+
+
+@contextmanager
+def _candidate_pool(window: Window, limits: JobLimits) -> Iterator[CandidateRunner]:
+    """The pool a job's policies run in: local processes, or Spark executors.
+
+    Raises
+    ------
+    InvalidInputError
+        When Spark cannot run them (the message says why).
+    """
+    from ope.progressive import CandidatePool
+
+    if limits.spark_master is None:
+        with CandidatePool.open(window, workers=limits.workers) as pool:
+            yield pool
+        return
+    from ope.spark import SparkCandidatePool, spark_session
+
+    problem = spark_problem(limits.spark_master)
+    if problem is not None:
+        raise InvalidInputError(f"cannot run the job on Spark: {problem}")
+    with spark_session(limits.spark_master, app_name="banditkit-jobs") as session, \
+            SparkCandidatePool.open(window, spark=session) as pool:
+        yield pool
 
 
 def _day(unix_seconds: float) -> Any:
@@ -203,10 +259,7 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str, limits: JobLimit
         When the window holds no event, or the job cannot run as asked (the
         message says why; the job fails with it).
     """
-    from ope.importance import feature_importance
-    from ope.personalizer import evaluate_window
     from ope.progressive import freeze_window
-    from ope.search import SearchBudget
 
     request = job.request
     start, end = float(request["start"]), float(request["end"])
@@ -216,10 +269,22 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str, limits: JobLimit
     if not files:
         raise InvalidInputError("the log holds no event in the job's time range any more")
     window = freeze_window(files, start=start, end=end)
+    with _candidate_pool(window, limits) as pool:
+        return _run_in(pool, job, online_args=online_args, limits=limits)
+
+
+def _run_in(pool: CandidateRunner, job: Job, *, online_args: str,
+            limits: JobLimits) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """:func:`run_job` once its window is frozen, its policies run in ``pool``."""
+    from ope.importance import feature_importance
+    from ope.personalizer import evaluate_window
+    from ope.search import SearchBudget
+
+    request, window = job.request, pool.window
     head = {"onlineArgs": online_args, "nEvents": len(window),
-            "skippedNotActivated": window.n_skipped}
+            "skippedNotActivated": window.n_skipped, "ranOn": limits.where}
     if job.kind == "featureImportance":
-        scores = feature_importance(window, args=online_args, workers=limits.workers,
+        scores = feature_importance(window, args=online_args, pool=pool,
                                     max_features=limits.max_features)
         return json_ready({**head, "featureScores": [s.to_dict() for s in scores]}), {}
     result = evaluate_window(
@@ -230,7 +295,7 @@ def run_job(job: Job, *, log: EventLogWriter, online_args: str, limits: JobLimit
         budget=SearchBudget(cpu_seconds=limits.search_cpu_seconds,
                             max_candidates=limits.search_max_candidates,
                             stage_b_samples=limits.search_samples),
-        workers=limits.workers)
+        pool=pool)
     artifacts = {model_artifact(name): model for name, model in result.models.items()}
     artifacts[ROUNDS_ARTIFACT] = result.rounds().to_bytes()
     return json_ready({**head, **result.to_dict()}), artifacts
@@ -308,10 +373,10 @@ class JobRunner:
         A job that cannot run as asked ends ``Failed`` with the reason; so does
         one whose run raised anything else (logged with its traceback).
         """
-        job = self.jobs.claim_next()
+        job = self.jobs.claim_next(where=self.limits.where)
         if job is None:
             return None
-        _log("job started", job, attempt=job.attempts)
+        _log("job started", job, attempt=job.attempts, on=self.limits.where)
         started = time.monotonic()
         result: dict[str, Any] | None = None
         artifacts: dict[str, bytes] = {}
@@ -327,7 +392,8 @@ class JobRunner:
             _logger.exception("job %s %s failed", job.kind, job.job_id)
             status, message = FAILED, f"the job failed: {type(error).__name__}: {error}"
         else:
-            status, message = SUCCEEDED, f"evaluated {result['nEvents']} events"
+            status, message = SUCCEEDED, f"evaluated {result['nEvents']} events " \
+                                         f"on {self.limits.where}"
             if job.job_type == "Auto":
                 status, message = self._auto_apply(result, artifacts)
         kept = self.jobs.finish(job, status=status, message=message, result=result,
@@ -371,7 +437,15 @@ class JobRunner:
 
         A store that fails (a locked SQLite file while another process opens it)
         is retried at the next poll, recovery included: the thread never dies of it.
+        A Spark master that cannot run jobs is named in the log here, once; each job
+        then fails with the reason until it can.
         """
+        master = self.limits.spark_master
+        problem = None if master is None else spark_problem(master)
+        if problem is not None:
+            _logger.warning(json.dumps({"message": "jobs cannot run on Spark until this is "
+                                                   "fixed", "JOBS_SPARK_MASTER": master,
+                                        "reason": problem}))
         recovered = False
         while not stop.is_set():
             try:

@@ -127,9 +127,9 @@ class JobStore(abc.ABC):
         runner finds it gone when it finishes and keeps nothing."""
 
     @abc.abstractmethod
-    def claim_next(self) -> Job | None:
-        """The oldest ``NotSubmitted`` job, now ``Running`` with one more attempt; None
-        when none waits."""
+    def claim_next(self, *, where: str | None = None) -> Job | None:
+        """The oldest ``NotSubmitted`` job, now ``Running`` with one more attempt and a
+        message saying ``where`` it runs (when given); None when none waits."""
 
     @abc.abstractmethod
     def finish(self, job: Job, *, status: str, message: str,
@@ -241,7 +241,7 @@ class SQLiteJobStore(JobStore):
                                  (_check_kind(kind), job_id)).rowcount
         return deleted > 0
 
-    def claim_next(self) -> Job | None:
+    def claim_next(self, *, where: str | None = None) -> Job | None:
         # An idle runner asks every second: a read first, the write lock only for a job.
         if self.connections.get().execute("SELECT 1 FROM jobs WHERE status = ? LIMIT 1",
                                           (NOT_SUBMITTED,)).fetchone() is None:
@@ -253,7 +253,9 @@ class SQLiteJobStore(JobStore):
             if found is None:
                 return None
             attempts = found[11] + 1
-            message = "running" if attempts == 1 else f"running (attempt {attempts})"
+            message = "running" if where is None else f"running on {where}"
+            if attempts > 1:
+                message += f" (attempt {attempts})"
             db.execute("UPDATE jobs SET status = ?, started_at = ?, attempts = ?, message = ? "
                        "WHERE rowid_ = ?", (RUNNING, self.clock(), attempts, message, found[0]))
         return self.get(found[1], found[2])
