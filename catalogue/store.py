@@ -33,7 +33,7 @@ from typing import Any
 
 from banditkit.encoding import FrozenFeatures
 from banditkit.errors import InvalidInputError
-from banditkit.store import ThreadConnections
+from banditkit.store import ThreadConnections, write_transaction
 from banditkit.types import Features
 from catalogue.fields import (
     check_filename,
@@ -222,15 +222,9 @@ class Catalogue:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._db) as db:
             yield db
             db.execute("UPDATE generation SET value = value + 1 WHERE id = 1")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         """Close every connection (the catalogue reopens on next use)."""

@@ -10,7 +10,7 @@ per-thread SQLite connections every store of a data directory owns.
 """
 
 from banditkit.store.base import DecisionStore
-from banditkit.store.connections import ThreadConnections
+from banditkit.store.connections import ThreadConnections, write_transaction
 from banditkit.store.factory import open_store
 from banditkit.store.postgres import PostgresStore
 from banditkit.store.records import (
@@ -32,6 +32,7 @@ __all__ = [
     "RewardRecord",
     "Store",
     "ThreadConnections",
+    "write_transaction",
     "UnloggedJoin",
     "Unjoinable",
     "open_store",

@@ -19,13 +19,13 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from banditkit.errors import BanditkitError, InvalidInputError
-from banditkit.store.connections import ThreadConnections
+from banditkit.store.connections import ThreadConnections, write_transaction
 from banditkit.store.schema import SCHEMA, prepare
 
 __all__ = [
@@ -179,16 +179,8 @@ class SQLiteJobStore(JobStore):
         return cls(connections=ThreadConnections(path=path, schema=SCHEMA, prepare=prepare),
                    clock=clock)
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self.connections.get()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self.connections.get())
 
     @staticmethod
     def _job(row: tuple, result: str | None = None) -> Job:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from banditkit.store.base import Joined
-from banditkit.store.connections import ThreadConnections
+from banditkit.store.connections import ThreadConnections, write_transaction
 from banditkit.store.journaled import JournaledStore
 from banditkit.store.records import PendingEvent, RewardRecord
 from banditkit.store.schema import DUE_ACTIVATED_EARLY, DUE_CREATED, LAST_JOIN_SEQ, SCHEMA, prepare
@@ -68,17 +68,9 @@ class Store(JournaledStore):
     def _any_connection(self) -> Iterator[sqlite3.Connection]:
         yield self._connections.get()
 
-    @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+    def _write_transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Taken at once (``BEGIN IMMEDIATE``) so concurrent writers queue, not deadlock."""
-        db = self._connections.get()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        return write_transaction(self._connections.get())
 
     def _due_rows(self, db: sqlite3.Connection, cutoff: float, limit: int) -> list[tuple]:
         rows = db.execute(DUE_CREATED, {"c": cutoff, "n": limit}).fetchall()

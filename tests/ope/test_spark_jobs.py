@@ -16,6 +16,7 @@ from ope.search import SearchBudget
 from ope.spark import SparkCandidatePool, check_master
 from simulator.learnerlog import write_learner_log
 from simulator.world import ArtworkWorld
+from tests.ope.job_results import without_cpu_seconds
 
 ONLINE = "--cb_explore_adf --epsilon 0.2 -q ::"
 CUSTOM = [("no-interactions", "--cb_explore_adf --epsilon 0.2"),
@@ -31,15 +32,6 @@ def window(tmp_path_factory):
     write_learner_log(world, VWLearner(args=ONLINE), path, n_rounds=1500, seed=1,
                       seconds_between=1.0)
     return freeze_window([path])
-
-
-def _without_cpu_seconds(value):
-    """``value`` without its measured CPU times, the one thing that differs between runs."""
-    if isinstance(value, dict):
-        return {k: _without_cpu_seconds(v) for k, v in value.items() if k != "cpuSeconds"}
-    if isinstance(value, list):
-        return [_without_cpu_seconds(v) for v in value]
-    return value
 
 
 def _same_runs(got, expected):
@@ -68,7 +60,7 @@ def test_evaluations_and_importances_on_spark_equal_the_local_ones(spark, window
         got = evaluate_window(window, pool=pool, **options)
         scores = feature_importance(window, args=ONLINE, pool=pool)
     expected = evaluate_window(window, workers=2, **options)
-    assert _without_cpu_seconds(got.to_dict()) == _without_cpu_seconds(expected.to_dict())
+    assert without_cpu_seconds(got.to_dict()) == without_cpu_seconds(expected.to_dict())
     assert got.search.to_dict()["candidates"] == BUDGET.max_candidates
     assert got.models == expected.models
     assert scores == feature_importance(window, args=ONLINE, workers=1)

@@ -20,6 +20,7 @@ from serving.config import ConfigError, ServerConfig, environ_config, get_config
 from serving.jobs import JobLimits, JobRunner
 from simulator.learnerlog import write_learner_log
 from simulator.world import ArtworkWorld
+from tests.ope.job_results import without_cpu_seconds
 from tests.server.conftest import FAST_SETTINGS, auth, make_keys
 
 ONLINE = "--cb_explore_adf --epsilon 0.2 -q ::"
@@ -52,15 +53,6 @@ def served(tmp_path):
     runner.jobs.close()
     engine.close()
     close_app(app)
-
-
-def _without_cpu_seconds(value):
-    """``value`` without its measured CPU times, the one thing that differs between runs."""
-    if isinstance(value, dict):
-        return {k: _without_cpu_seconds(v) for k, v in value.items() if k != "cpuSeconds"}
-    if isinstance(value, list):
-        return [_without_cpu_seconds(v) for v in value]
-    return value
 
 
 @pytest.mark.slow  # a small search on Spark, then locally: about 5 s once the session runs
@@ -104,8 +96,8 @@ def test_an_evaluation_on_spark_equals_the_local_one(spark, served):
                                                                  "1 local process")
     assert on_spark.result["search"]["candidates"] == 3
     # progressive validation is deterministic given the arguments and the window
-    same = {k: _without_cpu_seconds(v) for k, v in on_spark.result.items() if k != "ranOn"}
-    assert same == {k: _without_cpu_seconds(v) for k, v in local.result.items()
+    same = {k: without_cpu_seconds(v) for k, v in on_spark.result.items() if k != "ranOn"}
+    assert same == {k: without_cpu_seconds(v) for k, v in local.result.items()
                     if k != "ranOn"}
     shown = [client.get(f"{EVALUATIONS}/{job_id}{V}", headers=auth(key)).json
              for job_id in ("on-spark", "local")]
