@@ -51,6 +51,7 @@ __all__ = [
     "OffPolicyEstimator",
     "WeightDiagnostics",
     "bootstrap_means",
+    "check_streamable",
 ]
 
 CI_METHODS = ("clt", "bernstein", "bootstrap")
@@ -409,3 +410,12 @@ def _bernstein_interval(stats: RoundStatistics, value: float,
     spread = float(stats.maximum[0] - stats.minimum[0])
     half = math.sqrt(2 * variance * log_term / n) + 7 * spread * log_term / (3 * (n - 1))
     return (value - half, value + half)
+
+
+def check_streamable(estimators: Iterable[OffPolicyEstimator], *, purpose: str) -> None:
+    """Refuse, before anything is read, an estimator whose interval needs every round
+    in memory (``ci_method='bootstrap'``); ``purpose`` ends the message."""
+    for estimator in estimators:
+        if estimator.ci_method == "bootstrap":
+            raise ValueError(f"{estimator.name}: ci_method='bootstrap' needs every round in "
+                             f"memory; use 'clt' (or 'bernstein') to {purpose}")

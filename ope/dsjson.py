@@ -28,7 +28,7 @@ from sklearn.model_selection import KFold
 
 from banditkit.dsjson import JoinedEvent
 from banditkit.eventlog import log_files, read_events
-from ope.base import OffPolicyEstimator
+from ope.base import OffPolicyEstimator, check_streamable
 from ope.estimators import Replay
 from ope.evaluation import EvaluationReport, evaluate_stream
 from ope.rounds import LoggedRounds, TargetRounds
@@ -343,10 +343,7 @@ def evaluate_dsjson(
     check_integer_at_least(chunk_size, 1, name="chunk_size")
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    for estimator in estimators:
-        if estimator.ci_method == "bootstrap":
-            raise ValueError(f"{estimator.name}: ci_method='bootstrap' needs every round in "
-                             f"memory; use 'clt' (or 'bernstein') to stream a dsjson log")
+    check_streamable(estimators, purpose="stream a dsjson log")
     files = log_files(paths)
     if not files:
         raise ValueError(f"no .dsjson files found in {list(map(str, paths))}")

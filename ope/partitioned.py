@@ -44,7 +44,7 @@ from banditkit.dsjson import JoinedEvent
 from banditkit.errors import InvalidInputError
 from banditkit.eventlog import log_files, read_events
 from ope._statistics import RoundStatistics
-from ope.base import OffPolicyEstimator
+from ope.base import OffPolicyEstimator, check_streamable
 from ope.estimators import Replay
 from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
 from ope.logtable import (
@@ -480,10 +480,7 @@ def evaluate_partitions(paths: Sequence[str | os.PathLike], *,
     from ope.dsjson import HashedRewardModel
 
     check_integer_at_least(chunk_size, 1, name="chunk_size")
-    for estimator in estimators:
-        if estimator.ci_method == "bootstrap":
-            raise ValueError(f"{estimator.name}: ci_method='bootstrap' needs every round in "
-                             f"memory; use 'clt' (or 'bernstein') to evaluate by partitions")
+    check_streamable(estimators, purpose="evaluate by partitions")
     specs = list(policies)
     if not specs:
         raise ValueError("policies must name at least one policy, got none")

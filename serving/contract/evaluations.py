@@ -227,13 +227,18 @@ class EvaluationResult(Body):
 _STATUS = Field(json_schema_extra={"enum": list(JOB_STATUSES)})
 
 
-class EvaluationDetails(Body):
+class FeatureImportanceDetails(Body):
+    """What every job lists: its id and name, its window, when it was made, where it stands."""
+
     id: str
     name: str
     start_time: Time
     end_time: Time
     creation_time: Time
     status: Annotated[str, _STATUS]
+
+
+class EvaluationDetails(FeatureImportanceDetails):
     evaluation_type: Annotated[str, Field(json_schema_extra={"enum": ["Manual", "Auto"]})]
 
 
@@ -256,15 +261,6 @@ class FeatureScore(Body):
     namespace: str
     feature_name: str
     score: float
-
-
-class FeatureImportanceDetails(Body):
-    id: str
-    name: str
-    start_time: Time
-    end_time: Time
-    creation_time: Time
-    status: Annotated[str, _STATUS]
 
 
 class FeatureImportance(FeatureImportanceDetails):
