@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,29 @@ __all__ = ["ThreadConnections", "write_transaction"]
 # this cut its page reads and writes from 15,100 to 2,400 per 5,000 events, and
 # its time by 7% (benchmarks/bench_loop.py).
 _PAGE_SIZE = 16_384
+# How long a connection waits for another process's lock (SQLite's busy timeout).
+_BUSY_SECONDS = 30.0
+
+
+def _when_unlocked(step: Callable[[], None]) -> None:
+    """Run ``step``, again while SQLite says "database is locked", for up to _BUSY_SECONDS.
+
+    Opening a WAL database can be refused at once, without SQLite's busy handler,
+    while another process closes its last connection (and checkpoints) or
+    recovers the WAL index; a worker booting or a thread's first query at that
+    moment must wait, not fail.
+    """
+    deadline = time.monotonic() + _BUSY_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 @contextlib.contextmanager
@@ -73,8 +97,19 @@ class ThreadConnections:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_SECONDS,
                                      check_same_thread=False)
+        try:
+            _when_unlocked(lambda: self._prepare(connection))
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            self._opened.append(connection)
+        self._local.connection = connection
+        return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
         connection.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # when it creates the file
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -83,9 +118,6 @@ class ThreadConnections:
             connection.executescript(self.schema)
             if self.prepare is not None:
                 self.prepare(connection)
-            self._opened.append(connection)
-        self._local.connection = connection
-        return connection
 
     def close(self) -> None:
         """Close every thread's connection; the next query opens a fresh one."""
