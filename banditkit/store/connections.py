@@ -87,7 +87,10 @@ class ThreadConnections:
         self.synchronous = synchronous
         self.prepare = prepare
         self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
+        # Each connection with the thread it serves: a thread that has ended leaves
+        # its connection here, closed when the next thread opens one, so that a
+        # server starting a thread per request does not run out of file handles.
+        self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()  # the schema is applied by one thread at a time
 
     def get(self) -> sqlite3.Connection:
@@ -105,7 +108,11 @@ class ThreadConnections:
             connection.close()
             raise
         with self._lock:
-            self._opened.append(connection)
+            ended = [pair for pair in self._opened if not pair[0].is_alive()]
+            for pair in ended:
+                pair[1].close()
+                self._opened.remove(pair)
+            self._opened.append((threading.current_thread(), connection))
         self._local.connection = connection
         return connection
 
@@ -122,7 +129,7 @@ class ThreadConnections:
     def close(self) -> None:
         """Close every thread's connection; the next query opens a fresh one."""
         with self._lock:
-            for connection in self._opened:
+            for _, connection in self._opened:
                 connection.close()
             self._opened.clear()
         self._local = threading.local()
