@@ -45,6 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_ope import write  # noqa: E402  (the JSON lines of every OPE benchmark)
+
 DAYS = 30
 
 
@@ -164,14 +166,6 @@ def versions() -> dict[str, str]:
     import pyspark
 
     return {"python": platform.python_version(), "pyspark": pyspark.__version__}
-
-
-def write(record: dict, out: Path | None) -> None:
-    line = json.dumps(record)
-    print(line, flush=True)
-    if out is not None:
-        with open(out, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
 
 
 def _differences(a: dict, b: dict) -> dict[str, float]:
