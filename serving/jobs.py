@@ -38,10 +38,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import iso_timestamp
 from banditkit.rows.engine import ccb_args
 from banditkit.store.jobs import FAILED, SUCCEEDED, Job, JobStore
 from serving.analyst import json_ready, partition_files
+from serving.contract.fields import utc_text
 
 if TYPE_CHECKING:
     from banditkit.engine import Engine
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AUTO_OPTIMIZATION_MIN_SECONDS", "AutoOptimization", "EVALUATION_INTERVAL_MINUTES",
            "JobLimits", "JobRunner", "ROUNDS_ARTIFACT", "model_artifact", "publish_model",
-           "rounds_artifact", "run_job", "spark_problem", "utc_text", "without_epsilon"]
+           "rounds_artifact", "run_job", "spark_problem", "without_epsilon"]
 
 #: Artefact of an evaluation: its per-event arrays (``ope.personalizer.EvaluationRounds``).
 ROUNDS_ARTIFACT = "rounds"
@@ -63,11 +63,6 @@ EVALUATION_INTERVAL_MINUTES = 5
 AUTO_OPTIMIZATION_MIN_SECONDS = 3600.0
 _AUTO_OPTIMIZATION_KEY = "personalizer.auto_optimization"
 _logger = logging.getLogger("banditkit.jobs")
-
-
-def utc_text(unix_seconds: float) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ``, the times of Personalizer's job bodies."""
-    return iso_timestamp(unix_seconds)[:19] + "Z"
 
 
 def without_epsilon(arguments: str) -> str:

@@ -33,7 +33,6 @@ import logging
 import os
 import zipfile
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
@@ -47,6 +46,7 @@ from serving.analyst import log_partitions
 from serving.auth import current_key, require_roles
 from serving.config import get_config
 from serving.contract.admin import OCTET_STREAM, OPERATIONS
+from serving.contract.fields import utc_text
 from serving.errors import ApiError
 from serving.personalizer import require_api_version
 from serving.runtime import get_engine
@@ -217,15 +217,11 @@ def reset_model() -> tuple[str, int]:
     return "", 204
 
 
-def _utc_text(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @require_roles("analyst")
 def model_properties() -> tuple[dict[str, Any], int]:
     """``creationTime`` and ``lastModifiedTime`` of the model that ranks now: ``200``."""
     created, modified = get_engine().model_times()
-    return {"creationTime": _utc_text(created), "lastModifiedTime": _utc_text(modified)}, 200
+    return {"creationTime": utc_text(created), "lastModifiedTime": utc_text(modified)}, 200
 
 
 # ------------------------------------------------------------------ logs

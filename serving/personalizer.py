@@ -47,6 +47,7 @@ from serving._parsing import (
 from serving.auth import require_roles
 from serving.config import get_config
 from serving.contract.common import RewardRequest
+from serving.contract.fields import utc_text
 from serving.contract.limits import (
     API_VERSION_PATTERN,
     DEFAULT_NAMESPACE,
@@ -63,7 +64,7 @@ from serving.contract.personalizer import (
 from serving.contract.validation import validate
 from serving.durations import format_duration
 from serving.errors import ApiError
-from serving.jobs import AUTO_OPTIMIZATION_MIN_SECONDS, AutoOptimization, utc_text
+from serving.jobs import AUTO_OPTIMIZATION_MIN_SECONDS, AutoOptimization
 from serving.meta import MetaStore
 from serving.metrics import get_metrics
 from serving.runtime import get_engine

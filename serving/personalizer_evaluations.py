@@ -45,6 +45,7 @@ from serving.contract.evaluations import (
     ListQuery,
     PolicyReferenceContract,
 )
+from serving.contract.fields import utc_text
 from serving.contract.validation import validate
 from serving.errors import ApiError
 from serving.jobs import (
@@ -53,7 +54,6 @@ from serving.jobs import (
     model_artifact,
     publish_model,
     rounds_artifact,
-    utc_text,
     without_epsilon,
 )
 from serving.model_admin import with_error_code
@@ -124,11 +124,6 @@ def _events_between(log: EventLogWriter, start: datetime, end: datetime) -> int:
     return count
 
 
-def _text(moment: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` of an aware UTC time, years 1 to 9999 alike."""
-    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-
-
 def _time_range(start: datetime, end: datetime, *,
                 multi_slot: bool | None = False) -> dict[str, Any]:
     """The request's window and the log it reads, once that log holds events in it (404)
@@ -155,7 +150,7 @@ def _time_range(start: datetime, end: datetime, *,
         raise ApiError(f"The range holds {count} events; a job reads at most {limit} "
                        "(JOBS_MAX_EVENTS). Narrow the range.", target="endTime",
                        code="LogsSizeExceedAllowedLimit")
-    return {"startTime": _text(start), "endTime": _text(end),
+    return {"startTime": utc_text(start), "endTime": utc_text(end),
             "start": start.timestamp(), "end": end.timestamp(), "multiSlot": bool(multi_slot)}
 
 
@@ -282,9 +277,9 @@ def _evaluation_json(job: Job, query: EvaluationQuery) -> dict[str, Any]:
                        "timeseries": series})
     if result.get("optimalPolicy"):
         out["optimalPolicy"] = result["optimalPolicy"]
-    out["content"] = {"startTime": _text(query.start_time) if query.start_time
+    out["content"] = {"startTime": utc_text(query.start_time) if query.start_time
                       else job.request["startTime"],
-                      "endTime": _text(query.end_time) if query.end_time
+                      "endTime": utc_text(query.end_time) if query.end_time
                       else job.request["endTime"],
                       "intervalInMinutes": query.interval_in_minutes, "value": values}
     return json_ready(out)

@@ -8,6 +8,7 @@ reward or an id states and enforces the same rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -47,6 +48,7 @@ __all__ = [
     "Reward",
     "integer",
     "text",
+    "utc_text",
     "wire_name",
 ]
 
@@ -107,6 +109,16 @@ def text(max_length: int) -> Any:
 
 #: An action, slot or row id.
 Id = text(ID_MAX_LENGTH)
+
+
+def utc_text(moment: datetime | float) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``, the times of Personalizer's bodies, of an aware
+    datetime or a Unix time (years 1 to 9999 alike)."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    elif moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def wire_name(info: ValidationInfo) -> str:
