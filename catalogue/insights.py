@@ -197,9 +197,9 @@ def title_insights(
     Parameters
     ----------
     lines : iterable of str
-        Joined dsjson lines with their features (what
-        :meth:`banditkit.store.DecisionStore.joined_lines_after` yields); lines of
-        other titles and other decisions are skipped.
+        Joined dsjson lines with their features (the joined lines
+        :meth:`banditkit.store.DecisionStore.events_since` yields ``with_features``);
+        lines of other titles and other decisions are skipped.
     title_id : str
         The title (``_banditkit.title`` of its decisions).
     feature : str or None

@@ -518,7 +518,9 @@ def insights(titleId: str) -> dict[str, Any]:  # noqa: N803
     since = float(engine.clock()) - query.days * 86400.0
     try:
         report = title_insights(
-            (line for _, line in engine.store.joined_lines_after(0)), title_id=title.id,
+            (joined for *_, joined in engine.store.events_since(
+                since, tag=title.id, with_features=True) if joined is not None),
+            title_id=title.id,
             feature=query.feature, since=since,
             variant_ids=[v.id for v in catalogue.variants(title.id)],
             confidence=query.confidence, take_threshold=query.take_threshold)

@@ -145,10 +145,12 @@ class DecisionStore(abc.ABC):
         """The stored state of one event with its rewards (inspection and tests)."""
 
     @abc.abstractmethod
-    def events_since(self, created_after: float, *, tag: str | None = None
+    def events_since(self, created_after: float, *, tag: str | None = None,
+                     with_features: bool = False
                      ) -> Iterator[tuple[str, float, str, str | None]]:
         """``(event_id, created_at, decision, joined line or None)`` of the events made
-        after a time, oldest first, the JSON without features (what reports read).
+        after a time, oldest first, the JSON without features (what reports read)
+        unless ``with_features``.
 
         With ``tag``, the events of that tag and the untagged ones (the caller
         filters those).

@@ -629,7 +629,8 @@ class JournaledStore(DecisionStore):
                              for v, t, late in rewards]
         return record
 
-    def events_since(self, created_after: float, *, tag: str | None = None
+    def events_since(self, created_after: float, *, tag: str | None = None,
+                     with_features: bool = False
                      ) -> Iterator[tuple[str, float, str, str | None]]:
         """``(event_id, created_at, decision, joined or None)`` of events made after a time,
         the decision and the joined line as JSON without their features where the
@@ -639,6 +640,7 @@ class JournaledStore(DecisionStore):
         events older than the retention period are only in the dsjson log.
         With ``tag``, only events with that tag (found by index) and events
         recorded before tags existed (untagged; the caller filters those).
+        ``with_features`` gives both whole, as the audience breakdowns need.
         """
         self.ingest()
         where = "created_at > ?" if tag is None else (
@@ -648,6 +650,10 @@ class JournaledStore(DecisionStore):
             for event_id, created_at, decision, joined, context_at in db.execute(
                     "SELECT event_id, created_at, decision, joined_line, context_at FROM events "
                     f"WHERE {where} ORDER BY created_at", parameters):
+                if with_features:
+                    whole = None if joined is None else full_line(joined, decision, context_at)
+                    yield event_id, created_at, decision, whole
+                    continue
                 head = decision if context_at is None else decision[:context_at] + "}"
                 yield event_id, created_at, head, joined
 

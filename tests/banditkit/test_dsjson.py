@@ -136,6 +136,8 @@ def test_the_store_gives_back_the_exact_logged_line_without_keeping_features_twi
     ((_, _, decision, joined),) = engine.store.events_since(0)
     assert json.loads(joined) == {k: v for k, v in json.loads(line).items() if k != "c"}
     assert "c" not in json.loads(decision) and json.loads(decision)["EventId"] == "event-1"
+    ((_, _, decision, joined),) = engine.store.events_since(0, with_features=True)
+    assert joined == line and json.loads(decision)["c"] == json.loads(line)["c"]
 
 
 @pytest.mark.parametrize("event_id", ["plain", 'with "quotes" and \\ slash', "naïve ✓ 日本",
