@@ -162,7 +162,8 @@ class ServerConfig(BaseModel):
                          "again: the longest a revoked key keeps working.")
     auth_keys_path: _OptionalPath = Field(
         None, description="SQLite file of the key store; None is serving.sqlite3 in the "
-                          "data directory.")
+                          "data directory. Unused with DATABASE_URL (the keys are in "
+                          "PostgreSQL).")
     rank_max_actions: PositiveInt = Field(50, description="Most actions per rank request.")
     server_max_body_bytes: PositiveInt = Field(
         1024 * 1024, description="Larger request bodies get 413.")
