@@ -47,9 +47,14 @@ class Database(abc.ABC):
         """A connection (``execute``, ``executemany``) for reads; fetch inside the block."""
 
     @abc.abstractmethod
-    def transaction(self) -> contextlib.AbstractContextManager[Any]:
-        """A connection inside a write transaction, writers one at a time; committed when
-        the block ends, rolled back on any exception."""
+    def transaction(self, *, exclusive: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """A connection inside a write transaction, committed when the block ends, rolled
+        back on any exception.
+
+        Exclusive transactions run one at a time. A PostgreSQL one that is not
+        relies on its row locks alone (``FOR UPDATE``); SQLite's writers always
+        run one at a time.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -80,7 +85,8 @@ class SQLiteDatabase(Database):
     def read(self) -> Iterator[sqlite3.Connection]:
         yield self.connections.get()
 
-    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def transaction(self, *, exclusive: bool = True
+                    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return write_transaction(self.connections.get())
 
     def close(self) -> None:
@@ -145,9 +151,10 @@ class PostgresDatabase(Database):
             yield QmarkConnection(connection)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[QmarkConnection]:
+    def transaction(self, *, exclusive: bool = True) -> Iterator[QmarkConnection]:
         with self.pool.connection() as connection, connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
+            if exclusive:
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
             yield QmarkConnection(connection)
 
     def close(self) -> None:
