@@ -27,6 +27,9 @@ from banditkit.store.psql import Pool, QmarkConnection
 
 __all__ = ["Database", "PostgresDatabase", "SQLiteDatabase", "open_database"]
 
+# How long an unused connection of a component's pool stays open.
+_IDLE_SECONDS = 60.0
+
 class Database(abc.ABC):
     """The tables of one component, in SQLite or PostgreSQL.
 
@@ -143,7 +146,10 @@ class PostgresDatabase(Database):
         check_database_url(url)
         with psycopg.connect(url, autocommit=True) as connection:
             migrate(connection, schema=schema, migrations=migrations)
-        return cls(pool=Pool(url, schema=schema, max_size=max_connections), schema=schema)
+        # Catalogue, keys and jobs are read now and then (the catalogue and keys
+        # through caches): an idle process keeps no connection of theirs.
+        return cls(pool=Pool(url, schema=schema, max_size=max_connections, min_size=0,
+                             max_idle=_IDLE_SECONDS), schema=schema)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[QmarkConnection]:

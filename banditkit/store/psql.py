@@ -53,9 +53,9 @@ def _pyformat(sql: str) -> str:
 class Pool:
     """A process's connections to one PostgreSQL schema.
 
-    Opens psycopg's pool at once (one connection kept, ``max_size`` at most,
-    autocommit, ``schema`` first on the ``search_path``) and again on the first
-    use after :meth:`close`, as the SQLite stores reopen their files.
+    Opens psycopg's pool at once (``min_size`` connections kept, ``max_size`` at
+    most, autocommit, ``schema`` first on the ``search_path``) and again on the
+    first use after :meth:`close`, as the SQLite stores reopen their files.
 
     Parameters
     ----------
@@ -65,19 +65,27 @@ class Pool:
         The schema the statements name their tables in.
     max_size : int
         Connections at most.
+    min_size : int, default=1
+        Connections kept open however idle; those above it close after
+        ``max_idle`` seconds unused.
+    max_idle : float, default=600.0
     """
 
-    def __init__(self, url: str, *, schema: str, max_size: int) -> None:
+    def __init__(self, url: str, *, schema: str, max_size: int, min_size: int = 1,
+                 max_idle: float = 600.0) -> None:
         self.url = url
         self.schema = schema
         self.max_size = max_size
+        self.min_size = min_size
+        self.max_idle = max_idle
         self._pool = self._new()
         self._lock = threading.Lock()
 
     def _new(self) -> ConnectionPool:
         from psycopg_pool import ConnectionPool
 
-        return ConnectionPool(self.url, min_size=1, max_size=self.max_size, open=True,
+        return ConnectionPool(self.url, min_size=self.min_size, max_size=self.max_size,
+                              max_idle=self.max_idle, open=True,
                               kwargs={"autocommit": True,
                                       "options": f"-c search_path={self.schema}"})
 
