@@ -140,7 +140,8 @@ class JobStore(abc.ABC):
     def finish(self, job: Job, *, status: str, message: str,
                result: Mapping[str, Any] | None = None,
                artifacts: Mapping[str, bytes] | None = None) -> bool:
-        """Record a claimed job's end; False (nothing kept) when it was deleted meanwhile."""
+        """Record a claimed job's end; False (nothing kept) when it was deleted, or queued
+        again and claimed anew, meanwhile."""
 
     @abc.abstractmethod
     def recover(self, *, max_attempts: int) -> list[Job]:
@@ -287,12 +288,14 @@ class SQLJobStore(JobStore):
     def finish(self, job: Job, *, status: str, message: str,
                result: Mapping[str, Any] | None = None,
                artifacts: Mapping[str, bytes] | None = None) -> bool:
+        # Only the attempt that claimed it: a runner whose job was queued again and
+        # claimed anew (recover) keeps nothing.
         with self.database.transaction() as db:
             updated = db.execute(
                 "UPDATE jobs SET status = ?, message = ?, result = ?, finished_at = ? "
-                "WHERE rowid_ = ? AND status = ?",
+                "WHERE rowid_ = ? AND status = ? AND attempts = ?",
                 (status, message, None if result is None else json.dumps(result),
-                 self.clock(), job.row, RUNNING)).rowcount
+                 self.clock(), job.row, RUNNING, job.attempts)).rowcount
             if updated:
                 db.executemany("INSERT INTO job_artifacts (job, name, data) VALUES (?, ?, ?) "
                                "ON CONFLICT (job, name) DO UPDATE SET data = excluded.data",

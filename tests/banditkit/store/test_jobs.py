@@ -79,10 +79,14 @@ def test_a_job_deleted_while_running_keeps_nothing(jobs):
 
 def test_recovery_requeues_then_fails_an_interrupted_job(jobs):
     jobs.create("evaluation", "e1", name="n", request={})
-    jobs.claim_next()
+    first = jobs.claim_next()
     (requeued,) = jobs.recover(max_attempts=2)
     assert requeued.status == NOT_SUBMITTED and "during attempt 1" in requeued.message
-    assert jobs.claim_next().attempts == 2
+    second = jobs.claim_next()
+    assert second.attempts == 2
+    # The first runner, alive after all, finishes late: the second attempt's job stays.
+    assert not jobs.finish(first, status=SUCCEEDED, message="late", result={})
+    assert jobs.get("evaluation", "e1").status == RUNNING
     (failed,) = jobs.recover(max_attempts=2)
     assert failed.status == FAILED and "each of its 2 attempts" in failed.message
     assert jobs.claim_next() is None and jobs.recover(max_attempts=2) == []
