@@ -136,8 +136,9 @@ class ServerConfig(BaseModel):
                     "catalogue. Default: $BANDITKIT_DATA_DIR or banditkit-data.")
     database_url: _DatabaseUrl = Field(
         None, description="PostgreSQL URL of the store (postgresql://user@host:port/db): "
-                          "events, models and settings there, the journals still in the data "
-                          "directory. None keeps the store in SQLite in the data directory.")
+                          "events, models, settings, the catalogue, API keys and evaluation "
+                          "jobs there, the journals still in the data directory. None keeps "
+                          "them in SQLite in the data directory.")
     engine_settings: _OptionalObject = Field(
         None, description="LoopSettings fields to start with (a JSON object in the "
                           "environment); None loads the persisted settings or the defaults.")
