@@ -119,8 +119,9 @@ class Catalogue:
         self.refresh_seconds = refresh_seconds
         # The rankable variants of the titles asked for, and the generation they are of.
         self._rank_cache: tuple[int, dict[str, list[RankableVariant]]] = (-1, {})
-        # The generation read last, and when (time.monotonic()).
+        # The generation read last, and when (time.monotonic()); this process's writes.
         self._generation_read: tuple[float, int] = (-math.inf, -1)
+        self._writes = 0
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -169,6 +170,7 @@ class Catalogue:
         finally:  # this process sees its own writes at once
             with self._cache_lock:
                 self._generation_read = (-math.inf, -1)
+                self._writes += 1
 
     def close(self) -> None:
         """Close every connection (the catalogue reopens on next use)."""
@@ -182,12 +184,13 @@ class Catalogue:
         """:meth:`generation`, read again when the last read is ``refresh_seconds`` old."""
         now = time.monotonic()
         with self._cache_lock:
-            read_at, generation = self._generation_read
+            (read_at, generation), writes = self._generation_read, self._writes
         if now - read_at < self.refresh_seconds:
             return generation
         generation = self.generation()
         with self._cache_lock:
-            self._generation_read = (now, generation)
+            if self._writes == writes:  # else a write of ours may be newer than this read
+                self._generation_read = (now, generation)
         return generation
 
     # -- titles --------------------------------------------------------------
