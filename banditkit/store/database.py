@@ -30,6 +30,7 @@ __all__ = ["Database", "PostgresDatabase", "SQLiteDatabase", "open_database"]
 # How long an unused connection of a component's pool stays open.
 _IDLE_SECONDS = 60.0
 
+
 class Database(abc.ABC):
     """The tables of one component, in SQLite or PostgreSQL.
 
@@ -78,11 +79,6 @@ class SQLiteDatabase(Database):
 
     def __init__(self, *, connections: ThreadConnections) -> None:
         self.connections = connections
-
-    @property
-    def path(self) -> Path:
-        """The SQLite file."""
-        return self.connections.path
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
