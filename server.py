@@ -106,8 +106,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     app.extensions[ENGINE_EXTENSION] = _open_engine(settings)
     auth.init_app(app, data_dir=data_dir)
-    # The loop's metadata shares the key store's file.
-    personalizer.init_app(app, meta=MetaStore(path=auth.get_key_store(app).path))
+    # The loop's metadata shares the key store's tables.
+    personalizer.init_app(app, meta=MetaStore(database=auth.get_key_store(app).database))
     model_admin.init_app(app)
     events.init_app(app)
     analyst.init_app(app)
@@ -164,6 +164,8 @@ def close_app(app: Flask) -> None:
     if engine is not None:
         engine.close()
     rows.close(app)
+    catalogue.close(app)
+    auth.close(app)
 
 
 def _init_access_log(app: Flask) -> None:

@@ -5,7 +5,8 @@ Sits between :mod:`artwork` (image to features) and :mod:`serving` (HTTP):
 * :mod:`catalogue.records`: the titles, variants and candidates it returns,
   the id checks and the errors;
 * :mod:`catalogue.store`: the :class:`Catalogue` of one data directory (SQLite
-  rows, images by content hash);
+  rows, images by content hash) or of every host sharing a PostgreSQL
+  database (:mod:`catalogue.schema`: its tables in both);
 * :mod:`catalogue.performance`: per-variant impressions and takes from the
   engine's decision log;
 * :mod:`catalogue.insights`: each variant's propensity-weighted take rate per

@@ -230,7 +230,7 @@ class Curator:
         title = self.catalogue.title(title_id)
         stem = Path(filename).stem or "trailer"
         scratch = self.scratch_dir if self.scratch_dir is not None else (
-            self.catalogue.path.parent / "tmp")
+            self.catalogue.images.folder.parent / "tmp")
         scratch.mkdir(parents=True, exist_ok=True)
         # the suffix helps FFmpeg tell raw streams apart; the name is never a path
         suffix = Path(filename).suffix.lower()

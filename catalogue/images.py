@@ -2,7 +2,10 @@
 
 The catalogue's rows name images by the SHA-256 of their bytes; the bytes
 live here, at ``<folder>/<aa>/<sha256>``, each written atomically and synced
-before it is named, so a reader never meets a partial image.
+before it is named, so a reader never meets a partial image. With a catalogue
+in PostgreSQL (:class:`StoredImages`) the bytes are rows of its
+``image_bytes`` table, which every host reads, and the folder is this host's
+cache of them.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from catalogue.records import check_content_hash
 
-__all__ = ["ImageFiles"]
+__all__ = ["ImageFiles", "StoredImages"]
 
 
 class ImageFiles:
@@ -55,6 +59,15 @@ class ImageFiles:
                 raise
         return content_hash
 
+    def record(self, db: Any, content_hash: str, data: bytes) -> None:
+        """Keep the bytes with the catalogue's rows, in the write transaction ``db`` that
+        adds the ``images`` row (the file already holds them)."""
+
+    def load(self, db: Any, content_hash: str) -> Path | None:
+        """The file of a stored image, or None when it has none; ``db`` reads the rows."""
+        path = self.path(content_hash)
+        return path if path.is_file() else None
+
     def ensure(self, content_hash: str, data: bytes) -> None:
         """Write ``data`` again if its file is gone.
 
@@ -69,3 +82,24 @@ class ImageFiles:
         for content_hash in hashes:
             with contextlib.suppress(FileNotFoundError):
                 self.path(content_hash).unlink()
+
+
+class StoredImages(ImageFiles):
+    """Image bytes in the catalogue's database (table ``image_bytes``), ``folder`` being
+    this host's cache: a host that never saw an upload writes the file from the row
+    the first time it serves the image."""
+
+    def record(self, db: Any, content_hash: str, data: bytes) -> None:
+        db.execute("INSERT INTO image_bytes (content_hash, data) VALUES (?, ?) "
+                   "ON CONFLICT DO NOTHING", (content_hash, bytes(data)))
+
+    def load(self, db: Any, content_hash: str) -> Path | None:
+        path = super().load(db, content_hash)
+        if path is not None:
+            return path
+        row = db.execute("SELECT data FROM image_bytes WHERE content_hash = ?",
+                         (content_hash,)).fetchone()
+        if row is None:
+            return None
+        self.write(bytes(row[0]))
+        return self.path(content_hash)

@@ -12,19 +12,23 @@ The records it returns, the id checks and its errors live in
 :mod:`catalogue.fields`, and the image files in :mod:`catalogue.images`.
 
 Storage is its own SQLite file (WAL mode) in the data directory, next to the
-engine's database, and the images under ``<data-dir>/images/<aa>/<sha256>``.
+engine's database, and the images under ``<data-dir>/images/<aa>/<sha256>``;
+or, given a database URL, the PostgreSQL schema ``banditkit_catalogue`` that
+every host shares, image bytes included (:mod:`catalogue.schema`). The
+statements are the same for both (:class:`banditkit.store.database.Database`).
 Every public write is one transaction. A generation counter changes on every
 write, so :meth:`Catalogue.active_variants` serves ranking from a cache that
-other processes' writes invalidate.
+other processes' writes invalidate: at once with SQLite, within
+:data:`SHARED_REFRESH_SECONDS` when other hosts write too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,7 +37,7 @@ from typing import Any
 
 from banditkit.encoding import FrozenFeatures
 from banditkit.errors import InvalidInputError
-from banditkit.store import ThreadConnections, write_transaction
+from banditkit.store.database import Database, open_database
 from banditkit.types import Features
 from catalogue.fields import (
     check_filename,
@@ -42,7 +46,7 @@ from catalogue.fields import (
     check_name,
     check_variant_fields,
 )
-from catalogue.images import ImageFiles
+from catalogue.images import ImageFiles, StoredImages
 from catalogue.records import (
     Candidate,
     CatalogueConflictError,
@@ -54,8 +58,14 @@ from catalogue.records import (
     check_content_hash,
     check_id,
 )
+from catalogue.schema import (
+    MIGRATIONS,
+    POSTGRES_SCHEMA,
+    SQLITE_SCHEMA,
+    prepare_sqlite,
+    seed_themes,
+)
 from catalogue.tags import (
-    DEFAULT_THEMES,
     TAGS_NAMESPACE,
     Tags,
     check_label,
@@ -64,175 +74,124 @@ from catalogue.tags import (
     check_visual_tags,
 )
 
-__all__ = ["Catalogue", "RANKED_NAMESPACES"]
+__all__ = ["Catalogue", "RANKED_NAMESPACES", "SHARED_REFRESH_SECONDS"]
 
 #: Artwork namespaces ranked under another name, so that no two namespaces a
 #: learner sees share a first letter (VW's ``-q`` pairs by first letter):
 #: artwork's ``Text`` would pair with a member's ``Taste`` (docs/marketer.md).
 RANKED_NAMESPACES = {"Text": "Words"}
+#: How long a process ranks from its cache of a shared (PostgreSQL) catalogue
+#: before it reads the generation again: a rank does not wait for the database,
+#: and another host's write reaches it within this (docs/operations.md).
+SHARED_REFRESH_SECONDS = 1.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS titles (
-    title_id   TEXT PRIMARY KEY,
-    name       TEXT NOT NULL,
-    genres     TEXT NOT NULL,      -- JSON list of strings
-    metadata   TEXT NOT NULL,      -- JSON object
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS images (
-    content_hash TEXT PRIMARY KEY,  -- SHA-256 of the bytes, hex
-    media_type   TEXT NOT NULL,
-    size         INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS variants (
-    variant_id   TEXT PRIMARY KEY,
-    title_id     TEXT NOT NULL REFERENCES titles (title_id) ON DELETE CASCADE,
-    content_hash TEXT NOT NULL REFERENCES images (content_hash),
-    features     TEXT NOT NULL,     -- JSON namespaced features (image analysis)
-    warnings     TEXT NOT NULL,     -- JSON list of {code, message}
-    details      TEXT NOT NULL,     -- JSON object (sizes, boxes, palette, notes...)
-    fingerprint  BLOB,              -- opaque, for near-duplicate checks
-    active       INTEGER NOT NULL,
-    source       TEXT NOT NULL,     -- upload | trailer
-    filename     TEXT NOT NULL,
-    created_at   REAL NOT NULL,
-    label        TEXT NOT NULL DEFAULT '',
-    tags         TEXT NOT NULL DEFAULT '{}',   -- JSON {themes, tone, cast, setting, visual}
-    suggested    TEXT NOT NULL DEFAULT '[]',   -- JSON list of pending visual tags
-    revision     INTEGER NOT NULL DEFAULT 1,
-    UNIQUE (title_id, content_hash)
-);
-CREATE INDEX IF NOT EXISTS variants_title ON variants (title_id, created_at);
-CREATE TABLE IF NOT EXISTS duplicates (
-    variant_id TEXT NOT NULL REFERENCES variants (variant_id) ON DELETE CASCADE,
-    other_id   TEXT NOT NULL REFERENCES variants (variant_id) ON DELETE CASCADE,
-    PRIMARY KEY (variant_id, other_id)
-);
-CREATE TABLE IF NOT EXISTS candidates (
-    candidate_id TEXT PRIMARY KEY,
-    title_id     TEXT NOT NULL REFERENCES titles (title_id) ON DELETE CASCADE,
-    content_hash TEXT NOT NULL REFERENCES images (content_hash),
-    features     TEXT NOT NULL,
-    warnings     TEXT NOT NULL,
-    details      TEXT NOT NULL,
-    fingerprint  BLOB,
-    filename     TEXT NOT NULL,
-    created_at   REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS candidates_title ON candidates (title_id, created_at);
-CREATE TABLE IF NOT EXISTS generation (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER);
-INSERT OR IGNORE INTO generation (id, value) VALUES (1, 0);
-CREATE TABLE IF NOT EXISTS themes (
-    name       TEXT PRIMARY KEY,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS variant_revisions (
-    variant_id TEXT NOT NULL REFERENCES variants (variant_id) ON DELETE CASCADE,
-    revision   INTEGER NOT NULL,
-    label      TEXT NOT NULL,
-    tags       TEXT NOT NULL,
-    active     INTEGER NOT NULL,
-    changed_at REAL NOT NULL,
-    PRIMARY KEY (variant_id, revision)
-);
-"""
-
-# Columns a catalogue made before labels and tags lacks, added when it opens.
-_ADDED_VARIANT_COLUMNS = (("label", "TEXT NOT NULL DEFAULT ''"),
-                          ("tags", "TEXT NOT NULL DEFAULT '{}'"),
-                          ("suggested", "TEXT NOT NULL DEFAULT '[]'"),
-                          ("revision", "INTEGER NOT NULL DEFAULT 1"))
 _VARIANT_COLUMNS = ("variant_id, title_id, content_hash, features, warnings, details, "
                     "fingerprint, active, source, filename, created_at, label, tags, suggested")
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a catalogue made by an older banditkit to this schema; seed the themes.
-
-    Run on each new connection after the schema; writes (in one transaction)
-    only when something is missing: variants of before labels get their file
-    name (or id) as label and their state as revision 1; a catalogue without
-    themes gets :data:`DEFAULT_THEMES`.
-    """
-    if not _outdated(db):
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        present = {row[1] for row in db.execute("PRAGMA table_info(variants)")}
-        if "label" not in present:  # not done by another process meanwhile
-            for column, kind in _ADDED_VARIANT_COLUMNS:
-                db.execute(f"ALTER TABLE variants ADD COLUMN {column} {kind}")
-            db.execute("UPDATE variants SET label = CASE filename WHEN '' THEN variant_id "
-                       "ELSE filename END")
-            db.execute("INSERT INTO variant_revisions SELECT variant_id, 1, label, tags, "
-                       "active, created_at FROM variants")
-        if db.execute("SELECT COUNT(*) FROM themes").fetchone()[0] == 0:
-            db.executemany("INSERT INTO themes VALUES (?, 0)", [(t,) for t in DEFAULT_THEMES])
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _outdated(db: sqlite3.Connection) -> bool:
-    present = {row[1] for row in db.execute("PRAGMA table_info(variants)")}
-    return "label" not in present or db.execute(
-        "SELECT NOT EXISTS (SELECT 1 FROM themes)").fetchone()[0] == 1
-
-
-
 class Catalogue:
-    """Titles, artwork variants, frame candidates and images of one data directory.
+    """Titles, artwork variants, frame candidates and images of one data directory, or of
+    every host sharing a PostgreSQL database.
 
-    Build it with :meth:`open`. Thread-safe (one SQLite connection per thread);
-    several processes may share one data directory.
+    Build it with :meth:`open`. Thread-safe; several processes and hosts may
+    share one catalogue.
 
     Parameters
     ----------
-    path : Path
-        The SQLite file.
-    images_dir : Path
-        Where image bytes are stored by content hash.
+    database : Database
+        Where the tables are (SQLite file or PostgreSQL schema).
+    images : ImageFiles
+        The image bytes by content hash (files, or rows with files as a cache).
     clock : callable, default=time.time
         Current Unix time (tests pass a fake one).
+    refresh_seconds : float, default=0.0
+        How long :meth:`active_variants` trusts the generation it read last
+        (0: read it on every call; :meth:`open` gives
+        :data:`SHARED_REFRESH_SECONDS` to a shared database). This process's
+        own writes are seen at once either way.
     """
 
-    def __init__(self, *, path: Path, images_dir: Path, clock: Any = time.time) -> None:
-        self.path = path
-        self.images_dir = images_dir
+    def __init__(self, *, database: Database, images: ImageFiles, clock: Any = time.time,
+                 refresh_seconds: float = 0.0) -> None:
+        self.database = database
+        self.images = images
         self.clock = clock
-        self._connections = ThreadConnections(path=path, schema=_SCHEMA, prepare=_migrate)
-        self._images = ImageFiles(folder=images_dir)
+        self.refresh_seconds = refresh_seconds
         # The rankable variants of the titles asked for, and the generation they are of.
         self._rank_cache: tuple[int, dict[str, list[RankableVariant]]] = (-1, {})
+        # The generation read last, and when (time.monotonic()); this process's writes.
+        self._generation_read: tuple[float, int] = (-math.inf, -1)
+        self._writes = 0
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike[str], *, clock: Any = time.time) -> Catalogue:
-        """The catalogue of a data directory (``catalogue.sqlite3`` and ``images/``)."""
+    def open(cls, data_dir: str | os.PathLike[str], *, database_url: str | None = None,
+             clock: Any = time.time) -> Catalogue:
+        """The catalogue of a data directory (``catalogue.sqlite3`` and ``images/``), or with
+        ``database_url`` the PostgreSQL one (``images/`` is then this host's cache).
+
+        Parameters
+        ----------
+        data_dir : path
+        database_url : str, default=None
+            ``postgresql://user@host:port/database``; its schema is created or
+            migrated now (safe when hosts start at once).
+        clock : callable, default=time.time
+        """
         data_dir = Path(data_dir)
-        return cls(path=data_dir / "catalogue.sqlite3", images_dir=data_dir / "images",
-                   clock=clock)
+        database = open_database(path=data_dir / "catalogue.sqlite3",
+                                 sqlite_schema=SQLITE_SCHEMA, prepare=prepare_sqlite,
+                                 database_url=database_url, schema=POSTGRES_SCHEMA,
+                                 migrations=MIGRATIONS)
+        if not database.shared:
+            return cls(database=database, images=ImageFiles(folder=data_dir / "images"),
+                       clock=clock)
+        with database.transaction() as db:
+            seed_themes(db)
+        return cls(database=database, images=StoredImages(folder=data_dir / "images"),
+                   clock=clock, refresh_seconds=SHARED_REFRESH_SECONDS)
 
     # -- connections ---------------------------------------------------------
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        return self._connections.get()
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.database.read() as db:
+            return db.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self.database.read() as db:
+            return db.execute(sql, params).fetchone()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with write_transaction(self._db) as db:
-            yield db
-            db.execute("UPDATE generation SET value = value + 1 WHERE id = 1")
+    def _transaction(self) -> Iterator[Any]:
+        try:
+            with self.database.transaction() as db:
+                yield db
+                db.execute("UPDATE generation SET value = value + 1 WHERE id = 1")
+        finally:  # this process sees its own writes at once
+            with self._cache_lock:
+                self._generation_read = (-math.inf, -1)
+                self._writes += 1
 
     def close(self) -> None:
         """Close every connection (the catalogue reopens on next use)."""
-        self._connections.close()
+        self.database.close()
 
     def generation(self) -> int:
         """A number that changes whenever any process writes to the catalogue."""
-        return int(self._db.execute("SELECT value FROM generation WHERE id = 1").fetchone()[0])
+        return int(self._row("SELECT value FROM generation WHERE id = 1")[0])
+
+    def _recent_generation(self) -> int:
+        """:meth:`generation`, read again when the last read is ``refresh_seconds`` old."""
+        now = time.monotonic()
+        with self._cache_lock:
+            (read_at, generation), writes = self._generation_read, self._writes
+        if now - read_at < self.refresh_seconds:
+            return generation
+        generation = self.generation()
+        with self._cache_lock:
+            if self._writes == writes:  # else a write of ours may be newer than this read
+                self._generation_read = (now, generation)
+        return generation
 
     # -- titles --------------------------------------------------------------
 
@@ -265,7 +224,7 @@ class Catalogue:
                 db.execute("INSERT INTO titles VALUES (?,?,?,?,?)",
                            (title.id, title.name, json.dumps(list(title.genres)),
                             json.dumps(title.metadata), title.created_at))
-        except sqlite3.IntegrityError:
+        except self.database.integrity_errors:
             raise CatalogueConflictError(f"title {title_id!r} already exists") from None
         return title
 
@@ -294,21 +253,21 @@ class Catalogue:
         UnknownItemError
         """
         check_id(title_id)
-        row = self._db.execute(
+        row = self._row(
             "SELECT title_id, name, genres, metadata, created_at FROM titles "
-            "WHERE title_id = ?", (title_id,)).fetchone()
+            "WHERE title_id = ?", (title_id,))
         if row is None:
             raise UnknownItemError(f"unknown title {title_id!r}")
         return _title(row)
 
     def titles(self) -> list[Title]:
         """Every title, by id."""
-        return [_title(row) for row in self._db.execute(
+        return [_title(row) for row in self._rows(
             "SELECT title_id, name, genres, metadata, created_at FROM titles ORDER BY title_id")]
 
     def variant_counts(self) -> dict[str, tuple[int, int]]:
         """``{title_id: (n_variants, n_active)}`` of titles that have variants."""
-        return {row[0]: (row[1], row[2]) for row in self._db.execute(
+        return {row[0]: (row[1], row[2]) for row in self._rows(
             "SELECT title_id, COUNT(*), SUM(active) FROM variants GROUP BY title_id")}
 
     def delete_title(self, title_id: str) -> None:
@@ -320,31 +279,33 @@ class Catalogue:
                 "SELECT content_hash FROM candidates WHERE title_id = ?", (title_id, title_id))]
             db.execute("DELETE FROM titles WHERE title_id = ?", (title_id,))
             orphans = self._drop_orphan_images(db, hashes)
-        self._images.unlink(orphans)
+        self.images.unlink(orphans)
 
     # -- images --------------------------------------------------------------
 
     def image_path(self, content_hash: str) -> Path:
         """Where the bytes of ``content_hash`` live (whether or not they exist)."""
-        return self._images.path(content_hash)
+        return self.images.path(content_hash)
 
     def image(self, content_hash: str) -> tuple[Path, str]:
-        """``(path, media_type)`` of a stored image.
+        """``(path, media_type)`` of a stored image (a shared catalogue's host writes its
+        cached file now if it has none).
 
         Raises
         ------
         UnknownItemError
         """
         check_content_hash(content_hash)
-        row = self._db.execute("SELECT media_type FROM images WHERE content_hash = ?",
-                               (content_hash,)).fetchone()
-        path = self.image_path(content_hash)
-        if row is None or not path.is_file():
+        with self.database.read() as db:
+            row = db.execute("SELECT media_type FROM images WHERE content_hash = ?",
+                             (content_hash,)).fetchone()
+            path = None if row is None else self.images.load(db, content_hash)
+        if path is None:
             raise UnknownItemError(f"unknown image {content_hash!r}")
         return path, row[0]
 
     @staticmethod
-    def _drop_orphan_images(db: sqlite3.Connection, hashes: Sequence[str]) -> list[str]:
+    def _drop_orphan_images(db: Any, hashes: Sequence[str]) -> list[str]:
         orphans = []
         for content_hash in set(hashes):
             used = db.execute(
@@ -403,7 +364,7 @@ class Catalogue:
         check_variant_fields(features, warnings, details, media_type, source)
         filename = check_filename(filename)
         suggested = check_visual_tags(suggested_tags, name="suggested_tags")
-        content_hash = self._images.write(bytes(data))
+        content_hash = self.images.write(bytes(data))
         variant_id = "v" + secrets.token_hex(6)
         now = float(self.clock())
         try:
@@ -414,8 +375,7 @@ class Catalogue:
                 if existing is not None:
                     raise CatalogueConflictError(
                         f"title {title_id!r} already has this image as variant {existing[0]!r}")
-                db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?)",
-                           (content_hash, media_type, len(data)))
+                self._insert_image(db, content_hash, media_type, data)
                 self._insert_variant(
                     db, variant_id=variant_id, title_id=title_id, content_hash=content_hash,
                     features=features, warnings=warnings, details=details or {},
@@ -427,11 +387,16 @@ class Catalogue:
         except BaseException:
             self._unlink_if_unused(content_hash)
             raise
-        self._images.ensure(content_hash, data)
+        self.images.ensure(content_hash, data)
         return self.variant(title_id, variant_id)
 
+    def _insert_image(self, db: Any, content_hash: str, media_type: str, data: bytes) -> None:
+        db.execute("INSERT INTO images VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                   (content_hash, media_type, len(data)))
+        self.images.record(db, content_hash, data)
+
     @staticmethod
-    def _insert_variant(db: sqlite3.Connection, *, variant_id: str, title_id: str,
+    def _insert_variant(db: Any, *, variant_id: str, title_id: str,
                         content_hash: str, features: Features,
                         warnings: Sequence[Mapping[str, str]], details: Mapping[str, Any],
                         fingerprint: bytes | None, active: bool, source: str, filename: str,
@@ -450,7 +415,7 @@ class Catalogue:
                    (variant_id, label, tags, int(active), created_at))
 
     @staticmethod
-    def _link_duplicates(db: sqlite3.Connection, title_id: str, variant_id: str,
+    def _link_duplicates(db: Any, title_id: str, variant_id: str,
                          others: Sequence[str]) -> None:
         for other in others:
             row = db.execute("SELECT title_id FROM variants WHERE variant_id = ?",
@@ -459,14 +424,12 @@ class Catalogue:
                 raise InvalidInputError(
                     f"near_duplicates must name other variants of title {title_id!r}, "
                     f"got {other!r}")
-            db.executemany("INSERT OR IGNORE INTO duplicates VALUES (?, ?)",
+            db.executemany("INSERT INTO duplicates VALUES (?, ?) ON CONFLICT DO NOTHING",
                            [(variant_id, other), (other, variant_id)])
 
     def _unlink_if_unused(self, content_hash: str) -> None:
-        row = self._db.execute(
-            "SELECT 1 FROM images WHERE content_hash = ?", (content_hash,)).fetchone()
-        if row is None:
-            self._images.unlink([content_hash])
+        if self._row("SELECT 1 FROM images WHERE content_hash = ?", (content_hash,)) is None:
+            self.images.unlink([content_hash])
 
     def variant(self, title_id: str, variant_id: str) -> Variant:
         """One variant of a title.
@@ -476,7 +439,9 @@ class Catalogue:
         UnknownItemError
         """
         self.title(title_id)
-        variants = self._variants("v.title_id = ? AND v.variant_id = ?", (title_id, variant_id))
+        with self.database.read() as db:
+            variants = self._variants(db, "v.title_id = ? AND v.variant_id = ?",
+                                      (title_id, variant_id))
         if not variants:
             raise UnknownItemError(f"title {title_id!r} has no variant {variant_id!r}")
         return variants[0]
@@ -484,29 +449,36 @@ class Catalogue:
     def variants(self, title_id: str) -> list[Variant]:
         """Every variant of a title, oldest first."""
         self.title(title_id)
-        return self._variants("v.title_id = ?", (title_id,))
+        with self.database.read() as db:
+            return self._variants(db, "v.title_id = ?", (title_id,))
 
-    def _variants(self, where: str, params: tuple[Any, ...]) -> list[Variant]:
-        rows = self._db.execute(
+    @staticmethod
+    def _variants(db: Any, where: str, params: tuple[Any, ...]) -> list[Variant]:
+        rows = db.execute(
             "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features, "
             "v.warnings, v.details, v.active, v.source, v.filename, v.created_at, "
-            "v.fingerprint, (SELECT json_group_array(d.other_id) FROM duplicates d "
-            "WHERE d.variant_id = v.variant_id), v.label, v.tags, v.suggested, v.revision "
+            "v.fingerprint, v.label, v.tags, v.suggested, v.revision "
             f"FROM variants v JOIN images i USING (content_hash) WHERE {where} "
             "ORDER BY v.created_at, v.rowid", params).fetchall()
+        links: dict[str, list[str]] = {}
+        for variant_id, other_id in db.execute(
+                "SELECT d.variant_id, d.other_id FROM duplicates d JOIN variants v "
+                f"ON v.variant_id = d.variant_id WHERE {where}", params):
+            links.setdefault(variant_id, []).append(other_id)
         return [Variant(id=r[0], title_id=r[1], content_hash=r[2], media_type=r[3],
                         features=json.loads(r[4]), warnings=json.loads(r[5]),
                         details=json.loads(r[6]), active=bool(r[7]), source=r[8],
-                        filename=r[9], created_at=r[10], fingerprint=r[11],
-                        near_duplicates=tuple(sorted(json.loads(r[12]))), label=r[13],
-                        tags=Tags.from_dict(json.loads(r[14])),
-                        suggested_tags=tuple(json.loads(r[15])), revision=r[16])
+                        filename=r[9], created_at=r[10],
+                        fingerprint=None if r[11] is None else bytes(r[11]),
+                        near_duplicates=tuple(sorted(links.get(r[0], ()))), label=r[12],
+                        tags=Tags.from_dict(json.loads(r[13])),
+                        suggested_tags=tuple(json.loads(r[14])), revision=r[15])
                 for r in rows]
 
     def fingerprints(self, title_id: str) -> dict[str, bytes]:
         """``{variant_id: fingerprint}`` of a title's variants that have one."""
         self.title(title_id)
-        return {row[0]: row[1] for row in self._db.execute(
+        return {row[0]: bytes(row[1]) for row in self._rows(
             "SELECT variant_id, fingerprint FROM variants WHERE title_id = ? "
             "AND fingerprint IS NOT NULL ORDER BY created_at", (title_id,))}
 
@@ -547,7 +519,8 @@ class Catalogue:
         label = None if label is None else check_label(label)
         self.title(title_id)
         with self._transaction() as db:
-            found = self._variants("v.title_id = ? AND v.variant_id = ?", (title_id, variant_id))
+            found = self._variants(db, "v.title_id = ? AND v.variant_id = ?",
+                                   (title_id, variant_id))
             if not found:
                 raise UnknownItemError(f"title {title_id!r} has no variant {variant_id!r}")
             current = found[0]
@@ -579,7 +552,7 @@ class Catalogue:
         self.variant(title_id, variant_id)
         return [VariantRevision(revision=r[0], label=r[1], tags=Tags.from_dict(json.loads(r[2])),
                                 active=bool(r[3]), changed_at=r[4])
-                for r in self._db.execute(
+                for r in self._rows(
                     "SELECT revision, label, tags, active, changed_at FROM variant_revisions "
                     "WHERE variant_id = ? ORDER BY revision", (variant_id,))]
 
@@ -587,10 +560,11 @@ class Catalogue:
 
     def themes(self) -> tuple[str, ...]:
         """The theme vocabulary, in the order themes were added."""
-        return self._themes(self._db)
+        with self.database.read() as db:
+            return self._themes(db)
 
     @staticmethod
-    def _themes(db: sqlite3.Connection) -> tuple[str, ...]:
+    def _themes(db: Any) -> tuple[str, ...]:
         return tuple(r[0] for r in db.execute(
             "SELECT name FROM themes ORDER BY created_at, rowid"))
 
@@ -600,7 +574,8 @@ class Catalogue:
             present = self._themes(db)
             new = [t for t in check_theme_names(names, present=len(present)) if t not in present]
             now = float(self.clock())
-            db.executemany("INSERT INTO themes VALUES (?, ?)", [(t, now) for t in new])
+            db.executemany("INSERT INTO themes (name, created_at) VALUES (?, ?)",
+                           [(t, now) for t in new])
         return self.themes()
 
     def delete_variant(self, title_id: str, variant_id: str) -> None:
@@ -609,7 +584,7 @@ class Catalogue:
         with self._transaction() as db:
             db.execute("DELETE FROM variants WHERE variant_id = ?", (variant_id,))
             orphans = self._drop_orphan_images(db, [variant.content_hash])
-        self._images.unlink(orphans)
+        self.images.unlink(orphans)
 
     # -- candidates (trailer frames) -------------------------------------------
 
@@ -624,13 +599,14 @@ class Catalogue:
         self.title(title_id)
         check_variant_fields(features, warnings, details, media_type, "trailer")
         filename = check_filename(filename)
-        content_hash = self._images.write(bytes(data))
+        content_hash = self.images.write(bytes(data))
         candidate_id = "c" + secrets.token_hex(6)
         try:
             with self._transaction() as db:
-                db.execute("INSERT OR IGNORE INTO images VALUES (?,?,?)",
-                           (content_hash, media_type, len(data)))
-                db.execute("INSERT INTO candidates VALUES (?,?,?,?,?,?,?,?,?)",
+                self._insert_image(db, content_hash, media_type, data)
+                db.execute("INSERT INTO candidates (candidate_id, title_id, content_hash, "
+                           "features, warnings, details, fingerprint, filename, created_at) "
+                           "VALUES (?,?,?,?,?,?,?,?,?)",
                            (candidate_id, title_id, content_hash, json.dumps(features),
                             json.dumps([dict(w) for w in warnings]),
                             json.dumps(dict(details or {})), fingerprint, filename,
@@ -638,7 +614,7 @@ class Catalogue:
         except BaseException:
             self._unlink_if_unused(content_hash)
             raise
-        self._images.ensure(content_hash, data)
+        self.images.ensure(content_hash, data)
         return self.candidate(title_id, candidate_id)
 
     def candidate(self, title_id: str, candidate_id: str) -> Candidate:
@@ -661,15 +637,15 @@ class Catalogue:
         return self._candidates("c.title_id = ?", (title_id,))
 
     def _candidates(self, where: str, params: tuple[Any, ...]) -> list[Candidate]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT c.candidate_id, c.title_id, c.content_hash, i.media_type, c.features, "
             "c.warnings, c.details, c.filename, c.created_at, c.fingerprint "
             f"FROM candidates c JOIN images i USING (content_hash) WHERE {where} "
-            "ORDER BY c.created_at, c.rowid", params).fetchall()
+            "ORDER BY c.created_at, c.rowid", params)
         return [Candidate(id=r[0], title_id=r[1], content_hash=r[2], media_type=r[3],
                           features=json.loads(r[4]), warnings=json.loads(r[5]),
                           details=json.loads(r[6]), filename=r[7], created_at=r[8],
-                          fingerprint=r[9])
+                          fingerprint=None if r[9] is None else bytes(r[9]))
                 for r in rows]
 
     def approve_candidate(self, title_id: str, candidate_id: str, *,
@@ -720,7 +696,7 @@ class Catalogue:
         with self._transaction() as db:
             db.execute("DELETE FROM candidates WHERE candidate_id = ?", (candidate_id,))
             orphans = self._drop_orphan_images(db, [candidate.content_hash])
-        self._images.unlink(orphans)
+        self.images.unlink(orphans)
 
     # -- ranking -------------------------------------------------------------
 
@@ -750,7 +726,7 @@ class Catalogue:
         UnknownItemError
             Naming every requested title the catalogue does not hold.
         """
-        generation = self.generation()
+        generation = self._recent_generation()
         with self._cache_lock:
             if self._rank_cache[0] != generation:
                 self._rank_cache = (generation, {})
@@ -764,16 +740,21 @@ class Catalogue:
         return {t: titles[t] for t in title_ids}
 
     def _load_rankable(self, title_ids: Sequence[str]) -> dict[str, list[RankableVariant]]:
+        with self.database.read() as db:
+            return self._rankable(db, title_ids)
+
+    @staticmethod
+    def _rankable(db: Any, title_ids: Sequence[str]) -> dict[str, list[RankableVariant]]:
         out: dict[str, list[RankableVariant]] = {}
         genres: dict[str, dict[str, bool]] = {}
         for start in range(0, len(title_ids), 500):
             chunk = list(title_ids[start:start + 500])
             marks = ",".join("?" * len(chunk))
-            for title_id, raw in self._db.execute(
+            for title_id, raw in db.execute(
                     f"SELECT title_id, genres FROM titles WHERE title_id IN ({marks})", chunk):
                 out[title_id] = []
                 genres[title_id] = {g: True for g in json.loads(raw)}
-            for variant_id, title_id, content_hash, media_type, raw, tags in self._db.execute(
+            for variant_id, title_id, content_hash, media_type, raw, tags in db.execute(
                     "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features, "
                     "v.tags "
                     "FROM variants v JOIN images i USING (content_hash) "

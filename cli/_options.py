@@ -37,8 +37,9 @@ def database_url_option(function: Callable[..., Any]) -> Callable[..., Any]:
         default=default_database_url,
         show_default=f"${ENV_PREFIX}{DATABASE_URL_KEY}, else SQLite in --data-dir",
         callback=_checked_url,
-        help="PostgreSQL store, postgresql://user@host:port/database: events, models and "
-             "settings there, this host's journals in --data-dir.",
+        help="PostgreSQL store, postgresql://user@host:port/database: events, models, "
+             "settings, the catalogue, API keys and jobs there, this host's journals in "
+             "--data-dir.",
     )(function)
 
 

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cli._options import data_dir_option
+from cli._options import data_dir_option, database_url_option
 
 if TYPE_CHECKING:
+    from ope.dsjson import LearnerPolicy
     from ope.evaluation import EvaluationReport
 
 __all__ = ["evaluate", "simulate"]
@@ -67,13 +68,15 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
 
 @click.command("evaluate")
 @data_dir_option
+@database_url_option
 @click.argument("logs", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--policy", "policies", multiple=True,
               help="Policy to evaluate (repeatable). dsjson logs: logged, baseline, uniform, "
                    "offline (VW trained on the first --train-fraction of the log; then all "
                    "policies are evaluated on the rest), model:PATH (a saved VW model), "
-                   "model:latest (the latest model published in --data-dir). "
+                   "model:latest (the latest model published in --data-dir, or in the "
+                   "PostgreSQL store of --database-url). "
                    "[default: logged, baseline, uniform]. Tables: logged; target policies "
                    "come from --target-prob-col.")
 @click.option("--estimators", "estimator_text", default=None,
@@ -157,7 +160,8 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
                    "yarn, ...): one task per file, the same estimates (docs/evaluation.md). "
                    "Needs banditkit[spark].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
+def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path, ...],
+             policies: tuple[str, ...],
              estimator_text: str | None,
              as_json: bool, report_dir: Path | None, reward_col: str, propensity_col: str,
              action_col: str | None, n_actions_col: str | None,
@@ -198,6 +202,12 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
         return
 
     tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
+    in_database = database_url is not None and "model:latest" in policies
+    if in_database and (spark_master is not None or tables or _is_log_table(logs)
+                        or _is_row_log(logs)):
+        raise click.UsageError("model:latest from --database-url is evaluated on dsjson "
+                               "decision logs in process; elsewhere save it and pass "
+                               "model:PATH")
     if spark_master is not None and tables:
         raise click.UsageError("--spark reads dsjson logs and log tables (folders written by "
                                "'banditkit logs to-parquet'), not files with a column map")
@@ -232,6 +242,9 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
                                      model_reward_col=model_reward_col,
                                      model_value_col=model_value_col)
         else:
+            if in_database:
+                policies = tuple(_latest_model(data_dir, database_url) if p == "model:latest"
+                                 else p for p in policies)
             report = _evaluate_dsjson(logs, policies, estimators, chunk_size=chunk_size,
                                       train_fraction=train_fraction,
                                       offline_args=offline_args, model_args=model_args,
@@ -239,6 +252,26 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from None
     _finish(report, as_json, report_dir)
+
+
+def _latest_model(data_dir: Path, database_url: str) -> LearnerPolicy:
+    """``model:latest`` from the PostgreSQL store (the data directory only names this
+    host's journal folder, which evaluating does not touch)."""
+    from banditkit.store.factory import open_store
+    from banditkit.vw import VWLearner
+    from ope.dsjson import LearnerPolicy
+
+    store = open_store(data_dir, database_url=database_url)
+    try:
+        snapshot = store.latest_model()
+    finally:
+        store.close()
+    if snapshot is None:
+        raise ValueError(f"no model has been published in the store of "
+                         f"{database_url.split('@')[-1]}")
+    return LearnerPolicy(learner=VWLearner(args=snapshot.policy_args,
+                                           model_data=snapshot.data),
+                         name=f"model:v{snapshot.version}")
 
 
 def _is_log_table(paths: tuple[Path, ...]) -> bool:

@@ -23,9 +23,9 @@ from flask import Flask, current_app, g, request
 
 from serving.config import get_config
 from serving.errors import ApiError
-from serving.keys import ROLES, ApiKey, KeyStore, default_path, hash_key
+from serving.keys import ROLES, ApiKey, KeyStore, hash_key
 
-__all__ = ["KEY_HEADER", "current_key", "get_key_store", "init_app", "require_roles"]
+__all__ = ["KEY_HEADER", "close", "current_key", "get_key_store", "init_app", "require_roles"]
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 _EXTENSION = "banditkit.auth"
@@ -67,11 +67,13 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
     app : Flask
         The application.
     data_dir : Path
-        The data directory; the key store defaults to ``data_dir/serving.sqlite3``.
+        The data directory; the key store defaults to ``data_dir/serving.sqlite3``
+        (``AUTH_KEYS_PATH``), or is the shared one of ``DATABASE_URL``.
     """
     config = get_config(app)
     app.extensions[_EXTENSION] = _Auth(
-        store=KeyStore(path=config.auth_keys_path or default_path(data_dir)),
+        store=KeyStore.open(data_dir, database_url=config.database_url,
+                            path=config.auth_keys_path),
         enabled=config.auth_enabled,
         cache_seconds=config.auth_cache_seconds,
     )
@@ -80,6 +82,13 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
 def get_key_store(app: Flask | None = None) -> KeyStore:
     """The app's :class:`~serving.keys.KeyStore`."""
     return (app or current_app).extensions[_EXTENSION].store
+
+
+def close(app: Flask) -> None:
+    """Close the app's key store (idempotent)."""
+    holder = app.extensions.pop(_EXTENSION, None)
+    if holder is not None:
+        holder.store.close()
 
 
 def _presented_key() -> str | None:

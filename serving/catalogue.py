@@ -95,6 +95,7 @@ from serving.runtime import get_engine
 __all__ = [
     "CATALOGUE_EXTENSION",
     "bp",
+    "close",
     "get_catalogue",
     "get_detectors",
     "image_url",
@@ -580,14 +581,16 @@ def _bad_artwork(exc: artwork.ArtworkInputError) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Open the data directory's catalogue, register the routes and document them.
+    """Open the catalogue, register the routes and document them.
 
     Parameters
     ----------
     app : Flask
-        The application; ``ENGINE_DATA_DIR`` names the data directory.
+        The application; ``ENGINE_DATA_DIR`` names the data directory, and
+        ``DATABASE_URL`` (when set) the PostgreSQL database every host shares.
     """
-    catalogue = Catalogue.open(get_config(app).engine_data_dir,
+    config = get_config(app)
+    catalogue = Catalogue.open(config.engine_data_dir, database_url=config.database_url,
                                clock=get_engine(app).clock)
     app.extensions[CATALOGUE_EXTENSION] = catalogue
     app.extensions[_DETECTORS_EXTENSION] = {"lock": threading.Lock(), "detectors": None}
@@ -598,3 +601,10 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(artwork.ArtworkInputError, _bad_artwork)
     app.register_blueprint(bp)
     openapi.add_operations(app, bp, OPERATIONS, tag="catalogue")
+
+
+def close(app: Flask) -> None:
+    """Close the app's catalogue (idempotent)."""
+    catalogue = app.extensions.pop(CATALOGUE_EXTENSION, None)
+    if catalogue is not None:
+        catalogue.close()

@@ -136,8 +136,9 @@ class ServerConfig(BaseModel):
                     "catalogue. Default: $BANDITKIT_DATA_DIR or banditkit-data.")
     database_url: _DatabaseUrl = Field(
         None, description="PostgreSQL URL of the store (postgresql://user@host:port/db): "
-                          "events, models and settings there, the journals still in the data "
-                          "directory. None keeps the store in SQLite in the data directory.")
+                          "events, models, settings, the catalogue, API keys and evaluation "
+                          "jobs there, the journals still in the data directory. None keeps "
+                          "them in SQLite in the data directory.")
     engine_settings: _OptionalObject = Field(
         None, description="LoopSettings fields to start with (a JSON object in the "
                           "environment); None loads the persisted settings or the defaults.")
@@ -162,7 +163,8 @@ class ServerConfig(BaseModel):
                          "again: the longest a revoked key keeps working.")
     auth_keys_path: _OptionalPath = Field(
         None, description="SQLite file of the key store; None is serving.sqlite3 in the "
-                          "data directory.")
+                          "data directory. Unused with DATABASE_URL (the keys are in "
+                          "PostgreSQL).")
     rank_max_actions: PositiveInt = Field(50, description="Most actions per rank request.")
     server_max_body_bytes: PositiveInt = Field(
         1024 * 1024, description="Larger request bodies get 413.")

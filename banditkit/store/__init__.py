@@ -6,7 +6,10 @@ the one in PostgreSQL, and :func:`open_store` chooses between them
 (docs/architecture.md §3). Beside it: the per-process journals that make a decision durable in one
 ``write`` (:mod:`~banditkit.store.journal`), the memory of used event ids
 (:mod:`~banditkit.store.event_ids`), and :class:`ThreadConnections`, the
-per-thread SQLite connections every store of a data directory owns.
+per-thread SQLite connections every store of a data directory owns. The
+catalogue, the server's keys and the jobs keep their tables in a
+:class:`~banditkit.store.database.Database`: a SQLite file, or a PostgreSQL
+schema every host shares.
 """
 
 from banditkit.store.base import DecisionStore

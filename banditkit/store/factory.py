@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from banditkit.store.jobs import SQLiteJobStore
+from banditkit.store.jobs import JobStore, PostgresJobStore, SQLiteJobStore
 from banditkit.store.journaled import JournaledStore
 from banditkit.store.postgres import PostgresStore
 from banditkit.store.sqlite import Store
@@ -39,10 +39,10 @@ def open_store(data_dir: str | Path, *, database_url: str | None = None, name: s
                          synchronous=synchronous)
 
 
-def open_job_store(data_dir: str | Path, *, database_url: str | None = None) -> SQLiteJobStore:
-    """Personalizer's evaluation jobs: in the SQLite store's own file, or, beside a
-    PostgreSQL store, in this host's ``<data_dir>/jobs.sqlite3`` (the jobs of a host
-    are those its learner runs; docs/operations.md, PostgreSQL deployments)."""
-    data_dir = Path(data_dir)
-    name = "banditkit" if database_url is None else "jobs"
-    return SQLiteJobStore.open(data_dir / f"{name}.sqlite3")
+def open_job_store(data_dir: str | Path, *, database_url: str | None = None) -> JobStore:
+    """Personalizer's evaluation jobs: in the SQLite store's own file, or with
+    ``database_url`` in the PostgreSQL database every host shares (the learner
+    lease's holder runs them; docs/operations.md, PostgreSQL deployments)."""
+    if database_url is None:
+        return SQLiteJobStore.open(Path(data_dir) / "banditkit.sqlite3")
+    return PostgresJobStore.open(database_url)

@@ -7,25 +7,27 @@ per-event arrays of an evaluation) sit beside it and go with it. One runner
 claims jobs one at a time (docs/architecture.md §6); every HTTP worker reads
 and writes rows.
 
-:class:`JobStore` names what the runner and the routes need, and no more, so a
-store that many hosts share (PostgreSQL) implements the same methods;
-:class:`SQLiteJobStore` keeps the rows in the data directory's SQLite file.
+:class:`JobStore` names what the runner and the routes need, and no more.
+:class:`SQLJobStore` implements it once, in statements both databases run
+(:class:`~banditkit.store.database.Database`): :class:`SQLiteJobStore` keeps
+the rows in the data directory's SQLite file, :class:`PostgresJobStore` in the
+PostgreSQL schema ``banditkit_jobs`` that every host shares, where runners
+claim a job with ``FOR UPDATE SKIP LOCKED`` so that two never take the same one.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from banditkit.errors import BanditkitError, InvalidInputError
-from banditkit.store.connections import ThreadConnections, write_transaction
+from banditkit.store.connections import ThreadConnections
+from banditkit.store.database import Database, PostgresDatabase, SQLiteDatabase
 from banditkit.store.schema import SCHEMA, prepare
 
 __all__ = [
@@ -37,6 +39,9 @@ __all__ = [
     "Job",
     "JobExistsError",
     "JobStore",
+    "MIGRATIONS",
+    "PostgresJobStore",
+    "SQLJobStore",
     "SQLiteJobStore",
 ]
 
@@ -135,7 +140,8 @@ class JobStore(abc.ABC):
     def finish(self, job: Job, *, status: str, message: str,
                result: Mapping[str, Any] | None = None,
                artifacts: Mapping[str, bytes] | None = None) -> bool:
-        """Record a claimed job's end; False (nothing kept) when it was deleted meanwhile."""
+        """Record a claimed job's end; False (nothing kept) when it was deleted, or queued
+        again and claimed anew, meanwhile."""
 
     @abc.abstractmethod
     def recover(self, *, max_attempts: int) -> list[Job]:
@@ -154,33 +160,56 @@ class JobStore(abc.ABC):
 
 _COLUMNS = ("rowid_, kind, job_id, name, job_type, request, status, message, created_at, "
             "started_at, finished_at, attempts")
+#: The PostgreSQL job store's migrations, ``(name, SQL)`` in the order they apply
+#: (schema ``banditkit_jobs``); released ones never change.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("0001-jobs", """
+CREATE TABLE jobs (
+    rowid_      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    job_id      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    job_type    TEXT NOT NULL,
+    request     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    message     TEXT NOT NULL DEFAULT '',
+    created_at  DOUBLE PRECISION NOT NULL,
+    started_at  DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    result      TEXT,
+    UNIQUE (kind, job_id)
+);
+CREATE INDEX jobs_queue ON jobs (status, created_at);
+CREATE TABLE job_artifacts (
+    job  BIGINT NOT NULL REFERENCES jobs (rowid_) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (job, name)
+);
+"""),
+)
 
 
-class SQLiteJobStore(JobStore):
-    """The :class:`JobStore` of one data directory: tables ``jobs`` and ``job_artifacts``
-    of its SQLite file (``banditkit.sqlite3``), beside the decision store's.
-
-    Build it with :meth:`open`.
+class SQLJobStore(JobStore):
+    """The :class:`JobStore` over a :class:`~banditkit.store.database.Database`: tables
+    ``jobs`` and ``job_artifacts``. Build one of its subclasses with their ``open``.
 
     Parameters
     ----------
-    connections : ThreadConnections
-        Of the database file.
+    database : Database
+        Where the tables are.
     clock : callable, default=time.time
     """
 
-    def __init__(self, *, connections: ThreadConnections, clock: Any = time.time) -> None:
-        self.connections = connections
+    #: The oldest queued job, read in the claiming transaction.
+    _NEXT: ClassVar[str] = (f"SELECT {_COLUMNS} FROM jobs WHERE status = ? "
+                            "ORDER BY created_at, rowid_ LIMIT 1")
+
+    def __init__(self, *, database: Database, clock: Any = time.time) -> None:
+        self.database = database
         self.clock = clock
 
-    @classmethod
-    def open(cls, path: str | Path, *, clock: Any = time.time) -> SQLiteJobStore:
-        """The job store of the SQLite file ``path`` (created with every table if new)."""
-        return cls(connections=ThreadConnections(path=path, schema=SCHEMA, prepare=prepare),
-                   clock=clock)
-
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return write_transaction(self.connections.get())
 
     @staticmethod
     def _job(row: tuple, result: str | None = None) -> Job:
@@ -193,7 +222,7 @@ class SQLiteJobStore(JobStore):
                job_type: str = "Manual") -> tuple[Job, bool]:
         _check_kind(kind)
         text = _canonical(request)
-        with self._transaction() as db:
+        with self.database.transaction() as db:
             found = db.execute(f"SELECT {_COLUMNS}, result FROM jobs WHERE kind = ? "
                                "AND job_id = ?", (kind, job_id)).fetchone()
             if found is not None:
@@ -209,9 +238,10 @@ class SQLiteJobStore(JobStore):
         return job, True
 
     def get(self, kind: str, job_id: str) -> Job | None:
-        found = self.connections.get().execute(
-            f"SELECT {_COLUMNS}, result FROM jobs WHERE kind = ? AND job_id = ?",
-            (_check_kind(kind), job_id)).fetchone()
+        with self.database.read() as db:
+            found = db.execute(
+                f"SELECT {_COLUMNS}, result FROM jobs WHERE kind = ? AND job_id = ?",
+                (_check_kind(kind), job_id)).fetchone()
         return None if found is None else self._job(found[:-1], found[-1])
 
     def page(self, kind: str, *, skip: int, top: int, job_type: str | None = None,
@@ -221,27 +251,30 @@ class SQLiteJobStore(JobStore):
             if value is not None:
                 where += f" AND {column} = ?"
                 values.append(value)
-        db = self.connections.get()
-        total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", values).fetchone()[0]
-        rows = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY created_at, "
-                          "rowid_ LIMIT ? OFFSET ?", [*values, top, skip]).fetchall()
+        with self.database.read() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}",
+                               values).fetchone()[0]
+            rows = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY "
+                              "created_at, rowid_ LIMIT ? OFFSET ?",
+                              [*values, top, skip]).fetchall()
         return [self._job(row) for row in rows], total
 
     def delete(self, kind: str, job_id: str) -> bool:
-        with self._transaction() as db:
+        with self.database.transaction() as db:
             deleted = db.execute("DELETE FROM jobs WHERE kind = ? AND job_id = ?",
                                  (_check_kind(kind), job_id)).rowcount
         return deleted > 0
 
     def claim_next(self, *, where: str | None = None) -> Job | None:
         # An idle runner asks every second: a read first, the write lock only for a job.
-        if self.connections.get().execute("SELECT 1 FROM jobs WHERE status = ? LIMIT 1",
-                                          (NOT_SUBMITTED,)).fetchone() is None:
+        with self.database.read() as db:
+            waiting = db.execute("SELECT 1 FROM jobs WHERE status = ? LIMIT 1",
+                                 (NOT_SUBMITTED,)).fetchone()
+        if waiting is None:
             return None
-        with self._transaction() as db:
-            found = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status = ? "
-                               "ORDER BY created_at, rowid_ LIMIT 1",
-                               (NOT_SUBMITTED,)).fetchone()
+        # Not exclusive: two claims meet on the row lock (PostgresJobStore's SKIP LOCKED).
+        with self.database.transaction(exclusive=False) as db:
+            found = db.execute(self._NEXT, (NOT_SUBMITTED,)).fetchone()
             if found is None:
                 return None
             attempts = found[11] + 1
@@ -255,21 +288,23 @@ class SQLiteJobStore(JobStore):
     def finish(self, job: Job, *, status: str, message: str,
                result: Mapping[str, Any] | None = None,
                artifacts: Mapping[str, bytes] | None = None) -> bool:
-        with self._transaction() as db:
+        # Only the attempt that claimed it: a runner whose job was queued again and
+        # claimed anew (recover) keeps nothing.
+        with self.database.transaction() as db:
             updated = db.execute(
                 "UPDATE jobs SET status = ?, message = ?, result = ?, finished_at = ? "
-                "WHERE rowid_ = ? AND status = ?",
+                "WHERE rowid_ = ? AND status = ? AND attempts = ?",
                 (status, message, None if result is None else json.dumps(result),
-                 self.clock(), job.row, RUNNING)).rowcount
+                 self.clock(), job.row, RUNNING, job.attempts)).rowcount
             if updated:
-                db.executemany("INSERT OR REPLACE INTO job_artifacts (job, name, data) "
-                               "VALUES (?, ?, ?)",
+                db.executemany("INSERT INTO job_artifacts (job, name, data) VALUES (?, ?, ?) "
+                               "ON CONFLICT (job, name) DO UPDATE SET data = excluded.data",
                                [(job.row, name, data) for name, data in
                                 (artifacts or {}).items()])
         return updated > 0
 
     def recover(self, *, max_attempts: int) -> list[Job]:
-        with self._transaction() as db:
+        with self.database.transaction() as db:
             rows = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status = ?",
                               (RUNNING,)).fetchall()
             for row in rows:
@@ -287,10 +322,48 @@ class SQLiteJobStore(JobStore):
         return [job for row in rows if (job := self.get(row[1], row[2])) is not None]
 
     def artifact(self, job: Job, name: str) -> bytes | None:
-        found = self.connections.get().execute(
-            "SELECT data FROM job_artifacts WHERE job = ? AND name = ?",
-            (job.row, name)).fetchone()
+        with self.database.read() as db:
+            found = db.execute("SELECT data FROM job_artifacts WHERE job = ? AND name = ?",
+                               (job.row, name)).fetchone()
         return None if found is None else bytes(found[0])
 
     def close(self) -> None:
-        self.connections.close()
+        self.database.close()
+
+
+class SQLiteJobStore(SQLJobStore):
+    """The jobs of one data directory, in its SQLite file (``banditkit.sqlite3``) beside
+    the decision store's tables; writers queue on ``BEGIN IMMEDIATE``."""
+
+    @classmethod
+    def open(cls, path: str | Path, *, clock: Any = time.time) -> SQLiteJobStore:
+        """The job store of the SQLite file ``path`` (created with every table if new)."""
+        connections = ThreadConnections(path=path, schema=SCHEMA, prepare=prepare)
+        return cls(database=SQLiteDatabase(connections=connections), clock=clock)
+
+
+class PostgresJobStore(SQLJobStore):
+    """The jobs every host sharing a PostgreSQL database sees, in the schema
+    ``banditkit_jobs``.
+
+    A runner claims the oldest queued job with ``FOR UPDATE SKIP LOCKED``: runners
+    of other hosts claiming at that moment skip the row and take the next, so each
+    job is claimed once. The runners are the learner processes, and only the
+    learner lease's holder runs one (docs/operations.md, PostgreSQL deployments).
+    """
+
+    _NEXT = SQLJobStore._NEXT + " FOR UPDATE SKIP LOCKED"
+
+    @classmethod
+    def open(cls, url: str, *, clock: Any = time.time) -> PostgresJobStore:
+        """Connect, create or migrate the schema and return the store.
+
+        Raises
+        ------
+        InvalidInputError
+            A URL of the wrong form.
+        psycopg.OperationalError
+            When the server cannot be reached.
+        """
+        return cls(database=PostgresDatabase.open(url, schema="banditkit_jobs",
+                                                  migrations=MIGRATIONS), clock=clock)

@@ -16,23 +16,21 @@ starting at once apply them one after the other.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import re
 import socket
-import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from banditkit.errors import InvalidInputError
 from banditkit.store.journaled import JournaledStore
+from banditkit.store.psql import Pool, QmarkConnection
 
 if TYPE_CHECKING:
     import psycopg
-    from psycopg_pool import ConnectionPool
 
 __all__ = ["MIGRATIONS", "LearnerLease", "PostgresStore", "check_database_url", "migrate"]
 
@@ -177,35 +175,13 @@ def migrate(connection: psycopg.Connection, *, schema: str,
     return applied_now
 
 
-class _Qmark:
-    """A psycopg connection taking the ``?`` statements shared with the SQLite store."""
-
-    def __init__(self, connection: psycopg.Connection) -> None:
-        self.connection = connection
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor:
-        return self.connection.execute(_pyformat(sql), parameters)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor:
-        cursor = self.connection.cursor()
-        cursor.executemany(_pyformat(sql), rows)
-        return cursor
-
-
-@functools.lru_cache(maxsize=256)
-def _pyformat(sql: str) -> str:
-    """``sql`` with psycopg's placeholders (none of the shared statements holds a ``%``
-    or a literal ``?``)."""
-    return sql.replace("?", "%s")
-
-
 class PostgresStore(JournaledStore):
     """The PostgreSQL :class:`~banditkit.store.DecisionStore`. Build it with :meth:`open`.
 
     Parameters
     ----------
-    pool : psycopg_pool.ConnectionPool
-        Open, its connections in autocommit mode with ``schema`` on their search path.
+    pool : Pool
+        This process's connections, ``schema`` on their search path.
     schema : str
         The PostgreSQL schema holding the tables (migrated).
     local, synchronous, journal_dir
@@ -230,7 +206,7 @@ class PostgresStore(JournaledStore):
         "AND activated_at < created_at AND deferred = 1 AND activated_at <= ? "
         "AND created_at > ? ORDER BY created_at, id LIMIT ?")
 
-    def __init__(self, *, pool: ConnectionPool, schema: str, local: Path,
+    def __init__(self, *, pool: Pool, schema: str, local: Path,
                  synchronous: str = "NORMAL", journal_dir: Path | None = None) -> None:
         journal_dir = journal_dir or local.parent / f"{local.name}-journal"
         # Each host ingests (ships) its own folder's files and forgets only those.
@@ -241,7 +217,6 @@ class PostgresStore(JournaledStore):
         # Writers of the schema take this transaction-scoped lock one at a time,
         # as SQLite's BEGIN IMMEDIATE queues them.
         self._write_lock = zlib.crc32(f"banditkit:{schema}:write".encode())
-        self._pool_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str, *, local: Path, schema: str = "banditkit",
@@ -275,33 +250,24 @@ class PostgresStore(JournaledStore):
                                     f"got {schema!r}")
         with psycopg.connect(url, autocommit=True) as connection:
             migrate(connection, schema=schema, migrations=cls.migrations)
-        return cls(pool=_new_pool(url, schema, max_connections), schema=schema, local=local,
+        return cls(pool=Pool(url, schema=schema, max_size=max_connections), schema=schema,
+                   local=local,
                    synchronous=synchronous, journal_dir=journal_dir)
 
     # -- connections -----------------------------------------------------------
 
-    def _open_pool(self) -> ConnectionPool:
-        """The pool, opened again after :meth:`close`."""
-        pool = self.pool
-        if pool.closed:
-            with self._pool_lock:
-                if self.pool.closed:
-                    self.pool = _new_pool(pool.conninfo, self.schema, pool.max_size)
-                pool = self.pool
-        return pool
+    @contextlib.contextmanager
+    def _any_connection(self) -> Iterator[QmarkConnection]:
+        with self.pool.connection() as connection:
+            yield QmarkConnection(connection)
 
     @contextlib.contextmanager
-    def _any_connection(self) -> Iterator[_Qmark]:
-        with self._open_pool().connection() as connection:
-            yield _Qmark(connection)
-
-    @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[_Qmark]:
-        with self._open_pool().connection() as connection, connection.transaction():
+    def _write_transaction(self) -> Iterator[QmarkConnection]:
+        with self.pool.connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
-            yield _Qmark(connection)
+            yield QmarkConnection(connection)
 
-    def _due_rows(self, db: _Qmark, cutoff: float, limit: int) -> list[tuple]:
+    def _due_rows(self, db: QmarkConnection, cutoff: float, limit: int) -> list[tuple]:
         rows = db.execute(self._DUE_CREATED, (cutoff, cutoff, limit)).fetchall()
         if len(rows) < limit:  # all of those come first: they were created by the cutoff
             rows += db.execute(self._DUE_ACTIVATED_EARLY,
@@ -311,13 +277,6 @@ class PostgresStore(JournaledStore):
     def close(self) -> None:
         super().close()
         self.pool.close()
-
-
-def _new_pool(url: str, schema: str, max_size: int) -> ConnectionPool:
-    from psycopg_pool import ConnectionPool
-
-    return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                          kwargs={"autocommit": True, "options": f"-c search_path={schema}"})
 
 
 class LearnerLease:

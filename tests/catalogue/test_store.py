@@ -1,4 +1,8 @@
-"""The catalogue store: titles, variants, duplicates, candidates, images, the ranking cache."""
+"""The catalogue store: titles, variants, duplicates, candidates, images, the ranking cache.
+
+Every test that takes ``catalogue`` runs on both stores: SQLite in the data
+directory and PostgreSQL (``database_url``, a slow case).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,14 @@ import pytest
 
 from banditkit.errors import InvalidInputError
 from catalogue import DEFAULT_THEMES, Catalogue, CatalogueConflictError, Tags, UnknownItemError
+from catalogue.store import SHARED_REFRESH_SECONDS
 
 FEATURES = {"Color": {"brightness": 0.4, "palette": "warm"}, "Face": {"count": 1}}
 
 
 @pytest.fixture
-def catalogue(tmp_path, clock):
-    catalogue = Catalogue.open(tmp_path, clock=clock)
+def catalogue(tmp_path, clock, database_url):
+    catalogue = Catalogue.open(tmp_path, database_url=database_url, clock=clock)
     yield catalogue
     catalogue.close()
 
@@ -129,9 +134,13 @@ def test_active_variants_feed_ranking(catalogue) -> None:
         catalogue.active_variants(["t1", "nope"])
 
 
-def test_the_ranking_cache_sees_other_processes_writes(tmp_path, clock) -> None:
-    # Two Catalogue objects on one data dir stand for two server processes.
-    ranker, marketer = Catalogue.open(tmp_path, clock=clock), Catalogue.open(tmp_path, clock=clock)
+def test_the_ranking_cache_sees_other_processes_writes(tmp_path, clock, database_url) -> None:
+    # Two Catalogue objects stand for two server processes (of two hosts with
+    # PostgreSQL: each with its own data directory).
+    ranker = Catalogue.open(tmp_path / "ranker", database_url=database_url, clock=clock)
+    marketer = Catalogue.open(tmp_path / ("marketer" if database_url else "ranker"),
+                              database_url=database_url, clock=clock)
+    ranker.refresh_seconds = 0.0  # the staleness bound is the next test's
     try:
         marketer.create_title("t1")
         variant = add(marketer, data=b"1")
@@ -143,6 +152,31 @@ def test_the_ranking_cache_sees_other_processes_writes(tmp_path, clock) -> None:
         features = ranker.active_variants(["t1"])["t1"][0].features
         assert features["Genre"] == {"comedy": True}
         assert features["Depicts"] == {"theme=comedy": 1.0}
+        # The ranker's host never saw the upload: it serves the image all the same.
+        path, media_type = ranker.image(variant.content_hash)
+        assert path.read_bytes() == b"1" and media_type == "image/jpeg"
+    finally:
+        ranker.close()
+        marketer.close()
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_a_shared_catalogue_trusts_its_cache_for_refresh_seconds(tmp_path, clock,
+                                                                 postgres_url) -> None:
+    ranker = Catalogue.open(tmp_path / "a", database_url=postgres_url, clock=clock)
+    marketer = Catalogue.open(tmp_path / "b", database_url=postgres_url, clock=clock)
+    try:
+        assert ranker.refresh_seconds == SHARED_REFRESH_SECONDS > 0
+        marketer.create_title("t1")
+        assert ranker.active_variants(["t1"])["t1"] == []
+        ranker.refresh_seconds = 3600.0  # the generation just read stays trusted
+        variant = add(marketer, data=b"1")
+        assert ranker.active_variants(["t1"])["t1"] == []
+        ranker.refresh_seconds = 0.0  # its refresh is due: the other host's write shows
+        assert [v.id for v in ranker.active_variants(["t1"])["t1"]] == [variant.id]
+        ranker.refresh_seconds = 3600.0  # its own writes show at once
+        ranker.update_variant("t1", variant.id, active=False)
+        assert ranker.active_variants(["t1"])["t1"] == []
     finally:
         ranker.close()
         marketer.close()

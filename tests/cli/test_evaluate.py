@@ -198,3 +198,24 @@ def test_evaluate_refuses_a_custom_policy_that_writes_files(online_log):
                                        "--cb_explore_adf --epsilon 0.2 --readable_model m.txt"])
     assert result.exit_code != 0
     assert "--readable_model" in result.output and "not allowed" in result.output
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_evaluate_reads_the_latest_model_of_a_postgresql_store(online_log, tmp_path,
+                                                               postgres_url):
+    from banditkit.engine import Engine
+
+    with Engine.open(tmp_path / "learner-host", database_url=postgres_url) as engine:
+        version = engine.replace_model(None, origin="reset")
+    arguments = ["evaluate", str(online_log), "--data-dir", str(tmp_path / "analyst"),
+                 "--policy", "model:latest", "--estimators", "ips", "--json"]
+    run = CliRunner().invoke(main, [*arguments, "--database-url", postgres_url])
+    assert run.exit_code == 0, run.output
+    report = json.loads(run.stdout)
+    assert list(report["policies"]) == [f"model:v{version}"] and report["n_rounds"] > 0
+    # The analyst's data directory holds no store: without the URL there is no model.
+    alone = CliRunner().invoke(main, arguments)
+    assert alone.exit_code != 0 and "needs a data directory with a store" in alone.output
+    spark = CliRunner().invoke(main, [*arguments, "--database-url", postgres_url,
+                                      "--spark", "local[1]"])
+    assert spark.exit_code == 2 and "model:PATH" in spark.output

@@ -11,31 +11,36 @@ from tests.server.conftest import auth
 ACTIONS = [{"id": "a", "features": [{"x": 1}]}, {"id": "b", "features": [{"x": 2}]}]
 
 
-def test_keys_command_create_list_revoke(tmp_path) -> None:
+def test_keys_command_create_list_revoke(tmp_path, database_url) -> None:
     from cli import main
 
     cli = CliRunner()
-    data_dir = str(tmp_path)
+    data_dir = str(tmp_path / "cli")
+    # With PostgreSQL the server is another host: its data directory holds no key.
+    server_dir = str(tmp_path / ("server" if database_url else "cli"))
+    store = [] if database_url is None else ["--database-url", database_url]
     created = cli.invoke(main, ["keys", "create", "--role", "client", "--name", "web",
-                                "--data-dir", data_dir])
+                                "--data-dir", data_dir, *store])
     assert created.exit_code == 0, created.output
     key = created.stdout.strip()
     assert key.startswith("bk_")
-    listed = cli.invoke(main, ["keys", "list", "--data-dir", data_dir])
+    listed = cli.invoke(main, ["keys", "list", "--data-dir", data_dir, *store])
     key_id, role, _, state, name = listed.stdout.strip().split("\t")
     assert (role, state, name) == ("client", "active", "web")
     assert key not in listed.stdout
 
-    app = create_app({"ENGINE_DATA_DIR": data_dir, "LEARNER_ENABLED": False})
+    app = create_app({"ENGINE_DATA_DIR": server_dir, "LEARNER_ENABLED": False,
+                      "DATABASE_URL": database_url})
     response = app.test_client().post("/personalizer/v1.0/rank", headers=auth(key),
                                       json={"actions": ACTIONS})
     assert response.status_code == 201
     close_app(app)
 
-    revoked = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir])
+    revoked = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir, *store])
     assert revoked.exit_code == 0
-    assert "revoked" in cli.invoke(main, ["keys", "list", "--data-dir", data_dir]).stdout
-    again = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir])
+    assert "revoked" in cli.invoke(main, ["keys", "list", "--data-dir", data_dir,
+                                          *store]).stdout
+    again = cli.invoke(main, ["keys", "revoke", key_id, "--data-dir", data_dir, *store])
     assert again.exit_code != 0
 
 

@@ -22,18 +22,22 @@ import numpy as np
 import pytest
 
 from server import close_app, create_app
-from serving.keys import KeyStore, default_path
+from serving.keys import KeyStore
 
 ROOT = Path(__file__).resolve().parents[2]
 # Fast loop for tests: rewards count for 1 s, snapshots publish at every step.
 FAST_SETTINGS = {"reward_wait_seconds": 1.0, "model_update_seconds": 0.0}
 
 
-def make_keys(data_dir: Path) -> dict[str, str]:
-    """One key per role, created in ``data_dir``'s key store."""
-    store = KeyStore(path=default_path(data_dir))
-    return {role: store.create(role=role, name=f"test {role}")[0]
-            for role in ("client", "marketer", "analyst", "admin")}
+def make_keys(data_dir: Path, *, database_url: str | None = None) -> dict[str, str]:
+    """One key per role, created in ``data_dir``'s key store (with ``database_url``, in
+    the one every host sharing that database reads)."""
+    store = KeyStore.open(data_dir, database_url=database_url)
+    try:
+        return {role: store.create(role=role, name=f"test {role}")[0]
+                for role in ("client", "marketer", "analyst", "admin")}
+    finally:
+        store.close()
 
 
 @pytest.fixture

@@ -57,9 +57,8 @@ def test_any_host_accepts_any_reward_and_the_lease_holder_joins_each_once(
     try:
         for name, data_dir in dirs.items():
             hosts[name] = serve(data_dir, tmp_path / f"{name}.log", "--database-url", url)
-        clients = {name: PersonalizerClient(hosts[name].url,
-                                            AzureKeyCredential(make_keys(dirs[name])["client"]))
-                   for name in hosts}
+        key = AzureKeyCredential(make_keys(dirs["a"], database_url=url)["client"])
+        clients = {name: PersonalizerClient(hosts[name].url, key) for name in hosts}
         rewards: dict[str, float] = {}
         for ranker, rewarder in (("a", "b"), ("b", "a")):
             for i in range(15):

@@ -23,6 +23,7 @@ import requests
 from banditkit.engine import Engine
 from banditkit.eventlog import read_events
 from banditkit.settings import LoopSettings
+from tests.server.conftest import make_keys
 from tests.server.test_serve import Served, kill, rank, reward, serve, wait_until
 
 pytestmark = pytest.mark.slow  # real gunicorn servers, several seconds each
@@ -38,13 +39,13 @@ def _serve(data_dir: Path, log: Path, url: str) -> Served:
 
 
 def test_serve_on_postgres_joins_every_acknowledged_decision_once_and_ranks_with_its_model(
-        data_dir: Path, keys: dict[str, str], tmp_path: Path, postgres_server) -> None:
+        data_dir: Path, tmp_path: Path, postgres_server) -> None:
     url = postgres_server.create_database()
     settings = LoopSettings(reward_wait_seconds=2.0, model_update_seconds=0.0,
                             exploration_percentage=0.5,
                             policy_args="--cb_explore_adf --cb_type mtr -l 0.5 -q ::")
     Engine.open(data_dir, settings=settings, database_url=url).close()
-    client = keys["client"]
+    client = make_keys(data_dir, database_url=url)["client"]  # the keys are in the database
     served = _serve(data_dir, tmp_path / "first.log", url)
     try:
         version_before = int(rank(served.url, client, "pg-first").headers[

@@ -1,4 +1,5 @@
-"""The job store: the queue's states, idempotent creation, recovery after a stop."""
+"""The job store: the queue's states, idempotent creation, recovery after a stop; on both
+stores (SQLite, and PostgreSQL as a slow case)."""
 
 import pytest
 
@@ -9,14 +10,21 @@ from banditkit.store.jobs import (
     RUNNING,
     SUCCEEDED,
     JobExistsError,
+    PostgresJobStore,
     SQLiteJobStore,
 )
 
 
+def _open(tmp_path, database_url, clock):
+    if database_url is None:
+        return SQLiteJobStore.open(tmp_path / "banditkit.sqlite3", clock=clock)
+    return PostgresJobStore.open(database_url, clock=clock)
+
+
 @pytest.fixture
-def jobs(tmp_path):
+def jobs(tmp_path, database_url):
     now = iter(float(t) for t in range(1000, 2000))
-    store = SQLiteJobStore.open(tmp_path / "banditkit.sqlite3", clock=lambda: next(now))
+    store = _open(tmp_path, database_url, lambda: next(now))
     yield store
     store.close()
 
@@ -71,10 +79,48 @@ def test_a_job_deleted_while_running_keeps_nothing(jobs):
 
 def test_recovery_requeues_then_fails_an_interrupted_job(jobs):
     jobs.create("evaluation", "e1", name="n", request={})
-    jobs.claim_next()
+    first = jobs.claim_next()
     (requeued,) = jobs.recover(max_attempts=2)
     assert requeued.status == NOT_SUBMITTED and "during attempt 1" in requeued.message
-    assert jobs.claim_next().attempts == 2
+    second = jobs.claim_next()
+    assert second.attempts == 2
+    # The first runner, alive after all, finishes late: the second attempt's job stays.
+    assert not jobs.finish(first, status=SUCCEEDED, message="late", result={})
+    assert jobs.get("evaluation", "e1").status == RUNNING
     (failed,) = jobs.recover(max_attempts=2)
     assert failed.status == FAILED and "each of its 2 attempts" in failed.message
     assert jobs.claim_next() is None and jobs.recover(max_attempts=2) == []
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_hosts_claim_each_job_once(postgres_url):
+    import threading
+
+    hosts = [PostgresJobStore.open(postgres_url) for _ in range(2)]
+    try:
+        for i in range(12):
+            hosts[0].create("evaluation", f"e{i}", name="n", request={"i": i})
+        # A claim under way on one host holds its row: the other host takes the next
+        # job at once instead of waiting for it.
+        with hosts[0].database.transaction(exclusive=False) as db:
+            held = db.execute("SELECT job_id FROM jobs ORDER BY rowid_ LIMIT 1 "
+                              "FOR UPDATE").fetchone()[0]
+            assert hosts[1].claim_next(where="b").job_id == "e1" != held
+        claimed: list[str] = ["e1"]
+        lock = threading.Lock()
+
+        def runner(store: PostgresJobStore) -> None:
+            while (job := store.claim_next()) is not None:
+                with lock:
+                    claimed.append(job.job_id)
+
+        threads = [threading.Thread(target=runner, args=(hosts[i % 2],)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(claimed) == sorted(f"e{i}" for i in range(12))  # each exactly once
+        assert {j.attempts for j in hosts[1].page("evaluation", skip=0, top=20)[0]} == {1}
+    finally:
+        for store in hosts:
+            store.close()
