@@ -29,13 +29,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from banditkit.eventlog import EventLogWriter
 from serving.processes import terminate
 
-__all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "run_learner"]
+if TYPE_CHECKING:
+    from banditkit.loop import LoopEngine
+    from banditkit.store.journaled import Fence
+
+__all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "fence_loop", "run_learner"]
 
 #: The learner process's health file in the data dir (``LEARNER_HEALTH_PATH``).
 LEARNER_HEALTH_FILE = "learner.health"
@@ -157,7 +162,7 @@ def _watch_parent(parent_pid: int, stop: threading.Event, interval_seconds: floa
 
 
 def run_learner(data_dir: Path, *, database_url: str | None = None,
-                interval_seconds: float = 1.0,
+                log_dir: Path | str | None = None, interval_seconds: float = 1.0,
                 parent_pid: int | None = None, stop: threading.Event | None = None,
                 health_path: Path | None = None) -> None:
     """Step the engine's learner until ``stop`` is set, SIGTERM, or the parent is gone.
@@ -171,6 +176,9 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
         The data directory the workers serve.
     database_url : str, default=None
         The PostgreSQL store the workers serve; None: SQLite in ``data_dir``.
+    log_dir : path, default=None
+        Where the joined logs go (:meth:`banditkit.engine.Engine.open`); None:
+        ``data_dir``.
     interval_seconds : float, default=1.0
         Pause between steps.
     parent_pid : int, default=None
@@ -206,9 +214,9 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
                 lock.close()
                 return
         try:
-            _learn(data_dir, database_url=database_url, interval_seconds=interval_seconds,
-                   stop=stop,
-                   health_path=health_path)
+            _learn(data_dir, database_url=database_url, log_dir=log_dir,
+                   interval_seconds=interval_seconds, stop=stop, health_path=health_path,
+                   lease=lease)
         finally:
             if lease is not None:
                 lease.release()
@@ -290,6 +298,33 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
     return lease
 
 
+class _FencedLog(EventLogWriter):
+    """The loop's log writer, appending only while its learner's lease is current.
+
+    The learner holds the log lock (``<log root>.lock``, in the folder every host
+    reaches) from joining a batch to marking it logged; a new lease holder takes
+    that lock before it writes what the previous holder joined but did not log.
+    This check before each append means a deposed learner that still finished
+    a join appends nothing once the new holder's epoch is in force: the new
+    holder writes those lines, once.
+    """
+
+    def __init__(self, log: EventLogWriter, check: Callable[[], None]) -> None:
+        super().__init__(root=log.root, fsync=log.fsync, rejects_dir=log.rejects_dir)
+        self.check = check
+
+    def append(self, lines: Iterable[tuple[str, str]]) -> list[Path]:
+        self.check()
+        return super().append(lines)
+
+
+def fence_loop(loop: LoopEngine, fence: Fence) -> None:
+    """Make ``loop``'s joins, model snapshots and log appends check a lease's ``fence``
+    (:meth:`banditkit.store.postgres.LearnerLease.fence`)."""
+    loop.store.fence = fence
+    loop.log = _FencedLog(loop.log, loop.store.check_fence)
+
+
 class _Shipper:
     """Moves this host's journals (both engines') into the shared store, for a
     learner on another host to join."""
@@ -313,9 +348,9 @@ class _Shipper:
             engine.close()
 
 
-def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
-           stop: threading.Event,
-           health_path: Path | None) -> None:
+def _learn(data_dir: Path, *, database_url: str | None, log_dir: Path | str | None,
+           interval_seconds: float, stop: threading.Event, health_path: Path | None,
+           lease: Any) -> None:
     from prometheus_client import CollectorRegistry
 
     from banditkit.engine import Engine
@@ -327,8 +362,12 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
     from serving.runtime import BackgroundLearner
 
     # Engine.process_due follows a policy changed through a worker's admin route.
-    engine = Engine.open(data_dir, database_url=database_url)
-    rows = RowEngine.open(data_dir, database_url=database_url)
+    engine = Engine.open(data_dir, database_url=database_url, log_dir=log_dir)
+    rows = RowEngine.open(data_dir, database_url=database_url, log_dir=log_dir)
+    if lease is not None:
+        fence = lease.fence()
+        for loop in (engine, rows):
+            fence_loop(loop, fence)
     # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
     # that every worker's /metrics aggregates.
     metrics = Metrics(registry=CollectorRegistry())
@@ -343,6 +382,8 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
                            rows=rows)
         runner.start()
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
+                             "log_dir": str(engine.log.root),
+                             "epoch": None if lease is None else lease.epoch,
                              "policy": engine.settings.learner_args(),
                              "jobs": config.jobs_enabled}))
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import re
 import socket
 import threading
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from banditkit.errors import InvalidInputError
-from banditkit.store.journaled import JournaledStore
+from banditkit.store.journaled import Fence, JournaledStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -115,6 +116,14 @@ CREATE TABLE unmatched_outcomes (  -- outcomes ingested before their decision
 CREATE INDEX unmatched_outcomes_event ON unmatched_outcomes (event_id);
 CREATE INDEX unmatched_outcomes_waiting ON unmatched_outcomes (at) WHERE orphaned_at IS NULL;
 """),
+    ("0003-learner-epoch", """
+CREATE TABLE learner_epoch (       -- the learner lease's fencing token
+    id     INTEGER PRIMARY KEY CHECK (id = 0),
+    epoch  BIGINT NOT NULL,        -- raised by each new holder of the lease
+    holder TEXT NOT NULL,          -- host and pid of that holder
+    since  DOUBLE PRECISION NOT NULL
+);
+"""),
 )
 
 _URL = re.compile(r"postgres(ql)?://\S*")
@@ -122,6 +131,9 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Advisory lock keys: one for every store's migrations (CREATE SCHEMA too), one
 # per schema for its writers.
 _MIGRATION_LOCK = zlib.crc32(b"banditkit:migrations")
+# How long a read waits for a free connection of the pool (a reconnection while the
+# server is down never comes in time).
+_READ_WAIT_SECONDS = 1.0
 _DUE_COLUMNS = "id, event_id, created_at, deferred, activated_at, decision, context_at"
 # The lease's connection is declared dead after 4 + 3 x 2 = 10 s without an answer,
 # by the server (its session ends, the lock goes to the next learner) and by the
@@ -292,8 +304,16 @@ class PostgresStore(JournaledStore):
 
     @contextlib.contextmanager
     def _any_connection(self) -> Iterator[_Qmark]:
-        with self._open_pool().connection() as connection:
+        # A read waits a moment for a connection, not the pool's 30 s: while the
+        # server is down, rankers answer from what they know (_unreachable_errors).
+        with self._open_pool().connection(timeout=_READ_WAIT_SECONDS) as connection:
             yield _Qmark(connection)
+
+    def _unreachable_errors(self) -> tuple[type[BaseException], ...]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        return (psycopg.OperationalError, PoolTimeout)
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[_Qmark]:
@@ -329,30 +349,58 @@ class LearnerLease:
     keepalives). A learner waits until :meth:`acquire` gives it the lease and
     stops learning as soon as :meth:`held` says it lost it.
 
+    Each acquisition raises the schema's learner epoch (``learner_epoch``) in
+    the same session: :meth:`fence` gives the token the holder's stores check
+    inside every join and model snapshot, so a holder that lost the lease
+    without noticing (its session ended while its process lives on) writes
+    nothing once another learner took it.
+
     Parameters
     ----------
     url : str
-        The store's database.
+        The store's database (its schema migrated).
     schema : str, default="banditkit"
         The store's schema: one learner per schema.
     """
 
     def __init__(self, *, url: str, schema: str = "banditkit") -> None:
         self.url = check_database_url(url)
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise InvalidInputError(f"schema must be lower-case letters, digits and _, "
+                                    f"got {schema!r}")
         self.schema = schema
+        self.epoch = 0  # the epoch of the latest acquisition; 0 before it
         self._key = zlib.crc32(f"banditkit:{schema}:learner".encode())
         self._connection: psycopg.Connection | None = None  # while held or asked for
 
     def acquire(self) -> bool:
-        """Take the lease if nobody holds it; True when this object holds it."""
+        """Take the lease if nobody holds it (and raise the epoch); True when this
+        object holds it."""
         import psycopg
 
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self.url, autocommit=True,
                                                options=_LEASE_SERVER_OPTIONS,
                                                **_LEASE_KEEPALIVES)
-        return bool(self._connection.execute("SELECT pg_try_advisory_lock(%s)",
-                                             (self._key,)).fetchone()[0])
+            migrate(self._connection, schema=self.schema)  # the epoch's table
+        if not self._connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                        (self._key,)).fetchone()[0]:
+            return False
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.epoch = int(self._connection.execute(
+            f"INSERT INTO {self.schema}.learner_epoch (id, epoch, holder, since) "
+            "VALUES (0, 1, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+            "epoch = learner_epoch.epoch + 1, holder = excluded.holder, "
+            "since = excluded.since RETURNING epoch", (holder, time.time())).fetchone()[0])
+        return True
+
+    def fence(self) -> Fence:
+        """The fencing token of the latest acquisition, for the holder's stores (any schema
+        of the database)."""
+        if not self.epoch:
+            raise RuntimeError("the learner lease was never acquired")
+        return Fence(statement=f"SELECT epoch FROM {self.schema}.learner_epoch "
+                               "WHERE id = 0 FOR SHARE", epoch=self.epoch)
 
     def held(self) -> bool:
         """Whether the lease is still this object's: its session answers (a session's
