@@ -71,6 +71,8 @@ _RECENT_IDS = 100_000
 _CLAIM_GRACE_SECONDS = 60.0
 # At most one warning this often per process while the database cannot be reached.
 _UNREACHABLE_WARNING_SECONDS = 10.0
+# How long the hot path answers without trying the database after it failed to answer.
+_RETRY_DATABASE_SECONDS = 1.0
 
 
 class LeaseLostError(BanditkitError):
@@ -163,6 +165,7 @@ class JournaledStore(DecisionStore):
         # while the database cannot be reached.
         self._last_reads: dict[tuple[str, str], object] = {}
         self._unreachable_warned_at = -_UNREACHABLE_WARNING_SECONDS
+        self._retry_database_at = 0.0  # monotonic time; see _hot_read
 
     # -- connections (the database's own) ----------------------------------------
 
@@ -190,26 +193,41 @@ class JournaledStore(DecisionStore):
         in a file of the host."""
         return ()
 
-    def _unreachable(self, error: BaseException, doing: str) -> None:
-        """Warn (at most every few seconds) that a hot-path read went without the database."""
-        now = time.monotonic()
-        if now - self._unreachable_warned_at >= _UNREACHABLE_WARNING_SECONDS:
-            self._unreachable_warned_at = now
-            _log.warning("the database cannot be reached (%s: %s); %s",
-                         type(error).__name__, str(error).strip()[:200], doing)
+    def _hot_read(self, read: Callable[[], Any], fallback: Callable[[], Any] | None,
+                  doing: str) -> Any:
+        """``read()`` for a rank, a reward or an activation; ``fallback()`` (unless None:
+        then it raises) while the database cannot be reached.
+
+        After a read found it unreachable, reads of this process go straight to
+        ``fallback`` for a second, so that only one call a second waits for the
+        database (at most a second for a connection) until it answers again.
+        """
+        if fallback is not None and time.monotonic() < self._retry_database_at:
+            return fallback()
+        try:
+            return read()
+        except self._unreachable_errors() as error:
+            if fallback is None:
+                raise
+            now = time.monotonic()
+            self._retry_database_at = now + _RETRY_DATABASE_SECONDS
+            if now - self._unreachable_warned_at >= _UNREACHABLE_WARNING_SECONDS:
+                self._unreachable_warned_at = now
+                _log.warning("the database cannot be reached (%s: %s); %s",
+                             type(error).__name__, str(error).strip()[:200], doing)
+            return fallback()
 
     def _remembered(self, key: tuple[str, str], read: Callable[[], object]) -> Any:
         """``read()``, remembered; while the database cannot be reached, the value it gave
         last (rankers go on with the settings and model they have)."""
-        try:
-            value = read()
-        except self._unreachable_errors() as error:
-            if key not in self._last_reads:
-                raise
-            self._unreachable(error, "answering with the last settings and model read")
-            return self._last_reads[key]
-        self._last_reads[key] = value
-        return value
+        last = self._last_reads
+
+        def remember() -> object:
+            last[key] = value = read()
+            return value
+
+        return self._hot_read(remember, (lambda: last[key]) if key in last else None,
+                              "answering with the last settings and model version read")
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -317,7 +335,8 @@ class JournaledStore(DecisionStore):
         journaled, and a duplicate of an id stored earlier is caught at ingestion
         (``journal_rejects``), as one from another host is."""
         stored = self._stored_ids
-        try:
+
+        def read() -> Collection[str]:
             if stored.stale():  # the only read of a new id, once per ingestion
                 with self._connection() as db:
                     stored.catch_up(db)
@@ -326,10 +345,9 @@ class JournaledStore(DecisionStore):
                 return ()
             with self._connection() as db:
                 return self._existing(db, maybe)  # one query a page
-        except self._unreachable_errors() as error:
-            self._unreachable(error, "journaling decisions without checking their event ids "
-                                     "against the stored ones (ingestion does)")
-            return ()
+
+        return self._hot_read(read, tuple, "journaling decisions without checking their "
+                                           "event ids against the stored ones (ingestion does)")
 
     def _recent_value(self, event_id: str) -> object | None:
         """What :meth:`insert_events` was asked to remember of an event this process
@@ -351,16 +369,15 @@ class JournaledStore(DecisionStore):
         UnknownEventError
         """
         query = f"SELECT {columns} FROM events WHERE event_id = ?"
-        try:
+
+        def read() -> tuple | None:
             with self._connection() as db:
-                row = db.execute(query, (event_id,)).fetchone()
-        except self._unreachable_errors() as error:
-            if not (recent_ok and self.accepts_unknown_events):
-                raise
-            # Journaled all the same: ingestion finds its decision (or keeps it
-            # waiting) and whether it came late.
-            self._unreachable(error, "journaling rewards and activations unchecked")
-            return None
+                return db.execute(query, (event_id,)).fetchone()
+
+        # Journaled unchecked while the database is down: ingestion finds its decision
+        # (or keeps it waiting) and whether it came late.
+        row = self._hot_read(read, (lambda: None) if recent_ok and self.accepts_unknown_events
+                             else None, "journaling rewards and activations unchecked")
         if row is None and not (recent_ok and (self.accepts_unknown_events
                                                or event_id in self._recent)):
             self.ingest()

@@ -133,7 +133,7 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MIGRATION_LOCK = zlib.crc32(b"banditkit:migrations")
 # How long a read waits for a free connection of the pool (a reconnection while the
 # server is down never comes in time).
-_READ_WAIT_SECONDS = 1.0
+_READ_WAIT_SECONDS = 0.5
 _DUE_COLUMNS = "id, event_id, created_at, deferred, activated_at, decision, context_at"
 # The lease's connection is declared dead after 4 + 3 x 2 = 10 s without an answer,
 # by the server (its session ends, the lock goes to the next learner) and by the
@@ -305,7 +305,7 @@ class PostgresStore(JournaledStore):
     @contextlib.contextmanager
     def _any_connection(self) -> Iterator[_Qmark]:
         # A read waits a moment for a connection, not the pool's 30 s: while the
-        # server is down, rankers answer from what they know (_unreachable_errors).
+        # server is down, rankers answer from what they know (JournaledStore._hot_read).
         with self._open_pool().connection(timeout=_READ_WAIT_SECONDS) as connection:
             yield _Qmark(connection)
 
