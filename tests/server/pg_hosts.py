@@ -78,7 +78,8 @@ def lease_holder(database_url: str) -> tuple[int, int] | None:
 class Load:
     """Rank on one live host and reward on the next, from ``threads`` threads, until stopped.
 
-    ``acknowledged`` maps each event id whose rank answered 201 to its host;
+    ``acknowledged`` maps each event id whose rank answered 201 to its host
+    (``acknowledged_at``: to when);
     ``rewards`` the rewards answered 204 to their values. Calls that failed
     (the host died or stalled) are counted in ``failures`` by kind and their
     event ids kept in ``in_flight``: they may or may not have been recorded.
@@ -89,6 +90,7 @@ class Load:
     threads: int = 2
     pause_seconds: float = 0.005
     acknowledged: dict[str, str] = field(default_factory=dict)
+    acknowledged_at: dict[str, float] = field(default_factory=dict)  # time.monotonic()
     rewards: dict[str, float] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)
     failures: Counter = field(default_factory=Counter)
@@ -125,6 +127,7 @@ class Load:
                     "contextFeatures": CONTEXT, "actions": ACTIONS, "eventId": event_id}, 201):
                 with self._lock:
                     self.acknowledged[event_id] = ranker.name
+                    self.acknowledged_at[event_id] = time.monotonic()
                 if self._call("reward", rewarder,
                               f"/personalizer/v1.0/events/{event_id}/reward",
                               event_id, {"value": value}, 204):
