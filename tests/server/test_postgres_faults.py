@@ -39,7 +39,7 @@ from tests.server.pg_hosts import (
     new_host,
     start_host,
 )
-from tests.server.test_serve import kill, wait_until
+from tests.server.test_serve import kill, rank, wait_until
 
 pytestmark = pytest.mark.slow  # PostgreSQL and real servers
 
@@ -195,6 +195,14 @@ def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
         # Only calls in flight when the host was killed failed.
         assert sum(load.failures.values()) <= 2 * load.threads, dict(load.failures)
         assert sum(counts.values()) >= len(load.acknowledged)
+        # Every host ranks with the snapshot the learner published last, within
+        # modelExportFrequency (0 here) + 2 s.
+        with Engine.open(tmp_path / "inspect", database_url=url) as engine:
+            published = engine.store.latest_model_version()
+        time.sleep(2.0)
+        for host in hosts:
+            answer = rank(host.url, host.key, f"after-{host.name}")
+            assert int(answer.headers["X-Banditkit-Model-Version"]) >= published > 0
         print(f"{victim}: {len(load.acknowledged)} decisions and {len(load.rewards)} rewards "
               f"acknowledged, failures {dict(load.failures)}")
     finally:
