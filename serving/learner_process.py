@@ -45,6 +45,9 @@ __all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "fence_loop", "run_learne
 #: The learner process's health file in the data dir (``LEARNER_HEALTH_PATH``).
 LEARNER_HEALTH_FILE = "learner.health"
 _RESTART_SECONDS = 2.0
+# A lease holder without a heartbeat this long is deposed (LearnerLease): as long as
+# the lease connection's keepalives take to declare a silent host dead.
+_STALE_SECONDS = 10.0
 # The serve command's logger: operators' log pipelines follow it.
 _logger = logging.getLogger("banditkit.serve")
 
@@ -262,13 +265,15 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
     While another host's learner holds it, this process ships its host's
     journals into the store every ``interval_seconds`` (the lease holder joins
     them). Once it holds the lease, a daemon thread checks it every
-    ``interval_seconds`` and stops this learner when it was lost (the
-    supervisor restarts the process, which waits for the lease again). Returns
+    ``interval_seconds`` (the holder's heartbeat) and stops this learner when it
+    was lost (the supervisor restarts the process, which waits for the lease
+    again). Returns
     the lease, or None when asked to stop first.
     """
     from banditkit.store.postgres import LearnerLease
 
-    lease = LearnerLease(url=database_url)
+    # Heartbeats come every interval (the watcher below); five missed depose it.
+    lease = LearnerLease(url=database_url, stale_seconds=max(_STALE_SECONDS, 5 * interval_seconds))
     shipper: _Shipper | None = None
     try:
         while not stop.is_set():
@@ -291,7 +296,8 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
         while not stop.wait(interval_seconds):
             if not lease.held():
                 _logger.warning("the learner lease was lost (the database stopped "
-                                "answering); learner exiting")
+                                "answering, or another learner deposed this one); "
+                                "learner exiting")
                 stop.set()
 
     threading.Thread(target=watch, name="banditkit-lease-watch", daemon=True).start()

@@ -118,10 +118,12 @@ CREATE INDEX unmatched_outcomes_waiting ON unmatched_outcomes (at) WHERE orphane
 """),
     ("0003-learner-epoch", """
 CREATE TABLE learner_epoch (       -- the learner lease's fencing token
-    id     INTEGER PRIMARY KEY CHECK (id = 0),
-    epoch  BIGINT NOT NULL,        -- raised by each new holder of the lease
-    holder TEXT NOT NULL,          -- host and pid of that holder
-    since  DOUBLE PRECISION NOT NULL
+    id          INTEGER PRIMARY KEY CHECK (id = 0),
+    epoch       BIGINT NOT NULL,            -- raised by each new holder of the lease
+    holder      TEXT NOT NULL,              -- host and pid of that holder
+    since       DOUBLE PRECISION NOT NULL,
+    backend_pid INTEGER NOT NULL,           -- its lease session, on the server
+    beat_at     DOUBLE PRECISION NOT NULL   -- the server's time of its last heartbeat
 );
 """),
 )
@@ -140,6 +142,8 @@ _DUE_COLUMNS = "id, event_id, created_at, deferred, activated_at, decision, cont
 # client (the holder sees it lost the lease); unacknowledged writes time out as soon.
 _LEASE_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 4, "keepalives_interval": 2,
                      "keepalives_count": 3, "tcp_user_timeout": 10_000}
+# The database server's clock, so that heartbeats compare whatever the hosts' clocks say.
+_SERVER_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
 _LEASE_SERVER_OPTIONS = ("-c tcp_keepalives_idle=4 -c tcp_keepalives_interval=2 "
                          "-c tcp_keepalives_count=3 -c tcp_user_timeout=10000")
 
@@ -353,7 +357,11 @@ class LearnerLease:
     the same session: :meth:`fence` gives the token the holder's stores check
     inside every join and model snapshot, so a holder that lost the lease
     without noticing (its session ended while its process lives on) writes
-    nothing once another learner took it.
+    nothing once another learner took it. The holder's :meth:`held` is also its
+    heartbeat; a holder whose heartbeat is older than ``stale_seconds`` (its
+    process is stopped or hung while its host still answers the keepalives) is
+    deposed by the next :meth:`acquire` of another learner, which ends its
+    lease session: safe, since the epoch fences it.
 
     Parameters
     ----------
@@ -361,21 +369,29 @@ class LearnerLease:
         The store's database (its schema migrated).
     schema : str, default="banditkit"
         The store's schema: one learner per schema.
+    stale_seconds : float, default=10.0
+        A holder's heartbeat older than this (by the database server's clock)
+        deposes it; call :meth:`held` more often than that.
     """
 
-    def __init__(self, *, url: str, schema: str = "banditkit") -> None:
+    def __init__(self, *, url: str, schema: str = "banditkit",
+                 stale_seconds: float = 10.0) -> None:
         self.url = check_database_url(url)
         if not _SCHEMA_NAME.fullmatch(schema):
             raise InvalidInputError(f"schema must be lower-case letters, digits and _, "
                                     f"got {schema!r}")
+        if not stale_seconds > 0:
+            raise InvalidInputError(f"stale_seconds must be > 0, got {stale_seconds!r}")
         self.schema = schema
+        self.stale_seconds = stale_seconds
         self.epoch = 0  # the epoch of the latest acquisition; 0 before it
         self._key = zlib.crc32(f"banditkit:{schema}:learner".encode())
         self._connection: psycopg.Connection | None = None  # while held or asked for
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it (and raise the epoch); True when this
-        object holds it."""
+        object holds it. A holder whose heartbeat is stale is deposed (its session
+        ended), so that a later call takes the lease."""
         import psycopg
 
         if self._connection is None or self._connection.closed:
@@ -383,16 +399,32 @@ class LearnerLease:
                                                options=_LEASE_SERVER_OPTIONS,
                                                **_LEASE_KEEPALIVES)
             migrate(self._connection, schema=self.schema)  # the epoch's table
-        if not self._connection.execute("SELECT pg_try_advisory_lock(%s)",
-                                        (self._key,)).fetchone()[0]:
+        connection = self._connection
+        if not connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                  (self._key,)).fetchone()[0]:
+            self._depose_stale(connection)
             return False
         holder = f"{socket.gethostname()}:{os.getpid()}"
-        self.epoch = int(self._connection.execute(
-            f"INSERT INTO {self.schema}.learner_epoch (id, epoch, holder, since) "
-            "VALUES (0, 1, %s, %s) ON CONFLICT (id) DO UPDATE SET "
-            "epoch = learner_epoch.epoch + 1, holder = excluded.holder, "
-            "since = excluded.since RETURNING epoch", (holder, time.time())).fetchone()[0])
+        self.epoch = int(connection.execute(
+            f"INSERT INTO {self.schema}.learner_epoch "
+            "(id, epoch, holder, since, backend_pid, beat_at) "
+            f"VALUES (0, 1, %s, %s, pg_backend_pid(), {_SERVER_NOW}) "
+            "ON CONFLICT (id) DO UPDATE SET epoch = learner_epoch.epoch + 1, "
+            "holder = excluded.holder, since = excluded.since, "
+            "backend_pid = excluded.backend_pid, beat_at = excluded.beat_at "
+            "RETURNING epoch", (holder, time.time())).fetchone()[0])
         return True
+
+    def _depose_stale(self, connection: psycopg.Connection) -> None:
+        """End the lease session of a holder whose heartbeat is older than ``stale_seconds``."""
+        row = connection.execute(
+            f"SELECT holder, epoch, {_SERVER_NOW} - beat_at, pg_terminate_backend(backend_pid) "
+            f"FROM {self.schema}.learner_epoch WHERE id = 0 AND beat_at < {_SERVER_NOW} - %s",
+            (self.stale_seconds,)).fetchone()
+        if row is not None:
+            _log.warning("the learner lease holder %s (epoch %s) gave no heartbeat for %.0f s; "
+                         "ended its lease session (%s)", row[0], row[1], row[2],
+                         "done" if row[3] else "refused")
 
     def fence(self) -> Fence:
         """The fencing token of the latest acquisition, for the holder's stores (any schema
@@ -403,15 +435,20 @@ class LearnerLease:
                                "WHERE id = 0 FOR SHARE", epoch=self.epoch)
 
     def held(self) -> bool:
-        """Whether the lease is still this object's: its session answers (a session's
-        advisory lock lasts as long as the session)."""
+        """Whether the lease is still this object's (its session answers and its epoch is
+        the current one); records the holder's heartbeat."""
         import psycopg
 
         if self._connection is None or self._connection.closed:
             return False
         try:
-            self._connection.execute("SELECT 1")
+            beat = self._connection.execute(
+                f"UPDATE {self.schema}.learner_epoch SET beat_at = {_SERVER_NOW} "
+                "WHERE id = 0 AND epoch = %s", (self.epoch,))
         except psycopg.Error:
+            self.release()
+            return False
+        if beat.rowcount != 1:
             self.release()
             return False
         return True

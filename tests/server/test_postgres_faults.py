@@ -2,7 +2,8 @@
 
 * A learner whose lease passed to another (its database session ended while its
   process lives on) joins, appends and publishes nothing more: the epoch
-  fences it, and the new holder logs what it joined but could not append.
+  fences it, and the new holder logs what it joined but could not append. A
+  holder without heartbeat is deposed.
 * The lease holder's whole host is killed under load: the other host's
   learner takes the lease and the shared log goes on; once the dead host is
   back and has shipped its journal, every acknowledged decision and reward is
@@ -14,7 +15,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -39,7 +42,7 @@ from tests.server.pg_hosts import (
     new_host,
     start_host,
 )
-from tests.server.test_serve import kill, rank, wait_until
+from tests.server.test_serve import alive, kill, rank, wait_until
 
 pytestmark = pytest.mark.slow  # PostgreSQL and real servers
 
@@ -139,6 +142,25 @@ def test_a_deposed_learner_joins_appends_and_publishes_nothing(postgres_server,
         new.close()
 
 
+def test_a_holder_without_heartbeat_is_deposed_and_one_with_it_is_not(postgres_url) -> None:
+    beating, waiting = LearnerLease(url=postgres_url), LearnerLease(url=postgres_url,
+                                                                    stale_seconds=0.5)
+    try:
+        assert beating.acquire()
+        for _ in range(6):  # heartbeats every 0.2 s: never stale
+            time.sleep(0.2)
+            assert beating.held()
+            assert not waiting.acquire()
+        time.sleep(0.8)  # the holder hangs: no heartbeat
+        assert not waiting.acquire()  # ends the stale holder's session
+        wait_until(waiting.acquire, seconds=10, what="the waiting learner to take the lease")
+        assert waiting.epoch == beating.epoch + 1
+        assert not beating.held()
+    finally:
+        beating.release()
+        waiting.release()
+
+
 def _prepare(tmp_path: Path, url: str) -> tuple[list, Path]:
     Engine.open(tmp_path / "a", settings=HOSTS_SETTINGS, database_url=url).close()
     return [new_host(tmp_path, name) for name in ("a", "b")], tmp_path / "shared-logs"
@@ -205,6 +227,48 @@ def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
             assert int(answer.headers["X-Banditkit-Model-Version"]) >= published > 0
         print(f"{victim}: {len(load.acknowledged)} decisions and {len(load.rewards)} rewards "
               f"acknowledged, failures {dict(load.failures)}")
+    finally:
+        if load is not None:
+            load.stop()
+        for host in hosts:
+            if host.served is not None:
+                kill(host.served)
+
+
+def test_a_hung_learner_is_deposed_and_writes_nothing_when_it_wakes(
+        postgres_server, tmp_path: Path) -> None:
+    url = postgres_server.create_database()
+    hosts, log_dir = _prepare(tmp_path, url)
+    for host in hosts:
+        start_host(host, tmp_path / f"{host.name}.log", url, log_dir)
+    load = None
+    try:
+        wait_until(lambda: _holder(hosts, url)[0] is not None, seconds=30,
+                   what="a learner to take the lease")
+        holder, epoch = _holder(hosts, url)
+        other = next(h for h in hosts if h is not holder)
+        learner = lease_holder(url)[1]
+        load = Load(hosts=hosts, prefix="hung").start()
+        time.sleep(2.0)
+        os.kill(learner, signal.SIGSTOP)  # its host and connections stay up
+        stopped_at = time.monotonic()
+        try:
+            wait_until(lambda: _holder(hosts, url) == (other, epoch + 1), seconds=30,
+                       what="the other host's learner to depose the hung one")
+            print(f"deposed after {time.monotonic() - stopped_at:.1f} s")
+            time.sleep(1.0)
+        finally:
+            os.kill(learner, signal.SIGCONT)
+        wait_until(lambda: not alive(learner), seconds=15,
+                   what="the woken learner to find its lease lost and exit")
+        load.stop()
+        wait_until(lambda: set(load.acknowledged) <= {
+            e.event_id for e in joined_events(log_dir)}, seconds=45,
+            what="every acknowledged decision to be joined")
+        time.sleep(1.0)
+        check_joined_once(load, log_dir)
+        assert sum(load.failures.values()) == 0, dict(load.failures)
+        assert _holder(hosts, url)[0] is other
     finally:
         if load is not None:
             load.stop()
