@@ -200,7 +200,7 @@ class JournaledStore(DecisionStore):
 
         After a read found it unreachable, reads of this process go straight to
         ``fallback`` for a second, so that only one call a second waits for the
-        database (at most a second for a connection) until it answers again.
+        database (a subclass bounds that wait) until it answers again.
         """
         if fallback is not None and time.monotonic() < self._retry_database_at:
             return fallback()
