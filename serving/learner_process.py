@@ -267,23 +267,36 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
     them). Once it holds the lease, a daemon thread checks it every
     ``interval_seconds`` (the holder's heartbeat) and stops this learner when it
     was lost (the supervisor restarts the process, which waits for the lease
-    again). Returns
-    the lease, or None when asked to stop first.
+    again). While the database cannot be reached it keeps trying. Returns the
+    lease, or None when asked to stop first.
     """
+    import psycopg
+
     from banditkit.store.postgres import LearnerLease
 
     # Heartbeats come every interval (the watcher below); five missed depose it.
-    lease = LearnerLease(url=database_url, stale_seconds=max(_STALE_SECONDS, 5 * interval_seconds))
+    lease = LearnerLease(url=database_url,
+                         stale_seconds=max(_STALE_SECONDS, 5 * interval_seconds))
     shipper: _Shipper | None = None
+    unreachable = False
     try:
         while not stop.is_set():
-            if lease.acquire():
-                break
-            if shipper is None:
-                _logger.warning("another host's learner holds the store's learner lease; "
-                                "waiting for it and shipping this host's journals")
-                shipper = _Shipper(data_dir, database_url)
-            shipper.ship()
+            try:
+                if lease.acquire():
+                    break
+                if shipper is None:
+                    _logger.warning("another host's learner holds the store's learner "
+                                    "lease; waiting for it and shipping this host's journals")
+                    shipper = _Shipper(data_dir, database_url)
+                shipper.ship()
+                unreachable = False
+            except psycopg.OperationalError as error:
+                lease.release()
+                if not unreachable:  # once per outage
+                    _logger.warning("the database cannot be reached (%s); trying the lease "
+                                    "again every %s s", str(error).strip()[:200],
+                                    interval_seconds)
+                unreachable = True
             stop.wait(interval_seconds)
         else:
             lease.release()
