@@ -278,20 +278,26 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
     lease = LearnerLease(url=database_url,
                          stale_seconds=max(_STALE_SECONDS, 5 * interval_seconds))
     shipper: _Shipper | None = None
-    unreachable = False
+    unreachable = waiting = False
     try:
         while not stop.is_set():
             try:
                 if lease.acquire():
                     break
                 if shipper is None:
-                    _logger.warning("another host's learner holds the store's learner "
-                                    "lease; waiting for it and shipping this host's journals")
+                    if not waiting:
+                        _logger.warning("another host's learner holds the store's learner "
+                                        "lease; waiting for it and shipping this host's "
+                                        "journals")
+                    waiting = True
                     shipper = _Shipper(data_dir, database_url)
                 shipper.ship()
                 unreachable = False
             except psycopg.OperationalError as error:
                 lease.release()
+                if shipper is not None:
+                    shipper.close()
+                    shipper = None
                 if not unreachable:  # once per outage
                     _logger.warning("the database cannot be reached (%s); trying the lease "
                                     "again every %s s", str(error).strip()[:200],
@@ -356,9 +362,22 @@ class _Shipper:
                         RowEngine.open(data_dir, database_url=database_url))
 
     def ship(self) -> None:
+        """Ingest both engines' journals; a failure is logged and tried again next time.
+
+        Raises
+        ------
+        psycopg.OperationalError
+            When the database cannot be reached: the caller opens a new shipper,
+            whose pool connects at once, instead of waiting out this pool's
+            reconnection backoff (up to 8 s between tries) once it is back.
+        """
+        import psycopg
+
         for engine in self.engines:
             try:
                 engine.store.ingest()
+            except psycopg.OperationalError:
+                raise
             except Exception:  # noqa: BLE001 - the database may be back at the next try
                 _logger.exception("shipping the journal failed; trying again")
 
