@@ -161,8 +161,9 @@ def test_a_holder_without_heartbeat_is_deposed_and_one_with_it_is_not(postgres_u
         waiting.release()
 
 
-def _prepare(tmp_path: Path, url: str) -> tuple[list, Path]:
-    Engine.open(tmp_path / "a", settings=HOSTS_SETTINGS, database_url=url).close()
+def _prepare(tmp_path: Path, url: str, settings: LoopSettings = HOSTS_SETTINGS
+             ) -> tuple[list, Path]:
+    Engine.open(tmp_path / "a", settings=settings, database_url=url).close()
     return [new_host(tmp_path, name) for name in ("a", "b")], tmp_path / "shared-logs"
 
 
@@ -238,7 +239,10 @@ def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
 def test_a_hung_learner_is_deposed_and_writes_nothing_when_it_wakes(
         postgres_server, tmp_path: Path) -> None:
     url = postgres_server.create_database()
-    hosts, log_dir = _prepare(tmp_path, url)
+    # The hung host's own journal waits for its learner: 10 s until it is deposed,
+    # then woken and restarted; its rewards must arrive within the reward wait.
+    settings = HOSTS_SETTINGS.replace(reward_wait_seconds=20.0)
+    hosts, log_dir = _prepare(tmp_path, url, settings)
     for host in hosts:
         start_host(host, tmp_path / f"{host.name}.log", url, log_dir)
     load = None
