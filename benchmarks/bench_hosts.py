@@ -15,11 +15,14 @@ loopback, caller-chosen event ids).
   includes the 1 s reward wait of the decisions it joins first); then
   the killed host is started again for the next round. The baseline is the
   15 s goal.
+* **hung holder**: the lease holder's learner process is stopped (SIGSTOP)
+  while its host and connections stay up; the time until the other host's
+  learner deposed it (its heartbeat is 10 s old) and holds the lease.
 
 Figures are medians over rounds. Learner events/s on PostgreSQL against SQLite
 is ``benchmarks/bench_store.py``'s.
 
-    python benchmarks/bench_hosts.py                     # 3 rounds of 8 s, 3 takeovers
+    python benchmarks/bench_hosts.py            # 3 rounds of 8 s, 3 takeovers, 1 hang
     python benchmarks/bench_hosts.py --smoke
 """
 
@@ -27,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -58,12 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="shipping-lag rounds")
     parser.add_argument("--seconds", type=float, default=8.0, help="load per lag round")
     parser.add_argument("--takeovers", type=int, default=3, help="kills of the lease holder")
+    parser.add_argument("--hangs", type=int, default=1,
+                        help="times the lease holder's learner is stopped (SIGSTOP)")
     parser.add_argument("--learner-interval", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=4, help="client threads")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.rounds, args.seconds, args.takeovers = 1, 3.0, 1
+        args.rounds, args.seconds, args.takeovers, args.hangs = 1, 3.0, 1, 0
     return args
 
 
@@ -152,6 +159,23 @@ def _takeover_round(hosts: list, url: str, log_dir: Path, *, prefix: str) -> dic
     return {"lease_s": round(lease, 2), "log_grows_s": round(joining, 2)}
 
 
+def _deposed_round(hosts: list, url: str, *, prefix: str) -> dict:
+    """Stop the lease holder's learner process (SIGSTOP) under load; seconds until the
+    other host's learner deposed it and holds the lease. It is woken afterwards."""
+    holder, epoch = _holder(hosts, url)
+    alive = next(h for h in hosts if h is not holder)
+    learner = lease_holder(url)[1]
+    load = Load(hosts=hosts, prefix=prefix, threads=2).start()
+    time.sleep(1.0)
+    os.kill(learner, signal.SIGSTOP)
+    try:
+        deposed = _wait(lambda: _holder(hosts, url) == (alive, epoch + 1), 60)
+    finally:
+        os.kill(learner, signal.SIGCONT)
+    load.stop()
+    return {"deposed_s": round(deposed, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tests.postgres_fixture import PostgresServer, find_binaries
@@ -161,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("PostgreSQL's initdb and pg_ctl are missing")
     lags: list[dict] = []
     takeovers: list[dict] = []
+    hangs: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         server = PostgresServer(bin_dir=bin_dir,
@@ -188,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 killed = next(h for h in hosts if h.served.process.poll() is not None)
                 start_host(killed, root / f"{killed.name}-{round_}.log", url, log_dir,
                            *interval)
+            for round_ in range(args.hangs):
+                figures = _deposed_round(hosts, url, prefix=f"hung{round_}")
+                hangs.append(figures)
+                print(json.dumps({"name": "hung_holder", "round": round_, **figures}),
+                      flush=True)
         finally:
             for host in hosts:
                 if host.served is not None:
@@ -205,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             summary[f"takeover_{key}"] = statistics.median(r[key] for r in takeovers)
         summary["takeover_over_goal"] = round(summary["takeover_lease_s"]
                                               / TAKEOVER_GOAL_SECONDS, 3)
+    if hangs:
+        summary["hung_holder_deposed_s"] = statistics.median(r["deposed_s"] for r in hangs)
+        summary["hung_over_goal"] = round(summary["hung_holder_deposed_s"]
+                                          / TAKEOVER_GOAL_SECONDS, 3)
     print(json.dumps(summary), flush=True)
     return 0
 
