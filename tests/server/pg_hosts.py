@@ -30,11 +30,13 @@ __all__ = ["Host", "Load", "check_joined_once", "gauge", "joined_events", "lease
 
 @dataclass
 class Host:
-    """One serving host: its data directory, its server and a client key of its key store."""
+    """One serving host: its data directory, its server and a client and an analyst key of
+    its key store."""
 
     name: str
     data_dir: Path
     key: str
+    analyst_key: str = ""
     served: Served | None = None
 
     @property
@@ -52,7 +54,8 @@ def start_host(host: Host, log: Path, database_url: str, log_dir: Path, *args: s
 
 def new_host(tmp_path: Path, name: str) -> Host:
     data_dir = tmp_path / name
-    return Host(name=name, data_dir=data_dir, key=make_keys(data_dir)["client"])
+    keys = make_keys(data_dir)
+    return Host(name=name, data_dir=data_dir, key=keys["client"], analyst_key=keys["analyst"])
 
 
 def joined_events(log_dir: Path) -> list:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 
 from banditkit.engine import Engine
 from banditkit.eventlog import EventLogWriter, read_events
@@ -218,6 +219,13 @@ def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
         # Only calls in flight when the host was killed failed.
         assert sum(load.failures.values()) <= 2 * load.threads, dict(load.failures)
         assert sum(counts.values()) >= len(load.acknowledged)
+        # Analysts read the shared log through any host, the one that never learned too.
+        days = sorted({event.timestamp[:10] for event in joined_events(log_dir)})
+        exported = requests.get(f"{dead.url}/v1/logs/export",
+                                params={"from": days[0], "to": days[-1]}, timeout=30,
+                                headers={"Ocp-Apim-Subscription-Key": dead.analyst_key})
+        assert exported.status_code == 200, exported.text
+        assert len(exported.text.splitlines()) == len(joined_events(log_dir))
         # Every host ranks with the snapshot the learner published last, within
         # modelExportFrequency (0 here) + 2 s.
         with Engine.open(tmp_path / "inspect", database_url=url) as engine:
