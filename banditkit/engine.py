@@ -170,7 +170,8 @@ class Engine(LoopEngine):
     @classmethod
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
              clock: Callable[[], float] = time.time, synchronous: str = "NORMAL",
-             max_actions: int = 256, database_url: str | None = None) -> Engine:
+             max_actions: int = 256, database_url: str | None = None,
+             log_dir: str | Path | None = None) -> Engine:
         """Open (or create) the engine of a data directory.
 
         Parameters
@@ -181,10 +182,14 @@ class Engine(LoopEngine):
             Keep the store's tables in this PostgreSQL database
             (``postgresql://user@host:port/db``); None keeps them in SQLite in
             the data directory (:func:`~banditkit.store.open_store`).
+        log_dir : path, default=None
+            Where the joined log goes (``<log_dir>/logs``), for hosts whose learner
+            may move among them (a folder they all reach); None: the data directory.
         """
         data_dir = Path(data_dir)
         store = open_store(data_dir, database_url=database_url, synchronous=synchronous)
-        engine = cls(store=store, log=EventLogWriter(root=data_dir / "logs"),
+        logs = Path(log_dir or data_dir) / "logs"
+        engine = cls(store=store, log=EventLogWriter(root=logs),
                      models_dir=data_dir / "models", clock=clock, max_actions=max_actions)
         if settings is not None:
             engine.update_settings(settings)

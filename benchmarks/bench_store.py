@@ -5,7 +5,9 @@ one process ranks ``--events`` decisions (one title, 4 variants,
 caller-chosen event ids) and rewards a third of them, the two stores in
 alternating chunks of 250 (this shared machine's speed drifts within
 seconds); then the learner moves them from the journal into the store
-(``ingest``) and joins, logs and learns them (``process_due``). Each figure
+(``ingest``) and joins, logs and learns them (``process_due``); and what the
+duplicate check of a caller-chosen event id costs the first rank after an
+ingestion, when it reads the new rows (:func:`measure_rank_checks`). Each figure
 is the median over rounds, and the summary gives PostgreSQL's
 rate over SQLite's (docs/operations.md, "PostgreSQL deployments").
 
@@ -130,6 +132,30 @@ def measure(engines: dict[str, Engine], *, events: int, seed: int, chunk: int = 
     return figures
 
 
+def measure_rank_checks(engines: dict[str, Engine], *, seed: int, ingestions: int = 10,
+                        ranks_per_ingestion: int = 200) -> dict[str, dict[str, float]]:
+    """What the duplicate check of a caller-chosen event id costs a rank, per store.
+
+    A rank asks the database about its id only when its stored-id filter is stale
+    (this host ingested since: one read of the new rows, by the first rank after
+    each ingestion) or says "maybe" (about 0.1% of new ids). So ranks run in
+    blocks of ``ranks_per_ingestion`` with an ingestion between blocks (a learner
+    step), and the first rank of each block is timed apart from the others.
+    """
+    context = {"Member": {"country": "BR", "device": "tv"}}
+    times = {name: {"first": [], "other": []} for name in engines}
+    for block in range(ingestions):
+        for name, engine in engines.items():
+            for i in range(ranks_per_ingestion):
+                started = time.perf_counter()
+                engine.rank(context, ACTIONS, event_id=f"c{seed}-{block}-{i}")
+                times[name]["first" if i == 0 else "other"].append(time.perf_counter() - started)
+            engine.store.ingest()
+    return {name: {"first_rank_after_ingest_ms": statistics.median(t["first"]) * 1e3,
+                   "other_rank_ms": statistics.median(t["other"]) * 1e3}
+            for name, t in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results: dict[str, list[dict]] = {"sqlite": [], "postgres": []}
@@ -140,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                                           database_url=None if store == "sqlite" else url)
                        for store in results}
             figures = measure(engines, events=args.events, seed=args.seed + round_)
+            checks = measure_rank_checks(engines, seed=args.seed + round_)
+            for store in engines:
+                figures[store].update(checks[store])
             for store, engine in engines.items():
                 engine.close()
                 results[store].append(figures[store])
@@ -150,17 +179,19 @@ def main(argv: list[str] | None = None) -> int:
                for store, rounds in results.items()}
     print(json.dumps({
         "name": "summary", "events": args.events, "rounds": args.rounds,
-        **{f"{store}_{key}": round(value, 1) for store, figures in medians.items()
-           for key, value in figures.items()},
+        **{f"{store}_{key}": value for store, figures in medians.items()
+           for key, value in _rounded(figures).items()},
         **{f"ratio_{key}": round(medians["postgres"][key] / medians["sqlite"][key], 3)
            for key in medians["sqlite"]},
+        "postgres_rank_check_ms": round(medians["postgres"]["first_rank_after_ingest_ms"]
+                                        - medians["postgres"]["other_rank_ms"], 3),
         "banditkit": __version__, "psycopg": psycopg.__version__,
         "python": platform.python_version()}), flush=True)
     return 0
 
 
 def _rounded(figures: dict) -> dict:
-    return {key: round(value, 1) for key, value in figures.items()}
+    return {key: round(value, 3 if key.endswith("_ms") else 1) for key, value in figures.items()}
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
 @click.command("serve")
 @data_dir_option
 @database_url_option
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the learner writes the joined dsjson logs [default: --data-dir]. "
+                   "With several hosts on one --database-url, a folder all of them reach "
+                   "(the learner may move to any host).")
 @click.option("--bind", "-b", default=None,
               help="HOST:PORT to listen on (several separated by commas), or unix:PATH "
                    "[default: 127.0.0.1:8000].")
@@ -51,10 +55,10 @@ LEARNER_COMMAND = (sys.executable, "-m", "cli", "serve-learner")
               help="One JSON line per request.")
 @click.option("--app", "app_factory", default="server:create_app", hidden=True,
               help="WSGI app factory MODULE:FUNCTION (benchmarks serve a bare app this way).")
-def serve(data_dir: Path, database_url: str | None, bind: str | None, host: str | None,
-          port: int | None, workers: int, threads: int, learner_interval: float, learner: bool,
-          learner_nice: int, timeout: int, log_level: str, access_log: bool,
-          app_factory: str) -> None:
+def serve(data_dir: Path, database_url: str | None, log_dir: Path | None, bind: str | None,
+          host: str | None, port: int | None, workers: int, threads: int,
+          learner_interval: float, learner: bool, learner_nice: int, timeout: int,
+          log_level: str, access_log: bool, app_factory: str) -> None:
     """Run the production server: gunicorn workers plus one learner process.
 
     Every other setting of the app is read from BANDITKIT_* environment
@@ -66,7 +70,7 @@ def serve(data_dir: Path, database_url: str | None, bind: str | None, host: str 
     from serving.serve import BindError, run_server
 
     try:
-        run_server(data_dir, database_url=database_url,
+        run_server(data_dir, database_url=database_url, log_dir=log_dir,
                    learner_command=LEARNER_COMMAND if learner else None,
                    bind=_bind(bind, host, port),
                    workers=workers, threads=threads, learner_interval=learner_interval,
@@ -100,9 +104,9 @@ def serve_learner(data_dir: Path | None, parent: int | None, log_level: str,
                   nice: int) -> None:
     """The learner process that ``banditkit serve`` starts and supervises.
 
-    Its configuration (ENGINE_DATA_DIR, DATABASE_URL, LEARNER_INTERVAL_SECONDS,
-    LEARNER_HEALTH_PATH) is read from BANDITKIT_* environment variables, as
-    the app reads it.
+    Its configuration (ENGINE_DATA_DIR, ENGINE_LOG_DIR, DATABASE_URL,
+    LEARNER_INTERVAL_SECONDS, LEARNER_HEALTH_PATH) is read from BANDITKIT_* environment
+    variables, as the app reads it.
     """
     import logging.config
 
@@ -115,5 +119,6 @@ def serve_learner(data_dir: Path | None, parent: int | None, log_level: str,
     logging.config.dictConfig(logging_config(log_level))
     logging.captureWarnings(True)
     run_learner(data_dir or config.engine_data_dir, database_url=config.database_url,
+                log_dir=config.engine_options.get("log_dir"),
                 interval_seconds=config.learner_interval_seconds, parent_pid=parent,
                 health_path=config.learner_health_path)

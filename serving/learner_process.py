@@ -29,17 +29,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from banditkit.eventlog import EventLogWriter
 from serving.processes import terminate
 
-__all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "run_learner"]
+if TYPE_CHECKING:
+    from banditkit.loop import LoopEngine
+    from banditkit.store.journaled import Fence
+
+__all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "fence_loop", "run_learner"]
 
 #: The learner process's health file in the data dir (``LEARNER_HEALTH_PATH``).
 LEARNER_HEALTH_FILE = "learner.health"
 _RESTART_SECONDS = 2.0
+# A lease holder without a heartbeat this long is deposed (LearnerLease): as long as
+# the lease connection's keepalives take to declare a silent host dead.
+_STALE_SECONDS = 10.0
 # The serve command's logger: operators' log pipelines follow it.
 _logger = logging.getLogger("banditkit.serve")
 
@@ -157,7 +165,7 @@ def _watch_parent(parent_pid: int, stop: threading.Event, interval_seconds: floa
 
 
 def run_learner(data_dir: Path, *, database_url: str | None = None,
-                interval_seconds: float = 1.0,
+                log_dir: Path | str | None = None, interval_seconds: float = 1.0,
                 parent_pid: int | None = None, stop: threading.Event | None = None,
                 health_path: Path | None = None) -> None:
     """Step the engine's learner until ``stop`` is set, SIGTERM, or the parent is gone.
@@ -171,6 +179,9 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
         The data directory the workers serve.
     database_url : str, default=None
         The PostgreSQL store the workers serve; None: SQLite in ``data_dir``.
+    log_dir : path, default=None
+        Where the joined logs go (:meth:`banditkit.engine.Engine.open`); None:
+        ``data_dir``.
     interval_seconds : float, default=1.0
         Pause between steps.
     parent_pid : int, default=None
@@ -206,9 +217,9 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
                 lock.close()
                 return
         try:
-            _learn(data_dir, database_url=database_url, interval_seconds=interval_seconds,
-                   stop=stop,
-                   health_path=health_path)
+            _learn(data_dir, database_url=database_url, log_dir=log_dir,
+                   interval_seconds=interval_seconds, stop=stop, health_path=health_path,
+                   lease=lease)
         finally:
             if lease is not None:
                 lease.release()
@@ -254,23 +265,44 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
     While another host's learner holds it, this process ships its host's
     journals into the store every ``interval_seconds`` (the lease holder joins
     them). Once it holds the lease, a daemon thread checks it every
-    ``interval_seconds`` and stops this learner when it was lost (the
-    supervisor restarts the process, which waits for the lease again). Returns
-    the lease, or None when asked to stop first.
+    ``interval_seconds`` (the holder's heartbeat) and stops this learner when it
+    was lost (the supervisor restarts the process, which waits for the lease
+    again). While the database cannot be reached it keeps trying. Returns the
+    lease, or None when asked to stop first.
     """
+    import psycopg
+
     from banditkit.store.postgres import LearnerLease
 
-    lease = LearnerLease(url=database_url)
+    # Heartbeats come every interval (the watcher below); five missed depose it.
+    lease = LearnerLease(url=database_url,
+                         stale_seconds=max(_STALE_SECONDS, 5 * interval_seconds))
     shipper: _Shipper | None = None
+    unreachable = waiting = False
     try:
         while not stop.is_set():
-            if lease.acquire():
-                break
-            if shipper is None:
-                _logger.warning("another host's learner holds the store's learner lease; "
-                                "waiting for it and shipping this host's journals")
-                shipper = _Shipper(data_dir, database_url)
-            shipper.ship()
+            try:
+                if lease.acquire():
+                    break
+                if shipper is None:
+                    if not waiting:
+                        _logger.warning("another host's learner holds the store's learner "
+                                        "lease; waiting for it and shipping this host's "
+                                        "journals")
+                    waiting = True
+                    shipper = _Shipper(data_dir, database_url)
+                shipper.ship()
+                unreachable = False
+            except psycopg.OperationalError as error:
+                lease.release()
+                if shipper is not None:
+                    shipper.close()
+                    shipper = None
+                if not unreachable:  # once per outage
+                    _logger.warning("the database cannot be reached (%s); trying the lease "
+                                    "again every %s s", str(error).strip()[:200],
+                                    interval_seconds)
+                unreachable = True
             stop.wait(interval_seconds)
         else:
             lease.release()
@@ -283,11 +315,39 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
         while not stop.wait(interval_seconds):
             if not lease.held():
                 _logger.warning("the learner lease was lost (the database stopped "
-                                "answering); learner exiting")
+                                "answering, or another learner deposed this one); "
+                                "learner exiting")
                 stop.set()
 
     threading.Thread(target=watch, name="banditkit-lease-watch", daemon=True).start()
     return lease
+
+
+class _FencedLog(EventLogWriter):
+    """The loop's log writer, appending only while its learner's lease is current.
+
+    The learner holds the log lock (``<log root>.lock``, in the folder every host
+    reaches) from joining a batch to marking it logged; a new lease holder takes
+    that lock before it writes what the previous holder joined but did not log.
+    This check before each append means a deposed learner that still finished
+    a join appends nothing once the new holder's epoch is in force: the new
+    holder writes those lines, once.
+    """
+
+    def __init__(self, log: EventLogWriter, check: Callable[[], None]) -> None:
+        super().__init__(root=log.root, fsync=log.fsync, rejects_dir=log.rejects_dir)
+        self.check = check
+
+    def append(self, lines: Iterable[tuple[str, str]]) -> list[Path]:
+        self.check()
+        return super().append(lines)
+
+
+def fence_loop(loop: LoopEngine, fence: Fence) -> None:
+    """Make ``loop``'s joins, model snapshots and log appends check a lease's ``fence``
+    (:meth:`banditkit.store.postgres.LearnerLease.fence`)."""
+    loop.store.fence = fence
+    loop.log = _FencedLog(loop.log, loop.store.check_fence)
 
 
 class _Shipper:
@@ -302,9 +362,22 @@ class _Shipper:
                         RowEngine.open(data_dir, database_url=database_url))
 
     def ship(self) -> None:
+        """Ingest both engines' journals; a failure is logged and tried again next time.
+
+        Raises
+        ------
+        psycopg.OperationalError
+            When the database cannot be reached: the caller opens a new shipper,
+            whose pool connects at once, instead of waiting out this pool's
+            reconnection backoff (up to 8 s between tries) once it is back.
+        """
+        import psycopg
+
         for engine in self.engines:
             try:
                 engine.store.ingest()
+            except psycopg.OperationalError:
+                raise
             except Exception:  # noqa: BLE001 - the database may be back at the next try
                 _logger.exception("shipping the journal failed; trying again")
 
@@ -313,9 +386,9 @@ class _Shipper:
             engine.close()
 
 
-def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
-           stop: threading.Event,
-           health_path: Path | None) -> None:
+def _learn(data_dir: Path, *, database_url: str | None, log_dir: Path | str | None,
+           interval_seconds: float, stop: threading.Event, health_path: Path | None,
+           lease: Any) -> None:
     from prometheus_client import CollectorRegistry
 
     from banditkit.engine import Engine
@@ -327,8 +400,12 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
     from serving.runtime import BackgroundLearner
 
     # Engine.process_due follows a policy changed through a worker's admin route.
-    engine = Engine.open(data_dir, database_url=database_url)
-    rows = RowEngine.open(data_dir, database_url=database_url)
+    engine = Engine.open(data_dir, database_url=database_url, log_dir=log_dir)
+    rows = RowEngine.open(data_dir, database_url=database_url, log_dir=log_dir)
+    if lease is not None:
+        fence = lease.fence()
+        for loop in (engine, rows):
+            fence_loop(loop, fence)
     # In multiprocess mode (PROMETHEUS_MULTIPROC_DIR) these counters land in files
     # that every worker's /metrics aggregates.
     metrics = Metrics(registry=CollectorRegistry())
@@ -343,6 +420,8 @@ def _learn(data_dir: Path, *, database_url: str | None, interval_seconds: float,
                            rows=rows)
         runner.start()
     _logger.info(json.dumps({"message": "learner started", "data_dir": str(data_dir),
+                             "log_dir": str(engine.log.root),
+                             "epoch": None if lease is None else lease.epoch,
                              "policy": engine.settings.learner_args(),
                              "jobs": config.jobs_enabled}))
     try:

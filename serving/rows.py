@@ -414,7 +414,8 @@ def init_app(app: Flask, *, data_dir: Path) -> None:
         rules = page_rules_from_json(rules_raw, target="ROWS_RULES")
     engine = RowEngine.open(data_dir, settings=LoopSettings(**raw) if raw else None,
                             rules=rules, max_rows=config.rows_max_rows,
-                            database_url=config.database_url)
+                            database_url=config.database_url,
+                            log_dir=config.engine_options.get("log_dir"))
     if follow and ENGINE_EXTENSION in app.extensions:
         engine.follow(get_engine(app).settings)
     app.extensions[ROWS_EXTENSION] = engine

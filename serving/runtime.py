@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from flask import Flask, current_app
 
+from banditkit.store.journaled import LeaseLostError
+
 if TYPE_CHECKING:
     from banditkit.engine import Engine
     from banditkit.rows import RowEngine
@@ -137,6 +139,8 @@ class BackgroundLearner:
         """
         try:
             result = step()
+        except LeaseLostError:
+            raise  # not a failed step: this learner must stop (run)
         except Exception as error:
             _logger.exception("learner step failed")
             if self.metrics is not None:
@@ -162,10 +166,17 @@ class BackgroundLearner:
         """Step until ``stop`` is set: a guarded step, then ``stop.wait(interval_seconds)``.
 
         Waiting on the event, not sleeping, makes a stop take effect at once
-        between steps. A step that joined anything is logged.
+        between steps. A step that joined anything is logged. A learner whose
+        lease passed to another (:class:`~banditkit.store.journaled.LeaseLostError`)
+        sets ``stop`` and returns.
         """
         while not stop.is_set():
-            done = self.guarded(self.step)
+            try:
+                done = self.guarded(self.step)
+            except LeaseLostError as error:
+                _logger.warning("%s; learner stopping", error)
+                stop.set()
+                return
             if done is not None and any(done) and _logger.isEnabledFor(logging.INFO):
                 _logger.info(json.dumps({"message": "learner step", "joined": done.joined,
                                          "pages_joined": done.pages_joined,

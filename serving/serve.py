@@ -244,7 +244,7 @@ def _prepare_data_dir(data_dir: Path, database_url: str | None) -> None:
 
 
 def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
-               database_url: str | None = None,
+               database_url: str | None = None, log_dir: Path | None = None,
                bind: str = "127.0.0.1:8000", workers: int = 2, threads: int = 4,
                learner_interval: float = 1.0, learner_nice: int = 10, timeout: int = 30,
                log_level: str = "info", access_log: bool = True,
@@ -271,6 +271,10 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
         environment. None runs no learner process (another host runs it).
     database_url : str, default=None
         The PostgreSQL store (``DATABASE_URL``); None keeps it in SQLite in ``data_dir``.
+    log_dir : path, default=None
+        Where the learner writes the joined logs (``ENGINE_LOG_DIR``): with several
+        hosts on one database, a folder all of them and the analysts reach, since
+        the learner may move to any host. None: ``data_dir``.
     bind : str, default="127.0.0.1:8000"
         HOST:PORT to listen on (several separated by commas), or unix:PATH.
     workers : int, default=2
@@ -301,6 +305,8 @@ def run_server(data_dir: Path, *, learner_command: Sequence[str] | None,
                               "LEARNER_INTERVAL_SECONDS": learner_interval}
     if database_url is not None:
         config[DATABASE_URL_KEY] = database_url
+    if log_dir is not None:
+        config["ENGINE_LOG_DIR"] = log_dir.resolve()
     if learner_command is not None:
         # The learner process writes its health there; workers' /readyz reads it.
         config["LEARNER_HEALTH_PATH"] = data_dir / LEARNER_HEALTH_FILE

@@ -88,11 +88,21 @@ class PostgresServer:
         data = self.folder / "data"
         self._run(str(self.bin_dir / "initdb"), "-D", str(data), "-U", _USER, "-A", "trust",
                   "-E", "UTF8", "--no-sync", "--no-instructions")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the cluster made by :meth:`start` again, on the same port."""
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
                    f"-c unix_socket_directories={self.folder} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400")
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(data), "-l",
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), "-l",
                   str(self.folder / "server.log"), "-o", options, "-w", "-t", "60", "start")
+
+    def pause(self) -> None:
+        """Stop the server as an operator would (``-m fast``: sessions are ended), keeping
+        its data for :meth:`resume`."""
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast",
+                  "-w", "stop")
 
     def stop(self) -> None:
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.folder / "data"), "-m",

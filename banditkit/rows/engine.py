@@ -88,20 +88,23 @@ class RowEngine(LoopEngine):
     def open(cls, data_dir: str | Path, *, settings: LoopSettings | None = None,
              clock: Callable[[], float] = time.time, synchronous: str = "NORMAL",
              rules: PageRules | None = None, max_rows: int = 256,
-             database_url: str | None = None) -> RowEngine:
+             database_url: str | None = None, log_dir: str | Path | None = None
+             ) -> RowEngine:
         """Open (or create) the row engine of a data directory.
 
         Its files sit in one folder beside the single-slot engine's, so that
         readers of ``logs/`` never meet CCB lines: ``rows/rows.sqlite3``,
         ``rows/logs/dt=.../events.dsjson`` and ``rows/models/``. With
         ``database_url`` the store's tables are in that PostgreSQL database's
-        ``banditkit_rows`` schema instead of ``rows.sqlite3``.
+        ``banditkit_rows`` schema instead of ``rows.sqlite3``. With ``log_dir`` the
+        joined log goes to ``<log_dir>/rows/logs`` instead (a folder every host reaches).
         """
         root = Path(data_dir) / "rows"
         store = open_store(root, database_url=database_url, name="rows",
                            schema="banditkit_rows", synchronous=synchronous,
                            sqlite=RowStore, postgres=PostgresRowStore)
-        engine = cls(store=store, log=EventLogWriter(root=root / "logs"),
+        logs = (root if log_dir is None else Path(log_dir) / "rows") / "logs"
+        engine = cls(store=store, log=EventLogWriter(root=logs),
                      models_dir=root / "models", clock=clock, rules=rules, max_rows=max_rows)
         if settings is not None:
             engine.update_settings(settings)

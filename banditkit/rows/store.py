@@ -81,7 +81,10 @@ class PageStore(DecisionStore):
         Raises
         ------
         UnknownEventError
-            When the event id was never ranked.
+            When the event id was never ranked (a store hosts share accepts it: the
+            page may be on its way from another host, and ingestion checks its
+            slot ids, keeping a reward naming no slot of the page in
+            ``journal_rejects``).
         InvalidInputError
             When a slot id is not one of the page's slots.
         """
@@ -103,13 +106,15 @@ class _SlotRewards(PageStore):
                          received_at: float) -> bool:
         """Journaled as one line per slot, in one ``write``."""
         recent = self._recent_value(event_id)
-        row = self._event_row(event_id, "joined_at, decision", recent_ok=recent is not None)
-        if row is None:  # this process's page, not in the tables yet: not joined either
+        row = self._event_row(event_id, "joined_at, decision",
+                              recent_ok=recent is not None or self.accepts_unknown_events)
+        if row is None:  # not in the tables yet (nor joined): this process's page, or
+            # another host's on its way (accepts_unknown_events), checked at ingestion
             joined_at, slot_ids = None, recent
         else:
-            joined_at, slot_ids = row[0], json.loads(row[1]).get(EXTRA_KEY, {}).get(
-                "slotIds", [])
-        unknown = [slot for slot, _ in rewards if slot not in slot_ids]
+            joined_at, slot_ids = row[0], _slot_ids(row[1])
+        unknown = [slot for slot, _ in rewards
+                   if slot_ids is not None and slot not in slot_ids]
         if unknown:
             raise InvalidInputError(
                 f"slot id {unknown[0]!r} is not a slot of event {event_id!r}; "
@@ -120,7 +125,17 @@ class _SlotRewards(PageStore):
         return joined_at is not None
 
     def _ingest_other_outcomes(self, db: Any, lines: list[JournalLine]) -> None:
+        """Slot rewards go to ``slot_rewards``; one naming no slot of its page (accepted on
+        a host that did not have the page yet) to ``journal_rejects``."""
         slots = [line for line in lines if line.kind == "s"]
+        rejects = []
+        if slots and self.accepts_unknown_events:
+            pages = self._slots_of(db, sorted({line.event_id for line in slots}))
+            rejects = [(line, f"slot id {line.payload!r} is not a slot of event "
+                              f"{line.event_id!r}; its slots are {pages[line.event_id]}")
+                       for line in slots if line.payload not in pages[line.event_id]]
+            slots = [line for line in slots if line.payload in pages[line.event_id]]
+        self._reject(db, rejects)
         if slots:
             db.executemany(
                 "INSERT INTO slot_rewards (event_id, slot_id, value, received_at, late) "
@@ -128,6 +143,19 @@ class _SlotRewards(PageStore):
                 [(line.event_id, line.payload, line.value, line.at, line.event_id)
                  for line in slots])
         super()._ingest_other_outcomes(db, [line for line in lines if line.kind != "s"])
+
+    @staticmethod
+    def _slots_of(db: Any, event_ids: list[str]) -> dict[str, list[str]]:
+        """The slot ids of stored pages."""
+        slots: dict[str, list[str]] = {}
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, decision in db.execute(
+                    f"SELECT event_id, decision FROM events WHERE event_id IN ({marks})",
+                    chunk).fetchall():
+                slots[event_id] = _slot_ids(decision)
+        return slots
 
     def slot_rewards(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[RewardRecord]]]:
         out: dict[str, dict[str, list[RewardRecord]]] = {}
@@ -155,6 +183,11 @@ class _SlotRewards(PageStore):
                     "SELECT slot_id, value, received_at, late FROM slot_rewards "
                     "WHERE event_id = ? ORDER BY received_at, id", (event_id,)).fetchall()]
         return record
+
+
+def _slot_ids(decision: str) -> list[str]:
+    """The slot ids a page's decision record names."""
+    return json.loads(decision).get(EXTRA_KEY, {}).get("slotIds", [])
 
 
 class RowStore(_SlotRewards, Store):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -32,7 +33,12 @@ from typing import Any, ClassVar
 
 from banditkit.bounded import drop_older_half
 from banditkit.dsjson import full_line
-from banditkit.errors import DuplicateEventError, InvalidInputError, UnknownEventError
+from banditkit.errors import (
+    BanditkitError,
+    DuplicateEventError,
+    InvalidInputError,
+    UnknownEventError,
+)
 from banditkit.store.base import DecisionStore, Joined
 from banditkit.store.event_ids import ChangeToken, EventClaims, StoredIdFilter, process_alive
 from banditkit.store.journal import (
@@ -51,7 +57,7 @@ from banditkit.store.records import (
     UnloggedJoin,
 )
 
-__all__ = ["JournaledStore"]
+__all__ = ["Fence", "JournaledStore", "LeaseLostError"]
 
 _log = logging.getLogger(__name__)
 
@@ -63,6 +69,45 @@ _RECENT_IDS = 100_000
 # process paused longer between claiming an id and journaling its decision
 # leaves a duplicate to be caught at ingestion (journal_rejects).
 _CLAIM_GRACE_SECONDS = 60.0
+# At most one warning this often per process while the database cannot be reached.
+_UNREACHABLE_WARNING_SECONDS = 10.0
+# How long the hot path answers without trying the database after it failed to answer.
+_RETRY_DATABASE_SECONDS = 1.0
+
+
+class LeaseLostError(BanditkitError):
+    """A learner whose lease passed to another learner tried to join, log or publish."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Fence:
+    """A learner lease's fencing token, checked inside the learner's write transactions.
+
+    Every new holder of the lease raises the epoch (``LearnerLease``); a learner
+    that lost its lease while its process lives on (its database session was
+    ended, its host cut off) still holds the old epoch, so its joins and model
+    snapshots are refused in the transaction that would write them.
+
+    Parameters
+    ----------
+    statement : str
+        Reads the current epoch and holds it for the transaction (a shared row
+        lock: a new holder's raise waits for the transaction, or the transaction
+        sees the raise).
+    epoch : int
+        The epoch this learner was given.
+    """
+
+    statement: str
+    epoch: int
+
+    def check(self, db: Any) -> None:
+        """Raise :class:`LeaseLostError` unless ``epoch`` is still the current one."""
+        row = db.execute(self.statement).fetchone()
+        current = None if row is None else int(row[0])
+        if current != self.epoch:
+            raise LeaseLostError(f"this learner's lease (epoch {self.epoch}) passed to "
+                                 f"another learner (epoch {current}); not writing")
 
 
 class JournaledStore(DecisionStore):
@@ -113,6 +158,14 @@ class JournaledStore(DecisionStore):
         self._models_token = ChangeToken(path=local.parent / f"{local.name}-models.token")
         self._stored_ids = StoredIdFilter(token=self._events_token, row_key=self.row_key)
         self._claims = EventClaims(path=local.parent / f"{local.name}-claims.sqlite3")
+        #: The learner's fencing token (:class:`Fence`) once it holds a lease: joins and
+        #: model snapshots are written only while it is current. None: not checked.
+        self.fence: Fence | None = None
+        # The last value of each hot-path read (settings, the model version), answered
+        # while the database cannot be reached.
+        self._last_reads: dict[tuple[str, str], object] = {}
+        self._unreachable_warned_at = -_UNREACHABLE_WARNING_SECONDS
+        self._retry_database_at = 0.0  # monotonic time; see _hot_read
 
     # -- connections (the database's own) ----------------------------------------
 
@@ -134,6 +187,47 @@ class JournaledStore(DecisionStore):
         """Due events, oldest first, at most ``limit``: ``(row key, event_id, created_at,
         deferred, activated_at, decision, context_at)`` (see the SQLite store's
         ``DUE_CREATED`` for which are due)."""
+
+    def _unreachable_errors(self) -> tuple[type[BaseException], ...]:
+        """What a read raises when the database cannot be reached; none for a database
+        in a file of the host."""
+        return ()
+
+    def _hot_read(self, read: Callable[[], Any], fallback: Callable[[], Any] | None,
+                  doing: str) -> Any:
+        """``read()`` for a rank, a reward or an activation; ``fallback()`` (unless None:
+        then it raises) while the database cannot be reached.
+
+        After a read found it unreachable, reads of this process go straight to
+        ``fallback`` for a second, so that only one call a second waits for the
+        database (a subclass bounds that wait) until it answers again.
+        """
+        if fallback is not None and time.monotonic() < self._retry_database_at:
+            return fallback()
+        try:
+            return read()
+        except self._unreachable_errors() as error:
+            if fallback is None:
+                raise
+            now = time.monotonic()
+            self._retry_database_at = now + _RETRY_DATABASE_SECONDS
+            if now - self._unreachable_warned_at >= _UNREACHABLE_WARNING_SECONDS:
+                self._unreachable_warned_at = now
+                _log.warning("the database cannot be reached (%s: %s); %s",
+                             type(error).__name__, str(error).strip()[:200], doing)
+            return fallback()
+
+    def _remembered(self, key: tuple[str, str], read: Callable[[], object]) -> Any:
+        """``read()``, remembered; while the database cannot be reached, the value it gave
+        last (rankers go on with the settings and model they have)."""
+        last = self._last_reads
+
+        def remember() -> object:
+            last[key] = value = read()
+            return value
+
+        return self._hot_read(remember, (lambda: last[key]) if key in last else None,
+                              "answering with the last settings and model version read")
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -218,15 +312,7 @@ class JournaledStore(DecisionStore):
         for _ in range(2):
             held = self._claims.claim(event_ids, time.time())
             if not held:
-                stored = self._stored_ids
-                if stored.stale():  # the only read of a new id, once per ingestion
-                    with self._connection() as db:
-                        stored.catch_up(db)
-                maybe = stored.maybe(event_ids)
-                taken: Collection[str] = ()
-                if maybe:
-                    with self._connection() as db:
-                        taken = self._existing(db, maybe)  # one query a page
+                taken = self._stored(event_ids)
                 if not taken:
                     return None
                 self._claims.release(event_ids)
@@ -242,6 +328,26 @@ class JournaledStore(DecisionStore):
             for event_id, pid in held:
                 self._claims.release([event_id], pid=pid)
         return held[0][0]
+
+    def _stored(self, event_ids: list[str]) -> Collection[str]:
+        """Which of ``event_ids`` the tables hold, asking the database only for the stored-id
+        filter's maybes. While the database cannot be reached, none: the decision is
+        journaled, and a duplicate of an id stored earlier is caught at ingestion
+        (``journal_rejects``), as one from another host is."""
+        stored = self._stored_ids
+
+        def read() -> Collection[str]:
+            if stored.stale():  # the only read of a new id, once per ingestion
+                with self._connection() as db:
+                    stored.catch_up(db)
+            maybe = stored.maybe(event_ids)
+            if not maybe:
+                return ()
+            with self._connection() as db:
+                return self._existing(db, maybe)  # one query a page
+
+        return self._hot_read(read, tuple, "journaling decisions without checking their "
+                                           "event ids against the stored ones (ingestion does)")
 
     def _recent_value(self, event_id: str) -> object | None:
         """What :meth:`insert_events` was asked to remember of an event this process
@@ -263,8 +369,15 @@ class JournaledStore(DecisionStore):
         UnknownEventError
         """
         query = f"SELECT {columns} FROM events WHERE event_id = ?"
-        with self._connection() as db:
-            row = db.execute(query, (event_id,)).fetchone()
+
+        def read() -> tuple | None:
+            with self._connection() as db:
+                return db.execute(query, (event_id,)).fetchone()
+
+        # Journaled unchecked while the database is down: ingestion finds its decision
+        # (or keeps it waiting) and whether it came late.
+        row = self._hot_read(read, (lambda: None) if recent_ok and self.accepts_unknown_events
+                             else None, "journaling rewards and activations unchecked")
         if row is None and not (recent_ok and (self.accepts_unknown_events
                                                or event_id in self._recent)):
             self.ingest()
@@ -510,6 +623,7 @@ class JournaledStore(DecisionStore):
         cutoff = now - wait_seconds
         self._journal.remove_abandoned()  # the learner's housekeeping
         with self._transaction() as db:
+            self._check_fence(db)
             self._ingest(db)  # what arrives after this transaction is late
             self._orphan_unmatched(db, now=now, wait_seconds=wait_seconds,
                                    grace_seconds=grace_seconds)
@@ -566,6 +680,17 @@ class JournaledStore(DecisionStore):
                     f"({marks}) ORDER BY received_at, id", chunk).fetchall():
                 out.setdefault(event_id, []).append(RewardRecord(value, received_at))
         return out
+
+    def _check_fence(self, db: Any) -> None:
+        if self.fence is not None:
+            self.fence.check(db)
+
+    def check_fence(self) -> None:
+        """Raise :class:`LeaseLostError` if this learner's lease passed to another
+        (before appending joined lines to the log); nothing without a fence."""
+        if self.fence is not None:
+            with self._connection() as db:
+                self.fence.check(db)
 
     def unlogged(self) -> list[UnloggedJoin]:
         """Joins whose lines may not be in the log (the learner stopped in between)."""
@@ -690,6 +815,7 @@ class JournaledStore(DecisionStore):
         """One statement in a write transaction, so the comparison with ``replaces``
         and the insert are atomic."""
         with self._transaction() as db:
+            self._check_fence(db)
             row = db.execute(
                 "INSERT INTO models (created_at, policy_args, banditkit_version, through_seq, "
                 "n_updates, data, origin) SELECT ?,?,?,?,?,?,? "
@@ -720,8 +846,11 @@ class JournaledStore(DecisionStore):
                                [(version,) for version in versions])
 
     def latest_model_version(self) -> int:
-        with self._connection() as db:
-            return db.execute("SELECT COALESCE(MAX(version), 0) FROM models").fetchone()[0]
+        def read() -> int:
+            with self._connection() as db:
+                return db.execute("SELECT COALESCE(MAX(version), 0) FROM models").fetchone()[0]
+
+        return self._remembered(("model", ""), read)
 
     def latest_model(self) -> ModelSnapshot | None:
         with self._connection() as db:
@@ -733,9 +862,12 @@ class JournaledStore(DecisionStore):
     # -- settings ------------------------------------------------------------
 
     def get_setting(self, key: str) -> object | None:
-        with self._connection() as db:
-            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        def read() -> object | None:
+            with self._connection() as db:
+                row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+            return None if row is None else json.loads(row[0])
+
+        return self._remembered(("setting", key), read)
 
     def put_setting(self, key: str, value: object) -> None:
         with self._connection() as db:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import socket
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from banditkit.errors import InvalidInputError
-from banditkit.store.journaled import JournaledStore
+from banditkit.store.journaled import Fence, JournaledStore
 from banditkit.store.psql import Pool, QmarkConnection
 
 if TYPE_CHECKING:
@@ -113,6 +114,16 @@ CREATE TABLE unmatched_outcomes (  -- outcomes ingested before their decision
 CREATE INDEX unmatched_outcomes_event ON unmatched_outcomes (event_id);
 CREATE INDEX unmatched_outcomes_waiting ON unmatched_outcomes (at) WHERE orphaned_at IS NULL;
 """),
+    ("0003-learner-epoch", """
+CREATE TABLE learner_epoch (       -- the learner lease's fencing token
+    id          INTEGER PRIMARY KEY CHECK (id = 0),
+    epoch       BIGINT NOT NULL,            -- raised by each new holder of the lease
+    holder      TEXT NOT NULL,              -- host and pid of that holder
+    since       DOUBLE PRECISION NOT NULL,
+    backend_pid INTEGER NOT NULL,           -- its lease session, on the server
+    beat_at     DOUBLE PRECISION NOT NULL   -- the server's time of its last heartbeat
+);
+"""),
 )
 
 _URL = re.compile(r"postgres(ql)?://\S*")
@@ -120,12 +131,17 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Advisory lock keys: one for every store's migrations (CREATE SCHEMA too), one
 # per schema for its writers.
 _MIGRATION_LOCK = zlib.crc32(b"banditkit:migrations")
+# How long a read waits for a free connection of the pool (a reconnection while the
+# server is down never comes in time).
+_READ_WAIT_SECONDS = 0.5
 _DUE_COLUMNS = "id, event_id, created_at, deferred, activated_at, decision, context_at"
 # The lease's connection is declared dead after 4 + 3 x 2 = 10 s without an answer,
 # by the server (its session ends, the lock goes to the next learner) and by the
 # client (the holder sees it lost the lease); unacknowledged writes time out as soon.
 _LEASE_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 4, "keepalives_interval": 2,
                      "keepalives_count": 3, "tcp_user_timeout": 10_000}
+# The database server's clock, so that heartbeats compare whatever the hosts' clocks say.
+_SERVER_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
 _LEASE_SERVER_OPTIONS = ("-c tcp_keepalives_idle=4 -c tcp_keepalives_interval=2 "
                          "-c tcp_keepalives_count=3 -c tcp_user_timeout=10000")
 
@@ -258,8 +274,16 @@ class PostgresStore(JournaledStore):
 
     @contextlib.contextmanager
     def _any_connection(self) -> Iterator[QmarkConnection]:
-        with self.pool.connection() as connection:
+        # A read waits a moment for a connection, not the pool's 30 s: while the
+        # server is down, rankers answer from what they know (JournaledStore._hot_read).
+        with self.pool.connection(timeout=_READ_WAIT_SECONDS) as connection:
             yield QmarkConnection(connection)
+
+    def _unreachable_errors(self) -> tuple[type[BaseException], ...]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        return (psycopg.OperationalError, PoolTimeout)
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[QmarkConnection]:
@@ -288,41 +312,102 @@ class LearnerLease:
     keepalives). A learner waits until :meth:`acquire` gives it the lease and
     stops learning as soon as :meth:`held` says it lost it.
 
+    Each acquisition raises the schema's learner epoch (``learner_epoch``) in
+    the same session: :meth:`fence` gives the token the holder's stores check
+    inside every join and model snapshot, so a holder that lost the lease
+    without noticing (its session ended while its process lives on) writes
+    nothing once another learner took it. The holder's :meth:`held` is also its
+    heartbeat; a holder whose heartbeat is older than ``stale_seconds`` (its
+    process is stopped or hung while its host still answers the keepalives) is
+    deposed by the next :meth:`acquire` of another learner, which ends its
+    lease session: safe, since the epoch fences it.
+
     Parameters
     ----------
     url : str
-        The store's database.
+        The store's database (its schema migrated).
     schema : str, default="banditkit"
         The store's schema: one learner per schema.
+    stale_seconds : float, default=10.0
+        A holder's heartbeat older than this (by the database server's clock)
+        deposes it; call :meth:`held` more often than that.
     """
 
-    def __init__(self, *, url: str, schema: str = "banditkit") -> None:
+    def __init__(self, *, url: str, schema: str = "banditkit",
+                 stale_seconds: float = 10.0) -> None:
         self.url = check_database_url(url)
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise InvalidInputError(f"schema must be lower-case letters, digits and _, "
+                                    f"got {schema!r}")
+        if not stale_seconds > 0:
+            raise InvalidInputError(f"stale_seconds must be > 0, got {stale_seconds!r}")
         self.schema = schema
+        self.stale_seconds = stale_seconds
+        self.epoch = 0  # the epoch of the latest acquisition; 0 before it
         self._key = zlib.crc32(f"banditkit:{schema}:learner".encode())
         self._connection: psycopg.Connection | None = None  # while held or asked for
 
     def acquire(self) -> bool:
-        """Take the lease if nobody holds it; True when this object holds it."""
+        """Take the lease if nobody holds it (and raise the epoch); True when this
+        object holds it. A holder whose heartbeat is stale is deposed (its session
+        ended), so that a later call takes the lease."""
         import psycopg
 
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self.url, autocommit=True,
                                                options=_LEASE_SERVER_OPTIONS,
                                                **_LEASE_KEEPALIVES)
-        return bool(self._connection.execute("SELECT pg_try_advisory_lock(%s)",
-                                             (self._key,)).fetchone()[0])
+            migrate(self._connection, schema=self.schema)  # the epoch's table
+        connection = self._connection
+        if not connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                  (self._key,)).fetchone()[0]:
+            self._depose_stale(connection)
+            return False
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.epoch = int(connection.execute(
+            f"INSERT INTO {self.schema}.learner_epoch "
+            "(id, epoch, holder, since, backend_pid, beat_at) "
+            f"VALUES (0, 1, %s, %s, pg_backend_pid(), {_SERVER_NOW}) "
+            "ON CONFLICT (id) DO UPDATE SET epoch = learner_epoch.epoch + 1, "
+            "holder = excluded.holder, since = excluded.since, "
+            "backend_pid = excluded.backend_pid, beat_at = excluded.beat_at "
+            "RETURNING epoch", (holder, time.time())).fetchone()[0])
+        return True
+
+    def _depose_stale(self, connection: psycopg.Connection) -> None:
+        """End the lease session of a holder whose heartbeat is older than ``stale_seconds``."""
+        row = connection.execute(
+            f"SELECT holder, epoch, {_SERVER_NOW} - beat_at, pg_terminate_backend(backend_pid) "
+            f"FROM {self.schema}.learner_epoch WHERE id = 0 AND beat_at < {_SERVER_NOW} - %s",
+            (self.stale_seconds,)).fetchone()
+        if row is not None:
+            _log.warning("the learner lease holder %s (epoch %s) gave no heartbeat for %.0f s; "
+                         "ended its lease session (%s)", row[0], row[1], row[2],
+                         "done" if row[3] else "refused")
+
+    def fence(self) -> Fence:
+        """The fencing token of the latest acquisition, for the holder's stores (any schema
+        of the database)."""
+        if not self.epoch:
+            raise RuntimeError("the learner lease was never acquired")
+        return Fence(statement=f"SELECT epoch FROM {self.schema}.learner_epoch "
+                               "WHERE id = 0 FOR SHARE", epoch=self.epoch)
 
     def held(self) -> bool:
-        """Whether the lease is still this object's: its session answers (a session's
-        advisory lock lasts as long as the session)."""
+        """Whether the lease is still this object's (its session answers and its epoch is
+        the current one); records the holder's heartbeat."""
         import psycopg
 
         if self._connection is None or self._connection.closed:
             return False
         try:
-            self._connection.execute("SELECT 1")
+            beat = self._connection.execute(
+                f"UPDATE {self.schema}.learner_epoch SET beat_at = {_SERVER_NOW} "
+                "WHERE id = 0 AND epoch = %s", (self.epoch,))
         except psycopg.Error:
+            self.release()
+            return False
+        if beat.rowcount != 1:
             self.release()
             return False
         return True

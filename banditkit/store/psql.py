@@ -90,15 +90,16 @@ class Pool:
                                       "options": f"-c search_path={self.schema}"})
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """A connection of the pool, returned to it when the block ends."""
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """A connection of the pool, returned to it when the block ends; waiting at most
+        ``timeout`` seconds for one (None: the pool's own 30 s)."""
         pool = self._pool
         if pool.closed:
             with self._lock:
                 if self._pool.closed:
                     self._pool = self._new()
                 pool = self._pool
-        with pool.connection() as connection:
+        with pool.connection(timeout=timeout) as connection:
             yield connection
 
     def close(self) -> None:

@@ -11,17 +11,16 @@ an orphan after the reward wait and the grace, counted by every host's
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import requests
 
 from banditkit.engine import Engine
 from banditkit.eventlog import read_events
 from banditkit.settings import LoopSettings
 from tests.server.conftest import make_keys
+from tests.server.pg_hosts import gauge
 from tests.server.test_serve import kill, serve, wait_until
 
 pytest.importorskip("azure.ai.personalizer")
@@ -41,11 +40,6 @@ SETTINGS = LoopSettings(reward_wait_seconds=3.0, orphan_grace_seconds=2.0,
 def _joined(data_dir: Path) -> list:
     logs = data_dir / "logs"
     return list(read_events([logs])) if logs.exists() else []
-
-
-def _gauge(url: str, name: str) -> float:
-    text = requests.get(url + "/metrics", timeout=10).text
-    return float(re.search(rf"^{name} (\S+)$", text, re.MULTILINE).group(1))
 
 
 def test_any_host_accepts_any_reward_and_the_lease_holder_joins_each_once(
@@ -77,7 +71,7 @@ def test_any_host_accepts_any_reward_and_the_lease_holder_joins_each_once(
 
         wait_until(lambda: sum(len(_joined(d)) for d in dirs.values()) >= len(rewards),
                    seconds=60, what="the lease holder to join every decision")
-        wait_until(lambda: _gauge(hosts["b"].url, "banditkit_orphaned_outcomes") == 1.0,
+        wait_until(lambda: gauge(hosts["b"].url, "banditkit_orphaned_outcomes") == 1.0,
                    seconds=30, what="the unknown reward to become an orphan")
         events = [event for d in dirs.values() for event in _joined(d)]
         # One host holds the lease: its log has them all; each is there once.
@@ -86,8 +80,8 @@ def test_any_host_accepts_any_reward_and_the_lease_holder_joins_each_once(
         assert set(counts) == set(rewards) and max(counts.values()) == 1
         assert {event.event_id: event.reward for event in events} == rewards
         for served in hosts.values():  # the shared store's counts, whichever host answers
-            assert _gauge(served.url, "banditkit_orphaned_outcomes") == 1.0
-            assert _gauge(served.url, "banditkit_outcomes_awaiting_decision") == 0.0
+            assert gauge(served.url, "banditkit_orphaned_outcomes") == 1.0
+            assert gauge(served.url, "banditkit_outcomes_awaiting_decision") == 0.0
         with Engine.open(tmp_path / "inspect", database_url=url) as engine:
             (orphan,) = engine.store.orphans()
             assert (orphan["event_id"], orphan["kind"]) == ("never-ranked-anywhere", "r")
