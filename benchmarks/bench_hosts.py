@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             url = server.create_database()
             Engine.open(root / "a", settings=SETTINGS, database_url=url).close()
-            hosts = [new_host(root, name) for name in ("a", "b")]
+            hosts = [new_host(root, name, url) for name in ("a", "b")]
             log_dir = root / "shared-logs"
             interval = ("--learner-interval", str(args.learner_interval))
             for host in hosts:

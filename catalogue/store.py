@@ -187,7 +187,17 @@ class Catalogue:
             (read_at, generation), writes = self._generation_read, self._writes
         if now - read_at < self.refresh_seconds:
             return generation
-        generation = self.generation()
+        try:
+            latest = self.generation()
+        except self.database.unreachable_errors:
+            if generation < 0:
+                raise
+            # Ranks go on from the cached variants while the shared catalogue cannot
+            # be reached; it is read again after refresh_seconds.
+            with self._cache_lock:
+                self._generation_read = (now, generation)
+            return generation
+        generation = latest
         with self._cache_lock:
             if self._writes == writes:  # else a write of ours may be newer than this read
                 self._generation_read = (now, generation)

@@ -7,7 +7,9 @@ route gives 403. ``admin`` may use every route.
 
 Configured by the ``AUTH_`` keys of :class:`serving.config.ServerConfig`:
 ``AUTH_ENABLED``, ``AUTH_CACHE_SECONDS`` (also the longest a revoked key keeps
-working in a running server) and ``AUTH_KEYS_PATH``.
+working in a running server) and ``AUTH_KEYS_PATH``. While a shared key store
+(PostgreSQL) cannot be reached, keys this process verified before keep working
+and others get 503.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = ["KEY_HEADER", "close", "current_key", "get_key_store", "init_app", "r
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 _EXTENSION = "banditkit.auth"
 _CACHE_LIMIT = 4096
+_STORE_RETRY_SECONDS = 1.0
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -42,17 +45,32 @@ class _Auth:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[ApiKey, float]] = {}
         self._lock = threading.Lock()
+        # Until when (time.monotonic()) verified keys skip a key store found unreachable,
+        # so that only one call a second waits for it.
+        self._store_down_until = 0.0
 
     def verify(self, key: str) -> ApiKey | None:
         digest = hash_key(key)
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
-        if hit is not None and hit[1] > now:
+        if hit is not None and (hit[1] > now or now < self._store_down_until):
             return hit[0]
-        record = self.store.lookup(key)
-        if record is not None and self.cache_seconds > 0:
-            with self._lock:
+        try:
+            record = self.store.lookup(key)
+        except self.store.database.unreachable_errors as error:
+            # A key verified before keeps working while the shared key store is
+            # down, as ranks answer from the journals meanwhile.
+            self._store_down_until = time.monotonic() + _STORE_RETRY_SECONDS
+            if hit is not None:
+                return hit[0]
+            raise ApiError(f"The key store cannot be reached to check this key "
+                           f"({type(error).__name__}); retry shortly.", status=503,
+                           code="ServiceUnavailable") from None
+        with self._lock:
+            if record is None:
+                self._cache.pop(digest, None)
+            else:  # kept past cache_seconds as the answer while the store is down
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
                 self._cache[digest] = (record, now + self.cache_seconds)

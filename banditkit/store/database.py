@@ -23,7 +23,7 @@ from typing import Any
 
 from banditkit.store.connections import ThreadConnections, write_transaction
 from banditkit.store.postgres import check_database_url, migrate
-from banditkit.store.psql import Pool, QmarkConnection
+from banditkit.store.psql import READ_WAIT_SECONDS, Pool, QmarkConnection, unreachable_errors
 
 __all__ = ["Database", "PostgresDatabase", "SQLiteDatabase", "open_database"]
 
@@ -41,10 +41,14 @@ class Database(abc.ABC):
         process caches from them can be changed by a process it cannot signal.
     integrity_errors : tuple of exception types
         What a broken ``UNIQUE`` or foreign key raises.
+    unreachable_errors : tuple of exception types
+        What a read raises when the database cannot be reached (none for a file of
+        the host): a caller with a cached answer gives it instead.
     """
 
     shared: bool
     integrity_errors: tuple[type[Exception], ...]
+    unreachable_errors: tuple[type[BaseException], ...] = ()
 
     @abc.abstractmethod
     def read(self) -> contextlib.AbstractContextManager[Any]:
@@ -111,6 +115,7 @@ class PostgresDatabase(Database):
         self.pool = pool
         self.schema = schema
         self.integrity_errors = (psycopg.IntegrityError,)
+        self.unreachable_errors = unreachable_errors()
         self._write_lock = zlib.crc32(f"banditkit:{schema}:write".encode())
 
     @classmethod
@@ -149,7 +154,7 @@ class PostgresDatabase(Database):
 
     @contextlib.contextmanager
     def read(self) -> Iterator[QmarkConnection]:
-        with self.pool.connection() as connection:
+        with self.pool.connection(timeout=READ_WAIT_SECONDS) as connection:
             yield QmarkConnection(connection)
 
     @contextlib.contextmanager

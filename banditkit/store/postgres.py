@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from banditkit.errors import InvalidInputError
 from banditkit.store.journaled import Fence, JournaledStore
-from banditkit.store.psql import Pool, QmarkConnection
+from banditkit.store.psql import READ_WAIT_SECONDS, Pool, QmarkConnection, unreachable_errors
 
 if TYPE_CHECKING:
     import psycopg
@@ -131,9 +131,6 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Advisory lock keys: one for every store's migrations (CREATE SCHEMA too), one
 # per schema for its writers.
 _MIGRATION_LOCK = zlib.crc32(b"banditkit:migrations")
-# How long a read waits for a free connection of the pool (a reconnection while the
-# server is down never comes in time).
-_READ_WAIT_SECONDS = 0.5
 _DUE_COLUMNS = "id, event_id, created_at, deferred, activated_at, decision, context_at"
 # The lease's connection is declared dead after 4 + 3 x 2 = 10 s without an answer,
 # by the server (its session ends, the lock goes to the next learner) and by the
@@ -276,14 +273,11 @@ class PostgresStore(JournaledStore):
     def _any_connection(self) -> Iterator[QmarkConnection]:
         # A read waits a moment for a connection, not the pool's 30 s: while the
         # server is down, rankers answer from what they know (JournaledStore._hot_read).
-        with self.pool.connection(timeout=_READ_WAIT_SECONDS) as connection:
+        with self.pool.connection(timeout=READ_WAIT_SECONDS) as connection:
             yield QmarkConnection(connection)
 
     def _unreachable_errors(self) -> tuple[type[BaseException], ...]:
-        import psycopg
-        from psycopg_pool import PoolTimeout
-
-        return (psycopg.OperationalError, PoolTimeout)
+        return unreachable_errors()
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[QmarkConnection]:

@@ -18,7 +18,20 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-__all__ = ["Pool", "QmarkConnection"]
+__all__ = ["READ_WAIT_SECONDS", "Pool", "QmarkConnection", "unreachable_errors"]
+
+#: How long a read waits for a free connection of a pool: a reconnection while the
+#: server is down never comes in time, and the callers have something to answer
+#: from meanwhile (the last settings, model version or verified keys).
+READ_WAIT_SECONDS = 0.5
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What psycopg raises when the server cannot be reached (or not in time)."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return (psycopg.OperationalError, PoolTimeout)
 
 
 class QmarkConnection:

@@ -1,7 +1,7 @@
 """Several ``banditkit serve`` hosts on one PostgreSQL store, for the multi-host tests.
 
 A host is a ``banditkit serve`` process group with a data directory of its own
-(journals, claims, API keys) and the database and ``--log-dir`` it shares with
+(journals, claims) and the database (keys too) and ``--log-dir`` it shares with
 the others. :class:`Load` drives Personalizer's routes through all live hosts
 from threads, each decision ranked on one host and rewarded on the next,
 recording what was acknowledged and what was in flight when a host died, so a
@@ -52,9 +52,10 @@ def start_host(host: Host, log: Path, database_url: str, log_dir: Path, *args: s
     return host
 
 
-def new_host(tmp_path: Path, name: str) -> Host:
+def new_host(tmp_path: Path, name: str, database_url: str) -> Host:
+    """A host with its own data directory and keys in the key store every host shares."""
     data_dir = tmp_path / name
-    keys = make_keys(data_dir)
+    keys = make_keys(data_dir, database_url=database_url)
     return Host(name=name, data_dir=data_dir, key=keys["client"], analyst_key=keys["analyst"])
 
 

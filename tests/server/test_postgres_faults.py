@@ -35,6 +35,7 @@ from banditkit.store.postgres import LearnerLease
 from banditkit.types import Action
 from serving.learner_process import fence_loop
 from tests.postgres_fixture import PostgresServer, find_binaries
+from tests.server.conftest import make_keys
 from tests.server.pg_hosts import (
     Load,
     check_joined_once,
@@ -43,7 +44,9 @@ from tests.server.pg_hosts import (
     new_host,
     start_host,
 )
-from tests.server.test_serve import alive, kill, rank, wait_until
+from tests.server.test_serve import ACTIONS as SERVE_ACTIONS
+from tests.server.test_serve import CONTEXT as SERVE_CONTEXT
+from tests.server.test_serve import RANK, alive, kill, rank, wait_until
 
 pytestmark = pytest.mark.slow  # PostgreSQL and real servers
 
@@ -165,7 +168,7 @@ def test_a_holder_without_heartbeat_is_deposed_and_one_with_it_is_not(postgres_u
 def _prepare(tmp_path: Path, url: str, settings: LoopSettings = HOSTS_SETTINGS
              ) -> tuple[list, Path]:
     Engine.open(tmp_path / "a", settings=settings, database_url=url).close()
-    return [new_host(tmp_path, name) for name in ("a", "b")], tmp_path / "shared-logs"
+    return [new_host(tmp_path, name, url) for name in ("a", "b")], tmp_path / "shared-logs"
 
 
 def _holder(hosts: list, url: str):  # type: ignore[no-untyped-def]
@@ -312,11 +315,20 @@ def test_ranks_are_answered_while_postgres_is_down_and_nothing_is_lost(
         start_host(host, tmp_path / f"{host.name}.log", url, log_dir)
     load = None
     try:
+        unused_key = make_keys(tmp_path / "keys", database_url=url)["client"]
         load = Load(hosts=hosts, prefix="outage").start()
         time.sleep(3.0)
         before = len(load.acknowledged)
         own_postgres.pause()
-        time.sleep(10.0)
+        time.sleep(5.0)
+        # A key no process has verified yet cannot be checked: 503, saying why.
+        unchecked = requests.post(
+            f"{hosts[0].url}{RANK}", timeout=10,
+            json={"contextFeatures": SERVE_CONTEXT, "actions": SERVE_ACTIONS},
+            headers={"Ocp-Apim-Subscription-Key": unused_key})
+        assert unchecked.status_code == 503, unchecked.text
+        assert "key store cannot be reached" in unchecked.json()["error"]["message"]
+        time.sleep(5.0)
         during = len(load.acknowledged) - before
         failures_during = sum(load.failures.values())
         own_postgres.resume()
