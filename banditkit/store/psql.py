@@ -106,14 +106,32 @@ class Pool:
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
         """A connection of the pool, returned to it when the block ends; waiting at most
         ``timeout`` seconds for one (None: the pool's own 30 s)."""
+        from psycopg_pool import PoolTimeout
+
         pool = self._pool
         if pool.closed:
             with self._lock:
                 if self._pool.closed:
                     self._pool = self._new()
                 pool = self._pool
-        with pool.connection(timeout=timeout) as connection:
+        try:
+            connection = pool.getconn(timeout=timeout)
+        except PoolTimeout:
+            if pool.get_stats().get("connections_errors", 0):
+                # Its connecting failed: the server is unreachable. The next caller gets a
+                # new pool, which connects at once when the server is back, instead of
+                # this one's reconnection backoff (up to 8 s between tries).
+                with self._lock:
+                    if self._pool is pool:
+                        self._pool = self._new()
+                # Its workers may sleep in that backoff: closed aside, not waited for.
+                threading.Thread(target=pool.close, name="banditkit-pool-close",
+                                 daemon=True).start()
+            raise
+        try:
             yield connection
+        finally:
+            pool.putconn(connection)  # rolls back what the block left open
 
     def close(self) -> None:
         """Close every connection (the next use opens the pool again)."""

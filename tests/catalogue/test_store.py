@@ -182,6 +182,37 @@ def test_a_shared_catalogue_trusts_its_cache_for_refresh_seconds(tmp_path, clock
         marketer.close()
 
 
+@pytest.mark.slow  # PostgreSQL
+def test_a_shared_catalogue_ranks_from_its_cache_while_the_database_is_unreachable(
+        tmp_path, clock, postgres_url) -> None:
+    import psycopg
+
+    ranker = Catalogue.open(tmp_path, database_url=postgres_url, clock=clock)
+    database = psycopg.conninfo.conninfo_to_dict(postgres_url)["dbname"]
+    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    try:
+        ranker.create_title("t1")
+        variant = add(ranker, data=b"1")
+        ranker.refresh_seconds = 0.0  # every rank reads the generation again
+        assert [v.id for v in ranker.active_variants(["t1"])["t1"]] == [variant.id]
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s", (database,))
+            try:
+                with pytest.raises(ranker.database.unreachable_errors):
+                    ranker.generation()  # the database is out of reach indeed
+                assert [v.id for v in ranker.active_variants(["t1"])["t1"]] == [variant.id]
+                with pytest.raises(ranker.database.unreachable_errors):
+                    ranker.active_variants(["t2"])  # what was never cached cannot be read
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        other = add(ranker, data=b"2")  # back: writes and reads reach it again
+        assert {v.id for v in ranker.active_variants(["t1"])["t1"]} == {variant.id, other.id}
+    finally:
+        ranker.close()
+
+
 def test_candidates_are_approved_or_discarded(catalogue, tmp_path) -> None:
     catalogue.create_title("t1")
     kept = catalogue.add_candidate("t1", data=b"frame-1", media_type="image/jpeg",
