@@ -21,6 +21,20 @@ _SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "ci_method", "ess
           "max_weight", "unsupported_share"]
 
 
+class _LogPath(click.ParamType):
+    """An existing local path (a ``Path``), or a URI kept as text, which --spark reads."""
+
+    name = "path"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path | str:
+        from ope.uri import is_uri
+
+        if isinstance(value, str) and is_uri(value):
+            return value
+        return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+
+
 def _estimator_names(text: str) -> list[str]:
     from ope.evaluation import ESTIMATOR_NAMES, check_estimator_names
 
@@ -67,8 +81,7 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
 
 @click.command("evaluate")
 @data_dir_option
-@click.argument("logs", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("logs", nargs=-1, required=True, type=_LogPath())
 @click.option("--policy", "policies", multiple=True,
               help="Policy to evaluate (repeatable). dsjson logs: logged, baseline, uniform, "
                    "offline (VW trained on the first --train-fraction of the log; then all "
@@ -155,9 +168,10 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
               envvar="BANDITKIT_SPARK_MASTER", show_envvar=True,
               help="Evaluate a dsjson log or a log table on Spark (local[2], spark://HOST:PORT, "
                    "yarn, ...): one task per file, the same estimates (docs/evaluation.md). "
-                   "Needs banditkit[spark].")
+                   "LOGS may then be URIs (hdfs://, s3a://, file://...) read through Spark's "
+                   "Hadoop FileSystem. Needs banditkit[spark].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
+def evaluate(data_dir: Path, logs: tuple[Path | str, ...], policies: tuple[str, ...],
              estimator_text: str | None,
              as_json: bool, report_dir: Path | None, reward_col: str, propensity_col: str,
              action_col: str | None, n_actions_col: str | None,
@@ -185,6 +199,11 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
     """
     from ope.evaluation import make_estimators
 
+    uris = [p for p in logs if isinstance(p, str)]
+    if uris and spark_master is None:
+        raise click.UsageError(f"{uris[0]} is a URI, which is read through Spark's Hadoop "
+                               f"FileSystem: add --spark MASTER (e.g. --spark 'local[2]', or "
+                               f"the cluster's master)")
     if spark_master is not None and (custom or optimize or importance):
         raise click.UsageError("--spark evaluates fixed policies; --custom, --optimize and "
                                "--feature-importance run in process")
@@ -197,7 +216,7 @@ def evaluate(data_dir: Path, logs: tuple[Path, ...], policies: tuple[str, ...],
                          as_json=as_json, report_dir=report_dir)
         return
 
-    tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
+    tables = [p for p in logs if str(p).lower().endswith(_TABLE_SUFFIXES)]
     if spark_master is not None and tables:
         raise click.UsageError("--spark reads dsjson logs and log tables (folders written by "
                                "'banditkit logs to-parquet'), not files with a column map")
@@ -249,7 +268,7 @@ def _is_log_table(paths: tuple[Path, ...]) -> bool:
         for p in folders)
 
 
-def _evaluate_partitioned(logs: tuple[Path, ...], policies: tuple[str, ...],
+def _evaluate_partitioned(logs: tuple[Path | str, ...], policies: tuple[str, ...],
                           estimator_text: str | None, spark_master: str | None, *,
                           max_weight: float, switch_tau: float, dros_shrinkage: float,
                           confidence: float, ci_method: str, seed: int, chunk_size: int,
@@ -259,7 +278,7 @@ def _evaluate_partitioned(logs: tuple[Path, ...], policies: tuple[str, ...],
     from ope.evaluation import make_estimators
     from ope.partitioned import evaluate_partitions
 
-    if _is_row_log(logs):
+    if _is_row_log(tuple(p for p in logs if isinstance(p, Path))):
         raise click.UsageError("--spark evaluates single-decision logs; page (row) logs run "
                                "in process")
     names = _estimator_names(estimator_text or "ips,snips,dr")

@@ -132,6 +132,22 @@ def test_evaluate_spark_refuses_what_it_does_not_run(partitioned_log, tmp_path):
     assert "cannot reach the Spark master spark://127.0.0.1:9" in result.output
 
 
+@pytest.mark.slow
+def test_evaluate_reads_uris_on_spark_and_asks_for_spark_without_it(spark, partitioned_log):
+    arguments = ["--estimators", "ips,snips", "--json"]
+    expected = json.loads(CliRunner().invoke(
+        main, ["evaluate", str(partitioned_log), "--spark", "local[2]", *arguments]).stdout)
+    result = CliRunner().invoke(main, ["evaluate", partitioned_log.as_uri(), "--spark",
+                                       "local[2]", *arguments])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == expected
+
+    result = CliRunner().invoke(main, ["evaluate", "hdfs://namenode/logs", *arguments])
+    assert result.exit_code == 2
+    assert "hdfs://namenode/logs is a URI, which is read through Spark's Hadoop " \
+           "FileSystem: add --spark MASTER" in result.output
+
+
 @pytest.mark.slow  # two interpreters that import the CLI: a few seconds
 def test_without_pyspark_spark_says_how_to_install_it(partitioned_log, tmp_path):
     # A real interpreter in which importing pyspark fails, as on a machine without it.
