@@ -432,7 +432,9 @@ def read_table(paths: Sequence[str | Path], *, reward_col: str, propensity_col: 
     wanted = [reward_col, propensity_col, action_col, n_actions_col, model_reward_col,
               model_value_col, *target_prob_cols]
     columns = list(dict.fromkeys(c for c in wanted if c is not None))
-    table = _concatenate([_read_file(Path(raw), columns) for raw in paths])
+    floats = [c for c in (reward_col, propensity_col, model_reward_col, model_value_col,
+                          *target_prob_cols) if c is not None]
+    table = _concatenate([_read_file(Path(raw), columns, floats) for raw in paths])
     if table.num_rows == 0:
         raise ValueError(f"log files must hold at least one row, got none in "
                          f"{[str(p) for p in paths]}")
@@ -458,8 +460,14 @@ def read_table(paths: Sequence[str | Path], *, reward_col: str, propensity_col: 
 
 
 
-def _read_file(path: Path, columns: list[str]) -> pa.Table:
-    """The named columns of one CSV or Parquet file (Parquet reads no other column)."""
+def _read_file(path: Path, columns: list[str], floats: list[str]) -> pa.Table:
+    """The named columns of one CSV or Parquet file; only those are read.
+
+    A CSV's ``floats`` columns are parsed as float64 straight away, which
+    spares pyarrow inferring their type; a file where that fails (a column
+    missing, or not all numbers) is read again with inferred types, so that
+    the checks name the problem as they would anyway.
+    """
     if not path.is_file():
         raise ValueError(f"log file does not exist: {path}")
     name = path.name.lower()
@@ -470,11 +478,18 @@ def _read_file(path: Path, columns: list[str]) -> pa.Table:
             _check_columns(columns, parquet.schema_arrow.names, path)
             return parquet.read(columns=columns)
     if name.endswith(_CSV_SUFFIXES):
+        import pyarrow as pa
         import pyarrow.csv as pv
 
-        delimiter = "\t" if name.endswith(".tsv") else ","
+        parse = pv.ParseOptions(delimiter="\t" if name.endswith(".tsv") else ",")
+        try:
+            return pv.read_csv(path, parse_options=parse, convert_options=pv.ConvertOptions(
+                include_columns=columns, column_types=dict.fromkeys(floats, pa.float64()),
+                strings_can_be_null=True))
+        except (pa.ArrowInvalid, pa.ArrowKeyError):
+            pass
         # An empty cell is missing in a text column too, as in pandas.
-        table = pv.read_csv(path, parse_options=pv.ParseOptions(delimiter=delimiter),
+        table = pv.read_csv(path, parse_options=parse,
                             convert_options=pv.ConvertOptions(strings_can_be_null=True))
         _check_columns(columns, table.column_names, path)
         return table.select(columns)
