@@ -14,14 +14,14 @@ from cli._options import data_dir_option
 if TYPE_CHECKING:
     from ope.evaluation import EvaluationReport
 
-__all__ = ["evaluate", "simulate"]
+__all__ = ["LogPath", "evaluate", "simulate"]
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 _SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "ci_method", "ess",
           "max_weight", "unsupported_share"]
 
 
-class _LogPath(click.ParamType):
+class LogPath(click.ParamType):
     """An existing local path (a ``Path``), or a URI kept as text, which --spark reads."""
 
     name = "path"
@@ -81,7 +81,7 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
 
 @click.command("evaluate")
 @data_dir_option
-@click.argument("logs", nargs=-1, required=True, type=_LogPath())
+@click.argument("logs", nargs=-1, required=True, type=LogPath())
 @click.option("--policy", "policies", multiple=True,
               help="Policy to evaluate (repeatable). dsjson logs: logged, baseline, uniform, "
                    "offline (VW trained on the first --train-fraction of the log; then all "

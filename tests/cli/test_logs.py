@@ -74,6 +74,14 @@ def test_to_parquet_refuses_a_folder_that_holds_files(partitioned_log, tmp_path)
     assert "out must be a new or empty folder" in result.output
 
 
+def test_to_parquet_names_a_uri_and_the_command_that_reads_it(tmp_path):
+    result = CliRunner().invoke(main, ["logs", "to-parquet", "hdfs://namenode/logs", "--out",
+                                       str(tmp_path / "table")])
+    assert result.exit_code == 2
+    assert "hdfs://namenode/logs is a URI: to-parquet reads and writes local" in result.output
+    assert not (tmp_path / "table").exists()
+
+
 def test_evaluate_reads_the_table_as_its_log(partitioned_log, tmp_path):
     table = tmp_path / "table"
     assert CliRunner().invoke(main, ["logs", "to-parquet", str(partitioned_log), "--out",
