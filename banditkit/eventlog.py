@@ -31,6 +31,7 @@ __all__ = [
     "iso_timestamp",
     "log_files",
     "parse_event",
+    "parse_lines",
     "read_events",
 ]
 
@@ -203,14 +204,23 @@ def read_events(paths: Iterable[str | os.PathLike]) -> Iterator[JoinedEvent]:
     """
     for path in log_files(paths):
         with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.endswith("\n"):
-                    _log.warning("%s:%d: line still being written; not read", path, number)
-                    break
-                if not line.strip():
-                    continue
-                try:
-                    yield parse_event(json.loads(line))
-                except (ValueError, KeyError, TypeError, IndexError) as error:
-                    raise InvalidInputError(f"{path}:{number}: not a joined dsjson event: "
-                                            f"{error}") from None
+            yield from parse_lines(str(path), handle)
+
+
+def parse_lines(name: str, lines: Iterable[str]) -> Iterator[JoinedEvent]:
+    """The joined events of one dsjson file's lines (each with its newline), as
+    :func:`read_events` reads them; ``name`` names the file in messages.
+
+    Readers that get a file's lines elsewhere (Spark's, for a URI) share the rules.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.endswith("\n"):
+            _log.warning("%s:%d: line still being written; not read", name, number)
+            break
+        if not line.strip():
+            continue
+        try:
+            yield parse_event(json.loads(line))
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise InvalidInputError(f"{name}:{number}: not a joined dsjson event: "
+                                    f"{error}") from None

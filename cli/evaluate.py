@@ -12,14 +12,27 @@ import click
 from cli._options import data_dir_option, database_url_option
 
 if TYPE_CHECKING:
-    from ope.dsjson import LearnerPolicy
     from ope.evaluation import EvaluationReport
 
-__all__ = ["evaluate", "simulate"]
+__all__ = ["LogPath", "evaluate", "simulate"]
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 _SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "ci_method", "ess",
           "max_weight", "unsupported_share"]
+
+
+class LogPath(click.ParamType):
+    """An existing local path (a ``Path``), or a URI kept as text, which --spark reads."""
+
+    name = "path"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path | str:
+        from ope.uri import is_uri
+
+        if isinstance(value, str) and is_uri(value):
+            return value
+        return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
 
 
 def _estimator_names(text: str) -> list[str]:
@@ -69,8 +82,7 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
 @click.command("evaluate")
 @data_dir_option
 @database_url_option
-@click.argument("logs", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("logs", nargs=-1, required=True, type=LogPath())
 @click.option("--policy", "policies", multiple=True,
               help="Policy to evaluate (repeatable). dsjson logs: logged, baseline, uniform, "
                    "offline (VW trained on the first --train-fraction of the log; then all "
@@ -158,9 +170,10 @@ def _print(report: EvaluationReport, as_json: bool) -> None:
               envvar="BANDITKIT_SPARK_MASTER", show_envvar=True,
               help="Evaluate a dsjson log or a log table on Spark (local[2], spark://HOST:PORT, "
                    "yarn, ...): one task per file, the same estimates (docs/evaluation.md). "
-                   "Needs banditkit[spark].")
+                   "LOGS may then be URIs (hdfs://, s3a://, file://...) read through Spark's "
+                   "Hadoop FileSystem. Needs banditkit[spark].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path, ...],
+def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path | str, ...],
              policies: tuple[str, ...],
              estimator_text: str | None,
              as_json: bool, report_dir: Path | None, reward_col: str, propensity_col: str,
@@ -189,6 +202,11 @@ def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path, ...],
     """
     from ope.evaluation import make_estimators
 
+    uris = [p for p in logs if isinstance(p, str)]
+    if uris and spark_master is None:
+        raise click.UsageError(f"{uris[0]} is a URI, which is read through Spark's Hadoop "
+                               f"FileSystem: add --spark MASTER (e.g. --spark 'local[2]', or "
+                               f"the cluster's master)")
     if spark_master is not None and (custom or optimize or importance):
         raise click.UsageError("--spark evaluates fixed policies; --custom, --optimize and "
                                "--feature-importance run in process")
@@ -201,13 +219,12 @@ def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path, ...],
                          as_json=as_json, report_dir=report_dir)
         return
 
-    tables = [p for p in logs if p.name.lower().endswith(_TABLE_SUFFIXES)]
-    in_database = database_url is not None and "model:latest" in policies
-    if in_database and (spark_master is not None or tables or _is_log_table(logs)
-                        or _is_row_log(logs)):
+    tables = [p for p in logs if str(p).lower().endswith(_TABLE_SUFFIXES)]
+    if (database_url is not None and "model:latest" in policies and spark_master is None
+            and (tables or _is_row_log(logs))):
         raise click.UsageError("model:latest from --database-url is evaluated on dsjson "
-                               "decision logs in process; elsewhere save it and pass "
-                               "model:PATH")
+                               "decision logs and log tables; for page (row) logs save it "
+                               "and pass model:PATH")
     if spark_master is not None and tables:
         raise click.UsageError("--spark reads dsjson logs and log tables (folders written by "
                                "'banditkit logs to-parquet'), not files with a column map")
@@ -216,7 +233,8 @@ def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path, ...],
                               switch_tau=switch_tau, dros_shrinkage=dros_shrinkage,
                               confidence=confidence, ci_method=ci_method, seed=seed,
                               chunk_size=chunk_size, model_args=model_args, data_dir=data_dir,
-                              as_json=as_json, report_dir=report_dir)
+                              database_url=database_url, as_json=as_json,
+                              report_dir=report_dir)
         return
     if not tables and _is_row_log(logs):
         _evaluate_rows(logs, policies, estimator_text, page_reward=page_reward,
@@ -242,36 +260,13 @@ def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path, ...],
                                      model_reward_col=model_reward_col,
                                      model_value_col=model_value_col)
         else:
-            if in_database:
-                policies = tuple(_latest_model(data_dir, database_url) if p == "model:latest"
-                                 else p for p in policies)
             report = _evaluate_dsjson(logs, policies, estimators, chunk_size=chunk_size,
                                       train_fraction=train_fraction,
                                       offline_args=offline_args, model_args=model_args,
-                                      data_dir=data_dir, seed=seed)
+                                      data_dir=data_dir, database_url=database_url, seed=seed)
     except (ValueError, TypeError) as error:
         raise click.ClickException(str(error)) from None
     _finish(report, as_json, report_dir)
-
-
-def _latest_model(data_dir: Path, database_url: str) -> LearnerPolicy:
-    """``model:latest`` from the PostgreSQL store (the data directory only names this
-    host's journal folder, which evaluating does not touch)."""
-    from banditkit.store.factory import open_store
-    from banditkit.vw import VWLearner
-    from ope.dsjson import LearnerPolicy
-
-    store = open_store(data_dir, database_url=database_url)
-    try:
-        snapshot = store.latest_model()
-    finally:
-        store.close()
-    if snapshot is None:
-        raise ValueError(f"no model has been published in the store of "
-                         f"{database_url.split('@')[-1]}")
-    return LearnerPolicy(learner=VWLearner(args=snapshot.policy_args,
-                                           model_data=snapshot.data),
-                         name=f"model:v{snapshot.version}")
 
 
 def _is_log_table(paths: tuple[Path, ...]) -> bool:
@@ -282,23 +277,23 @@ def _is_log_table(paths: tuple[Path, ...]) -> bool:
         for p in folders)
 
 
-def _evaluate_partitioned(logs: tuple[Path, ...], policies: tuple[str, ...],
+def _evaluate_partitioned(logs: tuple[Path | str, ...], policies: tuple[str, ...],
                           estimator_text: str | None, spark_master: str | None, *,
                           max_weight: float, switch_tau: float, dros_shrinkage: float,
                           confidence: float, ci_method: str, seed: int, chunk_size: int,
-                          model_args: str | None, data_dir: Path, as_json: bool,
-                          report_dir: Path | None) -> None:
+                          model_args: str | None, data_dir: Path, database_url: str | None,
+                          as_json: bool, report_dir: Path | None) -> None:
     """A dsjson log or a log table, file by file: on Spark, or in process for a table."""
     from ope.evaluation import make_estimators
     from ope.partitioned import evaluate_partitions
 
-    if _is_row_log(logs):
+    if _is_row_log(tuple(p for p in logs if isinstance(p, Path))):
         raise click.UsageError("--spark evaluates single-decision logs; page (row) logs run "
                                "in process")
     names = _estimator_names(estimator_text or "ips,snips,dr")
     options = {"policies": list(policies) or ["logged", "baseline", "uniform"],
                "chunk_size": chunk_size, "model_args": model_args, "data_dir": data_dir,
-               "seed": seed}
+               "database_url": database_url, "seed": seed}
     try:
         estimators = make_estimators(names, max_weight=max_weight, switch_tau=switch_tau,
                                      dros_shrinkage=dros_shrinkage, confidence_level=confidence,
@@ -431,7 +426,8 @@ def _evaluate_table(paths: list[Path], policies: tuple[str, ...], estimators: li
 
 def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimators: list, *,
                      chunk_size: int, train_fraction: float, offline_args: str,
-                     model_args: str | None, data_dir: Path, seed: int):
+                     model_args: str | None, data_dir: Path, database_url: str | None,
+                     seed: int):
     from tqdm import tqdm
 
     from ope.dsjson import count_events
@@ -441,7 +437,7 @@ def _evaluate_dsjson(paths: tuple[Path, ...], policies: tuple[str, ...], estimat
         return evaluate_log(
             paths, policies=policies, estimators=estimators, chunk_size=chunk_size,
             train_fraction=train_fraction, offline_args=offline_args, model_args=model_args,
-            data_dir=data_dir, seed=seed, progress=bar.update)
+            data_dir=data_dir, database_url=database_url, seed=seed, progress=bar.update)
 
 
 @click.command("simulate")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from cli.evaluate import LogPath
+
 __all__ = ["logs"]
 
 
@@ -16,7 +18,7 @@ def logs() -> None:
 
 
 @logs.command("to-parquet")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=LogPath())
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="New or empty folder of the table (dt=YYYY-MM-DD/ partitions).")
 @click.option("--spark", "spark_master", default=None, metavar="MASTER",
@@ -24,7 +26,7 @@ def logs() -> None:
               help="Convert on Spark, one task per log file (local[2], spark://HOST:PORT, ...); "
                    "needs banditkit[spark].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def to_parquet(paths: tuple[Path, ...], out: Path, spark_master: str | None,
+def to_parquet(paths: tuple[Path | str, ...], out: Path, spark_master: str | None,
                as_json: bool) -> None:
     """Write dsjson logs as a Parquet table partitioned by date, for Spark SQL and pandas.
 
@@ -33,6 +35,11 @@ def to_parquet(paths: tuple[Path, ...], out: Path, spark_master: str | None,
     the context and action features as JSON (docs/evaluation.md, "The log as a
     table"). ``banditkit evaluate OUT`` evaluates the table as the log.
     """
+    uris = [p for p in paths if isinstance(p, str)]
+    if uris:
+        raise click.UsageError(f"{uris[0]} is a URI: to-parquet reads and writes local or "
+                               f"shared-mount paths; 'banditkit evaluate URI --spark MASTER' "
+                               f"evaluates a log at a URI as it is")
     try:
         if spark_master is None:
             from ope.partitioned import write_log_table

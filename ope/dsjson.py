@@ -98,7 +98,8 @@ class LearnerPolicy(EventPolicy):
 
 
 def make_policy(spec: str, *, model_args: str | None = None,
-                data_dir: str | Path | None = None) -> EventPolicy:
+                data_dir: str | Path | None = None,
+                database_url: str | None = None) -> EventPolicy:
     """A policy from its command-line name.
 
     Parameters
@@ -113,21 +114,28 @@ def make_policy(spec: str, *, model_args: str | None = None,
     data_dir : path, default=None
         For ``model:latest``: the data directory whose store holds the latest
         published model and its VW arguments.
+    database_url : str, default=None
+        For ``model:latest``: the PostgreSQL store holding it instead.
     """
     simple = {"logged": _Logged, "baseline": _Baseline, "uniform": _Uniform}
     if spec in simple:
         return simple[spec]()
     if spec == "model:latest":
-        from banditkit.store import Store
+        from banditkit.store.factory import open_store
         from banditkit.vw import VWLearner
 
         database = Path(data_dir or ".") / "banditkit.sqlite3"
-        if data_dir is None or not database.is_file():
+        if database_url is None and (data_dir is None or not database.is_file()):
             raise ValueError(f"model:latest needs a data directory with a store, "
                              f"got {database}")
-        snapshot = Store(path=database).latest_model()
+        store = open_store(Path(data_dir or "."), database_url=database_url)
+        try:
+            snapshot = store.latest_model()
+        finally:
+            store.close()
         if snapshot is None:
-            raise ValueError(f"no model has been published in {database}")
+            where = database if database_url is None else database_url.split("@")[-1]
+            raise ValueError(f"no model has been published in the store of {where}")
         return LearnerPolicy(learner=VWLearner(args=snapshot.policy_args,
                                                model_data=snapshot.data),
                              name=f"model:v{snapshot.version}")
@@ -305,6 +313,7 @@ def evaluate_dsjson(
     offline_args: str = "--cb_explore_adf --epsilon 0.05 -q ::",
     model_args: str | None = None,
     data_dir: str | Path | None = None,
+    database_url: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvaluationReport:
     """Evaluate policies on dsjson logs, streaming chunk by chunk.
@@ -332,6 +341,8 @@ def evaluate_dsjson(
         VW arguments for ``model:PATH`` policies (``None``: VWLearner's default).
     data_dir : path, default=None
         For ``model:latest`` (the latest model published in that data directory).
+    database_url : str, default=None
+        For ``model:latest`` published in a PostgreSQL store instead.
     progress : callable, default=None
         Called with the number of events just read (e.g. ``tqdm.update``).
 
@@ -371,7 +382,8 @@ def evaluate_dsjson(
         notes.update({"offline_train_events": n_train, "offline_args": offline_args})
     resolved = [offline if spec == "offline" else
                 (spec if isinstance(spec, EventPolicy)
-                 else make_policy(spec, model_args=model_args, data_dir=data_dir))
+                 else make_policy(spec, model_args=model_args, data_dir=data_dir,
+                                          database_url=database_url))
                 for spec in specs]
     names = [p.name for p in resolved]  # type: ignore[union-attr]
     if len(set(names)) != len(names):

@@ -325,8 +325,8 @@ def evaluate_log(paths: Sequence[str | Path], *, estimators: Sequence[OffPolicyE
                  policies: Sequence[str] = DEFAULT_LOG_POLICIES, chunk_size: int = 50_000,
                  train_fraction: float = 0.5, offline_args: str = DEFAULT_OFFLINE_ARGS,
                  model_args: str | None = None, data_dir: str | Path | None = None,
-                 seed: int = 0, progress: Callable[[int], None] | None = None
-                 ) -> EvaluationReport:
+                 database_url: str | None = None, seed: int = 0,
+                 progress: Callable[[int], None] | None = None) -> EvaluationReport:
     """Off-policy evaluation of named policies on banditkit's dsjson decision log.
 
     What ``banditkit evaluate LOG`` and ``POST /v1/evaluations`` run: the
@@ -354,6 +354,8 @@ def evaluate_log(paths: Sequence[str | Path], *, estimators: Sequence[OffPolicyE
         VW arguments of ``model:PATH`` files (``None``: VWLearner's default).
     data_dir : path, default=None
         Data directory of ``model:latest``.
+    database_url : str, default=None
+        The PostgreSQL store of ``model:latest`` instead.
     seed : int, default=0
         Seeds the reward model's folds.
     progress : callable, default=None
@@ -371,7 +373,8 @@ def evaluate_log(paths: Sequence[str | Path], *, estimators: Sequence[OffPolicyE
         estimators=estimators,
         reward_model=HashedRewardModel(seed=seed) if needs_model else None,
         chunk_size=chunk_size, train_fraction=train_fraction, offline_args=offline_args,
-        model_args=model_args, data_dir=data_dir, progress=progress)
+        model_args=model_args, data_dir=data_dir, database_url=database_url,
+        progress=progress)
 
 
 @dataclass(frozen=True, eq=False)
@@ -432,7 +435,9 @@ def read_table(paths: Sequence[str | Path], *, reward_col: str, propensity_col: 
     wanted = [reward_col, propensity_col, action_col, n_actions_col, model_reward_col,
               model_value_col, *target_prob_cols]
     columns = list(dict.fromkeys(c for c in wanted if c is not None))
-    table = _concatenate([_read_file(Path(raw), columns) for raw in paths])
+    floats = [c for c in (reward_col, propensity_col, model_reward_col, model_value_col,
+                          *target_prob_cols) if c is not None]
+    table = _concatenate([_read_file(Path(raw), columns, floats) for raw in paths])
     if table.num_rows == 0:
         raise ValueError(f"log files must hold at least one row, got none in "
                          f"{[str(p) for p in paths]}")
@@ -458,8 +463,14 @@ def read_table(paths: Sequence[str | Path], *, reward_col: str, propensity_col: 
 
 
 
-def _read_file(path: Path, columns: list[str]) -> pa.Table:
-    """The named columns of one CSV or Parquet file (Parquet reads no other column)."""
+def _read_file(path: Path, columns: list[str], floats: list[str]) -> pa.Table:
+    """The named columns of one CSV or Parquet file; only those are read.
+
+    A CSV's ``floats`` columns are parsed as float64 straight away, which
+    spares pyarrow inferring their type; a file where that fails (a column
+    missing, or not all numbers) is read again with inferred types, so that
+    the checks name the problem as they would anyway.
+    """
     if not path.is_file():
         raise ValueError(f"log file does not exist: {path}")
     name = path.name.lower()
@@ -470,11 +481,18 @@ def _read_file(path: Path, columns: list[str]) -> pa.Table:
             _check_columns(columns, parquet.schema_arrow.names, path)
             return parquet.read(columns=columns)
     if name.endswith(_CSV_SUFFIXES):
+        import pyarrow as pa
         import pyarrow.csv as pv
 
-        delimiter = "\t" if name.endswith(".tsv") else ","
+        parse = pv.ParseOptions(delimiter="\t" if name.endswith(".tsv") else ",")
+        try:
+            return pv.read_csv(path, parse_options=parse, convert_options=pv.ConvertOptions(
+                include_columns=columns, column_types=dict.fromkeys(floats, pa.float64()),
+                strings_can_be_null=True))
+        except (pa.ArrowInvalid, pa.ArrowKeyError):
+            pass
         # An empty cell is missing in a text column too, as in pandas.
-        table = pv.read_csv(path, parse_options=pv.ParseOptions(delimiter=delimiter),
+        table = pv.read_csv(path, parse_options=parse,
                             convert_options=pv.ConvertOptions(strings_can_be_null=True))
         _check_columns(columns, table.column_names, path)
         return table.select(columns)

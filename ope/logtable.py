@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,8 +62,10 @@ __all__ = [
     "ConversionSummary",
     "check_log_table",
     "check_output_folder",
+    "check_table_file",
     "convert_file",
     "read_log_table",
+    "read_table_file",
     "record_of_row",
     "row_of_record",
 ]
@@ -303,15 +305,19 @@ def check_log_table(files: Iterable[str | os.PathLike]) -> None:
     Reads only each file's footer.
     """
     for path in files:
-        try:
-            names = set(pq.read_schema(path).names)
-        except (OSError, pa.ArrowException) as error:
-            raise InvalidInputError(f"{path}: not a readable Parquet file: {error}") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if missing:
-            raise InvalidInputError(f"{path}: the log table lacks columns {missing} (written "
-                                    f"by 'banditkit logs to-parquet'?); it has "
-                                    f"{sorted(names)}")
+        check_table_file(path, str(path))
+
+
+def check_table_file(source: str | os.PathLike | BinaryIO, name: str) -> None:
+    """:func:`check_log_table` of one file, a path or an open file named ``name``."""
+    try:
+        names = set(pq.read_schema(source).names)
+    except (OSError, pa.ArrowException) as error:
+        raise InvalidInputError(f"{name}: not a readable Parquet file: {error}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise InvalidInputError(f"{name}: the log table lacks columns {missing} (written "
+                                f"by 'banditkit logs to-parquet'?); it has {sorted(names)}")
 
 
 def read_log_table(files: Iterable[str | os.PathLike]) -> Iterator[JoinedEvent]:
@@ -323,16 +329,22 @@ def read_log_table(files: Iterable[str | os.PathLike]) -> Iterator[JoinedEvent]:
         Naming the file and row of a row that is not a joined event.
     """
     for path in files:
-        number = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH,
-                                                       columns=list(REQUIRED_COLUMNS)):
-            for row in batch.to_pylist():
-                number += 1
-                try:
-                    if row["reward"] is None or not math.isfinite(row["reward"]):
-                        raise ValueError(f"reward must be a finite number, got {row['reward']}")
-                    event = parse_event(record_of_row(row))
-                except (ValueError, KeyError, TypeError, IndexError) as error:
-                    raise InvalidInputError(f"{path}: row {number}: not a joined event: "
-                                            f"{error}") from None
-                yield event
+        yield from read_table_file(path, str(path))
+
+
+def read_table_file(source: str | os.PathLike | BinaryIO, name: str) -> Iterator[JoinedEvent]:
+    """The events of one log-table file, a path or an open file named ``name``
+    (the bytes Spark read at a URI)."""
+    number = 0
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=_BATCH,
+                                                     columns=list(REQUIRED_COLUMNS)):
+        for row in batch.to_pylist():
+            number += 1
+            try:
+                if row["reward"] is None or not math.isfinite(row["reward"]):
+                    raise ValueError(f"reward must be a finite number, got {row['reward']}")
+                event = parse_event(record_of_row(row))
+            except (ValueError, KeyError, TypeError, IndexError) as error:
+                raise InvalidInputError(f"{name}: row {number}: not a joined event: "
+                                        f"{error}") from None
+            yield event

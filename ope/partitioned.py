@@ -14,6 +14,11 @@ process; ``ope.spark.SparkRunner`` runs one Spark task per source, the
 policies' VW models broadcast once. The driver holds the list of sources and
 the merged statistics, never events.
 
+A path is a local (or shared-mount) path, or a URI (``hdfs://``, ``s3a://``,
+``file://``...) that only a Spark runner reads: it lists the files and reads
+their bytes through Spark's Hadoop FileSystem, so the cluster's own
+configuration decides what it can reach.
+
 :func:`write_log_table` converts a dsjson log into the log table the same
 way, one file at a time.
 
@@ -30,6 +35,7 @@ floating-point order of the BLAS threads of each process.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections import Counter
@@ -42,7 +48,7 @@ from typing import Any, NamedTuple, Protocol
 
 from banditkit.dsjson import JoinedEvent
 from banditkit.errors import InvalidInputError
-from banditkit.eventlog import log_files, read_events
+from banditkit.eventlog import log_files, parse_lines, read_events
 from ope._statistics import RoundStatistics
 from ope.base import OffPolicyEstimator, check_streamable
 from ope.estimators import Replay
@@ -52,9 +58,12 @@ from ope.logtable import (
     ConversionSummary,
     check_log_table,
     check_output_folder,
+    check_table_file,
     convert_file,
     read_log_table,
+    read_table_file,
 )
+from ope.uri import is_uri
 from ope.validation import check_integer_at_least
 
 __all__ = [
@@ -77,62 +86,92 @@ _TABLE_SUFFIXES = (".parquet", ".pq")
 _NOT_LOG = "not a .dsjson or .parquet file"
 _EXAMPLES = 5  # ignored files named per reason
 
+#: ``listing(uri)``: the files under a URI (or the file it names) with their sizes in bytes.
+Listing = Callable[[str], list[tuple[str, int]]]
+
 
 class Source(NamedTuple):
     """One file of a log: ``kind`` is ``"dsjson"`` or ``"table"``.
 
     ``first_index`` is the position of its first activated event in the whole
-    log (Replay's draws are keyed by it; 0 when no Replay runs).
+    log (Replay's draws are keyed by it; 0 when no Replay runs). A file at a
+    URI has its ``size`` in bytes, and inside a task the ``content`` Spark read
+    for it: ``(byte offset, line)`` pairs of a dsjson file, a Parquet file's bytes.
     """
 
     index: int
     kind: str
     path: str
     first_index: int = 0
+    size: int = -1
+    content: Any = None
 
 
-def _is_table(path: Path) -> bool:
-    return path.name.lower().endswith(_TABLE_SUFFIXES)
+def _is_table(path: Path | str) -> bool:
+    return str(path).lower().endswith(_TABLE_SUFFIXES)
 
 
-def list_sources(paths: Sequence[str | os.PathLike]
+def _kind(path: Path | str) -> str | None:
+    if _is_table(path):
+        return "table"
+    return "dsjson" if str(path).endswith(".dsjson") else None
+
+
+def _refuse_uri(uri: str) -> list[tuple[str, int]]:
+    raise InvalidInputError(f"log path {uri} is a URI, which is read through Spark's Hadoop "
+                            f"FileSystem: evaluate it with Spark (--spark MASTER, "
+                            f"ope.spark.evaluate_spark)")
+
+
+def list_sources(paths: Sequence[str | os.PathLike], *, listing: Listing | None = None
                  ) -> tuple[list[Source], dict[str, dict[str, object]]]:
     """The log's files in log order, and the files of its folders that are not read.
 
     Folders are searched recursively: dsjson files in the order of
     :func:`banditkit.eventlog.log_files`, Parquet files sorted. Anything else
     in a folder (``_SUCCESS``, ``.crc``, a stray note) is returned by reason
-    with a count and a few examples, so that the caller reports it.
+    with a count and a few examples, so that the caller reports it. A URI is
+    listed by ``listing`` (a Spark runner's); its files are sorted by path
+    (Spark's listing leaves out hidden files such as ``_SUCCESS``).
 
     Raises
     ------
     InvalidInputError
-        When a path does not exist, no log file is found, or dsjson files and
-        Parquet files are mixed.
+        When a path does not exist, no log file is found, dsjson files and
+        Parquet files are mixed, or a URI comes without a ``listing``.
     """
-    found: list[tuple[str, Path]] = []
-    ignored: list[Path] = []
+    found: list[tuple[str, str, int]] = []
+    ignored: list[str] = []
     for raw in paths:
+        if is_uri(raw):
+            for name, size in (listing or _refuse_uri)(str(raw)):
+                kind = _kind(name)
+                if kind is None:
+                    ignored.append(name)
+                else:
+                    found.append((kind, name, size))
+            continue
         path = Path(raw)
         if path.is_dir():
-            found += [("dsjson", p) for p in log_files([path])]
-            found += [("table", p) for p in sorted(path.rglob("*")) if _is_table(p)]
-            ignored += [p for p in sorted(path.rglob("*")) if p.is_file()
+            found += [("dsjson", str(p), -1) for p in log_files([path])]
+            found += [("table", str(p), -1) for p in sorted(path.rglob("*")) if _is_table(p)]
+            ignored += [str(p) for p in sorted(path.rglob("*")) if p.is_file()
                         and p.suffix != ".dsjson" and not _is_table(p)]
         elif path.is_file():
-            found.append(("table" if _is_table(path) else "dsjson", path))
+            found.append(("table" if _is_table(path) else "dsjson", str(path), -1))
         else:
             raise InvalidInputError(f"log path does not exist: {path}")
-    kinds = {kind for kind, _ in found}
+    kinds = {kind for kind, _, _ in found}
     if not found:
         raise InvalidInputError(f"no .dsjson or .parquet files found in "
                                 f"{[str(p) for p in paths]}")
     if len(kinds) > 1:
         raise InvalidInputError(f"logs must be dsjson files or one log table, not both; got "
                                 f"{[str(p) for p in paths]}")
-    sources = [Source(index, kind, str(path)) for index, (kind, path) in enumerate(found)]
+    sources = [Source(index, kind, path, size=size)
+               for index, (kind, path, size) in enumerate(found)]
     notes = {} if not ignored else {
-        _NOT_LOG: {"count": len(ignored), "examples": [str(p) for p in ignored[:_EXAMPLES]]}}
+        _NOT_LOG: {"count": len(ignored), "examples": ignored[:_EXAMPLES]}}
     return sources, notes
 
 
@@ -234,6 +273,10 @@ def _merged(first: dict[str, dict[str, RoundStatistics]],
 class Runner(Protocol):
     """Runs a function over sources: in process, or on a cluster."""
 
+    def listing(self, uri: str) -> list[tuple[str, int]]:
+        """The files under ``uri`` with their sizes (:data:`Listing`); a runner that
+        cannot read URIs raises ``InvalidInputError`` saying which can."""
+
     def collect(self, function: Callable[[Source, Any], Any], sources: Sequence[Source],
                 shared: Any) -> list[Any]:
         """``function(source, shared)`` for each source, in source order."""
@@ -248,7 +291,10 @@ class Runner(Protocol):
 
 
 class LocalRunner:
-    """Sources one after the other in this process."""
+    """Sources one after the other in this process (local paths; URIs are refused)."""
+
+    def listing(self, uri: str) -> list[tuple[str, int]]:
+        return _refuse_uri(uri)
 
     def collect(self, function: Callable[[Source, Any], Any], sources: Sequence[Source],
                 shared: Any) -> list[Any]:
@@ -266,7 +312,29 @@ class LocalRunner:
                       (finish(key, values, shared) for key, values in groups.items()))
 
 
+def _read_lines(source: Source, skipped: Counter) -> Iterator[str]:
+    """The lines of a dsjson file Spark read (``(offset, line)`` pairs without their
+    newlines), each with its newline but a torn last line's (counted in ``skipped``)."""
+    previous: tuple[int, str] | None = None
+    for pair in source.content:
+        if previous is not None:
+            yield previous[1] + "\n"
+        previous = pair
+    if previous is not None:
+        offset, line = previous
+        if offset + len(line.encode("utf-8")) >= source.size:
+            skipped[TORN_LINE] += 1  # parse_lines leaves that line out
+            yield line
+        else:
+            yield line + "\n"
+
+
 def _events(source: Source, skipped: Counter) -> Iterator[JoinedEvent]:
+    if source.content is not None:  # read by Spark at a URI
+        if source.kind == "dsjson":
+            return parse_lines(source.path, _read_lines(source, skipped))
+        check_table_file(io.BytesIO(source.content), source.path)
+        return read_table_file(io.BytesIO(source.content), source.path)
     if source.kind == "table":
         return read_log_table([source.path])
     with open(source.path, "rb") as handle:
@@ -419,7 +487,8 @@ def _raise_first(result: PartialResult) -> None:
 
 
 def _resolve_policies(specs: Sequence[str], *, model_args: str | None,
-                      data_dir: str | os.PathLike | None) -> tuple[PolicySpec, ...]:
+                      data_dir: str | os.PathLike | None,
+                      database_url: str | None) -> tuple[PolicySpec, ...]:
     from ope.dsjson import LearnerPolicy, make_policy
 
     if "offline" in specs:
@@ -428,7 +497,8 @@ def _resolve_policies(specs: Sequence[str], *, model_args: str | None,
                          "it as model:PATH")
     out = []
     for spec in specs:
-        policy = make_policy(spec, model_args=model_args, data_dir=data_dir)
+        policy = make_policy(spec, model_args=model_args, data_dir=data_dir,
+                             database_url=database_url)
         if isinstance(policy, LearnerPolicy):
             out.append(PolicySpec(policy.name, spec, policy.learner.args,
                                   policy.learner.model_data))
@@ -444,7 +514,8 @@ def evaluate_partitions(paths: Sequence[str | os.PathLike], *,
                         estimators: Sequence[OffPolicyEstimator],
                         policies: Sequence[str] = DEFAULT_LOG_POLICIES,
                         chunk_size: int = 50_000, model_args: str | None = None,
-                        data_dir: str | os.PathLike | None = None, seed: int = 0,
+                        data_dir: str | os.PathLike | None = None,
+                        database_url: str | None = None, seed: int = 0,
                         runner: Runner | None = None,
                         notes: dict[str, object] | None = None) -> EvaluationReport:
     """Evaluate policies on a dsjson log or a log table, source by source.
@@ -452,7 +523,8 @@ def evaluate_partitions(paths: Sequence[str | os.PathLike], *,
     Parameters
     ----------
     paths : sequence of path
-        dsjson files or folders, or a log table's folder or files.
+        dsjson files or folders, or a log table's folder or files; URIs
+        (``hdfs://...``) when ``runner`` reads them (Spark's).
     estimators : sequence of OffPolicyEstimator
         From :func:`ope.evaluation.make_estimators`; ``ci_method`` "clt" or
         "bernstein".
@@ -464,6 +536,8 @@ def evaluate_partitions(paths: Sequence[str | os.PathLike], *,
         VW arguments of ``model:PATH`` files (``None``: VWLearner's default).
     data_dir : path, default=None
         Data directory of ``model:latest``.
+    database_url : str, default=None
+        The PostgreSQL store of ``model:latest`` instead.
     seed : int, default=0
         Seeds the reward model's folds.
     runner : Runner, default=None
@@ -485,10 +559,11 @@ def evaluate_partitions(paths: Sequence[str | os.PathLike], *,
     if not specs:
         raise ValueError("policies must name at least one policy, got none")
     runner = runner or LocalRunner()
-    sources, ignored = list_sources(paths)
-    if sources[0].kind == "table":
-        check_log_table(source.path for source in sources)
-    resolved = _resolve_policies(specs, model_args=model_args, data_dir=data_dir)
+    sources, ignored = list_sources(paths, listing=runner.listing)
+    if sources[0].kind == "table":  # files at URIs are checked by their tasks
+        check_log_table(source.path for source in sources if not is_uri(source.path))
+    resolved = _resolve_policies(specs, model_args=model_args, data_dir=data_dir,
+                                 database_url=database_url)
     report_notes: dict[str, object] = {"skipped_not_activated": 0}
     estimators = list(estimators)
     needs_model = any(e.needs_model for e in estimators)

@@ -11,8 +11,13 @@ broadcast once. :func:`to_parquet` writes the log table of
 frozen window's candidate policies (Personalizer's evaluation jobs), one task
 per candidate, the window broadcast once.
 
-Tasks open the log's files by path, so the paths must name the same files on
-every executor (a shared mount), and banditkit must be installed there. Every
+A log path is a local path or a URI. Tasks open a local path themselves, so
+it must name the same file on every executor (a shared mount). A URI
+(``hdfs://``, ``s3a://``, ``abfss://``, ``file://``...) is listed and read
+through Spark's own Hadoop FileSystem (the ``binaryFile`` source lists it, a
+dsjson file is streamed to its task line by line, a Parquet file comes as its
+bytes), so the cluster's configuration decides what is reachable and how.
+banditkit must be installed on the executors. Every
 function takes a ``SparkSession`` or a master URL (``local[2]``,
 ``spark://host:7077``, ``yarn``, ``k8s://...``), so a notebook passes its
 session and a job its master. PySpark is the ``banditkit[spark]`` extra and is
@@ -35,9 +40,10 @@ from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
 from ope.logtable import ConversionSummary
 from ope.partitioned import PartialResult, Source, evaluate_partitions, write_log_table
 from ope.progressive import CandidateResult, Feature, Window, score_candidate, task_pairs
+from ope.uri import is_uri
 
 if TYPE_CHECKING:
-    from pyspark import Broadcast
+    from pyspark import RDD, Broadcast, SparkContext
     from pyspark.sql import SparkSession
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "SparkRunner",
     "check_master",
     "evaluate_spark",
+    "list_uri",
     "require_pyspark",
     "spark_session",
     "to_parquet",
@@ -59,6 +66,9 @@ INSTALL_HINT = f"--spark needs PySpark, which is not installed: {_INSTALL}"
 _MASTER = re.compile(r"local(\[([0-9]+|\*)(,[0-9]+)?\])?|spark://[^/]+|yarn|k8s://.+|"
                      r"mesos://.+")
 _CONNECT_SECONDS = 5.0
+_TEXT_INPUT = "org.apache.hadoop.mapreduce.lib.input.TextInputFormat"
+#: One split per file: a task reads a whole dsjson file, in order.
+_WHOLE_FILES = {"mapreduce.input.fileinputformat.split.minsize": str(2 ** 62)}
 
 
 def require_pyspark(what: str = "--spark") -> None:
@@ -162,6 +172,56 @@ def spark_session(spark: SparkSession | str, *, app_name: str = "banditkit",
         session.stop()
 
 
+def _java_reason(text: str) -> str:
+    """The deepest Java exception a JVM error's text names, else its first line."""
+    causes = re.findall(r"^(?:Caused by: |: )?((?:[a-z0-9_$]+\.)+[A-Za-z0-9_$]*"
+                        r"(?:Exception|Error)\b.*)$", text, re.MULTILINE)
+    if causes:
+        return causes[-1].strip()
+    lines = text.strip().splitlines()
+    return lines[0] if lines else "unknown error"
+
+
+def list_uri(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
+    """The files under ``uri`` (or the file it names) and their sizes, sorted by path,
+    listed by Spark's ``binaryFile`` source through the cluster's Hadoop FileSystem.
+
+    Raises
+    ------
+    InvalidInputError
+        The path does not exist, or its file system cannot be listed (a scheme
+        the cluster has no connector for, refused credentials), with Spark's reason.
+    """
+    try:
+        rows = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+                .load(uri).select("path", "length").collect())
+    except Exception as error:  # py4j and the JVM raise many kinds
+        text = str(error)
+        if "PATH_NOT_FOUND" in text or "Path does not exist" in text:
+            raise InvalidInputError(f"log path does not exist: {uri}") from None
+        raise InvalidInputError(f"cannot list {uri} through Spark's Hadoop FileSystem: "
+                                f"{_java_reason(text)}") from None
+    return sorted(((row.path, row.length) for row in rows),
+                  key=lambda item: item[0].split("/"))
+
+
+def _read_uri(context: SparkContext, source: Source) -> RDD:
+    """One partition holding what a task reads of ``source``: the (offset, line) pairs
+    of a dsjson file, or a Parquet file's bytes; nothing for a local path."""
+    if not is_uri(source.path):
+        return context.parallelize([], 1)
+    if source.kind == "table":
+        return context.binaryFiles(source.path, 1).values()
+    return context.newAPIHadoopFile(source.path, _TEXT_INPUT, "org.apache.hadoop.io.LongWritable",
+                                    "org.apache.hadoop.io.Text", conf=_WHOLE_FILES)
+
+
+def _with_content(source: Source, content: Iterator[Any]) -> Source:
+    if not is_uri(source.path):
+        return source
+    return source._replace(content=content if source.kind == "dsjson" else b"".join(content))
+
+
 class SparkRunner:
     """Runs one Spark task per source; shared data is broadcast once.
 
@@ -173,13 +233,25 @@ class SparkRunner:
     def __init__(self, *, spark: SparkSession) -> None:
         self.spark = spark
 
+    def listing(self, uri: str) -> list[tuple[str, int]]:
+        return list_uri(self.spark, uri)
+
+    def _sources(self, sources: Sequence[Any]) -> RDD:
+        """One partition per source; files at URIs come with what Spark read of them."""
+        context = self.spark.sparkContext
+        sources = list(sources)
+        if not any(isinstance(s, Source) and is_uri(s.path) for s in sources):
+            return context.parallelize(sources, len(sources))
+        return context.union([_read_uri(context, s) for s in sources]).mapPartitionsWithIndex(
+            lambda index, content: [_with_content(sources[index], content)])
+
     def collect(self, function: Callable[[Any, Any], Any], sources: Sequence[Any],
                 shared: Any) -> list[Any]:
         context = self.spark.sparkContext
         shipped = context.broadcast(shared)
         try:
-            return (context.parallelize(list(sources), len(sources))
-                    .map(lambda source: function(source, shipped.value)).collect())
+            return self._sources(sources).map(
+                lambda source: function(source, shipped.value)).collect()
         finally:
             shipped.destroy()
 
@@ -190,7 +262,7 @@ class SparkRunner:
         context = self.spark.sparkContext
         shipped = context.broadcast(shared)
         try:
-            pairs = context.parallelize(list(sources), len(sources)).flatMap(
+            pairs = self._sources(sources).flatMap(
                 lambda source: function(source, shipped.value))
             if shuffle:
                 groups = pairs.groupByKey(min(len(sources), context.defaultParallelism))
@@ -303,7 +375,7 @@ def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike]
                    estimators: Sequence[OffPolicyEstimator],
                    policies: Sequence[str] = DEFAULT_LOG_POLICIES, chunk_size: int = 50_000,
                    model_args: str | None = None, data_dir: str | os.PathLike | None = None,
-                   seed: int = 0) -> EvaluationReport:
+                   database_url: str | None = None, seed: int = 0) -> EvaluationReport:
     """Evaluate policies on a dsjson log or a log table with Spark.
 
     The same policies, estimators and report as
@@ -315,9 +387,11 @@ def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike]
     ----------
     spark : SparkSession or str
         A session (a notebook's) or a master URL (``local[2]``, ``spark://...``).
-    paths : sequence of path
-        dsjson files or date-partition folders, or a log table's folder,
-        reachable at the same path from every executor.
+    paths : sequence of path or str
+        dsjson files or date-partition folders, or a log table's folder: local
+        paths reachable at the same path from every executor, or URIs
+        (``hdfs://``, ``s3a://``, ``file://``...) read through Spark's Hadoop
+        FileSystem.
 
     Returns
     -------
@@ -326,7 +400,7 @@ def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike]
     with spark_session(spark) as session:
         return evaluate_partitions(paths, estimators=estimators, policies=policies,
                                    chunk_size=chunk_size, model_args=model_args,
-                                   data_dir=data_dir, seed=seed,
+                                   data_dir=data_dir, database_url=database_url, seed=seed,
                                    runner=SparkRunner(spark=session),
                                    notes={"engine": "spark"})
 

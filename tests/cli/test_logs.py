@@ -74,6 +74,14 @@ def test_to_parquet_refuses_a_folder_that_holds_files(partitioned_log, tmp_path)
     assert "out must be a new or empty folder" in result.output
 
 
+def test_to_parquet_names_a_uri_and_the_command_that_reads_it(tmp_path):
+    result = CliRunner().invoke(main, ["logs", "to-parquet", "hdfs://namenode/logs", "--out",
+                                       str(tmp_path / "table")])
+    assert result.exit_code == 2
+    assert "hdfs://namenode/logs is a URI: to-parquet reads and writes local" in result.output
+    assert not (tmp_path / "table").exists()
+
+
 def test_evaluate_reads_the_table_as_its_log(partitioned_log, tmp_path):
     table = tmp_path / "table"
     assert CliRunner().invoke(main, ["logs", "to-parquet", str(partitioned_log), "--out",
@@ -130,6 +138,22 @@ def test_evaluate_spark_refuses_what_it_does_not_run(partitioned_log, tmp_path):
                                        "spark://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "cannot reach the Spark master spark://127.0.0.1:9" in result.output
+
+
+@pytest.mark.slow
+def test_evaluate_reads_uris_on_spark_and_asks_for_spark_without_it(spark, partitioned_log):
+    arguments = ["--estimators", "ips,snips", "--json"]
+    expected = json.loads(CliRunner().invoke(
+        main, ["evaluate", str(partitioned_log), "--spark", "local[2]", *arguments]).stdout)
+    result = CliRunner().invoke(main, ["evaluate", partitioned_log.as_uri(), "--spark",
+                                       "local[2]", *arguments])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == expected
+
+    result = CliRunner().invoke(main, ["evaluate", "hdfs://namenode/logs", *arguments])
+    assert result.exit_code == 2
+    assert "hdfs://namenode/logs is a URI, which is read through Spark's Hadoop " \
+           "FileSystem: add --spark MASTER" in result.output
 
 
 @pytest.mark.slow  # two interpreters that import the CLI: a few seconds

@@ -253,6 +253,16 @@ def test_read_table_numbers_are_the_ones_pandas_reads(tmp_path, suffix):
         np.testing.assert_array_equal(got, expected[column].to_numpy())
 
 
+def test_read_table_reads_booleans_and_wide_files_alike(tmp_path):
+    # numbers are parsed as floats straight away; a file where that fails is read
+    # again with inferred types, so booleans still count as 0/1
+    path = tmp_path / "log.csv"
+    path.write_text("note,reward,propensity,extra\na,true,0.5,x\nb,false,0.25,y\n")
+    log = read_table([path], reward_col="reward", propensity_col="propensity")
+    assert log.rounds.reward.tolist() == [1.0, 0.0]
+    assert log.rounds.probability.tolist() == [0.5, 0.25]
+
+
 def test_read_table_concatenates_files_in_order_and_widens_integers(tmp_path):
     first = write_frame(pd.DataFrame({"reward": [1, 0], "propensity": [0.5, 0.5],
                                       "action": [0, 1]}), tmp_path / "a.csv")

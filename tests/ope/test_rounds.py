@@ -27,6 +27,20 @@ def test_freezing_does_not_touch_the_callers_array():
     reward[0] = 5.0  # still writable
 
 
+def test_only_arrays_nothing_can_write_are_kept_without_a_copy():
+    import pyarrow as pa
+
+    immutable = np.from_dlpack(pa.array([1.0, 0.0, 1.0]))  # pyarrow's buffer, read-only
+    base = np.ones(3)
+    view = base.view()
+    view.setflags(write=False)  # read-only, but base still writes through
+    rounds = LoggedRounds(reward=immutable, action=[0, 1, 0], probability=view, n_actions=2)
+    assert rounds.reward is immutable
+    assert rounds.probability is not view
+    base[0] = 0.25
+    assert rounds.probability.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_ragged_action_counts_are_allowed():
     rounds = LoggedRounds(reward=[1, 0], action=[4, 1], probability=[0.2, 0.5],
                           n_actions=[5, 2])

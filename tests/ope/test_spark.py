@@ -161,6 +161,55 @@ def test_bad_partitions_are_reported_as_in_process(spark, partitioned_log, tmp_p
     assert f"{last}:4: not a joined dsjson event" in str(on_spark.value)
 
 
+@pytest.mark.slow
+def test_uris_are_read_through_sparks_file_system_as_the_paths_are(spark, partitioned_log,
+                                                                   tmp_path):
+    logs = tmp_path / "logs"
+    shutil.copytree(partitioned_log, logs)
+    first = sorted(logs.glob("dt=*/events.dsjson"))[0]
+    with open(first, "a", encoding="utf-8") as handle:
+        handle.write('{"EventId":"torn","Timest')  # a writer killed mid-append
+    (logs / "README.txt").write_text("notes")
+    estimators = make_estimators(FIXED)
+    expected = evaluate_spark(spark, [logs], estimators=estimators, chunk_size=500)
+    got = evaluate_spark(spark, [logs.as_uri()], estimators=estimators, chunk_size=500)
+    assert_same_estimates(got, expected)
+    assert got.notes["skipped_lines"] == expected.notes["skipped_lines"] == {
+        "torn last line (no newline: still being written), not read": 1}
+    assert got.notes["ignored_files"]["not a .dsjson or .parquet file"]["examples"] == [
+        f"file:{logs / 'README.txt'}"]
+
+    table = tmp_path / "table"
+    write_log_table([partitioned_log], table)
+    local = evaluate_partitions([table], estimators=estimators, chunk_size=500)
+    assert_same_estimates(evaluate_spark(spark, [table.as_uri()], estimators=estimators,
+                                         chunk_size=500), local)
+
+    # a bad line is named by the URI Spark read it at, and its line number
+    last = sorted(logs.glob("dt=*/events.dsjson"))[-1]
+    lines = last.read_text().splitlines(keepends=True)
+    lines[6] = "{}\n"
+    last.write_text("".join(lines))
+    with pytest.raises(InvalidInputError, match=f"^file:{last}:7: not a joined dsjson event"):
+        evaluate_spark(spark, [logs.as_uri()], estimators=estimators)
+
+
+@pytest.mark.slow
+def test_a_uri_spark_cannot_list_is_named_with_the_reason(spark, tmp_path):
+    estimators = make_estimators(["ips"])
+    missing = (tmp_path / "nowhere").as_uri()
+    with pytest.raises(InvalidInputError, match=f"^log path does not exist: {missing}$"):
+        evaluate_spark(spark, [missing], estimators=estimators)
+    with pytest.raises(InvalidInputError, match='cannot list nosuchfs://host/logs through '
+                                                'Spark.s Hadoop FileSystem: .*"nosuchfs"'):
+        evaluate_spark(spark, ["nosuchfs://host/logs"], estimators=estimators)
+
+
+def test_a_uri_without_spark_says_to_use_spark(partitioned_log):
+    with pytest.raises(InvalidInputError, match="is a URI, which is read through Spark"):
+        evaluate_partitions([partitioned_log.as_uri()], estimators=make_estimators(["ips"]))
+
+
 def test_a_table_without_the_columns_evaluation_reads_is_refused(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
