@@ -25,6 +25,7 @@ from artwork.io import check_image
 
 __all__ = [
     "FACE_MODELS",
+    "PEOPLE_WINDOW_HEIGHT",
     "Detectors",
     "Face",
     "Region",
@@ -33,6 +34,7 @@ __all__ = [
     "detect_text",
     "faces_in",
     "load_detectors",
+    "people_in",
     "saliency_map",
     "text_in_gray",
 ]
@@ -300,6 +302,13 @@ def _verify(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier
     return scale_box(found_box, 1.0, image.shape), int(votes[best])
 
 
+#: Height of the HOG people window: a person shorter than this in the searched copy
+#: is not found.
+PEOPLE_WINDOW_HEIGHT = 128
+#: HOG pyramid step.
+_PEOPLE_STEP = 1.1
+
+
 def detect_people(
     image: np.ndarray, *, detectors: Detectors, max_side: int = 256
 ) -> list[Region]:
@@ -320,15 +329,21 @@ def detect_people(
         Boxes in the pixel coordinates of ``image``.
     """
     check_image(image)
-    if detectors.people is None:
-        return []
     work, scale = fit(image, max_side)
-    if min(work.shape[:2]) < 128:
+    if min(work.shape[:2]) < PEOPLE_WINDOW_HEIGHT:
         work, scale = fit(image, max_side * 2)
-        if min(work.shape[:2]) < 128:
-            return []
+    return people_in(work, scale, image.shape, detectors=detectors)
+
+
+def people_in(
+    work: np.ndarray, scale: float, shape: tuple[int, ...], *, detectors: Detectors
+) -> list[Region]:
+    """People found in ``work`` (an RGB copy at ``scale`` of an image of ``shape``),
+    largest first, boxes in that image's pixels."""
+    if detectors.people is None or min(work.shape[:2]) < PEOPLE_WINDOW_HEIGHT:
+        return []
     boxes, weights = detectors.people.detectMultiScale(
-        work, winStride=(8, 8), padding=(8, 8), scale=1.1
+        work, winStride=(8, 8), padding=(8, 8), scale=_PEOPLE_STEP
     )
     if len(boxes) == 0:
         return []
@@ -336,7 +351,7 @@ def detect_people(
     keep = cv2.dnn.NMSBoxes([list(map(int, b)) for b in boxes], weights.tolist(), 0.5, 0.4)
     regions = [
         Region(
-            box=scale_box(boxes[i], scale, image.shape),
+            box=scale_box(boxes[i], scale, shape),
             confidence=float(1.0 / (1.0 + np.exp(-weights[i]))),
         )
         for i in np.asarray(keep).reshape(-1)
