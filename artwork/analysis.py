@@ -281,7 +281,7 @@ def analyze_image(
     gray, scale = fit(gray_full, WORK_SIDE)
     face_gray, face_scale = fit(gray, FACE_SEARCH_SIDE)
     small, small_scale = fit(image, 256)
-    faces = faces_in(image, face_gray, scale * face_scale, detectors=detectors)
+    faces = faces_in(gray_full, face_gray, scale * face_scale, detectors=detectors)
     people = (people_in(small, small_scale, image.shape, detectors=detectors)
               if min(small.shape[:2]) >= PEOPLE_WINDOW_HEIGHT
               else detect_people(image, detectors=detectors))

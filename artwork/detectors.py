@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -92,7 +93,11 @@ class Detectors:
     Attributes
     ----------
     face_proposer : cv2.CascadeClassifier
-        The LBP frontal-face cascade: cheap, proposes candidate faces.
+        The LBP frontal-face cascade cut to :data:`PROPOSER_STAGES` stages:
+        cheap and permissive, proposes candidate faces.
+    face_gate : cv2.CascadeClassifier
+        The whole LBP cascade, searched finely around each proposal before
+        the costlier verifier.
     face : cv2.CascadeClassifier
         The Haar cascade that verifies each candidate.
     face_model : str
@@ -103,6 +108,7 @@ class Detectors:
     """
 
     face_proposer: cv2.CascadeClassifier
+    face_gate: cv2.CascadeClassifier
     face: cv2.CascadeClassifier
     face_model: str
     smile: cv2.CascadeClassifier | None
@@ -118,8 +124,17 @@ def _cascade(filename: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-def _lbp_face_cascade() -> cv2.CascadeClassifier:
-    """OpenCV's LBP frontal-face cascade as scikit-image ships it.
+#: LBP stages a proposal must pass, of the cascade's 20: the last stages of a
+#: cascade trained for single-shot detection refuse small, soft faces that the
+#: verifier accepts; each stage dropped about doubles the faceless windows
+#: (docs/artwork.md).
+PROPOSER_STAGES = 16
+_LBP_STAGES = 20
+
+
+def _lbp_face_cascade(stages: int) -> cv2.CascadeClassifier:
+    """OpenCV's LBP frontal-face cascade as scikit-image ships it, cut to its first
+    ``stages`` stages.
 
     The shipped XML spells its ``featureParams`` tag ``featuhreParams``, which
     OpenCV's loader rejects, so the text is corrected in memory and read from
@@ -127,7 +142,13 @@ def _lbp_face_cascade() -> cv2.CascadeClassifier:
     """
     path = skimage.data.lbp_frontal_face_cascade_filename()
     with open(path, encoding="utf-8") as handle:
-        text = handle.read().replace("featuhreParams", "featureParams")
+        root = ElementTree.fromstring(handle.read().replace("featuhreParams", "featureParams"))
+    cascade_node = root.find("cascade")
+    stage_list = cascade_node.find("stages")
+    for stage in list(stage_list)[stages:]:
+        stage_list.remove(stage)
+    cascade_node.find("stageNum").text = str(len(stage_list))
+    text = '<?xml version="1.0"?>\n' + ElementTree.tostring(root, encoding="unicode")
     storage = cv2.FileStorage(text, cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
     cascade = cv2.CascadeClassifier()
     if not cascade.read(storage.getFirstTopLevelNode()):  # pragma: no cover - broken install
@@ -163,7 +184,8 @@ def load_detectors(
         hog = cv2.HOGDescriptor()
         hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
     return Detectors(
-        face_proposer=_lbp_face_cascade(),
+        face_proposer=_lbp_face_cascade(PROPOSER_STAGES),
+        face_gate=_lbp_face_cascade(_LBP_STAGES),
         face=_cascade(FACE_MODELS[face_model]),
         face_model=face_model,
         smile=_cascade("haarcascade_smile.xml") if smile else None,
@@ -172,13 +194,13 @@ def load_detectors(
     )
 
 
-def _smiles(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
-    """Whether the smile cascade fires in the lower half of the face ``box`` of
-    ``image``; None when the face is under 48 pixels wide."""
+def _smiles(gray: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
+    """Whether the smile cascade fires in the lower half of the face ``box`` of the
+    greyscale ``gray``; None when the face is under 48 pixels wide."""
     x, y, w, h = box
     if w < 48:
         return None
-    mouth = to_gray(np.ascontiguousarray(image[y + h // 2 : y + h, x : x + w]))
+    mouth = gray[y + h // 2 : y + h, x : x + w]
     mouth = cv2.resize(mouth, (96, max(1, round(96 * mouth.shape[0] / max(1, mouth.shape[1])))))
     mouth = cv2.equalizeHist(mouth)
     found = cascade.detectMultiScale(mouth, scaleFactor=1.1, minNeighbors=18, minSize=(24, 12))
@@ -186,15 +208,17 @@ def _smiles(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool
 
 
 #: Longer side of the copy the LBP cascade searches for face proposals.
-FACE_SEARCH_SIDE = 448
+FACE_SEARCH_SIDE = 352
 #: Proposal pyramid step: coarse, since verification searches again finely.
 _PROPOSAL_STEP = 1.2
 #: A proposal is cut out with this margin (share of its side) on each side and
-#: scaled so that its face is ``_VERIFY_SIDE`` pixels, where the verifier runs.
+#: scaled so that its face is ``_VERIFY_SIDE`` pixels, where the verifier runs
+#: over faces ``_VERIFY_RANGE`` times that size.
 _VERIFY_MARGIN = 0.5
 _VERIFY_SIDE = 48
-#: Verifying windows (pyramid step 1.1, faces 0.7 to 1.5 times the proposal) a
-#: face needs: no faceless proposal measured got more than 6 (docs/artwork.md).
+_VERIFY_RANGE = (0.7, 1.5)
+#: Verifying windows (pyramid step 1.1) a face needs: no faceless proposal
+#: measured got more than 6 (docs/artwork.md).
 FACE_VOTES = 8
 
 
@@ -205,10 +229,11 @@ def detect_faces(
     """Frontal faces, largest first, in the pixel coordinates of ``image``.
 
     The LBP cascade proposes every window it accepts (no grouping) on a
-    reduced copy; each proposal is cut out of ``image`` with context,
-    scaled so the face is 48 pixels, and kept when the Haar cascade accepts
-    at least :data:`FACE_VOTES` windows there. A cheap, permissive proposer
-    keeps the recall; the verifier at a fixed scale removes its false alarms.
+    reduced copy; each proposal is cut out of the full-resolution greyscale
+    with context, scaled so the face is 48 pixels, and kept when the Haar
+    cascade accepts at least :data:`FACE_VOTES` windows there. A cheap,
+    permissive proposer keeps the recall; the verifier at a fixed scale
+    removes its false alarms.
 
     Parameters
     ----------
@@ -220,47 +245,52 @@ def detect_faces(
         this, so cost does not grow with resolution.
     min_size : int, default=24
         Smallest face side searched, in pixels of that copy (24 is the LBP
-        cascade's window): 5.4% of the longer side at 448.
+        cascade's window).
 
     Returns
     -------
     list of Face
     """
     check_image(image)
-    work, scale = fit(image, max_side)
-    return faces_in(image, to_gray(work), scale, detectors=detectors, min_size=min_size)
+    gray = to_gray(image)
+    work, scale = fit(gray, max_side)
+    return faces_in(gray, work, scale, detectors=detectors, min_size=min_size)
 
 
 def faces_in(
-    image: np.ndarray,
     gray: np.ndarray,
+    work: np.ndarray,
     scale: float,
     *,
     detectors: Detectors,
     min_size: int = 24,
 ) -> list[Face]:
-    """Faces of ``image`` proposed on ``gray`` (its greyscale copy at ``scale``) and
-    verified on ``image`` itself, largest first, boxes in ``image``'s pixels."""
+    """Faces of the greyscale image ``gray`` proposed on ``work`` (its copy at
+    ``scale``) and verified on ``gray`` itself, largest first, boxes in ``gray``'s
+    pixels."""
     raw = detectors.face_proposer.detectMultiScale(
-        gray, scaleFactor=_PROPOSAL_STEP, minNeighbors=0, minSize=(min_size, min_size))
+        work, scaleFactor=_PROPOSAL_STEP, minNeighbors=0, minSize=(min_size, min_size))
+    levels = [(gray, 1.0), (work, scale)]
     faces: list[Face] = []
-    rejected: list[Box] = []
+    searched: list[Box] = []
     # every window is a proposal (merging them averages a small face's lone
-    # window away); one on a face already found, or nearly the same as one
-    # the verifier refused, is not verified again
+    # window away); one on a face already found, or inside the region a refused
+    # proposal's verification already searched at its size, is skipped
     for rect in raw:
-        box = scale_box(rect, scale, image.shape)
+        box = scale_box(rect, scale, gray.shape)
         if any(_iou(box, face.box) > 0.3 for face in faces) or any(
-                _iou(box, other) > 0.5 for other in rejected):
+                _searched(box, other) for other in searched):
             continue
-        verified = _verify(image, box, detectors.face)
+        if not _passes_gate(levels, box, detectors.face_gate):
+            continue
+        verified = _verify(levels, box, detectors.face)
         if verified is None:
-            rejected.append(box)
+            searched.append(box)
             continue
         found, votes = verified
         if any(_iou(found, face.box) > 0.3 for face in faces):
             continue
-        smile = None if detectors.smile is None else _smiles(image, found, detectors.smile)
+        smile = None if detectors.smile is None else _smiles(gray, found, detectors.smile)
         faces.append(Face(box=found, confidence=float(1.0 - np.exp(-votes / FACE_VOTES)),
                           smile=smile))
     faces.sort(key=lambda face: face.box[2] * face.box[3], reverse=True)
@@ -274,24 +304,71 @@ def _iou(a: Box, b: Box) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def _verify(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier
-            ) -> tuple[Box, int] | None:
-    """The verifier's face box near a proposal, in ``image`` pixels, and its votes;
-    None when it finds too few windows."""
-    height, width = image.shape[:2]
+def _searched(box: Box, refused: Box) -> bool:
+    """Whether the verification of the proposal ``refused`` searched ``box``: it lies
+    within that proposal's margin and its size within the verifier's range there."""
     x, y, w, h = box
-    margin = round(_VERIFY_MARGIN * w)
-    x0, y0 = max(0, x - margin), max(0, y - margin)
-    x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
-    k = _VERIFY_SIDE / w
+    rx, ry, rw, rh = refused
+    margin = _VERIFY_MARGIN * rw
+    low, high = _VERIFY_RANGE
+    return (low / 0.9 <= w / rw <= high / 1.1
+            and x >= rx - margin and y >= ry - margin
+            and x + w <= rx + rw + margin and y + h <= ry + rh + margin)
+
+
+#: A greyscale image and the scale of its pixels to the full image's.
+_Level = tuple[np.ndarray, float]
+
+
+def _around(levels: list[_Level], box: Box, face_side: int
+            ) -> tuple[np.ndarray, float, float, float]:
+    """``box`` (full-image pixels) with ``_VERIFY_MARGIN`` of context, scaled so the
+    box is ``face_side`` pixels, cut from the smallest of ``levels`` (finest first)
+    that holds it at that size or more; returns the crop, its pixels per full-image
+    pixel and its origin in full-image pixels."""
+    image, scale = levels[0]
+    for level in levels[1:]:
+        if box[2] * level[1] >= face_side:
+            image, scale = level
+    height, width = image.shape[:2]
+    x, y, w, h = (v * scale for v in box)
+    margin = _VERIFY_MARGIN * w
+    x0, y0 = max(0, round(x - margin)), max(0, round(y - margin))
+    x1, y1 = min(width, round(x + w + margin)), min(height, round(y + h + margin))
+    k = face_side / w
     size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
     crop = cv2.resize(image[y0:y1, x0:x1], size,
                       interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
-    side = _VERIFY_SIDE
+    return crop, k * scale, x0 / scale, y0 / scale
+
+
+#: The gate searches the proposal scaled to ``_GATE_SIDE`` pixels (the LBP window
+#: is 24) at pyramid step 1.05 over faces ``_GATE_RANGE`` times that size.
+_GATE_SIDE = 28
+_GATE_RANGE = (0.8, 1.3)
+
+
+def _passes_gate(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier) -> bool:
+    """Whether the whole LBP cascade accepts a window near the proposal ``box`` on a
+    fine grid: the coarse proposal grid misses small faces that the whole cascade
+    accepts a few pixels or a few percent of scale away, while most windows the cut
+    cascade accepts on texture get none (docs/artwork.md)."""
+    crop, _, _, _ = _around(levels, box, _GATE_SIDE)
+    low, high = (round(r * _GATE_SIDE) for r in _GATE_RANGE)
+    found = cascade.detectMultiScale(crop, scaleFactor=1.05, minNeighbors=0,
+                                     minSize=(low, low), maxSize=(high, high))
+    return len(found) > 0
+
+
+def _verify(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
+            ) -> tuple[Box, int] | None:
+    """The verifier's face box near a proposal, in full-image pixels, and its votes;
+    None when it finds too few windows."""
+    crop, k, x0, y0 = _around(levels, box, _VERIFY_SIDE)
+    low, high = (round(r * _VERIFY_SIDE) for r in _VERIFY_RANGE)
     found, votes = cascade.detectMultiScale2(
-        cv2.equalizeHist(to_gray(crop)), scaleFactor=1.1, minNeighbors=1,
-        minSize=(round(0.7 * side), round(0.7 * side)),
-        maxSize=(round(1.5 * side), round(1.5 * side)))
+        cv2.equalizeHist(crop), scaleFactor=1.1, minNeighbors=1,
+        minSize=(low, low), maxSize=(high, high))
     if len(found) == 0:
         return None
     best = int(np.argmax(votes))
@@ -299,7 +376,7 @@ def _verify(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier
         return None
     fx, fy, fw, fh = found[best]
     found_box = (x0 + fx / k, y0 + fy / k, fw / k, fh / k)
-    return scale_box(found_box, 1.0, image.shape), int(votes[best])
+    return scale_box(found_box, 1.0, levels[0][0].shape), int(votes[best])
 
 
 #: Height of the HOG people window: a person shorter than this in the searched copy
