@@ -383,7 +383,7 @@ def _verify(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
 #: is not found.
 PEOPLE_WINDOW_HEIGHT = 128
 #: HOG pyramid step.
-_PEOPLE_STEP = 1.1
+_PEOPLE_STEP = 1.2
 
 
 def detect_people(
@@ -575,15 +575,18 @@ def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list
         return i
 
     centre = y + h / 2.0
-    for i in range(n):
-        right_i = x[i] + w[i]
-        for j in range(i + 1, n):
-            if x[j] - right_i > 1.5 * h[i]:  # a word space is under 1.5 letter heights
-                break
-            if not 0.7 <= h[j] / h[i] <= 1 / 0.7 or x[j] < x[i] + 0.3 * w[i]:
-                continue
-            if abs(centre[j] - centre[i]) <= 0.25 * max(h[i], h[j]):
-                parent[find(j)] = find(i)
+    # every pair (i, j > i) with j starting within a word space (1.5 letter
+    # heights) of i's right edge, then the pairs that chain: similar height,
+    # j to the right, centres level
+    reach = np.searchsorted(x, x + w + 1.5 * h, side="right")
+    count = np.maximum(reach - np.arange(n) - 1, 0)
+    i = np.repeat(np.arange(n), count)
+    j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+    ratio = h[j] / h[i]
+    chained = ((ratio >= 0.7) & (ratio <= 1 / 0.7) & (x[j] >= x[i] + 0.3 * w[i])
+               & (np.abs(centre[j] - centre[i]) <= 0.25 * np.maximum(h[i], h[j])))
+    for a, b in zip(i[chained].tolist(), j[chained].tolist(), strict=True):
+        parent[find(b)] = find(a)
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
