@@ -103,18 +103,9 @@ _HUE_INDEX = np.array([3, 4, 5, 6, 7, 8, 9, 10, 3])
 NEUTRAL_WEIGHT = 1 / 3
 # the rule of colour_names as lookup tables over OpenCV's HSV bytes
 _UNIT = np.arange(256) / 255.0
-
-
-def _name_table() -> np.ndarray:
-    """``table[h, s, v]``: the index in COLOUR_NAMES of the OpenCV HSV byte triple."""
-    chromatic = _HUE_INDEX[np.searchsorted(_HUE_BOUNDS, np.arange(180) * 2, side="right")]
-    sat, val = _UNIT[None, :, None], _UNIT[None, None, :]
-    neutral = np.where(val > 0.8, 1, 2)
-    table = np.where(val < 0.2, 0, np.where(sat < 0.2, neutral, chromatic[:, None, None]))
-    return table.astype(np.uint8)
-
-
-_NAME_OF = _name_table()
+_HUE_NAME = _HUE_INDEX[np.searchsorted(_HUE_BOUNDS, np.arange(180) * 2, side="right")]
+_UNDER_FIFTH = _UNIT < 0.2  # black under 20% value; white or grey under 20% saturation
+_NEUTRAL_NAME = np.where(_UNIT > 0.8, 1, 2)
 
 
 def colour_names(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,8 +125,10 @@ def colour_names(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         In [0, 1].
     """
     flat = hsv.reshape(-1, 3)
-    names = _NAME_OF[flat[:, 0], flat[:, 1], flat[:, 2]]
-    sat = _UNIT[flat[:, 1]]
+    hue, sat, val = flat[:, 0], flat[:, 1], flat[:, 2]
+    names = np.where(_UNDER_FIFTH[val], 0,
+                     np.where(_UNDER_FIFTH[sat], _NEUTRAL_NAME[val], _HUE_NAME[hue]))
+    sat = _UNIT[sat]
     return names, sat
 
 
