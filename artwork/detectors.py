@@ -26,7 +26,10 @@ from artwork.io import check_image
 
 __all__ = [
     "FACE_MODELS",
+    "LBP_STAGES",
     "PEOPLE_WINDOW_HEIGHT",
+    "PROPOSAL_STEP",
+    "PROPOSER_STAGES",
     "Detectors",
     "Face",
     "Region",
@@ -34,6 +37,7 @@ __all__ = [
     "detect_people",
     "detect_text",
     "faces_in",
+    "lbp_face_cascade",
     "load_detectors",
     "people_in",
     "saliency_map",
@@ -95,9 +99,9 @@ class Detectors:
     face_proposer : cv2.CascadeClassifier
         The LBP frontal-face cascade cut to :data:`PROPOSER_STAGES` stages:
         cheap and permissive, proposes candidate faces.
-    face_gate : cv2.CascadeClassifier
+    face_gate : cv2.CascadeClassifier or None
         The whole LBP cascade, searched finely around each proposal before
-        the costlier verifier.
+        the costlier verifier; None sends every proposal to the verifier.
     face : cv2.CascadeClassifier
         The Haar cascade that verifies each candidate.
     face_model : str
@@ -108,7 +112,7 @@ class Detectors:
     """
 
     face_proposer: cv2.CascadeClassifier
-    face_gate: cv2.CascadeClassifier
+    face_gate: cv2.CascadeClassifier | None
     face: cv2.CascadeClassifier
     face_model: str
     smile: cv2.CascadeClassifier | None
@@ -124,21 +128,31 @@ def _cascade(filename: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-#: LBP stages a proposal must pass, of the cascade's 20: the last stages of a
-#: cascade trained for single-shot detection refuse small, soft faces that the
-#: verifier accepts; each stage dropped about doubles the faceless windows
-#: (docs/artwork.md).
-PROPOSER_STAGES = 16
-_LBP_STAGES = 20
+#: LBP stages a proposal must pass, of the cascade's 20: the last stages refuse
+#: small faces (a face at 8% of a poster's height is about one window of the
+#: proposal copy) that the verifier accepts; the many more windows the cut
+#: cascade accepts on texture are refused by the gate (docs/artwork.md).
+PROPOSER_STAGES = 15
+#: Stages of the whole LBP cascade.
+LBP_STAGES = 20
 
 
-def _lbp_face_cascade(stages: int) -> cv2.CascadeClassifier:
+def lbp_face_cascade(stages: int = PROPOSER_STAGES) -> cv2.CascadeClassifier:
     """OpenCV's LBP frontal-face cascade as scikit-image ships it, cut to its first
-    ``stages`` stages.
+    ``stages`` stages (of 20).
 
     The shipped XML spells its ``featureParams`` tag ``featuhreParams``, which
     OpenCV's loader rejects, so the text is corrected in memory and read from
     there.
+
+    Parameters
+    ----------
+    stages : int, default=PROPOSER_STAGES
+        How many of the cascade's :data:`LBP_STAGES` stages a window must pass.
+
+    Returns
+    -------
+    cv2.CascadeClassifier
     """
     path = skimage.data.lbp_frontal_face_cascade_filename()
     with open(path, encoding="utf-8") as handle:
@@ -184,8 +198,8 @@ def load_detectors(
         hog = cv2.HOGDescriptor()
         hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
     return Detectors(
-        face_proposer=_lbp_face_cascade(PROPOSER_STAGES),
-        face_gate=_lbp_face_cascade(_LBP_STAGES),
+        face_proposer=lbp_face_cascade(PROPOSER_STAGES),
+        face_gate=lbp_face_cascade(LBP_STAGES),
         face=_cascade(FACE_MODELS[face_model]),
         face_model=face_model,
         smile=_cascade("haarcascade_smile.xml") if smile else None,
@@ -210,7 +224,7 @@ def _smiles(gray: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool 
 #: Longer side of the copy the LBP cascade searches for face proposals.
 FACE_SEARCH_SIDE = 352
 #: Proposal pyramid step: coarse, since verification searches again finely.
-_PROPOSAL_STEP = 1.2
+PROPOSAL_STEP = 1.3
 #: A proposal is cut out with this margin (share of its side) on each side and
 #: scaled so that its face is ``_VERIFY_SIDE`` pixels, where the verifier runs
 #: over faces ``_VERIFY_RANGE`` times that size.
@@ -224,7 +238,7 @@ FACE_VOTES = 8
 
 def detect_faces(
     image: np.ndarray, *, detectors: Detectors, max_side: int = FACE_SEARCH_SIDE,
-    min_size: int = 24,
+    min_size: int = 24, step: float = PROPOSAL_STEP,
 ) -> list[Face]:
     """Frontal faces, largest first, in the pixel coordinates of ``image``.
 
@@ -245,7 +259,9 @@ def detect_faces(
         this, so cost does not grow with resolution.
     min_size : int, default=24
         Smallest face side searched, in pixels of that copy (24 is the LBP
-        cascade's window).
+        cascade's window): 6.8% of the longer side at 352.
+    step : float, default=PROPOSAL_STEP
+        The proposals' pyramid step.
 
     Returns
     -------
@@ -254,7 +270,7 @@ def detect_faces(
     check_image(image)
     gray = to_gray(image)
     work, scale = fit(gray, max_side)
-    return faces_in(gray, work, scale, detectors=detectors, min_size=min_size)
+    return faces_in(gray, work, scale, detectors=detectors, min_size=min_size, step=step)
 
 
 def faces_in(
@@ -263,13 +279,13 @@ def faces_in(
     scale: float,
     *,
     detectors: Detectors,
-    min_size: int = 24,
+    min_size: int = 24, step: float = PROPOSAL_STEP,
 ) -> list[Face]:
     """Faces of the greyscale image ``gray`` proposed on ``work`` (its copy at
     ``scale``) and verified on ``gray`` itself, largest first, boxes in ``gray``'s
     pixels."""
     raw = detectors.face_proposer.detectMultiScale(
-        work, scaleFactor=_PROPOSAL_STEP, minNeighbors=0, minSize=(min_size, min_size))
+        work, scaleFactor=step, minNeighbors=0, minSize=(min_size, min_size))
     levels = [(gray, 1.0), (work, scale)]
     faces: list[Face] = []
     searched: list[Box] = []
@@ -281,7 +297,8 @@ def faces_in(
         if any(_iou(box, face.box) > 0.3 for face in faces) or any(
                 _searched(box, other) for other in searched):
             continue
-        if not _passes_gate(levels, box, detectors.face_gate):
+        if detectors.face_gate is not None and not _passes_gate(levels, box,
+                                                                detectors.face_gate):
             continue
         verified = _verify(levels, box, detectors.face)
         if verified is None:
