@@ -35,7 +35,12 @@ from artwork.features import (
     quality_namespace,
     text_features,
 )
-from artwork.identity import Fingerprint, fingerprint_gray, is_near_duplicate
+from artwork.identity import (
+    FINGERPRINT_SIDE,
+    Fingerprint,
+    fingerprint_gray,
+    is_near_duplicate,
+)
 from artwork.imageops import fit, to_gray
 from artwork.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
@@ -274,9 +279,10 @@ def analyze_image(
     image = loaded.image
     height, width = image.shape[:2]
     # one greyscale conversion and three reduced copies feed every stage
-    # (STYLE.md: no stage converts again): the 512-px grey for text and
-    # sharpness, its FACE_SEARCH_SIDE copy for the face proposals and the
-    # fingerprint, a 256-px colour copy for colour, layout and people
+    # (STYLE.md: no stage converts again): the full grey for verifying faces,
+    # the 512-px grey for text and sharpness, its FACE_SEARCH_SIDE copy for
+    # the face proposals and the fingerprint, a 256-px colour copy for
+    # colour, layout and people
     gray_full = to_gray(image)
     gray, scale = fit(gray_full, WORK_SIDE)
     face_gray, face_scale = fit(gray, FACE_SEARCH_SIDE)
@@ -300,7 +306,8 @@ def analyze_image(
     features.update(people_features(image, detectors=detectors, people=people))
     features.update(text_features(image, regions=text))
 
-    fp = fingerprint_gray(gray)
+    # the face copy is the fingerprint's copy when their sides agree
+    fp = fingerprint_gray(face_gray if FACE_SEARCH_SIDE == FINGERPRINT_SIDE else gray)
     return Analysis(
         width=width,
         height=height,

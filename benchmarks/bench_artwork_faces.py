@@ -158,7 +158,7 @@ def detectors():
         " + lbp gate + alt2 verify (artwork default)": (det, {}),
         "same, no gate": (dataclasses.replace(det, face_gate=None), {}),
         "same, whole lbp cascade proposes": (dataclasses.replace(det, face_proposer=whole), {}),
-        "lbp20@448 step 1.2, no gate, alt2 verify (the previous default)": (
+        "whole lbp cascade @448 step 1.2 proposes, no gate (the previous proposer)": (
             dataclasses.replace(det, face_proposer=whole, face_gate=None),
             {"max_side": 448, "step": 1.2}),
     }
