@@ -287,18 +287,26 @@ def faces_in(
     raw = detectors.face_proposer.detectMultiScale(
         work, scaleFactor=step, minNeighbors=0, minSize=(min_size, min_size))
     levels = [(gray, 1.0), (work, scale)]
-    faces: list[Face] = []
+    boxes = [scale_box(rect, scale, gray.shape) for rect in raw]
     # every window is a proposal (merging them averages a small face's lone
-    # window away); one on a face already found is skipped, and one the gate
-    # passes is verified even near a refused one, whose crop may have cut the
-    # face differently
-    for rect in raw:
-        box = scale_box(rect, scale, gray.shape)
-        if any(_iou(box, face.box) > 0.3 for face in faces):
+    # window away), the best supported first, so that a face is verified
+    # once and the windows on it are skipped; one inside the region and size
+    # range a refused proposal's gate searched is skipped too, but one the
+    # gate passes is verified even near a refused one, whose crop may have
+    # cut the face differently
+    support = [sum(_iou(box, other) > 0.3 for other in boxes) for box in boxes]
+    faces: list[Face] = []
+    gated_out: list[Box] = []
+    for index in sorted(range(len(boxes)), key=lambda i: -support[i]):
+        box = boxes[index]
+        if any(_iou(box, face.box) > 0.3 or _centre_inside(box, face.box) for face in faces):
             continue
-        if detectors.face_gate is not None and not _passes_gate(levels, box,
-                                                                detectors.face_gate):
-            continue
+        if detectors.face_gate is not None:
+            if any(_searched(box, other, _GATE_RANGE) for other in gated_out):
+                continue
+            if not _passes_gate(levels, box, detectors.face_gate):
+                gated_out.append(box)
+                continue
         verified = _verify(levels, box, detectors.face)
         if verified is None:
             continue
@@ -317,6 +325,25 @@ def _iou(a: Box, b: Box) -> float:
     x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
     inter = max(0, x1 - x0) * max(0, y1 - y0)
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _centre_inside(box: Box, face: Box) -> bool:
+    """Whether the centre of ``box`` lies in ``face`` (no face inside a face)."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return face[0] <= cx <= face[0] + face[2] and face[1] <= cy <= face[1] + face[3]
+
+
+def _searched(box: Box, refused: Box, size_range: tuple[float, float]) -> bool:
+    """Whether a search around the proposal ``refused`` (its ``_VERIFY_MARGIN`` of
+    context, faces ``size_range`` times its side) covered ``box``: it lies in that
+    region and its side, give or take 10%, in that range."""
+    x, y, w, h = box
+    rx, ry, rw, rh = refused
+    margin = _VERIFY_MARGIN * rw
+    low, high = size_range
+    return (low / 0.9 <= w / rw <= high / 1.1
+            and x >= rx - margin and y >= ry - margin
+            and x + w <= rx + rw + margin and y + h <= ry + rh + margin)
 
 
 #: A greyscale image and the scale of its pixels to the full image's.
