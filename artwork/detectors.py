@@ -290,22 +290,25 @@ def faces_in(
     boxes = [scale_box(rect, scale, gray.shape) for rect in raw]
     # every window is a proposal (merging them averages a small face's lone
     # window away), the best supported first, so that a face is verified
-    # once and the windows on it are skipped; one inside the region and size
-    # range a refused proposal's gate searched is skipped too, but one the
-    # gate passes is verified even near a refused one, whose crop may have
-    # cut the face differently
+    # once and the windows on it are skipped; the gate must accept a window
+    # on the proposal (IoU over 0.5); a proposal the gate passes is verified
+    # even near one the verifier refused, whose crop may have cut the face
+    # differently
     support = [sum(_iou(box, other) > 0.3 for other in boxes) for box in boxes]
     faces: list[Face] = []
-    gated_out: list[Box] = []
+    gated: list[tuple[Box, list]] = []  # proposals gated and the windows found there
     for index in sorted(range(len(boxes)), key=lambda i: -support[i]):
         box = boxes[index]
         if any(_iou(box, face.box) > 0.3 or _centre_inside(box, face.box) for face in faces):
             continue
         if detectors.face_gate is not None:
-            if any(_searched(box, other, _GATE_RANGE) for other in gated_out):
-                continue
-            if not _passes_gate(levels, box, detectors.face_gate):
-                gated_out.append(box)
+            # a proposal within a search already made reads its windows
+            windows = next((found for other, found in gated
+                            if _searched(box, other, _GATE_RANGE)), None)
+            if windows is None:
+                windows = _gate_windows(levels, box, detectors.face_gate)
+                gated.append((box, windows))
+            if not any(_iou(box, window) > 0.5 for window in windows):
                 continue
         verified = _verify(levels, box, detectors.face)
         if verified is None:
@@ -378,16 +381,18 @@ _GATE_SIDE = 28
 _GATE_RANGE = (0.8, 1.3)
 
 
-def _passes_gate(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier) -> bool:
-    """Whether the whole LBP cascade accepts a window near the proposal ``box`` on a
-    fine grid: the coarse proposal grid misses small faces that the whole cascade
-    accepts a few pixels or a few percent of scale away, while most windows the cut
-    cascade accepts on texture get none (docs/artwork.md)."""
-    crop, _, _, _ = _around(levels, box, _GATE_SIDE)
+def _gate_windows(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
+                  ) -> list[tuple[float, float, float, float]]:
+    """The windows the whole LBP cascade accepts around the proposal ``box`` on a fine
+    grid (pyramid step 1.05, faces ``_GATE_RANGE`` times its side), in full-image
+    pixels. The coarse proposal grid misses small faces that the whole cascade
+    accepts a few pixels or a few percent of scale away, while most windows the
+    cut cascade accepts on texture get none on them (docs/artwork.md)."""
+    crop, k, x0, y0 = _around(levels, box, _GATE_SIDE)
     low, high = (round(r * _GATE_SIDE) for r in _GATE_RANGE)
     found = cascade.detectMultiScale(crop, scaleFactor=1.05, minNeighbors=0,
                                      minSize=(low, low), maxSize=(high, high))
-    return len(found) > 0
+    return [(x0 + fx / k, y0 + fy / k, fw / k, fh / k) for fx, fy, fw, fh in found]
 
 
 def _verify(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
