@@ -376,21 +376,22 @@ def _around(levels: list[_Level], box: Box, face_side: int
 
 
 #: The gate searches the proposal scaled to ``_GATE_SIDE`` pixels (the LBP window
-#: is 24) at pyramid step 1.05 over faces ``_GATE_RANGE`` times that size.
+#: is 24) at pyramid step ``_GATE_STEP`` over faces ``_GATE_RANGE`` times that size.
 _GATE_SIDE = 28
 _GATE_RANGE = (0.8, 1.3)
+_GATE_STEP = 1.1
 
 
 def _gate_windows(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
                   ) -> list[tuple[float, float, float, float]]:
     """The windows the whole LBP cascade accepts around the proposal ``box`` on a fine
-    grid (pyramid step 1.05, faces ``_GATE_RANGE`` times its side), in full-image
+    grid (pyramid step ``_GATE_STEP``, faces ``_GATE_RANGE`` times its side), in full-image
     pixels. The coarse proposal grid misses small faces that the whole cascade
     accepts a few pixels or a few percent of scale away, while most windows the
     cut cascade accepts on texture get none on them (docs/artwork.md)."""
     crop, k, x0, y0 = _around(levels, box, _GATE_SIDE)
     low, high = (round(r * _GATE_SIDE) for r in _GATE_RANGE)
-    found = cascade.detectMultiScale(crop, scaleFactor=1.05, minNeighbors=0,
+    found = cascade.detectMultiScale(crop, scaleFactor=_GATE_STEP, minNeighbors=0,
                                      minSize=(low, low), maxSize=(high, high))
     return [(x0 + fx / k, y0 + fy / k, fw / k, fh / k) for fx, fy, fw, fh in found]
 
