@@ -294,10 +294,10 @@ def faces_in(
     # on the proposal (IoU over 0.5); a proposal the gate passes is verified
     # even near one the verifier refused, whose crop may have cut the face
     # differently
-    support = [sum(_iou(box, other) > 0.3 for other in boxes) for box in boxes]
+    support = (_iou_matrix(np.asarray(boxes, np.float64).reshape(-1, 4)) > 0.3).sum(axis=1)
     faces: list[Face] = []
     gated: list[tuple[Box, list]] = []  # proposals gated and the windows found there
-    for index in sorted(range(len(boxes)), key=lambda i: -support[i]):
+    for index in np.argsort(-support, kind="stable").tolist():
         box = boxes[index]
         if any(_iou(box, face.box) > 0.3 or _centre_inside(box, face.box) for face in faces):
             continue
@@ -328,6 +328,17 @@ def _iou(a: Box, b: Box) -> float:
     x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
     inter = max(0, x1 - x0) * max(0, y1 - y0)
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """IoU of every pair of ``boxes`` (shape (n, 4), ``x, y, w, h``), shape (n, n)."""
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    width = np.clip(np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0), 0, None)
+    height = np.clip(np.minimum(y1[:, None], y1) - np.maximum(y0[:, None], y0), 0, None)
+    inter = width * height
+    area = boxes[:, 2] * boxes[:, 3]
+    return inter / (area[:, None] + area - inter)
 
 
 def _centre_inside(box: Box, face: Box) -> bool:
