@@ -280,14 +280,15 @@ def analyze_image(
     height, width = image.shape[:2]
     # one greyscale conversion and three reduced copies feed every stage
     # (STYLE.md: no stage converts again): the full grey for verifying faces,
-    # the 512-px grey for text and sharpness, its FACE_SEARCH_SIDE copy for
-    # the face proposals and the fingerprint, a 256-px colour copy for
-    # colour, layout and people
+    # its 512-px copy for text and sharpness, its FACE_SEARCH_SIDE copy for
+    # the face proposals and the fingerprint (reduced from the full grey, as
+    # detect_faces does: small faces' recall moves with the resampling), a
+    # 256-px colour copy for colour, layout and people
     gray_full = to_gray(image)
     gray, scale = fit(gray_full, WORK_SIDE)
-    face_gray, face_scale = fit(gray, FACE_SEARCH_SIDE)
+    face_gray, face_scale = fit(gray_full, FACE_SEARCH_SIDE)
     small, small_scale = fit(image, 256)
-    faces = faces_in(gray_full, face_gray, scale * face_scale, detectors=detectors)
+    faces = faces_in(gray_full, face_gray, face_scale, detectors=detectors)
     people = (people_in(small, small_scale, image.shape, detectors=detectors)
               if min(small.shape[:2]) >= PEOPLE_WINDOW_HEIGHT
               else detect_people(image, detectors=detectors))
