@@ -5,9 +5,10 @@ The Haar cascades and the HOG people detector ship inside the
 frontal-face cascade inside scikit-image (``skimage.data``); nothing is
 downloaded. They are built once by :func:`load_detectors` and passed to every
 function that needs them (STYLE.md: no globals). Faces are proposed by the
-fast LBP cascade and verified by ``haarcascade_frontalface_alt2`` at a fixed
-face size; that pairing was chosen by measurement over single cascades and
-dlib's HOG detector (docs/artwork.md, benchmarks/bench_artwork_faces.py).
+first stages of the fast LBP cascade, gated by the whole cascade and verified
+by ``haarcascade_frontalface_alt2`` at a fixed face size; that combination
+was chosen by measurement over single cascades and dlib's HOG detector
+(docs/artwork.md, benchmarks/bench_artwork_faces.py).
 """
 
 from __future__ import annotations
@@ -242,12 +243,14 @@ def detect_faces(
 ) -> list[Face]:
     """Frontal faces, largest first, in the pixel coordinates of ``image``.
 
-    The LBP cascade proposes every window it accepts (no grouping) on a
-    reduced copy; each proposal is cut out of the full-resolution greyscale
+    The LBP cascade's first :data:`PROPOSER_STAGES` stages propose every
+    window they accept (no grouping) on a reduced copy; the whole LBP cascade
+    must accept a window on a proposal when it searches around it on a fine
+    grid (the gate); each proposal that passes is cut out of the greyscale
     with context, scaled so the face is 48 pixels, and kept when the Haar
     cascade accepts at least :data:`FACE_VOTES` windows there. A cheap,
-    permissive proposer keeps the recall; the verifier at a fixed scale
-    removes its false alarms.
+    permissive proposer keeps the recall of small faces; the gate and the
+    verifier at a fixed scale remove its false alarms (docs/artwork.md).
 
     Parameters
     ----------
@@ -279,7 +282,8 @@ def faces_in(
     scale: float,
     *,
     detectors: Detectors,
-    min_size: int = 24, step: float = PROPOSAL_STEP,
+    min_size: int = 24,
+    step: float = PROPOSAL_STEP,
 ) -> list[Face]:
     """Faces of the greyscale image ``gray`` proposed on ``work`` (its copy at
     ``scale``) and verified on ``gray`` itself, largest first, boxes in ``gray``'s
