@@ -12,11 +12,13 @@ import numpy as np
 from artwork._errors import ArtworkInputError
 from artwork.detectors import (
     FACE_SEARCH_SIDE,
+    PEOPLE_WINDOW_HEIGHT,
     Detectors,
     Face,
     Region,
     detect_people,
     faces_in,
+    people_in,
     text_in_gray,
 )
 from artwork.features import (
@@ -33,8 +35,13 @@ from artwork.features import (
     quality_namespace,
     text_features,
 )
-from artwork.identity import Fingerprint, fingerprint_gray, is_near_duplicate
-from artwork.imageops import fit, scale_box, to_gray
+from artwork.identity import (
+    FINGERPRINT_SIDE,
+    Fingerprint,
+    fingerprint_gray,
+    is_near_duplicate,
+)
+from artwork.imageops import fit, to_gray
 from artwork.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
 __all__ = ["WORK_SIDE", "Analysis", "ArtworkWarning", "analyze", "analyze_image",
@@ -271,22 +278,21 @@ def analyze_image(
             )
     image = loaded.image
     height, width = image.shape[:2]
-    work, scale = fit(image, WORK_SIDE)
-
-    def back(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        # work pixels to original pixels, clipped to the image
-        return scale_box(box, scale, image.shape)
-
-    # one working copy and its greyscale feed every stage (STYLE.md: no
-    # stage converts again); only the noise estimate reads native pixels
-    gray = to_gray(work)
-    small, _ = fit(work, 256)
-    face_gray, face_scale = fit(gray, FACE_SEARCH_SIDE)
-    faces = faces_in(image, face_gray, scale * face_scale, detectors=detectors)
-    people_work = detect_people(work, detectors=detectors)
-    people = [Region(box=back(r.box), confidence=r.confidence) for r in people_work]
-    text_work = text_in_gray(gray, 1.0, work.shape)
-    text = [Region(box=back(r.box), confidence=r.confidence) for r in text_work]
+    # one greyscale conversion and three reduced copies feed every stage
+    # (STYLE.md: no stage converts again): the full grey for verifying faces,
+    # its 512-px copy for text and sharpness, its FACE_SEARCH_SIDE copy for
+    # the face proposals and the fingerprint (reduced from the full grey, as
+    # detect_faces does: small faces' recall moves with the resampling), a
+    # 256-px colour copy for colour, layout and people
+    gray_full = to_gray(image)
+    gray, scale = fit(gray_full, WORK_SIDE)
+    face_gray, face_scale = fit(gray_full, FACE_SEARCH_SIDE)
+    small, small_scale = fit(image, 256)
+    faces = faces_in(gray_full, face_gray, face_scale, detectors=detectors)
+    people = (people_in(small, small_scale, image.shape, detectors=detectors)
+              if min(small.shape[:2]) >= PEOPLE_WINDOW_HEIGHT
+              else detect_people(image, detectors=detectors))
+    text = text_in_gray(gray, scale, image.shape)
 
     features: Features = {}
     features.update(geometry_features(image))
@@ -298,10 +304,11 @@ def analyze_image(
     features.update(layout_namespace(small, detectors=detectors,
                                      subject=largest_face_centre(faces, image.shape)))
     features.update(face_namespace(faces, image.shape))
-    features.update(people_features(work, detectors=detectors, people=people_work))
-    features.update(text_features(work, regions=text_work))
+    features.update(people_features(image, detectors=detectors, people=people))
+    features.update(text_features(image, regions=text))
 
-    fp = fingerprint_gray(gray)
+    # the face copy is the fingerprint's copy when their sides agree
+    fp = fingerprint_gray(face_gray if FACE_SEARCH_SIDE == FINGERPRINT_SIDE else gray)
     return Analysis(
         width=width,
         height=height,

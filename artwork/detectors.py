@@ -5,15 +5,17 @@ The Haar cascades and the HOG people detector ship inside the
 frontal-face cascade inside scikit-image (``skimage.data``); nothing is
 downloaded. They are built once by :func:`load_detectors` and passed to every
 function that needs them (STYLE.md: no globals). Faces are proposed by the
-fast LBP cascade and verified by ``haarcascade_frontalface_alt2`` at a fixed
-face size; that pairing was chosen by measurement over single cascades and
-dlib's HOG detector (docs/artwork.md, benchmarks/bench_artwork_faces.py).
+first stages of the fast LBP cascade, gated by the whole cascade and verified
+by ``haarcascade_frontalface_alt2`` at a fixed face size; that combination
+was chosen by measurement over single cascades and dlib's HOG detector
+(docs/artwork.md, benchmarks/bench_artwork_faces.py).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -25,6 +27,10 @@ from artwork.io import check_image
 
 __all__ = [
     "FACE_MODELS",
+    "LBP_STAGES",
+    "PEOPLE_WINDOW_HEIGHT",
+    "PROPOSAL_STEP",
+    "PROPOSER_STAGES",
     "Detectors",
     "Face",
     "Region",
@@ -32,7 +38,9 @@ __all__ = [
     "detect_people",
     "detect_text",
     "faces_in",
+    "lbp_face_cascade",
     "load_detectors",
+    "people_in",
     "saliency_map",
     "text_in_gray",
 ]
@@ -90,7 +98,11 @@ class Detectors:
     Attributes
     ----------
     face_proposer : cv2.CascadeClassifier
-        The LBP frontal-face cascade: cheap, proposes candidate faces.
+        The LBP frontal-face cascade cut to :data:`PROPOSER_STAGES` stages:
+        cheap and permissive, proposes candidate faces.
+    face_gate : cv2.CascadeClassifier or None
+        The whole LBP cascade, searched finely around each proposal before
+        the costlier verifier; None sends every proposal to the verifier.
     face : cv2.CascadeClassifier
         The Haar cascade that verifies each candidate.
     face_model : str
@@ -101,6 +113,7 @@ class Detectors:
     """
 
     face_proposer: cv2.CascadeClassifier
+    face_gate: cv2.CascadeClassifier | None
     face: cv2.CascadeClassifier
     face_model: str
     smile: cv2.CascadeClassifier | None
@@ -116,16 +129,41 @@ def _cascade(filename: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-def _lbp_face_cascade() -> cv2.CascadeClassifier:
-    """OpenCV's LBP frontal-face cascade as scikit-image ships it.
+#: LBP stages a proposal must pass, of the cascade's 20: the last stages refuse
+#: small faces (a face at 8% of a poster's height is about one window of the
+#: proposal copy) that the verifier accepts; the many more windows the cut
+#: cascade accepts on texture are refused by the gate (docs/artwork.md).
+PROPOSER_STAGES = 15
+#: Stages of the whole LBP cascade.
+LBP_STAGES = 20
+
+
+def lbp_face_cascade(stages: int = PROPOSER_STAGES) -> cv2.CascadeClassifier:
+    """OpenCV's LBP frontal-face cascade as scikit-image ships it, cut to its first
+    ``stages`` stages (of 20).
 
     The shipped XML spells its ``featureParams`` tag ``featuhreParams``, which
     OpenCV's loader rejects, so the text is corrected in memory and read from
     there.
+
+    Parameters
+    ----------
+    stages : int, default=PROPOSER_STAGES
+        How many of the cascade's :data:`LBP_STAGES` stages a window must pass.
+
+    Returns
+    -------
+    cv2.CascadeClassifier
     """
     path = skimage.data.lbp_frontal_face_cascade_filename()
     with open(path, encoding="utf-8") as handle:
-        text = handle.read().replace("featuhreParams", "featureParams")
+        root = ElementTree.fromstring(handle.read().replace("featuhreParams", "featureParams"))
+    cascade_node = root.find("cascade")
+    stage_list = cascade_node.find("stages")
+    for stage in list(stage_list)[stages:]:
+        stage_list.remove(stage)
+    cascade_node.find("stageNum").text = str(len(stage_list))
+    text = '<?xml version="1.0"?>\n' + ElementTree.tostring(root, encoding="unicode")
     storage = cv2.FileStorage(text, cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
     cascade = cv2.CascadeClassifier()
     if not cascade.read(storage.getFirstTopLevelNode()):  # pragma: no cover - broken install
@@ -161,7 +199,8 @@ def load_detectors(
         hog = cv2.HOGDescriptor()
         hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
     return Detectors(
-        face_proposer=_lbp_face_cascade(),
+        face_proposer=lbp_face_cascade(PROPOSER_STAGES),
+        face_gate=lbp_face_cascade(LBP_STAGES),
         face=_cascade(FACE_MODELS[face_model]),
         face_model=face_model,
         smile=_cascade("haarcascade_smile.xml") if smile else None,
@@ -170,13 +209,13 @@ def load_detectors(
     )
 
 
-def _smiles(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
-    """Whether the smile cascade fires in the lower half of the face ``box`` of
-    ``image``; None when the face is under 48 pixels wide."""
+def _smiles(gray: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool | None:
+    """Whether the smile cascade fires in the lower half of the face ``box`` of the
+    greyscale ``gray``; None when the face is under 48 pixels wide."""
     x, y, w, h = box
     if w < 48:
         return None
-    mouth = to_gray(np.ascontiguousarray(image[y + h // 2 : y + h, x : x + w]))
+    mouth = gray[y + h // 2 : y + h, x : x + w]
     mouth = cv2.resize(mouth, (96, max(1, round(96 * mouth.shape[0] / max(1, mouth.shape[1])))))
     mouth = cv2.equalizeHist(mouth)
     found = cascade.detectMultiScale(mouth, scaleFactor=1.1, minNeighbors=18, minSize=(24, 12))
@@ -184,29 +223,34 @@ def _smiles(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier) -> bool
 
 
 #: Longer side of the copy the LBP cascade searches for face proposals.
-FACE_SEARCH_SIDE = 448
+FACE_SEARCH_SIDE = 384
 #: Proposal pyramid step: coarse, since verification searches again finely.
-_PROPOSAL_STEP = 1.2
+PROPOSAL_STEP = 1.3
 #: A proposal is cut out with this margin (share of its side) on each side and
-#: scaled so that its face is ``_VERIFY_SIDE`` pixels, where the verifier runs.
+#: scaled so that its face is ``_VERIFY_SIDE`` pixels, where the verifier runs
+#: over faces ``_VERIFY_RANGE`` times that size.
 _VERIFY_MARGIN = 0.5
 _VERIFY_SIDE = 48
-#: Verifying windows (pyramid step 1.1, faces 0.7 to 1.5 times the proposal) a
-#: face needs: no faceless proposal measured got more than 6 (docs/artwork.md).
-FACE_VOTES = 8
+_VERIFY_RANGE = (0.7, 1.5)
+#: Verifying windows (pyramid step 1.1) a face needs: a false face where a pasted
+#: photograph's edge meets a flag got 10 (docs/artwork.md).
+FACE_VOTES = 11
 
 
 def detect_faces(
     image: np.ndarray, *, detectors: Detectors, max_side: int = FACE_SEARCH_SIDE,
-    min_size: int = 24,
+    min_size: int = 24, step: float = PROPOSAL_STEP,
 ) -> list[Face]:
     """Frontal faces, largest first, in the pixel coordinates of ``image``.
 
-    The LBP cascade proposes every window it accepts (no grouping) on a
-    reduced copy; each proposal is cut out of ``image`` with context,
-    scaled so the face is 48 pixels, and kept when the Haar cascade accepts
-    at least :data:`FACE_VOTES` windows there. A cheap, permissive proposer
-    keeps the recall; the verifier at a fixed scale removes its false alarms.
+    The LBP cascade's first :data:`PROPOSER_STAGES` stages propose every
+    window they accept (no grouping) on a reduced copy; the whole LBP cascade
+    must accept a window on a proposal when it searches around it on a fine
+    grid (the gate); each proposal that passes is cut out of the greyscale
+    with context, scaled so the face is 48 pixels, and kept when the Haar
+    cascade accepts at least :data:`FACE_VOTES` windows there. A cheap,
+    permissive proposer keeps the recall of small faces; the gate and the
+    verifier at a fixed scale remove its false alarms (docs/artwork.md).
 
     Parameters
     ----------
@@ -218,47 +262,65 @@ def detect_faces(
         this, so cost does not grow with resolution.
     min_size : int, default=24
         Smallest face side searched, in pixels of that copy (24 is the LBP
-        cascade's window): 5.4% of the longer side at 448.
+        cascade's window): 6.25% of the longer side at 384.
+    step : float, default=PROPOSAL_STEP
+        The proposals' pyramid step.
 
     Returns
     -------
     list of Face
     """
     check_image(image)
-    work, scale = fit(image, max_side)
-    return faces_in(image, to_gray(work), scale, detectors=detectors, min_size=min_size)
+    gray = to_gray(image)
+    work, scale = fit(gray, max_side)
+    return faces_in(gray, work, scale, detectors=detectors, min_size=min_size, step=step)
 
 
 def faces_in(
-    image: np.ndarray,
     gray: np.ndarray,
+    work: np.ndarray,
     scale: float,
     *,
     detectors: Detectors,
     min_size: int = 24,
+    step: float = PROPOSAL_STEP,
 ) -> list[Face]:
-    """Faces of ``image`` proposed on ``gray`` (its greyscale copy at ``scale``) and
-    verified on ``image`` itself, largest first, boxes in ``image``'s pixels."""
+    """Faces of the greyscale image ``gray`` proposed on ``work`` (its copy at
+    ``scale``) and verified on ``gray`` itself, largest first, boxes in ``gray``'s
+    pixels."""
     raw = detectors.face_proposer.detectMultiScale(
-        gray, scaleFactor=_PROPOSAL_STEP, minNeighbors=0, minSize=(min_size, min_size))
-    faces: list[Face] = []
-    rejected: list[Box] = []
+        work, scaleFactor=step, minNeighbors=0, minSize=(min_size, min_size))
+    levels = [(gray, 1.0), (work, scale)]
+    boxes = [scale_box(rect, scale, gray.shape) for rect in raw]
     # every window is a proposal (merging them averages a small face's lone
-    # window away); one on a face already found, or nearly the same as one
-    # the verifier refused, is not verified again
-    for rect in raw:
-        box = scale_box(rect, scale, image.shape)
-        if any(_iou(box, face.box) > 0.3 for face in faces) or any(
-                _iou(box, other) > 0.5 for other in rejected):
+    # window away), the best supported first, so that a face is verified
+    # once and the windows on it are skipped; the gate must accept a window
+    # on the proposal (IoU over 0.5); a proposal the gate passes is verified
+    # even near one the verifier refused, whose crop may have cut the face
+    # differently
+    support = (_iou_matrix(np.asarray(boxes, np.float64).reshape(-1, 4)) > 0.3).sum(axis=1)
+    faces: list[Face] = []
+    gated: list[tuple[Box, list]] = []  # proposals gated and the windows found there
+    for index in np.argsort(-support, kind="stable").tolist():
+        box = boxes[index]
+        if any(_iou(box, face.box) > 0.3 or _centre_inside(box, face.box) for face in faces):
             continue
-        verified = _verify(image, box, detectors.face)
+        if detectors.face_gate is not None:
+            # a proposal within a search already made reads its windows
+            windows = next((found for other, found in gated
+                            if _searched(box, other, _GATE_RANGE)), None)
+            if windows is None:
+                windows = _gate_windows(levels, box, detectors.face_gate)
+                gated.append((box, windows))
+            if not any(_iou(box, window) > 0.5 for window in windows):
+                continue
+        verified = _verify(levels, box, detectors.face)
         if verified is None:
-            rejected.append(box)
             continue
         found, votes = verified
         if any(_iou(found, face.box) > 0.3 for face in faces):
             continue
-        smile = None if detectors.smile is None else _smiles(image, found, detectors.smile)
+        smile = None if detectors.smile is None else _smiles(gray, found, detectors.smile)
         faces.append(Face(box=found, confidence=float(1.0 - np.exp(-votes / FACE_VOTES)),
                           smile=smile))
     faces.sort(key=lambda face: face.box[2] * face.box[3], reverse=True)
@@ -272,24 +334,92 @@ def _iou(a: Box, b: Box) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def _verify(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier
-            ) -> tuple[Box, int] | None:
-    """The verifier's face box near a proposal, in ``image`` pixels, and its votes;
-    None when it finds too few windows."""
-    height, width = image.shape[:2]
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """IoU of every pair of ``boxes`` (shape (n, 4), ``x, y, w, h``), shape (n, n)."""
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    width = np.clip(np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0), 0, None)
+    height = np.clip(np.minimum(y1[:, None], y1) - np.maximum(y0[:, None], y0), 0, None)
+    inter = width * height
+    area = boxes[:, 2] * boxes[:, 3]
+    return inter / (area[:, None] + area - inter)
+
+
+def _centre_inside(box: Box, face: Box) -> bool:
+    """Whether the centre of ``box`` lies in ``face`` (no face inside a face)."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return face[0] <= cx <= face[0] + face[2] and face[1] <= cy <= face[1] + face[3]
+
+
+def _searched(box: Box, refused: Box, size_range: tuple[float, float]) -> bool:
+    """Whether a search around the proposal ``refused`` (its ``_VERIFY_MARGIN`` of
+    context, faces ``size_range`` times its side) covered ``box``: it lies in that
+    region and its side, give or take 10%, in that range."""
     x, y, w, h = box
-    margin = round(_VERIFY_MARGIN * w)
-    x0, y0 = max(0, x - margin), max(0, y - margin)
-    x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
-    k = _VERIFY_SIDE / w
+    rx, ry, rw, rh = refused
+    margin = _VERIFY_MARGIN * rw
+    low, high = size_range
+    return (low / 0.9 <= w / rw <= high / 1.1
+            and x >= rx - margin and y >= ry - margin
+            and x + w <= rx + rw + margin and y + h <= ry + rh + margin)
+
+
+#: A greyscale image and the scale of its pixels to the full image's.
+_Level = tuple[np.ndarray, float]
+
+
+def _around(levels: list[_Level], box: Box, face_side: int
+            ) -> tuple[np.ndarray, float, float, float]:
+    """``box`` (full-image pixels) with ``_VERIFY_MARGIN`` of context, scaled so the
+    box is ``face_side`` pixels, cut from the smallest of ``levels`` (finest first)
+    that holds it at that size or more; returns the crop, its pixels per full-image
+    pixel and its origin in full-image pixels."""
+    image, scale = levels[0]
+    for level in levels[1:]:
+        if box[2] * level[1] >= face_side:
+            image, scale = level
+    height, width = image.shape[:2]
+    x, y, w, h = (v * scale for v in box)
+    margin = _VERIFY_MARGIN * w
+    x0, y0 = max(0, round(x - margin)), max(0, round(y - margin))
+    x1, y1 = min(width, round(x + w + margin)), min(height, round(y + h + margin))
+    k = face_side / w
     size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
     crop = cv2.resize(image[y0:y1, x0:x1], size,
                       interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
-    side = _VERIFY_SIDE
+    return crop, k * scale, x0 / scale, y0 / scale
+
+
+#: The gate searches the proposal scaled to ``_GATE_SIDE`` pixels (the LBP window
+#: is 24) at pyramid step ``_GATE_STEP`` over faces ``_GATE_RANGE`` times that size.
+_GATE_SIDE = 28
+_GATE_RANGE = (0.8, 1.3)
+_GATE_STEP = 1.1
+
+
+def _gate_windows(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
+                  ) -> list[tuple[float, float, float, float]]:
+    """The windows the whole LBP cascade accepts around the proposal ``box`` on a fine
+    grid (pyramid step ``_GATE_STEP``, faces ``_GATE_RANGE`` times its side), in full-image
+    pixels. The coarse proposal grid misses small faces that the whole cascade
+    accepts a few pixels or a few percent of scale away, while most windows the
+    cut cascade accepts on texture get none on them (docs/artwork.md)."""
+    crop, k, x0, y0 = _around(levels, box, _GATE_SIDE)
+    low, high = (round(r * _GATE_SIDE) for r in _GATE_RANGE)
+    found = cascade.detectMultiScale(crop, scaleFactor=_GATE_STEP, minNeighbors=0,
+                                     minSize=(low, low), maxSize=(high, high))
+    return [(x0 + fx / k, y0 + fy / k, fw / k, fh / k) for fx, fy, fw, fh in found]
+
+
+def _verify(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
+            ) -> tuple[Box, int] | None:
+    """The verifier's face box near a proposal, in full-image pixels, and its votes;
+    None when it finds too few windows."""
+    crop, k, x0, y0 = _around(levels, box, _VERIFY_SIDE)
+    low, high = (round(r * _VERIFY_SIDE) for r in _VERIFY_RANGE)
     found, votes = cascade.detectMultiScale2(
-        cv2.equalizeHist(to_gray(crop)), scaleFactor=1.1, minNeighbors=1,
-        minSize=(round(0.7 * side), round(0.7 * side)),
-        maxSize=(round(1.5 * side), round(1.5 * side)))
+        cv2.equalizeHist(crop), scaleFactor=1.1, minNeighbors=1,
+        minSize=(low, low), maxSize=(high, high))
     if len(found) == 0:
         return None
     best = int(np.argmax(votes))
@@ -297,7 +427,14 @@ def _verify(image: np.ndarray, box: Box, cascade: cv2.CascadeClassifier
         return None
     fx, fy, fw, fh = found[best]
     found_box = (x0 + fx / k, y0 + fy / k, fw / k, fh / k)
-    return scale_box(found_box, 1.0, image.shape), int(votes[best])
+    return scale_box(found_box, 1.0, levels[0][0].shape), int(votes[best])
+
+
+#: Height of the HOG people window: a person shorter than this in the searched copy
+#: is not found.
+PEOPLE_WINDOW_HEIGHT = 128
+#: HOG pyramid step.
+_PEOPLE_STEP = 1.2
 
 
 def detect_people(
@@ -320,15 +457,21 @@ def detect_people(
         Boxes in the pixel coordinates of ``image``.
     """
     check_image(image)
-    if detectors.people is None:
-        return []
     work, scale = fit(image, max_side)
-    if min(work.shape[:2]) < 128:
+    if min(work.shape[:2]) < PEOPLE_WINDOW_HEIGHT:
         work, scale = fit(image, max_side * 2)
-        if min(work.shape[:2]) < 128:
-            return []
+    return people_in(work, scale, image.shape, detectors=detectors)
+
+
+def people_in(
+    work: np.ndarray, scale: float, shape: tuple[int, ...], *, detectors: Detectors
+) -> list[Region]:
+    """People found in ``work`` (an RGB copy at ``scale`` of an image of ``shape``),
+    largest first, boxes in that image's pixels."""
+    if detectors.people is None or min(work.shape[:2]) < PEOPLE_WINDOW_HEIGHT:
+        return []
     boxes, weights = detectors.people.detectMultiScale(
-        work, winStride=(8, 8), padding=(8, 8), scale=1.1
+        work, winStride=(8, 8), padding=(8, 8), scale=_PEOPLE_STEP
     )
     if len(boxes) == 0:
         return []
@@ -336,7 +479,7 @@ def detect_people(
     keep = cv2.dnn.NMSBoxes([list(map(int, b)) for b in boxes], weights.tolist(), 0.5, 0.4)
     regions = [
         Region(
-            box=scale_box(boxes[i], scale, image.shape),
+            box=scale_box(boxes[i], scale, shape),
             confidence=float(1.0 / (1.0 + np.exp(-weights[i]))),
         )
         for i in np.asarray(keep).reshape(-1)
@@ -483,15 +626,18 @@ def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list
         return i
 
     centre = y + h / 2.0
-    for i in range(n):
-        right_i = x[i] + w[i]
-        for j in range(i + 1, n):
-            if x[j] - right_i > 1.5 * h[i]:  # a word space is under 1.5 letter heights
-                break
-            if not 0.7 <= h[j] / h[i] <= 1 / 0.7 or x[j] < x[i] + 0.3 * w[i]:
-                continue
-            if abs(centre[j] - centre[i]) <= 0.25 * max(h[i], h[j]):
-                parent[find(j)] = find(i)
+    # every pair (i, j > i) with j starting within a word space (1.5 letter
+    # heights) of i's right edge, then the pairs that chain: similar height,
+    # j to the right, centres level
+    reach = np.searchsorted(x, x + w + 1.5 * h, side="right")
+    count = np.maximum(reach - np.arange(n) - 1, 0)
+    i = np.repeat(np.arange(n), count)
+    j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(count) - count, count)
+    ratio = h[j] / h[i]
+    chained = ((ratio >= 0.7) & (ratio <= 1 / 0.7) & (x[j] >= x[i] + 0.3 * w[i])
+               & (np.abs(centre[j] - centre[i]) <= 0.25 * np.maximum(h[i], h[j])))
+    for a, b in zip(i[chained].tolist(), j[chained].tolist(), strict=True):
+        parent[find(b)] = find(a)
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)

@@ -101,6 +101,11 @@ _HUE_INDEX = np.array([3, 4, 5, 6, 7, 8, 9, 10, 3])
 #: relative to a fully saturated one: saturated colour draws the eye, so a red
 #: costume on a grey set is what a person names.
 NEUTRAL_WEIGHT = 1 / 3
+# the rule of colour_names as lookup tables over OpenCV's HSV bytes
+_UNIT = np.arange(256) / 255.0
+_HUE_NAME = _HUE_INDEX[np.searchsorted(_HUE_BOUNDS, np.arange(180) * 2, side="right")]
+_UNDER_FIFTH = _UNIT < 0.2  # black under 20% value; white or grey under 20% saturation
+_NEUTRAL_NAME = np.where(_UNIT > 0.8, 1, 2)
 
 
 def colour_names(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,11 +125,10 @@ def colour_names(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         In [0, 1].
     """
     flat = hsv.reshape(-1, 3)
-    hue = flat[:, 0].astype(np.int32) * 2
-    sat, val = flat[:, 1] / 255.0, flat[:, 2] / 255.0
-    chromatic = _HUE_INDEX[np.searchsorted(_HUE_BOUNDS, hue, side="right")]
-    neutral = np.where(val > 0.8, 1, 2)
-    names = np.where(val < 0.2, 0, np.where(sat < 0.2, neutral, chromatic))
+    hue, sat, val = flat[:, 0], flat[:, 1], flat[:, 2]
+    names = np.where(_UNDER_FIFTH[val], 0,
+                     np.where(_UNDER_FIFTH[sat], _NEUTRAL_NAME[val], _HUE_NAME[hue]))
+    sat = _UNIT[sat]
     return names, sat
 
 
@@ -299,21 +303,23 @@ def color_analysis(image: np.ndarray, *, n_colors: int, seed: int
     """
     check_image(image)
     work, _ = fit(image, 256)
-    luma = to_gray(work).astype(np.float64)
-    rgb = work.astype(np.float64) / 255.0
+    luma = to_gray(work)
+    mean_luma, std_luma = (float(v[0, 0]) for v in cv2.meanStdDev(luma))
+    red, _, blue, _ = cv2.mean(work)
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
     palette = dominant_colors(work, n_colors=n_colors, seed=seed)
     hue, share = dominant_colour(hsv)
     m = colorfulness(work)
+    levels = np.bincount(luma.reshape(-1), minlength=256) / luma.size
     namespace = {
         "Color": {
-            "brightness": float(luma.mean() / 255.0),
-            "contrast": float(luma.std() / 255.0),
+            "brightness": mean_luma / 255.0,
+            "contrast": std_luma / 255.0,
             "colorfulness": float(min(1.0, m / 150.0)),
-            "saturation": float(hsv[..., 1].mean() / 255.0),
-            "warmth": float(0.5 + (rgb[..., 0] - rgb[..., 2]).mean() / 2.0),
-            "black_clip": float((luma <= 5).mean()),
-            "white_clip": float((luma >= 250).mean()),
+            "saturation": float(cv2.mean(hsv)[1] / 255.0),
+            "warmth": float(0.5 + (red - blue) / 255.0 / 2.0),
+            "black_clip": float(levels[:6].sum()),
+            "white_clip": float(levels[250:].sum()),
             "dominant_hue": hue,
             "dominant_share": share,
         }

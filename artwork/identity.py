@@ -17,6 +17,7 @@ from artwork.imageops import fit, to_gray
 from artwork.io import check_image
 
 __all__ = [
+    "FINGERPRINT_SIDE",
     "Fingerprint",
     "fingerprint",
     "fingerprint_gray",
@@ -24,6 +25,10 @@ __all__ = [
     "is_near_duplicate",
     "orb_match_share",
 ]
+
+
+#: Longer side of the copy the hashes and keypoints are computed on.
+FINGERPRINT_SIDE = 384
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,8 +83,9 @@ def fingerprint(image: np.ndarray, *, n_keypoints: int = 300) -> Fingerprint:
 
 
 def fingerprint_gray(gray: np.ndarray, *, n_keypoints: int = 300) -> Fingerprint:
-    """:func:`fingerprint` of a greyscale image (resized here to 384 pixels)."""
-    gray = fit(gray, 384)[0]
+    """:func:`fingerprint` of a greyscale image (resized here to
+    :data:`FINGERPRINT_SIDE` pixels, or taken as it is when no larger)."""
+    gray = fit(gray, FINGERPRINT_SIDE)[0]
     small = cv2.resize(gray, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float64)
     ahash = _bits_to_hex(small > small.mean())
     wide = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.float64)

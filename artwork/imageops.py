@@ -26,10 +26,11 @@ def single_thread() -> None:
 def fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """Downscale so the longer side is at most ``max_side``; return the scale.
 
-    Large reductions first average exact integer blocks (OpenCV's fast
-    ``INTER_AREA`` path, after trimming at most ``k - 1`` edge pixels), then
-    finish with ``INTER_AREA`` on the small copy: the same result as one area
-    resize to within rounding, at a tenth of the cost.
+    Large reductions first halve by exact 2 x 2 block averages (OpenCV's
+    vectorised ``INTER_AREA`` path, after trimming an odd edge pixel) while the
+    image is at least twice the target, then finish with ``INTER_AREA`` on
+    the small copy: the same result as one area resize to within rounding, at
+    a fraction of the cost.
 
     Parameters
     ----------
@@ -48,10 +49,9 @@ def fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     if scale >= 1.0:
         return image, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    k = min(int(1.0 / scale), height, width)
-    if k >= 2:
-        trimmed = image[: height - height % k, : width - width % k]
-        image = cv2.resize(trimmed, (trimmed.shape[1] // k, trimmed.shape[0] // k),
+    while image.shape[0] >= 2 * size[1] and image.shape[1] >= 2 * size[0]:
+        h, w = image.shape[:2]
+        image = cv2.resize(image[: h - h % 2, : w - w % 2], (w // 2, h // 2),
                            interpolation=cv2.INTER_AREA)
     if (image.shape[1], image.shape[0]) != size:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)

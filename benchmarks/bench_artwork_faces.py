@@ -1,8 +1,10 @@
 """Face detector comparison on real images with known faces (docs/artwork.md).
 
 Recall, false positives and speed of the face detectors an installed wheel
-ships: artwork's detector (scikit-image's LBP cascade proposes, OpenCV's
-Haar ``frontalface_alt2`` verifies at a fixed face size), the LBP cascade
+ships: artwork's detector (the first stages of scikit-image's LBP cascade
+propose, the whole LBP cascade gates each proposal on a fine grid, OpenCV's
+Haar ``frontalface_alt2`` verifies at a fixed face size) and its variants
+(no gate, the whole cascade proposing, the previous default), the LBP cascade
 alone, OpenCV's Haar cascades alone (``frontalface_default``,
 ``frontalface_alt2``, and ``alt2`` plus the profile cascade run on the image
 and its mirror) and, if the optional ``dlib`` (``dlib-bin``) wheel is
@@ -143,13 +145,27 @@ def iou(a, b):
 
 
 def detectors():
+    import dataclasses
+
     import artwork.imageops
+    from artwork import detectors as faces
 
     out = {}
     det = artwork.load_detectors(smile=False, people=False)
-    out["lbp@448+alt2 verify (artwork default)"] = lambda image: [
-        f.box for f in artwork.detect_faces(image, detectors=det)]
-    lbp = det.face_proposer
+    whole = faces.lbp_face_cascade(faces.LBP_STAGES)
+    variants = {
+        f"lbp{faces.PROPOSER_STAGES}@{faces.FACE_SEARCH_SIDE} step {faces.PROPOSAL_STEP}"
+        " + lbp gate + alt2 verify (artwork default)": (det, {}),
+        "same, no gate": (dataclasses.replace(det, face_gate=None), {}),
+        "same, whole lbp cascade proposes": (dataclasses.replace(det, face_proposer=whole), {}),
+        "whole lbp cascade @448 step 1.2 proposes, no gate (the previous proposer)": (
+            dataclasses.replace(det, face_proposer=whole, face_gate=None),
+            {"max_side": 448, "step": 1.2}),
+    }
+    for name, (variant, options) in variants.items():
+        out[name] = (lambda v, o: lambda image: [
+            f.box for f in artwork.detect_faces(image, detectors=v, **o)])(variant, options)
+    lbp = whole
 
     def cascade_alone(cascade, side, min_size, equalize=True):
         def detect(image):

@@ -71,16 +71,16 @@ def test_recall_on_labeled_faces_in_the_wild(detectors, lfw_faces):
             hits += found
         else:
             false_alarms += found
-    # measured 98/100 and 0/100 (docs/artwork.md)
+    # measured 97/100 and 0/100 (docs/artwork.md)
     assert hits >= 95
     assert false_alarms == 0
 
 
-@pytest.mark.slow  # 200 posters
-@pytest.mark.parametrize(("share", "at_least"), [(0.15, 95), (0.3, 95)])
+@pytest.mark.slow  # 300 posters
+@pytest.mark.parametrize(("share", "at_least"), [(0.08, 95), (0.15, 95), (0.3, 95)])
 def test_recall_on_faces_at_poster_size(detectors, lfw_faces, real_images, share, at_least):
     # each LFW face at a share of a 1000 x 1500 poster's height, with context
-    # (its edge repeated), over china.jpg; measured 97 and 96 (docs/artwork.md)
+    # (its edge repeated), over china.jpg; measured 97, 96 and 98 (docs/artwork.md)
     background = cv2.resize(real_images["china"], (1000, 1500), interpolation=cv2.INTER_CUBIC)
     side = round(share * 1500)
     pad = side * 2 // 5
@@ -137,3 +137,25 @@ def test_no_people_on_empty_scenes(faceless, detectors):
 def test_unknown_face_model_is_refused():
     with pytest.raises(artwork.ArtworkInputError, match="face_model must be one of"):
         artwork.load_detectors(face_model="yunet")
+
+
+def test_cut_proposer_accepts_what_the_whole_cascade_accepts_and_more():
+    # a window passing all 20 LBP stages passes the first 15; the cut cascade
+    # proposes the small faces the whole one misses (docs/artwork.md)
+    gray = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2GRAY)
+    whole = artwork.detectors.lbp_face_cascade(artwork.detectors.LBP_STAGES)
+    cut = artwork.detectors.lbp_face_cascade()
+    options = {"scaleFactor": 1.2, "minNeighbors": 0, "minSize": (24, 24)}
+    whole_windows = {tuple(w) for w in whole.detectMultiScale(gray, **options)}
+    cut_windows = {tuple(w) for w in cut.detectMultiScale(gray, **options)}
+    assert whole_windows
+    assert whole_windows < cut_windows
+
+
+def test_face_found_without_the_gate(real_images, detectors):
+    import dataclasses
+
+    gateless = dataclasses.replace(detectors, face_gate=None)
+    faces = artwork.detect_faces(real_images["astronaut"], detectors=gateless)
+    assert len(faces) == 1
+    assert iou(faces[0].box, ASTRONAUT_FACE) > 0.5
