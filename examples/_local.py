@@ -80,7 +80,9 @@ def local_server(*roles: str, settings: Mapping[str, float] = FAST_LOOP,
             created = subprocess.run(
                 _banditkit("keys", "create", "--role", role, "--name", "example",
                            "--data-dir", str(data_dir), *store),
-                check=True, capture_output=True, text=True, env=env)
+                capture_output=True, text=True, env=env)
+            if created.returncode != 0:
+                raise RuntimeError(f"banditkit keys create failed: {created.stderr.strip()}")
             keys[role] = created.stdout.strip()
         with open(Path(folder) / "server.log", "w") as log:
             server = subprocess.Popen(

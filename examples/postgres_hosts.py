@@ -18,6 +18,7 @@ model version each host ranks with.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -26,7 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _local import call, exchange, joined_lines, local_server
+from _local import call, exchange, joined_lines, local_server, upload
+from PIL import Image
 
 GUIDANCE = """\
 This example needs a PostgreSQL database: set BANDITKIT_DATABASE_URL to the URL of an
@@ -55,6 +57,21 @@ def rank(host_url: str, key: str) -> tuple[dict, str]:
     return answer, headers[VERSION_HEADER]
 
 
+def artwork_rank(host_url: str, key: str, title: str, seconds: float = 10.0) -> dict:
+    """The poster ``host_url`` shows for ``title``, once that host's catalogue cache has it
+    (a title created on another host is ranked within about 1 s)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call("POST", f"{host_url}/v1/artwork/rank", key, {
+                "context": {"Member": {"country": "BR", "device": "tv"}},
+                "titles": [title]})["results"][0]
+        except RuntimeError:  # 404 naming the title, until the cache is refreshed
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def learner_events(host_url: str) -> float:
     """``banditkit_learner_events_total`` on a host's ``/metrics``: events its learner joined."""
     with urllib.request.urlopen(f"{host_url}/metrics", timeout=30) as answer:
@@ -65,11 +82,11 @@ def learner_events(host_url: str) -> float:
 
 with tempfile.TemporaryDirectory(prefix="banditkit-example-logs-") as shared:
     # The shared folder stands for the volume every host mounts (NFS in production).
-    hosts_args = ("--log-dir", shared)
-    with local_server("client", database_url=database_url, serve_args=hosts_args) as a, \
-            local_server(database_url=database_url, serve_args=hosts_args) as b:
+    host = {"database_url": database_url, "serve_args": ("--log-dir", shared)}
+    with local_server("client", "marketer", **host) as a, local_server(**host) as b:
         hosts = {"A": a.url, "B": b.url}
-        key = a.keys["client"]  # made for host A, kept in the database: host B takes it too
+        # Keys made for host A are kept in the database: host B takes them too.
+        key, marketer = a.keys["client"], a.keys["marketer"]
         print(f"host A on {a.url}, host B on {b.url}, one database, log folder {shared}")
 
         # Rank on one host, reward on the other: a member's page and its play need
@@ -116,3 +133,17 @@ with tempfile.TemporaryDirectory(prefix="banditkit-example-logs-") as shared:
             time.sleep(0.5)
         print(f"model version before learning: {first_version}; after the learner published: "
               f"host A ranks with {versions['A']}, host B with {versions['B']}")
+
+        # The catalogue is shared too: a poster uploaded on A is ranked and served by B.
+        catalogue = f"{a.url}/v1/catalogue/titles"
+        call("POST", catalogue, marketer, {"id": "hosts-demo", "genres": ["drama"]})
+        buffer = io.BytesIO()
+        Image.new("RGB", (200, 300), (200, 60, 40)).save(buffer, "JPEG", quality=85)
+        uploaded = upload(f"{catalogue}/hosts-demo/variants", marketer, "red.jpg",
+                          buffer.getvalue())
+        shown = artwork_rank(b.url, key, "hosts-demo")
+        with urllib.request.urlopen(b.url + shown["imageUrl"], timeout=30) as image:
+            same = image.read() == buffer.getvalue()
+        print(f"poster uploaded on host A, ranked on host B: "
+              f"{'the same variant' if shown['variantId'] == uploaded['id'] else 'another'}, "
+              f"its image served by B {'byte for byte' if same else 'CHANGED'}")

@@ -150,7 +150,9 @@ def test_postgres_hosts(postgres_server) -> None:
                       {"BANDITKIT_DATABASE_URL": postgres_server.create_database()})
     assert_printed(out, "40 decisions: 20 ranked on A and rewarded on B, 20 the reverse",
                    # every decision of either host joined once, into the one shared log
-                   "shared log: 40 joined decisions, 40 distinct event ids")
+                   "shared log: 40 joined decisions, 40 distinct event ids",
+                   "poster uploaded on host A, ranked on host B: the same variant, "
+                   "its image served by B byte for byte")
     # One learner joined them all (the lease holder); the other host's joined none.
     joined = dict(re.findall(r"host ([AB]) (\d+)",
                              found(r"each host's learner \(/metrics\): (.*)", out)))
