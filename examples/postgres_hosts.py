@@ -13,7 +13,9 @@ and the reverse; the one learner across hosts (the holder of the store's
 learner lease) joins them into the shared log, and both hosts then rank with
 the model it published. It prints which host's learner holds the lease (from
 each host's ``/metrics``), how many decisions the shared log holds, and the
-model version each host ranks with.
+model version each host ranks with; then a poster uploaded on host A is
+ranked and served by host B (the catalogue is in the database too). Running it
+again on the same database works: it adds to what is there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from _local import call, exchange, joined_lines, local_server, upload
@@ -136,12 +139,13 @@ with tempfile.TemporaryDirectory(prefix="banditkit-example-logs-") as shared:
 
         # The catalogue is shared too: a poster uploaded on A is ranked and served by B.
         catalogue = f"{a.url}/v1/catalogue/titles"
-        call("POST", catalogue, marketer, {"id": "hosts-demo", "genres": ["drama"]})
+        title = f"hosts-demo-{uuid.uuid4().hex[:8]}"  # a new one each run: the database stays
+        call("POST", catalogue, marketer, {"id": title, "genres": ["drama"]})
         buffer = io.BytesIO()
         Image.new("RGB", (200, 300), (200, 60, 40)).save(buffer, "JPEG", quality=85)
-        uploaded = upload(f"{catalogue}/hosts-demo/variants", marketer, "red.jpg",
+        uploaded = upload(f"{catalogue}/{title}/variants", marketer, "red.jpg",
                           buffer.getvalue())
-        shown = artwork_rank(b.url, key, "hosts-demo")
+        shown = artwork_rank(b.url, key, title)
         with urllib.request.urlopen(b.url + shown["imageUrl"], timeout=30) as image:
             same = image.read() == buffer.getvalue()
         print(f"poster uploaded on host A, ranked on host B: "
