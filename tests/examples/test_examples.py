@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,24 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str) -> str:
-    """Run ``examples/NAME`` from a temporary folder; its stdout (it must exit 0)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+def start_example(name: str, env: Mapping[str, str | None] | None = None
+                  ) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/NAME`` from the repository's root, with ``env`` over the
+    environment (None removes a variable); the finished process."""
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    finished = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True,
-                              text=True, env=env, timeout=300, cwd=EXAMPLES.parent)
+    for variable, value in (env or {}).items():
+        if value is None:
+            environ.pop(variable, None)
+        else:
+            environ[variable] = value
+    return subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True,
+                          text=True, env=environ, timeout=300, cwd=EXAMPLES.parent)
+
+
+def run_example(name: str, env: Mapping[str, str | None] | None = None) -> str:
+    """Run ``examples/NAME`` as :func:`start_example` does; its stdout (it must exit 0)."""
+    finished = start_example(name, env)
     assert finished.returncode == 0, finished.stderr
     return finished.stdout
 
@@ -129,3 +142,30 @@ def test_spark_evaluation() -> None:
     logged_ips = float(next(here for name, est, here, *_ in rows
                             if (name, est) == ("logged", "ips")))
     assert sum(float(rate) for rate in daily) / 7 == pytest.approx(logged_ips, abs=5e-4)
+
+
+@pytest.mark.slow
+def test_postgres_hosts(postgres_server) -> None:
+    out = run_example("postgres_hosts.py",
+                      {"BANDITKIT_DATABASE_URL": postgres_server.create_database()})
+    assert_printed(out, "40 decisions: 20 ranked on A and rewarded on B, 20 the reverse",
+                   # every decision of either host joined once, into the one shared log
+                   "shared log: 40 joined decisions, 40 distinct event ids",
+                   "poster uploaded on host A, ranked on host B: the same variant, "
+                   "its image served by B byte for byte")
+    # One learner joined them all (the lease holder); the other host's joined none.
+    joined = dict(re.findall(r"host ([AB]) (\d+)",
+                             found(r"each host's learner \(/metrics\): (.*)", out)))
+    holder = found(r"learner lease held by: host ([AB])\n", out)
+    assert joined == {holder: "40", ("B" if holder == "A" else "A"): "0"}
+    before = int(found(r"model version before learning: (\d+)", out))
+    on_a = found(r"host A ranks with (\d+)", out)
+    assert found(r"host B with (\d+)", out) == on_a and int(on_a) > before
+
+
+def test_postgres_hosts_without_a_database_says_how_to_get_one() -> None:
+    finished = start_example("postgres_hosts.py", {"BANDITKIT_DATABASE_URL": None})
+    assert finished.returncode == 2
+    assert "Traceback" not in finished.stderr and finished.stdout == ""
+    assert_printed(finished.stderr, "set BANDITKIT_DATABASE_URL",
+                   "postgresql://USER@HOST:PORT/DATABASE", "apt install postgresql", "createdb")
