@@ -9,6 +9,7 @@ imported only when one of its commands runs, so that the learner process
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,18 @@ class _LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._subcommands})
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a database it cannot reach is one line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            psycopg = sys.modules.get("psycopg")  # imported only by a --database-url command
+            if psycopg is None or not isinstance(error, psycopg.OperationalError):
+                raise
+            reason = " ".join(str(error).split())
+            raise click.ClickException(f"cannot use the database of --database-url: "
+                                       f"{reason}") from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self._subcommands and cmd_name not in self.commands:

@@ -52,3 +52,15 @@ def test_keys_command_rejects_unknown_roles(tmp_path, role: str) -> None:
                                        "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "client" in result.output
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_naming_why(tmp_path) -> None:
+    from cli import main
+
+    unreachable = "postgresql://nobody@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "client",
+                                       "--data-dir", str(tmp_path), "--database-url",
+                                       unreachable])
+    assert result.exit_code == 1 and result.exception is not None
+    assert "cannot use the database of --database-url" in result.output
+    assert "127.0.0.1" in result.output and "Traceback" not in result.output
