@@ -37,6 +37,7 @@ from typing import Any
 
 from banditkit.encoding import FrozenFeatures
 from banditkit.errors import InvalidInputError
+from banditkit.store.connections import rows_in
 from banditkit.store.database import Database, open_database
 from banditkit.types import Features
 from catalogue.fields import (
@@ -757,30 +758,27 @@ class Catalogue:
     def _rankable(db: Any, title_ids: Sequence[str]) -> dict[str, list[RankableVariant]]:
         out: dict[str, list[RankableVariant]] = {}
         genres: dict[str, dict[str, bool]] = {}
-        for start in range(0, len(title_ids), 500):
-            chunk = list(title_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for title_id, raw in db.execute(
-                    f"SELECT title_id, genres FROM titles WHERE title_id IN ({marks})", chunk):
-                out[title_id] = []
-                genres[title_id] = {g: True for g in json.loads(raw)}
-            for variant_id, title_id, content_hash, media_type, raw, tags in db.execute(
-                    "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, v.features, "
-                    "v.tags "
-                    "FROM variants v JOIN images i USING (content_hash) "
-                    f"WHERE v.active = 1 AND v.title_id IN ({marks}) "
-                    "ORDER BY v.created_at, v.rowid", chunk):
-                features = {RANKED_NAMESPACES.get(namespace, namespace): values
-                            for namespace, values in json.loads(raw).items()}
-                if genres[title_id]:
-                    features["Genre"] = dict(genres[title_id])
-                depicted = Tags.from_dict(json.loads(tags)).features()
-                if depicted:
-                    features[TAGS_NAMESPACE] = depicted
-                features["Variant"] = {"id": variant_id}
-                out[title_id].append(RankableVariant(
-                    id=variant_id, content_hash=content_hash, media_type=media_type,
-                    features=FrozenFeatures(features, name=f"variant {variant_id!r} features")))
+        for title_id, raw in rows_in(
+                db, "SELECT title_id, genres FROM titles WHERE title_id IN ({marks})",
+                title_ids):
+            out[title_id] = []
+            genres[title_id] = {g: True for g in json.loads(raw)}
+        for variant_id, title_id, content_hash, media_type, raw, tags in rows_in(
+                db, "SELECT v.variant_id, v.title_id, v.content_hash, i.media_type, "
+                "v.features, v.tags FROM variants v JOIN images i USING (content_hash) "
+                "WHERE v.active = 1 AND v.title_id IN ({marks}) "
+                "ORDER BY v.created_at, v.rowid", title_ids):
+            features = {RANKED_NAMESPACES.get(namespace, namespace): values
+                        for namespace, values in json.loads(raw).items()}
+            if genres[title_id]:
+                features["Genre"] = dict(genres[title_id])
+            depicted = Tags.from_dict(json.loads(tags)).features()
+            if depicted:
+                features[TAGS_NAMESPACE] = depicted
+            features["Variant"] = {"id": variant_id}
+            out[title_id].append(RankableVariant(
+                id=variant_id, content_hash=content_hash, media_type=media_type,
+                features=FrozenFeatures(features, name=f"variant {variant_id!r} features")))
         return out
 
 

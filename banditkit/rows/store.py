@@ -21,6 +21,7 @@ from typing import Any
 from banditkit.dsjson import EXTRA_KEY
 from banditkit.errors import InvalidInputError
 from banditkit.store import DecisionStore, PendingEvent, PostgresStore, RewardRecord, Store
+from banditkit.store.connections import rows_in
 from banditkit.store.journal import JournalLine, slot_reward_line
 from banditkit.store.schema import SCHEMA
 
@@ -147,28 +148,18 @@ class _SlotRewards(PageStore):
     @staticmethod
     def _slots_of(db: Any, event_ids: list[str]) -> dict[str, list[str]]:
         """The slot ids of stored pages."""
-        slots: dict[str, list[str]] = {}
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for event_id, decision in db.execute(
-                    f"SELECT event_id, decision FROM events WHERE event_id IN ({marks})",
-                    chunk).fetchall():
-                slots[event_id] = _slot_ids(decision)
-        return slots
+        return {event_id: _slot_ids(decision) for event_id, decision in rows_in(
+            db, "SELECT event_id, decision FROM events WHERE event_id IN ({marks})",
+            event_ids)}
 
     def slot_rewards(self, event_ids: Sequence[str]) -> dict[str, dict[str, list[RewardRecord]]]:
         out: dict[str, dict[str, list[RewardRecord]]] = {}
         with self._connection() as db:
-            for start in range(0, len(event_ids), 500):
-                chunk = list(event_ids[start:start + 500])
-                marks = ",".join("?" * len(chunk))
-                for event_id, slot, value, received_at in db.execute(
-                        f"SELECT event_id, slot_id, value, received_at FROM slot_rewards "
-                        f"WHERE event_id IN ({marks}) ORDER BY received_at, id",
-                        chunk).fetchall():
-                    out.setdefault(event_id, {}).setdefault(slot, []).append(
-                        RewardRecord(value, received_at))
+            for event_id, slot, value, received_at in rows_in(
+                    db, "SELECT event_id, slot_id, value, received_at FROM slot_rewards "
+                    "WHERE event_id IN ({marks}) ORDER BY received_at, id", event_ids):
+                out.setdefault(event_id, {}).setdefault(slot, []).append(
+                    RewardRecord(value, received_at))
         return out
 
     def page(self, event_id: str) -> dict | None:

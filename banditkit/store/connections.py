@@ -12,10 +12,28 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ThreadConnections", "write_transaction"]
+__all__ = ["ThreadConnections", "rows_in", "write_transaction"]
+
+#: Ids per ``IN (...)`` statement: under SQLite's historic limit of 999 variables.
+_IN_CHUNK = 500
+
+
+def rows_in(db: Any, sql: str, ids: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` for every id of ``ids``, in statements of at most 500 ids.
+
+    ``sql`` holds ``{marks}`` where the ``IN (...)`` placeholders go; ``db`` is any
+    connection taking ``?`` statements (SQLite's, or a PostgreSQL one through
+    :class:`~banditkit.store.psql.QmarkConnection`). Each chunk's rows come in the
+    order its statement gives.
+    """
+    ids = list(ids)
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start:start + _IN_CHUNK]
+        yield from db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
 
 # Page size of a new database (SQLite's default is 4 KiB). A joined event's row
 # takes about 1.5 KB, a batch of them more than 2 MB, and the WAL writes each

@@ -36,6 +36,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from banditkit.store.connections import rows_in
+
 __all__ = ["ChangeToken", "EventClaims", "StoredIdFilter", "process_alive"]
 
 _TOKEN_BYTES = 8
@@ -280,13 +282,8 @@ class EventClaims:
         return []
 
     def _holders(self, event_ids: Sequence[str]) -> list[tuple[str, int]]:
-        held = []
-        for start in range(0, len(event_ids), 500):
-            chunk = list(event_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            held += self._db.execute(
-                f"SELECT event_id, pid FROM claims WHERE event_id IN ({marks})", chunk)
-        return held
+        return list(rows_in(self._db, "SELECT event_id, pid FROM claims WHERE event_id IN "
+                            "({marks})", event_ids))
 
     def release(self, event_ids: Sequence[str], *, pid: int | None = None) -> None:
         """Drop the claims of ``event_ids`` (only those of process ``pid`` if given)."""

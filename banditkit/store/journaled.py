@@ -40,6 +40,7 @@ from banditkit.errors import (
     UnknownEventError,
 )
 from banditkit.store.base import DecisionStore, Joined
+from banditkit.store.connections import rows_in
 from banditkit.store.event_ids import ChangeToken, EventClaims, StoredIdFilter, process_alive
 from banditkit.store.journal import (
     JournalLine,
@@ -517,14 +518,10 @@ class JournaledStore(DecisionStore):
         orphan too: its decision came after all), removed from it, in arrival order."""
         if not self.accepts_unknown_events or not event_ids:
             return []
-        lines = []
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            lines += [JournalLine(kind, event_id, at, value=value, payload=payload)
-                      for kind, event_id, at, value, payload in db.execute(
-                          f"DELETE FROM unmatched_outcomes WHERE event_id IN ({marks}) "
-                          "RETURNING kind, event_id, at, value, payload", chunk).fetchall()]
+        lines = [JournalLine(kind, event_id, at, value=value, payload=payload)
+                 for kind, event_id, at, value, payload in rows_in(
+                     db, "DELETE FROM unmatched_outcomes WHERE event_id IN ({marks}) "
+                     "RETURNING kind, event_id, at, value, payload", event_ids)]
         lines.sort(key=lambda line: line.at)
         return lines
 
@@ -582,14 +579,8 @@ class JournaledStore(DecisionStore):
         if len(event_ids) == 1:  # one decision: the statement the database keeps prepared
             row = db.execute("SELECT 1 FROM events WHERE event_id = ?", event_ids).fetchone()
             return set(event_ids) if row else set()
-        found: set[str] = set()
-        unique = list(dict.fromkeys(event_ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(row[0] for row in db.execute(
-                f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk).fetchall())
-        return found
+        return {row[0] for row in rows_in(db, "SELECT event_id FROM events WHERE event_id "
+                                          "IN ({marks})", dict.fromkeys(event_ids))}
 
     @staticmethod
     def _reject(db: Any, rejects: list[tuple[JournalLine, str]]) -> None:
@@ -672,13 +663,10 @@ class JournaledStore(DecisionStore):
     @staticmethod
     def _rewards(db: Any, event_ids: list[str]) -> dict[str, list[RewardRecord]]:
         out: dict[str, list[RewardRecord]] = {}
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for event_id, value, received_at in db.execute(
-                    f"SELECT event_id, value, received_at FROM rewards WHERE event_id IN "
-                    f"({marks}) ORDER BY received_at, id", chunk).fetchall():
-                out.setdefault(event_id, []).append(RewardRecord(value, received_at))
+        for event_id, value, received_at in rows_in(
+                db, "SELECT event_id, value, received_at FROM rewards WHERE event_id IN "
+                "({marks}) ORDER BY received_at, id", event_ids):
+            out.setdefault(event_id, []).append(RewardRecord(value, received_at))
         return out
 
     def _check_fence(self, db: Any) -> None:

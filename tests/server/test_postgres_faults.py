@@ -183,6 +183,31 @@ def _holder(hosts: list, url: str):  # type: ignore[no-untyped-def]
     return None, epoch
 
 
+def _stop(load: Load | None, hosts: list) -> None:
+    """Stop the load, then every host still served."""
+    if load is not None:
+        load.stop()
+    for host in hosts:
+        if host.served is not None:
+            kill(host.served)
+
+
+def _wait_until_joined(load: Load, log_dir: Path) -> None:
+    """Until every acknowledged decision is in the shared log, and a learner step more
+    (nothing may be joined twice)."""
+    wait_until(lambda: set(load.acknowledged) <= {
+        e.event_id for e in joined_events(log_dir)}, seconds=45,
+        what="every acknowledged decision to be joined")
+    time.sleep(1.0)
+
+
+def _first_holder(hosts: list, url: str):  # type: ignore[no-untyped-def]
+    """:func:`_holder` once a learner of the started hosts has taken the lease."""
+    wait_until(lambda: _holder(hosts, url)[0] is not None, seconds=30,
+               what="a learner to take the lease")
+    return _holder(hosts, url)
+
+
 @pytest.mark.parametrize("victim", ["lease holder", "other host"])
 def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
         postgres_server, tmp_path: Path, victim: str) -> None:
@@ -192,9 +217,7 @@ def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
         start_host(host, tmp_path / f"{host.name}-1.log", url, log_dir)
     load = None
     try:
-        wait_until(lambda: _holder(hosts, url)[0] is not None, seconds=30,
-                   what="a learner to take the lease")
-        holder, epoch = _holder(hosts, url)
+        holder, epoch = _first_holder(hosts, url)
         dead = holder if victim == "lease holder" else next(h for h in hosts if h != holder)
         alive = next(h for h in hosts if h != dead)
         load = Load(hosts=hosts, prefix="load").start()
@@ -211,10 +234,7 @@ def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
         load.use(hosts)
         time.sleep(2.0)
         load.stop()
-        wait_until(lambda: set(load.acknowledged) <= {
-            e.event_id for e in joined_events(log_dir)}, seconds=45,
-            what="every acknowledged decision to be joined")
-        time.sleep(1.0)  # a learner step more: nothing may be joined twice
+        _wait_until_joined(load, log_dir)
         counts = check_joined_once(load, log_dir)
         # The learner that took over kept the lease when the dead host came back.
         assert _holder(hosts, url)[0] is (alive if dead is holder else holder)
@@ -240,11 +260,7 @@ def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
         print(f"{victim}: {len(load.acknowledged)} decisions and {len(load.rewards)} rewards "
               f"acknowledged, failures {dict(load.failures)}")
     finally:
-        if load is not None:
-            load.stop()
-        for host in hosts:
-            if host.served is not None:
-                kill(host.served)
+        _stop(load, hosts)
 
 
 def test_a_hung_learner_is_deposed_and_writes_nothing_when_it_wakes(
@@ -258,9 +274,7 @@ def test_a_hung_learner_is_deposed_and_writes_nothing_when_it_wakes(
         start_host(host, tmp_path / f"{host.name}.log", url, log_dir)
     load = None
     try:
-        wait_until(lambda: _holder(hosts, url)[0] is not None, seconds=30,
-                   what="a learner to take the lease")
-        holder, epoch = _holder(hosts, url)
+        holder, epoch = _first_holder(hosts, url)
         other = next(h for h in hosts if h is not holder)
         learner = lease_holder(url)[1]
         load = Load(hosts=hosts, prefix="hung").start()
@@ -277,19 +291,12 @@ def test_a_hung_learner_is_deposed_and_writes_nothing_when_it_wakes(
         wait_until(lambda: not alive(learner), seconds=15,
                    what="the woken learner to find its lease lost and exit")
         load.stop()
-        wait_until(lambda: set(load.acknowledged) <= {
-            e.event_id for e in joined_events(log_dir)}, seconds=45,
-            what="every acknowledged decision to be joined")
-        time.sleep(1.0)
+        _wait_until_joined(load, log_dir)
         check_joined_once(load, log_dir)
         assert sum(load.failures.values()) == 0, dict(load.failures)
         assert _holder(hosts, url)[0] is other
     finally:
-        if load is not None:
-            load.stop()
-        for host in hosts:
-            if host.served is not None:
-                kill(host.served)
+        _stop(load, hosts)
 
 
 @pytest.fixture
@@ -334,10 +341,7 @@ def test_ranks_are_answered_while_postgres_is_down_and_nothing_is_lost(
         own_postgres.resume()
         time.sleep(3.0)
         load.stop()
-        wait_until(lambda: set(load.acknowledged) <= {
-            e.event_id for e in joined_events(log_dir)}, seconds=45,
-            what="every acknowledged decision to be joined")
-        time.sleep(1.0)
+        _wait_until_joined(load, log_dir)
         check_joined_once(load, log_dir)
         assert failures_during == 0, dict(load.failures)
         assert during > 50  # ranked and rewarded through the 10 s without the database
@@ -345,8 +349,4 @@ def test_ranks_are_answered_while_postgres_is_down_and_nothing_is_lost(
               f"{len(load.acknowledged)} in all; slowest call "
               f"{max(load.latencies):.2f} s")
     finally:
-        if load is not None:
-            load.stop()
-        for host in hosts:
-            if host.served is not None:
-                kill(host.served)
+        _stop(load, hosts)
