@@ -361,6 +361,8 @@ class Served:
             command += ["--app", app, "--no-learner"]
         env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # The store is the one asked for here, never one of the caller's environment.
+        env.pop("BANDITKIT_DATABASE_URL", None)
         if pythonpath is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), str(ROOT),
                                                  env.get("PYTHONPATH", "")])
