@@ -31,6 +31,19 @@ Targets (docs/architecture.md §8):
   ``ratio_cpu_ids`` compare it with ``personalizer_rank``: the duplicate
   check's cost.
 
+With ``--compare-stores`` the same gunicorn options serve two banditkit apps
+instead, one on SQLite and one with ``--database-url`` on a PostgreSQL server
+the benchmark starts itself (``tests/postgres_fixture.py``; the keys and the
+catalogue are made in each store), and ``personalizer_rank``,
+``personalizer_rank_ids`` and ``artwork_rank_40`` run against both, the
+SQLite run and the PostgreSQL run of a target back to back, in turns (the
+order swaps every round). The PostgreSQL targets also report ``db_cpu_ms``,
+the database server's CPU per request. After each run the benchmark waits
+until the server and the database are idle (``drain_seconds``: the learner
+ships, ingests and joins a page load's decisions for seconds after it) and
+counts that CPU too, so no run pays for the one before it. Goal: PostgreSQL's requests/s >= 0.9x
+SQLite's (``ratio_rps_*``, medians over rounds of the rounds' ratios).
+
 Each target also reports ``server_cpu_ms``: CPU time (user + system) of the
 server's processes (master, workers, learner) per request, read from /proc.
 On a shared machine requests/s and latency depend on what else runs; CPU per
@@ -40,12 +53,14 @@ request does not, so the summary gives both ratios (``ratio_rps_*`` and
 Prints one JSON line per target, then a summary line with the ratios and goals.
 
     python benchmarks/bench_server.py [--requests 4000] [--seconds 20] [--smoke]
+    python benchmarks/bench_server.py --compare-stores [--rounds 3] [--seconds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import http.client
 import io
 import json
@@ -60,6 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -184,6 +200,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds over the targets (each ratio is the median of its "
                              "rounds); --seconds is per target and round")
+    parser.add_argument("--compare-stores", action="store_true",
+                        help="banditkit on SQLite vs on PostgreSQL (started here) instead of "
+                             "banditkit vs a bare Flask app")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny run for CI: 2 s and 500 requests per target, 4 titles")
@@ -263,11 +282,11 @@ def tiny_png(index: int) -> bytes:
 
 
 def build_catalogue(data_dir: Path, *, n_titles: int, n_variants: int,
-                    rng: np.random.Generator) -> list[str]:
+                    rng: np.random.Generator, database_url: str | None = None) -> list[str]:
     """``n_titles`` titles of ``n_variants`` variants each; returns the title ids."""
     from catalogue import Catalogue
 
-    catalogue = Catalogue.open(data_dir)
+    catalogue = Catalogue.open(data_dir, database_url=database_url)
     titles = []
     try:
         for t in range(n_titles):
@@ -288,15 +307,55 @@ def build_catalogue(data_dir: Path, *, n_titles: int, n_variants: int,
 # ---------------------------------------------------------------------- servers
 
 
+@contextlib.contextmanager
+def postgres_database() -> Iterator[tuple[str, Callable[[], float]]]:
+    """A throwaway PostgreSQL server's fresh database: its URL and a reader of the
+    server's CPU seconds so far (the postmaster and its backends, live and exited)."""
+    from tests.postgres_fixture import PostgresServer, find_binaries
+
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        raise SystemExit("--compare-stores needs PostgreSQL's initdb and pg_ctl")
+    server = PostgresServer(bin_dir=bin_dir,
+                            folder=Path(tempfile.mkdtemp(prefix="banditkit-pg-")))
+    server.start()
+    try:
+        pid_file = server.folder / "data" / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        yield server.create_database(), lambda: tree_cpu_seconds(postmaster, exited=True)
+    finally:
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
+
+
+def tree_cpu_seconds(pid: int, *, exited: bool = False) -> float:
+    """CPU time (user + system) used so far by ``pid`` and its live children; with
+    ``exited``, also by the children it has waited for (PostgreSQL's ended backends)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    ticks = 0
+    for each in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            if exited and each == pid:
+                ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Served:
     """One ``banditkit serve`` process group on loopback."""
 
     def __init__(self, *, data_dir: Path, log_path: Path, args: argparse.Namespace,
-                 app: str | None = None, pythonpath: Path | None = None) -> None:
+                 app: str | None = None, pythonpath: Path | None = None,
+                 database_url: str | None = None) -> None:
         command = [sys.executable, "-c", "from cli import main; main()", "serve",
                    "--data-dir", str(data_dir), "--bind", "127.0.0.1:0",
                    "--workers", str(args.workers), "--threads", str(args.threads),
                    "--log-level", "warning"]
+        if database_url is not None:
+            command += ["--database-url", database_url]
         if not args.no_access_log:
             command.append("--access-log")
         else:
@@ -305,6 +364,8 @@ class Served:
             command += ["--app", app, "--no-learner"]
         env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # The store is the one asked for here, never one of the caller's environment.
+        env.pop("BANDITKIT_DATABASE_URL", None)
         if pythonpath is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), str(ROOT),
                                                  env.get("PYTHONPATH", "")])
@@ -347,16 +408,7 @@ class Served:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the master, workers and learner."""
-        pids = [self.process.pid]
-        with contextlib.suppress(OSError):
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-            pids += [int(p) for p in children.read_text().split()]
-        ticks = 0
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return tree_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -449,19 +501,49 @@ def run_python(url: str, body_path: Path, key: str, *, n_requests: int, seconds:
             "rps": latencies.size / elapsed}
 
 
+def wait_until_idle(cpu_seconds: Callable[[], float], *, idle_cpu: float = 0.03,
+                    limit: float = 60.0) -> float:
+    """Wait until ``cpu_seconds``'s processes use under ``idle_cpu`` s of CPU in each of
+    two seconds running (the learner has shipped, ingested and joined what a load left
+    behind, which can take longer than the load); returns the seconds waited."""
+    started = time.monotonic()
+    quiet = 0
+    while quiet < 2 and time.monotonic() - started < limit:
+        before = cpu_seconds()
+        time.sleep(1.0)
+        quiet = quiet + 1 if cpu_seconds() - before < idle_cpu else 0
+    return time.monotonic() - started
+
+
 def measure(args: argparse.Namespace, served: Served, url: str, body_path: Path, key: str, *,
-            connections: int, warm_up: bool = True) -> dict:
+            connections: int, warm_up: bool = True,
+            database_cpu: Callable[[], float] | None = None, drain: bool = False) -> dict:
+    """One target's run; ``database_cpu`` reads the database server's CPU seconds. With
+    ``drain``, the CPU counted runs until the server (and database) is idle again, so it
+    includes the learner's work on the load, and the next run starts on an idle server."""
     load = run_wrk if args.load == "wrk" else run_python
+
+    def all_cpu() -> float:
+        return served.cpu_seconds() + (database_cpu() if database_cpu is not None else 0.0)
+
     if warm_up:
         load(url, body_path, key, n_requests=min(300, args.requests),
              seconds=min(args.seconds, 3.0), connections=connections)
+    if drain:
+        wait_until_idle(all_cpu)
     cpu_before = served.cpu_seconds()
+    database_before = database_cpu() if database_cpu is not None else 0.0
     result = load(url, body_path, key, n_requests=args.requests, seconds=args.seconds,
                   connections=connections)
+    if drain:
+        result["drain_seconds"] = wait_until_idle(all_cpu)
     # Server CPU per request: unlike requests/s, it does not depend on what else
     # runs on the machine (a shared 2-core box is rarely idle).
     result["server_cpu_ms"] = (served.cpu_seconds() - cpu_before) * 1000 / max(
         1, result["requests"])
+    if database_cpu is not None:
+        result["db_cpu_ms"] = (database_cpu() - database_before) * 1000 / max(
+            1, result["requests"])
     return {key_: round(value, 3) if isinstance(value, float) else value
             for key_, value in result.items()}
 
@@ -474,7 +556,9 @@ def _combine(rounds: list[dict]) -> dict:
             "errors": sum(r["errors"] for r in rounds),
             "rps": round(requests / seconds, 3),
             **{field: round(statistics.median(r[field] for r in rounds), 3)
-               for field in ("p50_ms", "p99_ms", "max_ms", "server_cpu_ms")},
+               for field in ("p50_ms", "p99_ms", "max_ms", "server_cpu_ms", "db_cpu_ms",
+                             "drain_seconds")
+               if field in rounds[0]},
             "rps_per_round": [round(r["rps"], 1) for r in rounds]}
 
 
@@ -489,21 +573,39 @@ def versions() -> dict:
 # ---------------------------------------------------------------------- main
 
 
+# The targets --compare-stores runs on each store, and the stores in their first order.
+STORE_TARGETS = ("personalizer_rank", "personalizer_rank_ids", "artwork_rank_40")
+STORES = ("sqlite", "postgres")
+STORE_GOAL_RATIO = 0.9
+
+
+def make_key(data_dir: Path, *, database_url: str | None = None) -> str:
+    """A client key in the key store a server of ``data_dir`` (and ``database_url``) reads."""
+    from serving.keys import KeyStore
+
+    store = KeyStore.open(data_dir, database_url=database_url)
+    try:
+        return store.create(role="client", name="bench")[0]
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; returns the summary (also printed as the last JSON line)."""
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    from serving.keys import KeyStore, default_path
 
     common = {"load": args.load, "workers": args.workers, "threads": args.threads,
               "features_per_variant": 3 if args.small_features else 41,
               "access_log": not args.no_access_log, "cores": os.cpu_count(), **versions()}
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-server-") as scratch:
-        scratch_path = Path(scratch)
+    with contextlib.ExitStack() as stack:
+        scratch_path = Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="bench-server-")))
         (scratch_path / "bench_bare_app.py").write_text(BARE_APP)
         data_dir = scratch_path / "data"
-        key, _ = KeyStore(path=default_path(data_dir)).create(role="client", name="bench")
+        catalogue_rng = copy.deepcopy(rng)  # the same catalogue in every store
+        key = make_key(data_dir)
         titles = build_catalogue(data_dir, n_titles=args.page_size, n_variants=args.variants,
                                  rng=rng)
         one = scratch_path / "one.json"
@@ -515,41 +617,67 @@ def main(argv: list[str] | None = None) -> dict:
         page = scratch_path / "page.json"
         page.write_text(json.dumps({"context": member_context(rng), "titles": titles}))
 
-        # Each banditkit target right after its bare twin, in several rounds, with
-        # both servers up: load from other work hits both sides of a ratio alike.
-        plan = [
-            ("bare_8", "bare", "/bare", one, args.concurrency),
-            ("personalizer_rank", "banditkit", "/personalizer/v1.0/rank", one,
-             args.concurrency),
-            ("personalizer_rank_ids", "banditkit", "/personalizer/v1.0/rank", with_ids,
-             args.concurrency),
-            ("bare_40", "bare", "/bare/page", page, args.page_concurrency),
-            ("artwork_rank_40", "banditkit", "/v1/artwork/rank", page, args.page_concurrency),
-        ]
+        routes = {
+            "personalizer_rank": ("/personalizer/v1.0/rank", one, args.concurrency),
+            "personalizer_rank_ids": ("/personalizer/v1.0/rank", with_ids, args.concurrency),
+            "artwork_rank_40": ("/v1/artwork/rank", page, args.page_concurrency),
+        }
+        # Servers by name: Served's options, the key to send, the database's CPU reader.
+        servers_wanted: dict[str, tuple[dict, str, Callable[[], float] | None]] = {}
+        if args.compare_stores:
+            database_url, database_cpu = stack.enter_context(postgres_database())
+            postgres_dir = scratch_path / "data-postgres"
+            postgres_key = make_key(postgres_dir, database_url=database_url)
+            build_catalogue(postgres_dir, n_titles=args.page_size, n_variants=args.variants,
+                            rng=catalogue_rng, database_url=database_url)
+            servers_wanted["sqlite"] = ({"data_dir": data_dir}, key, None)
+            servers_wanted["postgres"] = ({"data_dir": postgres_dir,
+                                           "database_url": database_url},
+                                          postgres_key, database_cpu)
+            # Each target on both stores back to back; a round swaps each pair's order.
+            plan = [(f"{target}_{store}", store, *routes[target])
+                    for target in STORE_TARGETS for store in STORES]
+        else:
+            servers_wanted["bare"] = ({"data_dir": scratch_path / "bare",
+                                       "app": "bench_bare_app:create_app"}, key, None)
+            servers_wanted["banditkit"] = ({"data_dir": data_dir}, key, None)
+            # Each banditkit target right after its bare twin, in several rounds, with
+            # both servers up: load from other work hits both sides of a ratio alike.
+            plan = [
+                ("bare_8", "bare", "/bare", one, args.concurrency),
+                ("personalizer_rank", "banditkit", *routes["personalizer_rank"]),
+                ("personalizer_rank_ids", "banditkit", *routes["personalizer_rank_ids"]),
+                ("bare_40", "bare", "/bare/page", page, args.page_concurrency),
+                ("artwork_rank_40", "banditkit", *routes["artwork_rank_40"]),
+            ]
         servers: dict[str, Served] = {}
         rounds: dict[str, list[dict]] = {name: [] for name, *_ in plan}
         try:
-            for app in ("bare", "banditkit"):
-                servers[app] = Served(
-                    data_dir=data_dir if app == "banditkit" else scratch_path / "bare",
-                    log_path=scratch_path / f"{app}.log", args=args,
-                    app="bench_bare_app:create_app" if app == "bare" else None,
-                    pythonpath=scratch_path)
+            for server, (options, _key, _cpu) in servers_wanted.items():
+                servers[server] = Served(log_path=scratch_path / f"{server}.log", args=args,
+                                         pythonpath=scratch_path, **options)
             for round_index in range(args.rounds):
-                for name, app, route, body, connections in plan:
-                    served = servers[app]
+                swap = args.compare_stores and round_index % 2 == 1
+                for index in range(len(plan)):
+                    name, server, route, body, connections = plan[index ^ 1 if swap else index]
+                    served = servers[server]
+                    _options, server_key, database_cpu = servers_wanted[server]
                     url = f"http://127.0.0.1:{served.port}{route}"
-                    rounds[name].append(measure(args, served, url, body, key,
+                    rounds[name].append(measure(args, served, url, body, server_key,
                                                 connections=connections,
-                                                warm_up=round_index == 0))
+                                                warm_up=round_index == 0,
+                                                database_cpu=database_cpu,
+                                                drain=args.compare_stores))
         finally:
             for served in servers.values():
                 served.stop()
-        for name, _app, route, body, connections in plan:
+        for name, server, route, body, connections in plan:
             results[name] = _combine(rounds[name])
             line = {"name": name, "route": route, "concurrency": connections,
                     "titles": args.page_size if body is page else 1,
                     "variants": args.variants, **results[name], **common}
+            if args.compare_stores:
+                line["store"] = server
             print(json.dumps(line), flush=True)
 
     def ratio(ours: str, bare: str, field: str, inverse: bool = False) -> float:
@@ -558,6 +686,13 @@ def main(argv: list[str] | None = None) -> dict:
         values = [(b[field] / o[field]) if inverse else (o[field] / b[field]) for o, b in pairs]
         return round(statistics.median(values), 3)
 
+    if args.compare_stores:
+        summary = {"name": "summary", "rounds": args.rounds, **store_ratios(rounds),
+                   "goal_ratio": STORE_GOAL_RATIO,
+                   "errors": sum(r["errors"] for r in results.values()),
+                   "load_average": round(os.getloadavg()[0], 2), **common}
+        print(json.dumps(summary), flush=True)
+        return summary
     summary = {
         "name": "summary",
         "rounds": args.rounds,
@@ -578,6 +713,25 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps(summary), flush=True)
     return summary
+
+
+def store_ratios(rounds: dict[str, list[dict]]) -> dict:
+    """Per target: each store's median requests/s, p50 and p99 over rounds, and the
+    medians of the rounds' PostgreSQL/SQLite ratios of requests/s and of CPU per
+    request (SQLite's server CPU over PostgreSQL's server plus database CPU)."""
+    figures: dict[str, float] = {}
+    for target in STORE_TARGETS:
+        sqlite, postgres = rounds[f"{target}_sqlite"], rounds[f"{target}_postgres"]
+        for store, measured in (("sqlite", sqlite), ("postgres", postgres)):
+            for field in ("rps", "p50_ms", "p99_ms"):
+                figures[f"{target}_{store}_{field}"] = round(
+                    statistics.median(r[field] for r in measured), 3)
+        pairs = list(zip(sqlite, postgres, strict=True))
+        figures[f"ratio_rps_{target}"] = round(statistics.median(
+            p["rps"] / s["rps"] for s, p in pairs), 3)
+        figures[f"ratio_cpu_{target}"] = round(statistics.median(
+            s["server_cpu_ms"] / (p["server_cpu_ms"] + p["db_cpu_ms"]) for s, p in pairs), 3)
+    return figures
 
 
 if __name__ == "__main__":
