@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ThreadConnections", "rows_in", "write_transaction"]
+__all__ = ["ThreadConnections", "rows_in", "when_unlocked", "write_transaction"]
 
 #: Ids per ``IN (...)`` statement: under SQLite's historic limit of 999 variables.
 _IN_CHUNK = 500
@@ -35,6 +35,7 @@ def rows_in(db: Any, sql: str, ids: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         chunk = ids[start:start + _IN_CHUNK]
         yield from db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
 
+
 # Page size of a new database (SQLite's default is 4 KiB). A joined event's row
 # takes about 1.5 KB, a batch of them more than 2 MB, and the WAL writes each
 # page with two system calls: with 4 KiB pages the learner wrote pages out and
@@ -46,7 +47,7 @@ _PAGE_SIZE = 16_384
 _BUSY_SECONDS = 30.0
 
 
-def _when_unlocked(step: Callable[[], None]) -> None:
+def when_unlocked(step: Callable[[], object]) -> None:
     """Run ``step``, again while SQLite says "database is locked", for up to _BUSY_SECONDS.
 
     Opening a WAL database can be refused at once, without SQLite's busy handler,
@@ -121,7 +122,7 @@ class ThreadConnections:
         connection = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_SECONDS,
                                      check_same_thread=False)
         try:
-            _when_unlocked(lambda: self._prepare(connection))
+            when_unlocked(lambda: self._prepare(connection))
         except BaseException:
             connection.close()
             raise

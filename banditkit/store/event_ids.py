@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from banditkit.store.connections import rows_in
+from banditkit.store.connections import rows_in, when_unlocked
 
 __all__ = ["ChangeToken", "EventClaims", "StoredIdFilter", "process_alive"]
 
@@ -239,12 +239,12 @@ class EventClaims:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
                                          check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
+            when_unlocked(lambda: connection.execute("PRAGMA journal_mode=WAL"))
             connection.execute("PRAGMA synchronous=NORMAL")
             # Each thread its own open file: flock excludes open files, not processes.
             self._local.lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - closed in close
             with self._connections_lock:
-                connection.executescript(_CLAIMS_SCHEMA)
+                when_unlocked(lambda: connection.executescript(_CLAIMS_SCHEMA))
                 self._connections.append(connection)
                 self._lock_files.append(self._local.lock)
             self._local.connection = connection
