@@ -165,10 +165,16 @@ def test_a_holder_without_heartbeat_is_deposed_and_one_with_it_is_not(postgres_u
         waiting.release()
 
 
-def _prepare(tmp_path: Path, url: str, settings: LoopSettings = HOSTS_SETTINGS
-             ) -> tuple[list, Path]:
+def _started_hosts(tmp_path: Path, url: str, settings: LoopSettings = HOSTS_SETTINGS,
+                   log_suffix: str = "") -> tuple[list, Path]:
+    """Hosts a and b serving one database and one shared log folder (server logs
+    ``<name><log_suffix>.log``), and that folder."""
     Engine.open(tmp_path / "a", settings=settings, database_url=url).close()
-    return [new_host(tmp_path, name, url) for name in ("a", "b")], tmp_path / "shared-logs"
+    hosts = [new_host(tmp_path, name, url) for name in ("a", "b")]
+    log_dir = tmp_path / "shared-logs"
+    for host in hosts:
+        start_host(host, tmp_path / f"{host.name}{log_suffix}.log", url, log_dir)
+    return hosts, log_dir
 
 
 def _holder(hosts: list, url: str):  # type: ignore[no-untyped-def]
@@ -212,9 +218,7 @@ def _first_holder(hosts: list, url: str):  # type: ignore[no-untyped-def]
 def test_a_killed_host_loses_no_acknowledged_decision_and_the_log_goes_on(
         postgres_server, tmp_path: Path, victim: str) -> None:
     url = postgres_server.create_database()
-    hosts, log_dir = _prepare(tmp_path, url)
-    for host in hosts:
-        start_host(host, tmp_path / f"{host.name}-1.log", url, log_dir)
+    hosts, log_dir = _started_hosts(tmp_path, url, log_suffix="-1")
     load = None
     try:
         holder, epoch = _first_holder(hosts, url)
@@ -269,9 +273,7 @@ def test_a_hung_learner_is_deposed_and_writes_nothing_when_it_wakes(
     # The hung host's own journal waits for its learner: 10 s until it is deposed,
     # then woken and restarted; its rewards must arrive within the reward wait.
     settings = HOSTS_SETTINGS.replace(reward_wait_seconds=20.0)
-    hosts, log_dir = _prepare(tmp_path, url, settings)
-    for host in hosts:
-        start_host(host, tmp_path / f"{host.name}.log", url, log_dir)
+    hosts, log_dir = _started_hosts(tmp_path, url, settings)
     load = None
     try:
         holder, epoch = _first_holder(hosts, url)
@@ -317,9 +319,7 @@ def own_postgres():  # type: ignore[no-untyped-def]
 def test_ranks_are_answered_while_postgres_is_down_and_nothing_is_lost(
         own_postgres, tmp_path: Path) -> None:
     url = own_postgres.create_database()
-    hosts, log_dir = _prepare(tmp_path, url)
-    for host in hosts:
-        start_host(host, tmp_path / f"{host.name}.log", url, log_dir)
+    hosts, log_dir = _started_hosts(tmp_path, url)
     load = None
     try:
         unused_key = make_keys(tmp_path / "keys", database_url=url)["client"]
