@@ -124,6 +124,19 @@ CREATE TABLE learner_epoch (       -- the learner lease's fencing token
     beat_at     DOUBLE PRECISION NOT NULL   -- the server's time of its last heartbeat
 );
 """),
+    # A decision (several KB of action features) is compressed when stored: pglz,
+    # PostgreSQL's default, cost the server about a third of its work per decision,
+    # lz4 a fraction of that (docs/operations.md, "PostgreSQL deployments"). A server
+    # built without lz4 keeps pglz.
+    ("0004-lz4-decisions", """
+DO $$
+BEGIN
+    ALTER TABLE events ALTER COLUMN decision SET COMPRESSION lz4,
+                       ALTER COLUMN joined_line SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR syntax_error THEN
+    RAISE NOTICE 'lz4 compression is not available: decisions stay pglz-compressed';
+END $$;
+"""),
 )
 
 _URL = re.compile(r"postgres(ql)?://\S*")

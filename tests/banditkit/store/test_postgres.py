@@ -63,6 +63,19 @@ def test_a_store_opened_again_keeps_its_rows_and_applies_no_migration(postgres_u
 
 
 @pytest.mark.slow
+def test_decisions_are_stored_lz4_compressed_when_the_server_has_lz4(postgres_url, tmp_path):
+    store = PostgresStore.open(postgres_url, local=tmp_path / "banditkit", schema="lz4_check")
+    store.close()
+    with psycopg.connect(postgres_url) as connection:
+        # Debian's PostgreSQL is built with lz4: default_toast_compression accepts it.
+        connection.execute("SET default_toast_compression = lz4")
+        methods = dict(connection.execute(
+            "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = "
+            "'lz4_check.events'::regclass AND attname IN ('decision', 'joined_line')"))
+    assert methods == {"decision": "l", "joined_line": "l"}
+
+
+@pytest.mark.slow
 def test_a_bad_schema_name_is_refused(postgres_url, tmp_path):
     with pytest.raises(InvalidInputError, match="schema must be"):
         PostgresStore.open(postgres_url, local=tmp_path / "x", schema="Robert'); DROP")
