@@ -13,9 +13,15 @@ rate over SQLite's (docs/operations.md, "PostgreSQL deployments").
 
 Without ``--database-url`` a throwaway PostgreSQL server is started in a
 temporary folder (``initdb`` and ``pg_ctl`` from PostgreSQL's packages) and
-stopped at the end.
+stopped at the end; then the server's own CPU (its processes' user and
+system time, from ``/proc``) is measured around the ingestion and the join
+too, per journal line and per joined event. ``--features K`` gives each
+variant K numeric image features, as the artwork catalogue's variants carry
+(41), so that a decision is as large as a page's: the server compresses
+decisions over 2 KB when it stores them.
 
     python benchmarks/bench_store.py                 # 5000 events x 3 rounds
+    python benchmarks/bench_store.py --features 40   # decisions as large as a page's
     python benchmarks/bench_store.py --smoke         # a few hundred, for CI
 """
 
@@ -23,14 +29,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import os
 import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -40,8 +48,14 @@ from banditkit.engine import Engine
 from banditkit.settings import LoopSettings
 from banditkit.types import Action
 
-ACTIONS = [Action(id=f"v{i}", features={"Artwork": {"theme": f"t{i}", "warmth": i / 4}})
-           for i in range(4)]
+
+def actions(features: int) -> list[Action]:
+    """Four variants, each with a theme, a warmth and ``features`` image measurements."""
+    return [Action(id=f"v{i}", features={
+        "Artwork": {"theme": f"t{i}", "warmth": i / 4},
+        **({"Image": {f"f{k}": (7 * i + k) / 13 for k in range(features)}} if features else {})})
+        for i in range(4)]
+
 SETTINGS = LoopSettings(reward_wait_seconds=0.0, model_update_seconds=3600.0,
                         policy_args="--cb_explore_adf --epsilon 0.2 -q MA")
 
@@ -55,20 +69,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL server to use (its databases bench_store_<n> are "
                              "created); default: start a throwaway one")
+    parser.add_argument("--features", type=int, default=0,
+                        help="numeric image features per variant besides its theme and warmth")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.events, args.rounds = 300, 1
-    if args.events <= 0 or args.rounds <= 0:
-        parser.error("--events and --rounds must be positive")
+    if args.events <= 0 or args.rounds <= 0 or args.features < 0:
+        parser.error("--events and --rounds must be positive, --features at least 0")
     return args
 
 
 @contextlib.contextmanager
-def _server(url: str | None) -> Iterator[str]:
-    """The maintenance URL of the given server, or of a throwaway one."""
+def _server(url: str | None) -> Iterator[tuple[str, Callable[[], float] | None]]:
+    """The maintenance URL of the given server, or of a throwaway one, and for a throwaway
+    one the CPU-seconds its processes have used so far."""
     if url is not None:
-        yield url
+        yield url, None
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.postgres_fixture import PostgresServer, find_binaries
@@ -81,10 +98,28 @@ def _server(url: str | None) -> Iterator[str]:
     server = PostgresServer(bin_dir=bin_dir, folder=folder)
     try:
         server.start()
-        yield server.url()
+        postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+        yield server.url(), functools.partial(_tree_cpu_seconds, postmaster)
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tree_cpu_seconds(parent: int) -> float:
+    """User and system CPU-seconds of ``parent`` and its children (a PostgreSQL server's
+    backends and workers), as ``/proc`` has them now."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(entry) == parent or int(fields[1]) == parent:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _fresh_database(url: str, name: str) -> str:
@@ -94,22 +129,24 @@ def _fresh_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-def measure(engines: dict[str, Engine], *, events: int, seed: int, chunk: int = 250
+def measure(engines: dict[str, Engine], *, events: int, seed: int, variants: list[Action],
+            server_cpu: Callable[[], float] | None = None, chunk: int = 250
             ) -> dict[str, dict[str, float]]:
     """Rank and reward ``events`` decisions with each engine, in alternating chunks (this
     machine's speed drifts within seconds), then ingest, then join-log-learn them;
-    rates per second, per store."""
+    rates per second, per store, and with ``server_cpu`` the PostgreSQL server's
+    microseconds of CPU per ingested line and per joined event."""
     contexts = [{"Member": {"country": "BR"[i % 2], "device": f"d{i % 3}"}}
                 for i in range(events)]
     seconds = {name: {"rank": 0.0, "reward": 0.0} for name in engines}
     for engine in engines.values():
-        engine.rank(contexts[0], ACTIONS, event_id=f"warm-{seed}")  # the first snapshot load
+        engine.rank(contexts[0], variants, event_id=f"warm-{seed}")  # the first snapshot load
     for k, start in enumerate(range(0, events, chunk)):
         order = list(engines.items()) if k % 2 else list(engines.items())[::-1]
         for name, engine in order:
             started = time.perf_counter()
             for i in range(start, min(start + chunk, events)):
-                engine.rank(contexts[i], ACTIONS, event_id=f"e{seed}-{i}")
+                engine.rank(contexts[i], variants, event_id=f"e{seed}-{i}")
             seconds[name]["rank"] += time.perf_counter() - started
         for name, engine in order:
             started = time.perf_counter()
@@ -118,17 +155,25 @@ def measure(engines: dict[str, Engine], *, events: int, seed: int, chunk: int = 
             seconds[name]["reward"] += time.perf_counter() - started
     figures = {}
     for name, engine in engines.items():
+        on_server = server_cpu is not None and name == "postgres"
+        cpu = [server_cpu()] if on_server else []
         started = time.perf_counter()
         ingested = engine.store.ingest()
         ingest = time.perf_counter() - started
+        cpu += [server_cpu()] if on_server else []
         started = time.perf_counter()
         joined = engine.process_due()
         step = time.perf_counter() - started
+        cpu += [server_cpu()] if on_server else []
         assert joined == events + 1, (name, joined, events)
         figures[name] = {"rank_per_s": events / seconds[name]["rank"],
                          "reward_per_s": len(range(0, events, 3)) / seconds[name]["reward"],
                          "ingest_lines_per_s": ingested / ingest,
                          "join_log_learn_per_s": joined / step}
+        if cpu:
+            figures[name].update({"server_us_per_ingested_line": (cpu[1] - cpu[0]) / ingested
+                                  * 1e6,
+                                  "server_us_per_joined_event": (cpu[2] - cpu[1]) / joined * 1e6})
     return figures
 
 
@@ -143,12 +188,13 @@ def measure_rank_checks(engines: dict[str, Engine], *, seed: int, ingestions: in
     step), and the first rank of each block is timed apart from the others.
     """
     context = {"Member": {"country": "BR", "device": "tv"}}
+    variants = actions(0)
     times = {name: {"first": [], "other": []} for name in engines}
     for block in range(ingestions):
         for name, engine in engines.items():
             for i in range(ranks_per_ingestion):
                 started = time.perf_counter()
-                engine.rank(context, ACTIONS, event_id=f"c{seed}-{block}-{i}")
+                engine.rank(context, variants, event_id=f"c{seed}-{block}-{i}")
                 times[name]["first" if i == 0 else "other"].append(time.perf_counter() - started)
             engine.store.ingest()
     return {name: {"first_rank_after_ingest_ms": statistics.median(t["first"]) * 1e3,
@@ -159,13 +205,16 @@ def measure_rank_checks(engines: dict[str, Engine], *, seed: int, ingestions: in
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results: dict[str, list[dict]] = {"sqlite": [], "postgres": []}
-    with _server(args.database_url) as server, tempfile.TemporaryDirectory() as scratch:
+    variants = actions(args.features)
+    with _server(args.database_url) as (server, server_cpu), \
+            tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
             url = _fresh_database(server, f"bench_store_{round_}")
             engines = {store: Engine.open(Path(scratch) / f"{store}-{round_}", settings=SETTINGS,
                                           database_url=None if store == "sqlite" else url)
                        for store in results}
-            figures = measure(engines, events=args.events, seed=args.seed + round_)
+            figures = measure(engines, events=args.events, seed=args.seed + round_,
+                              variants=variants, server_cpu=server_cpu)
             checks = measure_rank_checks(engines, seed=args.seed + round_)
             for store in engines:
                 figures[store].update(checks[store])
@@ -177,12 +226,16 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
     medians = {store: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
                for store, rounds in results.items()}
+    server = {key: medians["postgres"].pop(key) for key in list(medians["postgres"])
+              if key.startswith("server_")}
     print(json.dumps({
         "name": "summary", "events": args.events, "rounds": args.rounds,
         **{f"{store}_{key}": value for store, figures in medians.items()
            for key, value in _rounded(figures).items()},
         **{f"ratio_{key}": round(medians["postgres"][key] / medians["sqlite"][key], 3)
            for key in medians["sqlite"]},
+        **{f"postgres_{key}": round(value, 1) for key, value in server.items()},
+        "features_per_variant": 2 + args.features,
         "postgres_rank_check_ms": round(medians["postgres"]["first_rank_after_ingest_ms"]
                                         - medians["postgres"]["other_rank_ms"], 3),
         "banditkit": __version__, "psycopg": psycopg.__version__,
