@@ -235,6 +235,9 @@ _VERIFY_RANGE = (0.7, 1.5)
 #: Verifying windows (pyramid step 1.1) a face needs: a false face where a pasted
 #: photograph's edge meets a flag got 10 (docs/artwork.md).
 FACE_VOTES = 11
+#: A verification with at most this many windows saw no face-like region: the
+#: proposals its search covered are not verified again (docs/artwork.md).
+_EMPTY_VOTES = 2
 
 
 def detect_faces(
@@ -295,12 +298,11 @@ def faces_in(
     # every window is a proposal (merging them averages a small face's lone
     # window away), the best supported first, so that a face is verified
     # once and the windows on it are skipped; the gate must accept a window
-    # on the proposal (IoU over 0.5); a proposal the gate passes is verified
-    # even near one the verifier refused, whose crop may have cut the face
-    # differently
+    # on the proposal (IoU over 0.5)
     support = (_iou_matrix(np.asarray(boxes, np.float64).reshape(-1, 4)) > 0.3).sum(axis=1)
     faces: list[Face] = []
     gated: list[tuple[Box, list]] = []  # proposals gated and the windows found there
+    empty: list[Box] = []  # proposals whose verification found no face-like region
     for index in np.argsort(-support, kind="stable").tolist():
         box = boxes[index]
         if any(_iou(box, face.box) > 0.3 or _centre_inside(box, face.box) for face in faces):
@@ -314,10 +316,16 @@ def faces_in(
                 gated.append((box, windows))
             if not any(_iou(box, window) > 0.5 for window in windows):
                 continue
-        verified = _verify(levels, box, detectors.face)
-        if verified is None:
+        # a proposal within a verification that found (almost) no face window
+        # was searched there already; one near a refused face-like region is
+        # verified again, since another crop may cut the face better
+        if any(_searched(box, other, _VERIFY_RANGE) for other in empty):
             continue
-        found, votes = verified
+        found, votes = _verify(levels, box, detectors.face)
+        if found is None:
+            if votes <= _EMPTY_VOTES:
+                empty.append(box)
+            continue
         if any(_iou(found, face.box) > 0.3 for face in faces):
             continue
         smile = None if detectors.smile is None else _smiles(gray, found, detectors.smile)
@@ -412,19 +420,19 @@ def _gate_windows(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
 
 
 def _verify(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
-            ) -> tuple[Box, int] | None:
+            ) -> tuple[Box | None, int]:
     """The verifier's face box near a proposal, in full-image pixels, and its votes;
-    None when it finds too few windows."""
+    no box when it finds fewer than :data:`FACE_VOTES` windows."""
     crop, k, x0, y0 = _around(levels, box, _VERIFY_SIDE)
     low, high = (round(r * _VERIFY_SIDE) for r in _VERIFY_RANGE)
     found, votes = cascade.detectMultiScale2(
         cv2.equalizeHist(crop), scaleFactor=1.1, minNeighbors=1,
         minSize=(low, low), maxSize=(high, high))
     if len(found) == 0:
-        return None
+        return None, 0
     best = int(np.argmax(votes))
     if votes[best] < FACE_VOTES:
-        return None
+        return None, int(votes[best])
     fx, fy, fw, fh = found[best]
     found_box = (x0 + fx / k, y0 + fy / k, fw / k, fh / k)
     return scale_box(found_box, 1.0, levels[0][0].shape), int(votes[best])
