@@ -617,9 +617,10 @@ def _reads_as_print(gray: np.ndarray, letters: np.ndarray) -> bool:
     return float(np.median(splits)) >= _TONE_SPLIT and float(np.median(gaps)) >= _TONE_GAP
 
 
-def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
-    """Text lines found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels."""
-    boxes = _glyph_boxes(gray)
+def _letter_runs(boxes: np.ndarray, min_letters: int) -> list[np.ndarray]:
+    """Rows of letters among the glyph boxes ``(x, y, w, h)``: each of at least
+    ``min_letters`` boxes and wider than tall by 1.5 (the rows' boxes, one array
+    each)."""
     if len(boxes) < 3:
         return []
     boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]
@@ -649,7 +650,7 @@ def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
-    regions = []
+    rows = []
     for members in groups.values():
         if len(members) < 3:
             continue
@@ -667,16 +668,25 @@ def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list
             run.append(int(i))
         runs.append(run)
         for run in runs:
-            if len(run) < _MIN_LETTERS:
-                continue
             r = np.asarray(run)
-            x0, y0 = x[r].min(), y[r].min()
-            x1, y1 = (x[r] + w[r]).max(), (y[r] + h[r]).max()
-            if x1 - x0 < 1.5 * (y1 - y0) or not _reads_as_print(gray, boxes[r]):
-                continue
-            regions.append(Region(
-                box=scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),
-                confidence=float(min(1.0, len(run) / 8.0)),
-            ))
+            if (len(run) >= min_letters
+                    and (x[r] + w[r]).max() - x[r].min()
+                    >= 1.5 * ((y[r] + h[r]).max() - y[r].min())):
+                rows.append(boxes[r])
+    return rows
+
+
+def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
+    """Text lines found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels."""
+    regions = []
+    for row in _letter_runs(_glyph_boxes(gray), _MIN_LETTERS):
+        if not _reads_as_print(gray, row):
+            continue
+        x0, y0 = row[:, 0].min(), row[:, 1].min()
+        x1, y1 = (row[:, 0] + row[:, 2]).max(), (row[:, 1] + row[:, 3]).max()
+        regions.append(Region(
+            box=scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),
+            confidence=float(min(1.0, len(row) / 8.0)),
+        ))
     regions.sort(key=lambda r: r.box[2] * r.box[3], reverse=True)
     return regions
