@@ -519,10 +519,13 @@ def _glyph_boxes(gray: np.ndarray) -> np.ndarray:
     """Letter-shaped MSER boxes ``(x, y, w, h)``, duplicates and nested ones removed."""
     height = gray.shape[0]
     mser = cv2.MSER_create(delta=5, min_area=20, max_area=max(400, int(0.02 * gray.size)))
-    _, boxes = mser.detectRegions(gray)
-    if len(boxes) == 0:
+    _, found = mser.detectRegions(gray)
+    if len(found) == 0:
         return np.zeros((0, 4), np.int64)
-    boxes = np.unique(np.asarray(boxes, dtype=np.int64).reshape(-1, 4), axis=0)
+    # distinct boxes in (x, y, w, h) order, by one key per box (coordinates
+    # under 2**16 on the working copy)
+    keys = np.unique(np.asarray(found, np.int64).reshape(-1, 4) @ (1 << np.arange(48, -1, -16)))
+    boxes = (keys[:, None] >> np.arange(48, -1, -16)) & 0xFFFF
     x, y, w, h = boxes.T
     keep = (h >= 6) & (h <= 0.3 * height) & (w >= 0.1 * h) & (w <= 1.6 * h)
     boxes = boxes[keep]
@@ -531,24 +534,18 @@ def _glyph_boxes(gray: np.ndarray) -> np.ndarray:
     # MSER nests regions: a letter's counter or the same letter at several
     # thresholds inside it (keep the outer box), and letters inside a blob
     # that merged them with the background (keep the letters, drop the blob)
-    def containment(b: np.ndarray) -> np.ndarray:
-        x, y, w, h = b.T
-        x1, y1 = x + w, y + h
-        return (
-            (x[:, None] >= x[None, :] - 1) & (y[:, None] >= y[None, :] - 1)
-            & (x1[:, None] <= x1[None, :] + 1) & (y1[:, None] <= y1[None, :] + 1)
-            & ((w * h)[:, None] < (w * h)[None, :])
-        )  # [i, j]: box i lies inside box j
-
-    inside = containment(boxes)
-    x, w = boxes[:, 0], boxes[:, 2]
-    blob = np.zeros(len(boxes), bool)
-    for j in np.flatnonzero(inside.any(axis=0)):
-        members = inside[:, j]
-        # two inner boxes side by side (one ends before the other starts): letters
-        blob[j] = (x[members] + w[members]).min() <= x[members].max()
-    boxes = boxes[~blob]
-    return boxes[~containment(boxes).any(axis=1)]
+    x, y, w, h = boxes.astype(np.int32).T
+    x1, y1, area = x + w, y + h, w * h
+    inside = (  # [i, j]: box i lies inside box j
+        (x[:, None] >= x - 1) & (y[:, None] >= y - 1)
+        & (x1[:, None] <= x1 + 1) & (y1[:, None] <= y1 + 1) & (area[:, None] < area)
+    )
+    # two inner boxes side by side (one ends before the other starts): letters
+    # in a blob; per box j, its inner boxes' first right edge and last left edge
+    first_end = np.where(inside, x1[:, None], np.iinfo(np.int32).max).min(axis=0)
+    last_start = np.where(inside, x[:, None], np.iinfo(np.int32).min).max(axis=0)
+    kept = first_end > last_start
+    return boxes[kept][~inside[np.ix_(kept, kept)].any(axis=1)]
 
 
 def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
