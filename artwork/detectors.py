@@ -236,7 +236,8 @@ _VERIFY_RANGE = (0.7, 1.5)
 #: photograph's edge meets a flag got 10 (docs/artwork.md).
 FACE_VOTES = 11
 #: A verification with at most this many windows saw no face-like region: the
-#: proposals its search covered are not verified again (docs/artwork.md).
+#: proposals its search covered are not verified again (skipping those of any
+#: refused verification loses faces another crop would have found).
 _EMPTY_VOTES = 2
 
 
