@@ -41,7 +41,7 @@ from artwork.identity import (
     fingerprint_gray,
     is_near_duplicate,
 )
-from artwork.imageops import fit, to_gray
+from artwork.imageops import fit, fit_each, to_gray
 from artwork.io import DEFAULT_MAX_PIXELS, LoadedImage, load_image
 
 __all__ = ["WORK_SIDE", "Analysis", "ArtworkWarning", "analyze", "analyze_image",
@@ -285,8 +285,7 @@ def analyze_image(
     # detect_faces does: small faces' recall moves with the resampling), a
     # 256-px colour copy for colour, layout and people
     gray_full = to_gray(image)
-    gray, scale = fit(gray_full, WORK_SIDE)
-    face_gray, face_scale = fit(gray_full, FACE_SEARCH_SIDE)
+    (gray, scale), (face_gray, face_scale) = fit_each(gray_full, (WORK_SIDE, FACE_SEARCH_SIDE))
     small, small_scale = fit(image, 256)
     faces = faces_in(gray_full, face_gray, face_scale, detectors=detectors)
     people = (people_in(small, small_scale, image.shape, detectors=detectors)

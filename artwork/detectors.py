@@ -235,6 +235,10 @@ _VERIFY_RANGE = (0.7, 1.5)
 #: Verifying windows (pyramid step 1.1) a face needs: a false face where a pasted
 #: photograph's edge meets a flag got 10 (docs/artwork.md).
 FACE_VOTES = 11
+#: A verification with at most this many windows saw no face-like region: the
+#: proposals its search covered are not verified again (skipping those of any
+#: refused verification loses faces another crop would have found).
+_EMPTY_VOTES = 2
 
 
 def detect_faces(
@@ -295,12 +299,11 @@ def faces_in(
     # every window is a proposal (merging them averages a small face's lone
     # window away), the best supported first, so that a face is verified
     # once and the windows on it are skipped; the gate must accept a window
-    # on the proposal (IoU over 0.5); a proposal the gate passes is verified
-    # even near one the verifier refused, whose crop may have cut the face
-    # differently
+    # on the proposal (IoU over 0.5)
     support = (_iou_matrix(np.asarray(boxes, np.float64).reshape(-1, 4)) > 0.3).sum(axis=1)
     faces: list[Face] = []
     gated: list[tuple[Box, list]] = []  # proposals gated and the windows found there
+    empty: list[Box] = []  # proposals whose verification found no face-like region
     for index in np.argsort(-support, kind="stable").tolist():
         box = boxes[index]
         if any(_iou(box, face.box) > 0.3 or _centre_inside(box, face.box) for face in faces):
@@ -314,10 +317,16 @@ def faces_in(
                 gated.append((box, windows))
             if not any(_iou(box, window) > 0.5 for window in windows):
                 continue
-        verified = _verify(levels, box, detectors.face)
-        if verified is None:
+        # a proposal within a verification that found (almost) no face window
+        # was searched there already; one near a refused face-like region is
+        # verified again, since another crop may cut the face better
+        if any(_searched(box, other, _VERIFY_RANGE) for other in empty):
             continue
-        found, votes = verified
+        found, votes = _verify(levels, box, detectors.face)
+        if found is None:
+            if votes <= _EMPTY_VOTES:
+                empty.append(box)
+            continue
         if any(_iou(found, face.box) > 0.3 for face in faces):
             continue
         smile = None if detectors.smile is None else _smiles(gray, found, detectors.smile)
@@ -412,19 +421,19 @@ def _gate_windows(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
 
 
 def _verify(levels: list[_Level], box: Box, cascade: cv2.CascadeClassifier
-            ) -> tuple[Box, int] | None:
+            ) -> tuple[Box | None, int]:
     """The verifier's face box near a proposal, in full-image pixels, and its votes;
-    None when it finds too few windows."""
+    no box when it finds fewer than :data:`FACE_VOTES` windows."""
     crop, k, x0, y0 = _around(levels, box, _VERIFY_SIDE)
     low, high = (round(r * _VERIFY_SIDE) for r in _VERIFY_RANGE)
     found, votes = cascade.detectMultiScale2(
         cv2.equalizeHist(crop), scaleFactor=1.1, minNeighbors=1,
         minSize=(low, low), maxSize=(high, high))
     if len(found) == 0:
-        return None
+        return None, 0
     best = int(np.argmax(votes))
     if votes[best] < FACE_VOTES:
-        return None
+        return None, int(votes[best])
     fx, fy, fw, fh = found[best]
     found_box = (x0 + fx / k, y0 + fy / k, fw / k, fh / k)
     return scale_box(found_box, 1.0, levels[0][0].shape), int(votes[best])
@@ -511,10 +520,13 @@ def _glyph_boxes(gray: np.ndarray) -> np.ndarray:
     """Letter-shaped MSER boxes ``(x, y, w, h)``, duplicates and nested ones removed."""
     height = gray.shape[0]
     mser = cv2.MSER_create(delta=5, min_area=20, max_area=max(400, int(0.02 * gray.size)))
-    _, boxes = mser.detectRegions(gray)
-    if len(boxes) == 0:
+    _, found = mser.detectRegions(gray)
+    if len(found) == 0:
         return np.zeros((0, 4), np.int64)
-    boxes = np.unique(np.asarray(boxes, dtype=np.int64).reshape(-1, 4), axis=0)
+    # distinct boxes in (x, y, w, h) order (np.unique's, without its row views)
+    boxes = np.asarray(found, np.int64).reshape(-1, 4)
+    boxes = boxes[np.lexsort(boxes.T[::-1])]
+    boxes = boxes[np.r_[True, (np.diff(boxes, axis=0) != 0).any(axis=1)]]
     x, y, w, h = boxes.T
     keep = (h >= 6) & (h <= 0.3 * height) & (w >= 0.1 * h) & (w <= 1.6 * h)
     boxes = boxes[keep]
@@ -523,24 +535,18 @@ def _glyph_boxes(gray: np.ndarray) -> np.ndarray:
     # MSER nests regions: a letter's counter or the same letter at several
     # thresholds inside it (keep the outer box), and letters inside a blob
     # that merged them with the background (keep the letters, drop the blob)
-    def containment(b: np.ndarray) -> np.ndarray:
-        x, y, w, h = b.T
-        x1, y1 = x + w, y + h
-        return (
-            (x[:, None] >= x[None, :] - 1) & (y[:, None] >= y[None, :] - 1)
-            & (x1[:, None] <= x1[None, :] + 1) & (y1[:, None] <= y1[None, :] + 1)
-            & ((w * h)[:, None] < (w * h)[None, :])
-        )  # [i, j]: box i lies inside box j
-
-    inside = containment(boxes)
-    x, w = boxes[:, 0], boxes[:, 2]
-    blob = np.zeros(len(boxes), bool)
-    for j in np.flatnonzero(inside.any(axis=0)):
-        members = inside[:, j]
-        # two inner boxes side by side (one ends before the other starts): letters
-        blob[j] = (x[members] + w[members]).min() <= x[members].max()
-    boxes = boxes[~blob]
-    return boxes[~containment(boxes).any(axis=1)]
+    x, y, w, h = boxes.astype(np.int32).T
+    x1, y1, area = x + w, y + h, w * h
+    inside = (  # [i, j]: box i lies inside box j
+        (x[:, None] >= x - 1) & (y[:, None] >= y - 1)
+        & (x1[:, None] <= x1 + 1) & (y1[:, None] <= y1 + 1) & (area[:, None] < area)
+    )
+    # two inner boxes side by side (one ends before the other starts): letters
+    # in a blob; per box j, its inner boxes' first right edge and last left edge
+    first_end = np.where(inside, x1[:, None], np.iinfo(np.int32).max).min(axis=0)
+    last_start = np.where(inside, x[:, None], np.iinfo(np.int32).min).max(axis=0)
+    kept = first_end > last_start
+    return boxes[kept][~inside[np.ix_(kept, kept)].any(axis=1)]
 
 
 def detect_text(image: np.ndarray, *, max_side: int = 512) -> list[Region]:
@@ -609,9 +615,10 @@ def _reads_as_print(gray: np.ndarray, letters: np.ndarray) -> bool:
     return float(np.median(splits)) >= _TONE_SPLIT and float(np.median(gaps)) >= _TONE_GAP
 
 
-def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
-    """Text lines found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels."""
-    boxes = _glyph_boxes(gray)
+def _letter_runs(boxes: np.ndarray, min_letters: int) -> list[np.ndarray]:
+    """Rows of letters among the glyph boxes ``(x, y, w, h)``: each of at least
+    ``min_letters`` boxes and wider than tall by 1.5 (the rows' boxes, one array
+    each)."""
     if len(boxes) < 3:
         return []
     boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]
@@ -641,7 +648,7 @@ def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
-    regions = []
+    rows = []
     for members in groups.values():
         if len(members) < 3:
             continue
@@ -659,16 +666,25 @@ def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list
             run.append(int(i))
         runs.append(run)
         for run in runs:
-            if len(run) < _MIN_LETTERS:
-                continue
             r = np.asarray(run)
-            x0, y0 = x[r].min(), y[r].min()
-            x1, y1 = (x[r] + w[r]).max(), (y[r] + h[r]).max()
-            if x1 - x0 < 1.5 * (y1 - y0) or not _reads_as_print(gray, boxes[r]):
-                continue
-            regions.append(Region(
-                box=scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),
-                confidence=float(min(1.0, len(run) / 8.0)),
-            ))
+            if (len(run) >= min_letters
+                    and (x[r] + w[r]).max() - x[r].min()
+                    >= 1.5 * ((y[r] + h[r]).max() - y[r].min())):
+                rows.append(boxes[r])
+    return rows
+
+
+def text_in_gray(gray: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Region]:
+    """Text lines found in ``gray`` (a copy at ``scale``), boxes in ``shape``'s pixels."""
+    regions = []
+    for row in _letter_runs(_glyph_boxes(gray), _MIN_LETTERS):
+        if not _reads_as_print(gray, row):
+            continue
+        x0, y0 = row[:, 0].min(), row[:, 1].min()
+        x1, y1 = (row[:, 0] + row[:, 2]).max(), (row[:, 1] + row[:, 3]).max()
+        regions.append(Region(
+            box=scale_box((x0, y0, x1 - x0, y1 - y0), scale, shape),
+            confidence=float(min(1.0, len(row) / 8.0)),
+        ))
     regions.sort(key=lambda r: r.box[2] * r.box[3], reverse=True)
     return regions

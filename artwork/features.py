@@ -187,21 +187,26 @@ def _kmeans(
         centers.append(points[index])
         dist = np.minimum(dist, ((points - points[index]) ** 2).sum(axis=1))
     centers = np.array(centers)
-    sq = (points**2).sum(axis=1)
+    sq = (points**2).sum(axis=1)[:, None]
+    doubled = 2.0 * points
+    columns = np.ascontiguousarray(points.T)
     labels = np.zeros(len(points), dtype=np.int64)
     for iteration in range(n_iter):
         # |p - c|^2 without the (n_points, k, n_dims) temporary; the |p|^2 term
         # does not change the argmin but keeps the distances non-negative
-        d2 = sq[:, None] - 2.0 * points @ centers.T + (centers**2).sum(axis=1)[None, :]
+        d2 = sq - doubled @ centers.T + (centers**2).sum(axis=1)
         new_labels = d2.argmin(axis=1)
         if iteration and np.array_equal(new_labels, labels):
             break
         labels = new_labels
         counts = np.bincount(labels, minlength=k)
-        sums = np.stack([np.bincount(labels, weights=points[:, d], minlength=k)
-                         for d in range(points.shape[1])], axis=1)
-        filled = counts > 0
-        centers[filled] = sums[filled] / counts[filled, None]
+        sums = np.stack([np.bincount(labels, weights=column, minlength=k)
+                         for column in columns], axis=1)
+        if counts.all():
+            centers = sums / counts[:, None]
+        else:
+            filled = counts > 0
+            centers[filled] = sums[filled] / counts[filled, None]
     return centers, labels
 
 

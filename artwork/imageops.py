@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["Box", "fit", "saliency", "scale_box", "single_thread", "to_gray"]
+__all__ = ["Box", "fit", "fit_each", "saliency", "scale_box", "single_thread", "to_gray"]
 
 #: ``(x, y, width, height)`` in pixels.
 Box = tuple[int, int, int, int]
@@ -44,18 +44,41 @@ def fit(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     scale : float
         Copy pixels per original pixel, at most 1.
     """
+    return fit_each(image, (max_side,))[0]
+
+
+def fit_each(image: np.ndarray, max_sides: Sequence[int]) -> list[tuple[np.ndarray, float]]:
+    """:func:`fit` of ``image`` to each of ``max_sides``, in their order, the copies
+    sharing the halvings they have in common (the same arrays as separate calls).
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width) or (height, width, 3), dtype uint8
+    max_sides : sequence of int
+
+    Returns
+    -------
+    list of (ndarray, float)
+        One ``(copy, scale)`` per side, as :func:`fit` returns.
+    """
     height, width = image.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale >= 1.0:
-        return image, 1.0
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    while image.shape[0] >= 2 * size[1] and image.shape[1] >= 2 * size[0]:
-        h, w = image.shape[:2]
-        image = cv2.resize(image[: h - h % 2, : w - w % 2], (w // 2, h // 2),
-                           interpolation=cv2.INTER_AREA)
-    if (image.shape[1], image.shape[0]) != size:
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image, scale
+    out: dict[int, tuple[np.ndarray, float]] = {}
+    halved = image
+    for max_side in sorted(set(max_sides), reverse=True):
+        scale = min(1.0, max_side / max(height, width))
+        if scale >= 1.0:
+            out[max_side] = (image, 1.0)
+            continue
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        while halved.shape[0] >= 2 * size[1] and halved.shape[1] >= 2 * size[0]:
+            h, w = halved.shape[:2]
+            halved = cv2.resize(halved[: h - h % 2, : w - w % 2], (w // 2, h // 2),
+                                interpolation=cv2.INTER_AREA)
+        copy = halved
+        if (copy.shape[1], copy.shape[0]) != size:
+            copy = cv2.resize(copy, size, interpolation=cv2.INTER_AREA)
+        out[max_side] = (copy, scale)
+    return [out[max_side] for max_side in max_sides]
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

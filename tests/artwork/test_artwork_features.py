@@ -8,6 +8,7 @@ import pytest
 
 import artwork
 from artwork.features import BLUR_THRESHOLD
+from artwork.imageops import fit_each
 
 NAMES = ("astronaut", "camera", "coffee", "rocket", "chelsea", "china", "flower")
 
@@ -188,3 +189,32 @@ def test_geometry(size, orientation, aspect_class):
     assert img["orientation"] == orientation and img["aspect_class"] == aspect_class
     assert img["aspect"] == pytest.approx(width / height)
     assert img["width"] == width / 1000 and img["height"] == height / 1000
+
+
+def halve_then_area(image: np.ndarray, max_side: int) -> np.ndarray:
+    """The reduction ``fit`` documents, written out: 2 x 2 block averages while the
+    image is at least twice the target, then one area resize."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    while image.shape[0] >= 2 * size[1] and image.shape[1] >= 2 * size[0]:
+        h, w = image.shape[:2]
+        image = cv2.resize(image[: h - h % 2, : w - w % 2], (w // 2, h // 2),
+                           interpolation=cv2.INTER_AREA)
+    if (image.shape[1], image.shape[0]) != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image
+
+
+@pytest.mark.parametrize("shape", [(1500, 1000), (1501, 999, 3), (3000, 2000), (600, 401, 3)])
+def test_copies_sharing_their_halvings_equal_separate_reductions(shape):
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    sides = (384, 1000, 512, 128, 4000)  # unsorted, one larger than the image
+    copies = fit_each(image, sides)
+    assert len(copies) == len(sides)
+    for side, (copy, scale) in zip(sides, copies, strict=True):
+        np.testing.assert_array_equal(copy, halve_then_area(image, side))
+        assert scale == min(1.0, side / max(shape[:2]))
+        assert max(copy.shape[:2]) <= side
