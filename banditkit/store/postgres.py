@@ -131,10 +131,10 @@ CREATE TABLE learner_epoch (       -- the learner lease's fencing token
     ("0004-lz4-decisions", """
 DO $$
 BEGIN
-    ALTER TABLE events ALTER COLUMN decision SET COMPRESSION lz4,
-                       ALTER COLUMN joined_line SET COMPRESSION lz4;
+    EXECUTE 'ALTER TABLE events ALTER COLUMN decision SET COMPRESSION lz4, '
+            'ALTER COLUMN joined_line SET COMPRESSION lz4';
 EXCEPTION WHEN feature_not_supported OR syntax_error THEN
-    RAISE NOTICE 'lz4 compression is not available: decisions stay pglz-compressed';
+    RAISE WARNING 'lz4 compression is not available: decisions stay pglz-compressed';
 END $$;
 """),
 )
