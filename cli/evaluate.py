@@ -255,7 +255,7 @@ def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path | str, .
                                 model_value_col=model_value_col,
                                 include_logged="logged" in policies or not target_prob_cols)
     names = _estimator_names(estimator_text)
-    from ope.evaluation import make_estimators
+    from ope.evaluation import make_estimators  # what a table's reading overlaps
 
     try:
         estimators = make_estimators(names, max_weight=max_weight, switch_tau=switch_tau,
@@ -416,7 +416,8 @@ class _TableReading:
 
     pyarrow's parse of a CSV releases the GIL, so on a second core it runs
     while the main thread imports and builds the estimators. Its error, if
-    any, is raised where the result is taken, as the call itself would.
+    any, is raised where the result is taken, as the call itself would. A
+    command that fails before taking the result exits once the read ends.
     """
 
     def __init__(self, paths: list[Path], **columns: object) -> None:
