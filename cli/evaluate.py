@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +13,6 @@ from cli._options import data_dir_option, database_url_option
 
 if TYPE_CHECKING:
     from ope.evaluation import EvaluationReport
-    from ope.tables import TableLog
 
 __all__ = ["LogPath", "evaluate", "simulate"]
 
@@ -202,6 +200,8 @@ def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path | str, .
     A folder of Parquet files written by ``banditkit logs to-parquet`` (a log
     table) is evaluated as its dsjson log would be; --spark runs either on Spark.
     """
+    from ope.evaluation import make_estimators
+
     uris = [p for p in logs if isinstance(p, str)]
     if uris and spark_master is None:
         raise click.UsageError(f"{uris[0]} is a URI, which is read through Spark's Hadoop "
@@ -246,24 +246,19 @@ def evaluate(data_dir: Path, database_url: str | None, logs: tuple[Path | str, .
     if estimator_text is None:
         without_model = tables and (model_reward_col is None or model_value_col is None)
         estimator_text = "ips,snips" if without_model else "ips,snips,dr"
-    reading = None
-    if tables:
-        reading = _TableReading(tables, reward_col=reward_col, propensity_col=propensity_col,
-                                action_col=action_col, n_actions_col=n_actions_col,
-                                target_prob_cols=target_prob_cols,
-                                model_reward_col=model_reward_col,
-                                model_value_col=model_value_col,
-                                include_logged="logged" in policies or not target_prob_cols)
     names = _estimator_names(estimator_text)
-    from ope.evaluation import make_estimators  # what a table's reading overlaps
-
     try:
         estimators = make_estimators(names, max_weight=max_weight, switch_tau=switch_tau,
                                      dros_shrinkage=dros_shrinkage,
                                      confidence_level=confidence, ci_method=ci_method,
                                      seed=seed)
-        if reading is not None:
-            report = _evaluate_table(reading, policies, estimators)
+        if tables:
+            report = _evaluate_table(tables, policies, estimators, reward_col=reward_col,
+                                     propensity_col=propensity_col, action_col=action_col,
+                                     n_actions_col=n_actions_col,
+                                     target_prob_cols=target_prob_cols,
+                                     model_reward_col=model_reward_col,
+                                     model_value_col=model_value_col)
         else:
             report = _evaluate_dsjson(logs, policies, estimators, chunk_size=chunk_size,
                                       train_fraction=train_fraction,
@@ -411,45 +406,21 @@ def _finish(report: EvaluationReport, as_json: bool, report_dir: Path | None) ->
             click.echo(f"report: {index}")
 
 
-class _TableReading:
-    """``read_table`` in a thread, started before the estimators' modules are imported.
-
-    pyarrow's parse of a CSV releases the GIL, so on a second core it runs
-    while the main thread imports and builds the estimators. Its error, if
-    any, is raised where the result is taken, as the call itself would. A
-    command that fails before taking the result exits once the read ends.
-    """
-
-    def __init__(self, paths: list[Path], **columns: object) -> None:
-        self._log: TableLog | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._read, args=(paths, columns),
-                                        name="read-table")
-        self._thread.start()
-
-    def _read(self, paths: list[Path], columns: dict[str, object]) -> None:
-        try:
-            from ope.tables import read_table
-
-            self._log = read_table(paths, **columns)
-        except BaseException as error:  # handed to the thread that takes the result
-            self._error = error
-
-    def result(self) -> TableLog:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._log
-
-
-def _evaluate_table(reading: _TableReading, policies: tuple[str, ...], estimators: list):
-    from ope.evaluation import evaluate
+def _evaluate_table(paths: list[Path], policies: tuple[str, ...], estimators: list, *,
+                    reward_col: str, propensity_col: str, action_col: str | None,
+                    n_actions_col: str | None, target_prob_cols: tuple[str, ...],
+                    model_reward_col: str | None, model_value_col: str | None):
+    from ope.evaluation import evaluate, read_table
 
     unknown = [p for p in policies if p != "logged"]
     if unknown:
         raise ValueError(f"for CSV/Parquet logs --policy may only be 'logged' (target policies "
                          f"come from --target-prob-col), got {unknown}")
-    log = reading.result()
+    log = read_table(paths, reward_col=reward_col, propensity_col=propensity_col,
+                     action_col=action_col, n_actions_col=n_actions_col,
+                     target_prob_cols=target_prob_cols, model_reward_col=model_reward_col,
+                     model_value_col=model_value_col,
+                     include_logged="logged" in policies or not target_prob_cols)
     return evaluate(log.rounds, log.targets, estimators=estimators)
 
 

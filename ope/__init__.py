@@ -18,7 +18,7 @@ _MODULES = {
     "ope.estimators": ("DM", "DR", "IPS", "SNDR", "SNIPS", "ClippedIPS", "DRos", "Replay",
                        "SwitchDR", "all_estimators"),
     "ope.evaluation": ("EvaluationReport", "evaluate", "evaluate_stream",
-                       "make_estimators"),
+                       "make_estimators", "read_table"),
     "ope.importance": ("FeatureScore", "feature_importance"),
     "ope.partitioned": ("evaluate_partitions", "write_log_table"),
     "ope.personalizer": ("WindowEvaluation", "evaluate_window"),
@@ -29,7 +29,6 @@ _MODULES = {
     "ope.timeseries": ("PolicyResult", "TimeSeries", "series", "summary"),
     "ope.search": ("SearchBudget", "SearchResult", "SearchSpace"),
     "ope.spark": ("evaluate_spark", "to_parquet"),
-    "ope.tables": ("read_table",),
     "ope.slate": ("SlateIndependentIPS", "SlatePseudoInverse", "SlateRewardInteractionIPS",
                   "PageRounds", "SlateStandardIPS", "PageTarget"),
 }

@@ -63,14 +63,3 @@ def test_the_text_table_loads_no_heavy_package_and_shows_each_estimate(tmp_path)
     # w = [2, 0, 2, 0.5]: IPS = 2.5 / 4; SNIPS = 2.5 / (2 + 0 + 2 + 0.5)
     assert values == {"ips": pytest.approx(2.5 / 4, abs=5e-5),
                       "snips": pytest.approx(2.5 / 4.5, abs=5e-5)}
-
-
-def test_the_table_reader_imports_no_estimator():
-    # banditkit evaluate reads a table in a thread while the main thread imports the
-    # estimators; were the reader to import them, the main thread would wait instead.
-    code = ("import sys; import ope.tables; "
-            "print(sorted(m for m in ('ope.base', 'ope.estimators', 'ope.evaluation') "
-            "if m in sys.modules))")
-    finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60, check=True)
-    assert finished.stdout.split() == ["[]"]
