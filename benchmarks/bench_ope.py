@@ -342,12 +342,10 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 #: Modules whose first import ``--whole-process`` reports (cumulative ms, from
-#: ``python -X importtime``); those absent were not imported. The table is read in a
-#: thread that imports ``ope.tables``, numpy and pyarrow while the main thread imports
-#: ``ope.evaluation``, whose time then includes waiting for numpy.
+#: ``python -X importtime``); those absent were not imported.
 WATCHED_IMPORTS = ("click", "serving.config", "flask", "pydantic", "banditkit.store", "numpy",
-                   "ope.tables", "ope.evaluation", "pyarrow", "pyarrow.csv", "pyarrow.compute",
-                   "pandas", "scipy", "sklearn", "matplotlib", "vowpal_wabbit_next", "tqdm")
+                   "ope.evaluation", "pyarrow", "pyarrow.csv", "pyarrow.compute", "pandas",
+                   "scipy", "sklearn", "matplotlib", "vowpal_wabbit_next", "tqdm")
 
 
 def import_times(command: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
