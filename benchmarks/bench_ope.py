@@ -5,9 +5,12 @@ SNIPS and DR *with intervals* two ways, in the same process:
 
 * banditkit: ``ope.estimators`` on per-round arrays (``TargetRounds``),
   CLT / delta-method intervals from mergeable moments; O(n_rounds) memory;
-* baseline: the Open Bandit Pipeline way, dense ``(n_rounds, n_actions, 1)``
-  action distributions and reward-model arrays, and a Python-loop bootstrap
-  of 100 resamples for the interval.
+* baseline: the Open Bandit Pipeline way, as ``OffPolicyEvaluation.
+  summarize_off_policy_estimates`` runs it with its defaults: dense
+  ``(n_rounds, n_actions, 1)`` action distributions and reward-model arrays,
+  obp's input checks, the point estimate, then the round rewards again and a
+  Python-loop bootstrap of 100 resamples drawn by a ``RandomState`` for the
+  interval.
 
 It checks that both give the same point estimate, and prints one JSON line per
 estimator with median/p95 seconds, peak traced memory (tracemalloc) and the
@@ -19,14 +22,19 @@ rounds in alternating order, two processes on it:
 
 * ``python -m cli evaluate LOG.csv ... --json`` (the ``banditkit`` command),
   and the same without ``--json`` (its text table needs pandas);
-* an obp-style process: it imports what obp imports (pandas, scikit-learn,
-  scipy; obp also imports matplotlib, seaborn and torch, left out here, so
-  this baseline starts faster than obp), reads the CSV with pandas, builds
-  obp's dense ``(n_rounds, n_actions, 1)`` inputs and runs the baseline above
-  for IPS, SNIPS and DR with obp's default bootstrap (100 resamples).
+* an obp-style process: it imports what ``import obp`` imports (OBP_IMPORTS,
+  those installed; the record names the others, seaborn and torch on the
+  development machine, so this baseline still starts faster than obp), reads
+  the CSV with pandas, builds obp's dense ``(n_rounds, n_actions, 1)`` inputs
+  and runs the baseline above for IPS, SNIPS and DR with obp's default
+  bootstrap (100 resamples);
+* the same obp-style process with only the imports of obp's estimators
+  (OBP_LEAN_IMPORTS: pandas, SciPy, scikit-learn, no plotting), so that the
+  ratio is reported with and without the plotting and learning imports.
 
 It prints one JSON line with each command's median and best wall seconds
-and median CPU seconds, the ratios, the obp-style process's phases,
+and median CPU seconds, the ratios (against both obp-style processes), the
+obp imports missing here, the obp-style process's phases,
 banditkit's import times, the CPU seconds of its reading and estimates alone
 (in this process) and whether both give the same point estimates.
 
@@ -58,10 +66,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: What importing obp loads besides numpy (obp.utils, obp.ope's estimators and
-#: regression model), in the obp-style process.
-OBP_IMPORTS = ("pandas", "scipy.stats", "sklearn.base", "sklearn.model_selection",
-               "sklearn.utils")
+#: What ``import obp`` loads besides numpy: obp/__init__.py imports obp.dataset (pandas,
+#: scipy.stats, sklearn.preprocessing), obp.ope (its estimators and regression model:
+#: scikit-learn; meta.py: matplotlib.pyplot and seaborn), obp.policy (scipy.special,
+#: sklearn.linear_model, torch, tqdm, mypy_extensions) and obp.utils (torch).
+OBP_IMPORTS = ("pandas", "scipy.stats", "scipy.special", "sklearn.base",
+               "sklearn.linear_model", "sklearn.model_selection", "sklearn.preprocessing",
+               "sklearn.utils", "matplotlib.pyplot", "seaborn", "torch", "torch.nn",
+               "torch.optim", "tqdm", "mypy_extensions")
+#: Only what obp's estimators and regression model import, no plotting or learning.
+OBP_LEAN_IMPORTS = ("pandas", "scipy.stats", "sklearn.base", "sklearn.model_selection",
+                    "sklearn.utils")
 #: The per-round columns of the whole-process CSV, as ``banditkit evaluate`` names them.
 TABLE_OPTIONS = ("--action-col", "action", "--target-prob-col", "target_prob",
                  "--model-reward-col", "model_reward", "--model-value-col", "model_value")
@@ -82,6 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="--whole-process: timed runs of each command after a warm-up")
     parser.add_argument("--obp-process", type=Path, default=None, metavar="CSV",
                         help=argparse.SUPPRESS)  # the obp-style child of --whole-process
+    parser.add_argument("--obp-lean", action="store_true",
+                        help=argparse.SUPPRESS)  # that child with OBP_LEAN_IMPORTS
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     args = parser.parse_args(argv)
@@ -107,31 +124,52 @@ def make_data(n: int, k: int, seed: int) -> dict[str, np.ndarray]:
 # -- the baseline: how obp computes it -----------------------------------------
 
 
+def _obp_checks(name: str, data: dict[str, np.ndarray]) -> None:
+    """What obp's ``check_ope_inputs`` verifies each time an estimator runs."""
+    action_dist, action = data["action_dist"], data["action"]
+    if not np.allclose(action_dist.sum(axis=1), 1):
+        raise ValueError("action_dist must be a probability distribution")
+    if name == "dr" and data["q"].shape != action_dist.shape:
+        raise ValueError("the reward model's shape must be action_dist's")
+    if not (np.issubdtype(action.dtype, np.integer) and action.min() >= 0
+            and action.max() < action_dist.shape[1]):
+        raise ValueError("actions must be integers in [0, n_actions)")
+    if np.any(data["pscore"] <= 0):
+        raise ValueError("pscore must be positive")
+
+
+def _obp_round_rewards(name: str, data: dict[str, np.ndarray]) -> np.ndarray:
+    """obp's per-round rewards of IPW, SNIPW and DR, indexed by position as obp does."""
+    n = len(data["reward"])
+    rows, position, action = np.arange(n), np.zeros(n, dtype=int), data["action"]
+    iw = data["action_dist"][rows, action, position] / data["pscore"]
+    if name == "snips":
+        return data["reward"] * iw / iw.mean()
+    iw = np.minimum(iw, np.inf)  # obp's default clipping, lambda_ = inf
+    if name == "ips":
+        return data["reward"] * iw
+    q = data["q"]
+    estimated = np.average(q[rows, :, position], weights=data["action_dist"][rows, :, position],
+                           axis=1)
+    return estimated + iw * (data["reward"] - q[rows, action, position])
+
+
 def _obp_interval(round_rewards: np.ndarray, n_bootstrap: int, seed: int) -> tuple:
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(n_bootstrap):
-        index = rng.choice(len(round_rewards), size=len(round_rewards), replace=True)
-        samples.append(round_rewards[index].mean())
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return float(low), float(high)
+    """obp's bootstrap: ``check_random_state`` gives a legacy ``RandomState``."""
+    random = np.random.RandomState(seed)
+    samples = [np.mean(random.choice(round_rewards, size=round_rewards.shape[0]))
+               for _ in range(n_bootstrap)]
+    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
 
 
 def baseline(name: str, data: dict[str, np.ndarray], n_bootstrap: int, seed: int) -> tuple:
-    n = len(data["reward"])
-    rows = np.arange(n)
-    iw = data["action_dist"][rows, data["action"], 0] / data["pscore"]
-    if name == "ips":
-        round_rewards = data["reward"] * iw
-    elif name == "snips":
-        round_rewards = data["reward"] * iw / iw.mean()
-    else:
-        q_hat = data["q"][rows, :, 0]
-        pi_e = data["action_dist"][rows, :, 0]
-        estimated = np.average(q_hat, weights=pi_e, axis=1)
-        q_factual = data["q"][rows, data["action"], 0]
-        round_rewards = estimated + iw * (data["reward"] - q_factual)
-    return float(round_rewards.mean()), _obp_interval(round_rewards, n_bootstrap, seed)
+    """A point estimate and its interval as obp's ``summarize_off_policy_estimates`` gets
+    them: ``estimate_policy_value``, then ``estimate_interval``, each checking its inputs
+    and computing the round rewards."""
+    _obp_checks(name, data)
+    value = float(_obp_round_rewards(name, data).mean())
+    _obp_checks(name, data)
+    return value, _obp_interval(_obp_round_rewards(name, data), n_bootstrap, seed)
 
 
 def dense_inputs(table: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -155,11 +193,17 @@ def dense_inputs(table: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
             "action_dist": action_dist[:, :, None], "q": q[:, :, None]}
 
 
-def obp_process(path: Path, *, n_actions: int, n_bootstrap: int, seed: int) -> dict:
-    """The obp-style process of ``--whole-process``, with the seconds of each phase."""
+def obp_process(path: Path, *, n_actions: int, n_bootstrap: int, seed: int,
+                lean: bool = False) -> dict:
+    """The obp-style process of ``--whole-process``, with the seconds of each phase and
+    the obp imports not installed here."""
     clock = [time.perf_counter()]
-    for module in OBP_IMPORTS:
-        importlib.import_module(module)
+    missing = []
+    for module in OBP_LEAN_IMPORTS if lean else OBP_IMPORTS:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError:
+            missing.append(module)
     import pandas as pd
 
     clock.append(time.perf_counter())
@@ -169,11 +213,18 @@ def obp_process(path: Path, *, n_actions: int, n_bootstrap: int, seed: int) -> d
                         n_actions)
     clock.append(time.perf_counter())
     estimates = {name: baseline(name, data, n_bootstrap, seed) for name in ("ips", "snips", "dr")}
+    # summarize_off_policy_estimates returns its two tables as DataFrames
+    values = pd.DataFrame({name: value for name, (value, _) in estimates.items()},
+                          index=["value"]).T
+    intervals = pd.DataFrame({name: {"low": ci[0], "high": ci[1]}
+                              for name, (_, ci) in estimates.items()}).T
     clock.append(time.perf_counter())
     phases = dict(zip(("import_s", "read_s", "dense_s", "estimate_s"), np.diff(clock).tolist(),
                       strict=True))
-    return {"estimates": {name: {"value": value, "ci": list(ci)}
-                          for name, (value, ci) in estimates.items()}, "phases": phases}
+    return {"estimates": {name: {"value": float(values.loc[name, "value"]),
+                                 "ci": intervals.loc[name, ["low", "high"]].tolist()}
+                          for name in estimates}, "phases": phases,
+            "missing_imports": missing}
 
 
 # -- measurement ---------------------------------------------------------------
@@ -292,9 +343,9 @@ def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 #: Modules whose first import ``--whole-process`` reports (cumulative ms, from
 #: ``python -X importtime``); those absent were not imported.
-WATCHED_IMPORTS = ("click", "serving.config", "flask", "pydantic", "numpy", "ope.evaluation",
-                   "pyarrow", "pyarrow.csv", "pyarrow.compute", "pandas", "scipy", "sklearn",
-                   "matplotlib", "vowpal_wabbit_next", "tqdm")
+WATCHED_IMPORTS = ("click", "serving.config", "flask", "pydantic", "banditkit.store", "numpy",
+                   "ope.evaluation", "pyarrow", "pyarrow.csv", "pyarrow.compute", "pandas",
+                   "scipy", "sklearn", "matplotlib", "vowpal_wabbit_next", "tqdm")
 
 
 def import_times(command: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
@@ -346,12 +397,14 @@ def whole_process(args: argparse.Namespace) -> dict:
         write_table(path, data)
         del data
         evaluate = [sys.executable, "-m", "cli", "evaluate", str(path), *TABLE_OPTIONS]
+        obp = [sys.executable, str(Path(__file__).resolve()), "--obp-process", str(path),
+               "--n-actions", str(args.n_actions), "--n-bootstrap", str(args.n_bootstrap),
+               "--seed", str(args.seed)]
         commands = {
             "banditkit": [*evaluate, "--json"],
             "banditkit_text": evaluate,
-            "obp_style": [sys.executable, str(Path(__file__).resolve()), "--obp-process",
-                          str(path), "--n-actions", str(args.n_actions),
-                          "--n-bootstrap", str(args.n_bootstrap), "--seed", str(args.seed)],
+            "obp_style": obp,
+            "obp_style_lean": [*obp, "--obp-lean"],
             "interpreter": [sys.executable, "-c", "pass"],
         }
         seconds: dict[str, list[float]] = {name: [] for name in commands}
@@ -370,11 +423,12 @@ def whole_process(args: argparse.Namespace) -> dict:
         work = in_process_work(path, runs=3)
     ours = json.loads(stdout["banditkit"])["estimates"]
     obp = json.loads(stdout["obp_style"])
-    equal = all(np.isclose(ours[name]["value"], obp["estimates"][name]["value"], rtol=1e-9,
-                           atol=0) for name in ("ips", "snips", "dr"))
+    lean = json.loads(stdout["obp_style_lean"])
+    equal = all(np.isclose(ours[name]["value"], other["estimates"][name]["value"], rtol=1e-9,
+                           atol=0) for name in ("ips", "snips", "dr") for other in (obp, lean))
     timings = {name: {**summarise(s), "best_s": min(s), "cpu_median_s": float(np.median(cpu[name]))}
                for name, s in seconds.items()}
-    obp_s = timings["obp_style"]
+    obp_s, lean_s = timings["obp_style"], timings["obp_style_lean"]
     import pyarrow
 
     record = {
@@ -386,7 +440,12 @@ def whole_process(args: argparse.Namespace) -> dict:
         "speedup_best": obp_s["best_s"] / timings["banditkit"]["best_s"],
         "speedup_text_median": obp_s["median_s"] / timings["banditkit_text"]["median_s"],
         "speedup_cpu_median": obp_s["cpu_median_s"] / timings["banditkit"]["cpu_median_s"],
-        "obp_style_phases_s": obp["phases"], "banditkit_imports_ms": imports,
+        "speedup_lean_median": lean_s["median_s"] / timings["banditkit"]["median_s"],
+        "speedup_lean_best": lean_s["best_s"] / timings["banditkit"]["best_s"],
+        "speedup_lean_cpu_median": lean_s["cpu_median_s"] / timings["banditkit"]["cpu_median_s"],
+        "obp_imports_missing": obp["missing_imports"],
+        "obp_style_phases_s": obp["phases"], "obp_style_lean_phases_s": lean["phases"],
+        "banditkit_imports_ms": imports,
         "banditkit_in_process_cpu_s": work,
         "equal_point_estimates": bool(equal), "pyarrow": pyarrow.__version__, **versions(),
     }
@@ -400,7 +459,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.obp_process is not None:
         print(json.dumps(obp_process(args.obp_process, n_actions=args.n_actions,
-                                     n_bootstrap=args.n_bootstrap, seed=args.seed)))
+                                     n_bootstrap=args.n_bootstrap, seed=args.seed,
+                                     lean=args.obp_lean)))
         return []
     if args.whole_process:
         return [whole_process(args)]

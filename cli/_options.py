@@ -45,10 +45,11 @@ def database_url_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _checked_url(context: click.Context, parameter: click.Parameter,
                  value: str | None) -> str | None:
-    from banditkit.store.postgres import check_database_url
-
     if not value:
         return None
+    # Imported for a URL only: a command without one need not load the store.
+    from banditkit.store.postgres import check_database_url
+
     try:
         return check_database_url(value)
     except ValueError as error:

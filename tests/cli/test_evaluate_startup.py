@@ -1,6 +1,7 @@
 """``banditkit evaluate`` on a table loads only what it runs: no pandas, scikit-learn,
-SciPy, matplotlib or Vowpal Wabbit, whose imports cost more than the evaluation, and
-none of the HTTP stack (Flask, pydantic) that only ``serve`` needs."""
+SciPy, matplotlib or Vowpal Wabbit, whose imports cost more than the evaluation, none
+of the HTTP stack (Flask, pydantic) that only ``serve`` needs, and none of the decision
+store (its journals and the dsjson codec) that only a --database-url needs."""
 
 import json
 import subprocess
@@ -12,13 +13,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ["flask", "matplotlib", "pandas", "pydantic", "scipy", "sklearn", "vowpal_wabbit_next"]
+#: Our own modules the table path does not need (a package stands for its submodules).
+UNNEEDED = ["banditkit.dsjson", "banditkit.store"]
 
 
 def _loaded_after(arguments: list[str]) -> tuple[str, list[str]]:
-    """What ``banditkit ARGUMENTS`` printed, and which of HEAVY it imported."""
+    """What ``banditkit ARGUMENTS`` printed, and which of HEAVY and UNNEEDED it imported."""
     code = ("import sys; from cli import main; "
             f"main({arguments!r}, standalone_mode=False); "
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}) | "
+            f"{{m for m in {UNNEEDED!r} if m in sys.modules}}))")
     finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                               text=True, timeout=60, check=True)
     *printed, loaded = finished.stdout.splitlines()
