@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import socket
 import time
@@ -28,7 +27,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from banditkit.errors import InvalidInputError
 from banditkit.store.journaled import Fence, JournaledStore
-from banditkit.store.psql import READ_WAIT_SECONDS, Pool, QmarkConnection, unreachable_errors
+from banditkit.store.psql import (
+    READ_WAIT_SECONDS,
+    Pool,
+    QmarkConnection,
+    process_name,
+    session_name,
+    unreachable_errors,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -363,6 +369,7 @@ class LearnerLease:
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self.url, autocommit=True,
                                                options=_LEASE_SERVER_OPTIONS,
+                                               application_name=session_name(process_name()),
                                                **_LEASE_KEEPALIVES)
             migrate(self._connection, schema=self.schema)  # the epoch's table
         connection = self._connection
@@ -370,7 +377,7 @@ class LearnerLease:
                                   (self._key,)).fetchone()[0]:
             self._depose_stale(connection)
             return False
-        holder = f"{socket.gethostname()}:{os.getpid()}"
+        holder = process_name()
         self.epoch = int(connection.execute(
             f"INSERT INTO {self.schema}.learner_epoch "
             "(id, epoch, holder, since, backend_pid, beat_at) "
@@ -382,15 +389,23 @@ class LearnerLease:
         return True
 
     def _depose_stale(self, connection: psycopg.Connection) -> None:
-        """End the lease session of a holder whose heartbeat is older than ``stale_seconds``."""
+        """End the sessions of a holder whose heartbeat is older than ``stale_seconds``:
+        its lease session, and every other session of its process, since a process
+        stopped inside a transaction holds that transaction's locks (the learner
+        epoch's row, the store's write lock) until its session ends."""
         row = connection.execute(
             f"SELECT holder, epoch, {_SERVER_NOW} - beat_at, pg_terminate_backend(backend_pid) "
             f"FROM {self.schema}.learner_epoch WHERE id = 0 AND beat_at < {_SERVER_NOW} - %s",
             (self.stale_seconds,)).fetchone()
-        if row is not None:
-            _log.warning("the learner lease holder %s (epoch %s) gave no heartbeat for %.0f s; "
-                         "ended its lease session (%s)", row[0], row[1], row[2],
-                         "done" if row[3] else "refused")
+        if row is None:
+            return
+        others = connection.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database() "
+            "AND pid <> pg_backend_pid()", (session_name(row[0]),)).fetchone()[0]
+        _log.warning("the learner lease holder %s (epoch %s) gave no heartbeat for %.0f s; "
+                     "ended its lease session (%s) and %d other sessions of its process",
+                     row[0], row[1], row[2], "done" if row[3] else "refused", others)
 
     def fence(self) -> Fence:
         """The fencing token of the latest acquisition, for the holder's stores (any schema

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import socket
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,12 +20,27 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-__all__ = ["READ_WAIT_SECONDS", "Pool", "QmarkConnection", "unreachable_errors"]
+__all__ = ["READ_WAIT_SECONDS", "Pool", "QmarkConnection", "process_name", "session_name",
+           "unreachable_errors"]
 
 #: How long a read waits for a free connection of a pool: a reconnection while the
 #: server is down never comes in time, and the callers have something to answer
 #: from meanwhile (the last settings, model version or verified keys).
 READ_WAIT_SECONDS = 0.5
+
+
+def process_name() -> str:
+    """This process among every host's: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def session_name(process: str) -> str:
+    """The ``application_name`` of every session a process (:func:`process_name`) opens,
+    so that another process can find and end them all (a hung learner's, which may
+    hold locks in an open transaction). At most 63 bytes, the server's limit: the pid
+    comes first, so a long host name is what is cut."""
+    host, _, pid = process.rpartition(":")
+    return f"banditkit {pid}@{host}".encode()[:63].decode(errors="ignore")
 
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
@@ -100,7 +117,8 @@ class Pool:
         return ConnectionPool(self.url, min_size=self.min_size, max_size=self.max_size,
                               max_idle=self.max_idle, open=True,
                               kwargs={"autocommit": True,
-                                      "options": f"-c search_path={self.schema}"})
+                                      "options": f"-c search_path={self.schema}",
+                                      "application_name": session_name(process_name())})
 
     @contextlib.contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,6 +33,7 @@ from banditkit.eventlog import EventLogWriter, read_events
 from banditkit.settings import LoopSettings
 from banditkit.store.journaled import LeaseLostError
 from banditkit.store.postgres import LearnerLease
+from banditkit.store.psql import process_name, session_name
 from banditkit.types import Action
 from serving.learner_process import fence_loop
 from tests.postgres_fixture import PostgresServer, find_binaries
@@ -162,6 +164,30 @@ def test_a_holder_without_heartbeat_is_deposed_and_one_with_it_is_not(postgres_u
         assert not beating.held()
     finally:
         beating.release()
+        waiting.release()
+
+
+def test_a_holder_stopped_inside_a_transaction_is_deposed_with_its_locks(postgres_url) -> None:
+    stopped = LearnerLease(url=postgres_url)
+    waiting = LearnerLease(url=postgres_url, stale_seconds=0.5)
+    # A session of the holder's process (its store's pool names them so), left inside
+    # a join's transaction when the process stopped: the epoch's row stays locked.
+    join = psycopg.connect(postgres_url, application_name=session_name(process_name()))
+    try:
+        assert stopped.acquire()
+        join.execute(stopped.fence().statement)
+        time.sleep(0.8)  # no heartbeat
+        assert not waiting.acquire()  # deposes: ends the lease session and the join's
+        taken = threading.Event()
+        threading.Thread(target=lambda: wait_until(waiting.acquire, seconds=10, what="lease")
+                         or taken.set(), daemon=True).start()
+        assert taken.wait(15), "the new holder waits for the stopped holder's locks"
+        assert waiting.epoch == stopped.epoch + 1
+        with pytest.raises(psycopg.OperationalError):
+            join.execute("SELECT 1")  # its session was ended
+    finally:
+        join.close()
+        stopped.release()
         waiting.release()
 
 
