@@ -369,7 +369,7 @@ class LearnerLease:
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self.url, autocommit=True,
                                                options=_LEASE_SERVER_OPTIONS,
-                                               application_name=session_name(process_name()),
+                                               application_name=session_name(),
                                                **_LEASE_KEEPALIVES)
             migrate(self._connection, schema=self.schema)  # the epoch's table
         connection = self._connection

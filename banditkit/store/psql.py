@@ -34,12 +34,12 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def session_name(process: str) -> str:
-    """The ``application_name`` of every session a process (:func:`process_name`) opens,
-    so that another process can find and end them all (a hung learner's, which may
-    hold locks in an open transaction). At most 63 bytes, the server's limit: the pid
-    comes first, so a long host name is what is cut."""
-    host, _, pid = process.rpartition(":")
+def session_name(process: str | None = None) -> str:
+    """The ``application_name`` of every session a process (:func:`process_name`; this
+    one by default) opens, so that another process can find and end them all (a hung
+    learner's, which may hold locks in an open transaction). At most 63 bytes, the
+    server's limit: the pid comes first, so a long host name is what is cut."""
+    host, _, pid = (process or process_name()).rpartition(":")
     return f"banditkit {pid}@{host}".encode()[:63].decode(errors="ignore")
 
 
@@ -118,7 +118,7 @@ class Pool:
                               max_idle=self.max_idle, open=True,
                               kwargs={"autocommit": True,
                                       "options": f"-c search_path={self.schema}",
-                                      "application_name": session_name(process_name())})
+                                      "application_name": session_name()})
 
     @contextlib.contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:

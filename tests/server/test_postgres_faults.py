@@ -33,7 +33,7 @@ from banditkit.eventlog import EventLogWriter, read_events
 from banditkit.settings import LoopSettings
 from banditkit.store.journaled import LeaseLostError
 from banditkit.store.postgres import LearnerLease
-from banditkit.store.psql import process_name, session_name
+from banditkit.store.psql import session_name
 from banditkit.types import Action
 from serving.learner_process import fence_loop
 from tests.postgres_fixture import PostgresServer, find_binaries
@@ -172,7 +172,7 @@ def test_a_holder_stopped_inside_a_transaction_is_deposed_with_its_locks(postgre
     waiting = LearnerLease(url=postgres_url, stale_seconds=0.5)
     # A session of the holder's process (its store's pool names them so), left inside
     # a join's transaction when the process stopped: the epoch's row stays locked.
-    join = psycopg.connect(postgres_url, application_name=session_name(process_name()))
+    join = psycopg.connect(postgres_url, application_name=session_name())
     try:
         assert stopped.acquire()
         join.execute(stopped.fence().statement)
