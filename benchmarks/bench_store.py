@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import functools
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -42,6 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
+from bench_server import tree_cpu_seconds  # the PostgreSQL server's CPU, ended backends too
 
 from banditkit import __version__
 from banditkit.engine import Engine
@@ -99,27 +99,10 @@ def _server(url: str | None) -> Iterator[tuple[str, Callable[[], float] | None]]
     try:
         server.start()
         postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
-        yield server.url(), functools.partial(_tree_cpu_seconds, postmaster)
+        yield server.url(), functools.partial(tree_cpu_seconds, postmaster, exited=True)
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _tree_cpu_seconds(parent: int) -> float:
-    """User and system CPU-seconds of ``parent`` and its children (a PostgreSQL server's
-    backends and workers), as ``/proc`` has them now."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:  # ended meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(entry) == parent or int(fields[1]) == parent:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _fresh_database(url: str, name: str) -> str:
