@@ -22,9 +22,13 @@ _SHOWN = ["policy", "estimator", "value", "ci_low", "ci_high", "ci_method", "ess
 
 
 class LogPath(click.ParamType):
-    """An existing local path (a ``Path``), or a URI kept as text, which --spark reads."""
+    """An existing local path (a ``Path``), or with ``folder=True`` a folder to write
+    (existing or not), or a URI kept as text, which --spark reads and writes."""
 
     name = "path"
+
+    def __init__(self, *, folder: bool = False) -> None:
+        self.folder = folder
 
     def convert(self, value: object, param: click.Parameter | None,
                 ctx: click.Context | None) -> Path | str:
@@ -32,7 +36,9 @@ class LogPath(click.ParamType):
 
         if isinstance(value, str) and is_uri(value):
             return value
-        return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+        local = (click.Path(file_okay=False, path_type=Path) if self.folder
+                 else click.Path(exists=True, path_type=Path))
+        return local.convert(value, param, ctx)
 
 
 def _estimator_names(text: str) -> list[str]:

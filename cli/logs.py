@@ -19,27 +19,29 @@ def logs() -> None:
 
 @logs.command("to-parquet")
 @click.argument("paths", nargs=-1, required=True, type=LogPath())
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="New or empty folder of the table (dt=YYYY-MM-DD/ partitions).")
+@click.option("--out", required=True, type=LogPath(folder=True),
+              help="New or empty folder of the table (dt=YYYY-MM-DD/ partitions); a URI "
+                   "(hdfs://, s3a://...) with --spark.")
 @click.option("--spark", "spark_master", default=None, metavar="MASTER",
               envvar="BANDITKIT_SPARK_MASTER", show_envvar=True,
               help="Convert on Spark, one task per log file (local[2], spark://HOST:PORT, ...); "
                    "needs banditkit[spark].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def to_parquet(paths: tuple[Path | str, ...], out: Path, spark_master: str | None,
+def to_parquet(paths: tuple[Path | str, ...], out: Path | str, spark_master: str | None,
                as_json: bool) -> None:
     """Write dsjson logs as a Parquet table partitioned by date, for Spark SQL and pandas.
 
     One row per joined event: ids, time, model version, the chosen action, its
     probability, the ranked actions and probabilities, reward, outcomes, and
     the context and action features as JSON (docs/evaluation.md, "The log as a
-    table"). ``banditkit evaluate OUT`` evaluates the table as the log.
+    table"). ``banditkit evaluate OUT`` evaluates the table as the log. With
+    --spark, logs and OUT may be URIs, which Spark reads and writes through the
+    cluster's Hadoop FileSystem.
     """
-    uris = [p for p in paths if isinstance(p, str)]
-    if uris:
-        raise click.UsageError(f"{uris[0]} is a URI: to-parquet reads and writes local or "
-                               f"shared-mount paths; 'banditkit evaluate URI --spark MASTER' "
-                               f"evaluates a log at a URI as it is")
+    uris = [p for p in (*paths, out) if isinstance(p, str)]
+    if uris and spark_master is None:
+        raise click.UsageError(f"{uris[0]} is a URI, which only Spark reads and writes: add "
+                               f"--spark MASTER (or set BANDITKIT_SPARK_MASTER)")
     try:
         if spark_master is None:
             from ope.partitioned import write_log_table

@@ -68,6 +68,7 @@ __all__ = [
     "read_table_file",
     "record_of_row",
     "row_of_record",
+    "table_rows",
 ]
 
 SCHEMA = pa.schema([
@@ -228,22 +229,37 @@ class ConversionSummary:
                 "ignored_files": self.ignored_files}
 
 
-def _records(path: Path, skipped: Counter) -> Iterator[dict]:
-    """The joined records of one dsjson file; a torn last line is counted in ``skipped``."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.endswith("\n"):
-                skipped[TORN_LINE] += 1
-                break
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                parse_event(record)
-            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
-                raise InvalidInputError(f"{path}:{number}: not a joined dsjson event: "
-                                        f"{error}") from None
-            yield record
+def table_rows(name: str, lines: Iterable[str], skipped: Counter
+               ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(date, row)`` of each joined event among a dsjson file's ``lines``.
+
+    Each line comes with its newline; a last line without one (its writer is
+    still appending) is counted in ``skipped`` and not read. ``date`` is the
+    ``Timestamp``'s, the partition the row belongs to.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file ``name`` and the line of a line that is not a joined
+        event, or whose ``Timestamp`` does not start with a date.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.endswith("\n"):
+            skipped[TORN_LINE] += 1
+            break
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            row = row_of_record(record)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+            raise InvalidInputError(f"{name}:{number}: not a joined dsjson event: "
+                                    f"{error}") from None
+        day = row["timestamp"][:10]
+        if not _DATE.fullmatch(day):
+            raise InvalidInputError(f"{name}:{number}: Timestamp {record['Timestamp']!r} "
+                                    f"does not start with a date YYYY-MM-DD")
+        yield day, row
 
 
 def convert_file(index: int, path: str | os.PathLike, out: str | os.PathLike
@@ -255,8 +271,7 @@ def convert_file(index: int, path: str | os.PathLike, out: str | os.PathLike
     Raises
     ------
     InvalidInputError
-        Naming the file and line of a line that is not a joined event, or
-        whose ``Timestamp`` does not start with a date.
+        As :func:`table_rows`.
     """
     summary = ConversionSummary()
     writers: dict[str, pq.ParquetWriter] = {}
@@ -271,16 +286,12 @@ def convert_file(index: int, path: str | os.PathLike, out: str | os.PathLike
         writers[day].write_table(pa.Table.from_pylist(pending.pop(day), schema=SCHEMA))
 
     try:
-        for number, record in enumerate(_records(Path(path), summary.skipped_lines), start=1):
-            day = str(record["Timestamp"])[:10]
-            if not _DATE.fullmatch(day):
-                raise InvalidInputError(f"{path}: event {number} has Timestamp "
-                                        f"{record['Timestamp']!r}, which does not start "
-                                        f"with a date YYYY-MM-DD")
-            pending.setdefault(day, []).append(row_of_record(record))
-            summary.events += 1
-            if len(pending[day]) >= _BATCH:
-                flush(day)
+        with open(path, encoding="utf-8") as handle:
+            for day, row in table_rows(str(path), handle, summary.skipped_lines):
+                pending.setdefault(day, []).append(row)
+                summary.events += 1
+                if len(pending[day]) >= _BATCH:
+                    flush(day)
         for day in list(pending):
             flush(day)
     finally:

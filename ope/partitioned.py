@@ -75,9 +75,11 @@ __all__ = [
     "Source",
     "chunk_statistics",
     "convert_item",
+    "ends_torn",
     "evaluate_partitions",
     "list_sources",
     "source_counts",
+    "source_lines",
     "source_statistics",
     "write_log_table",
 ]
@@ -312,9 +314,10 @@ class LocalRunner:
                       (finish(key, values, shared) for key, values in groups.items()))
 
 
-def _read_lines(source: Source, skipped: Counter) -> Iterator[str]:
-    """The lines of a dsjson file Spark read (``(offset, line)`` pairs without their
-    newlines), each with its newline but a torn last line's (counted in ``skipped``)."""
+def source_lines(source: Source) -> Iterator[str]:
+    """The lines of a dsjson file Spark read at a URI (its ``content``: ``(offset,
+    line)`` pairs without their newlines), each with its newline but a torn last
+    line's, as reading the file would give them."""
     previous: tuple[int, str] | None = None
     for pair in source.content:
         if previous is not None:
@@ -322,25 +325,34 @@ def _read_lines(source: Source, skipped: Counter) -> Iterator[str]:
         previous = pair
     if previous is not None:
         offset, line = previous
-        if offset + len(line.encode("utf-8")) >= source.size:
+        yield line if offset + len(line.encode("utf-8")) >= source.size else line + "\n"
+
+
+def ends_torn(path: str | os.PathLike) -> bool:
+    """Whether a local file's last byte is not a newline: a dsjson writer is still
+    appending its last line."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        return bool(size) and os.pread(handle.fileno(), 1, size - 1) != b"\n"
+
+
+def _counting_torn(lines: Iterator[str], skipped: Counter) -> Iterator[str]:
+    for line in lines:
+        if not line.endswith("\n"):
             skipped[TORN_LINE] += 1  # parse_lines leaves that line out
-            yield line
-        else:
-            yield line + "\n"
+        yield line
 
 
 def _events(source: Source, skipped: Counter) -> Iterator[JoinedEvent]:
     if source.content is not None:  # read by Spark at a URI
         if source.kind == "dsjson":
-            return parse_lines(source.path, _read_lines(source, skipped))
+            return parse_lines(source.path, _counting_torn(source_lines(source), skipped))
         check_table_file(io.BytesIO(source.content), source.path)
         return read_table_file(io.BytesIO(source.content), source.path)
     if source.kind == "table":
         return read_log_table([source.path])
-    with open(source.path, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size and os.pread(handle.fileno(), 1, size - 1) != b"\n":
-            skipped[TORN_LINE] += 1  # read_events leaves that line out
+    if ends_torn(source.path):
+        skipped[TORN_LINE] += 1  # read_events leaves that line out
     return read_events([source.path])
 
 

@@ -30,15 +30,30 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from banditkit.errors import InvalidInputError
 from ope.base import OffPolicyEstimator
 from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
-from ope.logtable import ConversionSummary
-from ope.partitioned import PartialResult, Source, evaluate_partitions, write_log_table
+from ope.logtable import (
+    SCHEMA,
+    TORN_LINE,
+    ConversionSummary,
+    check_output_folder,
+    table_rows,
+)
+from ope.partitioned import (
+    PartialResult,
+    Source,
+    ends_torn,
+    evaluate_partitions,
+    list_sources,
+    source_lines,
+    write_log_table,
+)
 from ope.progressive import CandidateResult, Feature, Window, score_candidate, task_pairs
 from ope.uri import is_uri
 
@@ -407,15 +422,138 @@ def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike]
 
 def to_parquet(spark: SparkSession | str, paths: Sequence[str | os.PathLike],
                out: str | os.PathLike) -> ConversionSummary:
-    """Write a dsjson log as the log table of :mod:`ope.logtable`, one Spark task per file.
+    """Write a dsjson log as the log table of :mod:`ope.logtable` with Spark.
 
-    The files written are those of :func:`ope.partitioned.write_log_table`.
+    Local paths (each at the same path on every executor) are converted one
+    task per file into the files of :func:`ope.partitioned.write_log_table`.
+    When the log or ``out`` is a URI, Spark's own Parquet writer writes the
+    table through the cluster's Hadoop FileSystem (:func:`_write_through_spark`):
+    the same columns, rows and order, under Spark's file names.
 
     Raises
     ------
     InvalidInputError
-        ``out`` holds files already, or a line is not a joined event (the first
-        in log order is named).
+        ``out`` holds files already, or a line is not a joined event (one is
+        named; with local paths the first in log order).
     """
     with spark_session(spark) as session:
+        if is_uri(out) or any(is_uri(path) for path in paths):
+            return _write_through_spark(session, paths, out)
         return write_log_table(paths, out, collect=SparkRunner(spark=session).collect)
+
+
+#: A row's position in its file: sorting by it keeps the table in the log's order.
+_POSITION = "_position"
+#: Spark writes timestamps as INT96 unless told; the table's are microseconds in UTC.
+_TIMESTAMP_TYPE = "spark.sql.parquet.outputTimestampType"
+
+
+def _source_rows(source: Source) -> Iterator[tuple]:
+    """One dsjson file's rows as tuples of the table's columns, its date and position
+    (a torn last line is counted by the driver, :func:`_ends_torn`)."""
+    if source.content is None:
+        with open(source.path, encoding="utf-8") as handle:
+            yield from _row_tuples(source.path, handle)
+    else:
+        yield from _row_tuples(source.path, source_lines(source))
+
+
+def _row_tuples(name: str, lines: Iterable[str]) -> Iterator[tuple]:
+    for position, (day, row) in enumerate(table_rows(name, lines, Counter())):
+        yield (*(row[column] for column in SCHEMA.names), day, position)
+
+
+def _hadoop_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    """A Hadoop ``Path`` and its ``FileSystem``, for the driver's reads of a URI
+    through the cluster's configuration (PySpark reaches Hadoop only through its
+    gateway, ``_jvm``)."""
+    context = spark.sparkContext
+    path = context._jvm.org.apache.hadoop.fs.Path(uri)
+    return path, path.getFileSystem(context._jsc.hadoopConfiguration())
+
+
+def _ends_torn(spark: SparkSession, source: Source) -> bool:
+    """Whether a dsjson file's last byte is not a newline (its writer is still
+    appending), read on the driver, one byte per file."""
+    if not is_uri(source.path):
+        return ends_torn(source.path)
+    if source.size <= 0:
+        return False
+    path, file_system = _hadoop_path(spark, source.path)
+    stream = file_system.open(path)
+    try:
+        stream.seek(source.size - 1)
+        return stream.read() != ord("\n")
+    finally:
+        stream.close()
+
+
+def _new_table(spark: SparkSession, out: str | os.PathLike) -> str:
+    """``out`` as the URI Spark writes to, refused unless it is new or an empty
+    folder (tables are never mixed); a local path becomes a ``file:`` URI."""
+    if not is_uri(out):
+        return check_output_folder(out).resolve().as_uri()
+    try:
+        path, file_system = _hadoop_path(spark, str(out))
+        used = file_system.exists(path) and (not file_system.getFileStatus(path).isDirectory()
+                                             or len(file_system.listStatus(path)) > 0)
+    except Exception as error:  # py4j and the JVM raise many kinds
+        raise InvalidInputError(f"cannot write the log table to {out} through Spark's Hadoop "
+                                f"FileSystem: {_java_reason(str(error))}") from None
+    if used:
+        raise InvalidInputError(f"out must be a new or empty folder, got {out}, which "
+                                f"already holds files")
+    return str(out)
+
+
+def _task_error(error: Exception, out: str) -> InvalidInputError:
+    """The message of a failed write: a task's InvalidInputError (a bad line, named),
+    else Spark's reason."""
+    text = str(error)
+    found = re.search(r"InvalidInputError: (.+)", text)
+    if found:
+        return InvalidInputError(found.group(1).strip())
+    return InvalidInputError(f"cannot write the log table to {out} through Spark: "
+                             f"{_java_reason(text)}")
+
+
+def _write_through_spark(spark: SparkSession, paths: Sequence[str | os.PathLike],
+                         out: str | os.PathLike) -> ConversionSummary:
+    """The log table written by Spark's Parquet writer, for logs or tables at URIs.
+
+    One task per dsjson file makes its rows with :func:`ope.logtable.table_rows`;
+    each task sorts them by date and position in the file, so the files
+    (``dt=DATE/part-NNNNN-*.parquet``, ``NNNNN`` the file's position in the
+    log) hold the log's order, as :func:`ope.partitioned.write_log_table`'s do.
+    Spark's committer publishes the files only when every task has succeeded.
+    """
+    from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.types import LongType, StringType
+
+    runner = SparkRunner(spark=spark)
+    sources, ignored = list_sources(paths, listing=runner.listing)
+    if sources[0].kind != "dsjson":
+        raise InvalidInputError(f"paths must name dsjson logs to convert, got Parquet files in "
+                                f"{[str(p) for p in paths]}")
+    target = _new_table(spark, out)
+    schema = (from_arrow_schema(SCHEMA).add("dt", StringType(), False)
+              .add(_POSITION, LongType(), False))
+    frame = spark.createDataFrame(runner._sources(sources).flatMap(_source_rows), schema,
+                                  verifySchema=False)
+    previous = spark.conf.get(_TIMESTAMP_TYPE, None)
+    spark.conf.set(_TIMESTAMP_TYPE, "TIMESTAMP_MICROS")
+    try:
+        (frame.sortWithinPartitions("dt", _POSITION).drop(_POSITION)
+         .write.partitionBy("dt").mode("append").parquet(target))
+    except Exception as error:  # py4j and the JVM raise many kinds
+        raise _task_error(error, str(out)) from None
+    finally:
+        if previous is None:
+            spark.conf.unset(_TIMESTAMP_TYPE)
+        else:
+            spark.conf.set(_TIMESTAMP_TYPE, previous)
+    torn = sum(_ends_torn(spark, source) for source in sources)
+    return ConversionSummary(
+        events=spark.read.parquet(target).count(),
+        files=[path for path, _ in list_uri(spark, target) if path.endswith(".parquet")],
+        skipped_lines=Counter({TORN_LINE: torn} if torn else {}), ignored_files=ignored)

@@ -74,11 +74,14 @@ def test_to_parquet_refuses_a_folder_that_holds_files(partitioned_log, tmp_path)
     assert "out must be a new or empty folder" in result.output
 
 
-def test_to_parquet_names_a_uri_and_the_command_that_reads_it(tmp_path):
-    result = CliRunner().invoke(main, ["logs", "to-parquet", "hdfs://namenode/logs", "--out",
-                                       str(tmp_path / "table")])
-    assert result.exit_code == 2
-    assert "hdfs://namenode/logs is a URI: to-parquet reads and writes local" in result.output
+def test_to_parquet_says_a_uri_needs_spark(partitioned_log, tmp_path):
+    for arguments in (["hdfs://namenode/logs", "--out", str(tmp_path / "table")],
+                      [str(partitioned_log), "--out", "hdfs://namenode/table"]):
+        result = CliRunner().invoke(main, ["logs", "to-parquet", *arguments],
+                                    env={"BANDITKIT_SPARK_MASTER": None})
+        assert result.exit_code == 2
+        assert ("is a URI, which only Spark reads and writes: add --spark MASTER"
+                in result.output)
     assert not (tmp_path / "table").exists()
 
 
@@ -123,6 +126,11 @@ def test_evaluate_on_spark_prints_the_in_process_json_plus_the_engine(spark, par
                                        str(table), "--spark", "local[2]"])
     assert result.exit_code == 0, result.output
     assert "1,200 events in 4 files, 4 date partitions" in result.output
+    at_uri = (tmp_path / "at-uri").as_uri()
+    result = CliRunner().invoke(main, ["logs", "to-parquet", partitioned_log.as_uri(), "--out",
+                                       at_uri, "--spark", "local[2]"])
+    assert result.exit_code == 0, result.output
+    assert f"1,200 events in 4 files, 4 date partitions: {at_uri}" in result.output
     on_table = json.loads(CliRunner().invoke(
         main, ["evaluate", str(table), "--spark", "local[2]", *arguments]).stdout)
     assert on_table["policies"]["uniform"]["estimates"]["replay"]["value"] == pytest.approx(

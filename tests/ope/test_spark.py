@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from banditkit.eventlog import read_events
 from banditkit.store import Store
 from banditkit.vw import VWLearner
 from ope.evaluation import evaluate_log, make_estimators
+from ope.logtable import record_of_row
 from ope.partitioned import evaluate_partitions, write_log_table
 from ope.spark import evaluate_spark, spark_session, to_parquet
 
@@ -161,15 +163,21 @@ def test_bad_partitions_are_reported_as_in_process(spark, partitioned_log, tmp_p
     assert f"{last}:4: not a joined dsjson event" in str(on_spark.value)
 
 
-@pytest.mark.slow
-def test_uris_are_read_through_sparks_file_system_as_the_paths_are(spark, partitioned_log,
-                                                                   tmp_path):
-    logs = tmp_path / "logs"
-    shutil.copytree(partitioned_log, logs)
+def torn_copy(log, logs):
+    """A copy of ``log`` at ``logs`` whose first file ends in a torn line, with a note
+    beside its partitions."""
+    shutil.copytree(log, logs)
     first = sorted(logs.glob("dt=*/events.dsjson"))[0]
     with open(first, "a", encoding="utf-8") as handle:
         handle.write('{"EventId":"torn","Timest')  # a writer killed mid-append
     (logs / "README.txt").write_text("notes")
+    return logs
+
+
+@pytest.mark.slow
+def test_uris_are_read_through_sparks_file_system_as_the_paths_are(spark, partitioned_log,
+                                                                   tmp_path):
+    logs = torn_copy(partitioned_log, tmp_path / "logs")
     estimators = make_estimators(FIXED)
     expected = evaluate_spark(spark, [logs], estimators=estimators, chunk_size=500)
     got = evaluate_spark(spark, [logs.as_uri()], estimators=estimators, chunk_size=500)
@@ -192,6 +200,59 @@ def test_uris_are_read_through_sparks_file_system_as_the_paths_are(spark, partit
     last.write_text("".join(lines))
     with pytest.raises(InvalidInputError, match=f"^file:{last}:7: not a joined dsjson event"):
         evaluate_spark(spark, [logs.as_uri()], estimators=estimators)
+
+
+def table_rows_in_order(files):
+    """Every row of a log table's files, in the order a reader takes them (by path)."""
+    import pyarrow.parquet as pq
+
+    local = sorted(str(f).removeprefix("file:") for f in files)
+    return [row for path in local for row in pq.read_table(path).to_pylist()]
+
+
+@pytest.mark.slow
+def test_a_log_table_at_a_uri_is_written_by_sparks_writer_in_the_logs_order(
+        spark, partitioned_log, tmp_path):
+    logs = torn_copy(partitioned_log, tmp_path / "logs")
+    expected = write_log_table([logs], tmp_path / "local")
+
+    out = (tmp_path / "on-hadoop").as_uri()
+    summary = to_parquet(spark, [logs.as_uri()], out)
+    assert summary.events == expected.events == 1200
+    assert summary.skipped_lines == expected.skipped_lines == {
+        "torn last line (no newline: still being written), not read": 1}
+    assert summary.ignored_files["not a .dsjson or .parquet file"]["examples"] == [
+        f"file:{logs / 'README.txt'}"]
+    # one file per source file and date, as in process; the same rows, types and order
+    assert sorted(Path(f).parent.name for f in summary.files) == sorted(
+        Path(f).parent.name for f in expected.files)
+    rows = table_rows_in_order(summary.files)
+    assert rows == table_rows_in_order(expected.files)
+    assert [record_of_row(row)["EventId"] for row in rows] == [
+        event.event_id for event in read_events([logs])]
+    estimators = make_estimators(FIXED)
+    assert_same_estimates(evaluate_spark(spark, [out], estimators=estimators, chunk_size=500),
+                          evaluate_log([logs], estimators=estimators, chunk_size=500))
+    # local paths read, a table written at a URI; a local folder written from URIs
+    assert table_rows_in_order(to_parquet(spark, [logs], out + "-2").files) == rows
+    local_out = tmp_path / "from-uris"
+    local_out.mkdir()
+    assert table_rows_in_order(to_parquet(spark, [logs.as_uri()], local_out).files) == rows
+
+    with pytest.raises(InvalidInputError, match=f"^out must be a new or empty folder, got "
+                                                f"{out}, which already holds files$"):
+        to_parquet(spark, [logs.as_uri()], out)
+    last = sorted(logs.glob("dt=*/events.dsjson"))[-1]
+    lines = last.read_text().splitlines(keepends=True)
+    lines[6] = "{}\n"
+    last.write_text("".join(lines))
+    failed = tmp_path / "failed"
+    with pytest.raises(InvalidInputError, match=f"^file:{last}:7: not a joined dsjson event"):
+        to_parquet(spark, [logs.as_uri()], failed.as_uri())
+    assert not list(failed.rglob("*.parquet"))  # nothing published: the same out again
+    lines[6] = "\n"
+    last.write_text("".join(lines))
+    assert to_parquet(spark, [logs.as_uri()], failed.as_uri()).events == 1199
 
 
 @pytest.mark.slow
