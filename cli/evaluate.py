@@ -290,6 +290,7 @@ def _evaluate_partitioned(logs: tuple[Path | str, ...], policies: tuple[str, ...
                           model_args: str | None, data_dir: Path, database_url: str | None,
                           as_json: bool, report_dir: Path | None) -> None:
     """A dsjson log or a log table, file by file: on Spark, or in process for a table."""
+    from banditkit.errors import BanditkitError
     from ope.evaluation import make_estimators
     from ope.partitioned import evaluate_partitions
 
@@ -310,7 +311,7 @@ def _evaluate_partitioned(logs: tuple[Path | str, ...], policies: tuple[str, ...
             from ope.spark import evaluate_spark
 
             report = evaluate_spark(spark_master, logs, estimators=estimators, **options)
-    except (ValueError, TypeError, ModuleNotFoundError) as error:
+    except (ValueError, TypeError, ModuleNotFoundError, BanditkitError) as error:
         raise click.ClickException(str(error)) from None
     _finish(report, as_json, report_dir)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from banditkit.errors import BanditkitError
 from cli.evaluate import LogPath
 
 __all__ = ["logs"]
@@ -51,7 +52,7 @@ def to_parquet(paths: tuple[Path | str, ...], out: Path | str, spark_master: str
             from ope.spark import to_parquet as spark_to_parquet
 
             summary = spark_to_parquet(spark_master, paths, out)
-    except (ValueError, ModuleNotFoundError) as error:
+    except (ValueError, ModuleNotFoundError, BanditkitError) as error:
         raise click.ClickException(str(error)) from None
     result = {"out": str(out), **summary.to_dict()}
     if as_json:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from banditkit.errors import InvalidInputError
+from banditkit.errors import BanditkitError, InvalidInputError
 from ope.base import OffPolicyEstimator
 from ope.evaluation import DEFAULT_LOG_POLICIES, EvaluationReport
 from ope.logtable import (
@@ -65,6 +65,7 @@ __all__ = [
     "INSTALL_HINT",
     "MASTER_ENV",
     "SparkCandidatePool",
+    "SparkJobError",
     "SparkRunner",
     "check_master",
     "evaluate_spark",
@@ -197,6 +198,36 @@ def _java_reason(text: str) -> str:
     return lines[0] if lines else "unknown error"
 
 
+class SparkJobError(BanditkitError, RuntimeError):
+    """A Spark job failed after Spark's own retries: a task failed as many times as
+    the cluster allows (``spark.task.maxFailures``; ``local[N,F]`` for a local master)."""
+
+
+_STAGE_FAILURE = re.compile(r"Job aborted due to stage failure: (.+?)(?: Consider setting|$)",
+                            re.MULTILINE)
+
+
+def _job_failure(error: Exception) -> SparkJobError | None:
+    """The one-line reason of a Spark job that failed, or None for another error."""
+    found = _STAGE_FAILURE.search(str(error))
+    if found is None:
+        return None
+    return SparkJobError(f"the Spark job failed: {found.group(1).strip()}")
+
+
+@contextmanager
+def _spark_job() -> Iterator[None]:
+    """Run a Spark action, a failed job raised as :class:`SparkJobError` with its reason
+    (not py4j's Java stack)."""
+    try:
+        yield
+    except Exception as error:  # py4j and the JVM raise many kinds
+        failure = _job_failure(error)
+        if failure is None:
+            raise
+        raise failure from None
+
+
 def list_uri(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
     """The files under ``uri`` (or the file it names) and their sizes, sorted by path,
     listed by Spark's ``binaryFile`` source through the cluster's Hadoop FileSystem.
@@ -265,8 +296,9 @@ class SparkRunner:
         context = self.spark.sparkContext
         shipped = context.broadcast(shared)
         try:
-            return self._sources(sources).map(
-                lambda source: function(source, shipped.value)).collect()
+            with _spark_job():
+                return self._sources(sources).map(
+                    lambda source: function(source, shipped.value)).collect()
         finally:
             shipped.destroy()
 
@@ -283,8 +315,10 @@ class SparkRunner:
                 groups = pairs.groupByKey(min(len(sources), context.defaultParallelism))
             else:
                 groups = pairs.map(lambda pair: (pair[0], [pair[1]]))
-            return (groups.map(lambda group: finish(group[0], list(group[1]), shipped.value))
-                    .treeReduce(PartialResult.merge))
+            with _spark_job():
+                return (groups.map(lambda group: finish(group[0], list(group[1]),
+                                                        shipped.value))
+                        .treeReduce(PartialResult.merge))
         finally:
             shipped.destroy()
 
@@ -372,8 +406,9 @@ class SparkCandidatePool:
         if not pairs:
             return []
         shipped = self.shipped
-        return (self.spark.sparkContext.parallelize(pairs, len(pairs))
-                .map(lambda task: _score_task(task, shipped.value)).collect())
+        with _spark_job():
+            return (self.spark.sparkContext.parallelize(pairs, len(pairs))
+                    .map(lambda task: _score_task(task, shipped.value)).collect())
 
     def close(self) -> None:
         """Drop the broadcast window from the executors."""
@@ -411,6 +446,12 @@ def evaluate_spark(spark: SparkSession | str, paths: Sequence[str | os.PathLike]
     Returns
     -------
     EvaluationReport
+
+    Raises
+    ------
+    SparkJobError
+        When a task failed more often than the cluster retries it (an executor
+        lost each time); a task that succeeds on a retry gives the same numbers.
     """
     with spark_session(spark) as session:
         return evaluate_partitions(paths, estimators=estimators, policies=policies,
@@ -435,6 +476,8 @@ def to_parquet(spark: SparkSession | str, paths: Sequence[str | os.PathLike],
     InvalidInputError
         ``out`` holds files already, or a line is not a joined event (one is
         named; with local paths the first in log order).
+    SparkJobError
+        When a task failed more often than the cluster retries it.
     """
     with spark_session(spark) as session:
         if is_uri(out) or any(is_uri(path) for path in paths):
@@ -506,13 +549,16 @@ def _new_table(spark: SparkSession, out: str | os.PathLike) -> str:
     return str(out)
 
 
-def _task_error(error: Exception, out: str) -> InvalidInputError:
-    """The message of a failed write: a task's InvalidInputError (a bad line, named),
-    else Spark's reason."""
+def _task_error(error: Exception, out: str) -> InvalidInputError | SparkJobError:
+    """The error of a failed write: a task's InvalidInputError (a bad line, named), a
+    job that failed for another reason, or Spark's refusal to write ``out``."""
     text = str(error)
     found = re.search(r"InvalidInputError: (.+)", text)
     if found:
         return InvalidInputError(found.group(1).strip())
+    failure = _job_failure(error)
+    if failure is not None:
+        return failure
     return InvalidInputError(f"cannot write the log table to {out} through Spark: "
                              f"{_java_reason(text)}")
 
