@@ -426,6 +426,9 @@ class JoinedEvent:
 
 def parse_event(record: dict) -> JoinedEvent:
     """One joined dsjson object to a :class:`JoinedEvent`."""
+    if "_outcomes" in record:
+        raise ValueError("a page (multi-slot) event, not a single decision: a page log "
+                         "is read with parse_page")
     shared = record["c"]
     actions = [_namespaces(entry) for entry in shared["_multi"]]
     pmf = [0.0] * len(actions)

@@ -256,6 +256,26 @@ def test_a_log_table_at_a_uri_is_written_by_sparks_writer_in_the_logs_order(
 
 
 @pytest.mark.slow
+def test_a_page_log_at_a_uri_is_named_as_one(spark, tmp_path):
+    from banditkit.dsjson import CcbSlot, ccb_decision_line
+
+    logs = tmp_path / "pages" / "dt=2026-01-01"
+    logs.mkdir(parents=True)
+    slots = [CcbSlot(id="top", features={}, eligible=[0, 1], actions=[1, 0],
+                     probabilities=[0.9, 0.1]),
+             CcbSlot(id="second", features={}, eligible=[0, 1], actions=[0],
+                     probabilities=[1.0])]
+    page = ccb_decision_line("p1", "2026-01-01T00:00:00Z", "v1", {"Member": {"country": "BR"}},
+                             [{"Row": {"genre": "drama"}}, {"Row": {"genre": "comedy"}}],
+                             slots, {"slotIds": ["top", "second"]})
+    (logs / "events.dsjson").write_text(page + "\n")
+    with pytest.raises(InvalidInputError, match=r"events.dsjson:1: not a joined dsjson event: "
+                                                r"a page \(multi-slot\) event, not a single "
+                                                r"decision"):
+        evaluate_spark(spark, [logs.parent.as_uri()], estimators=make_estimators(["ips"]))
+
+
+@pytest.mark.slow
 def test_a_uri_spark_cannot_list_is_named_with_the_reason(spark, tmp_path):
     estimators = make_estimators(["ips"])
     missing = (tmp_path / "nowhere").as_uri()
