@@ -101,11 +101,26 @@ _HUE_INDEX = np.array([3, 4, 5, 6, 7, 8, 9, 10, 3])
 #: relative to a fully saturated one: saturated colour draws the eye, so a red
 #: costume on a grey set is what a person names.
 NEUTRAL_WEIGHT = 1 / 3
-# the rule of colour_names as lookup tables over OpenCV's HSV bytes
+# the rule of colour_names as lookup tables over OpenCV's HSV bytes, applied by
+# cv2.LUT (numpy's fancy indexing costs several times more per pixel)
 _UNIT = np.arange(256) / 255.0
-_HUE_NAME = _HUE_INDEX[np.searchsorted(_HUE_BOUNDS, np.arange(180) * 2, side="right")]
-_UNDER_FIFTH = _UNIT < 0.2  # black under 20% value; white or grey under 20% saturation
-_NEUTRAL_NAME = np.where(_UNIT > 0.8, 1, 2)
+_UNDER_FIFTH = (_UNIT < 0.2).astype(np.uint8)  # black under 20% value; neutral under 20% sat.
+_HUE_NAME = np.zeros(256, np.uint8)  # OpenCV's hue stops at 179
+_HUE_NAME[:180] = _HUE_INDEX[np.searchsorted(_HUE_BOUNDS, np.arange(180) * 2, side="right")]
+_VALUE_NAME = np.where(_UNDER_FIFTH, 0, np.where(_UNIT > 0.8, 1, 2)).astype(np.uint8)
+_SATURATION_VOTE = np.where(_UNDER_FIFTH, NEUTRAL_WEIGHT, _UNIT)
+
+
+def _names_and_votes(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`colour_names` as bytes, and each pixel's vote (:func:`dominant_colour`)."""
+    hue, sat, val = cv2.split(np.ascontiguousarray(hsv.reshape(-1, 1, 3)))
+    black = cv2.LUT(val, _UNDER_FIFTH).view(bool)
+    names = cv2.LUT(hue, _HUE_NAME)
+    np.copyto(names, cv2.LUT(val, _VALUE_NAME),
+              where=(cv2.LUT(sat, _UNDER_FIFTH) | black.view(np.uint8)).view(bool))
+    votes = cv2.LUT(sat, _SATURATION_VOTE)
+    np.copyto(votes, NEUTRAL_WEIGHT, where=black)
+    return names.reshape(-1), votes.reshape(-1)
 
 
 def colour_names(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,12 +139,8 @@ def colour_names(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     saturation : ndarray of shape (n_pixels,)
         In [0, 1].
     """
-    flat = hsv.reshape(-1, 3)
-    hue, sat, val = flat[:, 0], flat[:, 1], flat[:, 2]
-    names = np.where(_UNDER_FIFTH[val], 0,
-                     np.where(_UNDER_FIFTH[sat], _NEUTRAL_NAME[val], _HUE_NAME[hue]))
-    sat = _UNIT[sat]
-    return names, sat
+    names, _ = _names_and_votes(hsv)
+    return names.astype(np.int64), _UNIT[hsv.reshape(-1, 3)[:, 1]]
 
 
 def dominant_colour(hsv: np.ndarray) -> tuple[str, float]:
@@ -151,11 +162,10 @@ def dominant_colour(hsv: np.ndarray) -> tuple[str, float]:
     share : float
         Share of the pixels with that name, in [0, 1].
     """
-    names, sat = colour_names(hsv)
-    votes = np.bincount(names, weights=np.where(names < 3, NEUTRAL_WEIGHT, sat),
-                        minlength=len(COLOUR_NAMES))
+    names, votes = _names_and_votes(hsv)
+    votes = np.bincount(names, weights=votes, minlength=len(COLOUR_NAMES))
     best = int(np.argmax(votes))
-    return COLOUR_NAMES[best], float(np.mean(names == best))
+    return COLOUR_NAMES[best], float(np.count_nonzero(names == best) / names.size)
 
 
 def _kmeans(
@@ -179,29 +189,43 @@ def _kmeans(
     centers : ndarray of shape (k, n_dims)
     labels : ndarray of shape (n_points,)
     """
-    centers = [points[rng.integers(len(points))]]
-    dist = ((points - centers[0]) ** 2).sum(axis=1)
+    n = len(points)
+    columns = np.ascontiguousarray(points.T)
+
+    def sq_dist(point: np.ndarray) -> np.ndarray:
+        # |p - point|^2 column by column, summed in the order .sum(axis=1) uses
+        out = (columns[0] - point[0]) ** 2
+        for column, value in zip(columns[1:], point[1:], strict=True):
+            out += (column - value) ** 2
+        return out
+
+    first = rng.integers(n)
+    centers = [points[first]]
+    dist = sq_dist(points[first])
     for _ in range(1, k):
         total = dist.sum()
-        index = rng.choice(len(points), p=dist / total) if total > 0 else rng.integers(len(points))
+        index = rng.choice(n, p=dist / total) if total > 0 else rng.integers(n)
         centers.append(points[index])
-        dist = np.minimum(dist, ((points - points[index]) ** 2).sum(axis=1))
+        np.minimum(dist, sq_dist(points[index]), out=dist)
     centers = np.array(centers)
-    sq = (points**2).sum(axis=1)[:, None]
+    # |p|^2 repeated per centre: a broadcast (n, 1) operand costs more than the matmul
+    sq = np.repeat(sq_dist(np.zeros(points.shape[1]))[:, None], k, axis=1)
     doubled = 2.0 * points
-    columns = np.ascontiguousarray(points.T)
-    labels = np.zeros(len(points), dtype=np.int64)
+    labels = np.zeros(n, dtype=np.int64)
+    d2 = np.empty((n, k))
+    sums = np.empty_like(centers)
     for iteration in range(n_iter):
         # |p - c|^2 without the (n_points, k, n_dims) temporary; the |p|^2 term
         # does not change the argmin but keeps the distances non-negative
-        d2 = sq - doubled @ centers.T + (centers**2).sum(axis=1)
+        np.subtract(sq, doubled @ centers.T, out=d2)
+        d2 += (centers**2).sum(axis=1)
         new_labels = d2.argmin(axis=1)
-        if iteration and np.array_equal(new_labels, labels):
+        if iteration and (new_labels == labels).all():
             break
         labels = new_labels
         counts = np.bincount(labels, minlength=k)
-        sums = np.stack([np.bincount(labels, weights=column, minlength=k)
-                         for column in columns], axis=1)
+        for dim, column in enumerate(columns):
+            sums[:, dim] = np.bincount(labels, weights=column, minlength=k)
         if counts.all():
             centers = sums / counts[:, None]
         else:
