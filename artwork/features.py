@@ -316,10 +316,15 @@ def color_features(image: np.ndarray, *, n_colors: int = 5, seed: int = 0) -> Fe
     return namespace
 
 
-def color_analysis(image: np.ndarray, *, n_colors: int, seed: int
+def color_analysis(image: np.ndarray, *, n_colors: int, seed: int,
+                   gray: np.ndarray | None = None, reduced: np.ndarray | None = None
                    ) -> tuple[Features, float, list[tuple[tuple[int, int, int], float]]]:
     """Colour namespace, raw colourfulness M and palette in one pass, so an analysis
     that reports all three reduces the image once.
+
+    ``gray`` is the greyscale of ``image`` and ``reduced`` its copy at most 128
+    pixels on its longer side (``fit(image, 128)``), when the caller has them;
+    ``image`` is at most 256 pixels on its longer side when they are given.
 
     Returns
     -------
@@ -332,11 +337,12 @@ def color_analysis(image: np.ndarray, *, n_colors: int, seed: int
     """
     check_image(image)
     work, _ = fit(image, 256)
-    luma = to_gray(work)
+    luma = to_gray(work) if gray is None else gray
     mean_luma, std_luma = (float(v[0, 0]) for v in cv2.meanStdDev(luma))
     red, _, blue, _ = cv2.mean(work)
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
-    palette = dominant_colors(work, n_colors=n_colors, seed=seed)
+    palette = dominant_colors(work if reduced is None else reduced, n_colors=n_colors,
+                              seed=seed)
     hue, share = dominant_colour(hsv)
     m = colorfulness(work)
     levels = np.bincount(luma.reshape(-1), minlength=256) / luma.size
@@ -478,15 +484,16 @@ def largest_face_centre(faces: list[Face] | None,
 
 def layout_namespace(
     small: np.ndarray, *, detectors: Detectors, subject: tuple[float, float] | None,
-    gray: np.ndarray | None = None,
+    gray: np.ndarray | None = None, reduced: np.ndarray | None = None,
 ) -> Features:
     """Layout namespace of a copy at most 256 pixels on its longer side.
 
     ``subject`` is the largest face's centre as fractions of the width and
     height (``None``: the saliency centre); ``gray`` is ``small``'s greyscale
-    when the caller has it.
+    and ``reduced`` its copy at most 128 pixels on its longer side
+    (``fit(small, 128)``), when the caller has them.
     """
-    sal = saliency(small, detectors.saliency)
+    sal = saliency(small if reduced is None else reduced, detectors.saliency)
     mh, mw = sal.shape
     ys, xs = (np.arange(mh) + 0.5) / mh, (np.arange(mw) + 0.5) / mw
     cy, cx = float(sal.sum(axis=1) @ ys), float(sal.sum(axis=0) @ xs)
