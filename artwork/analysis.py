@@ -301,7 +301,7 @@ def analyze_image(
                                                     gray=small_gray, reduced=small_reduced)
     features.update(color)
     sharp = laplacian_variance(gray)
-    noise = noise_sigma(image)
+    noise = noise_sigma(image, gray=gray_full)
     features.update(quality_namespace(sharp, noise))
     features.update(layout_namespace(small, detectors=detectors,
                                      subject=largest_face_centre(faces, image.shape),
