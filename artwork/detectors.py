@@ -670,12 +670,14 @@ def _letter_runs(boxes: np.ndarray, min_letters: int) -> list[np.ndarray]:
         typical, level = (float(median(v[m].tolist())) for v in (h, centre))
         m = m[(np.abs(centre[m] - level) <= 0.3 * typical)
               & (h[m] >= 0.7 * typical) & (h[m] <= typical / 0.7)]
-        runs, run = [], []
-        for i in m[np.argsort(x[m], kind="stable")]:
-            if run and x[i] - max(x[k] + w[k] for k in run) > 1.5 * typical:
+        runs, run, right = [], [], 0  # right: the run's rightmost edge
+        for i in m[np.argsort(x[m], kind="stable")].tolist():
+            left, end = int(x[i]), int(x[i] + w[i])
+            if run and left - right > 1.5 * typical:
                 runs.append(run)
                 run = []
-            run.append(int(i))
+            right = max(right, end) if run else end
+            run.append(i)
         runs.append(run)
         for run in runs:
             r = np.asarray(run)
