@@ -253,11 +253,18 @@ def dominant_colors(
         Colours with their pixel shares, largest share first; shares sum to 1.
     """
     check_image(image)
+    return _palette(fit(image, 128)[0], n_colors=n_colors, seed=seed)
+
+
+def _palette(reduced: np.ndarray, *, n_colors: int, seed: int
+             ) -> list[tuple[tuple[int, int, int], float]]:
+    """:func:`dominant_colors` of an image already checked and reduced to at most 128
+    pixels on its longer side."""
     if not isinstance(n_colors, int) or isinstance(n_colors, bool) or n_colors < 1:
         raise ArtworkInputError(
             "bad_argument", f"n_colors must be a positive int, got {n_colors!r}"
         )
-    thumb = cv2.resize(fit(image, 128)[0], (32, 32), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(reduced, (32, 32), interpolation=cv2.INTER_AREA)
     lab8 = cv2.cvtColor(thumb, cv2.COLOR_RGB2LAB).reshape(-1, 3)
     packed = (lab8[:, 0].astype(np.int32) << 16) | (lab8[:, 1].astype(np.int32) << 8) | lab8[:, 2]
     k = min(n_colors, int(np.count_nonzero(np.diff(np.sort(packed)))) + 1)  # distinct colours
@@ -344,8 +351,8 @@ def color_analysis(image: np.ndarray, *, n_colors: int, seed: int,
     # cv2.meanStdDev's means are cv2.mean's, at a fraction of its cost on three channels
     red, _, blue = cv2.meanStdDev(work)[0].ravel()
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV)
-    palette = dominant_colors(work if reduced is None else reduced, n_colors=n_colors,
-                              seed=seed)
+    palette = _palette(fit(work, 128)[0] if reduced is None else reduced, n_colors=n_colors,
+                       seed=seed)
     hue, share = dominant_colour(hsv)
     m = colorfulness(work)
     levels = np.bincount(luma.reshape(-1), minlength=256) / luma.size
