@@ -291,11 +291,9 @@ def colorfulness(image: np.ndarray) -> float:
     D. Hasler and S. Süsstrunk. "Measuring colourfulness in natural images."
     Proc. SPIE 5007, Human Vision and Electronic Imaging VIII, 2003.
     """
-    red, green, blue = cv2.split(check_image(image))
-    # exact in float64 (integers and halves), written straight from the bytes
-    rg = cv2.subtract(red, green, dtype=cv2.CV_64F)
-    yb = cv2.subtract(cv2.addWeighted(red, 0.5, green, 0.5, 0, dtype=cv2.CV_64F), blue,
-                      dtype=cv2.CV_64F)
+    rgb = check_image(image).astype(np.float64)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
