@@ -114,12 +114,12 @@ _SATURATION_VOTE = np.where(_UNDER_FIFTH, NEUTRAL_WEIGHT, _UNIT)
 def _names_and_votes(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`colour_names` as bytes, and each pixel's vote (:func:`dominant_colour`)."""
     hue, sat, val = cv2.split(np.ascontiguousarray(hsv.reshape(-1, 1, 3)))
-    black = cv2.LUT(val, _UNDER_FIFTH).view(bool)
+    black = cv2.LUT(val, _UNDER_FIFTH)
     names = cv2.LUT(hue, _HUE_NAME)
     np.copyto(names, cv2.LUT(val, _VALUE_NAME),
-              where=(cv2.LUT(sat, _UNDER_FIFTH) | black.view(np.uint8)).view(bool))
+              where=(cv2.LUT(sat, _UNDER_FIFTH) | black).view(bool))
     votes = cv2.LUT(sat, _SATURATION_VOTE)
-    np.copyto(votes, NEUTRAL_WEIGHT, where=black)
+    np.copyto(votes, NEUTRAL_WEIGHT, where=black.view(bool))
     return names.reshape(-1), votes.reshape(-1)
 
 
