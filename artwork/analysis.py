@@ -295,13 +295,17 @@ def analyze_image(
 
     features: Features = {}
     features.update(geometry_features(image))
-    color, colorfulness_m, palette = color_analysis(small, n_colors=5, seed=seed)
+    # the 256-px colour copy's greyscale and 128-px copy serve colour and layout
+    small_gray, small_reduced = to_gray(small), fit(small, 128)[0]
+    color, colorfulness_m, palette = color_analysis(small, n_colors=5, seed=seed,
+                                                    gray=small_gray, reduced=small_reduced)
     features.update(color)
     sharp = laplacian_variance(gray)
-    noise = noise_sigma(image)
+    noise = noise_sigma(image, gray=gray_full)
     features.update(quality_namespace(sharp, noise))
     features.update(layout_namespace(small, detectors=detectors,
-                                     subject=largest_face_centre(faces, image.shape)))
+                                     subject=largest_face_centre(faces, image.shape),
+                                     gray=small_gray, reduced=small_reduced))
     features.update(face_namespace(faces, image.shape))
     features.update(people_features(image, detectors=detectors, people=people))
     features.update(text_features(image, regions=text))

@@ -55,7 +55,10 @@ class Fingerprint:
 
 
 def _bits_to_hex(bits: np.ndarray) -> str:
-    return f"{int(''.join('1' if b else '0' for b in bits.reshape(-1)), 2):016x}"
+    """The bits (first most significant) as hex, at least 16 digits."""
+    flat = bits.reshape(-1)
+    value = int.from_bytes(np.packbits(flat).tobytes(), "big") >> (-len(flat) % 8)
+    return f"{value:016x}"
 
 
 def hamming(a: str, b: str) -> int:

@@ -101,7 +101,8 @@ def saliency(image: np.ndarray, model: object, *, size: int = 128) -> np.ndarray
     saliency model itself (``Detectors.saliency``), so that this module knows no detectors.
     """
     work, _ = fit(image, size)
-    ok, sal = model.computeSaliency(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
+    # the model's own greyscale of a BGR copy is this greyscale of the RGB copy
+    ok, sal = model.computeSaliency(to_gray(work))
     sal = np.asarray(sal, dtype=np.float64) if ok else np.zeros(work.shape[:2])
     sal = np.nan_to_num(sal, nan=0.0, posinf=0.0, neginf=0.0)
     sal = np.clip(sal, 0.0, None)
