@@ -533,9 +533,10 @@ def _ends_torn(spark: SparkSession, source: Source) -> bool:
 
 def _new_table(spark: SparkSession, out: str | os.PathLike) -> str:
     """``out`` as the URI Spark writes to, refused unless it is new or an empty
-    folder (tables are never mixed); a local path becomes a ``file:`` URI."""
+    folder (tables are never mixed); a local path becomes a ``file:`` URI, written
+    as Hadoop paths are (a space stays a space)."""
     if not is_uri(out):
-        return check_output_folder(out).resolve().as_uri()
+        return f"file://{check_output_folder(out).resolve()}"
     try:
         path, file_system = _hadoop_path(spark, str(out))
         used = file_system.exists(path) and (not file_system.getFileStatus(path).isDirectory()
