@@ -235,9 +235,10 @@ def test_a_log_table_at_a_uri_is_written_by_sparks_writer_in_the_logs_order(
                           evaluate_log([logs], estimators=estimators, chunk_size=500))
     # local paths read, a table written at a URI; a local folder written from URIs
     assert table_rows_in_order(to_parquet(spark, [logs], out + "-2").files) == rows
-    local_out = tmp_path / "from-uris"
+    local_out = tmp_path / "from uris"
     local_out.mkdir()
     assert table_rows_in_order(to_parquet(spark, [logs.as_uri()], local_out).files) == rows
+    assert len(list(local_out.rglob("*.parquet"))) == 4  # in the folder named, not "from%20uris"
 
     with pytest.raises(InvalidInputError, match=f"^out must be a new or empty folder, got "
                                                 f"{out}, which already holds files$"):
