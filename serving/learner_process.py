@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from banditkit.loop import LoopEngine
     from banditkit.store.journaled import Fence
 
-__all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "fence_loop", "run_learner"]
+__all__ = ["LEARNER_HEALTH_FILE", "LearnerSupervisor", "fence_loop", "run_learner",
+           "wait_for_learner_lease"]
 
 #: The learner process's health file in the data dir (``LEARNER_HEALTH_PATH``).
 LEARNER_HEALTH_FILE = "learner.health"
@@ -211,8 +212,8 @@ def run_learner(data_dir: Path, *, database_url: str | None = None,
             return
         lease = None
         if database_url is not None:
-            lease = _learner_lease(data_dir, database_url, stop=stop,
-                                   interval_seconds=interval_seconds)
+            lease = wait_for_learner_lease(data_dir, database_url, stop=stop,
+                                           interval_seconds=interval_seconds)
             if lease is None:
                 lock.close()
                 return
@@ -258,17 +259,19 @@ def _learner_lock(data_dir: Path, *, stop: threading.Event, interval_seconds: fl
     return None
 
 
-def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
-                   interval_seconds: float) -> Any:
+def wait_for_learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
+                           interval_seconds: float) -> Any:
     """The PostgreSQL store's learner lease: one learner across every host.
 
-    While another host's learner holds it, this process ships its host's
-    journals into the store every ``interval_seconds`` (the lease holder joins
-    them). Once it holds the lease, a daemon thread checks it every
-    ``interval_seconds`` (the holder's heartbeat) and stops this learner when it
-    was lost (the supervisor restarts the process, which waits for the lease
-    again). While the database cannot be reached it keeps trying. Returns the
-    lease, or None when asked to stop first.
+    While another host's learner holds it, this process asks for it every
+    ``interval_seconds`` and ships its host's journals into the store (the lease
+    holder joins them) in a thread of their own: a shipment waits for the
+    store's write lock, which a hung holder may keep, and only asking for the
+    lease deposes that holder and ends its sessions. Once it holds the lease, a
+    daemon thread checks it every ``interval_seconds`` (the holder's heartbeat)
+    and stops this learner when it was lost (the supervisor restarts the
+    process, which waits for the lease again). While the database cannot be
+    reached it keeps trying. Returns the lease, or None when asked to stop first.
     """
     import psycopg
 
@@ -277,27 +280,20 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
     # Heartbeats come every interval (the watcher below); five missed depose it.
     lease = LearnerLease(url=database_url,
                          stale_seconds=max(_STALE_SECONDS, 5 * interval_seconds))
-    shipper: _Shipper | None = None
-    unreachable = waiting = False
+    shipping = _ShippingThread(data_dir, database_url, interval_seconds=interval_seconds)
+    unreachable = False
     try:
         while not stop.is_set():
             try:
                 if lease.acquire():
                     break
-                if shipper is None:
-                    if not waiting:
-                        _logger.warning("another host's learner holds the store's learner "
-                                        "lease; waiting for it and shipping this host's "
-                                        "journals")
-                    waiting = True
-                    shipper = _Shipper(data_dir, database_url)
-                shipper.ship()
+                if shipping.ident is None:  # not started yet
+                    _logger.warning("another host's learner holds the store's learner lease; "
+                                    "waiting for it and shipping this host's journals")
+                    shipping.start()
                 unreachable = False
             except psycopg.OperationalError as error:
                 lease.release()
-                if shipper is not None:
-                    shipper.close()
-                    shipper = None
                 if not unreachable:  # once per outage
                     _logger.warning("the database cannot be reached (%s); trying the lease "
                                     "again every %s s", str(error).strip()[:200],
@@ -308,8 +304,8 @@ def _learner_lease(data_dir: Path, database_url: str, *, stop: threading.Event,
             lease.release()
             return None
     finally:
-        if shipper is not None:
-            shipper.close()
+        # the shipment under way ends first: the learner ingests the journals next
+        shipping.finish(wait=not stop.is_set())
 
     def watch() -> None:
         while not stop.wait(interval_seconds):
@@ -367,9 +363,9 @@ class _Shipper:
         Raises
         ------
         psycopg.OperationalError
-            When the database cannot be reached: the caller opens a new shipper,
-            whose pool connects at once, instead of waiting out this pool's
-            reconnection backoff (up to 8 s between tries) once it is back.
+            When the database cannot be reached: :class:`_ShippingThread` opens a
+            new shipper, whose pool connects at once, instead of waiting out this
+            pool's reconnection backoff (up to 8 s between tries) once it is back.
         """
         import psycopg
 
@@ -384,6 +380,46 @@ class _Shipper:
     def close(self) -> None:
         for engine in self.engines:
             engine.close()
+
+
+class _ShippingThread(threading.Thread):
+    """Ships this host's journals every ``interval_seconds`` until :meth:`finish`;
+    after a lost database it opens a new :class:`_Shipper`."""
+
+    def __init__(self, data_dir: Path, database_url: str, *,
+                 interval_seconds: float) -> None:
+        super().__init__(name="banditkit-shipping", daemon=True)
+        self.data_dir, self.database_url = data_dir, database_url
+        self.interval_seconds = interval_seconds
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        shipper: _Shipper | None = None
+        try:
+            while not self.done.is_set():
+                try:
+                    if shipper is None:
+                        shipper = _Shipper(self.data_dir, self.database_url)
+                    shipper.ship()
+                except psycopg.OperationalError:  # the lease loop reports the outage
+                    if shipper is not None:
+                        shipper.close()
+                        shipper = None
+                except Exception:  # noqa: BLE001 - the next interval tries again
+                    _logger.exception("shipping this host's journals failed; trying again")
+                self.done.wait(self.interval_seconds)
+        finally:
+            if shipper is not None:
+                shipper.close()
+
+    def finish(self, *, wait: bool) -> None:
+        """Stop after the shipment under way; ``wait`` for it (a daemon thread left
+        waiting on the database ends with the process)."""
+        self.done.set()
+        if wait and self.is_alive():
+            self.join()
 
 
 def _learn(data_dir: Path, *, database_url: str | None, log_dir: Path | str | None,

@@ -21,6 +21,7 @@ import signal
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from banditkit.store.journaled import LeaseLostError
 from banditkit.store.postgres import LearnerLease
 from banditkit.store.psql import session_name
 from banditkit.types import Action
-from serving.learner_process import fence_loop
+from serving.learner_process import fence_loop, wait_for_learner_lease
 from tests.postgres_fixture import PostgresServer, find_binaries
 from tests.server.conftest import make_keys
 from tests.server.pg_hosts import (
@@ -189,6 +190,35 @@ def test_a_holder_stopped_inside_a_transaction_is_deposed_with_its_locks(postgre
         join.close()
         stopped.release()
         waiting.release()
+
+
+@pytest.mark.slow
+def test_a_holder_hung_with_the_write_lock_is_deposed_while_this_host_ships(
+        postgres_url, tmp_path: Path) -> None:
+    # A holder stopped inside a join keeps the store's write lock, for which this
+    # host's shipments wait; asking for the lease must go on and depose it.
+    Engine.open(tmp_path, database_url=postgres_url).close()  # the store's schema
+    stopped = LearnerLease(url=postgres_url)
+    join = psycopg.connect(postgres_url, application_name=session_name())
+    stop, found = threading.Event(), []
+    try:
+        assert stopped.acquire()
+        join.execute("SELECT pg_advisory_xact_lock(%s)",
+                     (zlib.crc32(b"banditkit:banditkit:write"),))
+        waiting = threading.Thread(target=lambda: found.append(wait_for_learner_lease(
+            tmp_path, postgres_url, stop=stop, interval_seconds=0.2)), daemon=True)
+        waiting.start()
+        waiting.join(30)  # the holder is stale after 10 s without a heartbeat
+        assert found, "asking for the lease waited behind a shipment"
+        assert found[0].epoch == stopped.epoch + 1
+        with pytest.raises(psycopg.OperationalError):
+            join.execute("SELECT 1")  # the stopped holder's session was ended
+    finally:
+        stop.set()
+        join.close()
+        stopped.release()
+        for lease in found:
+            lease.release()
 
 
 def _started_hosts(tmp_path: Path, url: str, settings: LoopSettings = HOSTS_SETTINGS,
